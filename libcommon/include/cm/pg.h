@@ -1,0 +1,78 @@
+/*
+ * pg.h - PostgreSQL access for one thread.
+ *
+ * One cm_pg per worker thread (libpq connections are not shared). Opening never fails because the
+ * server is down: the handle connects lazily and, after the server restarts, reconnects on the
+ * next call (at most once every CM_PG_RETRY_MS, so an outage fails fast with CM_EUNAVAIL instead
+ * of stalling workers). A statement is never retried after it may have reached the server.
+ *
+ * Only parameterised statements exist here (PQexecParams): SQL text never contains input.
+ * The connection's search_path is the service's schema.
+ *
+ * Errors: CM_EUNAVAIL (no connection), CM_EEXIST (unique violation, SQLSTATE 23505),
+ * CM_EINVAL (other integrity/data errors, class 22/23), CM_EINTERNAL (anything else). The libpq
+ * message and SQLSTATE of the last failure stay on the handle (cm_pg_errmsg, cm_pg_sqlstate).
+ */
+#ifndef CM_PG_H
+#define CM_PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm/err.h"
+
+typedef struct cm_pg        cm_pg;
+typedef struct cm_pg_result cm_pg_result;
+
+/* conninfo: a libpq connection string or URI. schema: created if missing and set as
+ * search_path on every (re)connect; NULL leaves the default. Both are copied. */
+CM_MUSTCHECK cm_err cm_pg_open(cm_pg **out, const char *conninfo, const char *schema);
+void cm_pg_close(cm_pg *pg);
+
+/* True when connected now, connecting first if needed; runs "SELECT 1". For /readyz. */
+bool cm_pg_ping(cm_pg *pg);
+
+/* Runs sql with text parameters ($1..$n; a NULL entry is SQL NULL). On CM_OK, *out (if out is
+ * not NULL) holds the result, freed with cm_pg_result_free. */
+CM_MUSTCHECK cm_err cm_pg_exec(
+    cm_pg *pg, const char *sql, int nparams, const char *const *params, cm_pg_result **out);
+
+int cm_pg_nrows(const cm_pg_result *r);
+/* Text value of (row, col); "" for NULL (see cm_pg_isnull). */
+const char *cm_pg_get(const cm_pg_result *r, int row, int col);
+bool cm_pg_isnull(const cm_pg_result *r, int row, int col);
+/* Rows affected by INSERT/UPDATE/DELETE. */
+int64_t cm_pg_affected(const cm_pg_result *r);
+void cm_pg_result_free(cm_pg_result *r);
+
+CM_MUSTCHECK cm_err cm_pg_begin(cm_pg *pg);
+CM_MUSTCHECK cm_err cm_pg_commit(cm_pg *pg);
+void cm_pg_rollback(cm_pg *pg); /* best effort; safe after any failure */
+
+const char *cm_pg_errmsg(const cm_pg *pg);  /* "" when none */
+const char *cm_pg_sqlstate(const cm_pg *pg); /* "" when none */
+
+/* ---- migrations ---------------------------------------------------------------------------- */
+
+/* One numbered migration; arrays of these are generated from NNN_name.up.sql/.down.sql files by
+ * cmake/Embed.cmake (cm_embed_migrations). Arrays are ordered by version, ascending. */
+typedef struct cm_migration {
+	int         version;
+	const char *name;
+	const char *up;
+	const char *down;
+} cm_migration;
+
+/* Brings `schema` to the newest version under a transaction-scoped advisory lock (so replicas
+ * starting together apply each migration once). Versions applied are recorded in
+ * <schema>.schema_migrations. Each migration runs in its own transaction. */
+CM_MUSTCHECK cm_err cm_pg_migrate_up(
+    cm_pg *pg, const char *schema, const cm_migration *m, size_t n);
+/* Rolls `schema` back to target_version (0 = everything) by running down parts newest first. */
+CM_MUSTCHECK cm_err cm_pg_migrate_down(
+    cm_pg *pg, const char *schema, const cm_migration *m, size_t n, int target_version);
+/* The newest applied version (0 when none). */
+CM_MUSTCHECK cm_err cm_pg_schema_version(cm_pg *pg, const char *schema, int *version);
+
+#endif
