@@ -52,7 +52,7 @@ typedef struct cm_rpc_ctx {
 	char    message[CM_MAX_ERRMSG];
 	int32_t retry_after_s;
 
-	struct cm_rpc_arena *arena; /* private */
+	struct cm_arena *arena; /* private: per-call allocations */
 } cm_rpc_ctx;
 
 /* Handler: fills `resp` (already initialised, of the method's response type) from `req`.
@@ -145,7 +145,8 @@ cm_err cm_rpc_call(cm_rpc_client *c, const cm_rpc_call_opts *opts, const Protobu
 
 /* Asynchronous call for event-driven callers (the edge). `done` runs exactly once on an nng
  * thread: it must not block. The result is valid only during `done`. Returns CM_OK when the call
- * was started; otherwise `done` is not called. */
+ * was started; otherwise `done` is not called: CM_EUNAVAIL when no replica is connected,
+ * CM_ETIMEDOUT when the deadline has already passed. */
 typedef void (*cm_rpc_done_fn)(void *arg, cm_rpc_result *res);
 CM_MUSTCHECK cm_err cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts,
     const void *payload, size_t len, cm_rpc_done_fn done, void *arg);

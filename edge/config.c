@@ -1,0 +1,53 @@
+/*
+ * config.c - the edge's config table. Defaults are for the local stack (docs/architecture.md).
+ */
+#include "cm/config.h"
+#include "config.h"
+
+#define TABLE(c)                                                                                   \
+	{                                                                                          \
+		{"LOG_LEVEL", CM_CFG_STR, &(c)->log_level, "info", 0, 0, 0, "debug|info|warn|error"}, \
+		{"EDGE_ADDR", CM_CFG_STR, &(c)->addr, "127.0.0.1:8080", 0, 0, 0, "host:port to serve"}, \
+		{"EDGE_AUTH_URLS", CM_CFG_STR, &(c)->auth_urls, "tcp://127.0.0.1:7101", 0, 0, 0,     \
+		    "svc-auth replicas, comma-separated"},                                         \
+		{"JWT_SECRET", CM_CFG_STR, &(c)->jwt_secret, NULL, CM_CFG_SECRET, 0, 0,             \
+		    "HS256 secret (>= 32 bytes)"},                                                 \
+		{"JWT_PUBLIC_KEY_FILE", CM_CFG_STR, &(c)->jwt_public_key_file, NULL, 0, 0, 0,       \
+		    "RS256 public key (PEM); used instead of JWT_SECRET when set"},                \
+		{"EDGE_CORS_ORIGINS", CM_CFG_STR, &(c)->cors_origins, "http://localhost:3000", 0, 0, 0, \
+		    "allowed origins, comma-separated"},                                           \
+		{"EDGE_COOKIE_SECURE", CM_CFG_BOOL, &(c)->cookie_secure, "0", 0, 0, 0,              \
+		    "mark the session cookie Secure (behind TLS)"},                                \
+		{"EDGE_JSON_BODY_MAX", CM_CFG_INT, &(c)->json_body_max, "65536", 0, 16, 16777216,   \
+		    "largest JSON body"},                                                          \
+		{"EDGE_UPLOAD_MAX", CM_CFG_INT, &(c)->upload_max, "52428800", 0, 1024, 1073741824,  \
+		    "largest upload"},                                                             \
+		{"EDGE_TRUST_PROXY", CM_CFG_BOOL, &(c)->trust_proxy, "0", 0, 0, 0,                  \
+		    "take the client address from X-Forwarded-For"},                               \
+		{"EDGE_RATE_PER_S", CM_CFG_INT, &(c)->rate_per_s, "100", 0, 0, 1000000,             \
+		    "requests/s per client address and per user (0 = off)"},                       \
+		{"EDGE_RATE_BURST", CM_CFG_INT, &(c)->rate_burst, "200", 0, 0, 1000000,             \
+		    "bucket size"},                                                                \
+		{"EDGE_DRAIN_S", CM_CFG_INT, &(c)->drain_s, "10", 0, 0, 600,                        \
+		    "seconds to finish in-flight requests on SIGTERM"},                            \
+		{"EDGE_RPC_TIMEOUT_MS", CM_CFG_INT, &(c)->rpc_timeout_ms, "10000", 0, 10, 600000,   \
+		    "deadline of an upstream call"},                                               \
+		{"EDGE_SESSION_TTL_S", CM_CFG_INT, &(c)->session_ttl_s, "2592000", 0, 60, 31536000, \
+		    "session cookie lifetime when svc-auth gives none"},                           \
+	}
+
+cm_err
+edge_config_load(edge_config *c, char *errbuf, size_t errlen)
+{
+	cm_cfg_entry t[] = TABLE(c);
+
+	return cm_config_load(t, sizeof(t) / sizeof(t[0]), errbuf, errlen);
+}
+
+void
+edge_config_log(edge_config *c)
+{
+	cm_cfg_entry t[] = TABLE(c);
+
+	cm_config_log(t, sizeof(t) / sizeof(t[0]));
+}

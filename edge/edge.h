@@ -1,0 +1,187 @@
+/*
+ * edge.h - the edge's shared types: configuration, the running edge, one HTTP exchange, routes.
+ *
+ * LIFECYCLE OF A REQUEST (server.c). nng's HTTP server calls our single tree handler on one of
+ * its threads; nothing here blocks. edge_req carries the exchange through its stages:
+ *   match route -> CORS/limits/rate -> authenticate (maybe refresh the cookie session through
+ *   svc-auth) -> read the body (Content-Length only) -> route's start() -> async RPC ->
+ *   route's reply() -> edge_respond() finishes nng's aio, writes the access log, frees.
+ * Every stage ends in exactly one of: the next stage, or edge_fail()/edge_respond().
+ */
+#ifndef EDGE_EDGE_H
+#define EDGE_EDGE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "cm/arena.h"
+#include "cm/buf.h"
+#include "cm/jwt.h"
+#include "cm/limits.h"
+#include "cm/rpc.h"
+
+typedef struct cm_metrics   cm_metrics;
+typedef struct edge_limiter   edge_limiter;
+typedef struct edge_refresher edge_refresher;
+
+typedef struct edge_config {
+	const char *log_level;
+	const char *addr;
+	const char *auth_urls;
+	const char *jwt_secret;
+	const char *jwt_public_key_file;
+	const char *cors_origins;
+	bool        cookie_secure;
+	int64_t     json_body_max;
+	int64_t     upload_max;
+	bool        trust_proxy;
+	int64_t     rate_per_s;
+	int64_t     rate_burst;
+	int64_t     drain_s;
+	int64_t     rpc_timeout_ms;
+	int64_t     session_ttl_s; /* Max-Age of the session cookie */
+} edge_config;
+
+/* Upstream services the edge can route to. */
+typedef enum edge_upstream_id {
+	EDGE_UP_NONE = 0,
+	EDGE_UP_AUTH,
+	EDGE_UP_COUNT
+} edge_upstream_id;
+
+typedef struct edge {
+	edge_config      cfg;
+	nng_http_server *http;
+	nng_url         *url;
+	cm_rpc_client   *up[EDGE_UP_COUNT];
+	cm_jwt_key      *jwt;
+	cm_metrics      *metrics;
+	edge_limiter    *limiter;
+	edge_refresher  *refresher;
+	atomic_bool      draining;
+	atomic_int       inflight;
+} edge;
+
+typedef struct edge_req   edge_req;
+typedef struct edge_route edge_route;
+
+typedef void (*edge_start_fn)(edge_req *r);
+typedef void (*edge_reply_fn)(edge_req *r, cm_rpc_result *res);
+
+#define EDGE_R_AUTH       0x01u /* a valid session is required (401 otherwise) */
+#define EDGE_R_AUTH_OPT   0x02u /* authenticate when credentials are present */
+#define EDGE_R_LEGACY     0x04u /* legacy error shape {"detail"} */
+#define EDGE_R_IDEMPOTENT 0x08u /* may be retried on another replica */
+#define EDGE_R_UPLOAD     0x10u /* body limit is EDGE_UPLOAD_MAX, not EDGE_JSON_BODY_MAX */
+
+struct edge_route {
+	const char                       *method;
+	const char                       *pattern; /* "/api/v1/documents/{id}" */
+	unsigned                          flags;
+	edge_upstream_id                  upstream;
+	const char                       *rpc;
+	const ProtobufCMessageDescriptor *req_desc;
+	const ProtobufCMessageDescriptor *resp_desc;
+	uint16_t                          ok_status;
+	edge_start_fn                     start; /* NULL: JSON body -> req_desc -> rpc */
+	edge_reply_fn                     reply; /* NULL: resp_desc -> JSON, ok_status */
+	const char                       *name;  /* label for metrics and logs */
+};
+
+#define EDGE_MAX_PARAMS 4
+
+struct edge_req {
+	edge              *e;
+	nng_aio           *http_aio;
+	nng_http_req      *req;
+	nng_http_conn     *conn;
+	nng_aio           *body_aio;
+	const edge_route  *route;
+	uint64_t           start_ns;
+	char               request_id[CM_MAX_REQUEST_ID + 1];
+	char               method[16];
+	char               path[512];
+	const char        *query; /* inside path_buf, after '?', or "" */
+	char               query_buf[1024];
+	char               params[EDGE_MAX_PARAMS][128];
+	int                n_params;
+	bool               legacy;
+	char               client_addr[64];
+	char               origin[256]; /* allowed Origin to echo, "" when none */
+
+	/* authentication */
+	bool               authed;
+	cm_jwt_claims      claims;
+	char              *cookie_access;  /* from the session cookie, NULL when none */
+	char              *cookie_refresh;
+	char              *bearer;
+	bool               renew_unavailable; /* cookie renewal could not reach svc-auth */
+
+	/* request body */
+	cm_buf             body;
+	size_t             content_length;
+
+	/* response */
+	uint16_t           status;
+	cm_buf             out;
+	const char        *content_type;
+	char              *set_cookie; /* malloc'd, NULL when none */
+	char               retry_after[16];
+	char               allow[64];
+	bool               close;
+	const char        *upstream_name;
+
+	cm_arena           arena; /* protobuf messages built from JSON */
+};
+
+/* ---- server.c ------------------------------------------------------------------------------ */
+CM_MUSTCHECK cm_err edge_start(edge *e);
+void edge_drain_and_stop(edge *e);
+
+/* Finishes the exchange with r->status, r->out, r->content_type. Consumes r. */
+void edge_respond(edge_req *r);
+/* Error response with the route's shape; status is a cm.Status. Consumes r. */
+void edge_fail(edge_req *r, int rpc_status, const char *message);
+/* Error with an explicit HTTP status and code name (413, 411, 415...). Consumes r. */
+void edge_fail_http(edge_req *r, uint16_t http, const char *code, const char *message);
+/* Starts the route's RPC with a packed-from-message payload; reply goes to route->reply. */
+void edge_call(edge_req *r, const ProtobufCMessage *msg);
+/* The route's default reply: payload -> resp_desc -> JSON with ok_status. */
+void edge_reply_generic(edge_req *r, cm_rpc_result *res);
+/* The route's default start: JSON body -> req_desc -> edge_call. */
+void edge_start_generic(edge_req *r);
+/* Parses the body as a JSON object (NULL body -> empty object). On failure answers 400 and
+ * returns NULL (r is consumed). */
+json_t *edge_body_json(edge_req *r);
+/* Sets a JSON response from a jansson value (stolen). */
+void edge_set_json(edge_req *r, uint16_t status, json_t *v);
+/* Value of a query parameter (decoded into buf), NULL when absent. */
+const char *edge_query_param(edge_req *r, const char *name, char *buf, size_t buflen);
+
+/* ---- routes.c ------------------------------------------------------------------------------ */
+/* Finds the route for method+path, filling params. *path_matched is set when the path exists
+ * under another method (405). */
+const edge_route *edge_route_match(
+    const char *method, const char *path, edge_req *r, bool *path_matched, char *allow,
+    size_t allowlen);
+/* Exposed for tests: matches one pattern against a path, capturing {params}. */
+bool edge_pattern_match(const char *pattern, const char *path, char params[][128], int *n);
+
+/* ---- session.c (cookies and tokens) -------------------------------------------------------- */
+/* Finds the session cookie in a Cookie header: malloc'd access and refresh parts (refresh may be
+ * NULL). False when there is none or it is malformed. */
+bool edge_cookie_parse(const char *header, char **access, char **refresh);
+/* Reads Authorization and Cookie headers into r (bearer, cookie_access, cookie_refresh). */
+void edge_session_read(edge_req *r);
+/* Verifies the access token in r (bearer first); fills r->claims and r->authed. */
+void edge_session_verify(edge_req *r);
+/* Session cookie for a token pair (malloc'd into r->set_cookie); clear when tokens are NULL. */
+void edge_session_set_cookie(edge_req *r, const char *access, const char *refresh, int64_t max_age);
+
+#endif

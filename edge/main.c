@@ -1,0 +1,84 @@
+/*
+ * main.c - the edge process: config -> logging -> keys -> upstreams -> HTTP -> wait for SIGTERM
+ * -> drain -> stop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/log.h"
+#include "cm/metrics.h"
+#include "cm/util.h"
+#include "config.h"
+#include "edge.h"
+#include "ratelimit.h"
+#include "refresh.h"
+
+static char *
+read_file(const char *path)
+{
+	FILE  *f = fopen(path, "rb");
+	char  *buf;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	if ((buf = calloc(1, 65536)) != NULL) {
+		n = fread(buf, 1, 65535, f);
+		buf[n] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+int
+main(void)
+{
+	static edge e;
+	char        err[256];
+	char       *pem = NULL;
+	int         rc  = 1;
+
+	cm_signals_block();
+	if (edge_config_load(&e.cfg, err, sizeof(err)) != CM_OK) {
+		fprintf(stderr, "edge: configuration: %s\n", err);
+		return 2;
+	}
+	cm_log_init("edge", cm_log_level_parse(e.cfg.log_level));
+	edge_config_log(&e.cfg);
+
+	if (e.cfg.jwt_public_key_file != NULL && e.cfg.jwt_public_key_file[0] != '\0') {
+		if ((pem = read_file(e.cfg.jwt_public_key_file)) == NULL ||
+		    cm_jwt_key_rs256(&e.jwt, NULL, pem) != CM_OK) {
+			cm_error("EDGE-KEY", "cannot load RS256 public key from %s", e.cfg.jwt_public_key_file);
+			goto out;
+		}
+	} else if (e.cfg.jwt_secret == NULL || strlen(e.cfg.jwt_secret) < 32 ||
+	           cm_jwt_key_hs256(&e.jwt, e.cfg.jwt_secret, strlen(e.cfg.jwt_secret)) != CM_OK) {
+		cm_error("EDGE-KEY", "set JWT_SECRET (at least 32 bytes) or JWT_PUBLIC_KEY_FILE");
+		goto out;
+	}
+	if ((e.metrics = cm_metrics_alloc("edge_")) == NULL ||
+	    (e.limiter = edge_limiter_alloc(e.cfg.rate_per_s, e.cfg.rate_burst)) == NULL ||
+	    (e.refresher = edge_refresher_alloc()) == NULL)
+		goto out;
+	if (cm_rpc_client_open(&e.up[EDGE_UP_AUTH], "auth", e.cfg.auth_urls, e.metrics) != CM_OK) {
+		cm_error("EDGE-UPSTREAM", "bad EDGE_AUTH_URLS: %s", e.cfg.auth_urls);
+		goto out;
+	}
+	if (edge_start(&e) != CM_OK)
+		goto out;
+
+	cm_info("EDGE-SIGNAL", "stopping on signal %d", cm_wait_for_signal());
+	edge_drain_and_stop(&e);
+	rc = 0;
+out:
+	for (int i = 0; i < EDGE_UP_COUNT; i++)
+		cm_rpc_client_close(e.up[i]);
+	edge_limiter_free(e.limiter);
+	edge_refresher_free(e.refresher);
+	cm_metrics_free(e.metrics);
+	cm_jwt_key_free(e.jwt);
+	free(pem);
+	return rc;
+}

@@ -1,0 +1,121 @@
+/*
+ * session.c - credentials on the wire: Bearer tokens and the session cookie.
+ *
+ * The cookie is `session=<access token>~<refresh token>` (one cookie: nng 1.5.2 joins repeated
+ * response headers with commas, which breaks a second Set-Cookie). It is HttpOnly, SameSite=Lax,
+ * Path=/, and Secure when EDGE_COOKIE_SECURE is set. Access tokens are verified here with the
+ * algorithm pinned (cm_jwt_verify); services trust the subject the edge puts in the envelope.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cm/log.h"
+#include "cm/util.h"
+#include "edge.h"
+
+#define COOKIE_NAME "session"
+#define LEEWAY_S    30
+
+static char *
+dup_n(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+
+	if (p != NULL) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+bool
+edge_cookie_parse(const char *h, char **access, char **refresh)
+{
+	*access = *refresh = NULL;
+	if (h == NULL || strlen(h) > CM_MAX_HEADER_VALUE)
+		return false;
+	while (*h != '\0') {
+		while (*h == ' ' || *h == ';')
+			h++;
+		if (strncmp(h, COOKIE_NAME "=", sizeof(COOKIE_NAME)) == 0) {
+			const char *v   = h + sizeof(COOKIE_NAME);
+			size_t      len = strcspn(v, ";");
+			const char *sep = memchr(v, '~', len);
+			if (len == 0 || len > CM_MAX_TOKEN * 2)
+				return false;
+			if (sep != NULL) {
+				*access  = dup_n(v, (size_t) (sep - v));
+				*refresh = dup_n(sep + 1, len - (size_t) (sep - v) - 1);
+			} else {
+				*access = dup_n(v, len);
+			}
+			return *access != NULL;
+		}
+		if ((h = strchr(h, ';')) == NULL)
+			break;
+	}
+	return false;
+}
+
+void
+edge_session_read(edge_req *r)
+{
+	const char *h;
+
+	if (r->bearer != NULL || r->cookie_access != NULL)
+		return; /* already read */
+	h = nng_http_req_get_header(r->req, "Authorization");
+	if (h != NULL && strlen(h) <= CM_MAX_TOKEN + 7 && strncasecmp(h, "Bearer ", 7) == 0) {
+		h += 7;
+		while (*h == ' ')
+			h++;
+		r->bearer = dup_n(h, strcspn(h, " "));
+	}
+	(void) edge_cookie_parse(
+	    nng_http_req_get_header(r->req, "Cookie"), &r->cookie_access, &r->cookie_refresh);
+}
+
+void
+edge_session_verify(edge_req *r)
+{
+	const char *why = NULL;
+	const char *tok = r->bearer != NULL ? r->bearer : r->cookie_access;
+	int64_t     now = cm_now_ms() / 1000;
+
+	r->authed = false;
+	if (tok == NULL || tok[0] == '\0')
+		return;
+	if (cm_jwt_verify(r->e->jwt, tok, now, LEEWAY_S, "access", &r->claims, &why) == CM_OK) {
+		r->authed = true;
+		return;
+	}
+	memset(&r->claims, 0, sizeof(r->claims));
+	cm_debug("EDGE-TOKEN-REJECTED", "access token rejected: %s", why != NULL ? why : "?");
+}
+
+void
+edge_session_set_cookie(edge_req *r, const char *access, const char *refresh, int64_t max_age)
+{
+	const char *secure = r->e->cfg.cookie_secure ? "; Secure" : "";
+	size_t      n;
+
+	free(r->set_cookie);
+	r->set_cookie = NULL;
+	if (access == NULL) {
+		n = 128;
+		if ((r->set_cookie = malloc(n)) != NULL)
+			snprintf(r->set_cookie, n,
+			    COOKIE_NAME "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s", secure);
+		return;
+	}
+	if (max_age <= 0)
+		max_age = r->e->cfg.session_ttl_s;
+	n = strlen(access) + (refresh != NULL ? strlen(refresh) : 0) + 128;
+	if ((r->set_cookie = malloc(n)) != NULL)
+		snprintf(r->set_cookie, n,
+		    COOKIE_NAME "=%s%s%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Lax%s", access,
+		    refresh != NULL ? "~" : "", refresh != NULL ? refresh : "", (long long) max_age,
+		    secure);
+}

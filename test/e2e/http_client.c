@@ -1,0 +1,187 @@
+/*
+ * http_client.c - libcurl easy handle per call; raw socket requests for framing tests.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "http_client.h"
+
+const char *
+http_base(void)
+{
+	const char *b = getenv("CM_TEST_EDGE");
+	return b != NULL && b[0] != '\0' ? b : "http://127.0.0.1:28080";
+}
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+	http_resp *r   = arg;
+	size_t     add = size * n;
+	char      *nb  = realloc(r->body, r->len + add + 1);
+
+	if (nb == NULL)
+		return 0;
+	memcpy(nb + r->len, p, add);
+	r->body = nb;
+	r->len += add;
+	r->body[r->len] = '\0';
+	return add;
+}
+
+static size_t
+on_header(char *p, size_t size, size_t n, void *arg)
+{
+	http_resp *r   = arg;
+	size_t     add = size * n, used = strlen(r->headers);
+
+	if (used + add + 1 < sizeof(r->headers)) {
+		memcpy(r->headers + used, p, add);
+		r->headers[used + add] = '\0';
+	}
+	return add;
+}
+
+int
+http_do(const char *method, const char *path, const char *const *headers, const char *body,
+    size_t len, http_resp *out)
+{
+	CURL              *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char               url[1024];
+	CURLcode           rc;
+
+	memset(out, 0, sizeof(*out));
+	if (c == NULL)
+		return -1;
+	snprintf(url, sizeof(url), "%s%s", http_base(), path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	for (; headers != NULL && *headers != NULL; headers++)
+		h = curl_slist_append(h, *headers);
+	h = curl_slist_append(h, "Expect:");
+	if (body != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) len);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+		curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &out->seconds);
+		if (out->body != NULL)
+			out->json = json_loadb(out->body, out->len, 0, NULL);
+	}
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+int
+http_raw(const char *request, size_t len, char *reply, size_t replylen)
+{
+	struct sockaddr_in sa = {0};
+	struct timeval     tv = {5, 0};
+	int                fd, code = -1;
+	unsigned           port = 28080;
+	const char        *colon = strrchr(http_base(), ':');
+	ssize_t            n;
+	size_t             got = 0;
+
+	if (colon != NULL)
+		port = (unsigned) strtoul(colon + 1, NULL, 10);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return -1;
+	sa.sin_family = AF_INET;
+	sa.sin_port   = htons((uint16_t) port);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 &&
+	    write(fd, request, len) == (ssize_t) len) {
+		while (got + 1 < replylen && (n = read(fd, reply + got, replylen - got - 1)) > 0) {
+			got += (size_t) n;
+			reply[got] = '\0';
+			if (strstr(reply, "\r\n\r\n") != NULL)
+				break;
+		}
+		reply[got] = '\0';
+		if (strncmp(reply, "HTTP/1.1 ", 9) == 0)
+			code = (int) strtol(reply + 9, NULL, 10);
+	}
+	close(fd);
+	return code;
+}
+
+const char *
+http_header(const http_resp *r, const char *name, char *buf, size_t n)
+{
+	const char *p = r->headers;
+	size_t      nl = strlen(name);
+
+	while (p != NULL && *p != '\0') {
+		if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+			size_t      len;
+			while (*v == ' ')
+				v++;
+			len = strcspn(v, "\r\n");
+			if (len >= n)
+				len = n - 1;
+			memcpy(buf, v, len);
+			buf[len] = '\0';
+			return buf;
+		}
+		p = strchr(p, '\n');
+		if (p != NULL)
+			p++;
+	}
+	return NULL;
+}
+
+const char *
+http_session_cookie(const http_resp *r, char *buf, size_t n)
+{
+	char   sc[8192];
+	size_t len;
+
+	if (http_header(r, "Set-Cookie", sc, sizeof(sc)) == NULL || strncmp(sc, "session=", 8) != 0)
+		return NULL;
+	len = strcspn(sc, ";");
+	if (len >= n)
+		return NULL;
+	memcpy(buf, sc, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+void
+http_resp_free(http_resp *r)
+{
+	free(r->body);
+	json_decref(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
+const char *
+js(const json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s != NULL ? s : "";
+}

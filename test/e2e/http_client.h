@@ -1,0 +1,40 @@
+/*
+ * http_client.h - a small blocking HTTP client (libcurl) for end-to-end tests against the edge.
+ */
+#ifndef TEST_HTTP_CLIENT_H
+#define TEST_HTTP_CLIENT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+typedef struct http_resp {
+	long    status;
+	char   *body;    /* NUL-terminated */
+	size_t  len;
+	json_t *json;    /* parsed body, NULL when not JSON */
+	char    headers[16384];
+	double  seconds; /* total time */
+} http_resp;
+
+/* Base URL from CM_TEST_EDGE (default http://127.0.0.1:28080). */
+const char *http_base(void);
+
+/* Sends method path (relative to the base) with extra headers (NULL-terminated list of
+ * "Name: value"), and an optional body. Returns 0 when an HTTP answer arrived. */
+int http_do(const char *method, const char *path, const char *const *headers, const char *body,
+    size_t len, http_resp *out);
+/* The same with a raw request written on a socket (for chunked bodies, bad framing). Returns the
+ * status line's code or -1. */
+int http_raw(const char *request, size_t len, char *reply, size_t replylen);
+
+/* Value of a response header (case-insensitive name), copied into buf; NULL when absent. */
+const char *http_header(const http_resp *r, const char *name, char *buf, size_t n);
+/* The value of the session cookie from Set-Cookie ("session=..."), or NULL. */
+const char *http_session_cookie(const http_resp *r, char *buf, size_t n);
+void http_resp_free(http_resp *r);
+
+/* JSON string member, or "" */
+const char *js(const json_t *obj, const char *key);
+
+#endif

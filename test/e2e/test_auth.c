@@ -1,0 +1,466 @@
+/*
+ * test_auth.c - authentication end to end: real HTTP through the edge to two svc-auth replicas,
+ * PostgreSQL and Redis (ctest fixtures pgredis + stack).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <pthread.h>
+
+#include "cm/jwt.h"
+#include "cm/pg.h"
+#include "cm/util.h"
+#include "http_client.h"
+
+#define JSON_CT "Content-Type: application/json"
+
+static char email[128];
+static const char *const json_hdr[] = {JSON_CT, NULL};
+
+static void
+post_json(const char *path, const char *body, http_resp *r)
+{
+	assert_int_equal(http_do("POST", path, json_hdr, body, strlen(body), r), 0);
+}
+
+static void
+get_with(const char *path, const char *header, http_resp *r)
+{
+	const char *h[] = {header, NULL};
+	assert_int_equal(http_do("GET", path, header != NULL ? h : NULL, NULL, 0, r), 0);
+}
+
+/* Registers a fresh user and logs in; fills access/refresh. */
+static void
+register_and_login(char *access, size_t alen, char *refresh, size_t rlen)
+{
+	char      body[512], id[37];
+	http_resp r;
+
+	cm_uuid_v4(id);
+	snprintf(email, sizeof(email), "user-%s@example.com", id);
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse\",\"name\":\"Ada\"}",
+	    email);
+	post_json("/api/v1/auth/register", body, &r);
+	assert_int_equal(r.status, 201);
+	http_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse\"}", email);
+	post_json("/api/v1/auth/login", body, &r);
+	assert_int_equal(r.status, 200);
+	cm_strlcpy(access, js(r.json, "access_token"), alen);
+	cm_strlcpy(refresh, js(r.json, "refresh_token"), rlen);
+	http_resp_free(&r);
+}
+
+static void
+test_register_login_me(void **state)
+{
+	char      body[512], hdr[4200], buf[256], id[37];
+	http_resp r;
+
+	(void) state;
+	cm_uuid_v4(id);
+	snprintf(email, sizeof(email), "Reg-%s@Example.com", id);
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse\",\"name\":\"Ada\"}",
+	    email);
+	post_json("/api/v1/auth/register", body, &r);
+	assert_int_equal(r.status, 201);
+	{
+		json_t *u = json_object_get(r.json, "user");
+		assert_true(cm_uuid_valid(js(u, "id")));
+		assert_string_not_equal(js(u, "created_at"), "");
+		assert_string_equal(js(u, "name"), "Ada");
+		assert_null(json_object_get(u, "password_hash"));
+	}
+	http_resp_free(&r);
+
+	/* Same email again, any case: 409 in the v1 error shape. */
+	post_json("/api/v1/auth/register", body, &r);
+	assert_int_equal(r.status, 409);
+	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "ALREADY_EXISTS");
+	assert_string_not_equal(js(json_object_get(r.json, "error"), "request_id"), "");
+	http_resp_free(&r);
+
+	post_json("/api/v1/auth/register", "{\"email\":\"x@example.com\",\"password\":\"short\"}", &r);
+	assert_int_equal(r.status, 400);
+	http_resp_free(&r);
+	post_json("/api/v1/auth/register", "{\"email\":\"not-an-email\",\"password\":\"long enough\"}", &r);
+	assert_int_equal(r.status, 400);
+	http_resp_free(&r);
+
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse\"}", email);
+	post_json("/api/v1/auth/login", body, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(js(r.json, "token_type"), "Bearer");
+	assert_true(json_integer_value(json_object_get(r.json, "expires_in")) > 0);
+	assert_non_null(http_header(&r, "Set-Cookie", buf, sizeof(buf)));
+	assert_non_null(strstr(buf, "HttpOnly"));
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", js(r.json, "access_token"));
+	http_resp_free(&r);
+
+	get_with("/api/v1/auth/me", hdr, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(strncmp(js(r.json, "email"), "reg-", 4), 0); /* stored lower-case */
+	http_resp_free(&r);
+
+	get_with("/api/v1/auth/me", NULL, &r);
+	assert_int_equal(r.status, 401);
+	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "UNAUTHENTICATED");
+	assert_non_null(http_header(&r, "X-Request-Id", buf, sizeof(buf)));
+	http_resp_free(&r);
+
+	/* Wrong password and unknown user: the same answer. */
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"wrong horse\"}", email);
+	post_json("/api/v1/auth/login", body, &r);
+	assert_int_equal(r.status, 401);
+	{
+		char msg1[128];
+		cm_strlcpy(msg1, js(json_object_get(r.json, "error"), "message"), sizeof(msg1));
+		http_resp_free(&r);
+		post_json("/api/v1/auth/login",
+		    "{\"email\":\"nobody-at-all@example.com\",\"password\":\"wrong horse\"}", &r);
+		assert_int_equal(r.status, 401);
+		assert_string_equal(js(json_object_get(r.json, "error"), "message"), msg1);
+	}
+	http_resp_free(&r);
+}
+
+static void
+test_refresh_rotation_and_reuse(void **state)
+{
+	char      access[4096], refresh[256], refresh2[256], body[512], hdr[4200];
+	http_resp r;
+
+	(void) state;
+	register_and_login(access, sizeof(access), refresh, sizeof(refresh));
+	snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", refresh);
+	post_json("/api/v1/auth/refresh", body, &r);
+	assert_int_equal(r.status, 200);
+	cm_strlcpy(refresh2, js(r.json, "refresh_token"), sizeof(refresh2));
+	assert_string_not_equal(refresh2, refresh);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", js(r.json, "access_token"));
+	http_resp_free(&r);
+
+	/* The used token again: refused, and the whole session is revoked. */
+	post_json("/api/v1/auth/refresh", body, &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", refresh2);
+	post_json("/api/v1/auth/refresh", body, &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+	get_with("/api/v1/auth/me", hdr, &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+
+	post_json("/api/v1/auth/refresh", "{\"refresh_token\":\"garbage\"}", &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+}
+
+static void
+test_logout_revokes(void **state)
+{
+	char      access[4096], refresh[256], body[512], hdr[4200], buf[256];
+	http_resp r;
+
+	(void) state;
+	register_and_login(access, sizeof(access), refresh, sizeof(refresh));
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", access);
+	snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", refresh);
+	{
+		const char *h[] = {JSON_CT, hdr, NULL};
+		assert_int_equal(http_do("POST", "/api/v1/auth/logout", h, body, strlen(body), &r), 0);
+	}
+	assert_int_equal(r.status, 204);
+	assert_non_null(http_header(&r, "Set-Cookie", buf, sizeof(buf)));
+	assert_non_null(strstr(buf, "Max-Age=0"));
+	http_resp_free(&r);
+	get_with("/api/v1/auth/me", hdr, &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+	post_json("/api/v1/auth/refresh", body, &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+}
+
+static void
+test_legacy_login_cookie(void **state)
+{
+	char      cookie[8300], hdr[8400], buf[512];
+	http_resp r;
+
+	(void) state;
+	post_json("/api/auth/login", "{\"username\":\"vsbec\",\"password\":\"vsbec\"}", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(js(r.json, "token_type"), "bearer");
+	assert_string_equal(js(r.json, "message"), "Login successful");
+	assert_string_not_equal(js(r.json, "access_token"), "");
+	assert_non_null(http_header(&r, "Set-Cookie", buf, sizeof(buf)));
+	assert_non_null(strstr(buf, "HttpOnly"));
+	assert_non_null(strstr(buf, "SameSite=Lax"));
+	assert_non_null(http_session_cookie(&r, cookie, sizeof(cookie)));
+	http_resp_free(&r);
+
+	snprintf(hdr, sizeof(hdr), "Cookie: theme=dark; %s", cookie);
+	get_with("/api/auth/verify", hdr, &r);
+	assert_int_equal(r.status, 200);
+	assert_true(json_is_true(json_object_get(r.json, "valid")));
+	assert_string_equal(js(r.json, "message"), "Session is valid");
+	http_resp_free(&r);
+
+	get_with("/api/auth/verify", NULL, &r);
+	assert_int_equal(r.status, 401);
+	assert_string_equal(js(r.json, "detail"), "Not authenticated");
+	http_resp_free(&r);
+
+	post_json("/api/auth/login", "{\"username\":\"vsbec\",\"password\":\"nope\"}", &r);
+	assert_int_equal(r.status, 401);
+	assert_string_equal(js(r.json, "detail"), "Invalid credentials");
+	http_resp_free(&r);
+
+	/* Logout: 200, cookie cleared, and the old cookie no longer works. */
+	{
+		const char *h[] = {hdr, NULL};
+		assert_int_equal(http_do("POST", "/api/auth/logout", h, NULL, 0, &r), 0);
+	}
+	assert_int_equal(r.status, 200);
+	assert_string_equal(js(r.json, "message"), "Logout successful");
+	assert_non_null(http_header(&r, "Set-Cookie", buf, sizeof(buf)));
+	assert_non_null(strstr(buf, "Max-Age=0"));
+	http_resp_free(&r);
+	get_with("/api/auth/verify", hdr, &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+
+	/* Logout without any session never fails. */
+	assert_int_equal(http_do("POST", "/api/auth/logout", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+}
+
+static void
+test_password_hash_is_argon2id(void **state)
+{
+	cm_pg        *pg = NULL;
+	cm_pg_result *res = NULL;
+	const char   *params[1];
+
+	(void) state;
+	assert_int_equal(cm_pg_open(&pg, getenv("CM_TEST_PG"), NULL), CM_OK);
+	params[0] = "vsbec";
+	assert_int_equal(cm_pg_exec(pg, "SELECT password_hash FROM auth.users WHERE username = $1 "
+	                                "UNION ALL SELECT password_hash FROM auth.users LIMIT 5",
+	                     1, params, &res),
+	    CM_OK);
+	assert_true(cm_pg_nrows(res) >= 1);
+	for (int i = 0; i < cm_pg_nrows(res); i++)
+		assert_int_equal(strncmp(cm_pg_get(res, i, 0), "$argon2id$", 10), 0);
+	cm_pg_result_free(res);
+	cm_pg_close(pg);
+}
+
+static void
+test_account_throttling(void **state)
+{
+	char      access[4096], refresh[256], body[512], buf[32];
+	http_resp r;
+	int       limited = 0;
+
+	(void) state;
+	register_and_login(access, sizeof(access), refresh, sizeof(refresh));
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"wrong guess\"}", email);
+	for (int i = 0; i < 8; i++) {
+		post_json("/api/v1/auth/login", body, &r);
+		if (r.status == 429) {
+			limited++;
+			assert_non_null(http_header(&r, "Retry-After", buf, sizeof(buf)));
+			assert_true(strtol(buf, NULL, 10) > 0);
+		} else {
+			assert_int_equal(r.status, 401);
+		}
+		http_resp_free(&r);
+	}
+	assert_true(limited >= 2);
+	/* Even the right password waits now: the account is locked for the window. */
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse\"}", email);
+	post_json("/api/v1/auth/login", body, &r);
+	assert_int_equal(r.status, 429);
+	http_resp_free(&r);
+}
+
+
+static cm_jwt_key *
+test_key(void)
+{
+	char        secret[256] = {0}, path[512];
+	FILE       *f;
+	size_t      n;
+	cm_jwt_key *k = NULL;
+
+	snprintf(path, sizeof(path), "%s/jwt.secret", getenv("CM_TEST_STATE"));
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(secret, 1, sizeof(secret) - 1, f);
+	fclose(f);
+	while (n > 0 && (secret[n - 1] == '\n' || secret[n - 1] == '\r'))
+		secret[--n] = '\0';
+	assert_int_equal(cm_jwt_key_hs256(&k, secret, n), CM_OK);
+	return k;
+}
+
+typedef struct renew_arg {
+	const char *hdr;
+	long        status;
+	char        cookie[8300];
+} renew_arg;
+
+static void *
+renew_thread(void *p)
+{
+	renew_arg  *a = p;
+	const char *h[] = {a->hdr, NULL};
+	http_resp   r;
+
+	if (http_do("GET", "/api/auth/verify", h, NULL, 0, &r) == 0) {
+		a->status = r.status;
+		if (http_session_cookie(&r, a->cookie, sizeof(a->cookie)) == NULL)
+			a->cookie[0] = '\0';
+		http_resp_free(&r);
+	}
+	return NULL;
+}
+
+/* A browser session outlives its access token: an expired access token plus a live refresh token
+ * in the cookie is renewed by the edge, once, even when several requests race. */
+static void
+test_cookie_session_renewal(void **state)
+{
+	char          cookie[8300], stale[8600], hdr[8700], *tok = NULL, *tilde;
+	cm_jwt_key   *k = test_key();
+	cm_jwt_claims c = {0};
+	http_resp     r;
+	pthread_t     th[6];
+	renew_arg     args[6];
+	int64_t       now = cm_now_ms() / 1000;
+
+	(void) state;
+	post_json("/api/auth/login", "{\"username\":\"vsbec\",\"password\":\"vsbec\"}", &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(http_session_cookie(&r, cookie, sizeof(cookie)));
+	http_resp_free(&r);
+	assert_non_null(tilde = strchr(cookie, '~'));
+
+	/* Same user and session, but the access token expired a minute ago. */
+	{
+		cm_jwt_claims cur;
+		char          access[4096];
+		size_t        alen = (size_t) (tilde - cookie) - 8;
+		memcpy(access, cookie + 8, alen);
+		access[alen] = '\0';
+		assert_int_equal(cm_jwt_verify(k, access, now, 30, "access", &cur, NULL), CM_OK);
+		c = cur;
+	}
+	c.iat = now - 1000;
+	c.exp = now - 120;
+	assert_int_equal(cm_jwt_sign(k, &c, &tok), CM_OK);
+	snprintf(stale, sizeof(stale), "session=%s%s", tok, tilde);
+	free(tok);
+	snprintf(hdr, sizeof(hdr), "Cookie: %s", stale);
+
+	for (int i = 0; i < 6; i++) {
+		args[i].hdr    = hdr;
+		args[i].status = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, renew_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < 6; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(args[i].status, 200);
+		assert_string_not_equal(args[i].cookie, ""); /* each got the renewed cookie */
+		assert_string_not_equal(args[i].cookie, stale);
+	}
+	/* The renewed cookie works on its own. */
+	snprintf(hdr, sizeof(hdr), "Cookie: %s", args[0].cookie);
+	get_with("/api/auth/verify", hdr, &r);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+	cm_jwt_key_free(k);
+}
+
+/* Tokens the edge must refuse. */
+static void
+test_forged_tokens(void **state)
+{
+	char          hdr[4200], *tok = NULL;
+	cm_jwt_key   *good = NULL, *other = NULL;
+	cm_jwt_claims c    = {0};
+	http_resp     r;
+	int64_t       now = cm_now_ms() / 1000;
+
+	(void) state;
+	good = test_key();
+	assert_int_equal(cm_jwt_key_hs256(&other, "another-secret-that-is-long-enough-000", 38), CM_OK);
+
+	cm_strlcpy(c.sub, "00000000-0000-4000-8000-000000000000", sizeof(c.sub));
+	cm_strlcpy(c.sid, "00000000-0000-4000-8000-000000000001", sizeof(c.sid));
+	cm_strlcpy(c.typ, "access", sizeof(c.typ));
+	c.iat = now - 100;
+	c.exp = now - 60; /* expired beyond the leeway */
+	assert_int_equal(cm_jwt_sign(good, &c, &tok), CM_OK);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
+	free(tok);
+	get_with("/api/v1/auth/me", hdr, &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+
+	c.exp = now + 600;
+	assert_int_equal(cm_jwt_sign(other, &c, &tok), CM_OK);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
+	free(tok);
+	get_with("/api/v1/auth/me", hdr, &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+
+	/* alg=none: header {"alg":"none","typ":"JWT"} */
+	get_with("/api/v1/auth/me",
+	    "Authorization: Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+	    "eyJzdWIiOiIwMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDAiLCJ0eXAiOiJhY2Nlc3MiLCJleHAiOjQxMDI0NDQ4MDB9.",
+	    &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+
+	/* A valid signature for a session that does not exist. */
+	assert_int_equal(cm_jwt_sign(good, &c, &tok), CM_OK);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
+	free(tok);
+	get_with("/api/v1/auth/me", hdr, &r);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+
+	cm_jwt_key_free(good);
+	cm_jwt_key_free(other);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_register_login_me),
+		cmocka_unit_test(test_refresh_rotation_and_reuse),
+		cmocka_unit_test(test_logout_revokes),
+		cmocka_unit_test(test_legacy_login_cookie),
+		cmocka_unit_test(test_password_hash_is_argon2id),
+		cmocka_unit_test(test_account_throttling),
+		cmocka_unit_test(test_cookie_session_renewal),
+		cmocka_unit_test(test_forged_tokens),
+	};
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

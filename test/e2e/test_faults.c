@@ -1,0 +1,140 @@
+/*
+ * test_faults.c - the stack under faults: PostgreSQL restarted while requests flow, Redis
+ * stopped, and an svc-auth replica killed. Runs after the other e2e tests (it restarts servers).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cm/util.h"
+#include "http_client.h"
+
+static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
+static char              auth_hdr[4200];
+
+static void
+harness(const char *script, const char *cmd, const char *extra)
+{
+	char line[1024];
+
+	snprintf(line, sizeof(line), "%s/%s %s %s %s", getenv("CM_TEST_HARNESS"), script, cmd,
+	    getenv("CM_TEST_STATE"), extra != NULL ? extra : "");
+	assert_int_equal(system(line), 0);
+}
+
+static long
+me(void)
+{
+	const char *h[] = {auth_hdr, NULL};
+	http_resp   r;
+	long        s;
+
+	if (http_do("GET", "/api/v1/auth/me", h, NULL, 0, &r) != 0)
+		return -1;
+	s = r.status;
+	http_resp_free(&r);
+	return s;
+}
+
+static int
+setup(void **state)
+{
+	char      body[256], id[37];
+	http_resp r;
+
+	(void) state;
+	cm_uuid_v4(id);
+	snprintf(body, sizeof(body), "{\"email\":\"f-%s@example.com\",\"password\":\"fault tolerant\"}", id);
+	if (http_do("POST", "/api/v1/auth/register", json_hdr, body, strlen(body), &r) != 0 ||
+	    r.status != 201)
+		return -1;
+	http_resp_free(&r);
+	if (http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r) != 0 ||
+	    r.status != 200)
+		return -1;
+	snprintf(auth_hdr, sizeof(auth_hdr), "Authorization: Bearer %s", js(r.json, "access_token"));
+	http_resp_free(&r);
+	return 0;
+}
+
+static void
+test_postgres_restart(void **state)
+{
+	int64_t t0;
+	long    s;
+	int     ok_after = 0;
+
+	(void) state;
+	assert_int_equal(me(), 200);
+	harness("pgredis.sh", "stop-pg", "fast");
+	/* During the outage: a fast, honest 503. */
+	for (int i = 0; i < 5; i++) {
+		t0 = cm_mono_ms();
+		s  = me();
+		assert_int_equal(s, 503);
+		assert_true(cm_mono_ms() - t0 < 3000);
+	}
+	harness("pgredis.sh", "start-pg", NULL);
+	/* After it: service resumes without restarting anything. */
+	for (int i = 0; i < 100 && ok_after < 5; i++) {
+		if (me() == 200)
+			ok_after++;
+		else
+			usleep(100 * 1000);
+	}
+	assert_int_equal(ok_after, 5);
+}
+
+static void
+test_redis_down_auth_works(void **state)
+{
+	char      body[256], id[37];
+	http_resp r;
+
+	(void) state;
+	harness("pgredis.sh", "stop-redis", NULL);
+	cm_uuid_v4(id);
+	snprintf(body, sizeof(body), "{\"email\":\"r-%s@example.com\",\"password\":\"no redis here\"}", id);
+	assert_int_equal(http_do("POST", "/api/v1/auth/register", json_hdr, body, strlen(body), &r), 0);
+	assert_int_equal(r.status, 201);
+	http_resp_free(&r);
+	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r), 0);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+	assert_int_equal(me(), 200);
+	harness("pgredis.sh", "start-redis", NULL);
+}
+
+static void
+test_replica_killed(void **state)
+{
+	int  ok = 0;
+	char extra[600];
+
+	(void) state;
+	snprintf(extra, sizeof(extra), "%s 0", getenv("CM_TEST_BIN"));
+	harness("stack.sh", "kill-auth", extra);
+	for (int i = 0; i < 50; i++)
+		ok += me() == 200;
+	assert_int_equal(ok, 50);
+	harness("stack.sh", "start", getenv("CM_TEST_BIN"));
+	assert_int_equal(me(), 200);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_postgres_restart),
+		cmocka_unit_test(test_redis_down_auth_works),
+		cmocka_unit_test(test_replica_killed),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}

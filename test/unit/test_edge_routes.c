@@ -1,0 +1,130 @@
+/*
+ * test_edge_routes.c - route matching, the status table and the rate limiter of the edge.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "edge.h"
+#include "errmap.h"
+#include "ratelimit.h"
+#include "proto/common.pb-c.h"
+
+static void
+test_pattern(void **state)
+{
+	char p[EDGE_MAX_PARAMS][128];
+	int  n;
+
+	(void) state;
+	assert_true(edge_pattern_match("/api/v1/auth/me", "/api/v1/auth/me", p, &n));
+	assert_int_equal(n, 0);
+	assert_false(edge_pattern_match("/api/v1/auth/me", "/api/v1/auth/me2", p, &n));
+	assert_false(edge_pattern_match("/api/v1/auth/me", "/api/v1/auth", p, &n));
+	assert_true(edge_pattern_match("/api/v1/documents/{id}/pages/{n}", "/api/v1/documents/abc/pages/7",
+	    p, &n));
+	assert_int_equal(n, 2);
+	assert_string_equal(p[0], "abc");
+	assert_string_equal(p[1], "7");
+	assert_false(edge_pattern_match("/api/v1/documents/{id}", "/api/v1/documents/", p, &n));
+	assert_false(edge_pattern_match("/api/v1/documents/{id}", "/api/v1/documents/a/b", p, &n));
+}
+
+static void
+test_route_table(void **state)
+{
+	bool              matched;
+	char              allow[64];
+	const edge_route *r;
+
+	(void) state;
+	r = edge_route_match("POST", "/api/auth/login", NULL, &matched, allow, sizeof(allow));
+	assert_non_null(r);
+	assert_true(r->flags & EDGE_R_LEGACY);
+	assert_string_equal(r->rpc, "auth.Login");
+	r = edge_route_match("GET", "/api/v1/auth/me", NULL, &matched, allow, sizeof(allow));
+	assert_non_null(r);
+	assert_true(r->flags & EDGE_R_AUTH);
+	r = edge_route_match("HEAD", "/api/v1/auth/me", NULL, &matched, allow, sizeof(allow));
+	assert_non_null(r);
+	r = edge_route_match("DELETE", "/api/v1/auth/me", NULL, &matched, allow, sizeof(allow));
+	assert_null(r);
+	assert_true(matched);
+	assert_string_equal(allow, "GET");
+	r = edge_route_match("GET", "/api/v1/nothing", NULL, &matched, allow, sizeof(allow));
+	assert_null(r);
+	assert_false(matched);
+}
+
+static void
+test_status_table(void **state)
+{
+	(void) state;
+	assert_int_equal(edge_http_status(CM__STATUS__OK), 200);
+	assert_int_equal(edge_http_status(CM__STATUS__INVALID_ARGUMENT), 400);
+	assert_int_equal(edge_http_status(CM__STATUS__UNAUTHENTICATED), 401);
+	assert_int_equal(edge_http_status(CM__STATUS__PERMISSION_DENIED), 403);
+	assert_int_equal(edge_http_status(CM__STATUS__NOT_FOUND), 404);
+	assert_int_equal(edge_http_status(CM__STATUS__ALREADY_EXISTS), 409);
+	assert_int_equal(edge_http_status(CM__STATUS__FAILED_PRECONDITION), 422);
+	assert_int_equal(edge_http_status(CM__STATUS__RESOURCE_EXHAUSTED), 429);
+	assert_int_equal(edge_http_status(CM__STATUS__UNAVAILABLE), 503);
+	assert_int_equal(edge_http_status(CM__STATUS__DEADLINE_EXCEEDED), 504);
+	assert_int_equal(edge_http_status(999), 500);
+}
+
+static void
+test_error_bodies(void **state)
+{
+	cm_buf b;
+
+	(void) state;
+	cm_buf_init(&b, 4096);
+	assert_int_equal(edge_error_body(&b, true, "UNAUTHENTICATED", "Not \"authenticated\"", "r1"),
+	    CM_OK);
+	assert_string_equal(b.data, "{\"detail\":\"Not \\\"authenticated\\\"\"}");
+	cm_buf_reset(&b);
+	assert_int_equal(edge_error_body(&b, false, "NOT_FOUND", "no such route", "r2"), CM_OK);
+	assert_string_equal(b.data,
+	    "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no such route\",\"request_id\":\"r2\"}}");
+	cm_buf_fini(&b);
+}
+
+static void
+test_rate_limit(void **state)
+{
+	edge_limiter *l = edge_limiter_alloc(1, 3);
+	int64_t       retry;
+	int           ok = 0;
+
+	(void) state;
+	for (int i = 0; i < 10; i++)
+		ok += edge_limiter_take(l, "10.0.0.1", NULL, &retry);
+	assert_int_equal(ok, 3); /* the burst, then empty */
+	assert_true(retry >= 1);
+	assert_true(edge_limiter_take(l, "10.0.0.2", NULL, &retry)); /* another client */
+	assert_true(edge_limiter_take(l, "", NULL, &retry));         /* unknown: not limited */
+	edge_limiter_free(l);
+
+	l = edge_limiter_alloc(0, 0); /* disabled */
+	for (int i = 0; i < 100; i++)
+		assert_true(edge_limiter_take(l, "10.0.0.1", "u", &retry));
+	edge_limiter_free(l);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pattern),
+		cmocka_unit_test(test_route_table),
+		cmocka_unit_test(test_status_table),
+		cmocka_unit_test(test_error_bodies),
+		cmocka_unit_test(test_rate_limit),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
