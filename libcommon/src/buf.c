@@ -213,13 +213,34 @@ cm_buf_append_json_str(cm_buf *b, const char *s)
 			continue;
 		}
 		switch (p[0]) {
-		case '"': memcpy(esc, "\\\"", 2); elen = 2; break;
-		case '\\': memcpy(esc, "\\\\", 2); elen = 2; break;
-		case '\b': memcpy(esc, "\\b", 2); elen = 2; break;
-		case '\f': memcpy(esc, "\\f", 2); elen = 2; break;
-		case '\n': memcpy(esc, "\\n", 2); elen = 2; break;
-		case '\r': memcpy(esc, "\\r", 2); elen = 2; break;
-		case '\t': memcpy(esc, "\\t", 2); elen = 2; break;
+		case '"':
+			memcpy(esc, "\\\"", 2);
+			elen = 2;
+			break;
+		case '\\':
+			memcpy(esc, "\\\\", 2);
+			elen = 2;
+			break;
+		case '\b':
+			memcpy(esc, "\\b", 2);
+			elen = 2;
+			break;
+		case '\f':
+			memcpy(esc, "\\f", 2);
+			elen = 2;
+			break;
+		case '\n':
+			memcpy(esc, "\\n", 2);
+			elen = 2;
+			break;
+		case '\r':
+			memcpy(esc, "\\r", 2);
+			elen = 2;
+			break;
+		case '\t':
+			memcpy(esc, "\\t", 2);
+			elen = 2;
+			break;
 		default:
 			if (p[0] < 0x20) {
 				memcpy(esc, "\\u00", 4);

@@ -26,7 +26,10 @@ typedef struct cm_histogram cm_histogram;
 cm_metrics *cm_metrics_alloc(const char *prefix);
 void cm_metrics_free(cm_metrics *m);
 
-/* These return NULL only on allocation failure; every update function accepts NULL (no-op). */
+/* These return NULL only on allocation failure; every update function accepts NULL (no-op).
+ * (They also return NULL, and log CM-METRIC-NAME / CM-METRIC-KIND, on a programming error: a name
+ * that is not a valid Prometheus name, or a name already registered as another metric type.)
+ * `labels` may be NULL or "" for none; the first registration's `help` is kept. */
 cm_counter *cm_metrics_counter(cm_metrics *m, const char *name, const char *help, const char *labels);
 cm_gauge *cm_metrics_gauge(cm_metrics *m, const char *name, const char *help, const char *labels);
 /* Latency histogram in seconds with fixed buckets 0.5ms .. 60s. */

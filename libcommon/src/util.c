@@ -1,0 +1,258 @@
+/*
+ * util.c - clocks, randomness, encodings, secret wiping, signals.
+ *
+ * DESIGN: randomness comes from libsodium; sodium_init() runs exactly once through pthread_once
+ * (a failure there means the process cannot make secure ids, so it aborts). Encoders write into
+ * caller-sized buffers whose sizes the header states. Signals: SIGTERM and SIGINT are blocked in
+ * the main thread before any other thread starts, so every thread inherits the mask and only
+ * cm_wait_for_signal() (sigwait) receives them; SIGPIPE is ignored so a closed peer shows up as
+ * EPIPE instead of killing the process.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "cm/util.h"
+
+static pthread_once_t cm_sodium_once = PTHREAD_ONCE_INIT;
+
+static void
+cm_sodium_init(void)
+{
+	if (sodium_init() < 0)
+		abort();
+}
+
+int64_t
+cm_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+cm_mono_ms(void)
+{
+	return (int64_t)(cm_mono_ns() / 1000000u);
+}
+
+uint64_t
+cm_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+cm_random_bytes(void *buf, size_t n)
+{
+	pthread_once(&cm_sodium_once, cm_sodium_init);
+	randombytes_buf(buf, n);
+}
+
+void
+cm_uuid_v4(char out[37])
+{
+	unsigned char u[16];
+	char          hex[33];
+	size_t        o = 0;
+
+	cm_random_bytes(u, sizeof(u));
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	cm_hex(u, sizeof(u), hex);
+	for (size_t i = 0; i < 32; i++) {
+		if (i == 8 || i == 12 || i == 16 || i == 20)
+			out[o++] = '-';
+		out[o++] = hex[i];
+	}
+	out[o] = '\0';
+}
+
+static bool
+cm_is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool
+cm_uuid_valid(const char *s)
+{
+	if (s == NULL)
+		return false;
+	for (size_t i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!cm_is_hex(s[i])) {
+			return false; /* also stops at a NUL before 36 */
+		}
+	}
+	return s[36] == '\0';
+}
+
+void
+cm_format_time_ms(int64_t unix_ms, char out[32])
+{
+	int64_t   sec = unix_ms / 1000;
+	int64_t   ms = unix_ms % 1000;
+	time_t    t;
+	struct tm tm;
+	int       n;
+
+	if (ms < 0) { /* floor division for times before 1970 */
+		ms += 1000;
+		sec -= 1;
+	}
+	t = (time_t)sec;
+	if (gmtime_r(&t, &tm) == NULL) {
+		cm_strlcpy(out, "1970-01-01T00:00:00.000Z", 32);
+		return;
+	}
+	n = snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+	             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+	if (n < 0 || n >= 32)
+		cm_strlcpy(out, "1970-01-01T00:00:00.000Z", 32);
+}
+
+void
+cm_hex(const void *in, size_t n, char *out)
+{
+	static const char    digits[] = "0123456789abcdef";
+	const unsigned char *p = in;
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 0x0f];
+	}
+	out[2 * n] = '\0';
+}
+
+size_t
+cm_b64url_len(size_t n)
+{
+	static const size_t tail[3] = {0, 2, 3};
+
+	return (n / 3) * 4 + tail[n % 3];
+}
+
+void
+cm_b64url(const void *in, size_t n, char *out)
+{
+	static const char alpha[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const unsigned char *p = in;
+	size_t               i = 0, o = 0;
+
+	for (; i + 3 <= n; i += 3) {
+		uint32_t v = ((uint32_t)p[i] << 16) | ((uint32_t)p[i + 1] << 8) | p[i + 2];
+		out[o++] = alpha[(v >> 18) & 63];
+		out[o++] = alpha[(v >> 12) & 63];
+		out[o++] = alpha[(v >> 6) & 63];
+		out[o++] = alpha[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		out[o++] = alpha[(v >> 18) & 63];
+		out[o++] = alpha[(v >> 12) & 63];
+	} else if (n - i == 2) {
+		uint32_t v = ((uint32_t)p[i] << 16) | ((uint32_t)p[i + 1] << 8);
+		out[o++] = alpha[(v >> 18) & 63];
+		out[o++] = alpha[(v >> 12) & 63];
+		out[o++] = alpha[(v >> 6) & 63];
+	}
+	out[o] = '\0';
+}
+
+void
+cm_wipe(void *p, size_t n)
+{
+	if (p != NULL && n > 0)
+		sodium_memzero(p, n);
+}
+
+bool
+cm_ct_equal(const void *a, const void *b, size_t n)
+{
+	const volatile unsigned char *x = a;
+	const volatile unsigned char *y = b;
+	unsigned char                 d = 0;
+
+	for (size_t i = 0; i < n; i++)
+		d |= (unsigned char)(x[i] ^ y[i]);
+	return d == 0;
+}
+
+bool
+cm_parse_i64(const char *s, int64_t *out)
+{
+	const char *digits = s;
+	char       *end = NULL;
+	long long   v;
+
+	if (s == NULL || out == NULL)
+		return false;
+	if (*digits == '-' || *digits == '+')
+		digits++;
+	if (*digits < '0' || *digits > '9') /* no spaces, no empty string */
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0')
+		return false;
+	*out = (int64_t)v;
+	return true;
+}
+
+size_t
+cm_strlcpy(char *dst, const char *src, size_t dstlen)
+{
+	size_t len = strlen(src);
+
+	if (dstlen > 0) {
+		size_t n = len < dstlen - 1 ? len : dstlen - 1;
+		memmove(dst, src, n);
+		dst[n] = '\0';
+	}
+	return len;
+}
+
+void
+cm_signals_block(void)
+{
+	sigset_t         set;
+	struct sigaction sa;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+int
+cm_wait_for_signal(void)
+{
+	sigset_t set;
+	int      sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	while (sigwait(&set, &sig) != 0)
+		;
+	return sig;
+}
