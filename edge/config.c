@@ -10,6 +10,8 @@
 		{"EDGE_ADDR", CM_CFG_STR, &(c)->addr, "127.0.0.1:8080", 0, 0, 0, "host:port to serve"}, \
 		{"EDGE_AUTH_URLS", CM_CFG_STR, &(c)->auth_urls, "tcp://127.0.0.1:7101", 0, 0, 0,     \
 		    "svc-auth replicas, comma-separated"},                                         \
+		{"EDGE_PDF_URLS", CM_CFG_STR, &(c)->pdf_urls, "", 0, 0, 0,                          \
+		    "svc-pdf replicas, comma-separated (empty: documents off)"},                   \
 		{"JWT_SECRET", CM_CFG_STR, &(c)->jwt_secret, NULL, CM_CFG_SECRET, 0, 0,             \
 		    "HS256 secret (>= 32 bytes)"},                                                 \
 		{"JWT_PUBLIC_KEY_FILE", CM_CFG_STR, &(c)->jwt_public_key_file, NULL, 0, 0, 0,       \

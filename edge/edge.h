@@ -34,6 +34,7 @@ typedef struct edge_config {
 	const char *log_level;
 	const char *addr;
 	const char *auth_urls;
+	const char *pdf_urls; /* "" = documents not served (503) */
 	const char *jwt_secret;
 	const char *jwt_public_key_file;
 	const char *cors_origins;
@@ -52,6 +53,7 @@ typedef struct edge_config {
 typedef enum edge_upstream_id {
 	EDGE_UP_NONE = 0,
 	EDGE_UP_AUTH,
+	EDGE_UP_PDF,
 	EDGE_UP_COUNT
 } edge_upstream_id;
 
@@ -139,6 +141,9 @@ struct edge_req {
 
 	cm_arena           arena; /* protobuf messages built from JSON */
 };
+
+/* Name of an upstream, for logs and metrics. */
+const char *edge_upstream_name(edge_upstream_id id);
 
 /* ---- server.c ------------------------------------------------------------------------------ */
 CM_MUSTCHECK cm_err edge_start(edge *e);

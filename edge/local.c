@@ -11,7 +11,13 @@
 #include "local.h"
 #include "openapi.h"
 
-static const char *const up_names[EDGE_UP_COUNT] = {"", "auth"};
+static const char *const up_names[EDGE_UP_COUNT] = {"", "auth", "pdf"};
+
+const char *
+edge_upstream_name(edge_upstream_id id)
+{
+	return id < EDGE_UP_COUNT ? up_names[id] : "";
+}
 
 bool
 edge_ready(edge *e, char *why, size_t whylen)

@@ -66,6 +66,11 @@ main(void)
 		cm_error("EDGE-UPSTREAM", "bad EDGE_AUTH_URLS: %s", e.cfg.auth_urls);
 		goto out;
 	}
+	if (e.cfg.pdf_urls[0] != '\0' &&
+	    cm_rpc_client_open(&e.up[EDGE_UP_PDF], "pdf", e.cfg.pdf_urls, e.metrics) != CM_OK) {
+		cm_error("EDGE-UPSTREAM", "bad EDGE_PDF_URLS: %s", e.cfg.pdf_urls);
+		goto out;
+	}
 	if (edge_start(&e) != CM_OK)
 		goto out;
 

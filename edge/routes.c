@@ -11,9 +11,15 @@
 
 #include "edge.h"
 #include "proto/auth.pb-c.h"
+#include "proto/pdf.pb-c.h"
 #include "routes_auth.h"
+#include "routes_pdf.h"
 
 #define AUTH_RPC(m) EDGE_UP_AUTH, "auth." m
+#define PDF_RPC(m) EDGE_UP_PDF, "pdf." m
+#define USER       EDGE_R_AUTH
+#define READ       (EDGE_R_AUTH | EDGE_R_IDEMPOTENT)
+#define LEGACY     EDGE_R_LEGACY
 
 static const edge_route routes[] = {
 	/* v1 */
@@ -30,6 +36,20 @@ static const edge_route routes[] = {
 	{"GET", "/api/v1/auth/me", EDGE_R_AUTH | EDGE_R_IDEMPOTENT, AUTH_RPC("Me"),
 	    &auth__me_request__descriptor, &auth__user__descriptor, 200, NULL, NULL, "v1_me"},
 
+	{"POST", "/api/v1/documents", USER | EDGE_R_UPLOAD, PDF_RPC("Upload"),
+	    &pdf__upload_request__descriptor, &pdf__upload_response__descriptor, 201,
+	    edge_start_upload, edge_reply_upload_v1, "v1_doc_upload"},
+	{"GET", "/api/v1/documents", READ, PDF_RPC("List"), &pdf__list_request__descriptor,
+	    &pdf__list_response__descriptor, 200, edge_start_doc_list, edge_reply_doc_list_v1,
+	    "v1_doc_list"},
+	{"GET", "/api/v1/documents/{id}", READ, PDF_RPC("Get"), &pdf__get_request__descriptor,
+	    &pdf__document__descriptor, 200, edge_start_doc_id, edge_reply_document_v1, "v1_doc_get"},
+	{"DELETE", "/api/v1/documents/{id}", USER, PDF_RPC("Delete"), &pdf__delete_request__descriptor,
+	    &pdf__delete_response__descriptor, 204, edge_start_doc_id, NULL, "v1_doc_delete"},
+	{"GET", "/api/v1/documents/{id}/pages/{n}", READ, PDF_RPC("GetPage"),
+	    &pdf__get_page_request__descriptor, &pdf__page__descriptor, 200, edge_start_doc_page, NULL,
+	    "v1_doc_page"},
+
 	/* legacy */
 	{"POST", "/api/auth/login", EDGE_R_LEGACY, AUTH_RPC("Login"), &auth__login_request__descriptor,
 	    &auth__token_pair__descriptor, 200, NULL, edge_reply_login_legacy, "legacy_login"},
@@ -39,6 +59,20 @@ static const edge_route routes[] = {
 	{"GET", "/api/auth/verify", EDGE_R_LEGACY | EDGE_R_AUTH | EDGE_R_IDEMPOTENT,
 	    AUTH_RPC("Verify"), &auth__verify_request__descriptor, &auth__verify_response__descriptor,
 	    200, NULL, edge_reply_verify_legacy, "legacy_verify"},
+	{"POST", "/api/pdf/upload", LEGACY | USER | EDGE_R_UPLOAD, PDF_RPC("Upload"),
+	    &pdf__upload_request__descriptor, &pdf__upload_response__descriptor, 200,
+	    edge_start_upload, edge_reply_upload_legacy, "legacy_pdf_upload"},
+	{"POST", "/api/pdf/select", LEGACY | USER, PDF_RPC("Select"), &pdf__select_request__descriptor,
+	    &pdf__selected_response__descriptor, 200, NULL, edge_reply_select_legacy,
+	    "legacy_pdf_select"},
+	{"GET", "/api/pdf/info", LEGACY | READ, PDF_RPC("Selected"), &pdf__selected_request__descriptor,
+	    &pdf__selected_response__descriptor, 200, NULL, edge_reply_info_legacy, "legacy_pdf_info"},
+	{"GET", "/api/pdf/metadata", LEGACY | READ, PDF_RPC("Selected"),
+	    &pdf__selected_request__descriptor, &pdf__selected_response__descriptor, 200, NULL,
+	    edge_reply_metadata_legacy, "legacy_pdf_metadata"},
+	{"GET", "/api/pdf/list", LEGACY | READ, PDF_RPC("List"), &pdf__list_request__descriptor,
+	    &pdf__list_response__descriptor, 200, edge_start_doc_list, edge_reply_doc_list_legacy,
+	    "legacy_pdf_list"},
 };
 
 bool

@@ -26,6 +26,8 @@
 #include "refresh.h"
 #include "proto/common.pb-c.h"
 
+#define DRAIN_QUIET_MS 500
+
 static void stage_auth(edge_req *r);
 static void stage_authed(edge_req *r);
 static void stage_body(edge_req *r);
@@ -210,7 +212,11 @@ call_payload(edge_req *r, const void *payload, size_t len)
 	o.session_id    = r->authed ? r->claims.sid : "";
 	o.client_addr   = r->client_addr;
 	o.idempotent    = (rt->flags & EDGE_R_IDEMPOTENT) != 0;
-	r->upstream_name = rt->upstream == EDGE_UP_AUTH ? "auth" : "";
+	r->upstream_name = edge_upstream_name(rt->upstream);
+	if (r->e->up[rt->upstream] == NULL) {
+		edge_fail(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
+		return;
+	}
 	err = cm_rpc_call_async(r->e->up[rt->upstream], &o, payload, len, rpc_done, r);
 	if (err == CM_ETIMEDOUT) {
 		edge_fail(r, CM__STATUS__DEADLINE_EXCEEDED, "deadline exceeded");
@@ -458,12 +464,10 @@ http_cb(nng_aio *aio)
 			edge_fail_http(r, 404, "NOT_FOUND", r->legacy ? "Not Found" : "no such route");
 		return;
 	}
-	if (atomic_load(&e->draining)) {
+	/* While draining we still serve (the load balancer needs a moment to see /readyz fail),
+	 * but close each connection so keep-alive clients move to another replica. */
+	if (atomic_load(&e->draining))
 		r->close = true;
-		cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
-		edge_fail(r, CM__STATUS__UNAVAILABLE, "server is shutting down");
-		return;
-	}
 	stage_auth(r);
 }
 
@@ -655,10 +659,20 @@ edge_drain_and_stop(edge *e)
 {
 	int64_t until = cm_mono_ms() + e->cfg.drain_s * 1000;
 
+	int64_t quiet_since = 0;
+
 	atomic_store(&e->draining, true);
 	cm_info("EDGE-DRAIN", "draining %d in-flight requests", atomic_load(&e->inflight));
-	while (atomic_load(&e->inflight) > 0 && cm_mono_ms() < until)
+	/* Stop once nothing has been in flight for DRAIN_QUIET_MS, or at the drain deadline. */
+	while (cm_mono_ms() < until) {
+		if (atomic_load(&e->inflight) > 0)
+			quiet_since = 0;
+		else if (quiet_since == 0)
+			quiet_since = cm_mono_ms();
+		else if (cm_mono_ms() - quiet_since >= DRAIN_QUIET_MS)
+			break;
 		nng_msleep(20);
+	}
 	nng_http_server_stop(e->http);
 	nng_http_server_release(e->http);
 	nng_url_free(e->url);

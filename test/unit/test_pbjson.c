@@ -18,7 +18,7 @@ static cm_err
 convert(const ProtobufCMessageDescriptor *d, const char *text, cm_arena *a, ProtobufCMessage **m,
     char *why)
 {
-	json_t *v = json_loads(text, 0, NULL);
+	json_t *v = json_loads(text, JSON_ALLOW_NUL, NULL);
 	cm_err  err;
 
 	assert_non_null(v);
