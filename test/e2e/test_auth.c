@@ -62,7 +62,7 @@ register_and_login(char *access, size_t alen, char *refresh, size_t rlen)
 static void
 test_register_login_me(void **state)
 {
-	char      body[512], hdr[4200], buf[256], id[37];
+	char      body[512], hdr[4200], buf[8192], id[37];
 	http_resp r;
 
 	(void) state;

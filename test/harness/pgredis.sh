@@ -5,7 +5,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../../scripts/lib/servers.sh
 . "$here/../../scripts/lib/servers.sh"
-cmd=$1 state=$2
+cmd=$1
+state=$(mkdir -p "$2" && cd "$2" && pwd)
 PG_PORT=${CM_TEST_PG_PORT:-25432}
 REDIS_PORT=${CM_TEST_REDIS_PORT:-26379}
 export PG_FSYNC=off   # test data is disposable; fsync only slows the suite

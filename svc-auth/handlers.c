@@ -1,0 +1,297 @@
+/*
+ * handlers.c - svc-auth's RPCs: register, login, refresh (rotation with reuse detection),
+ * logout, me, verify.
+ *
+ * Login never says which of e-mail and password was wrong, and takes about the same time either
+ * way (a dummy Argon2id verification for unknown accounts). Passwords and tokens are never
+ * logged. A failed dependency is CM_EUNAVAIL (the edge answers 503), never a wrong "bad
+ * credentials".
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/limits.h"
+#include "cm/log.h"
+#include "cm/metrics.h"
+#include "cm/util.h"
+#include "handlers.h"
+#include "password.h"
+#include "proto/auth.pb-c.h"
+#include "server.h"
+#include "store.h"
+#include "token.h"
+
+#define BAD_LOGIN "Invalid credentials"
+
+static auth_worker *
+W(cm_rpc_ctx *ctx)
+{
+	return ctx->worker_state;
+}
+
+static void
+count(cm_rpc_ctx *ctx, const char *name, const char *help, const char *labels)
+{
+	cm_counter_add(cm_metrics_counter(W(ctx)->app->metrics, name, help, labels), 1);
+}
+
+/* Maps a store error that is not the caller's fault. */
+static cm_err
+dependency(cm_rpc_ctx *ctx, cm_err err)
+{
+	if (err == CM_EUNAVAIL)
+		return cm_rpc_fail(ctx, CM_EUNAVAIL, "database unavailable, try again");
+	return cm_rpc_fail(ctx, CM_EINTERNAL, "internal error");
+}
+
+bool
+auth_email_valid(const char *e)
+{
+	const char *at = strchr(e, '@');
+	size_t      n  = strlen(e);
+
+	if (n < 3 || n > CM_MAX_EMAIL || at == NULL || at == e || strchr(at + 1, '@') != NULL)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char) e[i];
+		if (c <= ' ' || c == 0x7f || c == '"' || c == '<' || c == '>' || c == ',' || c == ';')
+			return false;
+	}
+	/* The domain needs a dot that is neither first nor last. */
+	{
+		const char *dot = strrchr(at + 1, '.');
+		return dot != NULL && dot != at + 1 && dot[1] != '\0';
+	}
+}
+
+static Auth__User *
+user_msg(cm_rpc_ctx *ctx, const auth_user *u)
+{
+	Auth__User *m = cm_rpc_alloc(ctx, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	auth__user__init(m);
+	m->id         = cm_rpc_strdup(ctx, u->id);
+	m->email      = cm_rpc_strdup(ctx, u->email);
+	m->name       = cm_rpc_strdup(ctx, u->name);
+	m->created_at = cm_rpc_strdup(ctx, u->created_at);
+	return m;
+}
+
+cm_err
+auth_h_register(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	const Auth__RegisterRequest *rq  = req;
+	Auth__RegisterResponse      *out = resp;
+	const auth_app              *app = W(ctx)->app;
+	char                         email[CM_MAX_EMAIL + 1], hash[AUTH_HASH_MAX];
+	auth_user                    u;
+	size_t                       i;
+	cm_err                       err;
+
+	if (!auth_email_valid(rq->email))
+		return cm_rpc_fail(ctx, CM_EINVAL, "a valid email is required");
+	if (strlen(rq->password) < CM_MIN_PASSWORD)
+		return cm_rpc_fail(ctx, CM_EINVAL, "password must be at least %d characters", CM_MIN_PASSWORD);
+	if (strlen(rq->password) > CM_MAX_PASSWORD)
+		return cm_rpc_fail(ctx, CM_EINVAL, "password is too long");
+	if (strlen(rq->name) > CM_MAX_NAME)
+		return cm_rpc_fail(ctx, CM_EINVAL, "name is too long");
+	for (i = 0; rq->email[i] != '\0'; i++)
+		email[i] = (char) tolower((unsigned char) rq->email[i]);
+	email[i] = '\0';
+
+	if ((err = auth_password_hash(rq->password, app->cfg.pwhash_opslimit,
+	         app->cfg.pwhash_memlimit_kib, hash)) != CM_OK)
+		return cm_rpc_fail(ctx, CM_EUNAVAIL, "server busy, try again");
+	err = auth_store_user_create(W(ctx)->pg, email, NULL, rq->name, hash, &u);
+	cm_wipe(hash, sizeof(hash));
+	if (err == CM_EEXIST)
+		return cm_rpc_fail(ctx, CM_EEXIST, "email already registered");
+	if (err != CM_OK)
+		return dependency(ctx, err);
+	if ((out->user = user_msg(ctx, &u)) == NULL)
+		return cm_rpc_fail(ctx, CM_EINTERNAL, "out of memory");
+	count(ctx, "registrations_total", "Accounts created", "");
+	cm_info("AUTH-REGISTER", "user %s registered", u.id);
+	return CM_OK;
+}
+
+/* Issues a token pair for a (new or rotated) session. */
+static cm_err
+issue(cm_rpc_ctx *ctx, const char *user_id, const char *session_id, const char *refresh,
+    Auth__TokenPair *out)
+{
+	const auth_app *app = W(ctx)->app;
+	char           *access = NULL;
+
+	if (auth_access_token(app->key, user_id, session_id, cm_now_ms() / 1000,
+	        app->cfg.access_ttl_s, &access) != CM_OK)
+		return cm_rpc_fail(ctx, CM_EINTERNAL, "cannot sign token");
+	out->access_token = cm_rpc_strdup(ctx, access);
+	free(access);
+	out->refresh_token      = cm_rpc_strdup(ctx, refresh);
+	out->token_type         = (char *) "Bearer";
+	out->expires_in         = app->cfg.access_ttl_s;
+	out->refresh_expires_in = app->cfg.refresh_ttl_s;
+	if (out->access_token == NULL || out->refresh_token == NULL)
+		return cm_rpc_fail(ctx, CM_EINTERNAL, "out of memory");
+	return CM_OK;
+}
+
+cm_err
+auth_h_login(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	const Auth__LoginRequest *rq  = req;
+	auth_worker              *w   = W(ctx);
+	const char               *login = rq->email[0] != '\0' ? rq->email : rq->username;
+	char                      refresh[AUTH_REFRESH_LEN + 1], rhash[AUTH_HASH_HEX], sid[37];
+	auth_user                 u;
+	int64_t                   retry_s;
+	cm_err                    err;
+	bool                      ok;
+
+	if (login[0] == '\0' || rq->password[0] == '\0' || strlen(login) > CM_MAX_EMAIL ||
+	    strlen(rq->password) > CM_MAX_PASSWORD)
+		return cm_rpc_fail(ctx, CM_EAUTH, BAD_LOGIN);
+	if (auth_throttle_check(w->app->throttle, w->redis, login, ctx->client_addr, &retry_s) != CM_OK) {
+		ctx->retry_after_s = (int32_t) retry_s;
+		count(ctx, "logins_total", "Login attempts by outcome", "outcome=\"throttled\"");
+		return cm_rpc_fail(ctx, CM_ELIMIT, "too many failed logins, try again later");
+	}
+	err = auth_store_user_by_login(w->pg, login, &u);
+	if (err != CM_OK && err != CM_ENOTFOUND)
+		return dependency(ctx, err);
+	if (err == CM_ENOTFOUND) {
+		auth_password_burn(rq->password);
+		ok = false;
+	} else {
+		ok = auth_password_verify(u.password_hash, rq->password);
+	}
+	cm_wipe(u.password_hash, sizeof(u.password_hash));
+	if (!ok) {
+		auth_throttle_failed(w->app->throttle, w->redis, login, ctx->client_addr);
+		count(ctx, "logins_total", "Login attempts by outcome", "outcome=\"failed\"");
+		return cm_rpc_fail(ctx, CM_EAUTH, BAD_LOGIN);
+	}
+	auth_throttle_succeeded(w->app->throttle, w->redis, login);
+
+	auth_refresh_new(refresh, rhash);
+	if ((err = auth_store_session_create(w->pg, u.id, w->app->cfg.refresh_ttl_s, rhash, sid)) != CM_OK)
+		return dependency(ctx, err);
+	err = issue(ctx, u.id, sid, refresh, resp);
+	cm_wipe(refresh, sizeof(refresh));
+	if (err == CM_OK) {
+		count(ctx, "logins_total", "Login attempts by outcome", "outcome=\"ok\"");
+		cm_info("AUTH-LOGIN", "user %s logged in (session %s)", u.id, sid);
+	}
+	return err;
+}
+
+cm_err
+auth_h_refresh(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	const Auth__RefreshRequest *rq = req;
+	auth_worker                *w  = W(ctx);
+	char                        old_hash[AUTH_HASH_HEX], refresh[AUTH_REFRESH_LEN + 1];
+	char                        new_hash[AUTH_HASH_HEX], uid[37], sid[37];
+	bool                        reused;
+	cm_err                      err;
+
+	if (rq->refresh_token[0] == '\0' || strlen(rq->refresh_token) > CM_MAX_TOKEN)
+		return cm_rpc_fail(ctx, CM_EAUTH, "invalid refresh token");
+	auth_refresh_hash(rq->refresh_token, old_hash);
+	auth_refresh_new(refresh, new_hash);
+	err = auth_store_refresh_rotate(w->pg, old_hash, new_hash, w->app->cfg.refresh_ttl_s, uid, sid,
+	    &reused);
+	if (err == CM_EAUTH) {
+		if (reused) {
+			count(ctx, "refresh_reuse_total", "Reused refresh tokens (sessions revoked)", "");
+			cm_warn("AUTH-REFRESH-REUSE", "refresh token reused: session %s revoked", sid);
+		}
+		return cm_rpc_fail(ctx, CM_EAUTH, "invalid refresh token");
+	}
+	if (err != CM_OK)
+		return dependency(ctx, err);
+	err = issue(ctx, uid, sid, refresh, resp);
+	cm_wipe(refresh, sizeof(refresh));
+	return err;
+}
+
+cm_err
+auth_h_logout(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	const Auth__LogoutRequest *rq = req;
+	auth_worker               *w  = W(ctx);
+	char                       hash[AUTH_HASH_HEX];
+	cm_err                     err = CM_OK;
+
+	(void) resp;
+	if (rq->refresh_token[0] != '\0' && strlen(rq->refresh_token) <= CM_MAX_TOKEN) {
+		auth_refresh_hash(rq->refresh_token, hash);
+		err = auth_store_revoke_by_refresh(w->pg, hash);
+	}
+	if (err == CM_OK && ctx->session_id[0] != '\0')
+		err = auth_store_revoke_session(w->pg, ctx->session_id, ctx->subject);
+	if (err != CM_OK)
+		return dependency(ctx, err);
+	return CM_OK;
+}
+
+/* The caller's user, when the session of the envelope is live. */
+static cm_err
+current_user(cm_rpc_ctx *ctx, auth_user *u)
+{
+	auth_worker *w = W(ctx);
+	cm_err       err;
+
+	if (ctx->subject[0] == '\0')
+		return cm_rpc_fail(ctx, CM_EAUTH, "not authenticated");
+	err = auth_store_session_live(w->pg, ctx->session_id, ctx->subject);
+	if (err == CM_EAUTH)
+		return cm_rpc_fail(ctx, CM_EAUTH, "session expired or revoked");
+	if (err != CM_OK)
+		return dependency(ctx, err);
+	err = auth_store_user_by_id(w->pg, ctx->subject, u);
+	if (err == CM_ENOTFOUND)
+		return cm_rpc_fail(ctx, CM_EAUTH, "no such user");
+	if (err != CM_OK)
+		return dependency(ctx, err);
+	cm_wipe(u->password_hash, sizeof(u->password_hash));
+	return CM_OK;
+}
+
+cm_err
+auth_h_me(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	Auth__User *out = resp;
+	auth_user   u;
+	cm_err      err;
+
+	(void) req;
+	if ((err = current_user(ctx, &u)) != CM_OK)
+		return err;
+	out->id         = cm_rpc_strdup(ctx, u.id);
+	out->email      = cm_rpc_strdup(ctx, u.email);
+	out->name       = cm_rpc_strdup(ctx, u.name);
+	out->created_at = cm_rpc_strdup(ctx, u.created_at);
+	return CM_OK;
+}
+
+cm_err
+auth_h_verify(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	Auth__VerifyResponse *out = resp;
+	auth_user             u;
+	cm_err                err;
+
+	(void) req;
+	if ((err = current_user(ctx, &u)) != CM_OK)
+		return err;
+	out->valid = 1;
+	if ((out->user = user_msg(ctx, &u)) == NULL)
+		return cm_rpc_fail(ctx, CM_EINTERNAL, "out of memory");
+	return CM_OK;
+}

@@ -1,0 +1,48 @@
+/*
+ * store.h - all of svc-auth's SQL (schema "auth"). Every statement is parameterised.
+ *
+ * Errors: CM_EUNAVAIL when PostgreSQL is unreachable, CM_EEXIST for a taken e-mail/username,
+ * CM_ENOTFOUND for no such user, CM_EAUTH for a token or session that is not (or no longer)
+ * valid, CM_EINTERNAL otherwise.
+ */
+#ifndef AUTH_STORE_H
+#define AUTH_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cm/err.h"
+#include "cm/pg.h"
+
+typedef struct auth_user {
+	char id[37];
+	char email[256];
+	char name[256];
+	char created_at[40];
+	char password_hash[160];
+} auth_user;
+
+CM_MUSTCHECK cm_err auth_store_user_create(
+    cm_pg *pg, const char *email, const char *username, const char *name, const char *hash,
+    auth_user *out);
+/* By e-mail or username, case-insensitively. */
+CM_MUSTCHECK cm_err auth_store_user_by_login(cm_pg *pg, const char *login, auth_user *out);
+CM_MUSTCHECK cm_err auth_store_user_by_id(cm_pg *pg, const char *id, auth_user *out);
+
+/* A new session for the user with its first refresh token (stored as hash). */
+CM_MUSTCHECK cm_err auth_store_session_create(cm_pg *pg, const char *user_id, int64_t ttl_s,
+    const char *refresh_hash, char session_id[37]);
+
+/* Marks old_hash used and stores new_hash in the same session, atomically. A token that was
+ * already used revokes its whole session (CM_EAUTH, *reused = true). */
+CM_MUSTCHECK cm_err auth_store_refresh_rotate(cm_pg *pg, const char *old_hash,
+    const char *new_hash, int64_t ttl_s, char user_id[37], char session_id[37], bool *reused);
+
+/* Revokes the session of a refresh token / a session id (of that user). OK when nothing matched. */
+CM_MUSTCHECK cm_err auth_store_revoke_by_refresh(cm_pg *pg, const char *refresh_hash);
+CM_MUSTCHECK cm_err auth_store_revoke_session(cm_pg *pg, const char *session_id, const char *user_id);
+
+/* CM_OK when the session exists, belongs to the user, is not revoked and has not expired. */
+CM_MUSTCHECK cm_err auth_store_session_live(cm_pg *pg, const char *session_id, const char *user_id);
+
+#endif

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# ctest fixture: the whole stack for end-to-end tests, on private ports, over the PostgreSQL and
+# Redis that the `pgredis` fixture started in STATE_DIR.
+#   two svc-auth replicas  tcp://127.0.0.1:27101 (admin 29101), tcp://127.0.0.1:27111 (admin 29111)
+#   svc-pdf (when built)   tcp://127.0.0.1:27102 (admin 29102)
+#   edge                   http://127.0.0.1:28080
+# usage: stack.sh start|stop STATE_DIR BUILD_DIR
+#        stack.sh kill-auth STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-auth replica)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../../scripts/lib/servers.sh
+. "$here/../../scripts/lib/servers.sh"
+cmd=$1
+state=$(mkdir -p "$2" && cd "$2" && pwd)
+build=$(cd "$3" && pwd)
+run="$state/run" logs="$state/logs"
+mkdir -p "$run" "$logs"
+
+secret_file="$state/jwt.secret"
+[ -s "$secret_file" ] || head -c 48 /dev/urandom | base64 | tr -d '\n/+=' >"$secret_file"
+
+export LOG_LEVEL=${LOG_LEVEL:-info}
+export DATABASE_URL="host=127.0.0.1 port=${CM_TEST_PG_PORT:-25432} dbname=postgres user=postgres"
+export REDIS_HOST=127.0.0.1 REDIS_PORT=${CM_TEST_REDIS_PORT:-26379}
+JWT_SECRET=$(cat "$secret_file")
+export JWT_SECRET
+# Fast hashing and a generous per-address limit: the tests log in many times.
+export AUTH_PWHASH_OPSLIMIT=1 AUTH_PWHASH_MEMLIMIT_KIB=8192 AUTH_THROTTLE_ADDR_MAX=1000 AUTH_WORKERS=4
+export PDF_DATA_DIR="$state/pdfs"
+
+start_auth() {
+  local i=$1 port=$((27101 + 10 * $1)) admin=$((29101 + 10 * $1))
+  AUTH_RPC_URL="tcp://127.0.0.1:$port" AUTH_ADMIN_ADDR="127.0.0.1:$admin" \
+    proc_start "auth$i" "$run" "$logs/auth$i.log" "$build/svc-auth/svc-auth"
+  wait_http "http://127.0.0.1:$admin/readyz" 600 || { tail -n 30 "$logs/auth$i.log" >&2; return 1; }
+}
+
+case $cmd in
+  start)
+    start_auth 0
+    start_auth 1
+    pdf_urls=""
+    if [ -x "$build/svc-pdf/svc-pdf" ]; then
+      PDF_RPC_URL="tcp://127.0.0.1:27102" PDF_ADMIN_ADDR="127.0.0.1:29102" \
+        proc_start pdf "$run" "$logs/pdf.log" "$build/svc-pdf/svc-pdf"
+      wait_http "http://127.0.0.1:29102/readyz" 600 || { tail -n 30 "$logs/pdf.log" >&2; exit 1; }
+      pdf_urls="tcp://127.0.0.1:27102"
+    fi
+    EDGE_ADDR=127.0.0.1:28080 EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" \
+      EDGE_PDF_URLS="$pdf_urls" EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 \
+      proc_start edge "$run" "$logs/edge.log" "$build/edge/edge"
+    wait_http "http://127.0.0.1:28080/readyz" 600 || { tail -n 30 "$logs/edge.log" >&2; exit 1; }
+    ;;
+  stop)
+    proc_stop edge "$run"
+    proc_stop pdf "$run"
+    proc_stop auth0 "$run"
+    proc_stop auth1 "$run"
+    ;;
+  kill-auth)
+    proc_stop "auth${4:-0}" "$run" KILL
+    ;;
+  *) echo "usage: $0 start|stop|kill-auth STATE_DIR BUILD_DIR [replica]" >&2; exit 2 ;;
+esac
