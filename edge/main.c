@@ -74,7 +74,10 @@ main(void)
 	if (edge_start(&e) != CM_OK)
 		goto out;
 
-	cm_info("EDGE-SIGNAL", "stopping on signal %d", cm_wait_for_signal());
+	{
+		int sig = cm_wait_for_signal(); /* not inside cm_info: it may not evaluate */
+		cm_info("EDGE-SIGNAL", "stopping on signal %d", sig);
+	}
 	edge_drain_and_stop(&e);
 	rc = 0;
 out:

@@ -240,26 +240,20 @@ auth_h_logout(cm_rpc_ctx *ctx, const void *req, void *resp)
 	return CM_OK;
 }
 
-/* The caller's user, when the session of the envelope is live. */
+/* The caller's user, when the session of the envelope is live (a revoked session ends here,
+ * even while its access token has not expired). */
 static cm_err
 current_user(cm_rpc_ctx *ctx, auth_user *u)
 {
-	auth_worker *w = W(ctx);
-	cm_err       err;
+	cm_err err;
 
 	if (ctx->subject[0] == '\0')
 		return cm_rpc_fail(ctx, CM_EAUTH, "not authenticated");
-	err = auth_store_session_live(w->pg, ctx->session_id, ctx->subject);
+	err = auth_store_session_user(W(ctx)->pg, ctx->session_id, ctx->subject, u);
 	if (err == CM_EAUTH)
 		return cm_rpc_fail(ctx, CM_EAUTH, "session expired or revoked");
 	if (err != CM_OK)
 		return dependency(ctx, err);
-	err = auth_store_user_by_id(w->pg, ctx->subject, u);
-	if (err == CM_ENOTFOUND)
-		return cm_rpc_fail(ctx, CM_EAUTH, "no such user");
-	if (err != CM_OK)
-		return dependency(ctx, err);
-	cm_wipe(u->password_hash, sizeof(u->password_hash));
 	return CM_OK;
 }
 

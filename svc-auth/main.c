@@ -129,7 +129,10 @@ main(void)
 	if (cm_admin_start(&admin, app.cfg.admin_addr, app.metrics, ready, &app, 2000) != CM_OK)
 		goto out;
 
-	cm_info("AUTH-SIGNAL", "stopping on signal %d", cm_wait_for_signal());
+	{
+		int sig = cm_wait_for_signal(); /* not inside cm_info: it may not evaluate */
+		cm_info("AUTH-SIGNAL", "stopping on signal %d", sig);
+	}
 	cm_admin_set_draining(admin);
 	rc_exit = 0;
 out:

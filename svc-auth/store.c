@@ -199,21 +199,18 @@ auth_store_revoke_session(cm_pg *pg, const char *session_id, const char *user_id
 }
 
 cm_err
-auth_store_session_live(cm_pg *pg, const char *session_id, const char *user_id)
+auth_store_session_user(cm_pg *pg, const char *session_id, const char *user_id, auth_user *out)
 {
-	cm_pg_result *r = NULL;
-	const char   *p[2] = {session_id, user_id};
-	cm_err        err;
+	const char *p[2] = {session_id, user_id};
+	cm_err      err;
 
 	if (!cm_uuid_valid(session_id) || !cm_uuid_valid(user_id))
 		return CM_EAUTH;
-	err = cm_pg_exec(pg,
-	    "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL "
-	    "AND expires_at > now()",
-	    2, p, &r);
-	if (err != CM_OK)
-		return err;
-	err = cm_pg_nrows(r) == 1 ? CM_OK : CM_EAUTH;
-	cm_pg_result_free(r);
-	return err;
+	err = one_user(pg,
+	    "SELECT u.id::text, u.email, u.name, "
+	    "to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '' "
+	    "FROM sessions s JOIN users u ON u.id = s.user_id "
+	    "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
+	    2, p, out);
+	return err == CM_ENOTFOUND ? CM_EAUTH : err;
 }

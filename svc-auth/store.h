@@ -42,7 +42,10 @@ CM_MUSTCHECK cm_err auth_store_refresh_rotate(cm_pg *pg, const char *old_hash,
 CM_MUSTCHECK cm_err auth_store_revoke_by_refresh(cm_pg *pg, const char *refresh_hash);
 CM_MUSTCHECK cm_err auth_store_revoke_session(cm_pg *pg, const char *session_id, const char *user_id);
 
-/* CM_OK when the session exists, belongs to the user, is not revoked and has not expired. */
-CM_MUSTCHECK cm_err auth_store_session_live(cm_pg *pg, const char *session_id, const char *user_id);
+/* The user of a live session (one round trip): CM_EAUTH when the session does not exist, is not
+ * the user's, is revoked or has expired. */
+CM_MUSTCHECK cm_err auth_store_session_user(
+    cm_pg *pg, const char *session_id, const char *user_id, auth_user *out);
+
 
 #endif

@@ -21,8 +21,19 @@
 #include "cm/pg.h"
 #include "cm/util.h"
 
+#define STMT_CACHE 64
+
+/* Statements prepared on the current connection, keyed by their SQL text. */
+typedef struct pg_stmt {
+	uint64_t hash;
+	char    *sql; /* our copy */
+	char     name[16];
+} pg_stmt;
+
 struct cm_pg {
 	PGconn *conn;
+	pg_stmt stmts[STMT_CACHE];
+	int     n_stmts;
 	char   *conninfo;
 	char   *schema; /* NULL: default search_path */
 	int64_t last_fail_ms;
@@ -61,12 +72,21 @@ set_error(cm_pg *pg, const char *msg, const char *state)
 }
 
 static void
-drop(cm_pg *pg)
+forget(cm_pg *pg)
 {
 	if (pg->conn != NULL) {
 		PQfinish(pg->conn);
 		pg->conn = NULL;
 	}
+	for (int i = 0; i < pg->n_stmts; i++)
+		free(pg->stmts[i].sql);
+	pg->n_stmts = 0; /* prepared statements die with their connection */
+}
+
+static void
+drop(cm_pg *pg)
+{
+	forget(pg);
 	pg->last_fail_ms = cm_mono_ms();
 }
 
@@ -100,10 +120,8 @@ ensure(cm_pg *pg)
 
 	if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK && still_alive(pg))
 		return CM_OK;
-	if (pg->conn != NULL) {
-		PQfinish(pg->conn); /* closed under us: reconnect now, no back-off */
-		pg->conn = NULL;
-	}
+	if (pg->conn != NULL)
+		forget(pg); /* closed under us: reconnect now, no back-off */
 	if (pg->last_fail_ms != 0 && cm_mono_ms() - pg->last_fail_ms < CM_PG_RETRY_MS) {
 		set_error(pg, "database unavailable (waiting before reconnecting)", "08006");
 		return CM_EUNAVAIL;
@@ -173,8 +191,7 @@ cm_pg_close(cm_pg *pg)
 {
 	if (pg == NULL)
 		return;
-	if (pg->conn != NULL)
-		PQfinish(pg->conn);
+	forget(pg);
 	free(pg->conninfo);
 	free(pg->schema);
 	free(pg);
@@ -207,6 +224,54 @@ map_error(cm_pg *pg, PGresult *r)
 	return CM_EINTERNAL;
 }
 
+static uint64_t
+sql_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (uint8_t) *s) * 1099511628211ull;
+	return h;
+}
+
+/* Runs a statement, prepared once per connection: a hot query skips parsing and planning on
+ * every later call. The cache keys on the SQL text (a hash, then the text), so SQL built at run
+ * time is safe too. Past STMT_CACHE distinct texts, statements run unprepared. */
+static PGresult *
+run(cm_pg *pg, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *r;
+	pg_stmt  *st = NULL;
+	uint64_t  h  = sql_hash(sql);
+
+	for (int i = 0; i < pg->n_stmts; i++) {
+		if (pg->stmts[i].hash == h && strcmp(pg->stmts[i].sql, sql) == 0) {
+			st = &pg->stmts[i];
+			break;
+		}
+	}
+	if (st == NULL && pg->n_stmts < STMT_CACHE) {
+		pg_stmt *n = &pg->stmts[pg->n_stmts];
+		char    *copy = strdup(sql);
+		if (copy == NULL)
+			return PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		snprintf(n->name, sizeof(n->name), "cm%d", pg->n_stmts);
+		r = PQprepare(pg->conn, n->name, sql, nparams, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			free(copy);
+			return r; /* the caller maps the error (syntax, connection) */
+		}
+		PQclear(r);
+		n->sql  = copy;
+		n->hash = h;
+		pg->n_stmts++;
+		st = n;
+	}
+	if (st == NULL)
+		return PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	return PQexecPrepared(pg->conn, st->name, nparams, params, NULL, NULL, 0);
+}
+
 cm_err
 cm_pg_exec(cm_pg *pg, const char *sql, int nparams, const char *const *params, cm_pg_result **out)
 {
@@ -218,7 +283,7 @@ cm_pg_exec(cm_pg *pg, const char *sql, int nparams, const char *const *params, c
 		*out = NULL;
 	if ((err = ensure(pg)) != CM_OK)
 		return err;
-	r  = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	r  = run(pg, sql, nparams, params);
 	st = PQresultStatus(r);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		err = map_error(pg, r);
