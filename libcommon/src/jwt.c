@@ -113,7 +113,7 @@ cm_jwt_sign(const cm_jwt_key *k, const cm_jwt_claims *c, char **token)
 	cm_err err = CM_EINTERNAL;
 
 	*token = NULL;
-	if (k == NULL || k->sign_key == NULL || c == NULL)
+	if (k == NULL || k->sign_key == NULL || c == NULL || c->sub[0] == '\0')
 		return CM_EINVAL;
 	if (jwt_new(&j) != 0)
 		return CM_ENOMEM;
@@ -207,11 +207,12 @@ cm_jwt_verify(const cm_jwt_key *k, const char *token, int64_t now_s, int64_t lee
 		reason = "no expiry";
 		goto out;
 	}
-	if (now_s > out->exp + leeway_s) {
+	/* Arithmetic on our side only: exp/nbf come from the token and may be extreme. */
+	if (now_s - leeway_s > out->exp) {
 		reason = "expired";
 		goto out;
 	}
-	if (grant_int(j, "nbf", &out->nbf) && now_s + leeway_s < out->nbf) {
+	if (grant_int(j, "nbf", &out->nbf) && out->nbf > now_s + leeway_s) {
 		reason = "not yet valid";
 		goto out;
 	}
