@@ -74,7 +74,7 @@ fail(cm_redis *r, const char *why)
 	r->last_fail_ms = cm_mono_ms();
 	if (!r->down_logged)
 		cm_warn("REDIS-DOWN", "Redis %s:%d unavailable: %s (continuing without it)", r->host,
-		    r->port, why);
+		    r->port, r->errmsg); /* not `why`: it may point into the context freed above */
 	r->down_logged = true;
 }
 
