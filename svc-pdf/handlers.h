@@ -1,0 +1,33 @@
+/*
+ * handlers.h - one function per pdf.* RPC (proto/pdf.proto), typed request and response.
+ *
+ * Every handler acts for ctx->subject (the owner); an empty subject is CM_EAUTH. Another owner's
+ * document is CM_ENOTFOUND, exactly like a missing one. ctx->worker_state is a pdf_worker
+ * (server.h); without one the call is CM_EUNAVAIL. Responses are built in the call's arena.
+ *
+ *   pdf.Upload    UploadRequest   -> UploadResponse   (see upload.h; selects the document)
+ *   pdf.List      ListRequest     -> ListResponse     newest first; keyset cursor or offset
+ *   pdf.Get       GetRequest      -> Document
+ *   pdf.GetPage   GetPageRequest  -> Page             1..pages, else CM_ENOTFOUND
+ *   pdf.Delete    DeleteRequest   -> DeleteResponse   the file goes with its last reference
+ *   pdf.Select    SelectRequest   -> SelectedResponse newest document with that filename
+ *   pdf.Selected  SelectedRequest -> SelectedResponse CM_EPRECOND "No PDF selected"
+ *   pdf.Chunks    ChunksRequest   -> ChunksResponse   chunks overlapping a page range
+ *   pdf.Search    SearchRequest   -> ChunksResponse   full-text search, best first
+ */
+#ifndef PDF_HANDLERS_H
+#define PDF_HANDLERS_H
+
+#include "cm/rpc.h"
+
+cm_err pdf_handle_upload(cm_rpc_ctx *ctx, const void *req, void *resp);
+cm_err pdf_handle_list(cm_rpc_ctx *ctx, const void *req, void *resp);
+cm_err pdf_handle_get(cm_rpc_ctx *ctx, const void *req, void *resp);
+cm_err pdf_handle_get_page(cm_rpc_ctx *ctx, const void *req, void *resp);
+cm_err pdf_handle_delete(cm_rpc_ctx *ctx, const void *req, void *resp);
+cm_err pdf_handle_select(cm_rpc_ctx *ctx, const void *req, void *resp);
+cm_err pdf_handle_selected(cm_rpc_ctx *ctx, const void *req, void *resp);
+cm_err pdf_handle_chunks(cm_rpc_ctx *ctx, const void *req, void *resp);
+cm_err pdf_handle_search(cm_rpc_ctx *ctx, const void *req, void *resp);
+
+#endif

@@ -1,0 +1,338 @@
+/*
+ * test_documents.c - documents end to end through the edge to svc-pdf: v1 raw and multipart
+ * uploads, legacy upload/select/info/metadata/list, pages, ownership, dedupe, and bad uploads.
+ * The PDFs are written here (make_pdf), with real text, metadata and N pages.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cm/buf.h"
+#include "cm/util.h"
+#include "http_client.h"
+
+/* A valid PDF with `pages` pages; page i says "Page <i> of <title>: <unique>". */
+static void
+make_pdf(cm_buf *b, int pages, const char *title, const char *unique)
+{
+	size_t *off = calloc((size_t) (3 + 2 * pages + 2), sizeof(size_t));
+	int     nobj = 3 + 2 * pages, info = nobj + 1;
+	size_t  xref;
+
+	cm_buf_init(b, 64u << 20);
+	assert_int_equal(cm_buf_appends(b, "%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"), CM_OK);
+	off[1] = b->len;
+	assert_int_equal(cm_buf_appends(b, "1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"), CM_OK);
+	off[2] = b->len;
+	assert_int_equal(cm_buf_printf(b, "2 0 obj << /Type /Pages /Count %d /Kids [", pages), CM_OK);
+	for (int i = 0; i < pages; i++)
+		assert_int_equal(cm_buf_printf(b, "%d 0 R ", 4 + 2 * i), CM_OK);
+	assert_int_equal(cm_buf_appends(b, "] >> endobj\n"), CM_OK);
+	off[3] = b->len;
+	assert_int_equal(cm_buf_appends(b, "3 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj\n"), CM_OK);
+	for (int i = 0; i < pages; i++) {
+		char text[256];
+		int  n = snprintf(text, sizeof(text),
+		     "BT /F1 12 Tf 72 720 Td (Page %d of %s: %s. Photosynthesis converts light.) Tj ET",
+		     i + 1, title, unique);
+		off[4 + 2 * i] = b->len;
+		assert_int_equal(cm_buf_printf(b,
+		                     "%d 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+		                     "/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >> endobj\n",
+		                     4 + 2 * i, 5 + 2 * i),
+		    CM_OK);
+		off[5 + 2 * i] = b->len;
+		assert_int_equal(cm_buf_printf(b, "%d 0 obj << /Length %d >> stream\n%s\nendstream endobj\n",
+		                     5 + 2 * i, n, text),
+		    CM_OK);
+	}
+	off[info] = b->len;
+	assert_int_equal(cm_buf_printf(b, "%d 0 obj << /Title (%s) /Author (Test Author) >> endobj\n",
+	                     info, title),
+	    CM_OK);
+	xref = b->len;
+	assert_int_equal(cm_buf_printf(b, "xref\n0 %d\n0000000000 65535 f \n", info + 1), CM_OK);
+	for (int i = 1; i <= info; i++)
+		assert_int_equal(cm_buf_printf(b, "%010zu 00000 n \n", off[i]), CM_OK);
+	assert_int_equal(cm_buf_printf(b, "trailer << /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%zu\n%%%%EOF\n",
+	                     info + 1, info, xref),
+	    CM_OK);
+	free(off);
+}
+
+static char user_a[4200], user_b[4200], cookie_a[8400];
+
+static void
+login_new_user(char *bearer, size_t n, char *cookie, size_t cn)
+{
+	const char *h[] = {"Content-Type: application/json", NULL};
+	char        body[256], id[37];
+	http_resp   r;
+
+	cm_uuid_v4(id);
+	snprintf(body, sizeof(body), "{\"email\":\"d-%s@example.com\",\"password\":\"documents!\"}", id);
+	assert_int_equal(http_do("POST", "/api/v1/auth/register", h, body, strlen(body), &r), 0);
+	assert_int_equal(r.status, 201);
+	http_resp_free(&r);
+	assert_int_equal(http_do("POST", "/api/v1/auth/login", h, body, strlen(body), &r), 0);
+	assert_int_equal(r.status, 200);
+	snprintf(bearer, n, "Authorization: Bearer %s", js(r.json, "access_token"));
+	if (cookie != NULL) {
+		char c[8300];
+		assert_non_null(http_session_cookie(&r, c, sizeof(c)));
+		snprintf(cookie, cn, "Cookie: %s", c);
+	}
+	http_resp_free(&r);
+}
+
+static int
+setup(void **state)
+{
+	(void) state;
+	login_new_user(user_a, sizeof(user_a), cookie_a, sizeof(cookie_a));
+	login_new_user(user_b, sizeof(user_b), NULL, 0);
+	return 0;
+}
+
+static void
+upload_raw(const char *auth, const cm_buf *pdf, const char *name, http_resp *r)
+{
+	char        path[256];
+	const char *h[] = {auth, "Content-Type: application/pdf", NULL};
+
+	snprintf(path, sizeof(path), "/api/v1/documents?filename=%s", name);
+	assert_int_equal(http_do("POST", path, h, pdf->data, pdf->len, r), 0);
+}
+
+static void
+multipart(cm_buf *body, const char *boundary, const char *field, const char *filename,
+    const cm_buf *pdf)
+{
+	cm_buf_init(body, 64u << 20);
+	assert_int_equal(cm_buf_printf(body,
+	                     "--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+	                     "Content-Type: application/pdf\r\n\r\n",
+	                     boundary, field, filename),
+	    CM_OK);
+	assert_int_equal(cm_buf_append(body, pdf->data, pdf->len), CM_OK);
+	assert_int_equal(cm_buf_printf(body, "\r\n--%s--\r\n", boundary), CM_OK);
+}
+
+static void
+test_v1_upload_pages_dedupe(void **state)
+{
+	cm_buf    pdf;
+	http_resp r;
+	char      id[64], path[256], uniq[37];
+	const char *ha[] = {user_a, NULL}, *hb[] = {user_b, NULL};
+
+	(void) state;
+	cm_uuid_v4(uniq);
+	make_pdf(&pdf, 12, "Biology Notes", uniq);
+	upload_raw(user_a, &pdf, "bio.pdf", &r);
+	assert_int_equal(r.status, 201);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "pages")), 12);
+	assert_string_equal(js(r.json, "title"), "Biology Notes");
+	assert_string_equal(js(r.json, "author"), "Test Author");
+	assert_string_equal(js(r.json, "filename"), "bio.pdf");
+	assert_int_equal(strlen(js(r.json, "sha256")), 64);
+	assert_true(json_integer_value(json_object_get(r.json, "size_bytes")) == (json_int_t) pdf.len);
+	cm_strlcpy(id, js(r.json, "id"), sizeof(id));
+	http_resp_free(&r);
+
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/pages/7", id);
+	assert_int_equal(http_do("GET", path, ha, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "page")), 7);
+	assert_non_null(strstr(js(r.json, "text"), "Page 7 of Biology Notes"));
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/pages/13", id);
+	assert_int_equal(http_do("GET", path, ha, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 404);
+	http_resp_free(&r);
+
+	/* Same user, same bytes: 200 with the same document. */
+	upload_raw(user_a, &pdf, "again.pdf", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(js(r.json, "id"), id);
+	http_resp_free(&r);
+
+	/* Another user cannot see it, and gets their own document for the same bytes. */
+	snprintf(path, sizeof(path), "/api/v1/documents/%s", id);
+	assert_int_equal(http_do("GET", path, hb, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 404);
+	http_resp_free(&r);
+	assert_int_equal(http_do("DELETE", path, hb, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 404);
+	http_resp_free(&r);
+	upload_raw(user_b, &pdf, "mine.pdf", &r);
+	assert_int_equal(r.status, 201);
+	assert_string_not_equal(js(r.json, "id"), id);
+	http_resp_free(&r);
+
+	/* List and delete. */
+	assert_int_equal(http_do("GET", "/api/v1/documents?limit=10", ha, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_true(json_array_size(json_object_get(r.json, "items")) >= 1);
+	http_resp_free(&r);
+	assert_int_equal(http_do("DELETE", path, ha, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 204);
+	http_resp_free(&r);
+	assert_int_equal(http_do("GET", path, ha, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 404);
+	http_resp_free(&r);
+	cm_buf_fini(&pdf);
+}
+
+static void
+test_legacy_flow(void **state)
+{
+	cm_buf      pdf, body;
+	http_resp   r;
+	char        uniq[37], ct[128];
+	const char *h[] = {cookie_a, ct, NULL};
+	const char *hc[] = {cookie_a, NULL};
+	const char *hj[] = {cookie_a, "Content-Type: application/json", NULL};
+
+	(void) state;
+	cm_uuid_v4(uniq);
+	make_pdf(&pdf, 3, "Legacy Upload", uniq);
+	multipart(&body, "----WebKitFormBoundaryX7", "file", "C:\\Users\\me\\..\\notes.pdf", &pdf);
+	snprintf(ct, sizeof(ct), "Content-Type: multipart/form-data; boundary=----WebKitFormBoundaryX7");
+	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_not_equal(js(r.json, "message"), "");
+	assert_null(strchr(js(r.json, "filename"), '\\')); /* no path survives */
+	assert_null(strchr(js(r.json, "filename"), '/'));
+	{
+		json_t *m = json_object_get(r.json, "metadata");
+		assert_string_equal(js(m, "title"), "Legacy Upload");
+		assert_string_equal(js(m, "subject"), "Unknown");
+		assert_int_equal(json_integer_value(json_object_get(m, "pages")), 3);
+		assert_true(json_integer_value(json_object_get(m, "file_size")) == (json_int_t) pdf.len);
+	}
+	assert_true(json_integer_value(json_object_get(r.json, "text_length")) > 0);
+	http_resp_free(&r);
+
+	assert_int_equal(http_do("GET", "/api/pdf/info", hc, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_not_equal(js(r.json, "selected_at"), "");
+	assert_string_equal(js(json_object_get(r.json, "metadata"), "title"), "Legacy Upload");
+	http_resp_free(&r);
+	assert_int_equal(http_do("GET", "/api/pdf/metadata", hc, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(js(r.json, "author"), "Test Author");
+	http_resp_free(&r);
+
+	assert_int_equal(http_do("GET", "/api/pdf/list?offset=0&limit=5&search=legacy", hc, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_true(json_integer_value(json_object_get(r.json, "total")) >= 1);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "limit")), 5);
+	{
+		json_t *it = json_array_get(json_object_get(r.json, "items"), 0);
+		assert_non_null(it);
+		assert_non_null(json_object_get(it, "file_path"));
+		assert_null(strchr(js(it, "file_path"), '/'));
+	}
+	http_resp_free(&r);
+	assert_int_equal(http_do("GET", "/api/pdf/list?limit=0", hc, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 422);
+	http_resp_free(&r);
+
+	assert_int_equal(http_do("POST", "/api/pdf/select", hj, "{\"filename\":\"nope.pdf\"}", 23, &r), 0);
+	assert_int_equal(r.status, 404);
+	assert_string_equal(js(r.json, "detail"), "PDF file not found");
+	http_resp_free(&r);
+	assert_int_equal(http_do("POST", "/api/pdf/select", hj, "{\"filename\":\"../../etc/passwd\"}", 31, &r), 0);
+	assert_int_equal(r.status, 404);
+	http_resp_free(&r);
+	cm_buf_fini(&body);
+
+	/* Not a PDF by name; missing field; doubled boundary parameter. */
+	multipart(&body, "b0undary", "file", "notes.txt", &pdf);
+	snprintf(ct, sizeof(ct), "Content-Type: multipart/form-data; boundary=b0undary");
+	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(js(r.json, "detail"), "Only PDF files are allowed");
+	http_resp_free(&r);
+	cm_buf_fini(&body);
+	multipart(&body, "b0undary", "document", "notes.pdf", &pdf);
+	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 422);
+	http_resp_free(&r);
+	snprintf(ct, sizeof(ct), "Content-Type: multipart/form-data; boundary=a; boundary=b0undary");
+	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 400);
+	http_resp_free(&r);
+	cm_buf_fini(&body);
+	cm_buf_fini(&pdf);
+}
+
+static void
+test_bad_uploads(void **state)
+{
+	http_resp   r;
+	cm_buf      pdf;
+	char        uniq[37];
+	const char *hp[] = {user_a, "Content-Type: application/pdf", NULL};
+	const char *hx[] = {user_a, "Content-Type: text/plain", NULL};
+
+	(void) state;
+	assert_int_equal(http_do("POST", "/api/v1/documents", hp, "hello, not a pdf", 16, &r), 0);
+	assert_true(r.status == 415 || r.status == 400 || r.status == 422);
+	http_resp_free(&r);
+	assert_int_equal(http_do("POST", "/api/v1/documents", hx, "%PDF-1.4", 8, &r), 0);
+	assert_int_equal(r.status, 415);
+	http_resp_free(&r);
+	assert_int_equal(http_do("POST", "/api/v1/documents", hp, "", 0, &r), 0);
+	assert_int_equal(r.status, 400);
+	http_resp_free(&r);
+
+	/* Truncated: half of a valid file. */
+	cm_uuid_v4(uniq);
+	make_pdf(&pdf, 4, "Truncated", uniq);
+	assert_int_equal(http_do("POST", "/api/v1/documents", hp, pdf.data, pdf.len / 2, &r), 0);
+	assert_true(r.status == 422 || r.status == 201); /* mupdf may repair what is left */
+	http_resp_free(&r);
+	cm_buf_fini(&pdf);
+
+	/* Not logged in. */
+	{
+		const char *h[] = {"Content-Type: application/pdf", NULL};
+		assert_int_equal(http_do("POST", "/api/v1/documents", h, "%PDF-", 5, &r), 0);
+		assert_int_equal(r.status, 401);
+		http_resp_free(&r);
+		assert_int_equal(http_do("GET", "/api/pdf/info", NULL, NULL, 0, &r), 0);
+		assert_int_equal(r.status, 401);
+		assert_string_equal(js(r.json, "detail"), "Not authenticated");
+		http_resp_free(&r);
+	}
+	/* A user with no upload yet has no selected PDF. */
+	{
+		const char *hb[] = {user_b, NULL};
+		char        fresh[4200];
+		login_new_user(fresh, sizeof(fresh), NULL, 0);
+		hb[0] = fresh;
+		assert_int_equal(http_do("GET", "/api/pdf/info", hb, NULL, 0, &r), 0);
+		assert_int_equal(r.status, 400);
+		assert_string_equal(js(r.json, "detail"), "No PDF selected");
+		http_resp_free(&r);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_v1_upload_pages_dedupe),
+		cmocka_unit_test(test_legacy_flow),
+		cmocka_unit_test(test_bad_uploads),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}

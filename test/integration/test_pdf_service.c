@@ -1,0 +1,909 @@
+/*
+ * test_pdf_service.c - svc-pdf against the real PostgreSQL and Redis of the pgredis fixture:
+ * handlers called directly with a worker state (as the RPC workers do), plus one round trip
+ * through the RPC server. Every run uses PDFs with a fresh nonce in their text, so hashes (and
+ * Redis cache keys) never collide with earlier runs.
+ * svc-pdf headers are included by path: tests see every service's directory, and names such as
+ * config.h or server.h exist in several.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cm/arena.h"
+#include "cm/log.h"
+#include "cm/util.h"
+#include "../../svc-pdf/files.h"
+#include "../../svc-pdf/handlers.h"
+#include "proto/pdf.pb-c.h"
+#include "../../svc-pdf/server.h"
+#include "../../svc-pdf/store.h"
+#include "../../svc-pdf/testpdf.h"
+
+#define RPC_URL "tcp://127.0.0.1:27192"
+
+static pdf_service svc;
+static cm_metrics *metrics;
+static pdf_worker *W; /* the test's worker */
+static char        datadir[64];
+static char        nonce[40]; /* makes this run's PDFs unique */
+static int         seq;       /* and each PDF within the run */
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+typedef struct call {
+	cm_arena   arena;
+	cm_rpc_ctx ctx;
+} call;
+
+/* Calls handler fn as `subject` with a response of descriptor d; the response lives in c. */
+static cm_err
+invoke(call *c, pdf_worker *w, cm_rpc_handler_fn fn, const char *subject, const void *req,
+       const ProtobufCMessageDescriptor *d, void **resp)
+{
+	cm_arena_init(&c->arena);
+	memset(&c->ctx, 0, sizeof(c->ctx));
+	c->ctx.method = "test";
+	c->ctx.request_id = "";
+	c->ctx.subject = subject;
+	c->ctx.session_id = "";
+	c->ctx.client_addr = "";
+	c->ctx.deadline_ms = cm_now_ms() + 30000;
+	c->ctx.worker_state = w;
+	c->ctx.arena = &c->arena;
+	*resp = cm_arena_alloc(&c->arena, d->sizeof_message);
+	assert_non_null(*resp);
+	d->message_init(*resp);
+	return fn(&c->ctx, req, *resp);
+}
+
+static void
+done(call *c)
+{
+	cm_arena_fini(&c->arena);
+}
+
+/* A unique PDF: `pages` pages whose text carries the run nonce and tag. */
+static void
+make_pdf(cm_buf *b, int npages, const char *title, const char *tag)
+{
+	const char *pages[64];
+	char        text[64][2048];
+	pdf_testpdf o;
+	int         id = ++seq;
+
+	assert_true(npages <= 64);
+	for (int i = 0; i < npages; i++) {
+		snprintf(
+		    text[i], sizeof(text[i]),
+		    "Document %s %d %s page %d.\n"
+		    "The quick brown fox jumps over the lazy dog near page %d.\n\n"
+		    "Photosynthesis converts light energy into chemical energy in plants.\n"
+		    "Mitochondria are the powerhouse of the cell, a phrase every student knows.\n"
+		    "%s",
+		    nonce, id, tag, i + 1, i + 1,
+		    i == 2 ? "Zebrafish regenerate their hearts, which is remarkable." : "");
+		pages[i] = text[i];
+	}
+	memset(&o, 0, sizeof(o));
+	o.npages = npages;
+	o.pages = pages;
+	o.title = title;
+	o.author = "Integration Author";
+	cm_buf_init(b, (size_t)16 << 20);
+	assert_int_equal(pdf_testpdf_build(&o, b), CM_OK);
+}
+
+static cm_err
+upload(pdf_worker *w, const char *subject, const char *filename, const cm_buf *pdf,
+       Pdf__UploadResponse *out, char *msg)
+{
+	Pdf__UploadRequest   rq = PDF__UPLOAD_REQUEST__INIT;
+	Pdf__UploadResponse *rs = NULL;
+	call                 c;
+	cm_err               err;
+
+	rq.filename = (char *)filename;
+	rq.content.data = (uint8_t *)pdf->data;
+	rq.content.len = pdf->len;
+	err = invoke(&c, w, pdf_handle_upload, subject, &rq, &pdf__upload_response__descriptor,
+	             (void **)&rs);
+	if (msg != NULL)
+		cm_strlcpy(msg, c.ctx.message, 256);
+	if (err == CM_OK && out != NULL) {
+		/* Keep what the tests look at beyond the arena. */
+		*out = *rs;
+		out->document = malloc(sizeof(Pdf__Document));
+		assert_non_null(out->document);
+		*out->document = *rs->document;
+		out->document->id = strdup(rs->document->id);
+		out->document->sha256 = strdup(rs->document->sha256);
+		out->document->filename = strdup(rs->document->filename);
+		out->document->title = strdup(rs->document->title);
+		out->document->metadata = NULL;
+	}
+	done(&c);
+	return err;
+}
+
+static void
+upload_free(Pdf__UploadResponse *u)
+{
+	if (u->document == NULL)
+		return;
+	free(u->document->id);
+	free(u->document->sha256);
+	free(u->document->filename);
+	free(u->document->title);
+	free(u->document);
+	u->document = NULL;
+}
+
+static uint64_t
+metric(const char *name)
+{
+	cm_buf      b;
+	const char *p;
+	size_t      n = strlen(name);
+	uint64_t    v = 0;
+
+	cm_buf_init(&b, 1 << 20);
+	assert_int_equal(cm_metrics_render(metrics, &b), CM_OK);
+	for (p = b.data; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, name, n) == 0 && p[n] == ' ') {
+			v = strtoull(p + n + 1, NULL, 10);
+			break;
+		}
+	}
+	cm_buf_fini(&b);
+	return v;
+}
+
+static int
+count_rows(const char *sql, const char *arg)
+{
+	cm_pg_result *res = NULL;
+	const char   *p[] = {arg};
+	int64_t       n = -1;
+
+	assert_int_equal(cm_pg_exec(W->pg, sql, arg != NULL ? 1 : 0, p, &res), CM_OK);
+	assert_true(cm_parse_i64(cm_pg_get(res, 0, 0), &n));
+	cm_pg_result_free(res);
+	return (int)n;
+}
+
+static bool
+file_exists(const char *sha)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s.pdf", datadir, sha);
+	return access(path, F_OK) == 0;
+}
+
+static int
+harness(const char *what)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "%s/pgredis.sh %s %s >/dev/null 2>&1", getenv("CM_TEST_HARNESS"),
+	         what, getenv("CM_TEST_STATE"));
+	return system(cmd);
+}
+
+/* ---- fixture ----------------------------------------------------------------------------- */
+
+static int
+setup(void **state)
+{
+	pdf_config cfg;
+	cm_pg     *pg = NULL;
+	char       r[16];
+
+	(void)state;
+	cm_log_init("pdf-test", CM_LOG_WARN);
+	pdf_config_defaults(&cfg);
+	cfg.database_url = getenv("CM_TEST_PG");
+	cfg.redis_host = "127.0.0.1";
+	if (getenv("CM_TEST_REDIS_PORT") == NULL ||
+	    !cm_parse_i64(getenv("CM_TEST_REDIS_PORT"), &cfg.redis_port))
+		cfg.redis_port = 26379;
+	cfg.rpc_url = RPC_URL;
+	snprintf(datadir, sizeof(datadir), "/tmp/pdf-itest-XXXXXX");
+	if (cfg.database_url == NULL || mkdtemp(datadir) == NULL) {
+		fprintf(stderr, "CM_TEST_PG unset or no temp dir\n");
+		return -1;
+	}
+	cfg.data_dir = datadir;
+	cm_random_bytes(r, sizeof(r));
+	cm_hex(r, 8, nonce);
+
+	/* A clean schema: every migration down, then up. */
+	if (cm_pg_open(&pg, cfg.database_url, PDF_SCHEMA) != CM_OK ||
+	    cm_pg_migrate_down(pg, PDF_SCHEMA, pdf_migrations, pdf_migrations_count, 0) != CM_OK ||
+	    cm_pg_migrate_up(pg, PDF_SCHEMA, pdf_migrations, pdf_migrations_count) != CM_OK) {
+		fprintf(stderr, "migrations failed: %s\n", pg != NULL ? cm_pg_errmsg(pg) : "");
+		return -1;
+	}
+	cm_pg_close(pg);
+	if ((metrics = cm_metrics_alloc("pdf_")) == NULL ||
+	    pdf_service_init(&svc, &cfg, metrics) != CM_OK || pdf_worker_alloc(&svc, &W) != CM_OK) {
+		fprintf(stderr, "service set-up failed\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	pdf_worker_free(W);
+	pdf_service_fini(&svc);
+	cm_metrics_free(metrics);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", datadir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void
+test_upload_get_and_file(void **state)
+{
+	Pdf__UploadResponse u;
+	Pdf__GetRequest     g = PDF__GET_REQUEST__INIT;
+	Pdf__Document      *d = NULL;
+	uint64_t            x0 = metric("pdf_extractions_total");
+	cm_buf              pdf;
+	call                c;
+	char                sha[65];
+	DIR                *dir;
+	struct dirent      *de;
+
+	(void)state;
+	make_pdf(&pdf, 3, "Biology Notes", "get");
+	pdf_sha256_hex(pdf.data, pdf.len, sha);
+	assert_int_equal(upload(W, "alice", "../../etc/My Notes.pdf", &pdf, &u, NULL), CM_OK);
+	assert_true(u.extracted);
+	assert_false(u.existing);
+	assert_string_equal(u.document->filename, "My Notes.pdf");
+	assert_string_equal(u.document->sha256, sha);
+	assert_string_equal(u.document->title, "Biology Notes");
+	assert_int_equal(u.document->pages, 3);
+	assert_int_equal(u.document->size_bytes, (int64_t)pdf.len);
+	assert_true(u.document->text_length > 300);
+	assert_int_equal(metric("pdf_extractions_total"), x0 + 1);
+	assert_true(file_exists(sha));
+	/* Nothing but <sha>.pdf files in the data dir (no temp files left). */
+	assert_non_null(dir = opendir(datadir));
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] != '.')
+			assert_int_equal(strlen(de->d_name), 64 + 4);
+		else
+			assert_true(strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0);
+	}
+	closedir(dir);
+
+	g.id = u.document->id;
+	assert_int_equal(
+	    invoke(&c, W, pdf_handle_get, "alice", &g, &pdf__document__descriptor, (void **)&d),
+	    CM_OK);
+	assert_string_equal(d->id, u.document->id);
+	assert_string_equal(d->author, "Integration Author");
+	assert_string_equal(d->metadata->title, "Biology Notes");
+	assert_string_equal(d->metadata->subject, "Unknown");
+	assert_int_equal(strlen(d->created_at), 24);
+	done(&c);
+	upload_free(&u);
+	cm_buf_fini(&pdf);
+}
+
+static void
+test_dedupe_and_second_user(void **state)
+{
+	Pdf__UploadResponse a, a2, b;
+	uint64_t            x0 = metric("pdf_extractions_total");
+	uint64_t            s0 = metric("pdf_extractions_skipped_total");
+	cm_buf              pdf;
+
+	(void)state;
+	make_pdf(&pdf, 2, "Shared", "dedupe");
+	assert_int_equal(upload(W, "alice", "shared.pdf", &pdf, &a, NULL), CM_OK);
+	assert_true(a.extracted);
+	/* Same user, same bytes: the same document back. */
+	assert_int_equal(upload(W, "alice", "renamed.pdf", &pdf, &a2, NULL), CM_OK);
+	assert_true(a2.existing);
+	assert_false(a2.extracted);
+	assert_string_equal(a2.document->id, a.document->id);
+	assert_string_equal(a2.document->filename, "shared.pdf");
+	/* Another user: an own document, no second extraction. */
+	assert_int_equal(upload(W, "bob", "bobs.pdf", &pdf, &b, NULL), CM_OK);
+	assert_false(b.existing);
+	assert_false(b.extracted);
+	assert_string_not_equal(b.document->id, a.document->id);
+	assert_int_equal(b.document->pages, 2);
+	assert_int_equal(b.document->text_length, a.document->text_length);
+	assert_int_equal(metric("pdf_extractions_total"), x0 + 1);
+	assert_int_equal(metric("pdf_extractions_skipped_total"), s0 + 2);
+	assert_int_equal(
+	    count_rows("SELECT count(*) FROM blobs WHERE sha256 = $1", a.document->sha256), 1);
+	upload_free(&a);
+	upload_free(&a2);
+	upload_free(&b);
+	cm_buf_fini(&pdf);
+}
+
+static void
+test_redis_cache_and_outage(void **state)
+{
+	Pdf__UploadResponse u;
+	uint64_t            x0;
+	cm_buf              pdf, pdf2;
+
+	(void)state;
+	make_pdf(&pdf, 2, "Cached", "cache");
+	assert_int_equal(upload(W, "carol", "c.pdf", &pdf, &u, NULL), CM_OK);
+	assert_true(u.extracted);
+	/* As if another replica had extracted it but its database write never landed. */
+	assert_int_equal(cm_pg_exec(W->pg, "DELETE FROM documents WHERE sha256 = $1", 1,
+	                            (const char *const[]){u.document->sha256}, NULL),
+	                 CM_OK);
+	assert_int_equal(cm_pg_exec(W->pg, "DELETE FROM blobs WHERE sha256 = $1", 1,
+	                            (const char *const[]){u.document->sha256}, NULL),
+	                 CM_OK);
+	upload_free(&u);
+	x0 = metric("pdf_extractions_total");
+	assert_int_equal(upload(W, "carol", "c.pdf", &pdf, &u, NULL), CM_OK);
+	assert_false(u.extracted); /* from Redis */
+	assert_false(u.existing);
+	assert_int_equal(u.document->pages, 2);
+	assert_int_equal(metric("pdf_extractions_total"), x0);
+	assert_int_equal(
+	    count_rows("SELECT count(*) FROM pages WHERE sha256 = $1", u.document->sha256), 2);
+	upload_free(&u);
+
+	/* Redis down: uploads still work (and extract). */
+	assert_int_equal(harness("stop-redis"), 0);
+	make_pdf(&pdf2, 1, "No cache", "outage");
+	assert_int_equal(upload(W, "carol", "d.pdf", &pdf2, &u, NULL), CM_OK);
+	assert_true(u.extracted);
+	upload_free(&u);
+	assert_int_equal(harness("start-redis"), 0);
+	cm_buf_fini(&pdf);
+	cm_buf_fini(&pdf2);
+}
+
+/* Redis comes back even when the outage test fails half-way. */
+static int
+redis_back(void **state)
+{
+	(void)state;
+	return harness("start-redis") == 0 ? 0 : -1;
+}
+
+static void
+test_list_paging_search(void **state)
+{
+	static const char  *titles[] = {"Alpha", "Special_Title%", "Gamma", "Delta", "Epsilon"};
+	Pdf__UploadResponse u;
+	Pdf__ListRequest    rq = PDF__LIST_REQUEST__INIT;
+	Pdf__ListResponse  *rs = NULL;
+	char                ids[5][37], seen[5][37], name[32], cursor[256] = "";
+	int                 nseen = 0;
+	call                c;
+	cm_buf              pdf;
+
+	(void)state;
+	for (int i = 0; i < 5; i++) {
+		make_pdf(&pdf, 1, titles[i], "list");
+		snprintf(name, sizeof(name), "doc%d.pdf", i + 1);
+		assert_int_equal(upload(W, "dave", name, &pdf, &u, NULL), CM_OK);
+		cm_strlcpy(ids[i], u.document->id, sizeof(ids[i]));
+		upload_free(&u);
+		cm_buf_fini(&pdf);
+	}
+	/* Keyset pages of 2, newest first, until next_cursor is empty. */
+	do {
+		rq.limit = 2;
+		rq.cursor = cursor;
+		assert_int_equal(invoke(&c, W, pdf_handle_list, "dave", &rq,
+		                        &pdf__list_response__descriptor, (void **)&rs),
+		                 CM_OK);
+		assert_int_equal(rs->total, 5);
+		assert_true(rs->n_items <= 2);
+		for (size_t i = 0; i < rs->n_items; i++)
+			cm_strlcpy(seen[nseen++], rs->items[i]->id, 37);
+		cm_strlcpy(cursor, rs->next_cursor, sizeof(cursor));
+		done(&c);
+	} while (cursor[0] != '\0' && nseen < 6);
+	assert_int_equal(nseen, 5);
+	for (int i = 0; i < 5; i++)
+		assert_string_equal(seen[i], ids[4 - i]);
+
+	/* Legacy offset paging. */
+	memset(&rq, 0, sizeof(rq));
+	pdf__list_request__init(&rq);
+	rq.limit = 2;
+	rq.offset = 2;
+	assert_int_equal(invoke(&c, W, pdf_handle_list, "dave", &rq,
+	                        &pdf__list_response__descriptor, (void **)&rs),
+	                 CM_OK);
+	assert_int_equal(rs->n_items, 2);
+	assert_string_equal(rs->items[0]->id, ids[2]);
+	assert_string_equal(rs->items[1]->id, ids[1]);
+	done(&c);
+
+	/* Search: case-insensitive, % and _ literal, title or filename. */
+	pdf__list_request__init(&rq);
+	rq.search = (char *)"special_title%";
+	assert_int_equal(invoke(&c, W, pdf_handle_list, "dave", &rq,
+	                        &pdf__list_response__descriptor, (void **)&rs),
+	                 CM_OK);
+	assert_int_equal(rs->total, 1);
+	assert_string_equal(rs->items[0]->title, "Special_Title%");
+	done(&c);
+	rq.search = (char *)"%";
+	assert_int_equal(invoke(&c, W, pdf_handle_list, "dave", &rq,
+	                        &pdf__list_response__descriptor, (void **)&rs),
+	                 CM_OK);
+	assert_int_equal(rs->total, 1);
+	done(&c);
+	rq.search = (char *)"DOC3";
+	assert_int_equal(invoke(&c, W, pdf_handle_list, "dave", &rq,
+	                        &pdf__list_response__descriptor, (void **)&rs),
+	                 CM_OK);
+	assert_int_equal(rs->n_items, 1);
+	assert_string_equal(rs->items[0]->filename, "doc3.pdf");
+	done(&c);
+
+	/* Bad arguments. */
+	pdf__list_request__init(&rq);
+	rq.limit = 101;
+	assert_int_equal(invoke(&c, W, pdf_handle_list, "dave", &rq,
+	                        &pdf__list_response__descriptor, (void **)&rs),
+	                 CM_EINVAL);
+	done(&c);
+	rq.limit = 0;
+	rq.cursor = (char *)"not-a-cursor";
+	assert_int_equal(invoke(&c, W, pdf_handle_list, "dave", &rq,
+	                        &pdf__list_response__descriptor, (void **)&rs),
+	                 CM_EINVAL);
+	done(&c);
+	/* Another user sees none of it. */
+	pdf__list_request__init(&rq);
+	assert_int_equal(invoke(&c, W, pdf_handle_list, "mallory", &rq,
+	                        &pdf__list_response__descriptor, (void **)&rs),
+	                 CM_OK);
+	assert_int_equal(rs->total, 0);
+	assert_int_equal(rs->n_items, 0);
+	assert_string_equal(rs->next_cursor, "");
+	done(&c);
+}
+
+static void
+test_pages_chunks_search(void **state)
+{
+	Pdf__UploadResponse  u;
+	Pdf__GetPageRequest  pr = PDF__GET_PAGE_REQUEST__INIT;
+	Pdf__Page           *pg = NULL;
+	Pdf__ChunksRequest   cr = PDF__CHUNKS_REQUEST__INIT;
+	Pdf__SearchRequest   sr = PDF__SEARCH_REQUEST__INIT;
+	Pdf__ChunksResponse *ch = NULL;
+	call                 c;
+	cm_buf               pdf;
+
+	(void)state;
+	make_pdf(&pdf, 12, "Pages", "pages");
+	assert_int_equal(upload(W, "erin", "pages.pdf", &pdf, &u, NULL), CM_OK);
+	pr.id = u.document->id;
+	pr.page = 2;
+	assert_int_equal(
+	    invoke(&c, W, pdf_handle_get_page, "erin", &pr, &pdf__page__descriptor, (void **)&pg),
+	    CM_OK);
+	assert_int_equal(pg->page, 2);
+	assert_non_null(strstr(pg->text, "pages page 2."));
+	done(&c);
+	for (int bad = 0; bad < 3; bad++) {
+		pr.page = bad == 0 ? 0 : bad == 1 ? 13 : -1;
+		assert_int_equal(invoke(&c, W, pdf_handle_get_page, "erin", &pr,
+		                        &pdf__page__descriptor, (void **)&pg),
+		                 CM_ENOTFOUND);
+		done(&c);
+	}
+
+	cr.id = u.document->id;
+	assert_int_equal(invoke(&c, W, pdf_handle_chunks, "erin", &cr,
+	                        &pdf__chunks_response__descriptor, (void **)&ch),
+	                 CM_OK);
+	assert_string_equal(ch->sha256, u.document->sha256);
+	assert_true(ch->n_chunks >= 2);
+	assert_int_equal(ch->chunks[0]->page_first, 1);
+	assert_int_equal(ch->chunks[ch->n_chunks - 1]->page_last, 12);
+	for (size_t i = 0; i < ch->n_chunks; i++) {
+		assert_int_equal(ch->chunks[i]->index, (int)i);
+		assert_true(strlen(ch->chunks[i]->text) <= 2500);
+	}
+	done(&c);
+	cr.first_page = 5;
+	cr.last_page = 6;
+	assert_int_equal(invoke(&c, W, pdf_handle_chunks, "erin", &cr,
+	                        &pdf__chunks_response__descriptor, (void **)&ch),
+	                 CM_OK);
+	assert_true(ch->n_chunks >= 1);
+	for (size_t i = 0; i < ch->n_chunks; i++)
+		assert_true(ch->chunks[i]->page_last >= 5 && ch->chunks[i]->page_first <= 6);
+	done(&c);
+
+	sr.id = u.document->id;
+	sr.query = (char *)"zebrafish hearts";
+	assert_int_equal(invoke(&c, W, pdf_handle_search, "erin", &sr,
+	                        &pdf__chunks_response__descriptor, (void **)&ch),
+	                 CM_OK);
+	assert_int_equal(ch->n_chunks, 1);
+	assert_true(ch->chunks[0]->page_first <= 3 && ch->chunks[0]->page_last >= 3);
+	assert_non_null(strstr(ch->chunks[0]->text, "Zebrafish"));
+	done(&c);
+	sr.query = (char *)"mitochondria";
+	sr.limit = 2;
+	assert_int_equal(invoke(&c, W, pdf_handle_search, "erin", &sr,
+	                        &pdf__chunks_response__descriptor, (void **)&ch),
+	                 CM_OK);
+	assert_int_equal(ch->n_chunks, 2);
+	done(&c);
+	sr.query = (char *)"";
+	assert_int_equal(invoke(&c, W, pdf_handle_search, "erin", &sr,
+	                        &pdf__chunks_response__descriptor, (void **)&ch),
+	                 CM_EINVAL);
+	done(&c);
+	upload_free(&u);
+	cm_buf_fini(&pdf);
+}
+
+static void
+test_other_users_document(void **state)
+{
+	Pdf__UploadResponse u;
+	Pdf__GetRequest     g = PDF__GET_REQUEST__INIT;
+	Pdf__GetPageRequest pr = PDF__GET_PAGE_REQUEST__INIT;
+	Pdf__DeleteRequest  dr = PDF__DELETE_REQUEST__INIT;
+	Pdf__ChunksRequest  cr = PDF__CHUNKS_REQUEST__INIT;
+	void               *rs;
+	call                c;
+	cm_buf              pdf;
+
+	(void)state;
+	make_pdf(&pdf, 1, "Private", "private");
+	assert_int_equal(upload(W, "frank", "private.pdf", &pdf, &u, NULL), CM_OK);
+	g.id = pr.id = dr.id = cr.id = u.document->id;
+	pr.page = 1;
+	assert_int_equal(
+	    invoke(&c, W, pdf_handle_get, "grace", &g, &pdf__document__descriptor, &rs),
+	    CM_ENOTFOUND);
+	done(&c);
+	assert_int_equal(
+	    invoke(&c, W, pdf_handle_get_page, "grace", &pr, &pdf__page__descriptor, &rs),
+	    CM_ENOTFOUND);
+	done(&c);
+	assert_int_equal(
+	    invoke(&c, W, pdf_handle_chunks, "grace", &cr, &pdf__chunks_response__descriptor, &rs),
+	    CM_ENOTFOUND);
+	done(&c);
+	assert_int_equal(
+	    invoke(&c, W, pdf_handle_delete, "grace", &dr, &pdf__delete_response__descriptor, &rs),
+	    CM_ENOTFOUND);
+	done(&c);
+	g.id = (char *)"not-a-uuid";
+	assert_int_equal(
+	    invoke(&c, W, pdf_handle_get, "frank", &g, &pdf__document__descriptor, &rs),
+	    CM_ENOTFOUND);
+	done(&c);
+	/* No subject: unauthenticated. */
+	g.id = u.document->id;
+	assert_int_equal(invoke(&c, W, pdf_handle_get, "", &g, &pdf__document__descriptor, &rs),
+	                 CM_EAUTH);
+	done(&c);
+	/* The owner still has it. */
+	assert_int_equal(
+	    invoke(&c, W, pdf_handle_get, "frank", &g, &pdf__document__descriptor, &rs), CM_OK);
+	done(&c);
+	upload_free(&u);
+	cm_buf_fini(&pdf);
+}
+
+static cm_err
+delete_doc(const char *subject, const char *id)
+{
+	Pdf__DeleteRequest dr = PDF__DELETE_REQUEST__INIT;
+	void              *rs;
+	call               c;
+	cm_err             err;
+
+	dr.id = (char *)id;
+	err =
+	    invoke(&c, W, pdf_handle_delete, subject, &dr, &pdf__delete_response__descriptor, &rs);
+	done(&c);
+	return err;
+}
+
+static void
+test_delete_shared_blob(void **state)
+{
+	Pdf__UploadResponse  a, b;
+	Pdf__GetPageRequest  pr = PDF__GET_PAGE_REQUEST__INIT;
+	Pdf__SelectedRequest sq = PDF__SELECTED_REQUEST__INIT;
+	void                *rs;
+	call                 c;
+	cm_buf               pdf;
+	char                 sha[65];
+
+	(void)state;
+	make_pdf(&pdf, 2, "Both", "delete");
+	assert_int_equal(upload(W, "henry", "h.pdf", &pdf, &a, NULL), CM_OK);
+	assert_int_equal(upload(W, "iris", "i.pdf", &pdf, &b, NULL), CM_OK);
+	cm_strlcpy(sha, a.document->sha256, sizeof(sha));
+	assert_int_equal(delete_doc("henry", a.document->id), CM_OK);
+	assert_int_equal(delete_doc("henry", a.document->id), CM_ENOTFOUND);
+	/* Henry's selection went with the document. */
+	assert_int_equal(invoke(&c, W, pdf_handle_selected, "henry", &sq,
+	                        &pdf__selected_response__descriptor, &rs),
+	                 CM_EPRECOND);
+	done(&c);
+	/* Iris still reads it; the blob and the file stay. */
+	pr.id = b.document->id;
+	pr.page = 2;
+	assert_int_equal(
+	    invoke(&c, W, pdf_handle_get_page, "iris", &pr, &pdf__page__descriptor, &rs), CM_OK);
+	done(&c);
+	assert_true(file_exists(sha));
+	assert_int_equal(count_rows("SELECT count(*) FROM blobs WHERE sha256 = $1", sha), 1);
+	/* The last reference takes the blob, its pages and chunks, and the file. */
+	assert_int_equal(delete_doc("iris", b.document->id), CM_OK);
+	assert_false(file_exists(sha));
+	assert_int_equal(count_rows("SELECT count(*) FROM blobs WHERE sha256 = $1", sha), 0);
+	assert_int_equal(count_rows("SELECT count(*) FROM pages WHERE sha256 = $1", sha), 0);
+	assert_int_equal(count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1", sha), 0);
+	upload_free(&a);
+	upload_free(&b);
+	/* And the same bytes can come back afterwards (extracted again). */
+	assert_int_equal(upload(W, "iris", "again.pdf", &pdf, &b, NULL), CM_OK);
+	assert_true(b.extracted);
+	assert_true(file_exists(sha));
+	upload_free(&b);
+	cm_buf_fini(&pdf);
+}
+
+static void
+test_select_and_selected(void **state)
+{
+	Pdf__UploadResponse    a, b;
+	Pdf__SelectRequest     sel = PDF__SELECT_REQUEST__INIT;
+	Pdf__SelectedRequest   sq = PDF__SELECTED_REQUEST__INIT;
+	Pdf__SelectedResponse *rs = NULL;
+	call                   c;
+	cm_buf                 p1, p2;
+
+	(void)state;
+	assert_int_equal(invoke(&c, W, pdf_handle_selected, "judy", &sq,
+	                        &pdf__selected_response__descriptor, (void **)&rs),
+	                 CM_EPRECOND);
+	assert_string_equal(c.ctx.message, "No PDF selected");
+	done(&c);
+	make_pdf(&p1, 1, "First", "sel1");
+	make_pdf(&p2, 1, "Second", "sel2");
+	assert_int_equal(upload(W, "judy", "first.pdf", &p1, &a, NULL), CM_OK);
+	assert_int_equal(upload(W, "judy", "second.pdf", &p2, &b, NULL), CM_OK);
+	/* Uploading selects. */
+	assert_int_equal(invoke(&c, W, pdf_handle_selected, "judy", &sq,
+	                        &pdf__selected_response__descriptor, (void **)&rs),
+	                 CM_OK);
+	assert_string_equal(rs->document->id, b.document->id);
+	assert_int_equal(strlen(rs->selected_at), 24);
+	done(&c);
+	sel.filename = (char *)"first.pdf";
+	assert_int_equal(invoke(&c, W, pdf_handle_select, "judy", &sel,
+	                        &pdf__selected_response__descriptor, (void **)&rs),
+	                 CM_OK);
+	assert_string_equal(rs->document->id, a.document->id);
+	assert_string_equal(rs->document->metadata->title, "First");
+	done(&c);
+	assert_int_equal(invoke(&c, W, pdf_handle_selected, "judy", &sq,
+	                        &pdf__selected_response__descriptor, (void **)&rs),
+	                 CM_OK);
+	assert_string_equal(rs->document->id, a.document->id);
+	done(&c);
+	/* Re-uploading the second selects it again (existing). */
+	upload_free(&b);
+	assert_int_equal(upload(W, "judy", "second.pdf", &p2, &b, NULL), CM_OK);
+	assert_true(b.existing);
+	assert_int_equal(invoke(&c, W, pdf_handle_selected, "judy", &sq,
+	                        &pdf__selected_response__descriptor, (void **)&rs),
+	                 CM_OK);
+	assert_string_equal(rs->document->id, b.document->id);
+	done(&c);
+	sel.filename = (char *)"nope.pdf";
+	assert_int_equal(invoke(&c, W, pdf_handle_select, "judy", &sel,
+	                        &pdf__selected_response__descriptor, (void **)&rs),
+	                 CM_ENOTFOUND);
+	assert_string_equal(c.ctx.message, "PDF file not found");
+	done(&c);
+	/* Someone else's filename is not found either. */
+	sel.filename = (char *)"first.pdf";
+	assert_int_equal(invoke(&c, W, pdf_handle_select, "mallory", &sel,
+	                        &pdf__selected_response__descriptor, (void **)&rs),
+	                 CM_ENOTFOUND);
+	done(&c);
+	upload_free(&a);
+	upload_free(&b);
+	cm_buf_fini(&p1);
+	cm_buf_fini(&p2);
+}
+
+static void
+test_bad_uploads(void **state)
+{
+	pdf_testpdf enc = {.npages = 1, .encrypted = true};
+	pdf_testpdf img = {.npages = 1, .image_only = true};
+	cm_buf      b;
+	char        msg[256];
+	uint64_t    f0 = metric("pdf_extraction_failures_total");
+
+	(void)state;
+	cm_buf_init(&b, 1 << 20);
+	assert_int_equal(cm_buf_appends(&b, "just text, not a PDF"), CM_OK);
+	assert_int_equal(upload(W, "kim", "x.pdf", &b, NULL, msg), CM_EINVAL);
+	assert_string_equal(msg, "not a PDF");
+	cm_buf_reset(&b);
+	assert_int_equal(upload(W, "kim", "x.pdf", &b, NULL, msg), CM_EINVAL);
+	assert_string_equal(msg, "empty file");
+	assert_int_equal(pdf_testpdf_build(&enc, &b), CM_OK);
+	assert_int_equal(upload(W, "kim", "x.pdf", &b, NULL, msg), CM_EPRECOND);
+	assert_string_equal(msg, "encrypted PDF");
+	cm_buf_reset(&b);
+	assert_int_equal(pdf_testpdf_build(&img, &b), CM_OK);
+	assert_int_equal(upload(W, "kim", "x.pdf", &b, NULL, msg), CM_EPRECOND);
+	assert_string_equal(msg, "no text layer (scanned PDF?)");
+	assert_int_equal(metric("pdf_extraction_failures_total"), f0 + 2);
+	/* Over the size limit. */
+	svc.cfg.max_upload = 100;
+	assert_int_equal(upload(W, "kim", "x.pdf", &b, NULL, msg), CM_ETOOBIG);
+	svc.cfg.max_upload = 52428800;
+	/* No subject. */
+	assert_int_equal(upload(W, "", "x.pdf", &b, NULL, msg), CM_EAUTH);
+	/* Nothing of kim's was stored, and no file either. */
+	assert_int_equal(count_rows("SELECT count(*) FROM documents WHERE owner_id = $1", "kim"),
+	                 0);
+	cm_buf_fini(&b);
+}
+
+typedef struct racer {
+	pdf_worker   *w;
+	const char   *subject;
+	const cm_buf *pdf;
+	cm_err        err;
+	bool          extracted;
+} racer;
+
+static void *
+race_main(void *arg)
+{
+	racer              *r = arg;
+	Pdf__UploadResponse u;
+
+	r->err = upload(r->w, r->subject, "race.pdf", r->pdf, &u, NULL);
+	if (r->err == CM_OK) {
+		r->extracted = u.extracted;
+		upload_free(&u);
+	}
+	return NULL;
+}
+
+static void
+test_concurrent_same_file(void **state)
+{
+	pdf_worker *w2 = NULL;
+	pthread_t   t1, t2;
+	racer       a, b;
+	cm_buf      pdf;
+	uint64_t    x0 = metric("pdf_extractions_total");
+
+	(void)state;
+	assert_int_equal(pdf_worker_alloc(&svc, &w2), CM_OK);
+	make_pdf(&pdf, 40, "Race", "race");
+	a = (racer){W, "leo", &pdf, CM_EINTERNAL, false};
+	b = (racer){w2, "mia", &pdf, CM_EINTERNAL, false};
+	assert_int_equal(pthread_create(&t1, NULL, race_main, &a), 0);
+	assert_int_equal(pthread_create(&t2, NULL, race_main, &b), 0);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	assert_int_equal(a.err, CM_OK);
+	assert_int_equal(b.err, CM_OK);
+	assert_true(a.extracted != b.extracted); /* exactly one of them extracted */
+	assert_int_equal(metric("pdf_extractions_total"), x0 + 1);
+	pdf_worker_free(w2);
+	cm_buf_fini(&pdf);
+}
+
+static void
+test_rpc_round_trip(void **state)
+{
+	cm_rpc_server       *srv = NULL;
+	cm_rpc_client       *cl = NULL;
+	Pdf__UploadRequest   rq = PDF__UPLOAD_REQUEST__INIT;
+	Pdf__UploadResponse *rs = NULL;
+	Pdf__ListRequest     lq = PDF__LIST_REQUEST__INIT;
+	Pdf__ListResponse   *ls = NULL;
+	cm_rpc_call_opts     o = {.method = "pdf.Upload", .subject = "nina"};
+	cm_rpc_result        res;
+	cm_buf               pdf;
+
+	(void)state;
+	svc.cfg.workers = 2;
+	assert_int_equal(pdf_server_start(&svc, &srv), CM_OK);
+	assert_int_equal(cm_rpc_client_open(&cl, "pdf", RPC_URL, NULL), CM_OK);
+	for (int i = 0; i < 100 && cm_rpc_client_healthy(cl) == 0; i++)
+		usleep(20000);
+	make_pdf(&pdf, 2, "Over RPC", "rpc");
+	rq.filename = (char *)"rpc.pdf";
+	rq.content.data = (uint8_t *)pdf.data;
+	rq.content.len = pdf.len;
+	o.deadline_ms = cm_now_ms() + 20000;
+	assert_int_equal(cm_rpc_call(cl, &o, &rq.base, &pdf__upload_response__descriptor,
+	                             (ProtobufCMessage **)&rs, &res),
+	                 CM_OK);
+	assert_string_equal(rs->document->filename, "rpc.pdf");
+	assert_true(rs->extracted);
+	pdf__upload_response__free_unpacked(rs, NULL);
+	cm_rpc_result_fini(&res);
+	o.method = "pdf.List";
+	o.deadline_ms = 0;
+	assert_int_equal(cm_rpc_call(cl, &o, &lq.base, &pdf__list_response__descriptor,
+	                             (ProtobufCMessage **)&ls, &res),
+	                 CM_OK);
+	assert_int_equal(ls->n_items, 1);
+	assert_string_equal(ls->items[0]->metadata->title, "Over RPC");
+	pdf__list_response__free_unpacked(ls, NULL);
+	cm_rpc_result_fini(&res);
+	/* Not a PDF over RPC: INVALID_ARGUMENT with the reason. */
+	o.method = "pdf.Upload";
+	rq.content.data = (uint8_t *)"nope";
+	rq.content.len = 4;
+	assert_int_equal(cm_rpc_call(cl, &o, &rq.base, &pdf__upload_response__descriptor,
+	                             (ProtobufCMessage **)&rs, &res),
+	                 CM_EINVAL);
+	assert_string_equal(res.message, "not a PDF");
+	cm_rpc_result_fini(&res);
+	cm_rpc_client_close(cl);
+	cm_rpc_server_stop(srv);
+	cm_buf_fini(&pdf);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_upload_get_and_file),
+	    cmocka_unit_test(test_dedupe_and_second_user),
+	    cmocka_unit_test_teardown(test_redis_cache_and_outage, redis_back),
+	    cmocka_unit_test(test_list_paging_search),
+	    cmocka_unit_test(test_pages_chunks_search),
+	    cmocka_unit_test(test_other_users_document),
+	    cmocka_unit_test(test_delete_shared_blob),
+	    cmocka_unit_test(test_select_and_selected),
+	    cmocka_unit_test(test_bad_uploads),
+	    cmocka_unit_test(test_concurrent_same_file),
+	    cmocka_unit_test(test_rpc_round_trip),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
