@@ -157,6 +157,10 @@ void edge_fail(edge_req *r, int rpc_status, const char *message);
 void edge_fail_http(edge_req *r, uint16_t http, const char *code, const char *message);
 /* Starts the route's RPC with a packed-from-message payload; reply goes to route->reply. */
 void edge_call(edge_req *r, const ProtobufCMessage *msg);
+/* For reply adapters: on an OK result, the unpacked response of type d (free it with
+ * protobuf_c_message_free_unpacked); otherwise answers the error (consuming r) and returns NULL. */
+ProtobufCMessage *edge_reply_unpack(
+    edge_req *r, cm_rpc_result *res, const ProtobufCMessageDescriptor *d);
 /* The route's default reply: payload -> resp_desc -> JSON with ok_status. */
 void edge_reply_generic(edge_req *r, cm_rpc_result *res);
 /* The route's default start: JSON body -> req_desc -> edge_call. */

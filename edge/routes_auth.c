@@ -20,16 +20,7 @@
 static Auth__TokenPair *
 unpack_pair(edge_req *r, cm_rpc_result *res)
 {
-	Auth__TokenPair *tp;
-
-	if (res->status != CM__STATUS__OK) {
-		edge_fail(r, res->status, res->message);
-		return NULL;
-	}
-	tp = auth__token_pair__unpack(NULL, res->payload_len, res->payload);
-	if (tp == NULL)
-		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
-	return tp;
+	return (Auth__TokenPair *) edge_reply_unpack(r, res, &auth__token_pair__descriptor);
 }
 
 void

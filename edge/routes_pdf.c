@@ -112,18 +112,21 @@ v1_document(const Pdf__Document *d)
 	return edge_pb_to_json(&d->base);
 }
 
-static bool
-status_ok(edge_req *r, cm_rpc_result *res)
+/* The upload response with its document, or NULL after answering the error. */
+static Pdf__UploadResponse *
+unpack_upload(edge_req *r, cm_rpc_result *res)
 {
-	if (res->status == CM__STATUS__OK)
-		return true;
-	if (r->legacy && res->status == CM__STATUS__FAILED_PRECONDITION) {
-		/* The legacy frontend expects 400 for "No PDF selected" and unreadable files. */
-		edge_fail_http(r, 400, cm_status_name(res->status), res->message);
-		return false;
+	Pdf__UploadResponse *u;
+
+	if ((u = (Pdf__UploadResponse *) edge_reply_unpack(r, res, &pdf__upload_response__descriptor)) ==
+	    NULL)
+		return NULL;
+	if (u->document == NULL) {
+		pdf__upload_response__free_unpacked(u, NULL);
+		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
+		return NULL;
 	}
-	edge_fail(r, res->status, res->message);
-	return false;
+	return u;
 }
 
 void
@@ -131,15 +134,8 @@ edge_reply_upload_v1(edge_req *r, cm_rpc_result *res)
 {
 	Pdf__UploadResponse *u;
 
-	if (!status_ok(r, res))
+	if ((u = unpack_upload(r, res)) == NULL)
 		return;
-	if ((u = pdf__upload_response__unpack(NULL, res->payload_len, res->payload)) == NULL ||
-	    u->document == NULL) {
-		if (u != NULL)
-			pdf__upload_response__free_unpacked(u, NULL);
-		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
-		return;
-	}
 	edge_set_json(r, u->existing ? 200 : 201, v1_document(u->document));
 	pdf__upload_response__free_unpacked(u, NULL);
 	edge_respond(r);
@@ -150,15 +146,8 @@ edge_reply_upload_legacy(edge_req *r, cm_rpc_result *res)
 {
 	Pdf__UploadResponse *u;
 
-	if (!status_ok(r, res))
+	if ((u = unpack_upload(r, res)) == NULL)
 		return;
-	if ((u = pdf__upload_response__unpack(NULL, res->payload_len, res->payload)) == NULL ||
-	    u->document == NULL) {
-		if (u != NULL)
-			pdf__upload_response__free_unpacked(u, NULL);
-		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
-		return;
-	}
 	edge_set_json(r, 200,
 	    json_pack("{s:s, s:s, s:o, s:I}", "message",
 	        u->existing ? "PDF already uploaded; selected it" : "PDF uploaded and processed",
@@ -213,12 +202,9 @@ edge_reply_doc_list_v1(edge_req *r, cm_rpc_result *res)
 	Pdf__ListResponse *l;
 	json_t            *items;
 
-	if (!status_ok(r, res))
+	if ((l = (Pdf__ListResponse *) edge_reply_unpack(r, res, &pdf__list_response__descriptor)) ==
+	    NULL)
 		return;
-	if ((l = pdf__list_response__unpack(NULL, res->payload_len, res->payload)) == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
-		return;
-	}
 	items = json_array();
 	for (size_t i = 0; i < l->n_items; i++)
 		json_array_append_new(items, v1_document(l->items[i]));
@@ -236,12 +222,9 @@ edge_reply_doc_list_legacy(edge_req *r, cm_rpc_result *res)
 	json_t            *items;
 	int64_t            limit, offset;
 
-	if (!status_ok(r, res))
+	if ((l = (Pdf__ListResponse *) edge_reply_unpack(r, res, &pdf__list_response__descriptor)) ==
+	    NULL)
 		return;
-	if ((l = pdf__list_response__unpack(NULL, res->payload_len, res->payload)) == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
-		return;
-	}
 	(void) query_int(r, "limit", 20, 1, 100, &limit);
 	(void) query_int(r, "offset", 0, 0, INT32_MAX, &offset);
 	items = json_array();
@@ -284,12 +267,8 @@ edge_reply_document_v1(edge_req *r, cm_rpc_result *res)
 {
 	Pdf__Document *d;
 
-	if (!status_ok(r, res))
+	if ((d = (Pdf__Document *) edge_reply_unpack(r, res, &pdf__document__descriptor)) == NULL)
 		return;
-	if ((d = pdf__document__unpack(NULL, res->payload_len, res->payload)) == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
-		return;
-	}
 	edge_set_json(r, 200, v1_document(d));
 	pdf__document__free_unpacked(d, NULL);
 	edge_respond(r);
@@ -311,6 +290,8 @@ edge_start_doc_page(edge_req *r)
 	edge_call(r, &rq.base);
 }
 
+static Pdf__SelectedResponse *unpack_selected(edge_req *r, cm_rpc_result *res);
+
 /* {"message","filename","metadata","text_length"} for select. */
 void
 edge_reply_select_legacy(edge_req *r, cm_rpc_result *res)
@@ -321,15 +302,8 @@ edge_reply_select_legacy(edge_req *r, cm_rpc_result *res)
 		edge_fail(r, res->status, "PDF file not found");
 		return;
 	}
-	if (!status_ok(r, res))
+	if ((s = unpack_selected(r, res)) == NULL)
 		return;
-	if ((s = pdf__selected_response__unpack(NULL, res->payload_len, res->payload)) == NULL ||
-	    s->document == NULL) {
-		if (s != NULL)
-			pdf__selected_response__free_unpacked(s, NULL);
-		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
-		return;
-	}
 	edge_set_json(r, 200,
 	    json_pack("{s:s, s:s, s:o, s:I}", "message", "PDF selected", "filename",
 	        s->document->filename, "metadata", legacy_metadata(s->document), "text_length",
@@ -343,12 +317,11 @@ unpack_selected(edge_req *r, cm_rpc_result *res)
 {
 	Pdf__SelectedResponse *s;
 
-	if (!status_ok(r, res))
+	if ((s = (Pdf__SelectedResponse *) edge_reply_unpack(
+	         r, res, &pdf__selected_response__descriptor)) == NULL)
 		return NULL;
-	if ((s = pdf__selected_response__unpack(NULL, res->payload_len, res->payload)) == NULL ||
-	    s->document == NULL) {
-		if (s != NULL)
-			pdf__selected_response__free_unpacked(s, NULL);
+	if (s->document == NULL) {
+		pdf__selected_response__free_unpacked(s, NULL);
 		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
 		return NULL;
 	}

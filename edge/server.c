@@ -156,7 +156,12 @@ edge_fail_http(edge_req *r, uint16_t http, const char *code, const char *message
 void
 edge_fail(edge_req *r, int rpc_status, const char *message)
 {
-	edge_fail_http(r, edge_http_status(rpc_status), cm_status_name(rpc_status), message);
+	uint16_t http = edge_http_status(rpc_status);
+
+	/* The legacy frontend expects 400 where v1 says 422 ("No PDF selected", unreadable file). */
+	if (r->legacy && rpc_status == CM__STATUS__FAILED_PRECONDITION)
+		http = 400;
+	edge_fail_http(r, http, cm_status_name(rpc_status), message);
 }
 
 void
@@ -241,25 +246,32 @@ edge_call(edge_req *r, const ProtobufCMessage *msg)
 	call_payload(r, buf, n);
 }
 
-void
-edge_reply_generic(edge_req *r, cm_rpc_result *res)
+ProtobufCMessage *
+edge_reply_unpack(edge_req *r, cm_rpc_result *res, const ProtobufCMessageDescriptor *d)
 {
 	ProtobufCMessage *m;
 
 	if (res->status != CM__STATUS__OK) {
 		edge_fail(r, res->status, res->message);
-		return;
+		return NULL;
 	}
-	if (r->route->ok_status == 204) {
+	if ((m = protobuf_c_message_unpack(d, NULL, res->payload_len, res->payload)) == NULL)
+		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
+	return m;
+}
+
+void
+edge_reply_generic(edge_req *r, cm_rpc_result *res)
+{
+	ProtobufCMessage *m;
+
+	if (res->status == CM__STATUS__OK && r->route->ok_status == 204) {
 		r->status = 204;
 		edge_respond(r);
 		return;
 	}
-	m = protobuf_c_message_unpack(r->route->resp_desc, NULL, res->payload_len, res->payload);
-	if (m == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
+	if ((m = edge_reply_unpack(r, res, r->route->resp_desc)) == NULL)
 		return;
-	}
 	edge_set_json(r, r->route->ok_status ? r->route->ok_status : 200, edge_pb_to_json(m));
 	protobuf_c_message_free_unpacked(m, NULL);
 	edge_respond(r);
