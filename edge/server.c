@@ -190,7 +190,8 @@ rpc_done(void *arg, cm_rpc_result *res)
 	if (res->status != CM__STATUS__OK) {
 		if (res->retry_after_s > 0)
 			snprintf(r->retry_after, sizeof(r->retry_after), "%d", (int) res->retry_after_s);
-		else if (res->status == CM__STATUS__RESOURCE_EXHAUSTED)
+		else if (res->status == CM__STATUS__RESOURCE_EXHAUSTED ||
+		         res->status == CM__STATUS__UNAVAILABLE)
 			cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
 		if (res->status == CM__STATUS__UNAVAILABLE || res->status == CM__STATUS__INTERNAL ||
 		    res->status == CM__STATUS__DEADLINE_EXCEEDED)
@@ -201,6 +202,19 @@ rpc_done(void *arg, cm_rpc_result *res)
 		r->route->reply(r, res);
 	else
 		edge_reply_generic(r, res);
+}
+
+/* A call that could not even start is answered like a failed one: the route's reply adapter
+ * decides what it means (the legacy logout, for one, never fails). */
+static void
+call_failed(edge_req *r, int status, const char *message)
+{
+	cm_rpc_result res;
+
+	memset(&res, 0, sizeof(res));
+	res.status = status;
+	cm_strlcpy(res.message, message, sizeof(res.message));
+	rpc_done(r, &res);
 }
 
 static void
@@ -219,16 +233,15 @@ call_payload(edge_req *r, const void *payload, size_t len)
 	o.idempotent    = (rt->flags & EDGE_R_IDEMPOTENT) != 0;
 	r->upstream_name = edge_upstream_name(rt->upstream);
 	if (r->e->up[rt->upstream] == NULL) {
-		edge_fail(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
+		call_failed(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
 		return;
 	}
 	err = cm_rpc_call_async(r->e->up[rt->upstream], &o, payload, len, rpc_done, r);
 	if (err == CM_ETIMEDOUT) {
-		edge_fail(r, CM__STATUS__DEADLINE_EXCEEDED, "deadline exceeded");
+		call_failed(r, CM__STATUS__DEADLINE_EXCEEDED, "deadline exceeded");
 	} else if (err != CM_OK) {
 		cm_warn("EDGE-NO-UPSTREAM", "%s: no replica available", rt->rpc);
-		cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
-		edge_fail(r, CM__STATUS__UNAVAILABLE, "service temporarily unavailable");
+		call_failed(r, CM__STATUS__UNAVAILABLE, "service temporarily unavailable");
 	}
 }
 

@@ -128,6 +128,36 @@ test_replica_killed(void **state)
 	assert_int_equal(me(), 200);
 }
 
+/* No svc-auth at all: an honest 503 with Retry-After, except the legacy logout, which never fails. */
+static void
+test_all_auth_replicas_down(void **state)
+{
+	char      extra[600], buf[32];
+	http_resp r;
+
+	(void) state;
+	for (int i = 0; i < 2; i++) {
+		snprintf(extra, sizeof(extra), "%s %d", getenv("CM_TEST_BIN"), i);
+		harness("stack.sh", "kill-auth", extra);
+	}
+	{
+		const char *h[] = {auth_hdr, NULL};
+		assert_int_equal(http_do("GET", "/api/v1/auth/me", h, NULL, 0, &r), 0);
+	}
+	assert_int_equal(r.status, 503);
+	assert_non_null(http_header(&r, "Retry-After", buf, sizeof(buf)));
+	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "UNAVAILABLE");
+	http_resp_free(&r);
+	assert_int_equal(http_do("POST", "/api/auth/logout", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+	assert_int_equal(http_do("GET", "/readyz", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 503);
+	http_resp_free(&r);
+	harness("stack.sh", "start", getenv("CM_TEST_BIN"));
+	assert_int_equal(me(), 200);
+}
+
 int
 main(void)
 {
@@ -135,6 +165,7 @@ main(void)
 		cmocka_unit_test(test_postgres_restart),
 		cmocka_unit_test(test_redis_down_auth_works),
 		cmocka_unit_test(test_replica_killed),
+		cmocka_unit_test(test_all_auth_replicas_down),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
