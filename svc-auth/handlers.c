@@ -36,12 +36,15 @@ count(cm_rpc_ctx *ctx, const char *name, const char *help, const char *labels)
 	cm_counter_add(cm_metrics_counter(W(ctx)->app->metrics, name, help, labels), 1);
 }
 
-/* Maps a store error that is not the caller's fault. */
+/* Maps a store error that the handler did not expect. PostgreSQL refusing the data itself
+ * (class 22/23, e.g. a name that is not valid UTF-8) is the caller's input, not our failure. */
 static cm_err
 dependency(cm_rpc_ctx *ctx, cm_err err)
 {
 	if (err == CM_EUNAVAIL)
 		return cm_rpc_fail(ctx, CM_EUNAVAIL, "database unavailable, try again");
+	if (err == CM_EINVAL)
+		return cm_rpc_fail(ctx, CM_EINVAL, "invalid input (text must be UTF-8)");
 	return cm_rpc_fail(ctx, CM_EINTERNAL, "internal error");
 }
 
@@ -177,11 +180,13 @@ auth_h_login(cm_rpc_ctx *ctx, const void *req, void *resp)
 		return cm_rpc_fail(ctx, CM_EAUTH, BAD_LOGIN);
 	}
 	auth_throttle_succeeded(w->app->throttle, w->redis, login);
+	/* Housekeeping on the user's own rows: sessions over for a day go (with their tokens). */
+	if ((err = auth_store_sessions_prune(w->pg, u.id)) != CM_OK)
+		cm_debug("AUTH-PRUNE", "could not prune old sessions: %s", cm_strerror(err));
 
 	auth_refresh_new(refresh, rhash);
-	if ((err = auth_store_session_create(w->pg, u.id, w->app->cfg.refresh_ttl_s, rhash, sid)) != CM_OK)
-		return dependency(ctx, err);
-	err = issue(ctx, u.id, sid, refresh, resp);
+	err = auth_store_session_create(w->pg, u.id, w->app->cfg.refresh_ttl_s, rhash, sid);
+	err = err == CM_OK ? issue(ctx, u.id, sid, refresh, resp) : dependency(ctx, err);
 	cm_wipe(refresh, sizeof(refresh));
 	if (err == CM_OK) {
 		count(ctx, "logins_total", "Login attempts by outcome", "outcome=\"ok\"");
@@ -206,16 +211,17 @@ auth_h_refresh(cm_rpc_ctx *ctx, const void *req, void *resp)
 	auth_refresh_new(refresh, new_hash);
 	err = auth_store_refresh_rotate(w->pg, old_hash, new_hash, w->app->cfg.refresh_ttl_s, uid, sid,
 	    &reused);
-	if (err == CM_EAUTH) {
+	if (err == CM_OK) {
+		err = issue(ctx, uid, sid, refresh, resp);
+	} else if (err == CM_EAUTH) {
 		if (reused) {
 			count(ctx, "refresh_reuse_total", "Reused refresh tokens (sessions revoked)", "");
 			cm_warn("AUTH-REFRESH-REUSE", "refresh token reused: session %s revoked", sid);
 		}
-		return cm_rpc_fail(ctx, CM_EAUTH, "invalid refresh token");
+		err = cm_rpc_fail(ctx, CM_EAUTH, "invalid refresh token");
+	} else {
+		err = dependency(ctx, err);
 	}
-	if (err != CM_OK)
-		return dependency(ctx, err);
-	err = issue(ctx, uid, sid, refresh, resp);
 	cm_wipe(refresh, sizeof(refresh));
 	return err;
 }
@@ -229,12 +235,15 @@ auth_h_logout(cm_rpc_ctx *ctx, const void *req, void *resp)
 	cm_err                     err = CM_OK;
 
 	(void) resp;
-	if (rq->refresh_token[0] != '\0' && strlen(rq->refresh_token) <= CM_MAX_TOKEN) {
-		auth_refresh_hash(rq->refresh_token, hash);
-		err = auth_store_revoke_by_refresh(w->pg, hash);
-	}
-	if (err == CM_OK && ctx->session_id[0] != '\0')
+	/* The session named by the refresh token, or else the caller's own (proto/auth.proto). */
+	if (rq->refresh_token[0] != '\0') {
+		if (strlen(rq->refresh_token) <= CM_MAX_TOKEN) {
+			auth_refresh_hash(rq->refresh_token, hash);
+			err = auth_store_revoke_by_refresh(w->pg, hash);
+		}
+	} else if (ctx->session_id[0] != '\0') {
 		err = auth_store_revoke_session(w->pg, ctx->session_id, ctx->subject);
+	}
 	if (err != CM_OK)
 		return dependency(ctx, err);
 	return CM_OK;

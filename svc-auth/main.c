@@ -57,27 +57,52 @@ load_key(auth_app *app)
 	return err;
 }
 
-/* Readiness: PostgreSQL answers. Redis is optional (auth degrades without it). */
+/* Readiness has its own connections, used only on the admin checker thread. */
+typedef struct readiness {
+	const auth_app *app;
+	cm_pg          *pg;
+	cm_redis       *redis;
+	int             redis_up; /* -1 unknown, 0, 1: logged when it changes */
+} readiness;
+
+/* Ready when PostgreSQL answers. Redis is reported (log line on change, gauge auth_redis_up)
+ * but not required: without it login throttling uses per-process counters, all else works. */
 static bool
 ready(void *arg, char *why, size_t whylen)
 {
-	static cm_pg *pg;
-	const auth_app *app = arg;
+	readiness *rd = arg;
+	bool       ok = false;
 
-	if (pg == NULL && cm_pg_open(&pg, app->cfg.database_url, "auth") != CM_OK)
-		return false;
-	if (!cm_pg_ping(pg)) {
+	if (rd->pg == NULL && cm_pg_open(&rd->pg, rd->app->cfg.database_url, "auth") != CM_OK)
+		snprintf(why, whylen, "out of memory");
+	else if (rd->redis == NULL &&
+	         cm_redis_open(&rd->redis, rd->app->cfg.redis_host, (int) rd->app->cfg.redis_port, 0) != CM_OK)
+		snprintf(why, whylen, "out of memory");
+	else if (!cm_pg_ping(rd->pg))
 		snprintf(why, whylen, "PostgreSQL unreachable");
-		return false;
+	else {
+		int up = cm_redis_ping(rd->redis) ? 1 : 0;
+
+		ok = true;
+		snprintf(why, whylen, "ok");
+		if (up != rd->redis_up) {
+			if (up)
+				cm_info("AUTH-REDIS-UP", "Redis reachable");
+			else
+				cm_warn("AUTH-REDIS-DOWN", "Redis unreachable (%s): throttling per process",
+				    cm_redis_errmsg(rd->redis));
+			rd->redis_up = up;
+		}
+		cm_gauge_set(cm_metrics_gauge(rd->app->metrics, "redis_up", "Redis reachable", ""), up);
 	}
-	snprintf(why, whylen, "ok");
-	return true;
+	return ok;
 }
 
 int
 main(void)
 {
 	static auth_app      app;
+	static readiness     rd = {&app, NULL, NULL, -1};
 	cm_rpc_server       *srv   = NULL;
 	cm_admin            *admin = NULL;
 	cm_pg               *pg    = NULL;
@@ -126,7 +151,7 @@ main(void)
 	rc.metrics     = app.metrics;
 	if (cm_rpc_server_start(&srv, &rc) != CM_OK)
 		goto out;
-	if (cm_admin_start(&admin, app.cfg.admin_addr, app.metrics, ready, &app, 2000) != CM_OK)
+	if (cm_admin_start(&admin, app.cfg.admin_addr, app.metrics, ready, &rd, 2000) != CM_OK)
 		goto out;
 
 	{
@@ -138,6 +163,8 @@ main(void)
 out:
 	cm_rpc_server_stop(srv); /* lets in-flight calls finish */
 	cm_admin_stop(admin);
+	cm_pg_close(rd.pg);
+	cm_redis_close(rd.redis);
 	cm_pg_close(pg);
 	auth_throttle_free(app.throttle);
 	cm_metrics_free(app.metrics);

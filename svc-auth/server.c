@@ -65,6 +65,7 @@ auth_prepare_database(const auth_app *app, cm_pg *pg)
 	const auth_config *c = &app->cfg;
 	char               email[300], hash[AUTH_HASH_MAX];
 	auth_user          u;
+	bool               created;
 	cm_err             err;
 
 	if ((err = cm_pg_migrate_up(pg, "auth", auth_migrations, auth_migrations_count)) != CM_OK)
@@ -72,7 +73,9 @@ auth_prepare_database(const auth_app *app, cm_pg *pg)
 	if (c->login_username == NULL || c->login_username[0] == '\0')
 		return CM_OK;
 	/* The old shared account becomes a user, once; replicas racing here are fine. */
-	if (auth_store_user_by_login(pg, c->login_username, &u) == CM_OK)
+	err = auth_store_user_by_login(pg, c->login_username, &u);
+	cm_wipe(u.password_hash, sizeof(u.password_hash));
+	if (err == CM_OK)
 		return CM_OK;
 	if (strchr(c->login_username, '@') != NULL)
 		cm_strlcpy(email, c->login_username, sizeof(email));
@@ -83,11 +86,9 @@ auth_prepare_database(const auth_app *app, cm_pg *pg)
 	if ((err = auth_password_hash(c->login_password != NULL ? c->login_password : "",
 	         c->pwhash_opslimit, c->pwhash_memlimit_kib, hash)) != CM_OK)
 		return err;
-	err = auth_store_user_create(pg, email, c->login_username, "", hash, &u);
+	err = auth_store_user_seed(pg, email, c->login_username, hash, &created);
 	cm_wipe(hash, sizeof(hash));
-	if (err == CM_EEXIST)
-		return CM_OK;
-	if (err == CM_OK)
+	if (err == CM_OK && created)
 		cm_info("AUTH-LEGACY-USER", "created the legacy account '%s'", c->login_username);
 	return err;
 }

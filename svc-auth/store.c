@@ -52,6 +52,25 @@ auth_store_user_create(cm_pg *pg, const char *email, const char *username, const
 }
 
 cm_err
+auth_store_user_seed(cm_pg *pg, const char *email, const char *username, const char *hash,
+    bool *created)
+{
+	cm_pg_result *r = NULL;
+	const char   *p[3] = {email, username, hash};
+	cm_err        err;
+
+	*created = false;
+	err = cm_pg_exec(pg,
+	    "INSERT INTO users(email, username, password_hash) VALUES ($1, $2, $3) "
+	    "ON CONFLICT DO NOTHING RETURNING id",
+	    3, p, &r);
+	if (err == CM_OK)
+		*created = cm_pg_nrows(r) == 1;
+	cm_pg_result_free(r);
+	return err;
+}
+
+cm_err
 auth_store_user_by_login(cm_pg *pg, const char *login, auth_user *out)
 {
 	const char *p[1] = {login};
@@ -97,6 +116,17 @@ auth_store_session_create(
 	cm_strlcpy(session_id, cm_pg_get(r, 0, 0), 37);
 	cm_pg_result_free(r);
 	return CM_OK;
+}
+
+cm_err
+auth_store_sessions_prune(cm_pg *pg, const char *user_id)
+{
+	const char *p[1] = {user_id};
+
+	return cm_pg_exec(pg,
+	    "DELETE FROM sessions WHERE user_id = $1 AND "
+	    "(expires_at < now() - interval '1 day' OR revoked_at < now() - interval '1 day')",
+	    1, p, NULL);
 }
 
 cm_err

@@ -402,7 +402,7 @@ exec_script(cm_pg *pg, const char *sql)
 static cm_err
 migrate_lock(cm_pg *pg, const char *schema)
 {
-	char        sql[200];
+	char        sql[512];
 	const char *p[1] = {schema};
 	cm_err      err;
 
@@ -426,7 +426,7 @@ cm_err
 cm_pg_schema_version(cm_pg *pg, const char *schema, int *version)
 {
 	cm_pg_result *r = NULL;
-	char          sql[200];
+	char          sql[512];
 	cm_err        err;
 	int64_t       v = 0;
 
@@ -453,7 +453,7 @@ cm_pg_migrate_up(cm_pg *pg, const char *schema, const cm_migration *m, size_t n)
 {
 	cm_err err;
 	int    current = 0;
-	char   sql[200], ver[16];
+	char   sql[512], ver[16];
 
 	if (!valid_ident(schema))
 		return CM_EINVAL;
@@ -490,7 +490,7 @@ cm_pg_migrate_down(cm_pg *pg, const char *schema, const cm_migration *m, size_t 
 {
 	cm_err err;
 	int    current = 0;
-	char   sql[200], ver[16];
+	char   sql[512], ver[16];
 
 	if (!valid_ident(schema))
 		return CM_EINVAL;
