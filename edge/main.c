@@ -14,23 +14,6 @@
 #include "ratelimit.h"
 #include "refresh.h"
 
-static char *
-read_file(const char *path)
-{
-	FILE  *f = fopen(path, "rb");
-	char  *buf;
-	size_t n;
-
-	if (f == NULL)
-		return NULL;
-	if ((buf = calloc(1, 65536)) != NULL) {
-		n = fread(buf, 1, 65535, f);
-		buf[n] = '\0';
-	}
-	fclose(f);
-	return buf;
-}
-
 int
 main(void)
 {
@@ -48,7 +31,7 @@ main(void)
 	edge_config_log(&e.cfg);
 
 	if (e.cfg.jwt_public_key_file != NULL && e.cfg.jwt_public_key_file[0] != '\0') {
-		if ((pem = read_file(e.cfg.jwt_public_key_file)) == NULL ||
+		if ((pem = cm_read_file(e.cfg.jwt_public_key_file, 65536)) == NULL ||
 		    cm_jwt_key_rs256(&e.jwt, NULL, pem) != CM_OK) {
 			cm_error("EDGE-KEY", "cannot load RS256 public key from %s", e.cfg.jwt_public_key_file);
 			goto out;

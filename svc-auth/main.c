@@ -14,23 +14,6 @@
 #include "password.h"
 #include "server.h"
 
-static char *
-read_file(const char *path)
-{
-	FILE  *f = fopen(path, "rb");
-	char  *buf;
-	size_t n;
-
-	if (f == NULL)
-		return NULL;
-	if ((buf = calloc(1, 65536)) != NULL) {
-		n      = fread(buf, 1, 65535, f);
-		buf[n] = '\0';
-	}
-	fclose(f);
-	return buf;
-}
-
 static cm_err
 load_key(auth_app *app)
 {
@@ -39,8 +22,8 @@ load_key(auth_app *app)
 	cm_err             err  = CM_EINVAL;
 
 	if (c->jwt_private_key_file != NULL && c->jwt_private_key_file[0] != '\0') {
-		if ((priv = read_file(c->jwt_private_key_file)) != NULL &&
-		    (pub = read_file(c->jwt_public_key_file != NULL ? c->jwt_public_key_file : "")) != NULL)
+		if ((priv = cm_read_file(c->jwt_private_key_file, 65536)) != NULL &&
+		    (pub = cm_read_file(c->jwt_public_key_file != NULL ? c->jwt_public_key_file : "", 65536)) != NULL)
 			err = cm_jwt_key_rs256(&app->key, priv, pub);
 		if (err != CM_OK)
 			cm_error("AUTH-KEY", "cannot load the RS256 key pair (JWT_PRIVATE_KEY_FILE, JWT_PUBLIC_KEY_FILE)");

@@ -256,3 +256,25 @@ cm_wait_for_signal(void)
 		;
 	return sig;
 }
+
+char *
+cm_read_file(const char *path, size_t max)
+{
+	FILE  *f;
+	char  *buf = NULL;
+	size_t n;
+
+	if (path == NULL || path[0] == '\0' || (f = fopen(path, "rb")) == NULL)
+		return NULL;
+	if ((buf = malloc(max + 1)) != NULL) {
+		n = fread(buf, 1, max + 1, f);
+		if (ferror(f) || n > max) { /* unreadable, or larger than allowed */
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+		}
+	}
+	fclose(f);
+	return buf;
+}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -193,6 +194,28 @@ test_signals(void **state)
 	pthread_join(t, NULL);
 }
 
+static void
+test_read_file(void **state)
+{
+	char  path[] = "/tmp/cm_read_fileXXXXXX";
+	int   fd     = mkstemp(path);
+	char *got;
+
+	(void) state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "-----BEGIN KEY-----\n", 20), 20);
+	close(fd);
+	assert_non_null(got = cm_read_file(path, 64));
+	assert_string_equal(got, "-----BEGIN KEY-----\n");
+	free(got);
+	assert_null(cm_read_file(path, 19)); /* larger than allowed */
+	assert_non_null(got = cm_read_file(path, 20)); /* exactly the limit */
+	free(got);
+	unlink(path);
+	assert_null(cm_read_file(path, 64));
+	assert_null(cm_read_file("", 64));
+}
+
 int
 main(void)
 {
@@ -207,6 +230,7 @@ main(void)
 	    cmocka_unit_test(test_parse_i64),
 	    cmocka_unit_test(test_strlcpy),
 	    cmocka_unit_test(test_signals),
+	    cmocka_unit_test(test_read_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

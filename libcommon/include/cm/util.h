@@ -44,6 +44,10 @@ bool cm_parse_i64(const char *s, int64_t *out);
 /* Copies at most dstlen-1 bytes and always terminates; returns strlen(src). */
 size_t cm_strlcpy(char *dst, const char *src, size_t dstlen);
 
+/* Reads a whole (small) file into a malloc'd NUL-terminated string: key files, not data. NULL
+ * when it cannot be read or is larger than max bytes. */
+char *cm_read_file(const char *path, size_t max);
+
 /* Blocks SIGTERM/SIGINT/SIGPIPE for the calling thread and its future children; call first in
  * main(). cm_wait_for_signal() then waits for SIGTERM or SIGINT and returns its number. */
 void cm_signals_block(void);
