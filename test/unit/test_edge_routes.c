@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -116,6 +117,29 @@ test_rate_limit(void **state)
 	edge_limiter_free(l);
 }
 
+static void
+test_cookie_parse(void **state)
+{
+	char *a, *r;
+
+	(void) state;
+	assert_true(edge_cookie_parse("theme=dark; session=abc.def.ghi~refresh123; x=1", &a, &r));
+	assert_string_equal(a, "abc.def.ghi");
+	assert_string_equal(r, "refresh123");
+	free(a);
+	free(r);
+	assert_true(edge_cookie_parse("session=only.access", &a, &r));
+	assert_string_equal(a, "only.access");
+	assert_null(r);
+	free(a);
+	/* A cookie whose name merely ends in "session" is not ours. */
+	assert_false(edge_cookie_parse("mysession=abc; other=1", &a, &r));
+	assert_null(a);
+	assert_false(edge_cookie_parse("session=", &a, &r));
+	assert_false(edge_cookie_parse(NULL, &a, &r));
+	assert_false(edge_cookie_parse("", &a, &r));
+}
+
 int
 main(void)
 {
@@ -125,6 +149,7 @@ main(void)
 		cmocka_unit_test(test_status_table),
 		cmocka_unit_test(test_error_bodies),
 		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_cookie_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
