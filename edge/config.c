@@ -10,6 +10,8 @@
 		{"EDGE_ADDR", CM_CFG_STR, &(c)->addr, "127.0.0.1:8080", 0, 0, 0, "host:port to serve"}, \
 		{"EDGE_AUTH_URLS", CM_CFG_STR, &(c)->auth_urls, "tcp://127.0.0.1:7101", 0, 0, 0,     \
 		    "svc-auth replicas, comma-separated"},                                         \
+		{"EDGE_FRONTEND_URL", CM_CFG_STR, &(c)->frontend_url, "", 0, 0, 0,                   \
+		    "the web app's HTTP server for non-API paths (empty: 404)"},                   \
 		{"EDGE_PDF_URLS", CM_CFG_STR, &(c)->pdf_urls, "", 0, 0, 0,                          \
 		    "svc-pdf replicas, comma-separated (empty: documents off)"},                   \
 		{"JWT_SECRET", CM_CFG_STR, &(c)->jwt_secret, NULL, CM_CFG_SECRET, 0, 0,             \

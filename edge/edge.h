@@ -29,12 +29,14 @@
 typedef struct cm_metrics   cm_metrics;
 typedef struct edge_limiter   edge_limiter;
 typedef struct edge_refresher edge_refresher;
+typedef struct edge_frontend  edge_frontend;
 
 typedef struct edge_config {
 	const char *log_level;
 	const char *addr;
 	const char *auth_urls;
 	const char *pdf_urls; /* "" = documents not served (503) */
+	const char *frontend_url; /* "" = no frontend: non-API paths are 404 */
 	const char *jwt_secret;
 	const char *jwt_public_key_file;
 	const char *cors_origins;
@@ -66,6 +68,7 @@ typedef struct edge {
 	cm_metrics      *metrics;
 	edge_limiter    *limiter;
 	edge_refresher  *refresher;
+	edge_frontend   *frontend;
 	atomic_bool      draining;
 	atomic_int       inflight;
 } edge;
@@ -108,7 +111,8 @@ struct edge_req {
 	uint64_t           start_ns;
 	char               request_id[CM_MAX_REQUEST_ID + 1];
 	char               method[16];
-	char               path[512];
+	char               path[512];     /* without a trailing slash, for route matching */
+	char               raw_path[512]; /* as sent (the frontend proxy forwards it) */
 	const char        *query; /* inside path_buf, after '?', or "" */
 	char               query_buf[1024];
 	char               params[EDGE_MAX_PARAMS][128];
@@ -138,6 +142,8 @@ struct edge_req {
 	char               allow[64];
 	bool               close;
 	const char        *upstream_name;
+	const char        *extra_headers[8][2]; /* more response headers (arena strings) */
+	int                n_extra_headers;
 
 	cm_arena           arena; /* protobuf messages built from JSON */
 };
@@ -168,6 +174,8 @@ void edge_start_generic(edge_req *r);
 /* Parses the body as a JSON object (NULL body -> empty object). On failure answers 400 and
  * returns NULL (r is consumed). */
 json_t *edge_body_json(edge_req *r);
+/* Adds a response header (copied into the request's arena); false when there is no room. */
+bool edge_add_header(edge_req *r, const char *name, const char *value);
 /* Sets a JSON response from a jansson value (stolen). */
 void edge_set_json(edge_req *r, uint16_t status, json_t *v);
 /* Value of a query parameter (decoded into buf), NULL when absent. */

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "edge.h"
 #include "ratelimit.h"
+#include "frontend.h"
 #include "refresh.h"
 
 int
@@ -54,6 +55,10 @@ main(void)
 		cm_error("EDGE-UPSTREAM", "bad EDGE_PDF_URLS: %s", e.cfg.pdf_urls);
 		goto out;
 	}
+	if (edge_frontend_open(&e.frontend, e.cfg.frontend_url) != CM_OK) {
+		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s", e.cfg.frontend_url);
+		goto out;
+	}
 	if (edge_start(&e) != CM_OK)
 		goto out;
 
@@ -68,6 +73,7 @@ out:
 		cm_rpc_client_close(e.up[i]);
 	edge_limiter_free(e.limiter);
 	edge_refresher_free(e.refresher);
+	edge_frontend_close(e.frontend);
 	cm_metrics_free(e.metrics);
 	cm_jwt_key_free(e.jwt);
 	free(pem);

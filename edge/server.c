@@ -23,10 +23,16 @@
 #include "local.h"
 #include "pbjson.h"
 #include "ratelimit.h"
+#include "frontend.h"
 #include "refresh.h"
 #include "proto/common.pb-c.h"
 
 #define DRAIN_QUIET_MS 500
+
+/* Every path outside the API goes to the frontend's server (frontend.h). */
+static const edge_route frontend_route = {
+	.method = "*", .pattern = "/", .flags = 0, .upstream = EDGE_UP_NONE,
+	.start = edge_frontend_proxy, .name = "frontend"};
 
 static void stage_auth(edge_req *r);
 static void stage_authed(edge_req *r);
@@ -125,6 +131,8 @@ edge_respond(edge_req *r)
 		nng_http_res_set_header(res, "Allow", r->allow);
 	if (status == 401 && !r->legacy)
 		nng_http_res_set_header(res, "WWW-Authenticate", "Bearer");
+	for (int i = 0; i < r->n_extra_headers; i++)
+		nng_http_res_set_header(res, r->extra_headers[i][0], r->extra_headers[i][1]);
 	if (r->close)
 		nng_http_res_set_header(res, "Connection", "close");
 	if (r->out.len > 0 && nng_http_res_copy_data(res, r->out.data, r->out.len) != 0) {
@@ -162,6 +170,21 @@ edge_fail(edge_req *r, int rpc_status, const char *message)
 	if (r->legacy && rpc_status == CM__STATUS__FAILED_PRECONDITION)
 		http = 400;
 	edge_fail_http(r, http, cm_status_name(rpc_status), message);
+}
+
+bool
+edge_add_header(edge_req *r, const char *name, const char *value)
+{
+	int n = r->n_extra_headers;
+
+	if (n >= (int) (sizeof(r->extra_headers) / sizeof(r->extra_headers[0])))
+		return false;
+	r->extra_headers[n][0] = cm_arena_strndup(&r->arena, name, strlen(name));
+	r->extra_headers[n][1] = cm_arena_strndup(&r->arena, value, strlen(value));
+	if (r->extra_headers[n][0] == NULL || r->extra_headers[n][1] == NULL)
+		return false;
+	r->n_extra_headers++;
+	return true;
 }
 
 void
@@ -460,6 +483,7 @@ http_cb(nng_aio *aio)
 	}
 	memcpy(r->path, uri, n);
 	r->path[n] = '\0';
+	memcpy(r->raw_path, r->path, n + 1);
 	/* One trailing slash is not significant: the legacy frontend posts to both /api/chat and
 	 * /api/chat/. */
 	if (n > 1 && r->path[n - 1] == '/')
@@ -482,6 +506,10 @@ http_cb(nng_aio *aio)
 		return;
 
 	r->route = edge_route_match(r->method, r->path, r, &path_matched, r->allow, sizeof(r->allow));
+	if (r->route == NULL && strcmp(r->path, "/api") != 0 && strncmp(r->path, "/api/", 5) != 0) {
+		/* Not the API: the web app's own server answers (same origin, for the cookie). */
+		r->route = &frontend_route;
+	}
 	if (r->route == NULL) {
 		if (path_matched)
 			edge_fail_http(r, 405, "UNIMPLEMENTED", "method not allowed");

@@ -3,6 +3,7 @@
 # Redis that the `pgredis` fixture started in STATE_DIR.
 #   two svc-auth replicas  tcp://127.0.0.1:27101 (admin 29101), tcp://127.0.0.1:27111 (admin 29111)
 #   svc-pdf (when built)   tcp://127.0.0.1:27102 (admin 29102)
+#   frontend (static)      http://127.0.0.1:28090  (stands in for the web app's own server)
 #   edge                   http://127.0.0.1:28080
 # usage: stack.sh start|stop STATE_DIR BUILD_DIR
 #        stack.sh kill-auth STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-auth replica)
@@ -46,6 +47,13 @@ case $cmd in
       wait_http "http://127.0.0.1:29102/readyz" 600 || { tail -n 30 "$logs/pdf.log" >&2; exit 1; }
       pdf_urls="tcp://127.0.0.1:27102"
     fi
+    mkdir -p "$state/frontend/static"
+    printf '<!doctype html><title>learnapp</title><p>frontend-marker</p>\n' >"$state/frontend/index.html"
+    printf 'console.log("app");\n' >"$state/frontend/static/app.js"
+    proc_start frontend "$run" "$logs/frontend.log" \
+      python3 -m http.server 28090 --bind 127.0.0.1 --directory "$state/frontend"
+    wait_http "http://127.0.0.1:28090/" 200 || { tail -n 20 "$logs/frontend.log" >&2; exit 1; }
+    EDGE_FRONTEND_URL=http://127.0.0.1:28090 \
     EDGE_ADDR=127.0.0.1:28080 EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" \
       EDGE_PDF_URLS="$pdf_urls" EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 \
       proc_start edge "$run" "$logs/edge.log" "$build/edge/edge"
@@ -53,6 +61,7 @@ case $cmd in
     ;;
   stop)
     proc_stop edge "$run"
+    proc_stop frontend "$run"
     proc_stop pdf "$run"
     proc_stop auth0 "$run"
     proc_stop auth1 "$run"
