@@ -1,15 +1,27 @@
 /*
  * pg.c - one PostgreSQL connection for one thread, that survives server restarts.
  *
- * DESIGN. The handle connects lazily. A statement that fails because the connection is gone
- * (PQstatus() == CONNECTION_BAD afterwards) drops the connection and returns CM_EUNAVAIL; the
- * statement is never retried, since it may have reached the server. The next call reconnects,
- * but not sooner than CM_PG_RETRY_MS after the last failed attempt, so while the database is
- * down every call fails at once instead of each worker waiting on connect. "Connection lost" is
- * logged once per outage. Every statement is PQexecParams with text parameters; the only text we
- * put into SQL ourselves is the schema name, which comes from code and is checked.
+ * DESIGN. The handle connects lazily (PQconnectdbParams: the caller's conninfo, key=value or URI,
+ * is expanded, and connect_timeout defaults to CM_PG_CONNECT_TIMEOUT_S unless it names one). A
+ * statement that fails because the connection is gone (PQstatus() == CONNECTION_BAD afterwards,
+ * or a connection-class SQLSTATE) drops the connection and returns CM_EUNAVAIL; the statement is
+ * never retried, since it may have reached the server. The next call reconnects, but not sooner
+ * than CM_PG_RETRY_MS after the last failed attempt, so while the database is down every call
+ * fails at once instead of each worker waiting on connect. "Connection lost" is logged once per
+ * outage.
+ *
+ * A connection the server closed while we were idle (a restart) is noticed before the next
+ * statement and replaced without failing it - unless a transaction was open on it: then the rest
+ * of that transaction must not run in autocommit on a new connection, so every call fails with
+ * CM_EUNAVAIL until the caller gives the transaction up with cm_pg_rollback (the way PostgreSQL
+ * itself refuses everything in an aborted transaction).
+ *
+ * Every statement is PQexecParams/PQexecPrepared with text parameters; the only text we put into
+ * SQL ourselves is a schema name, which comes from code and is checked to be [a-z_][a-z0-9_]*
+ * (at most 63 characters) and double-quoted. Migration scripts (code, several statements) run
+ * through PQexec.
  */
-#include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +34,8 @@
 #include "cm/util.h"
 
 #define STMT_CACHE 64
+#define IDENT_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
+#define SQL_MAX 512  /* statements built around a schema name */
 
 /* Statements prepared on the current connection, keyed by their SQL text. */
 typedef struct pg_stmt {
@@ -38,7 +52,8 @@ struct cm_pg {
 	char   *schema; /* NULL: default search_path */
 	int64_t last_fail_ms;
 	bool    down_logged;
-	char    errmsg[256];
+	bool    tx_lost; /* a transaction died with its connection; cleared by cm_pg_rollback */
+	char    errmsg[CM_MAX_ERRMSG];
 	char    sqlstate[6];
 };
 
@@ -49,14 +64,30 @@ struct cm_pg_result {
 static bool
 valid_ident(const char *s)
 {
-	if (s == NULL || !(islower((unsigned char) s[0]) || s[0] == '_'))
+	size_t i;
+
+	if (s == NULL || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
 		return false;
-	for (size_t i = 0; s[i] != '\0'; i++) {
-		if (i >= 63 || !(islower((unsigned char) s[i]) || isdigit((unsigned char) s[i]) ||
-		                  s[i] == '_'))
+	for (i = 0; s[i] != '\0'; i++) {
+		char c = s[i];
+		if (i >= IDENT_MAX ||
+		    !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
 			return false;
 	}
 	return true;
+}
+
+/* snprintf of SQL around a (checked) schema name; false if it did not fit. */
+static bool __attribute__((format(printf, 2, 3)))
+sql_printf(char out[SQL_MAX], const char *fmt, ...)
+{
+	va_list ap;
+	int     n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, SQL_MAX, fmt, ap);
+	va_end(ap);
+	return n >= 0 && n < SQL_MAX;
 }
 
 static void
@@ -83,11 +114,28 @@ forget(cm_pg *pg)
 	pg->n_stmts = 0; /* prepared statements die with their connection */
 }
 
+/* The connection is gone (or unusable): close it and start the back-off. in_tx: whether a
+ * transaction was open on it. Logged once per outage. */
 static void
-drop(cm_pg *pg)
+lost(cm_pg *pg, bool in_tx)
 {
+	if (!pg->down_logged)
+		cm_warn("PG-CONNECTION-LOST", "PostgreSQL connection lost: %s", pg->errmsg);
+	pg->down_logged = true;
+	pg->tx_lost = pg->tx_lost || in_tx;
 	forget(pg);
 	pg->last_fail_ms = cm_mono_ms();
+}
+
+static bool
+tx_open(const cm_pg *pg)
+{
+	PGTransactionStatusType ts;
+
+	if (pg->conn == NULL)
+		return false;
+	ts = PQtransactionStatus(pg->conn);
+	return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR || ts == PQTRANS_ACTIVE;
 }
 
 /* A connection the server closed while we were idle (a restart) shows up as EOF on the socket:
@@ -107,83 +155,139 @@ still_alive(cm_pg *pg)
 static void
 ignore_notice(void *arg, const char *msg)
 {
-	(void) arg;
-	(void) msg;
+	(void)arg;
+	(void)msg;
+}
+
+/* CREATE SCHEMA IF NOT EXISTS + SET search_path on a fresh connection. */
+static cm_err
+set_schema(cm_pg *pg)
+{
+	PGresult *r = NULL;
+	char      sql[SQL_MAX];
+	cm_err    err = CM_OK;
+
+	if (!sql_printf(sql, "CREATE SCHEMA IF NOT EXISTS \"%s\"; SET search_path TO \"%s\"",
+	                pg->schema, pg->schema)) {
+		err = CM_EINTERNAL;
+		goto out;
+	}
+	r = PQexec(pg->conn, sql);
+	if (PQresultStatus(r) == PGRES_COMMAND_OK)
+		goto out;
+	/* Replicas racing to create the schema (or no right to create one): what matters is the
+	 * search_path. */
+	PQclear(r);
+	if (!sql_printf(sql, "SET search_path TO \"%s\"", pg->schema)) {
+		r = NULL;
+		err = CM_EINTERNAL;
+		goto out;
+	}
+	r = PQexec(pg->conn, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		set_error(pg, PQerrorMessage(pg->conn), PQresultErrorField(r, PG_DIAG_SQLSTATE));
+		err = CM_EUNAVAIL;
+	}
+out:
+	PQclear(r);
+	return err;
+}
+
+static PGconn *
+connect_db(const char *conninfo)
+{
+	char timeout[16];
+	/* Entries before the expanded dbname are defaults the conninfo may override. Keepalives and
+	 * tcp_user_timeout make a server that vanishes without closing (a dead node, a partition)
+	 * fail the statement within about 15 s instead of blocking the worker for good. */
+	const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
+	    "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", NULL};
+	const char *vals[] = {timeout, "1", "10", "5", "2", "15000", conninfo, NULL};
+
+	snprintf(timeout, sizeof(timeout), "%d", CM_PG_CONNECT_TIMEOUT_S);
+	return PQconnectdbParams(keys, vals, 1);
 }
 
 /* Makes sure a usable connection exists. */
 static cm_err
 ensure(cm_pg *pg)
 {
-	PGresult *r;
-	char      sql[160];
+	cm_err err = CM_OK;
+	bool   in_tx;
 
-	if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK && still_alive(pg))
-		return CM_OK;
-	if (pg->conn != NULL)
-		forget(pg); /* closed under us: reconnect now, no back-off */
+	if (pg->tx_lost) {
+		set_error(pg, "connection lost inside a transaction (roll it back first)", "08006");
+		err = CM_EUNAVAIL;
+		goto out;
+	}
+	if (pg->conn != NULL) {
+		in_tx = tx_open(pg);
+		if (PQstatus(pg->conn) == CONNECTION_OK && still_alive(pg))
+			goto out;
+		/* Closed under us while idle (a restart): reconnect now, no back-off - but not in
+		 * the middle of a transaction. */
+		set_error(pg, PQerrorMessage(pg->conn), "08006");
+		forget(pg);
+		if (in_tx) {
+			cm_warn("PG-TX-LOST", "PostgreSQL connection lost inside a transaction: %s",
+			        pg->errmsg);
+			pg->tx_lost = true;
+			err = CM_EUNAVAIL;
+			goto out;
+		}
+	}
 	if (pg->last_fail_ms != 0 && cm_mono_ms() - pg->last_fail_ms < CM_PG_RETRY_MS) {
 		set_error(pg, "database unavailable (waiting before reconnecting)", "08006");
-		return CM_EUNAVAIL;
+		err = CM_EUNAVAIL;
+		goto out;
 	}
-	pg->conn = PQconnectdb(pg->conninfo);
+	pg->conn = connect_db(pg->conninfo);
 	if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
-		set_error(pg, pg->conn != NULL ? PQerrorMessage(pg->conn) : "out of memory", "08006");
+		set_error(pg, pg->conn != NULL ? PQerrorMessage(pg->conn) : "out of memory",
+		          "08001");
 		if (!pg->down_logged)
 			cm_warn("PG-CONNECT-FAIL", "cannot connect to PostgreSQL: %s", pg->errmsg);
 		pg->down_logged = true;
-		drop(pg);
-		return CM_EUNAVAIL;
+		forget(pg);
+		pg->last_fail_ms = cm_mono_ms();
+		err = CM_EUNAVAIL;
+		goto out;
 	}
 	PQsetNoticeProcessor(pg->conn, ignore_notice, NULL);
-	if (pg->schema != NULL) {
-		snprintf(sql, sizeof(sql), "CREATE SCHEMA IF NOT EXISTS \"%s\"; SET search_path TO \"%s\"",
-		    pg->schema, pg->schema);
-		r = PQexec(pg->conn, sql);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			/* Replicas racing to create the schema: only the search_path matters. */
-			PQclear(r);
-			snprintf(sql, sizeof(sql), "SET search_path TO \"%s\"", pg->schema);
-			r = PQexec(pg->conn, sql);
-			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-				set_error(pg, PQerrorMessage(pg->conn), "08006");
-				PQclear(r);
-				drop(pg);
-				return CM_EUNAVAIL;
-			}
-		}
-		PQclear(r);
+	if (pg->schema != NULL && (err = set_schema(pg)) != CM_OK) {
+		forget(pg);
+		pg->last_fail_ms = cm_mono_ms();
+		goto out;
 	}
 	if (pg->down_logged)
 		cm_info("PG-CONNECTED", "connected to PostgreSQL again");
-	pg->down_logged  = false;
+	pg->down_logged = false;
 	pg->last_fail_ms = 0;
-	return CM_OK;
+out:
+	return err;
 }
 
 cm_err
 cm_pg_open(cm_pg **out, const char *conninfo, const char *schema)
 {
-	cm_pg *pg;
-	size_t n;
+	cm_pg *pg = NULL;
+	cm_err err = CM_OK;
 
-	if (conninfo == NULL || (schema != NULL && !valid_ident(schema)))
-		return CM_EINVAL;
-	if ((pg = calloc(1, sizeof(*pg))) == NULL)
-		return CM_ENOMEM;
-	/* A connect timeout keeps a worker from hanging on an unreachable host. */
-	n = strlen(conninfo) + 40;
-	if ((pg->conninfo = malloc(n)) == NULL ||
-	    (schema != NULL && (pg->schema = strdup(schema)) == NULL)) {
-		cm_pg_close(pg);
-		return CM_ENOMEM;
+	*out = NULL;
+	if (conninfo == NULL || (schema != NULL && !valid_ident(schema))) {
+		err = CM_EINVAL;
+		goto out;
 	}
-	if (strstr(conninfo, "connect_timeout") != NULL || strstr(conninfo, "://") != NULL)
-		cm_strlcpy(pg->conninfo, conninfo, n);
-	else
-		snprintf(pg->conninfo, n, "%s connect_timeout=%d", conninfo, CM_PG_CONNECT_TIMEOUT_S);
+	if ((pg = calloc(1, sizeof(*pg))) == NULL || (pg->conninfo = strdup(conninfo)) == NULL ||
+	    (schema != NULL && (pg->schema = strdup(schema)) == NULL)) {
+		err = CM_ENOMEM;
+		goto out;
+	}
 	*out = pg;
-	return CM_OK;
+	pg = NULL;
+out:
+	cm_pg_close(pg);
+	return err;
 }
 
 void
@@ -197,31 +301,34 @@ cm_pg_close(cm_pg *pg)
 	free(pg);
 }
 
+/* Maps a failed result. in_tx: a transaction was open before the statement. */
 static cm_err
-map_error(cm_pg *pg, PGresult *r)
+map_error(cm_pg *pg, PGresult *r, bool in_tx)
 {
 	const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	cm_err      err;
 
 	set_error(pg, pg->conn != NULL ? PQerrorMessage(pg->conn) : "no connection", state);
 	if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
-		if (!pg->down_logged)
-			cm_warn("PG-CONNECTION-LOST", "PostgreSQL connection lost: %s", pg->errmsg);
-		pg->down_logged = true;
-		drop(pg);
-		return CM_EUNAVAIL;
+		if (state == NULL)
+			cm_strlcpy(pg->sqlstate, "08006", sizeof(pg->sqlstate));
+		lost(pg, in_tx);
+		err = CM_EUNAVAIL;
+	} else if (state == NULL) {
+		err = CM_EINTERNAL;
+	} else if (strcmp(state, "23505") == 0) {
+		err = CM_EEXIST;
+	} else if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0) {
+		err = CM_EINVAL;
+	} else if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
+	           strcmp(state, "53300") == 0) {
+		/* Connection exceptions, admin/crash shutdown, too many connections. */
+		lost(pg, in_tx);
+		err = CM_EUNAVAIL;
+	} else {
+		err = CM_EINTERNAL;
 	}
-	if (state == NULL)
-		return CM_EINTERNAL;
-	if (strcmp(state, "23505") == 0)
-		return CM_EEXIST;
-	if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
-		return CM_EINVAL;
-	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
-	    strcmp(state, "53300") == 0) {
-		drop(pg);
-		return CM_EUNAVAIL;
-	}
-	return CM_EINTERNAL;
+	return err;
 }
 
 static uint64_t
@@ -230,7 +337,7 @@ sql_hash(const char *s)
 	uint64_t h = 1469598103934665603ull;
 
 	for (; *s != '\0'; s++)
-		h = (h ^ (uint8_t) *s) * 1099511628211ull;
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
 	return h;
 }
 
@@ -242,7 +349,7 @@ run(cm_pg *pg, const char *sql, int nparams, const char *const *params)
 {
 	PGresult *r;
 	pg_stmt  *st = NULL;
-	uint64_t  h  = sql_hash(sql);
+	uint64_t  h = sql_hash(sql);
 
 	for (int i = 0; i < pg->n_stmts; i++) {
 		if (pg->stmts[i].hash == h && strcmp(pg->stmts[i].sql, sql) == 0) {
@@ -262,7 +369,7 @@ run(cm_pg *pg, const char *sql, int nparams, const char *const *params)
 			return r; /* the caller maps the error (syntax, connection) */
 		}
 		PQclear(r);
-		n->sql  = copy;
+		n->sql = copy;
 		n->hash = h;
 		pg->n_stmts++;
 		st = n;
@@ -275,32 +382,34 @@ run(cm_pg *pg, const char *sql, int nparams, const char *const *params)
 cm_err
 cm_pg_exec(cm_pg *pg, const char *sql, int nparams, const char *const *params, cm_pg_result **out)
 {
-	PGresult      *r;
+	PGresult      *r = NULL;
 	ExecStatusType st;
 	cm_err         err;
+	bool           in_tx;
 
 	if (out != NULL)
 		*out = NULL;
 	if ((err = ensure(pg)) != CM_OK)
-		return err;
-	r  = run(pg, sql, nparams, params);
+		goto out;
+	in_tx = tx_open(pg);
+	r = run(pg, sql, nparams, params);
 	st = PQresultStatus(r);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		err = map_error(pg, r);
-		PQclear(r);
-		return err;
+		err = map_error(pg, r, in_tx);
+		goto out;
 	}
 	pg->errmsg[0] = pg->sqlstate[0] = '\0';
-	if (out == NULL) {
-		PQclear(r);
-		return CM_OK;
+	if (out != NULL) {
+		if ((*out = malloc(sizeof(**out))) == NULL) {
+			err = CM_ENOMEM;
+			goto out;
+		}
+		(*out)->res = r;
+		r = NULL;
 	}
-	if ((*out = malloc(sizeof(**out))) == NULL) {
-		PQclear(r);
-		return CM_ENOMEM;
-	}
-	(*out)->res = r;
-	return CM_OK;
+out:
+	PQclear(r);
+	return err;
 }
 
 bool
@@ -318,7 +427,7 @@ cm_pg_nrows(const cm_pg_result *r)
 const char *
 cm_pg_get(const cm_pg_result *r, int row, int col)
 {
-	if (r == NULL || row >= PQntuples(r->res) || col >= PQnfields(r->res))
+	if (r == NULL || row < 0 || col < 0 || row >= PQntuples(r->res) || col >= PQnfields(r->res))
 		return "";
 	return PQgetvalue(r->res, row, col);
 }
@@ -326,8 +435,8 @@ cm_pg_get(const cm_pg_result *r, int row, int col)
 bool
 cm_pg_isnull(const cm_pg_result *r, int row, int col)
 {
-	return r == NULL || row >= PQntuples(r->res) || col >= PQnfields(r->res) ||
-	       PQgetisnull(r->res, row, col);
+	return r == NULL || row < 0 || col < 0 || row >= PQntuples(r->res) ||
+	       col >= PQnfields(r->res) || PQgetisnull(r->res, row, col);
 }
 
 int64_t
@@ -355,10 +464,24 @@ cm_pg_begin(cm_pg *pg)
 	return cm_pg_exec(pg, "BEGIN", 0, NULL, NULL);
 }
 
+/* COMMIT of a transaction that an earlier error aborted "succeeds" with the tag ROLLBACK:
+ * that is a failure for the caller. */
 cm_err
 cm_pg_commit(cm_pg *pg)
 {
-	return cm_pg_exec(pg, "COMMIT", 0, NULL, NULL);
+	cm_pg_result *r = NULL;
+	cm_err        err;
+
+	if ((err = cm_pg_exec(pg, "COMMIT", 0, NULL, &r)) != CM_OK)
+		goto out;
+	if (strcmp(PQcmdStatus(r->res), "COMMIT") != 0) {
+		set_error(pg, "transaction was aborted by an earlier error and rolled back",
+		          "25P02");
+		err = CM_EINTERNAL;
+	}
+out:
+	cm_pg_result_free(r);
+	return err;
 }
 
 void
@@ -366,6 +489,7 @@ cm_pg_rollback(cm_pg *pg)
 {
 	PGresult *r;
 
+	pg->tx_lost = false;
 	if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
 		return;
 	r = PQexec(pg->conn, "ROLLBACK");
@@ -390,35 +514,50 @@ cm_pg_sqlstate(const cm_pg *pg)
 static cm_err
 exec_script(cm_pg *pg, const char *sql)
 {
-	PGresult *r = PQexec(pg->conn, sql);
+	PGresult *r = NULL;
 	cm_err    err = CM_OK;
 
+	if (sql == NULL) {
+		set_error(pg, "migration has no SQL", NULL);
+		err = CM_EINVAL;
+		goto out;
+	}
+	r = PQexec(pg->conn, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		err = map_error(pg, r);
+		err = map_error(pg, r, true);
+out:
 	PQclear(r);
 	return err;
 }
 
+/* Opens the migration transaction: the advisory lock for `schema`, the schema and its
+ * schema_migrations table, and `schema` as the search_path of this transaction only, so that
+ * migration SQL lands there whatever the handle's own schema is. */
 static cm_err
-migrate_lock(cm_pg *pg, const char *schema)
+migrate_begin(cm_pg *pg, const char *schema)
 {
-	char        sql[512];
+	char        sql[SQL_MAX];
 	const char *p[1] = {schema};
 	cm_err      err;
 
 	if ((err = cm_pg_begin(pg)) != CM_OK)
-		return err;
-	if ((err = cm_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p, NULL)) != CM_OK)
-		goto fail;
-	snprintf(sql, sizeof(sql),
-	    "CREATE SCHEMA IF NOT EXISTS \"%s\"; CREATE TABLE IF NOT EXISTS \"%s\".schema_migrations "
-	    "(version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-	    schema, schema);
-	if ((err = exec_script(pg, sql)) != CM_OK)
-		goto fail;
-	return CM_OK;
-fail:
-	cm_pg_rollback(pg);
+		goto out;
+	if ((err = cm_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p, NULL)) !=
+	    CM_OK)
+		goto out;
+	if (!sql_printf(
+	        sql,
+	        "CREATE SCHEMA IF NOT EXISTS \"%s\"; SET LOCAL search_path TO \"%s\"; "
+	        "CREATE TABLE IF NOT EXISTS \"%s\".schema_migrations (version int PRIMARY KEY, "
+	        "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+	        schema, schema, schema)) {
+		err = CM_EINTERNAL;
+		goto out;
+	}
+	err = exec_script(pg, sql);
+out:
+	if (err != CM_OK)
+		cm_pg_rollback(pg);
 	return err;
 }
 
@@ -426,97 +565,98 @@ cm_err
 cm_pg_schema_version(cm_pg *pg, const char *schema, int *version)
 {
 	cm_pg_result *r = NULL;
-	char          sql[512];
+	char          sql[SQL_MAX];
 	cm_err        err;
 	int64_t       v = 0;
 
 	*version = 0;
-	if (!valid_ident(schema))
-		return CM_EINVAL;
-	snprintf(sql, sizeof(sql),
-	    "SELECT coalesce(max(version), 0) FROM \"%s\".schema_migrations", schema);
+	if (!valid_ident(schema)) {
+		err = CM_EINVAL;
+		goto out;
+	}
+	if (!sql_printf(sql, "SELECT coalesce(max(version), 0) FROM \"%s\".schema_migrations",
+	                schema)) {
+		err = CM_EINTERNAL;
+		goto out;
+	}
 	if ((err = cm_pg_exec(pg, sql, 0, NULL, &r)) != CM_OK) {
-		/* No table yet means nothing applied. */
-		if (strcmp(cm_pg_sqlstate(pg), "42P01") == 0 || strcmp(cm_pg_sqlstate(pg), "3F000") == 0)
-			return CM_OK;
-		return err;
+		/* No schema or table yet means nothing applied. */
+		if (strcmp(cm_pg_sqlstate(pg), "42P01") == 0 ||
+		    strcmp(cm_pg_sqlstate(pg), "3F000") == 0)
+			err = CM_OK;
+		goto out;
 	}
 	if (!cm_parse_i64(cm_pg_get(r, 0, 0), &v))
 		v = 0;
-	*version = (int) v;
+	*version = (int)v;
+out:
 	cm_pg_result_free(r);
-	return CM_OK;
+	return err;
+}
+
+/* Both directions: one transaction under the lock, applying ups (up) or downs (!up) of the
+ * migrations between the current version and the target, and recording each. */
+static cm_err
+migrate(cm_pg *pg, const char *schema, const cm_migration *m, size_t n, bool up, int target)
+{
+	cm_err err;
+	int    current = 0;
+	bool   in_tx = false;
+	char   sql[SQL_MAX], ver[16];
+
+	if (!valid_ident(schema)) {
+		err = CM_EINVAL;
+		goto out;
+	}
+	if ((err = migrate_begin(pg, schema)) != CM_OK)
+		goto out;
+	in_tx = true;
+	if ((err = cm_pg_schema_version(pg, schema, &current)) != CM_OK)
+		goto out;
+	if (!(up ? sql_printf(sql,
+	                      "INSERT INTO \"%s\".schema_migrations(version, name) VALUES ($1, $2)",
+	                      schema)
+	         : sql_printf(sql, "DELETE FROM \"%s\".schema_migrations WHERE version = $1",
+	                      schema))) {
+		err = CM_EINTERNAL;
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		const cm_migration *mi = up ? &m[k] : &m[n - 1 - k]; /* down: newest first */
+		const char         *p[2];
+
+		if (up ? mi->version <= current : (mi->version > current || mi->version <= target))
+			continue;
+		if ((err = exec_script(pg, up ? mi->up : mi->down)) != CM_OK) {
+			cm_error("PG-MIGRATE-FAIL", "%s: %s of migration %d (%s) failed: %s",
+			         schema, up ? "applying" : "rolling back", mi->version, mi->name,
+			         pg->errmsg);
+			goto out;
+		}
+		snprintf(ver, sizeof(ver), "%d", mi->version);
+		p[0] = ver;
+		p[1] = mi->name;
+		if ((err = cm_pg_exec(pg, sql, up ? 2 : 1, p, NULL)) != CM_OK)
+			goto out;
+		cm_info("PG-MIGRATE", "%s: %s migration %d (%s)", schema,
+		        up ? "applied" : "rolled back", mi->version, mi->name);
+	}
+	err = cm_pg_commit(pg);
+	in_tx = err != CM_OK;
+out:
+	if (in_tx)
+		cm_pg_rollback(pg);
+	return err;
 }
 
 cm_err
 cm_pg_migrate_up(cm_pg *pg, const char *schema, const cm_migration *m, size_t n)
 {
-	cm_err err;
-	int    current = 0;
-	char   sql[512], ver[16];
-
-	if (!valid_ident(schema))
-		return CM_EINVAL;
-	if ((err = migrate_lock(pg, schema)) != CM_OK)
-		return err;
-	if ((err = cm_pg_schema_version(pg, schema, &current)) != CM_OK)
-		goto fail;
-	snprintf(sql, sizeof(sql), "INSERT INTO \"%s\".schema_migrations(version, name) VALUES ($1, $2)",
-	    schema);
-	for (size_t i = 0; i < n; i++) {
-		const char *p[2];
-		if (m[i].version <= current)
-			continue;
-		if ((err = exec_script(pg, m[i].up)) != CM_OK) {
-			cm_error("PG-MIGRATE-FAIL", "%s migration %d (%s) failed: %s", schema,
-			    m[i].version, m[i].name, pg->errmsg);
-			goto fail;
-		}
-		snprintf(ver, sizeof(ver), "%d", m[i].version);
-		p[0] = ver;
-		p[1] = m[i].name;
-		if ((err = cm_pg_exec(pg, sql, 2, p, NULL)) != CM_OK)
-			goto fail;
-		cm_info("PG-MIGRATE", "%s: applied migration %d (%s)", schema, m[i].version, m[i].name);
-	}
-	return cm_pg_commit(pg);
-fail:
-	cm_pg_rollback(pg);
-	return err;
+	return migrate(pg, schema, m, n, true, 0);
 }
 
 cm_err
 cm_pg_migrate_down(cm_pg *pg, const char *schema, const cm_migration *m, size_t n, int target)
 {
-	cm_err err;
-	int    current = 0;
-	char   sql[512], ver[16];
-
-	if (!valid_ident(schema))
-		return CM_EINVAL;
-	if ((err = migrate_lock(pg, schema)) != CM_OK)
-		return err;
-	if ((err = cm_pg_schema_version(pg, schema, &current)) != CM_OK)
-		goto fail;
-	snprintf(sql, sizeof(sql), "DELETE FROM \"%s\".schema_migrations WHERE version = $1", schema);
-	for (size_t i = n; i-- > 0;) {
-		const char *p[1];
-		if (m[i].version > current || m[i].version <= target)
-			continue;
-		if ((err = exec_script(pg, m[i].down)) != CM_OK) {
-			cm_error("PG-MIGRATE-FAIL", "%s rollback of %d (%s) failed: %s", schema,
-			    m[i].version, m[i].name, pg->errmsg);
-			goto fail;
-		}
-		snprintf(ver, sizeof(ver), "%d", m[i].version);
-		p[0] = ver;
-		if ((err = cm_pg_exec(pg, sql, 1, p, NULL)) != CM_OK)
-			goto fail;
-		cm_info("PG-MIGRATE", "%s: rolled back migration %d (%s)", schema, m[i].version,
-		    m[i].name);
-	}
-	return cm_pg_commit(pg);
-fail:
-	cm_pg_rollback(pg);
-	return err;
+	return migrate(pg, schema, m, n, false, target);
 }

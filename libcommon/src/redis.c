@@ -5,7 +5,11 @@
  * command text). Every command has a timeout. After any I/O error the context is freed and no
  * reconnect is tried for CM_REDIS_RETRY_MS: meanwhile every call returns CM_EUNAVAIL at once, so
  * callers skip the cache or fall back to a local limit instead of stalling. A host of "" turns
- * Redis off entirely.
+ * Redis off entirely. Error replies that mean "not now" (LOADING, BUSY, MASTERDOWN, READONLY,
+ * TRYAGAIN) are CM_EUNAVAIL too, on a connection that stays open; other error replies are
+ * CM_EINTERNAL. Counters with a window are one Lua script (INCR, EXPIRE when new or when the
+ * key somehow has no expiry, TTL), so a crash between INCR and EXPIRE cannot leave a counter
+ * that never expires.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,18 +36,22 @@ struct cm_redis {
 cm_err
 cm_redis_open(cm_redis **out, const char *host, int port, int timeout_ms)
 {
-	cm_redis *r = calloc(1, sizeof(*r));
+	cm_redis *r = NULL;
+	cm_err    err = CM_OK;
 
-	if (r == NULL)
-		return CM_ENOMEM;
-	if (host != NULL && host[0] != '\0' && (r->host = strdup(host)) == NULL) {
-		free(r);
-		return CM_ENOMEM;
+	*out = NULL;
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (host != NULL && host[0] != '\0' && (r->host = strdup(host)) == NULL)) {
+		err = CM_ENOMEM;
+		goto out;
 	}
-	r->port       = port;
+	r->port = port;
 	r->timeout_ms = timeout_ms > 0 ? timeout_ms : CM_REDIS_TIMEOUT_MS;
-	*out          = r;
-	return CM_OK;
+	*out = r;
+	r = NULL;
+out:
+	cm_redis_close(r);
+	return err;
 }
 
 void
@@ -73,8 +81,9 @@ fail(cm_redis *r, const char *why)
 	}
 	r->last_fail_ms = cm_mono_ms();
 	if (!r->down_logged)
-		cm_warn("REDIS-DOWN", "Redis %s:%d unavailable: %s (continuing without it)", r->host,
-		    r->port, r->errmsg); /* not `why`: it may point into the context freed above */
+		cm_warn("REDIS-DOWN", "Redis %s:%d unavailable: %s (continuing without it)",
+		        r->host, r->port,
+		        r->errmsg); /* not `why`: it may point into the context freed above */
 	r->down_logged = true;
 }
 
@@ -82,54 +91,82 @@ static cm_err
 ensure(cm_redis *r)
 {
 	struct timeval tv;
+	cm_err         err = CM_EUNAVAIL;
 
 	if (r->host == NULL) {
 		cm_strlcpy(r->errmsg, "Redis disabled", sizeof(r->errmsg));
-		return CM_EUNAVAIL;
+		goto out;
 	}
-	if (r->ctx != NULL)
-		return CM_OK;
+	if (r->ctx != NULL) {
+		err = CM_OK;
+		goto out;
+	}
 	if (r->last_fail_ms != 0 && cm_mono_ms() - r->last_fail_ms < CM_REDIS_RETRY_MS)
-		return CM_EUNAVAIL;
-	tv.tv_sec  = r->timeout_ms / 1000;
+		goto out; /* errmsg keeps the failure that started the wait */
+	tv.tv_sec = r->timeout_ms / 1000;
 	tv.tv_usec = (r->timeout_ms % 1000) * 1000;
-	r->ctx     = redisConnectWithTimeout(r->host, r->port, tv);
+	r->ctx = redisConnectWithTimeout(r->host, r->port, tv);
 	if (r->ctx == NULL || r->ctx->err) {
 		fail(r, r->ctx != NULL ? r->ctx->errstr : "out of memory");
-		return CM_EUNAVAIL;
+		goto out;
 	}
 	if (redisSetTimeout(r->ctx, tv) != REDIS_OK) {
 		fail(r, "cannot set timeout");
-		return CM_EUNAVAIL;
+		goto out;
 	}
 	if (r->down_logged)
 		cm_info("REDIS-UP", "Redis %s:%d reachable again", r->host, r->port);
-	r->down_logged  = false;
+	r->down_logged = false;
 	r->last_fail_ms = 0;
-	return CM_OK;
+	r->errmsg[0] = '\0';
+	err = CM_OK;
+out:
+	return err;
 }
 
-/* Runs one command; *reply is freed by the caller with freeReplyObject. */
+/* An error reply that means "the server cannot serve this now", not "this command is wrong". */
+static bool
+transient_error(const char *msg)
+{
+	static const char *const codes[] = {"LOADING ",  "BUSY ",     "MASTERDOWN ",
+	                                    "READONLY ", "TRYAGAIN ", "CLUSTERDOWN "};
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		if (strncmp(msg, codes[i], strlen(codes[i])) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Runs one command; on CM_OK *reply is freed by the caller with freeReplyObject. */
 static cm_err
 command(cm_redis *r, int argc, const char **argv, const size_t *lens, redisReply **reply)
 {
-	cm_err err;
+	redisReply *rep = NULL;
+	cm_err      err;
 
 	*reply = NULL;
 	if ((err = ensure(r)) != CM_OK)
-		return err;
-	*reply = redisCommandArgv(r->ctx, argc, argv, lens);
-	if (*reply == NULL) {
+		goto out;
+	rep = redisCommandArgv(r->ctx, argc, argv, lens);
+	if (rep == NULL) {
+		/* I/O error or timeout: the connection is out of step, never reuse it. */
 		fail(r, r->ctx->errstr[0] != '\0' ? r->ctx->errstr : "I/O error");
-		return CM_EUNAVAIL;
+		err = CM_EUNAVAIL;
+		goto out;
 	}
-	if ((*reply)->type == REDIS_REPLY_ERROR) {
-		cm_strlcpy(r->errmsg, (*reply)->str, sizeof(r->errmsg));
-		freeReplyObject(*reply);
-		*reply = NULL;
-		return CM_EINTERNAL;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		cm_strlcpy(r->errmsg, rep->str != NULL ? rep->str : "error reply",
+		           sizeof(r->errmsg));
+		err = transient_error(r->errmsg) ? CM_EUNAVAIL : CM_EINTERNAL;
+		goto out;
 	}
-	return CM_OK;
+	*reply = rep;
+	rep = NULL;
+out:
+	if (rep != NULL)
+		freeReplyObject(rep);
+	return err;
 }
 
 bool
@@ -156,7 +193,7 @@ cm_redis_get(cm_redis *r, const char *key, cm_buf *out, bool *found)
 		return err;
 	if (rep->type == REDIS_REPLY_STRING) {
 		*found = true;
-		err    = cm_buf_append(out, rep->str, rep->len);
+		err = cm_buf_append(out, rep->str, rep->len);
 	}
 	freeReplyObject(rep);
 	return err;
@@ -171,7 +208,7 @@ cm_redis_set(cm_redis *r, const char *key, const void *val, size_t len, int64_t 
 	redisReply *rep;
 	cm_err      err;
 
-	snprintf(ttl, sizeof(ttl), "%lld", (long long) ttl_s);
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_s);
 	lens[4] = strlen(ttl);
 	if ((err = command(r, ttl_s > 0 ? 5 : 3, argv, lens, &rep)) != CM_OK)
 		return err;
@@ -204,7 +241,8 @@ static cm_err
 pair_reply(redisReply *rep, int64_t *a, int64_t *b)
 {
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-	    rep->element[0]->type != REDIS_REPLY_INTEGER || rep->element[1]->type != REDIS_REPLY_INTEGER)
+	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
+	    rep->element[1]->type != REDIS_REPLY_INTEGER)
 		return CM_EPROTO;
 	*a = rep->element[0]->integer;
 	*b = rep->element[1]->integer;
@@ -212,14 +250,15 @@ pair_reply(redisReply *rep, int64_t *a, int64_t *b)
 }
 
 cm_err
-cm_redis_incr_window(cm_redis *r, const char *key, int64_t window_s, int64_t *count, int64_t *ttl_left_s)
+cm_redis_incr_window(cm_redis *r, const char *key, int64_t window_s, int64_t *count,
+                     int64_t *ttl_left_s)
 {
 	char        win[24];
 	const char *argv[] = {"EVAL", incr_window_lua, "1", key, win};
 	redisReply *rep;
 	cm_err      err;
 
-	snprintf(win, sizeof(win), "%lld", (long long) (window_s > 0 ? window_s : 1));
+	snprintf(win, sizeof(win), "%lld", (long long)(window_s > 0 ? window_s : 1));
 	if ((err = command(r, 5, argv, NULL, &rep)) != CM_OK)
 		return err;
 	err = pair_reply(rep, count, ttl_left_s);
@@ -248,7 +287,7 @@ cm_redis_get_counter(cm_redis *r, const char *key, int64_t *count, int64_t *ttl_
 
 cm_err
 cm_redis_eval_int(cm_redis *r, const char *script, int nkeys, const char *const *keys, int nargs,
-    const char *const *args, int64_t *out)
+                  const char *const *args, int64_t *out)
 {
 	const char *argv[64];
 	char        nk[16];
@@ -256,7 +295,8 @@ cm_redis_eval_int(cm_redis *r, const char *script, int nkeys, const char *const 
 	redisReply *rep;
 	cm_err      err;
 
-	if (nkeys < 0 || nargs < 0 || 3 + nkeys + nargs > 64)
+	*out = 0;
+	if (script == NULL || nkeys < 0 || nargs < 0 || nkeys > 61 || nargs > 61 - nkeys)
 		return CM_EINVAL;
 	snprintf(nk, sizeof(nk), "%d", nkeys);
 	argv[argc++] = "EVAL";

@@ -66,7 +66,7 @@ typedef struct cm_migration {
 
 /* Brings `schema` to the newest version under a transaction-scoped advisory lock (so replicas
  * starting together apply each migration once). Versions applied are recorded in
- * <schema>.schema_migrations. Each migration runs in its own transaction. */
+ * <schema>.schema_migrations. One transaction per run: all of it applies, or none. */
 CM_MUSTCHECK cm_err cm_pg_migrate_up(
     cm_pg *pg, const char *schema, const cm_migration *m, size_t n);
 /* Rolls `schema` back to target_version (0 = everything) by running down parts newest first. */
