@@ -1,0 +1,606 @@
+#!/usr/bin/env python3
+"""fakellm.py - an OpenAI-compatible /v1/chat/completions server for tests and benchmarks.
+
+DESIGN. Python 3 standard library only (ThreadingHTTPServer, one thread per connection, HTTP/1.1
+keep-alive). Answers are deterministic functions of the prompt: a prompt that follows the quiz
+convention (a line "COUNT: N", optional "PAGE: P", and the source text after a line "TEXT:") gets N
+multiple-choice questions built from the text's own sentences and key terms; anything else gets an
+echo. A latency model (time to first token, tokens per second, a time scale) makes calls cost what
+real ones cost; provider limits (max concurrency, requests/min, tokens/min, exhausted quota) answer
+429 like OpenAI does; fault injection (5xx, malformed or wrapped JSON, bad bodies, hangs, cut
+streams) is drawn from one seeded generator, so a run with a seed is repeatable in its sequence of
+faults. Behaviour changes at run time through POST /_control; GET /_stats gives counters, POST
+/_reset clears them. Listens on 127.0.0.1 only and exits cleanly on SIGTERM/SIGINT. See README.md.
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DEFAULTS = {
+    "ttft_ms": 0,            # time to first token
+    "tokens_per_s": 0,       # output speed; 0 = instant
+    "time_scale": 1.0,       # multiplies every modelled delay (0.01 = 100x faster)
+    "rpm": 0,                # requests per minute (0 = unlimited)
+    "tpm": 0,                # tokens per minute, prompt + completion (0 = unlimited)
+    "max_concurrency": 0,    # requests in flight (0 = unlimited)
+    "retry_after_s": 1,      # Retry-After sent with a concurrency 429 (and rate_limit_next)
+    "rate_limit_next": 0,    # the next N calls: 429 rate_limit_exceeded + Retry-After
+    "fail_next": 0,          # the next N admitted calls: 503
+    "fail_rate": 0.0,        # 500/503 answers
+    "malformed_rate": 0.0,   # content is truncated (invalid) JSON in JSON mode
+    "bad_body_rate": 0.0,    # the HTTP body itself is not valid JSON
+    "prose_rate": 0.0,       # JSON content wrapped in prose
+    "fence_rate": 0.0,       # JSON content wrapped in ```json fences
+    "hang_rate": 0.0,        # accept, then never answer (for hang_s), then drop the connection
+    "hang_s": 300.0,
+    "cut_stream_rate": 0.0,  # streams: drop the connection after a few chunks, no [DONE]
+    "quota_exhausted": False,  # every key: 429 insufficient_quota
+    "exhausted_keys": [],    # these API keys only: 429 insufficient_quota
+    "api_key": "",           # when set, "Authorization: Bearer <api_key>" is required
+    "seed": 0,
+}
+
+STOPWORDS = set("""a about above after again against all also although among an and any are as at be
+because been before being below between both but by can could did do does doing down during each
+either else even ever every few for from further had has have having he her here hers him his how
+however i if in into is it its itself just many may might more most much must my neither no nor not
+now of off often on once one only or other others our out over own per rather same shall she should
+since so some such than that the their them then there these they this those though through thus to
+too toward under until upon very was we were what when where whether which while who whom whose why
+will with within without would yet you your which also used using use""".split())
+
+
+def ntokens(text):
+    """Tokens are estimated as words * 1.3, rounded up."""
+    return int(math.ceil(len(text.split()) * 1.3))
+
+
+class State:
+    """Config, counters and limit windows, all under one lock."""
+
+    def __init__(self, cfg):
+        self.lock = threading.Lock()
+        self.cfg = dict(DEFAULTS)
+        self.cfg.update(cfg)
+        self.initial = json.loads(json.dumps(self.cfg))  # what /_reset {"config":true} restores
+        self.stopping = threading.Event()
+        self.rng = random.Random(self.cfg["seed"])
+        self.reset()
+
+    def reset(self):
+        self.calls = 0
+        self.by_status = {}
+        self.by_key = {}
+        self.faults = {}
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.streams = 0
+        self.inflight = 0
+        self.peak_concurrency = 0
+        self.peak_offered = 0
+        self.req_window = deque()   # admission times (monotonic)
+        self.tok_window = deque()   # (time, tokens)
+
+    def stats(self):
+        return {
+            "calls": self.calls,
+            "by_status": dict(self.by_status),
+            "by_key": dict(self.by_key),
+            "faults": dict(self.faults),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "streams": self.streams,
+            "inflight": self.inflight,
+            "peak_concurrency": self.peak_concurrency,
+            "peak_offered": self.peak_offered,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Content
+
+
+def parse_quiz_prompt(messages):
+    """The quiz convention: (count, page, text) or None."""
+    count = page = None
+    text = None
+    for m in messages:
+        content = m.get("content")
+        if not isinstance(content, str):
+            continue
+        lines = content.split("\n")
+        for i, line in enumerate(lines):
+            s = line.strip()
+            mc = re.match(r"(?i)^COUNT:\s*(\d+)\s*$", s)
+            if mc and count is None:
+                count = int(mc.group(1))
+                continue
+            mp = re.match(r"(?i)^PAGE:\s*(\d+)\s*$", s)
+            if mp and page is None:
+                page = int(mp.group(1))
+                continue
+            mt = re.match(r"(?i)^TEXT:(.*)$", s)
+            if mt and text is None:
+                rest = [mt.group(1)] + lines[i + 1:]
+                text = "\n".join(rest).strip()
+                break
+    if count is None or text is None:
+        return None
+    return max(0, min(count, 100)), page if page is not None else 1, text
+
+
+def key_terms(text):
+    seen = {}
+    for w in re.findall(r"[A-Za-z][A-Za-z\-']{3,}", text):
+        lw = w.lower().strip("-'")
+        if len(lw) < 4 or lw in STOPWORDS:
+            continue
+        if lw not in seen:
+            seen[lw] = w.strip("-'")
+    return list(seen.values())
+
+
+def sentences(text):
+    flat = re.sub(r"\s+", " ", text).strip()
+    parts = re.split(r"(?<=[.!?])\s+", flat)
+    return [p for p in parts if len(p.split()) >= 3] or ([flat] if flat else [])
+
+
+def stable_int(*parts):
+    h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:8], "big")
+
+
+def make_questions(count, page, text):
+    sents = sentences(text)
+    terms = key_terms(text)
+    generic = ["None of the above", "All of the above", "It is not stated", "Something else",
+               "Unknown", "Not applicable", "Neither", "Both"]
+    out = []
+    for i in range(count):
+        s = sents[i % len(sents)] if sents else "The text is empty."
+        cands = [t for t in key_terms(s)]
+        h = stable_int(text, i)
+        if cands:
+            answer = cands[h % len(cands)]
+            stem = re.sub(r"\b%s\b" % re.escape(answer), "_____", s, count=1)
+            q = 'Which word completes this statement from the text: "%s"' % stem
+        else:
+            answer = s[:60]
+            q = "Which statement appears in the text? (%d)" % (i + 1)
+        opts = [answer]
+        pool = [t for t in terms if t.lower() != answer.lower()]
+        j = h
+        while len(opts) < 4 and pool:
+            t = pool[j % len(pool)]
+            pool.remove(t)
+            if t.lower() not in (o.lower() for o in opts):
+                opts.append(t)
+            j = j // 7 + 13
+        for g in generic:
+            if len(opts) >= 4:
+                break
+            if g.lower() not in (o.lower() for o in opts):
+                opts.append(g)
+        ai = (i + h) % 4
+        others = opts[1:]
+        options = others[:ai] + [answer] + others[ai:]
+        out.append({
+            "question": q,
+            "options": options,
+            "answer_index": ai,
+            "explanation": 'The text says: "%s"' % s,
+            "page": page,
+        })
+    return {"questions": out}
+
+
+def last_user(messages):
+    for m in reversed(messages):
+        if m.get("role") == "user" and isinstance(m.get("content"), str):
+            return m["content"]
+    return ""
+
+
+def make_content(messages, json_mode):
+    quiz = parse_quiz_prompt(messages)
+    if quiz is not None:
+        return json.dumps(make_questions(*quiz), ensure_ascii=False), True
+    said = last_user(messages)
+    if json_mode:
+        return json.dumps({"echo": said}, ensure_ascii=False), True
+    return "Echo: " + said, False
+
+
+def truncate_tokens(content, max_tokens):
+    """Cuts content to max_tokens (words*1.3 estimate): (content, finish_reason)."""
+    if not max_tokens or ntokens(content) <= max_tokens:
+        return content, "stop"
+    words = content.split(" ")
+    keep = max(1, int(max_tokens / 1.3))
+    return " ".join(words[:keep]), "length"
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fakellm/1"
+
+    def log_message(self, fmt, *args):  # quiet; --verbose turns it on
+        if self.server.verbose:
+            sys.stderr.write("fakellm: " + (fmt % args) + "\n")
+
+    @property
+    def st(self):
+        return self.server.state
+
+    # -- plumbing
+    def send_json(self, status, obj, headers=None, raw=None):
+        body = raw if raw is not None else json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def count_status(self, status):
+        with self.st.lock:
+            k = str(status)
+            self.st.by_status[k] = self.st.by_status.get(k, 0) + 1
+
+    def count_fault(self, kind):
+        with self.st.lock:
+            self.st.faults[kind] = self.st.faults.get(kind, 0) + 1
+
+    def sleep(self, seconds):
+        """Sleeps unless the server is stopping; False when it is."""
+        return not self.st.stopping.wait(max(0.0, seconds))
+
+    # -- routes
+    def do_GET(self):
+        if self.path == "/_stats":
+            with self.st.lock:
+                s = self.st.stats()
+            self.send_json(200, s)
+        elif self.path == "/_config":
+            with self.st.lock:
+                c = dict(self.st.cfg)
+            self.send_json(200, c)
+        elif self.path == "/healthz":
+            self.send_json(200, {"ok": True})
+        elif self.path == "/v1/models":
+            self.send_json(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        else:
+            self.send_json(404, {"error": {"message": "not found", "code": "not_found"}})
+
+    def do_POST(self):
+        body = self.read_body()
+        if self.path == "/_control":
+            try:
+                upd = json.loads(body or b"{}")
+                if not isinstance(upd, dict):
+                    raise ValueError("object expected")
+                unknown = [k for k in upd if k not in DEFAULTS]
+                if unknown:
+                    raise ValueError("unknown keys: %s" % ", ".join(unknown))
+            except ValueError as e:
+                self.send_json(400, {"error": {"message": str(e)}})
+                return
+            with self.st.lock:
+                self.st.cfg.update(upd)
+                if "seed" in upd:
+                    self.st.rng = random.Random(upd["seed"])
+                c = dict(self.st.cfg)
+            self.send_json(200, c)
+        elif self.path == "/_reset":
+            try:
+                opts = json.loads(body or b"{}")
+            except ValueError:
+                opts = {}
+            with self.st.lock:
+                self.st.reset()
+                if isinstance(opts, dict) and opts.get("config"):
+                    self.st.cfg = json.loads(json.dumps(self.st.initial))
+                    self.st.rng = random.Random(self.st.cfg["seed"])
+            self.send_json(200, {"ok": True})
+        elif self.path in ("/v1/chat/completions", "/chat/completions"):
+            self.chat(body)
+        else:
+            self.send_json(404, {"error": {"message": "not found", "code": "not_found"}})
+
+    # -- the model
+    def error(self, status, etype, code, message, headers=None):
+        self.count_status(status)
+        self.send_json(status, {"error": {"message": message, "type": etype, "code": code,
+                                          "param": None}}, headers)
+
+    def admit(self, key, prompt_tokens):
+        """Limits, in the order a provider checks them: None when admitted, else the 429 to send."""
+        st = self.st
+        with st.lock:
+            cfg = st.cfg
+            st.calls += 1
+            st.by_key[key] = st.by_key.get(key, 0) + 1
+            if cfg["quota_exhausted"] or (key and key in cfg["exhausted_keys"]):
+                return ("insufficient_quota", "insufficient_quota",
+                        "You exceeded your current quota, please check your plan and billing "
+                        "details.", None)
+            if cfg["rate_limit_next"] > 0:
+                cfg["rate_limit_next"] -= 1
+                return ("rate_limit_exceeded", "rate_limit_exceeded",
+                        "Rate limit reached (injected).", int(cfg["retry_after_s"]))
+            st.inflight += 1
+            st.peak_offered = max(st.peak_offered, st.inflight)
+            if cfg["max_concurrency"] and st.inflight > cfg["max_concurrency"]:
+                st.inflight -= 1
+                return ("rate_limit_exceeded", "rate_limit_exceeded",
+                        "Too many concurrent requests.", int(cfg["retry_after_s"]))
+            now = time.monotonic()
+            while st.req_window and st.req_window[0] <= now - 60:
+                st.req_window.popleft()
+            while st.tok_window and st.tok_window[0][0] <= now - 60:
+                st.tok_window.popleft()
+            if cfg["rpm"] and len(st.req_window) >= cfg["rpm"]:
+                st.inflight -= 1
+                wait = int(math.ceil(st.req_window[0] + 60 - now))
+                return ("rate_limit_exceeded", "rate_limit_exceeded",
+                        "Rate limit reached for requests per min.", max(1, wait))
+            used = sum(t for _, t in st.tok_window)
+            if cfg["tpm"] and used + prompt_tokens > cfg["tpm"]:
+                st.inflight -= 1
+                wait = int(math.ceil(st.tok_window[0][0] + 60 - now)) if st.tok_window else 1
+                return ("tokens", "rate_limit_exceeded",
+                        "Rate limit reached for tokens per min.", max(1, wait))
+            st.req_window.append(now)
+            st.tok_window.append((now, prompt_tokens))
+            st.peak_concurrency = max(st.peak_concurrency, st.inflight)
+        return None
+
+    def leave(self):
+        """Ends this call's share of the concurrency, once. Called just before the last bytes of
+        an answer are written, so a client that starts its next call the moment it has the answer
+        is never counted twice in peak_concurrency."""
+        if not self.in_flight:
+            return
+        self.in_flight = False
+        with self.st.lock:
+            self.st.inflight -= 1
+
+    def release(self, completion_tokens, prompt_tokens, counted):
+        self.leave()
+        with self.st.lock:
+            if counted:
+                self.st.prompt_tokens += prompt_tokens
+                self.st.completion_tokens += completion_tokens
+                self.st.tok_window.append((time.monotonic(), completion_tokens))
+
+    def chat(self, body):
+        try:
+            req = json.loads(body)
+            messages = req["messages"]
+            if not isinstance(messages, list) or not messages:
+                raise ValueError("messages must be a non-empty array")
+        except (ValueError, KeyError, TypeError) as e:
+            self.error(400, "invalid_request_error", "invalid_request", "bad request: %s" % e)
+            return
+        auth = self.headers.get("Authorization") or ""
+        key = auth[7:] if auth.startswith("Bearer ") else ""
+        with self.st.lock:
+            cfg = dict(self.st.cfg)
+        if cfg["api_key"] and key != cfg["api_key"]:
+            self.error(401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.")
+            return
+        prompt_tokens = sum(ntokens(m.get("content") or "") for m in messages
+                            if isinstance(m, dict) and isinstance(m.get("content"), str))
+        rej = self.admit(key, prompt_tokens)
+        if rej is not None:
+            etype, code, msg, retry = rej
+            self.error(429, etype, code, msg, {"Retry-After": str(retry)} if retry else None)
+            return
+        completion_tokens = 0
+        counted = False
+        self.in_flight = True
+        try:
+            completion_tokens, counted = self.answer(req, messages, prompt_tokens)
+        finally:
+            self.release(completion_tokens, prompt_tokens, counted)
+
+    def draw(self, cfg):
+        """One fault decision per admitted call, from the seeded generator."""
+        with self.st.lock:
+            r = [self.st.rng.random() for _ in range(7)]
+        for i, name in enumerate(("fail_rate", "hang_rate", "bad_body_rate", "malformed_rate",
+                                  "prose_rate", "fence_rate", "cut_stream_rate")):
+            if r[i] < float(cfg[name]):
+                return name[:-5]
+        return None
+
+    def answer(self, req, messages, prompt_tokens):
+        with self.st.lock:
+            cfg = dict(self.st.cfg)
+            fail_next = self.st.cfg["fail_next"] > 0
+            if fail_next:
+                self.st.cfg["fail_next"] -= 1
+        if fail_next:
+            self.count_fault("fail")
+            self.leave()
+            self.error(503, "server_error", None, "The engine is currently overloaded (injected).")
+            return 0, False
+        stream = bool(req.get("stream"))
+        rf = req.get("response_format") or {}
+        json_mode = isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
+        model = req.get("model") or "fake"
+        fault = self.draw(cfg)
+        scale = float(cfg["time_scale"])
+        if fault == "fail":
+            self.count_fault("fail")
+            status = 500 if self.st.rng.random() < 0.5 else 503
+            self.leave()
+            self.error(status, "server_error", None, "The server had an error processing your "
+                       "request.")
+            return 0, False
+        if fault == "hang":
+            self.count_fault("hang")
+            self.sleep(float(cfg["hang_s"]))
+            self.close_connection = True
+            return 0, False
+        content, is_json = make_content(messages, json_mode)
+        if is_json and fault == "malformed":
+            self.count_fault("malformed")
+            content = content[: max(1, len(content) * 2 // 3)]
+        elif is_json and fault == "prose":
+            self.count_fault("prose")
+            content = ("Sure! Here is the JSON you asked for {as requested}:\n" + content +
+                       "\nLet me know if you need anything else.")
+        elif is_json and fault == "fence":
+            self.count_fault("fence")
+            content = "```json\n" + content + "\n```"
+        content, finish = truncate_tokens(content, req.get("max_tokens") or
+                                          req.get("max_completion_tokens"))
+        ctoks = ntokens(content)
+        tps = float(cfg["tokens_per_s"])
+        ttft = float(cfg["ttft_ms"]) / 1000.0 * scale
+        gen = (ctoks / tps * scale) if tps > 0 else 0.0
+        cid = "chatcmpl-%016x" % stable_int(json.dumps(messages), time.monotonic_ns())
+        created = int(time.time())
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": ctoks,
+                 "total_tokens": prompt_tokens + ctoks}
+        if not stream:
+            if not self.sleep(ttft + gen):
+                return 0, False
+            if fault == "bad_body":
+                self.count_fault("bad_body")
+                self.count_status(200)
+                self.leave()
+                self.send_json(200, None, raw=b'{"id":"x","choices":[{"message":{"content":"ab')
+                return ctoks, True
+            self.count_status(200)
+            self.leave()
+            self.send_json(200, {
+                "id": cid, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                             "finish_reason": finish}],
+                "usage": usage})
+            return ctoks, True
+        return self.stream(cid, created, model, content, finish, usage, ttft, gen, fault)
+
+    def chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def stream(self, cid, created, model, content, finish, usage, ttft, gen, fault):
+        with self.st.lock:
+            self.st.streams += 1
+        if not self.sleep(ttft):
+            return 0, False
+        self.count_status(200)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        # Deltas of about four words; the space that follows a word stays with it.
+        words = re.findall(r"\S+\s*|\s+", content)
+        pieces = ["".join(words[i:i + 4]) for i in range(0, len(words), 4)] or [""]
+        per_piece = gen / len(pieces)
+        cut_at = len(pieces) // 2 if fault == "cut_stream" else -1
+
+        def event(delta, fin, with_usage=False):
+            obj = {"id": cid, "object": "chat.completion.chunk", "created": created,
+                   "model": model, "choices": [{"index": 0, "delta": delta,
+                                                "finish_reason": fin}]}
+            if with_usage:
+                obj["usage"] = usage
+            self.chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
+
+        try:
+            event({"role": "assistant", "content": ""}, None)
+            for i, p in enumerate(pieces):
+                if i == cut_at:
+                    self.count_fault("cut_stream")
+                    self.close_connection = True
+                    return usage["completion_tokens"] * i // len(pieces), True
+                if i and not self.sleep(per_piece):
+                    return 0, False
+                event({"content": p}, None)
+            self.leave()
+            event({}, finish, True)
+            self.chunk(b"data: [DONE]\n\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        return usage["completion_tokens"], True
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="OpenAI-compatible fake LLM for tests")
+    ap.add_argument("--port", type=int, default=28500)
+    ap.add_argument("--pid-file", default="")
+    ap.add_argument("--verbose", action="store_true")
+    for k, v in DEFAULTS.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            ap.add_argument(flag, action="store_true", default=v)
+        elif isinstance(v, list):
+            ap.add_argument(flag, default="", help="comma-separated")
+        else:
+            ap.add_argument(flag, type=type(v), default=v)
+    a = ap.parse_args(argv)
+    cfg = {k: getattr(a, k) for k in DEFAULTS}
+    cfg["exhausted_keys"] = [k for k in (a.exhausted_keys or "").split(",") if k]
+    state = State(cfg)
+    srv = Server(("127.0.0.1", a.port), Handler)
+    srv.state = state
+    srv.verbose = a.verbose
+
+    def stop(signum, frame):
+        state.stopping.set()
+        threading.Thread(target=srv.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if a.pid_file:
+        with open(a.pid_file, "w") as f:
+            f.write("%d\n" % os.getpid())
+    sys.stderr.write("fakellm: listening on 127.0.0.1:%d\n" % a.port)
+    sys.stderr.flush()
+    try:
+        srv.serve_forever(poll_interval=0.1)
+    finally:
+        srv.server_close()
+        if a.pid_file:
+            try:
+                os.unlink(a.pid_file)
+            except OSError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
