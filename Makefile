@@ -1,6 +1,10 @@
-# Convenience wrappers around the scripts; the scripts are the source of truth.
-.PHONY: up down test test-asan fuzz bench bench-auth clean format
+# Convenience targets; the scripts are the source of truth (see README.md).
+FUZZ_SECONDS ?= 60
 
+.PHONY: build up down test test-asan fuzz bench bench-auth bench-extract format clean
+
+build:
+	./scripts/build.sh
 up:
 	./scripts/up.sh
 down:
@@ -10,11 +14,13 @@ test:
 test-asan:
 	./scripts/test.sh --sanitize
 fuzz:
-	./scripts/test.sh --fuzz 60
-bench: bench-auth
+	./scripts/test.sh --fuzz $(FUZZ_SECONDS)
+bench: bench-auth bench-extract
 bench-auth:
 	./bench/auth_me.sh
+bench-extract:
+	./bench/extract.sh
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	git ls-files -z '*.c' '*.h' | xargs -0 clang-format -i
 clean:
-	rm -rf build build-asan build-fuzz build-release
+	rm -rf build build-asan build-fuzz build-bench

@@ -4,13 +4,14 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config clang
+  build-essential cmake pkg-config clang libclang-rt-dev llvm
   libprotobuf-c-dev protobuf-c-compiler
   libnng-dev
   libpq-dev postgresql
   libhiredis-dev redis-server
   libcurl4-openssl-dev
   libmupdf-dev mupdf-tools libmujs-dev libgumbo-dev libopenjp2-7-dev libjbig2dec0-dev libharfbuzz-dev
+  libjpeg-dev zlib1g-dev libfreetype-dev libpng-dev libbrotli-dev
   libjwt-dev libjansson-dev libsodium-dev libssl-dev
   libcmocka-dev
   curl wrk nginx-light python3 ghostscript

@@ -1,64 +1,101 @@
 #!/usr/bin/env bash
-# THE first README command: installs what is missing (as root), builds, and starts the whole
-# system locally in the background: PostgreSQL and Redis (own data under $STATE_DIR), every
-# service that is built, and the edge on $EDGE_ADDR. Idempotent: what runs already is kept.
-# Stop everything with scripts/down.sh.
+# THE first README command: installs what is missing (as root), builds into build/, and starts the
+# whole system locally in the background, on 127.0.0.1 only:
+#   PostgreSQL (PG_PORT 5432) and Redis (REDIS_PORT 6379), data under STATE_DIR (.state/);
+#   every service that is built: svc-auth (AUTH_PORT 7101), svc-pdf (PDF_PORT 7102), svc-chat
+#   (CHAT_PORT 7103), svc-qgen (QGEN_PORT 7104), svc-eval (EVAL_PORT 7105); each one's admin port
+#   (/healthz /readyz /metrics) is <X>_ADMIN_PORT, by default its RPC port + 2000;
+#   the edge on EDGE_ADDR (127.0.0.1:8080).
+# A random JWT signing secret is made on first start (STATE_DIR/jwt.secret) and kept. Logs go to
+# STATE_DIR/logs, pids to STATE_DIR/run, uploaded PDFs to STATE_DIR/pdfs (PDF_DATA_DIR).
+# Idempotent: what already runs is kept, not started twice. BUILD_DIR overrides build/.
+# Waits until the edge's /readyz answers 200 (UP_TIMEOUT_S, 60). Stop with scripts/down.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# Relative STATE_DIR and BUILD_DIR are taken from where the script is called.
+STATE_DIR=$(realpath -m "${STATE_DIR:-$root/.state}")
+BUILD_DIR=$(realpath -m "${BUILD_DIR:-$root/build}")
 cd "$root"
 # shellcheck source=lib/servers.sh
 . scripts/lib/servers.sh
 
-STATE_DIR=${STATE_DIR:-$root/.state}
 PG_PORT=${PG_PORT:-5432}
 REDIS_PORT=${REDIS_PORT:-6379}
 EDGE_ADDR=${EDGE_ADDR:-127.0.0.1:8080}
-AUTH_PORT=${AUTH_PORT:-7101}
-PDF_PORT=${PDF_PORT:-7102}
-BUILD_DIR=${BUILD_DIR:-$root/build-release}
-mkdir -p "$STATE_DIR"
-STATE_DIR=$(cd "$STATE_DIR" && pwd)
-run="$STATE_DIR/run" logs="$STATE_DIR/logs"
+timeout_s=${UP_TIMEOUT_S:-60}
+
+# service, env prefix, default RPC port (docs/architecture.md, "Ports and environment").
+services=(svc-auth:AUTH:7101 svc-pdf:PDF:7102 svc-chat:CHAT:7103 svc-qgen:QGEN:7104 svc-eval:EVAL:7105)
+
+# Build the binaries only (the tests are built by scripts/test.sh in the same directory).
+targets=(edge)
+for s in "${services[@]}"; do
+  name=${s%%:*}
+  if [ -f "$name/CMakeLists.txt" ] && [ -f "$name/main.c" ]; then targets+=("$name"); fi
+done
+echo "up: building ${targets[*]} in $BUILD_DIR"
+BUILD_DIR=$BUILD_DIR bash scripts/build.sh "${targets[@]}" >/dev/null
+
+run=$STATE_DIR/run logs=$STATE_DIR/logs
 mkdir -p "$run" "$logs"
+deadline=$((SECONDS + timeout_s))
 
-if [ "$(id -u)" -eq 0 ]; then bash scripts/install-deps.sh; else bash scripts/install-deps.sh || true; fi
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target svc-auth edge $( [ -f svc-pdf/main.c ] && echo svc-pdf ) >/dev/null
+fail() {
+  echo "up: $1; last log lines:" >&2
+  local f
+  for f in "$logs"/*.log "$STATE_DIR/postgres.log" "$STATE_DIR/redis/redis.log"; do
+    [ -f "$f" ] || continue
+    echo "---- $f" >&2
+    tail -n 20 "$f" >&2
+  done
+  echo "up: stop what did start with scripts/down.sh" >&2
+  exit 1
+}
 
-pg_start "$STATE_DIR" "$PG_PORT"
-redis_start "$STATE_DIR" "$REDIS_PORT"
+# start NAME URL WHERE CMD...: starts NAME in the background unless it runs already, then waits until
+# URL answers 200 (until the overall deadline; a failure at once if the process exits).
+report=()
+start() {
+  local name=$1 url=$2 where=$3 what=started
+  shift 3
+  if proc_running "$name" "$run"; then what="already running"; fi
+  proc_start "$name" "$run" "$logs/$name.log" "$@"
+  until wait_http "$url" 1; do
+    proc_running "$name" "$run" || fail "$name exited"
+    [ "$SECONDS" -lt "$deadline" ] || fail "$name is not ready ($url) after ${timeout_s}s"
+  done
+  report+=("$(printf '%-9s %-52s %s, pid %s' "$name" "$where" "$what" "$(cat "$run/$name.pid")")")
+}
 
-# A random signing secret on first start, kept across restarts.
-secret_file="$STATE_DIR/jwt.secret"
+pg_start "$STATE_DIR" "$PG_PORT" || fail "PostgreSQL did not start on 127.0.0.1:$PG_PORT"
+redis_start "$STATE_DIR" "$REDIS_PORT" || fail "Redis did not start on 127.0.0.1:$REDIS_PORT"
+
+secret_file=$STATE_DIR/jwt.secret
 if [ ! -s "$secret_file" ]; then
-  (umask 077; head -c 48 /dev/urandom | base64 | tr -d '\n/+=' >"$secret_file")
+  (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n/+=' >"$secret_file")
 fi
+chmod 600 "$secret_file"
 JWT_SECRET=$(cat "$secret_file")
 export JWT_SECRET
 export DATABASE_URL="host=127.0.0.1 port=$PG_PORT dbname=postgres user=postgres"
 export REDIS_HOST=127.0.0.1 REDIS_PORT
+export PDF_DATA_DIR=${PDF_DATA_DIR:-$STATE_DIR/pdfs}
 
-started=()
-AUTH_RPC_URL="tcp://127.0.0.1:$AUTH_PORT" AUTH_ADMIN_ADDR="127.0.0.1:$((AUTH_PORT + 2000))" \
-  proc_start svc-auth "$run" "$logs/svc-auth.log" "$BUILD_DIR/svc-auth/svc-auth"
-started+=("svc-auth  tcp://127.0.0.1:$AUTH_PORT  admin http://127.0.0.1:$((AUTH_PORT + 2000))")
-pdf_urls=""
-if [ -x "$BUILD_DIR/svc-pdf/svc-pdf" ]; then
-  PDF_RPC_URL="tcp://127.0.0.1:$PDF_PORT" PDF_ADMIN_ADDR="127.0.0.1:$((PDF_PORT + 2000))" \
-    PDF_DATA_DIR="$STATE_DIR/pdfs" \
-    proc_start svc-pdf "$run" "$logs/svc-pdf.log" "$BUILD_DIR/svc-pdf/svc-pdf"
-  pdf_urls="tcp://127.0.0.1:$PDF_PORT"
-  started+=("svc-pdf   tcp://127.0.0.1:$PDF_PORT  admin http://127.0.0.1:$((PDF_PORT + 2000))")
-fi
-EDGE_ADDR="$EDGE_ADDR" EDGE_AUTH_URLS="tcp://127.0.0.1:$AUTH_PORT" EDGE_PDF_URLS="$pdf_urls" \
-  proc_start edge "$run" "$logs/edge.log" "$BUILD_DIR/edge/edge"
+edge_env=()
+for s in "${services[@]}"; do
+  IFS=: read -r name prefix port <<<"$s"
+  bin=$BUILD_DIR/$name/$name
+  [ -x "$bin" ] || continue
+  port_var=${prefix}_PORT admin_var=${prefix}_ADMIN_PORT
+  port=${!port_var:-$port}
+  admin=${!admin_var:-$((port + 2000))}
+  start "$name" "http://127.0.0.1:$admin/readyz" "tcp://127.0.0.1:$port admin http://127.0.0.1:$admin" \
+    env "${prefix}_RPC_URL=tcp://127.0.0.1:$port" "${prefix}_ADMIN_ADDR=127.0.0.1:$admin" "$bin"
+  edge_env+=("EDGE_${prefix}_URLS=tcp://127.0.0.1:$port")
+done
+start edge "http://$EDGE_ADDR/readyz" "http://$EDGE_ADDR" env EDGE_ADDR="$EDGE_ADDR" "${edge_env[@]}" "$BUILD_DIR/edge/edge"
 
-if ! wait_http "http://$EDGE_ADDR/readyz" 1200; then
-  echo "up.sh: the edge did not become ready; last log lines:" >&2
-  for f in "$logs"/*.log; do echo "--- $f" >&2; tail -n 15 "$f" >&2; done
-  exit 1
-fi
-echo "up: PostgreSQL 127.0.0.1:$PG_PORT and Redis 127.0.0.1:$REDIS_PORT (data in $STATE_DIR)"
-for s in "${started[@]}"; do echo "up: $s"; done
-echo "up: edge      http://$EDGE_ADDR  (ready; legacy account vsbec/vsbec)"
-echo "up: logs in $logs; stop with scripts/down.sh"
+echo "up: postgres  127.0.0.1:$PG_PORT, redis 127.0.0.1:$REDIS_PORT, data in $STATE_DIR"
+for line in "${report[@]}"; do echo "up: $line"; done
+echo "up: ready: http://$EDGE_ADDR (legacy account vsbec/vsbec); logs in $logs"
+echo "up: JWT secret in $secret_file; stop with scripts/down.sh"

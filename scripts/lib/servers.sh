@@ -3,49 +3,66 @@
 # under a state dir (never the system cluster). Sourced by scripts/up.sh and test/harness/*.sh.
 # All servers listen on 127.0.0.1 only. Functions are idempotent.
 
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+# pg_bin: the directory of the newest installed PostgreSQL's programs (PG_BIN overrides). Looked up
+# on use, not when this file is sourced: scripts source it before they install the packages.
+pg_bin() {
+  if [ -n "${PG_BIN:-}" ]; then echo "$PG_BIN"; return; fi
+  printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1
+}
 
 # pg_start DIR PORT: initialises DIR/pgdata on first use, starts the server, waits until it accepts.
 pg_start() {
-  local dir=$1 port=$2 data="$1/pgdata" sock="$1/pgsock" run=()
+  local dir=$1 port=$2 data="$1/pgdata" sock="$1/pgsock" as_pg=() bin
+  bin=$(pg_bin)
   mkdir -p "$dir" "$sock"
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres:postgres "$dir" "$sock" 2>/dev/null || true
     [ -d "$data" ] && chown -R postgres:postgres "$data"
-    run=(runuser -u postgres --)
+    as_pg=(runuser -u postgres --)
     chmod 0777 "$dir" "$sock"
   fi
   if [ ! -s "$data/PG_VERSION" ]; then
-    "${run[@]}" "$PG_BIN/initdb" -D "$data" -A trust -U postgres -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
+    "${as_pg[@]}" "$bin/initdb" -D "$data" -A trust -U postgres -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; return 1; }
   fi
-  if "${run[@]}" "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  if "${as_pg[@]}" "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     return 0
   fi
-  "${run[@]}" "$PG_BIN/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 \
+  "${as_pg[@]}" "$bin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 \
     -o "-p $port -k $sock -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=${PG_FSYNC:-on}" \
     start >/dev/null || { tail -n 20 "$dir/postgres.log" >&2; return 1; }
 }
 
 # pg_stop DIR [MODE]: stops the server of DIR/pgdata (mode fast by default; immediate simulates a crash).
 pg_stop() {
-  local dir=$1 mode=${2:-fast} run=()
+  local dir=$1 mode=${2:-fast} as_pg=() bin
+  bin=$(pg_bin)
   [ -s "$dir/pgdata/PG_VERSION" ] || return 0
-  [ "$(id -u)" -eq 0 ] && run=(runuser -u postgres --)
-  "${run[@]}" "$PG_BIN/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1 || return 0
-  "${run[@]}" "$PG_BIN/pg_ctl" -D "$dir/pgdata" -m "$mode" -w -t 60 stop >/dev/null
+  [ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
+  "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1 || return 0
+  "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/pgdata" -m "$mode" -w -t 60 stop >/dev/null
+}
+
+# pid_alive PID: the process exists and is not a zombie. Processes started here outlive the script
+# that started them and are reaped by init, which may take seconds: a zombie counts as stopped.
+pid_alive() {
+  local stat
+  kill -0 "$1" 2>/dev/null || return 1
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
 }
 
 # redis_start DIR PORT: starts a redis-server with its files in DIR/redis, waits until it answers.
 redis_start() {
-  local dir=$1/redis port=$2 i
+  local dir=$1/redis port=$2
   mkdir -p "$dir"
-  if [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
+  if [ -f "$dir/redis.pid" ] && pid_alive "$(cat "$dir/redis.pid")"; then
     return 0
   fi
   redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize yes \
     --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no >/dev/null
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && return 0
     sleep 0.05
   done
@@ -55,47 +72,52 @@ redis_start() {
 
 # redis_stop DIR
 redis_stop() {
-  local pidf=$1/redis/redis.pid pid i
+  local pidf=$1/redis/redis.pid pid
   [ -f "$pidf" ] || return 0
   pid=$(cat "$pidf")
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid_alive "$pid"; then
     kill "$pid"
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    for _ in $(seq 1 100); do pid_alive "$pid" || break; sleep 0.05; done
   fi
   rm -f "$pidf"
 }
 
-# proc_start NAME PIDDIR LOG CMD...: starts a background process, records its pid.
+# proc_running NAME PIDDIR: whether the process recorded in PIDDIR/NAME.pid is alive.
+proc_running() {
+  local pidf=$2/$1.pid
+  [ -f "$pidf" ] && pid_alive "$(cat "$pidf")"
+}
+
+# proc_start NAME PIDDIR LOG CMD...: starts CMD in the background in its own session (stdin from
+# /dev/null, output appended to LOG) and records its pid; does nothing when NAME already runs.
 proc_start() {
   local name=$1 piddir=$2 log=$3
   shift 3
   mkdir -p "$piddir"
-  if [ -f "$piddir/$name.pid" ] && kill -0 "$(cat "$piddir/$name.pid")" 2>/dev/null; then
-    return 0
-  fi
+  proc_running "$name" "$piddir" && return 0
   setsid "$@" >>"$log" 2>&1 </dev/null &
   echo $! >"$piddir/$name.pid"
 }
 
-# proc_stop NAME PIDDIR [SIGNAL]: signals and waits (up to 10 s, then SIGKILL).
+# proc_stop NAME PIDDIR [SIGNAL]: signals (TERM by default) and waits up to 10 s, then SIGKILL.
 proc_stop() {
-  local pidf=$2/$1.pid sig=${3:-TERM} pid i
+  local pidf=$2/$1.pid sig=${3:-TERM} pid
   [ -f "$pidf" ] || return 0
   pid=$(cat "$pidf")
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid_alive "$pid"; then
     kill "-$sig" "$pid" 2>/dev/null || true
-    for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    for _ in $(seq 1 200); do pid_alive "$pid" || break; sleep 0.05; done
+    if pid_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$pidf"
 }
 
-# wait_http URL [TRIES]: waits until URL answers 200.
+# wait_http URL [SECONDS]: waits until URL answers 200, at most SECONDS (default 30).
 wait_http() {
-  local url=$1 tries=${2:-200} i
-  for i in $(seq 1 "$tries"); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$url" 2>/dev/null)" = "200" ] && return 0
+  local url=$1 end=$((SECONDS + ${2:-30}))
+  while :; do
+    [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$url" 2>/dev/null)" = "200" ] && return 0
+    [ "$SECONDS" -lt "$end" ] || return 1
     sleep 0.05
   done
-  return 1
 }

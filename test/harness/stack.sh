@@ -18,7 +18,8 @@ run="$state/run" logs="$state/logs"
 mkdir -p "$run" "$logs"
 
 secret_file="$state/jwt.secret"
-[ -s "$secret_file" ] || head -c 48 /dev/urandom | base64 | tr -d '\n/+=' >"$secret_file"
+# One signing secret per state dir, shared by svc-auth and the edge; tests read it from this file.
+[ -s "$secret_file" ] || (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n/+=' >"$secret_file")
 
 export LOG_LEVEL=${LOG_LEVEL:-info}
 export DATABASE_URL="host=127.0.0.1 port=${CM_TEST_PG_PORT:-25432} dbname=postgres user=postgres"
@@ -33,7 +34,7 @@ start_auth() {
   local i=$1 port=$((27101 + 10 * $1)) admin=$((29101 + 10 * $1))
   AUTH_RPC_URL="tcp://127.0.0.1:$port" AUTH_ADMIN_ADDR="127.0.0.1:$admin" \
     proc_start "auth$i" "$run" "$logs/auth$i.log" "$build/svc-auth/svc-auth"
-  wait_http "http://127.0.0.1:$admin/readyz" 600 || { tail -n 30 "$logs/auth$i.log" >&2; return 1; }
+  wait_http "http://127.0.0.1:$admin/readyz" 60 || { tail -n 30 "$logs/auth$i.log" >&2; return 1; }
 }
 
 case $cmd in
@@ -44,7 +45,7 @@ case $cmd in
     if [ -x "$build/svc-pdf/svc-pdf" ]; then
       PDF_RPC_URL="tcp://127.0.0.1:27102" PDF_ADMIN_ADDR="127.0.0.1:29102" \
         proc_start pdf "$run" "$logs/pdf.log" "$build/svc-pdf/svc-pdf"
-      wait_http "http://127.0.0.1:29102/readyz" 600 || { tail -n 30 "$logs/pdf.log" >&2; exit 1; }
+      wait_http "http://127.0.0.1:29102/readyz" 60 || { tail -n 30 "$logs/pdf.log" >&2; exit 1; }
       pdf_urls="tcp://127.0.0.1:27102"
     fi
     mkdir -p "$state/frontend/static"
@@ -52,12 +53,12 @@ case $cmd in
     printf 'console.log("app");\n' >"$state/frontend/static/app.js"
     proc_start frontend "$run" "$logs/frontend.log" \
       python3 -m http.server 28090 --bind 127.0.0.1 --directory "$state/frontend"
-    wait_http "http://127.0.0.1:28090/" 200 || { tail -n 20 "$logs/frontend.log" >&2; exit 1; }
+    wait_http "http://127.0.0.1:28090/" 20 || { tail -n 20 "$logs/frontend.log" >&2; exit 1; }
     EDGE_FRONTEND_URL=http://127.0.0.1:28090 \
     EDGE_ADDR=127.0.0.1:28080 EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" \
       EDGE_PDF_URLS="$pdf_urls" EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 \
       proc_start edge "$run" "$logs/edge.log" "$build/edge/edge"
-    wait_http "http://127.0.0.1:28080/readyz" 600 || { tail -n 30 "$logs/edge.log" >&2; exit 1; }
+    wait_http "http://127.0.0.1:28080/readyz" 60 || { tail -n 30 "$logs/edge.log" >&2; exit 1; }
     ;;
   stop)
     proc_stop edge "$run"
@@ -67,7 +68,8 @@ case $cmd in
     proc_stop auth1 "$run"
     ;;
   kill-auth)
-    proc_stop "auth${4:-0}" "$run" KILL
+    case ${4:-} in 0 | 1) ;; *) echo "$0: kill-auth needs replica 0 or 1" >&2; exit 2 ;; esac
+    proc_stop "auth$4" "$run" KILL
     ;;
   *) echo "usage: $0 start|stop|kill-auth STATE_DIR BUILD_DIR [replica]" >&2; exit 2 ;;
 esac
