@@ -9,7 +9,7 @@
 #      and the ratio ours/mutool (goal >= 0.8). Both are timed as whole processes (start-up,
 #      context creation, reading the file, extraction), which is what an upload pays.
 #   2. ours in-process on one core (-n RUNS in one process: start-up excluded).
-#   3. scaling: 1 vs 2 extractions at once in one process (threads with cloned contexts sharing
+#   3. scaling: 1 vs 2 extractions at once in one process (threads with independent contexts
 #      one base context, as the RPC workers run), on 2 cores when the machine has them.
 # The machine is shared: numbers are noisy; medians of several runs are reported.
 set -euo pipefail

@@ -2,22 +2,41 @@
  * extract.c - the only file that includes mupdf.
  *
  * DESIGN.
- * - Contexts: one base fz_context per process, created with our allocator and FZ_LOCK_MAX
- *   pthread mutexes; every worker thread clones it (fz_clone_context) and keeps its clone for
- *   its lifetime. Clones share the store, fonts and glyph cache (under those locks); documents
- *   are never shared. Cloning is serialised by a mutex of ours. mupdf's locks are taken with a
- *   bounded spin before blocking (pdf_lock): they guard sub-microsecond work, very often.
+ * - Contexts: every pdf_xctx (one per RPC worker thread) owns an independent fz_context made by
+ *   fz_new_context with our allocator, no lock callbacks (mupdf's no-op default) and its own
+ *   resource store of PDF_STORE_BYTES. No mupdf object (context, store, font, glyph cache,
+ *   document) is ever shared between threads; the shared pieces are ours: the watchdog thread,
+ *   which touches nothing of mupdf's but a cookie's abort flag, and a mutex that makes contexts
+ *   one at a time (fz_new_context writes a static PRNG buffer). This replaces the brief's set-up
+ *   (one base context with FZ_LOCK_MAX mutexes, fz_clone_context per worker): with it every
+ *   worker took the process-wide FZ_LOCK_ALLOC about 5,000 times per page and FZ_LOCK_FREETYPE
+ *   about 2,500 times, and two extractions at once reached only ~1.45x the throughput of one
+ *   even with a spinning lock; independent contexts measured 1.8-2.0x (bench/extract.sh).
+ *   Costs: each worker loads its own fonts and resources (they are per document anyway: mupdf
+ *   reaps a document's store entries when the document is dropped), each store is capped on its
+ *   own (workers x PDF_STORE_BYTES), and each worker pays a ~0.3 MB context once.
+ * - Why no locks is safe here: FZ_LOCK_ALLOC and FZ_LOCK_GLYPHCACHE guard only a context's own
+ *   store, reference counts and glyph cache. FZ_LOCK_FREETYPE guards the context's own FreeType
+ *   library and, in mupdf 1.21.1, two process-wide pointers (load-jpx.c opj_secret, harfbuzz.c
+ *   fz_hb_secret) through which mupdf's opj_malloc / fz_hb_malloc find a context. Debian's
+ *   libmupdf links the system libopenjp2.so and libharfbuzz.so, which allocate with malloc and
+ *   never call those hooks (libopenjp2 does not export opj_malloc, so it cannot be interposed),
+ *   so the pointers are written and never read. ICC (lcms2) is not compiled in; a stock-lcms2
+ *   build would refuse a second context outright. If svc-pdf is ever linked against a mupdf
+ *   built with its bundled openjpeg / harfbuzz, FZ_LOCK_FREETYPE must become one process-wide
+ *   mutex passed to every context (and the scaling measured again). helgrind on two concurrent
+ *   extractions reports only the fz_new_context race, now serialised. (mupdf's lazily built AES
+ *   and 1-bit unpack tables are filled without any lock whatever the set-up; unchanged.)
  * - Errors: every mupdf call runs inside a small fz_try in a function that returns only after
  *   its fz_always/fz_catch (never from inside fz_try; setjmp-clobbered locals are fz_var'ed).
  *   fz_caught_message() is copied at once into the caller's `why`. Warnings and error prints
  *   are silenced with fz_set_warning_callback / fz_set_error_callback (warnings are counted).
- * - Memory cap: the allocator puts a 16-byte header before each block: its size and the account
- *   it was charged to. The account is the calling thread's current extraction (thread-local, and
- *   a clone is used by one thread only, so "per thread" is "per context"). A block freed by
- *   another thread (the shared store evicting) is credited back to its own account, so counts
- *   stay exact. While an extraction runs, its account refuses to grow past baseline + cap; mupdf
- *   then empties its store and throws FZ_ERROR_MEMORY, which is reported as "PDF too complex".
- *   Accounts are freed with the extractor, after the base context (blocks can outlive clones).
+ * - Memory cap: each context's allocator `user` is its pdf_xctx's account; a 16-byte header
+ *   before each block records its size, so every byte the context holds is counted there (the
+ *   context itself included). A context is used by one thread at a time and shares nothing, so
+ *   the account needs no atomics and no block is ever freed into another account. While an
+ *   extraction runs, the account refuses to grow past baseline + cap; mupdf then evicts from
+ *   its (own) store, retries, and finally throws FZ_ERROR_MEMORY, reported as "PDF too complex".
  * - Time: the deadline is checked between pages; inside a page a watchdog thread sets the
  *   page's fz_cookie.abort when the deadline passes, which stops mupdf's interpreter.
  * - Text: pages run through fz_run_page into a structured-text device; the blocks are walked
@@ -25,7 +44,8 @@
  *   filters every code point.
  */
 #include <pthread.h>
-#include <stdatomic.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,40 +57,40 @@
 #include "config.h"
 #include "extract.h"
 
-#define PDF_STORE_BYTES (64u << 20) /* shared mupdf resource store */
+/* Resource store of one context (mupdf's default, FZ_STORE_DEFAULT, is 256 MB). It caches one
+ * document's fonts, images and colour spaces across its pages and is emptied when the document
+ * is dropped, so it is working memory, also bounded by PDF_MAX_MEMORY_MB. 32 MB keeps the
+ * default two workers at the 64 MB the old shared store had, costs nothing on text-heavy
+ * documents (the 2,000-page bench runs the same with 8 MB or 256 MB; 1 MB is ~40% slower),
+ * and stays well under the default 512 MB cap so the store evicts on its own before the cap
+ * refuses an allocation. */
+#define PDF_STORE_BYTES ((size_t)32 << 20)
 #define PDF_META_BUF 4096
-#define PDF_LOCK_SPINS 100 /* trylock attempts before blocking */
 
 /* ---- counting allocator ------------------------------------------------------------------ */
 
+/* What one context holds. Touched only by the thread using the context (one at a time). */
 typedef struct pdf_acct {
-	atomic_size_t    used;
-	size_t           limit; /* bytes `used` may reach while `limited` */
-	size_t           base;  /* `used` when the extraction began */
-	size_t           peak;
-	bool             limited;
-	bool             hit;  /* refused an allocation since the extraction began */
-	struct pdf_acct *next; /* all accounts of the extractor */
+	size_t used;
+	size_t limit; /* bytes `used` may reach while `limited` */
+	size_t base;  /* `used` when the extraction began */
+	size_t peak;
+	bool   limited;
+	bool   hit; /* refused an allocation since the extraction began */
 } pdf_acct;
 
 typedef struct pdf_hdr {
-	size_t    size;
-	pdf_acct *acct;
+	alignas(max_align_t) size_t size;
 } pdf_hdr;
 
-_Static_assert(sizeof(pdf_hdr) == 16, "the header keeps malloc's 16-byte alignment");
-
-static _Thread_local pdf_acct *pdf_tl_acct;
+_Static_assert(sizeof(pdf_hdr) % alignof(max_align_t) == 0, "the header keeps malloc's alignment");
 
 static bool
 acct_allows(pdf_acct *a, size_t grow)
 {
-	size_t used;
-
-	if (a == NULL || !a->limited)
+	if (!a->limited)
 		return true;
-	used = atomic_load_explicit(&a->used, memory_order_relaxed);
-	if (grow > a->limit || used > a->limit - grow) {
+	if (grow > a->limit || a->used > a->limit - grow) {
 		a->hit = true;
 		return false;
 	}
@@ -80,28 +100,22 @@ acct_allows(pdf_acct *a, size_t grow)
 static void
 acct_grew(pdf_acct *a, size_t grow)
 {
-	size_t used;
-
-	if (a == NULL)
-		return;
-	used = atomic_fetch_add_explicit(&a->used, grow, memory_order_relaxed) + grow;
-	if (a == pdf_tl_acct && used > a->peak)
-		a->peak = used;
+	a->used += grow;
+	if (a->used > a->peak)
+		a->peak = a->used;
 }
 
 static void *
 pdf_mem_malloc(void *user, size_t size)
 {
-	pdf_acct *a = pdf_tl_acct;
+	pdf_acct *a = user;
 	pdf_hdr  *h;
 
-	(void)user;
 	if (size > SIZE_MAX - sizeof(pdf_hdr) || !acct_allows(a, size))
 		return NULL;
 	if ((h = malloc(sizeof(pdf_hdr) + size)) == NULL)
 		return NULL;
 	h->size = size;
-	h->acct = a;
 	acct_grew(a, size);
 	return h + 1;
 }
@@ -109,22 +123,21 @@ pdf_mem_malloc(void *user, size_t size)
 static void
 pdf_mem_free(void *user, void *p)
 {
-	pdf_hdr *h;
+	pdf_acct *a = user;
+	pdf_hdr  *h;
 
-	(void)user;
 	if (p == NULL)
 		return;
 	h = (pdf_hdr *)p - 1;
-	if (h->acct != NULL)
-		atomic_fetch_sub_explicit(&h->acct->used, h->size, memory_order_relaxed);
+	a->used -= h->size;
 	free(h);
 }
 
 static void *
 pdf_mem_realloc(void *user, void *p, size_t size)
 {
+	pdf_acct *a = user;
 	pdf_hdr  *h, *nh;
-	pdf_acct *a;
 	size_t    old;
 
 	if (p == NULL)
@@ -134,7 +147,6 @@ pdf_mem_realloc(void *user, void *p, size_t size)
 		return NULL;
 	}
 	h = (pdf_hdr *)p - 1;
-	a = h->acct;
 	old = h->size;
 	if (size > SIZE_MAX - sizeof(pdf_hdr) || (size > old && !acct_allows(a, size - old)))
 		return NULL;
@@ -143,8 +155,8 @@ pdf_mem_realloc(void *user, void *p, size_t size)
 	nh->size = size;
 	if (size > old)
 		acct_grew(a, size - old);
-	else if (a != NULL)
-		atomic_fetch_sub_explicit(&a->used, old - size, memory_order_relaxed);
+	else
+		a->used -= old - size;
 	return nh + 1;
 }
 
@@ -153,7 +165,7 @@ pdf_mem_realloc(void *user, void *p, size_t size)
 struct pdf_xctx {
 	pdf_extractor *e;
 	fz_context    *ctx;
-	pdf_acct      *acct;
+	pdf_acct       acct; /* outlives ctx: the context itself is allocated from it */
 	fz_cookie      cookie;
 	int64_t        deadline_ms; /* monotonic; 0 = not extracting (guarded by e->wd_mu) */
 	bool           fired;       /* the watchdog aborted this extraction (guarded by e->wd_mu) */
@@ -162,55 +174,17 @@ struct pdf_xctx {
 	pdf_xstats     stats;
 };
 
+/* Process-wide state: the watchdog, and a mutex around context creation and destruction.
+ * mupdf state lives in the pdf_xctx's. */
 struct pdf_extractor {
-	fz_context     *base;
-	pthread_mutex_t locks[FZ_LOCK_MAX];
-	int             n_locks;
-	pthread_mutex_t mu; /* cloning, the account list */
-	pdf_acct       *accts;
-	pthread_mutex_t wd_mu; /* watchdog state */
+	pthread_mutex_t ctx_mu; /* fz_new_context / fz_drop_context */
+	pthread_mutex_t wd_mu;  /* watchdog state */
 	pthread_cond_t  wd_cv;
 	bool            wd_started;
 	bool            stopping;
 	pdf_xctx       *active;
 	pthread_t       watchdog;
 };
-
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__asm__ __volatile__("pause");
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
-/* mupdf takes FZ_LOCK_ALLOC around every allocation and reference count change (thousands of
- * times per page) and FZ_LOCK_FREETYPE around glyph metrics, each for well under a microsecond.
- * Sleeping in the kernel on such a lock costs far more than the work it guards, so spin
- * briefly before blocking: with two workers this took scaling from about 1.1x to 1.4-1.5x.
- * The spin is short so that an oversubscribed machine does not burn much time in it. */
-static void
-pdf_lock(void *user, int lock)
-{
-	pdf_extractor *e = user;
-
-	for (int i = 0; i < PDF_LOCK_SPINS; i++) {
-		if (pthread_mutex_trylock(&e->locks[lock]) == 0)
-			return;
-		cpu_relax();
-	}
-	pthread_mutex_lock(&e->locks[lock]);
-}
-
-static void
-pdf_unlock(void *user, int lock)
-{
-	pdf_extractor *e = user;
-
-	pthread_mutex_unlock(&e->locks[lock]);
-}
 
 static void
 pdf_on_warning(void *user, const char *message)
@@ -329,40 +303,67 @@ register_handlers(fz_context *ctx)
 	return err;
 }
 
+/* Contexts are made and dropped one at a time (e->ctx_mu): fz_new_context seeds mupdf's PRNG
+ * through a static buffer (random.c, fz_seed48), which helgrind showed as a race between two
+ * workers starting at once. Once per worker, so the mutex costs nothing. */
+static void
+drop_context(pdf_extractor *e, fz_context *ctx)
+{
+	pthread_mutex_lock(&e->ctx_mu);
+	fz_drop_context(ctx);
+	pthread_mutex_unlock(&e->ctx_mu);
+}
+
+/* A new independent context charging account a, its warnings counted on x (may be NULL);
+ * NULL when mupdf cannot make one. */
+static fz_context *
+new_context(pdf_extractor *e, pdf_acct *a, pdf_xctx *x)
+{
+	fz_alloc_context alloc;
+	fz_context      *ctx;
+
+	alloc.user = a;
+	alloc.malloc = pdf_mem_malloc;
+	alloc.realloc = pdf_mem_realloc;
+	alloc.free = pdf_mem_free;
+	pthread_mutex_lock(&e->ctx_mu);
+	/* No fz_locks_context: nothing of this context is shared (see DESIGN). */
+	ctx = fz_new_context(&alloc, NULL, PDF_STORE_BYTES);
+	pthread_mutex_unlock(&e->ctx_mu);
+	if (ctx == NULL)
+		return NULL;
+	fz_set_warning_callback(ctx, pdf_on_warning, x);
+	fz_set_error_callback(ctx, pdf_on_error, x);
+	if (register_handlers(ctx) != CM_OK) {
+		drop_context(e, ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 cm_err
 pdf_extractor_alloc(pdf_extractor **out)
 {
 	pdf_extractor     *e = NULL;
 	pthread_condattr_t ca;
-	fz_alloc_context   alloc;
-	fz_locks_context   locks;
+	pdf_acct           probe_acct;
+	fz_context        *probe;
 	cm_err             err = CM_ENOMEM;
 
 	*out = NULL;
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		goto out;
-	pthread_mutex_init(&e->mu, NULL);
+	pthread_mutex_init(&e->ctx_mu, NULL);
 	pthread_mutex_init(&e->wd_mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&e->wd_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	for (e->n_locks = 0; e->n_locks < FZ_LOCK_MAX; e->n_locks++)
-		pthread_mutex_init(&e->locks[e->n_locks], NULL);
-
-	alloc.user = e;
-	alloc.malloc = pdf_mem_malloc;
-	alloc.realloc = pdf_mem_realloc;
-	alloc.free = pdf_mem_free;
-	locks.user = e;
-	locks.lock = pdf_lock;
-	locks.unlock = pdf_unlock;
-	if ((e->base = fz_new_context(&alloc, &locks, PDF_STORE_BYTES)) == NULL)
+	/* Fail at start-up, not in every worker, when mupdf cannot make a context here. */
+	memset(&probe_acct, 0, sizeof(probe_acct));
+	if ((probe = new_context(e, &probe_acct, NULL)) == NULL)
 		goto out;
-	fz_set_warning_callback(e->base, pdf_on_warning, NULL);
-	fz_set_error_callback(e->base, pdf_on_error, NULL);
-	if ((err = register_handlers(e->base)) != CM_OK)
-		goto out;
+	drop_context(e, probe);
 	if (pthread_create(&e->watchdog, NULL, watchdog_main, e) != 0) {
 		err = CM_EINTERNAL;
 		goto out;
@@ -370,6 +371,7 @@ pdf_extractor_alloc(pdf_extractor **out)
 	e->wd_started = true;
 	*out = e;
 	e = NULL;
+	err = CM_OK;
 out:
 	pdf_extractor_free(e);
 	return err;
@@ -378,8 +380,6 @@ out:
 void
 pdf_extractor_free(pdf_extractor *e)
 {
-	pdf_acct *a, *next;
-
 	if (e == NULL)
 		return;
 	if (e->wd_started) {
@@ -389,48 +389,27 @@ pdf_extractor_free(pdf_extractor *e)
 		pthread_mutex_unlock(&e->wd_mu);
 		pthread_join(e->watchdog, NULL);
 	}
-	if (e->base != NULL)
-		fz_drop_context(e->base);
-	for (a = e->accts; a != NULL; a = next) {
-		next = a->next;
-		free(a);
-	}
-	for (int i = 0; i < e->n_locks; i++)
-		pthread_mutex_destroy(&e->locks[i]);
 	pthread_cond_destroy(&e->wd_cv);
 	pthread_mutex_destroy(&e->wd_mu);
-	pthread_mutex_destroy(&e->mu);
+	pthread_mutex_destroy(&e->ctx_mu);
 	free(e);
 }
 
 cm_err
 pdf_xctx_alloc(pdf_extractor *e, pdf_xctx **out)
 {
-	pdf_xctx *x = NULL;
-	cm_err    err = CM_ENOMEM;
+	pdf_xctx *x;
 
 	*out = NULL;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
-		goto out;
-	if ((x->acct = calloc(1, sizeof(*x->acct))) == NULL)
-		goto out;
+		return CM_ENOMEM;
 	x->e = e;
-	atomic_init(&x->acct->used, 0);
-	pthread_mutex_lock(&e->mu);
-	x->acct->next = e->accts; /* owned by the extractor from now on */
-	e->accts = x->acct;
-	x->ctx = fz_clone_context(e->base);
-	pthread_mutex_unlock(&e->mu);
-	if (x->ctx == NULL)
-		goto out;
-	fz_set_warning_callback(x->ctx, pdf_on_warning, x);
-	fz_set_error_callback(x->ctx, pdf_on_error, x);
+	if ((x->ctx = new_context(e, &x->acct, x)) == NULL) {
+		free(x);
+		return CM_ENOMEM;
+	}
 	*out = x;
-	x = NULL;
-	err = CM_OK;
-out:
-	free(x); /* its account, if any, is already the extractor's */
-	return err;
+	return CM_OK;
 }
 
 void
@@ -439,7 +418,7 @@ pdf_xctx_free(pdf_xctx *x)
 	if (x == NULL)
 		return;
 	if (x->ctx != NULL)
-		fz_drop_context(x->ctx);
+		drop_context(x->e, x->ctx); /* frees into x->acct, so before x */
 	free(x);
 }
 
@@ -480,7 +459,7 @@ caught(pdf_run *r, const char *what)
 	int         code = fz_caught(ctx);
 	cm_err      err;
 
-	if (r->x->acct->hit) {
+	if (r->x->acct.hit) {
 		/* Our cap refused memory: whatever mupdf made of it, the document is too big for
 		 * us. */
 		snprintf(r->why, r->whylen, "PDF too complex: extraction needs more than %zu MB",
@@ -665,7 +644,7 @@ pdf_extract(pdf_xctx *x, const void *data, size_t len, const pdf_limits *lim, pd
 {
 	pdf_run      r = {x, lim, 0, why, whylen};
 	fz_document *doc = NULL;
-	pdf_acct    *a = x->acct;
+	pdf_acct    *a = &x->acct;
 	int64_t      start;
 	int          npages = 0;
 	bool         armed = false;
@@ -682,9 +661,8 @@ pdf_extract(pdf_xctx *x, const void *data, size_t len, const pdf_limits *lim, pd
 	}
 	r.deadline_ms = start + lim->timeout_ms;
 
-	/* Charge this thread's mupdf allocations to the extraction, capped. */
-	pdf_tl_acct = a;
-	a->base = atomic_load(&a->used);
+	/* From here the context's account may grow by at most the cap. */
+	a->base = a->used;
 	a->peak = a->base;
 	a->limit = lim->max_memory > SIZE_MAX - a->base ? SIZE_MAX : a->base + lim->max_memory;
 	a->hit = false;
@@ -718,7 +696,6 @@ out:
 		x->stats.peak_memory = a->peak - a->base;
 		x->stats.hit_memory_cap = a->hit;
 		a->limited = false;
-		pdf_tl_acct = NULL;
 	}
 	x->stats.elapsed_ms = cm_mono_ms() - start;
 	if (err == CM_ENOMEM && why[0] == '\0')

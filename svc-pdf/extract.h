@@ -2,10 +2,11 @@
  * extract.h - text and metadata out of PDF bytes, with mupdf (extract.c is the only file that
  * includes mupdf; no mupdf type appears here).
  *
- * THREADS. One pdf_extractor per process: it owns the mupdf base context (its resource store,
- * fonts and glyph cache are shared), the FZ_LOCK_MAX mutexes mupdf needs for that sharing, and a
- * watchdog thread that aborts extractions past their deadline. Each thread that extracts owns a
- * pdf_xctx (a clone of the base context); a pdf_xctx is never used by two threads.
+ * THREADS. One pdf_extractor per process: it owns a watchdog thread that aborts extractions
+ * past their deadline, and makes mupdf contexts one at a time. Each thread that extracts owns a
+ * pdf_xctx: an independent mupdf context with its own resource store, fonts and glyph cache,
+ * sharing nothing (and taking no lock) with other pdf_xctx's; a pdf_xctx is never used by two
+ * threads at once.
  *
  * LIMITS per document (pdf_limits): pages, wall time (checked between pages and, inside a page,
  * through mupdf's cookie abort flag set by the watchdog), bytes mupdf may allocate (a counting
@@ -51,7 +52,7 @@ CM_MUSTCHECK cm_err pdf_extractor_alloc(pdf_extractor **out);
 /* After every pdf_xctx of it was freed. */
 void pdf_extractor_free(pdf_extractor *e);
 
-/* Thread-safe; the result belongs to the calling thread from then on. */
+/* Thread-safe; the result is used by one thread at a time (each RPC worker keeps its own). */
 CM_MUSTCHECK cm_err pdf_xctx_alloc(pdf_extractor *e, pdf_xctx **out);
 void                pdf_xctx_free(pdf_xctx *x);
 

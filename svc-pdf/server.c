@@ -2,9 +2,10 @@
  * server.c - svc-pdf's method table, per-worker state, and readiness. No SQL here.
  *
  * DESIGN: each RPC worker thread calls worker_init once; it opens that thread's PostgreSQL
- * connection (schema "pdf"), Redis connection and mupdf context (a clone of the process's base
- * context), so a handler never shares a connection or a context with another thread. A worker
- * whose state could not be built answers every call UNAVAILABLE rather than crash.
+ * connection (schema "pdf"), Redis connection and mupdf context (independent: nothing of mupdf
+ * is shared between workers, see extract.c), so a handler never shares a connection or a
+ * context with another thread. A worker whose state could not be built answers every call
+ * UNAVAILABLE rather than crash.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * file, for bench/extract.sh. Built only with -DBENCH=ON.
  *
  * usage: pdf_bench_extract [-j THREADS] [-n RUNS] FILE.pdf
- * Each of THREADS threads (its own mupdf context cloned from one base, like the RPC workers)
+ * Each of THREADS threads (its own independent mupdf context, like the RPC workers)
  * extracts the file RUNS times. Prints one line:
  *   pages=P chars=C threads=T runs=R wall_ms=W pages_per_s=X
  * where pages_per_s counts every page extracted by every thread over the wall time.

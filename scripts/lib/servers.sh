@@ -10,16 +10,34 @@ pg_bin() {
   printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1
 }
 
-# pg_start DIR PORT: initialises DIR/pgdata on first use, starts the server, waits until it accepts.
+# pg_home DIR: where the server's files for state dir DIR live. As root the server runs as the
+# postgres user, which cannot reach a checkout under a private directory (a clone in /root, a
+# mktemp -d): then its files go to /var/tmp/learnapp-pg/<hash of DIR> instead (the same DIR always
+# maps to the same place, so stop and restart find it).
+pg_home() {
+  local dir=$1
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+    echo "/var/tmp/learnapp-pg/$(printf '%s' "$dir" | sha1sum | cut -c1-16)"
+  else
+    echo "$dir"
+  fi
+}
+
+# pg_start DIR PORT: initialises the data directory on first use, starts the server, waits until
+# it accepts connections. Its log is pg_home/postgres.log.
 pg_start() {
-  local dir=$1 port=$2 data="$1/pgdata" sock="$1/pgsock" as_pg=() bin
+  local dir=$1 port=$2 home data sock as_pg=() bin
   bin=$(pg_bin)
-  mkdir -p "$dir" "$sock"
+  mkdir -p "$dir"
+  home=$(pg_home "$dir")
+  data="$home/pgdata" sock="$home/pgsock"
+  mkdir -p "$home" "$sock"
   if [ "$(id -u)" -eq 0 ]; then
-    chown postgres:postgres "$dir" "$sock" 2>/dev/null || true
+    [ "$home" = "$dir" ] || chmod 0755 /var/tmp/learnapp-pg
+    chown postgres:postgres "$home" "$sock" 2>/dev/null || true
     [ -d "$data" ] && chown -R postgres:postgres "$data"
     as_pg=(runuser -u postgres --)
-    chmod 0777 "$dir" "$sock"
+    chmod 0777 "$home" "$sock"
   fi
   if [ ! -s "$data/PG_VERSION" ]; then
     "${as_pg[@]}" "$bin/initdb" -D "$data" -A trust -U postgres -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
@@ -28,19 +46,20 @@ pg_start() {
   if "${as_pg[@]}" "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     return 0
   fi
-  "${as_pg[@]}" "$bin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 \
+  "${as_pg[@]}" "$bin/pg_ctl" -D "$data" -l "$home/postgres.log" -w -t 60 \
     -o "-p $port -k $sock -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=${PG_FSYNC:-on}" \
-    start >/dev/null || { tail -n 20 "$dir/postgres.log" >&2; return 1; }
+    start >/dev/null || { tail -n 20 "$home/postgres.log" >&2; return 1; }
 }
 
-# pg_stop DIR [MODE]: stops the server of DIR/pgdata (mode fast by default; immediate simulates a crash).
+# pg_stop DIR [MODE]: stops the server of DIR (mode fast by default; immediate simulates a crash).
 pg_stop() {
-  local dir=$1 mode=${2:-fast} as_pg=() bin
+  local dir=$1 mode=${2:-fast} as_pg=() bin data
   bin=$(pg_bin)
-  [ -s "$dir/pgdata/PG_VERSION" ] || return 0
+  data="$(pg_home "$dir")/pgdata"
+  [ -s "$data/PG_VERSION" ] || return 0
   [ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
-  "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1 || return 0
-  "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/pgdata" -m "$mode" -w -t 60 stop >/dev/null
+  "${as_pg[@]}" "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1 || return 0
+  "${as_pg[@]}" "$bin/pg_ctl" -D "$data" -m "$mode" -w -t 60 stop >/dev/null
 }
 
 # pid_alive PID: the process exists and is not a zombie. Processes started here outlive the script
