@@ -10,7 +10,7 @@
 #      context creation, reading the file, extraction), which is what an upload pays.
 #   2. ours in-process on one core (-n RUNS in one process: start-up excluded).
 #   3. scaling: 1 vs 2 extractions at once in one process (threads with independent contexts
-#      one base context, as the RPC workers run), on 2 cores when the machine has them.
+#      as the RPC workers run), on 2 cores when the machine has them.
 # The machine is shared: numbers are noisy; medians of several runs are reported.
 set -euo pipefail
 
