@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 
 #include "cm/jobs.h"
+#include "pg_int.h"
 #include "cm/limits.h"
 #include "cm/log.h"
 #include "cm/util.h"
@@ -31,20 +32,6 @@ struct cm_jobs_listener {
 	int64_t last_fail_ms; /* monotonic; 0 = no failure pending */
 	bool    down_logged;
 };
-
-static bool
-valid_channel(const char *s)
-{
-	if (s == NULL || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
-		return false;
-	for (size_t i = 0; s[i] != '\0'; i++) {
-		char c = s[i];
-		if (i >= CM_JOBS_MAX_CHANNEL ||
-		    !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-			return false;
-	}
-	return true;
-}
 
 static void
 ignore_notice(void *arg, const char *msg)
@@ -81,7 +68,7 @@ ensure(cm_jobs_listener *l, bool *fresh)
 		err = CM_EUNAVAIL;
 		goto out;
 	}
-	l->conn = PQconnectdb(l->conninfo);
+	l->conn = cm_pg_connect_raw(l->conninfo);
 	if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK) {
 		drop(l, l->conn != NULL ? PQerrorMessage(l->conn) : "out of memory");
 		err = CM_EUNAVAIL;
@@ -110,10 +97,9 @@ cm_jobs_listener_open(cm_jobs_listener **out, const char *conninfo, const char *
 {
 	cm_jobs_listener *l = NULL;
 	cm_err            err = CM_OK;
-	size_t            n;
 
 	*out = NULL;
-	if (conninfo == NULL || !valid_channel(channel)) {
+	if (conninfo == NULL || !cm_pg_ident_valid(channel) || strlen(channel) > CM_JOBS_MAX_CHANNEL) {
 		err = CM_EINVAL;
 		goto out;
 	}
@@ -121,17 +107,10 @@ cm_jobs_listener_open(cm_jobs_listener **out, const char *conninfo, const char *
 		err = CM_ENOMEM;
 		goto out;
 	}
-	n = strlen(conninfo) + 40;
-	if ((l->conninfo = malloc(n)) == NULL) {
+	if ((l->conninfo = strdup(conninfo)) == NULL) {
 		err = CM_ENOMEM;
 		goto out;
 	}
-	/* As in pg.c: a connect timeout keeps a worker from hanging on an unreachable host. */
-	if (strstr(conninfo, "connect_timeout") != NULL || strstr(conninfo, "://") != NULL)
-		cm_strlcpy(l->conninfo, conninfo, n);
-	else
-		snprintf(l->conninfo, n, "%s connect_timeout=%d", conninfo,
-		         CM_PG_CONNECT_TIMEOUT_S);
 	cm_strlcpy(l->channel, channel, sizeof(l->channel));
 	*out = l;
 	l = NULL;

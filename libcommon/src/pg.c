@@ -32,6 +32,7 @@
 #include "cm/log.h"
 #include "cm/pg.h"
 #include "cm/util.h"
+#include "pg_int.h"
 
 #define STMT_CACHE 64
 #define IDENT_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
@@ -61,8 +62,8 @@ struct cm_pg_result {
 	PGresult *res;
 };
 
-static bool
-valid_ident(const char *s)
+bool
+cm_pg_ident_valid(const char *s)
 {
 	size_t i;
 
@@ -193,8 +194,8 @@ out:
 	return err;
 }
 
-static PGconn *
-connect_db(const char *conninfo)
+PGconn *
+cm_pg_connect_raw(const char *conninfo)
 {
 	char timeout[16];
 	/* Entries before the expanded dbname are defaults the conninfo may override. Keepalives and
@@ -241,7 +242,7 @@ ensure(cm_pg *pg)
 		err = CM_EUNAVAIL;
 		goto out;
 	}
-	pg->conn = connect_db(pg->conninfo);
+	pg->conn = cm_pg_connect_raw(pg->conninfo);
 	if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
 		set_error(pg, pg->conn != NULL ? PQerrorMessage(pg->conn) : "out of memory",
 		          "08001");
@@ -274,7 +275,7 @@ cm_pg_open(cm_pg **out, const char *conninfo, const char *schema)
 	cm_err err = CM_OK;
 
 	*out = NULL;
-	if (conninfo == NULL || (schema != NULL && !valid_ident(schema))) {
+	if (conninfo == NULL || (schema != NULL && !cm_pg_ident_valid(schema))) {
 		err = CM_EINVAL;
 		goto out;
 	}
@@ -570,7 +571,7 @@ cm_pg_schema_version(cm_pg *pg, const char *schema, int *version)
 	int64_t       v = 0;
 
 	*version = 0;
-	if (!valid_ident(schema)) {
+	if (!cm_pg_ident_valid(schema)) {
 		err = CM_EINVAL;
 		goto out;
 	}
@@ -604,7 +605,7 @@ migrate(cm_pg *pg, const char *schema, const cm_migration *m, size_t n, bool up,
 	bool   in_tx = false;
 	char   sql[SQL_MAX], ver[16];
 
-	if (!valid_ident(schema)) {
+	if (!cm_pg_ident_valid(schema)) {
 		err = CM_EINVAL;
 		goto out;
 	}
