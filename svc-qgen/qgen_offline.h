@@ -1,0 +1,41 @@
+/*
+ * qgen_offline.h - the offline provider: questions made from the document's own text, with no
+ * model, used when LLM_BASE_URL is unset. A real fallback (architecture.md "LLM"), not a mock:
+ * a new user without an API key gets sensible questions.
+ *
+ * Multiple choice: a key sentence with one key term blanked out ("Which term completes: ...
+ * ____ ..."); the distractors are other key terms of the same document, preferring terms of the
+ * same kind (capitalised names with names, numbers with numbers, similar length). Open: "Explain
+ * ..." / "What does the text say about <term>?" from a key sentence, whose text is the reference
+ * answer. Key terms are words and short phrases ranked by frequency across the document, minus
+ * stop words; key sentences are complete sentences (8..60 words) that hold a key term. With a
+ * topic, sentences that mention the topic's words come first.
+ *
+ * Deterministic: the same input gives the same questions; `variant` picks a different slice
+ * of the candidates (for top-up rounds), so variants 0, 1, 2... do not repeat each other while
+ * the document has material left.
+ */
+#ifndef QGEN_OFFLINE_H
+#define QGEN_OFFLINE_H
+
+#include <stddef.h>
+
+#include "qgen_types.h"
+
+typedef struct qg_offline_req {
+	int           count; /* how many to make (1..QG_MAX_COUNT) */
+	unsigned      types; /* QG_TYPE_MASK bits: mcq, open or both (then about half each) */
+	qg_difficulty difficulty;
+	const char   *topic;   /* NULL or "" for none */
+	int           variant; /* 0 first; top-up rounds ask for 1, 2, ... */
+} qg_offline_req;
+
+/*
+ * Appends up to req->count questions made from the chunks to out (each with the page of the
+ * sentence it came from, difficulty stamped). Fewer (possibly none) when the text has too little
+ * material: the caller decides whether that is a failure. CM_EINVAL on bad arguments, CM_ENOMEM.
+ */
+CM_MUSTCHECK cm_err qg_offline_generate(const qg_chunk *chunks, size_t nchunks,
+                                        const qg_offline_req *req, qg_qlist *out);
+
+#endif
