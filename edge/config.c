@@ -14,6 +14,12 @@
 		    "the web app's HTTP server for non-API paths (empty: 404)"},                   \
 		{"EDGE_PDF_URLS", CM_CFG_STR, &(c)->pdf_urls, "", 0, 0, 0,                          \
 		    "svc-pdf replicas, comma-separated (empty: documents off)"},                   \
+		{"EDGE_QGEN_URLS", CM_CFG_STR, &(c)->qgen_urls, "", 0, 0, 0,                        \
+		    "svc-qgen replicas, comma-separated (empty: question generation off)"},        \
+		{"EDGE_QGEN_EVENTS_URLS", CM_CFG_STR, &(c)->qgen_events_urls, "", 0, 0, 0,          \
+		    "svc-qgen event publishers, comma-separated (empty: no live progress)"},       \
+		{"EDGE_GENERATE_WAIT_MS", CM_CFG_INT, &(c)->generate_wait_ms, "300000", 0, 1000,     \
+		    3600000, "legacy generate-questions: longest wait for the job"},               \
 		{"JWT_SECRET", CM_CFG_STR, &(c)->jwt_secret, NULL, CM_CFG_SECRET, 0, 0,             \
 		    "HS256 secret (>= 32 bytes)"},                                                 \
 		{"JWT_PUBLIC_KEY_FILE", CM_CFG_STR, &(c)->jwt_public_key_file, NULL, 0, 0, 0,       \

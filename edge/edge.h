@@ -30,12 +30,16 @@ typedef struct cm_metrics   cm_metrics;
 typedef struct edge_limiter   edge_limiter;
 typedef struct edge_refresher edge_refresher;
 typedef struct edge_frontend  edge_frontend;
+typedef struct edge_ws        edge_ws;
 
 typedef struct edge_config {
 	const char *log_level;
 	const char *addr;
 	const char *auth_urls;
 	const char *pdf_urls; /* "" = documents not served (503) */
+	const char *qgen_urls;        /* "" = question generation not served (503) */
+	const char *qgen_events_urls; /* svc-qgen's event publishers ("" = no live progress) */
+	int64_t     generate_wait_ms; /* legacy generate-questions: how long to wait for the job */
 	const char *frontend_url; /* "" = no frontend: non-API paths are 404 */
 	const char *jwt_secret;
 	const char *jwt_public_key_file;
@@ -56,6 +60,7 @@ typedef enum edge_upstream_id {
 	EDGE_UP_NONE = 0,
 	EDGE_UP_AUTH,
 	EDGE_UP_PDF,
+	EDGE_UP_QGEN,
 	EDGE_UP_COUNT
 } edge_upstream_id;
 
@@ -69,6 +74,7 @@ typedef struct edge {
 	edge_limiter    *limiter;
 	edge_refresher  *refresher;
 	edge_frontend   *frontend;
+	edge_ws         *ws; /* WebSocket events (ws.c); NULL when not started */
 	atomic_bool      draining;
 	atomic_int       inflight;
 } edge;

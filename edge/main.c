@@ -55,6 +55,11 @@ main(void)
 		cm_error("EDGE-UPSTREAM", "bad EDGE_PDF_URLS: %s", e.cfg.pdf_urls);
 		goto out;
 	}
+	if (e.cfg.qgen_urls[0] != '\0' &&
+	    cm_rpc_client_open(&e.up[EDGE_UP_QGEN], "qgen", e.cfg.qgen_urls, e.metrics) != CM_OK) {
+		cm_error("EDGE-UPSTREAM", "bad EDGE_QGEN_URLS: %s", e.cfg.qgen_urls);
+		goto out;
+	}
 	if (edge_frontend_open(&e.frontend, e.cfg.frontend_url) != CM_OK) {
 		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s", e.cfg.frontend_url);
 		goto out;
