@@ -125,57 +125,11 @@ get_i64(const cm_pg_result *r, int row, int col)
 	return v;
 }
 
-/* bytea parameter text "\x<hex>" for len bytes; malloc'd. */
+/* A blob as a bytea parameter, within the module's size limit. */
 static char *
 blob_param(const void *p, size_t len)
 {
-	char *s;
-
-	if (len > CM_JOBS_MAX_BLOB || (s = malloc(2 * len + 3)) == NULL)
-		return NULL;
-	s[0] = '\\';
-	s[1] = 'x';
-	cm_hex(p != NULL ? p : "", len, s + 2);
-	return s;
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes bytea output text ("\x<hex>") into a malloc'd buffer (at least 1 byte allocated). */
-static cm_err
-blob_decode(const char *s, uint8_t **out, size_t *len)
-{
-	size_t   n = strlen(s), i;
-	uint8_t *b;
-
-	*out = NULL;
-	*len = 0;
-	if (n < 2 || s[0] != '\\' || s[1] != 'x' || n % 2 != 0)
-		return CM_EPROTO; /* bytea_output must be 'hex' (the default) */
-	n = (n - 2) / 2;
-	if ((b = malloc(n > 0 ? n : 1)) == NULL)
-		return CM_ENOMEM;
-	for (i = 0; i < n; i++) {
-		int hi = hexval(s[2 + 2 * i]), lo = hexval(s[3 + 2 * i]);
-		if (hi < 0 || lo < 0) {
-			free(b);
-			return CM_EPROTO;
-		}
-		b[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*out = b;
-	*len = n;
-	return CM_OK;
+	return len > CM_JOBS_MAX_BLOB ? NULL : cm_pg_bytea_param(p, len);
 }
 
 static cm_err
@@ -457,7 +411,7 @@ cm_jobs_result(cm_jobs *j, const char *job_id, int idx, uint8_t **out, size_t *l
 		err = CM_ENOTFOUND;
 		goto out;
 	}
-	err = blob_decode(cm_pg_get(r, 0, 0), out, len);
+	err = cm_pg_bytea_decode(cm_pg_get(r, 0, 0), out, len);
 out:
 	cm_pg_result_free(r);
 	return err;
@@ -557,7 +511,7 @@ cm_jobs_claim(cm_jobs *j, cm_jobs_task *tasks, int max, int *n)
 		t->attempt = (int)get_i64(r, got, 2);
 		copy_utf8(t->kind, cm_pg_get(r, got, 3), sizeof(t->kind));
 		if (!cm_pg_isnull(r, got, 4) &&
-		    (err = blob_decode(cm_pg_get(r, got, 4), &t->params, &t->params_len)) != CM_OK)
+		    (err = cm_pg_bytea_decode(cm_pg_get(r, got, 4), &t->params, &t->params_len)) != CM_OK)
 			goto out; /* the claimed tasks are not handed out: their leases will expire
 			           */
 	}

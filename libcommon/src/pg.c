@@ -661,3 +661,54 @@ cm_pg_migrate_down(cm_pg *pg, const char *schema, const cm_migration *m, size_t 
 {
 	return migrate(pg, schema, m, n, false, target);
 }
+
+char *
+cm_pg_bytea_param(const void *p, size_t len)
+{
+	char *s;
+
+	if (len > (SIZE_MAX - 3) / 2 || (s = malloc(2 * len + 3)) == NULL)
+		return NULL;
+	s[0] = '\\';
+	s[1] = 'x';
+	cm_hex(p != NULL ? p : "", len, s + 2);
+	return s;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+cm_err
+cm_pg_bytea_decode(const char *s, uint8_t **out, size_t *len)
+{
+	size_t   n = strlen(s), i;
+	uint8_t *b;
+
+	*out = NULL;
+	*len = 0;
+	if (n < 2 || s[0] != '\\' || s[1] != 'x' || n % 2 != 0)
+		return CM_EPROTO; /* bytea_output must be 'hex' (the default) */
+	n = (n - 2) / 2;
+	if ((b = malloc(n > 0 ? n : 1)) == NULL)
+		return CM_ENOMEM;
+	for (i = 0; i < n; i++) {
+		int hi = hexval(s[2 + 2 * i]), lo = hexval(s[3 + 2 * i]);
+		if (hi < 0 || lo < 0) {
+			free(b);
+			return CM_EPROTO;
+		}
+		b[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*out = b;
+	*len = n;
+	return CM_OK;
+}

@@ -50,6 +50,12 @@ CM_MUSTCHECK cm_err cm_pg_begin(cm_pg *pg);
 CM_MUSTCHECK cm_err cm_pg_commit(cm_pg *pg);
 void cm_pg_rollback(cm_pg *pg); /* best effort; safe after any failure */
 
+/* bytea travels as text here: "\x<hex>". cm_pg_bytea_param makes that parameter text for len
+ * bytes (malloc'd; NULL on OOM); cm_pg_bytea_decode turns a bytea column's output text into a
+ * malloc'd buffer (at least 1 byte allocated; CM_EPROTO when it is not hex output). */
+char               *cm_pg_bytea_param(const void *p, size_t len);
+CM_MUSTCHECK cm_err cm_pg_bytea_decode(const char *s, uint8_t **out, size_t *len);
+
 const char *cm_pg_errmsg(const cm_pg *pg);  /* "" when none */
 const char *cm_pg_sqlstate(const cm_pg *pg); /* "" when none */
 
