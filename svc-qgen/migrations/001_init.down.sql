@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS batches;
+DROP TABLE IF EXISTS question_sets;

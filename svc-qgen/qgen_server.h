@@ -1,0 +1,95 @@
+/*
+ * qgen_server.h - svc-qgen's process state, per-thread state, method table and job runners.
+ *
+ * qgen_service is created once: config, the LLM client (NULL: the offline provider), the svc-pdf
+ * client, the event publisher, metrics. Two kinds of threads use it:
+ *   - RPC workers (cm_rpc_server) answer qgen.Create / GetJob / CancelJob / GetSet; each owns a
+ *     qgen_worker (PostgreSQL, Redis, a cm_jobs handle);
+ *   - runners (qgen_runner.c) claim generation jobs from the queue and run them; each owns its
+ *     own connections and a LISTEN connection, and starts call threads per job.
+ * Tests build a qgen_worker themselves and call the handlers, or run one job with
+ * qgen_runner_run_one.
+ */
+#ifndef QGEN_SERVER_H
+#define QGEN_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cm/err.h"
+#include "cm/jobs.h"
+#include "cm/llm.h"
+#include "cm/metrics.h"
+#include "cm/pg.h"
+#include "cm/pubsub.h"
+#include "cm/redis.h"
+#include "cm/rpc.h"
+#include "qgen_config.h"
+
+typedef struct qgen_service {
+	qgen_config    cfg;
+	cm_llm        *llm;       /* NULL: offline provider */
+	char           model[64]; /* cache key part: LLM_MODEL, or "offline" */
+	cm_rpc_client *pdf;
+	cm_pub        *pub; /* may be NULL (no events) */
+	cm_metrics    *metrics;
+	cm_counter    *sets_created;
+	cm_counter    *cache_hits;
+	cm_counter    *questions_rejected;
+	cm_counter    *batches_failed;
+	cm_counter    *llm_calls;
+	cm_counter    *jobs_succeeded;
+	cm_counter    *jobs_failed;
+	cm_histogram  *job_seconds;
+
+	/* runners */
+	pthread_t  *runners;
+	int         nrunners;
+	atomic_bool stopping;
+} qgen_service;
+
+typedef struct qgen_worker {
+	qgen_service *svc;
+	cm_pg        *pg;
+	cm_redis     *redis;
+	cm_jobs      *jobs;
+} qgen_worker;
+
+/* Every migration of schema "qgen": migrations/ plus the job queue's tables. */
+size_t qgen_migrations_all(cm_migration *out, size_t cap);
+
+/* Copies cfg; builds the LLM client from LLM_* (none set: offline), the svc-pdf client, the
+ * publisher; registers metrics on m (prefix "qgen_"; may be NULL). */
+CM_MUSTCHECK cm_err qgen_service_init(qgen_service *s, const qgen_config *cfg, cm_metrics *m);
+void                qgen_service_fini(qgen_service *s);
+
+CM_MUSTCHECK cm_err qgen_worker_alloc(qgen_service *s, qgen_worker **out);
+void                qgen_worker_free(qgen_worker *w);
+
+extern const cm_rpc_method qgen_methods[];
+extern const size_t        qgen_n_methods;
+
+CM_MUSTCHECK cm_err qgen_server_start(qgen_service *s, cm_rpc_server **out);
+
+/* Starts / stops cfg.runners runner threads. Stopping waits for running jobs' current step;
+ * a job cut short stays claimed until its lease expires, then another replica resumes it. */
+CM_MUSTCHECK cm_err qgen_runners_start(qgen_service *s);
+void                qgen_runners_stop(qgen_service *s);
+
+/* Claims and runs at most one job on the caller's thread with the given connections (tests).
+ * *ran tells whether there was one. */
+CM_MUSTCHECK cm_err qgen_runner_run_one(qgen_service *s, qgen_worker *w, bool *ran);
+
+/* Publishes a job event (topic "job.<id>", type "job.progress" or "job.done"). */
+void qgen_publish(qgen_service *s, const char *type, const char *job_id, const char *owner,
+                  int done, int total, const char *status);
+
+typedef struct qgen_ready {
+	qgen_service *svc;
+	cm_pg        *pg;
+} qgen_ready;
+bool qgen_ready_check(void *arg, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * qgen_store.h - svc-qgen's SQL: question sets and the batches of running jobs. One
+ * parameterised statement per function; the caller owns transactions.
+ */
+#ifndef QGEN_STORE_H
+#define QGEN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm/limits.h"
+#include "cm/pg.h"
+#include "qgen_types.h"
+
+typedef struct qgen_set_row {
+	char    id[CM_UUID_LEN + 1];
+	char    owner[129];
+	char    document_id[CM_UUID_LEN + 1];
+	char    sha256[65];
+	char    job_id[CM_UUID_LEN + 1]; /* "" when none (a cached set) */
+	char    status[16];
+	int     count;
+	char    types[16]; /* "mcq", "open" or "mcq,open" */
+	char    difficulty[8];
+	char    topic[QG_MAX_TOPIC + 1];
+	int     first_page, last_page;
+	bool    cached;
+	int     progress;
+	char    error[CM_MAX_ERRMSG];
+	char    created_at[40];
+	uint8_t *questions; /* packed qgen.QuestionList; malloc'd by qgen_store_get_set, or NULL */
+	size_t   questions_len;
+} qgen_set_row;
+
+/* Inserts a set (row->id, owner, document, sha256, job_id or "", status, count, types,
+ * difficulty, topic, pages, cached, questions when given). */
+CM_MUSTCHECK cm_err qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row);
+
+/* Reads a set of owner (NULL: any owner); CM_ENOTFOUND otherwise. with_questions loads the blob
+ * (free row->questions). */
+CM_MUSTCHECK cm_err qgen_store_get_set(cm_pg *pg, const char *id, const char *owner,
+                                       bool with_questions, qgen_set_row *row);
+/* The set of a job (progress and status); CM_ENOTFOUND when none. */
+CM_MUSTCHECK cm_err qgen_store_get_set_by_job(cm_pg *pg, const char *job_id, qgen_set_row *row);
+
+/* Moves an unfinished set to status (running/failed/cancelled) with an error text ("" for none);
+ * a finished set is left alone. */
+CM_MUSTCHECK cm_err qgen_store_set_status(cm_pg *pg, const char *set_id, const char *status,
+                                          const char *error);
+/* Records progress (valid questions so far) of an unfinished set. */
+CM_MUSTCHECK cm_err qgen_store_set_progress(cm_pg *pg, const char *set_id, int done);
+/* Writes the questions and marks the set succeeded, once: *won is false when it had already
+ * finished (another replica's copy of the job got there first, or it was cancelled). */
+CM_MUSTCHECK cm_err qgen_store_finish_set(cm_pg *pg, const char *set_id, const void *blob,
+                                          size_t len, bool *won);
+
+/* Keeps one call's validated questions; the first write of (job, idx) wins. */
+CM_MUSTCHECK cm_err qgen_store_put_batch(cm_pg *pg, const char *job_id, int idx,
+                                         const void *blob, size_t len);
+/* Calls fn for every stored batch of the job, in idx order. fn's blob is valid during the call. */
+typedef cm_err (*qgen_batch_fn)(void *arg, int idx, const uint8_t *blob, size_t len);
+CM_MUSTCHECK cm_err qgen_store_batches(cm_pg *pg, const char *job_id, qgen_batch_fn fn,
+                                       void *arg);
+/* Drops a finished job's batches (they are only needed while it runs). */
+CM_MUSTCHECK cm_err qgen_store_drop_batches(cm_pg *pg, const char *job_id);
+
+#endif
