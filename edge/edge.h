@@ -152,6 +152,7 @@ struct edge_req {
 	int                n_extra_headers;
 
 	cm_arena           arena; /* protobuf messages built from JSON */
+	void              *route_state; /* a route's own data from start() to reply() (in arena) */
 };
 
 /* Name of an upstream, for logs and metrics. */

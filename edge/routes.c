@@ -12,11 +12,14 @@
 #include "edge.h"
 #include "proto/auth.pb-c.h"
 #include "proto/pdf.pb-c.h"
+#include "proto/qgen.pb-c.h"
 #include "routes_auth.h"
 #include "routes_pdf.h"
+#include "routes_qgen.h"
 
 #define AUTH_RPC(m) EDGE_UP_AUTH, "auth." m
 #define PDF_RPC(m) EDGE_UP_PDF, "pdf." m
+#define QGEN_RPC(m) EDGE_UP_QGEN, "qgen." m
 #define USER       EDGE_R_AUTH
 #define READ       (EDGE_R_AUTH | EDGE_R_IDEMPOTENT)
 #define LEGACY     EDGE_R_LEGACY
@@ -50,6 +53,20 @@ static const edge_route routes[] = {
 	    &pdf__get_page_request__descriptor, &pdf__page__descriptor, 200, edge_start_doc_page, NULL,
 	    "v1_doc_page"},
 
+	{"POST", "/api/v1/documents/{id}/question-sets", USER, QGEN_RPC("Create"),
+	    &qgen__create_request__descriptor, &qgen__create_response__descriptor, 202,
+	    edge_start_qset_create, edge_reply_qset_create, "v1_qset_create"},
+	{"GET", "/api/v1/jobs/{id}", READ, QGEN_RPC("GetJob"), &qgen__job_ref__descriptor,
+	    &qgen__job__descriptor, 200, edge_start_job, edge_reply_job, "v1_job_get"},
+	{"DELETE", "/api/v1/jobs/{id}", USER, QGEN_RPC("CancelJob"), &qgen__job_ref__descriptor,
+	    &qgen__job__descriptor, 202, edge_start_job, edge_reply_job, "v1_job_cancel"},
+	{"GET", "/api/v1/question-sets/{id}", READ, QGEN_RPC("GetSet"),
+	    &qgen__get_set_request__descriptor, &qgen__question_set__descriptor, 200,
+	    edge_start_qset_get, edge_reply_qset_get, "v1_qset_get"},
+	{"GET", "/api/v1/question-sets/{id}/export", READ, QGEN_RPC("GetSet"),
+	    &qgen__get_set_request__descriptor, &qgen__question_set__descriptor, 200,
+	    edge_start_qset_get, edge_reply_qset_export, "v1_qset_export"},
+
 	/* legacy */
 	{"POST", "/api/auth/login", EDGE_R_LEGACY, AUTH_RPC("Login"), &auth__login_request__descriptor,
 	    &auth__token_pair__descriptor, 200, NULL, edge_reply_login_legacy, "legacy_login"},
@@ -73,6 +90,9 @@ static const edge_route routes[] = {
 	{"GET", "/api/pdf/list", LEGACY | READ, PDF_RPC("List"), &pdf__list_request__descriptor,
 	    &pdf__list_response__descriptor, 200, edge_start_doc_list, edge_reply_doc_list_legacy,
 	    "legacy_pdf_list"},
+	{"POST", "/api/chat/generate-questions", LEGACY | USER, QGEN_RPC("Create"),
+	    &qgen__create_request__descriptor, &qgen__create_response__descriptor, 200,
+	    edge_start_legacy_generate, edge_reply_legacy_generate, "legacy_generate_questions"},
 };
 
 bool

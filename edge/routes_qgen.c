@@ -1,0 +1,579 @@
+/*
+ * routes_qgen.c - question generation routes: v1 question sets, jobs and exports, and the
+ * legacy synchronous POST /api/chat/generate-questions.
+ *
+ * DESIGN. The v1 routes are thin: JSON in, one svc-qgen call, JSON out in the contract's
+ * shapes (built here from qgen.* messages, because the contract nests and renames fields).
+ * The legacy route must answer only when the questions exist, yet nothing in the edge may block:
+ * it creates the job, then polls qgen.GetJob on a timer aio (QGEN_POLL_MS) until the job ends or
+ * EDGE_GENERATE_WAIT_MS passes, then reads the set and formats QUESTIONS_STRING. Polling costs
+ * one cheap RPC per interval per waiting client; it keeps the edge stateless (any edge replica,
+ * any svc-qgen replica) and survives lost pub/sub events, which are only notifications.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+#include "cm/log.h"
+#include "cm/util.h"
+#include "export.h"
+#include "proto/common.pb-c.h"
+#include "proto/qgen.pb-c.h"
+#include "routes_qgen.h"
+
+#define LEGACY_POLL_MS 200
+#define LEGACY_DEFAULT_COUNT 25
+
+/* ---- JSON shapes ----------------------------------------------------------------------------- */
+
+static json_t *
+question_json(const Qgen__Question *q, bool answers)
+{
+	json_t *o = json_object();
+	bool    mcq = strcmp(q->type, "mcq") == 0;
+
+	json_object_set_new(o, "id", json_string(q->id));
+	json_object_set_new(o, "type", json_string(q->type));
+	json_object_set_new(o, "text", json_string(q->text));
+	if (mcq) {
+		json_t *opts = json_array();
+		for (size_t i = 0; i < q->n_options; i++)
+			json_array_append_new(opts, json_string(q->options[i]));
+		json_object_set_new(o, "options", opts);
+	}
+	if (answers) {
+		if (mcq)
+			json_object_set_new(o, "answer", json_integer(q->answer_index));
+		else
+			json_object_set_new(o, "answer", json_string(q->reference));
+		if (q->explanation[0] != '\0')
+			json_object_set_new(o, "explanation", json_string(q->explanation));
+	}
+	json_object_set_new(o, "difficulty", json_string(q->difficulty));
+	json_object_set_new(o, "source", json_pack("{s:i}", "page", (int)q->page));
+	return o;
+}
+
+static json_t *
+set_json(const Qgen__QuestionSet *s, bool answers)
+{
+	json_t *qs = json_array();
+	json_t *o;
+
+	for (size_t i = 0; i < s->n_questions; i++)
+		json_array_append_new(qs, question_json(s->questions[i], answers));
+	o = json_pack("{s:s, s:s, s:s, s:o, s:b, s:i, s:s, s:s}", "id", s->id, "document_id",
+	              s->document_id, "status", s->status, "questions", qs, "cached", s->cached,
+	              "count", (int)s->count, "difficulty", s->difficulty, "created_at",
+	              s->created_at);
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "job_id", s->job_id[0] != '\0' ? json_string(s->job_id) : json_null());
+	json_object_set_new(o, "topic", s->topic[0] != '\0' ? json_string(s->topic) : json_null());
+	if (s->error[0] != '\0')
+		json_object_set_new(o, "error", json_string(s->error));
+	return o;
+}
+
+static json_t *
+job_json(const Qgen__Job *j)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:s, s:s}", "id", j->id, "kind",
+	                      j->kind, "status", j->status, "progress", "done", (int)j->done, "total",
+	                      (int)j->total, "result_id", j->result_id, "created_at", j->created_at,
+	                      "updated_at", j->updated_at);
+
+	if (o != NULL && j->error[0] != '\0')
+		json_object_set_new(o, "error", json_string(j->error));
+	return o;
+}
+
+static bool
+want_answers(edge_req *r)
+{
+	char buf[8];
+
+	return edge_query_param(r, "include_answers", buf, sizeof(buf)) != NULL &&
+	       (strcmp(buf, "true") == 0 || strcmp(buf, "1") == 0);
+}
+
+/* ---- v1 ------------------------------------------------------------------------------------ */
+
+/* Reads the v1 create body into rq (strings in the request arena). false after answering 400. */
+static bool
+parse_create(edge_req *r, json_t *body, Qgen__CreateRequest *rq)
+{
+	json_t     *v;
+	const char *bad = NULL;
+
+	v = json_object_get(body, "count");
+	if (v == NULL)
+		bad = "count is required (1..200)";
+	else if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 200)
+		bad = "count must be an integer between 1 and 200";
+	else
+		rq->count = (int32_t)json_integer_value(v);
+
+	if (bad == NULL && (v = json_object_get(body, "types")) != NULL && !json_is_null(v)) {
+		size_t i;
+		json_t *t;
+		if (!json_is_array(v) || json_array_size(v) > 2) {
+			bad = "types must be an array of \"mcq\" and/or \"open\"";
+		} else if ((rq->types = cm_arena_alloc(&r->arena, 2 * sizeof(char *))) != NULL) {
+			json_array_foreach(v, i, t) {
+				if (!json_is_string(t)) {
+					bad = "types must be an array of \"mcq\" and/or \"open\"";
+					break;
+				}
+				rq->types[rq->n_types++] = cm_arena_strndup(&r->arena, json_string_value(t),
+				                                            json_string_length(t));
+			}
+		}
+	}
+	if (bad == NULL && (v = json_object_get(body, "difficulty")) != NULL && !json_is_null(v)) {
+		if (!json_is_string(v))
+			bad = "difficulty must be \"easy\", \"medium\" or \"hard\"";
+		else
+			rq->difficulty =
+			    cm_arena_strndup(&r->arena, json_string_value(v), json_string_length(v));
+	}
+	if (bad == NULL && (v = json_object_get(body, "topic")) != NULL && !json_is_null(v)) {
+		if (!json_is_string(v))
+			bad = "topic must be a string";
+		else
+			rq->topic = cm_arena_strndup(&r->arena, json_string_value(v), json_string_length(v));
+	}
+	if (bad == NULL && (v = json_object_get(body, "pages")) != NULL && !json_is_null(v)) {
+		json_t *a = json_array_get(v, 0), *b = json_array_get(v, 1);
+		if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(a) ||
+		    !json_is_integer(b) || json_integer_value(a) < 1 ||
+		    json_integer_value(b) < json_integer_value(a) || json_integer_value(b) > INT32_MAX)
+			bad = "pages must be [first, last] with 1 <= first <= last";
+		else {
+			rq->first_page = (int32_t)json_integer_value(a);
+			rq->last_page = (int32_t)json_integer_value(b);
+		}
+	}
+	if (bad != NULL) {
+		edge_fail(r, CM__STATUS__INVALID_ARGUMENT, bad);
+		return false;
+	}
+	if (rq->difficulty == NULL || rq->topic == NULL) {
+		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+void
+edge_start_qset_create(edge_req *r)
+{
+	Qgen__CreateRequest rq = QGEN__CREATE_REQUEST__INIT;
+	json_t             *body;
+	bool                ok;
+
+	if (!cm_uuid_valid(r->params[0])) {
+		edge_fail(r, CM__STATUS__NOT_FOUND, "no such document");
+		return;
+	}
+	if ((body = edge_body_json(r)) == NULL)
+		return;
+	rq.document_id = r->params[0];
+	rq.difficulty = (char *)"";
+	rq.topic = (char *)"";
+	ok = parse_create(r, body, &rq);
+	json_decref(body);
+	if (ok)
+		edge_call(r, &rq.base);
+}
+
+void
+edge_reply_qset_create(edge_req *r, cm_rpc_result *res)
+{
+	Qgen__CreateResponse *c;
+
+	if ((c = (Qgen__CreateResponse *)edge_reply_unpack(r, res,
+	                                                   &qgen__create_response__descriptor)) == NULL)
+		return;
+	if (c->cached && c->set != NULL)
+		edge_set_json(r, 200, set_json(c->set, want_answers(r)));
+	else
+		edge_set_json(r, 202,
+		              json_pack("{s:s, s:s, s:s}", "question_set_id", c->question_set_id, "job_id",
+		                        c->job_id, "status", c->status));
+	qgen__create_response__free_unpacked(c, NULL);
+	edge_respond(r);
+}
+
+void
+edge_start_job(edge_req *r)
+{
+	Qgen__JobRef rq = QGEN__JOB_REF__INIT;
+
+	if (!cm_uuid_valid(r->params[0])) {
+		edge_fail(r, CM__STATUS__NOT_FOUND, "no such job");
+		return;
+	}
+	rq.id = r->params[0];
+	edge_call(r, &rq.base);
+}
+
+void
+edge_reply_job(edge_req *r, cm_rpc_result *res)
+{
+	Qgen__Job *j;
+
+	if ((j = (Qgen__Job *)edge_reply_unpack(r, res, &qgen__job__descriptor)) == NULL)
+		return;
+	edge_set_json(r, r->route->ok_status, job_json(j));
+	qgen__job__free_unpacked(j, NULL);
+	edge_respond(r);
+}
+
+void
+edge_start_qset_get(edge_req *r)
+{
+	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
+	char                fmt[16];
+	edge_export_format  f;
+
+	if (!cm_uuid_valid(r->params[0])) {
+		edge_fail(r, CM__STATUS__NOT_FOUND, "no such question set");
+		return;
+	}
+	rq.id = r->params[0];
+	rq.include_answers = want_answers(r);
+	if (r->route->reply == edge_reply_qset_export) {
+		if (edge_query_param(r, "format", fmt, sizeof(fmt)) == NULL ||
+		    !edge_export_format_parse(fmt, &f)) {
+			edge_fail(r, CM__STATUS__INVALID_ARGUMENT, "format must be gift, qti or csv");
+			return;
+		}
+		rq.include_answers = true; /* an export is the owner's answer key */
+	}
+	edge_call(r, &rq.base);
+}
+
+void
+edge_reply_qset_get(edge_req *r, cm_rpc_result *res)
+{
+	Qgen__QuestionSet *s;
+
+	if ((s = (Qgen__QuestionSet *)edge_reply_unpack(r, res, &qgen__question_set__descriptor)) ==
+	    NULL)
+		return;
+	edge_set_json(r, 200, set_json(s, want_answers(r)));
+	qgen__question_set__free_unpacked(s, NULL);
+	edge_respond(r);
+}
+
+void
+edge_reply_qset_export(edge_req *r, cm_rpc_result *res)
+{
+	Qgen__QuestionSet *s;
+	edge_export_format f = EDGE_EXPORT_GIFT;
+	const char        *ctype = NULL, *ext = NULL;
+	char               fmt[16], disp[96];
+	cm_err             err;
+
+	if ((s = (Qgen__QuestionSet *)edge_reply_unpack(r, res, &qgen__question_set__descriptor)) ==
+	    NULL)
+		return;
+	if (edge_query_param(r, "format", fmt, sizeof(fmt)) != NULL)
+		(void)edge_export_format_parse(fmt, &f);
+	if (strcmp(s->status, "succeeded") != 0) {
+		qgen__question_set__free_unpacked(s, NULL);
+		edge_fail(r, CM__STATUS__FAILED_PRECONDITION, "the question set is not ready");
+		return;
+	}
+	cm_buf_reset(&r->out);
+	err = edge_export_render(s, f, &r->out, &ctype, &ext);
+	if (err != CM_OK) {
+		qgen__question_set__free_unpacked(s, NULL);
+		edge_fail(r, CM__STATUS__INTERNAL, "cannot render the export");
+		return;
+	}
+	snprintf(disp, sizeof(disp), "attachment; filename=\"questions-%.36s.%s\"", s->id, ext);
+	qgen__question_set__free_unpacked(s, NULL);
+	(void)edge_add_header(r, "Content-Disposition", disp);
+	r->status = 200;
+	r->content_type = ctype;
+	edge_respond(r);
+}
+
+/* ---- legacy generate-questions --------------------------------------------------------------- */
+
+typedef struct legacy_gen {
+	edge_req *r;
+	nng_aio  *timer;
+	char      job_id[CM_UUID_LEN + 1];
+	char      set_id[CM_UUID_LEN + 1];
+	bool      quiz;
+	int64_t   give_up_ms; /* monotonic */
+} legacy_gen;
+
+static void poll_job(legacy_gen *g);
+
+/* Sends one svc-qgen call for the legacy flow; done runs on an nng thread. */
+static void
+qgen_call(legacy_gen *g, const char *method, const ProtobufCMessage *msg, cm_rpc_done_fn done)
+{
+	edge_req        *r = g->r;
+	cm_rpc_call_opts o = {0};
+	size_t           n = protobuf_c_message_get_packed_size(msg);
+	uint8_t         *buf = cm_arena_alloc(&r->arena, n + 1);
+	cm_rpc_result    res;
+
+	if (buf == NULL) {
+		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return;
+	}
+	protobuf_c_message_pack(msg, buf);
+	o.method = method;
+	o.request_id = r->request_id;
+	o.deadline_ms = cm_now_ms() + r->e->cfg.rpc_timeout_ms;
+	o.subject = r->claims.sub;
+	o.session_id = r->claims.sid;
+	o.client_addr = r->client_addr;
+	o.idempotent = true;
+	if (cm_rpc_call_async(r->e->up[EDGE_UP_QGEN], &o, buf, n, done, g) != CM_OK) {
+		memset(&res, 0, sizeof(res));
+		res.status = CM__STATUS__UNAVAILABLE;
+		cm_strlcpy(res.message, "question generation is unavailable", sizeof(res.message));
+		done(g, &res);
+	}
+}
+
+/* Ends the legacy exchange: the timer is reaped (safe from its own callback). */
+static void
+legacy_end(legacy_gen *g)
+{
+	if (g->timer != NULL)
+		nng_aio_reap(g->timer);
+	g->timer = NULL;
+}
+
+static void
+legacy_fail(legacy_gen *g, int status, const char *message)
+{
+	edge_req *r = g->r;
+
+	legacy_end(g);
+	edge_fail(r, status, message);
+}
+
+/* QUESTIONS_STRING: one JSON document (jansson escapes braces and quotes inside questions, so
+ * the frontend's first-'{'-to-last-'}' slice is exactly this document). */
+static void
+legacy_answer(legacy_gen *g, const Qgen__QuestionSet *s)
+{
+	edge_req *r = g->r;
+	json_t   *qs = json_array();
+	char     *text;
+	char      ts[32];
+
+	for (size_t i = 0; i < s->n_questions; i++) {
+		const Qgen__Question *q = s->questions[i];
+		if (!g->quiz) {
+			json_array_append_new(qs, json_string(q->text));
+			continue;
+		}
+		json_t *opts = json_array();
+		for (size_t k = 0; k < q->n_options; k++) {
+			size_t n = strlen(q->options[k]) + 4;
+			char  *o = malloc(n);
+			if (o != NULL)
+				snprintf(o, n, "%c) %s", (char)('A' + k), q->options[k]);
+			json_array_append_new(opts, json_string(o != NULL ? o : ""));
+			free(o);
+		}
+		char letter[2] = {(char)('A' + (q->answer_index >= 0 && q->answer_index < 4
+		                                    ? q->answer_index
+		                                    : 0)),
+		                  '\0'};
+		json_array_append_new(qs, json_pack("{s:s, s:o, s:s, s:s, s:i}", "question", q->text,
+		                                    "options", opts, "correctAnswer", letter,
+		                                    "explanation", q->explanation, "page",
+		                                    (int)q->page));
+	}
+	json_t *doc = json_pack("{s:o}", "questions", qs);
+	text = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	cm_format_time_ms(cm_now_ms(), ts);
+	legacy_end(g);
+	if (text == NULL) {
+		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return;
+	}
+	edge_set_json(r, 200, json_pack("{s:s, s:s}", "response", text, "timestamp", ts));
+	free(text);
+	edge_respond(r);
+}
+
+static void
+got_set(void *arg, cm_rpc_result *res)
+{
+	legacy_gen        *g = arg;
+	Qgen__QuestionSet *s;
+
+	if (res->status != CM__STATUS__OK) {
+		legacy_fail(g, res->status, res->message);
+		return;
+	}
+	if ((s = qgen__question_set__unpack(NULL, res->payload_len, res->payload)) == NULL) {
+		legacy_fail(g, CM__STATUS__INTERNAL, "malformed upstream response");
+		return;
+	}
+	legacy_answer(g, s);
+	qgen__question_set__free_unpacked(s, NULL);
+}
+
+static void
+fetch_set(legacy_gen *g)
+{
+	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
+
+	rq.id = g->set_id;
+	rq.include_answers = true;
+	qgen_call(g, "qgen.GetSet", &rq.base, got_set);
+}
+
+static void
+got_job(void *arg, cm_rpc_result *res)
+{
+	legacy_gen *g = arg;
+	Qgen__Job  *j;
+	char        msg[CM_MAX_ERRMSG + 64];
+
+	/* A replica restarting between polls is not the job failing: poll again. */
+	if (res->status == CM__STATUS__UNAVAILABLE || res->status == CM__STATUS__DEADLINE_EXCEEDED) {
+		nng_sleep_aio(LEGACY_POLL_MS, g->timer);
+		return;
+	}
+	if (res->status != CM__STATUS__OK) {
+		legacy_fail(g, res->status, res->message);
+		return;
+	}
+	if ((j = qgen__job__unpack(NULL, res->payload_len, res->payload)) == NULL) {
+		legacy_fail(g, CM__STATUS__INTERNAL, "malformed upstream response");
+		return;
+	}
+	if (strcmp(j->status, "succeeded") == 0) {
+		qgen__job__free_unpacked(j, NULL);
+		fetch_set(g);
+		return;
+	}
+	if (strcmp(j->status, "failed") == 0 || strcmp(j->status, "cancelled") == 0) {
+		snprintf(msg, sizeof(msg), "Question generation failed: %s",
+		         j->error[0] != '\0' ? j->error : j->status);
+		qgen__job__free_unpacked(j, NULL);
+		cm_warn("EDGE-LEGACY-GEN-FAIL", "job %s: %s", g->job_id, msg);
+		legacy_fail(g, CM__STATUS__UNAVAILABLE, msg);
+		return;
+	}
+	qgen__job__free_unpacked(j, NULL);
+	nng_sleep_aio(LEGACY_POLL_MS, g->timer);
+}
+
+static void
+timer_fired(void *arg)
+{
+	legacy_gen *g = arg;
+
+	if (nng_aio_result(g->timer) != 0) { /* the edge is stopping */
+		legacy_fail(g, CM__STATUS__UNAVAILABLE, "the server is shutting down");
+		return;
+	}
+	poll_job(g);
+}
+
+static void
+poll_job(legacy_gen *g)
+{
+	Qgen__JobRef rq = QGEN__JOB_REF__INIT;
+
+	if (cm_mono_ms() >= g->give_up_ms) {
+		legacy_fail(g, CM__STATUS__DEADLINE_EXCEEDED,
+		            "Question generation is taking too long; it continues in the background");
+		return;
+	}
+	rq.id = g->job_id;
+	qgen_call(g, "qgen.GetJob", &rq.base, got_job);
+}
+
+void
+edge_start_legacy_generate(edge_req *r)
+{
+	Qgen__CreateRequest rq = QGEN__CREATE_REQUEST__INIT;
+	json_t             *body, *v;
+	char               *types[1];
+	legacy_gen         *g;
+
+	if ((g = cm_arena_alloc(&r->arena, sizeof(*g))) == NULL) {
+		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return;
+	}
+	g->r = r;
+	r->route_state = g;
+	if ((body = edge_body_json(r)) == NULL)
+		return;
+	rq.use_selected = true;
+	rq.document_id = (char *)"";
+	rq.difficulty = (char *)"medium";
+	rq.topic = (char *)"";
+	rq.count = LEGACY_DEFAULT_COUNT;
+	if ((v = json_object_get(body, "count")) != NULL && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 200) {
+			json_decref(body);
+			edge_fail(r, CM__STATUS__INVALID_ARGUMENT, "count must be an integer from 1 to 200");
+			return;
+		}
+		rq.count = (int32_t)json_integer_value(v);
+	}
+	if ((v = json_object_get(body, "topic")) != NULL && json_is_string(v))
+		rq.topic = cm_arena_strndup(&r->arena, json_string_value(v), json_string_length(v));
+	/* "quiz" is multiple choice; anything else is practice: open questions shown as strings. */
+	g->quiz = (v = json_object_get(body, "mode")) != NULL && json_is_string(v) &&
+	          strcmp(json_string_value(v), "quiz") == 0;
+	json_decref(body);
+	types[0] = (char *)(g->quiz ? "mcq" : "open");
+	rq.types = types;
+	rq.n_types = 1;
+	if (rq.topic == NULL) {
+		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return;
+	}
+	edge_call(r, &rq.base);
+}
+
+void
+edge_reply_legacy_generate(edge_req *r, cm_rpc_result *res)
+{
+	Qgen__CreateResponse *c;
+	legacy_gen           *g = r->route_state;
+
+	if (res->status == CM__STATUS__NOT_FOUND) {
+		edge_fail_http(r, 400, "FAILED_PRECONDITION",
+		               "No PDF selected. Upload or select a PDF first.");
+		return;
+	}
+	if ((c = (Qgen__CreateResponse *)edge_reply_unpack(r, res,
+	                                                   &qgen__create_response__descriptor)) == NULL)
+		return;
+	if (nng_aio_alloc(&g->timer, timer_fired, g) != 0) {
+		qgen__create_response__free_unpacked(c, NULL);
+		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return;
+	}
+	g->give_up_ms = cm_mono_ms() + r->e->cfg.generate_wait_ms;
+	cm_strlcpy(g->job_id, c->job_id, sizeof(g->job_id));
+	cm_strlcpy(g->set_id, c->question_set_id, sizeof(g->set_id));
+	if (c->cached && c->set != NULL) {
+		legacy_answer(g, c->set);
+		qgen__create_response__free_unpacked(c, NULL);
+		return;
+	}
+	qgen__create_response__free_unpacked(c, NULL);
+	poll_job(g);
+}
