@@ -89,8 +89,14 @@ for s in "${services[@]}"; do
   port_var=${prefix}_PORT admin_var=${prefix}_ADMIN_PORT
   port=${!port_var:-$port}
   admin=${!admin_var:-$((port + 2000))}
+  extra=()
+  if [ "$prefix" = QGEN ]; then
+    # Job events on RPC port + 100; documents from svc-pdf. No LLM_BASE_URL: the offline provider.
+    extra=("QGEN_EVENTS_URL=tcp://127.0.0.1:$((port + 100))" "QGEN_PDF_URLS=tcp://127.0.0.1:${PDF_PORT:-7102}")
+    edge_env+=("EDGE_QGEN_EVENTS_URLS=tcp://127.0.0.1:$((port + 100))")
+  fi
   start "$name" "http://127.0.0.1:$admin/readyz" "tcp://127.0.0.1:$port admin http://127.0.0.1:$admin" \
-    env "${prefix}_RPC_URL=tcp://127.0.0.1:$port" "${prefix}_ADMIN_ADDR=127.0.0.1:$admin" "$bin"
+    env "${prefix}_RPC_URL=tcp://127.0.0.1:$port" "${prefix}_ADMIN_ADDR=127.0.0.1:$admin" "${extra[@]}" "$bin"
   edge_env+=("EDGE_${prefix}_URLS=tcp://127.0.0.1:$port")
 done
 start edge "http://$EDGE_ADDR/readyz" "http://$EDGE_ADDR" env EDGE_ADDR="$EDGE_ADDR" "${edge_env[@]}" "$BUILD_DIR/edge/edge"
