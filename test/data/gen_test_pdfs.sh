@@ -4,6 +4,7 @@
 #
 # usage:
 #   gen_test_pdfs.sh set OUTDIR             the extractor's test set (see below)
+#   gen_test_pdfs.sh real OUT.pdf            real English prose, about 90-130 pages (see real_pdf)
 #   gen_test_pdfs.sh text OUT.pdf NPAGES [mutool|ps2pdf]
 #                                           an NPAGES-page text document (default ps2pdf: embedded
 #                                           fonts, like real manuals; mutool: base-14 fonts)
@@ -74,6 +75,33 @@ text_pdf() {
   rm -rf "$tmp"
 }
 
+# Real English prose: the bash manual typeset by groff (about 90 pages), or, where the manual
+# pages are not installed, every licence text under /usr/share/common-licenses (base-files, always
+# there) typeset through PostScript (about 130 pages).
+real_pdf() {
+  local out=$1 tmp man
+  need ps2pdf
+  tmp=$(mktemp -d)
+  man=/usr/share/man/man1/bash.1.gz
+  if command -v groff >/dev/null 2>&1 && [ -r "$man" ]; then
+    zcat "$man" | groff -man -Tps 2>/dev/null > "$tmp/doc.ps"
+  else
+    cat /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/LGPL-2.1 \
+        /usr/share/common-licenses/GFDL-1.3 /usr/share/common-licenses/Apache-2.0 \
+        /usr/share/common-licenses/MPL-2.0 /usr/share/common-licenses/Artistic 2>/dev/null |
+      tr -d '\f\r' | fold -s -w 95 | awk 'BEGIN {
+        print "%!PS-Adobe-3.0"; print "/Times-Roman findfont 10 scalefont setfont"; y = 0; p = 0 }
+      {
+        if (y < 60) { if (p > 0) print "showpage"; p++; print "%%Page: " p " " p; y = 750 }
+        gsub(/\\/, "\\\\"); gsub(/\(/, "\\("); gsub(/\)/, "\\)")
+        printf "72 %d moveto (%s) show\n", y, $0; y -= 12
+      }
+      END { print "showpage" }' > "$tmp/doc.ps"
+  fi
+  ps2pdf "$tmp/doc.ps" "$out"
+  rm -rf "$tmp"
+}
+
 make_set() {
   local out=$1 tmp
   need mutool
@@ -103,5 +131,6 @@ make_set() {
 case ${1:-} in
   set)  [ $# -eq 2 ] || { echo "usage: $0 set OUTDIR" >&2; exit 2; }; make_set "$2" ;;
   text) [ $# -ge 3 ] || { echo "usage: $0 text OUT.pdf NPAGES [mutool|ps2pdf]" >&2; exit 2; }; text_pdf "$2" "$3" "${4:-ps2pdf}" ;;
-  *)    echo "usage: $0 set OUTDIR | text OUT.pdf NPAGES [mutool|ps2pdf]" >&2; exit 2 ;;
+  real) [ $# -eq 2 ] || { echo "usage: $0 real OUT.pdf" >&2; exit 2; }; real_pdf "$2" ;;
+  *)    echo "usage: $0 set OUTDIR | text OUT.pdf NPAGES [mutool|ps2pdf] | real OUT.pdf" >&2; exit 2 ;;
 esac

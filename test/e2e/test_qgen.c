@@ -1,0 +1,736 @@
+/*
+ * test_qgen.c - question generation end to end: edge -> svc-qgen (two replicas) -> svc-pdf and
+ * the fake LLM (test/fakellm on 127.0.0.1:28500, steered through /_control).
+ *
+ * The document is a real ~100-page PDF (test/data/gen_test_pdfs.sh real: the bash manual or
+ * the licence texts, typeset). Covered: the v1 flow (202, job progress, exactly `count` valid
+ * questions, answers hidden unless asked, exports), the cache, the legacy synchronous route in
+ * both modes parsed the way the frontend parses it, bad input, other users' ids, the model
+ * failing in every way the fake can (429 storms, 5xx, prose and fences around JSON, malformed
+ * JSON, total failure), cancellation stopping the calls, a replica SIGKILLed mid-job, and Redis
+ * down.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "cm/buf.h"
+#include "cm/util.h"
+#include "http_client.h"
+
+#define FAKE "http://127.0.0.1:28500"
+
+static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
+static char user_a[4200], user_b[4200];
+static char doc_a[64], doc_short[64];
+
+/* ---- helpers --------------------------------------------------------------------------------- */
+
+static size_t
+collect(char *p, size_t size, size_t n, void *arg)
+{
+	if (cm_buf_append(arg, p, size * n) != CM_OK)
+		return 0;
+	return size * n;
+}
+
+/* A request to the fake LLM itself (absolute URL); returns the parsed JSON answer or NULL. */
+static json_t *
+fake(const char *method, const char *path, const char *body)
+{
+	CURL              *c = curl_easy_init();
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	cm_buf             out;
+	char               url[256];
+	json_t            *v = NULL;
+
+	cm_buf_init(&out, 1u << 20);
+	snprintf(url, sizeof(url), FAKE "%s", path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	if (body != NULL)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	if (curl_easy_perform(c) == CURLE_OK && out.data != NULL)
+		v = json_loads(out.data, 0, NULL);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	cm_buf_fini(&out);
+	return v;
+}
+
+static void
+fake_set(const char *settings)
+{
+	json_t *v = fake("POST", "/_control", settings);
+
+	assert_non_null(v);
+	if (json_object_get(v, "error") != NULL)
+		fail_msg("the fake refused %s", settings);
+	json_decref(v);
+}
+
+static void
+fake_reset(void)
+{
+	json_t *v = fake("POST", "/_reset", "{\"config\":true}");
+
+	assert_non_null(v);
+	json_decref(v);
+}
+
+static long
+fake_calls(void)
+{
+	json_t *v = fake("GET", "/_stats", NULL);
+	long    n;
+
+	assert_non_null(v);
+	n = (long)json_integer_value(json_object_get(v, "calls"));
+	json_decref(v);
+	return n;
+}
+
+static void
+harness(const char *script, const char *cmd, const char *extra)
+{
+	char line[1024];
+
+	snprintf(line, sizeof(line), "%s/%s %s %s %s %s", getenv("CM_TEST_HARNESS"), script, cmd,
+	         getenv("CM_TEST_STATE"), strcmp(script, "stack.sh") == 0 ? getenv("CM_TEST_BIN") : "",
+	         extra != NULL ? extra : "");
+	assert_int_equal(system(line), 0);
+}
+
+static void
+login_new_user(char *bearer, size_t n)
+{
+	char      body[256], id[37];
+	http_resp r;
+
+	cm_uuid_v4(id);
+	snprintf(body, sizeof(body), "{\"email\":\"q-%s@example.com\",\"password\":\"questions!\"}", id);
+	assert_int_equal(http_do("POST", "/api/v1/auth/register", json_hdr, body, strlen(body), &r), 0);
+	assert_int_equal(r.status, 201);
+	http_resp_free(&r);
+	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r), 0);
+	assert_int_equal(r.status, 200);
+	snprintf(bearer, n, "Authorization: Bearer %s", js(r.json, "access_token"));
+	http_resp_free(&r);
+}
+
+static long
+call(const char *auth, const char *method, const char *path, const char *body, http_resp *r)
+{
+	const char *h[] = {auth, "Content-Type: application/json", NULL};
+
+	assert_int_equal(http_do(method, path, h, body, body != NULL ? strlen(body) : 0, r), 0);
+	return r->status;
+}
+
+/* Uploads a file's bytes as user auth; the document id goes to id. */
+static void
+upload(const char *auth, const char *data, size_t len, const char *name, char *id, size_t idlen)
+{
+	const char *h[] = {auth, "Content-Type: application/pdf", NULL};
+	char        path[256];
+	http_resp   r;
+
+	snprintf(path, sizeof(path), "/api/v1/documents?filename=%s", name);
+	assert_int_equal(http_do("POST", path, h, data, len, &r), 0);
+	assert_true(r.status == 201 || r.status == 200);
+	snprintf(id, idlen, "%s", js(r.json, "id"));
+	http_resp_free(&r);
+}
+
+/* A one-page PDF whose text is `text` (for the too-short document). */
+static void
+tiny_pdf(cm_buf *b, const char *text)
+{
+	size_t off[6];
+	size_t xref;
+	char   content[256];
+	int    n = snprintf(content, sizeof(content), "BT /F1 12 Tf 72 720 Td (%s) Tj ET", text);
+
+	cm_buf_init(b, 1u << 20);
+	assert_int_equal(cm_buf_appends(b, "%PDF-1.4\n"), CM_OK);
+	off[1] = b->len;
+	assert_int_equal(cm_buf_appends(b, "1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"), CM_OK);
+	off[2] = b->len;
+	assert_int_equal(cm_buf_appends(b, "2 0 obj << /Type /Pages /Count 1 /Kids [3 0 R] >> endobj\n"),
+	                 CM_OK);
+	off[3] = b->len;
+	assert_int_equal(cm_buf_appends(b, "3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792]"
+	                                   " /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
+	                                   " endobj\n"),
+	                 CM_OK);
+	off[4] = b->len;
+	assert_int_equal(cm_buf_appends(b, "4 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica"
+	                                   " >> endobj\n"),
+	                 CM_OK);
+	off[5] = b->len;
+	assert_int_equal(cm_buf_printf(b, "5 0 obj << /Length %d >> stream\n%s\nendstream endobj\n", n,
+	                               content),
+	                 CM_OK);
+	xref = b->len;
+	assert_int_equal(cm_buf_appends(b, "xref\n0 6\n0000000000 65535 f \n"), CM_OK);
+	for (int i = 1; i <= 5; i++)
+		assert_int_equal(cm_buf_printf(b, "%010zu 00000 n \n", off[i]), CM_OK);
+	assert_int_equal(cm_buf_printf(b, "trailer << /Size 6 /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n",
+	                               xref),
+	                 CM_OK);
+}
+
+/* Waits for a job to end; checks progress never goes back. Returns the final status. */
+static void
+wait_job(const char *auth, const char *job_id, char *status, size_t slen, int timeout_s)
+{
+	char    path[128];
+	int64_t until = cm_mono_ms() + timeout_s * 1000;
+	long    last_done = -1;
+
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job_id);
+	status[0] = '\0';
+	while (cm_mono_ms() < until) {
+		http_resp r;
+		json_t   *p;
+		long      done;
+		assert_int_equal(call(auth, "GET", path, NULL, &r), 200);
+		p = json_object_get(r.json, "progress");
+		done = (long)json_integer_value(json_object_get(p, "done"));
+		assert_true(done >= last_done); /* monotonic */
+		last_done = done;
+		snprintf(status, slen, "%s", js(r.json, "status"));
+		http_resp_free(&r);
+		if (strcmp(status, "queued") != 0 && strcmp(status, "running") != 0)
+			return;
+		usleep(50 * 1000);
+	}
+	fail_msg("job %s did not finish in %d s (last status %s)", job_id, timeout_s, status);
+}
+
+/* Starts a set; returns the HTTP status, job and set ids. */
+static long
+create_set(const char *auth, const char *doc, const char *body, char *job, char *set)
+{
+	char      path[160];
+	http_resp r;
+	long      s;
+
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/question-sets", doc);
+	s = call(auth, "POST", path, body, &r);
+	if (job != NULL)
+		snprintf(job, 64, "%s", s == 202 ? js(r.json, "job_id") : "");
+	if (set != NULL)
+		snprintf(set, 64, "%s", s == 202 ? js(r.json, "question_set_id") : js(r.json, "id"));
+	http_resp_free(&r);
+	return s;
+}
+
+/* Checks a v1 set with answers: exactly n questions, 4 distinct options, answers in range and
+ * spread over the letters, no repeated text. */
+static void
+check_set(const json_t *set, int n)
+{
+	json_t *qs = json_object_get(set, "questions");
+	int     letters[4] = {0};
+
+	assert_int_equal(json_array_size(qs), (size_t)n);
+	for (size_t i = 0; i < json_array_size(qs); i++) {
+		json_t     *q = json_array_get(qs, i), *opts = json_object_get(q, "options");
+		const char *text = js(q, "text");
+		assert_true(strlen(text) >= 10);
+		assert_true(cm_uuid_valid(js(q, "id")));
+		assert_true(json_integer_value(json_object_get(json_object_get(q, "source"), "page")) >= 1);
+		for (size_t k = 0; k < i; k++)
+			assert_string_not_equal(text, js(json_array_get(qs, k), "text"));
+		if (strcmp(js(q, "type"), "mcq") != 0)
+			continue;
+		assert_int_equal(json_array_size(opts), 4);
+		for (size_t a = 0; a < 4; a++)
+			for (size_t b = a + 1; b < 4; b++)
+				assert_string_not_equal(json_string_value(json_array_get(opts, a)),
+				                        json_string_value(json_array_get(opts, b)));
+		json_int_t ans = json_integer_value(json_object_get(q, "answer"));
+		assert_true(ans >= 0 && ans <= 3);
+		letters[ans]++;
+	}
+	if (n >= 8)
+		for (int l = 0; l < 4; l++)
+			assert_true(letters[l] >= n / 4 - 1); /* not "all B" */
+}
+
+static json_t *
+get_set(const char *auth, const char *set, bool answers)
+{
+	char      path[160];
+	http_resp r;
+	json_t   *v;
+
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s%s", set,
+	         answers ? "?include_answers=true" : "");
+	assert_int_equal(call(auth, "GET", path, NULL, &r), 200);
+	v = json_incref(r.json);
+	http_resp_free(&r);
+	return v;
+}
+
+/* ---- setup ----------------------------------------------------------------------------------- */
+
+static int
+setup(void **state)
+{
+	char   path[512], cmd[1200];
+	char  *pdf;
+	FILE  *f;
+	long   len;
+	cm_buf tiny;
+
+	(void)state;
+	login_new_user(user_a, sizeof(user_a));
+	login_new_user(user_b, sizeof(user_b));
+	snprintf(path, sizeof(path), "%s/qgen-real.pdf", getenv("CM_TEST_STATE"));
+	snprintf(cmd, sizeof(cmd), "%s/../data/gen_test_pdfs.sh real %s >/dev/null", getenv("CM_TEST_HARNESS"),
+	         path);
+	if (access(path, R_OK) != 0 && system(cmd) != 0)
+		return -1;
+	if ((f = fopen(path, "rb")) == NULL)
+		return -1;
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	pdf = malloc((size_t)len);
+	if (pdf == NULL || fread(pdf, 1, (size_t)len, f) != (size_t)len) {
+		fclose(f);
+		free(pdf);
+		return -1;
+	}
+	fclose(f);
+	upload(user_a, pdf, (size_t)len, "manual.pdf", doc_a, sizeof(doc_a));
+	free(pdf);
+	tiny_pdf(&tiny, "Three words only");
+	upload(user_a, tiny.data, tiny.len, "tiny.pdf", doc_short, sizeof(doc_short));
+	cm_buf_fini(&tiny);
+	fake_reset();
+	return 0;
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+/* 25 quiz questions from the ~100-page document, then the same request from the cache. */
+static void
+test_v1_generate_and_cache(void **state)
+{
+	char        job[64], set[64], status[32];
+	json_t     *v;
+	http_resp   r;
+	const char *body = "{\"count\":25,\"types\":[\"mcq\"],\"difficulty\":\"medium\"}";
+
+	(void)state;
+	fake_reset();
+	assert_int_equal(create_set(user_a, doc_a, body, job, set), 202);
+	assert_true(cm_uuid_valid(job) && cm_uuid_valid(set));
+	wait_job(user_a, job, status, sizeof(status), 120);
+	assert_string_equal(status, "succeeded");
+	/* 25 questions, 5 per call: 5 calls when every answer is good. */
+	assert_int_equal(fake_calls(), 5);
+
+	v = get_set(user_a, set, true);
+	assert_string_equal(js(v, "status"), "succeeded");
+	check_set(v, 25);
+	json_decref(v);
+	/* Without include_answers the key stays hidden. */
+	v = get_set(user_a, set, false);
+	assert_null(json_object_get(json_array_get(json_object_get(v, "questions"), 0), "answer"));
+	json_decref(v);
+
+	/* The same request again: 200 from the cache, no model call. */
+	long before = fake_calls();
+	char path[160];
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/question-sets?include_answers=true", doc_a);
+	assert_int_equal(call(user_a, "POST", path, body, &r), 200);
+	assert_true(json_is_true(json_object_get(r.json, "cached")));
+	check_set(r.json, 25);
+	assert_string_not_equal(js(r.json, "id"), set);
+	http_resp_free(&r);
+	assert_int_equal(fake_calls(), before);
+
+	/* The job resource after the end. */
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
+	assert_string_equal(js(r.json, "kind"), "qgen");
+	assert_string_equal(js(r.json, "result_id"), set);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "progress"), "done")), 25);
+	http_resp_free(&r);
+	/* A finished job cannot be cancelled: 422 (FAILED_PRECONDITION). */
+	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 422);
+	http_resp_free(&r);
+
+	/* Exports. */
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=gift", set);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
+	assert_non_null(strstr(r.body, "::Q1::"));
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=csv", set);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=qti", set);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
+	assert_true(r.len > 4 && memcmp(r.body, "PK\x03\x04", 4) == 0);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=docx", set);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 400);
+	http_resp_free(&r);
+
+	/* Someone else's set, job and export are not found. */
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s", set);
+	assert_int_equal(call(user_b, "GET", path, NULL, &r), 404);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job);
+	assert_int_equal(call(user_b, "GET", path, NULL, &r), 404);
+	http_resp_free(&r);
+	assert_int_equal(call(user_b, "DELETE", path, NULL, &r), 404);
+	http_resp_free(&r);
+}
+
+/* Open and mixed sets, a topic, a page range. */
+static void
+test_v1_types_topic_pages(void **state)
+{
+	char    job[64], set[64], status[32];
+	json_t *v, *qs;
+	int     open = 0;
+
+	(void)state;
+	assert_int_equal(create_set(user_a, doc_a,
+	                            "{\"count\":12,\"types\":[\"mcq\",\"open\"],\"difficulty\":\"hard\","
+	                            "\"topic\":\"shell variables\",\"pages\":[10,40]}",
+	                            job, set),
+	                 202);
+	wait_job(user_a, job, status, sizeof(status), 120);
+	assert_string_equal(status, "succeeded");
+	v = get_set(user_a, set, true);
+	check_set(v, 12);
+	qs = json_object_get(v, "questions");
+	for (size_t i = 0; i < json_array_size(qs); i++) {
+		json_t *q = json_array_get(qs, i);
+		json_int_t page = json_integer_value(json_object_get(json_object_get(q, "source"), "page"));
+		assert_true(page >= 10 && page <= 40);
+		assert_string_equal(js(q, "difficulty"), "hard");
+		if (strcmp(js(q, "type"), "open") == 0) {
+			open++;
+			assert_true(strlen(js(q, "answer")) > 0); /* the reference answer */
+		}
+	}
+	assert_true(open > 0 && open < 12);
+	assert_string_equal(js(v, "topic"), "shell variables");
+	json_decref(v);
+}
+
+static void
+test_v1_bad_input(void **state)
+{
+	static const char *const bad[] = {
+	    "{\"count\":0}", "{\"count\":201}", "{\"count\":\"ten\"}", "{}", "{\"count\":5,\"types\":[\"essay\"]}",
+	    "{\"count\":5,\"types\":\"mcq\"}", "{\"count\":5,\"difficulty\":\"extreme\"}",
+	    "{\"count\":5,\"pages\":[5,2]}", "{\"count\":5,\"pages\":[0,2]}", "{\"count\":5,\"topic\":7}",
+	    "{\"count\":5", "[1,2]", NULL};
+	char      path[160], big[600];
+	http_resp r;
+
+	(void)state;
+	for (int i = 0; bad[i] != NULL; i++) {
+		assert_int_equal(create_set(user_a, doc_a, bad[i], NULL, NULL), 400);
+	}
+	/* Pages past the end of the document. */
+	assert_int_equal(create_set(user_a, doc_a, "{\"count\":5,\"pages\":[900,950]}", NULL, NULL), 400);
+	/* A topic too long. */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	char body[800];
+	snprintf(body, sizeof(body), "{\"count\":5,\"topic\":\"%s\"}", big);
+	assert_int_equal(create_set(user_a, doc_a, body, NULL, NULL), 400);
+	/* Another user's document, an unknown one, a malformed id. */
+	assert_int_equal(create_set(user_b, doc_a, "{\"count\":5}", NULL, NULL), 404);
+	assert_int_equal(create_set(user_a, "00000000-0000-4000-8000-000000000000", "{\"count\":5}", NULL,
+	                            NULL),
+	                 404);
+	assert_int_equal(create_set(user_a, "not-a-uuid", "{\"count\":5}", NULL, NULL), 404);
+	/* A document of three words. */
+	assert_int_equal(create_set(user_a, doc_short, "{\"count\":5}", NULL, NULL), 422);
+	/* No credentials. */
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/question-sets", doc_a);
+	assert_int_equal(http_do("POST", path, json_hdr, "{\"count\":5}", 11, &r), 0);
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+	assert_int_equal(call(user_a, "GET", "/api/v1/jobs/00000000-0000-4000-8000-000000000000", NULL, &r),
+	                 404);
+	http_resp_free(&r);
+}
+
+/* Parses QUESTIONS_STRING as the frontend does: first '{' to last '}', JSON.parse. */
+static json_t *
+frontend_parse(const char *s)
+{
+	const char *a = strchr(s, '{'), *b = strrchr(s, '}');
+
+	assert_non_null(a);
+	assert_non_null(b);
+	return json_loadb(a, (size_t)(b - a + 1), 0, NULL);
+}
+
+static void
+test_legacy_generate(void **state)
+{
+	const char *legacy_sel = "{\"filename\":\"manual.pdf\"}";
+	http_resp   r;
+	json_t     *doc, *qs;
+	char        other[4200];
+
+	(void)state;
+	/* Without a selected PDF: 400. */
+	login_new_user(other, sizeof(other));
+	assert_int_equal(call(other, "POST", "/api/chat/generate-questions", "{\"count\":5}", &r), 400);
+	assert_non_null(json_object_get(r.json, "detail"));
+	http_resp_free(&r);
+
+	assert_int_equal(call(user_a, "POST", "/api/pdf/select", legacy_sel, &r), 200);
+	http_resp_free(&r);
+	/* Quiz: lettered options and a letter key. */
+	assert_int_equal(call(user_a, "POST", "/api/chat/generate-questions",
+	                      "{\"count\":25,\"mode\":\"quiz\",\"topic\":\"the shell\"}", &r),
+	                 200);
+	assert_non_null(json_object_get(r.json, "timestamp"));
+	doc = frontend_parse(js(r.json, "response"));
+	assert_non_null(doc);
+	qs = json_object_get(doc, "questions");
+	assert_int_equal(json_array_size(qs), 25);
+	for (size_t i = 0; i < 25; i++) {
+		json_t     *q = json_array_get(qs, i), *opts = json_object_get(q, "options");
+		const char *key = js(q, "correctAnswer");
+		assert_int_equal(json_array_size(opts), 4);
+		for (size_t k = 0; k < 4; k++) {
+			const char *o = json_string_value(json_array_get(opts, k));
+			assert_int_equal(o[0], 'A' + (int)k);
+			assert_int_equal(o[1], ')');
+		}
+		assert_true(strlen(key) == 1 && key[0] >= 'A' && key[0] <= 'D');
+		assert_true(strlen(js(q, "question")) > 0);
+	}
+	json_decref(doc);
+	http_resp_free(&r);
+
+	/* Practice: plain strings. */
+	assert_int_equal(call(user_a, "POST", "/api/chat/generate-questions", "{\"count\":6}", &r), 200);
+	doc = frontend_parse(js(r.json, "response"));
+	qs = json_object_get(doc, "questions");
+	assert_int_equal(json_array_size(qs), 6);
+	for (size_t i = 0; i < 6; i++)
+		assert_true(json_is_string(json_array_get(qs, i)));
+	json_decref(doc);
+	http_resp_free(&r);
+
+	/* Bad count: 400 in the legacy shape. */
+	assert_int_equal(call(user_a, "POST", "/api/chat/generate-questions", "{\"count\":0}", &r), 400);
+	assert_non_null(json_object_get(r.json, "detail"));
+	http_resp_free(&r);
+}
+
+/* The model misbehaving: 429 storms, 5xx, prose/fences around JSON, malformed JSON. The set still
+ * ends with exactly `count` valid questions. */
+static void
+test_model_faults_recovered(void **state)
+{
+	static const char *const faults[] = {
+	    "{\"rate_limit_next\":8,\"retry_after_s\":0}",
+	    "{\"fail_rate\":0.3}",
+	    "{\"prose_rate\":0.5,\"fence_rate\":0.5}",
+	    "{\"malformed_rate\":0.3}",
+	    NULL};
+	char body[200], job[64], set[64], status[32];
+
+	(void)state;
+	for (int i = 0; faults[i] != NULL; i++) {
+		json_t *v;
+		fake_reset();
+		fake_set(faults[i]);
+		/* A different topic each time: the cache must not answer. */
+		snprintf(body, sizeof(body), "{\"count\":15,\"topic\":\"fault %d\"}", i);
+		assert_int_equal(create_set(user_a, doc_a, body, job, set), 202);
+		wait_job(user_a, job, status, sizeof(status), 120);
+		assert_string_equal(status, "succeeded");
+		v = get_set(user_a, set, true);
+		check_set(v, 15);
+		json_decref(v);
+	}
+	fake_reset();
+}
+
+/* The model down for good: the job fails with a reason (no hang, no made-up questions); the legacy
+ * route answers 503 with it. */
+static void
+test_model_down_fails_honestly(void **state)
+{
+	char      job[64], set[64], status[32], path[128];
+	http_resp r;
+
+	(void)state;
+	fake_reset();
+	fake_set("{\"fail_rate\":1.0}");
+	assert_int_equal(create_set(user_a, doc_a, "{\"count\":5,\"topic\":\"model down\"}", job, set),
+	                 202);
+	wait_job(user_a, job, status, sizeof(status), 120);
+	assert_string_equal(status, "failed");
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
+	assert_true(strlen(js(r.json, "error")) > 0);
+	http_resp_free(&r);
+	json_t *v = get_set(user_a, set, false);
+	assert_string_equal(js(v, "status"), "failed");
+	assert_int_equal(json_array_size(json_object_get(v, "questions")), 0);
+	json_decref(v);
+
+	assert_int_equal(call(user_a, "POST", "/api/chat/generate-questions",
+	                      "{\"count\":5,\"mode\":\"quiz\",\"topic\":\"still down\"}", &r),
+	                 503);
+	assert_non_null(strstr(js(r.json, "detail"), "failed"));
+	http_resp_free(&r);
+
+	/* Quota exhausted: fails at once, without a retry storm. */
+	fake_reset();
+	fake_set("{\"quota_exhausted\":true}");
+	assert_int_equal(create_set(user_a, doc_a, "{\"count\":20,\"topic\":\"no quota\"}", job, set), 202);
+	wait_job(user_a, job, status, sizeof(status), 60);
+	assert_string_equal(status, "failed");
+	assert_true(fake_calls() <= 8);
+	fake_reset();
+	sleep(3); /* the harness sets the provider aside for LLM_QUOTA_COOLDOWN_S=2 */
+}
+
+/* DELETE /jobs/{id}: no further model calls once the cancel is seen. */
+static void
+test_cancel_stops_calls(void **state)
+{
+	char      job[64], set[64], status[32], path[128];
+	http_resp r;
+	long      at_cancel;
+
+	(void)state;
+	fake_reset();
+	fake_set("{\"ttft_ms\":600}");
+	assert_int_equal(create_set(user_a, doc_a, "{\"count\":200,\"topic\":\"cancel me\"}", job, set),
+	                 202);
+	usleep(300 * 1000);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job);
+	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 202);
+	assert_string_equal(js(r.json, "status"), "cancelled");
+	http_resp_free(&r);
+	usleep(500 * 1000); /* the runner polls cancellation every 200 ms */
+	at_cancel = fake_calls();
+	sleep(2);
+	assert_int_equal(fake_calls(), at_cancel);
+	assert_true(at_cancel < 40); /* 40 calls would be the whole job */
+	wait_job(user_a, job, status, sizeof(status), 10);
+	assert_string_equal(status, "cancelled");
+	/* Cancelling again is idempotent. */
+	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 202);
+	http_resp_free(&r);
+	fake_reset();
+}
+
+/* Which replica runs a job, from its log. -1 when neither says. */
+static int
+runner_of(const char *job)
+{
+	for (int i = 0; i < 2; i++) {
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "grep -q 'job %s: ' %s/logs/qgen%d.log", job,
+		         getenv("CM_TEST_STATE"), i);
+		if (system(cmd) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* SIGKILL the replica running a job: the other takes it over after the lease; the set has
+ * exactly `count` distinct questions. */
+static void
+test_replica_killed_mid_job(void **state)
+{
+	char    job[64], set[64], status[32], which[4];
+	int     victim = -1;
+	json_t *v;
+
+	(void)state;
+	fake_reset();
+	fake_set("{\"ttft_ms\":400,\"max_concurrency\":4,\"retry_after_s\":0}");
+	assert_int_equal(create_set(user_a, doc_a, "{\"count\":60,\"topic\":\"takeover\"}", job, set),
+	                 202);
+	for (int i = 0; i < 50 && victim < 0; i++) {
+		usleep(100 * 1000);
+		victim = runner_of(job);
+	}
+	assert_true(victim >= 0);
+	usleep(600 * 1000); /* some batches stored, some in flight */
+	snprintf(which, sizeof(which), "%d", victim);
+	harness("stack.sh", "kill-qgen", which);
+	wait_job(user_a, job, status, sizeof(status), 120);
+	harness("stack.sh", "start-qgen", which);
+	assert_string_equal(status, "succeeded");
+	v = get_set(user_a, set, true);
+	check_set(v, 60);
+	json_decref(v);
+	fake_reset();
+}
+
+/* Redis down: no cache, still correct. */
+static void
+test_redis_down(void **state)
+{
+	char    job[64], set[64], status[32];
+	json_t *v;
+
+	(void)state;
+	fake_reset();
+	harness("pgredis.sh", "stop-redis", NULL);
+	assert_int_equal(create_set(user_a, doc_a, "{\"count\":10,\"topic\":\"no redis\"}", job, set), 202);
+	wait_job(user_a, job, status, sizeof(status), 120);
+	v = get_set(user_a, set, true);
+	check_set(v, 10);
+	json_decref(v);
+	/* Asked again: generated again (there is no cache), still right. */
+	assert_int_equal(create_set(user_a, doc_a, "{\"count\":10,\"topic\":\"no redis\"}", job, set), 202);
+	wait_job(user_a, job, status, sizeof(status), 120);
+	assert_string_equal(status, "succeeded");
+	harness("pgredis.sh", "start-redis", NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_v1_generate_and_cache),
+	    cmocka_unit_test(test_v1_types_topic_pages),
+	    cmocka_unit_test(test_v1_bad_input),
+	    cmocka_unit_test(test_legacy_generate),
+	    cmocka_unit_test(test_model_faults_recovered),
+	    cmocka_unit_test(test_model_down_fails_honestly),
+	    cmocka_unit_test(test_cancel_stops_calls),
+	    cmocka_unit_test(test_replica_killed_mid_job),
+	    cmocka_unit_test(test_redis_down),
+	};
+
+	curl_global_init(CURL_GLOBAL_ALL);
+	return cmocka_run_group_tests(tests, setup, NULL);
+}

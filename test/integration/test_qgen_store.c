@@ -1,0 +1,219 @@
+/*
+ * test_qgen_store.c - svc-qgen's storage against a real PostgreSQL (fixture pgredis), in a
+ * schema of its own per run: every migration up and down, sets by owner, the finish-once rule
+ * that settles two runners of one job, idempotent batches, and packed question lists that
+ * survive the bytea round trip with awkward text (braces, quotes, NUL-free UTF-8).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cm/pg.h"
+#include "cm/util.h"
+#include "qgen_codec.h"
+#include "qgen_server.h"
+#include "qgen_store.h"
+
+static char   schema[40];
+static cm_pg *pg;
+
+static int
+setup(void **state)
+{
+	cm_migration migs[16];
+	size_t       n = qgen_migrations_all(migs, 16);
+	char         id[37];
+
+	(void)state;
+	cm_uuid_v4(id);
+	snprintf(schema, sizeof(schema), "qgen_t_%.8s", id);
+	if (cm_pg_open(&pg, getenv("CM_TEST_PG"), schema) != CM_OK)
+		return -1;
+	return cm_pg_migrate_up(pg, schema, migs, n) == CM_OK ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	cm_migration migs[16];
+	size_t       n = qgen_migrations_all(migs, 16);
+	int          v = -1;
+
+	(void)state;
+	/* Every down part runs cleanly. */
+	if (cm_pg_migrate_down(pg, schema, migs, n, 0) != CM_OK ||
+	    cm_pg_schema_version(pg, schema, &v) != CM_OK || v != 0)
+		return -1;
+	cm_pg_close(pg);
+	return 0;
+}
+
+static void
+make_question(qg_question *q, const char *text, int page)
+{
+	memset(q, 0, sizeof(*q));
+	q->type = QG_MCQ;
+	q->text = strdup(text);
+	for (int i = 0; i < 4; i++) {
+		char o[32];
+		snprintf(o, sizeof(o), "option %d {x}", i);
+		q->options[i] = strdup(o);
+	}
+	q->answer = page % 4;
+	q->explanation = strdup("because \"the text\" says so: \\ é");
+	q->difficulty = QG_HARD;
+	q->page = page;
+}
+
+static void
+new_set(qgen_set_row *row, const char *owner)
+{
+	memset(row, 0, sizeof(*row));
+	cm_uuid_v4(row->id);
+	snprintf(row->owner, sizeof(row->owner), "%s", owner);
+	cm_uuid_v4(row->document_id);
+	memset(row->sha256, 'a', 64);
+	cm_uuid_v4(row->job_id);
+	snprintf(row->status, sizeof(row->status), "queued");
+	row->count = 2;
+	snprintf(row->types, sizeof(row->types), "mcq");
+	snprintf(row->difficulty, sizeof(row->difficulty), "hard");
+	snprintf(row->topic, sizeof(row->topic), "cells");
+}
+
+static void
+test_set_lifecycle(void **state)
+{
+	qgen_set_row row, got;
+	qg_qlist     l, back;
+	qg_question  q;
+	uint8_t     *blob;
+	size_t       len;
+	bool         won;
+
+	(void)state;
+	new_set(&row, "user-1");
+	assert_int_equal(qgen_store_insert_set(pg, &row), CM_OK);
+	/* Owner check: another user's id is not found, as is a malformed one. */
+	assert_int_equal(qgen_store_get_set(pg, row.id, "user-2", false, &got), CM_ENOTFOUND);
+	assert_int_equal(qgen_store_get_set(pg, "x", "user-1", false, &got), CM_ENOTFOUND);
+	assert_int_equal(qgen_store_get_set(pg, row.id, "user-1", true, &got), CM_OK);
+	assert_string_equal(got.status, "queued");
+	assert_null(got.questions);
+	assert_string_equal(got.topic, "cells");
+	assert_int_equal(qgen_store_get_set_by_job(pg, row.job_id, &got), CM_OK);
+	assert_string_equal(got.id, row.id);
+
+	assert_int_equal(qgen_store_set_progress(pg, row.id, 7), CM_OK); /* capped at count */
+	assert_int_equal(qgen_store_get_set(pg, row.id, NULL, false, &got), CM_OK);
+	assert_int_equal(got.progress, 2);
+	assert_string_equal(got.status, "running");
+
+	qg_qlist_init(&l);
+	make_question(&q, "What does {} mean in \"C\"?", 3);
+	assert_int_equal(qg_qlist_push(&l, &q), CM_OK);
+	make_question(&q, "Which organelle makes ATP?", 9);
+	assert_int_equal(qg_qlist_push(&l, &q), CM_OK);
+	assert_int_equal(qgen_pack_questions(&l, true, &blob, &len), CM_OK);
+
+	/* The first finish wins; a second runner's finish changes nothing. */
+	assert_int_equal(qgen_store_finish_set(pg, row.id, blob, len, &won), CM_OK);
+	assert_true(won);
+	assert_int_equal(qgen_store_finish_set(pg, row.id, blob, len, &won), CM_OK);
+	assert_false(won);
+	/* A finished set keeps its status. */
+	assert_int_equal(qgen_store_set_status(pg, row.id, "failed", "late"), CM_OK);
+	assert_int_equal(qgen_store_get_set(pg, row.id, "user-1", true, &got), CM_OK);
+	assert_string_equal(got.status, "succeeded");
+	assert_string_equal(got.error, "");
+	assert_non_null(got.questions);
+	qg_qlist_init(&back);
+	assert_int_equal(qgen_unpack_questions(got.questions, got.questions_len, &back), CM_OK);
+	assert_int_equal(back.n, 2);
+	assert_string_equal(back.items[0].text, "What does {} mean in \"C\"?");
+	assert_string_equal(back.items[0].options[3], "option 3 {x}");
+	assert_string_equal(back.items[0].explanation, "because \"the text\" says so: \\ é");
+	assert_int_equal(back.items[1].page, 9);
+	assert_int_equal(back.items[1].answer, 1);
+	assert_int_equal(back.items[1].difficulty, QG_HARD);
+	free(got.questions);
+	free(blob);
+	qg_qlist_fini(&back);
+	qg_qlist_fini(&l);
+}
+
+static cm_err
+count_batch(void *arg, int idx, const uint8_t *blob, size_t len)
+{
+	int     *seen = arg;
+	qg_qlist l;
+
+	qg_qlist_init(&l);
+	assert_int_equal(qgen_unpack_questions(blob, len, &l), CM_OK);
+	assert_int_equal(l.n, 1);
+	seen[idx]++;
+	qg_qlist_fini(&l);
+	return CM_OK;
+}
+
+static void
+test_batches_idempotent(void **state)
+{
+	char        job[37];
+	qg_qlist    l;
+	qg_question q;
+	uint8_t    *blob;
+	size_t      len;
+	int         seen[4] = {0};
+
+	(void)state;
+	cm_uuid_v4(job);
+	qg_qlist_init(&l);
+	make_question(&q, "A question kept in a batch?", 1);
+	assert_int_equal(qg_qlist_push(&l, &q), CM_OK);
+	assert_int_equal(qgen_pack_questions(&l, false, &blob, &len), CM_OK);
+	assert_int_equal(qgen_store_put_batch(pg, job, 0, blob, len), CM_OK);
+	assert_int_equal(qgen_store_put_batch(pg, job, 2, blob, len), CM_OK);
+	assert_int_equal(qgen_store_put_batch(pg, job, 0, blob, len), CM_OK); /* a replay */
+	assert_int_equal(qgen_store_batches(pg, job, count_batch, seen), CM_OK);
+	assert_int_equal(seen[0], 1);
+	assert_int_equal(seen[1], 0);
+	assert_int_equal(seen[2], 1);
+	assert_int_equal(qgen_store_drop_batches(pg, job), CM_OK);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(qgen_store_batches(pg, job, count_batch, seen), CM_OK);
+	assert_int_equal(seen[0] + seen[2], 0);
+	free(blob);
+	qg_qlist_fini(&l);
+}
+
+static void
+test_unpack_rejects_garbage(void **state)
+{
+	qg_qlist       l;
+	const uint8_t  junk[] = {0x0a, 0x05, 0x12, 0x03, 'x', 'y'};
+
+	(void)state;
+	qg_qlist_init(&l);
+	assert_int_equal(qgen_unpack_questions(junk, sizeof(junk), &l), CM_EPROTO);
+	assert_int_equal(l.n, 0);
+	qg_qlist_fini(&l);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_set_lifecycle),
+	    cmocka_unit_test(test_batches_idempotent),
+	    cmocka_unit_test(test_unpack_rejects_garbage),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
