@@ -25,6 +25,7 @@
 #define OFF_MAX_WORDS 60
 #define OFF_MAX_TERM 40
 #define OFF_MAX_SENTENCE 600
+#define OFF_GENERIC 15 /* the document's most used terms: too general to ask about */
 
 static const char *const stop[] = {
     "about", "above", "after", "again", "against", "along", "also", "although", "among", "another",
@@ -64,7 +65,7 @@ is_stop(const char *lower)
 static bool
 word_byte(unsigned char c)
 {
-	return isalnum(c) || c >= 0x80 || c == '\'';
+	return isalnum(c) || c >= 0x80 || c == '\'' || c == '_';
 }
 
 static uint64_t
@@ -246,6 +247,9 @@ collect_terms(const sentence *ss, size_t ns, term **out, size_t *nout)
 			}
 		}
 		n = k + 1;
+		for (size_t i = 0; i < n; i++)
+			if (!t[i].caps) /* shown as the text usually writes it */
+				memcpy(t[i].word, t[i].key, sizeof(t[i].word));
 		qsort(t, n, sizeof(*t), cmp_rank);
 	}
 	*out = t;
@@ -262,7 +266,10 @@ find_term(const term *t, size_t n, const char *key)
 	return NULL;
 }
 
-/* The most used key term of a sentence, and where it starts. NULL when none. */
+/* The key term a sentence is about, and where it starts (NULL when none): the sentence's term the
+ * document uses most, leaving out the OFF_GENERIC most used terms of the whole document, which
+ * are what it is generally about ("shell", "cell") and make blanks anyone can fill; those count
+ * only when the sentence has nothing else. */
 static const term *
 best_term(const char *s, const term *t, size_t nt, size_t *at, size_t *len)
 {
@@ -275,7 +282,12 @@ best_term(const char *s, const term *t, size_t nt, size_t *at, size_t *len)
 			b++;
 		if (b > a && term_candidate(s + a, b - a, lower)) {
 			const term *x = find_term(t, nt, lower);
-			if (x != NULL && (best == NULL || x->count > best->count)) {
+			bool        generic = x != NULL && (size_t)(x - t) < OFF_GENERIC && nt > 4 * OFF_GENERIC;
+			bool        best_generic =
+			    best != NULL && (size_t)(best - t) < OFF_GENERIC && nt > 4 * OFF_GENERIC;
+			bool better = x != NULL && (best == NULL || (best_generic && !generic) ||
+			                            (best_generic == generic && x < best));
+			if (better) {
 				best = x;
 				*at = a;
 				*len = b - a;
@@ -288,23 +300,62 @@ best_term(const char *s, const term *t, size_t nt, size_t *at, size_t *len)
 	return best;
 }
 
+/* Sentences that are mostly page furniture (headers, numbers, all-caps names) make bad
+ * questions. */
+static bool
+mostly_furniture(const char *s)
+{
+	int words = 0, odd = 0;
+
+	for (size_t a = 0; s[a] != '\0';) {
+		size_t b = a;
+		bool   upper_or_digit = true;
+		while (s[b] != '\0' && s[b] != ' ') {
+			if (islower((unsigned char)s[b]))
+				upper_or_digit = false;
+			b++;
+		}
+		if (b > a) {
+			words++;
+			odd += upper_or_digit;
+		}
+		a = b;
+		while (s[a] == ' ')
+			a++;
+	}
+	return words == 0 || odd * 4 > words;
+}
+
 /* ---- questions ------------------------------------------------------------------------------- */
 
-/* Three distractors for answer: other terms of the same kind and similar length first. */
+/* Three distractors for answer: the terms nearest to it in rank (as important in this
+ * document), of the same kind (capitalised, digits) and similar length first. */
 static int
 pick_distractors(const term *t, size_t nt, const term *answer, const char *sentence_lower,
-                 uint64_t h, const term **out)
+                 const term **out)
 {
-	int got = 0;
+	size_t ai = (size_t)(answer - t);
+	int    got = 0;
 
 	for (int pass = 0; pass < 3 && got < 3; pass++) {
-		size_t start = nt > 0 ? (size_t)(h % nt) : 0;
-		for (size_t k = 0; k < nt && got < 3; k++) {
-			const term *c = &t[(start + k) % nt];
-			bool        dup = c == answer || strcmp(c->key, answer->key) == 0;
+		for (size_t step = 1; step < 2 * nt && got < 3; step++) {
+			/* ai+1, ai-1, ai+2, ai-2, ... */
+			size_t d = (step + 1) / 2;
+			size_t k;
+			if (step % 2 == 1) {
+				if (ai + d >= nt)
+					continue;
+				k = ai + d;
+			} else {
+				if (d > ai)
+					continue;
+				k = ai - d;
+			}
+			const term *c = &t[k];
+			bool        dup = strcmp(c->key, answer->key) == 0;
 			for (int j = 0; j < got && !dup; j++)
 				dup = strcmp(out[j]->key, c->key) == 0;
-			/* Not a word of the sentence itself, and not a plural/singular of the answer. */
+			/* Not a word of the sentence itself, and not a form of the answer. */
 			if (dup || strstr(sentence_lower, c->key) != NULL ||
 			    strncmp(c->key, answer->key, strlen(answer->key) < 5 ? strlen(answer->key) : 5) ==
 			        0)
@@ -338,7 +389,7 @@ make_mcq(const sentence *s, const term *t, size_t nt, const qg_offline_req *req,
 	if (ans == NULL)
 		return CM_OK;
 	lower_copy(s->text, strlen(s->text), lower);
-	if (pick_distractors(t, nt, ans, lower, h, d) < 3)
+	if (pick_distractors(t, nt, ans, lower, d) < 3)
 		return CM_OK;
 	memset(&q, 0, sizeof(q));
 	q.type = QG_MCQ;
@@ -482,6 +533,8 @@ qg_offline_generate(const qg_chunk *chunks, size_t nchunks, const qg_offline_req
 		                            (both && made_open < made_mcq);
 		bool            ok = false;
 
+		if (mostly_furniture(s->text))
+			continue;
 		if (skip > 0) {
 			skip--;
 			continue;
