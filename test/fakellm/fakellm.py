@@ -37,6 +37,8 @@ DEFAULTS = {
     "rate_limit_next": 0,    # the next N calls: 429 rate_limit_exceeded + Retry-After
     "fail_next": 0,          # the next N admitted calls: 503
     "fail_rate": 0.0,        # 500/503 answers
+    "fault_429_rate": 0.0,   # admitted calls answered 429 rate_limit_exceeded + Retry-After
+    "max_output_tokens": 0,  # the model's output limit: longer answers are cut ("length"); 0 = none
     "malformed_rate": 0.0,   # content is truncated (invalid) JSON in JSON mode
     "bad_body_rate": 0.0,    # the HTTP body itself is not valid JSON
     "prose_rate": 0.0,       # JSON content wrapped in prose
@@ -111,9 +113,11 @@ class State:
 
 
 def parse_quiz_prompt(messages):
-    """The quiz convention: (count, page, text) or None."""
+    """The quiz convention: (count, page, text, variant, qtype) or None."""
     count = page = None
     text = None
+    variant = 0
+    qtype = "mcq"
     for m in messages:
         content = m.get("content")
         if not isinstance(content, str):
@@ -124,6 +128,14 @@ def parse_quiz_prompt(messages):
             mc = re.match(r"(?i)^COUNT:\s*(\d+)\s*$", s)
             if mc and count is None:
                 count = int(mc.group(1))
+                continue
+            mv = re.match(r"(?i)^VARIANT:\s*(\d+)\s*$", s)
+            if mv:
+                variant = int(mv.group(1))
+                continue
+            mty = re.match(r"(?i)^TYPE:\s*(mcq|open)\s*$", s)
+            if mty:
+                qtype = mty.group(1).lower()
                 continue
             mp = re.match(r"(?i)^PAGE:\s*(\d+)\s*$", s)
             if mp and page is None:
@@ -136,7 +148,7 @@ def parse_quiz_prompt(messages):
                 break
     if count is None or text is None:
         return None
-    return max(0, min(count, 100)), page if page is not None else 1, text
+    return max(0, min(count, 100)), page if page is not None else 1, text, variant, qtype
 
 
 def key_terms(text):
@@ -161,13 +173,24 @@ def stable_int(*parts):
     return int.from_bytes(h[:8], "big")
 
 
-def make_questions(count, page, text):
+def make_questions(count, page, text, variant=0, qtype="mcq"):
     sents = sentences(text)
     terms = key_terms(text)
+    base = variant * count
+    if qtype == "open":
+        out = []
+        for i in range(count):
+            s = sents[(base + i) % len(sents)] if sents else "The text is empty."
+            cands = key_terms(s)
+            topic = cands[stable_int(text, base + i) % len(cands)] if cands else "this passage"
+            out.append({"type": "open",
+                        "question": 'Explain what the text says about "%s" in: "%s"' % (topic, s[:160]),
+                        "answer": s, "explanation": "From page %d." % page, "page": page})
+        return {"questions": out}
     generic = ["None of the above", "All of the above", "It is not stated", "Something else",
                "Unknown", "Not applicable", "Neither", "Both"]
     out = []
-    for i in range(count):
+    for i in range(base, base + count):
         s = sents[i % len(sents)] if sents else "The text is empty."
         cands = [t for t in key_terms(s)]
         h = stable_int(text, i)
@@ -428,9 +451,10 @@ class Handler(BaseHTTPRequestHandler):
     def draw(self, cfg):
         """One fault decision per admitted call, from the seeded generator."""
         with self.st.lock:
-            r = [self.st.rng.random() for _ in range(7)]
-        for i, name in enumerate(("fail_rate", "hang_rate", "bad_body_rate", "malformed_rate",
-                                  "prose_rate", "fence_rate", "cut_stream_rate")):
+            r = [self.st.rng.random() for _ in range(8)]
+        for i, name in enumerate(("fault_429_rate", "fail_rate", "hang_rate", "bad_body_rate",
+                                  "malformed_rate", "prose_rate", "fence_rate",
+                                  "cut_stream_rate")):
             if r[i] < float(cfg[name]):
                 return name[:-5]
         return None
@@ -452,6 +476,13 @@ class Handler(BaseHTTPRequestHandler):
         model = req.get("model") or "fake"
         fault = self.draw(cfg)
         scale = float(cfg["time_scale"])
+        if fault == "fault_429":
+            self.count_fault("fault_429")
+            self.leave()
+            retry = cfg["retry_after_s"]
+            self.error(429, "requests", "rate_limit_exceeded", "Rate limit reached (injected).",
+                       {"Retry-After": str(retry)} if retry else None)
+            return 0, False
         if fault == "fail":
             self.count_fault("fail")
             status = 500 if self.st.rng.random() < 0.5 else 503
@@ -475,8 +506,10 @@ class Handler(BaseHTTPRequestHandler):
         elif is_json and fault == "fence":
             self.count_fault("fence")
             content = "```json\n" + content + "\n```"
-        content, finish = truncate_tokens(content, req.get("max_tokens") or
-                                          req.get("max_completion_tokens"))
+        limit = req.get("max_tokens") or req.get("max_completion_tokens") or 0
+        if int(cfg["max_output_tokens"]) > 0 and (not limit or limit > int(cfg["max_output_tokens"])):
+            limit = int(cfg["max_output_tokens"])
+        content, finish = truncate_tokens(content, limit)
         ctoks = ntokens(content)
         tps = float(cfg["tokens_per_s"])
         ttft = float(cfg["ttft_ms"]) / 1000.0 * scale
