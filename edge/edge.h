@@ -203,6 +203,8 @@ bool edge_pattern_match(const char *pattern, const char *path, char params[][128
 bool edge_cookie_parse(const char *header, char **access, char **refresh);
 /* Reads Authorization and Cookie headers into r (bearer, cookie_access, cookie_refresh). */
 void edge_session_read(edge_req *r);
+/* Verifies an access token (signature, algorithm, issuer, type, expiry) into claims. */
+bool edge_token_verify(const edge *e, const char *tok, cm_jwt_claims *claims);
 /* Verifies the access token in r (bearer first); fills r->claims and r->authed. */
 void edge_session_verify(edge_req *r);
 /* Session cookie for a token pair (malloc'd into r->set_cookie); clear when tokens are NULL. */

@@ -14,6 +14,7 @@
 #include "ratelimit.h"
 #include "frontend.h"
 #include "refresh.h"
+#include "ws.h"
 
 int
 main(void)
@@ -64,13 +65,14 @@ main(void)
 		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s", e.cfg.frontend_url);
 		goto out;
 	}
-	if (edge_start(&e) != CM_OK)
+	if (edge_start(&e) != CM_OK || edge_ws_start(&e) != CM_OK)
 		goto out;
 
 	{
 		int sig = cm_wait_for_signal(); /* not inside cm_info: it may not evaluate */
 		cm_info("EDGE-SIGNAL", "stopping on signal %d", sig);
 	}
+	edge_ws_stop(&e);
 	edge_drain_and_stop(&e);
 	rc = 0;
 out:

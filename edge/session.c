@@ -77,22 +77,25 @@ edge_session_read(edge_req *r)
 	    nng_http_req_get_header(r->req, "Cookie"), &r->cookie_access, &r->cookie_refresh);
 }
 
+bool
+edge_token_verify(const edge *e, const char *tok, cm_jwt_claims *claims)
+{
+	const char *why = NULL;
+
+	if (tok == NULL || tok[0] == '\0')
+		return false;
+	if (cm_jwt_verify(e->jwt, tok, cm_now_ms() / 1000, LEEWAY_S, "access", claims, &why) == CM_OK)
+		return true;
+	memset(claims, 0, sizeof(*claims));
+	cm_debug("EDGE-TOKEN-REJECTED", "access token rejected: %s", why != NULL ? why : "?");
+	return false;
+}
+
 void
 edge_session_verify(edge_req *r)
 {
-	const char *why = NULL;
-	const char *tok = r->bearer != NULL ? r->bearer : r->cookie_access;
-	int64_t     now = cm_now_ms() / 1000;
-
-	r->authed = false;
-	if (tok == NULL || tok[0] == '\0')
-		return;
-	if (cm_jwt_verify(r->e->jwt, tok, now, LEEWAY_S, "access", &r->claims, &why) == CM_OK) {
-		r->authed = true;
-		return;
-	}
-	memset(&r->claims, 0, sizeof(r->claims));
-	cm_debug("EDGE-TOKEN-REJECTED", "access token rejected: %s", why != NULL ? why : "?");
+	r->authed = edge_token_verify(r->e, r->bearer != NULL ? r->bearer : r->cookie_access,
+	                              &r->claims);
 }
 
 void

@@ -25,6 +25,7 @@
 #include "cm/buf.h"
 #include "cm/util.h"
 #include "http_client.h"
+#include "ws_client.h"
 
 #define FAKE "http://127.0.0.1:28500"
 
@@ -696,6 +697,78 @@ test_replica_killed_mid_job(void **state)
 	fake_reset();
 }
 
+/* A WebSocket client sees its job's progress, monotonic, and the final job.done; strangers and
+ * other users' jobs get errors, not events. */
+static void
+test_websocket_progress(void **state)
+{
+	char       job[64], set[64], path[4400], frame[4096];
+	ws_client *c, *anon;
+	long       last = -1, total = 0;
+	bool       done = false, subscribed = false;
+	int        progress_frames = 0;
+
+	(void)state;
+	fake_reset();
+	fake_set("{\"ttft_ms\":150,\"max_concurrency\":2,\"retry_after_s\":0}");
+	/* Unauthenticated: one error frame, then closed. */
+	anon = ws_connect("/api/v1/ws", NULL);
+	assert_non_null(anon);
+	assert_int_equal(ws_recv(anon, frame, sizeof(frame), 5000), 0);
+	assert_non_null(strstr(frame, "UNAUTHENTICATED"));
+	ws_close(anon);
+
+	snprintf(path, sizeof(path), "/api/v1/ws?access_token=%s", user_a + strlen("Authorization: Bearer "));
+	c = ws_connect(path, NULL);
+	assert_non_null(c);
+	assert_int_equal(create_set(user_a, doc_a, "{\"count\":30,\"topic\":\"websocket\"}", job, set),
+	                 202);
+	snprintf(frame, sizeof(frame), "{\"subscribe\":\"job:%s\"}", job);
+	assert_int_equal(ws_send(c, frame), 0);
+	/* Garbage is answered, and the socket stays usable. */
+	assert_int_equal(ws_send(c, "{not json"), 0);
+	while (!done && ws_recv(c, frame, sizeof(frame), 30000) == 0) {
+		json_t *v = json_loads(frame, 0, NULL);
+		assert_non_null(v);
+		const char *type = js(v, "type");
+		if (strcmp(type, "subscribed") == 0) {
+			subscribed = true;
+		} else if (strcmp(type, "job.progress") == 0) {
+			long d = (long)json_integer_value(json_object_get(v, "done"));
+			assert_string_equal(js(v, "job_id"), job);
+			assert_true(d >= last);
+			last = d;
+			total = (long)json_integer_value(json_object_get(v, "total"));
+			progress_frames++;
+		} else if (strcmp(type, "job.done") == 0) {
+			assert_string_equal(js(v, "job_id"), job);
+			assert_string_equal(js(v, "status"), "succeeded");
+			done = true;
+		} else {
+			assert_string_equal(type, "error");
+		}
+		json_decref(v);
+	}
+	assert_true(subscribed);
+	assert_true(done);
+	assert_int_equal(total, 30);
+	assert_int_equal(last, 30);
+	assert_true(progress_frames >= 2);
+
+	/* Another user cannot subscribe to this job. */
+	ws_client *b;
+	snprintf(path, sizeof(path), "/api/v1/ws?access_token=%s", user_b + strlen("Authorization: Bearer "));
+	b = ws_connect(path, NULL);
+	assert_non_null(b);
+	snprintf(frame, sizeof(frame), "{\"subscribe\":\"job:%s\"}", job);
+	assert_int_equal(ws_send(b, frame), 0);
+	assert_int_equal(ws_recv(b, frame, sizeof(frame), 5000), 0);
+	assert_non_null(strstr(frame, "NOT_FOUND"));
+	ws_close(b);
+	ws_close(c);
+	fake_reset();
+}
+
 /* Redis down: no cache, still correct. */
 static void
 test_redis_down(void **state)
@@ -726,6 +799,7 @@ main(void)
 	    cmocka_unit_test(test_v1_types_topic_pages),
 	    cmocka_unit_test(test_v1_bad_input),
 	    cmocka_unit_test(test_legacy_generate),
+	    cmocka_unit_test(test_websocket_progress),
 	    cmocka_unit_test(test_model_faults_recovered),
 	    cmocka_unit_test(test_model_down_fails_honestly),
 	    cmocka_unit_test(test_cancel_stops_calls),

@@ -1,0 +1,42 @@
+/*
+ * ws.h - live events over WebSocket at GET /api/v1/ws, on the edge's own HTTP port (ws.c).
+ *
+ * A client authenticates at the upgrade (session cookie or ?access_token=), then sends
+ * {"subscribe":"job:<id>"} for its own jobs; the edge checks ownership with svc-qgen and forwards
+ * svc-qgen's job events (pub/sub) as {"type":"job.progress",...} / {"type":"job.done",...} text
+ * frames. Events are notifications: a snapshot is sent on subscribe, the truth stays in GET.
+ */
+#ifndef EDGE_WS_H
+#define EDGE_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "edge.h"
+
+#define EDGE_WS_PATH "/api/v1/ws"
+#define EDGE_WS_MAX_SUBS 64       /* subscriptions per socket */
+#define EDGE_WS_MAX_QUEUE 256     /* frames waiting to be sent per socket */
+#define EDGE_WS_MAX_IN 4096       /* bytes of one client message */
+#define EDGE_WS_MAX_PER_USER 16   /* sockets per user */
+#define EDGE_WS_MAX_SOCKETS 10000 /* sockets per edge */
+
+/* Starts the listener (after edge_start: it shares the HTTP server) and the event subscriber
+ * (when EDGE_QGEN_EVENTS_URLS is set). */
+CM_MUSTCHECK cm_err edge_ws_start(edge *e);
+/* Closes every socket and the subscriber; before the HTTP server stops. */
+void edge_ws_stop(edge *e);
+
+/* ---- pure parts, exposed for tests ------------------------------------------------------------ */
+
+/* Parses a client message: *resource receives "job:<uuid>" (copied into buf). false with a
+ * reason when the message is not a valid subscription. */
+bool edge_ws_parse_subscribe(const char *msg, size_t len, char *resource, size_t reslen,
+                             const char **why);
+/* The JSON frame of a job event (malloc'd), NULL on a type it does not know. */
+char *edge_ws_event_json(const char *type, const char *job_id, int done, int total,
+                         const char *status);
+/* The access token from a request URI's ?access_token= (copied), false when absent. */
+bool edge_ws_query_token(const char *uri, char *out, size_t outlen);
+
+#endif
