@@ -229,6 +229,23 @@ enqueue(job_run *run, const batch_plan *plan)
 
 /* ---- planning ------------------------------------------------------------------------------- */
 
+/*
+ * Questions per call. A call costs TTFT + q * (tokens per question) / rate, and C calls run at
+ * once, so a set takes about ceil(count / (q * C)) such calls back to back. Up to QGEN_PER_CALL
+ * (5), the smallest q that still fits the set in as few waves: ceil(count / QGEN_PARALLEL). 25
+ * questions over 8 parallel calls are 7 calls of 4 (one wave, each call shorter than a call of
+ * 5); 100 questions are 20 calls of 5.
+ */
+int
+qgen_batch_size(const qgen_service *s, int count)
+{
+	int q = (count + (int)s->cfg.parallel - 1) / (int)s->cfg.parallel;
+
+	if (q > (int)s->cfg.per_call)
+		q = (int)s->cfg.per_call;
+	return q < 1 ? 1 : q;
+}
+
 /* Chunks in visiting order: topic matches first, then the rest evenly spread (every
  * step-th chunk, then the ones in between), so the first `first_batches` cover the document. */
 static cm_err
@@ -530,7 +547,7 @@ run_model(job_run *run, qgen_worker *w, qg_qlist *chosen, int next_idx, const bo
 {
 	qgen_service *s = run->svc;
 	size_t        count = (size_t)run->params->count;
-	int           per = (int)s->cfg.per_call;
+	int           per = qgen_batch_size(s, (int)count);
 	int           max_batches;
 	int           asked = 0; /* questions asked of batches queued or in flight */
 	int           issued = 0, fail_streak = 0, valid_sum = (int)chosen->n;
@@ -749,7 +766,8 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 		}
 		goto out;
 	}
-	first_batches = (run.params->count + (int)s->cfg.per_call - 1) / (int)s->cfg.per_call;
+	first_batches = (run.params->count + qgen_batch_size(s, run.params->count) - 1) /
+	                qgen_batch_size(s, run.params->count);
 	if (build_order(&run, matches, nmatches, first_batches) != CM_OK || run.norder == 0) {
 		fail_job(&run, w, "out of memory");
 		goto out;
