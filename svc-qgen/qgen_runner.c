@@ -155,7 +155,12 @@ call_model(job_run *run, const batch_plan *plan)
 		rq.json_mode = true;
 		cm_llm_result_init(&lr);
 		cm_counter_add(s->llm_calls, 1);
+		int64_t t0 = cm_mono_ms();
 		res->err = cm_llm_chat(s->llm, &rq, &lr);
+		cm_debug("QGEN-CALL", "job %s batch %d: %d questions, %s in %lld ms, %lld+%lld tokens",
+		         run->job_id, plan->idx, plan->count, cm_strerror(res->err),
+		         (long long)(cm_mono_ms() - t0), (long long)lr.prompt_tokens,
+		         (long long)lr.completion_tokens);
 		if (res->err == CM_OK) {
 			res->err = qg_parse_questions(lr.json, lr.json_len, &ctx, &res->qs, &res->rejected,
 			                              res->why, sizeof(res->why));

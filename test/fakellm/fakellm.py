@@ -90,6 +90,7 @@ class State:
         self.inflight = 0
         self.peak_concurrency = 0
         self.peak_offered = 0
+        self.call_seconds = deque(maxlen=10000)  # modelled TTFT + generation of answered calls
         self.req_window = deque()   # admission times (monotonic)
         self.tok_window = deque()   # (time, tokens)
 
@@ -105,6 +106,7 @@ class State:
             "inflight": self.inflight,
             "peak_concurrency": self.peak_concurrency,
             "peak_offered": self.peak_offered,
+            "call_seconds": [round(x, 4) for x in self.call_seconds],
         }
 
 
@@ -168,6 +170,13 @@ def sentences(text):
     return [p for p in parts if len(p.split()) >= 3] or ([flat] if flat else [])
 
 
+def clip_words(s, n):
+    """A model quotes a clause, not a 200-word run-on "sentence" (PDF text often lacks stops):
+    keeps question lengths, and so call latencies, in the range a real model writes."""
+    w = s.split()
+    return s if len(w) <= n else " ".join(w[:n]) + " ..."
+
+
 def stable_int(*parts):
     h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(h[:8], "big")
@@ -180,7 +189,7 @@ def make_questions(count, page, text, variant=0, qtype="mcq"):
     if qtype == "open":
         out = []
         for i in range(count):
-            s = sents[(base + i) % len(sents)] if sents else "The text is empty."
+            s = clip_words(sents[(base + i) % len(sents)] if sents else "The text is empty.", 40)
             cands = key_terms(s)
             topic = cands[stable_int(text, base + i) % len(cands)] if cands else "this passage"
             out.append({"type": "open",
@@ -191,7 +200,7 @@ def make_questions(count, page, text, variant=0, qtype="mcq"):
                "Unknown", "Not applicable", "Neither", "Both"]
     out = []
     for i in range(base, base + count):
-        s = sents[i % len(sents)] if sents else "The text is empty."
+        s = clip_words(sents[i % len(sents)] if sents else "The text is empty.", 30)
         cands = [t for t in key_terms(s)]
         h = stable_int(text, i)
         if cands:
@@ -514,6 +523,8 @@ class Handler(BaseHTTPRequestHandler):
         tps = float(cfg["tokens_per_s"])
         ttft = float(cfg["ttft_ms"]) / 1000.0 * scale
         gen = (ctoks / tps * scale) if tps > 0 else 0.0
+        with self.st.lock:
+            self.st.call_seconds.append(ttft + gen)
         cid = "chatcmpl-%016x" % stable_int(json.dumps(messages), time.monotonic_ns())
         created = int(time.time())
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": ctoks,
@@ -588,6 +599,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of parallel connects overflows it, the
+    # kernel drops the SYNs and the client retries after a second - a latency no provider has.
+    request_queue_size = 256
     allow_reuse_address = True
 
 

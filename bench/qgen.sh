@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Benchmark: question generation through the edge (svc-qgen, two replicas, svc-pdf) against the
+# fake LLM, beside two baselines driven against the same fake in the same run (bench/qgen_bench.py
+# says what each is): one question per call in sequence, and all questions in one call. Q = 25
+# and 100, the bound ceil(Q/(q*C))*L, a cache hit, and 5% injected 429/5xx.
+#   bench/qgen.sh            (from the repo root; builds what is missing into build/)
+# Env: BUILD_DIR (build), C (provider concurrency and QGEN_PARALLEL, 10), TTFT_MS (1000),
+# TOKENS_PER_S (50), SCALE (0.1). Uses the test harness (test/harness: PostgreSQL, Redis, the
+# services, the fake LLM and the edge on the fixture ports) in a temporary state dir, so do not
+# run it while the test suite runs. Results: bench/results/qgen-<time>.txt.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+BUILD_DIR=$(realpath -m "${BUILD_DIR:-$root/build}")
+C=${C:-10}
+for tool in python3 mutool ps2pdf; do
+  command -v "$tool" >/dev/null || { echo "qgen bench: $tool is required (scripts/install-deps.sh)" >&2; exit 1; }
+done
+BUILD_DIR=$BUILD_DIR bash scripts/build.sh svc-auth svc-pdf svc-qgen edge >/dev/null
+out=$root/bench/results
+mkdir -p "$out"
+state=$(mktemp -d /tmp/learnapp-bench.XXXXXX)
+chmod 755 "$state"
+export CM_TEST_PG_PORT=25432 CM_TEST_REDIS_PORT=26379
+# The service may run as many calls as the provider admits.
+export QGEN_PARALLEL=$C LLM_MAX_CONCURRENCY=$C LOG_LEVEL=warn
+
+cleanup() {
+  test/harness/stack.sh stop "$state" "$BUILD_DIR" >/dev/null 2>&1 || true
+  test/harness/pgredis.sh stop "$state" >/dev/null 2>&1 || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+test/harness/pgredis.sh start "$state" >/dev/null
+test/harness/stack.sh start "$state" "$BUILD_DIR" >/dev/null
+bash test/data/gen_test_pdfs.sh real "$state/real.pdf"
+
+result=$out/qgen-$(date -u +%Y%m%dT%H%M%SZ).txt
+python3 bench/qgen_bench.py --pdf "$state/real.pdf" --concurrency "$C" \
+  --ttft-ms "${TTFT_MS:-1000}" --tokens-per-s "${TOKENS_PER_S:-50}" --scale "${SCALE:-0.1}" \
+  | tee "$result"
+echo "saved: $result"
