@@ -1,7 +1,7 @@
 # Convenience targets; the scripts are the source of truth (see README.md).
 FUZZ_SECONDS ?= 60
 
-.PHONY: build up down test test-asan fuzz bench bench-auth bench-extract format clean
+.PHONY: build up down test test-asan fuzz bench bench-auth bench-extract bench-qgen format clean
 
 build:
 	./scripts/build.sh
@@ -15,11 +15,13 @@ test-asan:
 	./scripts/test.sh --sanitize
 fuzz:
 	./scripts/test.sh --fuzz $(FUZZ_SECONDS)
-bench: bench-auth bench-extract
+bench: bench-auth bench-extract bench-qgen
 bench-auth:
 	./bench/auth_me.sh
 bench-extract:
 	./bench/extract.sh
+bench-qgen:
+	./bench/qgen.sh
 format:
 	git ls-files -z '*.c' '*.h' | xargs -0 clang-format -i
 clean:
