@@ -1,0 +1,305 @@
+/*
+ * test_qgen_offline.c - svc-qgen without an LLM (the offline provider), against a real svc-pdf
+ * (its RPC server, in this process) and the pgredis fixture's PostgreSQL and Redis: a set is
+ * created through the Create handler (which asks svc-pdf for the document), run by a runner,
+ * and read back; more questions than the text holds fail with a reason; another user's document
+ * is NOT_FOUND. Headers of both services are included by path (names like config.h clash).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cm/arena.h"
+#include "cm/log.h"
+#include "cm/util.h"
+#include "../../svc-pdf/handlers.h"
+#include "../../svc-pdf/server.h"
+#include "../../svc-pdf/testpdf.h"
+#include "../../svc-qgen/qgen_handlers.h"
+#include "../../svc-qgen/qgen_server.h"
+#include "proto/pdf.pb-c.h"
+#include "proto/qgen.pb-c.h"
+
+#define PDF_RPC "tcp://127.0.0.1:27193"
+
+static pdf_service    psvc;
+static pdf_worker    *pw;
+static cm_rpc_server *psrv;
+static qgen_service   qsvc;
+static qgen_worker   *qw;
+static cm_metrics    *pm, *qm;
+static char           datadir[64], doc_id[40], user[48];
+
+typedef struct call {
+	cm_arena   arena;
+	cm_rpc_ctx ctx;
+} call;
+
+static cm_err
+invoke(call *c, void *w, cm_rpc_handler_fn fn, const char *subject, const void *req,
+       const ProtobufCMessageDescriptor *d, void **resp)
+{
+	cm_arena_init(&c->arena);
+	memset(&c->ctx, 0, sizeof(c->ctx));
+	c->ctx.method = "test";
+	c->ctx.request_id = "";
+	c->ctx.subject = subject;
+	c->ctx.session_id = "";
+	c->ctx.client_addr = "";
+	c->ctx.deadline_ms = cm_now_ms() + 30000;
+	c->ctx.worker_state = w;
+	c->ctx.arena = &c->arena;
+	*resp = cm_arena_alloc(&c->arena, d->sizeof_message);
+	d->message_init(*resp);
+	return fn(&c->ctx, req, *resp);
+}
+
+static const char *const prose[] = {
+    "Photosynthesis converts light energy into chemical energy stored in glucose molecules. The "
+    "process takes place inside the chloroplasts of plant cells and some algae. Chlorophyll "
+    "absorbs mostly blue and red light and reflects green light back to the eye.",
+    "The Calvin cycle fixes carbon dioxide into sugars using the energy carried by ATP and NADPH "
+    "molecules. Rubisco is the enzyme that captures carbon dioxide during the Calvin cycle in the "
+    "stroma. Cellular respiration releases the energy stored in glucose inside the mitochondria.",
+    "Glycolysis splits one glucose molecule into two pyruvate molecules in the cytoplasm of the "
+    "cell. Mitochondria produce most of the ATP that a eukaryotic cell needs for growth and "
+    "repair. Enzymes lower the activation energy of chemical reactions without being consumed.",
+    "Temperature and acidity change the shape of enzymes and therefore the speed of reactions. "
+    "Diffusion moves molecules from regions of high concentration to regions of low "
+    "concentration. Osmosis is the diffusion of water across a membrane that lets water pass.",
+};
+
+static int
+setup(void **state)
+{
+	pdf_config  pc;
+	qgen_config qc;
+	pdf_testpdf o;
+	cm_buf      b;
+	char        nonce[17], r[8], redis_port[8];
+	const char *pages[4];
+	cm_pg      *pg = NULL;
+	cm_migration migs[16];
+	size_t       n = qgen_migrations_all(migs, 16);
+
+	(void)state;
+	cm_log_init("qgen-test", CM_LOG_WARN);
+	unsetenv("LLM_BASE_URL");
+	unsetenv("LLM_PROVIDERS");
+	snprintf(redis_port, sizeof(redis_port), "%s",
+	         getenv("CM_TEST_REDIS_PORT") != NULL ? getenv("CM_TEST_REDIS_PORT") : "26379");
+
+	pdf_config_defaults(&pc);
+	pc.database_url = getenv("CM_TEST_PG");
+	pc.redis_host = "127.0.0.1";
+	(void)cm_parse_i64(redis_port, &pc.redis_port);
+	pc.rpc_url = PDF_RPC;
+	snprintf(datadir, sizeof(datadir), "/tmp/qgen-itest-XXXXXX");
+	if (pc.database_url == NULL || mkdtemp(datadir) == NULL)
+		return -1;
+	pc.data_dir = datadir;
+	if (cm_pg_open(&pg, pc.database_url, PDF_SCHEMA) != CM_OK ||
+	    cm_pg_migrate_up(pg, PDF_SCHEMA, pdf_migrations, pdf_migrations_count) != CM_OK)
+		return -1;
+	cm_pg_close(pg);
+	pg = NULL;
+	if ((pm = cm_metrics_alloc("pdf_")) == NULL || pdf_service_init(&psvc, &pc, pm) != CM_OK ||
+	    pdf_worker_alloc(&psvc, &pw) != CM_OK || pdf_server_start(&psvc, &psrv) != CM_OK)
+		return -1;
+
+	memset(&qc, 0, sizeof(qc));
+	qc.log_level = "warn";
+	qc.database_url = pc.database_url;
+	qc.redis_host = "127.0.0.1";
+	qc.redis_port = pc.redis_port;
+	qc.rpc_url = "tcp://127.0.0.1:27194";
+	qc.admin_addr = "127.0.0.1:29194";
+	qc.events_url = "";
+	qc.pdf_urls = PDF_RPC;
+	qc.workers = 1;
+	qc.runners = 1;
+	qc.parallel = 4;
+	qc.per_call = 5;
+	qc.max_rounds = 4;
+	qc.lease_ms = 15000;
+	qc.cache_ttl_s = 60;
+	qc.poll_ms = 100;
+	if (cm_pg_open(&pg, qc.database_url, QGEN_SCHEMA) != CM_OK ||
+	    cm_pg_migrate_up(pg, QGEN_SCHEMA, migs, n) != CM_OK)
+		return -1;
+	cm_pg_close(pg);
+	if ((qm = cm_metrics_alloc("qgen_")) == NULL || qgen_service_init(&qsvc, &qc, qm) != CM_OK ||
+	    qsvc.llm != NULL || qgen_worker_alloc(&qsvc, &qw) != CM_OK)
+		return -1;
+
+	/* A 4-page document, unique to this run, owned by this run's user. */
+	cm_random_bytes(r, sizeof(r));
+	cm_hex(r, sizeof(r), nonce);
+	snprintf(user, sizeof(user), "offline-%s", nonce);
+	char text[4][1024];
+	for (int i = 0; i < 4; i++) {
+		snprintf(text[i], sizeof(text[i]), "%s Run %s.", prose[i], nonce);
+		pages[i] = text[i];
+	}
+	memset(&o, 0, sizeof(o));
+	o.npages = 4;
+	o.pages = pages;
+	o.title = "Biology notes";
+	cm_buf_init(&b, 1u << 20);
+	if (pdf_testpdf_build(&o, &b) != CM_OK)
+		return -1;
+	Pdf__UploadRequest   rq = PDF__UPLOAD_REQUEST__INIT;
+	Pdf__UploadResponse *rs = NULL;
+	call                 c;
+	rq.filename = (char *)"notes.pdf";
+	rq.content.data = (uint8_t *)b.data;
+	rq.content.len = b.len;
+	if (invoke(&c, pw, pdf_handle_upload, user, &rq, &pdf__upload_response__descriptor,
+	           (void **)&rs) != CM_OK)
+		return -1;
+	snprintf(doc_id, sizeof(doc_id), "%s", rs->document->id);
+	cm_arena_fini(&c.arena);
+	cm_buf_fini(&b);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	qgen_worker_free(qw);
+	qgen_service_fini(&qsvc);
+	cm_rpc_server_stop(psrv);
+	pdf_worker_free(pw);
+	pdf_service_fini(&psvc);
+	cm_metrics_free(pm);
+	cm_metrics_free(qm);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", datadir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Creates a set as the user; returns the status and fills job/set ids. */
+static cm_err
+create(const char *subject, const char *doc, int count, bool both, char *job, char *set)
+{
+	Qgen__CreateRequest   rq = QGEN__CREATE_REQUEST__INIT;
+	Qgen__CreateResponse *rs = NULL;
+	char                 *types[2] = {(char *)"mcq", (char *)"open"};
+	call                  c;
+	cm_err                err;
+	char                  topic[48];
+
+	rq.document_id = (char *)doc;
+	rq.count = count;
+	rq.types = types;
+	rq.n_types = both ? 2 : 1;
+	rq.difficulty = (char *)"easy";
+	snprintf(topic, sizeof(topic), "t%d", count); /* not cached from an earlier run */
+	rq.topic = topic;
+	err = invoke(&c, qw, qgen_handle_create, subject, &rq, &qgen__create_response__descriptor,
+	             (void **)&rs);
+	if (err == CM_OK) {
+		snprintf(job, 40, "%s", rs->job_id);
+		snprintf(set, 40, "%s", rs->question_set_id);
+	}
+	cm_arena_fini(&c.arena);
+	return err;
+}
+
+/* Runs queued jobs until this one has ended. */
+static void
+run_until_done(const char *job)
+{
+	for (int i = 0; i < 50; i++) {
+		cm_jobs_info info;
+		bool         ran = false;
+		assert_int_equal(cm_jobs_get(qw->jobs, job, NULL, &info), CM_OK);
+		if (info.status != CM_JOB_QUEUED && info.status != CM_JOB_RUNNING)
+			return;
+		assert_int_equal(qgen_runner_run_one(&qsvc, qw, &ran), CM_OK);
+		if (!ran)
+			usleep(50 * 1000);
+	}
+	fail_msg("job %s did not end", job);
+}
+
+static void
+test_offline_set(void **state)
+{
+	char                 job[40], set[40];
+	Qgen__GetSetRequest  rq = QGEN__GET_SET_REQUEST__INIT;
+	Qgen__QuestionSet   *qs = NULL;
+	call                 c;
+	int                  open = 0;
+
+	(void)state;
+	assert_int_equal(create(user, doc_id, 8, true, job, set), CM_OK);
+	run_until_done(job);
+	rq.id = set;
+	rq.include_answers = true;
+	assert_int_equal(invoke(&c, qw, qgen_handle_get_set, user, &rq,
+	                        &qgen__question_set__descriptor, (void **)&qs),
+	                 CM_OK);
+	assert_string_equal(qs->status, "succeeded");
+	assert_int_equal(qs->n_questions, 8);
+	for (size_t i = 0; i < qs->n_questions; i++) {
+		const Qgen__Question *q = qs->questions[i];
+		assert_true(q->page >= 1 && q->page <= 4);
+		assert_string_equal(q->difficulty, "easy");
+		if (strcmp(q->type, "open") == 0) {
+			open++;
+			assert_true(strlen(q->reference) > 20);
+		} else {
+			assert_int_equal(q->n_options, 4);
+			assert_true(q->answer_index >= 0 && q->answer_index < 4);
+		}
+	}
+	assert_true(open > 0 && open < 8);
+	cm_arena_fini(&c.arena);
+}
+
+static void
+test_offline_too_many(void **state)
+{
+	char         job[40], set[40];
+	cm_jobs_info info;
+
+	(void)state;
+	assert_int_equal(create(user, doc_id, 150, false, job, set), CM_OK);
+	run_until_done(job);
+	assert_int_equal(cm_jobs_get(qw->jobs, job, NULL, &info), CM_OK);
+	assert_int_equal(info.status, CM_JOB_FAILED);
+	assert_non_null(strstr(info.error, "without a model"));
+}
+
+static void
+test_other_users_document(void **state)
+{
+	char job[40], set[40];
+
+	(void)state;
+	assert_int_equal(create("someone-else", doc_id, 5, false, job, set), CM_ENOTFOUND);
+	assert_int_equal(create(user, "00000000-0000-4000-8000-000000000000", 5, false, job, set),
+	                 CM_ENOTFOUND);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_offline_set),
+	    cmocka_unit_test(test_offline_too_many),
+	    cmocka_unit_test(test_other_users_document),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
