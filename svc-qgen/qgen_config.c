@@ -47,6 +47,7 @@ qgen_config_load(qgen_config *c, char *errbuf, size_t errlen)
 {
 	cm_cfg_entry t[] = QGEN_CONFIG_TABLE(c);
 
+	c->schema = QGEN_SCHEMA;
 	return cm_config_load(t, sizeof(t) / sizeof(t[0]), errbuf, errlen);
 }
 

@@ -37,6 +37,7 @@ typedef struct qgen_config {
 	int64_t     lease_ms;
 	int64_t     cache_ttl_s;
 	int64_t     poll_ms;
+	const char *schema; /* not from the environment: QGEN_SCHEMA unless a test sets its own */
 } qgen_config;
 
 CM_MUSTCHECK cm_err qgen_config_load(qgen_config *c, char *errbuf, size_t errlen);

@@ -130,7 +130,8 @@ qgen_worker_alloc(qgen_service *s, qgen_worker **out)
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		goto out;
 	w->svc = s;
-	if ((err = cm_pg_open(&w->pg, s->cfg.database_url, QGEN_SCHEMA)) != CM_OK ||
+	if ((err = cm_pg_open(&w->pg, s->cfg.database_url,
+	                      s->cfg.schema != NULL ? s->cfg.schema : QGEN_SCHEMA)) != CM_OK ||
 	    (err = cm_redis_open(&w->redis, s->cfg.redis_host, (int)s->cfg.redis_port,
 	                         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
 	    (err = cm_jobs_open(&w->jobs, w->pg, &jo)) != CM_OK)

@@ -35,7 +35,7 @@ static cm_rpc_server *psrv;
 static qgen_service   qsvc;
 static qgen_worker   *qw;
 static cm_metrics    *pm, *qm;
-static char           datadir[64], doc_id[40], user[48];
+static char           datadir[64], doc_id[40], user[48], schema[40];
 
 typedef struct call {
 	cm_arena   arena;
@@ -131,8 +131,13 @@ setup(void **state)
 	qc.lease_ms = 15000;
 	qc.cache_ttl_s = 60;
 	qc.poll_ms = 100;
-	if (cm_pg_open(&pg, qc.database_url, QGEN_SCHEMA) != CM_OK ||
-	    cm_pg_migrate_up(pg, QGEN_SCHEMA, migs, n) != CM_OK)
+	/* A schema of its own: the e2e stack's svc-qgen replicas, if up, must not claim our jobs. */
+	cm_random_bytes(r, sizeof(r));
+	cm_hex(r, 4, nonce);
+	snprintf(schema, sizeof(schema), "qgen_it_%s", nonce);
+	qc.schema = schema;
+	if (cm_pg_open(&pg, qc.database_url, schema) != CM_OK ||
+	    cm_pg_migrate_up(pg, schema, migs, n) != CM_OK)
 		return -1;
 	cm_pg_close(pg);
 	if ((qm = cm_metrics_alloc("qgen_")) == NULL || qgen_service_init(&qsvc, &qc, qm) != CM_OK ||
@@ -179,6 +184,15 @@ teardown(void **state)
 	qgen_worker_free(qw);
 	qgen_service_fini(&qsvc);
 	cm_rpc_server_stop(psrv);
+	{ /* drop this run's schema */
+		cm_pg       *pg = NULL;
+		cm_migration migs[16];
+		size_t       n = qgen_migrations_all(migs, 16);
+		if (cm_pg_open(&pg, getenv("CM_TEST_PG"), schema) != CM_OK ||
+		    cm_pg_migrate_down(pg, schema, migs, n, 0) != CM_OK)
+			fprintf(stderr, "schema %s left behind\n", schema);
+		cm_pg_close(pg);
+	}
 	pdf_worker_free(pw);
 	pdf_service_fini(&psvc);
 	cm_metrics_free(pm);
