@@ -25,6 +25,8 @@ const cm_rpc_method qgen_methods[] = {
      qgen_handle_cancel_job},
     {"qgen.GetSet", &qgen__get_set_request__descriptor, &qgen__question_set__descriptor,
      qgen_handle_get_set},
+    {"qgen.DeleteDocument", &qgen__delete_document_request__descriptor,
+     &qgen__delete_document_response__descriptor, qgen_handle_delete_document},
 };
 const size_t qgen_n_methods = sizeof(qgen_methods) / sizeof(qgen_methods[0]);
 

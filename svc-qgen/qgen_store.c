@@ -229,3 +229,29 @@ qgen_store_drop_batches(cm_pg *pg, const char *job_id)
 
 	return cm_pg_exec(pg, "DELETE FROM batches WHERE job_id = $1::uuid", 1, p, NULL);
 }
+
+cm_err
+qgen_store_delete_document(cm_pg *pg, const char *document_id, const char *owner, qgen_job_fn fn,
+                           void *arg, int *n)
+{
+	const char   *p[2] = {document_id, owner};
+	cm_pg_result *r = NULL;
+	cm_err        err;
+
+	*n = 0;
+	if (!cm_uuid_valid(document_id))
+		return CM_OK;
+	if ((err = cm_pg_exec(pg,
+	                      "WITH gone AS (DELETE FROM question_sets WHERE document_id = $1::uuid"
+	                      " AND owner_id = $2 RETURNING job_id),"
+	                      " b AS (DELETE FROM batches WHERE job_id IN"
+	                      " (SELECT job_id FROM gone WHERE job_id IS NOT NULL))"
+	                      " SELECT coalesce(job_id::text, '') FROM gone",
+	                      2, p, &r)) != CM_OK)
+		return err;
+	*n = cm_pg_nrows(r);
+	for (int i = 0; fn != NULL && i < *n; i++)
+		fn(arg, cm_pg_get(r, i, 0));
+	cm_pg_result_free(r);
+	return CM_OK;
+}

@@ -62,6 +62,13 @@ CM_MUSTCHECK cm_err qgen_store_put_batch(cm_pg *pg, const char *job_id, int idx,
 typedef cm_err (*qgen_batch_fn)(void *arg, int idx, const uint8_t *blob, size_t len);
 CM_MUSTCHECK cm_err qgen_store_batches(cm_pg *pg, const char *job_id, qgen_batch_fn fn,
                                        void *arg);
+/* Deletes owner's sets of a document (with their jobs' batches); fn (may be NULL) is called with
+ * each deleted set's job id ("" for a cached set) before the rows go. *n receives the count. */
+typedef void (*qgen_job_fn)(void *arg, const char *job_id);
+CM_MUSTCHECK cm_err qgen_store_delete_document(cm_pg *pg, const char *document_id,
+                                               const char *owner, qgen_job_fn fn, void *arg,
+                                               int *n);
+
 /* Drops a finished job's batches (they are only needed while it runs). */
 CM_MUSTCHECK cm_err qgen_store_drop_batches(cm_pg *pg, const char *job_id);
 

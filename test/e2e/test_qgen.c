@@ -31,7 +31,7 @@
 
 static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
 static char user_a[4200], user_b[4200];
-static char doc_a[64], doc_short[64];
+static char doc_a[64], doc_short[64], pdf_path[512];
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -303,6 +303,7 @@ setup(void **state)
 	login_new_user(user_a, sizeof(user_a));
 	login_new_user(user_b, sizeof(user_b));
 	snprintf(path, sizeof(path), "%s/qgen-real.pdf", getenv("CM_TEST_STATE"));
+	snprintf(pdf_path, sizeof(pdf_path), "%s", path);
 	snprintf(cmd, sizeof(cmd), "%s/../data/gen_test_pdfs.sh real %s >/dev/null", getenv("CM_TEST_HARNESS"),
 	         path);
 	if (access(path, R_OK) != 0 && system(cmd) != 0)
@@ -770,6 +771,42 @@ test_websocket_progress(void **state)
 	fake_reset();
 }
 
+/* Deleting a document deletes its question sets (and stops their jobs). */
+static void
+test_document_delete_takes_sets(void **state)
+{
+	char      doc[64], job[64], set[64], status[32], path[160];
+	FILE     *f = fopen(pdf_path, "rb");
+	char     *pdf;
+	long      len;
+	http_resp r;
+
+	(void)state;
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	assert_non_null(pdf = malloc((size_t)len));
+	assert_int_equal(fread(pdf, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	upload(user_b, pdf, (size_t)len, "mine.pdf", doc, sizeof(doc)); /* user b's own document */
+	free(pdf);
+	assert_string_not_equal(doc, doc_a);
+	assert_int_equal(create_set(user_b, doc, "{\"count\":5,\"topic\":\"delete me\"}", job, set), 202);
+	wait_job(user_b, job, status, sizeof(status), 120);
+	assert_string_equal(status, "succeeded");
+	snprintf(path, sizeof(path), "/api/v1/documents/%s", doc);
+	assert_int_equal(call(user_b, "DELETE", path, NULL, &r), 204);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s", set);
+	assert_int_equal(call(user_b, "GET", path, NULL, &r), 404);
+	http_resp_free(&r);
+	/* User a's copy of the same bytes, and its sets, are untouched. */
+	snprintf(path, sizeof(path), "/api/v1/documents/%s", doc_a);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
+	http_resp_free(&r);
+}
+
 /* Redis down: no cache, still correct. */
 static void
 test_redis_down(void **state)
@@ -805,6 +842,7 @@ main(void)
 	    cmocka_unit_test(test_model_down_fails_honestly),
 	    cmocka_unit_test(test_cancel_stops_calls),
 	    cmocka_unit_test(test_replica_killed_mid_job),
+	    cmocka_unit_test(test_document_delete_takes_sets),
 	    cmocka_unit_test(test_redis_down),
 	};
 
