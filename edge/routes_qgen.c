@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "cm/log.h"
 #include "cm/util.h"
 #include "export.h"
@@ -69,7 +68,8 @@ set_json(const Qgen__QuestionSet *s, bool answers)
 	              s->created_at);
 	if (o == NULL)
 		return NULL;
-	json_object_set_new(o, "job_id", s->job_id[0] != '\0' ? json_string(s->job_id) : json_null());
+	json_object_set_new(o, "job_id",
+	                    s->job_id[0] != '\0' ? json_string(s->job_id) : json_null());
 	json_object_set_new(o, "topic", s->topic[0] != '\0' ? json_string(s->topic) : json_null());
 	if (s->error[0] != '\0')
 		json_object_set_new(o, "error", json_string(s->error));
@@ -80,9 +80,9 @@ static json_t *
 job_json(const Qgen__Job *j)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:s, s:s}", "id", j->id, "kind",
-	                      j->kind, "status", j->status, "progress", "done", (int)j->done, "total",
-	                      (int)j->total, "result_id", j->result_id, "created_at", j->created_at,
-	                      "updated_at", j->updated_at);
+	                      j->kind, "status", j->status, "progress", "done", (int)j->done,
+	                      "total", (int)j->total, "result_id", j->result_id, "created_at",
+	                      j->created_at, "updated_at", j->updated_at);
 
 	if (o != NULL && j->error[0] != '\0')
 		json_object_set_new(o, "error", json_string(j->error));
@@ -116,18 +116,19 @@ parse_create(edge_req *r, json_t *body, Qgen__CreateRequest *rq)
 		rq->count = (int32_t)json_integer_value(v);
 
 	if (bad == NULL && (v = json_object_get(body, "types")) != NULL && !json_is_null(v)) {
-		size_t i;
+		size_t  i;
 		json_t *t;
 		if (!json_is_array(v) || json_array_size(v) > 2) {
 			bad = "types must be an array of \"mcq\" and/or \"open\"";
 		} else if ((rq->types = cm_arena_alloc(&r->arena, 2 * sizeof(char *))) != NULL) {
-			json_array_foreach(v, i, t) {
+			json_array_foreach(v, i, t)
+			{
 				if (!json_is_string(t)) {
 					bad = "types must be an array of \"mcq\" and/or \"open\"";
 					break;
 				}
-				rq->types[rq->n_types++] = cm_arena_strndup(&r->arena, json_string_value(t),
-				                                            json_string_length(t));
+				rq->types[rq->n_types++] = cm_arena_strndup(
+				    &r->arena, json_string_value(t), json_string_length(t));
 			}
 		}
 	}
@@ -135,20 +136,22 @@ parse_create(edge_req *r, json_t *body, Qgen__CreateRequest *rq)
 		if (!json_is_string(v))
 			bad = "difficulty must be \"easy\", \"medium\" or \"hard\"";
 		else
-			rq->difficulty =
-			    cm_arena_strndup(&r->arena, json_string_value(v), json_string_length(v));
+			rq->difficulty = cm_arena_strndup(&r->arena, json_string_value(v),
+			                                  json_string_length(v));
 	}
 	if (bad == NULL && (v = json_object_get(body, "topic")) != NULL && !json_is_null(v)) {
 		if (!json_is_string(v))
 			bad = "topic must be a string";
 		else
-			rq->topic = cm_arena_strndup(&r->arena, json_string_value(v), json_string_length(v));
+			rq->topic = cm_arena_strndup(&r->arena, json_string_value(v),
+			                             json_string_length(v));
 	}
 	if (bad == NULL && (v = json_object_get(body, "pages")) != NULL && !json_is_null(v)) {
 		json_t *a = json_array_get(v, 0), *b = json_array_get(v, 1);
 		if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(a) ||
 		    !json_is_integer(b) || json_integer_value(a) < 1 ||
-		    json_integer_value(b) < json_integer_value(a) || json_integer_value(b) > INT32_MAX)
+		    json_integer_value(b) < json_integer_value(a) ||
+		    json_integer_value(b) > INT32_MAX)
 			bad = "pages must be [first, last] with 1 <= first <= last";
 		else {
 			rq->first_page = (int32_t)json_integer_value(a);
@@ -193,15 +196,15 @@ edge_reply_qset_create(edge_req *r, cm_rpc_result *res)
 {
 	Qgen__CreateResponse *c;
 
-	if ((c = (Qgen__CreateResponse *)edge_reply_unpack(r, res,
-	                                                   &qgen__create_response__descriptor)) == NULL)
+	if ((c = (Qgen__CreateResponse *)edge_reply_unpack(
+	         r, res, &qgen__create_response__descriptor)) == NULL)
 		return;
 	if (c->cached && c->set != NULL)
 		edge_set_json(r, 200, set_json(c->set, want_answers(r)));
 	else
 		edge_set_json(r, 202,
-		              json_pack("{s:s, s:s, s:s}", "question_set_id", c->question_set_id, "job_id",
-		                        c->job_id, "status", c->status));
+		              json_pack("{s:s, s:s, s:s}", "question_set_id", c->question_set_id,
+		                        "job_id", c->job_id, "status", c->status));
 	qgen__create_response__free_unpacked(c, NULL);
 	edge_respond(r);
 }
@@ -247,7 +250,8 @@ edge_start_qset_get(edge_req *r)
 	if (r->route->reply == edge_reply_qset_export) {
 		if (edge_query_param(r, "format", fmt, sizeof(fmt)) == NULL ||
 		    !edge_export_format_parse(fmt, &f)) {
-			edge_fail(r, CM__STATUS__INVALID_ARGUMENT, "format must be gift, qti or csv");
+			edge_fail(r, CM__STATUS__INVALID_ARGUMENT,
+			          "format must be gift, qti or csv");
 			return;
 		}
 		rq.include_answers = true; /* an export is the owner's answer key */
@@ -334,7 +338,8 @@ edge_reply_doc_delete_v1(edge_req *r, cm_rpc_result *res)
 		edge_respond(r);
 		return;
 	}
-	/* "Its question sets go too" (contract): svc-qgen owns them, so it is asked after svc-pdf. */
+	/* "Its question sets go too" (contract): svc-qgen owns them, so it is asked after svc-pdf.
+	 */
 	rq.document_id = r->params[0];
 	n = protobuf_c_message_get_packed_size(&rq.base);
 	if ((buf = cm_arena_alloc(&r->arena, n + 1)) == NULL) {
@@ -443,13 +448,13 @@ legacy_answer(legacy_gen *g, const Qgen__QuestionSet *s)
 			json_array_append_new(opts, json_string(o != NULL ? o : ""));
 			free(o);
 		}
-		char letter[2] = {(char)('A' + (q->answer_index >= 0 && q->answer_index < 4
-		                                    ? q->answer_index
-		                                    : 0)),
-		                  '\0'};
-		json_array_append_new(qs, json_pack("{s:s, s:o, s:s, s:s, s:i}", "question", q->text,
-		                                    "options", opts, "correctAnswer", letter,
-		                                    "explanation", q->explanation, "page",
+		char letter[2] = {
+		    (char)('A' +
+		           (q->answer_index >= 0 && q->answer_index < 4 ? q->answer_index : 0)),
+		    '\0'};
+		json_array_append_new(qs, json_pack("{s:s, s:o, s:s, s:s, s:i}", "question",
+		                                    q->text, "options", opts, "correctAnswer",
+		                                    letter, "explanation", q->explanation, "page",
 		                                    (int)q->page));
 	}
 	json_t *doc = json_pack("{s:o}", "questions", qs);
@@ -502,7 +507,8 @@ got_job(void *arg, cm_rpc_result *res)
 	char        msg[CM_MAX_ERRMSG + 64];
 
 	/* A replica restarting between polls is not the job failing: poll again. */
-	if (res->status == CM__STATUS__UNAVAILABLE || res->status == CM__STATUS__DEADLINE_EXCEEDED) {
+	if (res->status == CM__STATUS__UNAVAILABLE ||
+	    res->status == CM__STATUS__DEADLINE_EXCEEDED) {
 		nng_sleep_aio(LEGACY_POLL_MS, g->timer);
 		return;
 	}
@@ -549,8 +555,9 @@ poll_job(legacy_gen *g)
 	Qgen__JobRef rq = QGEN__JOB_REF__INIT;
 
 	if (cm_mono_ms() >= g->give_up_ms) {
-		legacy_fail(g, CM__STATUS__DEADLINE_EXCEEDED,
-		            "Question generation is taking too long; it continues in the background");
+		legacy_fail(
+		    g, CM__STATUS__DEADLINE_EXCEEDED,
+		    "Question generation is taking too long; it continues in the background");
 		return;
 	}
 	rq.id = g->job_id;
@@ -579,9 +586,11 @@ edge_start_legacy_generate(edge_req *r)
 	rq.topic = (char *)"";
 	rq.count = LEGACY_DEFAULT_COUNT;
 	if ((v = json_object_get(body, "count")) != NULL && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 200) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 200) {
 			json_decref(body);
-			edge_fail(r, CM__STATUS__INVALID_ARGUMENT, "count must be an integer from 1 to 200");
+			edge_fail(r, CM__STATUS__INVALID_ARGUMENT,
+			          "count must be an integer from 1 to 200");
 			return;
 		}
 		rq.count = (int32_t)json_integer_value(v);
@@ -613,8 +622,8 @@ edge_reply_legacy_generate(edge_req *r, cm_rpc_result *res)
 		               "No PDF selected. Upload or select a PDF first.");
 		return;
 	}
-	if ((c = (Qgen__CreateResponse *)edge_reply_unpack(r, res,
-	                                                   &qgen__create_response__descriptor)) == NULL)
+	if ((c = (Qgen__CreateResponse *)edge_reply_unpack(
+	         r, res, &qgen__create_response__descriptor)) == NULL)
 		return;
 	if (nng_aio_alloc(&g->timer, timer_fired, g) != 0) {
 		qgen__create_response__free_unpacked(c, NULL);

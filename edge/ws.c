@@ -199,7 +199,8 @@ enqueue_locked(ws_conn *c, char *frame)
 	if (c->qn == EDGE_WS_MAX_QUEUE) {
 		size_t victim = SIZE_MAX;
 		for (size_t i = 0; i < c->qn && victim == SIZE_MAX; i++)
-			if (strstr(c->queue[(c->qh + i) % EDGE_WS_MAX_QUEUE], "\"job.progress\"") != NULL)
+			if (strstr(c->queue[(c->qh + i) % EDGE_WS_MAX_QUEUE], "\"job.progress\"") !=
+			    NULL)
 				victim = i;
 		if (victim == SIZE_MAX) {
 			free(frame); /* nothing to give up: the client is not reading at all */
@@ -277,13 +278,15 @@ sub_checked(void *arg, cm_rpc_result *res)
 
 	if (res->status != CM__STATUS__OK) {
 		enqueue(c, frame_error(cm_status_name(res->status),
-		                       res->status == CM__STATUS__NOT_FOUND ? "no such job" : res->message));
+		                       res->status == CM__STATUS__NOT_FOUND ? "no such job"
+		                                                            : res->message));
 	} else if ((j = qgen__job__unpack(NULL, res->payload_len, res->payload)) == NULL) {
 		enqueue(c, frame_error("INTERNAL", "malformed upstream response"));
 	} else {
 		json_t *v = json_pack("{s:s, s:s}", "type", "subscribed", "resource", k->resource);
 		bool    finished = strcmp(j->status, "succeeded") == 0 ||
-		                strcmp(j->status, "failed") == 0 || strcmp(j->status, "cancelled") == 0;
+		                strcmp(j->status, "failed") == 0 ||
+		                strcmp(j->status, "cancelled") == 0;
 
 		pthread_mutex_lock(&c->mu);
 		bool have = false;
@@ -293,7 +296,8 @@ sub_checked(void *arg, cm_rpc_result *res)
 			cm_strlcpy(c->subs[c->nsubs++], k->resource, sizeof(c->subs[0]));
 		enqueue_locked(c, v != NULL ? json_dumps(v, JSON_COMPACT) : NULL);
 		/* Events sent before the subscription are lost: a snapshot stands in for them. */
-		enqueue_locked(c, edge_ws_event_json("job.progress", j->id, j->done, j->total, NULL));
+		enqueue_locked(c,
+		               edge_ws_event_json("job.progress", j->id, j->done, j->total, NULL));
 		if (finished)
 			enqueue_locked(c, edge_ws_event_json("job.done", j->id, 0, 0, j->status));
 		pthread_mutex_unlock(&c->mu);
@@ -325,7 +329,8 @@ handle_message(ws_conn *c, const char *msg, size_t len)
 	bool full = c->nsubs >= EDGE_WS_MAX_SUBS;
 	pthread_mutex_unlock(&c->mu);
 	if (full) {
-		enqueue(c, frame_error("RESOURCE_EXHAUSTED", "too many subscriptions on this socket"));
+		enqueue(c,
+		        frame_error("RESOURCE_EXHAUSTED", "too many subscriptions on this socket"));
 		return;
 	}
 	if (e->up[EDGE_UP_QGEN] == NULL || (k = calloc(1, sizeof(*k))) == NULL) {
@@ -422,7 +427,8 @@ accept_one(edge_ws *h, nng_stream *s)
 	pthread_mutex_lock(&h->mu);
 	for (ws_conn *o = h->conns; o != NULL && refuse == NULL; o = o->next)
 		same_user += strcmp(o->user, c->user) == 0;
-	if (refuse == NULL && (h->nconns >= EDGE_WS_MAX_SOCKETS || same_user >= EDGE_WS_MAX_PER_USER)) {
+	if (refuse == NULL &&
+	    (h->nconns >= EDGE_WS_MAX_SOCKETS || same_user >= EDGE_WS_MAX_PER_USER)) {
 		refuse = "too many open sockets";
 		code = "RESOURCE_EXHAUSTED";
 	}
@@ -475,7 +481,8 @@ on_event(void *arg, const char *topic, const char *type, const void *payload, si
 	snprintf(resource, sizeof(resource), "job:%s", ev->job_id);
 	pthread_mutex_lock(&h->mu);
 	for (ws_conn *c = h->conns; c != NULL && frame != NULL; c = c->next) {
-		if (strcmp(c->user, ev->owner) != 0) /* only the owner's sockets, whatever they ask */
+		if (strcmp(c->user, ev->owner) !=
+		    0) /* only the owner's sockets, whatever they ask */
 			continue;
 		pthread_mutex_lock(&c->mu);
 		for (int i = 0; i < c->nsubs; i++) {
@@ -508,7 +515,8 @@ edge_ws_start(edge *e)
 	if ((rv = nng_stream_listener_alloc(&h->l, url)) != 0 ||
 	    (rv = nng_stream_listener_set_bool(h->l, NNG_OPT_WS_SEND_TEXT, true)) != 0 ||
 	    (rv = nng_stream_listener_set_bool(h->l, NNG_OPT_WS_RECV_TEXT, true)) != 0 ||
-	    (rv = nng_stream_listener_set_size(h->l, NNG_OPT_WS_RECVMAXFRAME, EDGE_WS_MAX_IN)) != 0 ||
+	    (rv = nng_stream_listener_set_size(h->l, NNG_OPT_WS_RECVMAXFRAME, EDGE_WS_MAX_IN)) !=
+	        0 ||
 	    (rv = nng_aio_alloc(&h->accept, accept_done, h)) != 0 ||
 	    (rv = nng_stream_listener_listen(h->l)) != 0) {
 		cm_error("EDGE-WS-FAIL", "cannot serve WebSocket on %s: %s", url, nng_strerror(rv));
@@ -556,8 +564,8 @@ edge_ws_stop(edge *e)
 	nng_aio_free(h->accept);
 	nng_stream_listener_free(h->l);
 	e->ws = NULL;
-	/* The hub stays allocated if a socket outlived the wait: a late callback must not touch freed
-	 * memory, and the process is exiting anyway. */
+	/* The hub stays allocated if a socket outlived the wait: a late callback must not touch
+	 * freed memory, and the process is exiting anyway. */
 	if (h->nconns == 0) {
 		pthread_mutex_destroy(&h->mu);
 		free(h);

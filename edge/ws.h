@@ -27,7 +27,8 @@ CM_MUSTCHECK cm_err edge_ws_start(edge *e);
 /* Closes every socket and the subscriber; before the HTTP server stops. */
 void edge_ws_stop(edge *e);
 
-/* ---- pure parts, exposed for tests ------------------------------------------------------------ */
+/* ---- pure parts, exposed for tests ------------------------------------------------------------
+ */
 
 /* Parses a client message: *resource receives "job:<uuid>" (copied into buf). false with a
  * reason when the message is not a valid subscription. */

@@ -59,7 +59,8 @@ main(void)
 		goto out;
 	inited = true;
 	ready.svc = &svc;
-	if (cm_pg_open(&ready.pg, cfg.database_url, QGEN_SCHEMA) != CM_OK || prepare_db(ready.pg) != CM_OK)
+	if (cm_pg_open(&ready.pg, cfg.database_url, QGEN_SCHEMA) != CM_OK ||
+	    prepare_db(ready.pg) != CM_OK)
 		goto out;
 	if (qgen_server_start(&svc, &srv) != CM_OK || qgen_runners_start(&svc) != CM_OK)
 		goto out;
@@ -68,7 +69,8 @@ main(void)
 		cm_error("QGEN-ADMIN-FAIL", "cannot serve the admin port on %s", cfg.admin_addr);
 		goto out;
 	}
-	cm_info("QGEN-START", "serving on %s (admin %s, events %s, %lld workers, %lld runners x %lld calls)",
+	cm_info("QGEN-START",
+	        "serving on %s (admin %s, events %s, %lld workers, %lld runners x %lld calls)",
 	        cfg.rpc_url, cfg.admin_addr, cfg.events_url, (long long)cfg.workers,
 	        (long long)cfg.runners, (long long)cfg.parallel);
 	{

@@ -15,11 +15,11 @@
 cm_err
 qgen_pack_questions(const qg_qlist *l, bool assign_ids, uint8_t **out, size_t *len)
 {
-	Qgen__QuestionList  list = QGEN__QUESTION_LIST__INIT;
-	Qgen__Question     *qs = NULL, **ptrs = NULL;
-	char              (*ids)[CM_UUID_LEN + 1] = NULL;
-	uint8_t            *buf = NULL;
-	cm_err              err = CM_ENOMEM;
+	Qgen__QuestionList list = QGEN__QUESTION_LIST__INIT;
+	Qgen__Question    *qs = NULL, **ptrs = NULL;
+	char(*ids)[CM_UUID_LEN + 1] = NULL;
+	uint8_t *buf = NULL;
+	cm_err   err = CM_ENOMEM;
 
 	*out = NULL;
 	*len = 0;
@@ -92,7 +92,8 @@ qgen_unpack_questions(const uint8_t *buf, size_t len, qg_qlist *out)
 		bool                  ok = true;
 
 		memset(&q, 0, sizeof(q));
-		if (!qg_type_parse(p->type, &q.type) || (q.type == QG_MCQ && p->n_options != QG_OPTIONS)) {
+		if (!qg_type_parse(p->type, &q.type) ||
+		    (q.type == QG_MCQ && p->n_options != QG_OPTIONS)) {
 			err = CM_EPROTO;
 			break;
 		}

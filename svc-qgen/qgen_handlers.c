@@ -141,13 +141,14 @@ find_document(cm_rpc_ctx *ctx, qgen_service *s, const Qgen__CreateRequest *rq,
 	*owner_out = NULL;
 	o.request_id = ctx->request_id;
 	o.subject = ctx->subject;
-	o.deadline_ms = ctx->deadline_ms > 0 && ctx->deadline_ms < deadline ? ctx->deadline_ms
-	                                                                     : deadline;
+	o.deadline_ms =
+	    ctx->deadline_ms > 0 && ctx->deadline_ms < deadline ? ctx->deadline_ms : deadline;
 	o.idempotent = true;
 	if (rq->use_selected) {
 		Pdf__SelectedRequest sq = PDF__SELECTED_REQUEST__INIT;
 		o.method = "pdf.Selected";
-		err = cm_rpc_call(s->pdf, &o, &sq.base, &pdf__selected_response__descriptor, &resp, &res);
+		err = cm_rpc_call(s->pdf, &o, &sq.base, &pdf__selected_response__descriptor, &resp,
+		                  &res);
 		if (err == CM_OK) {
 			Pdf__SelectedResponse *sr = (Pdf__SelectedResponse *)resp;
 			if (sr->document == NULL) {
@@ -194,7 +195,8 @@ check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 	for (size_t i = 0; i < rq->n_types; i++) {
 		qg_type t;
 		if (!qg_type_parse(rq->types[i], &t))
-			return cm_rpc_fail(ctx, CM_EINVAL, "unknown question type '%.40s' (use mcq or open)",
+			return cm_rpc_fail(ctx, CM_EINVAL,
+			                   "unknown question type '%.40s' (use mcq or open)",
 			                   rq->types[i]);
 		if (t == QG_MCQ)
 			mcq = true;
@@ -209,9 +211,13 @@ check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 		return cm_rpc_fail(ctx, CM_EINVAL, "topic is longer than %d bytes", QG_MAX_TOPIC);
 	if (rq->first_page < 0 || rq->last_page < 0 ||
 	    (rq->last_page > 0 && rq->first_page > rq->last_page))
-		return cm_rpc_fail(ctx, CM_EINVAL, "pages must be [first, last] with 1 <= first <= last");
+		return cm_rpc_fail(ctx, CM_EINVAL,
+		                   "pages must be [first, last] with 1 <= first <= last");
 	row->count = rq->count;
-	snprintf(row->types, sizeof(row->types), "%s", mcq && open ? "mcq,open" : mcq ? "mcq" : "open");
+	snprintf(row->types, sizeof(row->types), "%s",
+	         mcq && open ? "mcq,open"
+	         : mcq       ? "mcq"
+	                     : "open");
 	snprintf(row->difficulty, sizeof(row->difficulty), "%s", qg_difficulty_name(d));
 	normalize_topic(rq->topic, row->topic, sizeof(row->topic));
 	row->first_page = rq->first_page;
@@ -224,14 +230,15 @@ static cm_err
 answer_from_cache(cm_rpc_ctx *ctx, qgen_worker *w, qgen_set_row *row, const cm_buf *cached,
                   Qgen__CreateResponse *resp)
 {
-	qg_qlist  l;
-	uint8_t  *blob = NULL;
-	size_t    len = 0;
-	cm_err    err;
+	qg_qlist           l;
+	uint8_t           *blob = NULL;
+	size_t             len = 0;
+	cm_err             err;
 	Qgen__QuestionSet *set;
 
 	qg_qlist_init(&l);
-	if ((err = qgen_unpack_questions((const uint8_t *)cached->data, cached->len, &l)) != CM_OK ||
+	if ((err = qgen_unpack_questions((const uint8_t *)cached->data, cached->len, &l)) !=
+	        CM_OK ||
 	    l.n != (size_t)row->count)
 		err = CM_EPROTO; /* a stale or foreign value: generate instead */
 	if (err == CM_OK)
@@ -298,10 +305,11 @@ qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 	if ((err = find_document(ctx, s, rq, &doc, &doc_owner)) != CM_OK)
 		goto out;
 	if (doc->text_length < QGEN_MIN_TEXT) {
-		err = cm_rpc_fail(ctx, CM_EPRECOND,
-		                  "the document has too little text (%lld characters) to make questions "
-		                  "from",
-		                  (long long)doc->text_length);
+		err = cm_rpc_fail(
+		    ctx, CM_EPRECOND,
+		    "the document has too little text (%lld characters) to make questions "
+		    "from",
+		    (long long)doc->text_length);
 		goto out;
 	}
 	if (row.first_page > doc->pages) {
@@ -366,8 +374,8 @@ qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 	resp->question_set_id = cm_rpc_strdup(ctx, row.id);
 	resp->job_id = cm_rpc_strdup(ctx, job_id);
 	resp->status = (char *)"queued";
-	cm_info("QGEN-CREATE", "set %s job %s: %d %s questions (%s) for document %s", row.id, job_id,
-	        row.count, row.types, row.difficulty, row.document_id);
+	cm_info("QGEN-CREATE", "set %s job %s: %d %s questions (%s) for document %s", row.id,
+	        job_id, row.count, row.types, row.difficulty, row.document_id);
 out:
 	free(params);
 	cm_buf_fini(&cached);
@@ -389,7 +397,8 @@ fill_job(cm_rpc_ctx *ctx, qgen_worker *w, const char *job_id, Qgen__Job *job)
 	if (!cm_uuid_valid(job_id))
 		return cm_rpc_fail(ctx, CM_ENOTFOUND, "no such job");
 	if ((err = cm_jobs_get(w->jobs, job_id, ctx->subject, &info)) != CM_OK)
-		return cm_rpc_fail(ctx, err, err == CM_ENOTFOUND ? "no such job" : "database unavailable");
+		return cm_rpc_fail(ctx, err,
+		                   err == CM_ENOTFOUND ? "no such job" : "database unavailable");
 	if ((err = qgen_store_get_set_by_job(w->pg, job_id, &row)) != CM_OK)
 		return cm_rpc_fail(ctx, err == CM_ENOTFOUND ? CM_EINTERNAL : err,
 		                   "the job's question set is missing");
@@ -437,9 +446,11 @@ qgen_handle_cancel_job(cm_rpc_ctx *ctx, const void *req, void *out)
 	if (err == CM_EPRECOND)
 		return cm_rpc_fail(ctx, err, "the job has already finished");
 	if (err != CM_OK)
-		return cm_rpc_fail(ctx, err, err == CM_ENOTFOUND ? "no such job" : "database unavailable");
+		return cm_rpc_fail(ctx, err,
+		                   err == CM_ENOTFOUND ? "no such job" : "database unavailable");
 	if (qgen_store_get_set_by_job(w->pg, rq->id, &row) == CM_OK) {
-		note(qgen_store_set_status(w->pg, row.id, "cancelled", "cancelled by the user"), "qgen_store_set_status");
+		note(qgen_store_set_status(w->pg, row.id, "cancelled", "cancelled by the user"),
+		     "qgen_store_set_status");
 		qgen_publish(w->svc, "job.done", rq->id, ctx->subject, row.progress, row.count,
 		             "cancelled");
 	}
@@ -461,7 +472,8 @@ qgen_handle_get_set(cm_rpc_ctx *ctx, const void *req, void *out)
 		return cm_rpc_fail(ctx, CM_EUNAVAIL, "worker not ready");
 	if ((err = qgen_store_get_set(w->pg, rq->id, ctx->subject, true, &row)) != CM_OK)
 		return cm_rpc_fail(ctx, err,
-		                   err == CM_ENOTFOUND ? "no such question set" : "database unavailable");
+		                   err == CM_ENOTFOUND ? "no such question set"
+		                                       : "database unavailable");
 	err = fill_set(ctx, &row, rq->include_answers, out);
 	free(row.questions);
 	if (err != CM_OK)
@@ -512,6 +524,7 @@ qgen_handle_delete_document(cm_rpc_ctx *ctx, const void *req, void *out)
 		return cm_rpc_fail(ctx, err, "database unavailable");
 	resp->sets_deleted = n;
 	if (n > 0)
-		cm_info("QGEN-DOC-DELETED", "document %s: %d question sets deleted", rq->document_id, n);
+		cm_info("QGEN-DOC-DELETED", "document %s: %d question sets deleted",
+		        rq->document_id, n);
 	return CM_OK;
 }

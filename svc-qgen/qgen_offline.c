@@ -28,17 +28,20 @@
 #define OFF_GENERIC 15 /* the document's most used terms: too general to ask about */
 
 static const char *const stop[] = {
-    "about", "above", "after", "again", "against", "along", "also", "although", "among", "another",
-    "because", "been", "before", "being", "below", "between", "both", "cannot", "could", "does",
-    "doing", "down", "during", "each", "either", "every", "example", "first", "from", "further",
-    "have", "having", "here", "however", "into", "itself", "just", "least", "less", "like",
-    "many", "more", "most", "much", "must", "never", "often", "only", "other", "others", "over",
-    "page", "perhaps", "rather", "same", "second", "several", "shall", "should", "since", "some",
-    "such", "than", "that", "their", "them", "then", "there", "therefore", "these", "they",
-    "thing", "things", "this", "those", "though", "through", "thus", "together", "under",
-    "until", "upon", "used", "uses", "using", "very", "were", "what", "when", "where", "whether",
-    "which", "while", "whose", "will", "with", "within", "without", "would", "your", "yours",
-    "chapter", "section", "figure", "table"};
+    "about",   "above",   "after",   "again",  "against",   "along",   "also",     "although",
+    "among",   "another", "because", "been",   "before",    "being",   "below",    "between",
+    "both",    "cannot",  "could",   "does",   "doing",     "down",    "during",   "each",
+    "either",  "every",   "example", "first",  "from",      "further", "have",     "having",
+    "here",    "however", "into",    "itself", "just",      "least",   "less",     "like",
+    "many",    "more",    "most",    "much",   "must",      "never",   "often",    "only",
+    "other",   "others",  "over",    "page",   "perhaps",   "rather",  "same",     "second",
+    "several", "shall",   "should",  "since",  "some",      "such",    "than",     "that",
+    "their",   "them",    "then",    "there",  "therefore", "these",   "they",     "thing",
+    "things",  "this",    "those",   "though", "through",   "thus",    "together", "under",
+    "until",   "upon",    "used",    "uses",   "using",     "very",    "were",     "what",
+    "when",    "where",   "whether", "which",  "while",     "whose",   "will",     "with",
+    "within",  "without", "would",   "your",   "yours",     "chapter", "section",  "figure",
+    "table"};
 
 typedef struct sentence {
 	char *text; /* NUL-terminated copy */
@@ -172,7 +175,8 @@ split_chunk(const qg_chunk *c, sentence **v, size_t *n, size_t *cap)
 			while (start < i && buf[start] == ' ')
 				start++;
 			if (buf[i] == '.' || buf[i] == '!' || buf[i] == '?')
-				err = push_sentence(v, n, cap, buf + start, i + 1 - start, c->page_first);
+				err = push_sentence(v, n, cap, buf + start, i + 1 - start,
+				                    c->page_first);
 			start = i + 1;
 		}
 	}
@@ -241,7 +245,8 @@ collect_terms(const sentence *ss, size_t ns, term **out, size_t *nout)
 		for (size_t i = 1; i < n; i++) {
 			if (strcmp(t[i].key, t[k].key) == 0) {
 				t[k].count++;
-				t[k].caps = t[k].caps && t[i].caps; /* a name only if always capitalised */
+				t[k].caps =
+				    t[k].caps && t[i].caps; /* a name only if always capitalised */
 			} else {
 				t[++k] = t[i];
 			}
@@ -282,9 +287,10 @@ best_term(const char *s, const term *t, size_t nt, size_t *at, size_t *len)
 			b++;
 		if (b > a && term_candidate(s + a, b - a, lower)) {
 			const term *x = find_term(t, nt, lower);
-			bool        generic = x != NULL && (size_t)(x - t) < OFF_GENERIC && nt > 4 * OFF_GENERIC;
-			bool        best_generic =
-			    best != NULL && (size_t)(best - t) < OFF_GENERIC && nt > 4 * OFF_GENERIC;
+			bool        generic =
+			    x != NULL && (size_t)(x - t) < OFF_GENERIC && nt > 4 * OFF_GENERIC;
+			bool best_generic = best != NULL && (size_t)(best - t) < OFF_GENERIC &&
+			                    nt > 4 * OFF_GENERIC;
 			bool better = x != NULL && (best == NULL || (best_generic && !generic) ||
 			                            (best_generic == generic && x < best));
 			if (better) {
@@ -357,8 +363,8 @@ pick_distractors(const term *t, size_t nt, const term *answer, const char *sente
 				dup = strcmp(out[j]->key, c->key) == 0;
 			/* Not a word of the sentence itself, and not a form of the answer. */
 			if (dup || strstr(sentence_lower, c->key) != NULL ||
-			    strncmp(c->key, answer->key, strlen(answer->key) < 5 ? strlen(answer->key) : 5) ==
-			        0)
+			    strncmp(c->key, answer->key,
+			            strlen(answer->key) < 5 ? strlen(answer->key) : 5) == 0)
 				continue;
 			int dl = (int)strlen(c->word) - (int)strlen(answer->word);
 			if (pass == 0 && (c->caps != answer->caps || c->digits != answer->digits ||
@@ -376,14 +382,14 @@ static cm_err
 make_mcq(const sentence *s, const term *t, size_t nt, const qg_offline_req *req, qg_qlist *out,
          bool *made)
 {
-	size_t       at = 0, len = 0;
-	const term  *ans = best_term(s->text, t, nt, &at, &len);
-	const term  *d[3];
-	char         lower[OFF_MAX_SENTENCE + 1];
-	uint64_t     h = hash_str(s->text);
-	qg_question  q;
-	size_t       tl;
-	int          pos;
+	size_t      at = 0, len = 0;
+	const term *ans = best_term(s->text, t, nt, &at, &len);
+	const term *d[3];
+	char        lower[OFF_MAX_SENTENCE + 1];
+	uint64_t    h = hash_str(s->text);
+	qg_question q;
+	size_t      tl;
+	int         pos;
 
 	*made = false;
 	if (ans == NULL)
@@ -447,8 +453,9 @@ make_open(const sentence *s, const term *t, size_t nt, const qg_offline_req *req
 		qg_question_fini(&q);
 		return CM_ENOMEM;
 	}
-	snprintf(q.text, tl, "Explain in your own words what the text says about \"%.*s\" (page %d).",
-	         (int)len, s->text + at, s->page);
+	snprintf(q.text, tl,
+	         "Explain in your own words what the text says about \"%.*s\" (page %d).", (int)len,
+	         s->text + at, s->page);
 	if (qg_qlist_push(out, &q) != CM_OK) {
 		qg_question_fini(&q);
 		return CM_ENOMEM;
@@ -528,10 +535,10 @@ qg_offline_generate(const qg_chunk *chunks, size_t nchunks, const qg_offline_req
 	for (size_t k = 0; k < no && made < req->count && err == CM_OK; k++) {
 		const sentence *s = &ss[order[k]];
 		bool            both = (req->types & QG_TYPE_MASK(QG_MCQ)) != 0 &&
-		                       (req->types & QG_TYPE_MASK(QG_OPEN)) != 0;
-		bool            want_open = (req->types & QG_TYPE_MASK(QG_MCQ)) == 0 ||
-		                            (both && made_open < made_mcq);
-		bool            ok = false;
+		            (req->types & QG_TYPE_MASK(QG_OPEN)) != 0;
+		bool want_open =
+		    (req->types & QG_TYPE_MASK(QG_MCQ)) == 0 || (both && made_open < made_mcq);
+		bool ok = false;
 
 		if (mostly_furniture(s->text))
 			continue;

@@ -33,9 +33,10 @@ qg_prompt_user(const qg_prompt_req *req, cm_buf *out)
 {
 	cm_err err;
 
-	if ((err = cm_buf_printf(out, "COUNT: %d\nTYPE: %s\nPAGE: %d\nVARIANT: %d\nDIFFICULTY: %s\n",
-	                         req->count, qg_type_name(req->type), req->chunk->page_first,
-	                         req->variant, qg_difficulty_name(req->difficulty))) != CM_OK)
+	if ((err =
+	         cm_buf_printf(out, "COUNT: %d\nTYPE: %s\nPAGE: %d\nVARIANT: %d\nDIFFICULTY: %s\n",
+	                       req->count, qg_type_name(req->type), req->chunk->page_first,
+	                       req->variant, qg_difficulty_name(req->difficulty))) != CM_OK)
 		return err;
 	if (req->topic != NULL && req->topic[0] != '\0') {
 		/* One line: a newline in the topic must not forge another directive. */

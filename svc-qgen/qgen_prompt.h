@@ -13,11 +13,11 @@
 #include "qgen_types.h"
 
 typedef struct qg_prompt_req {
-	int           count;
-	qg_type       type;
-	qg_difficulty difficulty;
-	const char   *topic; /* NULL or "" */
-	int           variant;
+	int             count;
+	qg_type         type;
+	qg_difficulty   difficulty;
+	const char     *topic; /* NULL or "" */
+	int             variant;
 	const qg_chunk *chunk;
 } qg_prompt_req;
 

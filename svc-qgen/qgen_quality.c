@@ -114,12 +114,15 @@ qg_normalize(const char *s, char *out, size_t outlen)
 /* ---- near duplicates ----------------------------------------------------------------------- */
 
 static const char *const stop_words[] = {
-    "the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "her", "was", "one",
-    "our", "out", "has", "his", "how", "its", "who", "did", "does", "what", "which", "when",
-    "where", "why", "with", "that", "this", "these", "those", "from", "into", "than", "then",
-    "they", "them", "their", "there", "about", "according", "text", "following", "statement",
-    "true", "false", "is", "of", "to", "in", "on", "at", "by", "an", "or", "as", "be", "it",
-    "do", "according", "word", "completes", "passage", "document", "described", "whats"};
+    "the",      "and",       "for",  "are",       "but",       "not",  "you",       "all",
+    "any",      "can",       "her",  "was",       "one",       "our",  "out",       "has",
+    "his",      "how",       "its",  "who",       "did",       "does", "what",      "which",
+    "when",     "where",     "why",  "with",      "that",      "this", "these",     "those",
+    "from",     "into",      "than", "then",      "they",      "them", "their",     "there",
+    "about",    "according", "text", "following", "statement", "true", "false",     "is",
+    "of",       "to",        "in",   "on",        "at",        "by",   "an",        "or",
+    "as",       "be",        "it",   "do",        "according", "word", "completes", "passage",
+    "document", "described", "whats"};
 
 static bool
 stop_word(const char *w)
@@ -216,12 +219,14 @@ qg_check(qg_question *q, const qg_batch_ctx *ctx, char *why, size_t whylen)
 			}
 			qg_normalize(q->options[i], norm[i], sizeof(norm[i]));
 			if (norm[i][0] == '\0' || strcmp(norm[i], ntext) == 0) {
-				snprintf(why, whylen, "option %d is empty or repeats the question", i + 1);
+				snprintf(why, whylen, "option %d is empty or repeats the question",
+				         i + 1);
 				return false;
 			}
 			for (int k = 0; k < i; k++)
 				if (strcmp(norm[i], norm[k]) == 0) {
-					snprintf(why, whylen, "options %d and %d are the same", k + 1, i + 1);
+					snprintf(why, whylen, "options %d and %d are the same",
+					         k + 1, i + 1);
 					return false;
 				}
 		}
@@ -241,7 +246,8 @@ qg_check(qg_question *q, const qg_batch_ctx *ctx, char *why, size_t whylen)
 		}
 	}
 	if (q->page < ctx->page_first || q->page > ctx->page_last)
-		q->page = ctx->page_first; /* models miscount pages: keep the question, fix the page */
+		q->page =
+		    ctx->page_first; /* models miscount pages: keep the question, fix the page */
 	q->difficulty = ctx->difficulty;
 	return true;
 }
@@ -269,7 +275,7 @@ dup_or_null(const char *s)
 static int
 parse_answer(json_t *o, const qg_question *q)
 {
-	static const char *const keys[] = {"answer_index", "answer", "correct_answer",
+	static const char *const keys[] = {"answer_index",  "answer",  "correct_answer",
 	                                   "correctAnswer", "correct", NULL};
 
 	for (const char *const *k = keys; *k != NULL; k++) {
@@ -289,7 +295,8 @@ parse_answer(json_t *o, const qg_question *q)
 			if ((n == 1 || (n == 2 && strchr(").:", s[1]) != NULL)) &&
 			    strchr("ABCDabcd", s[0]) != NULL)
 				return toupper((unsigned char)s[0]) - 'A';
-			if (n == 3 && s[0] == '(' && s[2] == ')' && strchr("ABCDabcd", s[1]) != NULL)
+			if (n == 3 && s[0] == '(' && s[2] == ')' &&
+			    strchr("ABCDabcd", s[1]) != NULL)
 				return toupper((unsigned char)s[1]) - 'A';
 			if (n == 1 && s[0] >= '0' && s[0] <= '3')
 				return s[0] - '0';
@@ -314,8 +321,8 @@ read_question(json_t *o, qg_question *q)
 {
 	static const char *const text_keys[] = {"question", "text", "prompt", "stem", NULL};
 	static const char *const expl_keys[] = {"explanation", "rationale", "reason", NULL};
-	static const char *const ref_keys[] = {"reference", "answer", "model_answer",
-	                                       "reference_answer", "expected_answer", NULL};
+	static const char *const ref_keys[] = {
+	    "reference", "answer", "model_answer", "reference_answer", "expected_answer", NULL};
 	json_t     *opts = json_object_get(o, "options"), *tv = json_object_get(o, "type");
 	const char *type = json_is_string(tv) ? json_string_value(tv) : NULL;
 	json_t     *pv = json_object_get(o, "page");
@@ -373,7 +380,8 @@ qg_parse_questions(const char *json, size_t len, const qg_batch_ctx *ctx, qg_qli
 		snprintf(why, whylen, "the answer has no \"questions\" array");
 		return CM_EPROTO;
 	}
-	json_array_foreach(arr, i, el) {
+	json_array_foreach(arr, i, el)
+	{
 		qg_question q;
 		bool        ok = read_question(el, &q);
 		if (ok && !qg_check(&q, ctx, reason, sizeof(reason)))
@@ -423,9 +431,9 @@ qg_select(qg_qlist *chosen, qg_qlist *cand, size_t count)
 static bool
 positional(const qg_question *q)
 {
-	static const char *const marks[] = {"of the above", "all of these", "none of these",
-	                                    "both a and", "both b and", "both c and", "a and b",
-	                                    "b and c", "a and c", "a b and c"};
+	static const char *const marks[] = {
+	    "of the above", "all of these", "none of these", "both a and", "both b and",
+	    "both c and",   "a and b",      "b and c",       "a and c",    "a b and c"};
 
 	for (int i = 0; i < QG_OPTIONS; i++) {
 		char n[QG_MAX_OPTION + 1];
@@ -463,7 +471,8 @@ qg_spread_answers(qg_qlist *l, uint64_t seed)
 
 		if (q->type != QG_MCQ || positional(q) || q->answer < 0 || q->answer >= QG_OPTIONS)
 			continue;
-		/* Every block of four movable questions gets each letter once, in a shuffled order. */
+		/* Every block of four movable questions gets each letter once, in a shuffled order.
+		 */
 		if (k % QG_OPTIONS == 0) {
 			for (int a = QG_OPTIONS - 1; a > 0; a--) {
 				int b = (int)(next_rand(&s) % (uint64_t)(a + 1));

@@ -71,25 +71,25 @@ typedef struct batch_result {
 } batch_result;
 
 typedef struct job_run {
-	qgen_service      *svc;
-	Qgen__JobParams   *params;
-	const char        *job_id;
-	unsigned           types;
-	qg_difficulty      difficulty;
+	qgen_service        *svc;
+	Qgen__JobParams     *params;
+	const char          *job_id;
+	unsigned             types;
+	qg_difficulty        difficulty;
 	Pdf__ChunksResponse *chunks_resp;
-	qg_chunk          *chunks;
-	size_t             nchunks;
-	int               *order;
-	size_t             norder;
+	qg_chunk            *chunks;
+	size_t               nchunks;
+	int                 *order;
+	size_t               norder;
 
 	pthread_mutex_t mu;
-	pthread_cond_t  cv;      /* call threads: work or close; runner: results */
-	batch_plan     *queue;   /* pending plans (FIFO) */
+	pthread_cond_t  cv;    /* call threads: work or close; runner: results */
+	batch_plan     *queue; /* pending plans (FIFO) */
 	size_t          qhead, qtail, qcap;
 	batch_result   *results; /* finished, not yet taken by the runner */
 	int             inflight;
-	bool            closed;  /* no more work: threads exit */
-	bool            cancel;  /* stop starting calls */
+	bool            closed; /* no more work: threads exit */
+	bool            cancel; /* stop starting calls */
 	pthread_t      *threads;
 	int             nthreads;
 } job_run;
@@ -127,9 +127,10 @@ call_model(job_run *run, const batch_plan *plan)
 	qgen_service *s = run->svc;
 	batch_result *res = calloc(1, sizeof(*res));
 	qg_chunk     *ch = &run->chunks[plan->chunk];
-	qg_batch_ctx  ctx = {QG_TYPE_MASK(plan->type), run->difficulty, ch->page_first, ch->page_last};
-	qg_prompt_req pr = {plan->count, plan->type, run->difficulty, run->params->topic, plan->variant,
-	                    ch};
+	qg_batch_ctx  ctx = {QG_TYPE_MASK(plan->type), run->difficulty, ch->page_first,
+	                     ch->page_last};
+	qg_prompt_req pr = {plan->count,        plan->type,    run->difficulty,
+	                    run->params->topic, plan->variant, ch};
 	cm_buf        user;
 
 	if (res == NULL)
@@ -157,23 +158,25 @@ call_model(job_run *run, const batch_plan *plan)
 		cm_counter_add(s->llm_calls, 1);
 		int64_t t0 = cm_mono_ms();
 		res->err = cm_llm_chat(s->llm, &rq, &lr);
-		cm_debug("QGEN-CALL", "job %s batch %d: %d questions, %s in %lld ms, %lld+%lld tokens",
+		cm_debug("QGEN-CALL",
+		         "job %s batch %d: %d questions, %s in %lld ms, %lld+%lld tokens",
 		         run->job_id, plan->idx, plan->count, cm_strerror(res->err),
 		         (long long)(cm_mono_ms() - t0), (long long)lr.prompt_tokens,
 		         (long long)lr.completion_tokens);
 		if (res->err == CM_OK) {
-			res->err = qg_parse_questions(lr.json, lr.json_len, &ctx, &res->qs, &res->rejected,
-			                              res->why, sizeof(res->why));
+			res->err = qg_parse_questions(lr.json, lr.json_len, &ctx, &res->qs,
+			                              &res->rejected, res->why, sizeof(res->why));
 		} else {
-			snprintf(res->why, sizeof(res->why), "%s", lr.errmsg[0] != '\0' ? lr.errmsg
-			                                                                 : cm_strerror(res->err));
+			snprintf(res->why, sizeof(res->why), "%s",
+			         lr.errmsg[0] != '\0' ? lr.errmsg : cm_strerror(res->err));
 		}
 		cm_llm_result_fini(&lr);
-		/* Only an unusable answer is asked again here; the client already retried 429/5xx. */
+		/* Only an unusable answer is asked again here; the client already retried 429/5xx.
+		 */
 		if (res->err != CM_EPROTO)
 			break;
-		cm_warn("QGEN-BAD-ANSWER", "job %s batch %d: %s; asking again", run->job_id, plan->idx,
-		        res->why);
+		cm_warn("QGEN-BAD-ANSWER", "job %s batch %d: %s; asking again", run->job_id,
+		        plan->idx, res->why);
 	}
 out:
 	cm_buf_fini(&user);
@@ -307,12 +310,12 @@ plan_for(const job_run *run, int idx, int count)
 static cm_err
 fetch_chunks(job_run *run, int **matches, size_t *nmatches, char *why, size_t whylen)
 {
-	qgen_service       *s = run->svc;
-	Pdf__ChunksRequest  rq = PDF__CHUNKS_REQUEST__INIT;
-	cm_rpc_call_opts    o = {0};
-	cm_rpc_result       res;
-	ProtobufCMessage   *resp = NULL;
-	cm_err              err;
+	qgen_service      *s = run->svc;
+	Pdf__ChunksRequest rq = PDF__CHUNKS_REQUEST__INIT;
+	cm_rpc_call_opts   o = {0};
+	cm_rpc_result      res;
+	ProtobufCMessage  *resp = NULL;
+	cm_err             err;
 
 	*matches = NULL;
 	*nmatches = 0;
@@ -325,8 +328,8 @@ fetch_chunks(job_run *run, int **matches, size_t *nmatches, char *why, size_t wh
 	o.idempotent = true;
 	err = cm_rpc_call(s->pdf, &o, &rq.base, &pdf__chunks_response__descriptor, &resp, &res);
 	if (err != CM_OK) {
-		snprintf(why, whylen, "%s", err == CM_ENOTFOUND ? "the document no longer exists"
-		                                                : res.message);
+		snprintf(why, whylen, "%s",
+		         err == CM_ENOTFOUND ? "the document no longer exists" : res.message);
 		cm_rpc_result_fini(&res);
 		return err;
 	}
@@ -357,15 +360,17 @@ fetch_chunks(job_run *run, int **matches, size_t *nmatches, char *why, size_t wh
 		sq.query = run->params->topic;
 		sq.limit = QGEN_MAX_SEARCH;
 		o.method = "pdf.Search";
-		if (cm_rpc_call(s->pdf, &o, &sq.base, &pdf__chunks_response__descriptor, &sresp, &res) ==
-		    CM_OK) {
+		if (cm_rpc_call(s->pdf, &o, &sq.base, &pdf__chunks_response__descriptor, &sresp,
+		                &res) == CM_OK) {
 			Pdf__ChunksResponse *sr = (Pdf__ChunksResponse *)sresp;
-			if (sr->n_chunks > 0 && (*matches = calloc(sr->n_chunks, sizeof(int))) != NULL) {
-				/* Search hits are chunk indexes of the whole document; ours may be a page
-				 * range: map by index. */
+			if (sr->n_chunks > 0 &&
+			    (*matches = calloc(sr->n_chunks, sizeof(int))) != NULL) {
+				/* Search hits are chunk indexes of the whole document; ours may be
+				 * a page range: map by index. */
 				for (size_t i = 0; i < sr->n_chunks; i++) {
 					for (size_t k = 0; k < run->nchunks; k++) {
-						if (run->chunks_resp->chunks[k]->index == sr->chunks[i]->index) {
+						if (run->chunks_resp->chunks[k]->index ==
+						    sr->chunks[i]->index) {
 							(*matches)[(*nmatches)++] = (int)k;
 							break;
 						}
@@ -374,7 +379,8 @@ fetch_chunks(job_run *run, int **matches, size_t *nmatches, char *why, size_t wh
 			}
 			protobuf_c_message_free_unpacked(sresp, NULL);
 		}
-		cm_rpc_result_fini(&res); /* no topic ranking is not a failure: the prompt still asks */
+		cm_rpc_result_fini(
+		    &res); /* no topic ranking is not a failure: the prompt still asks */
 	}
 	return CM_OK;
 }
@@ -490,7 +496,8 @@ fail_job(job_run *run, qgen_worker *w, const char *reason)
 	cm_warn("QGEN-JOB-FAIL", "job %s: %s", run->job_id, reason);
 	if (cm_jobs_fail(w->jobs, run->job_id, 0, reason, true, &gave_up) != CM_OK)
 		return; /* lease lost or database down: whoever holds the job decides */
-	note(qgen_store_set_status(w->pg, run->params->set_id, "failed", reason), "qgen_store_set_status");
+	note(qgen_store_set_status(w->pg, run->params->set_id, "failed", reason),
+	     "qgen_store_set_status");
 	cm_counter_add(run->svc->jobs_failed, 1);
 	qgen_publish(run->svc, "job.done", run->job_id, run->params->owner, 0, run->params->count,
 	             "failed");
@@ -536,9 +543,10 @@ run_offline(job_run *run, qgen_worker *w, qg_qlist *chosen)
 			(void)qg_select(chosen, &cand, count);
 		}
 		qg_qlist_fini(&cand);
-		note(qgen_store_set_progress(w->pg, run->params->set_id, (int)chosen->n), "qgen_store_set_progress");
-		qgen_publish(run->svc, "job.progress", run->job_id, run->params->owner, (int)chosen->n,
-		             (int)count, NULL);
+		note(qgen_store_set_progress(w->pg, run->params->set_id, (int)chosen->n),
+		     "qgen_store_set_progress");
+		qgen_publish(run->svc, "job.progress", run->job_id, run->params->owner,
+		             (int)chosen->n, (int)count, NULL);
 		if (req.count == (int)(count - chosen->n))
 			break; /* nothing new came: the text has no more material */
 	}
@@ -588,7 +596,8 @@ run_model(job_run *run, qgen_worker *w, qg_qlist *chosen, int next_idx, const bo
 		/* Threads: one per queued or in-flight batch, up to QGEN_PARALLEL. */
 		while (run->nthreads < s->cfg.parallel &&
 		       (size_t)run->nthreads < (run->qtail - run->qhead) + (size_t)run->inflight) {
-			if (pthread_create(&run->threads[run->nthreads], NULL, call_thread, run) != 0)
+			if (pthread_create(&run->threads[run->nthreads], NULL, call_thread, run) !=
+			    0)
 				break;
 			run->nthreads++;
 		}
@@ -618,18 +627,22 @@ run_model(job_run *run, qgen_worker *w, qg_qlist *chosen, int next_idx, const bo
 				fail_streak = 0;
 				valid_sum += (int)r->qs.n;
 				if (qgen_pack_questions(&r->qs, false, &blob, &len) == CM_OK)
-					note(qgen_store_put_batch(w->pg, run->job_id, r->idx, blob, len), "qgen_store_put_batch");
+					note(qgen_store_put_batch(w->pg, run->job_id, r->idx, blob,
+					                          len),
+					     "qgen_store_put_batch");
 				free(blob);
 				(void)qg_select(chosen, &r->qs, count);
 			} else {
 				cm_counter_add(s->batches_failed, 1);
 				fail_streak++;
-				cm_warn("QGEN-BATCH-FAIL", "job %s batch %d: %s: %s", run->job_id, r->idx,
-				        cm_strerror(r->err), r->why);
-				snprintf(last_err, sizeof(last_err), "the model failed: %.200s", r->why);
+				cm_warn("QGEN-BATCH-FAIL", "job %s batch %d: %s: %s", run->job_id,
+				        r->idx, cm_strerror(r->err), r->why);
+				snprintf(last_err, sizeof(last_err), "the model failed: %.200s",
+				         r->why);
 				if (r->err == CM_EPERM) {
 					snprintf(last_err, sizeof(last_err),
-					         "the LLM provider refused the requests (quota exhausted or API key "
+					         "the LLM provider refused the requests (quota "
+					         "exhausted or API key "
 					         "invalid): %.150s",
 					         r->why);
 					fail_streak = QGEN_MAX_FAIL_STREAK;
@@ -638,9 +651,12 @@ run_model(job_run *run, qgen_worker *w, qg_qlist *chosen, int next_idx, const bo
 			qg_qlist_fini(&r->qs);
 			free(r);
 			note(qgen_store_set_progress(w->pg, run->params->set_id,
-			                              valid_sum < (int)count ? valid_sum : (int)count), "qgen_store_set_progress");
+			                             valid_sum < (int)count ? valid_sum
+			                                                    : (int)count),
+			     "qgen_store_set_progress");
 			qgen_publish(s, "job.progress", run->job_id, run->params->owner,
-			             valid_sum < (int)count ? valid_sum : (int)count, (int)count, NULL);
+			             valid_sum < (int)count ? valid_sum : (int)count, (int)count,
+			             NULL);
 		}
 		if (chosen->n >= count) {
 			ok = true;
@@ -651,7 +667,8 @@ run_model(job_run *run, qgen_worker *w, qg_qlist *chosen, int next_idx, const bo
 			break;
 		}
 		if (atomic_load(&s->stopping)) {
-			snprintf(why, whylen, "stopping"); /* another replica resumes after the lease */
+			snprintf(why, whylen,
+			         "stopping"); /* another replica resumes after the lease */
 			break;
 		}
 
@@ -670,10 +687,11 @@ run_model(job_run *run, qgen_worker *w, qg_qlist *chosen, int next_idx, const bo
 		bool idle = run->inflight == 0 && run->qhead == run->qtail && run->results == NULL;
 		pthread_mutex_unlock(&run->mu);
 		if (idle) {
-			snprintf(why, whylen,
-			         "only %zu of %zu valid, distinct questions could be made from this "
-			         "document%s%s",
-			         chosen->n, count, last_err[0] != '\0' ? "; " : "", last_err);
+			snprintf(
+			    why, whylen,
+			    "only %zu of %zu valid, distinct questions could be made from this "
+			    "document%s%s",
+			    chosen->n, count, last_err[0] != '\0' ? "; " : "", last_err);
 			break;
 		}
 
@@ -689,7 +707,8 @@ run_model(job_run *run, qgen_worker *w, qg_qlist *chosen, int next_idx, const bo
 		}
 		if (cm_mono_ms() >= next_check) {
 			bool cancelled = false;
-			if (cm_jobs_is_cancelled(w->jobs, run->job_id, &cancelled) == CM_OK && cancelled) {
+			if (cm_jobs_is_cancelled(w->jobs, run->job_id, &cancelled) == CM_OK &&
+			    cancelled) {
 				snprintf(why, whylen, "cancelled");
 				break;
 			}
@@ -723,15 +742,15 @@ run_fini(job_run *run)
 static void
 run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 {
-	job_run   run;
-	qg_qlist  chosen;
-	load_ctx  lc;
-	int      *matches = NULL;
-	size_t    nmatches = 0;
-	char      why[CM_MAX_ERRMSG] = "";
-	int64_t   t0 = cm_mono_ms();
-	cm_err    err;
-	int       first_batches;
+	job_run  run;
+	qg_qlist chosen;
+	load_ctx lc;
+	int     *matches = NULL;
+	size_t   nmatches = 0;
+	char     why[CM_MAX_ERRMSG] = "";
+	int64_t  t0 = cm_mono_ms();
+	cm_err   err;
+	int      first_batches;
 
 	memset(&run, 0, sizeof(run));
 	memset(&lc, 0, sizeof(lc));
@@ -742,7 +761,9 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 	run.job_id = t->job_id;
 	if ((run.params = qgen__job_params__unpack(NULL, t->params_len, t->params)) == NULL) {
 		bool gave_up;
-		note(cm_jobs_fail(w->jobs, t->job_id, 0, "unreadable job parameters", true, &gave_up), "cm_jobs_fail");
+		note(cm_jobs_fail(w->jobs, t->job_id, 0, "unreadable job parameters", true,
+		                  &gave_up),
+		     "cm_jobs_fail");
 		goto out;
 	}
 	for (size_t i = 0; i < run.params->n_types; i++) {
@@ -755,7 +776,8 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 	(void)qg_difficulty_parse(run.params->difficulty, &run.difficulty);
 	cm_info("QGEN-JOB-START", "job %s: %d questions (attempt %d)", t->job_id, run.params->count,
 	        t->attempt);
-	note(qgen_store_set_status(w->pg, run.params->set_id, "running", ""), "qgen_store_set_status");
+	note(qgen_store_set_status(w->pg, run.params->set_id, "running", ""),
+	     "qgen_store_set_status");
 
 	if ((err = fetch_chunks(&run, &matches, &nmatches, why, sizeof(why))) != CM_OK) {
 		if (err == CM_ENOTFOUND || err == CM_EPRECOND) {
@@ -763,10 +785,13 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 		} else {
 			bool gave_up = false;
 			/* svc-pdf unreachable: retried with backoff by the queue. */
-			if (cm_jobs_fail(w->jobs, t->job_id, 0, why, false, &gave_up) == CM_OK && gave_up) {
-				note(qgen_store_set_status(w->pg, run.params->set_id, "failed", why), "qgen_store_set_status");
-				qgen_publish(s, "job.done", t->job_id, run.params->owner, 0, run.params->count,
-				             "failed");
+			if (cm_jobs_fail(w->jobs, t->job_id, 0, why, false, &gave_up) == CM_OK &&
+			    gave_up) {
+				note(
+				    qgen_store_set_status(w->pg, run.params->set_id, "failed", why),
+				    "qgen_store_set_status");
+				qgen_publish(s, "job.done", t->job_id, run.params->owner, 0,
+				             run.params->count, "failed");
 			}
 		}
 		goto out;
@@ -786,7 +811,9 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 	if ((lc.have = calloc(lc.have_n, 1)) == NULL ||
 	    qgen_store_batches(w->pg, t->job_id, load_batch, &lc) != CM_OK) {
 		bool gave_up;
-		note(cm_jobs_fail(w->jobs, t->job_id, 0, "cannot read stored batches", false, &gave_up), "cm_jobs_fail");
+		note(cm_jobs_fail(w->jobs, t->job_id, 0, "cannot read stored batches", false,
+		                  &gave_up),
+		     "cm_jobs_fail");
 		goto out;
 	}
 	if (lc.max_idx >= 0)
@@ -797,7 +824,8 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 		run_offline(&run, w, &chosen);
 		if (chosen.n < (size_t)run.params->count)
 			snprintf(why, sizeof(why),
-			         "only %zu of %d questions could be made from this document's text without "
+			         "only %zu of %d questions could be made from this document's text "
+			         "without "
 			         "a model (configure LLM_BASE_URL for more)",
 			         chosen.n, run.params->count);
 	} else if (chosen.n < (size_t)run.params->count) {
@@ -809,8 +837,9 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 		if ((err = finish(&run, w, &chosen)) != CM_OK) {
 			bool gave_up;
 			cm_warn("QGEN-FINISH-FAIL", "job %s: %s", t->job_id, cm_strerror(err));
-			note(cm_jobs_fail(w->jobs, t->job_id, 0, "cannot store the questions", false,
-			                   &gave_up), "cm_jobs_fail");
+			note(cm_jobs_fail(w->jobs, t->job_id, 0, "cannot store the questions",
+			                  false, &gave_up),
+			     "cm_jobs_fail");
 		}
 	} else if (strcmp(why, "cancelled") == 0 || strcmp(why, "lease lost") == 0 ||
 	           strcmp(why, "stopping") == 0) {
@@ -861,8 +890,10 @@ runner_main(void *arg)
 	while (!atomic_load(&s->stopping)) {
 		bool ran = false, notified;
 		if (qgen_runner_run_one(s, w, &ran) != CM_OK || !ran)
-			note(cm_jobs_listener_wait(l, (int)s->cfg.poll_ms < 500 ? (int)s->cfg.poll_ms : 500,
-			                            &notified), "cm_jobs_listener_wait");
+			note(cm_jobs_listener_wait(
+			         l, (int)s->cfg.poll_ms < 500 ? (int)s->cfg.poll_ms : 500,
+			         &notified),
+			     "cm_jobs_listener_wait");
 	}
 out:
 	cm_jobs_listener_close(l);

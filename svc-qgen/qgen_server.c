@@ -21,8 +21,7 @@ const cm_rpc_method qgen_methods[] = {
     {"qgen.Create", &qgen__create_request__descriptor, &qgen__create_response__descriptor,
      qgen_handle_create},
     {"qgen.GetJob", &qgen__job_ref__descriptor, &qgen__job__descriptor, qgen_handle_get_job},
-    {"qgen.CancelJob", &qgen__job_ref__descriptor, &qgen__job__descriptor,
-     qgen_handle_cancel_job},
+    {"qgen.CancelJob", &qgen__job_ref__descriptor, &qgen__job__descriptor, qgen_handle_cancel_job},
     {"qgen.GetSet", &qgen__get_set_request__descriptor, &qgen__question_set__descriptor,
      qgen_handle_get_set},
     {"qgen.DeleteDocument", &qgen__delete_document_request__descriptor,
@@ -79,8 +78,8 @@ qgen_service_init(qgen_service *s, const qgen_config *cfg, cm_metrics *m)
 		cm_error("QGEN-LLM-CONFIG", "LLM configuration: %s", errbuf);
 		return err;
 	} else {
-		snprintf(s->model, sizeof(s->model), "%s", model != NULL && model[0] != '\0' ? model
-		                                                                           : "default");
+		snprintf(s->model, sizeof(s->model), "%s",
+		         model != NULL && model[0] != '\0' ? model : "default");
 	}
 	if ((err = cm_rpc_client_open(&s->pdf, "pdf", cfg->pdf_urls, m)) != CM_OK) {
 		cm_error("QGEN-PDF-URLS", "bad QGEN_PDF_URLS: %s", cfg->pdf_urls);
@@ -90,16 +89,20 @@ qgen_service_init(qgen_service *s, const qgen_config *cfg, cm_metrics *m)
 		cm_error("QGEN-EVENTS", "cannot publish events on %s", cfg->events_url);
 		goto fail;
 	}
-	s->sets_created = cm_metrics_counter(m, "sets_requested_total", "question sets requested", NULL);
-	s->cache_hits = cm_metrics_counter(m, "cache_hits_total", "sets answered from the cache", NULL);
+	s->sets_created =
+	    cm_metrics_counter(m, "sets_requested_total", "question sets requested", NULL);
+	s->cache_hits =
+	    cm_metrics_counter(m, "cache_hits_total", "sets answered from the cache", NULL);
 	s->questions_rejected = cm_metrics_counter(m, "questions_rejected_total",
 	                                           "model questions that failed validation", NULL);
-	s->batches_failed =
-	    cm_metrics_counter(m, "batches_failed_total", "generation calls that gave nothing", NULL);
-	s->llm_calls = cm_metrics_counter(m, "generation_calls_total", "generation calls made", NULL);
+	s->batches_failed = cm_metrics_counter(m, "batches_failed_total",
+	                                       "generation calls that gave nothing", NULL);
+	s->llm_calls =
+	    cm_metrics_counter(m, "generation_calls_total", "generation calls made", NULL);
 	s->jobs_succeeded = cm_metrics_counter(m, "jobs_succeeded_total", "sets generated", NULL);
 	s->jobs_failed = cm_metrics_counter(m, "jobs_failed_total", "sets that failed", NULL);
-	s->job_seconds = cm_metrics_histogram(m, "job_duration_seconds", "time to generate a set", NULL);
+	s->job_seconds =
+	    cm_metrics_histogram(m, "job_duration_seconds", "time to generate a set", NULL);
 	return CM_OK;
 fail:
 	qgen_service_fini(s);
@@ -162,7 +165,8 @@ worker_init(void *arg, int index)
 	qgen_worker *w = NULL;
 
 	if (qgen_worker_alloc(arg, &w) != CM_OK)
-		cm_error("QGEN-WORKER-INIT", "worker %d has no state; it will answer UNAVAILABLE", index);
+		cm_error("QGEN-WORKER-INIT", "worker %d has no state; it will answer UNAVAILABLE",
+		         index);
 	return w;
 }
 

@@ -9,9 +9,10 @@
 #include "cm/util.h"
 #include "qgen_store.h"
 
-#define SET_COLUMNS                                                                             \
-	"id::text, owner_id, document_id::text, sha256, coalesce(job_id::text, ''), status, count, " \
-	"types, difficulty, topic, first_page, last_page, cached, progress, error, "                \
+#define SET_COLUMNS                                                                                \
+	"id::text, owner_id, document_id::text, sha256, coalesce(job_id::text, ''), status, "      \
+	"count, "                                                                                  \
+	"types, difficulty, topic, first_page, last_page, cached, progress, error, "               \
 	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 static int
@@ -52,8 +53,8 @@ qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row)
 	cm_err      err;
 	const char *p[14];
 
-	if (row->questions != NULL && (blob = cm_pg_bytea_param(row->questions, row->questions_len)) ==
-	                                  NULL)
+	if (row->questions != NULL &&
+	    (blob = cm_pg_bytea_param(row->questions, row->questions_len)) == NULL)
 		return CM_ENOMEM;
 	snprintf(count, sizeof(count), "%d", row->count);
 	snprintf(first, sizeof(first), "%d", row->first_page);
@@ -72,14 +73,15 @@ qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row)
 	p[11] = last;
 	p[12] = row->cached ? "true" : "false";
 	p[13] = blob;
-	err = cm_pg_exec(pg,
-	                 "INSERT INTO question_sets (id, owner_id, document_id, sha256, job_id, status,"
-	                 " count, types, difficulty, topic, first_page, last_page, cached, questions,"
-	                 " progress)"
-	                 " VALUES ($1::uuid, $2, $3::uuid, $4, $5::uuid, $6, $7::int, $8, $9, $10,"
-	                 " $11::int, $12::int, $13::boolean, $14::bytea,"
-	                 " CASE WHEN $14::bytea IS NULL THEN 0 ELSE $7::int END)",
-	                 14, p, NULL);
+	err = cm_pg_exec(
+	    pg,
+	    "INSERT INTO question_sets (id, owner_id, document_id, sha256, job_id, status,"
+	    " count, types, difficulty, topic, first_page, last_page, cached, questions,"
+	    " progress)"
+	    " VALUES ($1::uuid, $2, $3::uuid, $4, $5::uuid, $6, $7::int, $8, $9, $10,"
+	    " $11::int, $12::int, $13::boolean, $14::bytea,"
+	    " CASE WHEN $14::bytea IS NULL THEN 0 ELSE $7::int END)",
+	    14, p, NULL);
 	free(blob);
 	return err;
 }
@@ -95,10 +97,11 @@ qgen_store_get_set(cm_pg *pg, const char *id, const char *owner, bool with_quest
 	memset(row, 0, sizeof(*row));
 	if (!cm_uuid_valid(id))
 		return CM_ENOTFOUND;
-	err = cm_pg_exec(pg,
-	                 "SELECT " SET_COLUMNS ", CASE WHEN $3::boolean THEN questions END"
-	                 " FROM question_sets WHERE id = $1::uuid AND ($2::text IS NULL OR owner_id = $2)",
-	                 3, p, &r);
+	err = cm_pg_exec(
+	    pg,
+	    "SELECT " SET_COLUMNS ", CASE WHEN $3::boolean THEN questions END"
+	    " FROM question_sets WHERE id = $1::uuid AND ($2::text IS NULL OR owner_id = $2)",
+	    3, p, &r);
 	if (err != CM_OK)
 		return err;
 	if (cm_pg_nrows(r) == 0) {
@@ -106,7 +109,8 @@ qgen_store_get_set(cm_pg *pg, const char *id, const char *owner, bool with_quest
 	} else {
 		read_row(r, row);
 		if (with_questions && !cm_pg_isnull(r, 0, 16))
-			err = cm_pg_bytea_decode(cm_pg_get(r, 0, 16), &row->questions, &row->questions_len);
+			err = cm_pg_bytea_decode(cm_pg_get(r, 0, 16), &row->questions,
+			                         &row->questions_len);
 	}
 	cm_pg_result_free(r);
 	return err;
@@ -122,8 +126,9 @@ qgen_store_get_set_by_job(cm_pg *pg, const char *job_id, qgen_set_row *row)
 	memset(row, 0, sizeof(*row));
 	if (!cm_uuid_valid(job_id))
 		return CM_ENOTFOUND;
-	if ((err = cm_pg_exec(pg, "SELECT " SET_COLUMNS " FROM question_sets WHERE job_id = $1::uuid", 1,
-	                      p, &r)) != CM_OK)
+	if ((err =
+	         cm_pg_exec(pg, "SELECT " SET_COLUMNS " FROM question_sets WHERE job_id = $1::uuid",
+	                    1, p, &r)) != CM_OK)
 		return err;
 	if (cm_pg_nrows(r) == 0)
 		err = CM_ENOTFOUND;
@@ -138,10 +143,11 @@ qgen_store_set_status(cm_pg *pg, const char *set_id, const char *status, const c
 {
 	const char *p[3] = {set_id, status, error};
 
-	return cm_pg_exec(pg,
-	                  "UPDATE question_sets SET status = $2, error = $3, updated_at = clock_timestamp()"
-	                  " WHERE id = $1::uuid AND status IN ('queued', 'running')",
-	                  3, p, NULL);
+	return cm_pg_exec(
+	    pg,
+	    "UPDATE question_sets SET status = $2, error = $3, updated_at = clock_timestamp()"
+	    " WHERE id = $1::uuid AND status IN ('queued', 'running')",
+	    3, p, NULL);
 }
 
 cm_err
@@ -192,10 +198,11 @@ qgen_store_put_batch(cm_pg *pg, const char *job_id, int idx, const void *blob, s
 	if (b == NULL)
 		return CM_ENOMEM;
 	snprintf(n, sizeof(n), "%d", idx);
-	err = cm_pg_exec(pg,
-	                 "INSERT INTO batches (job_id, idx, questions) VALUES ($1::uuid, $2::int, $3::bytea)"
-	                 " ON CONFLICT (job_id, idx) DO NOTHING",
-	                 3, p, NULL);
+	err = cm_pg_exec(
+	    pg,
+	    "INSERT INTO batches (job_id, idx, questions) VALUES ($1::uuid, $2::int, $3::bytea)"
+	    " ON CONFLICT (job_id, idx) DO NOTHING",
+	    3, p, NULL);
 	free(b);
 	return err;
 }
@@ -207,9 +214,9 @@ qgen_store_batches(cm_pg *pg, const char *job_id, qgen_batch_fn fn, void *arg)
 	cm_pg_result *r = NULL;
 	cm_err        err;
 
-	if ((err = cm_pg_exec(pg,
-	                      "SELECT idx, questions FROM batches WHERE job_id = $1::uuid ORDER BY idx",
-	                      1, p, &r)) != CM_OK)
+	if ((err = cm_pg_exec(
+	         pg, "SELECT idx, questions FROM batches WHERE job_id = $1::uuid ORDER BY idx", 1,
+	         p, &r)) != CM_OK)
 		return err;
 	for (int i = 0; i < cm_pg_nrows(r) && err == CM_OK; i++) {
 		uint8_t *blob = NULL;

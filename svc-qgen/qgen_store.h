@@ -14,21 +14,21 @@
 #include "qgen_types.h"
 
 typedef struct qgen_set_row {
-	char    id[CM_UUID_LEN + 1];
-	char    owner[129];
-	char    document_id[CM_UUID_LEN + 1];
-	char    sha256[65];
-	char    job_id[CM_UUID_LEN + 1]; /* "" when none (a cached set) */
-	char    status[16];
-	int     count;
-	char    types[16]; /* "mcq", "open" or "mcq,open" */
-	char    difficulty[8];
-	char    topic[QG_MAX_TOPIC + 1];
-	int     first_page, last_page;
-	bool    cached;
-	int     progress;
-	char    error[CM_MAX_ERRMSG];
-	char    created_at[40];
+	char     id[CM_UUID_LEN + 1];
+	char     owner[129];
+	char     document_id[CM_UUID_LEN + 1];
+	char     sha256[65];
+	char     job_id[CM_UUID_LEN + 1]; /* "" when none (a cached set) */
+	char     status[16];
+	int      count;
+	char     types[16]; /* "mcq", "open" or "mcq,open" */
+	char     difficulty[8];
+	char     topic[QG_MAX_TOPIC + 1];
+	int      first_page, last_page;
+	bool     cached;
+	int      progress;
+	char     error[CM_MAX_ERRMSG];
+	char     created_at[40];
 	uint8_t *questions; /* packed qgen.QuestionList; malloc'd by qgen_store_get_set, or NULL */
 	size_t   questions_len;
 } qgen_set_row;
@@ -56,12 +56,11 @@ CM_MUSTCHECK cm_err qgen_store_finish_set(cm_pg *pg, const char *set_id, const v
                                           size_t len, bool *won);
 
 /* Keeps one call's validated questions; the first write of (job, idx) wins. */
-CM_MUSTCHECK cm_err qgen_store_put_batch(cm_pg *pg, const char *job_id, int idx,
-                                         const void *blob, size_t len);
+CM_MUSTCHECK cm_err qgen_store_put_batch(cm_pg *pg, const char *job_id, int idx, const void *blob,
+                                         size_t len);
 /* Calls fn for every stored batch of the job, in idx order. fn's blob is valid during the call. */
 typedef cm_err (*qgen_batch_fn)(void *arg, int idx, const uint8_t *blob, size_t len);
-CM_MUSTCHECK cm_err qgen_store_batches(cm_pg *pg, const char *job_id, qgen_batch_fn fn,
-                                       void *arg);
+CM_MUSTCHECK cm_err qgen_store_batches(cm_pg *pg, const char *job_id, qgen_batch_fn fn, void *arg);
 /* Deletes owner's sets of a document (with their jobs' batches); fn (may be NULL) is called with
  * each deleted set's job id ("" for a cached set) before the rows go. *n receives the count. */
 typedef void (*qgen_job_fn)(void *arg, const char *job_id);

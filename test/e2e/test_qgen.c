@@ -30,8 +30,8 @@
 #define FAKE "http://127.0.0.1:28500"
 
 static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
-static char user_a[4200], user_b[4200];
-static char doc_a[64], doc_short[64], pdf_path[512];
+static char              user_a[4200], user_b[4200];
+static char              doc_a[64], doc_short[64], pdf_path[512];
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -109,7 +109,8 @@ harness(const char *script, const char *cmd, const char *extra)
 	char line[1024];
 
 	snprintf(line, sizeof(line), "%s/%s %s %s %s %s", getenv("CM_TEST_HARNESS"), script, cmd,
-	         getenv("CM_TEST_STATE"), strcmp(script, "stack.sh") == 0 ? getenv("CM_TEST_BIN") : "",
+	         getenv("CM_TEST_STATE"),
+	         strcmp(script, "stack.sh") == 0 ? getenv("CM_TEST_BIN") : "",
 	         extra != NULL ? extra : "");
 	assert_int_equal(system(line), 0);
 }
@@ -121,11 +122,14 @@ login_new_user(char *bearer, size_t n)
 	http_resp r;
 
 	cm_uuid_v4(id);
-	snprintf(body, sizeof(body), "{\"email\":\"q-%s@example.com\",\"password\":\"questions!\"}", id);
-	assert_int_equal(http_do("POST", "/api/v1/auth/register", json_hdr, body, strlen(body), &r), 0);
+	snprintf(body, sizeof(body), "{\"email\":\"q-%s@example.com\",\"password\":\"questions!\"}",
+	         id);
+	assert_int_equal(http_do("POST", "/api/v1/auth/register", json_hdr, body, strlen(body), &r),
+	                 0);
 	assert_int_equal(r.status, 201);
 	http_resp_free(&r);
-	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r), 0);
+	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r),
+	                 0);
 	assert_int_equal(r.status, 200);
 	snprintf(bearer, n, "Authorization: Bearer %s", js(r.json, "access_token"));
 	http_resp_free(&r);
@@ -167,30 +171,33 @@ tiny_pdf(cm_buf *b, const char *text)
 	cm_buf_init(b, 1u << 20);
 	assert_int_equal(cm_buf_appends(b, "%PDF-1.4\n"), CM_OK);
 	off[1] = b->len;
-	assert_int_equal(cm_buf_appends(b, "1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"), CM_OK);
+	assert_int_equal(cm_buf_appends(b, "1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"),
+	                 CM_OK);
 	off[2] = b->len;
-	assert_int_equal(cm_buf_appends(b, "2 0 obj << /Type /Pages /Count 1 /Kids [3 0 R] >> endobj\n"),
-	                 CM_OK);
+	assert_int_equal(
+	    cm_buf_appends(b, "2 0 obj << /Type /Pages /Count 1 /Kids [3 0 R] >> endobj\n"), CM_OK);
 	off[3] = b->len;
-	assert_int_equal(cm_buf_appends(b, "3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792]"
-	                                   " /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
-	                                   " endobj\n"),
-	                 CM_OK);
+	assert_int_equal(
+	    cm_buf_appends(b, "3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792]"
+	                      " /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
+	                      " endobj\n"),
+	    CM_OK);
 	off[4] = b->len;
-	assert_int_equal(cm_buf_appends(b, "4 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica"
-	                                   " >> endobj\n"),
-	                 CM_OK);
+	assert_int_equal(
+	    cm_buf_appends(b, "4 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica"
+	                      " >> endobj\n"),
+	    CM_OK);
 	off[5] = b->len;
-	assert_int_equal(cm_buf_printf(b, "5 0 obj << /Length %d >> stream\n%s\nendstream endobj\n", n,
-	                               content),
-	                 CM_OK);
+	assert_int_equal(
+	    cm_buf_printf(b, "5 0 obj << /Length %d >> stream\n%s\nendstream endobj\n", n, content),
+	    CM_OK);
 	xref = b->len;
 	assert_int_equal(cm_buf_appends(b, "xref\n0 6\n0000000000 65535 f \n"), CM_OK);
 	for (int i = 1; i <= 5; i++)
 		assert_int_equal(cm_buf_printf(b, "%010zu 00000 n \n", off[i]), CM_OK);
-	assert_int_equal(cm_buf_printf(b, "trailer << /Size 6 /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n",
-	                               xref),
-	                 CM_OK);
+	assert_int_equal(
+	    cm_buf_printf(b, "trailer << /Size 6 /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", xref),
+	    CM_OK);
 }
 
 /* Waits for a job to end; checks progress never goes back. Returns the final status. */
@@ -234,7 +241,8 @@ create_set(const char *auth, const char *doc, const char *body, char *job, char 
 	if (job != NULL)
 		snprintf(job, 64, "%s", s == 202 ? js(r.json, "job_id") : "");
 	if (set != NULL)
-		snprintf(set, 64, "%s", s == 202 ? js(r.json, "question_set_id") : js(r.json, "id"));
+		snprintf(set, 64, "%s",
+		         s == 202 ? js(r.json, "question_set_id") : js(r.json, "id"));
 	http_resp_free(&r);
 	return s;
 }
@@ -253,7 +261,8 @@ check_set(const json_t *set, int n)
 		const char *text = js(q, "text");
 		assert_true(strlen(text) >= 10);
 		assert_true(cm_uuid_valid(js(q, "id")));
-		assert_true(json_integer_value(json_object_get(json_object_get(q, "source"), "page")) >= 1);
+		assert_true(
+		    json_integer_value(json_object_get(json_object_get(q, "source"), "page")) >= 1);
 		for (size_t k = 0; k < i; k++)
 			assert_string_not_equal(text, js(json_array_get(qs, k), "text"));
 		if (strcmp(js(q, "type"), "mcq") != 0)
@@ -304,8 +313,8 @@ setup(void **state)
 	login_new_user(user_b, sizeof(user_b));
 	snprintf(path, sizeof(path), "%s/qgen-real.pdf", getenv("CM_TEST_STATE"));
 	snprintf(pdf_path, sizeof(pdf_path), "%s", path);
-	snprintf(cmd, sizeof(cmd), "%s/../data/gen_test_pdfs.sh real %s >/dev/null", getenv("CM_TEST_HARNESS"),
-	         path);
+	snprintf(cmd, sizeof(cmd), "%s/../data/gen_test_pdfs.sh real %s >/dev/null",
+	         getenv("CM_TEST_HARNESS"), path);
 	if (access(path, R_OK) != 0 && system(cmd) != 0)
 		return -1;
 	if ((f = fopen(path, "rb")) == NULL)
@@ -362,7 +371,8 @@ test_v1_generate_and_cache(void **state)
 	/* The same request again: 200 from the cache, no model call. */
 	long before = fake_calls();
 	char path[160];
-	snprintf(path, sizeof(path), "/api/v1/documents/%s/question-sets?include_answers=true", doc_a);
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/question-sets?include_answers=true",
+	         doc_a);
 	assert_int_equal(call(user_a, "POST", path, body, &r), 200);
 	assert_true(json_is_true(json_object_get(r.json, "cached")));
 	check_set(r.json, 25);
@@ -375,7 +385,8 @@ test_v1_generate_and_cache(void **state)
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
 	assert_string_equal(js(r.json, "kind"), "qgen");
 	assert_string_equal(js(r.json, "result_id"), set);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "progress"), "done")), 25);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(r.json, "progress"), "done")), 25);
 	http_resp_free(&r);
 	/* A finished job cannot be cancelled: 422 (FAILED_PRECONDITION). */
 	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 422);
@@ -417,19 +428,21 @@ test_v1_types_topic_pages(void **state)
 	int     open = 0;
 
 	(void)state;
-	assert_int_equal(create_set(user_a, doc_a,
-	                            "{\"count\":12,\"types\":[\"mcq\",\"open\"],\"difficulty\":\"hard\","
-	                            "\"topic\":\"shell variables\",\"pages\":[10,40]}",
-	                            job, set),
-	                 202);
+	assert_int_equal(
+	    create_set(user_a, doc_a,
+	               "{\"count\":12,\"types\":[\"mcq\",\"open\"],\"difficulty\":\"hard\","
+	               "\"topic\":\"shell variables\",\"pages\":[10,40]}",
+	               job, set),
+	    202);
 	wait_job(user_a, job, status, sizeof(status), 120);
 	assert_string_equal(status, "succeeded");
 	v = get_set(user_a, set, true);
 	check_set(v, 12);
 	qs = json_object_get(v, "questions");
 	for (size_t i = 0; i < json_array_size(qs); i++) {
-		json_t *q = json_array_get(qs, i);
-		json_int_t page = json_integer_value(json_object_get(json_object_get(q, "source"), "page"));
+		json_t    *q = json_array_get(qs, i);
+		json_int_t page =
+		    json_integer_value(json_object_get(json_object_get(q, "source"), "page"));
 		assert_true(page >= 10 && page <= 40);
 		assert_string_equal(js(q, "difficulty"), "hard");
 		if (strcmp(js(q, "type"), "open") == 0) {
@@ -445,20 +458,29 @@ test_v1_types_topic_pages(void **state)
 static void
 test_v1_bad_input(void **state)
 {
-	static const char *const bad[] = {
-	    "{\"count\":0}", "{\"count\":201}", "{\"count\":\"ten\"}", "{}", "{\"count\":5,\"types\":[\"essay\"]}",
-	    "{\"count\":5,\"types\":\"mcq\"}", "{\"count\":5,\"difficulty\":\"extreme\"}",
-	    "{\"count\":5,\"pages\":[5,2]}", "{\"count\":5,\"pages\":[0,2]}", "{\"count\":5,\"topic\":7}",
-	    "{\"count\":5", "[1,2]", NULL};
-	char      path[160], big[600];
-	http_resp r;
+	static const char *const bad[] = {"{\"count\":0}",
+	                                  "{\"count\":201}",
+	                                  "{\"count\":\"ten\"}",
+	                                  "{}",
+	                                  "{\"count\":5,\"types\":[\"essay\"]}",
+	                                  "{\"count\":5,\"types\":\"mcq\"}",
+	                                  "{\"count\":5,\"difficulty\":\"extreme\"}",
+	                                  "{\"count\":5,\"pages\":[5,2]}",
+	                                  "{\"count\":5,\"pages\":[0,2]}",
+	                                  "{\"count\":5,\"topic\":7}",
+	                                  "{\"count\":5",
+	                                  "[1,2]",
+	                                  NULL};
+	char                     path[160], big[600];
+	http_resp                r;
 
 	(void)state;
 	for (int i = 0; bad[i] != NULL; i++) {
 		assert_int_equal(create_set(user_a, doc_a, bad[i], NULL, NULL), 400);
 	}
 	/* Pages past the end of the document. */
-	assert_int_equal(create_set(user_a, doc_a, "{\"count\":5,\"pages\":[900,950]}", NULL, NULL), 400);
+	assert_int_equal(create_set(user_a, doc_a, "{\"count\":5,\"pages\":[900,950]}", NULL, NULL),
+	                 400);
 	/* A topic too long. */
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
@@ -467,9 +489,9 @@ test_v1_bad_input(void **state)
 	assert_int_equal(create_set(user_a, doc_a, body, NULL, NULL), 400);
 	/* Another user's document, an unknown one, a malformed id. */
 	assert_int_equal(create_set(user_b, doc_a, "{\"count\":5}", NULL, NULL), 404);
-	assert_int_equal(create_set(user_a, "00000000-0000-4000-8000-000000000000", "{\"count\":5}", NULL,
-	                            NULL),
-	                 404);
+	assert_int_equal(
+	    create_set(user_a, "00000000-0000-4000-8000-000000000000", "{\"count\":5}", NULL, NULL),
+	    404);
 	assert_int_equal(create_set(user_a, "not-a-uuid", "{\"count\":5}", NULL, NULL), 404);
 	/* A document of three words. */
 	assert_int_equal(create_set(user_a, doc_short, "{\"count\":5}", NULL, NULL), 422);
@@ -478,8 +500,9 @@ test_v1_bad_input(void **state)
 	assert_int_equal(http_do("POST", path, json_hdr, "{\"count\":5}", 11, &r), 0);
 	assert_int_equal(r.status, 401);
 	http_resp_free(&r);
-	assert_int_equal(call(user_a, "GET", "/api/v1/jobs/00000000-0000-4000-8000-000000000000", NULL, &r),
-	                 404);
+	assert_int_equal(
+	    call(user_a, "GET", "/api/v1/jobs/00000000-0000-4000-8000-000000000000", NULL, &r),
+	    404);
 	http_resp_free(&r);
 }
 
@@ -505,7 +528,8 @@ test_legacy_generate(void **state)
 	(void)state;
 	/* Without a selected PDF: 400. */
 	login_new_user(other, sizeof(other));
-	assert_int_equal(call(other, "POST", "/api/chat/generate-questions", "{\"count\":5}", &r), 400);
+	assert_int_equal(call(other, "POST", "/api/chat/generate-questions", "{\"count\":5}", &r),
+	                 400);
 	assert_non_null(json_object_get(r.json, "detail"));
 	http_resp_free(&r);
 
@@ -536,7 +560,8 @@ test_legacy_generate(void **state)
 	http_resp_free(&r);
 
 	/* Practice: plain strings. */
-	assert_int_equal(call(user_a, "POST", "/api/chat/generate-questions", "{\"count\":6}", &r), 200);
+	assert_int_equal(call(user_a, "POST", "/api/chat/generate-questions", "{\"count\":6}", &r),
+	                 200);
 	doc = frontend_parse(js(r.json, "response"));
 	qs = json_object_get(doc, "questions");
 	assert_int_equal(json_array_size(qs), 6);
@@ -546,7 +571,8 @@ test_legacy_generate(void **state)
 	http_resp_free(&r);
 
 	/* Bad count: 400 in the legacy shape. */
-	assert_int_equal(call(user_a, "POST", "/api/chat/generate-questions", "{\"count\":0}", &r), 400);
+	assert_int_equal(call(user_a, "POST", "/api/chat/generate-questions", "{\"count\":0}", &r),
+	                 400);
 	assert_non_null(json_object_get(r.json, "detail"));
 	http_resp_free(&r);
 }
@@ -556,14 +582,13 @@ test_legacy_generate(void **state)
 static void
 test_model_faults_recovered(void **state)
 {
-	static const char *const faults[] = {
-	    "{\"rate_limit_next\":8,\"retry_after_s\":0}",
-	    "{\"fault_429_rate\":0.3,\"retry_after_s\":0}",
-	    "{\"fail_rate\":0.3}",
-	    "{\"prose_rate\":0.5,\"fence_rate\":0.5}",
-	    "{\"malformed_rate\":0.3}",
-	    NULL};
-	char body[200], job[64], set[64], status[32];
+	static const char *const faults[] = {"{\"rate_limit_next\":8,\"retry_after_s\":0}",
+	                                     "{\"fault_429_rate\":0.3,\"retry_after_s\":0}",
+	                                     "{\"fail_rate\":0.3}",
+	                                     "{\"prose_rate\":0.5,\"fence_rate\":0.5}",
+	                                     "{\"malformed_rate\":0.3}",
+	                                     NULL};
+	char                     body[200], job[64], set[64], status[32];
 
 	(void)state;
 	for (int i = 0; faults[i] != NULL; i++) {
@@ -593,8 +618,8 @@ test_model_down_fails_honestly(void **state)
 	(void)state;
 	fake_reset();
 	fake_set("{\"fail_rate\":1.0}");
-	assert_int_equal(create_set(user_a, doc_a, "{\"count\":5,\"topic\":\"model down\"}", job, set),
-	                 202);
+	assert_int_equal(
+	    create_set(user_a, doc_a, "{\"count\":5,\"topic\":\"model down\"}", job, set), 202);
 	wait_job(user_a, job, status, sizeof(status), 120);
 	assert_string_equal(status, "failed");
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job);
@@ -615,7 +640,8 @@ test_model_down_fails_honestly(void **state)
 	/* Quota exhausted: fails at once, without a retry storm. */
 	fake_reset();
 	fake_set("{\"quota_exhausted\":true}");
-	assert_int_equal(create_set(user_a, doc_a, "{\"count\":20,\"topic\":\"no quota\"}", job, set), 202);
+	assert_int_equal(
+	    create_set(user_a, doc_a, "{\"count\":20,\"topic\":\"no quota\"}", job, set), 202);
 	wait_job(user_a, job, status, sizeof(status), 60);
 	assert_string_equal(status, "failed");
 	assert_true(fake_calls() <= 8);
@@ -634,8 +660,8 @@ test_cancel_stops_calls(void **state)
 	(void)state;
 	fake_reset();
 	fake_set("{\"ttft_ms\":600}");
-	assert_int_equal(create_set(user_a, doc_a, "{\"count\":200,\"topic\":\"cancel me\"}", job, set),
-	                 202);
+	assert_int_equal(
+	    create_set(user_a, doc_a, "{\"count\":200,\"topic\":\"cancel me\"}", job, set), 202);
 	usleep(300 * 1000);
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job);
 	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 202);
@@ -680,8 +706,8 @@ test_replica_killed_mid_job(void **state)
 	(void)state;
 	fake_reset();
 	fake_set("{\"ttft_ms\":400,\"max_concurrency\":4,\"retry_after_s\":0}");
-	assert_int_equal(create_set(user_a, doc_a, "{\"count\":60,\"topic\":\"takeover\"}", job, set),
-	                 202);
+	assert_int_equal(
+	    create_set(user_a, doc_a, "{\"count\":60,\"topic\":\"takeover\"}", job, set), 202);
 	for (int i = 0; i < 50 && victim < 0; i++) {
 		usleep(100 * 1000);
 		victim = runner_of(job);
@@ -720,11 +746,12 @@ test_websocket_progress(void **state)
 	assert_non_null(strstr(frame, "UNAUTHENTICATED"));
 	ws_close(anon);
 
-	snprintf(path, sizeof(path), "/api/v1/ws?access_token=%s", user_a + strlen("Authorization: Bearer "));
+	snprintf(path, sizeof(path), "/api/v1/ws?access_token=%s",
+	         user_a + strlen("Authorization: Bearer "));
 	c = ws_connect(path, NULL);
 	assert_non_null(c);
-	assert_int_equal(create_set(user_a, doc_a, "{\"count\":30,\"topic\":\"websocket\"}", job, set),
-	                 202);
+	assert_int_equal(
+	    create_set(user_a, doc_a, "{\"count\":30,\"topic\":\"websocket\"}", job, set), 202);
 	snprintf(frame, sizeof(frame), "{\"subscribe\":\"job:%s\"}", job);
 	assert_int_equal(ws_send(c, frame), 0);
 	/* Garbage is answered, and the socket stays usable. */
@@ -759,7 +786,8 @@ test_websocket_progress(void **state)
 
 	/* Another user cannot subscribe to this job. */
 	ws_client *b;
-	snprintf(path, sizeof(path), "/api/v1/ws?access_token=%s", user_b + strlen("Authorization: Bearer "));
+	snprintf(path, sizeof(path), "/api/v1/ws?access_token=%s",
+	         user_b + strlen("Authorization: Bearer "));
 	b = ws_connect(path, NULL);
 	assert_non_null(b);
 	snprintf(frame, sizeof(frame), "{\"subscribe\":\"job:%s\"}", job);
@@ -792,7 +820,8 @@ test_document_delete_takes_sets(void **state)
 	upload(user_b, pdf, (size_t)len, "mine.pdf", doc, sizeof(doc)); /* user b's own document */
 	free(pdf);
 	assert_string_not_equal(doc, doc_a);
-	assert_int_equal(create_set(user_b, doc, "{\"count\":5,\"topic\":\"delete me\"}", job, set), 202);
+	assert_int_equal(create_set(user_b, doc, "{\"count\":5,\"topic\":\"delete me\"}", job, set),
+	                 202);
 	wait_job(user_b, job, status, sizeof(status), 120);
 	assert_string_equal(status, "succeeded");
 	snprintf(path, sizeof(path), "/api/v1/documents/%s", doc);
@@ -817,13 +846,15 @@ test_redis_down(void **state)
 	(void)state;
 	fake_reset();
 	harness("pgredis.sh", "stop-redis", NULL);
-	assert_int_equal(create_set(user_a, doc_a, "{\"count\":10,\"topic\":\"no redis\"}", job, set), 202);
+	assert_int_equal(
+	    create_set(user_a, doc_a, "{\"count\":10,\"topic\":\"no redis\"}", job, set), 202);
 	wait_job(user_a, job, status, sizeof(status), 120);
 	v = get_set(user_a, set, true);
 	check_set(v, 10);
 	json_decref(v);
 	/* Asked again: generated again (there is no cache), still right. */
-	assert_int_equal(create_set(user_a, doc_a, "{\"count\":10,\"topic\":\"no redis\"}", job, set), 202);
+	assert_int_equal(
+	    create_set(user_a, doc_a, "{\"count\":10,\"topic\":\"no redis\"}", job, set), 202);
 	wait_job(user_a, job, status, sizeof(status), 120);
 	assert_string_equal(status, "succeeded");
 	harness("pgredis.sh", "start-redis", NULL);

@@ -31,8 +31,8 @@ ws_connect(const char *path, const char *cookie)
 	    nng_stream_dialer_set_bool(d, NNG_OPT_WS_SEND_TEXT, true) != 0 ||
 	    nng_stream_dialer_set_bool(d, NNG_OPT_WS_RECV_TEXT, true) != 0)
 		goto fail;
-	if (cookie != NULL && nng_stream_dialer_set_string(d, NNG_OPT_WS_REQUEST_HEADER "Cookie",
-	                                                   cookie) != 0)
+	if (cookie != NULL &&
+	    nng_stream_dialer_set_string(d, NNG_OPT_WS_REQUEST_HEADER "Cookie", cookie) != 0)
 		goto fail;
 	nng_aio_set_timeout(c->aio, 5000);
 	nng_stream_dialer_dial(d, c->aio);

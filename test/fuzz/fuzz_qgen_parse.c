@@ -36,7 +36,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			qg_question *q = &chosen.items[i];
 			if (!qg_check(q, &ctx, why, sizeof(why)))
 				abort();
-			if (q->type == QG_MCQ && (q->answer < 0 || q->answer > 3 || q->options[3] == NULL))
+			if (q->type == QG_MCQ &&
+			    (q->answer < 0 || q->answer > 3 || q->options[3] == NULL))
 				abort();
 		}
 	}

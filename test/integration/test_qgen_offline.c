@@ -79,13 +79,13 @@ static const char *const prose[] = {
 static int
 setup(void **state)
 {
-	pdf_config  pc;
-	qgen_config qc;
-	pdf_testpdf o;
-	cm_buf      b;
-	char        nonce[17], r[8], redis_port[8];
-	const char *pages[4];
-	cm_pg      *pg = NULL;
+	pdf_config   pc;
+	qgen_config  qc;
+	pdf_testpdf  o;
+	cm_buf       b;
+	char         nonce[17], r[8], redis_port[8];
+	const char  *pages[4];
+	cm_pg       *pg = NULL;
 	cm_migration migs[16];
 	size_t       n = qgen_migrations_all(migs, 16);
 
@@ -131,7 +131,8 @@ setup(void **state)
 	qc.lease_ms = 15000;
 	qc.cache_ttl_s = 60;
 	qc.poll_ms = 100;
-	/* A schema of its own: the e2e stack's svc-qgen replicas, if up, must not claim our jobs. */
+	/* A schema of its own: the e2e stack's svc-qgen replicas, if up, must not claim our jobs.
+	 */
 	cm_random_bytes(r, sizeof(r));
 	cm_hex(r, 4, nonce);
 	snprintf(schema, sizeof(schema), "qgen_it_%s", nonce);
@@ -140,8 +141,9 @@ setup(void **state)
 	    cm_pg_migrate_up(pg, schema, migs, n) != CM_OK)
 		return -1;
 	cm_pg_close(pg);
-	if ((qm = cm_metrics_alloc("qgen_")) == NULL || qgen_service_init(&qsvc, &qc, qm) != CM_OK ||
-	    qsvc.llm != NULL || qgen_worker_alloc(&qsvc, &qw) != CM_OK)
+	if ((qm = cm_metrics_alloc("qgen_")) == NULL ||
+	    qgen_service_init(&qsvc, &qc, qm) != CM_OK || qsvc.llm != NULL ||
+	    qgen_worker_alloc(&qsvc, &qw) != CM_OK)
 		return -1;
 
 	/* A 4-page document, unique to this run, owned by this run's user. */
@@ -249,11 +251,11 @@ run_until_done(const char *job)
 static void
 test_offline_set(void **state)
 {
-	char                 job[40], set[40];
-	Qgen__GetSetRequest  rq = QGEN__GET_SET_REQUEST__INIT;
-	Qgen__QuestionSet   *qs = NULL;
-	call                 c;
-	int                  open = 0;
+	char                job[40], set[40];
+	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
+	Qgen__QuestionSet  *qs = NULL;
+	call                c;
+	int                 open = 0;
 
 	(void)state;
 	assert_int_equal(create(user, doc_id, 8, true, job, set), CM_OK);

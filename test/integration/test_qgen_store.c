@@ -196,8 +196,8 @@ test_batches_idempotent(void **state)
 static void
 test_unpack_rejects_garbage(void **state)
 {
-	qg_qlist       l;
-	const uint8_t  junk[] = {0x0a, 0x05, 0x12, 0x03, 'x', 'y'};
+	qg_qlist      l;
+	const uint8_t junk[] = {0x0a, 0x05, 0x12, 0x03, 'x', 'y'};
 
 	(void)state;
 	qg_qlist_init(&l);

@@ -25,13 +25,20 @@ test_parse_subscribe(void **state)
 	(void)state;
 	assert_true(edge_ws_parse_subscribe(ok, strlen(ok), res, sizeof(res), &why));
 	assert_string_equal(res, "job:" JOB);
-	static const char *const bad[] = {
-	    "{not json", "[]", "{}", "{\"subscribe\":7}", "{\"subscribe\":\"job:nope\"}",
-	    "{\"subscribe\":\"user:" JOB "\"}", "{\"subscribe\":\"chat:" JOB "\"}",
-	    "{\"subscribe\":\"job:" JOB "\",\"subscribe\":\"job:" JOB "\"}", NULL};
+	static const char *const bad[] = {"{not json",
+	                                  "[]",
+	                                  "{}",
+	                                  "{\"subscribe\":7}",
+	                                  "{\"subscribe\":\"job:nope\"}",
+	                                  "{\"subscribe\":\"user:" JOB "\"}",
+	                                  "{\"subscribe\":\"chat:" JOB "\"}",
+	                                  "{\"subscribe\":\"job:" JOB "\",\"subscribe\":\"job:" JOB
+	                                  "\"}",
+	                                  NULL};
 	for (int i = 0; bad[i] != NULL; i++) {
 		why = NULL;
-		assert_false(edge_ws_parse_subscribe(bad[i], strlen(bad[i]), res, sizeof(res), &why));
+		assert_false(
+		    edge_ws_parse_subscribe(bad[i], strlen(bad[i]), res, sizeof(res), &why));
 		assert_non_null(why);
 	}
 	/* Too small a buffer is refused, not overrun. */
@@ -45,10 +52,12 @@ test_event_json(void **state)
 
 	(void)state;
 	s = edge_ws_event_json("job.progress", JOB, 3, 25, NULL);
-	assert_string_equal(s, "{\"type\":\"job.progress\",\"job_id\":\"" JOB "\",\"done\":3,\"total\":25}");
+	assert_string_equal(s, "{\"type\":\"job.progress\",\"job_id\":\"" JOB
+	                       "\",\"done\":3,\"total\":25}");
 	free(s);
 	s = edge_ws_event_json("job.done", JOB, 0, 0, "succeeded");
-	assert_string_equal(s, "{\"type\":\"job.done\",\"job_id\":\"" JOB "\",\"status\":\"succeeded\"}");
+	assert_string_equal(s, "{\"type\":\"job.done\",\"job_id\":\"" JOB
+	                       "\",\"status\":\"succeeded\"}");
 	free(s);
 	assert_null(edge_ws_event_json("job.exploded", JOB, 0, 0, NULL));
 }

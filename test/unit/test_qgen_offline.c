@@ -46,8 +46,8 @@ static const qg_chunk chunks[] = {
 static void
 check_mcq(const qg_question *q)
 {
-	char             why[160];
-	qg_question      copy;
+	char               why[160];
+	qg_question        copy;
 	const qg_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 1, 3};
 
 	assert_int_equal(q->type, QG_MCQ);
@@ -174,10 +174,12 @@ static void
 test_accents_and_determinism(void **state)
 {
 	static const char fr[] =
-	    "La photosynthèse transforme l'énergie lumineuse en énergie chimique dans les feuilles. "
+	    "La photosynthèse transforme l'énergie lumineuse en énergie chimique dans les "
+	    "feuilles. "
 	    "Les chloroplastes contiennent la chlorophylle qui absorbe la lumière bleue et rouge. "
 	    "Le cycle de Calvin fixe le dioxyde de carbone grâce à l'énergie de l'ATP produite. "
-	    "La respiration cellulaire libère l'énergie chimique stockée dans le glucose des cellules. "
+	    "La respiration cellulaire libère l'énergie chimique stockée dans le glucose des "
+	    "cellules. "
 	    "Les mitochondries produisent la plus grande partie de l'ATP nécessaire aux cellules.";
 	qg_chunk           c = {fr, sizeof(fr) - 1, 4, 4};
 	qg_offline_req     req = {3, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
@@ -195,7 +197,8 @@ test_accents_and_determinism(void **state)
 	for (size_t i = 0; i < a.n; i++) {
 		assert_string_equal(a.items[i].text, b.items[i].text);
 		assert_int_equal(a.items[i].answer, b.items[i].answer);
-		assert_true(qg_check(&a.items[i], &ctx, why, sizeof(why))); /* valid UTF-8 throughout */
+		assert_true(
+		    qg_check(&a.items[i], &ctx, why, sizeof(why))); /* valid UTF-8 throughout */
 	}
 	qg_qlist_fini(&a);
 	qg_qlist_fini(&b);

@@ -29,11 +29,12 @@ parse(const char *json, const qg_batch_ctx *ctx, qg_qlist *l, int *rejected)
 static void
 test_parse_variants(void **state)
 {
-	qg_qlist l;
-	int      rej;
+	qg_qlist    l;
+	int         rej;
 	const char *json =
 	    "{\"questions\":["
-	    "{\"question\":\"What does the Calvin cycle fix into sugars?\",\"options\":[\"A) Carbon "
+	    "{\"question\":\"What does the Calvin cycle fix into sugars?\",\"options\":[\"A) "
+	    "Carbon "
 	    "dioxide\",\"B) Oxygen\",\"C) Nitrogen\",\"D) Water\"],\"answer\":\"A\",\"page\":11},"
 	    "{\"text\":\"Which organelle holds chlorophyll in plant cells?\",\"options\":[\"(A) "
 	    "Mitochondrion\",\"(B) Chloroplast\",\"(C) Nucleus\",\"(D) Ribosome\"],"
@@ -52,7 +53,8 @@ test_parse_variants(void **state)
 	assert_string_equal(l.items[1].options[1], "Chloroplast");
 	assert_int_equal(l.items[1].answer, 1);
 	assert_int_equal(l.items[1].page, 10); /* outside the chunk: its first page */
-	assert_string_equal(l.items[2].text, "In C, what does the expression {x} denote in this passage?");
+	assert_string_equal(l.items[2].text,
+	                    "In C, what does the expression {x} denote in this passage?");
 	assert_int_equal(l.items[2].answer, 3);
 	assert_int_equal(l.items[2].difficulty, QG_MEDIUM);
 	qg_qlist_fini(&l);
@@ -61,20 +63,28 @@ test_parse_variants(void **state)
 static void
 test_parse_rejects(void **state)
 {
-	qg_qlist l;
-	int      rej;
+	qg_qlist    l;
+	int         rej;
 	const char *json =
 	    "{\"questions\":["
-	    "{\"question\":\"Three options only, which is wrong?\",\"options\":[\"a\",\"b\",\"c\"],\"answer\":0},"
-	    "{\"question\":\"Five options, which is wrong too?\",\"options\":[\"a\",\"b\",\"c\",\"d\",\"e\"],\"answer\":0},"
-	    "{\"question\":\"Duplicate options: which one?\",\"options\":[\"Water\",\"water.\",\"Salt\",\"Sand\"],\"answer\":0},"
-	    "{\"question\":\"No valid answer letter here?\",\"options\":[\"w\",\"x\",\"y\",\"z\"],\"answer\":\"E\"},"
+	    "{\"question\":\"Three options only, which is "
+	    "wrong?\",\"options\":[\"a\",\"b\",\"c\"],\"answer\":0},"
+	    "{\"question\":\"Five options, which is wrong "
+	    "too?\",\"options\":[\"a\",\"b\",\"c\",\"d\",\"e\"],\"answer\":0},"
+	    "{\"question\":\"Duplicate options: which "
+	    "one?\",\"options\":[\"Water\",\"water.\",\"Salt\",\"Sand\"],\"answer\":0},"
+	    "{\"question\":\"No valid answer letter "
+	    "here?\",\"options\":[\"w\",\"x\",\"y\",\"z\"],\"answer\":\"E\"},"
 	    "{\"question\":\"Short?\",\"options\":[\"w\",\"x\",\"y\",\"z\"],\"answer\":1},"
-	    "{\"question\":\"Answer index out of range here?\",\"options\":[\"w\",\"x\",\"y\",\"z\"],\"answer_index\":4},"
-	    "{\"question\":\"Bad \\u00ff utf is fine, bytes are not\",\"options\":[\"w\",\"x\",\"y\",\"\"],\"answer\":1},"
-	    "{\"type\":\"open\",\"question\":\"An open question is not allowed here?\",\"answer\":\"ref\"},"
+	    "{\"question\":\"Answer index out of range "
+	    "here?\",\"options\":[\"w\",\"x\",\"y\",\"z\"],\"answer_index\":4},"
+	    "{\"question\":\"Bad \\u00ff utf is fine, bytes are "
+	    "not\",\"options\":[\"w\",\"x\",\"y\",\"\"],\"answer\":1},"
+	    "{\"type\":\"open\",\"question\":\"An open question is not allowed "
+	    "here?\",\"answer\":\"ref\"},"
 	    "7,"
-	    "{\"question\":\"A good one among the bad ones?\",\"options\":[\"w\",\"x\",\"y\",\"z\"],\"answer\":\"c\"}"
+	    "{\"question\":\"A good one among the bad "
+	    "ones?\",\"options\":[\"w\",\"x\",\"y\",\"z\"],\"answer\":\"c\"}"
 	    "]}";
 
 	(void)state;
@@ -93,11 +103,12 @@ test_parse_rejects(void **state)
 static void
 test_open_questions(void **state)
 {
-	qg_qlist l;
-	int      rej;
-	const char *json = "{\"questions\":[{\"type\":\"open\",\"question\":\"Explain how light drives "
-	                   "photosynthesis.\",\"answer\":\"Light excites chlorophyll.\",\"page\":2},"
-	                   "{\"type\":\"open\",\"question\":\"Explain without a reference answer.\"}]}";
+	qg_qlist    l;
+	int         rej;
+	const char *json =
+	    "{\"questions\":[{\"type\":\"open\",\"question\":\"Explain how light drives "
+	    "photosynthesis.\",\"answer\":\"Light excites chlorophyll.\",\"page\":2},"
+	    "{\"type\":\"open\",\"question\":\"Explain without a reference answer.\"}]}";
 
 	(void)state;
 	assert_int_equal(parse(json, &any_ctx, &l, &rej), CM_OK);
@@ -242,14 +253,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_variants),
-	    cmocka_unit_test(test_parse_rejects),
-	    cmocka_unit_test(test_open_questions),
-	    cmocka_unit_test(test_invalid_utf8_rejected),
-	    cmocka_unit_test(test_duplicates),
-	    cmocka_unit_test(test_select_counts_and_dedupes),
-	    cmocka_unit_test(test_spread_answers),
-	    cmocka_unit_test(test_spread_keeps_positional),
+	    cmocka_unit_test(test_parse_variants), cmocka_unit_test(test_parse_rejects),
+	    cmocka_unit_test(test_open_questions), cmocka_unit_test(test_invalid_utf8_rejected),
+	    cmocka_unit_test(test_duplicates),     cmocka_unit_test(test_select_counts_and_dedupes),
+	    cmocka_unit_test(test_spread_answers), cmocka_unit_test(test_spread_keeps_positional),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
