@@ -111,6 +111,18 @@ qg_normalize(const char *s, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
+/* The letter a labelled option starts with ('A'..'D', upper case), or 0 when strip_letter finds
+ * no label. */
+static char
+label_letter(const char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	if (*s == '(')
+		s++;
+	return strip_letter(s) == s && *s != '\0' ? 0 : (char)toupper((unsigned char)*s);
+}
+
 /* ---- near duplicates ----------------------------------------------------------------------- */
 
 static const char *const stop_words[] = {
@@ -141,7 +153,10 @@ content_words(char *buf, const char **words, size_t max)
 {
 	size_t n = 0;
 
-	for (char *tok = strtok(buf, " "); tok != NULL && n < max; tok = strtok(NULL, " ")) {
+	char *save = NULL; /* strtok_r: runners select concurrently, strtok's state is global */
+
+	for (char *tok = strtok_r(buf, " ", &save); tok != NULL && n < max;
+	     tok = strtok_r(NULL, " ", &save)) {
 		bool dup = false;
 		if (stop_word(tok))
 			continue;
@@ -344,11 +359,18 @@ read_question(json_t *o, qg_question *q)
 	if (q->type == QG_MCQ) {
 		if (!json_is_array(opts) || json_array_size(opts) != QG_OPTIONS)
 			return false;
+		/* Labels go only when all four are there, A to D in order: "A. Lincoln" alone is a
+		 * name, not a label. */
+		bool labelled = true;
 		for (int i = 0; i < QG_OPTIONS; i++) {
 			json_t *v = json_array_get(opts, (size_t)i);
 			if (!json_is_string(v))
 				return false;
-			q->options[i] = strdup(strip_letter(json_string_value(v)));
+			labelled = labelled && label_letter(json_string_value(v)) == 'A' + i;
+		}
+		for (int i = 0; i < QG_OPTIONS; i++) {
+			const char *v = json_string_value(json_array_get(opts, (size_t)i));
+			q->options[i] = strdup(labelled ? strip_letter(v) : v);
 		}
 		q->answer = parse_answer(o, q);
 	} else {

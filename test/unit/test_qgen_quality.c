@@ -60,6 +60,23 @@ test_parse_variants(void **state)
 	qg_qlist_fini(&l);
 }
 
+/* "A. Lincoln" among unlabelled options is a name; labels go only when all four are A-D. */
+static void
+test_labels_only_when_all_labelled(void **state)
+{
+	qg_qlist    l;
+	int         rej;
+	const char *json =
+	    "{\"questions\":[{\"question\":\"Who was president during the war?\","
+	    "\"options\":[\"A. Lincoln\",\"Grant\",\"Lee\",\"Davis\"],\"answer\":0}]}";
+
+	(void)state;
+	assert_int_equal(parse(json, &mcq_ctx, &l, &rej), CM_OK);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0].options[0], "A. Lincoln");
+	qg_qlist_fini(&l);
+}
+
 static void
 test_parse_rejects(void **state)
 {
@@ -253,7 +270,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_variants), cmocka_unit_test(test_parse_rejects),
+	    cmocka_unit_test(test_parse_variants),
+	    cmocka_unit_test(test_labels_only_when_all_labelled),
+	    cmocka_unit_test(test_parse_rejects),
 	    cmocka_unit_test(test_open_questions), cmocka_unit_test(test_invalid_utf8_rejected),
 	    cmocka_unit_test(test_duplicates),     cmocka_unit_test(test_select_counts_and_dedupes),
 	    cmocka_unit_test(test_spread_answers), cmocka_unit_test(test_spread_keeps_positional),
