@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/util.h"
 #include "qgen_offline.h"
 
 #define OFF_MIN_WORDS 8
@@ -69,6 +70,25 @@ static bool
 word_byte(unsigned char c)
 {
 	return isalnum(c) || c >= 0x80 || c == '\'' || c == '_';
+}
+
+/* The next word of s at or after *pos: its start and length; *pos moves past it. false at the
+ * end. */
+static bool
+next_word(const char *s, size_t *pos, size_t *start, size_t *len)
+{
+	size_t a = *pos, b;
+
+	while (s[a] != '\0' && !word_byte((unsigned char)s[a]))
+		a++;
+	if (s[a] == '\0')
+		return false;
+	for (b = a; s[b] != '\0' && word_byte((unsigned char)s[b]); b++)
+		;
+	*start = a;
+	*len = b - a;
+	*pos = b;
+	return true;
 }
 
 static uint64_t
@@ -211,33 +231,28 @@ collect_terms(const sentence *ss, size_t ns, term **out, size_t *nout)
 
 	for (size_t i = 0; i < ns; i++) {
 		const char *s = ss[i].text;
-		for (size_t a = 0; s[a] != '\0';) {
-			size_t b = a;
-			char   lower[OFF_MAX_TERM + 1];
-			while (s[b] != '\0' && word_byte((unsigned char)s[b]))
-				b++;
-			if (b > a && term_candidate(s + a, b - a, lower)) {
-				if (n == cap) {
-					size_t c = cap == 0 ? 1024 : cap * 2;
-					term  *p = realloc(t, c * sizeof(*p));
-					if (p == NULL) {
-						free(t);
-						return CM_ENOMEM;
-					}
-					t = p;
-					cap = c;
+		size_t      pos = 0, a, wl;
+		while (next_word(s, &pos, &a, &wl)) {
+			char lower[OFF_MAX_TERM + 1];
+			if (!term_candidate(s + a, wl, lower))
+				continue;
+			if (n == cap) {
+				size_t c = cap == 0 ? 1024 : cap * 2;
+				term  *p = realloc(t, c * sizeof(*p));
+				if (p == NULL) {
+					free(t);
+					return CM_ENOMEM;
 				}
-				memcpy(t[n].word, s + a, b - a);
-				t[n].word[b - a] = '\0';
-				strcpy(t[n].key, lower);
-				t[n].count = 1;
-				t[n].caps = isupper((unsigned char)s[a]) != 0;
-				t[n].digits = strpbrk(t[n].word, "0123456789") != NULL;
-				n++;
+				t = p;
+				cap = c;
 			}
-			a = b;
-			while (s[a] != '\0' && !word_byte((unsigned char)s[a]))
-				a++;
+			memcpy(t[n].word, s + a, wl);
+			t[n].word[wl] = '\0';
+			strcpy(t[n].key, lower);
+			t[n].count = 1;
+			t[n].caps = isupper((unsigned char)s[a]) != 0;
+			t[n].digits = strpbrk(t[n].word, "0123456789") != NULL;
+			n++;
 		}
 	}
 	if (n > 0) {
@@ -262,13 +277,36 @@ collect_terms(const sentence *ss, size_t ns, term **out, size_t *nout)
 	return CM_OK;
 }
 
-static const term *
-find_term(const term *t, size_t n, const char *key)
+static int
+cmp_key_ptr(const void *a, const void *b)
 {
+	return strcmp((*(const term *const *)a)->key, (*(const term *const *)b)->key);
+}
+
+/* The terms by key (pointers into the ranked array), for binary search: a lookup per word of
+ * every sentence must not scan every term. NULL on OOM. */
+static const term **
+index_terms(const term *t, size_t n)
+{
+	const term **ix = malloc((n > 0 ? n : 1) * sizeof(*ix));
+
+	if (ix == NULL)
+		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(t[i].key, key) == 0)
-			return &t[i];
-	return NULL;
+		ix[i] = &t[i];
+	qsort(ix, n, sizeof(*ix), cmp_key_ptr);
+	return ix;
+}
+
+static const term *
+find_term(const term *const *by_key, size_t n, const char *key)
+{
+	term        probe;
+	const term *pp = &probe, *const * hit;
+
+	cm_strlcpy(probe.key, key, sizeof(probe.key));
+	hit = bsearch(&pp, by_key, n, sizeof(*by_key), cmp_key_ptr);
+	return hit != NULL ? *hit : NULL;
 }
 
 /* The key term a sentence is about, and where it starts (NULL when none): the sentence's term the
@@ -276,17 +314,16 @@ find_term(const term *t, size_t n, const char *key)
  * are what it is generally about ("shell", "cell") and make blanks anyone can fill; those count
  * only when the sentence has nothing else. */
 static const term *
-best_term(const char *s, const term *t, size_t nt, size_t *at, size_t *len)
+best_term(const char *s, const term *t, const term *const *by_key, size_t nt, size_t *at,
+          size_t *len)
 {
 	const term *best = NULL;
+	size_t      pos = 0, a, wl;
 
-	for (size_t a = 0; s[a] != '\0';) {
-		size_t b = a;
-		char   lower[OFF_MAX_TERM + 1];
-		while (s[b] != '\0' && word_byte((unsigned char)s[b]))
-			b++;
-		if (b > a && term_candidate(s + a, b - a, lower)) {
-			const term *x = find_term(t, nt, lower);
+	while (next_word(s, &pos, &a, &wl)) {
+		char lower[OFF_MAX_TERM + 1];
+		if (term_candidate(s + a, wl, lower)) {
+			const term *x = find_term(by_key, nt, lower);
 			bool        generic =
 			    x != NULL && (size_t)(x - t) < OFF_GENERIC && nt > 4 * OFF_GENERIC;
 			bool best_generic = best != NULL && (size_t)(best - t) < OFF_GENERIC &&
@@ -296,12 +333,9 @@ best_term(const char *s, const term *t, size_t nt, size_t *at, size_t *len)
 			if (better) {
 				best = x;
 				*at = a;
-				*len = b - a;
+				*len = wl;
 			}
 		}
-		a = b;
-		while (s[a] != '\0' && !word_byte((unsigned char)s[a]))
-			a++;
 	}
 	return best;
 }
@@ -379,11 +413,11 @@ pick_distractors(const term *t, size_t nt, const term *answer, const char *sente
 }
 
 static cm_err
-make_mcq(const sentence *s, const term *t, size_t nt, const qg_offline_req *req, qg_qlist *out,
-         bool *made)
+make_mcq(const sentence *s, const term *t, const term *const *by_key, size_t nt,
+         const qg_offline_req *req, qg_qlist *out, bool *made)
 {
 	size_t      at = 0, len = 0;
-	const term *ans = best_term(s->text, t, nt, &at, &len);
+	const term *ans = best_term(s->text, t, by_key, nt, &at, &len);
 	const term *d[3];
 	char        lower[OFF_MAX_SENTENCE + 1];
 	uint64_t    h = hash_str(s->text);
@@ -433,11 +467,11 @@ make_mcq(const sentence *s, const term *t, size_t nt, const qg_offline_req *req,
 }
 
 static cm_err
-make_open(const sentence *s, const term *t, size_t nt, const qg_offline_req *req, qg_qlist *out,
-          bool *made)
+make_open(const sentence *s, const term *t, const term *const *by_key, size_t nt,
+          const qg_offline_req *req, qg_qlist *out, bool *made)
 {
 	size_t      at = 0, len = 0;
-	const term *key = best_term(s->text, t, nt, &at, &len);
+	const term *key = best_term(s->text, t, by_key, nt, &at, &len);
 	qg_question q;
 	size_t      tl;
 
@@ -500,11 +534,12 @@ cm_err
 qg_offline_generate(const qg_chunk *chunks, size_t nchunks, const qg_offline_req *req,
                     qg_qlist *out)
 {
-	sentence *ss = NULL;
-	term     *terms = NULL;
-	size_t    ns = 0, cap = 0, nt = 0, *order = NULL, no = 0, stride, skip;
-	int       made_mcq = 0, made_open = 0, made = 0;
-	cm_err    err = CM_OK;
+	sentence    *ss = NULL;
+	term        *terms = NULL;
+	const term **by_key = NULL;
+	size_t       ns = 0, cap = 0, nt = 0, *order = NULL, no = 0, stride, skip;
+	int          made_mcq = 0, made_open = 0, made = 0;
+	cm_err       err = CM_OK;
 
 	if (req == NULL || out == NULL || (nchunks > 0 && chunks == NULL) || req->count < 1 ||
 	    req->count > QG_MAX_COUNT || req->variant < 0 ||
@@ -515,6 +550,8 @@ qg_offline_generate(const qg_chunk *chunks, size_t nchunks, const qg_offline_req
 			err = split_chunk(&chunks[i], &ss, &ns, &cap);
 	if (err == CM_OK && ns > 0)
 		err = collect_terms(ss, ns, &terms, &nt);
+	if (err == CM_OK && ns > 0 && (by_key = index_terms(terms, nt)) == NULL)
+		err = CM_ENOMEM;
 	if (err != CM_OK || ns == 0)
 		goto out;
 	(void)mark_topic(ss, ns, req->topic);
@@ -546,10 +583,10 @@ qg_offline_generate(const qg_chunk *chunks, size_t nchunks, const qg_offline_req
 			skip--;
 			continue;
 		}
-		err = want_open ? make_open(s, terms, nt, req, out, &ok)
-		                : make_mcq(s, terms, nt, req, out, &ok);
+		err = want_open ? make_open(s, terms, by_key, nt, req, out, &ok)
+		                : make_mcq(s, terms, by_key, nt, req, out, &ok);
 		if (err == CM_OK && !ok && both && !want_open) {
-			err = make_open(s, terms, nt, req, out, &ok);
+			err = make_open(s, terms, by_key, nt, req, out, &ok);
 			want_open = ok;
 		}
 		if (ok) {
@@ -565,6 +602,7 @@ out:
 		free(ss[i].text);
 	free(ss);
 	free(terms);
+	free(by_key);
 	free(order);
 	return err;
 }
