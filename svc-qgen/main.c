@@ -10,8 +10,8 @@
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "cm/util.h"
-#include "qgen_config.h"
-#include "qgen_server.h"
+#include "config.h"
+#include "server.h"
 
 /* Waits up to QGEN_DB_RETRY_S for PostgreSQL, then applies the migrations. */
 static cm_err

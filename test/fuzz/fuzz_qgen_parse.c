@@ -8,41 +8,41 @@
 #include <string.h>
 
 #include "cm/llm.h"
-#include "qgen_quality.h"
+#include "../../svc-qgen/quality.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const qg_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN), QG_MEDIUM, 1, 9};
+	const qgen_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN), QG_MEDIUM, 1, 9};
 	const char        *start;
 	size_t             len;
 	char              *copy, why[200];
-	qg_qlist           cand, chosen;
+	qgen_qlist           cand, chosen;
 	int                rejected;
 
 	if (size > 1 << 16 || (copy = malloc(size + 1)) == NULL)
 		return 0;
 	memcpy(copy, data, size);
 	copy[size] = '\0';
-	qg_qlist_init(&cand);
-	qg_qlist_init(&chosen);
+	qgen_qlist_init(&cand);
+	qgen_qlist_init(&chosen);
 	if (cm_llm_extract_json(copy, size, &start, &len) == CM_OK &&
-	    qg_parse_questions(start, len, &ctx, &cand, &rejected, why, sizeof(why)) == CM_OK) {
-		(void)qg_select(&chosen, &cand, 50);
-		qg_spread_answers(&chosen, size);
+	    qgen_parse_questions(start, len, &ctx, &cand, &rejected, why, sizeof(why)) == CM_OK) {
+		(void)qgen_select(&chosen, &cand, 50);
+		qgen_spread_answers(&chosen, size);
 		for (size_t i = 0; i < chosen.n; i++) {
-			qg_question *q = &chosen.items[i];
-			if (!qg_check(q, &ctx, why, sizeof(why)))
+			qgen_question *q = &chosen.items[i];
+			if (!qgen_check(q, &ctx, why, sizeof(why)))
 				abort();
 			if (q->type == QG_MCQ &&
 			    (q->answer < 0 || q->answer > 3 || q->options[3] == NULL))
 				abort();
 		}
 	}
-	qg_qlist_fini(&cand);
-	qg_qlist_fini(&chosen);
+	qgen_qlist_fini(&cand);
+	qgen_qlist_fini(&chosen);
 	free(copy);
 	return 0;
 }

@@ -22,8 +22,8 @@
 #include "../../svc-pdf/handlers.h"
 #include "../../svc-pdf/server.h"
 #include "../../svc-pdf/testpdf.h"
-#include "../../svc-qgen/qgen_handlers.h"
-#include "../../svc-qgen/qgen_server.h"
+#include "../../svc-qgen/handlers.h"
+#include "../../svc-qgen/server.h"
 #include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
 

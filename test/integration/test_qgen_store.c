@@ -16,9 +16,9 @@
 
 #include "cm/pg.h"
 #include "cm/util.h"
-#include "qgen_codec.h"
-#include "qgen_server.h"
-#include "qgen_store.h"
+#include "../../svc-qgen/codec.h"
+#include "../../svc-qgen/server.h"
+#include "../../svc-qgen/store.h"
 
 static char   schema[40];
 static cm_pg *pg;
@@ -55,7 +55,7 @@ teardown(void **state)
 }
 
 static void
-make_question(qg_question *q, const char *text, int page)
+make_question(qgen_question *q, const char *text, int page)
 {
 	memset(q, 0, sizeof(*q));
 	q->type = QG_MCQ;
@@ -91,8 +91,8 @@ static void
 test_set_lifecycle(void **state)
 {
 	qgen_set_row row, got;
-	qg_qlist     l, back;
-	qg_question  q;
+	qgen_qlist     l, back;
+	qgen_question  q;
 	uint8_t     *blob;
 	size_t       len;
 	bool         won;
@@ -115,11 +115,11 @@ test_set_lifecycle(void **state)
 	assert_int_equal(got.progress, 2);
 	assert_string_equal(got.status, "running");
 
-	qg_qlist_init(&l);
+	qgen_qlist_init(&l);
 	make_question(&q, "What does {} mean in \"C\"?", 3);
-	assert_int_equal(qg_qlist_push(&l, &q), CM_OK);
+	assert_int_equal(qgen_qlist_push(&l, &q), CM_OK);
 	make_question(&q, "Which organelle makes ATP?", 9);
-	assert_int_equal(qg_qlist_push(&l, &q), CM_OK);
+	assert_int_equal(qgen_qlist_push(&l, &q), CM_OK);
 	assert_int_equal(qgen_pack_questions(&l, true, &blob, &len), CM_OK);
 
 	/* The first finish wins; a second runner's finish changes nothing. */
@@ -133,7 +133,7 @@ test_set_lifecycle(void **state)
 	assert_string_equal(got.status, "succeeded");
 	assert_string_equal(got.error, "");
 	assert_non_null(got.questions);
-	qg_qlist_init(&back);
+	qgen_qlist_init(&back);
 	assert_int_equal(qgen_unpack_questions(got.questions, got.questions_len, &back), CM_OK);
 	assert_int_equal(back.n, 2);
 	assert_string_equal(back.items[0].text, "What does {} mean in \"C\"?");
@@ -144,21 +144,21 @@ test_set_lifecycle(void **state)
 	assert_int_equal(back.items[1].difficulty, QG_HARD);
 	free(got.questions);
 	free(blob);
-	qg_qlist_fini(&back);
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&back);
+	qgen_qlist_fini(&l);
 }
 
 static cm_err
 count_batch(void *arg, int idx, const uint8_t *blob, size_t len)
 {
 	int     *seen = arg;
-	qg_qlist l;
+	qgen_qlist l;
 
-	qg_qlist_init(&l);
+	qgen_qlist_init(&l);
 	assert_int_equal(qgen_unpack_questions(blob, len, &l), CM_OK);
 	assert_int_equal(l.n, 1);
 	seen[idx]++;
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 	return CM_OK;
 }
 
@@ -166,17 +166,17 @@ static void
 test_batches_idempotent(void **state)
 {
 	char        job[37];
-	qg_qlist    l;
-	qg_question q;
+	qgen_qlist    l;
+	qgen_question q;
 	uint8_t    *blob;
 	size_t      len;
 	int         seen[4] = {0};
 
 	(void)state;
 	cm_uuid_v4(job);
-	qg_qlist_init(&l);
+	qgen_qlist_init(&l);
 	make_question(&q, "A question kept in a batch?", 1);
-	assert_int_equal(qg_qlist_push(&l, &q), CM_OK);
+	assert_int_equal(qgen_qlist_push(&l, &q), CM_OK);
 	assert_int_equal(qgen_pack_questions(&l, false, &blob, &len), CM_OK);
 	assert_int_equal(qgen_store_put_batch(pg, job, 0, blob, len), CM_OK);
 	assert_int_equal(qgen_store_put_batch(pg, job, 2, blob, len), CM_OK);
@@ -190,20 +190,20 @@ test_batches_idempotent(void **state)
 	assert_int_equal(qgen_store_batches(pg, job, count_batch, seen), CM_OK);
 	assert_int_equal(seen[0] + seen[2], 0);
 	free(blob);
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 }
 
 static void
 test_unpack_rejects_garbage(void **state)
 {
-	qg_qlist      l;
+	qgen_qlist      l;
 	const uint8_t junk[] = {0x0a, 0x05, 0x12, 0x03, 'x', 'y'};
 
 	(void)state;
-	qg_qlist_init(&l);
+	qgen_qlist_init(&l);
 	assert_int_equal(qgen_unpack_questions(junk, sizeof(junk), &l), CM_EPROTO);
 	assert_int_equal(l.n, 0);
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 }
 
 int

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "qgen_offline.h"
-#include "qgen_quality.h"
+#include "../../svc-qgen/offline.h"
+#include "../../svc-qgen/quality.h"
 
 static const char page1[] =
     "Photosynthesis converts light energy into chemical energy stored in glucose molecules.\n"
@@ -37,18 +37,18 @@ static const char page3[] =
     "concentration. Osmosis is the diffusion of water across a membrane that lets water but not "
     "solutes pass.\n";
 
-static const qg_chunk chunks[] = {
+static const qgen_chunk chunks[] = {
     {page1, sizeof(page1) - 1, 1, 1},
     {page2, sizeof(page2) - 1, 2, 2},
     {page3, sizeof(page3) - 1, 3, 3},
 };
 
 static void
-check_mcq(const qg_question *q)
+check_mcq(const qgen_question *q)
 {
 	char               why[160];
-	qg_question        copy;
-	const qg_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 1, 3};
+	qgen_question        copy;
+	const qgen_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 1, 3};
 
 	assert_int_equal(q->type, QG_MCQ);
 	assert_non_null(strstr(q->text, "_____"));
@@ -58,21 +58,21 @@ check_mcq(const qg_question *q)
 	assert_non_null(q->explanation);
 	assert_non_null(strstr(q->explanation, q->options[q->answer]));
 	/* Passes the same checks as a model's question. */
-	assert_int_equal(qg_question_copy(&copy, q), CM_OK);
-	assert_true(qg_check(&copy, &ctx, why, sizeof(why)));
-	qg_question_fini(&copy);
+	assert_int_equal(qgen_question_copy(&copy, q), CM_OK);
+	assert_true(qgen_check(&copy, &ctx, why, sizeof(why)));
+	qgen_question_fini(&copy);
 }
 
 static void
 test_mcq_from_text(void **state)
 {
-	qg_offline_req req = {8, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
-	qg_qlist       l;
+	qgen_offline_req req = {8, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
+	qgen_qlist       l;
 	int            pos[4] = {0};
 
 	(void)state;
-	qg_qlist_init(&l);
-	assert_int_equal(qg_offline_generate(chunks, 3, &req, &l), CM_OK);
+	qgen_qlist_init(&l);
+	assert_int_equal(qgen_offline_generate(chunks, 3, &req, &l), CM_OK);
 	assert_int_equal(l.n, 8);
 	for (size_t i = 0; i < l.n; i++) {
 		check_mcq(&l.items[i]);
@@ -85,19 +85,19 @@ test_mcq_from_text(void **state)
 	/* Line breaks joined, hyphenation removed: no "photo- synthesis" in any question. */
 	for (size_t i = 0; i < l.n; i++)
 		assert_null(strstr(l.items[i].text, "photo- "));
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 }
 
 static void
 test_open_and_mixed(void **state)
 {
-	qg_offline_req req = {6, QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN), QG_HARD, NULL, 0};
-	qg_qlist       l;
+	qgen_offline_req req = {6, QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN), QG_HARD, NULL, 0};
+	qgen_qlist       l;
 	int            open = 0;
 
 	(void)state;
-	qg_qlist_init(&l);
-	assert_int_equal(qg_offline_generate(chunks, 3, &req, &l), CM_OK);
+	qgen_qlist_init(&l);
+	assert_int_equal(qgen_offline_generate(chunks, 3, &req, &l), CM_OK);
 	assert_int_equal(l.n, 6);
 	for (size_t i = 0; i < l.n; i++) {
 		assert_int_equal(l.items[i].difficulty, QG_HARD);
@@ -108,66 +108,66 @@ test_open_and_mixed(void **state)
 		}
 	}
 	assert_true(open >= 2 && open <= 4);
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 }
 
 static void
 test_variants_do_not_repeat(void **state)
 {
-	qg_offline_req a = {4, QG_TYPE_MASK(QG_MCQ), QG_EASY, NULL, 0};
-	qg_offline_req b = a;
-	qg_qlist       la, lb;
+	qgen_offline_req a = {4, QG_TYPE_MASK(QG_MCQ), QG_EASY, NULL, 0};
+	qgen_offline_req b = a;
+	qgen_qlist       la, lb;
 
 	(void)state;
 	b.variant = 1;
-	qg_qlist_init(&la);
-	qg_qlist_init(&lb);
-	assert_int_equal(qg_offline_generate(chunks, 3, &a, &la), CM_OK);
-	assert_int_equal(qg_offline_generate(chunks, 3, &b, &lb), CM_OK);
+	qgen_qlist_init(&la);
+	qgen_qlist_init(&lb);
+	assert_int_equal(qgen_offline_generate(chunks, 3, &a, &la), CM_OK);
+	assert_int_equal(qgen_offline_generate(chunks, 3, &b, &lb), CM_OK);
 	assert_true(lb.n > 0);
 	for (size_t i = 0; i < la.n; i++)
 		for (size_t k = 0; k < lb.n; k++)
 			assert_string_not_equal(la.items[i].text, lb.items[k].text);
-	qg_qlist_fini(&la);
-	qg_qlist_fini(&lb);
+	qgen_qlist_fini(&la);
+	qgen_qlist_fini(&lb);
 }
 
 static void
 test_topic_first(void **state)
 {
-	qg_offline_req req = {2, QG_TYPE_MASK(QG_OPEN), QG_MEDIUM, "osmosis diffusion", 0};
-	qg_qlist       l;
+	qgen_offline_req req = {2, QG_TYPE_MASK(QG_OPEN), QG_MEDIUM, "osmosis diffusion", 0};
+	qgen_qlist       l;
 
 	(void)state;
-	qg_qlist_init(&l);
-	assert_int_equal(qg_offline_generate(chunks, 3, &req, &l), CM_OK);
+	qgen_qlist_init(&l);
+	assert_int_equal(qgen_offline_generate(chunks, 3, &req, &l), CM_OK);
 	assert_int_equal(l.n, 2);
 	for (size_t i = 0; i < l.n; i++) {
 		assert_int_equal(l.items[i].page, 3);
 		assert_true(strstr(l.items[i].reference, "iffusion") != NULL ||
 		            strstr(l.items[i].reference, "Osmosis") != NULL);
 	}
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 }
 
 static void
 test_too_little_text(void **state)
 {
-	qg_chunk       tiny = {"Three words only", 16, 1, 1};
-	qg_chunk       empty = {"", 0, 1, 1};
-	qg_offline_req req = {5, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
-	qg_qlist       l;
+	qgen_chunk       tiny = {"Three words only", 16, 1, 1};
+	qgen_chunk       empty = {"", 0, 1, 1};
+	qgen_offline_req req = {5, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
+	qgen_qlist       l;
 
 	(void)state;
-	qg_qlist_init(&l);
-	assert_int_equal(qg_offline_generate(&tiny, 1, &req, &l), CM_OK);
+	qgen_qlist_init(&l);
+	assert_int_equal(qgen_offline_generate(&tiny, 1, &req, &l), CM_OK);
 	assert_int_equal(l.n, 0);
-	assert_int_equal(qg_offline_generate(&empty, 1, &req, &l), CM_OK);
-	assert_int_equal(qg_offline_generate(NULL, 0, &req, &l), CM_OK);
+	assert_int_equal(qgen_offline_generate(&empty, 1, &req, &l), CM_OK);
+	assert_int_equal(qgen_offline_generate(NULL, 0, &req, &l), CM_OK);
 	assert_int_equal(l.n, 0);
 	req.count = 0;
-	assert_int_equal(qg_offline_generate(&tiny, 1, &req, &l), CM_EINVAL);
-	qg_qlist_fini(&l);
+	assert_int_equal(qgen_offline_generate(&tiny, 1, &req, &l), CM_EINVAL);
+	qgen_qlist_fini(&l);
 }
 
 static void
@@ -181,27 +181,27 @@ test_accents_and_determinism(void **state)
 	    "La respiration cellulaire libère l'énergie chimique stockée dans le glucose des "
 	    "cellules. "
 	    "Les mitochondries produisent la plus grande partie de l'ATP nécessaire aux cellules.";
-	qg_chunk           c = {fr, sizeof(fr) - 1, 4, 4};
-	qg_offline_req     req = {3, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
-	qg_qlist           a, b;
+	qgen_chunk           c = {fr, sizeof(fr) - 1, 4, 4};
+	qgen_offline_req     req = {3, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
+	qgen_qlist           a, b;
 	char               why[100];
-	const qg_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 4, 4};
+	const qgen_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 4, 4};
 
 	(void)state;
-	qg_qlist_init(&a);
-	qg_qlist_init(&b);
-	assert_int_equal(qg_offline_generate(&c, 1, &req, &a), CM_OK);
-	assert_int_equal(qg_offline_generate(&c, 1, &req, &b), CM_OK);
+	qgen_qlist_init(&a);
+	qgen_qlist_init(&b);
+	assert_int_equal(qgen_offline_generate(&c, 1, &req, &a), CM_OK);
+	assert_int_equal(qgen_offline_generate(&c, 1, &req, &b), CM_OK);
 	assert_true(a.n >= 1);
 	assert_int_equal(a.n, b.n);
 	for (size_t i = 0; i < a.n; i++) {
 		assert_string_equal(a.items[i].text, b.items[i].text);
 		assert_int_equal(a.items[i].answer, b.items[i].answer);
 		assert_true(
-		    qg_check(&a.items[i], &ctx, why, sizeof(why))); /* valid UTF-8 throughout */
+		    qgen_check(&a.items[i], &ctx, why, sizeof(why))); /* valid UTF-8 throughout */
 	}
-	qg_qlist_fini(&a);
-	qg_qlist_fini(&b);
+	qgen_qlist_fini(&a);
+	qgen_qlist_fini(&b);
 }
 
 int

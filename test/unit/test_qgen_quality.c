@@ -12,24 +12,24 @@
 
 #include <cmocka.h>
 
-#include "qgen_quality.h"
+#include "../../svc-qgen/quality.h"
 
-static const qg_batch_ctx mcq_ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 10, 12};
-static const qg_batch_ctx any_ctx = {QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN), QG_HARD, 1, 3};
+static const qgen_batch_ctx mcq_ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 10, 12};
+static const qgen_batch_ctx any_ctx = {QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN), QG_HARD, 1, 3};
 
 static int
-parse(const char *json, const qg_batch_ctx *ctx, qg_qlist *l, int *rejected)
+parse(const char *json, const qgen_batch_ctx *ctx, qgen_qlist *l, int *rejected)
 {
 	char why[200];
 
-	qg_qlist_init(l);
-	return qg_parse_questions(json, strlen(json), ctx, l, rejected, why, sizeof(why));
+	qgen_qlist_init(l);
+	return qgen_parse_questions(json, strlen(json), ctx, l, rejected, why, sizeof(why));
 }
 
 static void
 test_parse_variants(void **state)
 {
-	qg_qlist    l;
+	qgen_qlist    l;
 	int         rej;
 	const char *json =
 	    "{\"questions\":["
@@ -57,14 +57,14 @@ test_parse_variants(void **state)
 	                    "In C, what does the expression {x} denote in this passage?");
 	assert_int_equal(l.items[2].answer, 3);
 	assert_int_equal(l.items[2].difficulty, QG_MEDIUM);
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 }
 
 /* "A. Lincoln" among unlabelled options is a name; labels go only when all four are A-D. */
 static void
 test_labels_only_when_all_labelled(void **state)
 {
-	qg_qlist    l;
+	qgen_qlist    l;
 	int         rej;
 	const char *json =
 	    "{\"questions\":[{\"question\":\"Who was president during the war?\","
@@ -74,13 +74,13 @@ test_labels_only_when_all_labelled(void **state)
 	assert_int_equal(parse(json, &mcq_ctx, &l, &rej), CM_OK);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.items[0].options[0], "A. Lincoln");
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 }
 
 static void
 test_parse_rejects(void **state)
 {
-	qg_qlist    l;
+	qgen_qlist    l;
 	int         rej;
 	const char *json =
 	    "{\"questions\":["
@@ -109,18 +109,18 @@ test_parse_rejects(void **state)
 	assert_int_equal(l.n, 1);
 	assert_int_equal(rej, 9);
 	assert_int_equal(l.items[0].answer, 2);
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 
 	assert_int_equal(parse("{\"items\":[]}", &mcq_ctx, &l, &rej), CM_EPROTO);
 	assert_int_equal(parse("[1,2]", &mcq_ctx, &l, &rej), CM_EPROTO);
 	assert_int_equal(parse("{\"questions\":[", &mcq_ctx, &l, &rej), CM_EPROTO);
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 }
 
 static void
 test_open_questions(void **state)
 {
-	qg_qlist    l;
+	qgen_qlist    l;
 	int         rej;
 	const char *json =
 	    "{\"questions\":[{\"type\":\"open\",\"question\":\"Explain how light drives "
@@ -134,13 +134,13 @@ test_open_questions(void **state)
 	assert_int_equal(l.items[0].type, QG_OPEN);
 	assert_string_equal(l.items[0].reference, "Light excites chlorophyll.");
 	assert_int_equal(l.items[0].difficulty, QG_HARD);
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 }
 
 static void
 test_invalid_utf8_rejected(void **state)
 {
-	qg_question q;
+	qgen_question q;
 	char        why[100];
 
 	(void)state;
@@ -152,31 +152,31 @@ test_invalid_utf8_rejected(void **state)
 		snprintf(o, sizeof(o), "o%d", i);
 		q.options[i] = strdup(o);
 	}
-	assert_false(qg_check(&q, &mcq_ctx, why, sizeof(why)));
+	assert_false(qgen_check(&q, &mcq_ctx, why, sizeof(why)));
 	free(q.text);
 	q.text = strdup("  Which valid question is this one?  ");
 	q.page = 11;
-	assert_true(qg_check(&q, &mcq_ctx, why, sizeof(why)));
+	assert_true(qgen_check(&q, &mcq_ctx, why, sizeof(why)));
 	assert_string_equal(q.text, "Which valid question is this one?");
-	qg_question_fini(&q);
+	qgen_question_fini(&q);
 }
 
 static void
 test_duplicates(void **state)
 {
 	(void)state;
-	assert_true(qg_near_duplicate("What is the Calvin cycle?", "what is the calvin cycle"));
-	assert_true(qg_near_duplicate("Which gas does the Calvin cycle fix into sugars?",
+	assert_true(qgen_near_duplicate("What is the Calvin cycle?", "what is the calvin cycle"));
+	assert_true(qgen_near_duplicate("Which gas does the Calvin cycle fix into sugars?",
 	                              "Which gas does the Calvin cycle fix into the sugars"));
-	assert_false(qg_near_duplicate("Which gas does the Calvin cycle fix into sugars?",
+	assert_false(qgen_near_duplicate("Which gas does the Calvin cycle fix into sugars?",
 	                               "Which organelle contains chlorophyll pigments?"));
 	char n[64];
-	qg_normalize("  Hello,   World! 42 ", n, sizeof(n));
+	qgen_normalize("  Hello,   World! 42 ", n, sizeof(n));
 	assert_string_equal(n, "hello world 42");
 }
 
 static void
-make(qg_question *q, const char *text, int answer)
+make(qgen_question *q, const char *text, int answer)
 {
 	memset(q, 0, sizeof(*q));
 	q->type = QG_MCQ;
@@ -193,28 +193,28 @@ make(qg_question *q, const char *text, int answer)
 static void
 test_select_counts_and_dedupes(void **state)
 {
-	qg_qlist    chosen, cand;
-	qg_question q;
+	qgen_qlist    chosen, cand;
+	qgen_question q;
 
 	(void)state;
-	qg_qlist_init(&chosen);
-	qg_qlist_init(&cand);
+	qgen_qlist_init(&chosen);
+	qgen_qlist_init(&cand);
 	make(&q, "What is the Calvin cycle?", 0);
-	assert_int_equal(qg_qlist_push(&cand, &q), CM_OK);
+	assert_int_equal(qgen_qlist_push(&cand, &q), CM_OK);
 	make(&q, "What is the Calvin cycle", 1); /* duplicate */
-	assert_int_equal(qg_qlist_push(&cand, &q), CM_OK);
+	assert_int_equal(qgen_qlist_push(&cand, &q), CM_OK);
 	make(&q, "Which organelle contains chlorophyll?", 2);
-	assert_int_equal(qg_qlist_push(&cand, &q), CM_OK);
+	assert_int_equal(qgen_qlist_push(&cand, &q), CM_OK);
 	make(&q, "How many ATP does glycolysis yield?", 3);
-	assert_int_equal(qg_qlist_push(&cand, &q), CM_OK);
-	assert_int_equal(qg_select(&chosen, &cand, 2), 2);
+	assert_int_equal(qgen_qlist_push(&cand, &q), CM_OK);
+	assert_int_equal(qgen_select(&chosen, &cand, 2), 2);
 	assert_int_equal(chosen.n, 2);
 	assert_string_equal(chosen.items[1].text, "Which organelle contains chlorophyll?");
 	/* More room: the next distinct one comes; the duplicate never does. */
-	assert_int_equal(qg_select(&chosen, &cand, 10), 1);
+	assert_int_equal(qgen_select(&chosen, &cand, 10), 1);
 	assert_int_equal(chosen.n, 3);
-	qg_qlist_fini(&chosen);
-	qg_qlist_fini(&cand);
+	qgen_qlist_fini(&chosen);
+	qgen_qlist_fini(&cand);
 }
 
 static void
@@ -222,17 +222,17 @@ test_spread_answers(void **state)
 {
 	(void)state;
 	for (int n = 4; n <= 200; n += 7) {
-		qg_qlist l;
+		qgen_qlist l;
 		int      counts[4] = {0};
-		qg_qlist_init(&l);
+		qgen_qlist_init(&l);
 		for (int i = 0; i < n; i++) {
-			qg_question q;
+			qgen_question q;
 			char        t[64];
 			snprintf(t, sizeof(t), "Question number %d about something?", i);
 			make(&q, t, 1); /* all "B" */
-			assert_int_equal(qg_qlist_push(&l, &q), CM_OK);
+			assert_int_equal(qgen_qlist_push(&l, &q), CM_OK);
 		}
-		qg_spread_answers(&l, 42);
+		qgen_spread_answers(&l, 42);
 		for (size_t i = 0; i < l.n; i++) {
 			counts[l.items[i].answer]++;
 			/* The right option moved with the key. */
@@ -244,26 +244,26 @@ test_spread_answers(void **state)
 			hi = counts[k] > hi ? counts[k] : hi;
 		}
 		assert_true(hi - lo <= 1);
-		qg_qlist_fini(&l);
+		qgen_qlist_fini(&l);
 	}
 }
 
 static void
 test_spread_keeps_positional(void **state)
 {
-	qg_qlist    l;
-	qg_question q;
+	qgen_qlist    l;
+	qgen_question q;
 
 	(void)state;
-	qg_qlist_init(&l);
+	qgen_qlist_init(&l);
 	make(&q, "Which of these is right?", 3);
 	free(q.options[3]);
 	q.options[3] = strdup("All of the above");
-	assert_int_equal(qg_qlist_push(&l, &q), CM_OK);
-	qg_spread_answers(&l, 7);
+	assert_int_equal(qgen_qlist_push(&l, &q), CM_OK);
+	qgen_spread_answers(&l, 7);
 	assert_int_equal(l.items[0].answer, 3);
 	assert_string_equal(l.items[0].options[3], "All of the above");
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 }
 
 int

@@ -1,5 +1,5 @@
 /*
- * qgen_store.c - svc-qgen's SQL (qgen_store.h). Every statement is parameterised; blobs travel
+ * store.c - svc-qgen's SQL (store.h). Every statement is parameterised; blobs travel
  * as bytea hex text (cm_pg_bytea_param).
  */
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cm/util.h"
-#include "qgen_store.h"
+#include "store.h"
 
 #define SET_COLUMNS                                                                                \
 	"id::text, owner_id, document_id::text, sha256, coalesce(job_id::text, ''), status, "      \

@@ -1,5 +1,5 @@
 /*
- * qgen_store.h - svc-qgen's SQL: question sets and the batches of running jobs. One
+ * store.h - svc-qgen's SQL: question sets and the batches of running jobs. One
  * parameterised statement per function; the caller owns transactions.
  */
 #ifndef QGEN_STORE_H
@@ -11,7 +11,7 @@
 
 #include "cm/limits.h"
 #include "cm/pg.h"
-#include "qgen_types.h"
+#include "types.h"
 
 typedef struct qgen_set_row {
 	char     id[CM_UUID_LEN + 1];

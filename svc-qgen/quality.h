@@ -1,11 +1,11 @@
 /*
- * qgen_quality.h - turning what a model wrote into valid questions, and a set of exactly `count`
+ * quality.h - turning what a model wrote into valid questions, and a set of exactly `count`
  * good ones out of the candidates.
  *
  * Nothing here calls a model or touches a database: the runner feeds it text and lists, so every
  * rule is unit-tested and the parser is fuzzed (test/fuzz/fuzz_qgen_parse.c).
  *
- * Rules for one question (qg_check):
+ * Rules for one question (qgen_check):
  *   - text: 10..QG_MAX_TEXT bytes after trimming, valid UTF-8;
  *   - mcq: exactly 4 options, each 1..QG_MAX_OPTION bytes, pairwise distinct after
  *     normalisation (case, white space, punctuation), none equal to the question text, one
@@ -15,7 +15,7 @@
  *     page, not rejected: models often miscount pages);
  *   - type among the allowed ones.
  *
- * Duplicates within a set (qg_select): the same normalised text, or near-duplicates: word
+ * Duplicates within a set (qgen_select): the same normalised text, or near-duplicates: word
  * sets with Jaccard similarity >= QG_NEAR_DUP (stop words ignored).
  */
 #ifndef QGEN_QUALITY_H
@@ -24,17 +24,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qgen_types.h"
+#include "types.h"
 
 #define QG_NEAR_DUP 0.8
 
 /* What one batch asked for: used to check and complete the model's questions. */
-typedef struct qg_batch_ctx {
+typedef struct qgen_batch_ctx {
 	unsigned      types;      /* QG_TYPE_MASK bits allowed */
-	qg_difficulty difficulty; /* stamped on every question */
+	qgen_difficulty difficulty; /* stamped on every question */
 	int           page_first; /* the chunk's pages */
 	int           page_last;
-} qg_batch_ctx;
+} qgen_batch_ctx;
 
 /*
  * Parses a model's JSON object {"questions":[...]} (the object itself, as cm_llm_extract_json
@@ -46,26 +46,26 @@ typedef struct qg_batch_ctx {
  * Valid questions are appended to out; invalid ones are dropped and counted in *rejected.
  * CM_EPROTO when the object has no "questions" array (why says so); CM_ENOMEM.
  */
-CM_MUSTCHECK cm_err qg_parse_questions(const char *json, size_t len, const qg_batch_ctx *ctx,
-                                       qg_qlist *out, int *rejected, char *why, size_t whylen);
+CM_MUSTCHECK cm_err qgen_parse_questions(const char *json, size_t len, const qgen_batch_ctx *ctx,
+                                       qgen_qlist *out, int *rejected, char *why, size_t whylen);
 
 /* Checks (and normalises in place: trims strings, fixes the page) one question. false with a
  * reason in why when it is invalid. */
-bool qg_check(qg_question *q, const qg_batch_ctx *ctx, char *why, size_t whylen);
+bool qgen_check(qgen_question *q, const qgen_batch_ctx *ctx, char *why, size_t whylen);
 
 /* Lower case, letters and digits only, single spaces: the key for exact duplicates. out has
  * room for outlen bytes (always terminated). */
-void qg_normalize(const char *s, char *out, size_t outlen);
+void qgen_normalize(const char *s, char *out, size_t outlen);
 
 /* True when a and b are the same question by QG_NEAR_DUP's rule. */
-bool qg_near_duplicate(const char *a, const char *b);
+bool qgen_near_duplicate(const char *a, const char *b);
 
 /*
  * Appends to `chosen` candidates (in order) that are not duplicates of anything already in
  * `chosen` nor of each other, until chosen has `count` questions. Candidates taken are moved
  * out of `cand` (their slots are zeroed). Returns how many were added.
  */
-size_t qg_select(qg_qlist *chosen, qg_qlist *cand, size_t count);
+size_t qgen_select(qgen_qlist *chosen, qgen_qlist *cand, size_t count);
 
 /*
  * Spreads the correct answers of the mcq questions evenly over A-D (the counts of any two
@@ -73,6 +73,6 @@ size_t qg_select(qg_qlist *chosen, qg_qlist *cand, size_t count);
  * options; the letter order is a deterministic function of seed. Questions whose options refer
  * to positions ("all of the above", "both A and B", "none of these") are left as they are.
  */
-void qg_spread_answers(qg_qlist *l, uint64_t seed);
+void qgen_spread_answers(qgen_qlist *l, uint64_t seed);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * qgen_runner.c - running generation jobs: claim, plan calls, run them in parallel, validate,
+ * runner.c - running generation jobs: claim, plan calls, run them in parallel, validate,
  * top up, store, publish.
  *
  * DESIGN. A job is one task of the durable queue (cm/jobs.h), claimed by one runner thread of
@@ -33,12 +33,12 @@
 #include "cm/util.h"
 #include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
-#include "qgen_codec.h"
-#include "qgen_offline.h"
-#include "qgen_prompt.h"
-#include "qgen_quality.h"
-#include "qgen_server.h"
-#include "qgen_store.h"
+#include "codec.h"
+#include "offline.h"
+#include "prompt.h"
+#include "quality.h"
+#include "server.h"
+#include "store.h"
 
 /* Best-effort steps (progress, status, cleanup): a failure is logged, never fatal. */
 static void
@@ -56,7 +56,7 @@ typedef struct batch_plan {
 	int     idx;
 	int     chunk; /* index into run->chunks */
 	int     count;
-	qg_type type;
+	qgen_type type;
 	int     variant;
 } batch_plan;
 
@@ -66,7 +66,7 @@ typedef struct batch_result {
 	cm_err               err;
 	char                 why[CM_MAX_ERRMSG];
 	int                  rejected;
-	qg_qlist             qs;
+	qgen_qlist             qs;
 	struct batch_result *next;
 } batch_result;
 
@@ -75,9 +75,9 @@ typedef struct job_run {
 	Qgen__JobParams     *params;
 	const char          *job_id;
 	unsigned             types;
-	qg_difficulty        difficulty;
+	qgen_difficulty        difficulty;
 	Pdf__ChunksResponse *chunks_resp;
-	qg_chunk            *chunks;
+	qgen_chunk            *chunks;
 	size_t               nchunks;
 	int                 *order;
 	size_t               norder;
@@ -126,10 +126,10 @@ call_model(job_run *run, const batch_plan *plan)
 {
 	qgen_service *s = run->svc;
 	batch_result *res = calloc(1, sizeof(*res));
-	qg_chunk     *ch = &run->chunks[plan->chunk];
-	qg_batch_ctx  ctx = {QG_TYPE_MASK(plan->type), run->difficulty, ch->page_first,
+	qgen_chunk     *ch = &run->chunks[plan->chunk];
+	qgen_batch_ctx  ctx = {QG_TYPE_MASK(plan->type), run->difficulty, ch->page_first,
 	                     ch->page_last};
-	qg_prompt_req pr = {plan->count,        plan->type,    run->difficulty,
+	qgen_prompt_req pr = {plan->count,        plan->type,    run->difficulty,
 	                    run->params->topic, plan->variant, ch};
 	cm_buf        user;
 
@@ -137,21 +137,21 @@ call_model(job_run *run, const batch_plan *plan)
 		return NULL;
 	res->idx = plan->idx;
 	res->asked = plan->count;
-	qg_qlist_init(&res->qs);
+	qgen_qlist_init(&res->qs);
 	cm_buf_init(&user, 1u << 20);
-	if ((res->err = qg_prompt_user(&pr, &user)) != CM_OK) {
+	if ((res->err = qgen_prompt_user(&pr, &user)) != CM_OK) {
 		snprintf(res->why, sizeof(res->why), "prompt: %s", cm_strerror(res->err));
 		goto out;
 	}
 	for (int attempt = 0; attempt < QGEN_REPAIR_TRIES; attempt++) {
-		cm_llm_msg    msgs[2] = {{"system", qg_prompt_system()}, {"user", user.data}};
+		cm_llm_msg    msgs[2] = {{"system", qgen_prompt_system()}, {"user", user.data}};
 		cm_llm_req    rq;
 		cm_llm_result lr;
 
 		memset(&rq, 0, sizeof(rq));
 		rq.msgs = msgs;
 		rq.nmsgs = 2;
-		rq.max_tokens = qg_prompt_max_tokens(plan->count, plan->type);
+		rq.max_tokens = qgen_prompt_max_tokens(plan->count, plan->type);
 		rq.temperature = 0.7;
 		rq.json_mode = true;
 		cm_llm_result_init(&lr);
@@ -164,7 +164,7 @@ call_model(job_run *run, const batch_plan *plan)
 		         (long long)(cm_mono_ms() - t0), (long long)lr.prompt_tokens,
 		         (long long)lr.completion_tokens);
 		if (res->err == CM_OK) {
-			res->err = qg_parse_questions(lr.json, lr.json_len, &ctx, &res->qs,
+			res->err = qgen_parse_questions(lr.json, lr.json_len, &ctx, &res->qs,
 			                              &res->rejected, res->why, sizeof(res->why));
 		} else {
 			snprintf(res->why, sizeof(res->why), "%s",
@@ -342,7 +342,7 @@ fetch_chunks(job_run *run, int **matches, size_t *nmatches, char *why, size_t wh
 	run->nchunks = run->chunks_resp->n_chunks;
 	if (run->nchunks > QGEN_MAX_CHUNKS)
 		run->nchunks = QGEN_MAX_CHUNKS;
-	if ((run->chunks = calloc(run->nchunks, sizeof(qg_chunk))) == NULL)
+	if ((run->chunks = calloc(run->nchunks, sizeof(qgen_chunk))) == NULL)
 		return CM_ENOMEM;
 	for (size_t i = 0; i < run->nchunks; i++) {
 		const Pdf__Chunk *c = run->chunks_resp->chunks[i];
@@ -386,7 +386,7 @@ fetch_chunks(job_run *run, int **matches, size_t *nmatches, char *why, size_t wh
 }
 
 typedef struct load_ctx {
-	qg_qlist *chosen;
+	qgen_qlist *chosen;
 	size_t    count;
 	int       max_idx;
 	bool     *have; /* idx < have_n already stored */
@@ -397,18 +397,18 @@ static cm_err
 load_batch(void *arg, int idx, const uint8_t *blob, size_t len)
 {
 	load_ctx *lc = arg;
-	qg_qlist  qs;
+	qgen_qlist  qs;
 	cm_err    err;
 
-	qg_qlist_init(&qs);
+	qgen_qlist_init(&qs);
 	if ((err = qgen_unpack_questions(blob, len, &qs)) == CM_OK) {
-		(void)qg_select(lc->chosen, &qs, lc->count);
+		(void)qgen_select(lc->chosen, &qs, lc->count);
 		if (idx > lc->max_idx)
 			lc->max_idx = idx;
 		if ((size_t)idx < lc->have_n)
 			lc->have[idx] = true;
 	}
-	qg_qlist_fini(&qs);
+	qgen_qlist_fini(&qs);
 	return err == CM_EPROTO ? CM_OK : err; /* a bad stored batch is just asked again */
 }
 
@@ -416,7 +416,7 @@ load_batch(void *arg, int idx, const uint8_t *blob, size_t len)
 static int
 cmp_page(const void *a, const void *b)
 {
-	const qg_question *x = a, *y = b;
+	const qgen_question *x = a, *y = b;
 
 	if (x->page != y->page)
 		return x->page < y->page ? -1 : 1;
@@ -424,11 +424,11 @@ cmp_page(const void *a, const void *b)
 }
 
 static void
-sort_by_page(qg_qlist *l)
+sort_by_page(qgen_qlist *l)
 {
 	/* Insertion sort: stable (qsort is not), and n <= QG_MAX_COUNT. */
 	for (size_t i = 1; i < l->n; i++) {
-		qg_question q = l->items[i];
+		qgen_question q = l->items[i];
 		size_t      j = i;
 		while (j > 0 && cmp_page(&l->items[j - 1], &q) > 0) {
 			l->items[j] = l->items[j - 1];
@@ -450,7 +450,7 @@ seed_of(const char *s)
 
 /* Writes the finished set, completes the job, fills the cache. */
 static cm_err
-finish(job_run *run, qgen_worker *w, qg_qlist *chosen)
+finish(job_run *run, qgen_worker *w, qgen_qlist *chosen)
 {
 	qgen_service *s = run->svc;
 	uint8_t      *blob = NULL;
@@ -459,7 +459,7 @@ finish(job_run *run, qgen_worker *w, qg_qlist *chosen)
 	cm_err        err;
 
 	sort_by_page(chosen);
-	qg_spread_answers(chosen, seed_of(run->params->set_id));
+	qgen_spread_answers(chosen, seed_of(run->params->set_id));
 	if ((err = qgen_pack_questions(chosen, true, &blob, &len)) != CM_OK)
 		return err;
 	if ((err = qgen_store_finish_set(w->pg, run->params->set_id, blob, len, &won)) != CM_OK)
@@ -516,33 +516,33 @@ stop_threads(job_run *run)
 	while (run->results != NULL) {
 		batch_result *r = run->results;
 		run->results = r->next;
-		qg_qlist_fini(&r->qs);
+		qgen_qlist_fini(&r->qs);
 		free(r);
 	}
 }
 
 /* The offline provider: no calls, rounds of extractive questions over the whole range. */
 static void
-run_offline(job_run *run, qgen_worker *w, qg_qlist *chosen)
+run_offline(job_run *run, qgen_worker *w, qgen_qlist *chosen)
 {
 	size_t count = (size_t)run->params->count;
 
 	for (int round = 0; chosen->n < count && round < (int)run->svc->cfg.max_rounds; round++) {
-		qg_offline_req req = {(int)(count - chosen->n), run->types, run->difficulty,
+		qgen_offline_req req = {(int)(count - chosen->n), run->types, run->difficulty,
 		                      run->params->topic, round};
-		qg_qlist       cand;
-		qg_batch_ctx   ctx = {run->types, run->difficulty, 1, INT32_MAX};
+		qgen_qlist       cand;
+		qgen_batch_ctx   ctx = {run->types, run->difficulty, 1, INT32_MAX};
 		char           why[CM_MAX_ERRMSG];
 
-		qg_qlist_init(&cand);
-		if (qg_offline_generate(run->chunks, run->nchunks, &req, &cand) == CM_OK) {
+		qgen_qlist_init(&cand);
+		if (qgen_offline_generate(run->chunks, run->nchunks, &req, &cand) == CM_OK) {
 			/* The same checks as a model's questions. */
 			for (size_t i = 0; i < cand.n; i++)
-				if (!qg_check(&cand.items[i], &ctx, why, sizeof(why)))
-					qg_question_fini(&cand.items[i]);
-			(void)qg_select(chosen, &cand, count);
+				if (!qgen_check(&cand.items[i], &ctx, why, sizeof(why)))
+					qgen_question_fini(&cand.items[i]);
+			(void)qgen_select(chosen, &cand, count);
 		}
-		qg_qlist_fini(&cand);
+		qgen_qlist_fini(&cand);
 		note(qgen_store_set_progress(w->pg, run->params->set_id, (int)chosen->n),
 		     "qgen_store_set_progress");
 		qgen_publish(run->svc, "job.progress", run->job_id, run->params->owner,
@@ -555,7 +555,7 @@ run_offline(job_run *run, qgen_worker *w, qg_qlist *chosen)
 /* Runs the model path until the set is complete, the job is cancelled or lost, or it fails.
  * Returns true when `chosen` is complete. */
 static bool
-run_model(job_run *run, qgen_worker *w, qg_qlist *chosen, int next_idx, const bool *have,
+run_model(job_run *run, qgen_worker *w, qgen_qlist *chosen, int next_idx, const bool *have,
           size_t have_n, char *why, size_t whylen)
 {
 	qgen_service *s = run->svc;
@@ -631,7 +631,7 @@ run_model(job_run *run, qgen_worker *w, qg_qlist *chosen, int next_idx, const bo
 					                          len),
 					     "qgen_store_put_batch");
 				free(blob);
-				(void)qg_select(chosen, &r->qs, count);
+				(void)qgen_select(chosen, &r->qs, count);
 			} else {
 				cm_counter_add(s->batches_failed, 1);
 				fail_streak++;
@@ -648,7 +648,7 @@ run_model(job_run *run, qgen_worker *w, qg_qlist *chosen, int next_idx, const bo
 					fail_streak = QGEN_MAX_FAIL_STREAK;
 				}
 			}
-			qg_qlist_fini(&r->qs);
+			qgen_qlist_fini(&r->qs);
 			free(r);
 			note(qgen_store_set_progress(w->pg, run->params->set_id,
 			                             valid_sum < (int)count ? valid_sum
@@ -743,7 +743,7 @@ static void
 run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 {
 	job_run  run;
-	qg_qlist chosen;
+	qgen_qlist chosen;
 	load_ctx lc;
 	int     *matches = NULL;
 	size_t   nmatches = 0;
@@ -756,7 +756,7 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 	memset(&lc, 0, sizeof(lc));
 	pthread_mutex_init(&run.mu, NULL);
 	pthread_cond_init(&run.cv, NULL);
-	qg_qlist_init(&chosen);
+	qgen_qlist_init(&chosen);
 	run.svc = s;
 	run.job_id = t->job_id;
 	if ((run.params = qgen__job_params__unpack(NULL, t->params_len, t->params)) == NULL) {
@@ -767,13 +767,13 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 		goto out;
 	}
 	for (size_t i = 0; i < run.params->n_types; i++) {
-		qg_type ty;
-		if (qg_type_parse(run.params->types[i], &ty))
+		qgen_type ty;
+		if (qgen_type_parse(run.params->types[i], &ty))
 			run.types |= QG_TYPE_MASK(ty);
 	}
 	if (run.types == 0)
 		run.types = QG_TYPE_MASK(QG_MCQ);
-	(void)qg_difficulty_parse(run.params->difficulty, &run.difficulty);
+	(void)qgen_difficulty_parse(run.params->difficulty, &run.difficulty);
 	cm_info("QGEN-JOB-START", "job %s: %d questions (attempt %d)", t->job_id, run.params->count,
 	        t->attempt);
 	note(qgen_store_set_status(w->pg, run.params->set_id, "running", ""),
@@ -853,7 +853,7 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 out:
 	free(lc.have);
 	free(matches);
-	qg_qlist_fini(&chosen);
+	qgen_qlist_fini(&chosen);
 	run_fini(&run);
 }
 

@@ -1,26 +1,26 @@
 /*
- * qgen_types.c - names and memory of the plain question types (qgen_types.h).
+ * types.c - names and memory of the plain question types (types.h).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "qgen_types.h"
+#include "types.h"
 
 static const char *const type_names[] = {"mcq", "open"};
 static const char *const difficulty_names[] = {"easy", "medium", "hard"};
 
 const char *
-qg_type_name(qg_type t)
+qgen_type_name(qgen_type t)
 {
 	return (unsigned)t < 2 ? type_names[t] : "mcq";
 }
 
 bool
-qg_type_parse(const char *s, qg_type *out)
+qgen_type_parse(const char *s, qgen_type *out)
 {
 	for (int i = 0; i < 2; i++) {
 		if (strcmp(s, type_names[i]) == 0) {
-			*out = (qg_type)i;
+			*out = (qgen_type)i;
 			return true;
 		}
 	}
@@ -28,17 +28,17 @@ qg_type_parse(const char *s, qg_type *out)
 }
 
 const char *
-qg_difficulty_name(qg_difficulty d)
+qgen_difficulty_name(qgen_difficulty d)
 {
 	return (unsigned)d < 3 ? difficulty_names[d] : "medium";
 }
 
 bool
-qg_difficulty_parse(const char *s, qg_difficulty *out)
+qgen_difficulty_parse(const char *s, qgen_difficulty *out)
 {
 	for (int i = 0; i < 3; i++) {
 		if (strcmp(s, difficulty_names[i]) == 0) {
-			*out = (qg_difficulty)i;
+			*out = (qgen_difficulty)i;
 			return true;
 		}
 	}
@@ -46,7 +46,7 @@ qg_difficulty_parse(const char *s, qg_difficulty *out)
 }
 
 void
-qg_question_fini(qg_question *q)
+qgen_question_fini(qgen_question *q)
 {
 	if (q == NULL)
 		return;
@@ -72,7 +72,7 @@ dup_or_null(const char *s, bool *ok)
 }
 
 cm_err
-qg_question_copy(qg_question *dst, const qg_question *src)
+qgen_question_copy(qgen_question *dst, const qgen_question *src)
 {
 	bool ok = true;
 
@@ -83,33 +83,33 @@ qg_question_copy(qg_question *dst, const qg_question *src)
 	dst->reference = dup_or_null(src->reference, &ok);
 	dst->explanation = dup_or_null(src->explanation, &ok);
 	if (!ok) {
-		qg_question_fini(dst);
+		qgen_question_fini(dst);
 		return CM_ENOMEM;
 	}
 	return CM_OK;
 }
 
 void
-qg_qlist_init(qg_qlist *l)
+qgen_qlist_init(qgen_qlist *l)
 {
 	memset(l, 0, sizeof(*l));
 }
 
 void
-qg_qlist_fini(qg_qlist *l)
+qgen_qlist_fini(qgen_qlist *l)
 {
 	for (size_t i = 0; i < l->n; i++)
-		qg_question_fini(&l->items[i]);
+		qgen_question_fini(&l->items[i]);
 	free(l->items);
 	memset(l, 0, sizeof(*l));
 }
 
 cm_err
-qg_qlist_push(qg_qlist *l, qg_question *q)
+qgen_qlist_push(qgen_qlist *l, qgen_question *q)
 {
 	if (l->n == l->cap) {
 		size_t       cap = l->cap == 0 ? 16 : l->cap * 2;
-		qg_question *p = realloc(l->items, cap * sizeof(*p));
+		qgen_question *p = realloc(l->items, cap * sizeof(*p));
 		if (p == NULL)
 			return CM_ENOMEM;
 		l->items = p;

@@ -1,5 +1,5 @@
 /*
- * qgen_config.h - svc-qgen's configuration (env LOG_LEVEL, DATABASE_URL, REDIS_*, QGEN_*; the
+ * config.h - svc-qgen's configuration (env LOG_LEVEL, DATABASE_URL, REDIS_*, QGEN_*; the
  * model itself is configured by cm_llm_alloc_env's LLM_* variables) and its fixed limits.
  */
 #ifndef QGEN_CONFIG_H

@@ -1,12 +1,12 @@
 /*
- * qgen_prompt.c - prompt text for one generation call (qgen_prompt.h).
+ * prompt.c - prompt text for one generation call (prompt.h).
  *
- * The rules in the system message are the ones qgen_quality.c enforces, so a good model rarely
+ * The rules in the system message are the ones quality.c enforces, so a good model rarely
  * has a question rejected; the parser stays lenient about field names anyway.
  */
 #include <string.h>
 
-#include "qgen_prompt.h"
+#include "prompt.h"
 
 static const char system_prompt[] =
     "You write quiz questions for students from a passage of their course document.\n"
@@ -23,20 +23,20 @@ static const char system_prompt[] =
     "variants were already asked: choose other facts.";
 
 const char *
-qg_prompt_system(void)
+qgen_prompt_system(void)
 {
 	return system_prompt;
 }
 
 cm_err
-qg_prompt_user(const qg_prompt_req *req, cm_buf *out)
+qgen_prompt_user(const qgen_prompt_req *req, cm_buf *out)
 {
 	cm_err err;
 
 	if ((err =
 	         cm_buf_printf(out, "COUNT: %d\nTYPE: %s\nPAGE: %d\nVARIANT: %d\nDIFFICULTY: %s\n",
-	                       req->count, qg_type_name(req->type), req->chunk->page_first,
-	                       req->variant, qg_difficulty_name(req->difficulty))) != CM_OK)
+	                       req->count, qgen_type_name(req->type), req->chunk->page_first,
+	                       req->variant, qgen_difficulty_name(req->difficulty))) != CM_OK)
 		return err;
 	if (req->topic != NULL && req->topic[0] != '\0') {
 		/* One line: a newline in the topic must not forge another directive. */
@@ -56,7 +56,7 @@ qg_prompt_user(const qg_prompt_req *req, cm_buf *out)
 }
 
 int
-qg_prompt_max_tokens(int n, qg_type t)
+qgen_prompt_max_tokens(int n, qgen_type t)
 {
 	/* About 120 tokens per mcq and 200 per open question, plus the wrapper. */
 	return 64 + n * (t == QG_OPEN ? 200 : 120) * 2;

@@ -1,11 +1,11 @@
 /*
- * qgen_server.h - svc-qgen's process state, per-thread state, method table and job runners.
+ * server.h - svc-qgen's process state, per-thread state, method table and job runners.
  *
  * qgen_service is created once: config, the LLM client (NULL: the offline provider), the svc-pdf
  * client, the event publisher, metrics. Two kinds of threads use it:
  *   - RPC workers (cm_rpc_server) answer qgen.Create / GetJob / CancelJob / GetSet; each owns a
  *     qgen_worker (PostgreSQL, Redis, a cm_jobs handle);
- *   - runners (qgen_runner.c) claim generation jobs from the queue and run them; each owns its
+ *   - runners (runner.c) claim generation jobs from the queue and run them; each owns its
  *     own connections and a LISTEN connection, and starts call threads per job.
  * Tests build a qgen_worker themselves and call the handlers, or run one job with
  * qgen_runner_run_one.
@@ -26,7 +26,7 @@
 #include "cm/pubsub.h"
 #include "cm/redis.h"
 #include "cm/rpc.h"
-#include "qgen_config.h"
+#include "config.h"
 
 typedef struct qgen_service {
 	qgen_config    cfg;
@@ -82,7 +82,7 @@ void                qgen_runners_stop(qgen_service *s);
  * *ran tells whether there was one. */
 CM_MUSTCHECK cm_err qgen_runner_run_one(qgen_service *s, qgen_worker *w, bool *ran);
 
-/* Questions asked of one call for a set of count (qgen_runner.c). */
+/* Questions asked of one call for a set of count (runner.c). */
 int qgen_batch_size(const qgen_service *s, int count);
 
 /* Publishes a job event (topic "job.<id>", type "job.progress" or "job.done"). */

@@ -1,5 +1,5 @@
 /*
- * qgen_server.c - svc-qgen's method table, service and per-thread state, migrations, readiness.
+ * server.c - svc-qgen's method table, service and per-thread state, migrations, readiness.
  *
  * DESIGN: every thread that touches PostgreSQL or Redis owns its own connections (a
  * qgen_worker); the LLM client, the svc-pdf client and the publisher are thread-safe and shared.
@@ -11,8 +11,8 @@
 
 #include "cm/log.h"
 #include "proto/qgen.pb-c.h"
-#include "qgen_handlers.h"
-#include "qgen_server.h"
+#include "handlers.h"
+#include "server.h"
 
 extern const cm_migration qgen_migrations[];
 extern const size_t       qgen_migrations_count;

@@ -1,11 +1,11 @@
 /*
- * qgen_handlers.c - svc-qgen's RPC methods: Create, GetJob, CancelJob, GetSet.
+ * handlers.c - svc-qgen's RPC methods: Create, GetJob, CancelJob, GetSet.
  *
  * DESIGN. Create does the cheap, synchronous part of a request: check it, find the caller's
  * document through svc-pdf (its owner check is the only one: another user's document is
  * NOT_FOUND there), answer at once from the Redis cache when the same document bytes were asked
  * the same question before (any user: the key is the document's sha256, never its id), else
- * insert the set and its job in one transaction. The runners (qgen_runner.c) do the rest.
+ * insert the set and its job in one transaction. The runners (runner.c) do the rest.
  * Responses point into the per-call arena: packed question lists are unpacked with an allocator
  * over cm_rpc_alloc, so nothing needs freeing.
  */
@@ -20,11 +20,11 @@
 #include "cm/util.h"
 #include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
-#include "qgen_codec.h"
-#include "qgen_handlers.h"
-#include "qgen_server.h"
-#include "qgen_store.h"
-#include "qgen_types.h"
+#include "codec.h"
+#include "handlers.h"
+#include "server.h"
+#include "store.h"
+#include "types.h"
 
 /* Best-effort steps (progress, status, cleanup): a failure is logged, never fatal. */
 static void
@@ -188,13 +188,13 @@ static cm_err
 check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 {
 	bool          mcq = false, open = false;
-	qg_difficulty d = QG_MEDIUM;
+	qgen_difficulty d = QG_MEDIUM;
 
 	if (rq->count < 1 || rq->count > QG_MAX_COUNT)
 		return cm_rpc_fail(ctx, CM_EINVAL, "count must be between 1 and %d", QG_MAX_COUNT);
 	for (size_t i = 0; i < rq->n_types; i++) {
-		qg_type t;
-		if (!qg_type_parse(rq->types[i], &t))
+		qgen_type t;
+		if (!qgen_type_parse(rq->types[i], &t))
 			return cm_rpc_fail(ctx, CM_EINVAL,
 			                   "unknown question type '%.40s' (use mcq or open)",
 			                   rq->types[i]);
@@ -205,7 +205,7 @@ check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 	}
 	if (!mcq && !open)
 		mcq = true;
-	if (rq->difficulty[0] != '\0' && !qg_difficulty_parse(rq->difficulty, &d))
+	if (rq->difficulty[0] != '\0' && !qgen_difficulty_parse(rq->difficulty, &d))
 		return cm_rpc_fail(ctx, CM_EINVAL, "difficulty must be easy, medium or hard");
 	if (strlen(rq->topic) > QG_MAX_TOPIC)
 		return cm_rpc_fail(ctx, CM_EINVAL, "topic is longer than %d bytes", QG_MAX_TOPIC);
@@ -218,7 +218,7 @@ check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 	         mcq && open ? "mcq,open"
 	         : mcq       ? "mcq"
 	                     : "open");
-	snprintf(row->difficulty, sizeof(row->difficulty), "%s", qg_difficulty_name(d));
+	snprintf(row->difficulty, sizeof(row->difficulty), "%s", qgen_difficulty_name(d));
 	normalize_topic(rq->topic, row->topic, sizeof(row->topic));
 	row->first_page = rq->first_page;
 	row->last_page = rq->last_page;
@@ -230,20 +230,20 @@ static cm_err
 answer_from_cache(cm_rpc_ctx *ctx, qgen_worker *w, qgen_set_row *row, const cm_buf *cached,
                   Qgen__CreateResponse *resp)
 {
-	qg_qlist           l;
+	qgen_qlist           l;
 	uint8_t           *blob = NULL;
 	size_t             len = 0;
 	cm_err             err;
 	Qgen__QuestionSet *set;
 
-	qg_qlist_init(&l);
+	qgen_qlist_init(&l);
 	if ((err = qgen_unpack_questions((const uint8_t *)cached->data, cached->len, &l)) !=
 	        CM_OK ||
 	    l.n != (size_t)row->count)
 		err = CM_EPROTO; /* a stale or foreign value: generate instead */
 	if (err == CM_OK)
 		err = qgen_pack_questions(&l, true, &blob, &len);
-	qg_qlist_fini(&l);
+	qgen_qlist_fini(&l);
 	if (err != CM_OK)
 		return err;
 	row->questions = blob;

@@ -1,5 +1,5 @@
 /*
- * qgen_codec.c - qg_qlist <-> packed qgen.QuestionList (qgen_codec.h).
+ * codec.c - qgen_qlist <-> packed qgen.QuestionList (codec.h).
  *
  * Packing points the protobuf structs at the list's own strings (no copies); only the per-
  * question structs and ids are allocated, and freed once packed.
@@ -10,10 +10,10 @@
 #include "cm/limits.h"
 #include "cm/util.h"
 #include "proto/qgen.pb-c.h"
-#include "qgen_codec.h"
+#include "codec.h"
 
 cm_err
-qgen_pack_questions(const qg_qlist *l, bool assign_ids, uint8_t **out, size_t *len)
+qgen_pack_questions(const qgen_qlist *l, bool assign_ids, uint8_t **out, size_t *len)
 {
 	Qgen__QuestionList list = QGEN__QUESTION_LIST__INIT;
 	Qgen__Question    *qs = NULL, **ptrs = NULL;
@@ -28,14 +28,14 @@ qgen_pack_questions(const qg_qlist *l, bool assign_ids, uint8_t **out, size_t *l
 	                 (ids = calloc(l->n, sizeof(*ids))) == NULL))
 		goto out;
 	for (size_t i = 0; i < l->n; i++) {
-		const qg_question *q = &l->items[i];
+		const qgen_question *q = &l->items[i];
 		Qgen__Question    *p = &qs[i];
 
 		qgen__question__init(p);
 		if (assign_ids)
 			cm_uuid_v4(ids[i]);
 		p->id = ids != NULL ? ids[i] : (char *)"";
-		p->type = (char *)qg_type_name(q->type);
+		p->type = (char *)qgen_type_name(q->type);
 		p->text = q->text != NULL ? q->text : (char *)"";
 		if (q->type == QG_MCQ) {
 			p->n_options = QG_OPTIONS;
@@ -44,7 +44,7 @@ qgen_pack_questions(const qg_qlist *l, bool assign_ids, uint8_t **out, size_t *l
 		}
 		p->reference = q->reference != NULL ? q->reference : (char *)"";
 		p->explanation = q->explanation != NULL ? q->explanation : (char *)"";
-		p->difficulty = (char *)qg_difficulty_name(q->difficulty);
+		p->difficulty = (char *)qgen_difficulty_name(q->difficulty);
 		p->page = q->page;
 		ptrs[i] = p;
 	}
@@ -79,7 +79,7 @@ dup_nonempty(const char *s, bool *ok)
 }
 
 cm_err
-qgen_unpack_questions(const uint8_t *buf, size_t len, qg_qlist *out)
+qgen_unpack_questions(const uint8_t *buf, size_t len, qgen_qlist *out)
 {
 	Qgen__QuestionList *list = qgen__question_list__unpack(NULL, len, buf);
 	cm_err              err = CM_OK;
@@ -88,16 +88,16 @@ qgen_unpack_questions(const uint8_t *buf, size_t len, qg_qlist *out)
 		return CM_EPROTO;
 	for (size_t i = 0; i < list->n_questions && err == CM_OK; i++) {
 		const Qgen__Question *p = list->questions[i];
-		qg_question           q;
+		qgen_question           q;
 		bool                  ok = true;
 
 		memset(&q, 0, sizeof(q));
-		if (!qg_type_parse(p->type, &q.type) ||
+		if (!qgen_type_parse(p->type, &q.type) ||
 		    (q.type == QG_MCQ && p->n_options != QG_OPTIONS)) {
 			err = CM_EPROTO;
 			break;
 		}
-		(void)qg_difficulty_parse(p->difficulty, &q.difficulty);
+		(void)qgen_difficulty_parse(p->difficulty, &q.difficulty);
 		q.text = strdup(p->text);
 		ok = q.text != NULL;
 		for (size_t k = 0; q.type == QG_MCQ && k < QG_OPTIONS; k++)
@@ -107,8 +107,8 @@ qgen_unpack_questions(const uint8_t *buf, size_t len, qg_qlist *out)
 		q.reference = dup_nonempty(p->reference, &ok);
 		q.explanation = dup_nonempty(p->explanation, &ok);
 		q.page = p->page;
-		if (!ok || qg_qlist_push(out, &q) != CM_OK) {
-			qg_question_fini(&q);
+		if (!ok || qgen_qlist_push(out, &q) != CM_OK) {
+			qgen_question_fini(&q);
 			err = CM_ENOMEM;
 		}
 	}

@@ -1,5 +1,5 @@
 /*
- * qgen_offline.c - questions from the document's own text, without a model (qgen_offline.h).
+ * offline.c - questions from the document's own text, without a model (offline.h).
  *
  * DESIGN. Three passes over the chunks. (1) Sentences: the text is copied with line breaks
  * joined (a hyphen at a line end joins the word), then cut after . ! ? followed by white space;
@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "cm/util.h"
-#include "qgen_offline.h"
+#include "offline.h"
 
 #define OFF_MIN_WORDS 8
 #define OFF_MAX_WORDS 60
@@ -162,7 +162,7 @@ push_sentence(sentence **v, size_t *n, size_t *cap, const char *s, size_t len, i
 
 /* Cuts one chunk into sentences (line breaks joined, end-of-line hyphens removed). */
 static cm_err
-split_chunk(const qg_chunk *c, sentence **v, size_t *n, size_t *cap)
+split_chunk(const qgen_chunk *c, sentence **v, size_t *n, size_t *cap)
 {
 	char  *buf = malloc(c->len + 1);
 	size_t m = 0, start = 0;
@@ -414,14 +414,14 @@ pick_distractors(const term *t, size_t nt, const term *answer, const char *sente
 
 static cm_err
 make_mcq(const sentence *s, const term *t, const term *const *by_key, size_t nt,
-         const qg_offline_req *req, qg_qlist *out, bool *made)
+         const qgen_offline_req *req, qgen_qlist *out, bool *made)
 {
 	size_t      at = 0, len = 0;
 	const term *ans = best_term(s->text, t, by_key, nt, &at, &len);
 	const term *d[3];
 	char        lower[OFF_MAX_SENTENCE + 1];
 	uint64_t    h = hash_str(s->text);
-	qg_question q;
+	qgen_question q;
 	size_t      tl;
 	int         pos;
 
@@ -455,11 +455,11 @@ make_mcq(const sentence *s, const term *t, const term *const *by_key, size_t nt,
 		snprintf(q.explanation, tl, "The text says: \"%s\"", s->text);
 	for (int i = 0; i < QG_OPTIONS; i++)
 		if (q.options[i] == NULL) {
-			qg_question_fini(&q);
+			qgen_question_fini(&q);
 			return CM_ENOMEM;
 		}
-	if (qg_qlist_push(out, &q) != CM_OK) {
-		qg_question_fini(&q);
+	if (qgen_qlist_push(out, &q) != CM_OK) {
+		qgen_question_fini(&q);
 		return CM_ENOMEM;
 	}
 	*made = true;
@@ -468,11 +468,11 @@ make_mcq(const sentence *s, const term *t, const term *const *by_key, size_t nt,
 
 static cm_err
 make_open(const sentence *s, const term *t, const term *const *by_key, size_t nt,
-          const qg_offline_req *req, qg_qlist *out, bool *made)
+          const qgen_offline_req *req, qgen_qlist *out, bool *made)
 {
 	size_t      at = 0, len = 0;
 	const term *key = best_term(s->text, t, by_key, nt, &at, &len);
-	qg_question q;
+	qgen_question q;
 	size_t      tl;
 
 	*made = false;
@@ -484,14 +484,14 @@ make_open(const sentence *s, const term *t, const term *const *by_key, size_t nt
 	q.page = s->page;
 	tl = len + 128;
 	if ((q.text = malloc(tl)) == NULL || (q.reference = strdup(s->text)) == NULL) {
-		qg_question_fini(&q);
+		qgen_question_fini(&q);
 		return CM_ENOMEM;
 	}
 	snprintf(q.text, tl,
 	         "Explain in your own words what the text says about \"%.*s\" (page %d).", (int)len,
 	         s->text + at, s->page);
-	if (qg_qlist_push(out, &q) != CM_OK) {
-		qg_question_fini(&q);
+	if (qgen_qlist_push(out, &q) != CM_OK) {
+		qgen_question_fini(&q);
 		return CM_ENOMEM;
 	}
 	*made = true;
@@ -531,8 +531,8 @@ mark_topic(sentence *ss, size_t ns, const char *topic)
 }
 
 cm_err
-qg_offline_generate(const qg_chunk *chunks, size_t nchunks, const qg_offline_req *req,
-                    qg_qlist *out)
+qgen_offline_generate(const qgen_chunk *chunks, size_t nchunks, const qgen_offline_req *req,
+                    qgen_qlist *out)
 {
 	sentence    *ss = NULL;
 	term        *terms = NULL;

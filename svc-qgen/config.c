@@ -1,9 +1,9 @@
 /*
- * qgen_config.c - svc-qgen's config table. Defaults are for the local stack
+ * config.c - svc-qgen's config table. Defaults are for the local stack
  * (docs/architecture.md); DATABASE_URL may carry a password, so it is logged masked.
  */
 #include "cm/config.h"
-#include "qgen_config.h"
+#include "config.h"
 
 /* clang-format off */
 #define QGEN_CONFIG_TABLE(c)                                                                       \

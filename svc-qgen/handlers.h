@@ -1,5 +1,5 @@
 /*
- * qgen_handlers.h - svc-qgen's RPC handlers (qgen_handlers.c); ctx->worker_state is a
+ * handlers.h - svc-qgen's RPC handlers (handlers.c); ctx->worker_state is a
  * qgen_worker.
  */
 #ifndef QGEN_HANDLERS_H

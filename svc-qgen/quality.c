@@ -1,6 +1,6 @@
 /*
- * qgen_quality.c - from model text to valid questions, and from candidates to a set
- * (qgen_quality.h).
+ * quality.c - from model text to valid questions, and from candidates to a set
+ * (quality.h).
  *
  * DESIGN. Lenient about names, strict about content. Models rename fields ("text" for
  * "question"), prefix options with their letters, give the answer as a letter, an index or the
@@ -20,7 +20,7 @@
 
 #include <jansson.h>
 
-#include "qgen_quality.h"
+#include "quality.h"
 
 #define QG_MIN_TEXT 10
 #define QG_MAX_WORDS 128
@@ -90,7 +90,7 @@ strip_letter(const char *s)
 }
 
 void
-qg_normalize(const char *s, char *out, size_t outlen)
+qgen_normalize(const char *s, char *out, size_t outlen)
 {
 	size_t n = 0;
 	bool   space = false;
@@ -169,14 +169,14 @@ content_words(char *buf, const char **words, size_t max)
 }
 
 bool
-qg_near_duplicate(const char *a, const char *b)
+qgen_near_duplicate(const char *a, const char *b)
 {
 	char        na[QG_MAX_TEXT + 1], nb[QG_MAX_TEXT + 1];
 	const char *wa[QG_MAX_WORDS], *wb[QG_MAX_WORDS];
 	size_t      ca, cb, common = 0;
 
-	qg_normalize(a, na, sizeof(na));
-	qg_normalize(b, nb, sizeof(nb));
+	qgen_normalize(a, na, sizeof(na));
+	qgen_normalize(b, nb, sizeof(nb));
 	if (strcmp(na, nb) == 0)
 		return true;
 	ca = content_words(na, wa, QG_MAX_WORDS);
@@ -195,12 +195,12 @@ qg_near_duplicate(const char *a, const char *b)
 /* ---- one question ---------------------------------------------------------------------------- */
 
 bool
-qg_check(qg_question *q, const qg_batch_ctx *ctx, char *why, size_t whylen)
+qgen_check(qgen_question *q, const qgen_batch_ctx *ctx, char *why, size_t whylen)
 {
 	char norm[QG_OPTIONS][QG_MAX_OPTION + 1], ntext[QG_MAX_TEXT + 1];
 
 	if ((ctx->types & QG_TYPE_MASK(q->type)) == 0) {
-		snprintf(why, whylen, "a %s question was not asked for", qg_type_name(q->type));
+		snprintf(why, whylen, "a %s question was not asked for", qgen_type_name(q->type));
 		return false;
 	}
 	if (q->text == NULL || !utf8_valid(q->text)) {
@@ -221,7 +221,7 @@ qg_check(qg_question *q, const qg_batch_ctx *ctx, char *why, size_t whylen)
 		}
 	}
 	if (q->type == QG_MCQ) {
-		qg_normalize(q->text, ntext, sizeof(ntext));
+		qgen_normalize(q->text, ntext, sizeof(ntext));
 		for (int i = 0; i < QG_OPTIONS; i++) {
 			if (q->options[i] == NULL || !utf8_valid(q->options[i])) {
 				snprintf(why, whylen, "option %d missing or not UTF-8", i + 1);
@@ -232,7 +232,7 @@ qg_check(qg_question *q, const qg_batch_ctx *ctx, char *why, size_t whylen)
 				snprintf(why, whylen, "option %d empty or too long", i + 1);
 				return false;
 			}
-			qg_normalize(q->options[i], norm[i], sizeof(norm[i]));
+			qgen_normalize(q->options[i], norm[i], sizeof(norm[i]));
 			if (norm[i][0] == '\0' || strcmp(norm[i], ntext) == 0) {
 				snprintf(why, whylen, "option %d is empty or repeats the question",
 				         i + 1);
@@ -288,7 +288,7 @@ dup_or_null(const char *s)
 
 /* The answer of an mcq from the many ways models write it; -1 when none is usable. */
 static int
-parse_answer(json_t *o, const qg_question *q)
+parse_answer(json_t *o, const qgen_question *q)
 {
 	static const char *const keys[] = {"answer_index",  "answer",  "correct_answer",
 	                                   "correctAnswer", "correct", NULL};
@@ -316,11 +316,11 @@ parse_answer(json_t *o, const qg_question *q)
 			if (n == 1 && s[0] >= '0' && s[0] <= '3')
 				return s[0] - '0';
 			/* The text of one option (with or without its letter). */
-			qg_normalize(strip_letter(s), buf, sizeof(buf));
+			qgen_normalize(strip_letter(s), buf, sizeof(buf));
 			for (int i = 0; i < QG_OPTIONS; i++) {
 				if (q->options[i] == NULL)
 					continue;
-				qg_normalize(q->options[i], nopt, sizeof(nopt));
+				qgen_normalize(q->options[i], nopt, sizeof(nopt));
 				if (buf[0] != '\0' && strcmp(buf, nopt) == 0)
 					return i;
 			}
@@ -332,7 +332,7 @@ parse_answer(json_t *o, const qg_question *q)
 
 /* One element of "questions" into q (zeroed first). false when it cannot be read at all. */
 static bool
-read_question(json_t *o, qg_question *q)
+read_question(json_t *o, qgen_question *q)
 {
 	static const char *const text_keys[] = {"question", "text", "prompt", "stem", NULL};
 	static const char *const expl_keys[] = {"explanation", "rationale", "reason", NULL};
@@ -348,7 +348,7 @@ read_question(json_t *o, qg_question *q)
 	if (type != NULL) {
 		if (strcmp(type, "multiple_choice") == 0 || strcmp(type, "multiple-choice") == 0)
 			type = "mcq";
-		if (!qg_type_parse(type, &q->type))
+		if (!qgen_type_parse(type, &q->type))
 			return false;
 	} else {
 		q->type = json_is_array(opts) ? QG_MCQ : QG_OPEN;
@@ -380,7 +380,7 @@ read_question(json_t *o, qg_question *q)
 }
 
 cm_err
-qg_parse_questions(const char *json, size_t len, const qg_batch_ctx *ctx, qg_qlist *out,
+qgen_parse_questions(const char *json, size_t len, const qgen_batch_ctx *ctx, qgen_qlist *out,
                    int *rejected, char *why, size_t whylen)
 {
 	json_t *root, *arr, *el;
@@ -404,17 +404,17 @@ qg_parse_questions(const char *json, size_t len, const qg_batch_ctx *ctx, qg_qli
 	}
 	json_array_foreach(arr, i, el)
 	{
-		qg_question q;
+		qgen_question q;
 		bool        ok = read_question(el, &q);
-		if (ok && !qg_check(&q, ctx, reason, sizeof(reason)))
+		if (ok && !qgen_check(&q, ctx, reason, sizeof(reason)))
 			ok = false;
 		if (!ok) {
 			(*rejected)++;
-			qg_question_fini(&q);
+			qgen_question_fini(&q);
 			continue;
 		}
-		if ((err = qg_qlist_push(out, &q)) != CM_OK) {
-			qg_question_fini(&q);
+		if ((err = qgen_qlist_push(out, &q)) != CM_OK) {
+			qgen_question_fini(&q);
 			break;
 		}
 	}
@@ -425,24 +425,24 @@ qg_parse_questions(const char *json, size_t len, const qg_batch_ctx *ctx, qg_qli
 /* ---- the set --------------------------------------------------------------------------------- */
 
 static bool
-duplicate_of_any(const qg_qlist *l, const char *text)
+duplicate_of_any(const qgen_qlist *l, const char *text)
 {
 	for (size_t i = 0; i < l->n; i++)
-		if (l->items[i].text != NULL && qg_near_duplicate(l->items[i].text, text))
+		if (l->items[i].text != NULL && qgen_near_duplicate(l->items[i].text, text))
 			return true;
 	return false;
 }
 
 size_t
-qg_select(qg_qlist *chosen, qg_qlist *cand, size_t count)
+qgen_select(qgen_qlist *chosen, qgen_qlist *cand, size_t count)
 {
 	size_t added = 0;
 
 	for (size_t i = 0; i < cand->n && chosen->n < count; i++) {
-		qg_question *q = &cand->items[i];
+		qgen_question *q = &cand->items[i];
 		if (q->text == NULL || duplicate_of_any(chosen, q->text))
 			continue;
-		if (qg_qlist_push(chosen, q) != CM_OK)
+		if (qgen_qlist_push(chosen, q) != CM_OK)
 			break;
 		added++;
 	}
@@ -451,7 +451,7 @@ qg_select(qg_qlist *chosen, qg_qlist *cand, size_t count)
 
 /* Options that only make sense in their place ("all of the above", "both A and B"). */
 static bool
-positional(const qg_question *q)
+positional(const qgen_question *q)
 {
 	static const char *const marks[] = {
 	    "of the above", "all of these", "none of these", "both a and", "both b and",
@@ -461,7 +461,7 @@ positional(const qg_question *q)
 		char n[QG_MAX_OPTION + 1];
 		if (q->options[i] == NULL)
 			return true;
-		qg_normalize(q->options[i], n, sizeof(n));
+		qgen_normalize(q->options[i], n, sizeof(n));
 		for (size_t k = 0; k < sizeof(marks) / sizeof(marks[0]); k++)
 			if (strstr(n, marks[k]) != NULL)
 				return true;
@@ -480,14 +480,14 @@ next_rand(uint64_t *s)
 }
 
 void
-qg_spread_answers(qg_qlist *l, uint64_t seed)
+qgen_spread_answers(qgen_qlist *l, uint64_t seed)
 {
 	int      order[QG_OPTIONS] = {0, 1, 2, 3};
 	uint64_t s = seed;
 	size_t   k = 0;
 
 	for (size_t i = 0; i < l->n; i++) {
-		qg_question *q = &l->items[i];
+		qgen_question *q = &l->items[i];
 		int          target;
 		char        *tmp;
 

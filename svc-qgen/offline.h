@@ -1,5 +1,5 @@
 /*
- * qgen_offline.h - the offline provider: questions made from the document's own text, with no
+ * offline.h - the offline provider: questions made from the document's own text, with no
  * model, used when LLM_BASE_URL is unset. A real fallback (architecture.md "LLM"), not a mock:
  * a new user without an API key gets sensible questions.
  *
@@ -20,22 +20,22 @@
 
 #include <stddef.h>
 
-#include "qgen_types.h"
+#include "types.h"
 
-typedef struct qg_offline_req {
+typedef struct qgen_offline_req {
 	int           count; /* how many to make (1..QG_MAX_COUNT) */
 	unsigned      types; /* QG_TYPE_MASK bits: mcq, open or both (then about half each) */
-	qg_difficulty difficulty;
+	qgen_difficulty difficulty;
 	const char   *topic;   /* NULL or "" for none */
 	int           variant; /* 0 first; top-up rounds ask for 1, 2, ... */
-} qg_offline_req;
+} qgen_offline_req;
 
 /*
  * Appends up to req->count questions made from the chunks to out (each with the page of the
  * sentence it came from, difficulty stamped). Fewer (possibly none) when the text has too little
  * material: the caller decides whether that is a failure. CM_EINVAL on bad arguments, CM_ENOMEM.
  */
-CM_MUSTCHECK cm_err qg_offline_generate(const qg_chunk *chunks, size_t nchunks,
-                                        const qg_offline_req *req, qg_qlist *out);
+CM_MUSTCHECK cm_err qgen_offline_generate(const qgen_chunk *chunks, size_t nchunks,
+                                        const qgen_offline_req *req, qgen_qlist *out);
 
 #endif
