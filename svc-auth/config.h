@@ -1,6 +1,7 @@
 /*
- * config.h - svc-auth's configuration (env AUTH_*, LOGIN_*, and the shared DATABASE_URL,
- * REDIS_*, JWT_*, LOG_LEVEL). Loaded once at start; read-only afterwards, shared by all workers.
+ * config.h - svc-auth's own configuration (env JWT_*, AUTH_* and LOGIN_*), beside the common keys
+ * of the service skeleton (cm/service.h). Loaded once at start; read-only afterwards, shared by
+ * all workers.
  */
 #ifndef AUTH_CONFIG_H
 #define AUTH_CONFIG_H
@@ -9,19 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cm/config.h"
 #include "cm/err.h"
 
 typedef struct auth_config {
-	const char *log_level;
-	const char *database_url;
-	const char *redis_host;
-	int64_t     redis_port;
 	const char *jwt_secret;
 	const char *jwt_private_key_file;
 	const char *jwt_public_key_file;
-	const char *rpc_url;
-	const char *admin_addr;
-	int64_t     workers;
 	int64_t     access_ttl_s;
 	int64_t     refresh_ttl_s;
 	const char *login_username;
@@ -33,7 +28,8 @@ typedef struct auth_config {
 	int64_t     throttle_window_s;
 } auth_config;
 
-CM_MUSTCHECK cm_err auth_config_load(auth_config *c, char *errbuf, size_t errlen);
-void auth_config_log(auth_config *c);
+/* The table of svc-auth's own keys, targets in *config (an auth_config); returns how many
+ * entries were written to out (at most cap). For cm_service_def.config_table. */
+size_t auth_config_table(void *config, cm_cfg_entry *out, size_t cap);
 
 #endif

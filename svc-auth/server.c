@@ -1,5 +1,6 @@
 /*
- * server.c - svc-auth's method table, per-worker connections, and database preparation.
+ * server.c - svc-auth's definition for the service skeleton: method table, app state (signing
+ * key, throttle table), per-worker state, and the legacy account seeded after the migrations.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,6 @@
 #include "proto/auth.pb-c.h"
 #include "server.h"
 #include "store.h"
-
-extern const cm_migration auth_migrations[];
-extern const size_t       auth_migrations_count;
 
 const cm_rpc_method auth_methods[] = {
 	{"auth.Register", &auth__register_request__descriptor, &auth__register_response__descriptor,
@@ -30,46 +28,114 @@ const cm_rpc_method auth_methods[] = {
 };
 const size_t auth_methods_count = sizeof(auth_methods) / sizeof(auth_methods[0]);
 
-void *
-auth_worker_init(void *arg, int index)
+/* The signing key: RS256 from the key files when set, else HS256 from JWT_SECRET. */
+static cm_err
+load_key(auth_app *app)
 {
-	const auth_app *app = arg;
-	auth_worker    *w   = calloc(1, sizeof(*w));
+	const auth_config *c = &app->cfg;
+	char              *priv = NULL, *pub = NULL;
+	cm_err             err  = CM_EINVAL;
 
-	(void) index;
-	if (w == NULL)
-		abort(); /* start-up allocation: nothing sensible to do without it */
-	w->app = app;
-	if (cm_pg_open(&w->pg, app->cfg.database_url, "auth") != CM_OK ||
-	    cm_redis_open(&w->redis, app->cfg.redis_host, (int) app->cfg.redis_port, 0) != CM_OK)
-		abort();
-	return w;
-}
-
-void
-auth_worker_fini(void *arg, void *state)
-{
-	auth_worker *w = state;
-
-	(void) arg;
-	if (w == NULL)
-		return;
-	cm_pg_close(w->pg);
-	cm_redis_close(w->redis);
-	free(w);
+	if (c->jwt_private_key_file != NULL && c->jwt_private_key_file[0] != '\0') {
+		if ((priv = cm_read_file(c->jwt_private_key_file, 65536)) != NULL &&
+		    (pub = cm_read_file(c->jwt_public_key_file != NULL ? c->jwt_public_key_file : "", 65536)) != NULL)
+			err = cm_jwt_key_rs256(&app->key, priv, pub);
+		if (err != CM_OK)
+			cm_error("AUTH-KEY", "cannot load the RS256 key pair (JWT_PRIVATE_KEY_FILE, JWT_PUBLIC_KEY_FILE)");
+	} else if (c->jwt_secret != NULL && strlen(c->jwt_secret) >= 32) {
+		err = cm_jwt_key_hs256(&app->key, c->jwt_secret, strlen(c->jwt_secret));
+	} else {
+		cm_error("AUTH-KEY", "set JWT_SECRET (at least 32 bytes) or the RS256 key files");
+	}
+	if (priv != NULL) {
+		cm_wipe(priv, strlen(priv));
+		free(priv);
+	}
+	free(pub);
+	return err;
 }
 
 cm_err
-auth_prepare_database(const auth_app *app, cm_pg *pg)
+auth_app_init(const cm_service_env *env, void **out)
 {
-	const auth_config *c = &app->cfg;
+	auth_app *app = calloc(1, sizeof(*app));
+	cm_err    err = CM_ENOMEM;
+
+	*out = app;
+	if (app == NULL)
+		return err;
+	app->cfg     = *(const auth_config *) env->config;
+	app->metrics = env->metrics;
+	if ((err = load_key(app)) != CM_OK)
+		return err;
+	if ((app->throttle = auth_throttle_alloc((auth_throttle_limits){app->cfg.throttle_account_max,
+	         app->cfg.throttle_addr_max, app->cfg.throttle_window_s})) == NULL)
+		return CM_ENOMEM;
+	return auth_password_init(app->cfg.pwhash_opslimit, app->cfg.pwhash_memlimit_kib);
+}
+
+void
+auth_app_fini(void *arg)
+{
+	auth_app *app = arg;
+
+	if (app == NULL)
+		return;
+	auth_throttle_free(app->throttle);
+	cm_jwt_key_free(app->key);
+	free(app);
+}
+
+cm_err
+auth_worker_init(void *app, const cm_service_conns *conns, void **state)
+{
+	auth_worker *w = calloc(1, sizeof(*w));
+
+	*state = w;
+	if (w == NULL)
+		return CM_ENOMEM;
+	w->app   = app;
+	w->pg    = conns->pg;
+	w->redis = conns->redis;
+	return CM_OK;
+}
+
+void
+auth_worker_fini(void *app, void *state)
+{
+	(void) app;
+	free(state);
+}
+
+const cm_service_def auth_service_def = {
+	.name               = "auth",
+	.schema             = "auth",
+	.rpc_url_default    = "tcp://127.0.0.1:7101",
+	.admin_addr_default = "127.0.0.1:9101",
+	.workers_default    = "4",
+	.config_size        = sizeof(auth_config),
+	.config_table       = auth_config_table,
+	.migrations         = auth_migrations,
+	.n_migrations       = &auth_migrations_count,
+	.methods            = auth_methods,
+	.n_methods          = &auth_methods_count,
+	.app_init           = auth_app_init,
+	.app_fini           = auth_app_fini,
+	.prepare            = auth_seed_legacy_user,
+	.worker_init        = auth_worker_init,
+	.worker_fini        = auth_worker_fini,
+};
+
+cm_err
+auth_seed_legacy_user(void *arg, cm_pg *pg)
+{
+	const auth_app    *app = arg;
+	const auth_config *c   = &app->cfg;
 	char               email[300], hash[AUTH_HASH_MAX];
 	auth_user          u;
 	bool               created;
 	cm_err             err;
 
-	if ((err = cm_pg_migrate_up(pg, "auth", auth_migrations, auth_migrations_count)) != CM_OK)
-		return err;
 	if (c->login_username == NULL || c->login_username[0] == '\0')
 		return CM_OK;
 	/* The old shared account becomes a user, once; replicas racing here are fine. */

@@ -1,9 +1,11 @@
 /*
- * server.h - svc-auth's shared state, per-worker state and method table.
+ * server.h - svc-auth's definition for the service skeleton (cm/service.h), its shared state and
+ * per-worker state.
  *
- * auth_app is built once in main.c and read-only afterwards (config, signing key); the throttle
- * table has its own lock. Each RPC worker gets an auth_worker with its own PostgreSQL and Redis
- * connections (cm_rpc_server_config.worker_init).
+ * auth_app is built once by auth_app_init (config, signing key, throttle table, metrics) and is
+ * read-only afterwards; the throttle table has its own lock. Each RPC worker gets an auth_worker
+ * around the PostgreSQL and Redis connections the skeleton opened for it (borrowed, not owned).
+ * Tests build both themselves and call the handlers directly.
  */
 #ifndef AUTH_SERVER_H
 #define AUTH_SERVER_H
@@ -14,6 +16,7 @@
 #include "cm/pg.h"
 #include "cm/redis.h"
 #include "cm/rpc.h"
+#include "cm/service.h"
 #include "config.h"
 #include "throttle.h"
 
@@ -32,14 +35,25 @@ typedef struct auth_worker {
 	cm_redis       *redis;
 } auth_worker;
 
+/* The service: schema "auth", methods auth.Register/Login/Refresh/Logout/Me/Verify. */
+extern const cm_service_def auth_service_def;
+
 extern const cm_rpc_method auth_methods[];
 extern const size_t        auth_methods_count;
+extern const cm_migration  auth_migrations[];
+extern const size_t        auth_migrations_count;
 
-/* worker_init / worker_fini for cm_rpc_server_config; arg is the auth_app. */
-void *auth_worker_init(void *arg, int index);
-void auth_worker_fini(void *arg, void *state);
+/* app_init / app_fini: loads the signing key (JWT_SECRET or the RS256 key files), sets the
+ * password hashing cost, builds the throttle table. */
+CM_MUSTCHECK cm_err auth_app_init(const cm_service_env *env, void **app);
+void                auth_app_fini(void *app);
 
-/* Schema and legacy account, run once at start with its own connection. */
-CM_MUSTCHECK cm_err auth_prepare_database(const auth_app *app, cm_pg *pg);
+/* worker_init / worker_fini: an auth_worker borrowing conns' connections. */
+CM_MUSTCHECK cm_err auth_worker_init(void *app, const cm_service_conns *conns, void **state);
+void                auth_worker_fini(void *app, void *state);
+
+/* The legacy shared account (LOGIN_USERNAME) becomes a user, once; run after the migrations.
+ * Replicas racing here are fine. */
+CM_MUSTCHECK cm_err auth_seed_legacy_user(void *app, cm_pg *pg);
 
 #endif

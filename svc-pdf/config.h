@@ -1,6 +1,6 @@
 /*
- * config.h - svc-pdf's configuration (env LOG_LEVEL, DATABASE_URL, REDIS_*, PDF_*) and its fixed
- * limits. Every limit of this service lives here: configurable ones have their defaults in the
+ * config.h - svc-pdf's own configuration (env PDF_*, beside the common keys of the service
+ * skeleton, cm/service.h) and its fixed limits. Every limit of this service lives here: configurable ones have their defaults in the
  * config table (config.c), fixed ones are the PDF_* constants below.
  */
 #ifndef PDF_CONFIG_H
@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cm/config.h"
 #include "cm/err.h"
 
 #define PDF_SCHEMA "pdf"
@@ -25,16 +26,8 @@
 #define PDF_SEARCH_MAX 50
 #define PDF_MAX_QUERY 1000  /* bytes of a search query / list filter */
 #define PDF_LOCK_POLL_MS 25 /* waiting for another upload of the same file */
-#define PDF_DB_RETRY_S 30   /* start-up: wait this long for PostgreSQL */
 
 typedef struct pdf_config {
-	const char *log_level;
-	const char *database_url;
-	const char *redis_host;
-	int64_t     redis_port;
-	const char *rpc_url;
-	const char *admin_addr;
-	int64_t     workers;
 	const char *data_dir;
 	int64_t     max_pages;
 	int64_t     extract_timeout_ms;
@@ -42,10 +35,9 @@ typedef struct pdf_config {
 	int64_t     max_upload;
 } pdf_config;
 
-/* Fills c from the environment and the defaults; on failure errbuf says why. */
-CM_MUSTCHECK cm_err pdf_config_load(pdf_config *c, char *errbuf, size_t errlen);
-/* Logs every value once (DATABASE_URL masked). */
-void pdf_config_log(pdf_config *c);
+/* The table of svc-pdf's own keys, targets in *config (a pdf_config); returns how many entries
+ * were written to out (at most cap). For cm_service_def.config_table. */
+size_t pdf_config_table(void *config, cm_cfg_entry *out, size_t cap);
 /* The defaults (as if no variable were set), for tests and tools. */
 void pdf_config_defaults(pdf_config *c);
 

@@ -1,11 +1,11 @@
 /*
- * server.c - svc-pdf's method table, per-worker state, and readiness. No SQL here.
+ * server.c - svc-pdf's definition for the service skeleton: method table, process state,
+ * per-worker state, and readiness. No SQL here.
  *
- * DESIGN: each RPC worker thread calls worker_init once; it opens that thread's PostgreSQL
- * connection (schema "pdf"), Redis connection and mupdf context (independent: nothing of mupdf
+ * DESIGN: each RPC worker thread gets its PostgreSQL connection (schema "pdf") and Redis
+ * connection from the skeleton and builds its own mupdf context (independent: nothing of mupdf
  * is shared between workers, see extract.c), so a handler never shares a connection or a
- * context with another thread. A worker whose state could not be built answers every call
- * UNAVAILABLE rather than crash.
+ * context with another thread. A worker that cannot be built stops start-up (cm/service.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +76,7 @@ pdf_service_fini(pdf_service *s)
 }
 
 cm_err
-pdf_worker_alloc(pdf_service *s, pdf_worker **out)
+pdf_worker_alloc(pdf_service *s, cm_pg *pg, cm_redis *redis, pdf_worker **out)
 {
 	pdf_worker *w = NULL;
 	cm_err      err = CM_ENOMEM;
@@ -85,10 +85,9 @@ pdf_worker_alloc(pdf_service *s, pdf_worker **out)
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		goto out;
 	w->svc = s;
-	if ((err = cm_pg_open(&w->pg, s->cfg.database_url, PDF_SCHEMA)) != CM_OK ||
-	    (err = cm_redis_open(&w->redis, s->cfg.redis_host, (int)s->cfg.redis_port,
-	                         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
-	    (err = pdf_xctx_alloc(s->extractor, &w->x)) != CM_OK)
+	w->pg = pg;
+	w->redis = redis;
+	if ((err = pdf_xctx_alloc(s->extractor, &w->x)) != CM_OK)
 		goto out;
 	*out = w;
 	w = NULL;
@@ -103,61 +102,77 @@ pdf_worker_free(pdf_worker *w)
 	if (w == NULL)
 		return;
 	pdf_xctx_free(w->x);
-	cm_redis_close(w->redis);
-	cm_pg_close(w->pg);
 	free(w);
 }
 
-static void *
-worker_init(void *arg, int index)
-{
-	pdf_worker *w = NULL;
+/* ---- the skeleton's hooks -------------------------------------------------------------------- */
 
-	if (pdf_worker_alloc(arg, &w) != CM_OK)
-		cm_error("PDF-WORKER-INIT", "worker %d has no state; it will answer UNAVAILABLE",
-		         index);
-	return w;
+static cm_err
+app_init(const cm_service_env *env, void **out)
+{
+	pdf_service *s = calloc(1, sizeof(*s));
+
+	*out = NULL;
+	if (s == NULL)
+		return CM_ENOMEM;
+	if (pdf_service_init(s, env->config, env->metrics) != CM_OK) {
+		free(s);
+		return CM_EUNAVAIL;
+	}
+	*out = s;
+	return CM_OK;
 }
 
 static void
-worker_fini(void *arg, void *state)
+app_fini(void *app)
 {
-	(void)arg;
+	if (app == NULL)
+		return;
+	pdf_service_fini(app);
+	free(app);
+}
+
+static cm_err
+worker_init(void *app, const cm_service_conns *conns, void **state)
+{
+	return pdf_worker_alloc(app, conns->pg, conns->redis, (pdf_worker **)state);
+}
+
+static void
+worker_fini(void *app, void *state)
+{
+	(void)app;
 	pdf_worker_free(state);
 }
 
-cm_err
-pdf_server_start(pdf_service *s, cm_rpc_server **out)
+/* Beyond PostgreSQL (the skeleton's check): the files must be writable. */
+static bool
+ready(void *app, char *why, size_t whylen)
 {
-	cm_rpc_server_config c;
+	pdf_service *s = app;
 
-	memset(&c, 0, sizeof(c));
-	c.url = s->cfg.rpc_url;
-	c.workers = (int)s->cfg.workers;
-	c.methods = pdf_methods;
-	c.n_methods = pdf_n_methods;
-	c.worker_init = worker_init;
-	c.worker_fini = worker_fini;
-	c.arg = s;
-	c.metrics = s->metrics;
-	return cm_rpc_server_start(out, &c);
+	if (access(s->cfg.data_dir, W_OK | X_OK) != 0) {
+		snprintf(why, whylen, "data directory %s not writable", s->cfg.data_dir);
+		return false;
+	}
+	return true;
 }
 
-bool
-pdf_ready_check(void *arg, char *why, size_t whylen)
-{
-	pdf_ready *r = arg;
-	bool       ok = false;
-
-	if (!cm_pg_ping(r->pg))
-		snprintf(why, whylen, "postgresql unreachable: %s", cm_pg_errmsg(r->pg));
-	else if (access(r->svc->cfg.data_dir, W_OK | X_OK) != 0)
-		snprintf(why, whylen, "data directory %s not writable", r->svc->cfg.data_dir);
-	else
-		ok = true;
-	/* Redis is a cache: without it uploads still work (slower), so it does not gate readiness.
-	 */
-	if (ok && r->redis != NULL && !cm_redis_ping(r->redis))
-		cm_debug("PDF-REDIS-DOWN", "redis unreachable; serving without the text cache");
-	return ok;
-}
+const cm_service_def pdf_service_def = {
+    .name = "pdf",
+    .schema = PDF_SCHEMA,
+    .rpc_url_default = "tcp://127.0.0.1:7102",
+    .admin_addr_default = "127.0.0.1:9102",
+    .workers_default = "2", /* extractions in parallel: one per core */
+    .config_size = sizeof(pdf_config),
+    .config_table = pdf_config_table,
+    .migrations = pdf_migrations,
+    .n_migrations = &pdf_migrations_count,
+    .methods = pdf_methods,
+    .n_methods = &pdf_n_methods,
+    .app_init = app_init,
+    .app_fini = app_fini,
+    .worker_init = worker_init,
+    .worker_fini = worker_fini,
+    .ready = ready,
+};

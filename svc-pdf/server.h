@@ -1,10 +1,11 @@
 /*
- * server.h - svc-pdf's process state, per-worker state and RPC method table.
+ * server.h - svc-pdf's definition for the service skeleton (cm/service.h), its process state,
+ * per-worker state and RPC method table.
  *
  * pdf_service is created once (config, the mupdf extractor, metrics, the data directory).
- * pdf_worker is what each RPC worker thread owns: its PostgreSQL and Redis connections and its
- * mupdf context; handlers find it in ctx->worker_state. Tests build a pdf_worker themselves and
- * call the handlers directly.
+ * pdf_worker is what each RPC worker thread has: the PostgreSQL and Redis connections the
+ * skeleton opened for it (borrowed) and its own mupdf context; handlers find it in
+ * ctx->worker_state. Tests build a pdf_worker themselves and call the handlers directly.
  */
 #ifndef PDF_SERVER_H
 #define PDF_SERVER_H
@@ -16,6 +17,7 @@
 #include "cm/pg.h"
 #include "cm/redis.h"
 #include "cm/rpc.h"
+#include "cm/service.h"
 #include "config.h"
 #include "extract.h"
 
@@ -45,25 +47,18 @@ extern const size_t       pdf_migrations_count;
 CM_MUSTCHECK cm_err pdf_service_init(pdf_service *s, const pdf_config *cfg, cm_metrics *m);
 void                pdf_service_fini(pdf_service *s);
 
-/* Opens a worker's connections (lazily connecting) and mupdf context, for the calling thread. */
-CM_MUSTCHECK cm_err pdf_worker_alloc(pdf_service *s, pdf_worker **out);
+/* A worker around pg and redis (borrowed: the caller closes them after pdf_worker_free), with
+ * its own mupdf context, for the calling thread. */
+CM_MUSTCHECK cm_err pdf_worker_alloc(pdf_service *s, cm_pg *pg, cm_redis *redis, pdf_worker **out);
 void                pdf_worker_free(pdf_worker *w);
+
+/* The service: schema "pdf"; app state a pdf_service; readiness also needs the data directory
+ * writable. */
+extern const cm_service_def pdf_service_def;
 
 /* The method table: pdf.Upload, pdf.List, pdf.Get, pdf.GetPage, pdf.Delete, pdf.Select,
  * pdf.Selected, pdf.Chunks, pdf.Search. */
 extern const cm_rpc_method pdf_methods[];
 extern const size_t        pdf_n_methods;
-
-/* Starts the RPC server on cfg.rpc_url with cfg.workers workers, each with its own pdf_worker. */
-CM_MUSTCHECK cm_err pdf_server_start(pdf_service *s, cm_rpc_server **out);
-
-/* Readiness for the admin port: PostgreSQL reachable (Redis is optional), data dir writable.
- * arg is a pdf_ready (one PostgreSQL handle owned by the admin checker thread). */
-typedef struct pdf_ready {
-	pdf_service *svc;
-	cm_pg       *pg;
-	cm_redis    *redis;
-} pdf_ready;
-bool pdf_ready_check(void *arg, char *why, size_t whylen);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * config.h - svc-qgen's configuration (env LOG_LEVEL, DATABASE_URL, REDIS_*, QGEN_*; the
- * model itself is configured by cm_llm_alloc_env's LLM_* variables) and its fixed limits.
+ * config.h - svc-qgen's own configuration (env QGEN_*, beside the common keys of the service
+ * skeleton, cm/service.h; the model itself is configured by cm_llm_alloc_env's LLM_* variables)
+ * and its fixed limits.
  */
 #ifndef QGEN_CONFIG_H
 #define QGEN_CONFIG_H
@@ -8,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cm/config.h"
 #include "cm/err.h"
 
 #define QGEN_SCHEMA "qgen"
@@ -15,21 +17,13 @@
 #define QGEN_CHANNEL "qgen_jobs"
 #define QGEN_PROMPT_VERSION 1     /* bump when prompts change: cached sets stop matching */
 #define QGEN_MIN_TEXT 200         /* characters a document needs before questions make sense */
-#define QGEN_DB_RETRY_S 30        /* start-up: wait this long for PostgreSQL */
 #define QGEN_PDF_TIMEOUT_MS 30000 /* fetching a document's chunks from svc-pdf */
 #define QGEN_MAX_CHUNKS 20000     /* chunks considered for one set */
 #define QGEN_MAX_SEARCH 50        /* chunks ranked for a topic */
 
 typedef struct qgen_config {
-	const char *log_level;
-	const char *database_url;
-	const char *redis_host;
-	int64_t     redis_port;
-	const char *rpc_url;
-	const char *admin_addr;
 	const char *events_url;
 	const char *pdf_urls;
-	int64_t     workers;
 	int64_t     runners;
 	int64_t     parallel;
 	int64_t     per_call;
@@ -37,10 +31,10 @@ typedef struct qgen_config {
 	int64_t     lease_ms;
 	int64_t     cache_ttl_s;
 	int64_t     poll_ms;
-	const char *schema; /* not from the environment: QGEN_SCHEMA unless a test sets its own */
 } qgen_config;
 
-CM_MUSTCHECK cm_err qgen_config_load(qgen_config *c, char *errbuf, size_t errlen);
-void                qgen_config_log(qgen_config *c);
+/* The table of svc-qgen's own keys, targets in *config (a qgen_config); returns how many entries
+ * were written to out (at most cap). For cm_service_def.config_table. */
+size_t qgen_config_table(void *config, cm_cfg_entry *out, size_t cap);
 
 #endif

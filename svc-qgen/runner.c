@@ -883,7 +883,7 @@ runner_main(void *arg)
 	cm_jobs_listener *l = NULL;
 
 	if (qgen_worker_alloc(s, &w) != CM_OK ||
-	    cm_jobs_listener_open(&l, s->cfg.database_url, QGEN_CHANNEL) != CM_OK) {
+	    cm_jobs_listener_open(&l, s->common.database_url, QGEN_CHANNEL) != CM_OK) {
 		cm_error("QGEN-RUNNER-INIT", "a runner could not start");
 		goto out;
 	}

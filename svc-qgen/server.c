@@ -1,9 +1,11 @@
 /*
- * server.c - svc-qgen's method table, service and per-thread state, migrations, readiness.
+ * server.c - svc-qgen's definition for the service skeleton: method table, service and
+ * per-thread state, migrations, background runners, readiness.
  *
- * DESIGN: every thread that touches PostgreSQL or Redis owns its own connections (a
- * qgen_worker); the LLM client, the svc-pdf client and the publisher are thread-safe and shared.
- * A worker whose state could not be built answers every call UNAVAILABLE rather than crash.
+ * DESIGN: every thread that touches PostgreSQL or Redis has connections of its own (a
+ * qgen_worker: the skeleton's for RPC workers, its own for runner threads); the LLM client, the
+ * svc-pdf client and the publisher are thread-safe and shared. A worker that cannot be built
+ * stops start-up (cm/service.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,42 +34,23 @@ const size_t qgen_n_methods = sizeof(qgen_methods) / sizeof(qgen_methods[0]);
 size_t
 qgen_migrations_all(cm_migration *out, size_t cap)
 {
-	size_t n = 0;
-
-	for (size_t i = 0; i < qgen_migrations_count && n < cap; i++)
-		out[n++] = qgen_migrations[i];
-	/* The job queue's tables come after 001_init and before any later file migration would
-	 * need them; file migrations are numbered from 003 on. */
-	if (n < cap) {
-		out[n].version = 2;
-		out[n].name = "jobs";
-		out[n].up = cm_jobs_migration_up;
-		out[n].down = cm_jobs_migration_down;
-		n++;
-	}
-	for (size_t i = 1; i < n; i++) { /* keep ascending versions */
-		cm_migration m = out[i];
-		size_t       j = i;
-		while (j > 0 && out[j - 1].version > m.version) {
-			out[j] = out[j - 1];
-			j--;
-		}
-		out[j] = m;
-	}
-	return n;
+	return cm_service_migrations(&qgen_service_def, out, cap);
 }
 
 cm_err
-qgen_service_init(qgen_service *s, const qgen_config *cfg, cm_metrics *m)
+qgen_service_init(qgen_service *s, const cm_service_config *common, const char *schema,
+                  const qgen_config *cfg, cm_metrics *m)
 {
 	char        errbuf[256];
 	const char *model = getenv("LLM_MODEL");
 	cm_err      err;
 
 	memset(s, 0, sizeof(*s));
+	s->common = *common;
+	s->schema = schema;
 	s->cfg = *cfg;
 	s->metrics = m;
-	err = cm_llm_alloc_env(&s->llm, cfg->redis_host, (int)cfg->redis_port, m, errbuf,
+	err = cm_llm_alloc_env(&s->llm, common->redis_host, (int)common->redis_port, m, errbuf,
 	                       sizeof(errbuf));
 	if (err == CM_ENOTFOUND) {
 		s->llm = NULL;
@@ -120,26 +103,55 @@ qgen_service_fini(qgen_service *s)
 	s->llm = NULL;
 }
 
+/* Adds the job queue handle to a worker whose connections are set. */
+static cm_err
+worker_jobs(qgen_worker *w)
+{
+	cm_jobs_options jo;
+
+	memset(&jo, 0, sizeof(jo));
+	jo.channel = QGEN_CHANNEL;
+	jo.lease_ms = (int)w->svc->cfg.lease_ms;
+	jo.max_attempts = 5;
+	return cm_jobs_open(&w->jobs, w->pg, &jo);
+}
+
 cm_err
 qgen_worker_alloc(qgen_service *s, qgen_worker **out)
 {
-	qgen_worker    *w = NULL;
-	cm_jobs_options jo;
-	cm_err          err = CM_ENOMEM;
+	qgen_worker *w = NULL;
+	cm_err       err = CM_ENOMEM;
 
 	*out = NULL;
-	memset(&jo, 0, sizeof(jo));
-	jo.channel = QGEN_CHANNEL;
-	jo.lease_ms = (int)s->cfg.lease_ms;
-	jo.max_attempts = 5;
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		goto out;
 	w->svc = s;
-	if ((err = cm_pg_open(&w->pg, s->cfg.database_url,
-	                      s->cfg.schema != NULL ? s->cfg.schema : QGEN_SCHEMA)) != CM_OK ||
-	    (err = cm_redis_open(&w->redis, s->cfg.redis_host, (int)s->cfg.redis_port,
+	w->owns_conns = true;
+	if ((err = cm_pg_open(&w->pg, s->common.database_url, s->schema)) != CM_OK ||
+	    (err = cm_redis_open(&w->redis, s->common.redis_host, (int)s->common.redis_port,
 	                         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
-	    (err = cm_jobs_open(&w->jobs, w->pg, &jo)) != CM_OK)
+	    (err = worker_jobs(w)) != CM_OK)
+		goto out;
+	*out = w;
+	w = NULL;
+out:
+	qgen_worker_free(w);
+	return err;
+}
+
+cm_err
+qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis, qgen_worker **out)
+{
+	qgen_worker *w = NULL;
+	cm_err       err = CM_ENOMEM;
+
+	*out = NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		goto out;
+	w->svc = s;
+	w->pg = pg;
+	w->redis = redis;
+	if ((err = worker_jobs(w)) != CM_OK)
 		goto out;
 	*out = w;
 	w = NULL;
@@ -154,58 +166,98 @@ qgen_worker_free(qgen_worker *w)
 	if (w == NULL)
 		return;
 	cm_jobs_close(w->jobs);
-	cm_redis_close(w->redis);
-	cm_pg_close(w->pg);
+	if (w->owns_conns) {
+		cm_redis_close(w->redis);
+		cm_pg_close(w->pg);
+	}
 	free(w);
 }
 
-static void *
-worker_init(void *arg, int index)
-{
-	qgen_worker *w = NULL;
+/* ---- the skeleton's hooks -------------------------------------------------------------------- */
 
-	if (qgen_worker_alloc(arg, &w) != CM_OK)
-		cm_error("QGEN-WORKER-INIT", "worker %d has no state; it will answer UNAVAILABLE",
-		         index);
-	return w;
+static cm_err
+app_init(const cm_service_env *env, void **out)
+{
+	qgen_service *s = calloc(1, sizeof(*s));
+	cm_err        err;
+
+	*out = NULL;
+	if (s == NULL)
+		return CM_ENOMEM;
+	if ((err = qgen_service_init(s, env->common, env->schema, env->config, env->metrics)) !=
+	    CM_OK) {
+		free(s);
+		return err;
+	}
+	*out = s;
+	return CM_OK;
 }
 
 static void
-worker_fini(void *arg, void *state)
+app_fini(void *app)
 {
-	(void)arg;
+	if (app == NULL)
+		return;
+	qgen_service_fini(app);
+	free(app);
+}
+
+static cm_err
+worker_init(void *app, const cm_service_conns *conns, void **state)
+{
+	return qgen_worker_borrow(app, conns->pg, conns->redis, (qgen_worker **)state);
+}
+
+static void
+worker_fini(void *app, void *state)
+{
+	(void)app;
 	qgen_worker_free(state);
 }
 
-cm_err
-qgen_server_start(qgen_service *s, cm_rpc_server **out)
+static cm_err
+start(void *app)
 {
-	cm_rpc_server_config c;
-
-	memset(&c, 0, sizeof(c));
-	c.url = s->cfg.rpc_url;
-	c.workers = (int)s->cfg.workers;
-	c.methods = qgen_methods;
-	c.n_methods = qgen_n_methods;
-	c.worker_init = worker_init;
-	c.worker_fini = worker_fini;
-	c.arg = s;
-	c.metrics = s->metrics;
-	return cm_rpc_server_start(out, &c);
+	return qgen_runners_start(app);
 }
 
-bool
-qgen_ready_check(void *arg, char *why, size_t whylen)
+static void
+stop(void *app)
 {
-	qgen_ready *r = arg;
+	qgen_runners_stop(app);
+}
 
-	if (!cm_pg_ping(r->pg)) {
-		snprintf(why, whylen, "postgresql unreachable: %s", cm_pg_errmsg(r->pg));
-		return false;
-	}
-	if (cm_rpc_client_healthy(r->svc->pdf) == 0) {
+/* Beyond PostgreSQL (the skeleton's check): a set needs svc-pdf's chunks. */
+static bool
+ready(void *app, char *why, size_t whylen)
+{
+	qgen_service *s = app;
+
+	if (cm_rpc_client_healthy(s->pdf) == 0) {
 		snprintf(why, whylen, "no svc-pdf replica reachable");
 		return false;
 	}
 	return true;
 }
+
+const cm_service_def qgen_service_def = {
+    .name = "qgen",
+    .schema = QGEN_SCHEMA,
+    .rpc_url_default = "tcp://127.0.0.1:7104",
+    .admin_addr_default = "127.0.0.1:9104",
+    .workers_default = "4",
+    .config_size = sizeof(qgen_config),
+    .config_table = qgen_config_table,
+    .migrations = qgen_migrations,
+    .n_migrations = &qgen_migrations_count,
+    .jobs_version = 2, /* after 001_init; file migrations are numbered from 003 on */
+    .methods = qgen_methods,
+    .n_methods = &qgen_n_methods,
+    .app_init = app_init,
+    .app_fini = app_fini,
+    .worker_init = worker_init,
+    .worker_fini = worker_fini,
+    .start = start,
+    .stop = stop,
+    .ready = ready,
+};

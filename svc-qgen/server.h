@@ -1,10 +1,11 @@
 /*
- * server.h - svc-qgen's process state, per-thread state, method table and job runners.
+ * server.h - svc-qgen's definition for the service skeleton (cm/service.h), its process state,
+ * per-thread state, method table and job runners.
  *
  * qgen_service is created once: config, the LLM client (NULL: the offline provider), the svc-pdf
  * client, the event publisher, metrics. Two kinds of threads use it:
- *   - RPC workers (cm_rpc_server) answer qgen.Create / GetJob / CancelJob / GetSet; each owns a
- *     qgen_worker (PostgreSQL, Redis, a cm_jobs handle);
+ *   - RPC workers (the skeleton's) answer qgen.Create / GetJob / CancelJob / GetSet; each has a
+ *     qgen_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs handle;
  *   - runners (runner.c) claim generation jobs from the queue and run them; each owns its
  *     own connections and a LISTEN connection, and starts call threads per job.
  * Tests build a qgen_worker themselves and call the handlers, or run one job with
@@ -26,10 +27,13 @@
 #include "cm/pubsub.h"
 #include "cm/redis.h"
 #include "cm/rpc.h"
+#include "cm/service.h"
 #include "config.h"
 
 typedef struct qgen_service {
-	qgen_config    cfg;
+	cm_service_config common; /* DATABASE_URL, REDIS_*: runners open their own connections */
+	const char       *schema; /* QGEN_SCHEMA, unless a test runs in a schema of its own */
+	qgen_config       cfg;
 	cm_llm        *llm;       /* NULL: offline provider */
 	char           model[64]; /* cache key part: LLM_MODEL, or "offline" */
 	cm_rpc_client *pdf;
@@ -55,23 +59,31 @@ typedef struct qgen_worker {
 	cm_pg        *pg;
 	cm_redis     *redis;
 	cm_jobs      *jobs;
+	bool          owns_conns; /* opened by qgen_worker_alloc (runners), not borrowed */
 } qgen_worker;
+
+/* The service: schema "qgen" (the job queue's tables are its migration 2), background work the
+ * job runners; ready when svc-pdf has a replica too. */
+extern const cm_service_def qgen_service_def;
 
 /* Every migration of schema "qgen": migrations/ plus the job queue's tables. */
 size_t qgen_migrations_all(cm_migration *out, size_t cap);
 
-/* Copies cfg; builds the LLM client from LLM_* (none set: offline), the svc-pdf client, the
- * publisher; registers metrics on m (prefix "qgen_"; may be NULL). */
-CM_MUSTCHECK cm_err qgen_service_init(qgen_service *s, const qgen_config *cfg, cm_metrics *m);
+/* Copies common, schema and cfg; builds the LLM client from LLM_* (none set: offline), the
+ * svc-pdf client, the publisher; registers metrics on m (prefix "qgen_"; may be NULL). */
+CM_MUSTCHECK cm_err qgen_service_init(qgen_service *s, const cm_service_config *common,
+                                      const char *schema, const qgen_config *cfg, cm_metrics *m);
 void                qgen_service_fini(qgen_service *s);
 
+/* A worker with connections of its own (runner threads, tests); freed with its connections. */
 CM_MUSTCHECK cm_err qgen_worker_alloc(qgen_service *s, qgen_worker **out);
+/* A worker around pg and redis, borrowed: the caller closes them after qgen_worker_free. */
+CM_MUSTCHECK cm_err qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis,
+                                       qgen_worker **out);
 void                qgen_worker_free(qgen_worker *w);
 
 extern const cm_rpc_method qgen_methods[];
 extern const size_t        qgen_n_methods;
-
-CM_MUSTCHECK cm_err qgen_server_start(qgen_service *s, cm_rpc_server **out);
 
 /* Starts / stops cfg.runners runner threads. Stopping waits for running jobs' current step;
  * a job cut short stays claimed until its lease expires, then another replica resumes it. */
@@ -88,11 +100,5 @@ int qgen_batch_size(const qgen_service *s, int count);
 /* Publishes a job event (topic "job.<id>", type "job.progress" or "job.done"). */
 void qgen_publish(qgen_service *s, const char *type, const char *job_id, const char *owner,
                   int done, int total, const char *status);
-
-typedef struct qgen_ready {
-	qgen_service *svc;
-	cm_pg        *pg;
-} qgen_ready;
-bool qgen_ready_check(void *arg, char *why, size_t whylen);
 
 #endif

@@ -59,9 +59,9 @@ cm_cfg_parse_bool(const char *s, bool *out)
 
 /* The text an entry takes its value from, and whether it came from the environment. */
 static const char *
-cm_cfg_source(const cm_cfg_entry *e, bool *from_env)
+cm_cfg_source(const cm_cfg_entry *e, bool use_env, bool *from_env)
 {
-	const char *v = getenv(e->env);
+	const char *v = use_env ? getenv(e->env) : NULL;
 
 	*from_env = false;
 	if (v != NULL && (v[0] != '\0' || e->type == CM_CFG_STR || (e->flags & CM_CFG_REQUIRED))) {
@@ -72,10 +72,10 @@ cm_cfg_source(const cm_cfg_entry *e, bool *from_env)
 }
 
 static cm_err
-cm_cfg_load_one(const cm_cfg_entry *e, char *errbuf, size_t errlen)
+cm_cfg_load_one(const cm_cfg_entry *e, bool use_env, char *errbuf, size_t errlen)
 {
 	bool        from_env;
-	const char *v = cm_cfg_source(e, &from_env);
+	const char *v = cm_cfg_source(e, use_env, &from_env);
 	const char *shown = (e->flags & CM_CFG_SECRET) ? "***" : v;
 	const char *origin = from_env ? "" : " (default)";
 	int64_t     i;
@@ -86,7 +86,7 @@ cm_cfg_load_one(const cm_cfg_entry *e, char *errbuf, size_t errlen)
 		            e->env ? e->env : "?");
 		return CM_EINVAL;
 	}
-	if ((e->flags & CM_CFG_REQUIRED) && (!from_env || v[0] == '\0')) {
+	if (use_env && (e->flags & CM_CFG_REQUIRED) && (!from_env || v[0] == '\0')) {
 		cm_cfg_fail(errbuf, errlen, "%s: required but not set", e->env);
 		return CM_EINVAL;
 	}
@@ -131,7 +131,20 @@ cm_config_load(const cm_cfg_entry *table, size_t n, char *errbuf, size_t errlen)
 	if (errbuf != NULL && errlen > 0)
 		errbuf[0] = '\0';
 	for (size_t k = 0; k < n; k++) {
-		cm_err err = cm_cfg_load_one(&table[k], errbuf, errlen);
+		cm_err err = cm_cfg_load_one(&table[k], true, errbuf, errlen);
+		if (err != CM_OK)
+			return err;
+	}
+	return CM_OK;
+}
+
+cm_err
+cm_config_defaults(const cm_cfg_entry *table, size_t n, char *errbuf, size_t errlen)
+{
+	if (errbuf != NULL && errlen > 0)
+		errbuf[0] = '\0';
+	for (size_t k = 0; k < n; k++) {
+		cm_err err = cm_cfg_load_one(&table[k], false, errbuf, errlen);
 		if (err != CM_OK)
 			return err;
 	}
@@ -149,7 +162,7 @@ cm_config_log(const cm_cfg_entry *table, size_t n)
 
 		if (e->target == NULL || e->env == NULL)
 			continue;
-		(void)cm_cfg_source(e, &from_env);
+		(void)cm_cfg_source(e, true, &from_env);
 		switch (e->type) {
 		case CM_CFG_STR:
 			val = *(const char *const *)e->target;
@@ -170,4 +183,13 @@ cm_config_log(const cm_cfg_entry *table, size_t n)
 		}
 		cm_info("CM-CONFIG", "%s=%s%s", e->env, val, from_env ? "" : " (default)");
 	}
+}
+
+size_t
+cm_config_copy(cm_cfg_entry *out, size_t cap, const cm_cfg_entry *table, size_t n)
+{
+	if (n > cap)
+		n = cap;
+	memcpy(out, table, n * sizeof(*table));
+	return n;
 }

@@ -51,6 +51,10 @@ struct cm_rpc_server {
 	rpc_worker          *workers;
 	atomic_bool          stopping;
 	atomic_int           inflight;
+	pthread_mutex_t      init_mu; /* workers report their start-up to cm_rpc_server_start */
+	pthread_cond_t       init_cv;
+	int                  init_done;
+	cm_err               init_err; /* the first worker_init failure */
 };
 
 cm_err
@@ -212,7 +216,11 @@ handle(rpc_worker *w, nng_msg *in)
 	ctx.roles        = rq->roles;
 	ctx.worker_state = w->state;
 
-	err    = m->fn(&ctx, req, resp);
+	if (srv->cfg.call_begin != NULL)
+		srv->cfg.call_begin(srv->cfg.arg, w->index, &ctx);
+	err = m->fn(&ctx, req, resp);
+	if (srv->cfg.call_end != NULL)
+		srv->cfg.call_end(srv->cfg.arg, w->index);
 	status = cm_err_to_status(err);
 	if (err == CM_OK) {
 		out_len = protobuf_c_message_get_packed_size(resp);
@@ -248,11 +256,19 @@ worker_main(void *arg)
 	cm_rpc_server *srv = w->srv;
 	nng_msg       *in, *reply;
 	int            rv;
+	cm_err         init = CM_OK;
 
 	if (srv->cfg.worker_init != NULL)
-		w->state = srv->cfg.worker_init(srv->cfg.arg, w->index);
+		init = srv->cfg.worker_init(srv->cfg.arg, w->index, &w->state);
+	/* cm_rpc_server_start waits for every worker's verdict; a failed one makes it stop all. */
+	pthread_mutex_lock(&srv->init_mu);
+	srv->init_done++;
+	if (init != CM_OK && srv->init_err == CM_OK)
+		srv->init_err = init;
+	pthread_cond_broadcast(&srv->init_cv);
+	pthread_mutex_unlock(&srv->init_mu);
 
-	while (!atomic_load(&srv->stopping)) {
+	while (init == CM_OK && !atomic_load(&srv->stopping)) {
 		nng_ctx_recv(w->ctx, w->recv_aio);
 		nng_aio_wait(w->recv_aio);
 		rv = nng_aio_result(w->recv_aio);
@@ -277,7 +293,7 @@ worker_main(void *arg)
 	}
 
 	if (srv->cfg.worker_fini != NULL)
-		srv->cfg.worker_fini(srv->cfg.arg, w->state);
+		srv->cfg.worker_fini(srv->cfg.arg, w->index, w->state);
 	return NULL;
 }
 
@@ -295,6 +311,8 @@ cm_rpc_server_start(cm_rpc_server **out, const cm_rpc_server_config *cfg)
 	srv->cfg = *cfg;
 	atomic_init(&srv->stopping, false);
 	atomic_init(&srv->inflight, 0);
+	pthread_mutex_init(&srv->init_mu, NULL);
+	pthread_cond_init(&srv->init_cv, NULL);
 	if ((srv->workers = calloc((size_t) cfg->workers, sizeof(rpc_worker))) == NULL) {
 		err = CM_ENOMEM;
 		goto fail;
@@ -323,6 +341,17 @@ cm_rpc_server_start(cm_rpc_server **out, const cm_rpc_server_config *cfg)
 		if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]) != 0)
 			goto fail;
 		srv->workers[i].started = true;
+	}
+	/* Serve only with every worker ready (the policy of cm/service.h): wait for all verdicts. */
+	pthread_mutex_lock(&srv->init_mu);
+	while (srv->init_done < cfg->workers)
+		pthread_cond_wait(&srv->init_cv, &srv->init_mu);
+	err = srv->init_err;
+	pthread_mutex_unlock(&srv->init_mu);
+	if (err != CM_OK) {
+		cm_error("RPC-WORKER-INIT", "a worker could not start (%s): not serving on %s",
+		    cm_strerror(err), cfg->url);
+		goto fail;
 	}
 	cm_info("RPC-LISTEN", "serving %zu methods on %s with %d workers", cfg->n_methods,
 	    cfg->url, cfg->workers);
@@ -353,6 +382,8 @@ cm_rpc_server_stop(cm_rpc_server *srv)
 			nng_aio_free(srv->workers[i].send_aio);
 	}
 	free(srv->workers);
+	pthread_cond_destroy(&srv->init_cv);
+	pthread_mutex_destroy(&srv->init_mu);
 	free(srv);
 }
 

@@ -28,6 +28,7 @@
 #include "cm/pg.h"
 #include "cm/redis.h"
 #include "cm/rpc.h"
+#include "cm/service.h"
 #include "cm/util.h"
 #include "handlers.h"
 #include "password.h"
@@ -41,11 +42,12 @@
 #define ADDR_MAX 6
 #define WINDOW_S 60
 #define RPC_URL  "tcp://127.0.0.1:27901"
-
-extern const cm_migration auth_migrations[];
-extern const size_t       auth_migrations_count;
+#define STR_(x)  #x
+#define STR(x)   STR_(x)
 
 static auth_app     app;
+static const char  *db_url;   /* CM_TEST_PG */
+static int64_t      redis_port;
 static auth_worker *w;        /* a worker as the RPC server makes them */
 static auth_worker  w_dead;   /* the same, with Redis unreachable */
 static cm_pg       *db;       /* for looking at the rows */
@@ -262,14 +264,9 @@ fill_config(auth_config *c)
 	memset(c, 0, sizeof(*c));
 	cm_strlcpy(port, getenv("CM_TEST_REDIS_PORT") != NULL ? getenv("CM_TEST_REDIS_PORT") : "26379",
 	    sizeof(port));
-	c->log_level            = "warn";
-	c->database_url         = getenv("CM_TEST_PG");
-	c->redis_host           = "127.0.0.1";
-	c->redis_port           = strtol(port, NULL, 10);
+	db_url                  = getenv("CM_TEST_PG");
+	redis_port              = strtol(port, NULL, 10);
 	c->jwt_secret           = SECRET;
-	c->rpc_url              = RPC_URL;
-	c->admin_addr           = "127.0.0.1:29901";
-	c->workers              = 2;
 	c->access_ttl_s         = 900;
 	c->refresh_ttl_s        = 3600;
 	c->login_username       = legacy_user;
@@ -279,6 +276,44 @@ fill_config(auth_config *c)
 	c->throttle_account_max = ACCT_MAX;
 	c->throttle_addr_max    = ADDR_MAX;
 	c->throttle_window_s    = WINDOW_S;
+}
+
+/* What the skeleton does at start: the migrations, then the legacy account. */
+static cm_err
+prepare_database(const auth_app *a, cm_pg *pg)
+{
+	cm_migration migs[16];
+	size_t       n = cm_service_migrations(&auth_service_def, migs, 16);
+	cm_err       err;
+
+	if ((err = cm_pg_migrate_up(pg, "auth", migs, n)) != CM_OK)
+		return err;
+	return auth_seed_legacy_user((void *) a, pg);
+}
+
+/* A worker as the skeleton makes them: its own connections, borrowed by auth_worker_init. */
+static auth_worker *
+new_worker(const auth_app *a, int index)
+{
+	cm_service_conns c = {NULL, NULL, index};
+	void            *st = NULL;
+
+	if (cm_pg_open(&c.pg, db_url, "auth") != CM_OK ||
+	    cm_redis_open(&c.redis, "127.0.0.1", (int) redis_port, 0) != CM_OK ||
+	    auth_worker_init((void *) a, &c, &st) != CM_OK)
+		abort(); /* test set-up: nothing to test without it */
+	return st;
+}
+
+static void
+drop_worker(auth_worker *wk)
+{
+	cm_pg    *pg    = wk->pg;
+	cm_redis *redis = wk->redis;
+
+	auth_worker_fini(NULL, wk);
+	cm_redis_close(redis);
+	cm_pg_close(pg);
 }
 
 static int
@@ -298,13 +333,12 @@ setup(void **state)
 	        NULL ||
 	    auth_password_init(app.cfg.pwhash_opslimit, app.cfg.pwhash_memlimit_kib) != CM_OK)
 		return -1;
-	if (cm_pg_open(&db, app.cfg.database_url, "auth") != CM_OK ||
-	    auth_prepare_database(&app, db) != CM_OK)
+	if (cm_pg_open(&db, db_url, "auth") != CM_OK || prepare_database(&app, db) != CM_OK)
 		return -1;
-	w = auth_worker_init(&app, 0);
+	w = new_worker(&app, 0);
 	/* Port 1 on loopback: nothing listens, every Redis call fails at once. */
 	w_dead.app = &app;
-	if (cm_pg_open(&w_dead.pg, app.cfg.database_url, "auth") != CM_OK ||
+	if (cm_pg_open(&w_dead.pg, db_url, "auth") != CM_OK ||
 	    cm_redis_open(&w_dead.redis, "127.0.0.1", 1, 100) != CM_OK)
 		return -1;
 	return 0;
@@ -314,7 +348,7 @@ static int
 teardown(void **state)
 {
 	(void) state;
-	auth_worker_fini(&app, w);
+	drop_worker(w);
 	cm_pg_close(w_dead.pg);
 	cm_redis_close(w_dead.redis);
 	cm_pg_close(db);
@@ -538,9 +572,9 @@ test_throttle_account(void **state)
 
 	/* Another replica (its own process-local table) sees it too: the count is in Redis. */
 	other.throttle = auth_throttle_alloc((auth_throttle_limits){ACCT_MAX, ADDR_MAX, WINDOW_S});
-	replica        = auth_worker_init(&other, 1);
+	replica        = new_worker(&other, 1);
 	assert_int_equal(h_login_on(replica, email, false, PW, "", NULL, &retry), CM_ELIMIT);
-	auth_worker_fini(&other, replica);
+	drop_worker(replica);
 	auth_throttle_free(other.throttle);
 
 	/* A success clears the account's counter. */
@@ -757,7 +791,7 @@ test_refresh_race(void **state)
 	assert_int_equal(h_login(email, PW, &p), CM_OK);
 	pthread_barrier_init(&go, NULL, RACERS);
 	for (int i = 0; i < RACERS; i++) {
-		r[i] = (racer){p.refresh, &go, CM_EINTERNAL, auth_worker_init(&app, i + 1)};
+		r[i] = (racer){p.refresh, &go, CM_EINTERNAL, new_worker(&app, i + 1)};
 		/* Connect first, so that the race is about the statement, not the connection. */
 		assert_true(cm_pg_ping(r[i].wk->pg));
 	}
@@ -767,7 +801,7 @@ test_refresh_race(void **state)
 		pthread_join(th[i], NULL);
 		ok += r[i].err == CM_OK;
 		refused += r[i].err == CM_EAUTH;
-		auth_worker_fini(&app, r[i].wk);
+		drop_worker(r[i].wk);
 	}
 	pthread_barrier_destroy(&go);
 	assert_int_equal(ok, 1);
@@ -893,7 +927,7 @@ test_legacy_account(void **state)
 	assert_int_equal(h_login_on(w, legacy_user, true, "vsbec", "", NULL, NULL), CM_EAUTH);
 
 	/* Starting again changes nothing. */
-	assert_int_equal(auth_prepare_database(&app, db), CM_OK);
+	assert_int_equal(prepare_database(&app, db), CM_OK);
 	sql1(v, sizeof(v), "SELECT count(*)::text FROM users WHERE lower(username) = lower($1)",
 	    legacy_user, NULL);
 	assert_string_equal(v, "1");
@@ -911,10 +945,10 @@ start_replica(void *arg)
 	starter *s  = arg;
 	cm_pg   *pg = NULL;
 
-	s->err = cm_pg_open(&pg, s->app->cfg.database_url, "auth");
+	s->err = cm_pg_open(&pg, db_url, "auth");
 	pthread_barrier_wait(s->go);
 	if (s->err == CM_OK)
-		s->err = auth_prepare_database(s->app, pg);
+		s->err = prepare_database(s->app, pg);
 	cm_pg_close(pg);
 	return NULL;
 }
@@ -1014,9 +1048,10 @@ rpc(cm_rpc_client *cl, const char *method, const char *sub, const char *sid, con
 static void
 test_over_rpc(void **state)
 {
-	cm_rpc_server         *srv = NULL;
+	cm_service            *svc = NULL;
+	auth_app              *sapp = NULL;
 	cm_rpc_client         *cl  = NULL;
-	cm_rpc_server_config   sc  = {0};
+	char                   port[16];
 	cm_rpc_result          res;
 	char                   email[128], access[CM_MAX_TOKEN + 1], refresh[64];
 	cm_jwt_claims          cl_claims;
@@ -1030,17 +1065,26 @@ test_over_rpc(void **state)
 	cm_buf                 metrics;
 
 	(void) state;
-	sc.url         = RPC_URL;
-	sc.workers     = 2;
-	sc.methods     = auth_methods;
-	sc.n_methods   = auth_methods_count;
-	sc.worker_init = auth_worker_init;
-	sc.worker_fini = auth_worker_fini;
-	sc.arg         = &app;
-	sc.metrics     = app.metrics;
-	assert_int_equal(cm_rpc_server_start(&srv, &sc), CM_OK);
+	/* The real service, as its main.c runs it: the skeleton reads the environment. */
+	snprintf(port, sizeof(port), "%lld", (long long) redis_port);
+	setenv("LOG_LEVEL", "warn", 1);
+	setenv("DATABASE_URL", db_url, 1);
+	setenv("REDIS_HOST", "127.0.0.1", 1);
+	setenv("REDIS_PORT", port, 1);
+	setenv("AUTH_RPC_URL", RPC_URL, 1);
+	setenv("AUTH_ADMIN_ADDR", "127.0.0.1:29901", 1);
+	setenv("AUTH_WORKERS", "2", 1);
+	setenv("JWT_SECRET", SECRET, 1);
+	setenv("LOGIN_USERNAME", legacy_user, 1);
+	setenv("LOGIN_PASSWORD", "legacy password", 1);
+	setenv("AUTH_PWHASH_OPSLIMIT", "2", 1);
+	setenv("AUTH_PWHASH_MEMLIMIT_KIB", "4096", 1);
+	setenv("AUTH_THROTTLE_ACCOUNT_MAX", STR(ACCT_MAX), 1);
+	setenv("AUTH_THROTTLE_ADDR_MAX", STR(ADDR_MAX), 1);
+	setenv("AUTH_THROTTLE_WINDOW_S", STR(WINDOW_S), 1);
+	assert_int_equal(cm_service_start(&auth_service_def, &svc, (void **) &sapp), CM_OK);
 	assert_int_equal(cm_rpc_client_open(&cl, "auth", RPC_URL, NULL), CM_OK);
-	for (int i = 0; i < 300 && cm_rpc_client_healthy(cl) < 1; i++)
+	for (int64_t until = cm_mono_ms() + 3000; cm_mono_ms() < until && cm_rpc_client_healthy(cl) < 1;)
 		usleep(10000);
 	assert_int_equal(cm_rpc_client_healthy(cl), 1);
 
@@ -1148,15 +1192,17 @@ test_over_rpc(void **state)
 
 	/* Outcomes are counted. */
 	cm_buf_init(&metrics, 1 << 20);
-	assert_int_equal(cm_metrics_render(app.metrics, &metrics), CM_OK);
+	assert_int_equal(cm_metrics_render(sapp->metrics, &metrics), CM_OK);
 	assert_non_null(strstr(metrics.data, "auth_logins_total{outcome=\"ok\"}"));
 	assert_non_null(strstr(metrics.data, "auth_logins_total{outcome=\"failed\"}"));
 	assert_non_null(strstr(metrics.data, "auth_logins_total{outcome=\"throttled\"}"));
-	assert_non_null(strstr(metrics.data, "auth_refresh_reuse_total"));
+	/* and so are calls, per method, by the skeleton's RPC server; and Redis is reported. */
+	assert_non_null(strstr(metrics.data, "auth_rpc_requests_total{method=\"auth.Refresh\""));
+	assert_non_null(strstr(metrics.data, "auth_redis_up"));
 	cm_buf_fini(&metrics);
 
 	cm_rpc_client_close(cl);
-	cm_rpc_server_stop(srv);
+	cm_service_stop(svc);
 }
 
 int

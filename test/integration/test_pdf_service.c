@@ -22,6 +22,7 @@
 #include "cm/arena.h"
 #include "cm/log.h"
 #include "cm/util.h"
+#include "cm/service.h"
 #include "../../svc-pdf/files.h"
 #include "../../svc-pdf/handlers.h"
 #include "proto/pdf.pb-c.h"
@@ -34,6 +35,8 @@
 static pdf_service svc;
 static cm_metrics *metrics;
 static pdf_worker *W; /* the test's worker */
+static const char *db_url;     /* CM_TEST_PG */
+static int64_t     redis_port; /* CM_TEST_REDIS_PORT */
 static char        datadir[64];
 static char        nonce[40]; /* makes this run's PDFs unique */
 static int         seq;       /* and each PDF within the run */
@@ -200,6 +203,35 @@ harness(const char *what)
 	return system(cmd);
 }
 
+/* A worker as the skeleton makes them: connections of its own, borrowed by the worker. */
+static cm_err
+new_worker(pdf_worker **out)
+{
+	cm_pg    *pg = NULL;
+	cm_redis *redis = NULL;
+	cm_err    err;
+
+	if ((err = cm_pg_open(&pg, db_url, PDF_SCHEMA)) != CM_OK ||
+	    (err = cm_redis_open(&redis, "127.0.0.1", (int)redis_port, CM_REDIS_TIMEOUT_MS)) !=
+	        CM_OK ||
+	    (err = pdf_worker_alloc(&svc, pg, redis, out)) != CM_OK) {
+		cm_redis_close(redis);
+		cm_pg_close(pg);
+	}
+	return err;
+}
+
+static void
+drop_worker(pdf_worker *w)
+{
+	cm_pg    *pg = w->pg;
+	cm_redis *redis = w->redis;
+
+	pdf_worker_free(w);
+	cm_redis_close(redis);
+	cm_pg_close(pg);
+}
+
 /* ---- fixture ----------------------------------------------------------------------------- */
 
 static int
@@ -212,14 +244,12 @@ setup(void **state)
 	(void)state;
 	cm_log_init("pdf-test", CM_LOG_WARN);
 	pdf_config_defaults(&cfg);
-	cfg.database_url = getenv("CM_TEST_PG");
-	cfg.redis_host = "127.0.0.1";
+	db_url = getenv("CM_TEST_PG");
 	if (getenv("CM_TEST_REDIS_PORT") == NULL ||
-	    !cm_parse_i64(getenv("CM_TEST_REDIS_PORT"), &cfg.redis_port))
-		cfg.redis_port = 26379;
-	cfg.rpc_url = RPC_URL;
+	    !cm_parse_i64(getenv("CM_TEST_REDIS_PORT"), &redis_port))
+		redis_port = 26379;
 	snprintf(datadir, sizeof(datadir), "/tmp/pdf-itest-XXXXXX");
-	if (cfg.database_url == NULL || mkdtemp(datadir) == NULL) {
+	if (db_url == NULL || mkdtemp(datadir) == NULL) {
 		fprintf(stderr, "CM_TEST_PG unset or no temp dir\n");
 		return -1;
 	}
@@ -228,7 +258,7 @@ setup(void **state)
 	cm_hex(r, 8, nonce);
 
 	/* A clean schema: every migration down, then up. */
-	if (cm_pg_open(&pg, cfg.database_url, PDF_SCHEMA) != CM_OK ||
+	if (cm_pg_open(&pg, db_url, PDF_SCHEMA) != CM_OK ||
 	    cm_pg_migrate_down(pg, PDF_SCHEMA, pdf_migrations, pdf_migrations_count, 0) != CM_OK ||
 	    cm_pg_migrate_up(pg, PDF_SCHEMA, pdf_migrations, pdf_migrations_count) != CM_OK) {
 		fprintf(stderr, "migrations failed: %s\n", pg != NULL ? cm_pg_errmsg(pg) : "");
@@ -236,7 +266,7 @@ setup(void **state)
 	}
 	cm_pg_close(pg);
 	if ((metrics = cm_metrics_alloc("pdf_")) == NULL ||
-	    pdf_service_init(&svc, &cfg, metrics) != CM_OK || pdf_worker_alloc(&svc, &W) != CM_OK) {
+	    pdf_service_init(&svc, &cfg, metrics) != CM_OK || new_worker(&W) != CM_OK) {
 		fprintf(stderr, "service set-up failed\n");
 		return -1;
 	}
@@ -249,7 +279,7 @@ teardown(void **state)
 	char cmd[128];
 
 	(void)state;
-	pdf_worker_free(W);
+	drop_worker(W);
 	pdf_service_fini(&svc);
 	cm_metrics_free(metrics);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", datadir);
@@ -818,7 +848,7 @@ test_concurrent_same_file(void **state)
 	uint64_t    x0 = metric("pdf_extractions_total");
 
 	(void)state;
-	assert_int_equal(pdf_worker_alloc(&svc, &w2), CM_OK);
+	assert_int_equal(new_worker(&w2), CM_OK);
 	make_pdf(&pdf, 40, "Race", "race");
 	a = (racer){W, "leo", &pdf, CM_EINTERNAL, false};
 	b = (racer){w2, "mia", &pdf, CM_EINTERNAL, false};
@@ -830,14 +860,15 @@ test_concurrent_same_file(void **state)
 	assert_int_equal(b.err, CM_OK);
 	assert_true(a.extracted != b.extracted); /* exactly one of them extracted */
 	assert_int_equal(metric("pdf_extractions_total"), x0 + 1);
-	pdf_worker_free(w2);
+	drop_worker(w2);
 	cm_buf_fini(&pdf);
 }
 
 static void
 test_rpc_round_trip(void **state)
 {
-	cm_rpc_server       *srv = NULL;
+	cm_service          *srv = NULL;
+	char                 port[16];
 	cm_rpc_client       *cl = NULL;
 	Pdf__UploadRequest   rq = PDF__UPLOAD_REQUEST__INIT;
 	Pdf__UploadResponse *rs = NULL;
@@ -848,8 +879,17 @@ test_rpc_round_trip(void **state)
 	cm_buf               pdf;
 
 	(void)state;
-	svc.cfg.workers = 2;
-	assert_int_equal(pdf_server_start(&svc, &srv), CM_OK);
+	/* The real service, as its main.c runs it: the skeleton reads the environment. */
+	snprintf(port, sizeof(port), "%lld", (long long)redis_port);
+	setenv("LOG_LEVEL", "warn", 1);
+	setenv("DATABASE_URL", db_url, 1);
+	setenv("REDIS_HOST", "127.0.0.1", 1);
+	setenv("REDIS_PORT", port, 1);
+	setenv("PDF_RPC_URL", RPC_URL, 1);
+	setenv("PDF_ADMIN_ADDR", "127.0.0.1:29192", 1);
+	setenv("PDF_WORKERS", "2", 1);
+	setenv("PDF_DATA_DIR", datadir, 1);
+	assert_int_equal(cm_service_start(&pdf_service_def, &srv, NULL), CM_OK);
 	assert_int_equal(cm_rpc_client_open(&cl, "pdf", RPC_URL, NULL), CM_OK);
 	for (int i = 0; i < 100 && cm_rpc_client_healthy(cl) == 0; i++)
 		usleep(20000);
@@ -884,7 +924,7 @@ test_rpc_round_trip(void **state)
 	assert_string_equal(res.message, "not a PDF");
 	cm_rpc_result_fini(&res);
 	cm_rpc_client_close(cl);
-	cm_rpc_server_stop(srv);
+	cm_service_stop(srv);
 	cm_buf_fini(&pdf);
 }
 

@@ -19,6 +19,7 @@
 #include "cm/arena.h"
 #include "cm/log.h"
 #include "cm/util.h"
+#include "cm/service.h"
 #include "../../svc-pdf/handlers.h"
 #include "../../svc-pdf/server.h"
 #include "../../svc-pdf/testpdf.h"
@@ -29,12 +30,13 @@
 
 #define PDF_RPC "tcp://127.0.0.1:27193"
 
-static pdf_service    psvc;
-static pdf_worker    *pw;
-static cm_rpc_server *psrv;
+static cm_service    *psrv; /* svc-pdf, run by the skeleton as its main.c does */
+static pdf_worker    *pw;   /* a worker of that service's, for uploading directly */
+static cm_pg         *pw_pg;
+static cm_redis      *pw_redis; /* no Redis: the upload works without the cache */
 static qgen_service   qsvc;
 static qgen_worker   *qw;
-static cm_metrics    *pm, *qm;
+static cm_metrics    *qm;
 static char           datadir[64], doc_id[40], user[48], schema[40];
 
 typedef struct call {
@@ -79,8 +81,10 @@ static const char *const prose[] = {
 static int
 setup(void **state)
 {
-	pdf_config   pc;
-	qgen_config  qc;
+	qgen_config       qc;
+	cm_service_config common;
+	pdf_service      *papp = NULL;
+	const char       *db_url = getenv("CM_TEST_PG");
 	pdf_testpdf  o;
 	cm_buf       b;
 	char         nonce[17], r[8], redis_port[8];
@@ -96,34 +100,34 @@ setup(void **state)
 	snprintf(redis_port, sizeof(redis_port), "%s",
 	         getenv("CM_TEST_REDIS_PORT") != NULL ? getenv("CM_TEST_REDIS_PORT") : "26379");
 
-	pdf_config_defaults(&pc);
-	pc.database_url = getenv("CM_TEST_PG");
-	pc.redis_host = "127.0.0.1";
-	(void)cm_parse_i64(redis_port, &pc.redis_port);
-	pc.rpc_url = PDF_RPC;
 	snprintf(datadir, sizeof(datadir), "/tmp/qgen-itest-XXXXXX");
-	if (pc.database_url == NULL || mkdtemp(datadir) == NULL)
+	if (db_url == NULL || mkdtemp(datadir) == NULL)
 		return -1;
-	pc.data_dir = datadir;
-	if (cm_pg_open(&pg, pc.database_url, PDF_SCHEMA) != CM_OK ||
-	    cm_pg_migrate_up(pg, PDF_SCHEMA, pdf_migrations, pdf_migrations_count) != CM_OK)
-		return -1;
-	cm_pg_close(pg);
-	pg = NULL;
-	if ((pm = cm_metrics_alloc("pdf_")) == NULL || pdf_service_init(&psvc, &pc, pm) != CM_OK ||
-	    pdf_worker_alloc(&psvc, &pw) != CM_OK || pdf_server_start(&psvc, &psrv) != CM_OK)
+	setenv("LOG_LEVEL", "warn", 1);
+	setenv("DATABASE_URL", db_url, 1);
+	setenv("REDIS_HOST", "127.0.0.1", 1);
+	setenv("REDIS_PORT", redis_port, 1);
+	setenv("PDF_RPC_URL", PDF_RPC, 1);
+	setenv("PDF_ADMIN_ADDR", "127.0.0.1:29193", 1);
+	setenv("PDF_WORKERS", "2", 1);
+	setenv("PDF_DATA_DIR", datadir, 1);
+	if (cm_service_start(&pdf_service_def, &psrv, (void **)&papp) != CM_OK ||
+	    cm_pg_open(&pw_pg, db_url, PDF_SCHEMA) != CM_OK ||
+	    cm_redis_open(&pw_redis, "", 0, CM_REDIS_TIMEOUT_MS) != CM_OK ||
+	    pdf_worker_alloc(papp, pw_pg, pw_redis, &pw) != CM_OK)
 		return -1;
 
+	memset(&common, 0, sizeof(common));
+	common.log_level = "warn";
+	common.database_url = db_url;
+	common.redis_host = "127.0.0.1";
+	(void)cm_parse_i64(redis_port, &common.redis_port);
+	common.rpc_url = "tcp://127.0.0.1:27194";
+	common.admin_addr = "127.0.0.1:29194";
+	common.workers = 1;
 	memset(&qc, 0, sizeof(qc));
-	qc.log_level = "warn";
-	qc.database_url = pc.database_url;
-	qc.redis_host = "127.0.0.1";
-	qc.redis_port = pc.redis_port;
-	qc.rpc_url = "tcp://127.0.0.1:27194";
-	qc.admin_addr = "127.0.0.1:29194";
 	qc.events_url = "";
 	qc.pdf_urls = PDF_RPC;
-	qc.workers = 1;
 	qc.runners = 1;
 	qc.parallel = 4;
 	qc.per_call = 5;
@@ -136,13 +140,12 @@ setup(void **state)
 	cm_random_bytes(r, sizeof(r));
 	cm_hex(r, 4, nonce);
 	snprintf(schema, sizeof(schema), "qgen_it_%s", nonce);
-	qc.schema = schema;
-	if (cm_pg_open(&pg, qc.database_url, schema) != CM_OK ||
+	if (cm_pg_open(&pg, db_url, schema) != CM_OK ||
 	    cm_pg_migrate_up(pg, schema, migs, n) != CM_OK)
 		return -1;
 	cm_pg_close(pg);
 	if ((qm = cm_metrics_alloc("qgen_")) == NULL ||
-	    qgen_service_init(&qsvc, &qc, qm) != CM_OK || qsvc.llm != NULL ||
+	    qgen_service_init(&qsvc, &common, schema, &qc, qm) != CM_OK || qsvc.llm != NULL ||
 	    qgen_worker_alloc(&qsvc, &qw) != CM_OK)
 		return -1;
 
@@ -185,7 +188,6 @@ teardown(void **state)
 	(void)state;
 	qgen_worker_free(qw);
 	qgen_service_fini(&qsvc);
-	cm_rpc_server_stop(psrv);
 	{ /* drop this run's schema */
 		cm_pg       *pg = NULL;
 		cm_migration migs[16];
@@ -196,8 +198,9 @@ teardown(void **state)
 		cm_pg_close(pg);
 	}
 	pdf_worker_free(pw);
-	pdf_service_fini(&psvc);
-	cm_metrics_free(pm);
+	cm_redis_close(pw_redis);
+	cm_pg_close(pw_pg);
+	cm_service_stop(psrv);
 	cm_metrics_free(qm);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", datadir);
 	return system(cmd) == 0 ? 0 : -1;

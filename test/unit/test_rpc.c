@@ -45,12 +45,13 @@ static const cm_rpc_method methods[] = {
 
 static int worker_states;
 
-static void *
-w_init(void *arg, int idx)
+static cm_err
+w_init(void *arg, int idx, void **state)
 {
 	(void) arg;
 	__atomic_add_fetch(&worker_states, 1, __ATOMIC_SEQ_CST);
-	return (void *) (intptr_t) (idx + 1);
+	*state = (void *) (intptr_t) (idx + 1);
+	return CM_OK;
 }
 
 static cm_rpc_server *
@@ -247,6 +248,93 @@ test_replicas(void **state)
 	cm_rpc_server_stop(a);
 }
 
+/* ---- worker start-up policy and per-call hooks ------------------------------------------- */
+
+#define URL_C "tcp://127.0.0.1:27803"
+
+static int fini_calls;
+
+static cm_err
+w_init_second_fails(void *arg, int idx, void **state)
+{
+	(void) arg;
+	*state = NULL;
+	return idx == 1 ? CM_ENOMEM : CM_OK;
+}
+
+static void
+w_fini_count(void *arg, int idx, void *state)
+{
+	(void) arg;
+	(void) idx;
+	(void) state;
+	__atomic_add_fetch(&fini_calls, 1, __ATOMIC_SEQ_CST);
+}
+
+/* One worker that cannot start: the server does not start, every worker is finished, and the
+ * address is free again. */
+static void
+test_worker_init_fails(void **state)
+{
+	cm_rpc_server       *s   = NULL;
+	cm_rpc_server_config cfg = {.url = URL_C, .workers = 3, .methods = methods, .n_methods = 1,
+	    .worker_init = w_init_second_fails, .worker_fini = w_fini_count};
+
+	(void) state;
+	fini_calls = 0;
+	assert_int_equal(cm_rpc_server_start(&s, &cfg), CM_ENOMEM);
+	assert_int_equal(fini_calls, 3);
+	cfg.worker_init = w_init;
+	assert_int_equal(cm_rpc_server_start(&s, &cfg), CM_OK);
+	cm_rpc_server_stop(s);
+}
+
+static int     hook_begins, hook_ends;
+static int64_t hook_deadline;
+
+static void
+h_begin(void *arg, int idx, const cm_rpc_ctx *ctx)
+{
+	(void) arg;
+	(void) idx;
+	hook_deadline = ctx->deadline_ms;
+	__atomic_add_fetch(&hook_begins, 1, __ATOMIC_SEQ_CST);
+}
+
+static void
+h_end(void *arg, int idx)
+{
+	(void) arg;
+	(void) idx;
+	__atomic_add_fetch(&hook_ends, 1, __ATOMIC_SEQ_CST);
+}
+
+/* call_begin sees the call's deadline before the handler runs; call_end follows every call. */
+static void
+test_call_hooks(void **state)
+{
+	cm_rpc_server       *s   = NULL;
+	cm_rpc_client       *c   = NULL;
+	Cm__Event           *out = NULL;
+	cm_rpc_result        res;
+	cm_rpc_server_config cfg = {.url = URL_C, .workers = 1, .methods = methods, .n_methods = 1,
+	    .worker_init = w_init, .call_begin = h_begin, .call_end = h_end};
+
+	(void) state;
+	assert_int_equal(cm_rpc_server_start(&s, &cfg), CM_OK);
+	assert_int_equal(cm_rpc_client_open(&c, "t", URL_C, NULL), CM_OK);
+	assert_int_equal(echo(c, "hi", "", &out, &res), CM_OK);
+	protobuf_c_message_free_unpacked(&out->base, NULL);
+	cm_rpc_result_fini(&res);
+	assert_int_equal(echo(c, "fail", "", &out, &res), CM_ENOTFOUND);
+	cm_rpc_result_fini(&res);
+	assert_int_equal(hook_begins, 2);
+	assert_int_equal(hook_ends, 2);
+	assert_true(hook_deadline > cm_now_ms()); /* the client's default deadline, still ahead */
+	cm_rpc_client_close(c);
+	cm_rpc_server_stop(s);
+}
+
 int
 main(void)
 {
@@ -256,6 +344,8 @@ main(void)
 		cmocka_unit_test(test_garbage_envelope),
 		cmocka_unit_test(test_deadlines),
 		cmocka_unit_test(test_replicas),
+		cmocka_unit_test(test_worker_init_fails),
+		cmocka_unit_test(test_call_hooks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

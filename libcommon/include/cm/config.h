@@ -38,5 +38,12 @@ typedef struct cm_cfg_entry {
 CM_MUSTCHECK cm_err cm_config_load(
     const cm_cfg_entry *table, size_t n, char *errbuf, size_t errlen);
 void cm_config_log(const cm_cfg_entry *table, size_t n);
+/* Like cm_config_load with an empty environment: every target gets its default (tests, tools). */
+CM_MUSTCHECK cm_err cm_config_defaults(
+    const cm_cfg_entry *table, size_t n, char *errbuf, size_t errlen);
+
+/* Copies the n entries of table to out (at most cap) and returns how many were copied: the body
+ * of a service's config_table (cm/service.h). */
+size_t cm_config_copy(cm_cfg_entry *out, size_t cap, const cm_cfg_entry *table, size_t n);
 
 #endif

@@ -83,10 +83,16 @@ typedef struct cm_rpc_server_config {
 	int                  workers; /* >= 1 */
 	const cm_rpc_method *methods;
 	size_t               n_methods;
-	/* Called once on each worker thread before it serves; returns the worker's state (may be
-	 * NULL). worker_fini is called on the same thread when the server stops. */
-	void *(*worker_init)(void *arg, int worker_index);
-	void (*worker_fini)(void *arg, void *state);
+	/* Called once on each worker thread before it serves; sets the worker's state (may be
+	 * NULL). cm_rpc_server_start waits for every worker's worker_init and fails, stopping all,
+	 * when any returned an error. worker_fini is called on the same thread when the server
+	 * stops, for every worker whose worker_init ran (also a failed one: state as it set it). */
+	cm_err (*worker_init)(void *arg, int worker_index, void **state);
+	void (*worker_fini)(void *arg, int worker_index, void *state);
+	/* Optional, on the worker thread around each handler call (e.g. bound the worker's
+	 * database statements by ctx->deadline_ms). Must not fail. */
+	void (*call_begin)(void *arg, int worker_index, const cm_rpc_ctx *ctx);
+	void (*call_end)(void *arg, int worker_index);
 	void        *arg;
 	cm_metrics *metrics; /* optional: rpc_requests_total / rpc_duration_seconds per method */
 } cm_rpc_server_config;
