@@ -16,6 +16,16 @@
  * CM_EUNAVAIL until the caller gives the transaction up with cm_pg_rollback (the way PostgreSQL
  * itself refuses everything in an aborted transaction).
  *
+ * Timeouts (pg_timeout.c has the rules): every connection starts with the process-wide
+ * statement ceiling and lock_timeout as session settings. The handle tracks the session's
+ * statement_timeout (sess_timeout; inside a transaction also what SET LOCAL made it) and, under
+ * a deadline, sends SET only when cm_pg_timeout_change says the value is off by enough. Inside a
+ * transaction it uses SET LOCAL: a plain SET there would be undone if the transaction aborts,
+ * and our tracking would be wrong; SET LOCAL ends with the transaction whatever happens, which
+ * we see as the status going back to idle. (No savepoints are used: ROLLBACK TO would undo a
+ * SET LOCAL unseen.) A deadline that passed fails the statement before anything is sent; inside
+ * a transaction it also fails the rest of it, as the server would after a cancel.
+ *
  * Every statement is PQexecParams/PQexecPrepared with text parameters; the only text we put into
  * SQL ourselves is a schema name, which comes from code and is checked to be [a-z_][a-z0-9_]*
  * (at most 63 characters) and double-quoted. Migration scripts (code, several statements) run
@@ -53,9 +63,21 @@ struct cm_pg {
 	char   *schema; /* NULL: default search_path */
 	int64_t last_fail_ms;
 	bool    down_logged;
-	bool    tx_lost; /* a transaction died with its connection; cleared by cm_pg_rollback */
-	char    errmsg[CM_MAX_ERRMSG];
-	char    sqlstate[6];
+	bool    tx_lost;     /* a transaction died with its connection; cleared by cm_pg_rollback */
+	bool    tx_timedout; /* a transaction's deadline passed; cleared by cm_pg_rollback */
+
+	/* Bounds (pg_timeout.c), in ms. Ceiling and lock from the defaults at open; the
+	 * session's values as CM_PG_TIMEOUT_*. */
+	int64_t  ceiling_ms;    /* statement_timeout, no deadline (0 = none) */
+	int64_t  lock_ms;       /* lock_timeout (0 = none) */
+	int64_t  deadline_ms;   /* unix ms; 0 = none */
+	int64_t  sess_timeout;  /* the session's statement_timeout */
+	int64_t  local_timeout; /* SET LOCAL in the open transaction */
+	bool     local_set;
+	uint64_t timeout_sets; /* SETs sent, for tests */
+
+	char errmsg[CM_MAX_ERRMSG];
+	char sqlstate[6];
 };
 
 struct cm_pg_result {
@@ -194,21 +216,6 @@ out:
 	return err;
 }
 
-PGconn *
-cm_pg_connect_raw(const char *conninfo)
-{
-	char timeout[16];
-	/* Entries before the expanded dbname are defaults the conninfo may override. Keepalives and
-	 * tcp_user_timeout make a server that vanishes without closing (a dead node, a partition)
-	 * fail the statement within about 15 s instead of blocking the worker for good. */
-	const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
-	    "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", NULL};
-	const char *vals[] = {timeout, "1", "10", "5", "2", "15000", conninfo, NULL};
-
-	snprintf(timeout, sizeof(timeout), "%d", CM_PG_CONNECT_TIMEOUT_S);
-	return PQconnectdbParams(keys, vals, 1);
-}
-
 /* Makes sure a usable connection exists. */
 static cm_err
 ensure(cm_pg *pg)
@@ -242,7 +249,7 @@ ensure(cm_pg *pg)
 		err = CM_EUNAVAIL;
 		goto out;
 	}
-	pg->conn = cm_pg_connect_raw(pg->conninfo);
+	pg->conn = cm_pg_connect_with(pg->conninfo, pg->ceiling_ms, pg->lock_ms);
 	if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
 		set_error(pg, pg->conn != NULL ? PQerrorMessage(pg->conn) : "out of memory",
 		          "08001");
@@ -260,6 +267,8 @@ ensure(cm_pg *pg)
 		pg->last_fail_ms = cm_mono_ms();
 		goto out;
 	}
+	pg->sess_timeout = pg->ceiling_ms > 0 ? pg->ceiling_ms : CM_PG_TIMEOUT_NONE;
+	pg->local_set = false;
 	if (pg->down_logged)
 		cm_info("PG-CONNECTED", "connected to PostgreSQL again");
 	pg->down_logged = false;
@@ -284,6 +293,7 @@ cm_pg_open(cm_pg **out, const char *conninfo, const char *schema)
 		err = CM_ENOMEM;
 		goto out;
 	}
+	cm_pg_default_timeouts(&pg->ceiling_ms, &pg->lock_ms);
 	*out = pg;
 	pg = NULL;
 out:
@@ -317,6 +327,10 @@ map_error(cm_pg *pg, PGresult *r, bool in_tx)
 		err = CM_EUNAVAIL;
 	} else if (state == NULL) {
 		err = CM_EINTERNAL;
+	} else if (strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0) {
+		/* Cancelled by statement_timeout (or a cancel request) or lock_timeout: the
+		 * connection stays usable; an open transaction is now aborted. */
+		err = CM_ETIMEDOUT;
 	} else if (strcmp(state, "23505") == 0) {
 		err = CM_EEXIST;
 	} else if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0) {
@@ -380,6 +394,71 @@ run(cm_pg *pg, const char *sql, int nparams, const char *const *params)
 	return PQexecPrepared(pg->conn, st->name, nparams, params, NULL, NULL, 0);
 }
 
+/* CM_ETIMEDOUT, without a word to the server, when the deadline has passed or an earlier
+ * statement of the open transaction failed that way. */
+static cm_err
+check_deadline(cm_pg *pg)
+{
+	if (pg->tx_timedout) {
+		set_error(pg, "transaction failed on its deadline (roll it back first)", "57014");
+		return CM_ETIMEDOUT;
+	}
+	if (pg->deadline_ms != 0 && cm_now_ms() >= pg->deadline_ms) {
+		set_error(pg, "deadline passed before the statement was sent", "57014");
+		pg->tx_timedout = tx_open(pg);
+		return CM_ETIMEDOUT;
+	}
+	return CM_OK;
+}
+
+/* Brings the session's statement_timeout to what the next statement should run with, when it
+ * is off by enough to be worth a round trip (see pg_timeout.c). */
+static cm_err
+bound(cm_pg *pg)
+{
+	PGTransactionStatusType ts = PQtransactionStatus(pg->conn);
+	PGresult               *r = NULL;
+	char                    sql[64];
+	int64_t                 want, cur;
+	bool                    in_tx = ts != PQTRANS_IDLE;
+	cm_err                  err = CM_OK;
+
+	if (!in_tx)
+		pg->local_set = false; /* a SET LOCAL ended with its transaction */
+	if (ts == PQTRANS_INERROR)
+		goto out; /* the statement fails anyway (25P02); a SET would too */
+	want = cm_pg_timeout_want(pg->ceiling_ms, pg->deadline_ms, cm_now_ms());
+	if (want == 0) {
+		err = check_deadline(pg); /* passed while connecting */
+		goto out;
+	}
+	cur = pg->local_set ? pg->local_timeout : pg->sess_timeout;
+	if (!cm_pg_timeout_change(cur, want, pg->deadline_ms != 0))
+		goto out;
+	/* The ceiling is the session's default (set at connect), whatever it is. */
+	if (want == cm_pg_timeout_want(pg->ceiling_ms, 0, 0))
+		snprintf(sql, sizeof(sql), "SET %sstatement_timeout TO DEFAULT",
+		         in_tx ? "LOCAL " : "");
+	else
+		snprintf(sql, sizeof(sql), "SET %sstatement_timeout = %lld", in_tx ? "LOCAL " : "",
+		         (long long)want);
+	pg->timeout_sets++;
+	r = PQexec(pg->conn, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		pg->sess_timeout = CM_PG_TIMEOUT_UNKNOWN;
+		pg->local_set = false;
+		err = map_error(pg, r, in_tx);
+	} else if (in_tx) {
+		pg->local_timeout = want;
+		pg->local_set = true;
+	} else {
+		pg->sess_timeout = want;
+	}
+out:
+	PQclear(r);
+	return err;
+}
+
 cm_err
 cm_pg_exec(cm_pg *pg, const char *sql, int nparams, const char *const *params, cm_pg_result **out)
 {
@@ -390,9 +469,11 @@ cm_pg_exec(cm_pg *pg, const char *sql, int nparams, const char *const *params, c
 
 	if (out != NULL)
 		*out = NULL;
-	if ((err = ensure(pg)) != CM_OK)
+	if ((err = check_deadline(pg)) != CM_OK || (err = ensure(pg)) != CM_OK)
 		goto out;
 	in_tx = tx_open(pg);
+	if ((err = bound(pg)) != CM_OK)
+		goto out;
 	r = run(pg, sql, nparams, params);
 	st = PQresultStatus(r);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -491,10 +572,23 @@ cm_pg_rollback(cm_pg *pg)
 	PGresult *r;
 
 	pg->tx_lost = false;
+	pg->tx_timedout = false;
 	if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
 		return;
 	r = PQexec(pg->conn, "ROLLBACK");
 	PQclear(r);
+}
+
+void
+cm_pg_set_deadline(cm_pg *pg, int64_t deadline_ms)
+{
+	pg->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
+}
+
+uint64_t
+cm_pg_timeout_sets(const cm_pg *pg)
+{
+	return pg->timeout_sets;
 }
 
 const char *
@@ -543,8 +637,13 @@ migrate_begin(cm_pg *pg, const char *schema)
 
 	if ((err = cm_pg_begin(pg)) != CM_OK)
 		goto out;
-	if ((err = cm_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p, NULL)) !=
-	    CM_OK)
+	/* Waiting for another replica's migrations is bounded by the statement ceiling, not by
+	 * lock_timeout (meant for row locks: a long migration would fail the replicas that wait).
+	 */
+	if ((err = exec_script(pg, "SET LOCAL lock_timeout = 0")) != CM_OK ||
+	    (err = cm_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p, NULL)) !=
+	        CM_OK ||
+	    (err = exec_script(pg, "SET LOCAL lock_timeout TO DEFAULT")) != CM_OK)
 		goto out;
 	if (!sql_printf(
 	        sql,

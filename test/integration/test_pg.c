@@ -1,7 +1,11 @@
 /*
  * test_pg.c - the PostgreSQL wrapper against a real server (fixture pgredis): parameters,
  * errors, transactions, migrations up/down under concurrency, a connection lost inside a
- * transaction, connect timeouts, and a server outage and restart.
+ * transaction, connect timeouts, statement bounds (deadlines, the statement ceiling,
+ * lock_timeout, the SETs they cost), and a server outage and restart.
+ *
+ * The whole run uses the process-wide bounds DEF_STATEMENT_MS / DEF_LOCK_MS; a test that needs
+ * other ones opens its handles with open_bounded.
  *
  * Every test uses schemas unique to this run (dropped at the end). The outage test stops the
  * shared server: its teardown starts it again whatever happened, since later tests need it.
@@ -24,6 +28,9 @@
 #include "cm/pg.h"
 #include "cm/util.h"
 
+#define DEF_STATEMENT_MS 10000
+#define DEF_LOCK_MS 2000
+
 static char schema[40];
 static char long_schema[64]; /* 63 characters, the longest name PostgreSQL keeps */
 
@@ -42,6 +49,18 @@ open_pg(const char *s)
 {
 	cm_pg *pg = NULL;
 	assert_int_equal(cm_pg_open(&pg, getenv("CM_TEST_PG"), s), CM_OK);
+	return pg;
+}
+
+/* A handle opened under other process-wide bounds (handles keep what they were opened with). */
+static cm_pg *
+open_bounded(const char *s, int64_t statement_ms, int64_t lock_ms)
+{
+	cm_pg *pg;
+
+	cm_pg_set_default_timeouts(statement_ms, lock_ms);
+	pg = open_pg(s);
+	cm_pg_set_default_timeouts(DEF_STATEMENT_MS, DEF_LOCK_MS);
 	return pg;
 }
 
@@ -471,6 +490,342 @@ test_outage_and_reconnect(void **state)
 	cm_pg_close(pg);
 }
 
+/* ---- statement bounds ------------------------------------------------------------------- */
+
+/* A setting of pg's session, in its base unit (statement_timeout: ms; work_mem: kB). */
+static int64_t
+setting(cm_pg *pg, const char *name)
+{
+	char    val[32];
+	int64_t v = -1;
+
+	query1(pg, "SELECT setting FROM pg_settings WHERE name = $1", name, val, sizeof(val));
+	assert_true(cm_parse_i64(val, &v));
+	return v;
+}
+
+static void
+backend_pid(cm_pg *pg, char out[16])
+{
+	query1(pg, "SELECT pg_backend_pid()::text", NULL, out, 16);
+}
+
+static void
+make_bounded_table(cm_pg *pg)
+{
+	assert_int_equal(cm_pg_exec(pg,
+	                            "CREATE TABLE IF NOT EXISTS bounded (id int PRIMARY KEY, "
+	                            "v int NOT NULL)",
+	                            0, NULL, NULL),
+	                 CM_OK);
+}
+
+/* The server cancels a statement at the deadline; the connection stays and serves the next
+ * statement, back under the ceiling. Inside a transaction, the transaction fails. */
+static void
+test_deadline_cancels_statement(void **state)
+{
+	cm_pg  *pg = open_pg(schema);
+	char    pid[16], pid2[16], val[16];
+	int64_t t0, dt;
+
+	(void)state;
+	make_bounded_table(pg);
+	backend_pid(pg, pid);
+	cm_pg_set_deadline(pg, cm_now_ms() + 300);
+	t0 = cm_mono_ms();
+	assert_int_equal(cm_pg_exec(pg, "SELECT pg_sleep(5)", 0, NULL, NULL), CM_ETIMEDOUT);
+	dt = cm_mono_ms() - t0;
+	print_message("pg_sleep(5) under a deadline 300 ms away: failed after %lld ms\n",
+	              (long long)dt);
+	assert_string_equal(cm_pg_sqlstate(pg), "57014");
+	assert_true(dt >= 250 && dt < 1000);
+	cm_pg_set_deadline(pg, 0);
+	backend_pid(pg, pid2);
+	assert_string_equal(pid2, pid);
+	assert_int_equal(setting(pg, "statement_timeout"), DEF_STATEMENT_MS);
+
+	assert_int_equal(cm_pg_begin(pg), CM_OK);
+	assert_int_equal(cm_pg_exec(pg, "INSERT INTO bounded VALUES (100, 0)", 0, NULL, NULL),
+	                 CM_OK);
+	cm_pg_set_deadline(pg, cm_now_ms() + 300);
+	assert_int_equal(cm_pg_exec(pg, "SELECT pg_sleep(5)", 0, NULL, NULL), CM_ETIMEDOUT);
+	cm_pg_set_deadline(pg, 0);
+	assert_int_not_equal(cm_pg_commit(pg), CM_OK);
+	cm_pg_rollback(pg);
+	query1(pg, "SELECT count(*) FROM bounded WHERE id = 100", NULL, val, sizeof(val));
+	assert_string_equal(val, "0");
+	backend_pid(pg, pid2);
+	assert_string_equal(pid2, pid);
+	cm_pg_close(pg);
+}
+
+/* A deadline that has passed fails the statement before anything is sent: the server's view of
+ * the backend's last statement does not change, a handle that has not connected yet does not
+ * connect, and inside a transaction the rest of it fails too. */
+static void
+test_passed_deadline_sends_nothing(void **state)
+{
+	cm_pg             *pg = open_pg(schema), *admin = open_pg(NULL), *cold = NULL;
+	char               pid[16], q[64], val[16], ci[160];
+	uint64_t           t0, dt;
+	struct sockaddr_in sa;
+	socklen_t          slen = sizeof(sa);
+	int                fd;
+
+	(void)state;
+	make_bounded_table(pg);
+	backend_pid(pg, pid);
+	assert_int_equal(cm_pg_exec(pg, "SELECT 'sent'", 0, NULL, NULL), CM_OK);
+	query1(admin, "SELECT query FROM pg_stat_activity WHERE pid = $1::int", pid, q, sizeof(q));
+	assert_string_equal(q, "SELECT 'sent'");
+	cm_pg_set_deadline(pg, cm_now_ms() - 1);
+	t0 = cm_mono_ns();
+	assert_int_equal(cm_pg_exec(pg, "SELECT 'never sent'", 0, NULL, NULL), CM_ETIMEDOUT);
+	dt = cm_mono_ns() - t0;
+	print_message("passed deadline: failed after %llu us\n", (unsigned long long)(dt / 1000));
+	assert_true(dt < 5000000u);
+	assert_string_equal(cm_pg_sqlstate(pg), "57014");
+	query1(admin, "SELECT query FROM pg_stat_activity WHERE pid = $1::int", pid, q, sizeof(q));
+	assert_string_equal(q, "SELECT 'sent'");
+
+	/* In a transaction: later statements and the commit fail as well, until the rollback. */
+	cm_pg_set_deadline(pg, 0);
+	assert_int_equal(cm_pg_begin(pg), CM_OK);
+	assert_int_equal(cm_pg_exec(pg, "INSERT INTO bounded VALUES (200, 0)", 0, NULL, NULL),
+	                 CM_OK);
+	cm_pg_set_deadline(pg, cm_now_ms() - 1);
+	assert_int_equal(cm_pg_exec(pg, "INSERT INTO bounded VALUES (201, 0)", 0, NULL, NULL),
+	                 CM_ETIMEDOUT);
+	cm_pg_set_deadline(pg, 0);
+	assert_int_equal(cm_pg_exec(pg, "INSERT INTO bounded VALUES (202, 0)", 0, NULL, NULL),
+	                 CM_ETIMEDOUT);
+	assert_int_equal(cm_pg_commit(pg), CM_ETIMEDOUT);
+	cm_pg_rollback(pg);
+	query1(pg, "SELECT count(*) FROM bounded WHERE id >= 200", NULL, val, sizeof(val));
+	assert_string_equal(val, "0");
+
+	/* A handle that never connected: no connection is even attempted (the listener's queue
+	 * stays empty; connecting here would take the whole connect timeout). */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &slen), 0);
+	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=postgres user=postgres",
+	         ntohs(sa.sin_port));
+	assert_int_equal(cm_pg_open(&cold, ci, NULL), CM_OK);
+	cm_pg_set_deadline(cold, cm_now_ms() - 1);
+	t0 = cm_mono_ns();
+	assert_int_equal(cm_pg_exec(cold, "SELECT 1", 0, NULL, NULL), CM_ETIMEDOUT);
+	assert_true(cm_mono_ns() - t0 < 5000000u);
+	assert_int_equal(accept(fd, NULL, NULL), -1);
+	cm_pg_close(cold);
+	close(fd);
+	cm_pg_close(admin);
+	cm_pg_close(pg);
+}
+
+/* A row locked by another transaction: the UPDATE gives up after lock_timeout (300 ms here,
+ * well under the ceiling and the run's default), and the connection goes on. */
+static void
+test_lock_timeout(void **state)
+{
+	cm_pg  *a = open_bounded(schema, DEF_STATEMENT_MS, 300);
+	cm_pg  *b = open_bounded(schema, DEF_STATEMENT_MS, 300);
+	char    pid[16], pid2[16], val[16];
+	int64_t t0, dt;
+
+	(void)state;
+	make_bounded_table(a);
+	assert_int_equal(cm_pg_exec(a, "INSERT INTO bounded VALUES (300, 0)", 0, NULL, NULL),
+	                 CM_OK);
+	assert_int_equal(setting(b, "lock_timeout"), 300);
+	backend_pid(b, pid);
+	assert_int_equal(cm_pg_begin(a), CM_OK);
+	assert_int_equal(cm_pg_exec(a, "UPDATE bounded SET v = 1 WHERE id = 300", 0, NULL, NULL),
+	                 CM_OK);
+	t0 = cm_mono_ms();
+	assert_int_equal(cm_pg_exec(b, "UPDATE bounded SET v = 2 WHERE id = 300", 0, NULL, NULL),
+	                 CM_ETIMEDOUT);
+	dt = cm_mono_ms() - t0;
+	print_message("row locked elsewhere: UPDATE failed after %lld ms\n", (long long)dt);
+	assert_string_equal(cm_pg_sqlstate(b), "55P03");
+	assert_true(dt >= 250 && dt < 1500);
+	backend_pid(b, pid2);
+	assert_string_equal(pid2, pid);
+	assert_int_equal(cm_pg_commit(a), CM_OK);
+	assert_int_equal(cm_pg_exec(b, "UPDATE bounded SET v = 2 WHERE id = 300", 0, NULL, NULL),
+	                 CM_OK);
+	query1(a, "SELECT v::text FROM bounded WHERE id = 300", NULL, val, sizeof(val));
+	assert_string_equal(val, "2");
+	cm_pg_close(a);
+	cm_pg_close(b);
+}
+
+/* The bounds reach the session whatever form the conninfo has, next to its own options. */
+static void
+test_bounds_with_every_conninfo_form(void **state)
+{
+	char ci[2][256];
+
+	(void)state;
+	snprintf(ci[0], sizeof(ci[0]), "%s options='-c work_mem=5MB'", getenv("CM_TEST_PG"));
+	snprintf(ci[1], sizeof(ci[1]),
+	         "postgresql://postgres@127.0.0.1:%s/postgres?options=-c%%20work_mem%%3D5MB",
+	         getenv("CM_TEST_PG_PORT"));
+	cm_pg_set_default_timeouts(4000, 300);
+	for (int i = 0; i < 2; i++) {
+		cm_pg *pg = NULL;
+
+		assert_int_equal(cm_pg_open(&pg, ci[i], NULL), CM_OK);
+		assert_int_equal(setting(pg, "statement_timeout"), 4000);
+		assert_int_equal(setting(pg, "lock_timeout"), 300);
+		assert_int_equal(setting(pg, "work_mem"), 5 * 1024);
+		assert_int_equal(cm_pg_timeout_sets(pg), 0); /* it came with the connection */
+		cm_pg_close(pg);
+	}
+	cm_pg_set_default_timeouts(DEF_STATEMENT_MS, DEF_LOCK_MS);
+}
+
+/* Deadlines cost a SET only when they move the bound by enough: none for deadlines beyond the
+ * ceiling, one for a run of calls with the same tighter budget, one to go back. */
+static void
+test_deadline_sets(void **state)
+{
+	cm_pg  *pg = open_pg(schema);
+	int64_t v;
+
+	(void)state;
+	assert_true(cm_pg_ping(pg));
+	assert_int_equal(cm_pg_timeout_sets(pg), 0);
+	for (int i = 0; i < 20; i++) {
+		cm_pg_set_deadline(pg, cm_now_ms() + 60000);
+		assert_int_equal(cm_pg_exec(pg, "SELECT 1", 0, NULL, NULL), CM_OK);
+	}
+	assert_int_equal(setting(pg, "statement_timeout"), DEF_STATEMENT_MS);
+	assert_int_equal(cm_pg_timeout_sets(pg), 0);
+
+	for (int i = 0; i < 20; i++) {
+		cm_pg_set_deadline(pg, cm_now_ms() + 2000);
+		assert_int_equal(cm_pg_exec(pg, "SELECT 1", 0, NULL, NULL), CM_OK);
+	}
+	v = setting(pg, "statement_timeout");
+	assert_true(v > 1800 && v <= 2000);
+	assert_int_equal(cm_pg_timeout_sets(pg), 1);
+
+	cm_pg_set_deadline(pg, cm_now_ms() + 60000); /* far above: back to the ceiling */
+	assert_int_equal(setting(pg, "statement_timeout"), DEF_STATEMENT_MS);
+	assert_int_equal(cm_pg_timeout_sets(pg), 2);
+	cm_pg_set_deadline(pg, 0);
+	assert_int_equal(setting(pg, "statement_timeout"), DEF_STATEMENT_MS);
+	assert_int_equal(cm_pg_timeout_sets(pg), 2);
+
+	cm_pg_set_deadline(pg, cm_now_ms() + 2000);
+	assert_int_equal(cm_pg_exec(pg, "SELECT 1", 0, NULL, NULL), CM_OK);
+	cm_pg_set_deadline(pg, 0); /* no deadline: exactly the ceiling again */
+	assert_int_equal(setting(pg, "statement_timeout"), DEF_STATEMENT_MS);
+	assert_int_equal(cm_pg_timeout_sets(pg), 4);
+	cm_pg_close(pg);
+}
+
+/* Inside a transaction the bound is SET LOCAL: it ends with the transaction, committed or not,
+ * and the handle knows without asking. */
+static void
+test_deadline_in_transaction_is_local(void **state)
+{
+	cm_pg  *pg = open_pg(schema);
+	int64_t v;
+
+	(void)state;
+	assert_true(cm_pg_ping(pg));
+	for (int commit = 0; commit < 2; commit++) {
+		uint64_t n = cm_pg_timeout_sets(pg);
+
+		assert_int_equal(cm_pg_begin(pg), CM_OK);
+		cm_pg_set_deadline(pg, cm_now_ms() + 1000);
+		v = setting(pg, "statement_timeout");
+		assert_true(v > 900 && v <= 1000);
+		assert_int_equal(cm_pg_timeout_sets(pg), n + 1);
+		if (commit)
+			assert_int_equal(cm_pg_commit(pg), CM_OK);
+		else
+			cm_pg_rollback(pg);
+		cm_pg_set_deadline(pg, 0);
+		assert_int_equal(setting(pg, "statement_timeout"), DEF_STATEMENT_MS);
+		assert_int_equal(cm_pg_timeout_sets(pg), n + 1);
+	}
+	cm_pg_close(pg);
+}
+
+/* Without a deadline the ceiling bounds every statement. */
+static void
+test_ceiling(void **state)
+{
+	cm_pg  *pg = open_bounded(schema, 300, DEF_LOCK_MS);
+	int64_t t0, dt;
+
+	(void)state;
+	assert_true(cm_pg_ping(pg));
+	t0 = cm_mono_ms();
+	assert_int_equal(cm_pg_exec(pg, "SELECT pg_sleep(5)", 0, NULL, NULL), CM_ETIMEDOUT);
+	dt = cm_mono_ms() - t0;
+	print_message("pg_sleep(5) under a 300 ms ceiling: failed after %lld ms\n", (long long)dt);
+	assert_string_equal(cm_pg_sqlstate(pg), "57014");
+	assert_true(dt >= 250 && dt < 1000);
+	assert_true(cm_pg_ping(pg));
+	assert_int_equal(cm_pg_timeout_sets(pg), 0);
+	cm_pg_close(pg);
+}
+
+static void *
+migrate_handle_thread(void *arg)
+{
+	return (void *)(intptr_t)cm_pg_migrate_up(arg, schema, migs, 2);
+}
+
+/* Replicas wait for each other's migrations beyond lock_timeout (the ceiling bounds that). */
+static void
+test_migrations_wait_beyond_lock_timeout(void **state)
+{
+	cm_pg      *holder = open_pg(NULL), *admin = open_pg(NULL);
+	cm_pg      *waiter = open_bounded(schema, DEF_STATEMENT_MS, 200);
+	const char *p[1] = {schema};
+	pthread_t   th;
+	void       *rv;
+	char        n[16] = "0";
+	int64_t     until;
+
+	(void)state;
+	assert_int_equal(cm_pg_begin(holder), CM_OK);
+	assert_int_equal(
+	    cm_pg_exec(holder, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, p, NULL), CM_OK);
+	assert_int_equal(pthread_create(&th, NULL, migrate_handle_thread, waiter), 0);
+	until = cm_mono_ms() + 5000;
+	while (strcmp(n, "1") != 0 && cm_mono_ms() < until)
+		query1(admin,
+		       "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+		       NULL, n, sizeof(n));
+	assert_string_equal(n, "1");
+	/* Still waiting at four times its lock_timeout. */
+	until = cm_mono_ms() + 800;
+	while (cm_mono_ms() < until) {
+		query1(admin,
+		       "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+		       NULL, n, sizeof(n));
+		assert_string_equal(n, "1");
+	}
+	cm_pg_rollback(holder);
+	assert_int_equal(pthread_join(th, &rv), 0);
+	assert_int_equal((intptr_t)rv, CM_OK);
+	cm_pg_close(waiter);
+	cm_pg_close(admin);
+	cm_pg_close(holder);
+}
+
 int
 main(void)
 {
@@ -483,7 +838,16 @@ main(void)
 	    cmocka_unit_test(test_transactions),
 	    cmocka_unit_test(test_connection_lost),
 	    cmocka_unit_test(test_connect_timeout),
+	    cmocka_unit_test(test_deadline_cancels_statement),
+	    cmocka_unit_test(test_passed_deadline_sends_nothing),
+	    cmocka_unit_test(test_lock_timeout),
+	    cmocka_unit_test(test_bounds_with_every_conninfo_form),
+	    cmocka_unit_test(test_deadline_sets),
+	    cmocka_unit_test(test_deadline_in_transaction_is_local),
+	    cmocka_unit_test(test_ceiling),
+	    cmocka_unit_test(test_migrations_wait_beyond_lock_timeout),
 	    cmocka_unit_test_teardown(test_outage_and_reconnect, start_pg_again),
 	};
+	cm_pg_set_default_timeouts(DEF_STATEMENT_MS, DEF_LOCK_MS);
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,7 +9,13 @@
  * Only parameterised statements exist here (PQexecParams): SQL text never contains input.
  * The connection's search_path is the service's schema.
  *
- * Errors: CM_EUNAVAIL (no connection), CM_EEXIST (unique violation, SQLSTATE 23505),
+ * Timeouts: every statement is bounded. Each connection starts with the process-wide statement
+ * ceiling and lock_timeout (cm_pg_set_default_timeouts) as session settings; a deadline on the
+ * handle (cm_pg_set_deadline) lowers the statement's bound to the time left. A statement the
+ * server cancels on either bound fails with CM_ETIMEDOUT and leaves the connection usable.
+ *
+ * Errors: CM_EUNAVAIL (no connection), CM_ETIMEDOUT (deadline passed, statement_timeout or
+ * lock_timeout: SQLSTATE 57014 / 55P03), CM_EEXIST (unique violation, SQLSTATE 23505),
  * CM_EINVAL (other integrity/data errors, class 22/23), CM_EINTERNAL (anything else). The libpq
  * message and SQLSTATE of the last failure stay on the handle (cm_pg_errmsg, cm_pg_sqlstate).
  */
@@ -25,10 +31,38 @@
 typedef struct cm_pg        cm_pg;
 typedef struct cm_pg_result cm_pg_result;
 
+/* Process-wide bounds for every connection opened afterwards (cm_pg handles opened after the
+ * call, and the job listener's connections), in milliseconds; 0 = PostgreSQL's own default
+ * (none unless the server or role sets one). Call once at start, before opening handles; handles
+ * keep the values they were opened with. Negative is 0; values are capped at INT_MAX.
+ *   statement_ms: statement_timeout, the ceiling of every statement (background work - job
+ *                 runners, start-up, migrations - runs under it alone).
+ *   lock_ms:      lock_timeout, how long a statement waits for one lock (a row locked by another
+ *                 transaction); migrations' wait for each other is exempt (the ceiling bounds it).
+ * Both go to the server in the startup packet (libpq `options`, appended to any options the
+ * conninfo or PGOPTIONS give), so they cost no round trip. */
+void cm_pg_set_default_timeouts(int64_t statement_ms, int64_t lock_ms);
+
 /* conninfo: a libpq connection string or URI. schema: created if missing and set as
  * search_path on every (re)connect; NULL leaves the default. Both are copied. */
 CM_MUSTCHECK cm_err cm_pg_open(cm_pg **out, const char *conninfo, const char *schema);
 void cm_pg_close(cm_pg *pg);
+
+/* Sets the deadline of the statements that follow: absolute unix ms (cm_now_ms clock); 0 = none,
+ * back to the ceiling. Contacts nothing; the handle's owner thread calls it (per RPC call).
+ * With a deadline, each statement runs with statement_timeout = min(ceiling, time left), with
+ * two allowances that save round trips: the session's value is changed (a SET before the
+ * statement) only when it exceeds the time left by more than a tenth of it - so a statement may
+ * end up to 10% of its time left after the deadline - or is below it by more than 25% and
+ * 100 ms. Calls with similar or generous (beyond the ceiling) deadlines therefore send no SET.
+ * Without a deadline the ceiling is restored exactly (one SET when coming from a deadline).
+ * A deadline that has passed fails the statement (and cm_pg_commit) with CM_ETIMEDOUT before
+ * anything is sent; inside a transaction it fails every later statement of it too, like a
+ * statement the server cancelled, until cm_pg_rollback. */
+void cm_pg_set_deadline(cm_pg *pg, int64_t deadline_ms);
+
+/* How many SETs of statement_timeout the handle has sent (for tests). */
+uint64_t cm_pg_timeout_sets(const cm_pg *pg);
 
 /* True when connected now, connecting first if needed; runs "SELECT 1". For /readyz. */
 bool cm_pg_ping(cm_pg *pg);
