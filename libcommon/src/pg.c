@@ -811,18 +811,3 @@ cm_pg_bytea_decode(const char *s, uint8_t **out, size_t *len)
 	*len = n;
 	return CM_OK;
 }
-
-/* PLACEHOLDER until the statement-timeout work lands (branch pgtimeout). */
-void
-cm_pg_set_default_timeouts(int64_t statement_ms, int64_t lock_ms)
-{
-	(void) statement_ms;
-	(void) lock_ms;
-}
-
-void
-cm_pg_set_deadline(cm_pg *pg, int64_t deadline_ms)
-{
-	(void) pg;
-	(void) deadline_ms;
-}

@@ -79,10 +79,30 @@ h_greet(cm_rpc_ctx *ctx, const void *req, void *resp)
 	return CM_OK;
 }
 
+/* test.Sleep: a statement longer than any caller waits; what became of it is recorded. */
+static cm_err  sleep_err = CM_OK;
+static int64_t sleep_ms  = -1;
+
+static cm_err
+h_sleep(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	svc_worker *w  = ctx->worker_state;
+	int64_t     t0 = cm_mono_ms();
+	cm_err      err;
+
+	(void) req;
+	(void) resp;
+	err = cm_pg_exec(w->pg, "SELECT pg_sleep(5)", 0, NULL, NULL);
+	__atomic_store_n(&sleep_ms, cm_mono_ms() - t0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&sleep_err, err, __ATOMIC_SEQ_CST);
+	return err;
+}
+
 static const cm_rpc_method methods[] = {
 	{"test.Greet", &cm__event__descriptor, &cm__event__descriptor, h_greet},
+	{"test.Sleep", &cm__event__descriptor, &cm__event__descriptor, h_sleep},
 };
-static const size_t n_methods = 1;
+static const size_t n_methods = 2;
 
 static cm_err
 app_init(const cm_service_env *env, void **app)
@@ -166,13 +186,13 @@ set_env(void)
 }
 
 static cm_err
-greet(char *out, size_t outlen)
+call(const char *method, int64_t deadline_ms, char *out, size_t outlen)
 {
 	cm_rpc_client   *c  = NULL;
 	Cm__Event        ev = CM__EVENT__INIT;
 	Cm__Event       *rs = NULL;
 	cm_rpc_result    res;
-	cm_rpc_call_opts o = {.method = "test.Greet"};
+	cm_rpc_call_opts o = {.method = method, .deadline_ms = deadline_ms};
 	cm_err           err;
 
 	if ((err = cm_rpc_client_open(&c, "svct", RPC_URL, NULL)) != CM_OK)
@@ -182,13 +202,19 @@ greet(char *out, size_t outlen)
 	ev.type  = (char *) "";
 	ev.topic = (char *) "";
 	err      = cm_rpc_call(c, &o, &ev.base, &cm__event__descriptor, (ProtobufCMessage **) &rs, &res);
-	if (err == CM_OK) {
+	if (err == CM_OK && out != NULL) {
 		snprintf(out, outlen, "%s", rs->type);
 		protobuf_c_message_free_unpacked(&rs->base, NULL);
 	}
 	cm_rpc_result_fini(&res);
 	cm_rpc_client_close(c);
 	return err;
+}
+
+static cm_err
+greet(char *out, size_t outlen)
+{
+	return call("test.Greet", 0, out, outlen);
 }
 
 static int
@@ -265,6 +291,30 @@ test_start_serve_stop(void **state)
 	cm_service_stop(svc);
 }
 
+/* A call's deadline bounds its statements: a 5 s statement under a 400 ms deadline is
+ * cancelled by PostgreSQL near the deadline (CM_ETIMEDOUT), and the worker's connection serves
+ * the next call. */
+static void
+test_deadline_bounds_statements(void **state)
+{
+	cm_service *svc = NULL;
+	char        got[64];
+
+	(void) state;
+	set_env();
+	assert_int_equal(cm_service_start(&def, &svc, NULL), CM_OK);
+	sleep_ms = -1;
+	assert_int_equal(call("test.Sleep", cm_now_ms() + 400, NULL, 0), CM_ETIMEDOUT);
+	for (int64_t until = cm_mono_ms() + 5000;
+	     __atomic_load_n(&sleep_ms, __ATOMIC_SEQ_CST) < 0 && cm_mono_ms() < until;)
+		usleep(10000);
+	assert_int_equal(__atomic_load_n(&sleep_err, __ATOMIC_SEQ_CST), CM_ETIMEDOUT);
+	assert_true(sleep_ms < 1500);
+	for (int i = 0; i < 3; i++) /* each worker's connection still serves */
+		assert_int_equal(greet(got, sizeof(got)), CM_OK);
+	cm_service_stop(svc);
+}
+
 /* A configuration error is reported as such and nothing starts. */
 static void
 test_bad_config(void **state)
@@ -325,6 +375,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_migrations_merged),
 		cmocka_unit_test(test_start_serve_stop),
+		cmocka_unit_test(test_deadline_bounds_statements),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_worker_cannot_start),
 		cmocka_unit_test(test_database_unreachable),

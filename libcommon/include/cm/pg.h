@@ -115,8 +115,4 @@ CM_MUSTCHECK cm_err cm_pg_migrate_down(
 /* The newest applied version (0 when none). */
 CM_MUSTCHECK cm_err cm_pg_schema_version(cm_pg *pg, const char *schema, int *version);
 
-/* PLACEHOLDER until the statement-timeout work lands (branch pgtimeout). */
-void cm_pg_set_default_timeouts(int64_t statement_ms, int64_t lock_ms);
-void cm_pg_set_deadline(cm_pg *pg, int64_t deadline_ms);
-
 #endif
