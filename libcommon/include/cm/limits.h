@@ -1,6 +1,7 @@
 /*
- * limits.h - every fixed limit of the project in one place.
- * Configurable limits have their defaults here and their env names in each config table.
+ * limits.h - the fixed limits libcommon and the edge share, in one place. Each service's own
+ * limits live in its config.h (e.g. svc-pdf/config.h, svc-qgen/config.h); configurable ones have
+ * their defaults and env names in the config tables (the common keys in libcommon/src/service.c).
  */
 #ifndef CM_LIMITS_H
 #define CM_LIMITS_H
