@@ -108,28 +108,15 @@ pdf_worker_free(pdf_worker *w)
 /* ---- the skeleton's hooks -------------------------------------------------------------------- */
 
 static cm_err
-app_init(const cm_service_env *env, void **out)
+app_init(const cm_service_env *env, void *app)
 {
-	pdf_service *s = calloc(1, sizeof(*s));
-
-	*out = NULL;
-	if (s == NULL)
-		return CM_ENOMEM;
-	if (pdf_service_init(s, env->config, env->metrics) != CM_OK) {
-		free(s);
-		return CM_EUNAVAIL;
-	}
-	*out = s;
-	return CM_OK;
+	return pdf_service_init(app, env->config, env->metrics);
 }
 
 static void
 app_fini(void *app)
 {
-	if (app == NULL)
-		return;
 	pdf_service_fini(app);
-	free(app);
 }
 
 static cm_err
@@ -170,6 +157,7 @@ const cm_service_def pdf_service_def = {
     .n_migrations = &pdf_migrations_count,
     .methods = pdf_methods,
     .n_methods = &pdf_n_methods,
+    .app_size = sizeof(pdf_service),
     .app_init = app_init,
     .app_fini = app_fini,
     .worker_init = worker_init,

@@ -176,30 +176,15 @@ qgen_worker_free(qgen_worker *w)
 /* ---- the skeleton's hooks -------------------------------------------------------------------- */
 
 static cm_err
-app_init(const cm_service_env *env, void **out)
+app_init(const cm_service_env *env, void *app)
 {
-	qgen_service *s = calloc(1, sizeof(*s));
-	cm_err        err;
-
-	*out = NULL;
-	if (s == NULL)
-		return CM_ENOMEM;
-	if ((err = qgen_service_init(s, env->common, env->schema, env->config, env->metrics)) !=
-	    CM_OK) {
-		free(s);
-		return err;
-	}
-	*out = s;
-	return CM_OK;
+	return qgen_service_init(app, env->common, env->schema, env->config, env->metrics);
 }
 
 static void
 app_fini(void *app)
 {
-	if (app == NULL)
-		return;
 	qgen_service_fini(app);
-	free(app);
 }
 
 static cm_err
@@ -253,6 +238,7 @@ const cm_service_def qgen_service_def = {
     .jobs_version = 2, /* after 001_init; file migrations are numbered from 003 on */
     .methods = qgen_methods,
     .n_methods = &qgen_n_methods,
+    .app_size = sizeof(qgen_service),
     .app_init = app_init,
     .app_fini = app_fini,
     .worker_init = worker_init,
