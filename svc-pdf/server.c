@@ -122,7 +122,11 @@ app_fini(void *app)
 static cm_err
 worker_init(void *app, const cm_service_conns *conns, void **state)
 {
-	return pdf_worker_alloc(app, conns->pg, conns->redis, (pdf_worker **)state);
+	pdf_worker *w = NULL;
+	cm_err      err = pdf_worker_alloc(app, conns->pg, conns->redis, &w);
+
+	*state = w;
+	return err;
 }
 
 static void

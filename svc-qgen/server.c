@@ -190,7 +190,11 @@ app_fini(void *app)
 static cm_err
 worker_init(void *app, const cm_service_conns *conns, void **state)
 {
-	return qgen_worker_borrow(app, conns->pg, conns->redis, (qgen_worker **)state);
+	qgen_worker *w = NULL;
+	cm_err       err = qgen_worker_borrow(app, conns->pg, conns->redis, &w);
+
+	*state = w;
+	return err;
 }
 
 static void
