@@ -17,7 +17,7 @@ cf=${CLANG_FORMAT:-clang-format}
 mode=check
 case ${1:-} in
   "") ;;
-  --diff) mode=diff ;;
+  --diff) mode=show-diff ;;
   --fix) mode=fix ;;
   -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
   *) echo "usage: $0 [--diff | --fix]" >&2; exit 2 ;;
@@ -46,7 +46,7 @@ for f in "${files[@]}"; do
   "$cf" --style=file "$f" >"$out" # a formatter error stops the check (set -e), never passes it
   if ! cmp -s "$out" "$f"; then
     echo "$f"
-    if [ "$mode" = diff ]; then diff -u "$f" "$out" || true; fi
+    if [ "$mode" = show-diff ]; then diff -u "$f" "$out" || true; fi
     bad=$((bad + 1))
   fi
 done
