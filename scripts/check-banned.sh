@@ -13,11 +13,10 @@
 #   tmpnam tempnam mktemp  the name can be taken before it is opened: mkstemp, mkdtemp
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 
 if [ $# -gt 0 ]; then
-  files=("$@")
-elif git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  files=("$@") # as the caller names them, from the caller's directory
+elif cd "$root" && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   mapfile -t files < <(git ls-files -- 'libcommon/*.[ch]' 'svc-*/*.[ch]' 'edge/*.[ch]' \
     'test/*.[ch]' 'bench/*.[ch]')
 else
