@@ -1,7 +1,7 @@
 # Convenience targets; the scripts are the source of truth (see README.md).
 FUZZ_SECONDS ?= 60
 
-.PHONY: build up down test test-asan fuzz bench bench-auth bench-extract bench-qgen format clean
+.PHONY: build up down test test-asan test-tsan fuzz bench bench-auth bench-extract bench-qgen check format clean
 
 build:
 	./scripts/build.sh
@@ -13,6 +13,8 @@ test:
 	./scripts/test.sh
 test-asan:
 	./scripts/test.sh --sanitize
+test-tsan:
+	./scripts/test.sh --tsan
 fuzz:
 	./scripts/test.sh --fuzz $(FUZZ_SECONDS)
 bench: bench-auth bench-extract bench-qgen
@@ -22,7 +24,10 @@ bench-extract:
 	./bench/extract.sh
 bench-qgen:
 	./bench/qgen.sh
+check:
+	./scripts/check-banned.sh
+	./scripts/check-format.sh
 format:
-	git ls-files -z '*.c' '*.h' | xargs -0 clang-format -i
+	./scripts/check-format.sh --fix
 clean:
-	rm -rf build build-asan build-fuzz build-bench
+	rm -rf build build-asan build-tsan build-fuzz build-bench

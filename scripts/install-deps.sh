@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config clang libclang-rt-dev llvm
+  build-essential cmake pkg-config clang libclang-rt-dev llvm clang-format
   libprotobuf-c-dev protobuf-c-compiler
   libnng-dev
   libpq-dev postgresql
