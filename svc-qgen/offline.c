@@ -248,7 +248,7 @@ collect_terms(const sentence *ss, size_t ns, term **out, size_t *nout)
 			}
 			memcpy(t[n].word, s + a, wl);
 			t[n].word[wl] = '\0';
-			strcpy(t[n].key, lower);
+			cm_strlcpy(t[n].key, lower, sizeof(t[n].key));
 			t[n].count = 1;
 			t[n].caps = isupper((unsigned char)s[a]) != 0;
 			t[n].digits = strpbrk(t[n].word, "0123456789") != NULL;
