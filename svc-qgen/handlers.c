@@ -187,18 +187,19 @@ find_document(cm_rpc_ctx *ctx, qgen_service *s, const Qgen__CreateRequest *rq,
 static cm_err
 check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 {
-	bool          mcq = false, open = false;
-	qgen_difficulty d = QG_MEDIUM;
+	bool            mcq = false, open = false;
+	qgen_difficulty d = QGEN_MEDIUM;
 
-	if (rq->count < 1 || rq->count > QG_MAX_COUNT)
-		return cm_rpc_fail(ctx, CM_EINVAL, "count must be between 1 and %d", QG_MAX_COUNT);
+	if (rq->count < 1 || rq->count > QGEN_MAX_COUNT)
+		return cm_rpc_fail(ctx, CM_EINVAL, "count must be between 1 and %d",
+		                   QGEN_MAX_COUNT);
 	for (size_t i = 0; i < rq->n_types; i++) {
 		qgen_type t;
 		if (!qgen_type_parse(rq->types[i], &t))
 			return cm_rpc_fail(ctx, CM_EINVAL,
 			                   "unknown question type '%.40s' (use mcq or open)",
 			                   rq->types[i]);
-		if (t == QG_MCQ)
+		if (t == QGEN_MCQ)
 			mcq = true;
 		else
 			open = true;
@@ -207,8 +208,8 @@ check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 		mcq = true;
 	if (rq->difficulty[0] != '\0' && !qgen_difficulty_parse(rq->difficulty, &d))
 		return cm_rpc_fail(ctx, CM_EINVAL, "difficulty must be easy, medium or hard");
-	if (strlen(rq->topic) > QG_MAX_TOPIC)
-		return cm_rpc_fail(ctx, CM_EINVAL, "topic is longer than %d bytes", QG_MAX_TOPIC);
+	if (strlen(rq->topic) > QGEN_MAX_TOPIC)
+		return cm_rpc_fail(ctx, CM_EINVAL, "topic is longer than %d bytes", QGEN_MAX_TOPIC);
 	if (rq->first_page < 0 || rq->last_page < 0 ||
 	    (rq->last_page > 0 && rq->first_page > rq->last_page))
 		return cm_rpc_fail(ctx, CM_EINVAL,
@@ -230,7 +231,7 @@ static cm_err
 answer_from_cache(cm_rpc_ctx *ctx, qgen_worker *w, qgen_set_row *row, const cm_buf *cached,
                   Qgen__CreateResponse *resp)
 {
-	qgen_qlist           l;
+	qgen_qlist         l;
 	uint8_t           *blob = NULL;
 	size_t             len = 0;
 	cm_err             err;

@@ -23,11 +23,11 @@
 #include "types.h"
 
 typedef struct qgen_offline_req {
-	int           count; /* how many to make (1..QG_MAX_COUNT) */
-	unsigned      types; /* QG_TYPE_MASK bits: mcq, open or both (then about half each) */
+	int             count; /* how many to make (1..QGEN_MAX_COUNT) */
+	unsigned        types; /* QGEN_TYPE_MASK bits: mcq, open or both (then about half each) */
 	qgen_difficulty difficulty;
-	const char   *topic;   /* NULL or "" for none */
-	int           variant; /* 0 first; top-up rounds ask for 1, 2, ... */
+	const char     *topic;   /* NULL or "" for none */
+	int             variant; /* 0 first; top-up rounds ask for 1, 2, ... */
 } qgen_offline_req;
 
 /*
@@ -36,6 +36,6 @@ typedef struct qgen_offline_req {
  * material: the caller decides whether that is a failure. CM_EINVAL on bad arguments, CM_ENOMEM.
  */
 CM_MUSTCHECK cm_err qgen_offline_generate(const qgen_chunk *chunks, size_t nchunks,
-                                        const qgen_offline_req *req, qgen_qlist *out);
+                                          const qgen_offline_req *req, qgen_qlist *out);
 
 #endif

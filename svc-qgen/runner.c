@@ -127,7 +127,7 @@ call_model(job_run *run, const batch_plan *plan)
 	qgen_service *s = run->svc;
 	batch_result *res = calloc(1, sizeof(*res));
 	qgen_chunk     *ch = &run->chunks[plan->chunk];
-	qgen_batch_ctx  ctx = {QG_TYPE_MASK(plan->type), run->difficulty, ch->page_first,
+	qgen_batch_ctx  ctx = {QGEN_TYPE_MASK(plan->type), run->difficulty, ch->page_first,
 	                     ch->page_last};
 	qgen_prompt_req pr = {plan->count,        plan->type,    run->difficulty,
 	                    run->params->topic, plan->variant, ch};
@@ -291,16 +291,16 @@ static batch_plan
 plan_for(const job_run *run, int idx, int count)
 {
 	batch_plan p;
-	bool       both = run->types == (QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN));
+	bool       both = run->types == (QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN));
 
 	p.idx = idx;
 	p.chunk = run->order[(size_t)idx % run->norder];
 	p.variant = (int)((size_t)idx / run->norder);
 	p.count = count;
 	if (both)
-		p.type = idx % 2 == 0 ? QG_MCQ : QG_OPEN;
+		p.type = idx % 2 == 0 ? QGEN_MCQ : QGEN_OPEN;
 	else
-		p.type = (run->types & QG_TYPE_MASK(QG_OPEN)) != 0 ? QG_OPEN : QG_MCQ;
+		p.type = (run->types & QGEN_TYPE_MASK(QGEN_OPEN)) != 0 ? QGEN_OPEN : QGEN_MCQ;
 	return p;
 }
 
@@ -426,7 +426,7 @@ cmp_page(const void *a, const void *b)
 static void
 sort_by_page(qgen_qlist *l)
 {
-	/* Insertion sort: stable (qsort is not), and n <= QG_MAX_COUNT. */
+	/* Insertion sort: stable (qsort is not), and n <= QGEN_MAX_COUNT. */
 	for (size_t i = 1; i < l->n; i++) {
 		qgen_question q = l->items[i];
 		size_t      j = i;
@@ -769,10 +769,10 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 	for (size_t i = 0; i < run.params->n_types; i++) {
 		qgen_type ty;
 		if (qgen_type_parse(run.params->types[i], &ty))
-			run.types |= QG_TYPE_MASK(ty);
+			run.types |= QGEN_TYPE_MASK(ty);
 	}
 	if (run.types == 0)
-		run.types = QG_TYPE_MASK(QG_MCQ);
+		run.types = QGEN_TYPE_MASK(QGEN_MCQ);
 	(void)qgen_difficulty_parse(run.params->difficulty, &run.difficulty);
 	cm_info("QGEN-JOB-START", "job %s: %d questions (attempt %d)", t->job_id, run.params->count,
 	        t->attempt);

@@ -23,7 +23,7 @@ typedef struct qgen_set_row {
 	int      count;
 	char     types[16]; /* "mcq", "open" or "mcq,open" */
 	char     difficulty[8];
-	char     topic[QG_MAX_TOPIC + 1];
+	char     topic[QGEN_MAX_TOPIC + 1];
 	int      first_page, last_page;
 	bool     cached;
 	int      progress;

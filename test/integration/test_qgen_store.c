@@ -58,7 +58,7 @@ static void
 make_question(qgen_question *q, const char *text, int page)
 {
 	memset(q, 0, sizeof(*q));
-	q->type = QG_MCQ;
+	q->type = QGEN_MCQ;
 	q->text = strdup(text);
 	for (int i = 0; i < 4; i++) {
 		char o[32];
@@ -67,7 +67,7 @@ make_question(qgen_question *q, const char *text, int page)
 	}
 	q->answer = page % 4;
 	q->explanation = strdup("because \"the text\" says so: \\ é");
-	q->difficulty = QG_HARD;
+	q->difficulty = QGEN_HARD;
 	q->page = page;
 }
 
@@ -141,7 +141,7 @@ test_set_lifecycle(void **state)
 	assert_string_equal(back.items[0].explanation, "because \"the text\" says so: \\ é");
 	assert_int_equal(back.items[1].page, 9);
 	assert_int_equal(back.items[1].answer, 1);
-	assert_int_equal(back.items[1].difficulty, QG_HARD);
+	assert_int_equal(back.items[1].difficulty, QGEN_HARD);
 	free(got.questions);
 	free(blob);
 	qgen_qlist_fini(&back);

@@ -48,9 +48,9 @@ check_mcq(const qgen_question *q)
 {
 	char               why[160];
 	qgen_question        copy;
-	const qgen_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 1, 3};
+	const qgen_batch_ctx ctx = {QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, 1, 3};
 
-	assert_int_equal(q->type, QG_MCQ);
+	assert_int_equal(q->type, QGEN_MCQ);
 	assert_non_null(strstr(q->text, "_____"));
 	assert_true(q->answer >= 0 && q->answer < 4);
 	assert_true(q->page >= 1 && q->page <= 3);
@@ -66,7 +66,7 @@ check_mcq(const qgen_question *q)
 static void
 test_mcq_from_text(void **state)
 {
-	qgen_offline_req req = {8, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
+	qgen_offline_req req = {8, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
 	qgen_qlist       l;
 	int            pos[4] = {0};
 
@@ -91,7 +91,7 @@ test_mcq_from_text(void **state)
 static void
 test_open_and_mixed(void **state)
 {
-	qgen_offline_req req = {6, QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN), QG_HARD, NULL, 0};
+	qgen_offline_req req = {6, QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN), QGEN_HARD, NULL, 0};
 	qgen_qlist       l;
 	int            open = 0;
 
@@ -100,8 +100,8 @@ test_open_and_mixed(void **state)
 	assert_int_equal(qgen_offline_generate(chunks, 3, &req, &l), CM_OK);
 	assert_int_equal(l.n, 6);
 	for (size_t i = 0; i < l.n; i++) {
-		assert_int_equal(l.items[i].difficulty, QG_HARD);
-		if (l.items[i].type == QG_OPEN) {
+		assert_int_equal(l.items[i].difficulty, QGEN_HARD);
+		if (l.items[i].type == QGEN_OPEN) {
 			open++;
 			assert_non_null(l.items[i].reference);
 			assert_true(strlen(l.items[i].reference) > 20);
@@ -114,7 +114,7 @@ test_open_and_mixed(void **state)
 static void
 test_variants_do_not_repeat(void **state)
 {
-	qgen_offline_req a = {4, QG_TYPE_MASK(QG_MCQ), QG_EASY, NULL, 0};
+	qgen_offline_req a = {4, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_EASY, NULL, 0};
 	qgen_offline_req b = a;
 	qgen_qlist       la, lb;
 
@@ -135,7 +135,7 @@ test_variants_do_not_repeat(void **state)
 static void
 test_topic_first(void **state)
 {
-	qgen_offline_req req = {2, QG_TYPE_MASK(QG_OPEN), QG_MEDIUM, "osmosis diffusion", 0};
+	qgen_offline_req req = {2, QGEN_TYPE_MASK(QGEN_OPEN), QGEN_MEDIUM, "osmosis diffusion", 0};
 	qgen_qlist       l;
 
 	(void)state;
@@ -155,7 +155,7 @@ test_too_little_text(void **state)
 {
 	qgen_chunk       tiny = {"Three words only", 16, 1, 1};
 	qgen_chunk       empty = {"", 0, 1, 1};
-	qgen_offline_req req = {5, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
+	qgen_offline_req req = {5, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
 	qgen_qlist       l;
 
 	(void)state;
@@ -182,10 +182,10 @@ test_accents_and_determinism(void **state)
 	    "cellules. "
 	    "Les mitochondries produisent la plus grande partie de l'ATP nécessaire aux cellules.";
 	qgen_chunk           c = {fr, sizeof(fr) - 1, 4, 4};
-	qgen_offline_req     req = {3, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
+	qgen_offline_req     req = {3, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
 	qgen_qlist           a, b;
 	char               why[100];
-	const qgen_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 4, 4};
+	const qgen_batch_ctx ctx = {QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, 4, 4};
 
 	(void)state;
 	qgen_qlist_init(&a);
