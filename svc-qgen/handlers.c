@@ -6,6 +6,7 @@
  * NOT_FOUND there), answer at once from the Redis cache when the same document bytes were asked
  * the same question before (any user: the key is the document's sha256, never its id), else
  * insert the set and its job in one transaction. The runners (runner.c) do the rest.
+ * CancelJob ends the job and its set in one transaction too (qgen_store_cancel_job).
  * Responses point into the per-call arena: packed question lists are unpacked with an allocator
  * over cm_rpc_alloc, so nothing needs freeing.
  */
@@ -25,14 +26,6 @@
 #include "server.h"
 #include "store.h"
 #include "types.h"
-
-/* Best-effort steps (progress, status, cleanup): a failure is logged, never fatal. */
-static void
-note(cm_err err, const char *what)
-{
-	if (err != CM_OK)
-		cm_warn("QGEN-BEST-EFFORT", "%s: %s", what, cm_strerror(err));
-}
 
 /* ---- arena allocation for responses ---------------------------------------------------------- */
 
@@ -443,18 +436,16 @@ qgen_handle_cancel_job(cm_rpc_ctx *ctx, const void *req, void *out)
 		return cm_rpc_fail(ctx, CM_EUNAVAIL, "worker not ready");
 	if (!cm_uuid_valid(rq->id))
 		return cm_rpc_fail(ctx, CM_ENOTFOUND, "no such job");
-	err = cm_jobs_cancel(w->jobs, rq->id, ctx->subject);
+	/* The job and its set, in one transaction. */
+	err = qgen_store_cancel_job(w->jobs, rq->id, ctx->subject, "cancelled by the user", &row);
 	if (err == CM_EPRECOND)
 		return cm_rpc_fail(ctx, err, "the job has already finished");
 	if (err != CM_OK)
 		return cm_rpc_fail(ctx, err,
 		                   err == CM_ENOTFOUND ? "no such job" : "database unavailable");
-	if (qgen_store_get_set_by_job(w->pg, rq->id, &row) == CM_OK) {
-		note(qgen_store_set_status(w->pg, row.id, "cancelled", "cancelled by the user"),
-		     "qgen_store_set_status");
+	if (row.id[0] != '\0')
 		qgen_publish(w->svc, "job.done", rq->id, ctx->subject, row.progress, row.count,
 		             "cancelled");
-	}
 	cm_info("QGEN-CANCEL", "job %s cancelled", rq->id);
 	return fill_job(ctx, w, rq->id, out);
 }
