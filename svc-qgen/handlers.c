@@ -3,9 +3,9 @@
  *
  * DESIGN. Create does the cheap, synchronous part of a request: check it, find the caller's
  * document through svc-pdf (its owner check is the only one: another user's document is
- * NOT_FOUND there), answer at once from the Redis cache when the same document bytes were asked
- * the same question before (any user: the key is the document's sha256, never its id), else
- * insert the set and its job in one transaction. The runners (runner.c) do the rest.
+ * NOT_FOUND there), answer at once from the cache (cache.h) when the same document bytes were
+ * asked the same question before (any user: the key is the document's sha256, never its id),
+ * else insert the set and its job in one transaction. The runners (runner.c) do the rest.
  * CancelJob ends the job and its set in one transaction too (qgen_store_cancel_job).
  * Responses point into the per-call arena: packed question lists are unpacked with an allocator
  * over cm_rpc_alloc, so nothing needs freeing.
@@ -15,12 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "cm/log.h"
 #include "cm/util.h"
 #include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
+#include "cache.h"
 #include "codec.h"
 #include "handlers.h"
 #include "server.h"
@@ -103,20 +102,21 @@ normalize_topic(const char *in, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
-/* "qgen:set:v<prompt>:<sha256>:<hash of the parameters and model>". */
+/* The cache key of the set row asks for, made by the model calls go to first. */
 static void
-cache_key(const qgen_service *s, const qgen_set_row *row, char *out, size_t outlen)
+cache_key(const qgen_service *s, const qgen_set_row *row, char out[QGEN_CACHE_KEY_LEN])
 {
-	char          canon[512];
-	unsigned char h[crypto_hash_sha256_BYTES];
-	char          hex[2 * crypto_hash_sha256_BYTES + 1];
+	qgen_cache_spec spec = {.sha256 = row->sha256,
+	                        .count = row->count,
+	                        .types = row->types,
+	                        .difficulty = row->difficulty,
+	                        .topic = row->topic,
+	                        .first_page = row->first_page,
+	                        .last_page = row->last_page,
+	                        .per_call = (int)s->cfg.per_call,
+	                        .model = qgen_cache_model(s)};
 
-	snprintf(canon, sizeof(canon), "%d|%s|%s|%s|%d|%d|%s|%lld", row->count, row->types,
-	         row->difficulty, row->topic, row->first_page, row->last_page, s->model,
-	         (long long)s->cfg.per_call);
-	crypto_hash_sha256(h, (const unsigned char *)canon, strlen(canon));
-	cm_hex(h, sizeof(h), hex);
-	snprintf(out, outlen, "qgen:set:v%d:%s:%s", QGEN_PROMPT_VERSION, row->sha256, hex);
+	qgen_cache_key(s, &spec, out);
 }
 
 /* Finds the caller's document (or legacy selection) through svc-pdf. */
@@ -281,7 +281,7 @@ qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 	Pdf__Document             *doc = NULL;
 	ProtobufCMessage          *doc_owner = NULL;
 	Qgen__JobParams            jp = QGEN__JOB_PARAMS__INIT;
-	char                       key[160] = "", job_id[CM_UUID_LEN + 1];
+	char                       key[QGEN_CACHE_KEY_LEN] = "", job_id[CM_UUID_LEN + 1];
 	char                      *types[2];
 	uint8_t                   *params = NULL;
 	size_t                     plen;
@@ -315,11 +315,11 @@ qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 	snprintf(row.owner, sizeof(row.owner), "%s", ctx->subject);
 	snprintf(row.document_id, sizeof(row.document_id), "%s", doc->id);
 	snprintf(row.sha256, sizeof(row.sha256), "%s", doc->sha256);
-	if (s->cfg.cache_ttl_s > 0)
-		cache_key(s, &row, key, sizeof(key));
+	cache_key(s, &row, key);
 	cm_counter_add(s->sets_created, 1);
 
-	if (key[0] != '\0' && cm_redis_get(w->redis, key, &cached, &found) == CM_OK && found) {
+	qgen_cache_get(w, key, &cached, &found);
+	if (found) {
 		if ((err = answer_from_cache(ctx, w, &row, &cached, resp)) == CM_OK)
 			goto out;
 		if (err == CM_EUNAVAIL) {

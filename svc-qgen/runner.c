@@ -33,6 +33,7 @@
 #include "cm/util.h"
 #include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
+#include "cache.h"
 #include "codec.h"
 #include "offline.h"
 #include "prompt.h"
@@ -470,10 +471,8 @@ finish(job_run *run, qgen_worker *w, qgen_qlist *chosen)
 	if (err != CM_OK && err != CM_ECANCELED && err != CM_EPRECOND)
 		goto out;
 	err = CM_OK;
-	if (won && run->params->cache_key[0] != '\0' && s->cfg.cache_ttl_s > 0 &&
-	    cm_redis_set(w->redis, run->params->cache_key, blob, len, s->cfg.cache_ttl_s) != CM_OK)
-		cm_debug("QGEN-CACHE-DOWN", "cannot cache set %s: %s", run->params->set_id,
-		         cm_redis_errmsg(w->redis));
+	if (won)
+		qgen_cache_put(w, run->params->cache_key, blob, len);
 	note(qgen_store_drop_batches(w->pg, run->job_id), "qgen_store_drop_batches");
 	if (won_job) {
 		cm_counter_add(s->jobs_succeeded, 1);

@@ -35,7 +35,6 @@ typedef struct qgen_service {
 	const char       *schema; /* QGEN_SCHEMA, unless a test runs in a schema of its own */
 	qgen_config       cfg;
 	cm_llm        *llm;       /* NULL: offline provider */
-	char           model[64]; /* cache key part: LLM_MODEL, or "offline" */
 	cm_rpc_client *pdf;
 	cm_pub        *pub; /* may be NULL (no events) */
 	cm_metrics    *metrics;
