@@ -19,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/limits.h"
 #include "cm/util.h"
 #include "offline.h"
+#include "quality.h"
 
 #define OFF_MIN_WORDS 8
 #define OFF_MAX_WORDS 60
@@ -605,4 +607,33 @@ out:
 	free(by_key);
 	free(order);
 	return err;
+}
+
+void
+qgen_offline_fill(const qgen_chunk *chunks, size_t nchunks, const qgen_offline_req *req,
+                  int max_rounds, qgen_qlist *chosen, qgen_offline_progress_fn progress, void *arg)
+{
+	size_t         count = (size_t)req->count;
+	qgen_batch_ctx ctx = {req->types, req->difficulty, 1, INT32_MAX};
+
+	for (int round = 0; chosen->n < count && round < max_rounds; round++) {
+		qgen_offline_req rq = *req;
+		qgen_qlist       cand;
+		size_t           added = 0;
+		char             why[CM_MAX_ERRMSG];
+
+		rq.variant = round;
+		qgen_qlist_init(&cand);
+		if (qgen_offline_generate(chunks, nchunks, &rq, &cand) == CM_OK) {
+			for (size_t i = 0; i < cand.n; i++)
+				if (!qgen_check(&cand.items[i], &ctx, why, sizeof(why)))
+					qgen_question_fini(&cand.items[i]);
+			added = qgen_select(chosen, &cand, count);
+		}
+		qgen_qlist_fini(&cand);
+		if (progress != NULL)
+			progress(arg, chosen->n);
+		if (added == 0)
+			break; /* nothing new came: the text has no more material */
+	}
 }

@@ -54,11 +54,11 @@ note(cm_err err, const char *what)
 #define QGEN_REPAIR_TRIES 2    /* calls per batch when the answer is not usable JSON */
 
 typedef struct batch_plan {
-	int     idx;
-	int     chunk; /* index into run->chunks */
-	int     count;
+	int       idx;
+	int       chunk; /* index into run->chunks */
+	int       count;
 	qgen_type type;
-	int     variant;
+	int       variant;
 } batch_plan;
 
 typedef struct batch_result {
@@ -67,7 +67,7 @@ typedef struct batch_result {
 	cm_err               err;
 	char                 why[CM_MAX_ERRMSG];
 	int                  rejected;
-	qgen_qlist             qs;
+	qgen_qlist           qs;
 	struct batch_result *next;
 } batch_result;
 
@@ -76,9 +76,9 @@ typedef struct job_run {
 	Qgen__JobParams     *params;
 	const char          *job_id;
 	unsigned             types;
-	qgen_difficulty        difficulty;
+	qgen_difficulty      difficulty;
 	Pdf__ChunksResponse *chunks_resp;
-	qgen_chunk            *chunks;
+	qgen_chunk          *chunks;
 	size_t               nchunks;
 	int                 *order;
 	size_t               norder;
@@ -125,14 +125,14 @@ qgen_publish(qgen_service *s, const char *type, const char *job_id, const char *
 static batch_result *
 call_model(job_run *run, const batch_plan *plan)
 {
-	qgen_service *s = run->svc;
-	batch_result *res = calloc(1, sizeof(*res));
+	qgen_service   *s = run->svc;
+	batch_result   *res = calloc(1, sizeof(*res));
 	qgen_chunk     *ch = &run->chunks[plan->chunk];
 	qgen_batch_ctx  ctx = {QGEN_TYPE_MASK(plan->type), run->difficulty, ch->page_first,
-	                     ch->page_last};
+	                       ch->page_last};
 	qgen_prompt_req pr = {plan->count,        plan->type,    run->difficulty,
-	                    run->params->topic, plan->variant, ch};
-	cm_buf        user;
+	                      run->params->topic, plan->variant, ch};
+	cm_buf          user;
 
 	if (res == NULL)
 		return NULL;
@@ -166,7 +166,7 @@ call_model(job_run *run, const batch_plan *plan)
 		         (long long)lr.completion_tokens);
 		if (res->err == CM_OK) {
 			res->err = qgen_parse_questions(lr.json, lr.json_len, &ctx, &res->qs,
-			                              &res->rejected, res->why, sizeof(res->why));
+			                                &res->rejected, res->why, sizeof(res->why));
 		} else {
 			snprintf(res->why, sizeof(res->why), "%s",
 			         lr.errmsg[0] != '\0' ? lr.errmsg : cm_strerror(res->err));
@@ -388,18 +388,18 @@ fetch_chunks(job_run *run, int **matches, size_t *nmatches, char *why, size_t wh
 
 typedef struct load_ctx {
 	qgen_qlist *chosen;
-	size_t    count;
-	int       max_idx;
-	bool     *have; /* idx < have_n already stored */
-	size_t    have_n;
+	size_t      count;
+	int         max_idx;
+	bool       *have; /* idx < have_n already stored */
+	size_t      have_n;
 } load_ctx;
 
 static cm_err
 load_batch(void *arg, int idx, const uint8_t *blob, size_t len)
 {
-	load_ctx *lc = arg;
-	qgen_qlist  qs;
-	cm_err    err;
+	load_ctx  *lc = arg;
+	qgen_qlist qs;
+	cm_err     err;
 
 	qgen_qlist_init(&qs);
 	if ((err = qgen_unpack_questions(blob, len, &qs)) == CM_OK) {
@@ -430,7 +430,7 @@ sort_by_page(qgen_qlist *l)
 	/* Insertion sort: stable (qsort is not), and n <= QGEN_MAX_COUNT. */
 	for (size_t i = 1; i < l->n; i++) {
 		qgen_question q = l->items[i];
-		size_t      j = i;
+		size_t        j = i;
 		while (j > 0 && cmp_page(&l->items[j - 1], &q) > 0) {
 			l->items[j] = l->items[j - 1];
 			j--;
@@ -520,35 +520,28 @@ stop_threads(job_run *run)
 	}
 }
 
+static void
+offline_progress(void *arg, size_t chosen)
+{
+	job_run     *run = ((void **)arg)[0];
+	qgen_worker *w = ((void **)arg)[1];
+
+	note(qgen_store_set_progress(w->pg, run->params->set_id, (int)chosen),
+	     "qgen_store_set_progress");
+	qgen_publish(run->svc, "job.progress", run->job_id, run->params->owner, (int)chosen,
+	             run->params->count, NULL);
+}
+
 /* The offline provider: no calls, rounds of extractive questions over the whole range. */
 static void
 run_offline(job_run *run, qgen_worker *w, qgen_qlist *chosen)
 {
-	size_t count = (size_t)run->params->count;
+	qgen_offline_req req = {run->params->count, run->types, run->difficulty, run->params->topic,
+	                        0};
+	void            *arg[2] = {run, w};
 
-	for (int round = 0; chosen->n < count && round < (int)run->svc->cfg.max_rounds; round++) {
-		qgen_offline_req req = {(int)(count - chosen->n), run->types, run->difficulty,
-		                      run->params->topic, round};
-		qgen_qlist       cand;
-		qgen_batch_ctx   ctx = {run->types, run->difficulty, 1, INT32_MAX};
-		char           why[CM_MAX_ERRMSG];
-
-		qgen_qlist_init(&cand);
-		if (qgen_offline_generate(run->chunks, run->nchunks, &req, &cand) == CM_OK) {
-			/* The same checks as a model's questions. */
-			for (size_t i = 0; i < cand.n; i++)
-				if (!qgen_check(&cand.items[i], &ctx, why, sizeof(why)))
-					qgen_question_fini(&cand.items[i]);
-			(void)qgen_select(chosen, &cand, count);
-		}
-		qgen_qlist_fini(&cand);
-		note(qgen_store_set_progress(w->pg, run->params->set_id, (int)chosen->n),
-		     "qgen_store_set_progress");
-		qgen_publish(run->svc, "job.progress", run->job_id, run->params->owner,
-		             (int)chosen->n, (int)count, NULL);
-		if (req.count == (int)(count - chosen->n))
-			break; /* nothing new came: the text has no more material */
-	}
+	qgen_offline_fill(run->chunks, run->nchunks, &req, (int)run->svc->cfg.max_rounds, chosen,
+	                  offline_progress, arg);
 }
 
 /* Runs the model path until the set is complete, the job is cancelled or lost, or it fails.
@@ -741,15 +734,15 @@ run_fini(job_run *run)
 static void
 run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 {
-	job_run  run;
+	job_run    run;
 	qgen_qlist chosen;
-	load_ctx lc;
-	int     *matches = NULL;
-	size_t   nmatches = 0;
-	char     why[CM_MAX_ERRMSG] = "";
-	int64_t  t0 = cm_mono_ms();
-	cm_err   err;
-	int      first_batches;
+	load_ctx   lc;
+	int       *matches = NULL;
+	size_t     nmatches = 0;
+	char       why[CM_MAX_ERRMSG] = "";
+	int64_t    t0 = cm_mono_ms();
+	cm_err     err;
+	int        first_batches;
 
 	memset(&run, 0, sizeof(run));
 	memset(&lc, 0, sizeof(lc));

@@ -2,7 +2,7 @@
  * test_qgen_offline.c - the offline provider on real-looking text: the count asked for, valid
  * multiple choice (the blanked term is the right option, four distinct options), open questions
  * with their source sentence, pages from the chunks, variants that do not repeat, topic first,
- * too little text, accents, determinism.
+ * too little text, accents, determinism; the job's rounds (qgen_offline_fill).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -204,6 +204,55 @@ test_accents_and_determinism(void **state)
 	qgen_qlist_fini(&b);
 }
 
+typedef struct rounds {
+	size_t seen[8];
+	int    n;
+} rounds;
+
+static void
+count_round(void *arg, size_t chosen)
+{
+	rounds *r = arg;
+
+	assert_true(r->n < 8);
+	r->seen[r->n++] = chosen;
+}
+
+/* The job's rounds: each asks for the whole count again with the next variant, so a top-up
+ * reads sentences no earlier round read (a round asking only for what was missing would read
+ * a differently strided order and meet the first round's sentences again), and stops when a
+ * round brings nothing new. */
+static void
+test_fill_rounds(void **state)
+{
+	qgen_offline_req req = {10, QGEN_TYPE_MASK(QGEN_OPEN), QGEN_MEDIUM, NULL, 7};
+	qgen_qlist       chosen;
+	rounds           r = {{0}, 0};
+
+	(void)state;
+	qgen_qlist_init(&chosen);
+	qgen_offline_fill(chunks, 3, &req, 4, &chosen, count_round, &r);
+	assert_int_equal(chosen.n, 10);
+	assert_true(r.n >= 2); /* the first round alone falls short on this text */
+	assert_true(r.seen[0] < 10);
+	assert_int_equal(r.seen[r.n - 1], 10);
+	/* No sentence asked about twice: every reference (the source sentence) differs. */
+	for (size_t i = 0; i < chosen.n; i++)
+		for (size_t k = 0; k < i; k++)
+			assert_string_not_equal(chosen.items[i].reference, chosen.items[k].reference);
+	qgen_qlist_fini(&chosen);
+
+	/* More than the text holds: rounds stop at the first that adds nothing. */
+	req.count = 16;
+	r.n = 0;
+	qgen_qlist_init(&chosen);
+	qgen_offline_fill(chunks, 3, &req, 4, &chosen, count_round, &r);
+	assert_true(chosen.n < 16);
+	assert_true(r.n >= 2 && r.n <= 4);
+	assert_int_equal(r.seen[r.n - 1], r.seen[r.n - 2]);
+	qgen_qlist_fini(&chosen);
+}
+
 int
 main(void)
 {
@@ -214,6 +263,7 @@ main(void)
 	    cmocka_unit_test(test_topic_first),
 	    cmocka_unit_test(test_too_little_text),
 	    cmocka_unit_test(test_accents_and_determinism),
+	    cmocka_unit_test(test_fill_rounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
