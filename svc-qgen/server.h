@@ -93,9 +93,6 @@ void                qgen_runners_stop(qgen_service *s);
  * *ran tells whether there was one. */
 CM_MUSTCHECK cm_err qgen_runner_run_one(qgen_service *s, qgen_worker *w, bool *ran);
 
-/* Questions asked of one call for a set of count (runner.c). */
-int qgen_batch_size(const qgen_service *s, int count);
-
 /* Publishes a job event (topic "job.<id>", type "job.progress" or "job.done"). */
 void qgen_publish(qgen_service *s, const char *type, const char *job_id, const char *owner,
                   int done, int total, const char *status);

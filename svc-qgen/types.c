@@ -15,6 +15,15 @@ qgen_type_name(qgen_type t)
 	return (unsigned)t < 2 ? type_names[t] : "mcq";
 }
 
+const char *
+qgen_types_name(unsigned mask)
+{
+	bool mcq = (mask & QGEN_TYPE_MASK(QGEN_MCQ)) != 0;
+	bool open = (mask & QGEN_TYPE_MASK(QGEN_OPEN)) != 0;
+
+	return mcq && open ? "mcq,open" : open ? "open" : "mcq";
+}
+
 bool
 qgen_type_parse(const char *s, qgen_type *out)
 {

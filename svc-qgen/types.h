@@ -53,6 +53,8 @@ typedef struct qgen_chunk {
 /* "mcq"/"open", "easy"/"medium"/"hard". Parsers return false on an unknown name. */
 const char *qgen_type_name(qgen_type t);
 bool        qgen_type_parse(const char *s, qgen_type *out);
+/* A QGEN_TYPE_MASK set as sets store it: "mcq", "open" or "mcq,open" (0: "mcq"). */
+const char *qgen_types_name(unsigned mask);
 const char *qgen_difficulty_name(qgen_difficulty d);
 bool        qgen_difficulty_parse(const char *s, qgen_difficulty *out);
 
