@@ -41,9 +41,8 @@ cm_err
 qgen_service_init(qgen_service *s, const cm_service_config *common, const char *schema,
                   const qgen_config *cfg, cm_metrics *m)
 {
-	char        errbuf[256];
-	const char *model = getenv("LLM_MODEL");
-	cm_err      err;
+	char   errbuf[256];
+	cm_err err;
 
 	memset(s, 0, sizeof(*s));
 	s->common = *common;
@@ -54,15 +53,11 @@ qgen_service_init(qgen_service *s, const cm_service_config *common, const char *
 	                       sizeof(errbuf));
 	if (err == CM_ENOTFOUND) {
 		s->llm = NULL;
-		snprintf(s->model, sizeof(s->model), "offline");
 		cm_info("QGEN-OFFLINE", "LLM_BASE_URL is not set: questions come from the offline "
 		                        "extractive provider");
 	} else if (err != CM_OK) {
 		cm_error("QGEN-LLM-CONFIG", "LLM configuration: %s", errbuf);
 		return err;
-	} else {
-		snprintf(s->model, sizeof(s->model), "%s",
-		         model != NULL && model[0] != '\0' ? model : "default");
 	}
 	if ((err = cm_rpc_client_open(&s->pdf, "pdf", cfg->pdf_urls, m)) != CM_OK) {
 		cm_error("QGEN-PDF-URLS", "bad QGEN_PDF_URLS: %s", cfg->pdf_urls);

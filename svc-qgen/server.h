@@ -35,7 +35,6 @@ typedef struct qgen_service {
 	const char       *schema; /* QGEN_SCHEMA, unless a test runs in a schema of its own */
 	qgen_config       cfg;
 	cm_llm        *llm;       /* NULL: offline provider */
-	char           model[64]; /* cache key part: LLM_MODEL, or "offline" */
 	cm_rpc_client *pdf;
 	cm_pub        *pub; /* may be NULL (no events) */
 	cm_metrics    *metrics;
@@ -93,9 +92,6 @@ void                qgen_runners_stop(qgen_service *s);
 /* Claims and runs at most one job on the caller's thread with the given connections (tests).
  * *ran tells whether there was one. */
 CM_MUSTCHECK cm_err qgen_runner_run_one(qgen_service *s, qgen_worker *w, bool *ran);
-
-/* Questions asked of one call for a set of count (runner.c). */
-int qgen_batch_size(const qgen_service *s, int count);
 
 /* Publishes a job event (topic "job.<id>", type "job.progress" or "job.done"). */
 void qgen_publish(qgen_service *s, const char *type, const char *job_id, const char *owner,

@@ -150,6 +150,53 @@ qgen_store_set_status(cm_pg *pg, const char *set_id, const char *status, const c
 	    3, p, NULL);
 }
 
+typedef struct end_ctx {
+	const char   *job_id; /* cancel: the set is found by its job */
+	const char   *set_id; /* fail: the set is known */
+	const char   *status;
+	const char   *reason;
+	qgen_set_row *set;
+} end_ctx;
+
+/* The set's part of the transaction that ends its job. */
+static cm_err
+end_set(void *arg, cm_pg *pg)
+{
+	end_ctx     *c = arg;
+	qgen_set_row row;
+	cm_err       err;
+
+	if (c->set_id != NULL)
+		return qgen_store_set_status(pg, c->set_id, c->status, c->reason);
+	if ((err = qgen_store_get_set_by_job(pg, c->job_id, &row)) == CM_ENOTFOUND)
+		return CM_OK; /* a job without a set (its document was deleted) */
+	if (err == CM_OK)
+		err = qgen_store_set_status(pg, row.id, c->status, c->reason);
+	if (err == CM_OK && c->set != NULL)
+		*c->set = row;
+	return err;
+}
+
+cm_err
+qgen_store_cancel_job(cm_jobs *jobs, const char *job_id, const char *owner, const char *reason,
+                      qgen_set_row *set)
+{
+	end_ctx c = {job_id, NULL, "cancelled", reason, set};
+
+	if (set != NULL)
+		memset(set, 0, sizeof(*set));
+	return cm_jobs_cancel_with(jobs, job_id, owner, end_set, &c);
+}
+
+cm_err
+qgen_store_fail_job(cm_jobs *jobs, const char *job_id, const char *set_id, const char *reason,
+                    bool permanent, bool *gave_up)
+{
+	end_ctx c = {job_id, set_id, "failed", reason, NULL};
+
+	return cm_jobs_fail_with(jobs, job_id, 0, reason, permanent, gave_up, end_set, &c);
+}
+
 cm_err
 qgen_store_set_progress(cm_pg *pg, const char *set_id, int done)
 {

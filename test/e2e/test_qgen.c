@@ -680,13 +680,14 @@ test_cancel_stops_calls(void **state)
 	fake_reset();
 }
 
-/* Which replica runs a job, from its log. -1 when neither says. */
+/* Which replica runs a job, from its log (the runner's QGEN-JOB-START line: the replica that
+ * answered Create logs the job id too). -1 when neither says. */
 static int
 runner_of(const char *job)
 {
 	for (int i = 0; i < 2; i++) {
 		char cmd[600];
-		snprintf(cmd, sizeof(cmd), "grep -q 'job %s: ' %s/logs/qgen%d.log", job,
+		snprintf(cmd, sizeof(cmd), "grep -q 'QGEN-JOB-START.*job %s: ' %s/logs/qgen%d.log", job,
 		         getenv("CM_TEST_STATE"), i);
 		if (system(cmd) == 0)
 			return i;

@@ -2,7 +2,8 @@
  * test_jobs.c - the job queue against a real PostgreSQL (fixture pgredis), in a schema of its
  * own per run: lifecycle and progress, disjoint claims under concurrency (SKIP LOCKED), lease
  * expiry and reclaim, idempotent completion, retries with backoff then failure, lease
- * exhaustion, cancellation, LISTEN wake-up latency, and claim+complete throughput (printed).
+ * exhaustion, cancellation, ending a job together with the caller's rows (one transaction),
+ * LISTEN wake-up latency, and claim+complete throughput (printed).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -516,6 +517,125 @@ test_retries_then_failure(void **state)
 
 /* ---- cancellation --------------------------------------------------------------------------- */
 
+/* The caller's rows of the end-of-job transaction: a TEMP table on the worker's connection. */
+typedef struct side {
+	const char *job;
+	const char *status;
+	cm_err      fail; /* what the function returns after its update */
+	int         calls;
+} side;
+
+static cm_err
+side_update(void *arg, cm_pg *pg)
+{
+	side       *sd = arg;
+	const char *p[2] = {sd->job, sd->status};
+	cm_err      err;
+
+	sd->calls++;
+	err = cm_pg_exec(pg, "UPDATE side SET status = $2 WHERE job_id = $1::uuid", 2, p, NULL);
+	return err != CM_OK ? err : sd->fail;
+}
+
+static void
+side_row(worker *w, const char *job)
+{
+	const char *p[1] = {job};
+
+	assert_int_equal(cm_pg_exec(w->pg,
+	                            "CREATE TEMP TABLE IF NOT EXISTS side"
+	                            " (job_id uuid PRIMARY KEY, status text NOT NULL)",
+	                            0, NULL, NULL),
+	                 CM_OK);
+	assert_int_equal(
+	    cm_pg_exec(w->pg, "INSERT INTO side VALUES ($1::uuid, 'open')", 1, p, NULL), CM_OK);
+}
+
+static int64_t
+side_is(cm_pg *pg, const char *job, const char *status)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM side WHERE job_id = $1::uuid AND status = '%s'",
+	         status);
+	return sql_int(pg, sql, job);
+}
+
+/* cancel_with / fail_with: the job and the caller's rows end together, or neither does. */
+static void
+test_end_with_caller_rows(void **state)
+{
+	worker       w;
+	cm_jobs_task t[1];
+	cm_jobs_info info;
+	char         job[37], job2[37];
+	int          n = 0;
+	bool         gave_up;
+	side         sd = {NULL, "cancelled", CM_EINTERNAL, 0};
+
+	(void)state;
+	worker_open(&w, "w", 30000, 2, 50, 50);
+	assert_int_equal(cm_jobs_create(w.jobs, "k", "owner", NULL, 0, 1, job), CM_OK);
+	side_row(&w, job);
+	sd.job = job;
+	/* The caller's part fails: the cancel is rolled back with it. */
+	assert_int_equal(cm_jobs_cancel_with(w.jobs, job, "owner", side_update, &sd), CM_EINTERNAL);
+	assert_int_equal(sd.calls, 1);
+	assert_int_equal(cm_jobs_get(w.jobs, job, NULL, &info), CM_OK);
+	assert_int_equal(info.status, CM_JOB_QUEUED);
+	assert_int_equal(side_is(w.pg, job, "open"), 1);
+	/* It succeeds: both changed, and the tasks are closed after the commit. */
+	sd.fail = CM_OK;
+	assert_int_equal(cm_jobs_cancel_with(w.jobs, job, "owner", side_update, &sd), CM_OK);
+	assert_int_equal(cm_jobs_get(w.jobs, job, NULL, &info), CM_OK);
+	assert_int_equal(info.status, CM_JOB_CANCELLED);
+	assert_int_equal(side_is(w.pg, job, "cancelled"), 1);
+	assert_int_equal(sql_int(w.pg,
+	                         "SELECT count(*) FROM tasks WHERE job_id = $1::uuid"
+	                         " AND status = 'cancelled'",
+	                         job),
+	                 1);
+	/* Another owner's job: not found, and the caller's part never runs. */
+	sd.calls = 0;
+	assert_int_equal(cm_jobs_cancel_with(w.jobs, job, "stranger", side_update, &sd),
+	                 CM_ENOTFOUND);
+	assert_int_equal(sd.calls, 0);
+
+	/* fail_with: a retry leaves the caller's rows alone; the failure that gives up changes
+	 * them with the job, and a failing caller's part rolls the failure back. */
+	assert_int_equal(cm_jobs_create(w.jobs, "k", "owner", NULL, 0, 1, job2), CM_OK);
+	side_row(&w, job2);
+	sd = (side){job2, "failed", CM_OK, 0};
+	assert_int_equal(claim_wait(w.jobs, t, 1, 2000), 1);
+	assert_int_equal(cm_jobs_fail_with(w.jobs, job2, 0, "once", false, &gave_up, side_update,
+	                                   &sd),
+	                 CM_OK);
+	assert_false(gave_up);
+	assert_int_equal(sd.calls, 0);
+	assert_int_equal(side_is(w.pg, job2, "open"), 1);
+	assert_int_equal(claim_wait(w.jobs, t, 1, 2000), 1); /* attempt 2 of 2 */
+	sd.fail = CM_EINTERNAL;
+	assert_int_equal(cm_jobs_fail_with(w.jobs, job2, 0, "twice", false, &gave_up, side_update,
+	                                   &sd),
+	                 CM_EINTERNAL);
+	assert_false(gave_up);
+	assert_int_equal(cm_jobs_get(w.jobs, job2, NULL, &info), CM_OK);
+	assert_int_equal(info.status, CM_JOB_RUNNING);
+	assert_int_equal(side_is(w.pg, job2, "open"), 1);
+	sd.fail = CM_OK;
+	assert_int_equal(cm_jobs_fail_with(w.jobs, job2, 0, "twice", false, &gave_up, side_update,
+	                                   &sd),
+	                 CM_OK);
+	assert_true(gave_up);
+	assert_int_equal(cm_jobs_get(w.jobs, job2, NULL, &info), CM_OK);
+	assert_int_equal(info.status, CM_JOB_FAILED);
+	assert_int_equal(side_is(w.pg, job2, "failed"), 1);
+	assert_int_equal(cm_jobs_claim(w.jobs, t, 1, &n), CM_OK);
+	assert_int_equal(n, 0);
+	worker_close(&w);
+}
+
+
 static void
 test_cancel(void **state)
 {
@@ -689,6 +809,7 @@ main(void)
 	    cmocka_unit_test_setup(test_lease_exhaustion_fails_job, empty_tables),
 	    cmocka_unit_test_setup(test_retries_then_failure, empty_tables),
 	    cmocka_unit_test_setup(test_cancel, empty_tables),
+	    cmocka_unit_test_setup(test_end_with_caller_rows, empty_tables),
 	    cmocka_unit_test_setup(test_listen_wakes_worker, empty_tables),
 	    cmocka_unit_test_setup(test_throughput, empty_tables),
 	};

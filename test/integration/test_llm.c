@@ -253,6 +253,7 @@ test_plain(void **state)
 	assert_string_equal(res.content, "Echo: hello there");
 	assert_string_equal(res.finish_reason, "stop");
 	assert_string_equal(res.provider, "fake0");
+	assert_string_equal(res.model, "fake-model");
 	assert_int_equal(res.attempts, 1);
 	assert_int_equal(res.http_status, 200);
 	assert_true(res.prompt_tokens > 0 && res.completion_tokens > 0);
@@ -755,9 +756,20 @@ test_env_config(void **state)
 	cm_llm_result_init(&res);
 	assert_int_equal(ask(llm, "env", false, &res), CM_OK);
 	assert_string_equal(res.provider, "1-127.0.0.1_28510");
+	/* The client names the model it asks first, and the result the one that answered. */
+	assert_string_equal(cm_llm_model(llm), "m1");
+	assert_string_equal(res.model, "m2");
 	assert_int_equal(stat_sub("by_key", "kDefault"), 1);
 	cm_llm_result_fini(&res);
 	cm_llm_free(llm);
+	/* LLM_MODEL unset: the one default model name. */
+	unsetenv("LLM_PROVIDERS");
+	unsetenv("LLM_MODEL");
+	setenv("LLM_BASE_URL", FAKE_URL, 1);
+	assert_int_equal(cm_llm_alloc_env(&llm, NULL, 0, NULL, err, sizeof(err)), CM_OK);
+	assert_string_equal(cm_llm_model(llm), "gpt-4o-mini");
+	cm_llm_free(llm);
+	unsetenv("LLM_BASE_URL");
 	setenv("LLM_PROVIDERS", FAKE_URL "|k|m|many", 1);
 	assert_int_equal(cm_llm_alloc_env(&llm, NULL, 0, NULL, err, sizeof(err)), CM_EINVAL);
 	assert_null(strstr(err, "k|"));
