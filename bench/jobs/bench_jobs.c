@@ -86,7 +86,8 @@ bench(const char *conninfo, const char *schema, int tasks, int threads, int batc
 		goto out;
 	pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
 	for (int i = 0; i < threads; i++) {
-		c[i] = (claimer){.conninfo = conninfo, .schema = schema, .start = &start, .batch = batch};
+		c[i] = (claimer){
+		    .conninfo = conninfo, .schema = schema, .start = &start, .batch = batch};
 		snprintf(c[i].id, sizeof(c[i].id), "b%d", i);
 		if (pthread_create(&th[i], NULL, claim_loop, &c[i]) != 0) {
 			fprintf(stderr, "bench_jobs: cannot start a thread\n");
@@ -109,8 +110,8 @@ bench(const char *conninfo, const char *schema, int tasks, int threads, int batc
 	if ((err = cm_jobs_get(jobs, job, NULL, &info)) != CM_OK)
 		goto out;
 	if (won != tasks || info.status != CM_JOB_SUCCEEDED || info.done != tasks) {
-		fprintf(stderr, "bench_jobs: %d of %d tasks won, job status %d, done %d\n", won, tasks,
-		        (int)info.status, (int)info.done);
+		fprintf(stderr, "bench_jobs: %d of %d tasks won, job status %d, done %d\n", won,
+		        tasks, (int)info.status, (int)info.done);
 		err = CM_EINTERNAL;
 		goto out;
 	}
@@ -135,8 +136,9 @@ main(int argc, char **argv)
 	int64_t          tasks = 2000;
 	int              rc = 0;
 
-	if (argc < 2 || argc > 3 || (argc == 3 && (!cm_parse_i64(argv[2], &tasks) || tasks < 1 ||
-	                                           tasks > CM_JOBS_MAX_TASKS))) {
+	if (argc < 2 || argc > 3 ||
+	    (argc == 3 &&
+	     (!cm_parse_i64(argv[2], &tasks) || tasks < 1 || tasks > CM_JOBS_MAX_TASKS))) {
 		fprintf(stderr, "usage: bench_jobs CONNINFO [TASKS (1..%d)]\n", CM_JOBS_MAX_TASKS);
 		return 2;
 	}
@@ -156,7 +158,8 @@ main(int argc, char **argv)
 	}
 	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS \"%s\" CASCADE", schema);
 	if (cm_pg_exec(pg, sql, 0, NULL, NULL) != CM_OK) {
-		fprintf(stderr, "bench_jobs: cannot drop schema %s: %s\n", schema, cm_pg_errmsg(pg));
+		fprintf(stderr, "bench_jobs: cannot drop schema %s: %s\n", schema,
+		        cm_pg_errmsg(pg));
 		rc = 1;
 	}
 	cm_pg_close(pg);

@@ -244,7 +244,8 @@ test_hung_server(void **state)
 	assert_true(cm_mono_ms() - t0 < 50);
 	assert_int_equal(kill(pid, SIGCONT), 0);
 	/* Usable again once the handle's retry interval has passed: polled. */
-	for (int64_t until = cm_mono_ms() + CM_REDIS_RETRY_MS + 3000; !ok && cm_mono_ms() < until;) {
+	for (int64_t until = cm_mono_ms() + CM_REDIS_RETRY_MS + 3000;
+	     !ok && cm_mono_ms() < until;) {
 		ok = cm_redis_ping(r);
 		if (!ok)
 			usleep(50 * 1000);
