@@ -9,8 +9,8 @@
  * failing in every way the fake can (429 storms, 5xx, prose and fences around JSON, malformed
  * JSON, total failure), cancellation stopping the calls, a replica SIGKILLed mid-job (the
  * fake's counters prove stored batches are not paid for again), Redis down, and a provider whose
- * quota is exhausted (last: it leaves the provider set aside for LLM_QUOTA_COOLDOWN_S). Tests
- * that stop a server start it again in their teardown, whether they passed or not.
+ * quota is exhausted. Tests that stop a server, or leave state behind (the provider set aside),
+ * restore it in their teardown, whether they passed or not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -681,9 +681,49 @@ test_model_down_fails_honestly(void **state)
 	fake_reset();
 }
 
-/* Quota exhausted: the job fails at once, without a retry storm. The replicas then set the
- * provider aside for LLM_QUOTA_COOLDOWN_S (2 s in the harness), so this runs last: no test after
- * it needs the model, and no sleep has to outwait the cool-down. */
+/* Whether the edge reaches svc-qgen again (after replicas restarted: its dialers reconnect with a
+ * back-off), polled for up to timeout_ms: an unknown job is 404 then, 503 before. */
+static bool
+edge_reaches_qgen(int timeout_ms)
+{
+	int64_t   until = cm_mono_ms() + timeout_ms;
+	http_resp r;
+	long      st;
+
+	for (;;) {
+		st = call(user_a, "GET", "/api/v1/jobs/00000000-0000-4000-8000-000000000000", NULL,
+		          &r);
+		http_resp_free(&r);
+		if (st == 404 || cm_mono_ms() >= until)
+			return st == 404;
+		usleep(50 * 1000);
+	}
+}
+
+/* Teardown: forgets the provider's set-aside, which lives in Redis and in each replica (up to
+ * LLM_QUOTA_COOLDOWN_S, 2 s in the harness, plus Redis' TTL rounding): both replicas and Redis
+ * start again, so whatever runs next (another run of this suite on the same stack) has the model
+ * at once, without a sleep guessing how long the cool-down lasts. */
+static int
+clear_set_aside(void **state)
+{
+	char line[2048];
+
+	(void)state;
+	fake_reset();
+	snprintf(line, sizeof(line),
+	         "h=%s st=%s bin=%s && $h/stack.sh kill-qgen $st $bin 0 && "
+	         "$h/stack.sh kill-qgen $st $bin 1 && $h/pgredis.sh stop-redis $st && "
+	         "$h/pgredis.sh start-redis $st && $h/stack.sh start-qgen $st $bin 0 && "
+	         "$h/stack.sh start-qgen $st $bin 1",
+	         getenv("CM_TEST_HARNESS"), getenv("CM_TEST_STATE"), getenv("CM_TEST_BIN"));
+	if (system(line) != 0)
+		return -1;
+	return edge_reaches_qgen(15000) ? 0 : -1;
+}
+
+/* Quota exhausted: the job fails at once, without a retry storm. The provider is then set aside;
+ * clear_set_aside undoes that. */
 static void
 test_quota_exhausted_fails_at_once(void **state)
 {
@@ -697,7 +737,6 @@ test_quota_exhausted_fails_at_once(void **state)
 	wait_job(user_a, job, status, sizeof(status), 60);
 	assert_string_equal(status, "failed");
 	assert_true(fake_calls() <= 8); /* at most one refused call per call slot, none retried */
-	fake_reset();
 }
 
 /* Which replica's log has a line with log id `id` about `job`, polled for up to timeout_ms; -1
@@ -1004,7 +1043,7 @@ main(void)
 	    cmocka_unit_test_teardown(test_replica_killed_mid_job, restart_killed_replica),
 	    cmocka_unit_test(test_document_delete_takes_sets),
 	    cmocka_unit_test_teardown(test_redis_down, start_redis),
-	    cmocka_unit_test(test_quota_exhausted_fails_at_once), /* last: see there */
+	    cmocka_unit_test_teardown(test_quota_exhausted_fails_at_once, clear_set_aside),
 	};
 
 	curl_global_init(CURL_GLOBAL_ALL);
