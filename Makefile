@@ -1,7 +1,7 @@
 # Convenience targets; the scripts are the source of truth (see README.md).
 FUZZ_SECONDS ?= 60
 
-.PHONY: build up down test test-asan test-tsan fuzz bench bench-auth bench-extract bench-qgen check format clean
+.PHONY: build up down test test-asan test-tsan fuzz bench bench-auth bench-extract bench-qgen bench-jobs check format clean
 
 build:
 	./scripts/build.sh
@@ -17,7 +17,7 @@ test-tsan:
 	./scripts/test.sh --tsan
 fuzz:
 	./scripts/test.sh --fuzz $(FUZZ_SECONDS)
-bench: bench-auth bench-extract bench-qgen
+bench: bench-auth bench-extract bench-qgen bench-jobs
 bench-auth:
 	./bench/auth_me.sh
 bench-extract:
@@ -27,6 +27,8 @@ bench-qgen:
 check:
 	./scripts/check-banned.sh
 	./scripts/check-format.sh
+bench-jobs:
+	./bench/jobs.sh
 format:
 	./scripts/check-format.sh --fix
 clean:

@@ -7,8 +7,10 @@
  * questions, answers hidden unless asked, exports), the cache, the legacy synchronous route in
  * both modes parsed the way the frontend parses it, bad input, other users' ids, the model
  * failing in every way the fake can (429 storms, 5xx, prose and fences around JSON, malformed
- * JSON, total failure), cancellation stopping the calls, a replica SIGKILLed mid-job, and Redis
- * down.
+ * JSON, total failure), cancellation stopping the calls, a replica SIGKILLed mid-job (the
+ * fake's counters prove stored batches are not paid for again), Redis down, and a provider whose
+ * quota is exhausted. Tests that stop a server, or leave state behind (the provider set aside),
+ * restore it in their teardown, whether they passed or not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -103,6 +105,30 @@ fake_calls(void)
 	return n;
 }
 
+/* The fake's counters: calls it admitted (every call but the 429s, when no other fault is set:
+ * what a provider charges for) and calls in flight now. */
+static void
+fake_counts(long *paid, long *inflight)
+{
+	json_t *v = fake("GET", "/_stats", NULL);
+
+	assert_non_null(v);
+	*paid = (long)json_integer_value(json_object_get(v, "calls")) -
+	        (long)json_integer_value(json_object_get(json_object_get(v, "by_status"), "429"));
+	*inflight = (long)json_integer_value(json_object_get(v, "inflight"));
+	json_decref(v);
+}
+
+/* An integer from the environment the stack was started with, or def. */
+static long
+env_long(const char *name, long def)
+{
+	const char *v = getenv(name);
+	int64_t     n;
+
+	return v != NULL && cm_parse_i64(v, &n) ? (long)n : def;
+}
+
 static void
 harness(const char *script, const char *cmd, const char *extra)
 {
@@ -154,7 +180,7 @@ upload(const char *auth, const char *data, size_t len, const char *name, char *i
 
 	snprintf(path, sizeof(path), "/api/v1/documents?filename=%s", name);
 	assert_int_equal(http_do("POST", path, h, data, len, &r), 0);
-	assert_true(r.status == 201 || r.status == 200);
+	assert_int_equal(r.status, 201); /* every user here is new: never a re-upload */
 	snprintf(id, idlen, "%s", js(r.json, "id"));
 	http_resp_free(&r);
 }
@@ -226,6 +252,22 @@ wait_job(const char *auth, const char *job_id, char *status, size_t slen, int ti
 		usleep(50 * 1000);
 	}
 	fail_msg("job %s did not finish in %d s (last status %s)", job_id, timeout_s, status);
+}
+
+/* A job's progress.done now. */
+static long
+job_done(const char *auth, const char *job_id)
+{
+	char      path[128];
+	http_resp r;
+	long      done;
+
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job_id);
+	assert_int_equal(call(auth, "GET", path, NULL, &r), 200);
+	done =
+	    (long)json_integer_value(json_object_get(json_object_get(r.json, "progress"), "done"));
+	http_resp_free(&r);
+	return done;
 }
 
 /* Starts a set; returns the HTTP status, job and set ids. */
@@ -636,42 +678,129 @@ test_model_down_fails_honestly(void **state)
 	                 503);
 	assert_non_null(strstr(js(r.json, "detail"), "failed"));
 	http_resp_free(&r);
+	fake_reset();
+}
 
-	/* Quota exhausted: fails at once, without a retry storm. */
+/* Whether the edge reaches svc-qgen again (after replicas restarted: its dialers reconnect with a
+ * back-off), polled for up to timeout_ms: an unknown job is 404 then, 503 before. */
+static bool
+edge_reaches_qgen(int timeout_ms)
+{
+	int64_t   until = cm_mono_ms() + timeout_ms;
+	http_resp r;
+	long      st;
+
+	for (;;) {
+		st = call(user_a, "GET", "/api/v1/jobs/00000000-0000-4000-8000-000000000000", NULL,
+		          &r);
+		http_resp_free(&r);
+		if (st == 404 || cm_mono_ms() >= until)
+			return st == 404;
+		usleep(50 * 1000);
+	}
+}
+
+/* Teardown: forgets the provider's set-aside, which lives in Redis and in each replica (up to
+ * LLM_QUOTA_COOLDOWN_S, 2 s in the harness, plus Redis' TTL rounding): both replicas and Redis
+ * start again, so whatever runs next (another run of this suite on the same stack) has the model
+ * at once, without a sleep guessing how long the cool-down lasts. */
+static int
+clear_set_aside(void **state)
+{
+	char line[2048];
+
+	(void)state;
+	fake_reset();
+	snprintf(line, sizeof(line),
+	         "h=%s st=%s bin=%s && $h/stack.sh kill-qgen $st $bin 0 && "
+	         "$h/stack.sh kill-qgen $st $bin 1 && $h/pgredis.sh stop-redis $st && "
+	         "$h/pgredis.sh start-redis $st && $h/stack.sh start-qgen $st $bin 0 && "
+	         "$h/stack.sh start-qgen $st $bin 1",
+	         getenv("CM_TEST_HARNESS"), getenv("CM_TEST_STATE"), getenv("CM_TEST_BIN"));
+	if (system(line) != 0)
+		return -1;
+	return edge_reaches_qgen(15000) ? 0 : -1;
+}
+
+/* Quota exhausted: the job fails at once, without a retry storm. The provider is then set aside;
+ * clear_set_aside undoes that. */
+static void
+test_quota_exhausted_fails_at_once(void **state)
+{
+	char job[64], set[64], status[32];
+
+	(void)state;
 	fake_reset();
 	fake_set("{\"quota_exhausted\":true}");
 	assert_int_equal(
 	    create_set(user_a, doc_a, "{\"count\":20,\"topic\":\"no quota\"}", job, set), 202);
 	wait_job(user_a, job, status, sizeof(status), 60);
 	assert_string_equal(status, "failed");
-	assert_true(fake_calls() <= 8);
-	fake_reset();
-	sleep(3); /* the harness sets the provider aside for LLM_QUOTA_COOLDOWN_S=2 */
+	assert_true(fake_calls() <= 8); /* at most one refused call per call slot, none retried */
 }
 
-/* DELETE /jobs/{id}: no further model calls once the cancel is seen. */
+/* Which replica's log has a line with log id `id` about `job`, polled for up to timeout_ms; -1
+ * when neither has one by then. */
+static int
+replica_logged(const char *id, const char *job, int timeout_ms)
+{
+	int64_t until = cm_mono_ms() + timeout_ms;
+
+	for (;;) {
+		for (int i = 0; i < 2; i++) {
+			char cmd[700];
+			snprintf(cmd, sizeof(cmd),
+			         "grep -q -E '\"id\":\"%s\".*job %s: ' %s/logs/qgen%d.log", id, job,
+			         getenv("CM_TEST_STATE"), i);
+			if (system(cmd) == 0)
+				return i;
+		}
+		if (cm_mono_ms() >= until)
+			return -1;
+		usleep(50 * 1000);
+	}
+}
+
+/* DELETE /jobs/{id}: no model call starts once the cancel is seen. The fake takes 3 s per call,
+ * so when the cancel comes every call slot is busy and none can free up before the runner sees
+ * the cancel (it looks every 200 ms): no call may start after the DELETE at all. */
 static void
 test_cancel_stops_calls(void **state)
 {
 	char      job[64], set[64], status[32], path[128];
 	http_resp r;
-	long      at_cancel;
+	long      wave, paid, inflight, at_cancel;
+	int64_t   until;
 
 	(void)state;
+	/* Calls in flight for one job: QGEN_PARALLEL, bounded by the client's LLM_MAX_CONCURRENCY
+	 * (test/harness/stack.sh; both 8 unless the environment says otherwise). */
+	wave = env_long("QGEN_PARALLEL", 8);
+	if (env_long("LLM_MAX_CONCURRENCY", 8) < wave)
+		wave = env_long("LLM_MAX_CONCURRENCY", 8);
 	fake_reset();
-	fake_set("{\"ttft_ms\":600}");
+	fake_set("{\"ttft_ms\":3000}");
 	assert_int_equal(
 	    create_set(user_a, doc_a, "{\"count\":200,\"topic\":\"cancel me\"}", job, set), 202);
-	usleep(300 * 1000);
+	until = cm_mono_ms() + 20000;
+	do {
+		fake_counts(&paid, &inflight);
+		if (inflight < wave)
+			usleep(20 * 1000);
+	} while (inflight < wave && cm_mono_ms() < until);
+	assert_int_equal(inflight, wave);
+	at_cancel = fake_calls();
+	assert_int_equal(at_cancel, wave); /* all in flight, none answered or refused yet */
+
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job);
 	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 202);
 	assert_string_equal(js(r.json, "status"), "cancelled");
 	http_resp_free(&r);
-	usleep(500 * 1000); /* the runner polls cancellation every 200 ms */
-	at_cancel = fake_calls();
-	sleep(2);
+	/* Settled: the runner saw the cancel, waited for its calls in flight and ended the job. */
+	assert_true(replica_logged("QGEN-JOB-END", job, 20000) >= 0);
+	fake_counts(&paid, &inflight);
+	assert_int_equal(inflight, 0);
 	assert_int_equal(fake_calls(), at_cancel);
-	assert_true(at_cancel < 40); /* 40 calls would be the whole job */
 	wait_job(user_a, job, status, sizeof(status), 10);
 	assert_string_equal(status, "cancelled");
 	/* Cancelling again is idempotent. */
@@ -680,50 +809,77 @@ test_cancel_stops_calls(void **state)
 	fake_reset();
 }
 
-/* Which replica runs a job, from its log (the runner's QGEN-JOB-START line: the replica that
- * answered Create logs the job id too). -1 when neither says. */
+static int killed_replica = -1; /* for the teardown */
+
+/* Teardown: the replica a test killed runs again, whatever the test's outcome. */
 static int
-runner_of(const char *job)
+restart_killed_replica(void **state)
 {
-	for (int i = 0; i < 2; i++) {
-		char cmd[600];
-		snprintf(cmd, sizeof(cmd), "grep -q 'QGEN-JOB-START.*job %s: ' %s/logs/qgen%d.log", job,
-		         getenv("CM_TEST_STATE"), i);
-		if (system(cmd) == 0)
-			return i;
-	}
-	return -1;
+	char line[1024];
+	int  rc;
+
+	(void)state;
+	if (killed_replica < 0)
+		return 0;
+	snprintf(line, sizeof(line), "%s/stack.sh start-qgen %s %s %d", getenv("CM_TEST_HARNESS"),
+	         getenv("CM_TEST_STATE"), getenv("CM_TEST_BIN"), killed_replica);
+	rc = system(line);
+	killed_replica = -1;
+	fake_reset();
+	return rc == 0 ? 0 : -1;
 }
 
-/* SIGKILL the replica running a job: the other takes it over after the lease; the set has
- * exactly `count` distinct questions. */
+/* SIGKILL the replica running a job: the other takes it over after the lease, reloads the batches
+ * stored before the kill and pays only for the rest; the set has exactly `count` distinct
+ * questions. */
 static void
 test_replica_killed_mid_job(void **state)
 {
-	char    job[64], set[64], status[32], which[4];
-	int     victim = -1;
-	json_t *v;
+	/* 60 questions in calls of q = min(QGEN_PER_CALL 5, ceil(60 / QGEN_PARALLEL 8)) = 5: 12
+	 * calls when nothing goes wrong (the fake's answers are all valid and distinct). */
+	const long needed = 12, per_call = 5;
+	char       job[64], set[64], status[32], which[4];
+	long       done_at_kill = 0, paid_at_kill, inflight_at_kill, paid, inflight, stored;
+	int64_t    until;
+	int        victim;
+	json_t    *v;
 
 	(void)state;
 	fake_reset();
 	fake_set("{\"ttft_ms\":400,\"max_concurrency\":4,\"retry_after_s\":0}");
 	assert_int_equal(
 	    create_set(user_a, doc_a, "{\"count\":60,\"topic\":\"takeover\"}", job, set), 202);
-	for (int i = 0; i < 50 && victim < 0; i++) {
-		usleep(100 * 1000);
-		victim = runner_of(job);
-	}
+	/* The runner, not the replica that took the Create (its log names the job too). */
+	victim = replica_logged("QGEN-JOB-START", job, 10000);
 	assert_true(victim >= 0);
-	usleep(600 * 1000); /* some batches stored, some in flight */
+	/* Some batches stored (progress counts stored questions), more to come. */
+	until = cm_mono_ms() + 30000;
+	while ((done_at_kill = job_done(user_a, job)) < 2 * per_call && cm_mono_ms() < until)
+		usleep(20 * 1000);
+	assert_in_range(done_at_kill, 2 * per_call, 59);
 	snprintf(which, sizeof(which), "%d", victim);
+	killed_replica = victim;
 	harness("stack.sh", "kill-qgen", which);
+	/* What was paid for up to the kill: the victim is gone and the other replica cannot claim
+	 * the job before its lease (3 s) runs out. */
+	fake_counts(&paid_at_kill, &inflight_at_kill);
+
 	wait_job(user_a, job, status, sizeof(status), 120);
-	harness("stack.sh", "start-qgen", which);
 	assert_string_equal(status, "succeeded");
+	assert_int_equal(replica_logged("QGEN-JOB-RESUME", job, 0), 1 - victim);
 	v = get_set(user_a, set, true);
 	check_set(v, 60);
 	json_decref(v);
-	fake_reset();
+
+	/* Stored before the kill: at least ceil(done / 5) batches (a batch holds at most 5 valid
+	 * questions). Only calls the victim had paid for without storing their batch (in flight,
+	 * or answered just before the kill) may be paid for again. */
+	stored = (done_at_kill + per_call - 1) / per_call;
+	fake_counts(&paid, &inflight);
+	print_message("takeover: %ld questions stored at the kill, %ld calls paid then (%ld in "
+	              "flight), %ld in all (%ld needed)\n",
+	              done_at_kill, paid_at_kill, inflight_at_kill, paid, needed);
+	assert_true(paid <= needed + (paid_at_kill - stored));
 }
 
 /* A WebSocket client sees its job's progress, monotonic, and the final job.done; strangers and
@@ -837,6 +993,18 @@ test_document_delete_takes_sets(void **state)
 	http_resp_free(&r);
 }
 
+/* Teardown: Redis running again, whatever the test's outcome. */
+static int
+start_redis(void **state)
+{
+	char line[1024];
+
+	(void)state;
+	snprintf(line, sizeof(line), "%s/pgredis.sh start-redis %s", getenv("CM_TEST_HARNESS"),
+	         getenv("CM_TEST_STATE"));
+	return system(line) == 0 ? 0 : -1;
+}
+
 /* Redis down: no cache, still correct. */
 static void
 test_redis_down(void **state)
@@ -858,7 +1026,6 @@ test_redis_down(void **state)
 	    create_set(user_a, doc_a, "{\"count\":10,\"topic\":\"no redis\"}", job, set), 202);
 	wait_job(user_a, job, status, sizeof(status), 120);
 	assert_string_equal(status, "succeeded");
-	harness("pgredis.sh", "start-redis", NULL);
 }
 
 int
@@ -873,9 +1040,10 @@ main(void)
 	    cmocka_unit_test(test_model_faults_recovered),
 	    cmocka_unit_test(test_model_down_fails_honestly),
 	    cmocka_unit_test(test_cancel_stops_calls),
-	    cmocka_unit_test(test_replica_killed_mid_job),
+	    cmocka_unit_test_teardown(test_replica_killed_mid_job, restart_killed_replica),
 	    cmocka_unit_test(test_document_delete_takes_sets),
-	    cmocka_unit_test(test_redis_down),
+	    cmocka_unit_test_teardown(test_redis_down, start_redis),
+	    cmocka_unit_test_teardown(test_quota_exhausted_fails_at_once, clear_set_aside),
 	};
 
 	curl_global_init(CURL_GLOBAL_ALL);

@@ -37,6 +37,7 @@ DEFAULTS = {
     "rate_limit_next": 0,    # the next N calls: 429 rate_limit_exceeded + Retry-After
     "fail_next": 0,          # the next N admitted calls: 503
     "fail_rate": 0.0,        # 500/503 answers
+    "fail_status": 0,        # the status of fail_rate's answers: 500 or 503; 0 = either, half each
     "fault_429_rate": 0.0,   # admitted calls answered 429 rate_limit_exceeded + Retry-After
     "max_output_tokens": 0,  # the model's output limit: longer answers are cut ("length"); 0 = none
     "malformed_rate": 0.0,   # content is truncated (invalid) JSON in JSON mode
@@ -494,7 +495,7 @@ class Handler(BaseHTTPRequestHandler):
             return 0, False
         if fault == "fail":
             self.count_fault("fail")
-            status = 500 if self.st.rng.random() < 0.5 else 503
+            status = int(cfg["fail_status"]) or (500 if self.st.rng.random() < 0.5 else 503)
             self.leave()
             self.error(status, "server_error", None, "The server had an error processing your "
                        "request.")
