@@ -185,7 +185,8 @@ json_t *edge_body_json(edge_req *r);
 bool edge_add_header(edge_req *r, const char *name, const char *value);
 /* Sets a JSON response from a jansson value (stolen). */
 void edge_set_json(edge_req *r, uint16_t status, json_t *v);
-/* Value of a query parameter (decoded into buf), NULL when absent. */
+/* Value of a query parameter (decoded into buf, cut to buflen - 1: see query.h), NULL when
+ * absent. */
 const char *edge_query_param(edge_req *r, const char *name, char *buf, size_t buflen);
 
 /* ---- routes.c ------------------------------------------------------------------------------ */

@@ -22,6 +22,7 @@
 #include <nng/supplemental/util/platform.h>
 #include "local.h"
 #include "pbjson.h"
+#include "query.h"
 #include "ratelimit.h"
 #include "frontend.h"
 #include "refresh.h"
@@ -643,35 +644,7 @@ stage_route(edge_req *r)
 const char *
 edge_query_param(edge_req *r, const char *name, char *buf, size_t buflen)
 {
-	const char *p = r->query;
-	size_t      nlen = strlen(name);
-
-	while (p != NULL && *p != '\0') {
-		const char *amp = strchr(p, '&');
-		size_t      len = amp != NULL ? (size_t) (amp - p) : strlen(p);
-		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-			size_t o = 0;
-			for (size_t i = nlen + 1; i < len && o + 1 < buflen; i++) {
-				char c = p[i];
-				if (c == '+') {
-					c = ' ';
-				} else if (c == '%' && i + 2 < len) {
-					char hex[3] = {p[i + 1], p[i + 2], 0};
-					char *end;
-					long  v = strtol(hex, &end, 16);
-					if (*end == '\0' && v > 0) {
-						c = (char) v;
-						i += 2;
-					}
-				}
-				buf[o++] = c;
-			}
-			buf[o] = '\0';
-			return buf;
-		}
-		p = amp != NULL ? amp + 1 : NULL;
-	}
-	return NULL;
+	return edge_query_get(r->query, name, buf, buflen) >= 0 ? buf : NULL;
 }
 
 /* ---- start and stop ------------------------------------------------------------------------ */

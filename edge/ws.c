@@ -25,6 +25,7 @@
 #include "cm/util.h"
 #include "proto/common.pb-c.h"
 #include "proto/qgen.pb-c.h"
+#include "query.h"
 #include "ws.h"
 
 typedef struct ws_conn ws_conn;
@@ -110,20 +111,10 @@ bool
 edge_ws_query_token(const char *uri, char *out, size_t outlen)
 {
 	const char *q = uri != NULL ? strchr(uri, '?') : NULL;
+	ssize_t     n = q != NULL ? edge_query_get(q + 1, "access_token", out, outlen) : -1;
 
-	while (q != NULL) {
-		q++;
-		if (strncmp(q, "access_token=", 13) == 0) {
-			size_t n = strcspn(q + 13, "&#");
-			if (n == 0 || n >= outlen)
-				return false;
-			memcpy(out, q + 13, n);
-			out[n] = '\0';
-			return true;
-		}
-		q = strchr(q, '&');
-	}
-	return false;
+	/* A cut token would only fail verification later: refuse it here. */
+	return n > 0 && (size_t)n < outlen;
 }
 
 static char *

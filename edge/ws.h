@@ -37,7 +37,8 @@ bool edge_ws_parse_subscribe(const char *msg, size_t len, char *resource, size_t
 /* The JSON frame of a job event (malloc'd), NULL on a type it does not know. */
 char *edge_ws_event_json(const char *type, const char *job_id, int done, int total,
                          const char *status);
-/* The access token from a request URI's ?access_token= (copied), false when absent. */
+/* The access token from a request URI's ?access_token= (decoded by edge_query_get into out),
+ * false when absent, empty, or longer than outlen - 1. */
 bool edge_ws_query_token(const char *uri, char *out, size_t outlen);
 
 #endif
