@@ -168,6 +168,16 @@ void edge_respond(edge_req *r);
 void edge_fail(edge_req *r, int rpc_status, const char *message);
 /* Error with an explicit HTTP status and code name (413, 411, 415...). Consumes r. */
 void edge_fail_http(edge_req *r, uint16_t http, const char *code, const char *message);
+/* ---- call.c -------------------------------------------------------------------------------- */
+/* Fills o for an upstream call: method, request id, a deadline EDGE_RPC_TIMEOUT_MS from now, the
+ * caller (subject, session: NULL or "" for anonymous), the client address. Never sets a role:
+ * nothing the edge sends can pass for a service's own call (CM_ROLE_SERVICE, cm/rpc.h). */
+void edge_rpc_opts(const edge *e, const char *method, const char *request_id, const char *subject,
+                   const char *session_id, const char *client_addr, bool idempotent,
+                   cm_rpc_call_opts *o);
+/* edge_rpc_opts for a call made for r: its request id, its authenticated caller, its client. */
+void edge_req_opts(const edge_req *r, const char *method, bool idempotent, cm_rpc_call_opts *o);
+
 /* Starts the route's RPC with a packed-from-message payload; reply goes to route->reply. */
 void edge_call(edge_req *r, const ProtobufCMessage *msg);
 /* For reply adapters: on an OK result, the unpacked response of type d (free it with

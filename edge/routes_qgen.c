@@ -325,7 +325,7 @@ void
 edge_reply_doc_delete_v1(edge_req *r, cm_rpc_result *res)
 {
 	Qgen__DeleteDocumentRequest rq = QGEN__DELETE_DOCUMENT_REQUEST__INIT;
-	cm_rpc_call_opts            o = {0};
+	cm_rpc_call_opts            o;
 	size_t                      n;
 	uint8_t                    *buf;
 
@@ -347,12 +347,7 @@ edge_reply_doc_delete_v1(edge_req *r, cm_rpc_result *res)
 		return;
 	}
 	protobuf_c_message_pack(&rq.base, buf);
-	o.method = "qgen.DeleteDocument";
-	o.request_id = r->request_id;
-	o.deadline_ms = cm_now_ms() + r->e->cfg.rpc_timeout_ms;
-	o.subject = r->claims.sub;
-	o.session_id = r->claims.sid;
-	o.idempotent = true;
+	edge_req_opts(r, "qgen.DeleteDocument", true, &o);
 	if (cm_rpc_call_async(r->e->up[EDGE_UP_QGEN], &o, buf, n, sets_deleted, r) != CM_OK) {
 		cm_rpc_result none;
 		memset(&none, 0, sizeof(none));
@@ -380,7 +375,7 @@ static void
 qgen_call(legacy_gen *g, const char *method, const ProtobufCMessage *msg, cm_rpc_done_fn done)
 {
 	edge_req        *r = g->r;
-	cm_rpc_call_opts o = {0};
+	cm_rpc_call_opts o;
 	size_t           n = protobuf_c_message_get_packed_size(msg);
 	uint8_t         *buf = cm_arena_alloc(&r->arena, n + 1);
 	cm_rpc_result    res;
@@ -390,13 +385,7 @@ qgen_call(legacy_gen *g, const char *method, const ProtobufCMessage *msg, cm_rpc
 		return;
 	}
 	protobuf_c_message_pack(msg, buf);
-	o.method = method;
-	o.request_id = r->request_id;
-	o.deadline_ms = cm_now_ms() + r->e->cfg.rpc_timeout_ms;
-	o.subject = r->claims.sub;
-	o.session_id = r->claims.sid;
-	o.client_addr = r->client_addr;
-	o.idempotent = true;
+	edge_req_opts(r, method, true, &o);
 	if (cm_rpc_call_async(r->e->up[EDGE_UP_QGEN], &o, buf, n, done, g) != CM_OK) {
 		memset(&res, 0, sizeof(res));
 		res.status = CM__STATUS__UNAVAILABLE;

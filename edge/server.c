@@ -245,16 +245,10 @@ static void
 call_payload(edge_req *r, const void *payload, size_t len)
 {
 	const edge_route *rt = r->route;
-	cm_rpc_call_opts  o  = {0};
+	cm_rpc_call_opts  o;
 	cm_err            err;
 
-	o.method        = rt->rpc;
-	o.request_id    = r->request_id;
-	o.deadline_ms   = cm_now_ms() + r->e->cfg.rpc_timeout_ms;
-	o.subject       = r->authed ? r->claims.sub : "";
-	o.session_id    = r->authed ? r->claims.sid : "";
-	o.client_addr   = r->client_addr;
-	o.idempotent    = (rt->flags & EDGE_R_IDEMPOTENT) != 0;
+	edge_req_opts(r, rt->rpc, (rt->flags & EDGE_R_IDEMPOTENT) != 0, &o);
 	r->upstream_name = edge_upstream_name(rt->upstream);
 	if (r->e->up[rt->upstream] == NULL) {
 		call_failed(r, CM__STATUS__UNAVAILABLE, "this service is not configured");

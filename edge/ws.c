@@ -309,7 +309,7 @@ handle_message(ws_conn *c, const char *msg, size_t len)
 	Qgen__JobRef     ref = QGEN__JOB_REF__INIT;
 	uint8_t          buf[128];
 	size_t           n;
-	cm_rpc_call_opts o = {0};
+	cm_rpc_call_opts o;
 	char             rid[CM_UUID_LEN + 1];
 
 	if (!edge_ws_parse_subscribe(msg, len, resource, sizeof(resource), &why)) {
@@ -334,11 +334,7 @@ handle_message(ws_conn *c, const char *msg, size_t len)
 	n = protobuf_c_message_get_packed_size(&ref.base);
 	protobuf_c_message_pack(&ref.base, buf);
 	cm_uuid_v4(rid);
-	o.method = "qgen.GetJob";
-	o.request_id = rid;
-	o.subject = c->user;
-	o.deadline_ms = cm_now_ms() + e->cfg.rpc_timeout_ms;
-	o.idempotent = true;
+	edge_rpc_opts(e, "qgen.GetJob", rid, c->user, NULL, NULL, true, &o);
 	pthread_mutex_lock(&c->mu);
 	c->refs++;
 	pthread_mutex_unlock(&c->mu);
