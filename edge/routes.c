@@ -64,9 +64,9 @@ static const edge_route routes[] = {
 	{"GET", "/api/v1/question-sets/{id}", READ, QGEN_RPC("GetSet"),
 	    &qgen__get_set_request__descriptor, &qgen__question_set__descriptor, 200,
 	    edge_start_qset_get, edge_reply_qset_get, "v1_qset_get"},
-	{"GET", "/api/v1/question-sets/{id}/export", READ, QGEN_RPC("GetSet"),
-	    &qgen__get_set_request__descriptor, &qgen__question_set__descriptor, 200,
-	    edge_start_qset_get, edge_reply_qset_export, "v1_qset_export"},
+	{"GET", "/api/v1/question-sets/{id}/export", READ, QGEN_RPC("Export"),
+	    &qgen__export_request__descriptor, &qgen__export_response__descriptor, 200,
+	    edge_start_qset_export, edge_reply_qset_export, "v1_qset_export"},
 
 	/* legacy */
 	{"POST", "/api/auth/login", EDGE_R_LEGACY, AUTH_RPC("Login"), &auth__login_request__descriptor,

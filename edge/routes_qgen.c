@@ -16,7 +16,6 @@
 
 #include "cm/log.h"
 #include "cm/util.h"
-#include "export.h"
 #include "proto/common.pb-c.h"
 #include "proto/qgen.pb-c.h"
 #include "routes_qgen.h"
@@ -238,8 +237,6 @@ void
 edge_start_qset_get(edge_req *r)
 {
 	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
-	char                fmt[16];
-	edge_export_format  f;
 
 	if (!cm_uuid_valid(r->params[0])) {
 		edge_fail(r, CM__STATUS__NOT_FOUND, "no such question set");
@@ -247,15 +244,6 @@ edge_start_qset_get(edge_req *r)
 	}
 	rq.id = r->params[0];
 	rq.include_answers = want_answers(r);
-	if (r->route->reply == edge_reply_qset_export) {
-		if (edge_query_param(r, "format", fmt, sizeof(fmt)) == NULL ||
-		    !edge_export_format_parse(fmt, &f)) {
-			edge_fail(r, CM__STATUS__INVALID_ARGUMENT,
-			          "format must be gift, qti or csv");
-			return;
-		}
-		rq.include_answers = true; /* an export is the owner's answer key */
-	}
 	edge_call(r, &rq.base);
 }
 
@@ -272,35 +260,58 @@ edge_reply_qset_get(edge_req *r, cm_rpc_result *res)
 	edge_respond(r);
 }
 
+/* The export is svc-qgen's (qgen.Export checks the id, the format, the owner and the set's state);
+ * the edge relays the file. */
+void
+edge_start_qset_export(edge_req *r)
+{
+	Qgen__ExportRequest rq = QGEN__EXPORT_REQUEST__INIT;
+	char                fmt[16];
+
+	rq.set_id = r->params[0];
+	/* Absent is "", and a value cut to fit names no format either: both are svc-qgen's 400. */
+	rq.format = edge_query_param(r, "format", fmt, sizeof(fmt)) != NULL ? fmt : (char *)"";
+	edge_call(r, &rq.base);
+}
+
+/* A header value we write ourselves: printable ASCII without quotes or backslashes. */
+static bool
+header_safe(const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if (*s < 0x20 || *s > 0x7e || *s == '"' || *s == '\\')
+			return false;
+	return true;
+}
+
 void
 edge_reply_qset_export(edge_req *r, cm_rpc_result *res)
 {
-	Qgen__QuestionSet *s;
-	edge_export_format f = EDGE_EXPORT_GIFT;
-	const char        *ctype = NULL, *ext = NULL;
-	char               fmt[16], disp[96];
-	cm_err             err;
+	Qgen__ExportResponse *x;
+	char                  disp[160];
+	const char           *ctype;
 
-	if ((s = (Qgen__QuestionSet *)edge_reply_unpack(r, res, &qgen__question_set__descriptor)) ==
-	    NULL)
+	if ((x = (Qgen__ExportResponse *)edge_reply_unpack(r, res,
+	                                                   &qgen__export_response__descriptor)) == NULL)
 		return;
-	if (edge_query_param(r, "format", fmt, sizeof(fmt)) != NULL)
-		(void)edge_export_format_parse(fmt, &f);
-	if (strcmp(s->status, "succeeded") != 0) {
-		qgen__question_set__free_unpacked(s, NULL);
-		edge_fail(r, CM__STATUS__FAILED_PRECONDITION, "the question set is not ready");
+	if (!header_safe(x->content_type) || !header_safe(x->file_name) ||
+	    (size_t)snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", x->file_name) >=
+	        sizeof(disp)) {
+		qgen__export_response__free_unpacked(x, NULL);
+		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
 		return;
 	}
 	cm_buf_reset(&r->out);
-	err = edge_export_render(s, f, &r->out, &ctype, &ext);
-	if (err != CM_OK) {
-		qgen__question_set__free_unpacked(s, NULL);
-		edge_fail(r, CM__STATUS__INTERNAL, "cannot render the export");
+	ctype = cm_arena_strndup(&r->arena, x->content_type, strlen(x->content_type));
+	if (ctype == NULL || cm_buf_append(&r->out, x->data.data, x->data.len) != CM_OK ||
+	    !edge_add_header(r, "Content-Disposition", disp)) {
+		qgen__export_response__free_unpacked(x, NULL);
+		edge_fail(r, CM__STATUS__INTERNAL, "cannot relay the export");
 		return;
 	}
-	snprintf(disp, sizeof(disp), "attachment; filename=\"questions-%.36s.%s\"", s->id, ext);
-	qgen__question_set__free_unpacked(s, NULL);
-	(void)edge_add_header(r, "Content-Disposition", disp);
+	qgen__export_response__free_unpacked(x, NULL);
 	r->status = 200;
 	r->content_type = ctype;
 	edge_respond(r);

@@ -26,6 +26,8 @@ const cm_rpc_method qgen_methods[] = {
     {"qgen.CancelJob", &qgen__job_ref__descriptor, &qgen__job__descriptor, qgen_handle_cancel_job},
     {"qgen.GetSet", &qgen__get_set_request__descriptor, &qgen__question_set__descriptor,
      qgen_handle_get_set},
+    {"qgen.Export", &qgen__export_request__descriptor, &qgen__export_response__descriptor,
+     qgen_handle_export},
     {"qgen.DeleteDocument", &qgen__delete_document_request__descriptor,
      &qgen__delete_document_response__descriptor, qgen_handle_delete_document},
 };

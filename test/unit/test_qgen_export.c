@@ -1,9 +1,9 @@
 /*
- * test_edge_export.c - edge/export: GIFT escaping and answer marks, CSV quoting read back by an
+ * test_qgen_export.c - svc-qgen/export: GIFT escaping and answer marks, CSV quoting read back by an
  * RFC 4180 reader, and the QTI zip taken apart (headers, CRCs, central directory, manifest,
  * items) with a small XML well-formedness check.
  *
- * Set EDGE_EXPORT_DUMP=<dir> to also write the sample set as set.txt/set.csv/set.zip there, for a
+ * Set QGEN_EXPORT_DUMP=<dir> to also write the sample set as set.txt/set.csv/set.zip there, for a
  * manual look with unzip, python3 zipfile or an importer.
  */
 #include <setjmp.h>
@@ -18,7 +18,7 @@
 #include <zlib.h>
 
 #include "cm/buf.h"
-#include "export.h"
+#include "../../svc-qgen/export.h"
 
 #define S(x) ((char *)(x))
 #define MAXQ 8
@@ -86,14 +86,14 @@ add_open(const char *text, const char *ref, const char *expl)
 
 /* Renders into a fresh buffer; the caller frees *out. */
 static cm_err
-render(edge_export_format f, char **out, size_t *len)
+render(qgen_export_format f, char **out, size_t *len)
 {
 	cm_buf      b;
 	const char *ct = NULL, *ext = NULL;
 	cm_err      err;
 
 	cm_buf_init(&b, 1u << 24);
-	err = edge_export_render(&set, f, &b, &ct, &ext);
+	err = qgen_export_render(&set, f, &b, &ct, &ext);
 	if (err == CM_OK) {
 		assert_non_null(ct);
 		assert_non_null(ext);
@@ -104,7 +104,7 @@ render(edge_export_format f, char **out, size_t *len)
 }
 
 static char *
-render_ok(edge_export_format f, size_t *len)
+render_ok(qgen_export_format f, size_t *len)
 {
 	char  *out = NULL;
 	size_t n = 0;
@@ -145,34 +145,34 @@ static const char *TRICKY[] = {
 static void
 test_format_parse(void **state)
 {
-	edge_export_format f = EDGE_EXPORT_CSV;
+	qgen_export_format f = QGEN_EXPORT_CSV;
 
 	(void)state;
-	assert_true(edge_export_format_parse("gift", &f));
-	assert_int_equal(f, EDGE_EXPORT_GIFT);
-	assert_true(edge_export_format_parse("QTI", &f));
-	assert_int_equal(f, EDGE_EXPORT_QTI);
-	assert_true(edge_export_format_parse("csv", &f));
-	assert_int_equal(f, EDGE_EXPORT_CSV);
-	f = EDGE_EXPORT_QTI;
-	assert_false(edge_export_format_parse("", &f));
-	assert_false(edge_export_format_parse("gif", &f));
-	assert_false(edge_export_format_parse("csv ", &f));
-	assert_false(edge_export_format_parse("pdf", &f));
-	assert_false(edge_export_format_parse(NULL, &f));
-	assert_int_equal(f, EDGE_EXPORT_QTI);
+	assert_true(qgen_export_format_parse("gift", &f));
+	assert_int_equal(f, QGEN_EXPORT_GIFT);
+	assert_true(qgen_export_format_parse("QTI", &f));
+	assert_int_equal(f, QGEN_EXPORT_QTI);
+	assert_true(qgen_export_format_parse("csv", &f));
+	assert_int_equal(f, QGEN_EXPORT_CSV);
+	f = QGEN_EXPORT_QTI;
+	assert_false(qgen_export_format_parse("", &f));
+	assert_false(qgen_export_format_parse("gif", &f));
+	assert_false(qgen_export_format_parse("csv ", &f));
+	assert_false(qgen_export_format_parse("pdf", &f));
+	assert_false(qgen_export_format_parse(NULL, &f));
+	assert_int_equal(f, QGEN_EXPORT_QTI);
 }
 
 static void
 test_content_types(void **state)
 {
 	static const struct {
-		edge_export_format f;
+		qgen_export_format f;
 		const char        *ct, *ext;
 	} want[] = {
-	    {EDGE_EXPORT_GIFT, "text/plain; charset=utf-8", "txt"},
-	    {EDGE_EXPORT_QTI, "application/zip", "zip"},
-	    {EDGE_EXPORT_CSV, "text/csv; charset=utf-8", "csv"},
+	    {QGEN_EXPORT_GIFT, "text/plain; charset=utf-8", "txt"},
+	    {QGEN_EXPORT_QTI, "application/zip", "zip"},
+	    {QGEN_EXPORT_CSV, "text/csv; charset=utf-8", "csv"},
 	};
 	cm_buf      b;
 	const char *ct, *ext;
@@ -183,7 +183,7 @@ test_content_types(void **state)
 	for (size_t i = 0; i < 3; i++) {
 		cm_buf_init(&b, 1u << 20);
 		ct = ext = NULL;
-		assert_int_equal(edge_export_render(&set, want[i].f, &b, &ct, &ext), CM_OK);
+		assert_int_equal(qgen_export_render(&set, want[i].f, &b, &ct, &ext), CM_OK);
 		assert_string_equal(ct, want[i].ct);
 		assert_string_equal(ext, want[i].ext);
 		cm_buf_fini(&b);
@@ -192,14 +192,14 @@ test_content_types(void **state)
 
 /* A bad question or a full buffer fails the whole render and leaves out as it was. */
 static void
-expect_fail(edge_export_format f, size_t max, cm_err want)
+expect_fail(qgen_export_format f, size_t max, cm_err want)
 {
 	cm_buf      b;
 	const char *ct = "unset", *ext = "unset";
 
 	cm_buf_init(&b, max);
 	assert_int_equal(cm_buf_appends(&b, "keep"), CM_OK);
-	assert_int_equal(edge_export_render(&set, f, &b, &ct, &ext), want);
+	assert_int_equal(qgen_export_render(&set, f, &b, &ct, &ext), want);
 	assert_int_equal(b.len, 4);
 	assert_string_equal(b.data, "keep");
 	assert_string_equal(ct, "unset");
@@ -210,7 +210,7 @@ expect_fail(edge_export_format f, size_t max, cm_err want)
 static void
 test_errors_leave_out_unchanged(void **state)
 {
-	edge_export_format fs[] = {EDGE_EXPORT_GIFT, EDGE_EXPORT_QTI, EDGE_EXPORT_CSV};
+	qgen_export_format fs[] = {QGEN_EXPORT_GIFT, QGEN_EXPORT_QTI, QGEN_EXPORT_CSV};
 	Qgen__Question    *q;
 
 	(void)state;
@@ -230,7 +230,7 @@ test_errors_leave_out_unchanged(void **state)
 		q->type = S("mcq");
 		expect_fail(fs[i], 60, CM_ETOOBIG); /* valid now, but does not fit */
 	}
-	expect_fail((edge_export_format)7, 1u << 20, CM_EINVAL);
+	expect_fail((qgen_export_format)7, 1u << 20, CM_EINVAL);
 }
 
 /* ---- GIFT ----------------------------------------------------------------------------------- */
@@ -246,7 +246,7 @@ test_gift_escapes_each_special(void **state)
 		reset_set();
 		snprintf(text, sizeof(text), "a%cb", *c);
 		add_open(text, "", "");
-		out = render_ok(EDGE_EXPORT_GIFT, NULL);
+		out = render_ok(QGEN_EXPORT_GIFT, NULL);
 		snprintf(want, sizeof(want), "::Q1::[plain]a\\%cb {}\n", *c);
 		assert_string_equal(out, want);
 		free(out);
@@ -254,7 +254,7 @@ test_gift_escapes_each_special(void **state)
 	/* A newline is "\n"; a literal backslash-n is "\\n"; CR LF is one newline. */
 	reset_set();
 	add_open("x\r\ny\\nz\rw", "", "");
-	out = render_ok(EDGE_EXPORT_GIFT, NULL);
+	out = render_ok(QGEN_EXPORT_GIFT, NULL);
 	assert_string_equal(out, "::Q1::[plain]x\\ny\\\\nz\\nw {}\n");
 	free(out);
 }
@@ -269,7 +269,7 @@ test_gift_answer_marking(void **state)
 	add_mcq("What is {x}?", "1", "2", "3=x", "~4", 2, "Because\nof #math.");
 	add_open("Explain: why?", "A ref {answer}", "More.");
 	add_open("No key", "", "");
-	out = render_ok(EDGE_EXPORT_GIFT, NULL);
+	out = render_ok(QGEN_EXPORT_GIFT, NULL);
 	assert_string_equal(out,
 	    "::Q1::[plain]What is \\{x\\}? {\n"
 	    "\t~1\n\t~2\n\t=3\\=x\n\t~\\~4\n"
@@ -313,7 +313,7 @@ test_gift_round_trip(void **state)
 	for (size_t i = 0; i < NTRICKY; i++)
 		add_mcq(TRICKY[i], TRICKY[(i + 1) % NTRICKY], "plain", TRICKY[(i + 2) % NTRICKY],
 		    "x", (int)(i % 4), TRICKY[(i + 3) % NTRICKY]);
-	out = render_ok(EDGE_EXPORT_GIFT, NULL);
+	out = render_ok(QGEN_EXPORT_GIFT, NULL);
 	assert_null(strchr(out, '\r'));
 	for (blk = out; *blk != '\0'; blk = end, nblocks++) {
 		const Qgen__Question *q = set.questions[nblocks];
@@ -414,7 +414,7 @@ test_csv_header_and_minimal_quoting(void **state)
 	add_open("#not a comment", "a,b", "");
 	qv[1].difficulty = S("");
 	add_open("say \"hi\"", "a # b", "");
-	out = render_ok(EDGE_EXPORT_CSV, NULL);
+	out = render_ok(QGEN_EXPORT_CSV, NULL);
 	assert_string_equal(out, CSV_HEADER "Hello,World,open hard_x\r\n"
 					    "\"#not a comment\",\"a,b\",open\r\n"
 					    "\"say \"\"hi\"\"\",a # b,open medium\r\n");
@@ -436,7 +436,7 @@ test_csv_round_trip(void **state)
 		    TRICKY[(i + 2) % NTRICKY], (int)(i % 4),
 		    i == 0 ? "" : TRICKY[(i + 3) % NTRICKY]);
 	add_open(TRICKY[1], TRICKY[3], TRICKY[0]);
-	out = render_ok(EDGE_EXPORT_CSV, NULL);
+	out = render_ok(QGEN_EXPORT_CSV, NULL);
 	assert_memory_equal(out, CSV_HEADER, strlen(CSV_HEADER));
 	p = out + strlen(CSV_HEADER);
 	for (size_t i = 0; i < set.n_questions; i++) {
@@ -476,12 +476,12 @@ test_sanitizing(void **state)
 	/* Controls go, tab stays, bad UTF-8 becomes U+FFFD, in every format. */
 	reset_set();
 	add_open("a\x01\x1b\x7f\tb\xff" "c\xc0\xaf" "d\xed\xa0\x80" "e", "", "");
-	out = render_ok(EDGE_EXPORT_CSV, NULL);
+	out = render_ok(QGEN_EXPORT_CSV, NULL);
 #define FFFD "\xef\xbf\xbd"
 	assert_string_equal(out, CSV_HEADER "a\tb" FFFD "c" FFFD FFFD "d" FFFD FFFD FFFD
 					    "e,,open medium\r\n");
 	free(out);
-	out = render_ok(EDGE_EXPORT_GIFT, NULL);
+	out = render_ok(QGEN_EXPORT_GIFT, NULL);
 	assert_non_null(strstr(out, "a\tb\xef\xbf\xbd" "c"));
 	assert_null(strchr(out, '\x1b'));
 	free(out);
@@ -708,7 +708,7 @@ count_of(const char *s, const char *needle)
 static void
 dump(const char *name, const char *data, size_t len)
 {
-	const char *dir = getenv("EDGE_EXPORT_DUMP");
+	const char *dir = getenv("QGEN_EXPORT_DUMP");
 	char        path[512];
 	FILE       *f;
 
@@ -743,7 +743,7 @@ test_qti_package(void **state)
 
 	(void)state;
 	sample_set();
-	zip = render_ok(EDGE_EXPORT_QTI, &len);
+	zip = render_ok(QGEN_EXPORT_QTI, &len);
 	n = zip_parse((const unsigned char *)zip, len, e, 16);
 	assert_int_equal(n, set.n_questions + 2);
 	assert_string_equal(e[0].name, "imsmanifest.xml");
@@ -825,10 +825,10 @@ test_qti_package(void **state)
 
 	dump("set.zip", zip, len);
 	free(zip);
-	zip = render_ok(EDGE_EXPORT_GIFT, &len);
+	zip = render_ok(QGEN_EXPORT_GIFT, &len);
 	dump("set.txt", zip, len);
 	free(zip);
-	zip = render_ok(EDGE_EXPORT_CSV, &len);
+	zip = render_ok(QGEN_EXPORT_CSV, &len);
 	dump("set.csv", zip, len);
 	free(zip);
 	free(tst);
@@ -846,7 +846,7 @@ test_qti_xml_escaping(void **state)
 	reset_set();
 	add_open("a<b && c>d \"q\" 'x'\x01\x1b end\r\nnext\xef\xbf\xbe!", "<ref> & 'it'", "");
 	qv[0].id = S("id\"<&>");
-	zip = render_ok(EDGE_EXPORT_QTI, &len);
+	zip = render_ok(QGEN_EXPORT_QTI, &len);
 	assert_int_equal(zip_parse((const unsigned char *)zip, len, e, 4), 3);
 	item = zstr(&e[2]);
 	assert_true(xml_ok(item));
@@ -874,10 +874,10 @@ test_qti_after_prefix_and_deterministic(void **state)
 	sample_set();
 	cm_buf_init(&b, 1u << 20);
 	assert_int_equal(cm_buf_appends(&b, "PREFIX"), CM_OK);
-	assert_int_equal(edge_export_render(&set, EDGE_EXPORT_QTI, &b, &ct, &ext), CM_OK);
+	assert_int_equal(qgen_export_render(&set, QGEN_EXPORT_QTI, &b, &ct, &ext), CM_OK);
 	assert_memory_equal(b.data, "PREFIX", 6);
 	assert_int_equal(zip_parse((unsigned char *)b.data + 6, b.len - 6, e, 16), 7);
-	again = render_ok(EDGE_EXPORT_QTI, &len);
+	again = render_ok(QGEN_EXPORT_QTI, &len);
 	assert_int_equal(len, b.len - 6);
 	assert_memory_equal(again, b.data + 6, len);
 	free(again);
@@ -893,13 +893,13 @@ test_empty_set(void **state)
 
 	(void)state;
 	reset_set();
-	out = render_ok(EDGE_EXPORT_GIFT, &len);
+	out = render_ok(QGEN_EXPORT_GIFT, &len);
 	assert_int_equal(len, 0);
 	free(out);
-	out = render_ok(EDGE_EXPORT_CSV, NULL);
+	out = render_ok(QGEN_EXPORT_CSV, NULL);
 	assert_string_equal(out, CSV_HEADER);
 	free(out);
-	out = render_ok(EDGE_EXPORT_QTI, &len);
+	out = render_ok(QGEN_EXPORT_QTI, &len);
 	assert_int_equal(zip_parse((const unsigned char *)out, len, e, 4), 2);
 	free(out);
 }

@@ -3,7 +3,7 @@
  *
  * DESIGN. Every format writes through `wr`, a cm_buf with a sticky error: the first failed
  * append is kept and later writes do nothing, so the renderers read like templates and check
- * once at the end, where edge_export_render truncates out to its starting length. All text
+ * once at the end, where qgen_export_render truncates out to its starting length. All text
  * goes through text_next(), which decodes UTF-8 (invalid bytes -> U+FFFD), folds CRLF and CR to
  * '\n' and drops characters no format can carry (C0 controls but tab/newline, DEL, and
  * U+FFFE/U+FFFF, which XML 1.0 forbids); each format then escapes only its own specials.
@@ -674,23 +674,23 @@ render_qti(wr *w, const Qgen__QuestionSet *set)
 /* ---- API ------------------------------------------------------------------------------------ */
 
 bool
-edge_export_format_parse(const char *s, edge_export_format *out)
+qgen_export_format_parse(const char *s, qgen_export_format *out)
 {
 	if (s == NULL)
 		return false;
 	if (strcasecmp(s, "gift") == 0)
-		*out = EDGE_EXPORT_GIFT;
+		*out = QGEN_EXPORT_GIFT;
 	else if (strcasecmp(s, "qti") == 0)
-		*out = EDGE_EXPORT_QTI;
+		*out = QGEN_EXPORT_QTI;
 	else if (strcasecmp(s, "csv") == 0)
-		*out = EDGE_EXPORT_CSV;
+		*out = QGEN_EXPORT_CSV;
 	else
 		return false;
 	return true;
 }
 
 cm_err
-edge_export_render(const Qgen__QuestionSet *set, edge_export_format f, cm_buf *out,
+qgen_export_render(const Qgen__QuestionSet *set, qgen_export_format f, cm_buf *out,
     const char **content_type, const char **ext)
 {
 	wr          w = {out, CM_OK};
@@ -703,16 +703,16 @@ edge_export_render(const Qgen__QuestionSet *set, edge_export_format f, cm_buf *o
 	w.err = check_set(set);
 	if (w.err == CM_OK) {
 		switch (f) {
-		case EDGE_EXPORT_GIFT:
+		case QGEN_EXPORT_GIFT:
 			/* .txt: Moodle's importer picks GIFT by the chosen format, not the name. */
 			render_gift(&w, set);
 			ct = "text/plain; charset=utf-8", x = "txt";
 			break;
-		case EDGE_EXPORT_QTI:
+		case QGEN_EXPORT_QTI:
 			render_qti(&w, set);
 			ct = "application/zip", x = "zip";
 			break;
-		case EDGE_EXPORT_CSV:
+		case QGEN_EXPORT_CSV:
 			render_csv(&w, set);
 			ct = "text/csv; charset=utf-8", x = "csv";
 			break;
