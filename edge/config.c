@@ -2,6 +2,7 @@
  * config.c - the edge's config table. Defaults are for the local stack (docs/architecture.md).
  */
 #include "cm/config.h"
+#include "cm/limits.h"
 #include "config.h"
 
 #define TABLE(c)                                                                                   \
@@ -28,10 +29,10 @@
 		    "allowed origins, comma-separated"},                                           \
 		{"EDGE_COOKIE_SECURE", CM_CFG_BOOL, &(c)->cookie_secure, "0", 0, 0, 0,              \
 		    "mark the session cookie Secure (behind TLS)"},                                \
-		{"EDGE_JSON_BODY_MAX", CM_CFG_INT, &(c)->json_body_max, "65536", 0, 16, 16777216,   \
-		    "largest JSON body"},                                                          \
-		{"EDGE_UPLOAD_MAX", CM_CFG_INT, &(c)->upload_max, "52428800", 0, 1024, 1073741824,  \
-		    "largest upload"},                                                             \
+		{"EDGE_JSON_BODY_MAX", CM_CFG_INT, &(c)->json_body_max,                             \
+		    CM_LIMIT_STR(CM_MAX_JSON_BODY), 0, 16, 16777216, "largest JSON body"},         \
+		{"EDGE_UPLOAD_MAX", CM_CFG_INT, &(c)->upload_max,                                   \
+		    CM_LIMIT_STR(CM_MAX_UPLOAD_DEFAULT), 0, 1024, 1073741824, "largest upload"},   \
 		{"EDGE_TRUST_PROXY", CM_CFG_BOOL, &(c)->trust_proxy, "0", 0, 0, 0,                  \
 		    "take the client address from X-Forwarded-For"},                               \
 		{"EDGE_RATE_PER_S", CM_CFG_INT, &(c)->rate_per_s, "100", 0, 0, 1000000,             \
