@@ -188,6 +188,9 @@ ProtobufCMessage *edge_reply_unpack(
 void edge_reply_generic(edge_req *r, cm_rpc_result *res);
 /* The route's default start: JSON body -> req_desc -> edge_call. */
 void edge_start_generic(edge_req *r);
+/* The body translated to the route's req_desc (pbjson.h: types only, values are the service's to
+ * check), in r's arena. NULL after answering 400 (r is consumed). */
+ProtobufCMessage *edge_body_pb(edge_req *r);
 /* Parses the body as a JSON object (NULL body -> empty object). On failure answers 400 and
  * returns NULL (r is consumed). */
 json_t *edge_body_json(edge_req *r);

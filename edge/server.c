@@ -331,23 +331,32 @@ edge_body_json(edge_req *r)
 	return v;
 }
 
-void
-edge_start_generic(edge_req *r)
+ProtobufCMessage *
+edge_body_pb(edge_req *r)
 {
 	json_t           *body;
 	ProtobufCMessage *msg = NULL;
-	char              why[200];
+	char              why[200] = "";
 	cm_err            err;
 
 	if ((body = edge_body_json(r)) == NULL)
-		return;
+		return NULL;
 	err = edge_json_to_pb(r->route->req_desc, body, &r->arena, &msg, why, sizeof(why));
 	json_decref(body);
 	if (err != CM_OK) {
 		edge_fail(r, cm_err_to_status(err), why[0] != '\0' ? why : cm_strerror(err));
-		return;
+		return NULL;
 	}
-	edge_call(r, msg);
+	return msg;
+}
+
+void
+edge_start_generic(edge_req *r)
+{
+	ProtobufCMessage *msg;
+
+	if ((msg = edge_body_pb(r)) != NULL)
+		edge_call(r, msg);
 }
 
 /* ---- stages -------------------------------------------------------------------------------- */

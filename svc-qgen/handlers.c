@@ -184,8 +184,11 @@ check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 	qgen_difficulty d = QGEN_MEDIUM;
 
 	if (rq->count < 1 || rq->count > QGEN_MAX_COUNT)
-		return cm_rpc_fail(ctx, CM_EINVAL, "count must be between 1 and %d",
+		return cm_rpc_fail(ctx, CM_EINVAL, "count must be an integer between 1 and %d",
 		                   QGEN_MAX_COUNT);
+	if (rq->n_types > 2)
+		return cm_rpc_fail(ctx, CM_EINVAL,
+		                   "types must be an array of \"mcq\" and/or \"open\"");
 	for (size_t i = 0; i < rq->n_types; i++) {
 		qgen_type t;
 		if (!qgen_type_parse(rq->types[i], &t))
@@ -203,8 +206,8 @@ check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 		return cm_rpc_fail(ctx, CM_EINVAL, "difficulty must be easy, medium or hard");
 	if (strlen(rq->topic) > QGEN_MAX_TOPIC)
 		return cm_rpc_fail(ctx, CM_EINVAL, "topic is longer than %d bytes", QGEN_MAX_TOPIC);
-	if (rq->first_page < 0 || rq->last_page < 0 ||
-	    (rq->last_page > 0 && rq->first_page > rq->last_page))
+	if (rq->n_pages != 0 &&
+	    (rq->n_pages != 2 || rq->pages[0] < 1 || rq->pages[1] < rq->pages[0]))
 		return cm_rpc_fail(ctx, CM_EINVAL,
 		                   "pages must be [first, last] with 1 <= first <= last");
 	row->count = rq->count;
@@ -214,8 +217,8 @@ check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 	                     : "open");
 	snprintf(row->difficulty, sizeof(row->difficulty), "%s", qgen_difficulty_name(d));
 	normalize_topic(rq->topic, row->topic, sizeof(row->topic));
-	row->first_page = rq->first_page;
-	row->last_page = rq->last_page;
+	row->first_page = rq->n_pages == 2 ? rq->pages[0] : 0; /* 0: from the start */
+	row->last_page = rq->n_pages == 2 ? rq->pages[1] : 0;  /* 0: to the end */
 	return CM_OK;
 }
 
