@@ -30,6 +30,7 @@
 #include "ws_client.h"
 
 #define FAKE "http://127.0.0.1:28500"
+#define CSV_HEAD "#separator:comma\r\n#html:false\r\n#tags column:3\r\n"
 
 static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
 static char              user_a[4200], user_b[4200];
@@ -434,20 +435,43 @@ test_v1_generate_and_cache(void **state)
 	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 422);
 	http_resp_free(&r);
 
-	/* Exports. */
+	/* Exports: svc-qgen renders, the edge relays the type and the file name. */
+	char hdr[256], want[160];
 	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=gift", set);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
 	assert_non_null(strstr(r.body, "::Q1::"));
+	assert_string_equal(http_header(&r, "Content-Type", hdr, sizeof(hdr)),
+	                    "text/plain; charset=utf-8");
+	snprintf(want, sizeof(want), "attachment; filename=\"questions-%s.txt\"", set);
+	assert_string_equal(http_header(&r, "Content-Disposition", hdr, sizeof(hdr)), want);
 	http_resp_free(&r);
-	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=csv", set);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=CSV", set);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
+	assert_int_equal(strncmp(r.body, CSV_HEAD, strlen(CSV_HEAD)), 0);
+	assert_string_equal(http_header(&r, "Content-Type", hdr, sizeof(hdr)),
+	                    "text/csv; charset=utf-8");
+	snprintf(want, sizeof(want), "attachment; filename=\"questions-%s.csv\"", set);
+	assert_string_equal(http_header(&r, "Content-Disposition", hdr, sizeof(hdr)), want);
 	http_resp_free(&r);
 	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=qti", set);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
 	assert_true(r.len > 4 && memcmp(r.body, "PK\x03\x04", 4) == 0);
+	assert_string_equal(http_header(&r, "Content-Type", hdr, sizeof(hdr)), "application/zip");
+	snprintf(want, sizeof(want), "attachment; filename=\"questions-%s.zip\"", set);
+	assert_string_equal(http_header(&r, "Content-Disposition", hdr, sizeof(hdr)), want);
 	http_resp_free(&r);
 	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=docx", set);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 400);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export", set);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 400);
+	http_resp_free(&r);
+	assert_int_equal(
+	    call(user_a, "GET", "/api/v1/question-sets/not-a-uuid/export?format=gift", NULL, &r),
+	    404);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=gift", set);
+	assert_int_equal(call(user_b, "GET", path, NULL, &r), 404);
 	http_resp_free(&r);
 
 	/* Someone else's set, job and export are not found. */
@@ -520,6 +544,13 @@ test_v1_bad_input(void **state)
 	for (int i = 0; bad[i] != NULL; i++) {
 		assert_int_equal(create_set(user_a, doc_a, bad[i], NULL, NULL), 400);
 	}
+	/* svc-qgen is the validator: its rule reaches the client as it wrote it. */
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/question-sets", doc_a);
+	assert_int_equal(call(user_a, "POST", path, "{\"count\":201}", &r), 400);
+	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "INVALID_ARGUMENT");
+	assert_string_equal(js(json_object_get(r.json, "error"), "message"),
+	                    "count must be an integer between 1 and 200");
+	http_resp_free(&r);
 	/* Pages past the end of the document. */
 	assert_int_equal(create_set(user_a, doc_a, "{\"count\":5,\"pages\":[900,950]}", NULL, NULL),
 	                 400);
@@ -803,6 +834,11 @@ test_cancel_stops_calls(void **state)
 	assert_int_equal(fake_calls(), at_cancel);
 	wait_job(user_a, job, status, sizeof(status), 10);
 	assert_string_equal(status, "cancelled");
+	/* A set that did not finish has nothing to export: 422 (FAILED_PRECONDITION). */
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=gift", set);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 422);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job);
 	/* Cancelling again is idempotent. */
 	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 202);
 	http_resp_free(&r);
