@@ -15,6 +15,7 @@
 #include "cm/log.h"
 #include "files.h"
 #include "handlers.h"
+#include "proto/common.pb-c.h"
 #include "proto/pdf.pb-c.h"
 #include "server.h"
 
@@ -35,6 +36,8 @@ const cm_rpc_method pdf_methods[] = {
      pdf_handle_chunks},
     {"pdf.Search", &pdf__search_request__descriptor, &pdf__chunks_response__descriptor,
      pdf_handle_search},
+    {"pdf.Deletions", &cm__deletions_request__descriptor, &cm__deletions_response__descriptor,
+     pdf_handle_deletions},
 };
 const size_t pdf_n_methods = sizeof(pdf_methods) / sizeof(pdf_methods[0]);
 
