@@ -208,6 +208,8 @@ const char *edge_query_param(edge_req *r, const char *name, char *buf, size_t bu
 const edge_route *edge_route_match(
     const char *method, const char *path, edge_req *r, bool *path_matched, char *allow,
     size_t allowlen);
+/* The whole table (tests check what it can reach). */
+const edge_route *edge_routes(size_t *n);
 /* Exposed for tests: matches one pattern against a path, capturing {params}. */
 bool edge_pattern_match(const char *pattern, const char *path, char params[][128], int *n);
 

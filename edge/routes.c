@@ -48,8 +48,7 @@ static const edge_route routes[] = {
 	{"GET", "/api/v1/documents/{id}", READ, PDF_RPC("Get"), &pdf__get_request__descriptor,
 	    &pdf__document__descriptor, 200, edge_start_doc_id, edge_reply_document_v1, "v1_doc_get"},
 	{"DELETE", "/api/v1/documents/{id}", USER, PDF_RPC("Delete"), &pdf__delete_request__descriptor,
-	    &pdf__delete_response__descriptor, 204, edge_start_doc_id, edge_reply_doc_delete_v1,
-	    "v1_doc_delete"},
+	    &pdf__delete_response__descriptor, 204, edge_start_doc_id, NULL, "v1_doc_delete"},
 	{"GET", "/api/v1/documents/{id}/pages/{n}", READ, PDF_RPC("GetPage"),
 	    &pdf__get_page_request__descriptor, &pdf__page__descriptor, 200, edge_start_doc_page, NULL,
 	    "v1_doc_page"},
@@ -95,6 +94,13 @@ static const edge_route routes[] = {
 	    &qgen__create_request__descriptor, &qgen__create_response__descriptor, 200,
 	    edge_start_legacy_generate, edge_reply_legacy_generate, "legacy_generate_questions"},
 };
+
+const edge_route *
+edge_routes(size_t *n)
+{
+	*n = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}
 
 bool
 edge_pattern_match(const char *pattern, const char *path, char params[][128], int *n)

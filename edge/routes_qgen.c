@@ -244,57 +244,6 @@ edge_reply_qset_export(edge_req *r, cm_rpc_result *res)
 	edge_respond(r);
 }
 
-/* ---- document deletion ----------------------------------------------------------------------- */
-
-static void
-sets_deleted(void *arg, cm_rpc_result *res)
-{
-	edge_req *r = arg;
-
-	/* The document is gone either way; sets left behind are only reachable by their ids. */
-	if (res->status != CM__STATUS__OK)
-		cm_warn("EDGE-DOC-SETS-LEFT", "document %s deleted, its question sets not: %s",
-		        r->params[0], res->message);
-	r->status = 204;
-	edge_respond(r);
-}
-
-void
-edge_reply_doc_delete_v1(edge_req *r, cm_rpc_result *res)
-{
-	Qgen__DeleteDocumentRequest rq = QGEN__DELETE_DOCUMENT_REQUEST__INIT;
-	cm_rpc_call_opts            o;
-	size_t                      n;
-	uint8_t                    *buf;
-
-	if (res->status != CM__STATUS__OK) {
-		edge_fail(r, res->status, res->message);
-		return;
-	}
-	if (r->e->up[EDGE_UP_QGEN] == NULL) {
-		r->status = 204;
-		edge_respond(r);
-		return;
-	}
-	/* "Its question sets go too" (contract): svc-qgen owns them, so it is asked after svc-pdf.
-	 */
-	rq.document_id = r->params[0];
-	n = protobuf_c_message_get_packed_size(&rq.base);
-	if ((buf = cm_arena_alloc(&r->arena, n + 1)) == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
-		return;
-	}
-	protobuf_c_message_pack(&rq.base, buf);
-	edge_req_opts(r, "qgen.DeleteDocument", true, &o);
-	if (cm_rpc_call_async(r->e->up[EDGE_UP_QGEN], &o, buf, n, sets_deleted, r) != CM_OK) {
-		cm_rpc_result none;
-		memset(&none, 0, sizeof(none));
-		none.status = CM__STATUS__UNAVAILABLE;
-		cm_strlcpy(none.message, "svc-qgen unreachable", sizeof(none.message));
-		sets_deleted(r, &none);
-	}
-}
-
 /* ---- legacy generate-questions --------------------------------------------------------------- */
 
 typedef struct legacy_gen {

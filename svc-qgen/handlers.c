@@ -364,8 +364,11 @@ qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 	     (err = qgen_store_insert_set(w->pg, &row)) != CM_OK) ||
 	    (err = cm_pg_commit(w->pg)) != CM_OK) {
 		cm_pg_rollback(w->pg);
-		cm_rpc_fail(ctx, err == CM_EUNAVAIL ? CM_EUNAVAIL : CM_EINTERNAL,
-		            "cannot queue the job: %s", cm_strerror(err));
+		if (err == CM_ENOTFOUND) /* deleted since svc-pdf answered (store.h) */
+			cm_rpc_fail(ctx, err, "no such document");
+		else
+			cm_rpc_fail(ctx, err == CM_EUNAVAIL ? CM_EUNAVAIL : CM_EINTERNAL,
+			            "cannot queue the job: %s", cm_strerror(err));
 		goto out;
 	}
 	resp->question_set_id = cm_rpc_strdup(ctx, row.id);
@@ -396,9 +399,10 @@ fill_job(cm_rpc_ctx *ctx, qgen_worker *w, const char *job_id, Qgen__Job *job)
 	if ((err = cm_jobs_get(w->jobs, job_id, ctx->subject, &info)) != CM_OK)
 		return cm_rpc_fail(ctx, err,
 		                   err == CM_ENOTFOUND ? "no such job" : "database unavailable");
+	/* A job whose set went with its document (cascade.c) is gone too. */
 	if ((err = qgen_store_get_set_by_job(w->pg, job_id, &row)) != CM_OK)
-		return cm_rpc_fail(ctx, err == CM_ENOTFOUND ? CM_EINTERNAL : err,
-		                   "the job's question set is missing");
+		return cm_rpc_fail(ctx, err,
+		                   err == CM_ENOTFOUND ? "no such job" : "database unavailable");
 	cm_format_time_ms(info.created_ms, created);
 	cm_format_time_ms(info.updated_ms, updated);
 	job->id = cm_rpc_strdup(ctx, info.id);
@@ -473,53 +477,5 @@ qgen_handle_get_set(cm_rpc_ctx *ctx, const void *req, void *out)
 	free(row.questions);
 	if (err != CM_OK)
 		return cm_rpc_fail(ctx, err, "cannot read the questions");
-	return CM_OK;
-}
-
-/* ---- documents ----------------------------------------------------------------------------- */
-
-typedef struct cancel_ctx {
-	qgen_worker *w;
-	const char  *owner;
-} cancel_ctx;
-
-static void
-cancel_deleted(void *arg, const char *job_id)
-{
-	cancel_ctx *c = arg;
-	cm_err      err;
-
-	if (job_id[0] == '\0')
-		return;
-	/* A finished job refuses (CM_EPRECOND): nothing to stop. */
-	err = cm_jobs_cancel(c->w->jobs, job_id, c->owner);
-	if (err == CM_OK)
-		qgen_publish(c->w->svc, "job.done", job_id, c->owner, 0, 0, "cancelled");
-	else if (err != CM_EPRECOND && err != CM_ENOTFOUND)
-		cm_warn("QGEN-CANCEL-FAIL", "job %s of a deleted document: %s", job_id,
-		        cm_strerror(err));
-}
-
-cm_err
-qgen_handle_delete_document(cm_rpc_ctx *ctx, const void *req, void *out)
-{
-	const Qgen__DeleteDocumentRequest *rq = req;
-	Qgen__DeleteDocumentResponse      *resp = out;
-	qgen_worker                       *w = ctx->worker_state;
-	cancel_ctx                         cc;
-	int                                n = 0;
-	cm_err                             err;
-
-	if (w == NULL)
-		return cm_rpc_fail(ctx, CM_EUNAVAIL, "worker not ready");
-	cc.w = w;
-	cc.owner = ctx->subject;
-	if ((err = qgen_store_delete_document(w->pg, rq->document_id, ctx->subject, cancel_deleted,
-	                                      &cc, &n)) != CM_OK)
-		return cm_rpc_fail(ctx, err, "database unavailable");
-	resp->sets_deleted = n;
-	if (n > 0)
-		cm_info("QGEN-DOC-DELETED", "document %s: %d question sets deleted",
-		        rq->document_id, n);
 	return CM_OK;
 }

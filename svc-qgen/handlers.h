@@ -12,6 +12,5 @@ cm_err qgen_handle_get_job(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err qgen_handle_cancel_job(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err qgen_handle_get_set(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err qgen_handle_export(cm_rpc_ctx *ctx, const void *req, void *resp); /* handlers_export.c */
-cm_err qgen_handle_delete_document(cm_rpc_ctx *ctx, const void *req, void *resp);
 
 #endif

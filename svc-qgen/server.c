@@ -13,6 +13,7 @@
 
 #include "cm/log.h"
 #include "proto/qgen.pb-c.h"
+#include "cascade.h"
 #include "handlers.h"
 #include "server.h"
 
@@ -28,8 +29,6 @@ const cm_rpc_method qgen_methods[] = {
      qgen_handle_get_set},
     {"qgen.Export", &qgen__export_request__descriptor, &qgen__export_response__descriptor,
      qgen_handle_export},
-    {"qgen.DeleteDocument", &qgen__delete_document_request__descriptor,
-     &qgen__delete_document_response__descriptor, qgen_handle_delete_document},
 };
 const size_t qgen_n_methods = sizeof(qgen_methods) / sizeof(qgen_methods[0]);
 
@@ -201,16 +200,28 @@ worker_fini(void *app, void *state)
 	qgen_worker_free(state);
 }
 
+/* Background work: the job runners, and the follower of svc-pdf's deletion log (cascade.h). */
 static cm_err
 start(void *app)
 {
-	return qgen_runners_start(app);
+	qgen_service *s = app;
+	cm_err        err;
+
+	if ((err = qgen_runners_start(s)) != CM_OK)
+		return err;
+	if ((err = qgen_cascade_start(s, &s->cascade)) != CM_OK)
+		qgen_runners_stop(s);
+	return err;
 }
 
 static void
 stop(void *app)
 {
-	qgen_runners_stop(app);
+	qgen_service *s = app;
+
+	qgen_cascade_stop(s->cascade);
+	s->cascade = NULL;
+	qgen_runners_stop(s);
 }
 
 /* Beyond PostgreSQL (the skeleton's check): a set needs svc-pdf's chunks. */

@@ -4,8 +4,8 @@
  *
  * qgen_service is created once: config, the LLM client (NULL: the offline provider), the svc-pdf
  * client, the event publisher, metrics. Two kinds of threads use it:
- *   - RPC workers (the skeleton's) answer qgen.Create / GetJob / CancelJob / GetSet; each has a
- *     qgen_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs handle;
+ *   - RPC workers (the skeleton's) answer qgen.Create / GetJob / CancelJob / GetSet / Export; each
+ *     has a qgen_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs handle;
  *   - runners (runner.c) claim generation jobs from the queue and run them; each owns its
  *     own connections and a LISTEN connection, and starts call threads per job.
  * Tests build a qgen_worker themselves and call the handlers, or run one job with
@@ -51,6 +51,8 @@ typedef struct qgen_service {
 	pthread_t  *runners;
 	int         nrunners;
 	atomic_bool stopping;
+
+	struct cm_follower *cascade; /* svc-pdf's deletion log (cascade.h); NULL when stopped */
 } qgen_service;
 
 typedef struct qgen_worker {
@@ -62,7 +64,8 @@ typedef struct qgen_worker {
 } qgen_worker;
 
 /* The service: schema "qgen" (the job queue's tables are its migration 2), background work the
- * job runners; ready when svc-pdf has a replica too. */
+ * job runners and the follower of svc-pdf's deletion log (cascade.h); ready when svc-pdf has a
+ * replica too. */
 extern const cm_service_def qgen_service_def;
 
 /* Every migration of schema "qgen": migrations/ plus the job queue's tables. */

@@ -48,10 +48,11 @@ read_row(const cm_pg_result *r, qgen_set_row *row)
 cm_err
 qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row)
 {
-	char        count[16], first[16], last[16];
-	char       *blob = NULL;
-	cm_err      err;
-	const char *p[14];
+	char          count[16], first[16], last[16];
+	char         *blob = NULL;
+	cm_pg_result *r = NULL;
+	cm_err        err;
+	const char   *p[14];
 
 	if (row->questions != NULL &&
 	    (blob = cm_pg_bytea_param(row->questions, row->questions_len)) == NULL)
@@ -73,15 +74,24 @@ qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row)
 	p[11] = last;
 	p[12] = row->cached ? "true" : "false";
 	p[13] = blob;
+	/* The document's row is taken first (migrations/003_cascade.up.sql): a deletion being
+	 * applied makes this wait, then insert nothing. */
 	err = cm_pg_exec(
 	    pg,
-	    "INSERT INTO question_sets (id, owner_id, document_id, sha256, job_id, status,"
+	    "WITH d AS (INSERT INTO known_documents (document_id) VALUES ($3::uuid)"
+	    "  ON CONFLICT (document_id) DO UPDATE SET deleted_at = known_documents.deleted_at"
+	    "  RETURNING deleted_at)"
+	    " INSERT INTO question_sets (id, owner_id, document_id, sha256, job_id, status,"
 	    " count, types, difficulty, topic, first_page, last_page, cached, questions,"
 	    " progress)"
-	    " VALUES ($1::uuid, $2, $3::uuid, $4, $5::uuid, $6, $7::int, $8, $9, $10,"
+	    " SELECT $1::uuid, $2, $3::uuid, $4, $5::uuid, $6, $7::int, $8, $9, $10,"
 	    " $11::int, $12::int, $13::boolean, $14::bytea,"
-	    " CASE WHEN $14::bytea IS NULL THEN 0 ELSE $7::int END)",
-	    14, p, NULL);
+	    " CASE WHEN $14::bytea IS NULL THEN 0 ELSE $7::int END"
+	    " FROM d WHERE d.deleted_at IS NULL",
+	    14, p, &r);
+	if (err == CM_OK && cm_pg_affected(r) != 1)
+		err = CM_ENOTFOUND;
+	cm_pg_result_free(r);
 	free(blob);
 	return err;
 }

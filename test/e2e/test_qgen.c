@@ -992,17 +992,31 @@ test_websocket_progress(void **state)
 	fake_reset();
 }
 
-/* Deleting a document deletes its question sets (and stops their jobs). */
-static void
-test_document_delete_takes_sets(void **state)
+/* Polls GET path as auth until it answers want, at most timeout_s; returns the last status. */
+static long
+wait_status(const char *auth, const char *path, long want, int timeout_s)
 {
-	char      doc[64], job[64], set[64], status[32], path[160];
-	FILE     *f = fopen(pdf_path, "rb");
-	char     *pdf;
-	long      len;
+	int64_t   until = cm_mono_ms() + timeout_s * 1000;
+	long      st;
 	http_resp r;
 
-	(void)state;
+	for (;;) {
+		st = call(auth, "GET", path, NULL, &r);
+		http_resp_free(&r);
+		if (st == want || cm_mono_ms() >= until)
+			return st;
+		usleep(100 * 1000);
+	}
+}
+
+/* User b's own copy of the real PDF (a new document id each time). */
+static void
+upload_own(const char *auth, const char *name, char *doc)
+{
+	FILE *f = fopen(pdf_path, "rb");
+	char *pdf;
+	long  len;
+
 	assert_non_null(f);
 	fseek(f, 0, SEEK_END);
 	len = ftell(f);
@@ -1010,19 +1024,41 @@ test_document_delete_takes_sets(void **state)
 	assert_non_null(pdf = malloc((size_t)len));
 	assert_int_equal(fread(pdf, 1, (size_t)len, f), (size_t)len);
 	fclose(f);
-	upload(user_b, pdf, (size_t)len, "mine.pdf", doc, sizeof(doc)); /* user b's own document */
+	upload(auth, pdf, (size_t)len, name, doc, 64);
 	free(pdf);
+}
+
+/* Deleting a document deletes its question sets (svc-qgen follows svc-pdf's deletion log): a
+ * finished set and a running one answer 404 within a few of the follower's polls, and so does
+ * the running set's job. */
+static void
+test_document_delete_takes_sets(void **state)
+{
+	char      doc[64], job[64], set[64], job2[64], set2[64], status[32], path[160];
+	http_resp r;
+
+	(void)state;
+	upload_own(user_b, "mine.pdf", doc); /* user b's own document */
 	assert_string_not_equal(doc, doc_a);
+	fake_reset();
 	assert_int_equal(create_set(user_b, doc, "{\"count\":5,\"topic\":\"delete me\"}", job, set),
 	                 202);
 	wait_job(user_b, job, status, sizeof(status), 120);
 	assert_string_equal(status, "succeeded");
+	fake_set("{\"ttft_ms\":2000}"); /* the second set is still running at the deletion */
+	assert_int_equal(
+	    create_set(user_b, doc, "{\"count\":40,\"topic\":\"delete me running\"}", job2, set2),
+	    202);
 	snprintf(path, sizeof(path), "/api/v1/documents/%s", doc);
 	assert_int_equal(call(user_b, "DELETE", path, NULL, &r), 204);
 	http_resp_free(&r);
 	snprintf(path, sizeof(path), "/api/v1/question-sets/%s", set);
-	assert_int_equal(call(user_b, "GET", path, NULL, &r), 404);
-	http_resp_free(&r);
+	assert_int_equal(wait_status(user_b, path, 404, 15), 404);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s", set2);
+	assert_int_equal(wait_status(user_b, path, 404, 15), 404);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job2);
+	assert_int_equal(wait_status(user_b, path, 404, 15), 404);
+	fake_reset();
 	/* User a's copy of the same bytes, and its sets, are untouched. */
 	snprintf(path, sizeof(path), "/api/v1/documents/%s", doc_a);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
@@ -1039,6 +1075,53 @@ start_redis(void **state)
 	snprintf(line, sizeof(line), "%s/pgredis.sh start-redis %s", getenv("CM_TEST_HARNESS"),
 	         getenv("CM_TEST_STATE"));
 	return system(line) == 0 ? 0 : -1;
+}
+
+/* Both svc-qgen replicas are down while the document is deleted: the deletion still succeeds
+ * (the edge no longer calls svc-qgen for it), and once they are back the set goes. */
+static void
+test_document_delete_while_qgen_down(void **state)
+{
+	char      doc[64], job[64], set[64], status[32], path[160];
+	http_resp r;
+
+	(void)state;
+	upload_own(user_b, "mine-too.pdf", doc);
+	fake_reset();
+	assert_int_equal(
+	    create_set(user_b, doc, "{\"count\":5,\"topic\":\"delete while down\"}", job, set),
+	    202);
+	wait_job(user_b, job, status, sizeof(status), 120);
+	assert_string_equal(status, "succeeded");
+	harness("stack.sh", "kill-qgen", "0");
+	harness("stack.sh", "kill-qgen", "1");
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s", set);
+	assert_int_equal(wait_status(user_b, path, 503, 10), 503); /* svc-qgen is really gone */
+	snprintf(path, sizeof(path), "/api/v1/documents/%s", doc);
+	assert_int_equal(call(user_b, "DELETE", path, NULL, &r), 204);
+	http_resp_free(&r);
+	harness("stack.sh", "start-qgen", "0");
+	harness("stack.sh", "start-qgen", "1");
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s", set);
+	assert_int_equal(wait_status(user_b, path, 404, 20), 404);
+}
+
+/* Brings both svc-qgen replicas back whatever a test left (start-qgen is idempotent). */
+static int
+qgen_back(void **state)
+{
+	char line[1024];
+	int  rc = 0;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		snprintf(line, sizeof(line), "%s/stack.sh start-qgen %s %s %d",
+		         getenv("CM_TEST_HARNESS"), getenv("CM_TEST_STATE"), getenv("CM_TEST_BIN"),
+		         i);
+		if (system(line) != 0)
+			rc = -1;
+	}
+	return rc;
 }
 
 /* Redis down: no cache, still correct. */
@@ -1078,6 +1161,7 @@ main(void)
 	    cmocka_unit_test(test_cancel_stops_calls),
 	    cmocka_unit_test_teardown(test_replica_killed_mid_job, restart_killed_replica),
 	    cmocka_unit_test(test_document_delete_takes_sets),
+	    cmocka_unit_test_teardown(test_document_delete_while_qgen_down, qgen_back),
 	    cmocka_unit_test_teardown(test_redis_down, start_redis),
 	    cmocka_unit_test_teardown(test_quota_exhausted_fails_at_once, clear_set_aside),
 	};
