@@ -8,6 +8,7 @@
  * run. The pdf schema is shared with other runs, so the log may hold older entries: the tests
  * look only at what they add.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,25 +164,56 @@ log_head(void)
 	return head;
 }
 
+/* A set row of owner for document doc, with a job made through j (whose connection pg is). */
+static void
+set_row(qgen_set_row *row, const char *owner, const char *doc)
+{
+	memset(row, 0, sizeof(*row));
+	cm_uuid_v4(row->id);
+	snprintf(row->owner, sizeof(row->owner), "%s", owner);
+	snprintf(row->document_id, sizeof(row->document_id), "%s", doc);
+	memset(row->sha256, 'b', 64);
+	snprintf(row->status, sizeof(row->status), "queued");
+	row->count = 3;
+	snprintf(row->types, sizeof(row->types), "mcq");
+	snprintf(row->difficulty, sizeof(row->difficulty), "easy");
+}
+
 /* A queued set of owner for document doc, with a job; the ids go to set_id / job_id. */
 static void
 new_set(const char *owner, const char *doc, char set_id[37], char job_id[37])
 {
 	qgen_set_row row;
 
-	memset(&row, 0, sizeof(row));
-	cm_uuid_v4(row.id);
-	snprintf(row.owner, sizeof(row.owner), "%s", owner);
-	snprintf(row.document_id, sizeof(row.document_id), "%s", doc);
-	memset(row.sha256, 'b', 64);
+	set_row(&row, owner, doc);
 	assert_int_equal(cm_jobs_create(jobs, QGEN_JOB_KIND, owner, "p", 1, 1, row.job_id), CM_OK);
-	snprintf(row.status, sizeof(row.status), "queued");
-	row.count = 3;
-	snprintf(row.types, sizeof(row.types), "mcq");
-	snprintf(row.difficulty, sizeof(row.difficulty), "easy");
 	assert_int_equal(qgen_store_insert_set(qpg, &row), CM_OK);
 	snprintf(set_id, 37, "%s", row.id);
 	snprintf(job_id, 37, "%s", row.job_id);
+}
+
+/* Polls until some backend of this database waits for a lock (at most 10 s). */
+static void
+wait_for_lock_wait(void)
+{
+	int64_t until = cm_mono_ms() + 10000;
+
+	for (;;) {
+		cm_pg_result *r = NULL;
+		int64_t       n = 0;
+		assert_int_equal(
+		    cm_pg_exec(W->pg,
+		               "SELECT count(*) FROM pg_stat_activity WHERE"
+		               " datname = current_database() AND wait_event_type = 'Lock'",
+		               0, NULL, &r),
+		    CM_OK);
+		assert_true(cm_parse_i64(cm_pg_get(r, 0, 0), &n));
+		cm_pg_result_free(r);
+		if (n > 0)
+			return;
+		assert_true(cm_mono_ms() < until);
+		usleep(10000);
+	}
 }
 
 static bool
@@ -402,15 +434,7 @@ test_cascade_and_cursor(void **state)
 	assert_int_equal(cursor(), log_head());
 
 	/* The deleted document is remembered: no new set can name it. */
-	memset(&row, 0, sizeof(row));
-	cm_uuid_v4(row.id);
-	snprintf(row.owner, sizeof(row.owner), "cascade-owner");
-	snprintf(row.document_id, sizeof(row.document_id), "%s", doc);
-	memset(row.sha256, 'b', 64);
-	snprintf(row.status, sizeof(row.status), "succeeded");
-	row.count = 1;
-	snprintf(row.types, sizeof(row.types), "mcq");
-	snprintf(row.difficulty, sizeof(row.difficulty), "easy");
+	set_row(&row, "cascade-owner", doc);
 	assert_int_equal(qgen_store_insert_set(qpg, &row), CM_ENOTFOUND);
 
 	/* Again: nothing to apply, nothing moves; applying the entry twice is harmless. */
@@ -537,6 +561,81 @@ test_busy_cursor_is_skipped(void **state)
 	assert_false(set_exists(s1));
 }
 
+/* A Create racing the cascade (it read the document from svc-pdf just before the deletion):
+ * committed first, its set is deleted with the rest; second, it is refused. Never left behind. */
+typedef struct race {
+	const cm_follower_config *cfg;
+	cm_pg                    *pg;
+	qgen_set_row             *row;
+	int                       applied;
+	cm_err                    err;
+} race;
+
+static void *
+race_round(void *arg)
+{
+	race *r = arg;
+
+	r->err = cm_follow_round(r->cfg, r->pg, &r->applied);
+	return NULL;
+}
+
+static void *
+race_insert(void *arg)
+{
+	race *r = arg;
+
+	r->err = qgen_store_insert_set(r->pg, r->row);
+	return NULL;
+}
+
+static void
+test_create_racing_the_cascade(void **state)
+{
+	cm_follower_config cfg;
+	cm_pg             *other = NULL;
+	qgen_set_row       row;
+	char               doc[37];
+	pthread_t          t;
+	race               r;
+
+	(void)state;
+	qgen_cascade_config(&qgen, &cfg);
+	catch_up(&cfg);
+	assert_int_equal(cm_pg_open(&other, getenv("CM_TEST_PG"), schema), CM_OK);
+
+	/* The Create's transaction holds its insert when the deletion is applied. */
+	upload("race-owner", doc);
+	set_row(&row, "race-owner", doc);
+	assert_int_equal(cm_pg_begin(other), CM_OK);
+	assert_int_equal(qgen_store_insert_set(other, &row), CM_OK);
+	assert_int_equal(delete_doc("race-owner", doc), CM_OK);
+	r = (race){&cfg, qpg, NULL, -1, CM_EINTERNAL};
+	assert_int_equal(pthread_create(&t, NULL, race_round, &r), 0);
+	wait_for_lock_wait(); /* the round waits for the Create */
+	assert_int_equal(cm_pg_commit(other), CM_OK);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(r.err, CM_OK);
+	assert_int_equal(r.applied, 1);
+	assert_false(set_exists(row.id));
+
+	/* The deletion is being applied when the Create inserts: refused. */
+	upload("race-owner", doc);
+	assert_int_equal(delete_doc("race-owner", doc), CM_OK);
+	assert_int_equal(cm_pg_begin(qpg), CM_OK);
+	assert_int_equal(qgen_cascade_apply(&qgen, qpg, 1, doc, "race-owner"), CM_OK);
+	set_row(&row, "race-owner", doc);
+	r = (race){&cfg, other, &row, 0, CM_EINTERNAL};
+	assert_int_equal(pthread_create(&t, NULL, race_insert, &r), 0);
+	wait_for_lock_wait(); /* the insert waits for the cascade */
+	assert_int_equal(cm_pg_commit(qpg), CM_OK);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(r.err, CM_ENOTFOUND);
+	assert_false(set_exists(row.id));
+	cm_pg_close(other);
+	catch_up(&cfg);
+}
+
 /* The follower's own thread: a deletion is applied within a few poll intervals, sooner when
  * woken; stop joins it. */
 static void
@@ -573,6 +672,7 @@ main(void)
 	    cmocka_unit_test(test_failed_entry_moves_nothing),
 	    cmocka_unit_test(test_producer_unreachable),
 	    cmocka_unit_test(test_busy_cursor_is_skipped),
+	    cmocka_unit_test(test_create_racing_the_cascade),
 	    cmocka_unit_test(test_follower_thread),
 	};
 
