@@ -41,7 +41,7 @@ render(cm_rpc_ctx *ctx, const qgen_set_row *row, qgen_export_format f, Qgen__Exp
 	const char         *ctype = NULL, *ext = NULL;
 	char                name[64];
 	cm_buf              b;
-	cm_err              err;
+	cm_err              err = CM_OK;
 
 	if (row->questions == NULL ||
 	    (list = qgen__question_list__unpack(&a, row->questions_len, row->questions)) == NULL)
@@ -51,8 +51,8 @@ render(cm_rpc_ctx *ctx, const qgen_set_row *row, qgen_export_format f, Qgen__Exp
 	set.n_questions = list->n_questions;
 	set.questions = list->questions;
 	cm_buf_init(&b, QGEN_EXPORT_MAX);
-	if ((err = qgen_export_render(&set, f, &b, &ctype, &ext)) != CM_OK) {
-		cm_rpc_fail(ctx, CM_EINTERNAL, "cannot render the export");
+	if (qgen_export_render(&set, f, &b, &ctype, &ext) != CM_OK) {
+		err = cm_rpc_fail(ctx, CM_EINTERNAL, "cannot render the export");
 		goto out;
 	}
 	snprintf(name, sizeof(name), "questions-%s.%s", row->id, ext);

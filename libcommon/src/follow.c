@@ -229,7 +229,7 @@ run(void *arg)
 	cm_pg       *pg = NULL;
 	char         rid[CM_UUID_LEN + 1], why[CM_MAX_ERRMSG];
 	int64_t      backoff = 0, wait;
-	bool         failing = false;
+	int          failures = 0; /* rounds failed in a row */
 
 	do {
 		int    fetched = 0, applied = 0;
@@ -245,17 +245,20 @@ run(void *arg)
 			backoff = backoff == 0 ? f->cfg.poll_ms : backoff * 2;
 			if (backoff > CM_FOLLOW_BACKOFF_MAX_MS)
 				backoff = CM_FOLLOW_BACKOFF_MAX_MS;
-			if (!failing)
+			/* One miss is not news (the producer not connected yet at start). */
+			if (++failures == 2)
 				cm_warn("CM-FOLLOW-FAIL", "%s: %s (%s); retrying with back-off",
 				        f->source, cm_strerror(err), why);
-			failing = true;
+			else if (failures == 1)
+				cm_debug("CM-FOLLOW-MISS", "%s: %s (%s)", f->source, cm_strerror(err),
+				         why);
 			wait = backoff;
 		} else {
-			if (failing)
+			if (failures >= 2)
 				cm_info("CM-FOLLOW-OK", "%s: following again", f->source);
 			if (applied > 0)
 				cm_debug("CM-FOLLOW-APPLIED", "%s: %d entries", f->source, applied);
-			failing = false;
+			failures = 0;
 			backoff = 0;
 			wait = fetched >= batch_of(&f->cfg) ? 0 : f->cfg.poll_ms;
 		}

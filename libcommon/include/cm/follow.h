@@ -28,8 +28,9 @@
  *
  * Timing. A round runs every poll_ms, at once after a full batch (catching up), sooner when
  * cm_follower_wake() is called (e.g. from an event), and after a failure with a doubling
- * back-off up to CM_FOLLOW_BACKOFF_MAX_MS. A failure is logged once when it starts
- * (CM-FOLLOW-FAIL) and once when it ends (CM-FOLLOW-OK).
+ * back-off up to CM_FOLLOW_BACKOFF_MAX_MS. Failing is logged once, at the second round in a row
+ * that fails (CM-FOLLOW-FAIL; a single miss, such as the producer not yet connected at start, is
+ * only debug), and once when it ends (CM-FOLLOW-OK).
  *
  * Threads. The follower owns its thread and its PostgreSQL connection (cfg.schema is its
  * search_path); apply runs on that thread with that connection, inside the round's transaction
