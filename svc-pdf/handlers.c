@@ -361,9 +361,11 @@ pdf_handle_deletions(cm_rpc_ctx *ctx, const void *req, void *resp)
 		return cm_rpc_fail(ctx, CM_EINVAL, "limit must be 0..%d and after_seq >= 0",
 		                   CM_FOLLOW_BATCH_MAX);
 	o.cap = rq->limit > 0 ? (size_t)rq->limit : CM_FOLLOW_BATCH_DEFAULT;
-	if ((o.rs->deletions = cm_rpc_alloc(ctx, o.cap * sizeof(Cm__Deletion *))) == NULL)
+	if ((o.rs->deletions = cm_rpc_alloc(ctx, o.cap * sizeof(Cm__Deletion *))) == NULL ||
+	    (o.rs->log_id = cm_rpc_alloc(ctx, CM_UUID_LEN + 1)) == NULL)
 		return cm_rpc_fail(ctx, CM_ENOMEM, "out of memory");
-	err = pdf_store_deletions(w->pg, rq->after_seq, (int)o.cap, add_deletion, &o);
+	if ((err = pdf_store_deletions_log_id(w->pg, o.rs->log_id)) == CM_OK)
+		err = pdf_store_deletions(w->pg, rq->after_seq, (int)o.cap, add_deletion, &o);
 	return fail(ctx, w, err, "");
 }
 

@@ -578,6 +578,22 @@ out:
 }
 
 cm_err
+pdf_store_deletions_log_id(cm_pg *pg, char id_out[37])
+{
+	cm_pg_result *res = NULL;
+	cm_err        err;
+
+	if ((err = cm_pg_exec(pg, "SELECT id::text FROM deletions_log", 0, NULL, &res)) != CM_OK)
+		return err;
+	if (cm_pg_nrows(res) != 1)
+		err = CM_EINTERNAL;
+	else
+		cm_strlcpy(id_out, cm_pg_get(res, 0, 0), 37);
+	cm_pg_result_free(res);
+	return err;
+}
+
+cm_err
 pdf_store_deletions(cm_pg *pg, int64_t after, int limit, pdf_deletion_fn fn, void *arg)
 {
 	char          a[24], l[16];

@@ -117,6 +117,8 @@ typedef cm_err (*pdf_deletion_fn)(void *arg, int64_t seq, const char *document_i
                                   const char *owner);
 CM_MUSTCHECK cm_err pdf_store_deletions(cm_pg *pg, int64_t after, int limit, pdf_deletion_fn fn,
                                         void *arg);
+/* The log's identity (a UUID made with the log: another one means it was made anew). */
+CM_MUSTCHECK cm_err pdf_store_deletions_log_id(cm_pg *pg, char id_out[37]);
 
 /* ---- selection ---------------------------------------------------------------------------- */
 

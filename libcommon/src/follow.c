@@ -7,7 +7,10 @@
  * entries at or below the locked value (another replica got there between our read and our
  * lock; the rest are exactly the log's next entries, since the log is complete and in order),
  * applies each, stores the last seq and COMMITs. Any failure rolls the round back, so the cursor
- * and the effects of the entries move together or not at all.
+ * and the effects of the entries move together or not at all. The cursor also keeps the log's
+ * id: an answer with another id (the producer's log was made anew) restarts the cursor at 0, and
+ * a cursor whose id changed between our read and our lock (another replica restarted it) is left
+ * for the next round.
  *
  * Between rounds the thread waits on a condition variable (CLOCK_MONOTONIC), so stop and wake
  * take effect at once; the wait is poll_ms, none after a full batch, or the back-off after a
@@ -43,13 +46,20 @@ struct cm_follower {
  * row from the SELECT, so exactly one row comes back). */
 static const char SQL_CURSOR_ENSURE[] =
     "WITH ins AS (INSERT INTO follow_cursors (source) VALUES ($1)"
-    "             ON CONFLICT (source) DO NOTHING RETURNING seq)"
-    " SELECT seq FROM ins UNION ALL SELECT seq FROM follow_cursors WHERE source = $1";
-static const char SQL_CURSOR[] = "SELECT seq FROM follow_cursors WHERE source = $1";
+    "             ON CONFLICT (source) DO NOTHING RETURNING seq, log_id)"
+    " SELECT seq, log_id FROM ins"
+    " UNION ALL SELECT seq, log_id FROM follow_cursors WHERE source = $1";
+static const char SQL_CURSOR[] = "SELECT seq, log_id FROM follow_cursors WHERE source = $1";
 static const char SQL_LOCK[] =
-    "SELECT seq FROM follow_cursors WHERE source = $1 FOR UPDATE SKIP LOCKED";
-static const char SQL_MOVE[] =
-    "UPDATE follow_cursors SET seq = $2::bigint, updated_at = now() WHERE source = $1";
+    "SELECT seq, log_id FROM follow_cursors WHERE source = $1 FOR UPDATE SKIP LOCKED";
+static const char SQL_MOVE[] = "UPDATE follow_cursors SET seq = $2::bigint, log_id = $3,"
+                               " updated_at = now() WHERE source = $1";
+
+typedef struct cursor_row {
+	bool    found;
+	int64_t seq;
+	char    log_id[CM_FOLLOW_MAX_LOG_ID + 1];
+} cursor_row;
 
 static int
 batch_of(const cm_follower_config *cfg)
@@ -59,22 +69,22 @@ batch_of(const cm_follower_config *cfg)
 	return cfg->batch < CM_FOLLOW_BATCH_MAX ? cfg->batch : CM_FOLLOW_BATCH_MAX;
 }
 
-/* Runs a one-value query (seq) for source; *seq = 0 when there is no row; *found tells. */
+/* Runs a cursor query (seq, log_id) for source; out->found tells whether a row came back. */
 static cm_err
-query_seq(cm_pg *pg, const char *sql, const char *source, int64_t *seq, bool *found)
+query_cursor(cm_pg *pg, const char *sql, const char *source, cursor_row *out)
 {
 	const char   *p[1] = {source};
 	cm_pg_result *r = NULL;
 	cm_err        err;
 
-	*seq = 0;
-	*found = false;
+	memset(out, 0, sizeof(*out));
 	if ((err = cm_pg_exec(pg, sql, 1, p, &r)) != CM_OK)
 		return err;
 	if (cm_pg_nrows(r) > 0) {
-		*found = true;
-		if (!cm_parse_i64(cm_pg_get(r, 0, 0), seq))
+		out->found = true;
+		if (!cm_parse_i64(cm_pg_get(r, 0, 0), &out->seq))
 			err = CM_EPROTO;
+		cm_strlcpy(out->log_id, cm_pg_get(r, 0, 1), sizeof(out->log_id));
 	}
 	cm_pg_result_free(r);
 	return err;
@@ -83,13 +93,16 @@ query_seq(cm_pg *pg, const char *sql, const char *source, int64_t *seq, bool *fo
 cm_err
 cm_follow_cursor(cm_pg *pg, const char *source, int64_t *seq)
 {
-	bool found;
+	cursor_row c;
+	cm_err     err = query_cursor(pg, SQL_CURSOR, source, &c);
 
-	return query_seq(pg, SQL_CURSOR, source, seq, &found);
+	*seq = c.seq;
+	return err;
 }
 
-/* Asks the producer for the entries after `after`. The response is checked: ascending seq, all
- * above `after` (a producer that breaks this would make the cursor skip or repeat). */
+/* Asks the producer for the entries after `after`. The response is checked: a log id that fits,
+ * ascending seq, all above `after` (a producer that broke this would make the cursor skip or
+ * repeat). */
 static cm_err
 fetch(const cm_follower_config *cfg, int64_t after, Cm__DeletionsResponse **out, char *why,
       size_t whylen)
@@ -117,6 +130,10 @@ fetch(const cm_follower_config *cfg, int64_t after, Cm__DeletionsResponse **out,
 	if (err != CM_OK)
 		return err;
 	*out = (Cm__DeletionsResponse *)m;
+	if (strlen((*out)->log_id) > CM_FOLLOW_MAX_LOG_ID) {
+		snprintf(why, whylen, "%s: log id too long", cfg->method);
+		return CM_EPROTO;
+	}
 	for (size_t i = 0; i < (*out)->n_deletions; i++) {
 		if ((*out)->deletions[i]->seq <= prev) {
 			snprintf(why, whylen, "%s: seq %" PRId64 " after %" PRId64, cfg->method,
@@ -128,49 +145,73 @@ fetch(const cm_follower_config *cfg, int64_t after, Cm__DeletionsResponse **out,
 	return CM_OK;
 }
 
+static void
+free_resp(Cm__DeletionsResponse **resp)
+{
+	if (*resp != NULL)
+		protobuf_c_message_free_unpacked(&(*resp)->base, NULL);
+	*resp = NULL;
+}
+
 /* One round (see DESIGN). *fetched: entries the producer returned; *applied: entries applied. */
 static cm_err
 round_(const cm_follower_config *cfg, cm_pg *pg, int *fetched, int *applied, char *why,
        size_t whylen)
 {
 	Cm__DeletionsResponse *resp = NULL;
-	int64_t                cursor, locked, last;
+	cursor_row             cur, locked;
+	int64_t                base, last;
 	char                   seq[24];
-	const char            *p[2] = {cfg->source, seq};
-	bool                   found, in_tx = false;
+	const char            *p[3] = {cfg->source, seq, NULL};
+	bool                   reset, in_tx = false;
 	int                    n = 0;
 	cm_err                 err;
 
 	*fetched = *applied = 0;
 	why[0] = '\0';
-	if ((err = query_seq(pg, SQL_CURSOR_ENSURE, cfg->source, &cursor, &found)) != CM_OK)
+	if ((err = query_cursor(pg, SQL_CURSOR_ENSURE, cfg->source, &cur)) != CM_OK ||
+	    (err = fetch(cfg, cur.seq, &resp, why, whylen)) != CM_OK)
 		goto out;
-	if ((err = fetch(cfg, cursor, &resp, why, whylen)) != CM_OK)
-		goto out;
+	/* Another log id: the log was made anew and its seq started over, so start over too. */
+	reset = cur.log_id[0] != '\0' && strcmp(resp->log_id, cur.log_id) != 0;
+	if (reset) {
+		cm_warn("CM-FOLLOW-RESET",
+		        "%s: the log was made anew (id %s, was %s); following it "
+		        "from its start",
+		        cfg->source, resp->log_id, cur.log_id);
+		free_resp(&resp);
+		if ((err = fetch(cfg, 0, &resp, why, whylen)) != CM_OK)
+			goto out;
+	}
 	*fetched = (int)resp->n_deletions;
-	if (resp->n_deletions == 0)
-		goto out;
+	if (resp->n_deletions == 0 && strcmp(resp->log_id, cur.log_id) == 0)
+		goto out; /* nothing new */
 	if ((err = cm_pg_begin(pg)) != CM_OK)
 		goto out;
 	in_tx = true;
-	if ((err = query_seq(pg, SQL_LOCK, cfg->source, &locked, &found)) != CM_OK || !found)
-		goto out; /* not found: another replica holds the cursor; nothing to do now */
-	last = locked;
+	/* Not found: another replica holds the cursor. Another log id than we read: it moved to a
+	 * new log meanwhile. Either way, nothing to do in this round. */
+	if ((err = query_cursor(pg, SQL_LOCK, cfg->source, &locked)) != CM_OK || !locked.found ||
+	    strcmp(locked.log_id, cur.log_id) != 0)
+		goto out;
+	base = reset ? 0 : locked.seq;
+	last = base;
 	for (size_t i = 0; i < resp->n_deletions; i++) {
 		const Cm__Deletion *d = resp->deletions[i];
-		if (d->seq <= locked)
+		if (d->seq <= base)
 			continue;
 		if ((err = cfg->apply(cfg->arg, pg, d->seq, d->id, d->owner)) != CM_OK) {
-			snprintf(why, whylen, "applying seq %" PRId64 " (%s): %s", d->seq, d->id,
-			         cm_pg_errmsg(pg));
+			snprintf(why, whylen, "applying seq %" PRId64 " (%.40s): %.150s", d->seq,
+			         d->id, cm_pg_errmsg(pg));
 			goto out;
 		}
 		last = d->seq;
 		n++;
 	}
-	if (last > locked) {
+	if (last != locked.seq || strcmp(resp->log_id, locked.log_id) != 0) {
 		snprintf(seq, sizeof(seq), "%" PRId64, last);
-		if ((err = cm_pg_exec(pg, SQL_MOVE, 2, p, NULL)) != CM_OK)
+		p[2] = resp->log_id;
+		if ((err = cm_pg_exec(pg, SQL_MOVE, 3, p, NULL)) != CM_OK)
 			goto out;
 	}
 	if ((err = cm_pg_commit(pg)) != CM_OK)
@@ -182,8 +223,7 @@ out:
 		cm_pg_rollback(pg);
 	if (err != CM_OK && why[0] == '\0')
 		snprintf(why, whylen, "%s", cm_pg_errmsg(pg));
-	if (resp != NULL)
-		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	free_resp(&resp);
 	return err;
 }
 
@@ -250,8 +290,8 @@ run(void *arg)
 				cm_warn("CM-FOLLOW-FAIL", "%s: %s (%s); retrying with back-off",
 				        f->source, cm_strerror(err), why);
 			else if (failures == 1)
-				cm_debug("CM-FOLLOW-MISS", "%s: %s (%s)", f->source, cm_strerror(err),
-				         why);
+				cm_debug("CM-FOLLOW-MISS", "%s: %s (%s)", f->source,
+				         cm_strerror(err), why);
 			wait = backoff;
 		} else {
 			if (failures >= 2)

@@ -9,3 +9,12 @@ CREATE TABLE deletions (
     owner_id    text NOT NULL,
     deleted_at  timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+
+-- The log's identity, sent with every answer: if the log is ever made anew (this migration run
+-- again after a down), its seq starts over, and a follower that sees another id starts over too
+-- instead of waiting for seq to pass its old cursor.
+CREATE TABLE deletions_log (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    id  uuid NOT NULL DEFAULT gen_random_uuid()
+);
+INSERT INTO deletions_log DEFAULT VALUES;

@@ -1,9 +1,10 @@
 -- Following svc-pdf's deletion log (svc-qgen/cascade.c, libcommon cm/follow.h).
--- follow_cursors: how far each followed log has been applied; moved in the transaction that
--- applies its entries, so a crash loses nothing.
+-- follow_cursors: how far each followed log has been applied (seq, in the log named log_id);
+-- moved in the transaction that applies its entries, so a crash loses nothing.
 CREATE TABLE follow_cursors (
     source     text PRIMARY KEY,
     seq        bigint NOT NULL DEFAULT 0,
+    log_id     text NOT NULL DEFAULT '',
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 

@@ -5,8 +5,8 @@
  * deletes the document's sets, cancels their jobs and moves its cursor in one transaction: a
  * failed entry, an unreachable svc-pdf or a busy cursor moves nothing, and nothing is lost.
  * svc-pdf runs in-process behind a real RPC server; svc-qgen's tables are in a schema of this
- * run. The pdf schema is shared with other runs, so the log may hold older entries: the tests
- * look only at what they add.
+ * run. The pdf schema is shared with other tests; its log is made anew at set-up (migration 002
+ * down and up), and the tests look only at what they add.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -636,6 +636,38 @@ test_create_racing_the_cascade(void **state)
 	catch_up(&cfg);
 }
 
+/* The producer's log made anew (its seq starts over, with another log id): the follower starts
+ * over instead of waiting for the new seq to pass its old cursor. */
+static void
+test_log_made_anew(void **state)
+{
+	cm_follower_config cfg;
+	char               doc[37], s1[37], j1[37];
+
+	(void)state;
+	qgen_cascade_config(&qgen, &cfg);
+	catch_up(&cfg);
+	assert_true(cursor() > 1);
+	/* What dropping and re-creating the log amounts to, on the shared pdf schema. */
+	assert_int_equal(cm_pg_exec(W->pg, "DELETE FROM deletions", 0, NULL, NULL), CM_OK);
+	assert_int_equal(cm_pg_exec(W->pg,
+	                            "SELECT setval(pg_get_serial_sequence('deletions', 'seq'), 1,"
+	                            " false)",
+	                            0, NULL, NULL),
+	                 CM_OK);
+	assert_int_equal(
+	    cm_pg_exec(W->pg, "UPDATE deletions_log SET id = gen_random_uuid()", 0, NULL, NULL),
+	    CM_OK);
+	upload("anew-owner", doc);
+	new_set("anew-owner", doc, s1, j1);
+	assert_int_equal(delete_doc("anew-owner", doc), CM_OK);
+	assert_int_equal(log_head(), 1);
+
+	assert_int_equal(catch_up(&cfg), 1);
+	assert_false(set_exists(s1));
+	assert_int_equal(cursor(), 1);
+}
+
 /* The follower's own thread: a deletion is applied within a few poll intervals, sooner when
  * woken; stop joins it. */
 static void
@@ -673,6 +705,7 @@ main(void)
 	    cmocka_unit_test(test_producer_unreachable),
 	    cmocka_unit_test(test_busy_cursor_is_skipped),
 	    cmocka_unit_test(test_create_racing_the_cascade),
+	    cmocka_unit_test(test_log_made_anew),
 	    cmocka_unit_test(test_follower_thread),
 	};
 

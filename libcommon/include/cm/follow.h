@@ -17,9 +17,13 @@
  *     CREATE TABLE follow_cursors (
  *         source     text PRIMARY KEY,
  *         seq        bigint NOT NULL DEFAULT 0,
+ *         log_id     text NOT NULL DEFAULT '',
  *         updated_at timestamptz NOT NULL DEFAULT now());
  *
- * One row per followed log (cfg.source), created on first use.
+ * One row per followed log (cfg.source), created on first use. log_id is the identity the
+ * producer sends with its log (cm.DeletionsResponse.log_id): when it changes, the log was made
+ * anew and its seq started over, so the follower starts over from 0 (CM-FOLLOW-RESET) instead of
+ * waiting, silently, for the new seq to pass its old cursor.
  *
  * Replicas. Every replica of the consumer runs a follower of the same source. A round reads
  * the cursor, fetches, then locks the cursor row (FOR UPDATE SKIP LOCKED): while one replica
@@ -50,6 +54,7 @@
 #define CM_FOLLOW_BATCH_MAX        1000  /* entries per Deletions call (the producer's cap too) */
 #define CM_FOLLOW_BACKOFF_MAX_MS   30000 /* longest wait after failures */
 #define CM_FOLLOW_MAX_SOURCE       64    /* bytes of a source name */
+#define CM_FOLLOW_MAX_LOG_ID       64    /* bytes of a log id */
 
 /* Applies one deletion (id and owner as the producer recorded them) with pg, inside the round's
  * transaction. CM_OK, or an error: the round rolls back and is retried later. */
