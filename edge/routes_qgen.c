@@ -220,8 +220,8 @@ edge_reply_qset_export(edge_req *r, cm_rpc_result *res)
 	char                  disp[160];
 	const char           *ctype;
 
-	if ((x = (Qgen__ExportResponse *)edge_reply_unpack(r, res,
-	                                                   &qgen__export_response__descriptor)) == NULL)
+	if ((x = (Qgen__ExportResponse *)edge_reply_unpack(
+	         r, res, &qgen__export_response__descriptor)) == NULL)
 		return;
 	if (!header_safe(x->content_type) || !header_safe(x->file_name) ||
 	    (size_t)snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", x->file_name) >=

@@ -562,7 +562,8 @@ pdf_store_delete(cm_pg *pg, const char *owner, const char *id, const char *sha, 
 	 * at a time and commit in that order (migrations/002_deletions.up.sql). */
 	if ((err = cm_pg_exec(pg, "LOCK TABLE deletions IN SHARE ROW EXCLUSIVE MODE", 0, NULL,
 	                      NULL)) != CM_OK ||
-	    (err = cm_pg_exec(pg, "INSERT INTO deletions (document_id, owner_id) VALUES ($1::uuid, $2)",
+	    (err = cm_pg_exec(pg,
+	                      "INSERT INTO deletions (document_id, owner_id) VALUES ($1::uuid, $2)",
 	                      2, p, NULL)) != CM_OK)
 		goto out;
 	if ((err = cm_pg_commit(pg)) != CM_OK)

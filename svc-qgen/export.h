@@ -46,6 +46,6 @@ bool qgen_export_format_parse(const char *s, qgen_export_format *out);
  * as it was (len and content) and content_type/ext are untouched.
  */
 CM_MUSTCHECK cm_err qgen_export_render(const Qgen__QuestionSet *set, qgen_export_format f,
-    cm_buf *out, const char **content_type, const char **ext);
+                                       cm_buf *out, const char **content_type, const char **ext);
 
 #endif

@@ -36,16 +36,16 @@
 
 #define PDF_URL "tcp://127.0.0.1:27193"
 #define PDF_ADMIN "127.0.0.1:29193"
-#define DEAD_URL  "tcp://127.0.0.1:27194" /* nothing listens here */
+#define DEAD_URL "tcp://127.0.0.1:27194" /* nothing listens here */
 
-static pdf_service    pdf;
-static pdf_worker    *W;
-static cm_service    *pdf_srv;
-static qgen_service   qgen;
-static cm_pg         *qpg; /* svc-qgen's schema of this run */
-static cm_jobs       *jobs;
-static char           datadir[64], schema[40], nonce[20];
-static int            serial;
+static pdf_service  pdf;
+static pdf_worker  *W;
+static cm_service  *pdf_srv;
+static qgen_service qgen;
+static cm_pg       *qpg; /* svc-qgen's schema of this run */
+static cm_jobs     *jobs;
+static char         datadir[64], schema[40], nonce[20];
+static int          serial;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -302,7 +302,8 @@ setup(void **state)
 		return -1;
 	pdf_config_defaults(&pcfg);
 	pcfg.data_dir = datadir;
-	if (pdf_service_init(&pdf, &pcfg, NULL) != CM_OK || cm_pg_open(&wpg, db, PDF_SCHEMA) != CM_OK ||
+	if (pdf_service_init(&pdf, &pcfg, NULL) != CM_OK ||
+	    cm_pg_open(&wpg, db, PDF_SCHEMA) != CM_OK ||
 	    cm_redis_open(&wredis, "", 0, CM_REDIS_TIMEOUT_MS) != CM_OK ||
 	    pdf_worker_alloc(&pdf, wpg, wredis, &W) != CM_OK)
 		return -1;
@@ -313,7 +314,8 @@ setup(void **state)
 	qgen.common.database_url = db;
 	qgen.schema = schema;
 	if (cm_rpc_client_open(&qgen.pdf, "pdf", PDF_URL, NULL) != CM_OK ||
-	    cm_pg_open(&qpg, db, schema) != CM_OK || cm_pg_migrate_up(qpg, schema, migs, n) != CM_OK ||
+	    cm_pg_open(&qpg, db, schema) != CM_OK ||
+	    cm_pg_migrate_up(qpg, schema, migs, n) != CM_OK ||
 	    cm_jobs_open(&jobs, qpg, &jo) != CM_OK)
 		return -1;
 	for (int i = 0; i < 250 && cm_rpc_client_healthy(qgen.pdf) == 0; i++)

@@ -63,7 +63,7 @@ add_q(const char *type, const char *text, const char *expl)
 
 static Qgen__Question *
 add_mcq(const char *text, const char *o0, const char *o1, const char *o2, const char *o3, int ans,
-    const char *expl)
+        const char *expl)
 {
 	Qgen__Question *q = add_q("mcq", text, expl);
 	size_t          n = (size_t)(q - qv);
@@ -134,7 +134,8 @@ norm_nl(const char *s, char *out)
 static const char *TRICKY[] = {
     "if (a == b) { x = ~y; } // #1: done \\n C:\\dir\\",
     "line1\r\nline2\rline3\nline4",
-    "Gr\xc3\xb6\xc3\x9f" "e \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+    "Gr\xc3\xb6\xc3\x9f"
+    "e \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
     "<b>&amp;</b> \"quoted\", 'single', a,b;c",
     "#include <stdio.h>\tint main(void) { return 0; }",
 };
@@ -270,17 +271,16 @@ test_gift_answer_marking(void **state)
 	add_open("Explain: why?", "A ref {answer}", "More.");
 	add_open("No key", "", "");
 	out = render_ok(QGEN_EXPORT_GIFT, NULL);
-	assert_string_equal(out,
-	    "::Q1::[plain]What is \\{x\\}? {\n"
-	    "\t~1\n\t~2\n\t=3\\=x\n\t~\\~4\n"
-	    "\t####Because\\nof \\#math.\n"
-	    "}\n"
-	    "\n"
-	    "::Q2::[plain]Explain\\: why? {\n"
-	    "\t####A ref \\{answer\\}\\n\\nMore.\n"
-	    "}\n"
-	    "\n"
-	    "::Q3::[plain]No key {}\n");
+	assert_string_equal(out, "::Q1::[plain]What is \\{x\\}? {\n"
+	                         "\t~1\n\t~2\n\t=3\\=x\n\t~\\~4\n"
+	                         "\t####Because\\nof \\#math.\n"
+	                         "}\n"
+	                         "\n"
+	                         "::Q2::[plain]Explain\\: why? {\n"
+	                         "\t####A ref \\{answer\\}\\n\\nMore.\n"
+	                         "}\n"
+	                         "\n"
+	                         "::Q3::[plain]No key {}\n");
 	free(out);
 }
 
@@ -304,15 +304,15 @@ gift_read(const char *p, const char *stops, char *out)
 static void
 test_gift_round_trip(void **state)
 {
-	char        *out, *p, got[512], want[512];
-	const char  *blk, *end;
-	size_t       nblocks = 0;
+	char       *out, *p, got[512], want[512];
+	const char *blk, *end;
+	size_t      nblocks = 0;
 
 	(void)state;
 	reset_set();
 	for (size_t i = 0; i < NTRICKY; i++)
 		add_mcq(TRICKY[i], TRICKY[(i + 1) % NTRICKY], "plain", TRICKY[(i + 2) % NTRICKY],
-		    "x", (int)(i % 4), TRICKY[(i + 3) % NTRICKY]);
+		        "x", (int)(i % 4), TRICKY[(i + 3) % NTRICKY]);
 	out = render_ok(QGEN_EXPORT_GIFT, NULL);
 	assert_null(strchr(out, '\r'));
 	for (blk = out; *blk != '\0'; blk = end, nblocks++) {
@@ -416,8 +416,8 @@ test_csv_header_and_minimal_quoting(void **state)
 	add_open("say \"hi\"", "a # b", "");
 	out = render_ok(QGEN_EXPORT_CSV, NULL);
 	assert_string_equal(out, CSV_HEADER "Hello,World,open hard_x\r\n"
-					    "\"#not a comment\",\"a,b\",open\r\n"
-					    "\"say \"\"hi\"\"\",a # b,open medium\r\n");
+	                                    "\"#not a comment\",\"a,b\",open\r\n"
+	                                    "\"say \"\"hi\"\"\",a # b,open medium\r\n");
 	free(out);
 }
 
@@ -433,8 +433,8 @@ test_csv_round_trip(void **state)
 	reset_set();
 	for (size_t i = 0; i < NTRICKY; i++)
 		add_mcq(TRICKY[i], TRICKY[(i + 1) % NTRICKY], "o,2", "\"o3\"",
-		    TRICKY[(i + 2) % NTRICKY], (int)(i % 4),
-		    i == 0 ? "" : TRICKY[(i + 3) % NTRICKY]);
+		        TRICKY[(i + 2) % NTRICKY], (int)(i % 4),
+		        i == 0 ? "" : TRICKY[(i + 3) % NTRICKY]);
 	add_open(TRICKY[1], TRICKY[3], TRICKY[0]);
 	out = render_ok(QGEN_EXPORT_CSV, NULL);
 	assert_memory_equal(out, CSV_HEADER, strlen(CSV_HEADER));
@@ -447,7 +447,7 @@ test_csv_round_trip(void **state)
 		for (size_t j = 0; j < q->n_options; j++) {
 			norm_nl(q->options[j], buf);
 			snprintf(want + strlen(want), sizeof(want) - strlen(want), "\n%c) %s",
-			    'A' + (int)j, buf);
+			         'A' + (int)j, buf);
 		}
 		assert_string_equal(f[0], want);
 		if (q->n_options > 0) {
@@ -475,14 +475,19 @@ test_sanitizing(void **state)
 	(void)state;
 	/* Controls go, tab stays, bad UTF-8 becomes U+FFFD, in every format. */
 	reset_set();
-	add_open("a\x01\x1b\x7f\tb\xff" "c\xc0\xaf" "d\xed\xa0\x80" "e", "", "");
+	add_open("a\x01\x1b\x7f\tb\xff"
+	         "c\xc0\xaf"
+	         "d\xed\xa0\x80"
+	         "e",
+	         "", "");
 	out = render_ok(QGEN_EXPORT_CSV, NULL);
 #define FFFD "\xef\xbf\xbd"
 	assert_string_equal(out, CSV_HEADER "a\tb" FFFD "c" FFFD FFFD "d" FFFD FFFD FFFD
-					    "e,,open medium\r\n");
+	                                    "e,,open medium\r\n");
 	free(out);
 	out = render_ok(QGEN_EXPORT_GIFT, NULL);
-	assert_non_null(strstr(out, "a\tb\xef\xbf\xbd" "c"));
+	assert_non_null(strstr(out, "a\tb\xef\xbf\xbd"
+	                            "c"));
 	assert_null(strchr(out, '\x1b'));
 	free(out);
 }
@@ -505,7 +510,7 @@ static uint32_t
 rd32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-	    ((uint32_t)p[3] << 24);
+	       ((uint32_t)p[3] << 24);
 }
 
 /* Takes the archive apart and checks every header against the others; returns the entries. */
@@ -521,10 +526,10 @@ zip_parse(const unsigned char *z, size_t n, zent *e, size_t max)
 		uint16_t             nlen = rd16(h + 26);
 
 		assert_true(count < max);
-		assert_int_equal(rd16(h + 4), 10);    /* version needed */
-		assert_int_equal(rd16(h + 6), 0);     /* flags: no data descriptor */
-		assert_int_equal(rd16(h + 8), 0);     /* stored */
-		assert_int_equal(rd16(h + 10), 0);    /* fixed time */
+		assert_int_equal(rd16(h + 4), 10);      /* version needed */
+		assert_int_equal(rd16(h + 6), 0);       /* flags: no data descriptor */
+		assert_int_equal(rd16(h + 8), 0);       /* stored */
+		assert_int_equal(rd16(h + 10), 0);      /* fixed time */
 		assert_int_equal(rd16(h + 12), 0x5021); /* 2020-01-01 */
 		assert_int_equal(rd32(h + 18), rd32(h + 22));
 		assert_int_equal(rd16(h + 28), 0);
@@ -546,8 +551,8 @@ zip_parse(const unsigned char *z, size_t n, zent *e, size_t max)
 	assert_int_equal(rd16(end + 6), 0);
 	assert_int_equal(rd16(end + 8), count);
 	assert_int_equal(rd16(end + 10), count);
-	assert_int_equal(rd32(end + 16), off);               /* the directory follows the data */
-	assert_int_equal(off + rd32(end + 12), n - 22);      /* and fills the rest */
+	assert_int_equal(rd32(end + 16), off);          /* the directory follows the data */
+	assert_int_equal(off + rd32(end + 12), n - 22); /* and fills the rest */
 	assert_int_equal(rd16(end + 20), 0);
 	for (i = 0, c = z + off; i < count; i++) {
 		uint16_t nlen = rd16(c + 28);
@@ -766,7 +771,8 @@ test_qti_package(void **state)
 	for (size_t i = 1; i <= set.n_questions; i++) {
 		snprintf(name, sizeof(name), "items/Q%zu.xml", i);
 		assert_string_equal(e[i + 1].name, name);
-		snprintf(want, sizeof(want),
+		snprintf(
+		    want, sizeof(want),
 		    "<resource identifier=\"RES_Q%zu\" type=\"imsqti_item_xmlv2p1\" href=\"%s\">"
 		    "<file href=\"%s\"/></resource>",
 		    i, name, name);
@@ -780,7 +786,7 @@ test_qti_package(void **state)
 	assert_non_null(strstr(tst, "title=\"C &quot;pointers&quot; &amp; &lt;arrays&gt;\""));
 	for (size_t i = 1; i <= set.n_questions; i++) {
 		snprintf(want, sizeof(want),
-		    "<assessmentItemRef identifier=\"Q%zu\" href=\"items/Q%zu.xml\"/>", i, i);
+		         "<assessmentItemRef identifier=\"Q%zu\" href=\"items/Q%zu.xml\"/>", i, i);
 		assert_non_null(strstr(tst, want));
 	}
 
@@ -807,9 +813,9 @@ test_qti_package(void **state)
 		}
 		/* Feedback exactly when there is something to show. */
 		assert_int_equal(strstr(item, "<modalFeedback") != NULL,
-		    q->explanation[0] != '\0' || (!mcq && q->reference[0] != '\0'));
+		                 q->explanation[0] != '\0' || (!mcq && q->reference[0] != '\0'));
 		assert_int_equal(strstr(item, "rptemplates/match_correct") != NULL,
-		    mcq && q->explanation[0] == '\0');
+		                 mcq && q->explanation[0] == '\0');
 		free(item);
 	}
 	/* The right choice's text is the option at answer_index, escaped. */
@@ -818,7 +824,7 @@ test_qti_package(void **state)
 	assert_string_equal(got, "&lt;c&gt;");
 	between(item, "<simpleChoice identifier=\"A\">", "</simpleChoice>", got, sizeof(got));
 	assert_string_equal(got, "&lt;b&gt;&amp;amp;&lt;/b&gt; &quot;quoted&quot;, "
-				 "&apos;single&apos;, a,b;c");
+	                         "&apos;single&apos;, a,b;c");
 	between(item, "<modalFeedback", "</modalFeedback>", got, sizeof(got));
 	assert_non_null(strstr(got, "<p>line1<br/>line2<br/>line3<br/>line4</p>"));
 	free(item);
@@ -852,7 +858,7 @@ test_qti_xml_escaping(void **state)
 	assert_true(xml_ok(item));
 	between(item, "<itemBody>\n", "\n<extendedTextInteraction", got, sizeof(got));
 	assert_string_equal(got, "<p>a&lt;b &amp;&amp; c&gt;d &quot;q&quot; &apos;x&apos; "
-				 "end<br/>next!</p>");
+	                         "end<br/>next!</p>");
 	between(item, "<modalFeedback", "</modalFeedback>", got, sizeof(got));
 	assert_non_null(strstr(got, "<p>&lt;ref&gt; &amp; &apos;it&apos;</p>"));
 	assert_non_null(strstr(item, "label=\"id&quot;&lt;&amp;&gt;\""));

@@ -50,26 +50,26 @@
 #include "cm/pg.h"
 #include "cm/rpc.h"
 
-#define CM_FOLLOW_BATCH_DEFAULT    100
-#define CM_FOLLOW_BATCH_MAX        1000  /* entries per Deletions call (the producer's cap too) */
-#define CM_FOLLOW_BACKOFF_MAX_MS   30000 /* longest wait after failures */
-#define CM_FOLLOW_MAX_SOURCE       64    /* bytes of a source name */
-#define CM_FOLLOW_MAX_LOG_ID       64    /* bytes of a log id */
+#define CM_FOLLOW_BATCH_DEFAULT 100
+#define CM_FOLLOW_BATCH_MAX 1000       /* entries per Deletions call (the producer's cap too) */
+#define CM_FOLLOW_BACKOFF_MAX_MS 30000 /* longest wait after failures */
+#define CM_FOLLOW_MAX_SOURCE 64        /* bytes of a source name */
+#define CM_FOLLOW_MAX_LOG_ID 64        /* bytes of a log id */
 
 /* Applies one deletion (id and owner as the producer recorded them) with pg, inside the round's
  * transaction. CM_OK, or an error: the round rolls back and is retried later. */
 typedef cm_err (*cm_follow_apply_fn)(void *arg, cm_pg *pg, int64_t seq, const char *id,
-    const char *owner);
+                                     const char *owner);
 
 typedef struct cm_follower_config {
-	const char        *source;       /* cursor name and log label, e.g. "pdf.Deletions" */
-	cm_rpc_client     *client;       /* the producer (not owned) */
-	const char        *method;       /* e.g. "pdf.Deletions" */
+	const char        *source; /* cursor name and log label, e.g. "pdf.Deletions" */
+	cm_rpc_client     *client; /* the producer (not owned) */
+	const char        *method; /* e.g. "pdf.Deletions" */
 	int64_t            rpc_timeout_ms;
 	const char        *database_url; /* the consumer's database */
 	const char        *schema;       /* the consumer's schema (holds follow_cursors) */
 	int64_t            poll_ms;
-	int                batch;        /* entries per round; 0 = CM_FOLLOW_BATCH_DEFAULT */
+	int                batch; /* entries per round; 0 = CM_FOLLOW_BATCH_DEFAULT */
 	cm_follow_apply_fn apply;
 	void              *arg;
 } cm_follower_config;
