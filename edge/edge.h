@@ -40,6 +40,12 @@ typedef struct edge_config {
 	const char *qgen_urls;        /* "" = question generation not served (503) */
 	const char *qgen_events_urls; /* svc-qgen's event publishers ("" = no live progress) */
 	int64_t     generate_wait_ms; /* legacy generate-questions: how long to wait for the job */
+	const char *eval_urls;        /* "" = grading not served (503) */
+	const char *eval_events_urls; /* svc-eval's event publishers */
+	int64_t     evaluate_wait_ms; /* legacy evaluate-quiz/answer: how long to wait for grades */
+	const char *chat_urls;        /* "" = chat not served (503) */
+	const char *chat_events_urls; /* svc-chat's event publishers (streamed answers) */
+	int64_t     chat_timeout_ms;  /* deadline of a chat answer (EDGE_R_LONG routes) */
 	const char *frontend_url; /* "" = no frontend: non-API paths are 404 */
 	const char *jwt_secret;
 	const char *jwt_public_key_file;
@@ -61,6 +67,8 @@ typedef enum edge_upstream_id {
 	EDGE_UP_AUTH,
 	EDGE_UP_PDF,
 	EDGE_UP_QGEN,
+	EDGE_UP_EVAL,
+	EDGE_UP_CHAT,
 	EDGE_UP_COUNT
 } edge_upstream_id;
 
@@ -90,6 +98,7 @@ typedef void (*edge_reply_fn)(edge_req *r, cm_rpc_result *res);
 #define EDGE_R_LEGACY     0x04u /* legacy error shape {"detail"} */
 #define EDGE_R_IDEMPOTENT 0x08u /* may be retried on another replica */
 #define EDGE_R_UPLOAD     0x10u /* body limit is EDGE_UPLOAD_MAX, not EDGE_JSON_BODY_MAX */
+#define EDGE_R_LONG       0x20u /* the call's deadline is EDGE_CHAT_TIMEOUT_MS (streamed answers) */
 
 struct edge_route {
 	const char                       *method;

@@ -18,6 +18,7 @@
 #include "cm/util.h"
 #include "proto/common.pb-c.h"
 #include "proto/qgen.pb-c.h"
+#include "routes_eval.h"
 #include "routes_qgen.h"
 
 #define LEGACY_POLL_MS 200
@@ -153,6 +154,10 @@ edge_reply_job(edge_req *r, cm_rpc_result *res)
 {
 	Qgen__Job *j;
 
+	/* Not a question-set job: it may be a grading job (GET only: eval jobs are not cancelled). */
+	if (res->status == CM__STATUS__NOT_FOUND && strcmp(r->route->method, "GET") == 0 &&
+	    edge_eval_job_lookup(r))
+		return;
 	if ((j = (Qgen__Job *)edge_reply_unpack(r, res, &qgen__job__descriptor)) == NULL)
 		return;
 	edge_set_json(r, r->route->ok_status, job_json(j));

@@ -249,6 +249,8 @@ call_payload(edge_req *r, const void *payload, size_t len)
 	cm_err            err;
 
 	edge_req_opts(r, rt->rpc, (rt->flags & EDGE_R_IDEMPOTENT) != 0, &o);
+	if ((rt->flags & EDGE_R_LONG) != 0)
+		o.deadline_ms = cm_now_ms() + r->e->cfg.chat_timeout_ms;
 	r->upstream_name = edge_upstream_name(rt->upstream);
 	if (r->e->up[rt->upstream] == NULL) {
 		call_failed(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
