@@ -5,7 +5,7 @@
  * DESIGN. The v1 routes are thin: JSON in, one svc-qgen call, JSON out in the contract's
  * shapes (built here from qgen.* messages, because the contract nests and renames fields).
  * The legacy route must answer only when the questions exist, yet nothing in the edge may block:
- * it creates the job, then polls qgen.GetJob on a timer aio (QGEN_POLL_MS) until the job ends or
+ * it creates the job, then polls qgen.GetJob on a timer aio (poll.h) until the job ends or
  * EDGE_GENERATE_WAIT_MS passes, then reads the set and formats QUESTIONS_STRING. Polling costs
  * one cheap RPC per interval per waiting client; it keeps the edge stateless (any edge replica,
  * any svc-qgen replica) and survives lost pub/sub events, which are only notifications.
@@ -18,10 +18,10 @@
 #include "cm/util.h"
 #include "proto/common.pb-c.h"
 #include "proto/qgen.pb-c.h"
+#include "poll.h"
 #include "routes_eval.h"
 #include "routes_qgen.h"
 
-#define LEGACY_POLL_MS 200
 #define LEGACY_DEFAULT_COUNT 25
 
 /* ---- JSON shapes ----------------------------------------------------------------------------- */
@@ -252,71 +252,23 @@ edge_reply_qset_export(edge_req *r, cm_rpc_result *res)
 /* ---- legacy generate-questions --------------------------------------------------------------- */
 
 typedef struct legacy_gen {
-	edge_req *r;
-	nng_aio  *timer;
-	char      job_id[CM_UUID_LEN + 1];
-	char      set_id[CM_UUID_LEN + 1];
-	bool      quiz;
-	int64_t   give_up_ms; /* monotonic */
+	char job_id[CM_UUID_LEN + 1];
+	char set_id[CM_UUID_LEN + 1];
+	bool quiz;
 } legacy_gen;
 
-static void poll_job(legacy_gen *g);
-
-/* Sends one svc-qgen call for the legacy flow; done runs on an nng thread. */
-static void
-qgen_call(legacy_gen *g, const char *method, const ProtobufCMessage *msg, cm_rpc_done_fn done)
-{
-	edge_req        *r = g->r;
-	cm_rpc_call_opts o;
-	size_t           n = protobuf_c_message_get_packed_size(msg);
-	uint8_t         *buf = cm_arena_alloc(&r->arena, n + 1);
-	cm_rpc_result    res;
-
-	if (buf == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
-		return;
-	}
-	protobuf_c_message_pack(msg, buf);
-	edge_req_opts(r, method, true, &o);
-	if (cm_rpc_call_async(r->e->up[EDGE_UP_QGEN], &o, buf, n, done, g) != CM_OK) {
-		memset(&res, 0, sizeof(res));
-		res.status = CM__STATUS__UNAVAILABLE;
-		cm_strlcpy(res.message, "question generation is unavailable", sizeof(res.message));
-		done(g, &res);
-	}
-}
-
-/* Ends the legacy exchange: the timer is reaped (safe from its own callback). */
-static void
-legacy_end(legacy_gen *g)
-{
-	if (g->timer != NULL)
-		nng_aio_reap(g->timer);
-	g->timer = NULL;
-}
-
-static void
-legacy_fail(legacy_gen *g, int status, const char *message)
-{
-	edge_req *r = g->r;
-
-	legacy_end(g);
-	edge_fail(r, status, message);
-}
-
 /* QUESTIONS_STRING: one JSON document (jansson escapes braces and quotes inside questions, so
- * the frontend's first-'{'-to-last-'}' slice is exactly this document). */
+ * the frontend's first-'{'-to-last-'}' slice is exactly this document). Ends the exchange. */
 static void
-legacy_answer(legacy_gen *g, const Qgen__QuestionSet *s)
+legacy_answer(edge_req *r, bool quiz, const Qgen__QuestionSet *s)
 {
-	edge_req *r = g->r;
-	json_t   *qs = json_array();
-	char     *text;
-	char      ts[32];
+	json_t *qs = json_array();
+	char   *text;
+	char    ts[32];
 
 	for (size_t i = 0; i < s->n_questions; i++) {
 		const Qgen__Question *q = s->questions[i];
-		if (!g->quiz) {
+		if (!quiz) {
 			json_array_append_new(qs, json_string(q->text));
 			continue;
 		}
@@ -342,7 +294,6 @@ legacy_answer(legacy_gen *g, const Qgen__QuestionSet *s)
 	text = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	cm_format_time_ms(cm_now_ms(), ts);
-	legacy_end(g);
 	if (text == NULL) {
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
@@ -355,94 +306,68 @@ legacy_answer(legacy_gen *g, const Qgen__QuestionSet *s)
 static void
 got_set(void *arg, cm_rpc_result *res)
 {
-	legacy_gen        *g = arg;
+	edge_poll         *p = arg;
+	edge_req          *r = edge_poll_req(p);
+	const legacy_gen  *g = r->route_state;
 	Qgen__QuestionSet *s;
 
 	if (res->status != CM__STATUS__OK) {
-		legacy_fail(g, res->status, res->message);
+		edge_poll_fail(p, res->status, res->message);
 		return;
 	}
 	if ((s = qgen__question_set__unpack(NULL, res->payload_len, res->payload)) == NULL) {
-		legacy_fail(g, CM__STATUS__INTERNAL, "malformed upstream response");
+		edge_poll_fail(p, CM__STATUS__INTERNAL, "malformed upstream response");
 		return;
 	}
-	legacy_answer(g, s);
+	edge_poll_end(p);
+	legacy_answer(r, g->quiz, s);
 	qgen__question_set__free_unpacked(s, NULL);
-}
-
-static void
-fetch_set(legacy_gen *g)
-{
-	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
-
-	rq.id = g->set_id;
-	rq.include_answers = true;
-	qgen_call(g, "qgen.GetSet", &rq.base, got_set);
 }
 
 static void
 got_job(void *arg, cm_rpc_result *res)
 {
-	legacy_gen *g = arg;
-	Qgen__Job  *j;
-	char        msg[CM_MAX_ERRMSG + 64];
+	edge_poll          *p = arg;
+	const legacy_gen   *g = edge_poll_req(p)->route_state;
+	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
+	Qgen__Job          *j;
+	char                msg[CM_MAX_ERRMSG + 64];
 
-	/* A replica restarting between polls is not the job failing: poll again. */
-	if (res->status == CM__STATUS__UNAVAILABLE ||
-	    res->status == CM__STATUS__DEADLINE_EXCEEDED) {
-		nng_sleep_aio(LEGACY_POLL_MS, g->timer);
+	if (edge_poll_transient(res)) { /* a replica restarting between polls */
+		edge_poll_again(p);
 		return;
 	}
 	if (res->status != CM__STATUS__OK) {
-		legacy_fail(g, res->status, res->message);
+		edge_poll_fail(p, res->status, res->message);
 		return;
 	}
 	if ((j = qgen__job__unpack(NULL, res->payload_len, res->payload)) == NULL) {
-		legacy_fail(g, CM__STATUS__INTERNAL, "malformed upstream response");
+		edge_poll_fail(p, CM__STATUS__INTERNAL, "malformed upstream response");
 		return;
 	}
 	if (strcmp(j->status, "succeeded") == 0) {
-		qgen__job__free_unpacked(j, NULL);
-		fetch_set(g);
-		return;
-	}
-	if (strcmp(j->status, "failed") == 0 || strcmp(j->status, "cancelled") == 0) {
+		rq.id = (char *)g->set_id;
+		rq.include_answers = true;
+		edge_poll_call(p, EDGE_UP_QGEN, "qgen.GetSet", &rq.base, got_set);
+	} else if (strcmp(j->status, "failed") == 0 || strcmp(j->status, "cancelled") == 0) {
 		snprintf(msg, sizeof(msg), "Question generation failed: %s",
 		         j->error[0] != '\0' ? j->error : j->status);
-		qgen__job__free_unpacked(j, NULL);
 		cm_warn("EDGE-LEGACY-GEN-FAIL", "job %s: %s", g->job_id, msg);
-		legacy_fail(g, CM__STATUS__UNAVAILABLE, msg);
-		return;
+		edge_poll_fail(p, CM__STATUS__UNAVAILABLE, msg);
+	} else {
+		edge_poll_again(p);
 	}
 	qgen__job__free_unpacked(j, NULL);
-	nng_sleep_aio(LEGACY_POLL_MS, g->timer);
 }
 
 static void
-timer_fired(void *arg)
+poll_job(edge_poll *p, void *arg)
 {
-	legacy_gen *g = arg;
+	const legacy_gen *g = arg;
+	Qgen__JobRef      rq = QGEN__JOB_REF__INIT;
 
-	if (nng_aio_result(g->timer) != 0) { /* the edge is stopping */
-		legacy_fail(g, CM__STATUS__UNAVAILABLE, "the server is shutting down");
-		return;
-	}
-	poll_job(g);
-}
-
-static void
-poll_job(legacy_gen *g)
-{
-	Qgen__JobRef rq = QGEN__JOB_REF__INIT;
-
-	if (cm_mono_ms() >= g->give_up_ms) {
-		legacy_fail(
-		    g, CM__STATUS__DEADLINE_EXCEEDED,
-		    "Question generation is taking too long; it continues in the background");
-		return;
-	}
-	rq.id = g->job_id;
-	qgen_call(g, "qgen.GetJob", &rq.base, got_job);
+	rq.id = (char *)g->job_id;
+	edge_poll_call(p, EDGE_UP_QGEN, "qgen.GetJob", &rq.base, got_job);
 }
 
 void
@@ -457,7 +382,6 @@ edge_start_legacy_generate(edge_req *r)
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
 	}
-	g->r = r;
 	r->route_state = g;
 	if ((body = edge_body_json(r)) == NULL)
 		return;
@@ -506,19 +430,15 @@ edge_reply_legacy_generate(edge_req *r, cm_rpc_result *res)
 	if ((c = (Qgen__CreateResponse *)edge_reply_unpack(
 	         r, res, &qgen__create_response__descriptor)) == NULL)
 		return;
-	if (nng_aio_alloc(&g->timer, timer_fired, g) != 0) {
-		qgen__create_response__free_unpacked(c, NULL);
-		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
-		return;
-	}
-	g->give_up_ms = cm_mono_ms() + r->e->cfg.generate_wait_ms;
 	cm_strlcpy(g->job_id, c->job_id, sizeof(g->job_id));
 	cm_strlcpy(g->set_id, c->question_set_id, sizeof(g->set_id));
 	if (c->cached && c->set != NULL) {
-		legacy_answer(g, c->set);
+		legacy_answer(r, g->quiz, c->set);
 		qgen__create_response__free_unpacked(c, NULL);
 		return;
 	}
 	qgen__create_response__free_unpacked(c, NULL);
-	poll_job(g);
+	(void)edge_poll_start(r, r->e->cfg.generate_wait_ms,
+	                      "Question generation is taking too long; it continues in the background",
+	                      poll_job, g);
 }
