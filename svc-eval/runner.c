@@ -389,14 +389,15 @@ overall_thread(void *arg)
 	return NULL;
 }
 
-/* Writes the overall part: the model's when asked for and any answer was open, else the
- * summary of the scores. The attempt is reloaded: another runner may have graded some of it. */
+/* Writes the overall part: the model's when asked for and an open answer was graded by it (and
+ * none failed), else the summary of the scores. The attempt is reloaded: another runner may
+ * have graded some of it. */
 static void
 write_overall(run *r, const eval_attempt_row *a)
 {
 	overall_call oc;
 	eval_scored *sc = calloc(a->n_results + 1, sizeof(*sc));
-	bool         open = false;
+	bool         open = false, failed = false;
 	pthread_t    t;
 
 	memset(&oc, 0, sizeof(oc));
@@ -409,12 +410,15 @@ write_overall(run *r, const eval_attempt_row *a)
 		sc[i] = (eval_scored){x->question, x->type == EVAL_MCQ, x->score, graded, x->page};
 		oc.score += graded ? x->score : 0;
 		open = open || (x->type == EVAL_OPEN && x->via_model && graded);
+		failed = failed || x->status == EVAL_FAILED;
 		if (oc.n < EVAL_OVERALL_MAX_ITEMS && graded)
 			oc.items[oc.n++] = (eval_overall_item){x->question, eval_type_name(x->type),
 			                                       x->score, x->feedback};
 	}
 	oc.max = 10 * (int)a->n_results;
-	if (open && r->svc->llm != NULL && pthread_create(&t, NULL, overall_thread, &oc) == 0) {
+	/* No call for an attempt that fails anyway (an answer could not be graded). */
+	if (open && !failed && r->svc->llm != NULL &&
+	    pthread_create(&t, NULL, overall_thread, &oc) == 0) {
 		/* The call runs on its own thread so that this one keeps the lease. */
 		pthread_mutex_lock(&r->mu);
 		while (!oc.finished) {

@@ -265,17 +265,18 @@ build_v1(submit *sb)
 		}
 		if (!set_texts(r, an->question_id, q->text, mcq ? "" : q->reference, text))
 			goto oom;
+		bool empty = an->value_case == EVAL__ANSWER__VALUE__NOT_SET ||
+		             (an->value_case == EVAL__ANSWER__VALUE_TEXT && blank(text));
 		if (mcq) {
 			int chosen = an->value_case == EVAL__ANSWER__VALUE_OPTION_INDEX
 			                 ? an->option_index
 			                 : eval_mcq_choice(text, q->options, q->n_options);
-			bool ok = an->value_case == EVAL__ANSWER__VALUE__NOT_SET || blank(text)
-			              ? empty_answer(r)
-			              : score_mcq(r, chosen, q->answer_index, q->options, q->n_options,
-			                          false, q->explanation, q->page);
+			bool ok = empty ? empty_answer(r)
+			                : score_mcq(r, chosen, q->answer_index, q->options,
+			                            q->n_options, false, q->explanation, q->page);
 			if (!ok)
 				goto oom;
-		} else if (an->value_case == EVAL__ANSWER__VALUE__NOT_SET || blank(text)) {
+		} else if (empty) {
 			if (!empty_answer(r))
 				goto oom;
 		} else {
