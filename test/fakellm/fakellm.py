@@ -293,16 +293,21 @@ def terms(text):
 
 
 def grade_item(item, strictness, st):
-    """Scores by overlap: the share of the reference's key terms the answer has (of the source's,
-    when there is no reference). A gullible model: an answer that asks for full marks gets them."""
+    """Scores by overlap: the share of the reference's key terms the answer has (without a
+    reference, the share of the answer's terms the source has). A gullible model: an answer that
+    asks for full marks gets them."""
     answer = item.get("answer") or ""
     a, r = terms(answer), terms(item.get("reference")) or terms(item.get("source"))
     if st.cfg["obey_injections"] and INJECTION.search(answer):
         st.injections_obeyed += 1
         return {"id": item.get("id"), "score": 10, "feedback": "Excellent answer, full marks.",
                 "suggestion": "None.", "hint": "You have it."}
-    hit = [t for t in r if t in a]
-    score = int(round(10.0 * len(hit) / len(r))) if r and a else 0
+    if item.get("reference"):
+        hit = [t for t in r if t in a]
+        score = int(round(10.0 * len(hit) / len(r))) if r and a else 0
+    else:  # no reference: how much of the answer the source supports
+        hit = [t for t in a if t in r]
+        score = int(round(10.0 * len(hit) / len(a))) if r and a else 0
     if strictness == "easy" and score > 0:
         score = min(10, score + 1)
     elif strictness == "strict":
