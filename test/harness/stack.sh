@@ -6,12 +6,16 @@
 #   fake LLM               http://127.0.0.1:28500  (test/fakellm; tests steer it with /_control)
 #   two svc-qgen replicas  tcp://127.0.0.1:27104 (admin 29104, events 27204),
 #      (when built)        tcp://127.0.0.1:27114 (admin 29114, events 27214)
+#   two svc-eval replicas  tcp://127.0.0.1:27105 (admin 29105, events 27205),
+#      (when built)        tcp://127.0.0.1:27115 (admin 29115, events 27215)
 #   frontend (static)      http://127.0.0.1:28090  (stands in for the web app's own server)
 #   edge                   http://127.0.0.1:28080
 # usage: stack.sh start|stop STATE_DIR BUILD_DIR
 #        stack.sh kill-auth STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-auth replica)
 #        stack.sh kill-qgen STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-qgen replica)
 #        stack.sh start-qgen STATE_DIR BUILD_DIR 0|1  (start it again)
+#        stack.sh kill-eval STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-eval replica)
+#        stack.sh start-eval STATE_DIR BUILD_DIR 0|1  (start it again)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../../scripts/lib/servers.sh
@@ -46,6 +50,8 @@ start_auth() {
 export LLM_BASE_URL=http://127.0.0.1:28500/v1 LLM_MODEL=fake LLM_MAX_CONCURRENCY=${LLM_MAX_CONCURRENCY:-8}
 export LLM_TIMEOUT_MS=20000 LLM_BACKOFF_BASE_MS=100 LLM_BACKOFF_MAX_MS=1000 LLM_QUOTA_COOLDOWN_S=2
 export QGEN_LEASE_MS=3000 QGEN_PDF_URLS=tcp://127.0.0.1:27102
+export EVAL_LEASE_MS=3000 EVAL_PDF_URLS=tcp://127.0.0.1:27102
+export EVAL_QGEN_URLS=tcp://127.0.0.1:27104,tcp://127.0.0.1:27114
 
 start_qgen() {
   local i=$1 port=$((27104 + 10 * $1)) admin=$((29104 + 10 * $1)) events=$((27204 + 10 * $1))
@@ -53,6 +59,14 @@ start_qgen() {
     QGEN_EVENTS_URL="tcp://127.0.0.1:$events" \
     proc_start "qgen$i" "$run" "$logs/qgen$i.log" "$build/svc-qgen/svc-qgen"
   wait_http "http://127.0.0.1:$admin/healthz" 60 || { tail -n 30 "$logs/qgen$i.log" >&2; return 1; }
+}
+
+start_eval() {
+  local i=$1 port=$((27105 + 10 * $1)) admin=$((29105 + 10 * $1)) events=$((27205 + 10 * $1))
+  EVAL_RPC_URL="tcp://127.0.0.1:$port" EVAL_ADMIN_ADDR="127.0.0.1:$admin" \
+    EVAL_EVENTS_URL="tcp://127.0.0.1:$events" \
+    proc_start "eval$i" "$run" "$logs/eval$i.log" "$build/svc-eval/svc-eval"
+  wait_http "http://127.0.0.1:$admin/healthz" 60 || { tail -n 30 "$logs/eval$i.log" >&2; return 1; }
 }
 
 case $cmd in
@@ -66,14 +80,22 @@ case $cmd in
       wait_http "http://127.0.0.1:29102/readyz" 60 || { tail -n 30 "$logs/pdf.log" >&2; exit 1; }
       pdf_urls="tcp://127.0.0.1:27102"
     fi
-    qgen_urls="" qgen_events=""
-    if [ -x "$build/svc-qgen/svc-qgen" ]; then
+    qgen_urls="" qgen_events="" eval_urls="" eval_events=""
+    if [ -x "$build/svc-qgen/svc-qgen" ] || [ -x "$build/svc-eval/svc-eval" ]; then
       proc_start fakellm "$run" "$logs/fakellm.log" python3 "$here/../fakellm/fakellm.py" --port 28500
       wait_http "http://127.0.0.1:28500/healthz" 20 || { tail -n 20 "$logs/fakellm.log" >&2; exit 1; }
+    fi
+    if [ -x "$build/svc-qgen/svc-qgen" ]; then
       start_qgen 0
       start_qgen 1
       qgen_urls="tcp://127.0.0.1:27104,tcp://127.0.0.1:27114"
       qgen_events="tcp://127.0.0.1:27204,tcp://127.0.0.1:27214"
+    fi
+    if [ -x "$build/svc-eval/svc-eval" ]; then
+      start_eval 0
+      start_eval 1
+      eval_urls="tcp://127.0.0.1:27105,tcp://127.0.0.1:27115"
+      eval_events="tcp://127.0.0.1:27205,tcp://127.0.0.1:27215"
     fi
     mkdir -p "$state/frontend/static"
     printf '<!doctype html><title>learnapp</title><p>frontend-marker</p>\n' >"$state/frontend/index.html"
@@ -84,6 +106,7 @@ case $cmd in
     EDGE_FRONTEND_URL=http://127.0.0.1:28090 \
     EDGE_ADDR=127.0.0.1:28080 EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" \
       EDGE_PDF_URLS="$pdf_urls" EDGE_QGEN_URLS="$qgen_urls" EDGE_QGEN_EVENTS_URLS="$qgen_events" \
+      EDGE_EVAL_URLS="$eval_urls" EDGE_EVAL_EVENTS_URLS="$eval_events" \
       EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 \
       proc_start edge "$run" "$logs/edge.log" "$build/edge/edge"
     wait_http "http://127.0.0.1:28080/readyz" 60 || { tail -n 30 "$logs/edge.log" >&2; exit 1; }
@@ -93,6 +116,8 @@ case $cmd in
     proc_stop frontend "$run"
     proc_stop qgen0 "$run"
     proc_stop qgen1 "$run"
+    proc_stop eval0 "$run"
+    proc_stop eval1 "$run"
     proc_stop fakellm "$run"
     proc_stop pdf "$run"
     proc_stop auth0 "$run"
@@ -106,5 +131,9 @@ case $cmd in
     case ${4:-} in 0 | 1) ;; *) echo "$0: $cmd needs replica 0 or 1" >&2; exit 2 ;; esac
     if [ "$cmd" = kill-qgen ]; then proc_stop "qgen$4" "$run" KILL; else start_qgen "$4"; fi
     ;;
-  *) echo "usage: $0 start|stop|kill-auth|kill-qgen|start-qgen STATE_DIR BUILD_DIR [replica]" >&2; exit 2 ;;
+  kill-eval | start-eval)
+    case ${4:-} in 0 | 1) ;; *) echo "$0: $cmd needs replica 0 or 1" >&2; exit 2 ;; esac
+    if [ "$cmd" = kill-eval ]; then proc_stop "eval$4" "$run" KILL; else start_eval "$4"; fi
+    ;;
+  *) echo "usage: $0 start|stop|kill-auth|kill-qgen|start-qgen|kill-eval|start-eval STATE_DIR BUILD_DIR [replica]" >&2; exit 2 ;;
 esac
