@@ -63,7 +63,6 @@ eval_service_init(eval_service *s, const cm_service_config *common, const char *
                   const eval_config *cfg, cm_metrics *m)
 {
 	char        errbuf[256];
-	const char *model = getenv("LLM_MODEL");
 	cm_err      err;
 
 	memset(s, 0, sizeof(*s));
@@ -82,8 +81,8 @@ eval_service_init(eval_service *s, const cm_service_config *common, const char *
 		cm_error("EVAL-LLM-CONFIG", "LLM configuration: %s", errbuf);
 		return err;
 	} else {
-		snprintf(s->model, sizeof(s->model), "%s",
-		         model != NULL && model[0] != '\0' ? model : "default");
+		/* The LLM client names the model (one default for the project: cm_llm_model). */
+		snprintf(s->model, sizeof(s->model), "%s", cm_llm_model(s->llm));
 	}
 	if ((err = cm_rpc_client_open(&s->pdf, "pdf", cfg->pdf_urls, m)) != CM_OK) {
 		cm_error("EVAL-PDF-URLS", "bad EVAL_PDF_URLS: %s", cfg->pdf_urls);
@@ -218,36 +217,25 @@ eval_worker_free(eval_worker *w)
 /* ---- the skeleton's hooks -------------------------------------------------------------------- */
 
 static cm_err
-app_init(const cm_service_env *env, void **out)
+app_init(const cm_service_env *env, void *app)
 {
-	eval_service *s = calloc(1, sizeof(*s));
-	cm_err        err;
-
-	*out = NULL;
-	if (s == NULL)
-		return CM_ENOMEM;
-	if ((err = eval_service_init(s, env->common, env->schema, env->config, env->metrics)) !=
-	    CM_OK) {
-		free(s);
-		return err;
-	}
-	*out = s;
-	return CM_OK;
+	return eval_service_init(app, env->common, env->schema, env->config, env->metrics);
 }
 
 static void
 app_fini(void *app)
 {
-	if (app == NULL)
-		return;
 	eval_service_fini(app);
-	free(app);
 }
 
 static cm_err
 worker_init(void *app, const cm_service_conns *conns, void **state)
 {
-	return eval_worker_borrow(app, conns->pg, conns->redis, (eval_worker **)state);
+	eval_worker *w = NULL;
+	cm_err       err = eval_worker_borrow(app, conns->pg, conns->redis, &w);
+
+	*state = w;
+	return err;
 }
 
 static void
@@ -296,6 +284,7 @@ const cm_service_def eval_service_def = {
     .jobs_version = 2, /* after 001_init; file migrations are numbered from 003 on */
     .methods = eval_methods,
     .n_methods = &eval_n_methods,
+    .app_size = sizeof(eval_service),
     .app_init = app_init,
     .app_fini = app_fini,
     .worker_init = worker_init,
