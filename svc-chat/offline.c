@@ -147,19 +147,31 @@ cm_err
 chat_offline_answer(const chat_passages *ps, const char *question, cm_buf *out)
 {
 	qwords q;
+	int    score[CHAT_MAX_PASSAGES], order[CHAT_MAX_PASSAGES], n = 0, best = 0;
+	size_t at[CHAT_MAX_PASSAGES];
 	cm_err err;
 
 	if (ps->n == 0 || ps->from_start)
 		return cm_buf_appends(out, CHAT_OFFLINE_NONE);
 	question_words(question, &q);
+	for (int i = 0; i < ps->n; i++) {
+		at[i] = best_sentence(&ps->v[i], &q, &score[i]);
+		if (score[i] > best)
+			best = score[i];
+	}
+	/* The passages sharing the most words first (stable: the search's order among equals);
+	 * when none shares a word (the search matched by prefix or spelling), its order. */
+	for (int sc = best; sc >= (best > 0 ? 1 : 0) && n < CHAT_OFFLINE_QUOTES; sc--)
+		for (int i = 0; i < ps->n && n < CHAT_OFFLINE_QUOTES; i++)
+			if (score[i] == sc)
+				order[n++] = i;
 	if ((err = cm_buf_appends(out, CHAT_OFFLINE_INTRO "\n\n")) != CM_OK)
 		return err;
-	for (int i = 0; i < ps->n && i < CHAT_OFFLINE_QUOTES; i++) {
-		int    score;
-		size_t at = best_sentence(&ps->v[i], &q, &score);
-		if ((err = append_quote(out, ps->v[i].text, ps->v[i].len, at, CHAT_OFFLINE_QUOTE)) !=
+	for (int k = 0; k < n; k++) {
+		const chat_passage *p = &ps->v[order[k]];
+		if ((err = append_quote(out, p->text, p->len, at[order[k]], CHAT_OFFLINE_QUOTE)) !=
 		        CM_OK ||
-		    (err = cm_buf_printf(out, " [p. %d]\n\n", ps->v[i].page)) != CM_OK)
+		    (err = cm_buf_printf(out, " [p. %d]\n\n", p->page)) != CM_OK)
 			return err;
 	}
 	return CM_OK;

@@ -2,10 +2,12 @@
  * offline.h - the answer without a model (no LLM_BASE_URL): the passages that best match the
  * question, quoted with their pages, and a sentence saying that this is what it is.
  *
- * From each of the first CHAT_OFFLINE_QUOTES passages (the search's best first) the sentence
- * sharing the most words (4+ bytes, case-insensitive) with the question is quoted with what
- * follows it, up to CHAT_OFFLINE_QUOTE bytes, whitespace collapsed, then "[p. N]". When no
- * passage matched the question (none found, or only the document's first pages), it says so.
+ * Each passage's best sentence is the one sharing the most words (4+ bytes, case-insensitive)
+ * with the question. The CHAT_OFFLINE_QUOTES passages with the best such sentences (passages
+ * sharing no word are left out, unless no passage shares one: then the search's first ones)
+ * are quoted from that sentence on, up to CHAT_OFFLINE_QUOTE bytes, whitespace collapsed, each
+ * followed by "[p. N]". When no passage matched the question (none found, or only the
+ * document's first pages), it says so.
  */
 #ifndef CHAT_OFFLINE_H
 #define CHAT_OFFLINE_H

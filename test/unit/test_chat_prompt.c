@@ -200,7 +200,13 @@ test_offline(void **state)
 	/* the best sentence of page 2 is quoted from its start, then the page */
 	assert_non_null(strstr(b.data, "> \"The Calvin cycle fixes carbon dioxide into sugars. "
 	                               "Nothing else here.\" [p. 2]"));
-	assert_non_null(strstr(b.data, "[p. 7]"));
+	assert_null(strstr(b.data, "[p. 7]")); /* shares no word with the question */
+	assert_int_equal(chat_cite_parse(b.data, b.len, 10, pages, 4), 1);
+	cm_buf_fini(&b);
+	/* no passage shares a word (the search matched otherwise): the search's order */
+	cm_buf_init(&b, 1 << 16);
+	assert_int_equal(chat_offline_answer(&ps, "photosintesis", &b), CM_OK);
+	assert_non_null(strstr(b.data, "> \"Light is absorbed by chlorophyll."));
 	assert_int_equal(chat_cite_parse(b.data, b.len, 10, pages, 4), 2);
 	cm_buf_fini(&b);
 	/* nothing matched: it says so, and cites nothing */
