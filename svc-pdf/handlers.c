@@ -23,6 +23,7 @@
 #include "handlers.h"
 #include "proto/common.pb-c.h"
 #include "proto/pdf.pb-c.h"
+#include "search.h"
 #include "server.h"
 #include "store.h"
 #include "upload.h"
@@ -491,6 +492,7 @@ pdf_handle_search(cm_rpc_ctx *ctx, const void *req, void *resp)
 	pdf_worker               *w = NULL;
 	pdf_rows                 *rows = NULL;
 	const char               *sha = NULL;
+	const char               *match = "";
 	int                       limit = rq->limit == 0 ? PDF_SEARCH_DEFAULT : rq->limit;
 	cm_err                    err;
 
@@ -504,12 +506,13 @@ pdf_handle_search(cm_rpc_ctx *ctx, const void *req, void *resp)
 		err = cm_rpc_fail(ctx, CM_EINVAL, "limit must be 1..%d", PDF_SEARCH_MAX);
 		goto out;
 	}
-	if ((err = pdf_store_search(w->pg, ctx->subject, rq->id, rq->query, limit, &rows, &sha)) !=
+	if ((err = pdf_search(w->pg, ctx->subject, rq->id, rq->query, limit, &rows, &sha, &match)) !=
 	    CM_OK) {
 		err = fail(ctx, w, err, "document not found");
 		goto out;
 	}
-	err = chunks_reply(ctx, rows, sha, resp);
+	if ((err = chunks_reply(ctx, rows, sha, resp)) == CM_OK)
+		((Pdf__ChunksResponse *)resp)->match = (char *)match; /* static text */
 out:
 	pdf_rows_free(rows);
 	return err;

@@ -13,7 +13,7 @@
  *   pdf.Select    SelectRequest   -> SelectedResponse newest document with that filename
  *   pdf.Selected  SelectedRequest -> SelectedResponse CM_EPRECOND "No PDF selected"
  *   pdf.Chunks    ChunksRequest   -> ChunksResponse   chunks overlapping a page range
- *   pdf.Search    SearchRequest   -> ChunksResponse   full-text search, best first
+ *   pdf.Search    SearchRequest   -> ChunksResponse   full-text search with fallbacks (search.h)
  *   pdf.Deletions cm.DeletionsRequest -> cm.DeletionsResponse  the deletion log, for services
  *                 only (cm_rpc_require_service: no subject, role CM_ROLE_SERVICE; else CM_EPERM)
  */

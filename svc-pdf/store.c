@@ -736,6 +736,59 @@ pdf_store_search(cm_pg *pg, const char *owner, const char *id, const char *query
 	    4, p, out, sha);
 }
 
+/* The fallbacks of pdf.Search (search.c). Same row shape as pdf_store_search. */
+cm_err
+pdf_store_search_some(cm_pg *pg, const char *owner, const char *id, const char *any,
+                      const char *each, int limit, pdf_rows **out, const char **sha)
+{
+	char        l[16];
+	const char *p[] = {id, owner, any, each, l};
+
+	*out = NULL;
+	*sha = NULL;
+	if (!cm_uuid_valid(id))
+		return CM_ENOTFOUND;
+	snprintf(l, sizeof(l), "%d", limit);
+	return chunk_rows(
+	    pg,
+	    "WITH tq AS (SELECT to_tsquery('simple', t) AS q FROM unnest($4::text[]) t)"
+	    " SELECT d.sha256, c.idx, c.page_first, c.page_last, c.text FROM documents d"
+	    " LEFT JOIN LATERAL (SELECT ch.idx, ch.page_first, ch.page_last, ch.text,"
+	    " (SELECT count(*) FROM tq WHERE ch.tsv @@ tq.q) AS hits, ts_rank(ch.tsv, q) AS rank"
+	    " FROM chunks ch, to_tsquery('simple', $3) q WHERE ch.sha256 = d.sha256 AND ch.tsv @@ q"
+	    " ORDER BY hits DESC, rank DESC, ch.idx LIMIT $5::int) c ON true"
+	    " WHERE d.id = $1::uuid AND d.owner_id = $2 ORDER BY c.hits DESC, c.rank DESC, c.idx",
+	    5, p, out, sha);
+}
+
+cm_err
+pdf_store_search_similar(cm_pg *pg, const char *owner, const char *id, const char *words,
+                         int limit, pdf_rows **out, const char **sha)
+{
+	char        l[16];
+	const char *p[] = {id, owner, words, l, PDF_TRGM_MIN};
+	cm_err      err;
+
+	*out = NULL;
+	*sha = NULL;
+	if (!cm_uuid_valid(id))
+		return CM_ENOTFOUND;
+	snprintf(l, sizeof(l), "%d", limit);
+	err = chunk_rows(
+	    pg,
+	    "SELECT d.sha256, c.idx, c.page_first, c.page_last, c.text FROM documents d"
+	    " LEFT JOIN LATERAL (SELECT ch.idx, ch.page_first, ch.page_last, ch.text, s.score"
+	    " FROM chunks ch, LATERAL (SELECT sum(x.ws) AS score FROM (SELECT"
+	    " public.word_similarity(w, ch.text) AS ws FROM unnest($3::text[]) w) x"
+	    " WHERE x.ws >= $5::real) s WHERE ch.sha256 = d.sha256 AND s.score IS NOT NULL"
+	    " ORDER BY s.score DESC, ch.idx LIMIT $4::int) c ON true"
+	    " WHERE d.id = $1::uuid AND d.owner_id = $2 ORDER BY c.score DESC, c.idx",
+	    5, p, out, sha);
+	if (err == CM_EINTERNAL && strcmp(cm_pg_sqlstate(pg), "42883") == 0)
+		err = CM_EPRECOND; /* undefined function: pg_trgm is not installed */
+	return err;
+}
+
 int
 pdf_rows_nchunks(const pdf_rows *r)
 {

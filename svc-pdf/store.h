@@ -146,6 +146,18 @@ CM_MUSTCHECK cm_err pdf_store_chunks(cm_pg *pg, const char *owner, const char *i
 CM_MUSTCHECK cm_err pdf_store_search(cm_pg *pg, const char *owner, const char *id,
                                      const char *query, int limit, pdf_rows **out,
                                      const char **sha);
+/* pdf.Search's fallbacks (search.c, terms.h). search_some: chunks matching the tsquery `any`
+ * (terms OR'ed as prefixes), ranked by how many of the per-term tsqueries in the text[] literal
+ * `each` they match, then ts_rank. search_similar: chunks where some word of the text[] literal
+ * `words` has a pg_trgm word_similarity >= PDF_TRGM_MIN, ranked by the sum of those; CM_EPRECOND
+ * when pg_trgm is not installed. Both: best first, at most limit, CM_ENOTFOUND without the
+ * document. */
+CM_MUSTCHECK cm_err pdf_store_search_some(cm_pg *pg, const char *owner, const char *id,
+                                          const char *any, const char *each, int limit,
+                                          pdf_rows **out, const char **sha);
+CM_MUSTCHECK cm_err pdf_store_search_similar(cm_pg *pg, const char *owner, const char *id,
+                                             const char *words, int limit, pdf_rows **out,
+                                             const char **sha);
 /* Rows of pdf_store_chunks / pdf_store_search: how many chunks, and chunk i. */
 int  pdf_rows_nchunks(const pdf_rows *r);
 void pdf_rows_chunk(const pdf_rows *r, int i, pdf_chunk_row *out);

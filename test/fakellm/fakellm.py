@@ -47,6 +47,7 @@ DEFAULTS = {
     "hang_rate": 0.0,        # accept, then never answer (for hang_s), then drop the connection
     "hang_s": 300.0,
     "cut_stream_rate": 0.0,  # streams: drop the connection after a few chunks, no [DONE]
+    "cut_stream_next": 0,    # the next N admitted streams: cut half way (deterministic)
     "quota_exhausted": False,  # every key: 429 insufficient_quota
     "exhausted_keys": [],    # these API keys only: 429 insufficient_quota
     "api_key": "",           # when set, "Authorization: Bearer <api_key>" is required
@@ -101,6 +102,7 @@ class State:
         self.grade_items = 0        # answers in them
         self.overall_calls = 0      # overall-feedback prompts answered (TASK: overall)
         self.injections_obeyed = 0  # answers that talked the fake into a 10
+        self.chat = {"answers": 0, "not_found": 0}  # chat-convention answers (found / not)
         self.req_window = deque()   # admission times (monotonic)
         self.tok_window = deque()   # (time, tokens)
 
@@ -121,6 +123,7 @@ class State:
             "grade_items": self.grade_items,
             "overall_calls": self.overall_calls,
             "injections_obeyed": self.injections_obeyed,
+            "chat": dict(self.chat),
         }
 
 
@@ -374,10 +377,75 @@ def last_user(messages):
     return ""
 
 
-def make_content(messages, json_mode):
+CHAT_NOT_FOUND = "I could not find the answer in the document."
+PASSAGE_RE = re.compile(r"^\[p\. (\d+)\]\s?(.*)$")
+
+
+def parse_chat_prompt(messages):
+    """The chat convention, in the last user message: a line "PASSAGES:", then passages, each
+    starting on a line "[p. N] text..." and running until the next such line, then a line
+    "QUESTION: ..." (the last one counts; the question may go on over the following lines).
+    Returns ([(page, text)], question) or None."""
+    said = last_user(messages)
+    lines = said.split("\n")
+    try:
+        start = next(i for i, l in enumerate(lines) if l.strip() == "PASSAGES:")
+        qline = max(i for i, l in enumerate(lines) if l.startswith("QUESTION:"))
+    except (StopIteration, ValueError):
+        return None
+    if qline < start:
+        return None
+    passages = []
+    for line in lines[start + 1:qline]:
+        m = PASSAGE_RE.match(line)
+        if m:
+            passages.append([int(m.group(1)), m.group(2)])
+        elif passages:
+            passages[-1][1] += "\n" + line
+    question = "\n".join([lines[qline][len("QUESTION:"):]] + lines[qline + 1:]).strip()
+    return [(p, t) for p, t in passages], question
+
+
+def chat_words(text, minlen):
+    return {w.lower() for w in re.findall(r"[A-Za-z][A-Za-z\-']+", text)
+            if len(w) >= minlen and w.lower() not in STOPWORDS}
+
+
+def make_chat_answer(passages, question):
+    """Quotes the passage sentences that share the most key words with the question, each
+    followed by its page as [p. N]; says it does not know when no sentence shares any.
+    Returns (content, found)."""
+    keys = chat_words(question, 4) or chat_words(question, 3)
+    scored = []
+    for order, (page, text) in enumerate(passages):
+        for s in sentences(text):
+            words = chat_words(s, 3)
+            score = len(keys & words)
+            if score > 0:
+                scored.append((-score, order, clip_words(s, 30), page))
+    if not scored:
+        return CHAT_NOT_FOUND, False
+    scored.sort()
+    best = scored[0]
+    out = 'The document says: "%s" [p. %d].' % (best[2], best[3])
+    for other in scored[1:]:
+        if other[2] != best[2]:
+            out += ' It also says: "%s" [p. %d].' % (other[2], other[3])
+            break
+    return out, True
+
+
+def make_content(messages, json_mode, state=None):
     quiz = parse_quiz_prompt(messages)
     if quiz is not None:
         return json.dumps(make_questions(*quiz), ensure_ascii=False), True
+    chat = parse_chat_prompt(messages) if not json_mode else None
+    if chat is not None:
+        content, found = make_chat_answer(*chat)
+        if state is not None:
+            with state.lock:
+                state.chat["answers" if found else "not_found"] += 1
+        return content, False
     said = last_user(messages)
     if json_mode:
         return json.dumps({"echo": said}, ensure_ascii=False), True
@@ -638,7 +706,7 @@ class Handler(BaseHTTPRequestHandler):
         if graded is not None:
             content, is_json = graded, graded.startswith("{")
         else:
-            content, is_json = make_content(messages, json_mode)
+            content, is_json = make_content(messages, json_mode, self.st)
         if is_json and fault == "malformed":
             self.count_fault("malformed")
             content = content[: max(1, len(content) * 2 // 3)]
@@ -701,6 +769,10 @@ class Handler(BaseHTTPRequestHandler):
         words = re.findall(r"\S+\s*|\s+", content)
         pieces = ["".join(words[i:i + 4]) for i in range(0, len(words), 4)] or [""]
         per_piece = gen / len(pieces)
+        with self.st.lock:
+            if self.st.cfg["cut_stream_next"] > 0:
+                self.st.cfg["cut_stream_next"] -= 1
+                fault = "cut_stream"
         cut_at = len(pieces) // 2 if fault == "cut_stream" else -1
 
         def event(delta, fin, with_usage=False):

@@ -521,6 +521,18 @@ test_list_paging_search(void **state)
 	done(&c);
 }
 
+/* pdf.Search for query; returns the stage that answered (ChunksResponse.match). */
+static const char *
+search(Pdf__SearchRequest *sr, const char *query, int limit, call *c, Pdf__ChunksResponse **ch)
+{
+	sr->query = (char *)query;
+	sr->limit = limit;
+	assert_int_equal(invoke(c, W, pdf_handle_search, "erin", sr,
+	                        &pdf__chunks_response__descriptor, (void **)ch),
+	                 CM_OK);
+	return (*ch)->match;
+}
+
 static void
 test_pages_chunks_search(void **state)
 {
@@ -591,6 +603,32 @@ test_pages_chunks_search(void **state)
 	                 CM_OK);
 	assert_int_equal(ch->n_chunks, 2);
 	done(&c);
+	/* Every word present: the search as it always was. */
+	assert_string_equal(search(&sr, "zebrafish hearts", 5, &c, &ch), "all");
+	done(&c);
+	/* A question: not every word is in the text; its key terms are (the chunk of page 3 holds
+	 * both "zebrafish" and "hearts", so it comes first). */
+	assert_string_equal(search(&sr, "Why do zebrafish regrow hearts?", 5, &c, &ch), "some");
+	assert_true(ch->n_chunks >= 1);
+	assert_true(ch->chunks[0]->page_first <= 3 && ch->chunks[0]->page_last >= 3);
+	assert_non_null(strstr(ch->chunks[0]->text, "Zebrafish"));
+	done(&c);
+	/* Prefixes: "regenerating" finds "regenerate". */
+	assert_string_equal(search(&sr, "regenerating", 5, &c, &ch), "some");
+	assert_non_null(strstr(ch->chunks[0]->text, "regenerate"));
+	done(&c);
+	/* Misspelled beyond any prefix: similar spelling (pg_trgm, installed by migration 003). */
+	assert_string_equal(search(&sr, "zebrafush", 5, &c, &ch), "similar");
+	assert_non_null(strstr(ch->chunks[0]->text, "Zebrafish"));
+	done(&c);
+	/* Nothing like it anywhere, and a query of stop words only: no chunk. */
+	assert_string_equal(search(&sr, "quantum chromodynamics", 5, &c, &ch), "");
+	assert_int_equal(ch->n_chunks, 0);
+	done(&c);
+	assert_string_equal(search(&sr, "what is it?", 5, &c, &ch), "");
+	assert_int_equal(ch->n_chunks, 0);
+	done(&c);
+	sr.limit = 2;
 	sr.query = (char *)"";
 	assert_int_equal(invoke(&c, W, pdf_handle_search, "erin", &sr,
 	                        &pdf__chunks_response__descriptor, (void **)&ch),

@@ -1,0 +1,3 @@
+-- The extension belongs to the database, not to schema pdf, and other schemas may use it: it
+-- stays.
+SELECT 1;
