@@ -26,6 +26,7 @@
 
 #include "cache.h"
 #include "cm/log.h"
+#include "cm/runners.h"
 #include "cm/util.h"
 #include "context.h"
 #include "grade.h"
@@ -616,73 +617,74 @@ prune(eval_service *s, eval_worker *w)
 		cm_info("EVAL-CACHE-PRUNE", "%lld cached grades expired", (long long)n);
 }
 
+/* ---- runner threads (cm/runners.h) ----------------------------------------------------------- */
+
+static void
+runner_run(void *arg, cm_runner *r, const cm_jobs_task *t)
+{
+	run_task(arg, r->state, t);
+}
+
+static void
+runner_idle(void *arg, cm_runner *r)
+{
+	prune(arg, r->state);
+}
+
+static cm_err
+runner_thread_init(void *arg, cm_runner *r)
+{
+	eval_worker *w = NULL;
+	cm_err       err = eval_worker_borrow(arg, r->pg, r->redis, r->jobs, &w);
+
+	if (w != NULL)
+		w->next_prune_ms = cm_mono_ms() + 60000;
+	r->state = w;
+	return err;
+}
+
+static void
+runner_thread_fini(void *arg, cm_runner *r)
+{
+	(void)arg;
+	eval_worker_free(r->state);
+}
+
 cm_err
 eval_runner_run_one(eval_service *s, eval_worker *w, bool *ran)
 {
-	cm_jobs_task t;
-	int          n = 0;
-	cm_err       err;
+	cm_runner r = {w->pg, w->redis, w->jobs, 0, w};
 
-	*ran = false;
-	if ((err = cm_jobs_claim(w->jobs, &t, 1, &n)) != CM_OK || n == 0)
-		return err;
-	*ran = true;
-	run_task(s, w, &t);
-	cm_jobs_tasks_fini(&t, n);
-	return CM_OK;
-}
-
-static void *
-runner_main(void *arg)
-{
-	eval_service     *s = arg;
-	eval_worker      *w = NULL;
-	cm_jobs_listener *l = NULL;
-
-	if (eval_worker_alloc(s, &w) != CM_OK ||
-	    cm_jobs_listener_open(&l, s->common.database_url, EVAL_CHANNEL) != CM_OK) {
-		cm_error("EVAL-RUNNER-INIT", "a runner could not start");
-		goto out;
-	}
-	w->next_prune_ms = cm_mono_ms() + 60000;
-	while (!atomic_load(&s->stopping)) {
-		bool ran = false, notified;
-		if (eval_runner_run_one(s, w, &ran) != CM_OK || !ran) {
-			prune(s, w);
-			note(cm_jobs_listener_wait(l, (int)s->cfg.poll_ms < 500 ? (int)s->cfg.poll_ms : 500,
-			                           &notified),
-			     "cm_jobs_listener_wait");
-		}
-	}
-out:
-	cm_jobs_listener_close(l);
-	eval_worker_free(w);
-	return NULL;
+	return cm_runner_run_one(&r, runner_run, s, ran);
 }
 
 cm_err
 eval_runners_start(eval_service *s)
 {
+	cm_runners_config c;
+
+	memset(&c, 0, sizeof(c));
 	atomic_store(&s->stopping, false);
-	if ((s->runners = calloc((size_t)s->cfg.runners, sizeof(pthread_t))) == NULL)
-		return CM_ENOMEM;
-	for (int i = 0; i < s->cfg.runners; i++) {
-		if (pthread_create(&s->runners[i], NULL, runner_main, s) != 0) {
-			eval_runners_stop(s);
-			return CM_EINTERNAL;
-		}
-		s->nrunners++;
-	}
-	return CM_OK;
+	c.name = "eval";
+	c.threads = (int)s->cfg.runners;
+	c.database_url = s->common.database_url;
+	c.schema = s->schema;
+	c.redis_host = s->common.redis_host;
+	c.redis_port = (int)s->common.redis_port;
+	eval_jobs_options(s, &c.jobs);
+	c.poll_ms = (int)s->cfg.poll_ms;
+	c.thread_init = runner_thread_init;
+	c.thread_fini = runner_thread_fini;
+	c.run = runner_run;
+	c.idle = runner_idle;
+	c.arg = s;
+	return cm_runners_start(&s->runners, &c);
 }
 
 void
 eval_runners_stop(eval_service *s)
 {
-	atomic_store(&s->stopping, true);
-	for (int i = 0; i < s->nrunners; i++)
-		pthread_join(s->runners[i], NULL);
-	free(s->runners);
+	atomic_store(&s->stopping, true); /* running attempts see it between their steps */
+	cm_runners_stop(s->runners);
 	s->runners = NULL;
-	s->nrunners = 0;
 }

@@ -144,16 +144,22 @@ eval_service_fini(eval_service *s)
 	s->llm = NULL;
 }
 
+void
+eval_jobs_options(const eval_service *s, cm_jobs_options *jo)
+{
+	memset(jo, 0, sizeof(*jo));
+	jo->channel = EVAL_CHANNEL;
+	jo->lease_ms = (int)s->cfg.lease_ms;
+	jo->max_attempts = 5;
+}
+
 /* Adds the job queue handle to a worker whose connections are set. */
 static cm_err
 worker_jobs(eval_worker *w)
 {
 	cm_jobs_options jo;
 
-	memset(&jo, 0, sizeof(jo));
-	jo.channel = EVAL_CHANNEL;
-	jo.lease_ms = (int)w->svc->cfg.lease_ms;
-	jo.max_attempts = 5;
+	eval_jobs_options(w->svc, &jo);
 	return cm_jobs_open(&w->jobs, w->pg, &jo);
 }
 
@@ -168,6 +174,7 @@ eval_worker_alloc(eval_service *s, eval_worker **out)
 		goto out;
 	w->svc = s;
 	w->owns_conns = true;
+	w->owns_jobs = true;
 	if ((err = cm_pg_open(&w->pg, s->common.database_url, s->schema)) != CM_OK ||
 	    (err = cm_redis_open(&w->redis, s->common.redis_host, (int)s->common.redis_port,
 	                         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
@@ -181,7 +188,7 @@ out:
 }
 
 cm_err
-eval_worker_borrow(eval_service *s, cm_pg *pg, cm_redis *redis, eval_worker **out)
+eval_worker_borrow(eval_service *s, cm_pg *pg, cm_redis *redis, cm_jobs *jobs, eval_worker **out)
 {
 	eval_worker *w = NULL;
 	cm_err       err = CM_ENOMEM;
@@ -192,8 +199,11 @@ eval_worker_borrow(eval_service *s, cm_pg *pg, cm_redis *redis, eval_worker **ou
 	w->svc = s;
 	w->pg = pg;
 	w->redis = redis;
-	if ((err = worker_jobs(w)) != CM_OK)
+	w->jobs = jobs;
+	w->owns_jobs = jobs == NULL;
+	if (jobs == NULL && (err = worker_jobs(w)) != CM_OK)
 		goto out;
+	err = CM_OK;
 	*out = w;
 	w = NULL;
 out:
@@ -206,7 +216,8 @@ eval_worker_free(eval_worker *w)
 {
 	if (w == NULL)
 		return;
-	cm_jobs_close(w->jobs);
+	if (w->owns_jobs)
+		cm_jobs_close(w->jobs);
 	if (w->owns_conns) {
 		cm_redis_close(w->redis);
 		cm_pg_close(w->pg);
@@ -232,7 +243,7 @@ static cm_err
 worker_init(void *app, const cm_service_conns *conns, void **state)
 {
 	eval_worker *w = NULL;
-	cm_err       err = eval_worker_borrow(app, conns->pg, conns->redis, &w);
+	cm_err       err = eval_worker_borrow(app, conns->pg, conns->redis, NULL, &w);
 
 	*state = w;
 	return err;

@@ -60,9 +60,8 @@ typedef struct eval_service {
 	atomic_int test_stop_after_batches;
 
 	/* runners */
-	pthread_t  *runners;
-	int         nrunners;
-	atomic_bool stopping;
+	struct cm_runners *runners;
+	atomic_bool        stopping; /* set before the runners stop: attempts end at their next step */
 } eval_service;
 
 typedef struct eval_worker {
@@ -70,7 +69,8 @@ typedef struct eval_worker {
 	cm_pg        *pg;
 	cm_redis     *redis;
 	cm_jobs      *jobs;
-	bool          owns_conns; /* opened by eval_worker_alloc (runners), not borrowed */
+	bool          owns_jobs;  /* jobs opened here (NULL was given to borrow), not borrowed */
+	bool          owns_conns; /* opened by eval_worker_alloc (tests), not borrowed */
 	int64_t       next_prune_ms;
 } eval_worker;
 
@@ -90,9 +90,13 @@ void                eval_service_fini(eval_service *s);
 
 /* A worker with connections of its own (runner threads, tests); freed with its connections. */
 CM_MUSTCHECK cm_err eval_worker_alloc(eval_service *s, eval_worker **out);
-/* A worker around pg and redis, borrowed: the caller closes them after eval_worker_free. */
+/* The job queue's options of svc-eval (channel, lease, attempts). */
+void eval_jobs_options(const eval_service *s, cm_jobs_options *jo);
+/* A worker around pg and redis, borrowed: the caller closes them after eval_worker_free. jobs
+ * too when given (a runner's handle: tasks are claimed and renewed under one worker id); NULL
+ * opens the worker's own handle on pg. */
 CM_MUSTCHECK cm_err eval_worker_borrow(eval_service *s, cm_pg *pg, cm_redis *redis,
-                                       eval_worker **out);
+                                       cm_jobs *jobs, eval_worker **out);
 void                eval_worker_free(eval_worker *w);
 
 extern const cm_rpc_method eval_methods[];

@@ -99,16 +99,22 @@ qgen_service_fini(qgen_service *s)
 	s->llm = NULL;
 }
 
+void
+qgen_jobs_options(const qgen_service *s, cm_jobs_options *jo)
+{
+	memset(jo, 0, sizeof(*jo));
+	jo->channel = QGEN_CHANNEL;
+	jo->lease_ms = (int)s->cfg.lease_ms;
+	jo->max_attempts = 5;
+}
+
 /* Adds the job queue handle to a worker whose connections are set. */
 static cm_err
 worker_jobs(qgen_worker *w)
 {
 	cm_jobs_options jo;
 
-	memset(&jo, 0, sizeof(jo));
-	jo.channel = QGEN_CHANNEL;
-	jo.lease_ms = (int)w->svc->cfg.lease_ms;
-	jo.max_attempts = 5;
+	qgen_jobs_options(w->svc, &jo);
 	return cm_jobs_open(&w->jobs, w->pg, &jo);
 }
 
@@ -123,6 +129,7 @@ qgen_worker_alloc(qgen_service *s, qgen_worker **out)
 		goto out;
 	w->svc = s;
 	w->owns_conns = true;
+	w->owns_jobs = true;
 	if ((err = cm_pg_open(&w->pg, s->common.database_url, s->schema)) != CM_OK ||
 	    (err = cm_redis_open(&w->redis, s->common.redis_host, (int)s->common.redis_port,
 	                         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
@@ -136,7 +143,7 @@ out:
 }
 
 cm_err
-qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis, qgen_worker **out)
+qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis, cm_jobs *jobs, qgen_worker **out)
 {
 	qgen_worker *w = NULL;
 	cm_err       err = CM_ENOMEM;
@@ -147,8 +154,11 @@ qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis, qgen_worker **ou
 	w->svc = s;
 	w->pg = pg;
 	w->redis = redis;
-	if ((err = worker_jobs(w)) != CM_OK)
+	w->jobs = jobs;
+	w->owns_jobs = jobs == NULL;
+	if (jobs == NULL && (err = worker_jobs(w)) != CM_OK)
 		goto out;
+	err = CM_OK;
 	*out = w;
 	w = NULL;
 out:
@@ -161,7 +171,8 @@ qgen_worker_free(qgen_worker *w)
 {
 	if (w == NULL)
 		return;
-	cm_jobs_close(w->jobs);
+	if (w->owns_jobs)
+		cm_jobs_close(w->jobs);
 	if (w->owns_conns) {
 		cm_redis_close(w->redis);
 		cm_pg_close(w->pg);
@@ -187,7 +198,7 @@ static cm_err
 worker_init(void *app, const cm_service_conns *conns, void **state)
 {
 	qgen_worker *w = NULL;
-	cm_err       err = qgen_worker_borrow(app, conns->pg, conns->redis, &w);
+	cm_err       err = qgen_worker_borrow(app, conns->pg, conns->redis, NULL, &w);
 
 	*state = w;
 	return err;

@@ -48,9 +48,8 @@ typedef struct qgen_service {
 	cm_histogram  *job_seconds;
 
 	/* runners */
-	pthread_t  *runners;
-	int         nrunners;
-	atomic_bool stopping;
+	struct cm_runners *runners;
+	atomic_bool        stopping; /* set before the runners stop: jobs end at their next step */
 
 	struct cm_follower *cascade; /* svc-pdf's deletion log (cascade.h); NULL when stopped */
 } qgen_service;
@@ -60,7 +59,8 @@ typedef struct qgen_worker {
 	cm_pg        *pg;
 	cm_redis     *redis;
 	cm_jobs      *jobs;
-	bool          owns_conns; /* opened by qgen_worker_alloc (runners), not borrowed */
+	bool          owns_jobs;  /* jobs opened here (NULL was given to borrow), not borrowed */
+	bool          owns_conns; /* opened by qgen_worker_alloc (tests), not borrowed */
 } qgen_worker;
 
 /* The service: schema "qgen" (the job queue's tables are its migration 2), background work the
@@ -77,11 +77,15 @@ CM_MUSTCHECK cm_err qgen_service_init(qgen_service *s, const cm_service_config *
                                       const char *schema, const qgen_config *cfg, cm_metrics *m);
 void                qgen_service_fini(qgen_service *s);
 
-/* A worker with connections of its own (runner threads, tests); freed with its connections. */
+/* A worker with connections of its own (tests); freed with its connections. */
 CM_MUSTCHECK cm_err qgen_worker_alloc(qgen_service *s, qgen_worker **out);
-/* A worker around pg and redis, borrowed: the caller closes them after qgen_worker_free. */
+/* The job queue's options of svc-qgen (channel, lease, attempts). */
+void qgen_jobs_options(const qgen_service *s, cm_jobs_options *jo);
+/* A worker around pg and redis, borrowed: the caller closes them after qgen_worker_free. jobs
+ * too when given (a runner's handle: tasks are claimed and renewed under one worker id); NULL
+ * opens the worker's own handle on pg. */
 CM_MUSTCHECK cm_err qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis,
-                                       qgen_worker **out);
+                                       cm_jobs *jobs, qgen_worker **out);
 void                qgen_worker_free(qgen_worker *w);
 
 extern const cm_rpc_method qgen_methods[];
