@@ -1,11 +1,11 @@
 /*
  * runners.h - a pool of job-runner threads for a service's durable jobs (cm/jobs.h).
  *
- * Each runner thread owns its connections - a cm_pg on the service's schema, a cm_redis, a
- * cm_jobs on the channel, and a LISTEN connection (cm_jobs_listener) - and loops: claim one task
- * and hand it to `run`; when there is none, call `idle` (optional housekeeping) and wait for a
- * notification or the poll interval (at most CM_RUNNERS_MAX_WAIT_MS, so that stopping is
- * prompt). A task cut short by stopping stays claimed until its lease expires; then another
+ * Each runner thread owns its connections - a cm_pg on the service's schema, a cm_redis and a
+ * cm_jobs on the channel - and loops: claim one task and hand it to `run`; when there is none,
+ * call `idle` (optional housekeeping) and wait for a notification or the poll interval (at most
+ * CM_RUNNERS_MAX_WAIT_MS, so that stopping is prompt). One LISTEN connection per pool wakes every
+ * idle runner on a notification. A task cut short by stopping stays claimed until its lease expires; then another
  * replica's runner resumes it (at least once: task results are written idempotently).
  *
  * A thread that cannot build its connections or state logs RUNNER-INIT and ends; the replica's
