@@ -49,6 +49,7 @@ typedef struct job_item {
 	eval_item      item; /* strings borrowed from the attempt row, context owned here */
 	char          *context;
 	eval_cache_ref ref;
+	bool           claimed; /* this runner grades it (others with the same answer wait) */
 } job_item;
 
 typedef struct batch {
@@ -65,13 +66,17 @@ typedef struct run {
 	eval_worker      *w;
 	const char       *job_id;
 	eval_attempt_row  a;
-	job_item         *items;
+	job_item         *items;    /* [0, nitems) to grade, then [.., + ndeferred) waiting */
 	size_t            nitems;
+	size_t            ndeferred; /* the same answers being graded by another attempt */
 	int               total, done; /* progress: answers for the model, and those no longer pending */
 	batch            *batches;
 	size_t            nbatches;
+	int               batch_base; /* batch numbers already used (a second round continues) */
 	int64_t           next_renew;
 	bool              lost; /* lease lost, or stopping: leave the job to whoever has it */
+	int64_t           t_context, t_grades; /* ms spent on source text, on grading calls */
+	int               calls;
 
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
@@ -159,9 +164,15 @@ store_batch(run *r, batch *b)
 		                     b->idx};
 	}
 	store_one_kind(r, puts, b->n, "eval_store_put_grades");
-	for (size_t i = 0; i < b->n; i++)
+	for (size_t i = 0; i < b->n; i++) {
 		if (b->out[i].ok)
 			eval_cache_put(r->w, r->a.strictness, &b->items[i]->ref, &b->out[i].grade);
+		/* After the cache has the grade: whoever waits for it finds it. */
+		if (b->items[i]->claimed) {
+			eval_store_unclaim(r->w->redis, b->items[i]->ref.redis_key);
+			b->items[i]->claimed = false;
+		}
+	}
 }
 
 /* ---- call threads ---------------------------------------------------------------------------- */
@@ -191,31 +202,49 @@ call_thread(void *arg)
 	return NULL;
 }
 
-/* Runs the batches: call threads grade, this thread stores what lands and keeps the lease. */
 static void
-run_batches(run *r)
+free_batches(run *r)
+{
+	for (size_t b = 0; r->batches != NULL && b < r->nbatches; b++) {
+		for (size_t i = 0; i < r->batches[b].n; i++)
+			eval_grade_fini(&r->batches[b].out[i].grade);
+		free(r->batches[b].items);
+	}
+	free(r->batches);
+	r->batches = NULL;
+	r->nbatches = 0;
+}
+
+/* Grades items[0..n) in batches: call threads grade, this thread stores what lands and keeps
+ * the lease. */
+static void
+run_batches(run *r, job_item *items, size_t n)
 {
 	size_t per = (size_t)r->svc->cfg.batch;
 	int    stored = 0, stop_after = atomic_load(&r->svc->test_stop_after_batches);
 	int    want = (int)r->svc->cfg.parallel;
 
-	r->nbatches = (r->nitems + per - 1) / per;
+	r->next = 0;
+	r->halt = false;
+	r->nbatches = (n + per - 1) / per;
 	if (r->nbatches == 0)
 		return;
 	if ((r->batches = calloc(r->nbatches, sizeof(batch))) == NULL) {
+		r->nbatches = 0;
 		r->lost = true; /* out of memory: let the queue retry */
 		return;
 	}
 	for (size_t b = 0; b < r->nbatches; b++) {
-		r->batches[b].idx = (int)b;
-		r->batches[b].n = b + 1 < r->nbatches ? per : r->nitems - b * per;
+		r->batches[b].idx = r->batch_base + (int)b;
+		r->batches[b].n = b + 1 < r->nbatches ? per : n - b * per;
 		if ((r->batches[b].items = calloc(r->batches[b].n, sizeof(job_item *))) == NULL) {
 			r->lost = true;
-			return;
+			goto out;
 		}
 		for (size_t i = 0; i < r->batches[b].n; i++)
-			r->batches[b].items[i] = &r->items[b * per + i];
+			r->batches[b].items[i] = &items[b * per + i];
 	}
+	r->batch_base += (int)r->nbatches;
 	if (want > (int)r->nbatches)
 		want = (int)r->nbatches;
 	if (want > (int)(sizeof(r->threads) / sizeof(r->threads[0])))
@@ -230,7 +259,7 @@ run_batches(run *r)
 	if (r->nthreads == 0) {
 		pthread_mutex_unlock(&r->mu);
 		r->lost = true;
-		return;
+		goto out;
 	}
 	for (;;) {
 		batch *got = r->landed;
@@ -244,6 +273,7 @@ run_batches(run *r)
 		}
 		pthread_mutex_unlock(&r->mu);
 		for (; got != NULL; got = got->next) {
+			r->calls += got->calls;
 			store_batch(r, got);
 			progress(r);
 			if (stop_after > 0 && ++stored >= stop_after) {
@@ -261,6 +291,14 @@ run_batches(run *r)
 	for (int i = 0; i < r->nthreads; i++)
 		pthread_join(r->threads[i], NULL);
 	r->nthreads = 0;
+out:
+	/* Claims of answers never graded here (stopped, out of memory) go: waiters grade them. */
+	for (size_t i = 0; i < n; i++)
+		if (items[i].claimed) {
+			eval_store_unclaim(r->w->redis, items[i].ref.redis_key);
+			items[i].claimed = false;
+		}
+	free_batches(r);
 }
 
 /* ---- the attempt ----------------------------------------------------------------------------- */
@@ -275,7 +313,8 @@ load_items(run *r)
 
 	if ((r->items = calloc(r->a.n_results + 1, sizeof(job_item))) == NULL)
 		return CM_ENOMEM;
-	if ((err = eval_context_alloc(&ctx, r->svc, r->a.owner, r->a.document_id)) != CM_OK)
+	if ((err = eval_context_alloc(&ctx, r->svc, r->w->redis, r->a.owner, r->a.document_id,
+	                              r->a.document_sha256)) != CM_OK)
 		goto out;
 	for (size_t i = 0; i < r->a.n_results; i++) {
 		eval_result_row *x = &r->a.results[i];
@@ -326,41 +365,129 @@ out:
 	free(why);
 }
 
-/* Cache hits are stored at once; r->items keeps the misses only. */
+/* Cache hits are stored at once. A miss whose very answer another attempt is grading right now
+ * (a class submitting together) waits for that grade instead of paying for it again; the rest
+ * are claimed and graded here. r->items is reordered: to grade, then waiting, then the hits. */
 static void
 use_cache(run *r)
 {
 	eval_put   *puts = calloc(r->nitems + 1, sizeof(eval_put));
 	eval_grade *g = calloc(r->nitems + 1, sizeof(eval_grade));
-	size_t      hits = 0, keep = 0;
+	job_item   *sorted = calloc(r->nitems + 1, sizeof(job_item));
+	char       *kind = calloc(r->nitems + 1, 1); /* 0 grade, 1 wait, 2 hit */
+	size_t      hits = 0, k = 0;
+	int64_t     claim_ms = 2 * r->svc->cfg.lease_ms;
 
-	if (puts == NULL || g == NULL)
+	if (puts == NULL || g == NULL || sorted == NULL || kind == NULL)
 		goto out;
 	for (size_t i = 0; i < r->nitems; i++) {
-		bool hit = false, near = false;
-		eval_cache_lookup(r->w, r->a.strictness, &r->items[i].ref, &g[hits], &hit, &near);
-		if (!hit) {
-			job_item t = r->items[i];
-			r->items[i] = r->items[keep];
-			r->items[keep++] = t;
+		job_item *it = &r->items[i];
+		bool      hit = false, near = false;
+		eval_cache_lookup(r->w, r->a.strictness, &it->ref, &g[hits], &hit, &near);
+		if (hit) {
+			puts[hits] = (eval_put){it->item.idx, EVAL_GRADED, g[hits].score,
+			                        g[hits].score >= 6, g[hits].feedback,
+			                        g[hits].suggestions, g[hits].hint, "", "cache", -1};
+			hits++;
+			kind[i] = 2;
 			continue;
 		}
-		puts[hits] = (eval_put){r->items[i].item.idx, EVAL_GRADED, g[hits].score,
-		                        g[hits].score >= 6, g[hits].feedback, g[hits].suggestions,
-		                        g[hits].hint, "", "cache", -1};
-		hits++;
+		it->claimed = true;
+		if (r->svc->cfg.cache_ttl_s > 0 && it->ref.norm[0] != '\0') {
+			eval_store_claim(r->w->redis, it->ref.redis_key, r->job_id, claim_ms,
+			                 &it->claimed);
+			/* Its grader may have finished between the lookup and the claim. */
+			if (it->claimed) {
+				eval_store_redis_get(r->w->redis, it->ref.redis_key, &g[hits], &hit);
+				if (hit) {
+					eval_store_unclaim(r->w->redis, it->ref.redis_key);
+					it->claimed = false;
+					cm_counter_add(r->svc->cache_hits, 1);
+					puts[hits] = (eval_put){it->item.idx, EVAL_GRADED, g[hits].score,
+					                        g[hits].score >= 6, g[hits].feedback,
+					                        g[hits].suggestions, g[hits].hint, "",
+					                        "cache", -1};
+					hits++;
+					kind[i] = 2;
+					continue;
+				}
+			}
+		}
+		kind[i] = it->claimed ? 0 : 1;
 	}
 	if (hits > 0) {
 		store_one_kind(r, puts, hits, "eval_store_put_grades (cache)");
 		progress(r);
 	}
-	/* The hits are kept past the misses (for freeing); only the misses are graded. */
-	r->nitems = keep;
+	for (char want = 0; want <= 2; want++)
+		for (size_t i = 0; i < r->nitems; i++)
+			if (kind[i] == want)
+				sorted[k++] = r->items[i];
+	memcpy(r->items, sorted, r->nitems * sizeof(job_item));
+	r->ndeferred = 0;
+	for (size_t i = 0; i < r->nitems; i++)
+		r->ndeferred += kind[i] == 1;
+	/* The hits stay past the others (for freeing); only the others are graded. */
+	r->nitems -= hits + r->ndeferred;
+	if (r->ndeferred > 0)
+		cm_counter_add(r->svc->inflight_waits, r->ndeferred);
 out:
 	for (size_t i = 0; g != NULL && i < hits; i++)
 		eval_grade_fini(&g[i]);
 	free(puts);
 	free(g);
+	free(sorted);
+	free(kind);
+}
+
+/* Waits for the answers another attempt is grading: each comes from the cache when its grader
+ * stored it; one whose grader gave up (or died: its claim expired) without a grade is graded
+ * here after all. */
+static void
+wait_deferred(run *r)
+{
+	job_item *w = r->items + r->nitems;
+	size_t    left = r->ndeferred;
+
+	while (left > 0 && !r->lost) {
+		size_t orphans = 0;
+		for (size_t i = 0; i < left;) {
+			eval_grade g = {0};
+			bool       found = false, held = true;
+			eval_store_redis_get(r->w->redis, w[i].ref.redis_key, &g, &found);
+			if (!found)
+				eval_store_claim_held(r->w->redis, w[i].ref.redis_key, &held);
+			if (found) {
+				eval_put p = {w[i].item.idx, EVAL_GRADED, g.score, g.score >= 6, g.feedback,
+				              g.suggestions, g.hint, "", "cache", -1};
+				store_one_kind(r, &p, 1, "eval_store_put_grades (waited)");
+				cm_counter_add(r->svc->cache_hits, 1);
+				progress(r);
+			}
+			eval_grade_fini(&g);
+			if (found || !held) {
+				job_item t = w[i];
+				w[i] = w[left - 1];
+				w[left - 1] = t;
+				left--;
+				orphans += !found;
+				continue;
+			}
+			i++;
+		}
+		/* The orphans now sit at w[left .. left + orphans): graded here. */
+		if (orphans > 0) {
+			job_item *o = w + left;
+			for (size_t i = 0; i < orphans; i++)
+				o[i].claimed = false;
+			run_batches(r, o, orphans);
+		}
+		if (left > 0) {
+			struct timespec ts = {0, 50 * 1000000L};
+			nanosleep(&ts, NULL);
+			keep_lease(r);
+		}
+	}
 }
 
 typedef struct overall_call {
@@ -489,12 +616,7 @@ run_fini(run *r)
 		eval_cache_ref_fini(&r->items[i].ref);
 	}
 	free(r->items);
-	for (size_t b = 0; r->batches != NULL && b < r->nbatches; b++) {
-		for (size_t i = 0; i < r->batches[b].n; i++)
-			eval_grade_fini(&r->batches[b].out[i].grade);
-		free(r->batches[b].items);
-	}
-	free(r->batches);
+	free_batches(r);
 	eval_attempt_row_fini(&r->a);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
@@ -562,13 +684,16 @@ run_task(eval_service *s, eval_worker *w, const cm_jobs_task *t)
 		}
 		goto out;
 	}
+	r.t_context = cm_mono_ms() - t0;
 	progress(&r);
 	if (s->llm == NULL) {
 		grade_offline(&r);
 	} else {
 		use_cache(&r);
-		run_batches(&r);
+		run_batches(&r, r.items, r.nitems);
+		wait_deferred(&r);
 	}
+	r.t_grades = cm_mono_ms() - t0 - r.t_context;
 	if (r.lost)
 		goto stopped;
 	if ((err = eval_store_get_attempt(w->pg, r.a.id, NULL, true, &after)) != CM_OK) {
@@ -591,8 +716,12 @@ run_task(eval_service *s, eval_worker *w, const cm_jobs_task *t)
 		goto stopped;
 	finish(&r, &after);
 	cm_histogram_observe(s->job_seconds, (double)(cm_mono_ms() - t0) / 1000.0);
-	cm_info("EVAL-JOB-END", "job %s: attempt %s in %lld ms", t->job_id, r.a.id,
-	        (long long)(cm_mono_ms() - t0));
+	cm_info("EVAL-JOB-END",
+	        "job %s: attempt %s in %lld ms (source text %lld ms, %zu answers for the model in "
+	        "%zu batches, %d calls, %lld ms; overall %lld ms)",
+	        t->job_id, r.a.id, (long long)(cm_mono_ms() - t0), (long long)r.t_context,
+	        r.nitems, (size_t)r.batch_base, r.calls, (long long)r.t_grades,
+	        (long long)(cm_mono_ms() - t0 - r.t_context - r.t_grades));
 	goto out;
 stopped:
 	cm_info("EVAL-JOB-STOP", "job %s: stopped; another runner resumes it", t->job_id);

@@ -46,6 +46,7 @@ typedef struct eval_service {
 	cm_counter    *cache_lookups;
 	cm_counter    *cache_hits;
 	cm_counter    *cache_near_hits;
+	cm_counter    *inflight_waits;
 	cm_counter    *grade_calls;
 	cm_counter    *overall_calls;
 	cm_counter    *items_retried;
