@@ -393,7 +393,7 @@ eval_run_wait_deferred(run *r)
 			eval_run_batches(r, o, orphans);
 		}
 		if (left > 0) {
-			struct timespec ts = {0, 50 * 1000000L};
+			struct timespec ts = {0, 25 * 1000000L};
 			nanosleep(&ts, NULL);
 			eval_run_keep_lease(r);
 		}

@@ -346,31 +346,74 @@ eval_runner_run_one(eval_service *s, eval_worker *w, bool *ran)
 	return CM_OK;
 }
 
+/* Waits until the listener sees a notification or the poll interval passes. */
+static void
+idle_wait(eval_service *s)
+{
+	struct timespec ts;
+	int             ms = (int)s->cfg.poll_ms < 500 ? (int)s->cfg.poll_ms : 500;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->wake_mu);
+	uint64_t gen = s->wake_gen;
+	while (gen == s->wake_gen && !atomic_load(&s->stopping))
+		if (pthread_cond_timedwait(&s->wake_cv, &s->wake_mu, &ts) != 0)
+			break;
+	pthread_mutex_unlock(&s->wake_mu);
+}
+
 static void *
 runner_main(void *arg)
 {
-	eval_service     *s = arg;
-	eval_worker      *w = NULL;
-	cm_jobs_listener *l = NULL;
+	eval_service *s = arg;
+	eval_worker  *w = NULL;
 
-	if (eval_worker_alloc(s, &w) != CM_OK ||
-	    cm_jobs_listener_open(&l, s->common.database_url, EVAL_CHANNEL) != CM_OK) {
+	if (eval_worker_alloc(s, &w) != CM_OK) {
 		cm_error("EVAL-RUNNER-INIT", "a runner could not start");
 		goto out;
 	}
 	w->next_prune_ms = cm_mono_ms() + 60000;
 	while (!atomic_load(&s->stopping)) {
-		bool ran = false, notified;
+		bool ran = false;
+		/* Claim after every wait, notified or not: retries come due, leases expire. */
 		if (eval_runner_run_one(s, w, &ran) != CM_OK || !ran) {
 			prune(s, w);
-			note(cm_jobs_listener_wait(l, (int)s->cfg.poll_ms < 500 ? (int)s->cfg.poll_ms : 500,
-			                           &notified),
-			     "cm_jobs_listener_wait");
+			idle_wait(s);
 		}
 	}
 out:
-	cm_jobs_listener_close(l);
 	eval_worker_free(w);
+	return NULL;
+}
+
+/* One LISTEN connection per replica, however many runners: a notification wakes them all. */
+static void *
+listener_main(void *arg)
+{
+	eval_service     *s = arg;
+	cm_jobs_listener *l = NULL;
+
+	if (cm_jobs_listener_open(&l, s->common.database_url, EVAL_CHANNEL) != CM_OK) {
+		cm_error("EVAL-LISTENER-INIT", "no LISTEN connection: runners poll instead");
+		return NULL;
+	}
+	while (!atomic_load(&s->stopping)) {
+		bool notified = false;
+		note(cm_jobs_listener_wait(l, 500, &notified), "cm_jobs_listener_wait");
+		if (notified) {
+			pthread_mutex_lock(&s->wake_mu);
+			s->wake_gen++;
+			pthread_cond_broadcast(&s->wake_cv);
+			pthread_mutex_unlock(&s->wake_mu);
+		}
+	}
+	cm_jobs_listener_close(l);
 	return NULL;
 }
 
@@ -378,8 +421,16 @@ cm_err
 eval_runners_start(eval_service *s)
 {
 	atomic_store(&s->stopping, false);
+	pthread_mutex_init(&s->wake_mu, NULL);
+	pthread_cond_init(&s->wake_cv, NULL);
+	s->wake_gen = 0;
 	if ((s->runners = calloc((size_t)s->cfg.runners, sizeof(pthread_t))) == NULL)
 		return CM_ENOMEM;
+	if (pthread_create(&s->listener, NULL, listener_main, s) != 0) {
+		eval_runners_stop(s);
+		return CM_EINTERNAL;
+	}
+	s->listening = true;
 	for (int i = 0; i < s->cfg.runners; i++) {
 		if (pthread_create(&s->runners[i], NULL, runner_main, s) != 0) {
 			eval_runners_stop(s);
@@ -394,9 +445,17 @@ void
 eval_runners_stop(eval_service *s)
 {
 	atomic_store(&s->stopping, true);
+	pthread_mutex_lock(&s->wake_mu);
+	pthread_cond_broadcast(&s->wake_cv);
+	pthread_mutex_unlock(&s->wake_mu);
 	for (int i = 0; i < s->nrunners; i++)
 		pthread_join(s->runners[i], NULL);
+	if (s->listening)
+		pthread_join(s->listener, NULL);
+	s->listening = false;
 	free(s->runners);
 	s->runners = NULL;
 	s->nrunners = 0;
+	pthread_mutex_destroy(&s->wake_mu);
+	pthread_cond_destroy(&s->wake_cv);
 }

@@ -7,7 +7,8 @@
  *   - RPC workers (the skeleton's) answer eval.Submit / GetAttempt / GetJob; each has an
  *     eval_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs handle;
  *   - runners (runner.c) claim attempts from the queue and grade them; each owns its own
- *     connections and a LISTEN connection, and starts call threads per attempt.
+ *     connections and starts call threads per attempt; one listener thread per replica holds
+ *     the LISTEN connection and wakes the idle runners.
  * Tests build an eval_worker themselves and call the handlers, or run one attempt with
  * eval_runner_run_one.
  */
@@ -18,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cm/err.h"
 #include "cm/jobs.h"
@@ -60,10 +62,15 @@ typedef struct eval_service {
 	/* Tests: a runner stops (as if killed) after storing this many batches; 0: never. */
 	atomic_int test_stop_after_batches;
 
-	/* runners */
-	pthread_t  *runners;
-	int         nrunners;
-	atomic_bool stopping;
+	/* runners, and the one LISTEN connection that wakes them (runner.c) */
+	pthread_t      *runners;
+	int             nrunners;
+	pthread_t       listener;
+	bool            listening;
+	pthread_mutex_t wake_mu;
+	pthread_cond_t  wake_cv;
+	uint64_t        wake_gen; /* bumped on every notification */
+	atomic_bool     stopping;
 } eval_service;
 
 typedef struct eval_worker {
