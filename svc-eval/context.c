@@ -1,8 +1,11 @@
 /*
  * context.c - source text from svc-pdf (context.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "cm/buf.h"
 #include "cm/log.h"
@@ -12,8 +15,9 @@
 #include "text.h"
 
 #define CONTEXT_PAGES 64 /* pages remembered per attempt */
-#define SEARCH_WORDS 4
+#define SEARCH_WORDS 3
 #define SEARCH_CHUNKS 2
+#define MAX_WORDS 24
 
 typedef struct page_text {
 	int   page;
@@ -22,15 +26,17 @@ typedef struct page_text {
 
 struct eval_context {
 	eval_service *svc;
+	cm_redis     *redis;
 	const char   *owner;
 	const char   *document_id;
+	const char   *sha256;
 	page_text     pages[CONTEXT_PAGES];
 	size_t        npages;
 };
 
 cm_err
-eval_context_alloc(eval_context **out, eval_service *s, const char *owner,
-                   const char *document_id)
+eval_context_alloc(eval_context **out, eval_service *s, cm_redis *redis, const char *owner,
+                   const char *document_id, const char *sha256)
 {
 	eval_context *c = calloc(1, sizeof(*c));
 
@@ -38,8 +44,10 @@ eval_context_alloc(eval_context **out, eval_service *s, const char *owner,
 	if (c == NULL)
 		return CM_ENOMEM;
 	c->svc = s;
+	c->redis = redis;
 	c->owner = owner;
 	c->document_id = document_id;
+	c->sha256 = sha256 != NULL ? sha256 : "";
 	return CM_OK;
 }
 
@@ -109,11 +117,21 @@ get_page(eval_context *c, int page, char **text)
 	return err;
 }
 
-/* The longest distinct key words of the question (and reference), longest first. */
+/* Search words: distinct key words, ranked by where they come from (reference, quoted part of
+ * the question, the rest), then by length. */
 typedef struct words_ctx {
-	char   w[16][48];
+	char   w[MAX_WORDS][48];
+	int    rank[MAX_WORDS];
 	size_t n;
+	int    from;
 } words_ctx;
+
+/* Words of question templates: they match everywhere, or nowhere. */
+static const char *const template_words[] = {
+    "answer",   "according", "complete", "completes", "describe", "discuss",   "document",
+    "explain",  "following", "mention",  "mentions",  "passage",  "question",  "says",
+    "sentence", "statement", "text",     "word",      "words",    "write",
+};
 
 static bool
 take_word(void *arg, const char *word, size_t len, uint64_t h)
@@ -123,49 +141,121 @@ take_word(void *arg, const char *word, size_t len, uint64_t h)
 	(void)h;
 	if (len < 4 || len >= sizeof(c->w[0]))
 		return true;
+	for (size_t i = 0; i < sizeof(template_words) / sizeof(template_words[0]); i++)
+		if (strlen(template_words[i]) == len && memcmp(template_words[i], word, len) == 0)
+			return true;
 	for (size_t i = 0; i < c->n; i++)
 		if (strlen(c->w[i]) == len && memcmp(c->w[i], word, len) == 0)
 			return true;
-	if (c->n < 16) {
-		memcpy(c->w[c->n], word, len);
-		c->w[c->n++][len] = '\0';
-	}
-	return c->n < 16;
+	memcpy(c->w[c->n], word, len);
+	c->w[c->n][len] = '\0';
+	c->rank[c->n++] = c->from;
+	return c->n < MAX_WORDS;
 }
 
-static int
-by_length(const void *a, const void *b)
+/* The quoted parts of s ("..." and the typographic quotes), space-separated, into out. */
+static cm_err
+quoted(const char *s, cm_buf *out)
 {
-	size_t x = strlen(a), y = strlen(b);
+	bool   in = false;
+	cm_err err;
 
-	return x > y ? -1 : x < y ? 1 : 0;
+	for (const char *p = s; *p != '\0'; p++) {
+		bool mark = *p == '"' || (strncmp(p, "\xe2\x80\x9c", 3) == 0) ||
+		            (strncmp(p, "\xe2\x80\x9d", 3) == 0);
+		if (mark) {
+			in = !in;
+			if ((err = cm_buf_append(out, " ", 1)) != CM_OK)
+				return err;
+			if (*p != '"')
+				p += 2;
+			continue;
+		}
+		if (in && (err = cm_buf_append(out, p, 1)) != CM_OK)
+			return err;
+	}
+	return cm_buf_append(out, "", 0);
+}
+
+static bool
+before(const words_ctx *c, size_t a, size_t b)
+{
+	if (c->rank[a] != c->rank[b])
+		return c->rank[a] < c->rank[b];
+	return strlen(c->w[a]) > strlen(c->w[b]);
+}
+
+static cm_err
+search_words(const char *question, const char *reference, words_ctx *wc)
+{
+	cm_buf q;
+	cm_err err;
+
+	memset(wc, 0, sizeof(*wc));
+	cm_buf_init(&q, strlen(question) + 16);
+	wc->from = 0;
+	if ((err = eval_terms_each(reference, take_word, wc)) != CM_OK)
+		goto out;
+	wc->from = 1;
+	if ((err = quoted(question, &q)) != CM_OK || (err = eval_terms_each(q.data, take_word, wc)) != CM_OK)
+		goto out;
+	wc->from = 2;
+	if ((err = eval_terms_each(question, take_word, wc)) != CM_OK)
+		goto out;
+	/* Stable insertion sort: equal ranks and lengths keep their order of appearance. */
+	for (size_t i = 1; i < wc->n; i++)
+		for (size_t k = i; k > 0 && before(wc, k, k - 1); k--) {
+			char t[48];
+			int  r = wc->rank[k];
+			memcpy(t, wc->w[k], sizeof(t));
+			memcpy(wc->w[k], wc->w[k - 1], sizeof(t));
+			memcpy(wc->w[k - 1], t, sizeof(t));
+			wc->rank[k] = wc->rank[k - 1];
+			wc->rank[k - 1] = r;
+		}
+out:
+	cm_buf_fini(&q);
+	return err;
+}
+
+/* "eval:ctx:v<prompt>:<sha256>:<sha256(question NUL reference)>". */
+static void
+ctx_key(const eval_context *c, const char *question, const char *reference, char *out,
+        size_t outlen)
+{
+	crypto_hash_sha256_state st;
+	unsigned char            h[crypto_hash_sha256_BYTES];
+	char                     hex[2 * crypto_hash_sha256_BYTES + 1];
+
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const unsigned char *)question, strlen(question) + 1);
+	crypto_hash_sha256_update(&st, (const unsigned char *)reference, strlen(reference));
+	crypto_hash_sha256_final(&st, h);
+	cm_hex(h, sizeof(h), hex);
+	snprintf(out, outlen, "eval:ctx:v%d:%s:%s", EVAL_PROMPT_VERSION, c->sha256, hex);
 }
 
 static cm_err
 search(eval_context *c, const char *question, const char *reference, char **text)
 {
-	words_ctx wc;
-	cm_buf    q, out;
-	cm_err    err = CM_OK;
-	static const size_t tries[] = {SEARCH_WORDS, 2, 1};
+	static const size_t tries[] = {SEARCH_WORDS, 1};
+	words_ctx           wc;
+	cm_buf              q, out;
+	char                key[200] = "";
+	bool                found = false;
+	cm_err              err = CM_OK;
 
 	*text = NULL;
-	memset(&wc, 0, sizeof(wc));
 	cm_buf_init(&q, 1024);
 	cm_buf_init(&out, 1u << 20); /* clipped at the end */
-	if (eval_terms_each(question, take_word, &wc) != CM_OK ||
-	    (wc.n < SEARCH_WORDS && eval_terms_each(reference, take_word, &wc) != CM_OK)) {
-		err = CM_ENOMEM;
-		goto out;
+	if (c->sha256[0] != '\0' && c->svc->cfg.cache_ttl_s > 0) {
+		ctx_key(c, question, reference, key, sizeof(key));
+		if (cm_redis_get(c->redis, key, &out, &found) == CM_OK && found)
+			goto done;
+		cm_buf_reset(&out);
 	}
-	/* Stable: equal lengths keep their order of appearance. */
-	for (size_t i = 1; i < wc.n; i++)
-		for (size_t k = i; k > 0 && by_length(wc.w[k - 1], wc.w[k]) > 0; k--) {
-			char t[48];
-			memcpy(t, wc.w[k], sizeof(t));
-			memcpy(wc.w[k], wc.w[k - 1], sizeof(t));
-			memcpy(wc.w[k - 1], t, sizeof(t));
-		}
+	if ((err = search_words(question, reference, &wc)) != CM_OK)
+		goto out;
 	for (size_t t = 0; t < sizeof(tries) / sizeof(tries[0]) && out.len == 0 && wc.n > 0; t++) {
 		Pdf__SearchRequest rq = PDF__SEARCH_REQUEST__INIT;
 		cm_rpc_call_opts   o;
@@ -173,14 +263,12 @@ search(eval_context *c, const char *question, const char *reference, char **text
 		ProtobufCMessage  *resp = NULL;
 		size_t             k = tries[t] < wc.n ? tries[t] : wc.n;
 
-		if (t > 0 && tries[t - 1] >= wc.n && k == wc.n)
-			continue; /* the same query again */
+		if (t > 0 && k >= wc.n)
+			break; /* the same query again */
 		cm_buf_reset(&q);
 		for (size_t i = 0; i < k; i++)
-			if (cm_buf_printf(&q, "%s%s", i > 0 ? " " : "", wc.w[i]) != CM_OK) {
-				err = CM_ENOMEM;
+			if ((err = cm_buf_printf(&q, "%s%s", i > 0 ? " " : "", wc.w[i])) != CM_OK)
 				goto out;
-			}
 		rq.id = (char *)c->document_id;
 		rq.query = q.data;
 		rq.limit = SEARCH_CHUNKS;
@@ -201,6 +289,13 @@ search(eval_context *c, const char *question, const char *reference, char **text
 		if (err != CM_OK)
 			goto out;
 	}
+	if (key[0] != '\0' && cm_buf_append(&out, "", 0) == CM_OK) {
+		size_t keep = eval_utf8_clip(out.data, EVAL_MAX_CONTEXT);
+		if (cm_redis_set(c->redis, key, out.data, keep, c->svc->cfg.cache_ttl_s) != CM_OK)
+			cm_debug("EVAL-CTX-CACHE", "source text not cached: %s",
+			         cm_redis_errmsg(c->redis));
+	}
+done:
 	*text = clipped(out.data != NULL ? out.data : "");
 	if (*text == NULL)
 		err = CM_ENOMEM;

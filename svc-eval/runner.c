@@ -5,10 +5,9 @@
  *
  * DESIGN. An attempt is one task of the durable queue (cm/jobs.h), claimed by one runner thread
  * of one replica under a lease it renews every third of EVAL_LEASE_MS. The runner owns all
- * database work; call threads (up to EVAL_PARALLEL per attempt; the LLM client bounds calls
- * across all replicas) take batches of up to EVAL_BATCH open answers, call the model and hand
- * the grades back. Each batch's grades are written in one statement the moment it lands, and
- * only over results still pending, so the attempt's results are the job's stored progress: a
+ * database work; the grading phase (batches.c) runs batches on call threads and writes each
+ * batch's grades in one statement the moment it lands, only over results still pending, so
+ * the attempt's results are the job's stored progress: a
  * replica that dies mid-attempt loses its calls in flight, and the one that claims the task
  * after the lease expires reloads the attempt, finds those results graded and pays only for
  * the answers still pending. The overall call starts as soon as no answer is pending; it is
@@ -24,18 +23,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "cache.h"
 #include "cm/log.h"
 #include "cm/runners.h"
 #include "cm/util.h"
 #include "context.h"
 #include "grade.h"
-#include "offline.h"
 #include "score.h"
+#include "run.h"
 #include "server.h"
 #include "store.h"
-
-#define EVAL_TICK_MS 200
 
 /* Best-effort steps (progress, events): a failure is logged, never fatal. */
 static void
@@ -43,225 +39,6 @@ note(cm_err err, const char *what)
 {
 	if (err != CM_OK)
 		cm_warn("EVAL-BEST-EFFORT", "%s: %s", what, cm_strerror(err));
-}
-
-/* One pending open answer. */
-typedef struct job_item {
-	eval_item      item; /* strings borrowed from the attempt row, context owned here */
-	char          *context;
-	eval_cache_ref ref;
-} job_item;
-
-typedef struct batch {
-	int          idx;
-	job_item   **items;
-	size_t       n;
-	eval_parsed  out[10];
-	int          calls;
-	struct batch *next; /* finished, not yet stored */
-} batch;
-
-typedef struct run {
-	eval_service     *svc;
-	eval_worker      *w;
-	const char       *job_id;
-	eval_attempt_row  a;
-	job_item         *items;
-	size_t            nitems;
-	int               total, done; /* progress: answers for the model, and those no longer pending */
-	batch            *batches;
-	size_t            nbatches;
-	int64_t           next_renew;
-	bool              lost; /* lease lost, or stopping: leave the job to whoever has it */
-
-	pthread_mutex_t mu;
-	pthread_cond_t  cv;
-	size_t          next;    /* next batch to start */
-	batch          *landed;  /* finished batches */
-	int             running; /* call threads still working */
-	bool            halt;    /* start no more batches */
-	pthread_t       threads[64];
-	int             nthreads;
-} run;
-
-/* ---- lease --------------------------------------------------------------------------------- */
-
-/* Renews the lease when due; sets run->lost when it is gone or the service stops. */
-static void
-keep_lease(run *r)
-{
-	if (atomic_load(&r->svc->stopping)) {
-		r->lost = true;
-		return;
-	}
-	if (cm_mono_ms() < r->next_renew)
-		return;
-	bool held = true, cancelled = false;
-	if (cm_jobs_renew(r->w->jobs, r->job_id, 0, &held, &cancelled) == CM_OK &&
-	    (!held || cancelled)) {
-		cm_info("EVAL-JOB-LOST", "job %s: %s", r->job_id, held ? "cancelled" : "lease lost");
-		r->lost = true;
-	}
-	r->next_renew = cm_mono_ms() + r->svc->cfg.lease_ms / 3;
-}
-
-static void
-timed_wait(run *r)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += EVAL_TICK_MS * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-}
-
-static void
-progress(run *r)
-{
-	eval_publish(r->svc, "job.progress", r->job_id, r->a.owner, r->done, r->total, NULL);
-}
-
-/* ---- storing grades -------------------------------------------------------------------------- */
-
-static void
-store_one_kind(run *r, eval_put *puts, size_t n, const char *what)
-{
-	int written = 0;
-
-	if (n == 0)
-		return;
-	note(eval_store_put_grades(r->w->pg, r->a.id, puts, n, &written), what);
-	r->done += (int)n;
-	if (r->done > r->total)
-		r->done = r->total;
-}
-
-/* Stores a landed batch: grades, failures, cache. */
-static void
-store_batch(run *r, batch *b)
-{
-	eval_put puts[10];
-
-	for (size_t i = 0; i < b->n; i++) {
-		eval_parsed *p = &b->out[i];
-		puts[i] = (eval_put){b->items[i]->item.idx,
-		                     p->ok ? EVAL_GRADED : EVAL_FAILED,
-		                     p->ok ? p->grade.score : 0,
-		                     p->ok && p->grade.score >= 6,
-		                     p->ok ? p->grade.feedback : "",
-		                     p->ok ? p->grade.suggestions : "",
-		                     p->ok ? p->grade.hint : "",
-		                     p->ok ? "" : p->why,
-		                     "model",
-		                     b->idx};
-	}
-	store_one_kind(r, puts, b->n, "eval_store_put_grades");
-	for (size_t i = 0; i < b->n; i++)
-		if (b->out[i].ok)
-			eval_cache_put(r->w, r->a.strictness, &b->items[i]->ref, &b->out[i].grade);
-}
-
-/* ---- call threads ---------------------------------------------------------------------------- */
-
-static void *
-call_thread(void *arg)
-{
-	run *r = arg;
-
-	pthread_mutex_lock(&r->mu);
-	while (!r->halt && r->next < r->nbatches) {
-		batch           *b = &r->batches[r->next++];
-		const eval_item *items[10];
-
-		pthread_mutex_unlock(&r->mu);
-		for (size_t i = 0; i < b->n; i++)
-			items[i] = &b->items[i]->item;
-		eval_grade_batch(r->svc, r->a.strictness, items, b->n, b->out, &b->calls);
-		pthread_mutex_lock(&r->mu);
-		b->next = r->landed;
-		r->landed = b;
-		pthread_cond_broadcast(&r->cv);
-	}
-	r->running--;
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-	return NULL;
-}
-
-/* Runs the batches: call threads grade, this thread stores what lands and keeps the lease. */
-static void
-run_batches(run *r)
-{
-	size_t per = (size_t)r->svc->cfg.batch;
-	int    stored = 0, stop_after = atomic_load(&r->svc->test_stop_after_batches);
-	int    want = (int)r->svc->cfg.parallel;
-
-	r->nbatches = (r->nitems + per - 1) / per;
-	if (r->nbatches == 0)
-		return;
-	if ((r->batches = calloc(r->nbatches, sizeof(batch))) == NULL) {
-		r->lost = true; /* out of memory: let the queue retry */
-		return;
-	}
-	for (size_t b = 0; b < r->nbatches; b++) {
-		r->batches[b].idx = (int)b;
-		r->batches[b].n = b + 1 < r->nbatches ? per : r->nitems - b * per;
-		if ((r->batches[b].items = calloc(r->batches[b].n, sizeof(job_item *))) == NULL) {
-			r->lost = true;
-			return;
-		}
-		for (size_t i = 0; i < r->batches[b].n; i++)
-			r->batches[b].items[i] = &r->items[b * per + i];
-	}
-	if (want > (int)r->nbatches)
-		want = (int)r->nbatches;
-	if (want > (int)(sizeof(r->threads) / sizeof(r->threads[0])))
-		want = (int)(sizeof(r->threads) / sizeof(r->threads[0]));
-	pthread_mutex_lock(&r->mu);
-	for (int i = 0; i < want; i++) {
-		if (pthread_create(&r->threads[r->nthreads], NULL, call_thread, r) != 0)
-			break;
-		r->nthreads++;
-		r->running++;
-	}
-	if (r->nthreads == 0) {
-		pthread_mutex_unlock(&r->mu);
-		r->lost = true;
-		return;
-	}
-	for (;;) {
-		batch *got = r->landed;
-		r->landed = NULL;
-		if (got == NULL && r->running == 0)
-			break;
-		if (got == NULL) {
-			timed_wait(r);
-			got = r->landed;
-			r->landed = NULL;
-		}
-		pthread_mutex_unlock(&r->mu);
-		for (; got != NULL; got = got->next) {
-			store_batch(r, got);
-			progress(r);
-			if (stop_after > 0 && ++stored >= stop_after) {
-				cm_warn("EVAL-TEST-STOP", "job %s: stopping after %d batches (test)",
-				        r->job_id, stored);
-				r->lost = true;
-			}
-		}
-		keep_lease(r);
-		pthread_mutex_lock(&r->mu);
-		if (r->lost)
-			r->halt = true; /* calls in flight finish; their grades are still stored */
-	}
-	pthread_mutex_unlock(&r->mu);
-	for (int i = 0; i < r->nthreads; i++)
-		pthread_join(r->threads[i], NULL);
-	r->nthreads = 0;
 }
 
 /* ---- the attempt ----------------------------------------------------------------------------- */
@@ -276,7 +53,8 @@ load_items(run *r)
 
 	if ((r->items = calloc(r->a.n_results + 1, sizeof(job_item))) == NULL)
 		return CM_ENOMEM;
-	if ((err = eval_context_alloc(&ctx, r->svc, r->a.owner, r->a.document_id)) != CM_OK)
+	if ((err = eval_context_alloc(&ctx, r->svc, r->w->redis, r->a.owner, r->a.document_id,
+	                              r->a.document_sha256)) != CM_OK)
 		goto out;
 	for (size_t i = 0; i < r->a.n_results; i++) {
 		eval_result_row *x = &r->a.results[i];
@@ -296,72 +74,6 @@ load_items(run *r)
 out:
 	eval_context_free(ctx);
 	return err;
-}
-
-/* Offline: every pending answer graded here, in one statement. */
-static void
-grade_offline(run *r)
-{
-	eval_put   *puts = calloc(r->nitems + 1, sizeof(eval_put));
-	eval_grade *g = calloc(r->nitems + 1, sizeof(eval_grade));
-	char      (*why)[CM_MAX_ERRMSG] = calloc(r->nitems + 1, sizeof(*why));
-
-	if (puts == NULL || g == NULL || why == NULL) {
-		r->lost = true;
-		goto out;
-	}
-	for (size_t i = 0; i < r->nitems; i++) {
-		bool ok = eval_offline_grade(&r->items[i].item, r->a.strictness, &g[i], why[i],
-		                             sizeof(why[i]));
-		puts[i] = (eval_put){r->items[i].item.idx, ok ? EVAL_GRADED : EVAL_FAILED,
-		                     ok ? g[i].score : 0, ok && g[i].score >= 6,
-		                     g[i].feedback, g[i].suggestions, g[i].hint,
-		                     ok ? "" : why[i], "offline", -1};
-	}
-	store_one_kind(r, puts, r->nitems, "eval_store_put_grades");
-out:
-	for (size_t i = 0; g != NULL && i < r->nitems; i++)
-		eval_grade_fini(&g[i]);
-	free(puts);
-	free(g);
-	free(why);
-}
-
-/* Cache hits are stored at once; r->items keeps the misses only. */
-static void
-use_cache(run *r)
-{
-	eval_put   *puts = calloc(r->nitems + 1, sizeof(eval_put));
-	eval_grade *g = calloc(r->nitems + 1, sizeof(eval_grade));
-	size_t      hits = 0, keep = 0;
-
-	if (puts == NULL || g == NULL)
-		goto out;
-	for (size_t i = 0; i < r->nitems; i++) {
-		bool hit = false, near = false;
-		eval_cache_lookup(r->w, r->a.strictness, &r->items[i].ref, &g[hits], &hit, &near);
-		if (!hit) {
-			job_item t = r->items[i];
-			r->items[i] = r->items[keep];
-			r->items[keep++] = t;
-			continue;
-		}
-		puts[hits] = (eval_put){r->items[i].item.idx, EVAL_GRADED, g[hits].score,
-		                        g[hits].score >= 6, g[hits].feedback, g[hits].suggestions,
-		                        g[hits].hint, "", "cache", -1};
-		hits++;
-	}
-	if (hits > 0) {
-		store_one_kind(r, puts, hits, "eval_store_put_grades (cache)");
-		progress(r);
-	}
-	/* The hits are kept past the misses (for freeing); only the misses are graded. */
-	r->nitems = keep;
-out:
-	for (size_t i = 0; g != NULL && i < hits; i++)
-		eval_grade_fini(&g[i]);
-	free(puts);
-	free(g);
 }
 
 typedef struct overall_call {
@@ -423,9 +135,9 @@ write_overall(run *r, const eval_attempt_row *a)
 		/* The call runs on its own thread so that this one keeps the lease. */
 		pthread_mutex_lock(&r->mu);
 		while (!oc.finished) {
-			timed_wait(r);
+			eval_run_wait(r);
 			pthread_mutex_unlock(&r->mu);
-			keep_lease(r);
+			eval_run_keep_lease(r);
 			pthread_mutex_lock(&r->mu);
 		}
 		pthread_mutex_unlock(&r->mu);
@@ -477,7 +189,7 @@ finish(run *r, const eval_attempt_row *a)
 	cm_counter_add(failed > 0 ? r->svc->jobs_failed : r->svc->jobs_succeeded, 1);
 	if (failed > 0)
 		cm_warn("EVAL-ATTEMPT-FAIL", "attempt %s: %s", r->a.id, reason);
-	eval_publish(r->svc, "job.progress", r->job_id, r->a.owner, r->total, r->total, NULL);
+	eval_publish(r->svc, "job.eval_run_progress", r->job_id, r->a.owner, r->total, r->total, NULL);
 	eval_publish(r->svc, "job.done", r->job_id, r->a.owner, r->total, r->total,
 	             failed > 0 ? "failed" : "succeeded");
 }
@@ -490,12 +202,7 @@ run_fini(run *r)
 		eval_cache_ref_fini(&r->items[i].ref);
 	}
 	free(r->items);
-	for (size_t b = 0; r->batches != NULL && b < r->nbatches; b++) {
-		for (size_t i = 0; i < r->batches[b].n; i++)
-			eval_grade_fini(&r->batches[b].out[i].grade);
-		free(r->batches[b].items);
-	}
-	free(r->batches);
+	eval_run_free_batches(r);
 	eval_attempt_row_fini(&r->a);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
@@ -563,13 +270,16 @@ run_task(eval_service *s, eval_worker *w, const cm_jobs_task *t)
 		}
 		goto out;
 	}
-	progress(&r);
+	r.t_context = cm_mono_ms() - t0;
+	eval_run_progress(&r);
 	if (s->llm == NULL) {
-		grade_offline(&r);
+		eval_run_offline(&r);
 	} else {
-		use_cache(&r);
-		run_batches(&r);
+		eval_run_use_cache(&r);
+		eval_run_batches(&r, r.items, r.nitems);
+		eval_run_wait_deferred(&r);
 	}
+	r.t_grades = cm_mono_ms() - t0 - r.t_context;
 	if (r.lost)
 		goto stopped;
 	if ((err = eval_store_get_attempt(w->pg, r.a.id, NULL, true, &after)) != CM_OK) {
@@ -592,8 +302,12 @@ run_task(eval_service *s, eval_worker *w, const cm_jobs_task *t)
 		goto stopped;
 	finish(&r, &after);
 	cm_histogram_observe(s->job_seconds, (double)(cm_mono_ms() - t0) / 1000.0);
-	cm_info("EVAL-JOB-END", "job %s: attempt %s in %lld ms", t->job_id, r.a.id,
-	        (long long)(cm_mono_ms() - t0));
+	cm_info("EVAL-JOB-END",
+	        "job %s: attempt %s in %lld ms (source text %lld ms, %zu answers for the model in "
+	        "%zu batches, %d calls, %lld ms; overall %lld ms)",
+	        t->job_id, r.a.id, (long long)(cm_mono_ms() - t0), (long long)r.t_context,
+	        r.nitems, (size_t)r.batch_base, r.calls, (long long)r.t_grades,
+	        (long long)(cm_mono_ms() - t0 - r.t_context - r.t_grades));
 	goto out;
 stopped:
 	cm_info("EVAL-JOB-STOP", "job %s: stopped; another runner resumes it", t->job_id);

@@ -108,6 +108,9 @@ eval_service_init(eval_service *s, const cm_service_config *common, const char *
 	s->cache_near_hits = cm_metrics_counter(
 	    m, "grade_cache_near_hits_total",
 	    "cache hits on a near-identical (not the same) normalised answer", NULL);
+	s->inflight_waits = cm_metrics_counter(
+	    m, "grade_inflight_waits_total",
+	    "open answers that waited for the same answer being graded for another attempt", NULL);
 	s->grade_calls =
 	    cm_metrics_counter(m, "llm_calls_total", "grading calls made", "kind=\"grade\"");
 	s->overall_calls =

@@ -7,7 +7,8 @@
  *   - RPC workers (the skeleton's) answer eval.Submit / GetAttempt / GetJob; each has an
  *     eval_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs handle;
  *   - runners (runner.c) claim attempts from the queue and grade them; each owns its own
- *     connections and a LISTEN connection, and starts call threads per attempt.
+ *     connections and starts call threads per attempt; one listener thread per replica holds
+ *     the LISTEN connection and wakes the idle runners.
  * Tests build an eval_worker themselves and call the handlers, or run one attempt with
  * eval_runner_run_one.
  */
@@ -18,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cm/err.h"
 #include "cm/jobs.h"
@@ -46,6 +48,7 @@ typedef struct eval_service {
 	cm_counter    *cache_lookups;
 	cm_counter    *cache_hits;
 	cm_counter    *cache_near_hits;
+	cm_counter    *inflight_waits;
 	cm_counter    *grade_calls;
 	cm_counter    *overall_calls;
 	cm_counter    *items_retried;

@@ -112,7 +112,7 @@ eval_store_insert_attempt(cm_pg *pg, const eval_attempt_row *a)
 {
 	char       *strengths = NULL, *areas = NULL, *study = NULL, *rows = NULL;
 	json_t     *arr = json_array();
-	const char *p[14];
+	const char *p[15];
 	cm_err      err = CM_ENOMEM;
 
 	if (arr == NULL)
@@ -141,14 +141,15 @@ eval_store_insert_attempt(cm_pg *pg, const eval_attempt_row *a)
 	p[11] = strengths;
 	p[12] = areas;
 	p[13] = study;
+	p[14] = a->document_sha256;
 	if ((err = cm_pg_exec(pg,
 	                      "INSERT INTO attempts (id, owner_id, question_set_id, document_id,"
 	                      " job_id, status, strictness, want_overall, topic, overall_done,"
-	                      " overall_feedback, strengths, areas, study)"
+	                      " overall_feedback, strengths, areas, study, document_sha256)"
 	                      " VALUES ($1::uuid, $2, $3::uuid, $4::uuid, $5::uuid, $6, $7,"
 	                      " $8::boolean, $9, $10::boolean, $11, $12::jsonb, $13::jsonb,"
-	                      " $14::jsonb)",
-	                      14, p, NULL)) != CM_OK)
+	                      " $14::jsonb, $15)",
+	                      15, p, NULL)) != CM_OK)
 		goto out;
 	p[1] = rows;
 	err = cm_pg_exec(
@@ -273,7 +274,7 @@ eval_store_get_attempt(cm_pg *pg, const char *id, const char *owner, bool with_r
 	         "SELECT id::text, owner_id, coalesce(question_set_id::text, ''),"
 	         " coalesce(document_id::text, ''), coalesce(job_id::text, ''), status, strictness,"
 	         " want_overall, topic, overall_done, overall_feedback, strengths::text, areas::text,"
-	         " study::text, error, " TS("created_at") ", " TS("updated_at")
+	         " study::text, error, " TS("created_at") ", " TS("updated_at") ", document_sha256"
 	         " FROM attempts WHERE id = $1::uuid AND ($2::text IS NULL OR owner_id = $2)",
 	         2, p, &r)) != CM_OK)
 		return err;
@@ -299,6 +300,7 @@ eval_store_get_attempt(cm_pg *pg, const char *id, const char *owner, bool with_r
 	cm_strlcpy(a->error, cm_pg_get(r, 0, 14), sizeof(a->error));
 	cm_strlcpy(a->created_at, cm_pg_get(r, 0, 15), sizeof(a->created_at));
 	cm_strlcpy(a->updated_at, cm_pg_get(r, 0, 16), sizeof(a->updated_at));
+	cm_strlcpy(a->document_sha256, cm_pg_get(r, 0, 17), sizeof(a->document_sha256));
 	cm_pg_result_free(r);
 	if (err == CM_OK && with_results)
 		err = read_results(pg, a);
@@ -565,4 +567,52 @@ eval_store_redis_put(cm_redis *r, const char *key, const eval_grade *g, int64_t 
 		cm_debug("EVAL-CACHE-DOWN", "grade not cached in Redis: %s", cm_redis_errmsg(r));
 	free(s);
 	json_decref(o);
+}
+
+static void
+claim_key(const char *grade_key, char *out, size_t outlen)
+{
+	const char *h = strrchr(grade_key, ':');
+
+	snprintf(out, outlen, "eval:grading:%s", h != NULL ? h + 1 : grade_key);
+}
+
+void
+eval_store_claim(cm_redis *r, const char *grade_key, const char *owner, int64_t ttl_ms,
+                 bool *claimed)
+{
+	static const char script[] =
+	    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0";
+	char        key[128], ttl[24];
+	const char *keys[1] = {key}, *args[2] = {owner, ttl};
+	int64_t     got = 1;
+
+	claim_key(grade_key, key, sizeof(key));
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+	if (cm_redis_eval_int(r, script, 1, keys, 2, args, &got) != CM_OK)
+		got = 1; /* Redis down: grade it here */
+	*claimed = got == 1;
+}
+
+void
+eval_store_claim_held(cm_redis *r, const char *grade_key, bool *held)
+{
+	char        key[128];
+	const char *keys[1] = {key};
+	int64_t     n = 0;
+
+	claim_key(grade_key, key, sizeof(key));
+	*held = cm_redis_eval_int(r, "return redis.call('EXISTS', KEYS[1])", 1, keys, 0, NULL, &n) ==
+	            CM_OK &&
+	        n == 1;
+}
+
+void
+eval_store_unclaim(cm_redis *r, const char *grade_key)
+{
+	char key[128];
+
+	claim_key(grade_key, key, sizeof(key));
+	if (cm_redis_del(r, key) != CM_OK)
+		cm_debug("EVAL-CLAIM-DEL", "claim left to expire: %s", cm_redis_errmsg(r));
 }

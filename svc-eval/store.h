@@ -40,6 +40,7 @@ typedef struct eval_attempt_row {
 	char            owner[129];
 	char            set_id[CM_UUID_LEN + 1];      /* "" for legacy */
 	char            document_id[CM_UUID_LEN + 1]; /* "" when none */
+	char            document_sha256[65];          /* "" when unknown (v1) */
 	char            job_id[CM_UUID_LEN + 1];      /* "" when none */
 	char            status[16];
 	eval_strictness strictness;
@@ -127,6 +128,15 @@ CM_MUSTCHECK cm_err eval_store_cache_prune(cm_pg *pg, int64_t ttl_s, int64_t *n)
 
 /* Redis: "eval:grade:v<prompt>:<sha256(qkey|strictness|model|norm)>" -> a grade as JSON. */
 void eval_store_redis_key(const eval_cache_key *k, const char *norm, char out[96]);
+/* Claims of answers being graded right now: "eval:grading:<the grade's Redis key>" holds the
+ * grader's job id for ttl_ms. *claimed is true when this caller got it, or when Redis is down
+ * (then everyone grades for themselves). *held (eval_store_claim_held) is false when the claim
+ * is gone: its grader finished or gave up (or died and it expired). */
+void eval_store_claim(cm_redis *r, const char *grade_key, const char *owner, int64_t ttl_ms,
+                      bool *claimed);
+void eval_store_claim_held(cm_redis *r, const char *grade_key, bool *held);
+void eval_store_unclaim(cm_redis *r, const char *grade_key);
+
 /* *found false on a miss, an unreadable value or Redis down (a cache, never required). */
 void eval_store_redis_get(cm_redis *r, const char *key, eval_grade *g, bool *found);
 void eval_store_redis_put(cm_redis *r, const char *key, const eval_grade *g, int64_t ttl_s);

@@ -318,7 +318,7 @@ find_document(submit *sb)
 	cm_rpc_call_opts o = {0};
 	cm_rpc_result    res;
 	cm_err           err;
-	const char      *id = NULL;
+	const char      *id = NULL, *sha = "";
 
 	o.request_id = sb->ctx->request_id;
 	o.subject = sb->ctx->subject;
@@ -332,8 +332,10 @@ find_document(submit *sb)
 		o.method = "pdf.Get";
 		err = cm_rpc_call(sb->w->svc->pdf, &o, &gq.base, &pdf__document__descriptor,
 		                  &sb->upstream, &res);
-		if (err == CM_OK)
+		if (err == CM_OK) {
 			id = ((Pdf__Document *)sb->upstream)->id;
+			sha = ((Pdf__Document *)sb->upstream)->sha256;
+		}
 	} else {
 		Pdf__SelectedRequest sq = PDF__SELECTED_REQUEST__INIT;
 		o.method = "pdf.Selected";
@@ -343,13 +345,16 @@ find_document(submit *sb)
 			Pdf__SelectedResponse *sr = (Pdf__SelectedResponse *)sb->upstream;
 			if (sr->document == NULL)
 				err = CM_EPRECOND;
-			else
+			else {
 				id = sr->document->id;
+				sha = sr->document->sha256;
+			}
 		}
 	}
-	if (err == CM_OK)
+	if (err == CM_OK) {
 		snprintf(sb->a.document_id, sizeof(sb->a.document_id), "%s", id);
-	else if (err == CM_ENOTFOUND)
+		snprintf(sb->a.document_sha256, sizeof(sb->a.document_sha256), "%s", sha);
+	} else if (err == CM_ENOTFOUND)
 		cm_rpc_fail(sb->ctx, err, "no such document");
 	else if (err == CM_EPRECOND)
 		cm_rpc_fail(sb->ctx, err, "No PDF selected");

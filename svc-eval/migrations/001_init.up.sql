@@ -5,6 +5,7 @@ CREATE TABLE attempts (
   owner_id         text NOT NULL,
   question_set_id  uuid,                 -- NULL: a legacy attempt (inline questions)
   document_id      uuid,                 -- the document the answers are graded against
+  document_sha256  text NOT NULL DEFAULT '', -- its bytes' hash (legacy): source text is cached by it
   job_id           uuid,                 -- NULL when nothing needed the model
   status           text NOT NULL CHECK (status IN ('queued','running','succeeded','failed')),
   strictness       text NOT NULL CHECK (strictness IN ('easy','medium','strict')),

@@ -8,7 +8,8 @@
  * is garbage is asked again for exactly those items; an answer never graded and the model down
  * fail the attempt with the reasons; answers that ask for full marks gain nothing; a runner
  * stopped after storing batches (as a killed replica leaves them) is resumed without paying for
- * them again.
+ * them again; a class submitting the same answer at once pays for it once (in-flight
+ * coalescing across attempts and runners).
  */
 #include "eval_harness.h"
 
@@ -336,6 +337,59 @@ test_resume_pays_once(void **state)
 	svc.cfg.parallel = 2;
 }
 
+static bool
+ended(const char *attempt)
+{
+	eval_attempt_row a;
+	bool             done;
+
+	assert_int_equal(eval_store_get_attempt(w->pg, attempt, NULL, false, &a), CM_OK);
+	done = strcmp(a.status, "queued") != 0 && strcmp(a.status, "running") != 0;
+	eval_attempt_row_fini(&a);
+	return done;
+}
+
+/* Two students submit the same answers together; two runners grade them at once. Each answer
+ * reaches the model once: whichever runner claimed it grades it, the other waits for the grade. */
+static void
+test_same_answers_at_once_pay_once(void **state)
+{
+	answers        as = {0};
+	char           a1[40], a2[40], job[40];
+	call           c;
+	Eval__Attempt *at = NULL;
+
+	uint64_t       waits0 = metric("\neval_grade_inflight_waits_total ");
+
+	(void)state;
+	control("{\"ttft_ms\":300}");
+	/* Answers no earlier test gave (nor anything near them). */
+	add_answer(&as, qids[NMCQ + 3], -1, "Cells get their ATP energy currency from mitochondria.");
+	add_answer(&as, qids[NMCQ + 4], -1, "Water crosses a membrane by diffusion in osmosis.");
+	add_answer(&as, qids[NMCQ + 5], -1, "Enzymes speed reactions up and stay unchanged.");
+	svc.cfg.runners = 2;
+	assert_int_equal(eval_runners_start(&svc), CM_OK);
+	assert_int_equal(submit_v1(w, owner, set_id, &as, "strict", a1, job, &c, &at), CM_OK);
+	cm_arena_fini(&c.arena);
+	assert_int_equal(submit_v1(w, owner, set_id, &as, "strict", a2, job, &c, &at), CM_OK);
+	cm_arena_fini(&c.arena);
+	for (int64_t until = cm_mono_ms() + 20000; cm_mono_ms() < until && !(ended(a1) && ended(a2));)
+		usleep(20000);
+	eval_runners_stop(&svc);
+	svc.cfg.runners = 1;
+	assert_true(ended(a1) && ended(a2));
+	assert_int_equal(stat("grade_items"), 3);
+	assert_int_equal(metric("\neval_grade_inflight_waits_total ") - waits0, 3); /* the second waited */
+	assert_int_equal(count_source(w, a1, "model") + count_source(w, a2, "model"), 3);
+	assert_int_equal(count_source(w, a1, "cache") + count_source(w, a2, "cache"), 3);
+	for (int k = 0; k < 2; k++) {
+		cm_err err;
+		at = get_attempt(&c, w, owner, k == 0 ? a1 : a2, &err);
+		assert_string_equal(at->status, "succeeded");
+		cm_arena_fini(&c.arena);
+	}
+}
+
 int
 main(void)
 {
@@ -347,6 +401,7 @@ main(void)
 	    cmocka_unit_test_setup(test_failures_are_reported, fresh),
 	    cmocka_unit_test_setup(test_injection_gains_nothing, fresh),
 	    cmocka_unit_test_setup(test_resume_pays_once, fresh),
+	    cmocka_unit_test_setup(test_same_answers_at_once_pay_once, fresh),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
