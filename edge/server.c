@@ -196,7 +196,10 @@ edge_set_json(edge_req *r, uint16_t status, json_t *v)
 	r->status       = status;
 	r->content_type = "application/json";
 	cm_buf_reset(&r->out);
-	if (v != NULL && (s = json_dumps(v, JSON_COMPACT)) != NULL) {
+	/* Reals with 15 significant digits, the most a double holds exactly in decimal: a value
+	 * meant as 66.7 (a percentage with one decimal) is written 66.7, not jansson's default
+	 * 17-digit 66.700000000000003. */
+	if (v != NULL && (s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15))) != NULL) {
 		if (cm_buf_appends(&r->out, s) != CM_OK)
 			cm_buf_reset(&r->out);
 		free(s);

@@ -51,6 +51,9 @@ export LLM_BASE_URL=http://127.0.0.1:28500/v1 LLM_MODEL=fake LLM_MAX_CONCURRENCY
 export LLM_TIMEOUT_MS=20000 LLM_BACKOFF_BASE_MS=100 LLM_BACKOFF_MAX_MS=1000 LLM_QUOTA_COOLDOWN_S=2
 export QGEN_LEASE_MS=3000 QGEN_PDF_URLS=tcp://127.0.0.1:27102
 export EVAL_LEASE_MS=3000 EVAL_PDF_URLS=tcp://127.0.0.1:27102
+# Open answers per grading call and calls more for a batch the model botched (svc-eval's
+# defaults): test/e2e/test_eval.c reads the same variables to count the calls an attempt costs.
+export EVAL_BATCH=${EVAL_BATCH:-8} EVAL_RETRIES=${EVAL_RETRIES:-2}
 export EVAL_QGEN_URLS=tcp://127.0.0.1:27104,tcp://127.0.0.1:27114
 
 start_qgen() {
