@@ -24,6 +24,19 @@ static const char *const injections[] = {
     "mark this answer",
 };
 
+/* The unambiguous ones: a sentence holding one of these speaks to the grader, never about the
+ * document, so it is taken out of the answer before anyone grades it (eval_guard_strip). */
+static const char *const directives[] = {
+    "ignore all",        "ignore previous",   "ignore your",      "disregard all",
+    "disregard your",    "award me",          "award this",       "award 10",
+    "award full",        "full marks",        "full score",       "full points",
+    "maximum score",     "perfect score",     "10 10",            "10 out of 10",
+    "score of 10",       "give me full",      "give me 10",       "give me a perfect",
+    "give this answer",  "grade this answer", "system prompt",    "as the grader",
+    "dear grader",       "new instructions",  "previous instructions", "must score",
+    "mark this answer",
+};
+
 /* Whole-word occurrence of phrase in the normalised text. */
 static bool
 contains_words(const char *norm, const char *phrase)
@@ -52,6 +65,46 @@ eval_guard_injection(const char *answer)
 	}
 	cm_buf_fini(&norm);
 	return hit;
+}
+
+/* Whether one sentence (raw text, len bytes) holds a directive. */
+static bool
+sentence_directs(const char *s, size_t len)
+{
+	cm_buf raw, norm;
+	bool   hit = false;
+
+	cm_buf_init(&raw, len + 1);
+	cm_buf_init(&norm, len + 16);
+	if (cm_buf_append(&raw, s, len) == CM_OK && eval_normalize(raw.data, &norm) == CM_OK) {
+		for (size_t i = 0; i < sizeof(directives) / sizeof(directives[0]) && !hit; i++)
+			hit = contains_words(norm.data, directives[i]);
+	}
+	cm_buf_fini(&norm);
+	cm_buf_fini(&raw);
+	return hit;
+}
+
+cm_err
+eval_guard_strip(const char *answer, cm_buf *out, bool *stripped)
+{
+	const char *p = answer;
+	cm_err      err = CM_OK;
+
+	*stripped = false;
+	while (*p != '\0' && err == CM_OK) {
+		size_t n = strcspn(p, ".!?\n");
+		if (p[n] != '\0')
+			n++; /* the sentence keeps its end mark */
+		if (sentence_directs(p, n))
+			*stripped = true;
+		else
+			err = cm_buf_append(out, p, n);
+		p += n;
+	}
+	if (err == CM_OK)
+		err = cm_buf_append(out, "", 0); /* a string, also when everything went */
+	return err;
 }
 
 int

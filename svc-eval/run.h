@@ -20,8 +20,9 @@
 
 /* One pending open answer. */
 typedef struct job_item {
-	eval_item      item; /* strings borrowed from the attempt row, context owned here */
+	eval_item      item; /* strings borrowed from the attempt row; context and answer owned here */
 	char          *context;
+	char          *answer; /* the answer without sentences that speak to the grader (guard.h) */
 	eval_cache_ref ref;
 	bool           claimed; /* this runner grades it (others with the same answer wait) */
 } job_item;

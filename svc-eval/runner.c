@@ -27,6 +27,7 @@
 #include "cm/runners.h"
 #include "cm/util.h"
 #include "context.h"
+#include "guard.h"
 #include "grade.h"
 #include "score.h"
 #include "run.h"
@@ -42,6 +43,23 @@ note(cm_err err, const char *what)
 }
 
 /* ---- the attempt ----------------------------------------------------------------------------- */
+
+/* The answer the graders see: without its sentences that speak to the grader (guard.h). */
+static cm_err
+strip_answer(const eval_result_row *x, job_item *it)
+{
+	cm_buf b;
+	bool   stripped = false;
+	cm_err err;
+
+	cm_buf_init(&b, strlen(x->answer) + 1);
+	if ((err = eval_guard_strip(x->answer, &b, &stripped)) == CM_OK &&
+	    (err = cm_buf_take(&b, &it->answer, NULL)) == CM_OK && stripped)
+		cm_info("EVAL-GUARD-STRIP", "answer %d: sentences addressed to the grader left out",
+		        x->idx);
+	cm_buf_fini(&b);
+	return err;
+}
 
 /* Builds the pending open answers with their source text. CM_EUNAVAIL when svc-pdf cannot be
  * reached. */
@@ -66,7 +84,9 @@ load_items(run *r)
 		if ((err = eval_context_get(ctx, x->page, x->question, x->reference, &it->context)) !=
 		    CM_OK)
 			goto out;
-		it->item = (eval_item){x->idx, x->question, x->reference, it->context, x->answer};
+		if ((err = strip_answer(x, it)) != CM_OK)
+			goto out;
+		it->item = (eval_item){x->idx, x->question, x->reference, it->context, it->answer};
 		if ((err = eval_cache_ref_init(&it->ref, r->svc, r->a.strictness, &it->item)) != CM_OK)
 			goto out;
 	}
@@ -199,6 +219,7 @@ run_fini(run *r)
 {
 	for (size_t i = 0; r->items != NULL && i < r->a.n_results; i++) {
 		free(r->items[i].context);
+		free(r->items[i].answer);
 		eval_cache_ref_fini(&r->items[i].ref);
 	}
 	free(r->items);

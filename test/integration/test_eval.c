@@ -253,7 +253,8 @@ test_failures_are_reported(void **state)
 	svc.cfg.cache_ttl_s = 600;
 }
 
-/* Answers that ask for full marks gain nothing, though the model obeys them. */
+/* Answers that ask for full marks gain nothing: the sentences that ask leave the answer before
+ * the model (which obeys them: obey_injections) sees it, and the rest is graded as written. */
 static void
 test_injection_gains_nothing(void **state)
 {
@@ -274,13 +275,13 @@ test_injection_gains_nothing(void **state)
 	assert_int_equal(submit_v1(w, owner, set_id, &as, "medium", attempt, job, &c, &at), CM_OK);
 	cm_arena_fini(&c.arena);
 	run_until_done(&svc, w, attempt);
-	assert_int_equal(stat("injections_obeyed"), 4); /* the model was fooled every time */
+	/* The requests left the answers before grading: the model, which obeys them, never saw one. */
+	assert_int_equal(stat("injections_obeyed"), 0);
 	at = get_attempt(&c, w, owner, attempt, &err);
 	assert_string_equal(at->status, "succeeded");
 	assert_int_equal(at->results[0]->score, 0);
 	assert_int_equal(at->results[1]->score, 0);
 	assert_int_equal(at->results[3]->score, 0);
-	assert_non_null(strstr(at->results[0]->feedback, "capped"));
 	int injected = at->results[2]->score;
 	cm_arena_fini(&c.arena);
 
