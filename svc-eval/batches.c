@@ -356,14 +356,16 @@ out:
 void
 eval_run_wait_deferred(run *r)
 {
-	job_item *w = r->items + r->nitems;
+	job_item *w = r->items + r->nitems; /* w[0, left): still waiting */
 	size_t    left = r->ndeferred;
 
 	while (left > 0 && !r->lost) {
-		size_t orphans = 0;
+		size_t orphans = 0; /* gathered at w[0, orphans) */
 		for (size_t i = 0; i < left;) {
 			eval_grade g = {0};
 			bool       found = false, held = true;
+			job_item   t;
+
 			eval_store_redis_get(r->w->redis, w[i].ref.redis_key, &g, &found);
 			if (!found)
 				eval_store_claim_held(r->w->redis, w[i].ref.redis_key, &held);
@@ -373,24 +375,29 @@ eval_run_wait_deferred(run *r)
 				eval_run_store(r, &p, 1, "eval_store_put_grades (waited)");
 				cm_counter_add(r->svc->cache_hits, 1);
 				eval_run_progress(r);
-			}
-			eval_grade_fini(&g);
-			if (found || !held) {
-				job_item t = w[i];
+				/* Done: to the end of the waiting range, which shrinks. */
+				t = w[i];
 				w[i] = w[left - 1];
 				w[left - 1] = t;
 				left--;
-				orphans += !found;
-				continue;
+			} else if (!held) {
+				/* Its grader gave up or died: to the front, graded here below. */
+				t = w[i];
+				w[i] = w[orphans];
+				w[orphans] = t;
+				orphans++;
+				i++;
+			} else {
+				i++;
 			}
-			i++;
+			eval_grade_fini(&g);
 		}
-		/* The orphans now sit at w[left .. left + orphans): graded here. */
 		if (orphans > 0) {
-			job_item *o = w + left;
 			for (size_t i = 0; i < orphans; i++)
-				o[i].claimed = false;
-			eval_run_batches(r, o, orphans);
+				w[i].claimed = false;
+			eval_run_batches(r, w, orphans);
+			w += orphans;
+			left -= orphans;
 		}
 		if (left > 0) {
 			struct timespec ts = {0, 25 * 1000000L};

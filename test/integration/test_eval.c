@@ -12,6 +12,7 @@
  * coalescing across attempts and runners).
  */
 #include "eval_harness.h"
+#include "../../svc-eval/cache.h"
 
 /* Multiple choice by index, letter and option text, and empty answers: scored at once, no job,
  * no call. */
@@ -391,6 +392,40 @@ test_same_answers_at_once_pay_once(void **state)
 	}
 }
 
+/* An answer claimed by a grader that died (its claim is never released, only expires): the
+ * attempt waits, then grades it itself - one call, no answer lost. */
+static void
+test_dead_graders_claim_expires(void **state)
+{
+	answers        as = {0};
+	char           attempt[40], job[40];
+	const char    *answer = "Chlorophyll takes in blue light and red light.";
+	eval_item      it = {0, open_q[2], open_ref[2], pages[0], answer};
+	eval_cache_ref ref;
+	bool           claimed = false;
+	call           c;
+	Eval__Attempt *at = NULL;
+	cm_err         err;
+	int64_t        t0;
+
+	(void)state;
+	assert_int_equal(eval_cache_ref_init(&ref, &svc, EVAL_EASY, &it), CM_OK);
+	eval_store_claim(w->redis, ref.redis_key, "a-dead-runner", 700, &claimed);
+	assert_true(claimed);
+	add_answer(&as, qids[NMCQ + 2], -1, answer);
+	assert_int_equal(submit_v1(w, owner, set_id, &as, "easy", attempt, job, &c, &at), CM_OK);
+	cm_arena_fini(&c.arena);
+	t0 = cm_mono_ms();
+	run_until_done(&svc, w, attempt);
+	assert_true(cm_mono_ms() - t0 >= 500); /* it waited for the claim */
+	assert_int_equal(stat("grade_calls"), 1);
+	assert_int_equal(count_source(w, attempt, "model"), 1);
+	at = get_attempt(&c, w, owner, attempt, &err);
+	assert_string_equal(at->status, "succeeded");
+	cm_arena_fini(&c.arena);
+	eval_cache_ref_fini(&ref);
+}
+
 int
 main(void)
 {
@@ -403,6 +438,7 @@ main(void)
 	    cmocka_unit_test_setup(test_injection_gains_nothing, fresh),
 	    cmocka_unit_test_setup(test_resume_pays_once, fresh),
 	    cmocka_unit_test_setup(test_same_answers_at_once_pay_once, fresh),
+	    cmocka_unit_test_setup(test_dead_graders_claim_expires, fresh),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
