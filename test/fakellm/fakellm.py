@@ -20,6 +20,7 @@ import os
 import random
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -93,6 +94,9 @@ class State:
         self.peak_offered = 0
         self.call_seconds = deque(maxlen=10000)  # modelled TTFT + generation of answered calls
         self.chat = {"answers": 0, "not_found": 0}  # chat-convention answers (found / not)
+        # streams' actual time to first token: (question or "", arrival, first content written),
+        # monotonic seconds (CLOCK_MONOTONIC, comparable with clients on this machine)
+        self.first_tokens = deque(maxlen=2000)
         self.req_window = deque()   # admission times (monotonic)
         self.tok_window = deque()   # (time, tokens)
 
@@ -110,6 +114,8 @@ class State:
             "peak_offered": self.peak_offered,
             "call_seconds": [round(x, 4) for x in self.call_seconds],
             "chat": dict(self.chat),
+            "first_tokens": [{"question": q, "arrived": round(a, 6), "first": round(f, 6)}
+                             for q, a, f in self.first_tokens],
         }
 
 
@@ -347,6 +353,13 @@ class Handler(BaseHTTPRequestHandler):
     def st(self):
         return self.server.state
 
+    def setup(self):
+        super().setup()
+        # Each SSE event is its own small write: without TCP_NODELAY, Nagle holds an event back
+        # until the client ACKs the previous one, and on a kept-alive connection the client's
+        # delayed ACK makes that 40 ms - a latency real providers do not add.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     # -- plumbing
     def send_json(self, status, obj, headers=None, raw=None):
         body = raw if raw is not None else json.dumps(obj).encode()
@@ -392,6 +405,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
         else:
             self.send_json(404, {"error": {"message": "not found", "code": "not_found"}})
+
+    def parse_request(self):
+        # TTFT counts from the request's arrival, like a provider's: the moment its first line
+        # was read (header parsing and everything after happen inside it).
+        self.arrived = time.monotonic()
+        return super().parse_request()
 
     def do_POST(self):
         body = self.read_body()
@@ -573,6 +592,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return 0, False
         content, is_json = make_content(messages, json_mode, self.st)
+        chat = parse_chat_prompt(messages) if stream and not json_mode else None
+        self.question = chat[1] if chat is not None else ""
         if is_json and fault == "malformed":
             self.count_fault("malformed")
             content = content[: max(1, len(content) * 2 // 3)]
@@ -597,8 +618,11 @@ class Handler(BaseHTTPRequestHandler):
         created = int(time.time())
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": ctoks,
                  "total_tokens": prompt_tokens + ctoks}
+        # The fake's own work (parsing, building the answer) happens inside the modelled TTFT,
+        # as a provider's does: only what is left of it is slept.
+        ttft_left = max(0.0, ttft - (time.monotonic() - self.arrived))
         if not stream:
-            if not self.sleep(ttft + gen):
+            if not self.sleep(ttft_left + gen):
                 return 0, False
             if fault == "bad_body":
                 self.count_fault("bad_body")
@@ -614,7 +638,7 @@ class Handler(BaseHTTPRequestHandler):
                              "finish_reason": finish}],
                 "usage": usage})
             return ctoks, True
-        return self.stream(cid, created, model, content, finish, usage, ttft, gen, fault)
+        return self.stream(cid, created, model, content, finish, usage, ttft_left, gen, fault)
 
     def chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -659,6 +683,10 @@ class Handler(BaseHTTPRequestHandler):
                 if i and not self.sleep(per_piece):
                     return 0, False
                 event({"content": p}, None)
+                if i == 0:
+                    with self.st.lock:
+                        self.st.first_tokens.append((self.question, self.arrived,
+                                                     time.monotonic()))
             self.leave()
             event({}, finish, True)
             self.chunk(b"data: [DONE]\n\n")
