@@ -1,7 +1,7 @@
 # Convenience targets; the scripts are the source of truth (see README.md).
 FUZZ_SECONDS ?= 60
 
-.PHONY: build up down test test-asan fuzz bench bench-auth bench-extract bench-qgen format clean
+.PHONY: build up down test test-asan fuzz bench bench-auth bench-extract bench-qgen bench-chat format clean
 
 build:
 	./scripts/build.sh
@@ -15,13 +15,15 @@ test-asan:
 	./scripts/test.sh --sanitize
 fuzz:
 	./scripts/test.sh --fuzz $(FUZZ_SECONDS)
-bench: bench-auth bench-extract bench-qgen
+bench: bench-auth bench-extract bench-qgen bench-chat
 bench-auth:
 	./bench/auth_me.sh
 bench-extract:
 	./bench/extract.sh
 bench-qgen:
 	./bench/qgen.sh
+bench-chat:
+	./bench/chat.sh
 format:
 	git ls-files -z '*.c' '*.h' | xargs -0 clang-format -i
 clean:
