@@ -100,6 +100,10 @@ for s in "${services[@]}"; do
     extra=("EVAL_EVENTS_URL=tcp://127.0.0.1:$((port + 100))" "EVAL_PDF_URLS=tcp://127.0.0.1:${PDF_PORT:-7102}"
       "EVAL_QGEN_URLS=tcp://127.0.0.1:${QGEN_PORT:-7104}")
     edge_env+=("EDGE_EVAL_EVENTS_URLS=tcp://127.0.0.1:$((port + 100))")
+  elif [ "$prefix" = CHAT ]; then
+    # Answer deltas on RPC port + 100; passages from svc-pdf. No LLM_BASE_URL: the offline provider.
+    extra=("CHAT_EVENTS_URL=tcp://127.0.0.1:$((port + 100))" "CHAT_PDF_URLS=tcp://127.0.0.1:${PDF_PORT:-7102}")
+    edge_env+=("EDGE_CHAT_EVENTS_URLS=tcp://127.0.0.1:$((port + 100))")
   fi
   start "$name" "http://127.0.0.1:$admin/readyz" "tcp://127.0.0.1:$port admin http://127.0.0.1:$admin" \
     env "${prefix}_RPC_URL=tcp://127.0.0.1:$port" "${prefix}_ADMIN_ADDR=127.0.0.1:$admin" "${extra[@]}" "$bin"

@@ -33,7 +33,8 @@ skip_ws(scan *s)
 	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
 		s->p++;
 	/* a no-break space (U+00A0) counts as white space too */
-	while (s->end - s->p >= 2 && (unsigned char)s->p[0] == 0xC2 && (unsigned char)s->p[1] == 0xA0)
+	while (s->end - s->p >= 2 && (unsigned char)s->p[0] == 0xC2 &&
+	       (unsigned char)s->p[1] == 0xA0)
 		s->p += 2;
 }
 
@@ -91,7 +92,8 @@ take_dash(scan *s)
 		s->p++;
 		return true;
 	}
-	if (s->end - s->p >= 3 && (unsigned char)s->p[0] == 0xE2 && (unsigned char)s->p[1] == 0x80 &&
+	if (s->end - s->p >= 3 && (unsigned char)s->p[0] == 0xE2 &&
+	    (unsigned char)s->p[1] == 0x80 &&
 	    ((unsigned char)s->p[2] == 0x93 || (unsigned char)s->p[2] == 0x94)) {
 		s->p += 3;
 		return true;

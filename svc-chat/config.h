@@ -16,23 +16,23 @@
 #define CHAT_SCHEMA "chat"
 
 /* Caps of what a caller sends and what is kept. */
-#define CHAT_MAX_MESSAGE 8192        /* bytes of one user message (more: INVALID_ARGUMENT) */
+#define CHAT_MAX_MESSAGE 8192         /* bytes of one user message (more: INVALID_ARGUMENT) */
 #define CHAT_MAX_ANSWER (32u * 1024u) /* bytes of an answer kept; the stream is stopped there */
-#define CHAT_MAX_CITATIONS 32        /* pages cited by one answer */
-#define CHAT_LIST_DEFAULT 20         /* chat.ListMessages page size */
+#define CHAT_MAX_CITATIONS 32         /* pages cited by one answer */
+#define CHAT_LIST_DEFAULT 20          /* chat.ListMessages page size */
 #define CHAT_LIST_MAX 100
 
 /* Building a prompt. */
-#define CHAT_MAX_PASSAGES 16     /* page passages in one prompt */
-#define CHAT_HISTORY_CLIP 2000   /* bytes of each earlier message given to the model */
-#define CHAT_FALLBACK_PAGES 3    /* nothing matched: the document's first pages instead */
-#define CHAT_MAX_QUERY 1000      /* bytes of the question sent to pdf.Search (its own cap) */
+#define CHAT_MAX_PASSAGES 16   /* page passages in one prompt */
+#define CHAT_HISTORY_CLIP 2000 /* bytes of each earlier message given to the model */
+#define CHAT_FALLBACK_PAGES 3  /* nothing matched: the document's first pages instead */
+#define CHAT_MAX_QUERY 1000    /* bytes of the question sent to pdf.Search (its own cap) */
 
 /* Time. */
-#define CHAT_PDF_TIMEOUT_MS 5000    /* retrieval from svc-pdf, per call */
-#define CHAT_STORE_TIMEOUT_MS 5000  /* storing the answer, whatever the caller's deadline */
-#define CHAT_TURN_GRACE_S 30        /* a turn row outlives its generation bound by this much */
-#define CHAT_RETRY_AFTER_S 2        /* RESOURCE_EXHAUSTED: when to try again */
+#define CHAT_PDF_TIMEOUT_MS 5000   /* retrieval from svc-pdf, per call */
+#define CHAT_STORE_TIMEOUT_MS 5000 /* storing the answer, whatever the caller's deadline */
+#define CHAT_TURN_GRACE_S 30       /* a turn row outlives its generation bound by this much */
+#define CHAT_RETRY_AFTER_S 2       /* RESOURCE_EXHAUSTED: when to try again */
 
 typedef struct chat_config {
 	const char *events_url;

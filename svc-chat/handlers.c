@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "cm/log.h"
 #include "cm/util.h"
 #include "handlers.h"
@@ -65,20 +66,26 @@ chat_reply(cm_rpc_ctx *ctx, const chat_row *row, Chat__Chat *out)
 	return CM_OK;
 }
 
-/* The caller's chat `id` (NOT_FOUND when malformed, missing or another user's). */
+/* The caller's chat `id` (NOT_FOUND when malformed, missing or another user's); from the
+ * cache when cached_ok (chat.Send: its first statement checks the chat still exists). */
 static cm_err
-own_chat(cm_rpc_ctx *ctx, chat_worker *w, const char *id, chat_row *row)
+own_chat(cm_rpc_ctx *ctx, chat_worker *w, const char *id, bool cached_ok, chat_row *row)
 {
+	cm_err err;
+
 	if (id == NULL || !cm_uuid_valid(id))
 		return cm_rpc_fail(ctx, CM_ENOTFOUND, "no such chat");
-	return fail(ctx, w, chat_store_get(w->pg, ctx->subject, id, row), "no such chat");
+	if (cached_ok && chat_cache_get(w->svc->chats, id, ctx->subject, row))
+		return CM_OK;
+	if ((err = chat_store_get(w->pg, ctx->subject, id, row)) == CM_OK)
+		chat_cache_put(w->svc->chats, ctx->subject, row);
+	return fail(ctx, w, err, "no such chat");
 }
 
 /* A document of the caller's from svc-pdf: by id (pdf.Get) or the selected one (pdf.Selected).
  * *pages receives its page count. */
 static cm_err
-document(cm_rpc_ctx *ctx, chat_service *s, const char *id, char doc_id[CM_UUID_LEN + 1],
-         int *pages)
+document(cm_rpc_ctx *ctx, chat_service *s, const char *id, char doc_id[CM_UUID_LEN + 1], int *pages)
 {
 	cm_rpc_call_opts  o;
 	cm_rpc_result     res;
@@ -162,6 +169,7 @@ chat_handle_create(cm_rpc_ctx *ctx, const void *req, void *resp)
 		return err;
 	if ((err = chat_store_create(w->pg, ctx->subject, doc, pages, &row)) != CM_OK)
 		return fail(ctx, w, err, "no such chat");
+	chat_cache_put(w->svc->chats, ctx->subject, &row);
 	return chat_reply(ctx, &row, resp);
 }
 
@@ -173,7 +181,8 @@ chat_handle_get(cm_rpc_ctx *ctx, const void *req, void *resp)
 	chat_row             row;
 	cm_err               err;
 
-	if ((err = begin(ctx, &w)) != CM_OK || (err = own_chat(ctx, w, rq->id, &row)) != CM_OK)
+	if ((err = begin(ctx, &w)) != CM_OK ||
+	    (err = own_chat(ctx, w, rq->id, false, &row)) != CM_OK)
 		return err;
 	return chat_reply(ctx, &row, resp);
 }
@@ -233,7 +242,7 @@ chat_handle_list(cm_rpc_ctx *ctx, const void *req, void *resp)
 	if (rq->cursor != NULL && rq->cursor[0] != '\0' &&
 	    (!cm_parse_i64(rq->cursor, &after) || after < 0))
 		return cm_rpc_fail(ctx, CM_EINVAL, "bad cursor");
-	if ((err = own_chat(ctx, w, rq->chat_id, &row)) != CM_OK)
+	if ((err = own_chat(ctx, w, rq->chat_id, false, &row)) != CM_OK)
 		return err;
 	if ((err = chat_store_list(w->pg, row.id, after, limit + 1, &rows)) != CM_OK)
 		return fail(ctx, w, err, "no such chat");
@@ -246,7 +255,8 @@ chat_handle_list(cm_rpc_ctx *ctx, const void *req, void *resp)
 		out->next_cursor = cm_rpc_strdup(ctx, cur);
 		n = limit;
 	}
-	if (n > 0 && (out->messages = cm_rpc_alloc(ctx, (size_t)n * sizeof(*out->messages))) == NULL)
+	if (n > 0 &&
+	    (out->messages = cm_rpc_alloc(ctx, (size_t)n * sizeof(*out->messages))) == NULL)
 		err = CM_ENOMEM;
 	for (int i = 0; i < n && err == CM_OK; i++) {
 		chat_msg_row m;
@@ -296,7 +306,7 @@ chat_handle_send(cm_rpc_ctx *ctx, const void *req, void *resp)
 	if (rq->use_selected)
 		err = legacy_chat(ctx, w, true, &row);
 	else
-		err = own_chat(ctx, w, rq->chat_id, &row);
+		err = own_chat(ctx, w, rq->chat_id, true, &row);
 	if (err != CM_OK)
 		return err;
 	return chat_turn(ctx, w, &row, rq->content, rq->legacy, resp);
@@ -358,13 +368,15 @@ chat_handle_history(cm_rpc_ctx *ctx, const void *req, void *resp)
 	if ((err = begin(ctx, &w)) != CM_OK)
 		return err;
 	if (!rq->use_selected)
-		return cm_rpc_fail(ctx, CM_EINVAL, "use_selected is required (v1: chat.ListMessages)");
+		return cm_rpc_fail(ctx, CM_EINVAL,
+		                   "use_selected is required (v1: chat.ListMessages)");
 	if ((err = legacy_chat(ctx, w, false, &row)) == CM_ENOTFOUND)
 		return CM_OK; /* never chatted about this PDF: no turns */
 	if (err != CM_OK)
 		return err;
 	/* The newest CHAT_LEGACY_HISTORY messages, oldest first. */
-	if ((err = chat_store_recent(w->pg, row.id, INT64_MAX, CHAT_LEGACY_HISTORY, &rows)) != CM_OK)
+	if ((err = chat_store_recent(w->pg, row.id, INT64_MAX, CHAT_LEGACY_HISTORY, &rows)) !=
+	    CM_OK)
 		return fail(ctx, w, err, "no such chat");
 	err = turns_reply(ctx, rows, resp);
 	chat_msgs_free(rows);

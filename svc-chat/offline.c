@@ -77,8 +77,8 @@ static size_t
 sentence_end(const char *s, size_t len, size_t from)
 {
 	for (size_t i = from; i < len; i++) {
-		if ((s[i] == '.' || s[i] == '!' || s[i] == '?') && (i + 1 == len || s[i + 1] == ' ' ||
-		                                                    s[i + 1] == '\n'))
+		if ((s[i] == '.' || s[i] == '!' || s[i] == '?') &&
+		    (i + 1 == len || s[i + 1] == ' ' || s[i + 1] == '\n'))
 			return i + 1;
 		if (s[i] == '\n' && i + 1 < len && s[i + 1] == '\n')
 			return i;

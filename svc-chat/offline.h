@@ -21,10 +21,12 @@
 
 /* The first sentence of every offline answer, and of the one that found nothing. */
 #define CHAT_OFFLINE_INTRO                                                                         \
-	"No language model is configured, so this answer only quotes the passages of the document "  \
+	"No language model is configured, so this answer only quotes the passages of the "         \
+	"document "                                                                                \
 	"that best match your question:"
 #define CHAT_OFFLINE_NONE                                                                          \
-	"No language model is configured, and no passage of the document matches the words of your " \
+	"No language model is configured, and no passage of the document matches the words of "    \
+	"your "                                                                                    \
 	"question. Try other words, or the terms the document itself uses."
 
 CM_MUSTCHECK cm_err chat_offline_answer(const chat_passages *ps, const char *question, cm_buf *out);

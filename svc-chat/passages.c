@@ -10,8 +10,8 @@
 
 #include "passages.h"
 
-#define PASSAGE_MIN 200   /* a clipped remainder smaller than this is left out */
-#define MATCH_PREFIX 64   /* bytes of a page's start compared with the chunk */
+#define PASSAGE_MIN 200 /* a clipped remainder smaller than this is left out */
+#define MATCH_PREFIX 64 /* bytes of a page's start compared with the chunk */
 
 static bool
 ws(char c)
@@ -31,7 +31,11 @@ chat_utf8_floor(const char *s, size_t n)
 		return 0;
 	{
 		unsigned char lead = (unsigned char)s[k - 1];
-		size_t        need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+		size_t        need = lead < 0x80    ? 1
+		                     : lead >= 0xF0 ? 4
+		                     : lead >= 0xE0 ? 3
+		                     : lead >= 0xC0 ? 2
+		                                    : 1;
 		return n - (k - 1) >= need ? n : k - 1;
 	}
 }
@@ -148,8 +152,8 @@ starts_here(const char *chunk, size_t len, size_t pos, const char *pt)
 }
 
 void
-chat_split_chunk(const char *chunk, size_t len, int first, int last,
-                 const char *const *page_text, size_t *cut)
+chat_split_chunk(const char *chunk, size_t len, int first, int last, const char *const *page_text,
+                 size_t *cut)
 {
 	size_t from = 0;
 

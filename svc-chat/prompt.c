@@ -106,10 +106,12 @@ chat_prompt_build(chat_prompt *p, const chat_hist *hist, size_t nhist, int max_t
 	memset(p, 0, sizeof(*p));
 	if (max_turns > 50)
 		max_turns = 50;
-	/* newest pairs first, from the end: a user message directly followed by a complete answer */
+	/* newest pairs first, from the end: a user message directly followed by a complete answer
+	 */
 	for (size_t i = nhist; i >= 2 && npairs < max_turns; i--) {
 		const chat_hist *u = &hist[i - 2], *a = &hist[i - 1];
-		if (strcmp(u->role, "user") == 0 && strcmp(a->role, "assistant") == 0 && a->complete) {
+		if (strcmp(u->role, "user") == 0 && strcmp(a->role, "assistant") == 0 &&
+		    a->complete) {
 			keep[2 * npairs] = i - 1;
 			keep[2 * npairs + 1] = i - 2;
 			npairs++;

@@ -32,7 +32,8 @@ typedef struct chat_hist {
 	int         complete; /* assistant: 1 when its answer is complete */
 } chat_hist;
 
-#define CHAT_PROMPT_MAX_MSGS (2 + 2 * 50) /* system + history (CHAT_HISTORY_TURNS <= 50) + question */
+#define CHAT_PROMPT_MAX_MSGS                                                                       \
+	(2 + 2 * 50) /* system + history (CHAT_HISTORY_TURNS <= 50) + question */
 
 typedef struct chat_prompt {
 	cm_llm_msg msgs[CHAT_PROMPT_MAX_MSGS];
@@ -43,8 +44,7 @@ typedef struct chat_prompt {
 /* Builds the messages from the earlier messages of the chat (oldest first; at most max_turns
  * question/answer pairs are kept, the latest), the passages and the question. */
 CM_MUSTCHECK cm_err chat_prompt_build(chat_prompt *p, const chat_hist *hist, size_t nhist,
-                                      int max_turns, const chat_passages *ps,
-                                      const char *question);
+                                      int max_turns, const chat_passages *ps, const char *question);
 void                chat_prompt_fini(chat_prompt *p);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "cm/log.h"
 #include "handlers.h"
 #include "proto/chat.pb-c.h"
@@ -19,8 +20,7 @@ extern const cm_migration chat_migrations[];
 extern const size_t       chat_migrations_count;
 
 const cm_rpc_method chat_methods[] = {
-    {"chat.Create", &chat__create_request__descriptor, &chat__chat__descriptor,
-     chat_handle_create},
+    {"chat.Create", &chat__create_request__descriptor, &chat__chat__descriptor, chat_handle_create},
     {"chat.Get", &chat__chat_ref__descriptor, &chat__chat__descriptor, chat_handle_get},
     {"chat.ListMessages", &chat__list_request__descriptor, &chat__message_list__descriptor,
      chat_handle_list},
@@ -61,6 +61,8 @@ chat_service_init(chat_service *s, const cm_service_config *common, const char *
 		cm_error("CHAT-LLM-CONFIG", "LLM configuration: %s", errbuf);
 		return err;
 	}
+	if ((err = chat_cache_alloc(&s->chats)) != CM_OK)
+		goto fail;
 	if ((err = cm_rpc_client_open(&s->pdf, "pdf", cfg->pdf_urls, m)) != CM_OK) {
 		cm_error("CHAT-PDF-URLS", "bad CHAT_PDF_URLS: %s", cfg->pdf_urls);
 		goto fail;
@@ -69,18 +71,22 @@ chat_service_init(chat_service *s, const cm_service_config *common, const char *
 		cm_error("CHAT-EVENTS", "cannot publish events on %s", cfg->events_url);
 		goto fail;
 	}
-	s->turns_complete = cm_metrics_counter(m, "turns_total", "chat answers by outcome",
-	                                       "outcome=\"complete\"");
+	s->turns_complete =
+	    cm_metrics_counter(m, "turns_total", "chat answers by outcome", "outcome=\"complete\"");
 	s->turns_incomplete = cm_metrics_counter(m, "turns_total", "chat answers by outcome",
 	                                         "outcome=\"incomplete\"");
-	s->turns_refused = cm_metrics_counter(m, "turns_total", "chat answers by outcome",
-	                                      "outcome=\"refused\"");
+	s->turns_refused =
+	    cm_metrics_counter(m, "turns_total", "chat answers by outcome", "outcome=\"refused\"");
 	s->legacy_failures = cm_metrics_counter(
 	    m, "legacy_failures_total",
 	    "legacy answers that explain a model failure in a 200 response", NULL);
 	s->deltas = cm_metrics_counter(m, "deltas_total", "answer deltas published", NULL);
-	s->first_delta_s = cm_metrics_histogram(m, "first_delta_seconds",
-	                                        "chat.Send received to first delta published", NULL);
+	s->prepare_s = cm_metrics_histogram(m, "prepare_seconds",
+	                                    "chat.Send received to the model asked", NULL);
+	s->retrieve_s =
+	    cm_metrics_histogram(m, "retrieve_seconds", "passages fetched from svc-pdf", NULL);
+	s->first_delta_s = cm_metrics_histogram(
+	    m, "first_delta_seconds", "chat.Send received to first delta published", NULL);
 	s->turn_s =
 	    cm_metrics_histogram(m, "turn_seconds", "chat.Send received to answer stored", NULL);
 	return CM_OK;
@@ -98,6 +104,8 @@ chat_service_fini(chat_service *s)
 	s->pdf = NULL;
 	cm_llm_free(s->llm);
 	s->llm = NULL;
+	chat_cache_free(s->chats);
+	s->chats = NULL;
 }
 
 cm_err

@@ -27,21 +27,25 @@
 #include "config.h"
 
 typedef struct chat_service {
-	chat_config    cfg;
-	const char    *schema;
-	int            turn_slots; /* answers this replica writes at once */
-	atomic_int     turns_now;
-	cm_llm        *llm; /* NULL: offline provider */
-	cm_rpc_client *pdf;
-	cm_pub        *pub; /* NULL: no events */
-	cm_metrics    *metrics;
-	cm_counter    *turns_complete;
-	cm_counter    *turns_incomplete;
-	cm_counter    *turns_refused;
-	cm_counter    *legacy_failures; /* legacy answers that explained a failure in their text */
-	cm_counter    *deltas;
-	cm_histogram  *first_delta_s; /* chat.Send received -> first delta published */
-	cm_histogram  *turn_s;        /* chat.Send received -> answer stored */
+	chat_config        cfg;
+	const char        *schema;
+	int                turn_slots; /* answers this replica writes at once */
+	atomic_int         turns_now;
+	cm_llm            *llm; /* NULL: offline provider */
+	cm_rpc_client     *pdf;
+	cm_pub            *pub;   /* NULL: no events */
+	struct chat_cache *chats; /* chats seen, for chat.Send (cache.h) */
+	cm_metrics        *metrics;
+	cm_counter        *turns_complete;
+	cm_counter        *turns_incomplete;
+	cm_counter        *turns_refused;
+	cm_counter   *legacy_failures; /* legacy answers that explained a failure in their text */
+	cm_counter   *deltas;
+	cm_histogram *prepare_s;     /* chat.Send received -> the model asked (admission, history,
+	                              * retrieval, prompt) */
+	cm_histogram *retrieve_s;    /* passages from svc-pdf */
+	cm_histogram *first_delta_s; /* chat.Send received -> first delta published */
+	cm_histogram *turn_s;        /* chat.Send received -> answer stored */
 } chat_service;
 
 typedef struct chat_worker {

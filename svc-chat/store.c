@@ -6,8 +6,9 @@
  * - Message rows share one column list (MSG_COLS) and one reader, so every query returns the
  *   same shape; citations travel as an int[] and are read from its text form ({1,3}).
  * - The per-user turn limit is a count of `turns` rows taken under a transaction-level advisory
- *   lock on (CHAT_LOCK_CLASS, hashtext(owner)): concurrent turns of one user, on any replica,
- *   are counted one after the other; other users never wait for each other.
+ *   lock on (1667785076 "chat", hashtext(owner)) by the function turn_begin (migration 001), one
+ *   round trip: concurrent turns of one user, on any replica, are counted one after the other;
+ *   other users never wait for each other.
  * - Times are formatted by PostgreSQL as RFC 3339 UTC with milliseconds.
  */
 #include <inttypes.h>
@@ -18,13 +19,10 @@
 #include "cm/util.h"
 #include "store.h"
 
-#define CHAT_LOCK_CLASS 1667785076 /* "chat" */
-
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 #define CHAT_COLS "id::text, document_id::text, pages, legacy, " TS("created_at")
-#define MSG_COLS                                                                                   \
-	"seq, id::text, role, content, citations::text, status, error, " TS("created_at")
+#define MSG_COLS "seq, id::text, role, content, citations::text, status, error, " TS("created_at")
 
 struct chat_msgs {
 	cm_pg_result *res;
@@ -104,7 +102,8 @@ chat_msgs_get(const chat_msgs *m, int i, chat_msg_row *out)
 	out->id = cm_pg_get(m->res, i, 1);
 	out->role = cm_pg_get(m->res, i, 2);
 	out->content = cm_pg_get(m->res, i, 3);
-	out->ncitations = parse_int_array(cm_pg_get(m->res, i, 4), out->citations, CHAT_MAX_CITATIONS);
+	out->ncitations =
+	    parse_int_array(cm_pg_get(m->res, i, 4), out->citations, CHAT_MAX_CITATIONS);
 	out->status = cm_pg_get(m->res, i, 5);
 	out->error = cm_pg_get(m->res, i, 6);
 	out->created_at = cm_pg_get(m->res, i, 7);
@@ -139,18 +138,18 @@ msgs_query(cm_pg *pg, const char *sql, int n, const char *const *p, chat_msgs **
 /* ---- chats ------------------------------------------------------------------------------- */
 
 cm_err
-chat_store_create(cm_pg *pg, const char *owner, const char *document_id, int pages,
-                  chat_row *out)
+chat_store_create(cm_pg *pg, const char *owner, const char *document_id, int pages, chat_row *out)
 {
 	char        id[37], np[16];
 	const char *p[] = {id, owner, document_id, np};
 
 	cm_uuid_v4(id);
 	snprintf(np, sizeof(np), "%d", pages);
-	return chat_query(pg,
-	                  "INSERT INTO chats (id, owner_id, document_id, pages) VALUES ($1::uuid, $2,"
-	                  " $3::uuid, $4::int) RETURNING " CHAT_COLS,
-	                  4, p, out);
+	return chat_query(
+	    pg,
+	    "INSERT INTO chats (id, owner_id, document_id, pages) VALUES ($1::uuid, $2,"
+	    " $3::uuid, $4::int) RETURNING " CHAT_COLS,
+	    4, p, out);
 }
 
 cm_err
@@ -158,8 +157,8 @@ chat_store_get(cm_pg *pg, const char *owner, const char *id, chat_row *out)
 {
 	const char *p[] = {id, owner};
 
-	return chat_query(pg, "SELECT " CHAT_COLS " FROM chats WHERE id = $1::uuid AND owner_id = $2",
-	                  2, p, out);
+	return chat_query(
+	    pg, "SELECT " CHAT_COLS " FROM chats WHERE id = $1::uuid AND owner_id = $2", 2, p, out);
 }
 
 cm_err
@@ -171,7 +170,8 @@ chat_store_legacy(cm_pg *pg, const char *owner, const char *document_id, int pag
 	cm_err      err;
 
 	err = chat_query(pg,
-	                 "SELECT " CHAT_COLS " FROM chats WHERE owner_id = $1 AND document_id = $2::uuid"
+	                 "SELECT " CHAT_COLS
+	                 " FROM chats WHERE owner_id = $1 AND document_id = $2::uuid"
 	                 " AND legacy",
 	                 2, p, out);
 	if (err != CM_ENOTFOUND || !create)
@@ -179,11 +179,12 @@ chat_store_legacy(cm_pg *pg, const char *owner, const char *document_id, int pag
 	cm_uuid_v4(id);
 	snprintf(np, sizeof(np), "%d", pages);
 	/* The partial unique index decides between racing replicas; the loser reads the winner. */
-	err = chat_query(pg,
-	                 "INSERT INTO chats (id, owner_id, document_id, pages, legacy) VALUES ($3::uuid,"
-	                 " $1, $2::uuid, $4::int, true) ON CONFLICT (owner_id, document_id) WHERE legacy"
-	                 " DO NOTHING RETURNING " CHAT_COLS,
-	                 4, p, out);
+	err = chat_query(
+	    pg,
+	    "INSERT INTO chats (id, owner_id, document_id, pages, legacy) VALUES ($3::uuid,"
+	    " $1, $2::uuid, $4::int, true) ON CONFLICT (owner_id, document_id) WHERE legacy"
+	    " DO NOTHING RETURNING " CHAT_COLS,
+	    4, p, out);
 	if (err == CM_ENOTFOUND)
 		err = chat_query(pg,
 		                 "SELECT " CHAT_COLS " FROM chats WHERE owner_id = $1 AND"
@@ -217,7 +218,8 @@ chat_store_recent(cm_pg *pg, const char *chat_id, int64_t before, int n, chat_ms
 	snprintf(b, sizeof(b), "%" PRId64, before);
 	snprintf(l, sizeof(l), "%d", n);
 	return msgs_query(pg,
-	                  "SELECT * FROM (SELECT " MSG_COLS " FROM messages WHERE chat_id = $1::uuid"
+	                  "SELECT * FROM (SELECT " MSG_COLS
+	                  " FROM messages WHERE chat_id = $1::uuid"
 	                  " AND seq < $2::bigint ORDER BY seq DESC LIMIT $3::int) m ORDER BY seq",
 	                  3, p, out);
 }
@@ -242,52 +244,30 @@ chat_store_clear(cm_pg *pg, const char *chat_id, int *deleted)
 cm_err
 chat_store_turn_begin(cm_pg *pg, const chat_turn_begin *in, int64_t *seq)
 {
-	char          cls[16], ttl[24];
-	const char   *lk[] = {cls, in->owner};
-	const char   *tp[] = {in->turn_id, in->owner, in->chat_id, ttl};
-	const char   *mp[] = {in->message_id, in->chat_id, in->content};
+	char          ttl[24], lim[16];
+	const char   *p[] = {in->turn_id, in->owner,      in->chat_id, ttl,
+	                     lim,         in->message_id, in->content};
 	cm_pg_result *r = NULL;
 	cm_err        err;
 
 	*seq = 0;
-	snprintf(cls, sizeof(cls), "%d", CHAT_LOCK_CLASS);
 	snprintf(ttl, sizeof(ttl), "%" PRId64, in->ttl_ms);
-	if ((err = cm_pg_begin(pg)) != CM_OK)
+	snprintf(lim, sizeof(lim), "%d", in->user_limit);
+	/* One statement, its own transaction: the function (migration 001) takes the owner's lock,
+	 * counts and inserts. */
+	if ((err = cm_pg_exec(
+	         pg,
+	         "SELECT turn_begin($1::uuid, $2, $3::uuid, $4::bigint, $5::int, $6::uuid,"
+	         " $7)",
+	         7, p, &r)) != CM_OK)
 		return err;
-	if ((err = cm_pg_exec(pg, "SELECT pg_advisory_xact_lock($1::int, hashtext($2))", 2, lk,
-	                      NULL)) != CM_OK ||
-	    (err = cm_pg_exec(pg, "DELETE FROM turns WHERE owner_id = $1 AND expires_at < now()", 1,
-	                      lk + 1, NULL)) != CM_OK ||
-	    (err = cm_pg_exec(pg, "SELECT count(*) FROM turns WHERE owner_id = $1", 1, lk + 1, &r)) !=
-	        CM_OK)
-		goto out;
-	if (get_i64(r, 0, 0) >= in->user_limit) {
-		err = CM_ELIMIT;
-		goto out;
-	}
-	cm_pg_result_free(r);
-	r = NULL;
-	if ((err = cm_pg_exec(pg,
-	                      "INSERT INTO turns (id, owner_id, chat_id, expires_at) VALUES ($1::uuid,"
-	                      " $2, $3::uuid, now() + $4::bigint * interval '1 millisecond')",
-	                      4, tp, NULL)) != CM_OK)
-		goto out;
-	/* The chat may have gone since the caller read it: then nothing is inserted. */
-	if ((err = cm_pg_exec(pg,
-	                      "INSERT INTO messages (id, chat_id, role, content) SELECT $1::uuid, c.id,"
-	                      " 'user', $3 FROM chats c WHERE c.id = $2::uuid RETURNING seq",
-	                      3, mp, &r)) != CM_OK)
-		goto out;
-	if (cm_pg_nrows(r) != 1) {
+	if (cm_pg_isnull(r, 0, 0))
 		err = CM_ENOTFOUND;
-		goto out;
-	}
-	*seq = get_i64(r, 0, 0);
-	err = cm_pg_commit(pg);
-out:
-	cm_pg_result_free(r);
+	else if ((*seq = get_i64(r, 0, 0)) < 0)
+		err = CM_ELIMIT;
 	if (err != CM_OK)
-		cm_pg_rollback(pg);
+		*seq = 0;
+	cm_pg_result_free(r);
 	return err;
 }
 
@@ -308,9 +288,12 @@ cm_err
 chat_store_turn_end(cm_pg *pg, const chat_answer *a, char created_at[40])
 {
 	char          cites[CHAT_MAX_CITATIONS * 12 + 4], keep[16];
-	const char   *mp[] = {a->message_id, a->chat_id,     a->content,
-	                      cites,         a->complete ? "complete" : "incomplete",
-	                      a->error != NULL ? a->error : ""};
+	const char   *mp[] = {a->message_id,
+	                      a->chat_id,
+	                      a->content,
+	                      cites,
+                            a->complete ? "complete" : "incomplete",
+                            a->error != NULL ? a->error : ""};
 	const char   *tp[] = {a->turn_id};
 	const char   *pp[] = {a->chat_id, keep};
 	cm_pg_result *r = NULL;
@@ -330,11 +313,12 @@ chat_store_turn_end(cm_pg *pg, const chat_answer *a, char created_at[40])
 		goto out;
 	if (cm_pg_nrows(r) == 1) {
 		cm_strlcpy(created_at, cm_pg_get(r, 0, 0), 40);
-		err = cm_pg_exec(pg,
-		                 "DELETE FROM messages WHERE chat_id = $1::uuid AND seq <= (SELECT seq"
-		                 " FROM messages WHERE chat_id = $1::uuid ORDER BY seq DESC OFFSET"
-		                 " $2::int LIMIT 1)",
-		                 2, pp, NULL);
+		err = cm_pg_exec(
+		    pg,
+		    "DELETE FROM messages WHERE chat_id = $1::uuid AND seq <= (SELECT seq"
+		    " FROM messages WHERE chat_id = $1::uuid ORDER BY seq DESC OFFSET"
+		    " $2::int LIMIT 1)",
+		    2, pp, NULL);
 		if (err != CM_OK)
 			goto out;
 	}

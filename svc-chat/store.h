@@ -29,9 +29,9 @@ typedef struct chat_row {
 typedef struct chat_msg_row {
 	int64_t     seq;
 	const char *id;
-	const char *role;    /* "user" | "assistant" */
+	const char *role; /* "user" | "assistant" */
 	const char *content;
-	const char *status;  /* "complete" | "incomplete" */
+	const char *status; /* "complete" | "incomplete" */
 	const char *error;
 	const char *created_at;
 	int         citations[CHAT_MAX_CITATIONS];
@@ -39,9 +39,9 @@ typedef struct chat_msg_row {
 } chat_msg_row;
 
 typedef struct chat_msgs chat_msgs;
-int  chat_msgs_count(const chat_msgs *m);
-void chat_msgs_get(const chat_msgs *m, int i, chat_msg_row *out);
-void chat_msgs_free(chat_msgs *m);
+int                      chat_msgs_count(const chat_msgs *m);
+void                     chat_msgs_get(const chat_msgs *m, int i, chat_msg_row *out);
+void                     chat_msgs_free(chat_msgs *m);
 
 /* ---- chats ------------------------------------------------------------------------------ */
 
@@ -69,7 +69,7 @@ CM_MUSTCHECK cm_err chat_store_clear(cm_pg *pg, const char *chat_id, int *delete
 /* ---- turns -------------------------------------------------------------------------------- */
 
 typedef struct chat_turn_begin {
-	const char *turn_id;    /* fresh UUID */
+	const char *turn_id; /* fresh UUID */
 	const char *owner;
 	const char *chat_id;
 	const char *message_id; /* the user's message, fresh UUID */
@@ -78,10 +78,10 @@ typedef struct chat_turn_begin {
 	int64_t     ttl_ms;     /* the turn row counts this long at most */
 } chat_turn_begin;
 
-/* In one transaction under the owner's advisory lock: drops the owner's expired turns, counts
- * the others (CM_ELIMIT when user_limit are in progress: nothing is written), records the turn
- * and stores the user's message. *seq receives that message's seq (CM_ENOTFOUND when the chat
- * has gone). */
+/* In one statement (the function turn_begin), under the owner's advisory lock: drops the
+ * owner's expired turns, counts the others (CM_ELIMIT when user_limit are in progress: nothing
+ * is written), stores the user's message and records the turn. *seq receives that message's
+ * seq (CM_ENOTFOUND when the chat has gone: nothing is written). */
 CM_MUSTCHECK cm_err chat_store_turn_begin(cm_pg *pg, const chat_turn_begin *in, int64_t *seq);
 
 typedef struct chat_answer {

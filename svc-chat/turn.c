@@ -27,7 +27,7 @@ typedef struct turn {
 	char            turn_id[CM_UUID_LEN + 1];
 	char            user_msg_id[CM_UUID_LEN + 1];
 	char            msg_id[CM_UUID_LEN + 1];
-	int64_t         t0;           /* cm_mono_ms at the start */
+	uint64_t        t0;           /* cm_mono_ns at the start */
 	int64_t         gen_deadline; /* unix ms: generation ends by then */
 	int64_t         user_seq;
 	cm_buf          answer;
@@ -37,14 +37,15 @@ typedef struct turn {
 	char            why[160];
 } turn;
 
-/* ---- deltas ----------------------------------------------------------------------------------- */
+/* ---- deltas -----------------------------------------------------------------------------------
+ */
 
 static void
 delta_out(turn *t, const char *text, size_t len)
 {
 	if (!t->got_delta) {
 		t->got_delta = true;
-		cm_histogram_observe(t->s->first_delta_s, (double)(cm_mono_ms() - t->t0) / 1000.0);
+		cm_histogram_observe(t->s->first_delta_s, (double)(cm_mono_ns() - t->t0) / 1e9);
 	}
 	chat_publish(t->s, "chat.delta", t->chat->id, t->msg_id, t->ctx->subject, text, len, NULL);
 }
@@ -113,9 +114,11 @@ generate_llm(turn *t, const chat_prompt *p)
 	}
 	if (err != CM_OK) {
 		t->fail = err;
-		cm_warn("CHAT-LLM-FAIL", "chat %s message %s: %s after %d attempt(s), %zu bytes streamed "
-		        "(%s; http %d)", t->chat->id, t->msg_id, cm_strerror(err), res.attempts,
-		        t->answer.len, res.errmsg, res.http_status);
+		cm_warn("CHAT-LLM-FAIL",
+		        "chat %s message %s: %s after %d attempt(s), %zu bytes streamed "
+		        "(%s; http %d)",
+		        t->chat->id, t->msg_id, cm_strerror(err), res.attempts, t->answer.len,
+		        res.errmsg, res.http_status);
 	}
 	cm_llm_result_fini(&res);
 }
@@ -155,8 +158,10 @@ history(turn *t, chat_hist **h, chat_msgs **rows)
 	if (want <= 2)
 		return 0;
 	if (chat_store_recent(t->w->pg, t->chat->id, t->user_seq, want, rows) != CM_OK) {
-		cm_warn("CHAT-HISTORY", "chat %s: earlier turns unavailable (%s); answering without "
-		        "them", t->chat->id, cm_pg_errmsg(t->w->pg));
+		cm_warn("CHAT-HISTORY",
+		        "chat %s: earlier turns unavailable (%s); answering without "
+		        "them",
+		        t->chat->id, cm_pg_errmsg(t->w->pg));
 		return 0;
 	}
 	n = chat_msgs_count(*rows);
@@ -173,22 +178,25 @@ history(turn *t, chat_hist **h, chat_msgs **rows)
 	return k;
 }
 
+/* search: the passages' pdf.Search, sent before the turn was admitted (freed here). */
 static void
-answer(turn *t, const char *question)
+answer(turn *t, const char *question, chat_search *search)
 {
 	chat_passages ps;
 	chat_prompt   p;
 	chat_hist    *h = NULL;
 	chat_msgs    *rows = NULL;
-	chat_caller   who = {t->ctx->subject, t->ctx->request_id};
 	size_t        nh;
+	uint64_t      t0;
 	cm_err        err;
 
 	chat_passages_init(&ps, (size_t)t->s->cfg.context_bytes);
-	cm_pg_set_deadline(t->w->pg, cm_now_ms() + CHAT_STORE_TIMEOUT_MS);
-	nh = history(t, &h, &rows);
-	if ((err = chat_retrieve(t->s, &who, t->chat->document_id, question, &ps, t->why,
-	                         sizeof(t->why))) != CM_OK) {
+	nh = history(t, &h,
+	             &rows); /* under the caller's deadline: without it we answer all the same */
+	t0 = cm_mono_ns();
+	err = chat_retrieve_finish(search, &ps, t->why, sizeof(t->why));
+	cm_histogram_observe(t->s->retrieve_s, (double)(cm_mono_ns() - t0) / 1e9);
+	if (err != CM_OK) {
 		t->fail = err;
 		goto out;
 	}
@@ -202,6 +210,7 @@ answer(turn *t, const char *question)
 		snprintf(t->why, sizeof(t->why), "the question could not be prepared");
 		goto out;
 	}
+	cm_histogram_observe(t->s->prepare_s, (double)(cm_mono_ns() - t->t0) / 1e9);
 	generate_llm(t, &p);
 	chat_prompt_fini(&p);
 out:
@@ -238,18 +247,20 @@ store_answer(turn *t, bool legacy, Chat__Message *out, bool *stored)
 	/* Our own bound: the caller may have given up long ago. */
 	cm_pg_set_deadline(t->w->pg, cm_now_ms() + CHAT_STORE_TIMEOUT_MS);
 	err = chat_store_turn_end(t->w->pg, &a, created);
-	*stored = err == CM_OK || err == CM_ENOTFOUND; /* ENOTFOUND: the turn ended, the chat gone */
+	*stored =
+	    err == CM_OK || err == CM_ENOTFOUND; /* ENOTFOUND: the turn ended, the chat gone */
 	chat_publish(t->s, "chat.done", t->chat->id, t->msg_id, t->ctx->subject, NULL, 0,
 	             err == CM_OK && a.complete ? "complete" : "incomplete");
 	if (err == CM_ENOTFOUND)
 		return cm_rpc_fail(t->ctx, err, "no such chat");
 	if (err != CM_OK) {
-		cm_error("CHAT-STORE-FAIL", "chat %s message %s: the answer could not be stored: %s (%s)",
-		         t->chat->id, t->msg_id, cm_strerror(err), cm_pg_errmsg(t->w->pg));
+		cm_error("CHAT-STORE-FAIL",
+		         "chat %s message %s: the answer could not be stored: %s (%s)", t->chat->id,
+		         t->msg_id, cm_strerror(err), cm_pg_errmsg(t->w->pg));
 		return cm_rpc_fail(t->ctx, CM_EUNAVAIL, "the answer could not be stored");
 	}
 	cm_counter_add(a.complete ? t->s->turns_complete : t->s->turns_incomplete, 1);
-	cm_histogram_observe(t->s->turn_s, (double)(cm_mono_ms() - t->t0) / 1000.0);
+	cm_histogram_observe(t->s->turn_s, (double)(cm_mono_ns() - t->t0) / 1e9);
 
 	out->id = cm_rpc_strdup(t->ctx, t->msg_id);
 	out->chat_id = cm_rpc_strdup(t->ctx, t->chat->id);
@@ -266,8 +277,8 @@ store_answer(turn *t, bool legacy, Chat__Message *out, bool *stored)
 		                   : NULL;
 		cm_buf_fini(&shown);
 	}
-	if (ncites > 0 &&
-	    (out->citations = cm_rpc_alloc(t->ctx, (size_t)ncites * sizeof(*out->citations))) != NULL) {
+	if (ncites > 0 && (out->citations = cm_rpc_alloc(
+	                       t->ctx, (size_t)ncites * sizeof(*out->citations))) != NULL) {
 		for (int i = 0; i < ncites; i++) {
 			Chat__Citation *c = cm_rpc_alloc(t->ctx, sizeof(*c));
 			if (c == NULL)
@@ -278,28 +289,33 @@ store_answer(turn *t, bool legacy, Chat__Message *out, bool *stored)
 		}
 		out->n_citations = (size_t)ncites;
 	}
-	if (out->id == NULL || out->chat_id == NULL || out->error == NULL || out->created_at == NULL ||
-	    out->content == NULL || (ncites > 0 && out->citations == NULL))
+	if (out->id == NULL || out->chat_id == NULL || out->error == NULL ||
+	    out->created_at == NULL || out->content == NULL ||
+	    (ncites > 0 && out->citations == NULL))
 		return cm_rpc_fail(t->ctx, CM_ENOMEM, "out of memory");
 	if (a.complete)
 		return CM_OK;
 	if (legacy) {
 		cm_counter_add(t->s->legacy_failures, 1);
-		cm_warn("CHAT-LEGACY-FAILURE", "chat %s message %s: answered 200 with an explanation: %s",
-		        t->chat->id, t->msg_id, t->why);
+		cm_warn("CHAT-LEGACY-FAILURE",
+		        "chat %s message %s: answered 200 with an explanation: %s", t->chat->id,
+		        t->msg_id, t->why);
 		return CM_OK;
 	}
-	return cm_rpc_fail(t->ctx, t->fail == CM_ETIMEDOUT ? CM_ETIMEDOUT : CM_EUNAVAIL,
-	                   "the answer is incomplete: %s (message %s)", t->why, t->msg_id);
+	return cm_rpc_fail(
+	    t->ctx, t->fail == CM_ETIMEDOUT || t->fail == CM_ENOTFOUND ? t->fail : CM_EUNAVAIL,
+	    "the answer is incomplete: %s (message %s)", t->why, t->msg_id);
 }
 
 cm_err
-chat_turn(cm_rpc_ctx *ctx, chat_worker *w, const chat_row *chat, const char *content,
-          bool legacy, Chat__Message *out)
+chat_turn(cm_rpc_ctx *ctx, chat_worker *w, const chat_row *chat, const char *content, bool legacy,
+          Chat__Message *out)
 {
 	chat_service   *s = w->svc;
 	turn            t;
 	chat_turn_begin b;
+	chat_caller     who = {ctx->subject, ctx->request_id};
+	chat_search    *search = NULL;
 	bool            stored = false;
 	cm_err          err;
 
@@ -308,12 +324,13 @@ chat_turn(cm_rpc_ctx *ctx, chat_worker *w, const chat_row *chat, const char *con
 	t.w = w;
 	t.ctx = ctx;
 	t.chat = chat;
-	t.t0 = cm_mono_ms();
+	t.t0 = cm_mono_ns();
 	cm_buf_init(&t.answer, CHAT_MAX_ANSWER);
 	if (atomic_fetch_add(&s->turns_now, 1) >= s->turn_slots) {
 		cm_counter_add(s->turns_refused, 1);
 		ctx->retry_after_s = CHAT_RETRY_AFTER_S;
-		err = cm_rpc_fail(ctx, CM_ELIMIT, "too many answers in progress; try again shortly");
+		err =
+		    cm_rpc_fail(ctx, CM_ELIMIT, "too many answers in progress; try again shortly");
 		goto out;
 	}
 	cm_uuid_v4(t.turn_id);
@@ -327,12 +344,20 @@ chat_turn(cm_rpc_ctx *ctx, chat_worker *w, const chat_row *chat, const char *con
 	b.content = content;
 	b.user_limit = (int)s->cfg.user_turns;
 	b.ttl_ms = s->cfg.turn_timeout_ms + CHAT_TURN_GRACE_S * 1000;
+	/* The passages are searched for while the turn is admitted and the history read. */
+	if ((err = chat_search_start(s, &who, chat->document_id, content, &search)) != CM_OK) {
+		err = cm_rpc_fail(ctx, err, "out of memory");
+		goto out;
+	}
 	if ((err = chat_store_turn_begin(w->pg, &b, &t.user_seq)) != CM_OK) {
+		chat_search_abandon(search);
 		if (err == CM_ELIMIT) {
 			cm_counter_add(s->turns_refused, 1);
 			ctx->retry_after_s = CHAT_RETRY_AFTER_S;
-			err = cm_rpc_fail(ctx, err, "you already have %d answers in progress; wait for "
-			                  "one to finish", (int)s->cfg.user_turns);
+			err = cm_rpc_fail(ctx, err,
+			                  "you already have %d answers in progress; wait for "
+			                  "one to finish",
+			                  (int)s->cfg.user_turns);
 		} else if (err == CM_ENOTFOUND) {
 			err = cm_rpc_fail(ctx, err, "no such chat");
 		} else {
@@ -344,10 +369,11 @@ chat_turn(cm_rpc_ctx *ctx, chat_worker *w, const chat_row *chat, const char *con
 	}
 	/* Stored from here on, whatever the caller does. */
 	t.gen_deadline = cm_now_ms() + s->cfg.turn_timeout_ms;
-	answer(&t, content);
+	answer(&t, content, search);
 	err = store_answer(&t, legacy, out, &stored);
 	if (!stored)
-		chat_store_turn_drop(w->pg, t.turn_id); /* else it blocks the user until it expires */
+		chat_store_turn_drop(w->pg,
+		                     t.turn_id); /* else it blocks the user until it expires */
 out:
 	atomic_fetch_sub(&s->turns_now, 1);
 	cm_buf_fini(&t.answer);
@@ -361,11 +387,12 @@ chat_explain(const char *partial, const char *why, cm_buf *out)
 
 	if (partial != NULL && partial[0] != '\0') {
 		if ((err = cm_buf_appends(out, partial)) == CM_OK)
-			err = cm_buf_printf(out, "\n\n(This answer is incomplete: %s. Please ask again.)",
-			                    why);
+			err = cm_buf_printf(
+			    out, "\n\n(This answer is incomplete: %s. Please ask again.)", why);
 		return err;
 	}
-	return cm_buf_printf(out, "Sorry, I could not answer your question: %s. Please try again "
-	                          "in a moment.",
+	return cm_buf_printf(out,
+	                     "Sorry, I could not answer your question: %s. Please try again "
+	                     "in a moment.",
 	                     why);
 }

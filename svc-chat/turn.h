@@ -1,12 +1,13 @@
 /*
  * turn.h - one question and its answer (chat.Send, after the chat is known).
  *
- *   1. admission: a slot of this replica (turn_slots) and of the user (CHAT_USER_TURNS over
- *      all replicas, counted in PostgreSQL); either refusal is RESOURCE_EXHAUSTED with
- *      retry_after_s, and nothing is stored;
- *   2. the user's message is stored with the turn's row (one transaction);
- *   3. the earlier turns are read, the passages retrieved (retrieve.h), the prompt built
- *      (prompt.h);
+ *   1. admission: a slot of this replica (turn_slots); then pdf.Search is sent (it runs during
+ *      steps 2 and 3) and the user's slot taken (CHAT_USER_TURNS over all replicas, counted in
+ *      PostgreSQL); either refusal is RESOURCE_EXHAUSTED with retry_after_s, and nothing is
+ *      stored;
+ *   2. the user's message is stored with the turn's row (the same statement);
+ *   3. the earlier turns are read, the passages built from the search (retrieve.h), the prompt
+ *      built (prompt.h);
  *   4. the answer is generated - streamed from the model, or the offline provider's - and each
  *      delta is published on "chat.<id>" (chat.delta) as it arrives;
  *   5. its citations are parsed (cite.h: pages that exist in the document), and the message is
@@ -17,8 +18,9 @@
  * final statements get CHAT_STORE_TIMEOUT_MS of their own. A failure after step 2 (svc-pdf
  * unreachable, the model failing before or during its stream) stores the message as
  * "incomplete" with what was written so far and the reason; the v1 caller then gets an error
- * status (DEADLINE_EXCEEDED when the model ran out of time, UNAVAILABLE otherwise, the message
- * naming the reason), the legacy caller a Message whose content explains it plainly (logged as
+ * status (DEADLINE_EXCEEDED when the model ran out of time, NOT_FOUND when the document has
+ * gone, UNAVAILABLE otherwise; the message names the reason and the stored message's id), the
+ * legacy caller a Message whose content explains it plainly (logged as
  * CHAT-LEGACY-FAILURE and counted in chat_legacy_failures_total).
  */
 #ifndef CHAT_TURN_H

@@ -26,6 +26,8 @@
 #define PDF_SEARCH_MAX 50
 #define PDF_MAX_QUERY 1000  /* bytes of a search query / list filter */
 #define PDF_TRGM_MIN "0.4"  /* least word_similarity of a query word in the trigram fallback */
+#define PDF_HEAD_CHARS "64" /* characters of a page's start in Chunk.page_heads */
+#define PDF_HEADS_SPAN 64   /* chunks spanning more pages get no page_heads */
 #define PDF_LOCK_POLL_MS 25 /* waiting for another upload of the same file */
 
 typedef struct pdf_config {

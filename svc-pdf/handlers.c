@@ -485,6 +485,65 @@ out:
 	return err;
 }
 
+/* Chunk.page_heads for the chunks of rs that span pages (at most PDF_HEADS_SPAN): one query for
+ * every page needed. */
+static cm_err
+add_page_heads(cm_rpc_ctx *ctx, pdf_worker *w, Pdf__ChunksResponse *rs)
+{
+	cm_buf    list;
+	pdf_rows *rows = NULL;
+	bool      any = false, oom = false;
+	cm_err    err = CM_OK;
+
+	cm_buf_init(&list, 64u * 1024u);
+	err = cm_buf_appends(&list, "{");
+	for (size_t i = 0; i < rs->n_chunks && err == CM_OK; i++) {
+		const Pdf__Chunk *c = rs->chunks[i];
+		if (c->page_last <= c->page_first || c->page_last - c->page_first > PDF_HEADS_SPAN)
+			continue;
+		for (int p = c->page_first + 1; p <= c->page_last && err == CM_OK; p++) {
+			err = cm_buf_printf(&list, "%s%d", any ? "," : "", p);
+			any = true;
+		}
+	}
+	if (err == CM_OK)
+		err = cm_buf_appends(&list, "}");
+	if (err != CM_OK || !any)
+		goto out;
+	if ((err = pdf_store_page_heads(w->pg, rs->sha256, list.data, &rows)) != CM_OK) {
+		err = fail(ctx, w, err, "document not found");
+		goto out;
+	}
+	for (size_t i = 0; i < rs->n_chunks && !oom; i++) {
+		Pdf__Chunk *c = rs->chunks[i];
+		int         span = c->page_last - c->page_first;
+		if (span <= 0 || span > PDF_HEADS_SPAN)
+			continue;
+		if ((c->page_heads = cm_rpc_alloc(ctx, (size_t)span * sizeof(char *))) == NULL) {
+			oom = true;
+			break;
+		}
+		for (int k = 0; k < span; k++)
+			c->page_heads[k] = (char *)"";
+		for (int r = 0; r < pdf_rows_count(rows) && !oom; r++) {
+			int         page;
+			const char *head;
+			pdf_rows_head(rows, r, &page, &head);
+			if (page > c->page_first && page <= c->page_last)
+				c->page_heads[page - c->page_first - 1] = dup(ctx, head, &oom);
+		}
+		c->n_page_heads = (size_t)span;
+	}
+	if (oom)
+		err = cm_rpc_fail(ctx, CM_ENOMEM, "out of memory");
+out:
+	if (err == CM_ENOMEM || err == CM_ETOOBIG)
+		err = cm_rpc_fail(ctx, CM_ENOMEM, "out of memory");
+	pdf_rows_free(rows);
+	cm_buf_fini(&list);
+	return err;
+}
+
 cm_err
 pdf_handle_search(cm_rpc_ctx *ctx, const void *req, void *resp)
 {
@@ -513,6 +572,8 @@ pdf_handle_search(cm_rpc_ctx *ctx, const void *req, void *resp)
 	}
 	if ((err = chunks_reply(ctx, rows, sha, resp)) == CM_OK)
 		((Pdf__ChunksResponse *)resp)->match = (char *)match; /* static text */
+	if (err == CM_OK && rq->page_heads)
+		err = add_page_heads(ctx, w, resp);
 out:
 	pdf_rows_free(rows);
 	return err;

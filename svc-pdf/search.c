@@ -54,7 +54,8 @@ pdf_search(cm_pg *pg, const char *owner, const char *id, const char *query, int 
 	    pdf_terms_array(&t, 0, words, sizeof(words)) != CM_OK)
 		return CM_OK; /* nothing more to look for: no chunks */
 
-	if ((err = pdf_store_search_some(pg, owner, id, any, each, limit, &next, &next_sha)) != CM_OK)
+	if ((err = pdf_store_search_some(pg, owner, id, any, each, limit, &next, &next_sha)) !=
+	    CM_OK)
 		goto fail;
 	if (take(out, sha, next, next_sha)) {
 		*match = "some";

@@ -789,6 +789,24 @@ pdf_store_search_similar(cm_pg *pg, const char *owner, const char *id, const cha
 	return err;
 }
 
+cm_err
+pdf_store_page_heads(cm_pg *pg, const char *sha, const char *pages, pdf_rows **out)
+{
+	const char *p[] = {sha, pages, PDF_HEAD_CHARS};
+
+	return query_rows(pg,
+	                  "SELECT page, left(text, $3::int) FROM pages WHERE sha256 = $1 AND page ="
+	                  " ANY($2::int[]) ORDER BY page",
+	                  3, p, out);
+}
+
+void
+pdf_rows_head(const pdf_rows *r, int i, int *page, const char **head)
+{
+	*page = (int)get_i64(r->res, i, 0);
+	*head = cm_pg_get(r->res, i, 1);
+}
+
 int
 pdf_rows_nchunks(const pdf_rows *r)
 {

@@ -158,6 +158,11 @@ CM_MUSTCHECK cm_err pdf_store_search_some(cm_pg *pg, const char *owner, const ch
 CM_MUSTCHECK cm_err pdf_store_search_similar(cm_pg *pg, const char *owner, const char *id,
                                              const char *words, int limit, pdf_rows **out,
                                              const char **sha);
+/* The first PDF_HEAD_CHARS characters of the pages listed in `pages` (a text int[] literal,
+ * e.g. {2,3,7}) of a blob; read with pdf_rows_count / pdf_rows_head. */
+CM_MUSTCHECK cm_err pdf_store_page_heads(cm_pg *pg, const char *sha, const char *pages,
+                                         pdf_rows **out);
+void                pdf_rows_head(const pdf_rows *r, int i, int *page, const char **head);
 /* Rows of pdf_store_chunks / pdf_store_search: how many chunks, and chunk i. */
 int  pdf_rows_nchunks(const pdf_rows *r);
 void pdf_rows_chunk(const pdf_rows *r, int i, pdf_chunk_row *out);

@@ -14,15 +14,18 @@
 
 /* Words too common to say anything about a passage. */
 static const char *const stop[] = {
-    "about", "above", "after", "again", "all", "also", "and", "any", "are", "because", "been",
-    "before", "being", "between", "both", "but", "can", "could", "did", "does", "doing", "down",
-    "during", "each", "explain", "few", "for", "from", "had", "has", "have", "having", "her",
-    "here", "hers", "him", "his", "how", "into", "its", "itself", "just", "may", "more", "most",
-    "much", "must", "not", "now", "off", "once", "only", "other", "our", "out", "over", "own",
-    "same", "she", "should", "some", "such", "tell", "than", "that", "the", "their", "them",
-    "then", "there", "these", "they", "this", "those", "through", "too", "under", "until", "very",
-    "was", "way", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will",
-    "with", "would", "you", "your", "describe", "document", "text", "please", "mean", "means",
+    "about",   "above", "after",   "again", "all",     "also",     "and",      "any",   "are",
+    "because", "been",  "before",  "being", "between", "both",     "but",      "can",   "could",
+    "did",     "does",  "doing",   "down",  "during",  "each",     "explain",  "few",   "for",
+    "from",    "had",   "has",     "have",  "having",  "her",      "here",     "hers",  "him",
+    "his",     "how",   "into",    "its",   "itself",  "just",     "may",      "more",  "most",
+    "much",    "must",  "not",     "now",   "off",     "once",     "only",     "other", "our",
+    "out",     "over",  "own",     "same",  "she",     "should",   "some",     "such",  "tell",
+    "than",    "that",  "the",     "their", "them",    "then",     "there",    "these", "they",
+    "this",    "those", "through", "too",   "under",   "until",    "very",     "was",   "way",
+    "were",    "what",  "when",    "where", "which",   "while",    "who",      "whom",  "why",
+    "will",    "with",  "would",   "you",   "your",    "describe", "document", "text",  "please",
+    "mean",    "means",
 };
 
 static bool

@@ -21,8 +21,8 @@
 
 #include "cm/err.h"
 
-#define PDF_TERMS_MAX 16     /* terms kept of one query */
-#define PDF_TERM_MAX_LEN 64  /* bytes kept of one word */
+#define PDF_TERMS_MAX 16    /* terms kept of one query */
+#define PDF_TERM_MAX_LEN 64 /* bytes kept of one word */
 
 typedef struct pdf_terms {
 	int  n;

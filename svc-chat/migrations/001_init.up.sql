@@ -35,3 +35,35 @@ CREATE TABLE turns (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX turns_owner_idx ON turns (owner_id);
+
+-- Admits a turn and stores the user's message in one round trip. Under a transaction-level
+-- advisory lock on the owner (class 1667785076, "chat"), so that concurrent turns of one user,
+-- on any replica, are counted one after the other: expired turns go, live ones are counted, and
+-- only under the limit are the turn and the message inserted (the message only when the chat
+-- exists). Each statement of a volatile function takes a new snapshot, so the count sees every
+-- turn committed before the lock was granted. Returns the message's seq, -1 when the owner has
+-- `lim` turns in progress, NULL when the chat does not exist (nothing is written then).
+CREATE FUNCTION turn_begin(p_turn uuid, p_owner text, p_chat uuid, p_ttl_ms bigint, p_lim int,
+                           p_msg uuid, p_content text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    n   bigint;
+    s   bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(1667785076, hashtext(p_owner));
+    DELETE FROM turns WHERE owner_id = p_owner AND expires_at < now();
+    SELECT count(*) INTO n FROM turns WHERE owner_id = p_owner;
+    IF n >= p_lim THEN
+        RETURN -1;
+    END IF;
+    INSERT INTO messages (id, chat_id, role, content)
+        SELECT p_msg, c.id, 'user', p_content FROM chats c WHERE c.id = p_chat
+        RETURNING seq INTO s;
+    IF s IS NULL THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO turns (id, owner_id, chat_id, expires_at)
+        VALUES (p_turn, p_owner, p_chat, now() + p_ttl_ms * interval '1 millisecond');
+    RETURN s;
+END
+$$;

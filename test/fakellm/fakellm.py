@@ -20,6 +20,7 @@ import os
 import random
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -103,6 +104,9 @@ class State:
         self.overall_calls = 0      # overall-feedback prompts answered (TASK: overall)
         self.injections_obeyed = 0  # answers that talked the fake into a 10
         self.chat = {"answers": 0, "not_found": 0}  # chat-convention answers (found / not)
+        # streams' actual time to first token: (question or "", arrival, first content written),
+        # monotonic seconds (CLOCK_MONOTONIC, comparable with clients on this machine)
+        self.first_tokens = deque(maxlen=2000)
         self.req_window = deque()   # admission times (monotonic)
         self.tok_window = deque()   # (time, tokens)
 
@@ -124,6 +128,8 @@ class State:
             "overall_calls": self.overall_calls,
             "injections_obeyed": self.injections_obeyed,
             "chat": dict(self.chat),
+            "first_tokens": [{"question": q, "arrived": round(a, 6), "first": round(f, 6)}
+                             for q, a, f in self.first_tokens],
         }
 
 
@@ -477,6 +483,13 @@ class Handler(BaseHTTPRequestHandler):
     def st(self):
         return self.server.state
 
+    def setup(self):
+        super().setup()
+        # Each SSE event is its own small write: without TCP_NODELAY, Nagle holds an event back
+        # until the client ACKs the previous one, and on a kept-alive connection the client's
+        # delayed ACK makes that 40 ms - a latency real providers do not add.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     # -- plumbing
     def send_json(self, status, obj, headers=None, raw=None):
         body = raw if raw is not None else json.dumps(obj).encode()
@@ -522,6 +535,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
         else:
             self.send_json(404, {"error": {"message": "not found", "code": "not_found"}})
+
+    def parse_request(self):
+        # TTFT counts from the request's arrival, like a provider's: the moment its first line
+        # was read (header parsing and everything after happen inside it).
+        self.arrived = time.monotonic()
+        return super().parse_request()
 
     def do_POST(self):
         body = self.read_body()
@@ -707,6 +726,8 @@ class Handler(BaseHTTPRequestHandler):
             content, is_json = graded, graded.startswith("{")
         else:
             content, is_json = make_content(messages, json_mode, self.st)
+        chat = parse_chat_prompt(messages) if stream and not json_mode else None
+        self.question = chat[1] if chat is not None else ""
         if is_json and fault == "malformed":
             self.count_fault("malformed")
             content = content[: max(1, len(content) * 2 // 3)]
@@ -731,8 +752,11 @@ class Handler(BaseHTTPRequestHandler):
         created = int(time.time())
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": ctoks,
                  "total_tokens": prompt_tokens + ctoks}
+        # The fake's own work (parsing, building the answer) happens inside the modelled TTFT,
+        # as a provider's does: only what is left of it is slept.
+        ttft_left = max(0.0, ttft - (time.monotonic() - self.arrived))
         if not stream:
-            if not self.sleep(ttft + gen):
+            if not self.sleep(ttft_left + gen):
                 return 0, False
             if fault == "bad_body":
                 self.count_fault("bad_body")
@@ -748,7 +772,7 @@ class Handler(BaseHTTPRequestHandler):
                              "finish_reason": finish}],
                 "usage": usage})
             return ctoks, True
-        return self.stream(cid, created, model, content, finish, usage, ttft, gen, fault)
+        return self.stream(cid, created, model, content, finish, usage, ttft_left, gen, fault)
 
     def chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -793,6 +817,10 @@ class Handler(BaseHTTPRequestHandler):
                 if i and not self.sleep(per_piece):
                     return 0, False
                 event({"content": p}, None)
+                if i == 0:
+                    with self.st.lock:
+                        self.st.first_tokens.append((self.question, self.arrived,
+                                                     time.monotonic()))
             self.leave()
             event({}, finish, True)
             self.chunk(b"data: [DONE]\n\n")

@@ -20,8 +20,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1 || size > 1 << 16)
 		return 0;
-	npages = data[0] * 4;  /* 0..1020 */
-	cap = data[0] % 33;    /* 0..32 */
+	npages = data[0] * 4; /* 0..1020 */
+	cap = data[0] % 33;   /* 0..32 */
 	if ((copy = malloc(size - 1 > 0 ? size - 1 : 1)) == NULL)
 		return 0;
 	memcpy(copy, data + 1, size - 1);

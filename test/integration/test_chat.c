@@ -192,7 +192,8 @@ reply_free(reply *r)
 static void
 wait_connected(cm_rpc_client *c)
 {
-	for (int64_t until = cm_mono_ms() + 5000; cm_mono_ms() < until && cm_rpc_client_healthy(c) < 1;)
+	for (int64_t until = cm_mono_ms() + 5000;
+	     cm_mono_ms() < until && cm_rpc_client_healthy(c) < 1;)
 		usleep(10000);
 	assert_true(cm_rpc_client_healthy(c) >= 1);
 }
@@ -321,12 +322,12 @@ citation_bits(const Chat__Message *m)
 static void
 upload_doc(const char *subject, char id_out[40])
 {
-	pdf_testpdf         o;
-	cm_buf              b;
-	char                text[4][1024];
-	const char         *pages[4];
-	Pdf__UploadRequest  rq = PDF__UPLOAD_REQUEST__INIT;
-	reply               r;
+	pdf_testpdf        o;
+	cm_buf             b;
+	char               text[4][1024];
+	const char        *pages[4];
+	Pdf__UploadRequest rq = PDF__UPLOAD_REQUEST__INIT;
+	reply              r;
 
 	for (int i = 0; i < 4; i++) {
 		snprintf(text[i], sizeof(text[i]), "%s Run %s.", prose[i], nonce);
@@ -467,17 +468,18 @@ reset(void **state)
 	return fake("POST", "/_reset", "{\"config\":true}", NULL) ? 0 : -1;
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------------------------
+ */
 
 /* The answer quotes the document and cites the pages holding each quote; the citations are
  * exactly those pages; the stored messages say the same. */
 static void
 test_answer_cites_pages(void **state)
 {
-	char           chat[40];
-	unsigned       quoted;
-	reply          r, l;
-	Chat__Message *m;
+	char               chat[40];
+	unsigned           quoted;
+	reply              r, l;
+	Chat__Message     *m;
 	Chat__MessageList *ml;
 
 	(void)state;
@@ -651,8 +653,8 @@ test_deltas_before_send_returns(void **state)
 		usleep(10000);
 	}
 	cm_sub_close(sub);
-	fprintf(stderr, "MEASURE %d deltas; first delta %lld ms before chat.Send returned\n", e.deltas,
-	        (long long)(s.returned_ms - e.first_delta_ms));
+	fprintf(stderr, "MEASURE %d deltas; first delta %lld ms before chat.Send returned\n",
+	        e.deltas, (long long)(s.returned_ms - e.first_delta_ms));
 	assert_true(e.deltas >= 3);
 	assert_true(e.first_delta_ms < s.returned_ms - 300); /* well before: generation is slow */
 	assert_string_equal(e.msg_id, m->id);
@@ -732,8 +734,9 @@ test_stream_cut_midway(void **state)
 	assert_int_equal(r.err, CM_OK);
 	m = (Chat__Message *)r.msg;
 	assert_string_equal(m->status, "incomplete");
-	assert_non_null(strstr(m->content, "(This answer is incomplete: the language model's answer "
-	                                   "broke off. Please ask again.)"));
+	assert_non_null(strstr(m->content,
+	                       "(This answer is incomplete: the language model's answer "
+	                       "broke off. Please ask again.)"));
 	assert_int_equal(metric("chat_legacy_failures_total"), legacy0 + 1);
 	reply_free(&r);
 }

@@ -628,6 +628,30 @@ test_pages_chunks_search(void **state)
 	assert_string_equal(search(&sr, "what is it?", 5, &c, &ch), "");
 	assert_int_equal(ch->n_chunks, 0);
 	done(&c);
+	/* page_heads: each later page of a chunk starts in its text with those characters, right
+	 * after an empty line; without the flag there are none. */
+	sr.page_heads = true;
+	assert_string_equal(search(&sr, "mitochondria", 5, &c, &ch), "all");
+	{
+		int spanning = 0;
+		for (size_t i = 0; i < ch->n_chunks; i++) {
+			const Pdf__Chunk *k = ch->chunks[i];
+			assert_int_equal(k->n_page_heads, (size_t)(k->page_last - k->page_first));
+			for (size_t h = 0; h < k->n_page_heads; h++) {
+				char want[32];
+				assert_int_equal(strlen(k->page_heads[h]), 64); /* pages are longer */
+				snprintf(want, sizeof(want), "\n\n%.20s", k->page_heads[h]);
+				assert_non_null(strstr(k->text, want));
+				spanning++;
+			}
+		}
+		assert_true(spanning > 0);
+	}
+	done(&c);
+	sr.page_heads = false;
+	assert_string_equal(search(&sr, "mitochondria", 5, &c, &ch), "all");
+	assert_int_equal(ch->chunks[0]->n_page_heads, 0);
+	done(&c);
 	sr.limit = 2;
 	sr.query = (char *)"";
 	assert_int_equal(invoke(&c, W, pdf_handle_search, "erin", &sr,

@@ -1,7 +1,7 @@
 /*
  * test_chat_caps.c - svc-chat's caps and argument checks, which answer before any database or
  * upstream is touched: no subject, empty / blank / oversized / non-UTF-8 messages, list limits
- * and cursors, legacy calls without use_selected, malformed chat ids.
+ * and cursors, legacy calls without use_selected, malformed chat ids; and the chat cache.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "../../svc-chat/cache.h"
 #include "../../svc-chat/config.h"
 #include "../../svc-chat/handlers.h"
 #include "../../svc-chat/server.h"
@@ -139,6 +140,37 @@ test_config_defaults(void **state)
 	assert_int_equal(c.max_messages, 1000);
 }
 
+/* The chat cache: a hit only for the same id and owner; a collision replaces, never misleads. */
+static void
+test_chat_cache(void **state)
+{
+	chat_cache *c = NULL;
+	chat_row    a, b, got;
+
+	(void)state;
+	assert_int_equal(chat_cache_alloc(&c), CM_OK);
+	memset(&a, 0, sizeof(a));
+	snprintf(a.id, sizeof(a.id), "00000000-0000-4000-8000-000000000001");
+	snprintf(a.document_id, sizeof(a.document_id), "00000000-0000-4000-8000-0000000000d1");
+	a.pages = 7;
+	assert_false(chat_cache_get(c, a.id, "u1", &got));
+	chat_cache_put(c, "u1", &a);
+	assert_true(chat_cache_get(c, a.id, "u1", &got));
+	assert_string_equal(got.document_id, a.document_id);
+	assert_int_equal(got.pages, 7);
+	assert_false(chat_cache_get(c, a.id, "u2", &got)); /* another user's chat */
+	/* other ids until one takes a's slot: then a is a miss (never b's row), b a hit */
+	for (int i = 0; i < 100 * CHAT_CACHE_SLOTS && chat_cache_get(c, a.id, "u1", &got); i++) {
+		b = a;
+		snprintf(b.id, sizeof(b.id), "00000000-0000-4000-8000-%012d", i + 2);
+		chat_cache_put(c, "u1", &b);
+	}
+	assert_false(chat_cache_get(c, a.id, "u1", &got));
+	assert_true(chat_cache_get(c, b.id, "u1", &got));
+	assert_string_equal(got.id, b.id);
+	chat_cache_free(c);
+}
+
 int
 main(void)
 {
@@ -149,6 +181,7 @@ main(void)
 	    cmocka_unit_test(test_list_args),
 	    cmocka_unit_test(test_legacy_needs_use_selected),
 	    cmocka_unit_test(test_config_defaults),
+	    cmocka_unit_test(test_chat_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

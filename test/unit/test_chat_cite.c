@@ -34,7 +34,10 @@ test_forms(void **state)
 	assert_int_equal(pages[4], 7);
 	assert_int_equal(pages[5], 9);
 	assert_int_equal(parse("[ pp. 4 , 6 & 8 ]", 10, 32), 3);
-	assert_int_equal(parse("non-breaking [p.\xc2\xa0" "6]", 10, 32), 1);
+	assert_int_equal(parse("non-breaking [p.\xc2\xa0"
+	                       "6]",
+	                       10, 32),
+	                 1);
 	assert_int_equal(pages[0], 6);
 }
 
@@ -45,7 +48,10 @@ test_ranges(void **state)
 	assert_int_equal(parse("[pp. 4-6]", 10, 32), 3);
 	assert_int_equal(pages[0], 4);
 	assert_int_equal(pages[2], 6);
-	assert_int_equal(parse("[pp. 2\xe2\x80\x93" "3]", 10, 32), 2); /* en dash */
+	assert_int_equal(parse("[pp. 2\xe2\x80\x93"
+	                       "3]",
+	                       10, 32),
+	                 2); /* en dash */
 	/* a range longer than CHAT_CITE_RANGE: its two ends */
 	assert_int_equal(parse("[pp. 1-100]", 200, 32), 2);
 	assert_int_equal(pages[0], 1);

@@ -83,9 +83,12 @@ test_utf8(void **state)
 
 	(void)state;
 	/* "Übersichtlichkeit" (18 bytes): the prefix ends on a character boundary */
-	pdf_terms_parse("\xc3\x9c" "bersichtlichkeit naïve", &t);
+	pdf_terms_parse("\xc3\x9c"
+	                "bersichtlichkeit naïve",
+	                &t);
 	assert_int_equal(t.n, 2);
-	assert_string_equal(t.word[0], "\xc3\x9c" "bersichtlichkeit"); /* only ASCII is lowered */
+	assert_string_equal(t.word[0], "\xc3\x9c"
+	                               "bersichtlichkeit"); /* only ASCII is lowered */
 	assert_int_equal(strlen(t.prefix[0]), 13);
 	assert_string_equal(t.word[1], "naïve");
 	assert_string_equal(t.prefix[1], "naïv");
