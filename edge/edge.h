@@ -6,7 +6,10 @@
  *   match route -> CORS/limits/rate -> authenticate (maybe refresh the cookie session through
  *   svc-auth) -> read the body (Content-Length only) -> route's start() -> async RPC ->
  *   route's reply() -> edge_respond() finishes nng's aio, writes the access log, frees.
- * Every stage ends in exactly one of: the next stage, or edge_fail()/edge_respond().
+ * Every stage ends in exactly one of: the next stage, or edge_fail()/edge_respond(). A legacy
+ * route that must wait for slow work (generate-questions, evaluate-quiz, evaluate-answer) polls
+ * from its reply() on a timer aio (poll.h) and answers from the last poll. WebSocket upgrades at
+ * /api/v1/ws never reach the tree handler: ws.c's stream listener takes them (ws.h).
  */
 #ifndef EDGE_EDGE_H
 #define EDGE_EDGE_H
