@@ -355,42 +355,21 @@ prune(eval_service *s, eval_worker *w)
 /* ---- runner threads (cm/runners.h) ----------------------------------------------------------- */
 
 static void
-runner_run(void *arg, cm_runner *r, const cm_jobs_task *t)
+runner_run(void *arg, void *state, const cm_jobs_task *t)
 {
-	run_task(arg, r->state, t);
+	run_task(arg, state, t);
 }
 
 static void
-runner_idle(void *arg, cm_runner *r)
+runner_idle(void *arg, void *state)
 {
-	prune(arg, r->state);
-}
-
-static cm_err
-runner_thread_init(void *arg, cm_runner *r)
-{
-	eval_worker *w = NULL;
-	cm_err       err = eval_worker_borrow(arg, r->pg, r->redis, r->jobs, &w);
-
-	if (w != NULL)
-		w->next_prune_ms = cm_mono_ms() + 60000;
-	r->state = w;
-	return err;
-}
-
-static void
-runner_thread_fini(void *arg, cm_runner *r)
-{
-	(void)arg;
-	eval_worker_free(r->state);
+	prune(arg, state);
 }
 
 cm_err
 eval_runner_run_one(eval_service *s, eval_worker *w, bool *ran)
 {
-	cm_runner r = {w->pg, w->redis, w->jobs, 0, w};
-
-	return cm_runner_run_one(&r, runner_run, s, ran);
+	return cm_runner_run_one(w->jobs, runner_run, s, w, ran);
 }
 
 cm_err
@@ -402,14 +381,12 @@ eval_runners_start(eval_service *s)
 	atomic_store(&s->stopping, false);
 	c.name = "eval";
 	c.threads = (int)s->cfg.runners;
-	c.database_url = s->common.database_url;
+	c.common = &s->common;
 	c.schema = s->schema;
-	c.redis_host = s->common.redis_host;
-	c.redis_port = (int)s->common.redis_port;
 	eval_jobs_options(s, &c.jobs);
 	c.poll_ms = (int)s->cfg.poll_ms;
-	c.thread_init = runner_thread_init;
-	c.thread_fini = runner_thread_fini;
+	c.thread_init = eval_worker_init;
+	c.thread_fini = eval_worker_fini;
 	c.run = runner_run;
 	c.idle = runner_idle;
 	c.arg = s;

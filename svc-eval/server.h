@@ -71,10 +71,8 @@ typedef struct eval_worker {
 	eval_service *svc;
 	cm_pg        *pg;
 	cm_redis     *redis;
-	cm_jobs      *jobs;
-	bool          owns_jobs;  /* jobs opened here (NULL was given to borrow), not borrowed */
-	bool          owns_conns; /* opened by eval_worker_alloc (tests), not borrowed */
-	int64_t       next_prune_ms;
+	cm_jobs      *jobs;         /* pg, redis, jobs borrowed: the skeleton's or a runner's */
+	int64_t       next_prune_ms; /* runners: when to prune the grade cache next */
 } eval_worker;
 
 /* The service: schema "eval" (the job queue's tables are its migration 2), background work the
@@ -91,16 +89,12 @@ CM_MUSTCHECK cm_err eval_service_init(eval_service *s, const cm_service_config *
                                       const char *schema, const eval_config *cfg, cm_metrics *m);
 void                eval_service_fini(eval_service *s);
 
-/* A worker with connections of its own (runner threads, tests); freed with its connections. */
-CM_MUSTCHECK cm_err eval_worker_alloc(eval_service *s, eval_worker **out);
 /* The job queue's options of svc-eval (channel, lease, attempts). */
 void eval_jobs_options(const eval_service *s, cm_jobs_options *jo);
-/* A worker around pg and redis, borrowed: the caller closes them after eval_worker_free. jobs
- * too when given (a runner's handle: tasks are claimed and renewed under one worker id); NULL
- * opens the worker's own handle on pg. */
-CM_MUSTCHECK cm_err eval_worker_borrow(eval_service *s, cm_pg *pg, cm_redis *redis,
-                                       cm_jobs *jobs, eval_worker **out);
-void                eval_worker_free(eval_worker *w);
+/* An eval_worker around conns (pg, redis and jobs borrowed), for an RPC worker or a job runner
+ * (cm_service_def.worker_init / worker_fini; app is the eval_service). */
+CM_MUSTCHECK cm_err eval_worker_init(void *app, const cm_service_conns *conns, void **state);
+void                eval_worker_fini(void *app, void *state);
 
 extern const cm_rpc_method eval_methods[];
 extern const size_t        eval_n_methods;

@@ -167,18 +167,48 @@ prepare_db(cm_service *s)
 
 /* ---- workers -------------------------------------------------------------------------------- */
 
+cm_err
+cm_service_conns_open(cm_service_conns *c, const cm_service_config *common, const char *schema,
+    const cm_jobs_options *jo)
+{
+	cm_err err;
+
+	c->pg    = NULL;
+	c->redis = NULL;
+	c->jobs  = NULL;
+	if ((err = cm_pg_open(&c->pg, common->database_url, schema)) != CM_OK ||
+	    (err = cm_redis_open(&c->redis, common->redis_host, (int) common->redis_port,
+	         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
+	    (jo != NULL && (err = cm_jobs_open(&c->jobs, c->pg, jo)) != CM_OK))
+		cm_service_conns_close(c);
+	return err;
+}
+
+void
+cm_service_conns_close(cm_service_conns *c)
+{
+	cm_jobs_close(c->jobs);
+	cm_redis_close(c->redis);
+	cm_pg_close(c->pg);
+	c->jobs  = NULL;
+	c->redis = NULL;
+	c->pg    = NULL;
+}
+
 static cm_err
 worker_init(void *arg, int index, void **state)
 {
 	cm_service       *s = arg;
 	cm_service_conns *c = &s->conns[index];
+	cm_jobs_options   jo;
 	cm_err            err;
 
 	*state   = NULL;
 	c->index = index;
-	if ((err = cm_pg_open(&c->pg, s->common.database_url, s->def->schema)) != CM_OK ||
-	    (err = cm_redis_open(&c->redis, s->common.redis_host, (int) s->common.redis_port,
-	         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
+	if (s->def->jobs_options != NULL)
+		s->def->jobs_options(s->app, &jo);
+	if ((err = cm_service_conns_open(c, &s->common, s->def->schema,
+	         s->def->jobs_options != NULL ? &jo : NULL)) != CM_OK ||
 	    (s->def->worker_init != NULL && (err = s->def->worker_init(s->app, c, state)) != CM_OK))
 		cm_error("SERVICE-WORKER-INIT", "%s: worker %d cannot start: %s", s->def->name, index,
 		    cm_strerror(err));
@@ -188,15 +218,11 @@ worker_init(void *arg, int index, void **state)
 static void
 worker_fini(void *arg, int index, void *state)
 {
-	cm_service       *s = arg;
-	cm_service_conns *c = &s->conns[index];
+	cm_service *s = arg;
 
 	if (state != NULL && s->def->worker_fini != NULL)
 		s->def->worker_fini(s->app, state);
-	cm_redis_close(c->redis);
-	cm_pg_close(c->pg);
-	c->redis = NULL;
-	c->pg    = NULL;
+	cm_service_conns_close(&s->conns[index]);
 }
 
 /* Every statement of a call is bounded by the call's deadline; between calls, by the ceiling. */

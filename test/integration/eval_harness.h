@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "worker_helper.h"
 #include "cm/arena.h"
 #include "cm/buf.h"
 #include "cm/log.h"
@@ -47,6 +48,7 @@ static pid_t          fake_pid = -1;
 static cm_rpc_server *pdf_srv, *qgen_srv;
 static eval_service   svc, off; /* with the fake model; offline */
 static eval_worker   *w, *ow;
+static cm_service_conns w_conns, ow_conns; /* their connections (worker_helper.h) */
 static cm_metrics    *metrics;
 static char           schema[40], off_schema[40], owner[48], other[48], model[48];
 static char           doc_id[37], set_id[37], set2_id[37], last_query[256];
@@ -501,9 +503,11 @@ open_answers(answers *as, const char *salt, int nopen)
 /* ---- setup --------------------------------------------------------------------------------- */
 
 static __attribute__((unused)) cm_err
-open_service(eval_service *s, const char *sch, eval_worker **wk)
+open_service(eval_service *s, const char *sch, eval_worker **wk, cm_service_conns *wconns)
 {
 	cm_service_config common;
+	cm_jobs_options   jo;
+	void             *st = NULL;
 	eval_config       cfg;
 	char              redis_port[8];
 	cm_pg            *pg = NULL;
@@ -541,7 +545,10 @@ open_service(eval_service *s, const char *sch, eval_worker **wk)
 	cm_pg_close(pg);
 	if ((err = eval_service_init(s, &common, sch, &cfg, metrics)) != CM_OK)
 		return err;
-	return eval_worker_alloc(s, wk);
+	eval_jobs_options(s, &jo);
+	err = test_worker_open(&common, sch, &jo, eval_worker_init, s, wconns, &st);
+	*wk = st;
+	return err;
 }
 
 static __attribute__((unused)) cm_err
@@ -590,10 +597,10 @@ setup(void **state)
 	setenv("LLM_BACKOFF_BASE_MS", "20", 1);
 	setenv("LLM_BACKOFF_MAX_MS", "100", 1);
 	setenv("LLM_TIMEOUT_MS", "10000", 1);
-	if (open_service(&svc, schema, &w) != CM_OK || svc.llm == NULL)
+	if (open_service(&svc, schema, &w, &w_conns) != CM_OK || svc.llm == NULL)
 		return -1;
 	unsetenv("LLM_BASE_URL");
-	if (open_service(&off, off_schema, &ow) != CM_OK || off.llm != NULL)
+	if (open_service(&off, off_schema, &ow, &ow_conns) != CM_OK || off.llm != NULL)
 		return -1;
 	/* The stand-ins must be connected before the first call. */
 	for (int64_t until = cm_mono_ms() + 3000;
@@ -621,8 +628,8 @@ static __attribute__((unused)) int
 teardown(void **state)
 {
 	(void)state;
-	eval_worker_free(w);
-	eval_worker_free(ow);
+	test_worker_close(eval_worker_fini, &svc, w, &w_conns);
+	test_worker_close(eval_worker_fini, &off, ow, &ow_conns);
 	eval_service_fini(&svc);
 	eval_service_fini(&off);
 	drop_schema(schema);

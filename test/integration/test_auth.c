@@ -295,7 +295,7 @@ prepare_database(const auth_app *a, cm_pg *pg)
 static auth_worker *
 new_worker(const auth_app *a, int index)
 {
-	cm_service_conns c = {NULL, NULL, index};
+	cm_service_conns c = {NULL, NULL, NULL, index};
 	void            *st = NULL;
 
 	if (cm_pg_open(&c.pg, db_url, "auth") != CM_OK ||
