@@ -427,7 +427,7 @@ student_main(void *arg)
 	student            *st = arg;
 	Eval__SubmitRequest rq = EVAL__SUBMIT_REQUEST__INIT;
 	Eval__InlineItem    items[MAX_Q], *ip[MAX_Q];
-	char                ans[MAX_Q][700], qid[MAX_Q][8];
+	char                ans[MAX_Q][700], qid[MAX_Q][16];
 	cm_rpc_call_opts    co;
 	cm_rpc_result       res;
 	Eval__Attempt      *at = NULL;
@@ -655,7 +655,7 @@ time_calls(double *l_grade, double *l_overall)
 	for (int k = 0; k < nq && n < 8; k++) {
 		if (quiz[k].mcq)
 			continue;
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof(id), "%d", k + 1);
 		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "question",
 		                                       quiz[k].text, "reference", quiz[k].reference,
