@@ -31,7 +31,7 @@ COPY --from=build /out/ /usr/local/bin/
 RUN for b in /usr/local/bin/*; do if ldd "$b" | grep 'not found'; then exit 1; fi; done
 USER 10001
 WORKDIR /data
-# edge: HTTP 8080. Services: RPC 7101-7105, admin HTTP (/healthz /readyz /metrics) 9101-9105,
-# event publishers 7203 (svc-chat) and 7204 (svc-qgen).
-EXPOSE 8080 7101 7102 7103 7104 7105 9101 9102 9103 9104 9105 7203 7204
+# edge: HTTP 8080. Services: RPC 7101-7105, event publishers 7203-7205 (svc-chat, svc-qgen,
+# svc-eval), admin HTTP (/healthz /readyz /metrics) 9101-9105.
+EXPOSE 8080 7101 7102 7103 7104 7105 7203 7204 7205 9101 9102 9103 9104 9105
 CMD ["edge"]

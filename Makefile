@@ -1,7 +1,7 @@
 # Convenience targets; the scripts are the source of truth (see README.md).
 FUZZ_SECONDS ?= 60
 
-.PHONY: build up down test test-asan fuzz bench bench-auth bench-extract bench-qgen bench-chat format clean
+.PHONY: build up down test test-asan test-tsan fuzz bench bench-auth bench-extract bench-qgen bench-jobs bench-eval bench-chat check format clean
 
 build:
 	./scripts/build.sh
@@ -13,18 +13,27 @@ test:
 	./scripts/test.sh
 test-asan:
 	./scripts/test.sh --sanitize
+test-tsan:
+	./scripts/test.sh --tsan
 fuzz:
 	./scripts/test.sh --fuzz $(FUZZ_SECONDS)
-bench: bench-auth bench-extract bench-qgen bench-chat
+bench: bench-auth bench-extract bench-qgen bench-jobs bench-eval bench-chat
 bench-auth:
 	./bench/auth_me.sh
 bench-extract:
 	./bench/extract.sh
 bench-qgen:
 	./bench/qgen.sh
+check:
+	./scripts/check-banned.sh
+	./scripts/check-format.sh
+bench-jobs:
+	./bench/jobs.sh
+bench-eval:
+	./bench/eval.sh
 bench-chat:
 	./bench/chat.sh
 format:
-	git ls-files -z '*.c' '*.h' | xargs -0 clang-format -i
+	./scripts/check-format.sh --fix
 clean:
-	rm -rf build build-asan build-fuzz build-bench
+	rm -rf build build-asan build-tsan build-fuzz build-bench

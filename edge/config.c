@@ -2,6 +2,7 @@
  * config.c - the edge's config table. Defaults are for the local stack (docs/architecture.md).
  */
 #include "cm/config.h"
+#include "cm/limits.h"
 #include "config.h"
 
 #define TABLE(c)                                                                                   \
@@ -20,6 +21,18 @@
 		    "svc-qgen event publishers, comma-separated (empty: no live progress)"},       \
 		{"EDGE_GENERATE_WAIT_MS", CM_CFG_INT, &(c)->generate_wait_ms, "300000", 0, 1000,     \
 		    3600000, "legacy generate-questions: longest wait for the job"},               \
+		{"EDGE_EVAL_URLS", CM_CFG_STR, &(c)->eval_urls, "", 0, 0, 0,                        \
+		    "svc-eval replicas, comma-separated (empty: grading off)"},                    \
+		{"EDGE_EVAL_EVENTS_URLS", CM_CFG_STR, &(c)->eval_events_urls, "", 0, 0, 0,          \
+		    "svc-eval event publishers, comma-separated"},                                 \
+		{"EDGE_EVALUATE_WAIT_MS", CM_CFG_INT, &(c)->evaluate_wait_ms, "300000", 0, 1000,     \
+		    3600000, "legacy evaluate-quiz/answer: longest wait for the grades"},          \
+		{"EDGE_CHAT_URLS", CM_CFG_STR, &(c)->chat_urls, "", 0, 0, 0,                        \
+		    "svc-chat replicas, comma-separated (empty: chat off)"},                       \
+		{"EDGE_CHAT_EVENTS_URLS", CM_CFG_STR, &(c)->chat_events_urls, "", 0, 0, 0,          \
+		    "svc-chat event publishers, comma-separated (streamed answers)"},              \
+		{"EDGE_CHAT_TIMEOUT_MS", CM_CFG_INT, &(c)->chat_timeout_ms, "120000", 0, 1000,       \
+		    3600000, "deadline of one chat answer"},                                       \
 		{"JWT_SECRET", CM_CFG_STR, &(c)->jwt_secret, NULL, CM_CFG_SECRET, 0, 0,             \
 		    "HS256 secret (>= 32 bytes)"},                                                 \
 		{"JWT_PUBLIC_KEY_FILE", CM_CFG_STR, &(c)->jwt_public_key_file, NULL, 0, 0, 0,       \
@@ -28,10 +41,10 @@
 		    "allowed origins, comma-separated"},                                           \
 		{"EDGE_COOKIE_SECURE", CM_CFG_BOOL, &(c)->cookie_secure, "0", 0, 0, 0,              \
 		    "mark the session cookie Secure (behind TLS)"},                                \
-		{"EDGE_JSON_BODY_MAX", CM_CFG_INT, &(c)->json_body_max, "65536", 0, 16, 16777216,   \
-		    "largest JSON body"},                                                          \
-		{"EDGE_UPLOAD_MAX", CM_CFG_INT, &(c)->upload_max, "52428800", 0, 1024, 1073741824,  \
-		    "largest upload"},                                                             \
+		{"EDGE_JSON_BODY_MAX", CM_CFG_INT, &(c)->json_body_max,                             \
+		    CM_LIMIT_STR(CM_MAX_JSON_BODY), 0, 16, 16777216, "largest JSON body"},         \
+		{"EDGE_UPLOAD_MAX", CM_CFG_INT, &(c)->upload_max,                                   \
+		    CM_LIMIT_STR(CM_MAX_UPLOAD_DEFAULT), 0, 1024, 1073741824, "largest upload"},   \
 		{"EDGE_TRUST_PROXY", CM_CFG_BOOL, &(c)->trust_proxy, "0", 0, 0, 0,                  \
 		    "take the client address from X-Forwarded-For"},                               \
 		{"EDGE_RATE_PER_S", CM_CFG_INT, &(c)->rate_per_s, "100", 0, 0, 1000000,             \

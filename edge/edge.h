@@ -40,6 +40,12 @@ typedef struct edge_config {
 	const char *qgen_urls;        /* "" = question generation not served (503) */
 	const char *qgen_events_urls; /* svc-qgen's event publishers ("" = no live progress) */
 	int64_t     generate_wait_ms; /* legacy generate-questions: how long to wait for the job */
+	const char *eval_urls;        /* "" = grading not served (503) */
+	const char *eval_events_urls; /* svc-eval's event publishers */
+	int64_t     evaluate_wait_ms; /* legacy evaluate-quiz/answer: how long to wait for grades */
+	const char *chat_urls;        /* "" = chat not served (503) */
+	const char *chat_events_urls; /* svc-chat's event publishers (streamed answers) */
+	int64_t     chat_timeout_ms;  /* deadline of a chat answer (EDGE_R_LONG routes) */
 	const char *frontend_url; /* "" = no frontend: non-API paths are 404 */
 	const char *jwt_secret;
 	const char *jwt_public_key_file;
@@ -61,6 +67,8 @@ typedef enum edge_upstream_id {
 	EDGE_UP_AUTH,
 	EDGE_UP_PDF,
 	EDGE_UP_QGEN,
+	EDGE_UP_EVAL,
+	EDGE_UP_CHAT,
 	EDGE_UP_COUNT
 } edge_upstream_id;
 
@@ -90,6 +98,7 @@ typedef void (*edge_reply_fn)(edge_req *r, cm_rpc_result *res);
 #define EDGE_R_LEGACY     0x04u /* legacy error shape {"detail"} */
 #define EDGE_R_IDEMPOTENT 0x08u /* may be retried on another replica */
 #define EDGE_R_UPLOAD     0x10u /* body limit is EDGE_UPLOAD_MAX, not EDGE_JSON_BODY_MAX */
+#define EDGE_R_LONG       0x20u /* the call's deadline is EDGE_CHAT_TIMEOUT_MS (streamed answers) */
 
 struct edge_route {
 	const char                       *method;
@@ -168,6 +177,16 @@ void edge_respond(edge_req *r);
 void edge_fail(edge_req *r, int rpc_status, const char *message);
 /* Error with an explicit HTTP status and code name (413, 411, 415...). Consumes r. */
 void edge_fail_http(edge_req *r, uint16_t http, const char *code, const char *message);
+/* ---- call.c -------------------------------------------------------------------------------- */
+/* Fills o for an upstream call: method, request id, a deadline EDGE_RPC_TIMEOUT_MS from now, the
+ * caller (subject, session: NULL or "" for anonymous), the client address. Never sets a role:
+ * nothing the edge sends can pass for a service's own call (CM_ROLE_SERVICE, cm/rpc.h). */
+void edge_rpc_opts(const edge *e, const char *method, const char *request_id, const char *subject,
+                   const char *session_id, const char *client_addr, bool idempotent,
+                   cm_rpc_call_opts *o);
+/* edge_rpc_opts for a call made for r: its request id, its authenticated caller, its client. */
+void edge_req_opts(const edge_req *r, const char *method, bool idempotent, cm_rpc_call_opts *o);
+
 /* Starts the route's RPC with a packed-from-message payload; reply goes to route->reply. */
 void edge_call(edge_req *r, const ProtobufCMessage *msg);
 /* For reply adapters: on an OK result, the unpacked response of type d (free it with
@@ -178,6 +197,9 @@ ProtobufCMessage *edge_reply_unpack(
 void edge_reply_generic(edge_req *r, cm_rpc_result *res);
 /* The route's default start: JSON body -> req_desc -> edge_call. */
 void edge_start_generic(edge_req *r);
+/* The body translated to the route's req_desc (pbjson.h: types only, values are the service's to
+ * check), in r's arena. NULL after answering 400 (r is consumed). */
+ProtobufCMessage *edge_body_pb(edge_req *r);
 /* Parses the body as a JSON object (NULL body -> empty object). On failure answers 400 and
  * returns NULL (r is consumed). */
 json_t *edge_body_json(edge_req *r);
@@ -185,7 +207,8 @@ json_t *edge_body_json(edge_req *r);
 bool edge_add_header(edge_req *r, const char *name, const char *value);
 /* Sets a JSON response from a jansson value (stolen). */
 void edge_set_json(edge_req *r, uint16_t status, json_t *v);
-/* Value of a query parameter (decoded into buf), NULL when absent. */
+/* Value of a query parameter (decoded into buf, cut to buflen - 1: see query.h), NULL when
+ * absent. */
 const char *edge_query_param(edge_req *r, const char *name, char *buf, size_t buflen);
 
 /* ---- routes.c ------------------------------------------------------------------------------ */
@@ -194,6 +217,8 @@ const char *edge_query_param(edge_req *r, const char *name, char *buf, size_t bu
 const edge_route *edge_route_match(
     const char *method, const char *path, edge_req *r, bool *path_matched, char *allow,
     size_t allowlen);
+/* The whole table (tests check what it can reach). */
+const edge_route *edge_routes(size_t *n);
 /* Exposed for tests: matches one pattern against a path, capturing {params}. */
 bool edge_pattern_match(const char *pattern, const char *path, char params[][128], int *n);
 

@@ -11,7 +11,7 @@
 #include "local.h"
 #include "openapi.h"
 
-static const char *const up_names[EDGE_UP_COUNT] = {"", "auth", "pdf", "qgen"};
+static const char *const up_names[EDGE_UP_COUNT] = {"", "auth", "pdf", "qgen", "eval", "chat"};
 
 const char *
 edge_upstream_name(edge_upstream_id id)

@@ -16,6 +16,34 @@
 #include "refresh.h"
 #include "ws.h"
 
+/* One RPC client per configured upstream (svc-auth is required; an empty list turns the
+ * service's routes into 503). */
+static cm_err
+open_upstreams(edge *e)
+{
+	const struct {
+		edge_upstream_id id;
+		const char      *urls, *env;
+	} ups[] = {
+		{EDGE_UP_AUTH, e->cfg.auth_urls, "EDGE_AUTH_URLS"},
+		{EDGE_UP_PDF, e->cfg.pdf_urls, "EDGE_PDF_URLS"},
+		{EDGE_UP_QGEN, e->cfg.qgen_urls, "EDGE_QGEN_URLS"},
+		{EDGE_UP_EVAL, e->cfg.eval_urls, "EDGE_EVAL_URLS"},
+		{EDGE_UP_CHAT, e->cfg.chat_urls, "EDGE_CHAT_URLS"},
+	};
+
+	for (size_t i = 0; i < sizeof(ups) / sizeof(ups[0]); i++) {
+		if (ups[i].urls[0] == '\0' && ups[i].id != EDGE_UP_AUTH)
+			continue;
+		if (cm_rpc_client_open(&e->up[ups[i].id], edge_upstream_name(ups[i].id), ups[i].urls,
+		        e->metrics) != CM_OK) {
+			cm_error("EDGE-UPSTREAM", "bad %s: %s", ups[i].env, ups[i].urls);
+			return CM_EINVAL;
+		}
+	}
+	return CM_OK;
+}
+
 int
 main(void)
 {
@@ -47,20 +75,8 @@ main(void)
 	    (e.limiter = edge_limiter_alloc(e.cfg.rate_per_s, e.cfg.rate_burst)) == NULL ||
 	    (e.refresher = edge_refresher_alloc()) == NULL)
 		goto out;
-	if (cm_rpc_client_open(&e.up[EDGE_UP_AUTH], "auth", e.cfg.auth_urls, e.metrics) != CM_OK) {
-		cm_error("EDGE-UPSTREAM", "bad EDGE_AUTH_URLS: %s", e.cfg.auth_urls);
+	if (open_upstreams(&e) != CM_OK)
 		goto out;
-	}
-	if (e.cfg.pdf_urls[0] != '\0' &&
-	    cm_rpc_client_open(&e.up[EDGE_UP_PDF], "pdf", e.cfg.pdf_urls, e.metrics) != CM_OK) {
-		cm_error("EDGE-UPSTREAM", "bad EDGE_PDF_URLS: %s", e.cfg.pdf_urls);
-		goto out;
-	}
-	if (e.cfg.qgen_urls[0] != '\0' &&
-	    cm_rpc_client_open(&e.up[EDGE_UP_QGEN], "qgen", e.cfg.qgen_urls, e.metrics) != CM_OK) {
-		cm_error("EDGE-UPSTREAM", "bad EDGE_QGEN_URLS: %s", e.cfg.qgen_urls);
-		goto out;
-	}
 	if (edge_frontend_open(&e.frontend, e.cfg.frontend_url) != CM_OK) {
 		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s", e.cfg.frontend_url);
 		goto out;

@@ -182,7 +182,7 @@ edge_session_renew(edge_req *r, void (*next)(edge_req *r))
 	slot                *s;
 	flight              *fl;
 	Auth__RefreshRequest rq = AUTH__REFRESH_REQUEST__INIT;
-	cm_rpc_call_opts     o  = {0};
+	cm_rpc_call_opts     o;
 	cm_rpc_result        res;
 	uint8_t             *buf;
 	size_t               len;
@@ -233,10 +233,9 @@ edge_session_renew(edge_req *r, void (*next)(edge_req *r))
 	len              = auth__refresh_request__get_packed_size(&rq);
 	if ((buf = cm_arena_alloc(&r->arena, len + 1)) != NULL) {
 		auth__refresh_request__pack(&rq, buf);
-		o.method      = "auth.Refresh";
-		o.request_id  = r->request_id;
-		o.deadline_ms = cm_now_ms() + r->e->cfg.rpc_timeout_ms;
-		o.client_addr = r->client_addr;
+		/* As nobody: the cookie's access token has expired, the refresh token is the proof. */
+		edge_rpc_opts(r->e, "auth.Refresh", r->request_id, NULL, NULL, r->client_addr, false,
+		              &o);
 		if (cm_rpc_call_async(r->e->up[EDGE_UP_AUTH], &o, buf, len, renew_done, fl) == CM_OK)
 			return;
 	}

@@ -11,15 +11,21 @@
 
 #include "edge.h"
 #include "proto/auth.pb-c.h"
+#include "proto/chat.pb-c.h"
+#include "proto/eval.pb-c.h"
 #include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
 #include "routes_auth.h"
+#include "routes_chat.h"
+#include "routes_eval.h"
 #include "routes_pdf.h"
 #include "routes_qgen.h"
 
 #define AUTH_RPC(m) EDGE_UP_AUTH, "auth." m
 #define PDF_RPC(m) EDGE_UP_PDF, "pdf." m
 #define QGEN_RPC(m) EDGE_UP_QGEN, "qgen." m
+#define EVAL_RPC(m) EDGE_UP_EVAL, "eval." m
+#define CHAT_RPC(m) EDGE_UP_CHAT, "chat." m
 #define USER       EDGE_R_AUTH
 #define READ       (EDGE_R_AUTH | EDGE_R_IDEMPOTENT)
 #define LEGACY     EDGE_R_LEGACY
@@ -48,8 +54,7 @@ static const edge_route routes[] = {
 	{"GET", "/api/v1/documents/{id}", READ, PDF_RPC("Get"), &pdf__get_request__descriptor,
 	    &pdf__document__descriptor, 200, edge_start_doc_id, edge_reply_document_v1, "v1_doc_get"},
 	{"DELETE", "/api/v1/documents/{id}", USER, PDF_RPC("Delete"), &pdf__delete_request__descriptor,
-	    &pdf__delete_response__descriptor, 204, edge_start_doc_id, edge_reply_doc_delete_v1,
-	    "v1_doc_delete"},
+	    &pdf__delete_response__descriptor, 204, edge_start_doc_id, NULL, "v1_doc_delete"},
 	{"GET", "/api/v1/documents/{id}/pages/{n}", READ, PDF_RPC("GetPage"),
 	    &pdf__get_page_request__descriptor, &pdf__page__descriptor, 200, edge_start_doc_page, NULL,
 	    "v1_doc_page"},
@@ -64,9 +69,25 @@ static const edge_route routes[] = {
 	{"GET", "/api/v1/question-sets/{id}", READ, QGEN_RPC("GetSet"),
 	    &qgen__get_set_request__descriptor, &qgen__question_set__descriptor, 200,
 	    edge_start_qset_get, edge_reply_qset_get, "v1_qset_get"},
-	{"GET", "/api/v1/question-sets/{id}/export", READ, QGEN_RPC("GetSet"),
-	    &qgen__get_set_request__descriptor, &qgen__question_set__descriptor, 200,
-	    edge_start_qset_get, edge_reply_qset_export, "v1_qset_export"},
+	{"GET", "/api/v1/question-sets/{id}/export", READ, QGEN_RPC("Export"),
+	    &qgen__export_request__descriptor, &qgen__export_response__descriptor, 200,
+	    edge_start_qset_export, edge_reply_qset_export, "v1_qset_export"},
+	{"POST", "/api/v1/question-sets/{id}/attempts", USER, EVAL_RPC("Submit"),
+	    &eval__submit_request__descriptor, &eval__attempt__descriptor, 202,
+	    edge_start_attempt_create, edge_reply_attempt_create, "v1_attempt_create"},
+	{"GET", "/api/v1/attempts/{id}", READ, EVAL_RPC("GetAttempt"), &eval__attempt_ref__descriptor,
+	    &eval__attempt__descriptor, 200, edge_start_attempt_get, edge_reply_attempt_get,
+	    "v1_attempt_get"},
+
+	{"POST", "/api/v1/documents/{id}/chats", USER, CHAT_RPC("Create"),
+	    &chat__create_request__descriptor, &chat__chat__descriptor, 201, edge_start_chat_create,
+	    edge_reply_chat_create, "v1_chat_create"},
+	{"GET", "/api/v1/chats/{id}/messages", READ, CHAT_RPC("ListMessages"),
+	    &chat__list_request__descriptor, &chat__message_list__descriptor, 200,
+	    edge_start_chat_messages, edge_reply_chat_messages, "v1_chat_messages"},
+	{"POST", "/api/v1/chats/{id}/messages", USER | EDGE_R_LONG, CHAT_RPC("Send"),
+	    &chat__send_request__descriptor, &chat__message__descriptor, 200, edge_start_chat_send,
+	    edge_reply_chat_send, "v1_chat_send"},
 
 	/* legacy */
 	{"POST", "/api/auth/login", EDGE_R_LEGACY, AUTH_RPC("Login"), &auth__login_request__descriptor,
@@ -94,7 +115,29 @@ static const edge_route routes[] = {
 	{"POST", "/api/chat/generate-questions", LEGACY | USER, QGEN_RPC("Create"),
 	    &qgen__create_request__descriptor, &qgen__create_response__descriptor, 200,
 	    edge_start_legacy_generate, edge_reply_legacy_generate, "legacy_generate_questions"},
+	{"POST", "/api/chat/evaluate-quiz", LEGACY | USER, EVAL_RPC("Submit"),
+	    &eval__submit_request__descriptor, &eval__attempt__descriptor, 200,
+	    edge_start_legacy_evaluate_quiz, edge_reply_legacy_evaluate, "legacy_evaluate_quiz"},
+	{"POST", "/api/chat/evaluate-answer", LEGACY | USER, EVAL_RPC("Submit"),
+	    &eval__submit_request__descriptor, &eval__attempt__descriptor, 200,
+	    edge_start_legacy_evaluate_answer, edge_reply_legacy_evaluate, "legacy_evaluate_answer"},
+	{"POST", "/api/chat", LEGACY | USER | EDGE_R_LONG, CHAT_RPC("Send"),
+	    &chat__send_request__descriptor, &chat__message__descriptor, 200, edge_start_legacy_chat,
+	    edge_reply_legacy_chat, "legacy_chat"},
+	{"GET", "/api/chat/history", LEGACY | READ, CHAT_RPC("History"),
+	    &chat__history_request__descriptor, &chat__history__descriptor, 200,
+	    edge_start_legacy_history, edge_reply_legacy_history, "legacy_chat_history"},
+	{"DELETE", "/api/chat/history", LEGACY | USER, CHAT_RPC("Clear"),
+	    &chat__history_request__descriptor, &chat__clear_response__descriptor, 200,
+	    edge_start_legacy_history, edge_reply_legacy_clear, "legacy_chat_clear"},
 };
+
+const edge_route *
+edge_routes(size_t *n)
+{
+	*n = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}
 
 bool
 edge_pattern_match(const char *pattern, const char *path, char params[][128], int *n)

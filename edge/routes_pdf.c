@@ -24,6 +24,21 @@ looks_like_pdf_name(const char *name, size_t len)
 	return len >= 4 && strncasecmp(name + len - 4, ".pdf", 4) == 0;
 }
 
+/* "%PDF-" within the first 1024 bytes, svc-pdf's own test (pdf_looks_like_pdf). The v1 contract
+ * answers bytes that are not a PDF with 415, a media-type verdict, so the edge makes it; svc-pdf
+ * still refuses such bytes itself (INVALID_ARGUMENT, which the legacy routes relay as 400). */
+static bool
+has_pdf_header(const uint8_t *p, size_t len)
+{
+	size_t n = len < 1024 ? len : 1024;
+
+	for (size_t i = 0; i + 5 <= n; i++) {
+		if (p[i] == '%' && memcmp(p + i, "%PDF-", 5) == 0)
+			return true;
+	}
+	return false;
+}
+
 void
 edge_start_upload(edge_req *r)
 {
@@ -81,6 +96,10 @@ edge_start_upload(edge_req *r)
 	}
 	if (rq.filename == NULL) {
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return;
+	}
+	if (!r->legacy && rq.content.len > 0 && !has_pdf_header(rq.content.data, rq.content.len)) {
+		edge_fail_http(r, 415, "INVALID_ARGUMENT", "not a PDF");
 		return;
 	}
 	edge_call(r, &rq.base);

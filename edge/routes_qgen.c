@@ -5,7 +5,7 @@
  * DESIGN. The v1 routes are thin: JSON in, one svc-qgen call, JSON out in the contract's
  * shapes (built here from qgen.* messages, because the contract nests and renames fields).
  * The legacy route must answer only when the questions exist, yet nothing in the edge may block:
- * it creates the job, then polls qgen.GetJob on a timer aio (QGEN_POLL_MS) until the job ends or
+ * it creates the job, then polls qgen.GetJob on a timer aio (poll.h) until the job ends or
  * EDGE_GENERATE_WAIT_MS passes, then reads the set and formats QUESTIONS_STRING. Polling costs
  * one cheap RPC per interval per waiting client; it keeps the edge stateless (any edge replica,
  * any svc-qgen replica) and survives lost pub/sub events, which are only notifications.
@@ -16,12 +16,12 @@
 
 #include "cm/log.h"
 #include "cm/util.h"
-#include "export.h"
 #include "proto/common.pb-c.h"
 #include "proto/qgen.pb-c.h"
+#include "poll.h"
+#include "routes_eval.h"
 #include "routes_qgen.h"
 
-#define LEGACY_POLL_MS 200
 #define LEGACY_DEFAULT_COUNT 25
 
 /* ---- JSON shapes ----------------------------------------------------------------------------- */
@@ -100,95 +100,22 @@ want_answers(edge_req *r)
 
 /* ---- v1 ------------------------------------------------------------------------------------ */
 
-/* Reads the v1 create body into rq (strings in the request arena). false after answering 400. */
-static bool
-parse_create(edge_req *r, json_t *body, Qgen__CreateRequest *rq)
-{
-	json_t     *v;
-	const char *bad = NULL;
-
-	v = json_object_get(body, "count");
-	if (v == NULL)
-		bad = "count is required (1..200)";
-	else if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 200)
-		bad = "count must be an integer between 1 and 200";
-	else
-		rq->count = (int32_t)json_integer_value(v);
-
-	if (bad == NULL && (v = json_object_get(body, "types")) != NULL && !json_is_null(v)) {
-		size_t  i;
-		json_t *t;
-		if (!json_is_array(v) || json_array_size(v) > 2) {
-			bad = "types must be an array of \"mcq\" and/or \"open\"";
-		} else if ((rq->types = cm_arena_alloc(&r->arena, 2 * sizeof(char *))) != NULL) {
-			json_array_foreach(v, i, t)
-			{
-				if (!json_is_string(t)) {
-					bad = "types must be an array of \"mcq\" and/or \"open\"";
-					break;
-				}
-				rq->types[rq->n_types++] = cm_arena_strndup(
-				    &r->arena, json_string_value(t), json_string_length(t));
-			}
-		}
-	}
-	if (bad == NULL && (v = json_object_get(body, "difficulty")) != NULL && !json_is_null(v)) {
-		if (!json_is_string(v))
-			bad = "difficulty must be \"easy\", \"medium\" or \"hard\"";
-		else
-			rq->difficulty = cm_arena_strndup(&r->arena, json_string_value(v),
-			                                  json_string_length(v));
-	}
-	if (bad == NULL && (v = json_object_get(body, "topic")) != NULL && !json_is_null(v)) {
-		if (!json_is_string(v))
-			bad = "topic must be a string";
-		else
-			rq->topic = cm_arena_strndup(&r->arena, json_string_value(v),
-			                             json_string_length(v));
-	}
-	if (bad == NULL && (v = json_object_get(body, "pages")) != NULL && !json_is_null(v)) {
-		json_t *a = json_array_get(v, 0), *b = json_array_get(v, 1);
-		if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(a) ||
-		    !json_is_integer(b) || json_integer_value(a) < 1 ||
-		    json_integer_value(b) < json_integer_value(a) ||
-		    json_integer_value(b) > INT32_MAX)
-			bad = "pages must be [first, last] with 1 <= first <= last";
-		else {
-			rq->first_page = (int32_t)json_integer_value(a);
-			rq->last_page = (int32_t)json_integer_value(b);
-		}
-	}
-	if (bad != NULL) {
-		edge_fail(r, CM__STATUS__INVALID_ARGUMENT, bad);
-		return false;
-	}
-	if (rq->difficulty == NULL || rq->topic == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
-		return false;
-	}
-	return true;
-}
-
+/* svc-qgen checks every value (proto/qgen.proto CreateRequest); the body's fields are the
+ * message's, so the default translation reads it. The document is the path's. */
 void
 edge_start_qset_create(edge_req *r)
 {
-	Qgen__CreateRequest rq = QGEN__CREATE_REQUEST__INIT;
-	json_t             *body;
-	bool                ok;
+	Qgen__CreateRequest *rq;
 
 	if (!cm_uuid_valid(r->params[0])) {
 		edge_fail(r, CM__STATUS__NOT_FOUND, "no such document");
 		return;
 	}
-	if ((body = edge_body_json(r)) == NULL)
+	if ((rq = (Qgen__CreateRequest *)edge_body_pb(r)) == NULL)
 		return;
-	rq.document_id = r->params[0];
-	rq.difficulty = (char *)"";
-	rq.topic = (char *)"";
-	ok = parse_create(r, body, &rq);
-	json_decref(body);
-	if (ok)
-		edge_call(r, &rq.base);
+	rq->document_id = r->params[0];
+	rq->use_selected = false;
+	edge_call(r, &rq->base);
 }
 
 void
@@ -227,6 +154,10 @@ edge_reply_job(edge_req *r, cm_rpc_result *res)
 {
 	Qgen__Job *j;
 
+	/* Not a question-set job: it may be a grading job (GET only: eval jobs are not cancelled). */
+	if (res->status == CM__STATUS__NOT_FOUND && strcmp(r->route->method, "GET") == 0 &&
+	    edge_eval_job_lookup(r))
+		return;
 	if ((j = (Qgen__Job *)edge_reply_unpack(r, res, &qgen__job__descriptor)) == NULL)
 		return;
 	edge_set_json(r, r->route->ok_status, job_json(j));
@@ -238,8 +169,6 @@ void
 edge_start_qset_get(edge_req *r)
 {
 	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
-	char                fmt[16];
-	edge_export_format  f;
 
 	if (!cm_uuid_valid(r->params[0])) {
 		edge_fail(r, CM__STATUS__NOT_FOUND, "no such question set");
@@ -247,15 +176,6 @@ edge_start_qset_get(edge_req *r)
 	}
 	rq.id = r->params[0];
 	rq.include_answers = want_answers(r);
-	if (r->route->reply == edge_reply_qset_export) {
-		if (edge_query_param(r, "format", fmt, sizeof(fmt)) == NULL ||
-		    !edge_export_format_parse(fmt, &f)) {
-			edge_fail(r, CM__STATUS__INVALID_ARGUMENT,
-			          "format must be gift, qti or csv");
-			return;
-		}
-		rq.include_answers = true; /* an export is the owner's answer key */
-	}
 	edge_call(r, &rq.base);
 }
 
@@ -272,170 +192,83 @@ edge_reply_qset_get(edge_req *r, cm_rpc_result *res)
 	edge_respond(r);
 }
 
+/* The export is svc-qgen's (qgen.Export checks the id, the format, the owner and the set's state);
+ * the edge relays the file. */
+void
+edge_start_qset_export(edge_req *r)
+{
+	Qgen__ExportRequest rq = QGEN__EXPORT_REQUEST__INIT;
+	char                fmt[16];
+
+	rq.set_id = r->params[0];
+	/* Absent is "", and a value cut to fit names no format either: both are svc-qgen's 400. */
+	rq.format = edge_query_param(r, "format", fmt, sizeof(fmt)) != NULL ? fmt : (char *)"";
+	edge_call(r, &rq.base);
+}
+
+/* A header value we write ourselves: printable ASCII without quotes or backslashes. */
+static bool
+header_safe(const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if (*s < 0x20 || *s > 0x7e || *s == '"' || *s == '\\')
+			return false;
+	return true;
+}
+
 void
 edge_reply_qset_export(edge_req *r, cm_rpc_result *res)
 {
-	Qgen__QuestionSet *s;
-	edge_export_format f = EDGE_EXPORT_GIFT;
-	const char        *ctype = NULL, *ext = NULL;
-	char               fmt[16], disp[96];
-	cm_err             err;
+	Qgen__ExportResponse *x;
+	char                  disp[160];
+	const char           *ctype;
 
-	if ((s = (Qgen__QuestionSet *)edge_reply_unpack(r, res, &qgen__question_set__descriptor)) ==
-	    NULL)
+	if ((x = (Qgen__ExportResponse *)edge_reply_unpack(
+	         r, res, &qgen__export_response__descriptor)) == NULL)
 		return;
-	if (edge_query_param(r, "format", fmt, sizeof(fmt)) != NULL)
-		(void)edge_export_format_parse(fmt, &f);
-	if (strcmp(s->status, "succeeded") != 0) {
-		qgen__question_set__free_unpacked(s, NULL);
-		edge_fail(r, CM__STATUS__FAILED_PRECONDITION, "the question set is not ready");
+	if (!header_safe(x->content_type) || !header_safe(x->file_name) ||
+	    (size_t)snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", x->file_name) >=
+	        sizeof(disp)) {
+		qgen__export_response__free_unpacked(x, NULL);
+		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
 		return;
 	}
 	cm_buf_reset(&r->out);
-	err = edge_export_render(s, f, &r->out, &ctype, &ext);
-	if (err != CM_OK) {
-		qgen__question_set__free_unpacked(s, NULL);
-		edge_fail(r, CM__STATUS__INTERNAL, "cannot render the export");
+	ctype = cm_arena_strndup(&r->arena, x->content_type, strlen(x->content_type));
+	if (ctype == NULL || cm_buf_append(&r->out, x->data.data, x->data.len) != CM_OK ||
+	    !edge_add_header(r, "Content-Disposition", disp)) {
+		qgen__export_response__free_unpacked(x, NULL);
+		edge_fail(r, CM__STATUS__INTERNAL, "cannot relay the export");
 		return;
 	}
-	snprintf(disp, sizeof(disp), "attachment; filename=\"questions-%.36s.%s\"", s->id, ext);
-	qgen__question_set__free_unpacked(s, NULL);
-	(void)edge_add_header(r, "Content-Disposition", disp);
+	qgen__export_response__free_unpacked(x, NULL);
 	r->status = 200;
 	r->content_type = ctype;
 	edge_respond(r);
 }
 
-/* ---- document deletion ----------------------------------------------------------------------- */
-
-static void
-sets_deleted(void *arg, cm_rpc_result *res)
-{
-	edge_req *r = arg;
-
-	/* The document is gone either way; sets left behind are only reachable by their ids. */
-	if (res->status != CM__STATUS__OK)
-		cm_warn("EDGE-DOC-SETS-LEFT", "document %s deleted, its question sets not: %s",
-		        r->params[0], res->message);
-	r->status = 204;
-	edge_respond(r);
-}
-
-void
-edge_reply_doc_delete_v1(edge_req *r, cm_rpc_result *res)
-{
-	Qgen__DeleteDocumentRequest rq = QGEN__DELETE_DOCUMENT_REQUEST__INIT;
-	cm_rpc_call_opts            o = {0};
-	size_t                      n;
-	uint8_t                    *buf;
-
-	if (res->status != CM__STATUS__OK) {
-		edge_fail(r, res->status, res->message);
-		return;
-	}
-	if (r->e->up[EDGE_UP_QGEN] == NULL) {
-		r->status = 204;
-		edge_respond(r);
-		return;
-	}
-	/* "Its question sets go too" (contract): svc-qgen owns them, so it is asked after svc-pdf.
-	 */
-	rq.document_id = r->params[0];
-	n = protobuf_c_message_get_packed_size(&rq.base);
-	if ((buf = cm_arena_alloc(&r->arena, n + 1)) == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
-		return;
-	}
-	protobuf_c_message_pack(&rq.base, buf);
-	o.method = "qgen.DeleteDocument";
-	o.request_id = r->request_id;
-	o.deadline_ms = cm_now_ms() + r->e->cfg.rpc_timeout_ms;
-	o.subject = r->claims.sub;
-	o.session_id = r->claims.sid;
-	o.idempotent = true;
-	if (cm_rpc_call_async(r->e->up[EDGE_UP_QGEN], &o, buf, n, sets_deleted, r) != CM_OK) {
-		cm_rpc_result none;
-		memset(&none, 0, sizeof(none));
-		none.status = CM__STATUS__UNAVAILABLE;
-		cm_strlcpy(none.message, "svc-qgen unreachable", sizeof(none.message));
-		sets_deleted(r, &none);
-	}
-}
-
 /* ---- legacy generate-questions --------------------------------------------------------------- */
 
 typedef struct legacy_gen {
-	edge_req *r;
-	nng_aio  *timer;
-	char      job_id[CM_UUID_LEN + 1];
-	char      set_id[CM_UUID_LEN + 1];
-	bool      quiz;
-	int64_t   give_up_ms; /* monotonic */
+	char job_id[CM_UUID_LEN + 1];
+	char set_id[CM_UUID_LEN + 1];
+	bool quiz;
 } legacy_gen;
 
-static void poll_job(legacy_gen *g);
-
-/* Sends one svc-qgen call for the legacy flow; done runs on an nng thread. */
-static void
-qgen_call(legacy_gen *g, const char *method, const ProtobufCMessage *msg, cm_rpc_done_fn done)
-{
-	edge_req        *r = g->r;
-	cm_rpc_call_opts o = {0};
-	size_t           n = protobuf_c_message_get_packed_size(msg);
-	uint8_t         *buf = cm_arena_alloc(&r->arena, n + 1);
-	cm_rpc_result    res;
-
-	if (buf == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
-		return;
-	}
-	protobuf_c_message_pack(msg, buf);
-	o.method = method;
-	o.request_id = r->request_id;
-	o.deadline_ms = cm_now_ms() + r->e->cfg.rpc_timeout_ms;
-	o.subject = r->claims.sub;
-	o.session_id = r->claims.sid;
-	o.client_addr = r->client_addr;
-	o.idempotent = true;
-	if (cm_rpc_call_async(r->e->up[EDGE_UP_QGEN], &o, buf, n, done, g) != CM_OK) {
-		memset(&res, 0, sizeof(res));
-		res.status = CM__STATUS__UNAVAILABLE;
-		cm_strlcpy(res.message, "question generation is unavailable", sizeof(res.message));
-		done(g, &res);
-	}
-}
-
-/* Ends the legacy exchange: the timer is reaped (safe from its own callback). */
-static void
-legacy_end(legacy_gen *g)
-{
-	if (g->timer != NULL)
-		nng_aio_reap(g->timer);
-	g->timer = NULL;
-}
-
-static void
-legacy_fail(legacy_gen *g, int status, const char *message)
-{
-	edge_req *r = g->r;
-
-	legacy_end(g);
-	edge_fail(r, status, message);
-}
-
 /* QUESTIONS_STRING: one JSON document (jansson escapes braces and quotes inside questions, so
- * the frontend's first-'{'-to-last-'}' slice is exactly this document). */
+ * the frontend's first-'{'-to-last-'}' slice is exactly this document). Ends the exchange. */
 static void
-legacy_answer(legacy_gen *g, const Qgen__QuestionSet *s)
+legacy_answer(edge_req *r, bool quiz, const Qgen__QuestionSet *s)
 {
-	edge_req *r = g->r;
-	json_t   *qs = json_array();
-	char     *text;
-	char      ts[32];
+	json_t *qs = json_array();
+	char   *text;
+	char    ts[32];
 
 	for (size_t i = 0; i < s->n_questions; i++) {
 		const Qgen__Question *q = s->questions[i];
-		if (!g->quiz) {
+		if (!quiz) {
 			json_array_append_new(qs, json_string(q->text));
 			continue;
 		}
@@ -461,7 +294,6 @@ legacy_answer(legacy_gen *g, const Qgen__QuestionSet *s)
 	text = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	cm_format_time_ms(cm_now_ms(), ts);
-	legacy_end(g);
 	if (text == NULL) {
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
@@ -474,94 +306,68 @@ legacy_answer(legacy_gen *g, const Qgen__QuestionSet *s)
 static void
 got_set(void *arg, cm_rpc_result *res)
 {
-	legacy_gen        *g = arg;
+	edge_poll         *p = arg;
+	edge_req          *r = edge_poll_req(p);
+	const legacy_gen  *g = r->route_state;
 	Qgen__QuestionSet *s;
 
 	if (res->status != CM__STATUS__OK) {
-		legacy_fail(g, res->status, res->message);
+		edge_poll_fail(p, res->status, res->message);
 		return;
 	}
 	if ((s = qgen__question_set__unpack(NULL, res->payload_len, res->payload)) == NULL) {
-		legacy_fail(g, CM__STATUS__INTERNAL, "malformed upstream response");
+		edge_poll_fail(p, CM__STATUS__INTERNAL, "malformed upstream response");
 		return;
 	}
-	legacy_answer(g, s);
+	edge_poll_end(p);
+	legacy_answer(r, g->quiz, s);
 	qgen__question_set__free_unpacked(s, NULL);
-}
-
-static void
-fetch_set(legacy_gen *g)
-{
-	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
-
-	rq.id = g->set_id;
-	rq.include_answers = true;
-	qgen_call(g, "qgen.GetSet", &rq.base, got_set);
 }
 
 static void
 got_job(void *arg, cm_rpc_result *res)
 {
-	legacy_gen *g = arg;
-	Qgen__Job  *j;
-	char        msg[CM_MAX_ERRMSG + 64];
+	edge_poll          *p = arg;
+	const legacy_gen   *g = edge_poll_req(p)->route_state;
+	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
+	Qgen__Job          *j;
+	char                msg[CM_MAX_ERRMSG + 64];
 
-	/* A replica restarting between polls is not the job failing: poll again. */
-	if (res->status == CM__STATUS__UNAVAILABLE ||
-	    res->status == CM__STATUS__DEADLINE_EXCEEDED) {
-		nng_sleep_aio(LEGACY_POLL_MS, g->timer);
+	if (edge_poll_transient(res)) { /* a replica restarting between polls */
+		edge_poll_again(p);
 		return;
 	}
 	if (res->status != CM__STATUS__OK) {
-		legacy_fail(g, res->status, res->message);
+		edge_poll_fail(p, res->status, res->message);
 		return;
 	}
 	if ((j = qgen__job__unpack(NULL, res->payload_len, res->payload)) == NULL) {
-		legacy_fail(g, CM__STATUS__INTERNAL, "malformed upstream response");
+		edge_poll_fail(p, CM__STATUS__INTERNAL, "malformed upstream response");
 		return;
 	}
 	if (strcmp(j->status, "succeeded") == 0) {
-		qgen__job__free_unpacked(j, NULL);
-		fetch_set(g);
-		return;
-	}
-	if (strcmp(j->status, "failed") == 0 || strcmp(j->status, "cancelled") == 0) {
+		rq.id = (char *)g->set_id;
+		rq.include_answers = true;
+		edge_poll_call(p, EDGE_UP_QGEN, "qgen.GetSet", &rq.base, got_set);
+	} else if (strcmp(j->status, "failed") == 0 || strcmp(j->status, "cancelled") == 0) {
 		snprintf(msg, sizeof(msg), "Question generation failed: %s",
 		         j->error[0] != '\0' ? j->error : j->status);
-		qgen__job__free_unpacked(j, NULL);
 		cm_warn("EDGE-LEGACY-GEN-FAIL", "job %s: %s", g->job_id, msg);
-		legacy_fail(g, CM__STATUS__UNAVAILABLE, msg);
-		return;
+		edge_poll_fail(p, CM__STATUS__UNAVAILABLE, msg);
+	} else {
+		edge_poll_again(p);
 	}
 	qgen__job__free_unpacked(j, NULL);
-	nng_sleep_aio(LEGACY_POLL_MS, g->timer);
 }
 
 static void
-timer_fired(void *arg)
+poll_job(edge_poll *p, void *arg)
 {
-	legacy_gen *g = arg;
+	const legacy_gen *g = arg;
+	Qgen__JobRef      rq = QGEN__JOB_REF__INIT;
 
-	if (nng_aio_result(g->timer) != 0) { /* the edge is stopping */
-		legacy_fail(g, CM__STATUS__UNAVAILABLE, "the server is shutting down");
-		return;
-	}
-	poll_job(g);
-}
-
-static void
-poll_job(legacy_gen *g)
-{
-	Qgen__JobRef rq = QGEN__JOB_REF__INIT;
-
-	if (cm_mono_ms() >= g->give_up_ms) {
-		legacy_fail(
-		    g, CM__STATUS__DEADLINE_EXCEEDED,
-		    "Question generation is taking too long; it continues in the background");
-		return;
-	}
-	rq.id = g->job_id;
-	qgen_call(g, "qgen.GetJob", &rq.base, got_job);
+	rq.id = (char *)g->job_id;
+	edge_poll_call(p, EDGE_UP_QGEN, "qgen.GetJob", &rq.base, got_job);
 }
 
 void
@@ -576,7 +382,6 @@ edge_start_legacy_generate(edge_req *r)
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
 	}
-	g->r = r;
 	r->route_state = g;
 	if ((body = edge_body_json(r)) == NULL)
 		return;
@@ -585,12 +390,12 @@ edge_start_legacy_generate(edge_req *r)
 	rq.difficulty = (char *)"medium";
 	rq.topic = (char *)"";
 	rq.count = LEGACY_DEFAULT_COUNT;
+	/* Only the type is checked here: the range is svc-qgen's (its message names it). */
 	if ((v = json_object_get(body, "count")) != NULL && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > 200) {
+		if (!json_is_integer(v) || json_integer_value(v) < INT32_MIN ||
+		    json_integer_value(v) > INT32_MAX) {
 			json_decref(body);
-			edge_fail(r, CM__STATUS__INVALID_ARGUMENT,
-			          "count must be an integer from 1 to 200");
+			edge_fail(r, CM__STATUS__INVALID_ARGUMENT, "count must be an integer");
 			return;
 		}
 		rq.count = (int32_t)json_integer_value(v);
@@ -625,19 +430,15 @@ edge_reply_legacy_generate(edge_req *r, cm_rpc_result *res)
 	if ((c = (Qgen__CreateResponse *)edge_reply_unpack(
 	         r, res, &qgen__create_response__descriptor)) == NULL)
 		return;
-	if (nng_aio_alloc(&g->timer, timer_fired, g) != 0) {
-		qgen__create_response__free_unpacked(c, NULL);
-		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
-		return;
-	}
-	g->give_up_ms = cm_mono_ms() + r->e->cfg.generate_wait_ms;
 	cm_strlcpy(g->job_id, c->job_id, sizeof(g->job_id));
 	cm_strlcpy(g->set_id, c->question_set_id, sizeof(g->set_id));
 	if (c->cached && c->set != NULL) {
-		legacy_answer(g, c->set);
+		legacy_answer(r, g->quiz, c->set);
 		qgen__create_response__free_unpacked(c, NULL);
 		return;
 	}
 	qgen__create_response__free_unpacked(c, NULL);
-	poll_job(g);
+	(void)edge_poll_start(r, r->e->cfg.generate_wait_ms,
+	                      "Question generation is taking too long; it continues in the background",
+	                      poll_job, g);
 }

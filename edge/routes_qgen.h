@@ -12,8 +12,8 @@ void edge_start_job(edge_req *r);
 void edge_reply_job(edge_req *r, cm_rpc_result *res);
 void edge_start_qset_get(edge_req *r);
 void edge_reply_qset_get(edge_req *r, cm_rpc_result *res);
+void edge_start_qset_export(edge_req *r);
 void edge_reply_qset_export(edge_req *r, cm_rpc_result *res);
-void edge_reply_doc_delete_v1(edge_req *r, cm_rpc_result *res);
 void edge_start_legacy_generate(edge_req *r);
 void edge_reply_legacy_generate(edge_req *r, cm_rpc_result *res);
 

@@ -22,6 +22,7 @@
 #include <nng/supplemental/util/platform.h>
 #include "local.h"
 #include "pbjson.h"
+#include "query.h"
 #include "ratelimit.h"
 #include "frontend.h"
 #include "refresh.h"
@@ -195,7 +196,10 @@ edge_set_json(edge_req *r, uint16_t status, json_t *v)
 	r->status       = status;
 	r->content_type = "application/json";
 	cm_buf_reset(&r->out);
-	if (v != NULL && (s = json_dumps(v, JSON_COMPACT)) != NULL) {
+	/* Reals with 15 significant digits, the most a double holds exactly in decimal: a value
+	 * meant as 66.7 (a percentage with one decimal) is written 66.7, not jansson's default
+	 * 17-digit 66.700000000000003. */
+	if (v != NULL && (s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15))) != NULL) {
 		if (cm_buf_appends(&r->out, s) != CM_OK)
 			cm_buf_reset(&r->out);
 		free(s);
@@ -244,16 +248,12 @@ static void
 call_payload(edge_req *r, const void *payload, size_t len)
 {
 	const edge_route *rt = r->route;
-	cm_rpc_call_opts  o  = {0};
+	cm_rpc_call_opts  o;
 	cm_err            err;
 
-	o.method        = rt->rpc;
-	o.request_id    = r->request_id;
-	o.deadline_ms   = cm_now_ms() + r->e->cfg.rpc_timeout_ms;
-	o.subject       = r->authed ? r->claims.sub : "";
-	o.session_id    = r->authed ? r->claims.sid : "";
-	o.client_addr   = r->client_addr;
-	o.idempotent    = (rt->flags & EDGE_R_IDEMPOTENT) != 0;
+	edge_req_opts(r, rt->rpc, (rt->flags & EDGE_R_IDEMPOTENT) != 0, &o);
+	if ((rt->flags & EDGE_R_LONG) != 0)
+		o.deadline_ms = cm_now_ms() + r->e->cfg.chat_timeout_ms;
 	r->upstream_name = edge_upstream_name(rt->upstream);
 	if (r->e->up[rt->upstream] == NULL) {
 		call_failed(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
@@ -336,23 +336,32 @@ edge_body_json(edge_req *r)
 	return v;
 }
 
-void
-edge_start_generic(edge_req *r)
+ProtobufCMessage *
+edge_body_pb(edge_req *r)
 {
 	json_t           *body;
 	ProtobufCMessage *msg = NULL;
-	char              why[200];
+	char              why[200] = "";
 	cm_err            err;
 
 	if ((body = edge_body_json(r)) == NULL)
-		return;
+		return NULL;
 	err = edge_json_to_pb(r->route->req_desc, body, &r->arena, &msg, why, sizeof(why));
 	json_decref(body);
 	if (err != CM_OK) {
 		edge_fail(r, cm_err_to_status(err), why[0] != '\0' ? why : cm_strerror(err));
-		return;
+		return NULL;
 	}
-	edge_call(r, msg);
+	return msg;
+}
+
+void
+edge_start_generic(edge_req *r)
+{
+	ProtobufCMessage *msg;
+
+	if ((msg = edge_body_pb(r)) != NULL)
+		edge_call(r, msg);
 }
 
 /* ---- stages -------------------------------------------------------------------------------- */
@@ -643,35 +652,7 @@ stage_route(edge_req *r)
 const char *
 edge_query_param(edge_req *r, const char *name, char *buf, size_t buflen)
 {
-	const char *p = r->query;
-	size_t      nlen = strlen(name);
-
-	while (p != NULL && *p != '\0') {
-		const char *amp = strchr(p, '&');
-		size_t      len = amp != NULL ? (size_t) (amp - p) : strlen(p);
-		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-			size_t o = 0;
-			for (size_t i = nlen + 1; i < len && o + 1 < buflen; i++) {
-				char c = p[i];
-				if (c == '+') {
-					c = ' ';
-				} else if (c == '%' && i + 2 < len) {
-					char hex[3] = {p[i + 1], p[i + 2], 0};
-					char *end;
-					long  v = strtol(hex, &end, 16);
-					if (*end == '\0' && v > 0) {
-						c = (char) v;
-						i += 2;
-					}
-				}
-				buf[o++] = c;
-			}
-			buf[o] = '\0';
-			return buf;
-		}
-		p = amp != NULL ? amp + 1 : NULL;
-	}
-	return NULL;
+	return edge_query_get(r->query, name, buf, buflen) >= 0 ? buf : NULL;
 }
 
 /* ---- start and stop ------------------------------------------------------------------------ */

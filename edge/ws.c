@@ -24,7 +24,10 @@
 #include "cm/pubsub.h"
 #include "cm/util.h"
 #include "proto/common.pb-c.h"
+#include "proto/chat.pb-c.h"
+#include "proto/eval.pb-c.h"
 #include "proto/qgen.pb-c.h"
+#include "query.h"
 #include "ws.h"
 
 typedef struct ws_conn ws_conn;
@@ -51,7 +54,7 @@ struct edge_ws {
 	edge                *e;
 	nng_stream_listener *l;
 	nng_aio             *accept;
-	cm_sub              *sub;
+	cm_sub              *subs[3]; /* svc-qgen's and svc-eval's job events, svc-chat's deltas */
 	pthread_mutex_t      mu;
 	ws_conn             *conns;
 	int                  nconns;
@@ -72,11 +75,10 @@ edge_ws_parse_subscribe(const char *msg, size_t len, char *resource, size_t resl
 	if (v == NULL)
 		*why = "malformed JSON";
 	else if (s == NULL)
-		*why = "send {\"subscribe\":\"job:<id>\"}";
-	else if (strncmp(s, "chat:", 5) == 0)
-		*why = "chat events are not available yet";
-	else if (strncmp(s, "job:", 4) != 0 || !cm_uuid_valid(s + 4))
-		*why = "unknown resource (use job:<id>)";
+		*why = "send {\"subscribe\":\"job:<id>\"} or {\"subscribe\":\"chat:<id>\"}";
+	else if (!(strncmp(s, "job:", 4) == 0 && cm_uuid_valid(s + 4)) &&
+	         !(strncmp(s, "chat:", 5) == 0 && cm_uuid_valid(s + 5)))
+		*why = "unknown resource (use job:<id> or chat:<id>)";
 	else if (strlen(s) + 1 > reslen)
 		*why = "resource too long";
 	else {
@@ -106,24 +108,34 @@ edge_ws_event_json(const char *type, const char *job_id, int done, int total, co
 	return s;
 }
 
+char *
+edge_ws_chat_json(const char *type, const char *chat_id, const char *message_id,
+                  const char *delta, const char *status)
+{
+	json_t *v = NULL;
+	char   *s;
+
+	if (strcmp(type, "chat.delta") == 0)
+		v = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "chat_id", chat_id, "message_id",
+		              message_id, "delta", delta != NULL ? delta : "");
+	else if (strcmp(type, "chat.done") == 0)
+		v = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "chat_id", chat_id, "message_id",
+		              message_id, "status", status != NULL ? status : "");
+	if (v == NULL)
+		return NULL;
+	s = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	return s;
+}
+
 bool
 edge_ws_query_token(const char *uri, char *out, size_t outlen)
 {
 	const char *q = uri != NULL ? strchr(uri, '?') : NULL;
+	ssize_t     n = q != NULL ? edge_query_get(q + 1, "access_token", out, outlen) : -1;
 
-	while (q != NULL) {
-		q++;
-		if (strncmp(q, "access_token=", 13) == 0) {
-			size_t n = strcspn(q + 13, "&#");
-			if (n == 0 || n >= outlen)
-				return false;
-			memcpy(out, q + 13, n);
-			out[n] = '\0';
-			return true;
-		}
-		q = strchr(q, '&');
-	}
-	return false;
+	/* A cut token would only fail verification later: refuse it here. */
+	return n > 0 && (size_t)n < outlen;
 }
 
 static char *
@@ -264,62 +276,119 @@ tx_done(void *arg)
 
 /* ---- subscriptions --------------------------------------------------------------------------- */
 
+/* One ownership check in flight: job:<id> asks svc-qgen, then svc-eval (their Job messages are
+ * wire-compatible); chat:<id> asks svc-chat. */
 typedef struct sub_check {
-	ws_conn *c;
-	char     resource[48];
+	ws_conn         *c;
+	char             resource[48];
+	edge_upstream_id up;
 } sub_check;
+
+static void check_next(sub_check *k);
+
+/* Adds the subscription (once) and its confirmation; with c->mu held. */
+static void
+subscribe_locked(ws_conn *c, const char *resource)
+{
+	json_t *v = json_pack("{s:s, s:s}", "type", "subscribed", "resource", resource);
+	bool    have = false;
+
+	for (int i = 0; i < c->nsubs && !have; i++)
+		have = strcmp(c->subs[i], resource) == 0;
+	if (!have && c->nsubs < EDGE_WS_MAX_SUBS)
+		cm_strlcpy(c->subs[c->nsubs++], resource, sizeof(c->subs[0]));
+	enqueue_locked(c, v != NULL ? json_dumps(v, JSON_COMPACT) : NULL);
+	json_decref(v);
+}
+
+static void
+job_subscribed(ws_conn *c, const char *resource, const Qgen__Job *j)
+{
+	bool finished = strcmp(j->status, "succeeded") == 0 || strcmp(j->status, "failed") == 0 ||
+	                strcmp(j->status, "cancelled") == 0;
+
+	pthread_mutex_lock(&c->mu);
+	subscribe_locked(c, resource);
+	/* Events sent before the subscription are lost: a snapshot stands in for them. */
+	enqueue_locked(c, edge_ws_event_json("job.progress", j->id, j->done, j->total, NULL));
+	if (finished)
+		enqueue_locked(c, edge_ws_event_json("job.done", j->id, 0, 0, j->status));
+	pthread_mutex_unlock(&c->mu);
+}
 
 static void
 sub_checked(void *arg, cm_rpc_result *res)
 {
 	sub_check *k = arg;
 	ws_conn   *c = k->c;
+	bool       job = strncmp(k->resource, "job:", 4) == 0;
 	Qgen__Job *j;
 
+	if (res->status == CM__STATUS__NOT_FOUND && job && k->up == EDGE_UP_QGEN &&
+	    c->hub->e->up[EDGE_UP_EVAL] != NULL) {
+		k->up = EDGE_UP_EVAL; /* not a question-set job: maybe a grading job */
+		check_next(k);
+		return;
+	}
 	if (res->status != CM__STATUS__OK) {
 		enqueue(c, frame_error(cm_status_name(res->status),
-		                       res->status == CM__STATUS__NOT_FOUND ? "no such job"
-		                                                            : res->message));
+		                       res->status != CM__STATUS__NOT_FOUND ? res->message
+		                       : job                                ? "no such job"
+		                                                            : "no such chat"));
+	} else if (!job) {
+		pthread_mutex_lock(&c->mu);
+		subscribe_locked(c, k->resource);
+		pthread_mutex_unlock(&c->mu);
 	} else if ((j = qgen__job__unpack(NULL, res->payload_len, res->payload)) == NULL) {
 		enqueue(c, frame_error("INTERNAL", "malformed upstream response"));
 	} else {
-		json_t *v = json_pack("{s:s, s:s}", "type", "subscribed", "resource", k->resource);
-		bool    finished = strcmp(j->status, "succeeded") == 0 ||
-		                strcmp(j->status, "failed") == 0 ||
-		                strcmp(j->status, "cancelled") == 0;
-
-		pthread_mutex_lock(&c->mu);
-		bool have = false;
-		for (int i = 0; i < c->nsubs && !have; i++)
-			have = strcmp(c->subs[i], k->resource) == 0;
-		if (!have && c->nsubs < EDGE_WS_MAX_SUBS)
-			cm_strlcpy(c->subs[c->nsubs++], k->resource, sizeof(c->subs[0]));
-		enqueue_locked(c, v != NULL ? json_dumps(v, JSON_COMPACT) : NULL);
-		/* Events sent before the subscription are lost: a snapshot stands in for them. */
-		enqueue_locked(c,
-		               edge_ws_event_json("job.progress", j->id, j->done, j->total, NULL));
-		if (finished)
-			enqueue_locked(c, edge_ws_event_json("job.done", j->id, 0, 0, j->status));
-		pthread_mutex_unlock(&c->mu);
-		json_decref(v);
+		job_subscribed(c, k->resource, j);
 		qgen__job__free_unpacked(j, NULL);
 	}
 	free(k);
 	conn_release(c);
 }
 
+/* Sends k's ownership check to k->up as the socket's user; the reply goes to sub_checked. */
+static void
+check_next(sub_check *k)
+{
+	ws_conn         *c = k->c;
+	edge            *e = c->hub->e;
+	bool             job = strncmp(k->resource, "job:", 4) == 0;
+	Qgen__JobRef     jref = QGEN__JOB_REF__INIT; /* eval.JobRef is the same message */
+	Chat__ChatRef    cref = CHAT__CHAT_REF__INIT;
+	uint8_t          buf[128];
+	size_t           n;
+	cm_rpc_call_opts o;
+	char             rid[CM_UUID_LEN + 1];
+	const char      *method = k->up == EDGE_UP_QGEN   ? "qgen.GetJob"
+	                          : k->up == EDGE_UP_EVAL ? "eval.GetJob"
+	                                                  : "chat.Get";
+
+	jref.id = k->resource + 4;
+	cref.id = k->resource + 5;
+	n = job ? protobuf_c_message_get_packed_size(&jref.base)
+	        : protobuf_c_message_get_packed_size(&cref.base);
+	protobuf_c_message_pack(job ? &jref.base : &cref.base, buf);
+	cm_uuid_v4(rid);
+	edge_rpc_opts(e, method, rid, c->user, NULL, NULL, true, &o);
+	if (e->up[k->up] == NULL ||
+	    cm_rpc_call_async(e->up[k->up], &o, buf, n, sub_checked, k) != CM_OK) {
+		enqueue(c, frame_error("UNAVAILABLE", "event service unavailable; try again"));
+		free(k);
+		conn_release(c);
+	}
+}
+
 static void
 handle_message(ws_conn *c, const char *msg, size_t len)
 {
-	edge            *e = c->hub->e;
-	char             resource[48];
-	const char      *why = NULL;
-	sub_check       *k;
-	Qgen__JobRef     ref = QGEN__JOB_REF__INIT;
-	uint8_t          buf[128];
-	size_t           n;
-	cm_rpc_call_opts o = {0};
-	char             rid[CM_UUID_LEN + 1];
+	edge       *e = c->hub->e;
+	char        resource[48];
+	const char *why = NULL;
+	sub_check  *k;
+	bool        job;
 
 	if (!edge_ws_parse_subscribe(msg, len, resource, sizeof(resource), &why)) {
 		enqueue(c, frame_error("INVALID_ARGUMENT", why));
@@ -333,29 +402,20 @@ handle_message(ws_conn *c, const char *msg, size_t len)
 		        frame_error("RESOURCE_EXHAUSTED", "too many subscriptions on this socket"));
 		return;
 	}
-	if (e->up[EDGE_UP_QGEN] == NULL || (k = calloc(1, sizeof(*k))) == NULL) {
-		enqueue(c, frame_error("UNAVAILABLE", "job events are not available"));
+	job = strncmp(resource, "job:", 4) == 0;
+	if ((job && e->up[EDGE_UP_QGEN] == NULL && e->up[EDGE_UP_EVAL] == NULL) ||
+	    (!job && e->up[EDGE_UP_CHAT] == NULL) || (k = calloc(1, sizeof(*k))) == NULL) {
+		enqueue(c, frame_error("UNAVAILABLE", job ? "job events are not available"
+		                                          : "chat events are not available"));
 		return;
 	}
 	k->c = c;
 	cm_strlcpy(k->resource, resource, sizeof(k->resource));
-	ref.id = k->resource + 4;
-	n = protobuf_c_message_get_packed_size(&ref.base);
-	protobuf_c_message_pack(&ref.base, buf);
-	cm_uuid_v4(rid);
-	o.method = "qgen.GetJob";
-	o.request_id = rid;
-	o.subject = c->user;
-	o.deadline_ms = cm_now_ms() + e->cfg.rpc_timeout_ms;
-	o.idempotent = true;
+	k->up = !job ? EDGE_UP_CHAT : e->up[EDGE_UP_QGEN] != NULL ? EDGE_UP_QGEN : EDGE_UP_EVAL;
 	pthread_mutex_lock(&c->mu);
 	c->refs++;
 	pthread_mutex_unlock(&c->mu);
-	if (cm_rpc_call_async(e->up[EDGE_UP_QGEN], &o, buf, n, sub_checked, k) != CM_OK) {
-		free(k);
-		enqueue(c, frame_error("UNAVAILABLE", "job service unavailable; try again"));
-		conn_release(c);
-	}
+	check_next(k);
 }
 
 static void
@@ -466,23 +526,13 @@ accept_done(void *arg)
 
 /* ---- events ---------------------------------------------------------------------------------- */
 
+/* Queues frame (a copy) on every socket of owner subscribed to resource. */
 static void
-on_event(void *arg, const char *topic, const char *type, const void *payload, size_t len)
+forward(edge_ws *h, const char *owner, const char *resource, const char *frame)
 {
-	edge_ws        *h = arg;
-	Qgen__JobEvent *ev;
-	char            resource[48];
-	char           *frame;
-
-	(void)topic;
-	if ((ev = qgen__job_event__unpack(NULL, len, payload)) == NULL)
-		return;
-	frame = edge_ws_event_json(type, ev->job_id, ev->done, ev->total, ev->status);
-	snprintf(resource, sizeof(resource), "job:%s", ev->job_id);
 	pthread_mutex_lock(&h->mu);
 	for (ws_conn *c = h->conns; c != NULL && frame != NULL; c = c->next) {
-		if (strcmp(c->user, ev->owner) !=
-		    0) /* only the owner's sockets, whatever they ask */
+		if (strcmp(c->user, owner) != 0) /* only the owner's sockets, whatever they ask */
 			continue;
 		pthread_mutex_lock(&c->mu);
 		for (int i = 0; i < c->nsubs; i++) {
@@ -494,8 +544,53 @@ on_event(void *arg, const char *topic, const char *type, const void *payload, si
 		pthread_mutex_unlock(&c->mu);
 	}
 	pthread_mutex_unlock(&h->mu);
+}
+
+/* svc-qgen's and svc-eval's job events (eval.JobEvent is the same message as qgen.JobEvent). */
+static void
+on_job_event(void *arg, const char *topic, const char *type, const void *payload, size_t len)
+{
+	Qgen__JobEvent *ev;
+	char            resource[48];
+	char           *frame;
+
+	(void)topic;
+	if ((ev = qgen__job_event__unpack(NULL, len, payload)) == NULL)
+		return;
+	frame = edge_ws_event_json(type, ev->job_id, ev->done, ev->total, ev->status);
+	snprintf(resource, sizeof(resource), "job:%s", ev->job_id);
+	forward(arg, ev->owner, resource, frame);
 	free(frame);
 	qgen__job_event__free_unpacked(ev, NULL);
+}
+
+/* svc-chat's streamed answers. */
+static void
+on_chat_event(void *arg, const char *topic, const char *type, const void *payload, size_t len)
+{
+	Chat__ChatEvent *ev;
+	char             resource[48];
+	char            *frame;
+
+	(void)topic;
+	if ((ev = chat__chat_event__unpack(NULL, len, payload)) == NULL)
+		return;
+	frame = edge_ws_chat_json(type, ev->chat_id, ev->message_id, ev->delta, ev->status);
+	snprintf(resource, sizeof(resource), "chat:%s", ev->chat_id);
+	forward(arg, ev->owner, resource, frame);
+	free(frame);
+	chat__chat_event__free_unpacked(ev, NULL);
+}
+
+/* Subscribes slot i to the publishers at urls ("" = none) for topics starting with prefix. */
+static void
+subscribe_events(edge_ws *h, int i, const char *urls, const char *prefix, cm_sub_fn fn)
+{
+	if (urls[0] == '\0')
+		return;
+	if (cm_sub_open(&h->subs[i], urls, fn, h) != CM_OK ||
+	    cm_sub_subscribe(h->subs[i], prefix) != CM_OK)
+		cm_warn("EDGE-WS-EVENTS", "cannot subscribe to %s: no live events from there", urls);
 }
 
 /* ---- start and stop -------------------------------------------------------------------------- */
@@ -526,11 +621,9 @@ edge_ws_start(edge *e)
 		free(h);
 		return CM_EINTERNAL;
 	}
-	if (e->cfg.qgen_events_urls[0] != '\0' &&
-	    (cm_sub_open(&h->sub, e->cfg.qgen_events_urls, on_event, h) != CM_OK ||
-	     cm_sub_subscribe(h->sub, "job.") != CM_OK))
-		cm_warn("EDGE-WS-EVENTS", "cannot subscribe to %s: no live progress",
-		        e->cfg.qgen_events_urls);
+	subscribe_events(h, 0, e->cfg.qgen_events_urls, "job.", on_job_event);
+	subscribe_events(h, 1, e->cfg.eval_events_urls, "job.", on_job_event);
+	subscribe_events(h, 2, e->cfg.chat_events_urls, "chat.", on_chat_event);
 	nng_stream_listener_accept(h->l, h->accept);
 	e->ws = h;
 	cm_info("EDGE-WS", "WebSocket events on %s", url);
@@ -545,7 +638,8 @@ edge_ws_stop(edge *e)
 
 	if (h == NULL)
 		return;
-	cm_sub_close(h->sub);
+	for (int i = 0; i < 3; i++)
+		cm_sub_close(h->subs[i]);
 	pthread_mutex_lock(&h->mu);
 	h->stopping = true;
 	for (ws_conn *c = h->conns; c != NULL; c = c->next)

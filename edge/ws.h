@@ -2,9 +2,11 @@
  * ws.h - live events over WebSocket at GET /api/v1/ws, on the edge's own HTTP port (ws.c).
  *
  * A client authenticates at the upgrade (session cookie or ?access_token=), then sends
- * {"subscribe":"job:<id>"} for its own jobs; the edge checks ownership with svc-qgen and forwards
- * svc-qgen's job events (pub/sub) as {"type":"job.progress",...} / {"type":"job.done",...} text
- * frames. Events are notifications: a snapshot is sent on subscribe, the truth stays in GET.
+ * {"subscribe":"job:<id>"} for its own jobs (question sets: svc-qgen, attempts: svc-eval) or
+ * {"subscribe":"chat:<id>"} for its own chats; the edge checks ownership with the service and
+ * forwards the services' events (pub/sub) as {"type":"job.progress",...} / {"type":"job.done",
+ * ...} / {"type":"chat.delta",...} / {"type":"chat.done",...} text frames, to the owner's sockets
+ * only. Events are notifications: a job's snapshot is sent on subscribe, the truth stays in GET.
  */
 #ifndef EDGE_WS_H
 #define EDGE_WS_H
@@ -30,14 +32,19 @@ void edge_ws_stop(edge *e);
 /* ---- pure parts, exposed for tests ------------------------------------------------------------
  */
 
-/* Parses a client message: *resource receives "job:<uuid>" (copied into buf). false with a
+/* Parses a client message: *resource receives "job:<uuid>" or "chat:<uuid>" (copied into buf). false with a
  * reason when the message is not a valid subscription. */
 bool edge_ws_parse_subscribe(const char *msg, size_t len, char *resource, size_t reslen,
                              const char **why);
 /* The JSON frame of a job event (malloc'd), NULL on a type it does not know. */
 char *edge_ws_event_json(const char *type, const char *job_id, int done, int total,
                          const char *status);
-/* The access token from a request URI's ?access_token= (copied), false when absent. */
+/* The JSON frame of a chat event ("chat.delta" with delta, "chat.done" with status; malloc'd),
+ * NULL on a type it does not know. */
+char *edge_ws_chat_json(const char *type, const char *chat_id, const char *message_id,
+                        const char *delta, const char *status);
+/* The access token from a request URI's ?access_token= (decoded by edge_query_get into out),
+ * false when absent, empty, or longer than outlen - 1. */
 bool edge_ws_query_token(const char *uri, char *out, size_t outlen);
 
 #endif

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config clang libclang-rt-dev llvm
+  build-essential cmake pkg-config clang libclang-rt-dev llvm clang-format
   libprotobuf-c-dev protobuf-c-compiler
   libnng-dev
   libpq-dev postgresql
@@ -14,7 +14,10 @@ PKGS=(
   libjpeg-dev zlib1g-dev libfreetype-dev libpng-dev libbrotli-dev
   libjwt-dev libjansson-dev libsodium-dev libssl-dev
   libcmocka-dev
-  curl wrk nginx-light python3 ghostscript
+  curl wrk nginx-light python3
+  # test/data/gen_test_pdfs.sh: mutool (mupdf-tools above), ps2pdf, and groff for the real-prose
+  # PDF (without it, licence texts stand in). The tests that use it fail when it fails.
+  ghostscript groff-base
 )
 
 missing=()

@@ -56,22 +56,24 @@ load_key(auth_app *app)
 }
 
 cm_err
-auth_app_init(const cm_service_env *env, void **out)
+auth_app_init(const cm_service_env *env, void *arg)
 {
-	auth_app *app = calloc(1, sizeof(*app));
-	cm_err    err = CM_ENOMEM;
+	auth_app *app = arg;
+	cm_err    err;
 
-	*out = app;
-	if (app == NULL)
-		return err;
 	app->cfg     = *(const auth_config *) env->config;
 	app->metrics = env->metrics;
 	if ((err = load_key(app)) != CM_OK)
-		return err;
+		goto out;
+	err = CM_ENOMEM;
 	if ((app->throttle = auth_throttle_alloc((auth_throttle_limits){app->cfg.throttle_account_max,
 	         app->cfg.throttle_addr_max, app->cfg.throttle_window_s})) == NULL)
-		return CM_ENOMEM;
-	return auth_password_init(app->cfg.pwhash_opslimit, app->cfg.pwhash_memlimit_kib);
+		goto out;
+	err = auth_password_init(app->cfg.pwhash_opslimit, app->cfg.pwhash_memlimit_kib);
+out:
+	if (err != CM_OK)
+		auth_app_fini(app);
+	return err;
 }
 
 void
@@ -79,11 +81,10 @@ auth_app_fini(void *arg)
 {
 	auth_app *app = arg;
 
-	if (app == NULL)
-		return;
 	auth_throttle_free(app->throttle);
 	cm_jwt_key_free(app->key);
-	free(app);
+	app->throttle = NULL;
+	app->key      = NULL;
 }
 
 cm_err
@@ -119,6 +120,7 @@ const cm_service_def auth_service_def = {
 	.n_migrations       = &auth_migrations_count,
 	.methods            = auth_methods,
 	.n_methods          = &auth_methods_count,
+	.app_size           = sizeof(auth_app),
 	.app_init           = auth_app_init,
 	.app_fini           = auth_app_fini,
 	.prepare            = auth_seed_legacy_user,

@@ -43,9 +43,9 @@ extern const size_t        auth_methods_count;
 extern const cm_migration  auth_migrations[];
 extern const size_t        auth_migrations_count;
 
-/* app_init / app_fini: loads the signing key (JWT_SECRET or the RS256 key files), sets the
- * password hashing cost, builds the throttle table. */
-CM_MUSTCHECK cm_err auth_app_init(const cm_service_env *env, void **app);
+/* app_init / app_fini on an auth_app: loads the signing key (JWT_SECRET or the RS256 key files),
+ * sets the password hashing cost, builds the throttle table. */
+CM_MUSTCHECK cm_err auth_app_init(const cm_service_env *env, void *app);
 void                auth_app_fini(void *app);
 
 /* worker_init / worker_fini: an auth_worker borrowing conns' connections. */

@@ -168,36 +168,25 @@ out:
 /* ---- the skeleton's hooks -------------------------------------------------------------------- */
 
 static cm_err
-app_init(const cm_service_env *env, void **out)
+app_init(const cm_service_env *env, void *app)
 {
-	chat_service *s = calloc(1, sizeof(*s));
-	cm_err        err;
-
-	*out = NULL;
-	if (s == NULL)
-		return CM_ENOMEM;
-	if ((err = chat_service_init(s, env->common, env->schema, env->config, env->metrics)) !=
-	    CM_OK) {
-		free(s);
-		return err;
-	}
-	*out = s;
-	return CM_OK;
+	return chat_service_init(app, env->common, env->schema, env->config, env->metrics);
 }
 
 static void
 app_fini(void *app)
 {
-	if (app == NULL)
-		return;
 	chat_service_fini(app);
-	free(app);
 }
 
 static cm_err
 worker_init(void *app, const cm_service_conns *conns, void **state)
 {
-	return chat_worker_alloc(app, conns->pg, conns->redis, (chat_worker **)state);
+	chat_worker *w = NULL;
+	cm_err       err = chat_worker_alloc(app, conns->pg, conns->redis, &w);
+
+	*state = w;
+	return err;
 }
 
 static void
@@ -232,6 +221,7 @@ const cm_service_def chat_service_def = {
     .n_migrations = &chat_migrations_count,
     .methods = chat_methods,
     .n_methods = &chat_n_methods,
+    .app_size = sizeof(chat_service),
     .app_init = app_init,
     .app_fini = app_fini,
     .worker_init = worker_init,

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "cm/limits.h"
 #include "config.h"
 
 size_t
@@ -22,8 +23,8 @@ pdf_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		    "time allowed for extracting one document"},
 		{"PDF_MAX_MEMORY_MB", CM_CFG_INT, &c->max_memory_mb, "512", 0, 8, 65536,
 		    "memory mupdf may use for one extraction"},
-		{"PDF_MAX_UPLOAD", CM_CFG_INT, &c->max_upload, "52428800", 0, 1024, 1073741824,
-		    "largest file accepted"},
+		{"PDF_MAX_UPLOAD", CM_CFG_INT, &c->max_upload, CM_LIMIT_STR(CM_MAX_UPLOAD_DEFAULT), 0,
+		    1024, 1073741824, "largest file accepted"},
 	};
 	/* clang-format on */
 

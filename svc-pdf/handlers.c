@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/follow.h"
 #include "cm/log.h"
 #include "cm/util.h"
 #include "config.h"
@@ -20,6 +21,7 @@
 #include "filename.h"
 #include "files.h"
 #include "handlers.h"
+#include "proto/common.pb-c.h"
 #include "proto/pdf.pb-c.h"
 #include "search.h"
 #include "server.h"
@@ -316,6 +318,56 @@ out:
 	if (locked)
 		pdf_store_unlock(w->pg, sha);
 	return err;
+}
+
+/* ---- pdf.Deletions (services only) ---------------------------------------------------------- */
+
+typedef struct deletions_out {
+	cm_rpc_ctx            *ctx;
+	Cm__DeletionsResponse *rs;
+	size_t                 cap;
+} deletions_out;
+
+static cm_err
+add_deletion(void *arg, int64_t seq, const char *document_id, const char *owner)
+{
+	deletions_out *o = arg;
+	Cm__Deletion  *d = cm_rpc_alloc(o->ctx, sizeof(*d));
+
+	if (d == NULL || o->rs->n_deletions >= o->cap)
+		return CM_ENOMEM;
+	cm__deletion__init(d);
+	d->seq = seq;
+	d->id = cm_rpc_strdup(o->ctx, document_id);
+	d->owner = cm_rpc_strdup(o->ctx, owner);
+	if (d->id == NULL || d->owner == NULL)
+		return CM_ENOMEM;
+	o->rs->deletions[o->rs->n_deletions++] = d;
+	return CM_OK;
+}
+
+cm_err
+pdf_handle_deletions(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	const Cm__DeletionsRequest *rq = req;
+	pdf_worker                 *w = ctx->worker_state;
+	deletions_out               o = {ctx, resp, 0};
+	cm_err                      err;
+
+	if ((err = cm_rpc_require_service(ctx)) != CM_OK)
+		return err;
+	if (w == NULL)
+		return cm_rpc_fail(ctx, CM_EUNAVAIL, "worker not ready");
+	if (rq->limit < 0 || rq->limit > CM_FOLLOW_BATCH_MAX || rq->after_seq < 0)
+		return cm_rpc_fail(ctx, CM_EINVAL, "limit must be 0..%d and after_seq >= 0",
+		                   CM_FOLLOW_BATCH_MAX);
+	o.cap = rq->limit > 0 ? (size_t)rq->limit : CM_FOLLOW_BATCH_DEFAULT;
+	if ((o.rs->deletions = cm_rpc_alloc(ctx, o.cap * sizeof(Cm__Deletion *))) == NULL ||
+	    (o.rs->log_id = cm_rpc_alloc(ctx, CM_UUID_LEN + 1)) == NULL)
+		return cm_rpc_fail(ctx, CM_ENOMEM, "out of memory");
+	if ((err = pdf_store_deletions_log_id(w->pg, o.rs->log_id)) == CM_OK)
+		err = pdf_store_deletions(w->pg, rq->after_seq, (int)o.cap, add_deletion, &o);
+	return fail(ctx, w, err, "");
 }
 
 /* Fills a SelectedResponse from selection rows. */

@@ -14,6 +14,8 @@
  *   pdf.Selected  SelectedRequest -> SelectedResponse CM_EPRECOND "No PDF selected"
  *   pdf.Chunks    ChunksRequest   -> ChunksResponse   chunks overlapping a page range
  *   pdf.Search    SearchRequest   -> ChunksResponse   full-text search with fallbacks (search.h)
+ *   pdf.Deletions cm.DeletionsRequest -> cm.DeletionsResponse  the deletion log, for services
+ *                 only (cm_rpc_require_service: no subject, role CM_ROLE_SERVICE; else CM_EPERM)
  */
 #ifndef PDF_HANDLERS_H
 #define PDF_HANDLERS_H
@@ -29,5 +31,6 @@ cm_err pdf_handle_select(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err pdf_handle_selected(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err pdf_handle_chunks(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err pdf_handle_search(cm_rpc_ctx *ctx, const void *req, void *resp);
+cm_err pdf_handle_deletions(cm_rpc_ctx *ctx, const void *req, void *resp);
 
 #endif

@@ -15,6 +15,7 @@
 #include "cm/log.h"
 #include "files.h"
 #include "handlers.h"
+#include "proto/common.pb-c.h"
 #include "proto/pdf.pb-c.h"
 #include "server.h"
 
@@ -35,6 +36,8 @@ const cm_rpc_method pdf_methods[] = {
      pdf_handle_chunks},
     {"pdf.Search", &pdf__search_request__descriptor, &pdf__chunks_response__descriptor,
      pdf_handle_search},
+    {"pdf.Deletions", &cm__deletions_request__descriptor, &cm__deletions_response__descriptor,
+     pdf_handle_deletions},
 };
 const size_t pdf_n_methods = sizeof(pdf_methods) / sizeof(pdf_methods[0]);
 
@@ -108,34 +111,25 @@ pdf_worker_free(pdf_worker *w)
 /* ---- the skeleton's hooks -------------------------------------------------------------------- */
 
 static cm_err
-app_init(const cm_service_env *env, void **out)
+app_init(const cm_service_env *env, void *app)
 {
-	pdf_service *s = calloc(1, sizeof(*s));
-
-	*out = NULL;
-	if (s == NULL)
-		return CM_ENOMEM;
-	if (pdf_service_init(s, env->config, env->metrics) != CM_OK) {
-		free(s);
-		return CM_EUNAVAIL;
-	}
-	*out = s;
-	return CM_OK;
+	return pdf_service_init(app, env->config, env->metrics);
 }
 
 static void
 app_fini(void *app)
 {
-	if (app == NULL)
-		return;
 	pdf_service_fini(app);
-	free(app);
 }
 
 static cm_err
 worker_init(void *app, const cm_service_conns *conns, void **state)
 {
-	return pdf_worker_alloc(app, conns->pg, conns->redis, (pdf_worker **)state);
+	pdf_worker *w = NULL;
+	cm_err      err = pdf_worker_alloc(app, conns->pg, conns->redis, &w);
+
+	*state = w;
+	return err;
 }
 
 static void
@@ -170,6 +164,7 @@ const cm_service_def pdf_service_def = {
     .n_migrations = &pdf_migrations_count,
     .methods = pdf_methods,
     .n_methods = &pdf_n_methods,
+    .app_size = sizeof(pdf_service),
     .app_init = app_init,
     .app_fini = app_fini,
     .worker_init = worker_init,

@@ -57,7 +57,7 @@ void                pdf_worker_free(pdf_worker *w);
 extern const cm_service_def pdf_service_def;
 
 /* The method table: pdf.Upload, pdf.List, pdf.Get, pdf.GetPage, pdf.Delete, pdf.Select,
- * pdf.Selected, pdf.Chunks, pdf.Search. */
+ * pdf.Selected, pdf.Chunks, pdf.Search, and pdf.Deletions (services only). */
 extern const cm_rpc_method pdf_methods[];
 extern const size_t        pdf_n_methods;
 

@@ -556,6 +556,16 @@ pdf_store_delete(cm_pg *pg, const char *owner, const char *id, const char *sha, 
 	if (err != CM_OK)
 		goto out;
 	*blob_gone = cm_pg_affected(res) == 1;
+	cm_pg_result_free(res);
+	res = NULL;
+	/* Last, so the log's lock is held only until the commit: deletions take their numbers one
+	 * at a time and commit in that order (migrations/002_deletions.up.sql). */
+	if ((err = cm_pg_exec(pg, "LOCK TABLE deletions IN SHARE ROW EXCLUSIVE MODE", 0, NULL,
+	                      NULL)) != CM_OK ||
+	    (err = cm_pg_exec(pg,
+	                      "INSERT INTO deletions (document_id, owner_id) VALUES ($1::uuid, $2)",
+	                      2, p, NULL)) != CM_OK)
+		goto out;
 	if ((err = cm_pg_commit(pg)) != CM_OK)
 		goto out;
 	in_tx = false;
@@ -563,6 +573,48 @@ out:
 	if (err != CM_OK && in_tx) {
 		cm_pg_rollback(pg);
 		*blob_gone = false;
+	}
+	cm_pg_result_free(res);
+	return err;
+}
+
+cm_err
+pdf_store_deletions_log_id(cm_pg *pg, char id_out[37])
+{
+	cm_pg_result *res = NULL;
+	cm_err        err;
+
+	if ((err = cm_pg_exec(pg, "SELECT id::text FROM deletions_log", 0, NULL, &res)) != CM_OK)
+		return err;
+	if (cm_pg_nrows(res) != 1)
+		err = CM_EINTERNAL;
+	else
+		cm_strlcpy(id_out, cm_pg_get(res, 0, 0), 37);
+	cm_pg_result_free(res);
+	return err;
+}
+
+cm_err
+pdf_store_deletions(cm_pg *pg, int64_t after, int limit, pdf_deletion_fn fn, void *arg)
+{
+	char          a[24], l[16];
+	const char   *p[] = {a, l};
+	cm_pg_result *res = NULL;
+	cm_err        err;
+
+	snprintf(a, sizeof(a), "%" PRId64, after);
+	snprintf(l, sizeof(l), "%d", limit);
+	if ((err = cm_pg_exec(pg,
+	                      "SELECT seq, document_id::text, owner_id FROM deletions"
+	                      " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int",
+	                      2, p, &res)) != CM_OK)
+		return err;
+	for (int i = 0; i < cm_pg_nrows(res) && err == CM_OK; i++) {
+		int64_t seq;
+		if (!cm_parse_i64(cm_pg_get(res, i, 0), &seq))
+			err = CM_EPROTO;
+		else
+			err = fn(arg, seq, cm_pg_get(res, i, 1), cm_pg_get(res, i, 2));
 	}
 	cm_pg_result_free(res);
 	return err;

@@ -107,9 +107,18 @@ CM_MUSTCHECK cm_err pdf_store_select_id(cm_pg *pg, const char *owner, const char
 CM_MUSTCHECK cm_err pdf_store_doc_sha(cm_pg *pg, const char *owner, const char *id,
                                       char sha_out[65]);
 /* In one transaction: deletes the owner's document (its selection goes with it) and, when no
- * document refers to the blob any more, the blob with its pages and chunks (*blob_gone). */
+ * document refers to the blob any more, the blob with its pages and chunks (*blob_gone), and
+ * records the deletion in the log (pdf_store_deletions). */
 CM_MUSTCHECK cm_err pdf_store_delete(cm_pg *pg, const char *owner, const char *id, const char *sha,
                                      bool *blob_gone);
+/* Calls fn for each logged deletion with seq > after, ascending, at most limit; fn's strings are
+ * valid during the call, and an error from fn stops the walk and is returned. */
+typedef cm_err (*pdf_deletion_fn)(void *arg, int64_t seq, const char *document_id,
+                                  const char *owner);
+CM_MUSTCHECK cm_err pdf_store_deletions(cm_pg *pg, int64_t after, int limit, pdf_deletion_fn fn,
+                                        void *arg);
+/* The log's identity (a UUID made with the log: another one means it was made anew). */
+CM_MUSTCHECK cm_err pdf_store_deletions_log_id(cm_pg *pg, char id_out[37]);
 
 /* ---- selection ---------------------------------------------------------------------------- */
 

@@ -29,7 +29,7 @@ qgen_pack_questions(const qgen_qlist *l, bool assign_ids, uint8_t **out, size_t 
 		goto out;
 	for (size_t i = 0; i < l->n; i++) {
 		const qgen_question *q = &l->items[i];
-		Qgen__Question    *p = &qs[i];
+		Qgen__Question      *p = &qs[i];
 
 		qgen__question__init(p);
 		if (assign_ids)
@@ -37,8 +37,8 @@ qgen_pack_questions(const qgen_qlist *l, bool assign_ids, uint8_t **out, size_t 
 		p->id = ids != NULL ? ids[i] : (char *)"";
 		p->type = (char *)qgen_type_name(q->type);
 		p->text = q->text != NULL ? q->text : (char *)"";
-		if (q->type == QG_MCQ) {
-			p->n_options = QG_OPTIONS;
+		if (q->type == QGEN_MCQ) {
+			p->n_options = QGEN_OPTIONS;
 			p->options = (char **)q->options;
 			p->answer_index = q->answer;
 		}
@@ -88,19 +88,19 @@ qgen_unpack_questions(const uint8_t *buf, size_t len, qgen_qlist *out)
 		return CM_EPROTO;
 	for (size_t i = 0; i < list->n_questions && err == CM_OK; i++) {
 		const Qgen__Question *p = list->questions[i];
-		qgen_question           q;
+		qgen_question         q;
 		bool                  ok = true;
 
 		memset(&q, 0, sizeof(q));
 		if (!qgen_type_parse(p->type, &q.type) ||
-		    (q.type == QG_MCQ && p->n_options != QG_OPTIONS)) {
+		    (q.type == QGEN_MCQ && p->n_options != QGEN_OPTIONS)) {
 			err = CM_EPROTO;
 			break;
 		}
 		(void)qgen_difficulty_parse(p->difficulty, &q.difficulty);
 		q.text = strdup(p->text);
 		ok = q.text != NULL;
-		for (size_t k = 0; q.type == QG_MCQ && k < QG_OPTIONS; k++)
+		for (size_t k = 0; q.type == QGEN_MCQ && k < QGEN_OPTIONS; k++)
 			if ((q.options[k] = strdup(p->options[k])) == NULL)
 				ok = false;
 		q.answer = p->answer_index;

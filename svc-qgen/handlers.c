@@ -3,9 +3,10 @@
  *
  * DESIGN. Create does the cheap, synchronous part of a request: check it, find the caller's
  * document through svc-pdf (its owner check is the only one: another user's document is
- * NOT_FOUND there), answer at once from the Redis cache when the same document bytes were asked
- * the same question before (any user: the key is the document's sha256, never its id), else
- * insert the set and its job in one transaction. The runners (runner.c) do the rest.
+ * NOT_FOUND there), answer at once from the cache (cache.h) when the same document bytes were
+ * asked the same question before (any user: the key is the document's sha256, never its id),
+ * else insert the set and its job in one transaction. The runners (runner.c) do the rest.
+ * CancelJob ends the job and its set in one transaction too (qgen_store_cancel_job).
  * Responses point into the per-call arena: packed question lists are unpacked with an allocator
  * over cm_rpc_alloc, so nothing needs freeing.
  */
@@ -14,25 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "cm/log.h"
 #include "cm/util.h"
 #include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
+#include "cache.h"
 #include "codec.h"
 #include "handlers.h"
 #include "server.h"
 #include "store.h"
 #include "types.h"
-
-/* Best-effort steps (progress, status, cleanup): a failure is logged, never fatal. */
-static void
-note(cm_err err, const char *what)
-{
-	if (err != CM_OK)
-		cm_warn("QGEN-BEST-EFFORT", "%s: %s", what, cm_strerror(err));
-}
 
 /* ---- arena allocation for responses ---------------------------------------------------------- */
 
@@ -110,20 +102,21 @@ normalize_topic(const char *in, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
-/* "qgen:set:v<prompt>:<sha256>:<hash of the parameters and model>". */
+/* The cache key of the set row asks for, made by the model calls go to first. */
 static void
-cache_key(const qgen_service *s, const qgen_set_row *row, char *out, size_t outlen)
+cache_key(const qgen_service *s, const qgen_set_row *row, char out[QGEN_CACHE_KEY_LEN])
 {
-	char          canon[512];
-	unsigned char h[crypto_hash_sha256_BYTES];
-	char          hex[2 * crypto_hash_sha256_BYTES + 1];
+	qgen_cache_spec spec = {.sha256 = row->sha256,
+	                        .count = row->count,
+	                        .types = row->types,
+	                        .difficulty = row->difficulty,
+	                        .topic = row->topic,
+	                        .first_page = row->first_page,
+	                        .last_page = row->last_page,
+	                        .per_call = (int)s->cfg.per_call,
+	                        .model = qgen_cache_model(s)};
 
-	snprintf(canon, sizeof(canon), "%d|%s|%s|%s|%d|%d|%s|%lld", row->count, row->types,
-	         row->difficulty, row->topic, row->first_page, row->last_page, s->model,
-	         (long long)s->cfg.per_call);
-	crypto_hash_sha256(h, (const unsigned char *)canon, strlen(canon));
-	cm_hex(h, sizeof(h), hex);
-	snprintf(out, outlen, "qgen:set:v%d:%s:%s", QGEN_PROMPT_VERSION, row->sha256, hex);
+	qgen_cache_key(s, &spec, out);
 }
 
 /* Finds the caller's document (or legacy selection) through svc-pdf. */
@@ -187,18 +180,22 @@ find_document(cm_rpc_ctx *ctx, qgen_service *s, const Qgen__CreateRequest *rq,
 static cm_err
 check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 {
-	bool          mcq = false, open = false;
-	qgen_difficulty d = QG_MEDIUM;
+	bool            mcq = false, open = false;
+	qgen_difficulty d = QGEN_MEDIUM;
 
-	if (rq->count < 1 || rq->count > QG_MAX_COUNT)
-		return cm_rpc_fail(ctx, CM_EINVAL, "count must be between 1 and %d", QG_MAX_COUNT);
+	if (rq->count < 1 || rq->count > QGEN_MAX_COUNT)
+		return cm_rpc_fail(ctx, CM_EINVAL, "count must be an integer between 1 and %d",
+		                   QGEN_MAX_COUNT);
+	if (rq->n_types > 2)
+		return cm_rpc_fail(ctx, CM_EINVAL,
+		                   "types must be an array of \"mcq\" and/or \"open\"");
 	for (size_t i = 0; i < rq->n_types; i++) {
 		qgen_type t;
 		if (!qgen_type_parse(rq->types[i], &t))
 			return cm_rpc_fail(ctx, CM_EINVAL,
 			                   "unknown question type '%.40s' (use mcq or open)",
 			                   rq->types[i]);
-		if (t == QG_MCQ)
+		if (t == QGEN_MCQ)
 			mcq = true;
 		else
 			open = true;
@@ -207,10 +204,10 @@ check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 		mcq = true;
 	if (rq->difficulty[0] != '\0' && !qgen_difficulty_parse(rq->difficulty, &d))
 		return cm_rpc_fail(ctx, CM_EINVAL, "difficulty must be easy, medium or hard");
-	if (strlen(rq->topic) > QG_MAX_TOPIC)
-		return cm_rpc_fail(ctx, CM_EINVAL, "topic is longer than %d bytes", QG_MAX_TOPIC);
-	if (rq->first_page < 0 || rq->last_page < 0 ||
-	    (rq->last_page > 0 && rq->first_page > rq->last_page))
+	if (strlen(rq->topic) > QGEN_MAX_TOPIC)
+		return cm_rpc_fail(ctx, CM_EINVAL, "topic is longer than %d bytes", QGEN_MAX_TOPIC);
+	if (rq->n_pages != 0 &&
+	    (rq->n_pages != 2 || rq->pages[0] < 1 || rq->pages[1] < rq->pages[0]))
 		return cm_rpc_fail(ctx, CM_EINVAL,
 		                   "pages must be [first, last] with 1 <= first <= last");
 	row->count = rq->count;
@@ -220,8 +217,8 @@ check_request(cm_rpc_ctx *ctx, const Qgen__CreateRequest *rq, qgen_set_row *row)
 	                     : "open");
 	snprintf(row->difficulty, sizeof(row->difficulty), "%s", qgen_difficulty_name(d));
 	normalize_topic(rq->topic, row->topic, sizeof(row->topic));
-	row->first_page = rq->first_page;
-	row->last_page = rq->last_page;
+	row->first_page = rq->n_pages == 2 ? rq->pages[0] : 0; /* 0: from the start */
+	row->last_page = rq->n_pages == 2 ? rq->pages[1] : 0;  /* 0: to the end */
 	return CM_OK;
 }
 
@@ -230,7 +227,7 @@ static cm_err
 answer_from_cache(cm_rpc_ctx *ctx, qgen_worker *w, qgen_set_row *row, const cm_buf *cached,
                   Qgen__CreateResponse *resp)
 {
-	qgen_qlist           l;
+	qgen_qlist         l;
 	uint8_t           *blob = NULL;
 	size_t             len = 0;
 	cm_err             err;
@@ -287,7 +284,7 @@ qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 	Pdf__Document             *doc = NULL;
 	ProtobufCMessage          *doc_owner = NULL;
 	Qgen__JobParams            jp = QGEN__JOB_PARAMS__INIT;
-	char                       key[160] = "", job_id[CM_UUID_LEN + 1];
+	char                       key[QGEN_CACHE_KEY_LEN] = "", job_id[CM_UUID_LEN + 1];
 	char                      *types[2];
 	uint8_t                   *params = NULL;
 	size_t                     plen;
@@ -321,11 +318,11 @@ qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 	snprintf(row.owner, sizeof(row.owner), "%s", ctx->subject);
 	snprintf(row.document_id, sizeof(row.document_id), "%s", doc->id);
 	snprintf(row.sha256, sizeof(row.sha256), "%s", doc->sha256);
-	if (s->cfg.cache_ttl_s > 0)
-		cache_key(s, &row, key, sizeof(key));
+	cache_key(s, &row, key);
 	cm_counter_add(s->sets_created, 1);
 
-	if (key[0] != '\0' && cm_redis_get(w->redis, key, &cached, &found) == CM_OK && found) {
+	qgen_cache_get(w, key, &cached, &found);
+	if (found) {
 		if ((err = answer_from_cache(ctx, w, &row, &cached, resp)) == CM_OK)
 			goto out;
 		if (err == CM_EUNAVAIL) {
@@ -367,8 +364,11 @@ qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 	     (err = qgen_store_insert_set(w->pg, &row)) != CM_OK) ||
 	    (err = cm_pg_commit(w->pg)) != CM_OK) {
 		cm_pg_rollback(w->pg);
-		cm_rpc_fail(ctx, err == CM_EUNAVAIL ? CM_EUNAVAIL : CM_EINTERNAL,
-		            "cannot queue the job: %s", cm_strerror(err));
+		if (err == CM_ENOTFOUND) /* deleted since svc-pdf answered (store.h) */
+			cm_rpc_fail(ctx, err, "no such document");
+		else
+			cm_rpc_fail(ctx, err == CM_EUNAVAIL ? CM_EUNAVAIL : CM_EINTERNAL,
+			            "cannot queue the job: %s", cm_strerror(err));
 		goto out;
 	}
 	resp->question_set_id = cm_rpc_strdup(ctx, row.id);
@@ -399,9 +399,10 @@ fill_job(cm_rpc_ctx *ctx, qgen_worker *w, const char *job_id, Qgen__Job *job)
 	if ((err = cm_jobs_get(w->jobs, job_id, ctx->subject, &info)) != CM_OK)
 		return cm_rpc_fail(ctx, err,
 		                   err == CM_ENOTFOUND ? "no such job" : "database unavailable");
+	/* A job whose set went with its document (cascade.c) is gone too. */
 	if ((err = qgen_store_get_set_by_job(w->pg, job_id, &row)) != CM_OK)
-		return cm_rpc_fail(ctx, err == CM_ENOTFOUND ? CM_EINTERNAL : err,
-		                   "the job's question set is missing");
+		return cm_rpc_fail(ctx, err,
+		                   err == CM_ENOTFOUND ? "no such job" : "database unavailable");
 	cm_format_time_ms(info.created_ms, created);
 	cm_format_time_ms(info.updated_ms, updated);
 	job->id = cm_rpc_strdup(ctx, info.id);
@@ -442,18 +443,16 @@ qgen_handle_cancel_job(cm_rpc_ctx *ctx, const void *req, void *out)
 		return cm_rpc_fail(ctx, CM_EUNAVAIL, "worker not ready");
 	if (!cm_uuid_valid(rq->id))
 		return cm_rpc_fail(ctx, CM_ENOTFOUND, "no such job");
-	err = cm_jobs_cancel(w->jobs, rq->id, ctx->subject);
+	/* The job and its set, in one transaction. */
+	err = qgen_store_cancel_job(w->jobs, rq->id, ctx->subject, "cancelled by the user", &row);
 	if (err == CM_EPRECOND)
 		return cm_rpc_fail(ctx, err, "the job has already finished");
 	if (err != CM_OK)
 		return cm_rpc_fail(ctx, err,
 		                   err == CM_ENOTFOUND ? "no such job" : "database unavailable");
-	if (qgen_store_get_set_by_job(w->pg, rq->id, &row) == CM_OK) {
-		note(qgen_store_set_status(w->pg, row.id, "cancelled", "cancelled by the user"),
-		     "qgen_store_set_status");
+	if (row.id[0] != '\0')
 		qgen_publish(w->svc, "job.done", rq->id, ctx->subject, row.progress, row.count,
 		             "cancelled");
-	}
 	cm_info("QGEN-CANCEL", "job %s cancelled", rq->id);
 	return fill_job(ctx, w, rq->id, out);
 }
@@ -478,53 +477,5 @@ qgen_handle_get_set(cm_rpc_ctx *ctx, const void *req, void *out)
 	free(row.questions);
 	if (err != CM_OK)
 		return cm_rpc_fail(ctx, err, "cannot read the questions");
-	return CM_OK;
-}
-
-/* ---- documents ----------------------------------------------------------------------------- */
-
-typedef struct cancel_ctx {
-	qgen_worker *w;
-	const char  *owner;
-} cancel_ctx;
-
-static void
-cancel_deleted(void *arg, const char *job_id)
-{
-	cancel_ctx *c = arg;
-	cm_err      err;
-
-	if (job_id[0] == '\0')
-		return;
-	/* A finished job refuses (CM_EPRECOND): nothing to stop. */
-	err = cm_jobs_cancel(c->w->jobs, job_id, c->owner);
-	if (err == CM_OK)
-		qgen_publish(c->w->svc, "job.done", job_id, c->owner, 0, 0, "cancelled");
-	else if (err != CM_EPRECOND && err != CM_ENOTFOUND)
-		cm_warn("QGEN-CANCEL-FAIL", "job %s of a deleted document: %s", job_id,
-		        cm_strerror(err));
-}
-
-cm_err
-qgen_handle_delete_document(cm_rpc_ctx *ctx, const void *req, void *out)
-{
-	const Qgen__DeleteDocumentRequest *rq = req;
-	Qgen__DeleteDocumentResponse      *resp = out;
-	qgen_worker                       *w = ctx->worker_state;
-	cancel_ctx                         cc;
-	int                                n = 0;
-	cm_err                             err;
-
-	if (w == NULL)
-		return cm_rpc_fail(ctx, CM_EUNAVAIL, "worker not ready");
-	cc.w = w;
-	cc.owner = ctx->subject;
-	if ((err = qgen_store_delete_document(w->pg, rq->document_id, ctx->subject, cancel_deleted,
-	                                      &cc, &n)) != CM_OK)
-		return cm_rpc_fail(ctx, err, "database unavailable");
-	resp->sets_deleted = n;
-	if (n > 0)
-		cm_info("QGEN-DOC-DELETED", "document %s: %d question sets deleted",
-		        rq->document_id, n);
 	return CM_OK;
 }

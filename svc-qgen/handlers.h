@@ -11,6 +11,6 @@ cm_err qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err qgen_handle_get_job(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err qgen_handle_cancel_job(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err qgen_handle_get_set(cm_rpc_ctx *ctx, const void *req, void *resp);
-cm_err qgen_handle_delete_document(cm_rpc_ctx *ctx, const void *req, void *resp);
+cm_err qgen_handle_export(cm_rpc_ctx *ctx, const void *req, void *resp); /* handlers_export.c */
 
 #endif

@@ -19,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/limits.h"
 #include "cm/util.h"
 #include "offline.h"
+#include "quality.h"
 
 #define OFF_MIN_WORDS 8
 #define OFF_MAX_WORDS 60
@@ -248,7 +250,7 @@ collect_terms(const sentence *ss, size_t ns, term **out, size_t *nout)
 			}
 			memcpy(t[n].word, s + a, wl);
 			t[n].word[wl] = '\0';
-			strcpy(t[n].key, lower);
+			cm_strlcpy(t[n].key, lower, sizeof(t[n].key));
 			t[n].count = 1;
 			t[n].caps = isupper((unsigned char)s[a]) != 0;
 			t[n].digits = strpbrk(t[n].word, "0123456789") != NULL;
@@ -416,14 +418,14 @@ static cm_err
 make_mcq(const sentence *s, const term *t, const term *const *by_key, size_t nt,
          const qgen_offline_req *req, qgen_qlist *out, bool *made)
 {
-	size_t      at = 0, len = 0;
-	const term *ans = best_term(s->text, t, by_key, nt, &at, &len);
-	const term *d[3];
-	char        lower[OFF_MAX_SENTENCE + 1];
-	uint64_t    h = hash_str(s->text);
+	size_t        at = 0, len = 0;
+	const term   *ans = best_term(s->text, t, by_key, nt, &at, &len);
+	const term   *d[3];
+	char          lower[OFF_MAX_SENTENCE + 1];
+	uint64_t      h = hash_str(s->text);
 	qgen_question q;
-	size_t      tl;
-	int         pos;
+	size_t        tl;
+	int           pos;
 
 	*made = false;
 	if (ans == NULL)
@@ -432,7 +434,7 @@ make_mcq(const sentence *s, const term *t, const term *const *by_key, size_t nt,
 	if (pick_distractors(t, nt, ans, lower, d) < 3)
 		return CM_OK;
 	memset(&q, 0, sizeof(q));
-	q.type = QG_MCQ;
+	q.type = QGEN_MCQ;
 	q.difficulty = req->difficulty;
 	q.page = s->page;
 	tl = strlen(s->text) + 96;
@@ -440,8 +442,8 @@ make_mcq(const sentence *s, const term *t, const term *const *by_key, size_t nt,
 		return CM_ENOMEM;
 	snprintf(q.text, tl, "Which term completes this statement from the text: \"%.*s_____%s\"",
 	         (int)at, s->text, s->text + at + len);
-	pos = (int)(h % QG_OPTIONS);
-	for (int i = 0, k = 0; i < QG_OPTIONS; i++) {
+	pos = (int)(h % QGEN_OPTIONS);
+	for (int i = 0, k = 0; i < QGEN_OPTIONS; i++) {
 		if (i == pos) {
 			q.options[i] = strndup(s->text + at, len);
 		} else {
@@ -453,7 +455,7 @@ make_mcq(const sentence *s, const term *t, const term *const *by_key, size_t nt,
 	tl = strlen(s->text) + 32;
 	if ((q.explanation = malloc(tl)) != NULL)
 		snprintf(q.explanation, tl, "The text says: \"%s\"", s->text);
-	for (int i = 0; i < QG_OPTIONS; i++)
+	for (int i = 0; i < QGEN_OPTIONS; i++)
 		if (q.options[i] == NULL) {
 			qgen_question_fini(&q);
 			return CM_ENOMEM;
@@ -470,16 +472,16 @@ static cm_err
 make_open(const sentence *s, const term *t, const term *const *by_key, size_t nt,
           const qgen_offline_req *req, qgen_qlist *out, bool *made)
 {
-	size_t      at = 0, len = 0;
-	const term *key = best_term(s->text, t, by_key, nt, &at, &len);
+	size_t        at = 0, len = 0;
+	const term   *key = best_term(s->text, t, by_key, nt, &at, &len);
 	qgen_question q;
-	size_t      tl;
+	size_t        tl;
 
 	*made = false;
 	if (key == NULL)
 		return CM_OK;
 	memset(&q, 0, sizeof(q));
-	q.type = QG_OPEN;
+	q.type = QGEN_OPEN;
 	q.difficulty = req->difficulty;
 	q.page = s->page;
 	tl = len + 128;
@@ -502,19 +504,19 @@ make_open(const sentence *s, const term *t, const term *const *by_key, size_t nt
 static size_t
 mark_topic(sentence *ss, size_t ns, const char *topic)
 {
-	char   words[QG_MAX_TOPIC + 1];
+	char   words[QGEN_MAX_TOPIC + 1];
 	size_t hits = 0;
 
 	if (topic == NULL || topic[0] == '\0')
 		return 0;
-	lower_copy(topic, strnlen(topic, QG_MAX_TOPIC), words);
+	lower_copy(topic, strnlen(topic, QGEN_MAX_TOPIC), words);
 	for (size_t i = 0; i < ns; i++) {
 		char lower[OFF_MAX_SENTENCE + 1];
 		lower_copy(ss[i].text, strlen(ss[i].text), lower);
 		for (char *p = words; *p != '\0';) {
 			size_t n = strcspn(p, " ,;");
 			if (n >= 3) {
-				char w[QG_MAX_TOPIC + 1];
+				char w[QGEN_MAX_TOPIC + 1];
 				memcpy(w, p, n);
 				w[n] = '\0';
 				if (strstr(lower, w) != NULL) {
@@ -532,7 +534,7 @@ mark_topic(sentence *ss, size_t ns, const char *topic)
 
 cm_err
 qgen_offline_generate(const qgen_chunk *chunks, size_t nchunks, const qgen_offline_req *req,
-                    qgen_qlist *out)
+                      qgen_qlist *out)
 {
 	sentence    *ss = NULL;
 	term        *terms = NULL;
@@ -542,8 +544,8 @@ qgen_offline_generate(const qgen_chunk *chunks, size_t nchunks, const qgen_offli
 	cm_err       err = CM_OK;
 
 	if (req == NULL || out == NULL || (nchunks > 0 && chunks == NULL) || req->count < 1 ||
-	    req->count > QG_MAX_COUNT || req->variant < 0 ||
-	    (req->types & (QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN))) == 0)
+	    req->count > QGEN_MAX_COUNT || req->variant < 0 ||
+	    (req->types & (QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN))) == 0)
 		return CM_EINVAL;
 	for (size_t i = 0; i < nchunks && err == CM_OK; i++)
 		if (chunks[i].text != NULL)
@@ -571,10 +573,10 @@ qgen_offline_generate(const qgen_chunk *chunks, size_t nchunks, const qgen_offli
 	skip = (size_t)req->variant * (size_t)req->count;
 	for (size_t k = 0; k < no && made < req->count && err == CM_OK; k++) {
 		const sentence *s = &ss[order[k]];
-		bool            both = (req->types & QG_TYPE_MASK(QG_MCQ)) != 0 &&
-		            (req->types & QG_TYPE_MASK(QG_OPEN)) != 0;
+		bool            both = (req->types & QGEN_TYPE_MASK(QGEN_MCQ)) != 0 &&
+		            (req->types & QGEN_TYPE_MASK(QGEN_OPEN)) != 0;
 		bool want_open =
-		    (req->types & QG_TYPE_MASK(QG_MCQ)) == 0 || (both && made_open < made_mcq);
+		    (req->types & QGEN_TYPE_MASK(QGEN_MCQ)) == 0 || (both && made_open < made_mcq);
 		bool ok = false;
 
 		if (mostly_furniture(s->text))
@@ -605,4 +607,33 @@ out:
 	free(by_key);
 	free(order);
 	return err;
+}
+
+void
+qgen_offline_fill(const qgen_chunk *chunks, size_t nchunks, const qgen_offline_req *req,
+                  int max_rounds, qgen_qlist *chosen, qgen_offline_progress_fn progress, void *arg)
+{
+	size_t         count = (size_t)req->count;
+	qgen_batch_ctx ctx = {req->types, req->difficulty, 1, INT32_MAX};
+
+	for (int round = 0; chosen->n < count && round < max_rounds; round++) {
+		qgen_offline_req rq = *req;
+		qgen_qlist       cand;
+		size_t           added = 0;
+		char             why[CM_MAX_ERRMSG];
+
+		rq.variant = round;
+		qgen_qlist_init(&cand);
+		if (qgen_offline_generate(chunks, nchunks, &rq, &cand) == CM_OK) {
+			for (size_t i = 0; i < cand.n; i++)
+				if (!qgen_check(&cand.items[i], &ctx, why, sizeof(why)))
+					qgen_question_fini(&cand.items[i]);
+			added = qgen_select(chosen, &cand, count);
+		}
+		qgen_qlist_fini(&cand);
+		if (progress != NULL)
+			progress(arg, chosen->n);
+		if (added == 0)
+			break; /* nothing new came: the text has no more material */
+	}
 }

@@ -23,11 +23,11 @@
 #include "types.h"
 
 typedef struct qgen_offline_req {
-	int           count; /* how many to make (1..QG_MAX_COUNT) */
-	unsigned      types; /* QG_TYPE_MASK bits: mcq, open or both (then about half each) */
+	int             count; /* how many to make (1..QGEN_MAX_COUNT) */
+	unsigned        types; /* QGEN_TYPE_MASK bits: mcq, open or both (then about half each) */
 	qgen_difficulty difficulty;
-	const char   *topic;   /* NULL or "" for none */
-	int           variant; /* 0 first; top-up rounds ask for 1, 2, ... */
+	const char     *topic;   /* NULL or "" for none */
+	int             variant; /* 0 first; top-up rounds ask for 1, 2, ... */
 } qgen_offline_req;
 
 /*
@@ -36,6 +36,22 @@ typedef struct qgen_offline_req {
  * material: the caller decides whether that is a failure. CM_EINVAL on bad arguments, CM_ENOMEM.
  */
 CM_MUSTCHECK cm_err qgen_offline_generate(const qgen_chunk *chunks, size_t nchunks,
-                                        const qgen_offline_req *req, qgen_qlist *out);
+                                          const qgen_offline_req *req, qgen_qlist *out);
+
+/* Called after each round of qgen_offline_fill with the questions chosen so far. */
+typedef void (*qgen_offline_progress_fn)(void *arg, size_t chosen);
+
+/*
+ * The offline provider's job: fills chosen (it may already hold questions) up to req->count,
+ * the set's size, in rounds. Round r asks for req->count again with variant r (req->variant is
+ * ignored), so every round reads the same visiting order past the earlier rounds' slices and
+ * never asks again about their sentences; what passes the checks a model's questions pass
+ * (qgen_check, over the whole range) and is not a duplicate (qgen_select) is added. Stops when
+ * chosen is full, after max_rounds, or when a round adds nothing (the text has no more
+ * material). progress may be NULL.
+ */
+void qgen_offline_fill(const qgen_chunk *chunks, size_t nchunks, const qgen_offline_req *req,
+                       int max_rounds, qgen_qlist *chosen, qgen_offline_progress_fn progress,
+                       void *arg);
 
 #endif

@@ -59,5 +59,5 @@ int
 qgen_prompt_max_tokens(int n, qgen_type t)
 {
 	/* About 120 tokens per mcq and 200 per open question, plus the wrapper. */
-	return 64 + n * (t == QG_OPEN ? 200 : 120) * 2;
+	return 64 + n * (t == QGEN_OPEN ? 200 : 120) * 2;
 }

@@ -22,8 +22,8 @@
 
 #include "quality.h"
 
-#define QG_MIN_TEXT 10
-#define QG_MAX_WORDS 128
+#define QGEN_MIN_TEXT 10
+#define QGEN_MAX_WORDS 128
 
 /* ---- strings --------------------------------------------------------------------------------- */
 
@@ -171,16 +171,16 @@ content_words(char *buf, const char **words, size_t max)
 bool
 qgen_near_duplicate(const char *a, const char *b)
 {
-	char        na[QG_MAX_TEXT + 1], nb[QG_MAX_TEXT + 1];
-	const char *wa[QG_MAX_WORDS], *wb[QG_MAX_WORDS];
+	char        na[QGEN_MAX_TEXT + 1], nb[QGEN_MAX_TEXT + 1];
+	const char *wa[QGEN_MAX_WORDS], *wb[QGEN_MAX_WORDS];
 	size_t      ca, cb, common = 0;
 
 	qgen_normalize(a, na, sizeof(na));
 	qgen_normalize(b, nb, sizeof(nb));
 	if (strcmp(na, nb) == 0)
 		return true;
-	ca = content_words(na, wa, QG_MAX_WORDS);
-	cb = content_words(nb, wb, QG_MAX_WORDS);
+	ca = content_words(na, wa, QGEN_MAX_WORDS);
+	cb = content_words(nb, wb, QGEN_MAX_WORDS);
 	if (ca == 0 || cb == 0)
 		return false;
 	for (size_t i = 0; i < ca; i++)
@@ -189,7 +189,7 @@ qgen_near_duplicate(const char *a, const char *b)
 				common++;
 				break;
 			}
-	return (double)common / (double)(ca + cb - common) >= QG_NEAR_DUP;
+	return (double)common / (double)(ca + cb - common) >= QGEN_NEAR_DUP;
 }
 
 /* ---- one question ---------------------------------------------------------------------------- */
@@ -197,9 +197,9 @@ qgen_near_duplicate(const char *a, const char *b)
 bool
 qgen_check(qgen_question *q, const qgen_batch_ctx *ctx, char *why, size_t whylen)
 {
-	char norm[QG_OPTIONS][QG_MAX_OPTION + 1], ntext[QG_MAX_TEXT + 1];
+	char norm[QGEN_OPTIONS][QGEN_MAX_OPTION + 1], ntext[QGEN_MAX_TEXT + 1];
 
-	if ((ctx->types & QG_TYPE_MASK(q->type)) == 0) {
+	if ((ctx->types & QGEN_TYPE_MASK(q->type)) == 0) {
 		snprintf(why, whylen, "a %s question was not asked for", qgen_type_name(q->type));
 		return false;
 	}
@@ -208,27 +208,27 @@ qgen_check(qgen_question *q, const qgen_batch_ctx *ctx, char *why, size_t whylen
 		return false;
 	}
 	trim(q->text);
-	if (strlen(q->text) < QG_MIN_TEXT || strlen(q->text) > QG_MAX_TEXT) {
+	if (strlen(q->text) < QGEN_MIN_TEXT || strlen(q->text) > QGEN_MAX_TEXT) {
 		snprintf(why, whylen, "question text of %zu bytes", strlen(q->text));
 		return false;
 	}
 	if (q->explanation != NULL) {
-		if (!utf8_valid(q->explanation) || strlen(q->explanation) > QG_MAX_EXPLANATION) {
+		if (!utf8_valid(q->explanation) || strlen(q->explanation) > QGEN_MAX_EXPLANATION) {
 			free(q->explanation); /* optional: drop it rather than the question */
 			q->explanation = NULL;
 		} else {
 			trim(q->explanation);
 		}
 	}
-	if (q->type == QG_MCQ) {
+	if (q->type == QGEN_MCQ) {
 		qgen_normalize(q->text, ntext, sizeof(ntext));
-		for (int i = 0; i < QG_OPTIONS; i++) {
+		for (int i = 0; i < QGEN_OPTIONS; i++) {
 			if (q->options[i] == NULL || !utf8_valid(q->options[i])) {
 				snprintf(why, whylen, "option %d missing or not UTF-8", i + 1);
 				return false;
 			}
 			trim(q->options[i]);
-			if (q->options[i][0] == '\0' || strlen(q->options[i]) > QG_MAX_OPTION) {
+			if (q->options[i][0] == '\0' || strlen(q->options[i]) > QGEN_MAX_OPTION) {
 				snprintf(why, whylen, "option %d empty or too long", i + 1);
 				return false;
 			}
@@ -245,7 +245,7 @@ qgen_check(qgen_question *q, const qgen_batch_ctx *ctx, char *why, size_t whylen
 					return false;
 				}
 		}
-		if (q->answer < 0 || q->answer >= QG_OPTIONS) {
+		if (q->answer < 0 || q->answer >= QGEN_OPTIONS) {
 			snprintf(why, whylen, "no valid answer");
 			return false;
 		}
@@ -255,7 +255,7 @@ qgen_check(qgen_question *q, const qgen_batch_ctx *ctx, char *why, size_t whylen
 			return false;
 		}
 		trim(q->reference);
-		if (q->reference[0] == '\0' || strlen(q->reference) > QG_MAX_EXPLANATION) {
+		if (q->reference[0] == '\0' || strlen(q->reference) > QGEN_MAX_EXPLANATION) {
 			snprintf(why, whylen, "reference answer empty or too long");
 			return false;
 		}
@@ -297,10 +297,10 @@ parse_answer(json_t *o, const qgen_question *q)
 		json_t *v = json_object_get(o, *k);
 		if (json_is_integer(v)) {
 			json_int_t i = json_integer_value(v);
-			return i >= 0 && i < QG_OPTIONS ? (int)i : -1;
+			return i >= 0 && i < QGEN_OPTIONS ? (int)i : -1;
 		}
 		if (json_is_string(v)) {
-			char        buf[QG_MAX_OPTION + 1], nopt[QG_MAX_OPTION + 1];
+			char        buf[QGEN_MAX_OPTION + 1], nopt[QGEN_MAX_OPTION + 1];
 			const char *s = json_string_value(v);
 			size_t      n;
 			while (isspace((unsigned char)*s))
@@ -317,7 +317,7 @@ parse_answer(json_t *o, const qgen_question *q)
 				return s[0] - '0';
 			/* The text of one option (with or without its letter). */
 			qgen_normalize(strip_letter(s), buf, sizeof(buf));
-			for (int i = 0; i < QG_OPTIONS; i++) {
+			for (int i = 0; i < QGEN_OPTIONS; i++) {
 				if (q->options[i] == NULL)
 					continue;
 				qgen_normalize(q->options[i], nopt, sizeof(nopt));
@@ -351,24 +351,24 @@ read_question(json_t *o, qgen_question *q)
 		if (!qgen_type_parse(type, &q->type))
 			return false;
 	} else {
-		q->type = json_is_array(opts) ? QG_MCQ : QG_OPEN;
+		q->type = json_is_array(opts) ? QGEN_MCQ : QGEN_OPEN;
 	}
 	q->text = dup_or_null(str_member(o, text_keys));
 	q->explanation = dup_or_null(str_member(o, expl_keys));
 	q->page = json_is_integer(pv) ? (int)json_integer_value(pv) : 0;
-	if (q->type == QG_MCQ) {
-		if (!json_is_array(opts) || json_array_size(opts) != QG_OPTIONS)
+	if (q->type == QGEN_MCQ) {
+		if (!json_is_array(opts) || json_array_size(opts) != QGEN_OPTIONS)
 			return false;
 		/* Labels go only when all four are there, A to D in order: "A. Lincoln" alone is a
 		 * name, not a label. */
 		bool labelled = true;
-		for (int i = 0; i < QG_OPTIONS; i++) {
+		for (int i = 0; i < QGEN_OPTIONS; i++) {
 			json_t *v = json_array_get(opts, (size_t)i);
 			if (!json_is_string(v))
 				return false;
 			labelled = labelled && label_letter(json_string_value(v)) == 'A' + i;
 		}
-		for (int i = 0; i < QG_OPTIONS; i++) {
+		for (int i = 0; i < QGEN_OPTIONS; i++) {
 			const char *v = json_string_value(json_array_get(opts, (size_t)i));
 			q->options[i] = strdup(labelled ? strip_letter(v) : v);
 		}
@@ -381,7 +381,7 @@ read_question(json_t *o, qgen_question *q)
 
 cm_err
 qgen_parse_questions(const char *json, size_t len, const qgen_batch_ctx *ctx, qgen_qlist *out,
-                   int *rejected, char *why, size_t whylen)
+                     int *rejected, char *why, size_t whylen)
 {
 	json_t *root, *arr, *el;
 	size_t  i;
@@ -405,7 +405,7 @@ qgen_parse_questions(const char *json, size_t len, const qgen_batch_ctx *ctx, qg
 	json_array_foreach(arr, i, el)
 	{
 		qgen_question q;
-		bool        ok = read_question(el, &q);
+		bool          ok = read_question(el, &q);
 		if (ok && !qgen_check(&q, ctx, reason, sizeof(reason)))
 			ok = false;
 		if (!ok) {
@@ -457,8 +457,8 @@ positional(const qgen_question *q)
 	    "of the above", "all of these", "none of these", "both a and", "both b and",
 	    "both c and",   "a and b",      "b and c",       "a and c",    "a b and c"};
 
-	for (int i = 0; i < QG_OPTIONS; i++) {
-		char n[QG_MAX_OPTION + 1];
+	for (int i = 0; i < QGEN_OPTIONS; i++) {
+		char n[QGEN_MAX_OPTION + 1];
 		if (q->options[i] == NULL)
 			return true;
 		qgen_normalize(q->options[i], n, sizeof(n));
@@ -482,28 +482,29 @@ next_rand(uint64_t *s)
 void
 qgen_spread_answers(qgen_qlist *l, uint64_t seed)
 {
-	int      order[QG_OPTIONS] = {0, 1, 2, 3};
+	int      order[QGEN_OPTIONS] = {0, 1, 2, 3};
 	uint64_t s = seed;
 	size_t   k = 0;
 
 	for (size_t i = 0; i < l->n; i++) {
 		qgen_question *q = &l->items[i];
-		int          target;
-		char        *tmp;
+		int            target;
+		char          *tmp;
 
-		if (q->type != QG_MCQ || positional(q) || q->answer < 0 || q->answer >= QG_OPTIONS)
+		if (q->type != QGEN_MCQ || positional(q) || q->answer < 0 ||
+		    q->answer >= QGEN_OPTIONS)
 			continue;
 		/* Every block of four movable questions gets each letter once, in a shuffled order.
 		 */
-		if (k % QG_OPTIONS == 0) {
-			for (int a = QG_OPTIONS - 1; a > 0; a--) {
+		if (k % QGEN_OPTIONS == 0) {
+			for (int a = QGEN_OPTIONS - 1; a > 0; a--) {
 				int b = (int)(next_rand(&s) % (uint64_t)(a + 1));
 				int t = order[a];
 				order[a] = order[b];
 				order[b] = t;
 			}
 		}
-		target = order[k % QG_OPTIONS];
+		target = order[k % QGEN_OPTIONS];
 		k++;
 		if (target == q->answer)
 			continue;

@@ -6,8 +6,8 @@
  * rule is unit-tested and the parser is fuzzed (test/fuzz/fuzz_qgen_parse.c).
  *
  * Rules for one question (qgen_check):
- *   - text: 10..QG_MAX_TEXT bytes after trimming, valid UTF-8;
- *   - mcq: exactly 4 options, each 1..QG_MAX_OPTION bytes, pairwise distinct after
+ *   - text: 10..QGEN_MAX_TEXT bytes after trimming, valid UTF-8;
+ *   - mcq: exactly 4 options, each 1..QGEN_MAX_OPTION bytes, pairwise distinct after
  *     normalisation (case, white space, punctuation), none equal to the question text, one
  *     answer index 0..3;
  *   - open: a non-empty reference answer;
@@ -16,7 +16,7 @@
  *   - type among the allowed ones.
  *
  * Duplicates within a set (qgen_select): the same normalised text, or near-duplicates: word
- * sets with Jaccard similarity >= QG_NEAR_DUP (stop words ignored).
+ * sets with Jaccard similarity >= QGEN_NEAR_DUP (stop words ignored).
  */
 #ifndef QGEN_QUALITY_H
 #define QGEN_QUALITY_H
@@ -26,14 +26,14 @@
 
 #include "types.h"
 
-#define QG_NEAR_DUP 0.8
+#define QGEN_NEAR_DUP 0.8
 
 /* What one batch asked for: used to check and complete the model's questions. */
 typedef struct qgen_batch_ctx {
-	unsigned      types;      /* QG_TYPE_MASK bits allowed */
+	unsigned        types;      /* QGEN_TYPE_MASK bits allowed */
 	qgen_difficulty difficulty; /* stamped on every question */
-	int           page_first; /* the chunk's pages */
-	int           page_last;
+	int             page_first; /* the chunk's pages */
+	int             page_last;
 } qgen_batch_ctx;
 
 /*
@@ -47,7 +47,7 @@ typedef struct qgen_batch_ctx {
  * CM_EPROTO when the object has no "questions" array (why says so); CM_ENOMEM.
  */
 CM_MUSTCHECK cm_err qgen_parse_questions(const char *json, size_t len, const qgen_batch_ctx *ctx,
-                                       qgen_qlist *out, int *rejected, char *why, size_t whylen);
+                                         qgen_qlist *out, int *rejected, char *why, size_t whylen);
 
 /* Checks (and normalises in place: trims strings, fixes the page) one question. false with a
  * reason in why when it is invalid. */
@@ -57,7 +57,7 @@ bool qgen_check(qgen_question *q, const qgen_batch_ctx *ctx, char *why, size_t w
  * room for outlen bytes (always terminated). */
 void qgen_normalize(const char *s, char *out, size_t outlen);
 
-/* True when a and b are the same question by QG_NEAR_DUP's rule. */
+/* True when a and b are the same question by QGEN_NEAR_DUP's rule. */
 bool qgen_near_duplicate(const char *a, const char *b);
 
 /*

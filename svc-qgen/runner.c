@@ -1,44 +1,76 @@
 /*
- * runner.c - running generation jobs: claim, plan calls, run them in parallel, validate,
- * top up, store, publish.
+ * runner.c - a generation job's life: claim, fetch the chunks, resume, run, finish or fail;
+ * and the runner threads that claim jobs.
  *
  * DESIGN. A job is one task of the durable queue (cm/jobs.h), claimed by one runner thread of
- * one replica under a lease it renews. The runner owns all database work; it starts up to
- * QGEN_PARALLEL call threads that take batch plans from a shared queue, call the model (the LLM
- * client's own limits bound the calls across replicas) and hand back validated questions. As
- * each batch comes back the runner stores it (batches table, first write of (job, idx) wins),
- * adds its questions to the set through the duplicate filter, publishes progress, and - when the
- * questions still expected (chosen + asked for by batches in flight) fall short of `count`
- * because a call failed, a model answered garbage or duplicates were dropped - plans more
- * batches at once, so a shortfall costs one call's latency rather than another round.
+ * one replica under a lease it renews. The runner owns all database work of its job. It reads
+ * the document's text (chunks.h), plans the calls (plan.h) and submits them to the job's call pool
+ * (pool.h: up to QGEN_PARALLEL calls at once; the LLM client's own limits bound the calls across
+ * replicas). As each batch comes back the runner stores it (batches table, first write of (job,
+ * idx) wins), adds its questions to the set through the duplicate filter, publishes progress, and
+ * lets the plan top up a shortfall at once.
  *
  * A replica that dies mid-job loses only its calls in flight: its lease expires, another
  * runner claims the task, reloads the stored batches (no call is paid twice, no question comes
  * twice) and plans what is missing. Two runners finishing the same job are settled by the set's
  * status update: the first writes the questions, the second changes nothing.
  *
- * Batch idx -> (chunk, variant): chunks are visited in a spread order (evenly spaced first, so
- * the first batches cover the whole document; topic matches first when a topic is given), batch
- * idx takes order[idx % n] with variant idx / n, so repeated visits of a chunk ask for other
- * questions. Cancellation is polled every QGEN_TICK_MS: no call starts after it is seen.
+ * Every run ends in a qgen_outcome: complete (the set is written, the job completed), failed
+ * (the job and its set fail in one transaction), or stopped - cancelled, lease lost, this
+ * replica stopping - where whoever holds the job now decides and this runner writes nothing.
+ * Cancellation is polled every QGEN_TICK_MS: no call starts after it is seen.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "cm/buf.h"
 #include "cm/log.h"
+#include "cm/runners.h"
 #include "cm/util.h"
-#include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
+#include "batch.h"
+#include "cache.h"
+#include "chunks.h"
 #include "codec.h"
 #include "offline.h"
-#include "prompt.h"
+#include "plan.h"
+#include "pool.h"
 #include "quality.h"
 #include "server.h"
 #include "store.h"
+
+#define QGEN_TICK_MS 200
+
+typedef enum qgen_outcome {
+	QGEN_COMPLETE = 0, /* the set has its questions */
+	QGEN_FAILED,       /* for good; the run's why says why */
+	QGEN_CANCELLED,    /* by its owner, or the job failed elsewhere */
+	QGEN_LEASE_LOST,   /* another runner holds the job now */
+	QGEN_STOPPING,     /* this replica stops; another resumes the job after the lease */
+} qgen_outcome;
+
+static const char *const outcome_names[] = {
+    [QGEN_COMPLETE] = "complete",     [QGEN_FAILED] = "failed",     [QGEN_CANCELLED] = "cancelled",
+    [QGEN_LEASE_LOST] = "lease lost", [QGEN_STOPPING] = "stopping",
+};
+
+typedef struct job_run {
+	qgen_service    *svc;
+	qgen_worker     *w;
+	const char      *job_id;
+	Qgen__JobParams *params;
+	unsigned         types;
+	qgen_difficulty  difficulty;
+	qgen_doc         doc;
+	qgen_plan        plan;
+	qgen_qlist       chosen;
+	int              valid;        /* valid questions the batches brought (progress) */
+	bool             resumed;      /* batches of an earlier runner were loaded */
+	const char      *model;        /* the one model that made `chosen`; NULL when unknown */
+	bool             models_mixed; /* several models, or an earlier runner's batches */
+	char             last_err[CM_MAX_ERRMSG]; /* the last batch failure */
+	char             why[CM_MAX_ERRMSG];      /* why the run failed */
+} job_run;
 
 /* Best-effort steps (progress, status, cleanup): a failure is logged, never fatal. */
 static void
@@ -47,52 +79,6 @@ note(cm_err err, const char *what)
 	if (err != CM_OK)
 		cm_warn("QGEN-BEST-EFFORT", "%s: %s", what, cm_strerror(err));
 }
-
-#define QGEN_TICK_MS 200
-#define QGEN_MAX_FAIL_STREAK 6 /* batches failing in a row: the model is down, give up */
-#define QGEN_REPAIR_TRIES 2    /* calls per batch when the answer is not usable JSON */
-
-typedef struct batch_plan {
-	int     idx;
-	int     chunk; /* index into run->chunks */
-	int     count;
-	qgen_type type;
-	int     variant;
-} batch_plan;
-
-typedef struct batch_result {
-	int                  idx;
-	int                  asked;
-	cm_err               err;
-	char                 why[CM_MAX_ERRMSG];
-	int                  rejected;
-	qgen_qlist             qs;
-	struct batch_result *next;
-} batch_result;
-
-typedef struct job_run {
-	qgen_service        *svc;
-	Qgen__JobParams     *params;
-	const char          *job_id;
-	unsigned             types;
-	qgen_difficulty        difficulty;
-	Pdf__ChunksResponse *chunks_resp;
-	qgen_chunk            *chunks;
-	size_t               nchunks;
-	int                 *order;
-	size_t               norder;
-
-	pthread_mutex_t mu;
-	pthread_cond_t  cv;    /* call threads: work or close; runner: results */
-	batch_plan     *queue; /* pending plans (FIFO) */
-	size_t          qhead, qtail, qcap;
-	batch_result   *results; /* finished, not yet taken by the runner */
-	int             inflight;
-	bool            closed; /* no more work: threads exit */
-	bool            cancel; /* stop starting calls */
-	pthread_t      *threads;
-	int             nthreads;
-} job_run;
 
 /* ---- events ---------------------------------------------------------------------------------- */
 
@@ -119,318 +105,75 @@ qgen_publish(qgen_service *s, const char *type, const char *job_id, const char *
 	(void)cm_pub_send(s->pub, topic, type, buf, n);
 }
 
-/* ---- call threads ---------------------------------------------------------------------------- */
-
-static batch_result *
-call_model(job_run *run, const batch_plan *plan)
+/* Progress of the set (done capped at count): stored for GetJob, published for WebSockets. */
+static void
+report_progress(job_run *run, int done)
 {
-	qgen_service *s = run->svc;
-	batch_result *res = calloc(1, sizeof(*res));
-	qgen_chunk     *ch = &run->chunks[plan->chunk];
-	qgen_batch_ctx  ctx = {QG_TYPE_MASK(plan->type), run->difficulty, ch->page_first,
-	                     ch->page_last};
-	qgen_prompt_req pr = {plan->count,        plan->type,    run->difficulty,
-	                    run->params->topic, plan->variant, ch};
-	cm_buf        user;
+	int count = run->params->count;
 
-	if (res == NULL)
-		return NULL;
-	res->idx = plan->idx;
-	res->asked = plan->count;
-	qgen_qlist_init(&res->qs);
-	cm_buf_init(&user, 1u << 20);
-	if ((res->err = qgen_prompt_user(&pr, &user)) != CM_OK) {
-		snprintf(res->why, sizeof(res->why), "prompt: %s", cm_strerror(res->err));
-		goto out;
-	}
-	for (int attempt = 0; attempt < QGEN_REPAIR_TRIES; attempt++) {
-		cm_llm_msg    msgs[2] = {{"system", qgen_prompt_system()}, {"user", user.data}};
-		cm_llm_req    rq;
-		cm_llm_result lr;
-
-		memset(&rq, 0, sizeof(rq));
-		rq.msgs = msgs;
-		rq.nmsgs = 2;
-		rq.max_tokens = qgen_prompt_max_tokens(plan->count, plan->type);
-		rq.temperature = 0.7;
-		rq.json_mode = true;
-		cm_llm_result_init(&lr);
-		cm_counter_add(s->llm_calls, 1);
-		int64_t t0 = cm_mono_ms();
-		res->err = cm_llm_chat(s->llm, &rq, &lr);
-		cm_debug("QGEN-CALL",
-		         "job %s batch %d: %d questions, %s in %lld ms, %lld+%lld tokens",
-		         run->job_id, plan->idx, plan->count, cm_strerror(res->err),
-		         (long long)(cm_mono_ms() - t0), (long long)lr.prompt_tokens,
-		         (long long)lr.completion_tokens);
-		if (res->err == CM_OK) {
-			res->err = qgen_parse_questions(lr.json, lr.json_len, &ctx, &res->qs,
-			                              &res->rejected, res->why, sizeof(res->why));
-		} else {
-			snprintf(res->why, sizeof(res->why), "%s",
-			         lr.errmsg[0] != '\0' ? lr.errmsg : cm_strerror(res->err));
-		}
-		cm_llm_result_fini(&lr);
-		/* Only an unusable answer is asked again here; the client already retried 429/5xx.
-		 */
-		if (res->err != CM_EPROTO)
-			break;
-		cm_warn("QGEN-BAD-ANSWER", "job %s batch %d: %s; asking again", run->job_id,
-		        plan->idx, res->why);
-	}
-out:
-	cm_buf_fini(&user);
-	return res;
+	if (done > count)
+		done = count;
+	note(qgen_store_set_progress(run->w->pg, run->params->set_id, done),
+	     "qgen_store_set_progress");
+	qgen_publish(run->svc, "job.progress", run->job_id, run->params->owner, done, count, NULL);
 }
 
-static void *
-call_thread(void *arg)
+/* ---- ending a run ---------------------------------------------------------------------------- */
+
+/* The model that made the set, as far as this run knows: NULL (unknown) once a second one, an
+ * unnamed one or an earlier runner's batches come in. */
+static void
+note_model(job_run *run, const char *model)
 {
-	job_run *run = arg;
-
-	pthread_mutex_lock(&run->mu);
-	for (;;) {
-		batch_plan    plan;
-		batch_result *res;
-
-		while (!run->closed && !run->cancel && run->qhead == run->qtail)
-			pthread_cond_wait(&run->cv, &run->mu);
-		if (run->closed || run->cancel)
-			break;
-		plan = run->queue[run->qhead++ % run->qcap];
-		run->inflight++;
-		pthread_mutex_unlock(&run->mu);
-		res = call_model(run, &plan);
-		pthread_mutex_lock(&run->mu);
-		run->inflight--;
-		if (res != NULL) {
-			res->next = run->results;
-			run->results = res;
-		}
-		pthread_cond_broadcast(&run->cv);
+	if (run->models_mixed)
+		return;
+	if (model == NULL || (run->model != NULL && strcmp(run->model, model) != 0)) {
+		run->models_mixed = true;
+		run->model = NULL;
+		return;
 	}
-	pthread_mutex_unlock(&run->mu);
-	return NULL;
+	run->model = model;
 }
 
-/* Queues a plan (runner thread, mu held). */
-static cm_err
-enqueue(job_run *run, const batch_plan *plan)
+/* Caches the finished set under the key of the model that made it: never a key that names a
+ * model that was not used. */
+static void
+cache_set(job_run *run, const uint8_t *blob, size_t len)
 {
-	if (run->qtail - run->qhead == run->qcap) {
-		size_t      cap = run->qcap == 0 ? 64 : run->qcap * 2;
-		batch_plan *q = malloc(cap * sizeof(*q));
-		if (q == NULL)
-			return CM_ENOMEM;
-		for (size_t i = run->qhead; i < run->qtail; i++)
-			q[i - run->qhead] = run->queue[i % run->qcap];
-		run->qtail -= run->qhead;
-		run->qhead = 0;
-		free(run->queue);
-		run->queue = q;
-		run->qcap = cap;
+	const Qgen__JobParams *jp = run->params;
+	char                   key[QGEN_CACHE_KEY_LEN];
+	qgen_cache_spec        spec = {.sha256 = jp->sha256,
+	                               .count = jp->count,
+	                               .types = qgen_types_name(run->types),
+	                               .difficulty = jp->difficulty,
+	                               .topic = jp->topic,
+	                               .first_page = jp->first_page,
+	                               .last_page = jp->last_page,
+	                               .per_call = (int)run->svc->cfg.per_call,
+	                               .model = run->model};
+
+	if (jp->cache_key[0] == '\0')
+		return; /* the cache was off when the set was asked for */
+	if (run->model == NULL) {
+		cm_debug("QGEN-CACHE-SKIP",
+		         "set %s: made by more than one model, or partly by an "
+		         "earlier runner: not cached",
+		         jp->set_id);
+		return;
 	}
-	run->queue[run->qtail++ % run->qcap] = *plan;
-	pthread_cond_broadcast(&run->cv);
-	return CM_OK;
-}
-
-/* ---- planning ------------------------------------------------------------------------------- */
-
-/*
- * Questions per call. A call costs TTFT + q * (tokens per question) / rate, and C calls run at
- * once, so a set takes about ceil(count / (q * C)) such calls back to back. Up to QGEN_PER_CALL
- * (5), the smallest q that still fits the set in as few waves: ceil(count / QGEN_PARALLEL). 25
- * questions over 8 parallel calls are 7 calls of 4 (one wave, each call shorter than a call of
- * 5); 100 questions are 20 calls of 5.
- */
-int
-qgen_batch_size(const qgen_service *s, int count)
-{
-	int q = (count + (int)s->cfg.parallel - 1) / (int)s->cfg.parallel;
-
-	if (q > (int)s->cfg.per_call)
-		q = (int)s->cfg.per_call;
-	return q < 1 ? 1 : q;
-}
-
-/* Chunks in visiting order: topic matches first, then the rest evenly spread (every
- * step-th chunk, then the ones in between), so the first `first_batches` cover the document. */
-static cm_err
-build_order(job_run *run, const int *matches, size_t nmatches, int first_batches)
-{
-	size_t n = run->nchunks, k = 0;
-	size_t step = first_batches > 0 ? n / (size_t)first_batches : 1;
-	bool  *used;
-
-	if (step == 0)
-		step = 1;
-	if ((run->order = malloc(n * sizeof(int))) == NULL || (used = calloc(n, 1)) == NULL)
-		return CM_ENOMEM;
-	for (size_t i = 0; i < nmatches; i++) {
-		if (matches[i] >= 0 && (size_t)matches[i] < n && !used[matches[i]]) {
-			used[matches[i]] = true;
-			run->order[k++] = matches[i];
-		}
-	}
-	/* Enough topic material for the first batches: stay on topic. */
-	if (k < (size_t)first_batches || k == 0) {
-		for (size_t o = 0; o < step; o++)
-			for (size_t i = o; i < n; i += step)
-				if (!used[i]) {
-					used[i] = true;
-					run->order[k++] = (int)i;
-				}
-	}
-	free(used);
-	run->norder = k;
-	return CM_OK;
-}
-
-static batch_plan
-plan_for(const job_run *run, int idx, int count)
-{
-	batch_plan p;
-	bool       both = run->types == (QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN));
-
-	p.idx = idx;
-	p.chunk = run->order[(size_t)idx % run->norder];
-	p.variant = (int)((size_t)idx / run->norder);
-	p.count = count;
-	if (both)
-		p.type = idx % 2 == 0 ? QG_MCQ : QG_OPEN;
-	else
-		p.type = (run->types & QG_TYPE_MASK(QG_OPEN)) != 0 ? QG_OPEN : QG_MCQ;
-	return p;
-}
-
-/* ---- the job -------------------------------------------------------------------------------- */
-
-/* Fetches the document's chunks (and topic ranking) from svc-pdf as the owner. */
-static cm_err
-fetch_chunks(job_run *run, int **matches, size_t *nmatches, char *why, size_t whylen)
-{
-	qgen_service      *s = run->svc;
-	Pdf__ChunksRequest rq = PDF__CHUNKS_REQUEST__INIT;
-	cm_rpc_call_opts   o = {0};
-	cm_rpc_result      res;
-	ProtobufCMessage  *resp = NULL;
-	cm_err             err;
-
-	*matches = NULL;
-	*nmatches = 0;
-	rq.id = run->params->document_id;
-	rq.first_page = run->params->first_page;
-	rq.last_page = run->params->last_page;
-	o.method = "pdf.Chunks";
-	o.subject = run->params->owner;
-	o.deadline_ms = cm_now_ms() + QGEN_PDF_TIMEOUT_MS;
-	o.idempotent = true;
-	err = cm_rpc_call(s->pdf, &o, &rq.base, &pdf__chunks_response__descriptor, &resp, &res);
-	if (err != CM_OK) {
-		snprintf(why, whylen, "%s",
-		         err == CM_ENOTFOUND ? "the document no longer exists" : res.message);
-		cm_rpc_result_fini(&res);
-		return err;
-	}
-	cm_rpc_result_fini(&res);
-	run->chunks_resp = (Pdf__ChunksResponse *)resp;
-	if (run->chunks_resp->n_chunks == 0) {
-		snprintf(why, whylen, "the document has no text in the pages asked for");
-		return CM_EPRECOND;
-	}
-	run->nchunks = run->chunks_resp->n_chunks;
-	if (run->nchunks > QGEN_MAX_CHUNKS)
-		run->nchunks = QGEN_MAX_CHUNKS;
-	if ((run->chunks = calloc(run->nchunks, sizeof(qgen_chunk))) == NULL)
-		return CM_ENOMEM;
-	for (size_t i = 0; i < run->nchunks; i++) {
-		const Pdf__Chunk *c = run->chunks_resp->chunks[i];
-		run->chunks[i].text = c->text;
-		run->chunks[i].len = strlen(c->text);
-		run->chunks[i].page_first = c->page_first;
-		run->chunks[i].page_last = c->page_last;
-	}
-
-	if (run->params->topic[0] != '\0') {
-		Pdf__SearchRequest sq = PDF__SEARCH_REQUEST__INIT;
-		ProtobufCMessage  *sresp = NULL;
-
-		sq.id = run->params->document_id;
-		sq.query = run->params->topic;
-		sq.limit = QGEN_MAX_SEARCH;
-		o.method = "pdf.Search";
-		if (cm_rpc_call(s->pdf, &o, &sq.base, &pdf__chunks_response__descriptor, &sresp,
-		                &res) == CM_OK) {
-			Pdf__ChunksResponse *sr = (Pdf__ChunksResponse *)sresp;
-			if (sr->n_chunks > 0 &&
-			    (*matches = calloc(sr->n_chunks, sizeof(int))) != NULL) {
-				/* Search hits are chunk indexes of the whole document; ours may be
-				 * a page range: map by index. */
-				for (size_t i = 0; i < sr->n_chunks; i++) {
-					for (size_t k = 0; k < run->nchunks; k++) {
-						if (run->chunks_resp->chunks[k]->index ==
-						    sr->chunks[i]->index) {
-							(*matches)[(*nmatches)++] = (int)k;
-							break;
-						}
-					}
-				}
-			}
-			protobuf_c_message_free_unpacked(sresp, NULL);
-		}
-		cm_rpc_result_fini(
-		    &res); /* no topic ranking is not a failure: the prompt still asks */
-	}
-	return CM_OK;
-}
-
-typedef struct load_ctx {
-	qgen_qlist *chosen;
-	size_t    count;
-	int       max_idx;
-	bool     *have; /* idx < have_n already stored */
-	size_t    have_n;
-} load_ctx;
-
-static cm_err
-load_batch(void *arg, int idx, const uint8_t *blob, size_t len)
-{
-	load_ctx *lc = arg;
-	qgen_qlist  qs;
-	cm_err    err;
-
-	qgen_qlist_init(&qs);
-	if ((err = qgen_unpack_questions(blob, len, &qs)) == CM_OK) {
-		(void)qgen_select(lc->chosen, &qs, lc->count);
-		if (idx > lc->max_idx)
-			lc->max_idx = idx;
-		if ((size_t)idx < lc->have_n)
-			lc->have[idx] = true;
-	}
-	qgen_qlist_fini(&qs);
-	return err == CM_EPROTO ? CM_OK : err; /* a bad stored batch is just asked again */
+	qgen_cache_key(run->svc, &spec, key);
+	qgen_cache_put(run->w, key, blob, len);
 }
 
 /* Orders the chosen questions by page (stable), so a set reads in document order. */
-static int
-cmp_page(const void *a, const void *b)
-{
-	const qgen_question *x = a, *y = b;
-
-	if (x->page != y->page)
-		return x->page < y->page ? -1 : 1;
-	return 0;
-}
-
 static void
 sort_by_page(qgen_qlist *l)
 {
-	/* Insertion sort: stable (qsort is not), and n <= QG_MAX_COUNT. */
+	/* Insertion sort: stable (qsort is not), and n <= QGEN_MAX_COUNT. */
 	for (size_t i = 1; i < l->n; i++) {
 		qgen_question q = l->items[i];
-		size_t      j = i;
-		while (j > 0 && cmp_page(&l->items[j - 1], &q) > 0) {
+		size_t        j = i;
+		while (j > 0 && l->items[j - 1].page > q.page) {
 			l->items[j] = l->items[j - 1];
 			j--;
 		}
@@ -450,480 +193,454 @@ seed_of(const char *s)
 
 /* Writes the finished set, completes the job, fills the cache. */
 static cm_err
-finish(job_run *run, qgen_worker *w, qgen_qlist *chosen)
+finish(job_run *run)
 {
 	qgen_service *s = run->svc;
+	qgen_worker  *w = run->w;
+	const char   *set_id = run->params->set_id;
+	int           count = run->params->count;
 	uint8_t      *blob = NULL;
 	size_t        len = 0;
 	bool          won = false, won_job = false;
 	cm_err        err;
 
-	sort_by_page(chosen);
-	qgen_spread_answers(chosen, seed_of(run->params->set_id));
-	if ((err = qgen_pack_questions(chosen, true, &blob, &len)) != CM_OK)
+	sort_by_page(&run->chosen);
+	qgen_spread_answers(&run->chosen, seed_of(set_id));
+	if ((err = qgen_pack_questions(&run->chosen, true, &blob, &len)) != CM_OK)
 		return err;
-	if ((err = qgen_store_finish_set(w->pg, run->params->set_id, blob, len, &won)) != CM_OK)
-		goto out;
-	if ((err = cm_jobs_set_result_id(w->jobs, run->job_id, run->params->set_id)) != CM_OK)
+	if ((err = qgen_store_finish_set(w->pg, set_id, blob, len, &won)) != CM_OK ||
+	    (err = cm_jobs_set_result_id(w->jobs, run->job_id, set_id)) != CM_OK)
 		goto out;
 	err = cm_jobs_complete(w->jobs, run->job_id, 0, NULL, 0, &won_job);
 	if (err != CM_OK && err != CM_ECANCELED && err != CM_EPRECOND)
 		goto out;
 	err = CM_OK;
-	if (won && run->params->cache_key[0] != '\0' && s->cfg.cache_ttl_s > 0 &&
-	    cm_redis_set(w->redis, run->params->cache_key, blob, len, s->cfg.cache_ttl_s) != CM_OK)
-		cm_debug("QGEN-CACHE-DOWN", "cannot cache set %s: %s", run->params->set_id,
-		         cm_redis_errmsg(w->redis));
+	if (won)
+		cache_set(run, blob, len);
 	note(qgen_store_drop_batches(w->pg, run->job_id), "qgen_store_drop_batches");
 	if (won_job) {
 		cm_counter_add(s->jobs_succeeded, 1);
-		qgen_publish(s, "job.progress", run->job_id, run->params->owner, run->params->count,
-		             run->params->count, NULL);
-		qgen_publish(s, "job.done", run->job_id, run->params->owner, run->params->count,
-		             run->params->count, "succeeded");
+		qgen_publish(s, "job.progress", run->job_id, run->params->owner, count, count,
+		             NULL);
+		qgen_publish(s, "job.done", run->job_id, run->params->owner, count, count,
+		             "succeeded");
 	}
 out:
 	free(blob);
 	return err;
 }
 
-/* Fails the job for good with reason, and the set with it. */
+/* A failed attempt. A permanent one fails the job and its set at once; another is retried by
+ * the queue with backoff until it runs out of attempts, and then the set fails with the job.
+ * Either way the job and the set change in one transaction. */
 static void
-fail_job(job_run *run, qgen_worker *w, const char *reason)
+end_failed(job_run *run, const char *reason, bool permanent)
 {
 	bool gave_up = false;
 
-	cm_warn("QGEN-JOB-FAIL", "job %s: %s", run->job_id, reason);
-	if (cm_jobs_fail(w->jobs, run->job_id, 0, reason, true, &gave_up) != CM_OK)
-		return; /* lease lost or database down: whoever holds the job decides */
-	note(qgen_store_set_status(w->pg, run->params->set_id, "failed", reason),
-	     "qgen_store_set_status");
+	cm_warn("QGEN-JOB-FAIL", "job %s: %s%s", run->job_id, reason,
+	        permanent ? "" : " (retried later)");
+	if (qgen_store_fail_job(run->w->jobs, run->job_id, run->params->set_id, reason, permanent,
+	                        &gave_up) != CM_OK ||
+	    !gave_up)
+		return; /* a retry comes, or the lease is lost or the database down: whoever holds
+		           the job decides */
 	cm_counter_add(run->svc->jobs_failed, 1);
 	qgen_publish(run->svc, "job.done", run->job_id, run->params->owner, 0, run->params->count,
 	             "failed");
 }
 
 static void
-stop_threads(job_run *run)
+end_run(job_run *run, qgen_outcome o)
 {
-	pthread_mutex_lock(&run->mu);
-	run->closed = true;
-	pthread_cond_broadcast(&run->cv);
-	pthread_mutex_unlock(&run->mu);
-	for (int i = 0; i < run->nthreads; i++)
-		pthread_join(run->threads[i], NULL);
-	run->nthreads = 0;
-	while (run->results != NULL) {
-		batch_result *r = run->results;
-		run->results = r->next;
-		qgen_qlist_fini(&r->qs);
-		free(r);
+	cm_err err;
+
+	switch (o) {
+	case QGEN_COMPLETE:
+		if ((err = finish(run)) != CM_OK) {
+			cm_warn("QGEN-FINISH-FAIL", "job %s: %s", run->job_id, cm_strerror(err));
+			end_failed(run, "cannot store the questions", false);
+		}
+		break;
+	case QGEN_FAILED:
+		end_failed(run, run->why, true);
+		break;
+	case QGEN_CANCELLED:
+	case QGEN_LEASE_LOST:
+	case QGEN_STOPPING:
+		cm_info("QGEN-JOB-STOP", "job %s: %s", run->job_id, outcome_names[o]);
+		break;
 	}
 }
 
-/* The offline provider: no calls, rounds of extractive questions over the whole range. */
+/* ---- the offline provider ------------------------------------------------------------------- */
+
 static void
-run_offline(job_run *run, qgen_worker *w, qgen_qlist *chosen)
+offline_progress(void *arg, size_t chosen)
+{
+	report_progress(arg, (int)chosen);
+}
+
+/* No calls: rounds of extractive questions over the whole range (qgen_offline_fill). */
+static qgen_outcome
+run_offline(job_run *run)
+{
+	qgen_offline_req req = {run->params->count, run->types, run->difficulty, run->params->topic,
+	                        0};
+
+	note_model(run, "offline");
+	qgen_offline_fill(run->doc.chunks, run->doc.nchunks, &req, (int)run->svc->cfg.max_rounds,
+	                  &run->chosen, offline_progress, run);
+	if (run->chosen.n >= (size_t)run->params->count)
+		return QGEN_COMPLETE;
+	snprintf(run->why, sizeof(run->why),
+	         "only %zu of %d questions could be made from this document's text without a "
+	         "model (configure LLM_BASE_URL for more)",
+	         run->chosen.n, run->params->count);
+	return QGEN_FAILED;
+}
+
+/* ---- the model path ------------------------------------------------------------------------- */
+
+/* Keeps a batch that came back: stored for a runner that may resume the job, its questions
+ * offered to the set. */
+static void
+keep_batch(job_run *run, qgen_batch_result *r)
+{
+	uint8_t *blob = NULL;
+	size_t   len = 0;
+
+	run->valid += (int)r->qs.n;
+	note_model(run, r->model);
+	if (qgen_pack_questions(&r->qs, false, &blob, &len) == CM_OK)
+		note(qgen_store_put_batch(run->w->pg, run->job_id, r->plan.idx, blob, len),
+		     "qgen_store_put_batch");
+	free(blob);
+	(void)qgen_select(&run->chosen, &r->qs, (size_t)run->params->count);
+}
+
+static void
+batch_failed(job_run *run, const qgen_batch_result *r)
+{
+	cm_counter_add(run->svc->batches_failed, 1);
+	cm_warn("QGEN-BATCH-FAIL", "job %s batch %d: %s: %s", run->job_id, r->plan.idx,
+	        cm_strerror(r->err), r->why);
+	if (r->err == CM_EPERM)
+		snprintf(run->last_err, sizeof(run->last_err),
+		         "the LLM provider refused the requests (quota exhausted or API key "
+		         "invalid): %.150s",
+		         r->why);
+	else
+		snprintf(run->last_err, sizeof(run->last_err), "the model failed: %.200s", r->why);
+}
+
+/* Results, in completion order; the list is consumed. */
+static void
+take_results(job_run *run, qgen_batch_result *got)
+{
+	while (got != NULL) {
+		qgen_batch_result *r = got;
+
+		got = r->next;
+		qgen_plan_returned(&run->plan, r->plan.count, r->err);
+		cm_counter_add(run->svc->questions_rejected, (uint64_t)r->rejected);
+		if (r->err == CM_OK)
+			keep_batch(run, r);
+		else
+			batch_failed(run, r);
+		qgen_batch_result_free(r);
+		report_progress(run, run->valid);
+	}
+}
+
+/* Submits every batch the plan hands out now. */
+static void
+submit_due(job_run *run, qgen_pool *pool)
+{
+	qgen_batch_plan b;
+
+	while (qgen_plan_next(&run->plan, run->chosen.n, &b)) {
+		if (qgen_pool_submit(pool, &b) != CM_OK) {
+			qgen_plan_returned(&run->plan, b.count, CM_ENOMEM);
+			snprintf(run->last_err, sizeof(run->last_err), "out of memory");
+			break;
+		}
+	}
+}
+
+/* True when the plan says the run is over: complete, failing, or out of batches. */
+static bool
+plan_ended(job_run *run, qgen_outcome *o)
 {
 	size_t count = (size_t)run->params->count;
 
-	for (int round = 0; chosen->n < count && round < (int)run->svc->cfg.max_rounds; round++) {
-		qgen_offline_req req = {(int)(count - chosen->n), run->types, run->difficulty,
-		                      run->params->topic, round};
-		qgen_qlist       cand;
-		qgen_batch_ctx   ctx = {run->types, run->difficulty, 1, INT32_MAX};
-		char           why[CM_MAX_ERRMSG];
-
-		qgen_qlist_init(&cand);
-		if (qgen_offline_generate(run->chunks, run->nchunks, &req, &cand) == CM_OK) {
-			/* The same checks as a model's questions. */
-			for (size_t i = 0; i < cand.n; i++)
-				if (!qgen_check(&cand.items[i], &ctx, why, sizeof(why)))
-					qgen_question_fini(&cand.items[i]);
-			(void)qgen_select(chosen, &cand, count);
-		}
-		qgen_qlist_fini(&cand);
-		note(qgen_store_set_progress(w->pg, run->params->set_id, (int)chosen->n),
-		     "qgen_store_set_progress");
-		qgen_publish(run->svc, "job.progress", run->job_id, run->params->owner,
-		             (int)chosen->n, (int)count, NULL);
-		if (req.count == (int)(count - chosen->n))
-			break; /* nothing new came: the text has no more material */
+	switch (qgen_plan_check(&run->plan, run->chosen.n)) {
+	case QGEN_PLAN_RUNNING:
+		return false;
+	case QGEN_PLAN_COMPLETE:
+		*o = QGEN_COMPLETE;
+		return true;
+	case QGEN_PLAN_FAILING:
+		snprintf(run->why, sizeof(run->why), "%s", run->last_err);
+		break;
+	case QGEN_PLAN_EXHAUSTED:
+		snprintf(run->why, sizeof(run->why),
+		         "only %zu of %zu valid, distinct questions could be made from this "
+		         "document%s%.170s",
+		         run->chosen.n, count, run->last_err[0] != '\0' ? "; " : "", run->last_err);
+		break;
 	}
+	*o = QGEN_FAILED;
+	return true;
 }
 
-/* Runs the model path until the set is complete, the job is cancelled or lost, or it fails.
- * Returns true when `chosen` is complete. */
-static bool
-run_model(job_run *run, qgen_worker *w, qgen_qlist *chosen, int next_idx, const bool *have,
-          size_t have_n, char *why, size_t whylen)
-{
-	qgen_service *s = run->svc;
-	size_t        count = (size_t)run->params->count;
-	int           per = qgen_batch_size(s, (int)count);
-	int           max_batches;
-	int           asked = 0; /* questions asked of batches queued or in flight */
-	int           issued = 0, fail_streak = 0, valid_sum = (int)chosen->n;
-	char          last_err[CM_MAX_ERRMSG] = "";
-	int64_t       next_renew = cm_mono_ms() + s->cfg.lease_ms / 3, next_check = 0;
-	bool          ok = false;
+typedef struct job_watch {
+	int64_t next_renew, next_check; /* monotonic ms */
+} job_watch;
 
-	max_batches = ((int)count + per - 1) / per * (int)s->cfg.max_rounds + 4;
-	run->nthreads = 0;
-	if ((run->threads = calloc((size_t)s->cfg.parallel, sizeof(pthread_t))) == NULL) {
-		snprintf(why, whylen, "out of memory");
+/* True when the run must stop: this replica stops, the lease is lost, or the job was
+ * cancelled. Renews the lease every third of it; checks cancellation every QGEN_TICK_MS. */
+static bool
+stopped(job_run *run, job_watch *wt, qgen_outcome *o)
+{
+	bool held = true, cancelled = false;
+
+	if (atomic_load(&run->svc->stopping)) {
+		*o = QGEN_STOPPING;
+		return true;
+	}
+	if (cm_mono_ms() >= wt->next_renew) {
+		if (cm_jobs_renew(run->w->jobs, run->job_id, 0, &held, &cancelled) == CM_OK &&
+		    (!held || cancelled)) {
+			*o = held ? QGEN_CANCELLED : QGEN_LEASE_LOST;
+			return true;
+		}
+		wt->next_renew = cm_mono_ms() + run->svc->cfg.lease_ms / 3;
+	}
+	if (cm_mono_ms() >= wt->next_check) {
+		if (cm_jobs_is_cancelled(run->w->jobs, run->job_id, &cancelled) == CM_OK &&
+		    cancelled) {
+			*o = QGEN_CANCELLED;
+			return true;
+		}
+		wt->next_check = cm_mono_ms() + QGEN_TICK_MS;
+	}
+	return false;
+}
+
+/* Calls until the plan says the set is complete or cannot be, or the run is stopped. */
+static qgen_outcome
+run_model(job_run *run)
+{
+	qgen_service  *s = run->svc;
+	qgen_batch_job job = {s, run->job_id, run->doc.chunks, run->difficulty, run->params->topic};
+	qgen_pool     *pool = NULL;
+	job_watch      wt = {cm_mono_ms() + s->cfg.lease_ms / 3, 0};
+	qgen_outcome   o = QGEN_FAILED;
+
+	if (qgen_pool_alloc(&pool, (int)s->cfg.parallel, qgen_batch_call, &job) != CM_OK) {
+		snprintf(run->why, sizeof(run->why), "out of memory");
+		return QGEN_FAILED;
+	}
+	run->valid = (int)run->chosen.n;
+	submit_due(run, pool);
+	for (;;) {
+		take_results(run, qgen_pool_take(pool, QGEN_TICK_MS));
+		if (plan_ended(run, &o) || stopped(run, &wt, &o))
+			break;
+		submit_due(run, pool);
+	}
+	qgen_pool_free(pool); /* nothing new starts; calls in flight finish and are dropped */
+	return o;
+}
+
+/* ---- the job -------------------------------------------------------------------------------- */
+
+/* What an earlier runner of this job stored: its questions join the set, its batches are not
+ * asked again. */
+static cm_err
+load_batch(void *arg, int idx, const uint8_t *blob, size_t len)
+{
+	job_run   *run = arg;
+	qgen_qlist qs;
+	cm_err     err;
+
+	qgen_qlist_init(&qs);
+	if ((err = qgen_unpack_questions(blob, len, &qs)) == CM_OK) {
+		(void)qgen_select(&run->chosen, &qs, (size_t)run->params->count);
+		qgen_plan_stored(&run->plan, idx);
+		run->resumed = true;
+		note_model(run, NULL); /* its model is not recorded */
+	}
+	qgen_qlist_fini(&qs);
+	return err == CM_EPROTO ? CM_OK : err; /* a bad stored batch is just asked again */
+}
+
+/* The job's parameters; false (the job failed for good) when they are unreadable. */
+static bool
+read_params(job_run *run, const cm_jobs_task *t)
+{
+	bool gave_up;
+
+	if ((run->params = qgen__job_params__unpack(NULL, t->params_len, t->params)) == NULL) {
+		note(cm_jobs_fail(run->w->jobs, t->job_id, 0, "unreadable job parameters", true,
+		                  &gave_up),
+		     "cm_jobs_fail");
 		return false;
 	}
-	pthread_mutex_lock(&run->mu);
-	/* The first plan: batches 0..B-1, minus those a previous runner already stored. */
-	for (int idx = 0; (size_t)idx * (size_t)per < count; idx++) {
-		int n = (int)count - idx * per < per ? (int)count - idx * per : per;
-		if ((size_t)idx < have_n && have[idx])
-			continue;
-		batch_plan p = plan_for(run, idx, n);
-		if (enqueue(run, &p) != CM_OK)
-			break;
-		asked += n;
-		issued++;
+	for (size_t i = 0; i < run->params->n_types; i++) {
+		qgen_type ty;
+		if (qgen_type_parse(run->params->types[i], &ty))
+			run->types |= QGEN_TYPE_MASK(ty);
 	}
-	pthread_mutex_unlock(&run->mu);
+	if (run->types == 0)
+		run->types = QGEN_TYPE_MASK(QGEN_MCQ);
+	(void)qgen_difficulty_parse(run->params->difficulty, &run->difficulty);
+	return true;
+}
 
-	for (;;) {
-		batch_result *got;
-		int           want;
+/* Chunks, plan, and what an earlier runner stored. false when the run cannot start (then the
+ * job has failed, or will be retried). */
+static bool
+prepare(job_run *run)
+{
+	qgen_service    *s = run->svc;
+	qgen_plan_params pp = {.count = run->params->count,
+	                       .types = run->types,
+	                       .parallel = (int)s->cfg.parallel,
+	                       .per_call = (int)s->cfg.per_call,
+	                       .max_rounds = (int)s->cfg.max_rounds};
+	cm_err           err;
 
-		pthread_mutex_lock(&run->mu);
-		/* Threads: one per queued or in-flight batch, up to QGEN_PARALLEL. */
-		while (run->nthreads < s->cfg.parallel &&
-		       (size_t)run->nthreads < (run->qtail - run->qhead) + (size_t)run->inflight) {
-			if (pthread_create(&run->threads[run->nthreads], NULL, call_thread, run) !=
-			    0)
-				break;
-			run->nthreads++;
-		}
-		if (run->results == NULL && (run->inflight > 0 || run->qhead != run->qtail)) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += QGEN_TICK_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&run->cv, &run->mu, &ts);
-		}
-		got = run->results;
-		run->results = NULL;
-		pthread_mutex_unlock(&run->mu);
-
-		/* Results, in completion order. */
-		while (got != NULL) {
-			batch_result *r = got;
-			got = r->next;
-			asked -= r->asked;
-			cm_counter_add(s->questions_rejected, (uint64_t)r->rejected);
-			if (r->err == CM_OK) {
-				uint8_t *blob = NULL;
-				size_t   len = 0;
-				fail_streak = 0;
-				valid_sum += (int)r->qs.n;
-				if (qgen_pack_questions(&r->qs, false, &blob, &len) == CM_OK)
-					note(qgen_store_put_batch(w->pg, run->job_id, r->idx, blob,
-					                          len),
-					     "qgen_store_put_batch");
-				free(blob);
-				(void)qgen_select(chosen, &r->qs, count);
-			} else {
-				cm_counter_add(s->batches_failed, 1);
-				fail_streak++;
-				cm_warn("QGEN-BATCH-FAIL", "job %s batch %d: %s: %s", run->job_id,
-				        r->idx, cm_strerror(r->err), r->why);
-				snprintf(last_err, sizeof(last_err), "the model failed: %.200s",
-				         r->why);
-				if (r->err == CM_EPERM) {
-					snprintf(last_err, sizeof(last_err),
-					         "the LLM provider refused the requests (quota "
-					         "exhausted or API key "
-					         "invalid): %.150s",
-					         r->why);
-					fail_streak = QGEN_MAX_FAIL_STREAK;
-				}
-			}
-			qgen_qlist_fini(&r->qs);
-			free(r);
-			note(qgen_store_set_progress(w->pg, run->params->set_id,
-			                             valid_sum < (int)count ? valid_sum
-			                                                    : (int)count),
-			     "qgen_store_set_progress");
-			qgen_publish(s, "job.progress", run->job_id, run->params->owner,
-			             valid_sum < (int)count ? valid_sum : (int)count, (int)count,
-			             NULL);
-		}
-		if (chosen->n >= count) {
-			ok = true;
-			break;
-		}
-		if (fail_streak >= QGEN_MAX_FAIL_STREAK) {
-			snprintf(why, whylen, "%s", last_err);
-			break;
-		}
-		if (atomic_load(&s->stopping)) {
-			snprintf(why, whylen,
-			         "stopping"); /* another replica resumes after the lease */
-			break;
-		}
-
-		/* Top up at once what the batches in flight cannot bring. */
-		want = (int)count - (int)chosen->n - asked;
-		pthread_mutex_lock(&run->mu);
-		while (want > 0 && issued < max_batches) {
-			int        n = want < per ? want : per;
-			batch_plan p = plan_for(run, next_idx++, n);
-			if (enqueue(run, &p) != CM_OK)
-				break;
-			asked += n;
-			want -= n;
-			issued++;
-		}
-		bool idle = run->inflight == 0 && run->qhead == run->qtail && run->results == NULL;
-		pthread_mutex_unlock(&run->mu);
-		if (idle) {
-			snprintf(
-			    why, whylen,
-			    "only %zu of %zu valid, distinct questions could be made from this "
-			    "document%s%s",
-			    chosen->n, count, last_err[0] != '\0' ? "; " : "", last_err);
-			break;
-		}
-
-		/* Lease and cancellation. */
-		if (cm_mono_ms() >= next_renew) {
-			bool held = true, cancelled = false;
-			if (cm_jobs_renew(w->jobs, run->job_id, 0, &held, &cancelled) == CM_OK &&
-			    (!held || cancelled)) {
-				snprintf(why, whylen, "%s", held ? "cancelled" : "lease lost");
-				break;
-			}
-			next_renew = cm_mono_ms() + s->cfg.lease_ms / 3;
-		}
-		if (cm_mono_ms() >= next_check) {
-			bool cancelled = false;
-			if (cm_jobs_is_cancelled(w->jobs, run->job_id, &cancelled) == CM_OK &&
-			    cancelled) {
-				snprintf(why, whylen, "cancelled");
-				break;
-			}
-			next_check = cm_mono_ms() + QGEN_TICK_MS;
-		}
+	if ((err = qgen_doc_fetch(s, run->params, &run->doc, run->why, sizeof(run->why))) !=
+	    CM_OK) {
+		/* The document gone or without text fails for good; svc-pdf down is retried. */
+		end_failed(run, run->why, err == CM_ENOTFOUND || err == CM_EPRECOND);
+		return false;
 	}
-	pthread_mutex_lock(&run->mu);
-	run->cancel = true; /* nothing new starts; calls in flight finish and are dropped */
-	pthread_mutex_unlock(&run->mu);
-	stop_threads(run);
-	free(run->threads);
-	run->threads = NULL;
-	return ok;
+	pp.nchunks = run->doc.nchunks;
+	pp.matches = run->doc.matches;
+	pp.nmatches = run->doc.nmatches;
+	if ((err = qgen_plan_init(&run->plan, &pp)) != CM_OK) {
+		snprintf(run->why, sizeof(run->why), "cannot plan the calls: %s", cm_strerror(err));
+		end_failed(run, run->why, true);
+		return false;
+	}
+	if (qgen_store_batches(run->w->pg, run->job_id, load_batch, run) != CM_OK) {
+		end_failed(run, "cannot read stored batches", false);
+		return false;
+	}
+	if (run->resumed)
+		cm_info("QGEN-JOB-RESUME", "job %s: resuming with %zu questions from earlier calls",
+		        run->job_id, run->chosen.n);
+	return true;
 }
 
 static void
 run_fini(job_run *run)
 {
-	free(run->queue);
-	free(run->order);
-	free(run->chunks);
-	if (run->chunks_resp != NULL)
-		pdf__chunks_response__free_unpacked(run->chunks_resp, NULL);
+	qgen_plan_fini(&run->plan);
+	qgen_qlist_fini(&run->chosen);
+	qgen_doc_fini(&run->doc);
 	if (run->params != NULL)
 		qgen__job_params__free_unpacked(run->params, NULL);
-	pthread_mutex_destroy(&run->mu);
-	pthread_cond_destroy(&run->cv);
 }
 
-/* Runs one claimed task to its end (or until the job is lost or cancelled). */
+/* Runs one claimed task to its end (or until the job is lost, cancelled or this replica
+ * stops). */
 static void
 run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 {
-	job_run  run;
-	qgen_qlist chosen;
-	load_ctx lc;
-	int     *matches = NULL;
-	size_t   nmatches = 0;
-	char     why[CM_MAX_ERRMSG] = "";
-	int64_t  t0 = cm_mono_ms();
-	cm_err   err;
-	int      first_batches;
+	job_run      run;
+	qgen_outcome o;
+	int64_t      t0 = cm_mono_ms();
 
 	memset(&run, 0, sizeof(run));
-	memset(&lc, 0, sizeof(lc));
-	pthread_mutex_init(&run.mu, NULL);
-	pthread_cond_init(&run.cv, NULL);
-	qgen_qlist_init(&chosen);
 	run.svc = s;
+	run.w = w;
 	run.job_id = t->job_id;
-	if ((run.params = qgen__job_params__unpack(NULL, t->params_len, t->params)) == NULL) {
-		bool gave_up;
-		note(cm_jobs_fail(w->jobs, t->job_id, 0, "unreadable job parameters", true,
-		                  &gave_up),
-		     "cm_jobs_fail");
+	qgen_qlist_init(&run.chosen);
+	if (!read_params(&run, t))
 		goto out;
-	}
-	for (size_t i = 0; i < run.params->n_types; i++) {
-		qgen_type ty;
-		if (qgen_type_parse(run.params->types[i], &ty))
-			run.types |= QG_TYPE_MASK(ty);
-	}
-	if (run.types == 0)
-		run.types = QG_TYPE_MASK(QG_MCQ);
-	(void)qgen_difficulty_parse(run.params->difficulty, &run.difficulty);
 	cm_info("QGEN-JOB-START", "job %s: %d questions (attempt %d)", t->job_id, run.params->count,
 	        t->attempt);
 	note(qgen_store_set_status(w->pg, run.params->set_id, "running", ""),
 	     "qgen_store_set_status");
-
-	if ((err = fetch_chunks(&run, &matches, &nmatches, why, sizeof(why))) != CM_OK) {
-		if (err == CM_ENOTFOUND || err == CM_EPRECOND) {
-			fail_job(&run, w, why);
-		} else {
-			bool gave_up = false;
-			/* svc-pdf unreachable: retried with backoff by the queue. */
-			if (cm_jobs_fail(w->jobs, t->job_id, 0, why, false, &gave_up) == CM_OK &&
-			    gave_up) {
-				note(
-				    qgen_store_set_status(w->pg, run.params->set_id, "failed", why),
-				    "qgen_store_set_status");
-				qgen_publish(s, "job.done", t->job_id, run.params->owner, 0,
-				             run.params->count, "failed");
-			}
-		}
+	if (!prepare(&run))
 		goto out;
-	}
-	first_batches = (run.params->count + qgen_batch_size(s, run.params->count) - 1) /
-	                qgen_batch_size(s, run.params->count);
-	if (build_order(&run, matches, nmatches, first_batches) != CM_OK || run.norder == 0) {
-		fail_job(&run, w, "out of memory");
-		goto out;
-	}
-
-	/* What a previous runner of this job already paid for. */
-	lc.chosen = &chosen;
-	lc.count = (size_t)run.params->count;
-	lc.max_idx = -1;
-	lc.have_n = (size_t)first_batches;
-	if ((lc.have = calloc(lc.have_n, 1)) == NULL ||
-	    qgen_store_batches(w->pg, t->job_id, load_batch, &lc) != CM_OK) {
-		bool gave_up;
-		note(cm_jobs_fail(w->jobs, t->job_id, 0, "cannot read stored batches", false,
-		                  &gave_up),
-		     "cm_jobs_fail");
-		goto out;
-	}
-	if (lc.max_idx >= 0)
-		cm_info("QGEN-JOB-RESUME", "job %s: resuming with %zu questions from earlier calls",
-		        t->job_id, chosen.n);
-
-	if (s->llm == NULL) {
-		run_offline(&run, w, &chosen);
-		if (chosen.n < (size_t)run.params->count)
-			snprintf(why, sizeof(why),
-			         "only %zu of %d questions could be made from this document's text "
-			         "without "
-			         "a model (configure LLM_BASE_URL for more)",
-			         chosen.n, run.params->count);
-	} else if (chosen.n < (size_t)run.params->count) {
-		int next = lc.max_idx + 1 > first_batches ? lc.max_idx + 1 : first_batches;
-		(void)run_model(&run, w, &chosen, next, lc.have, lc.have_n, why, sizeof(why));
-	}
-
-	if (chosen.n >= (size_t)run.params->count) {
-		if ((err = finish(&run, w, &chosen)) != CM_OK) {
-			bool gave_up;
-			cm_warn("QGEN-FINISH-FAIL", "job %s: %s", t->job_id, cm_strerror(err));
-			note(cm_jobs_fail(w->jobs, t->job_id, 0, "cannot store the questions",
-			                  false, &gave_up),
-			     "cm_jobs_fail");
-		}
-	} else if (strcmp(why, "cancelled") == 0 || strcmp(why, "lease lost") == 0 ||
-	           strcmp(why, "stopping") == 0) {
-		cm_info("QGEN-JOB-STOP", "job %s: %s", t->job_id, why);
-	} else {
-		fail_job(&run, w, why);
-	}
+	if (s->llm == NULL)
+		o = run_offline(&run);
+	else if (run.chosen.n < (size_t)run.params->count)
+		o = run_model(&run);
+	else
+		o = QGEN_COMPLETE; /* an earlier runner stored every batch it needed */
+	end_run(&run, o);
 	cm_histogram_observe(s->job_seconds, (double)(cm_mono_ms() - t0) / 1000.0);
-	cm_info("QGEN-JOB-END", "job %s: %zu/%d questions in %lld ms", t->job_id, chosen.n,
-	        run.params->count, (long long)(cm_mono_ms() - t0));
+	cm_info("QGEN-JOB-END", "job %s: %s, %zu/%d questions in %lld ms", t->job_id,
+	        outcome_names[o], run.chosen.n, run.params->count, (long long)(cm_mono_ms() - t0));
 out:
-	free(lc.have);
-	free(matches);
-	qgen_qlist_fini(&chosen);
 	run_fini(&run);
 }
 
-/* ---- runner threads ------------------------------------------------------------------------- */
+/* ---- runner threads (cm/runners.h) ----------------------------------------------------------- */
+
+static void
+runner_run(void *arg, cm_runner *r, const cm_jobs_task *t)
+{
+	run_task(arg, r->state, t);
+}
+
+static cm_err
+runner_thread_init(void *arg, cm_runner *r)
+{
+	qgen_worker *w = NULL;
+	cm_err       err = qgen_worker_borrow(arg, r->pg, r->redis, r->jobs, &w);
+
+	r->state = w;
+	return err;
+}
+
+static void
+runner_thread_fini(void *arg, cm_runner *r)
+{
+	(void)arg;
+	qgen_worker_free(r->state);
+}
 
 cm_err
 qgen_runner_run_one(qgen_service *s, qgen_worker *w, bool *ran)
 {
-	cm_jobs_task t;
-	int          n = 0;
-	cm_err       err;
+	cm_runner r = {w->pg, w->redis, w->jobs, 0, w};
 
-	*ran = false;
-	if ((err = cm_jobs_claim(w->jobs, &t, 1, &n)) != CM_OK || n == 0)
-		return err;
-	*ran = true;
-	run_task(s, w, &t);
-	cm_jobs_tasks_fini(&t, n);
-	return CM_OK;
-}
-
-static void *
-runner_main(void *arg)
-{
-	qgen_service     *s = arg;
-	qgen_worker      *w = NULL;
-	cm_jobs_listener *l = NULL;
-
-	if (qgen_worker_alloc(s, &w) != CM_OK ||
-	    cm_jobs_listener_open(&l, s->common.database_url, QGEN_CHANNEL) != CM_OK) {
-		cm_error("QGEN-RUNNER-INIT", "a runner could not start");
-		goto out;
-	}
-	while (!atomic_load(&s->stopping)) {
-		bool ran = false, notified;
-		if (qgen_runner_run_one(s, w, &ran) != CM_OK || !ran)
-			note(cm_jobs_listener_wait(
-			         l, (int)s->cfg.poll_ms < 500 ? (int)s->cfg.poll_ms : 500,
-			         &notified),
-			     "cm_jobs_listener_wait");
-	}
-out:
-	cm_jobs_listener_close(l);
-	qgen_worker_free(w);
-	return NULL;
+	return cm_runner_run_one(&r, runner_run, s, ran);
 }
 
 cm_err
 qgen_runners_start(qgen_service *s)
 {
+	cm_runners_config c;
+
+	memset(&c, 0, sizeof(c));
 	atomic_store(&s->stopping, false);
-	if ((s->runners = calloc((size_t)s->cfg.runners, sizeof(pthread_t))) == NULL)
-		return CM_ENOMEM;
-	for (int i = 0; i < s->cfg.runners; i++) {
-		if (pthread_create(&s->runners[i], NULL, runner_main, s) != 0) {
-			qgen_runners_stop(s);
-			return CM_EINTERNAL;
-		}
-		s->nrunners++;
-	}
-	return CM_OK;
+	c.name = "qgen";
+	c.threads = (int)s->cfg.runners;
+	c.database_url = s->common.database_url;
+	c.schema = s->schema;
+	c.redis_host = s->common.redis_host;
+	c.redis_port = (int)s->common.redis_port;
+	qgen_jobs_options(s, &c.jobs);
+	c.poll_ms = (int)s->cfg.poll_ms;
+	c.thread_init = runner_thread_init;
+	c.thread_fini = runner_thread_fini;
+	c.run = runner_run;
+	c.arg = s;
+	return cm_runners_start(&s->runners, &c);
 }
 
 void
 qgen_runners_stop(qgen_service *s)
 {
-	atomic_store(&s->stopping, true);
-	for (int i = 0; i < s->nrunners; i++)
-		pthread_join(s->runners[i], NULL);
-	free(s->runners);
+	atomic_store(&s->stopping, true); /* running jobs see it between their steps */
+	cm_runners_stop(s->runners);
 	s->runners = NULL;
-	s->nrunners = 0;
 }

@@ -13,6 +13,7 @@
 
 #include "cm/log.h"
 #include "proto/qgen.pb-c.h"
+#include "cascade.h"
 #include "handlers.h"
 #include "server.h"
 
@@ -26,8 +27,8 @@ const cm_rpc_method qgen_methods[] = {
     {"qgen.CancelJob", &qgen__job_ref__descriptor, &qgen__job__descriptor, qgen_handle_cancel_job},
     {"qgen.GetSet", &qgen__get_set_request__descriptor, &qgen__question_set__descriptor,
      qgen_handle_get_set},
-    {"qgen.DeleteDocument", &qgen__delete_document_request__descriptor,
-     &qgen__delete_document_response__descriptor, qgen_handle_delete_document},
+    {"qgen.Export", &qgen__export_request__descriptor, &qgen__export_response__descriptor,
+     qgen_handle_export},
 };
 const size_t qgen_n_methods = sizeof(qgen_methods) / sizeof(qgen_methods[0]);
 
@@ -41,9 +42,8 @@ cm_err
 qgen_service_init(qgen_service *s, const cm_service_config *common, const char *schema,
                   const qgen_config *cfg, cm_metrics *m)
 {
-	char        errbuf[256];
-	const char *model = getenv("LLM_MODEL");
-	cm_err      err;
+	char   errbuf[256];
+	cm_err err;
 
 	memset(s, 0, sizeof(*s));
 	s->common = *common;
@@ -54,15 +54,11 @@ qgen_service_init(qgen_service *s, const cm_service_config *common, const char *
 	                       sizeof(errbuf));
 	if (err == CM_ENOTFOUND) {
 		s->llm = NULL;
-		snprintf(s->model, sizeof(s->model), "offline");
 		cm_info("QGEN-OFFLINE", "LLM_BASE_URL is not set: questions come from the offline "
 		                        "extractive provider");
 	} else if (err != CM_OK) {
 		cm_error("QGEN-LLM-CONFIG", "LLM configuration: %s", errbuf);
 		return err;
-	} else {
-		snprintf(s->model, sizeof(s->model), "%s",
-		         model != NULL && model[0] != '\0' ? model : "default");
 	}
 	if ((err = cm_rpc_client_open(&s->pdf, "pdf", cfg->pdf_urls, m)) != CM_OK) {
 		cm_error("QGEN-PDF-URLS", "bad QGEN_PDF_URLS: %s", cfg->pdf_urls);
@@ -103,16 +99,22 @@ qgen_service_fini(qgen_service *s)
 	s->llm = NULL;
 }
 
+void
+qgen_jobs_options(const qgen_service *s, cm_jobs_options *jo)
+{
+	memset(jo, 0, sizeof(*jo));
+	jo->channel = QGEN_CHANNEL;
+	jo->lease_ms = (int)s->cfg.lease_ms;
+	jo->max_attempts = 5;
+}
+
 /* Adds the job queue handle to a worker whose connections are set. */
 static cm_err
 worker_jobs(qgen_worker *w)
 {
 	cm_jobs_options jo;
 
-	memset(&jo, 0, sizeof(jo));
-	jo.channel = QGEN_CHANNEL;
-	jo.lease_ms = (int)w->svc->cfg.lease_ms;
-	jo.max_attempts = 5;
+	qgen_jobs_options(w->svc, &jo);
 	return cm_jobs_open(&w->jobs, w->pg, &jo);
 }
 
@@ -127,6 +129,7 @@ qgen_worker_alloc(qgen_service *s, qgen_worker **out)
 		goto out;
 	w->svc = s;
 	w->owns_conns = true;
+	w->owns_jobs = true;
 	if ((err = cm_pg_open(&w->pg, s->common.database_url, s->schema)) != CM_OK ||
 	    (err = cm_redis_open(&w->redis, s->common.redis_host, (int)s->common.redis_port,
 	                         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
@@ -140,7 +143,7 @@ out:
 }
 
 cm_err
-qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis, qgen_worker **out)
+qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis, cm_jobs *jobs, qgen_worker **out)
 {
 	qgen_worker *w = NULL;
 	cm_err       err = CM_ENOMEM;
@@ -151,8 +154,11 @@ qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis, qgen_worker **ou
 	w->svc = s;
 	w->pg = pg;
 	w->redis = redis;
-	if ((err = worker_jobs(w)) != CM_OK)
+	w->jobs = jobs;
+	w->owns_jobs = jobs == NULL;
+	if (jobs == NULL && (err = worker_jobs(w)) != CM_OK)
 		goto out;
+	err = CM_OK;
 	*out = w;
 	w = NULL;
 out:
@@ -165,7 +171,8 @@ qgen_worker_free(qgen_worker *w)
 {
 	if (w == NULL)
 		return;
-	cm_jobs_close(w->jobs);
+	if (w->owns_jobs)
+		cm_jobs_close(w->jobs);
 	if (w->owns_conns) {
 		cm_redis_close(w->redis);
 		cm_pg_close(w->pg);
@@ -176,36 +183,25 @@ qgen_worker_free(qgen_worker *w)
 /* ---- the skeleton's hooks -------------------------------------------------------------------- */
 
 static cm_err
-app_init(const cm_service_env *env, void **out)
+app_init(const cm_service_env *env, void *app)
 {
-	qgen_service *s = calloc(1, sizeof(*s));
-	cm_err        err;
-
-	*out = NULL;
-	if (s == NULL)
-		return CM_ENOMEM;
-	if ((err = qgen_service_init(s, env->common, env->schema, env->config, env->metrics)) !=
-	    CM_OK) {
-		free(s);
-		return err;
-	}
-	*out = s;
-	return CM_OK;
+	return qgen_service_init(app, env->common, env->schema, env->config, env->metrics);
 }
 
 static void
 app_fini(void *app)
 {
-	if (app == NULL)
-		return;
 	qgen_service_fini(app);
-	free(app);
 }
 
 static cm_err
 worker_init(void *app, const cm_service_conns *conns, void **state)
 {
-	return qgen_worker_borrow(app, conns->pg, conns->redis, (qgen_worker **)state);
+	qgen_worker *w = NULL;
+	cm_err       err = qgen_worker_borrow(app, conns->pg, conns->redis, NULL, &w);
+
+	*state = w;
+	return err;
 }
 
 static void
@@ -215,16 +211,28 @@ worker_fini(void *app, void *state)
 	qgen_worker_free(state);
 }
 
+/* Background work: the job runners, and the follower of svc-pdf's deletion log (cascade.h). */
 static cm_err
 start(void *app)
 {
-	return qgen_runners_start(app);
+	qgen_service *s = app;
+	cm_err        err;
+
+	if ((err = qgen_runners_start(s)) != CM_OK)
+		return err;
+	if ((err = qgen_cascade_start(s, &s->cascade)) != CM_OK)
+		qgen_runners_stop(s);
+	return err;
 }
 
 static void
 stop(void *app)
 {
-	qgen_runners_stop(app);
+	qgen_service *s = app;
+
+	qgen_cascade_stop(s->cascade);
+	s->cascade = NULL;
+	qgen_runners_stop(s);
 }
 
 /* Beyond PostgreSQL (the skeleton's check): a set needs svc-pdf's chunks. */
@@ -253,6 +261,7 @@ const cm_service_def qgen_service_def = {
     .jobs_version = 2, /* after 001_init; file migrations are numbered from 003 on */
     .methods = qgen_methods,
     .n_methods = &qgen_n_methods,
+    .app_size = sizeof(qgen_service),
     .app_init = app_init,
     .app_fini = app_fini,
     .worker_init = worker_init,

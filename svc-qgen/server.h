@@ -4,8 +4,8 @@
  *
  * qgen_service is created once: config, the LLM client (NULL: the offline provider), the svc-pdf
  * client, the event publisher, metrics. Two kinds of threads use it:
- *   - RPC workers (the skeleton's) answer qgen.Create / GetJob / CancelJob / GetSet; each has a
- *     qgen_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs handle;
+ *   - RPC workers (the skeleton's) answer qgen.Create / GetJob / CancelJob / GetSet / Export; each
+ *     has a qgen_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs handle;
  *   - runners (runner.c) claim generation jobs from the queue and run them; each owns its
  *     own connections and a LISTEN connection, and starts call threads per job.
  * Tests build a qgen_worker themselves and call the handlers, or run one job with
@@ -35,7 +35,6 @@ typedef struct qgen_service {
 	const char       *schema; /* QGEN_SCHEMA, unless a test runs in a schema of its own */
 	qgen_config       cfg;
 	cm_llm        *llm;       /* NULL: offline provider */
-	char           model[64]; /* cache key part: LLM_MODEL, or "offline" */
 	cm_rpc_client *pdf;
 	cm_pub        *pub; /* may be NULL (no events) */
 	cm_metrics    *metrics;
@@ -49,9 +48,10 @@ typedef struct qgen_service {
 	cm_histogram  *job_seconds;
 
 	/* runners */
-	pthread_t  *runners;
-	int         nrunners;
-	atomic_bool stopping;
+	struct cm_runners *runners;
+	atomic_bool        stopping; /* set before the runners stop: jobs end at their next step */
+
+	struct cm_follower *cascade; /* svc-pdf's deletion log (cascade.h); NULL when stopped */
 } qgen_service;
 
 typedef struct qgen_worker {
@@ -59,11 +59,13 @@ typedef struct qgen_worker {
 	cm_pg        *pg;
 	cm_redis     *redis;
 	cm_jobs      *jobs;
-	bool          owns_conns; /* opened by qgen_worker_alloc (runners), not borrowed */
+	bool          owns_jobs;  /* jobs opened here (NULL was given to borrow), not borrowed */
+	bool          owns_conns; /* opened by qgen_worker_alloc (tests), not borrowed */
 } qgen_worker;
 
 /* The service: schema "qgen" (the job queue's tables are its migration 2), background work the
- * job runners; ready when svc-pdf has a replica too. */
+ * job runners and the follower of svc-pdf's deletion log (cascade.h); ready when svc-pdf has a
+ * replica too. */
 extern const cm_service_def qgen_service_def;
 
 /* Every migration of schema "qgen": migrations/ plus the job queue's tables. */
@@ -75,11 +77,15 @@ CM_MUSTCHECK cm_err qgen_service_init(qgen_service *s, const cm_service_config *
                                       const char *schema, const qgen_config *cfg, cm_metrics *m);
 void                qgen_service_fini(qgen_service *s);
 
-/* A worker with connections of its own (runner threads, tests); freed with its connections. */
+/* A worker with connections of its own (tests); freed with its connections. */
 CM_MUSTCHECK cm_err qgen_worker_alloc(qgen_service *s, qgen_worker **out);
-/* A worker around pg and redis, borrowed: the caller closes them after qgen_worker_free. */
+/* The job queue's options of svc-qgen (channel, lease, attempts). */
+void qgen_jobs_options(const qgen_service *s, cm_jobs_options *jo);
+/* A worker around pg and redis, borrowed: the caller closes them after qgen_worker_free. jobs
+ * too when given (a runner's handle: tasks are claimed and renewed under one worker id); NULL
+ * opens the worker's own handle on pg. */
 CM_MUSTCHECK cm_err qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis,
-                                       qgen_worker **out);
+                                       cm_jobs *jobs, qgen_worker **out);
 void                qgen_worker_free(qgen_worker *w);
 
 extern const cm_rpc_method qgen_methods[];
@@ -93,9 +99,6 @@ void                qgen_runners_stop(qgen_service *s);
 /* Claims and runs at most one job on the caller's thread with the given connections (tests).
  * *ran tells whether there was one. */
 CM_MUSTCHECK cm_err qgen_runner_run_one(qgen_service *s, qgen_worker *w, bool *ran);
-
-/* Questions asked of one call for a set of count (runner.c). */
-int qgen_batch_size(const qgen_service *s, int count);
 
 /* Publishes a job event (topic "job.<id>", type "job.progress" or "job.done"). */
 void qgen_publish(qgen_service *s, const char *type, const char *job_id, const char *owner,

@@ -48,10 +48,11 @@ read_row(const cm_pg_result *r, qgen_set_row *row)
 cm_err
 qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row)
 {
-	char        count[16], first[16], last[16];
-	char       *blob = NULL;
-	cm_err      err;
-	const char *p[14];
+	char          count[16], first[16], last[16];
+	char         *blob = NULL;
+	cm_pg_result *r = NULL;
+	cm_err        err;
+	const char   *p[14];
 
 	if (row->questions != NULL &&
 	    (blob = cm_pg_bytea_param(row->questions, row->questions_len)) == NULL)
@@ -73,15 +74,24 @@ qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row)
 	p[11] = last;
 	p[12] = row->cached ? "true" : "false";
 	p[13] = blob;
+	/* The document's row is taken first (migrations/003_cascade.up.sql): a deletion being
+	 * applied makes this wait, then insert nothing. */
 	err = cm_pg_exec(
 	    pg,
-	    "INSERT INTO question_sets (id, owner_id, document_id, sha256, job_id, status,"
+	    "WITH d AS (INSERT INTO known_documents (document_id) VALUES ($3::uuid)"
+	    "  ON CONFLICT (document_id) DO UPDATE SET deleted_at = known_documents.deleted_at"
+	    "  RETURNING deleted_at)"
+	    " INSERT INTO question_sets (id, owner_id, document_id, sha256, job_id, status,"
 	    " count, types, difficulty, topic, first_page, last_page, cached, questions,"
 	    " progress)"
-	    " VALUES ($1::uuid, $2, $3::uuid, $4, $5::uuid, $6, $7::int, $8, $9, $10,"
+	    " SELECT $1::uuid, $2, $3::uuid, $4, $5::uuid, $6, $7::int, $8, $9, $10,"
 	    " $11::int, $12::int, $13::boolean, $14::bytea,"
-	    " CASE WHEN $14::bytea IS NULL THEN 0 ELSE $7::int END)",
-	    14, p, NULL);
+	    " CASE WHEN $14::bytea IS NULL THEN 0 ELSE $7::int END"
+	    " FROM d WHERE d.deleted_at IS NULL",
+	    14, p, &r);
+	if (err == CM_OK && cm_pg_affected(r) != 1)
+		err = CM_ENOTFOUND;
+	cm_pg_result_free(r);
 	free(blob);
 	return err;
 }
@@ -148,6 +158,53 @@ qgen_store_set_status(cm_pg *pg, const char *set_id, const char *status, const c
 	    "UPDATE question_sets SET status = $2, error = $3, updated_at = clock_timestamp()"
 	    " WHERE id = $1::uuid AND status IN ('queued', 'running')",
 	    3, p, NULL);
+}
+
+typedef struct end_ctx {
+	const char   *job_id; /* cancel: the set is found by its job */
+	const char   *set_id; /* fail: the set is known */
+	const char   *status;
+	const char   *reason;
+	qgen_set_row *set;
+} end_ctx;
+
+/* The set's part of the transaction that ends its job. */
+static cm_err
+end_set(void *arg, cm_pg *pg)
+{
+	end_ctx     *c = arg;
+	qgen_set_row row;
+	cm_err       err;
+
+	if (c->set_id != NULL)
+		return qgen_store_set_status(pg, c->set_id, c->status, c->reason);
+	if ((err = qgen_store_get_set_by_job(pg, c->job_id, &row)) == CM_ENOTFOUND)
+		return CM_OK; /* a job without a set (its document was deleted) */
+	if (err == CM_OK)
+		err = qgen_store_set_status(pg, row.id, c->status, c->reason);
+	if (err == CM_OK && c->set != NULL)
+		*c->set = row;
+	return err;
+}
+
+cm_err
+qgen_store_cancel_job(cm_jobs *jobs, const char *job_id, const char *owner, const char *reason,
+                      qgen_set_row *set)
+{
+	end_ctx c = {job_id, NULL, "cancelled", reason, set};
+
+	if (set != NULL)
+		memset(set, 0, sizeof(*set));
+	return cm_jobs_cancel_with(jobs, job_id, owner, end_set, &c);
+}
+
+cm_err
+qgen_store_fail_job(cm_jobs *jobs, const char *job_id, const char *set_id, const char *reason,
+                    bool permanent, bool *gave_up)
+{
+	end_ctx c = {job_id, set_id, "failed", reason, NULL};
+
+	return cm_jobs_fail_with(jobs, job_id, 0, reason, permanent, gave_up, end_set, &c);
 }
 
 cm_err

@@ -1,6 +1,8 @@
 /*
  * store.h - svc-qgen's SQL: question sets and the batches of running jobs. One
- * parameterised statement per function; the caller owns transactions.
+ * parameterised statement per function, and the caller owns transactions - except where a
+ * job and its set end together (cancel, fail): those functions run the job queue's call and
+ * the set's update in one transaction of their own.
  */
 #ifndef QGEN_STORE_H
 #define QGEN_STORE_H
@@ -9,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cm/jobs.h"
 #include "cm/limits.h"
 #include "cm/pg.h"
 #include "types.h"
@@ -23,7 +26,7 @@ typedef struct qgen_set_row {
 	int      count;
 	char     types[16]; /* "mcq", "open" or "mcq,open" */
 	char     difficulty[8];
-	char     topic[QG_MAX_TOPIC + 1];
+	char     topic[QGEN_MAX_TOPIC + 1];
 	int      first_page, last_page;
 	bool     cached;
 	int      progress;
@@ -34,7 +37,8 @@ typedef struct qgen_set_row {
 } qgen_set_row;
 
 /* Inserts a set (row->id, owner, document, sha256, job_id or "", status, count, types,
- * difficulty, topic, pages, cached, questions when given). */
+ * difficulty, topic, pages, cached, questions when given). CM_ENOTFOUND when the document has
+ * been deleted (qgen_store_mark_deleted): no set is ever created for a deleted document. */
 CM_MUSTCHECK cm_err qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row);
 
 /* Reads a set of owner (NULL: any owner); CM_ENOTFOUND otherwise. with_questions loads the blob
@@ -48,6 +52,16 @@ CM_MUSTCHECK cm_err qgen_store_get_set_by_job(cm_pg *pg, const char *job_id, qge
  * a finished set is left alone. */
 CM_MUSTCHECK cm_err qgen_store_set_status(cm_pg *pg, const char *set_id, const char *status,
                                           const char *error);
+/* Cancels job_id (of owner; NULL: any owner) and moves its set to "cancelled" with reason, in
+ * one transaction on the job queue's connection (jobs): both change or neither. set (may be
+ * NULL) receives the set as it was read in that transaction (set->id "" when the job has
+ * none). Errors as cm_jobs_cancel's: CM_ENOTFOUND, CM_EPRECOND (the job has finished). */
+CM_MUSTCHECK cm_err qgen_store_cancel_job(cm_jobs *jobs, const char *job_id, const char *owner,
+                                          const char *reason, qgen_set_row *set);
+/* Reports a failed attempt of job_id's task 0 (cm_jobs_fail); when the job fails for good
+ * (*gave_up, may be NULL), set_id fails with reason in the same transaction. */
+CM_MUSTCHECK cm_err qgen_store_fail_job(cm_jobs *jobs, const char *job_id, const char *set_id,
+                                        const char *reason, bool permanent, bool *gave_up);
 /* Records progress (valid questions so far) of an unfinished set. */
 CM_MUSTCHECK cm_err qgen_store_set_progress(cm_pg *pg, const char *set_id, int done);
 /* Writes the questions and marks the set succeeded, once: *won is false when it had already
@@ -70,5 +84,14 @@ CM_MUSTCHECK cm_err qgen_store_delete_document(cm_pg *pg, const char *document_i
 
 /* Drops a finished job's batches (they are only needed while it runs). */
 CM_MUSTCHECK cm_err qgen_store_drop_batches(cm_pg *pg, const char *job_id);
+
+/* ---- deleted documents (store_documents.c) -------------------------------------------------- */
+
+/* Marks a document deleted (a tombstone even when it had no set), taking its row: from the
+ * commit on, qgen_store_insert_set refuses it, and an insert in flight has finished first. */
+CM_MUSTCHECK cm_err qgen_store_mark_deleted(cm_pg *pg, const char *document_id);
+/* Drops tombstones older than max_age_s (a request that could still name the document is long
+ * over). */
+CM_MUSTCHECK cm_err qgen_store_prune_deleted(cm_pg *pg, int64_t max_age_s);
 
 #endif

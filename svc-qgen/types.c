@@ -15,6 +15,15 @@ qgen_type_name(qgen_type t)
 	return (unsigned)t < 2 ? type_names[t] : "mcq";
 }
 
+const char *
+qgen_types_name(unsigned mask)
+{
+	bool mcq = (mask & QGEN_TYPE_MASK(QGEN_MCQ)) != 0;
+	bool open = (mask & QGEN_TYPE_MASK(QGEN_OPEN)) != 0;
+
+	return mcq && open ? "mcq,open" : open ? "open" : "mcq";
+}
+
 bool
 qgen_type_parse(const char *s, qgen_type *out)
 {
@@ -51,7 +60,7 @@ qgen_question_fini(qgen_question *q)
 	if (q == NULL)
 		return;
 	free(q->text);
-	for (int i = 0; i < QG_OPTIONS; i++)
+	for (int i = 0; i < QGEN_OPTIONS; i++)
 		free(q->options[i]);
 	free(q->reference);
 	free(q->explanation);
@@ -78,7 +87,7 @@ qgen_question_copy(qgen_question *dst, const qgen_question *src)
 
 	*dst = *src;
 	dst->text = dup_or_null(src->text, &ok);
-	for (int i = 0; i < QG_OPTIONS; i++)
+	for (int i = 0; i < QGEN_OPTIONS; i++)
 		dst->options[i] = dup_or_null(src->options[i], &ok);
 	dst->reference = dup_or_null(src->reference, &ok);
 	dst->explanation = dup_or_null(src->explanation, &ok);
@@ -108,7 +117,7 @@ cm_err
 qgen_qlist_push(qgen_qlist *l, qgen_question *q)
 {
 	if (l->n == l->cap) {
-		size_t       cap = l->cap == 0 ? 16 : l->cap * 2;
+		size_t         cap = l->cap == 0 ? 16 : l->cap * 2;
 		qgen_question *p = realloc(l->items, cap * sizeof(*p));
 		if (p == NULL)
 			return CM_ENOMEM;

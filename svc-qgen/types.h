@@ -15,32 +15,32 @@
 
 #include "cm/err.h"
 
-#define QG_MAX_COUNT 200        /* questions per set */
-#define QG_MAX_TEXT 2000        /* bytes of a question's text */
-#define QG_MAX_OPTION 500       /* bytes of one option */
-#define QG_MAX_EXPLANATION 2000 /* bytes of an explanation or reference answer */
-#define QG_MAX_TOPIC 200        /* bytes of a topic */
-#define QG_OPTIONS 4
+#define QGEN_MAX_COUNT 200        /* questions per set */
+#define QGEN_MAX_TEXT 2000        /* bytes of a question's text */
+#define QGEN_MAX_OPTION 500       /* bytes of one option */
+#define QGEN_MAX_EXPLANATION 2000 /* bytes of an explanation or reference answer */
+#define QGEN_MAX_TOPIC 200        /* bytes of a topic */
+#define QGEN_OPTIONS 4
 
-typedef enum qgen_type { QG_MCQ = 0, QG_OPEN = 1 } qgen_type;
-#define QG_TYPE_MASK(t) (1u << (t))
+typedef enum qgen_type { QGEN_MCQ = 0, QGEN_OPEN = 1 } qgen_type;
+#define QGEN_TYPE_MASK(t) (1u << (t))
 
-typedef enum qgen_difficulty { QG_EASY = 0, QG_MEDIUM = 1, QG_HARD = 2 } qgen_difficulty;
+typedef enum qgen_difficulty { QGEN_EASY = 0, QGEN_MEDIUM = 1, QGEN_HARD = 2 } qgen_difficulty;
 
 typedef struct qgen_question {
 	qgen_type       type;
-	char         *text;
-	char         *options[QG_OPTIONS]; /* mcq only; without "A) " prefixes */
-	int           answer;              /* mcq: 0..3 */
-	char         *reference;           /* open: reference answer; may be NULL for mcq */
-	char         *explanation;         /* may be NULL */
+	char           *text;
+	char           *options[QGEN_OPTIONS]; /* mcq only; without "A) " prefixes */
+	int             answer;                /* mcq: 0..3 */
+	char           *reference;             /* open: reference answer; may be NULL for mcq */
+	char           *explanation;           /* may be NULL */
 	qgen_difficulty difficulty;
-	int           page; /* 1-based source page */
+	int             page; /* 1-based source page */
 } qgen_question;
 
 typedef struct qgen_qlist {
 	qgen_question *items;
-	size_t       n, cap;
+	size_t         n, cap;
 } qgen_qlist;
 
 /* A piece of the document's text with the pages it spans (from svc-pdf's chunks). */
@@ -53,6 +53,8 @@ typedef struct qgen_chunk {
 /* "mcq"/"open", "easy"/"medium"/"hard". Parsers return false on an unknown name. */
 const char *qgen_type_name(qgen_type t);
 bool        qgen_type_parse(const char *s, qgen_type *out);
+/* A QGEN_TYPE_MASK set as sets store it: "mcq", "open" or "mcq,open" (0: "mcq"). */
+const char *qgen_types_name(unsigned mask);
 const char *qgen_difficulty_name(qgen_difficulty d);
 bool        qgen_difficulty_parse(const char *s, qgen_difficulty *out);
 

@@ -8,7 +8,9 @@
  * claim costs the same with 10 or 100,000 waiting tasks) -> lease the tasks -> fail jobs whose
  * expired task used its attempts -> mark jobs running; complete = move the task to succeeded ->
  * bump the job's done counter and maybe succeed it. Only closing the open tasks of a job that
- * ended is a second statement (close_tasks), for the lock order below.
+ * ended is a second statement (close_tasks), for the lock order below. The _with variants of
+ * cancel and fail are the one place this module opens a transaction: the ending statement and
+ * the caller's function, committed together; close_tasks runs after the commit.
  *
  * Lock order is always task row, then job row (claim, complete, fail); cancel locks only the
  * job row. So no two operations wait on each other in a cycle. A claim marks its job running
@@ -288,17 +290,14 @@ static const char SQL_CANCEL[] =
     "        (SELECT status FROM jobs WHERE id = $1::uuid AND ($2::text IS NULL OR owner = "
     "$2::text))";
 
-cm_err
-cm_jobs_cancel(cm_jobs *j, const char *job_id, const char *owner)
+/* The cancel statement; closing the tasks is the caller's next step. */
+static cm_err
+cancel_job(cm_jobs *j, const char *job_id, const char *owner)
 {
 	cm_pg_result *r = NULL;
 	const char   *p[2] = {job_id, owner};
 	cm_err        err = CM_OK;
 
-	if (!cm_uuid_valid(job_id)) {
-		err = CM_EINVAL;
-		goto out;
-	}
 	/* A second round only when a concurrent change hid the outcome (the statement is
 	 * idempotent). */
 	for (int round = 0; round < 2; round++) {
@@ -309,7 +308,6 @@ cm_jobs_cancel(cm_jobs *j, const char *job_id, const char *owner)
 		st = cm_pg_get(r, 0, 1);
 		if (get_i64(r, 0, 0) == 1 || strcmp(st, "cancelled") == 0) {
 			err = CM_OK;
-			close_tasks(j, job_id);
 			break;
 		}
 		err = cm_pg_isnull(r, 0, 1) ? CM_ENOTFOUND : CM_EPRECOND;
@@ -319,6 +317,36 @@ cm_jobs_cancel(cm_jobs *j, const char *job_id, const char *owner)
 out:
 	cm_pg_result_free(r);
 	return err;
+}
+
+cm_err
+cm_jobs_cancel(cm_jobs *j, const char *job_id, const char *owner)
+{
+	return cm_jobs_cancel_with(j, job_id, owner, NULL, NULL);
+}
+
+cm_err
+cm_jobs_cancel_with(cm_jobs *j, const char *job_id, const char *owner, cm_jobs_tx_fn fn,
+                    void *arg)
+{
+	cm_err err;
+
+	if (!cm_uuid_valid(job_id))
+		return CM_EINVAL;
+	if (fn == NULL) {
+		if ((err = cancel_job(j, job_id, owner)) == CM_OK)
+			close_tasks(j, job_id);
+		return err;
+	}
+	if ((err = cm_pg_begin(j->pg)) != CM_OK)
+		return err;
+	if ((err = cancel_job(j, job_id, owner)) != CM_OK || (err = fn(arg, j->pg)) != CM_OK ||
+	    (err = cm_pg_commit(j->pg)) != CM_OK) {
+		cm_pg_rollback(j->pg);
+		return err;
+	}
+	close_tasks(j, job_id);
+	return CM_OK;
 }
 
 static const char SQL_GET[] =
@@ -693,12 +721,13 @@ static const char SQL_FAIL[] =
     "  RETURNING 1)"
     " SELECT status FROM t";
 
-cm_err
-cm_jobs_fail(cm_jobs *j, const char *job_id, int idx, const char *reason, bool permanent,
-             bool *gave_up)
+/* The fail statement; *failed tells whether the task (and its job) failed for good. */
+static cm_err
+fail_task(cm_jobs *j, const char *job_id, int idx, const char *why, bool permanent,
+          bool *failed)
 {
 	cm_pg_result *r = NULL;
-	char          n[16], why[CM_MAX_ERRMSG];
+	char          n[16];
 	const char   *p[8] = {job_id,
 	                      n,
 	                      j->worker,
@@ -709,14 +738,8 @@ cm_jobs_fail(cm_jobs *j, const char *job_id, int idx, const char *reason, bool p
 	                      j->backoff_cap_ms};
 	cm_err        err = CM_OK;
 
-	if (gave_up != NULL)
-		*gave_up = false;
-	if (!cm_uuid_valid(job_id) || idx < 0) {
-		err = CM_EINVAL;
-		goto out;
-	}
+	*failed = false;
 	snprintf(n, sizeof(n), "%d", idx);
-	copy_utf8(why, reason != NULL && reason[0] != '\0' ? reason : "unknown error", sizeof(why));
 	if ((err = cm_pg_exec(j->pg, SQL_FAIL, 8, p, &r)) != CM_OK) {
 		cm_warn("JOBS-FAIL-FAIL", "recording a task failure failed: %s",
 		        cm_pg_errmsg(j->pg));
@@ -726,13 +749,50 @@ cm_jobs_fail(cm_jobs *j, const char *job_id, int idx, const char *reason, bool p
 		err = CM_EPRECOND; /* not our lease any more */
 		goto out;
 	}
-	if (strcmp(cm_pg_get(r, 0, 0), "failed") == 0) {
+	*failed = strcmp(cm_pg_get(r, 0, 0), "failed") == 0;
+out:
+	cm_pg_result_free(r);
+	return err;
+}
+
+cm_err
+cm_jobs_fail(cm_jobs *j, const char *job_id, int idx, const char *reason, bool permanent,
+             bool *gave_up)
+{
+	return cm_jobs_fail_with(j, job_id, idx, reason, permanent, gave_up, NULL, NULL);
+}
+
+cm_err
+cm_jobs_fail_with(cm_jobs *j, const char *job_id, int idx, const char *reason, bool permanent,
+                  bool *gave_up, cm_jobs_tx_fn fn, void *arg)
+{
+	char   why[CM_MAX_ERRMSG];
+	bool   failed = false;
+	cm_err err;
+
+	if (gave_up != NULL)
+		*gave_up = false;
+	if (!cm_uuid_valid(job_id) || idx < 0)
+		return CM_EINVAL;
+	copy_utf8(why, reason != NULL && reason[0] != '\0' ? reason : "unknown error", sizeof(why));
+	if (fn != NULL && (err = cm_pg_begin(j->pg)) != CM_OK)
+		return err;
+	if ((err = fail_task(j, job_id, idx, why, permanent, &failed)) == CM_OK && fn != NULL) {
+		if (failed)
+			err = fn(arg, j->pg);
+		if (err == CM_OK)
+			err = cm_pg_commit(j->pg);
+	}
+	if (err != CM_OK) {
+		if (fn != NULL)
+			cm_pg_rollback(j->pg);
+		return err;
+	}
+	if (failed) {
 		if (gave_up != NULL)
 			*gave_up = true;
 		cm_warn("JOBS-TASK-FAILED", "job %s failed: task %d: %s", job_id, idx, why);
 		close_tasks(j, job_id);
 	}
-out:
-	cm_pg_result_free(r);
-	return err;
+	return CM_OK;
 }

@@ -501,6 +501,12 @@ count(cm_llm_prov *p, const cm_llm_attempt *at, const cm_llm_result *res, double
 	                                          1000.0 + 0.5));
 }
 
+const char *
+cm_llm_model(const cm_llm *llm)
+{
+	return llm->prov[0].model;
+}
+
 void
 cm_llm_result_init(cm_llm_result *res)
 {
@@ -540,6 +546,7 @@ cm_llm_chat(cm_llm *llm, const cm_llm_req *req, cm_llm_result *res)
 	res->attempts    = 0;
 	res->http_status = 0;
 	res->provider[0] = res->errmsg[0] = '\0';
+	res->model       = NULL;
 	if (req == NULL || req->msgs == NULL || req->nmsgs == 0) {
 		err = CM_EINVAL;
 		cm_strlcpy(res->errmsg, "no messages", sizeof(res->errmsg));
@@ -590,6 +597,7 @@ cm_llm_chat(cm_llm *llm, const cm_llm_req *req, cm_llm_result *res)
 		reset_result(res);
 		t0 = cm_mono_ms();
 		res->attempts++;
+		res->model = p->model;
 		cm_llm_http_attempt(llm, c, p, req, left, res, &at);
 		cm_llm_limit_release(llm, p, c->redis, &slot,
 		    at.err == CM_OK ? res->prompt_tokens + res->completion_tokens : 0);

@@ -492,6 +492,7 @@ pack_request(const cm_rpc_call_opts *o, int64_t deadline, const void *payload, s
 {
 	Cm__Request rq  = CM__REQUEST__INIT;
 	nng_msg    *msg = NULL;
+	char       *role = (char *) o->role;
 	size_t      n;
 
 	rq.method       = (char *) o->method;
@@ -502,6 +503,10 @@ pack_request(const cm_rpc_call_opts *o, int64_t deadline, const void *payload, s
 	rq.client_addr  = (char *) (o->client_addr != NULL ? o->client_addr : "");
 	rq.payload.data = (uint8_t *) payload;
 	rq.payload.len  = len;
+	if (role != NULL) {
+		rq.roles   = &role;
+		rq.n_roles = 1;
+	}
 	n               = cm__request__get_packed_size(&rq);
 	if (nng_msg_alloc(&msg, n) != 0)
 		return NULL;

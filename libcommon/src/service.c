@@ -271,7 +271,9 @@ start_app(cm_service *s)
 	s->env.schema  = s->def->schema;
 	s->env.common  = &s->common;
 	s->env.config  = s->config;
-	if (s->def->app_init != NULL && s->def->app_init(&s->env, &s->app) != CM_OK) {
+	if (s->def->app_size > 0 && (s->app = calloc(1, s->def->app_size)) == NULL)
+		return 1;
+	if (s->def->app_init != NULL && s->def->app_init(&s->env, s->app) != CM_OK) {
 		cm_error("SERVICE-INIT", "%s: cannot start", s->def->name);
 		return 1;
 	}
@@ -370,6 +372,7 @@ cm_service_stop(cm_service *s)
 	cm_pg_close(s->pg);
 	if (s->app_inited && s->def->app_fini != NULL)
 		s->def->app_fini(s->app);
+	free(s->app);
 	cm_metrics_free(s->env.metrics);
 	free(s->conns);
 	free(s->config);

@@ -1,5 +1,6 @@
 /*
- * http_client.c - libcurl easy handle per call; raw socket requests for framing tests.
+ * http_client.c - libcurl easy handle per call; one kept handle per session (browser-like: its
+ * connection and cookies live across requests); raw socket requests for framing tests.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -51,18 +52,17 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
-int
-http_do(const char *method, const char *path, const char *const *headers, const char *body,
-    size_t len, http_resp *out)
+/* Sets up one request on c (a fresh or reset handle) and performs it; mime, when not NULL, is
+ * the body. */
+static int
+perform(CURL *c, const char *method, const char *path, const char *const *headers,
+    const char *body, size_t len, curl_mime *mime, http_resp *out)
 {
-	CURL              *c = curl_easy_init();
 	struct curl_slist *h = NULL;
 	char               url[1024];
 	CURLcode           rc;
 
 	memset(out, 0, sizeof(*out));
-	if (c == NULL)
-		return -1;
 	snprintf(url, sizeof(url), "%s%s", http_base(), path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -77,7 +77,9 @@ http_do(const char *method, const char *path, const char *const *headers, const 
 	for (; headers != NULL && *headers != NULL; headers++)
 		h = curl_slist_append(h, *headers);
 	h = curl_slist_append(h, "Expect:");
-	if (body != NULL) {
+	if (mime != NULL) {
+		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+	} else if (body != NULL) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) len);
 	}
@@ -90,8 +92,95 @@ http_do(const char *method, const char *path, const char *const *headers, const 
 			out->json = json_loadb(out->body, out->len, 0, NULL);
 	}
 	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
 	return rc == CURLE_OK ? 0 : -1;
+}
+
+int
+http_do(const char *method, const char *path, const char *const *headers, const char *body,
+    size_t len, http_resp *out)
+{
+	CURL *c = curl_easy_init();
+	int   rc;
+
+	memset(out, 0, sizeof(*out));
+	if (c == NULL)
+		return -1;
+	rc = perform(c, method, path, headers, body, len, NULL, out);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
+struct http_session {
+	CURL *c;
+	long  connects;
+};
+
+http_session *
+http_session_open(void)
+{
+	http_session *s = calloc(1, sizeof(*s));
+
+	if (s != NULL && (s->c = curl_easy_init()) == NULL) {
+		free(s);
+		s = NULL;
+	}
+	return s;
+}
+
+/* One request on the session's handle: options reset (the connection and the cookies stay),
+ * the cookie engine on. */
+static int
+session_perform(http_session *s, const char *method, const char *path,
+    const char *const *headers, const char *body, size_t len, curl_mime *mime, http_resp *out)
+{
+	long n = 0;
+	int  rc;
+
+	curl_easy_reset(s->c);
+	curl_easy_setopt(s->c, CURLOPT_COOKIEFILE, "");
+	rc = perform(s->c, method, path, headers, body, len, mime, out);
+	if (curl_easy_getinfo(s->c, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK)
+		s->connects += n;
+	return rc;
+}
+
+int
+http_session_do(http_session *s, const char *method, const char *path,
+    const char *const *headers, const char *body, size_t len, http_resp *out)
+{
+	return session_perform(s, method, path, headers, body, len, NULL, out);
+}
+
+int
+http_session_upload(http_session *s, const char *path, const char *field, const char *filename,
+    const char *type, const void *data, size_t len, http_resp *out)
+{
+	curl_mime     *m = curl_mime_init(s->c);
+	curl_mimepart *p = m != NULL ? curl_mime_addpart(m) : NULL;
+	int            rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (p != NULL && curl_mime_name(p, field) == CURLE_OK &&
+	    curl_mime_filename(p, filename) == CURLE_OK && curl_mime_type(p, type) == CURLE_OK &&
+	    curl_mime_data(p, data, len) == CURLE_OK)
+		rc = session_perform(s, "POST", path, NULL, NULL, 0, m, out);
+	curl_mime_free(m);
+	return rc;
+}
+
+long
+http_session_connects(const http_session *s)
+{
+	return s->connects;
+}
+
+void
+http_session_close(http_session *s)
+{
+	if (s == NULL)
+		return;
+	curl_easy_cleanup(s->c);
+	free(s);
 }
 
 int

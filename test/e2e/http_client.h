@@ -24,6 +24,22 @@ const char *http_base(void);
  * "Name: value"), and an optional body. Returns 0 when an HTTP answer arrived. */
 int http_do(const char *method, const char *path, const char *const *headers, const char *body,
     size_t len, http_resp *out);
+/* A browser-like client: one libcurl handle for every request, so they share one kept-alive
+ * connection (as long as the server keeps it open) and a cookie jar (cookies the responses set
+ * are sent back, as a browser does for same-origin calls). */
+typedef struct http_session http_session;
+
+http_session *http_session_open(void);
+/* http_do on the session. */
+int http_session_do(http_session *s, const char *method, const char *path,
+    const char *const *headers, const char *body, size_t len, http_resp *out);
+/* POST path as multipart/form-data: one file field, as a browser's FormData sends it. */
+int http_session_upload(http_session *s, const char *path, const char *field, const char *filename,
+    const char *type, const void *data, size_t len, http_resp *out);
+/* Connections the session has opened so far (1 when every request reused the first). */
+long http_session_connects(const http_session *s);
+void http_session_close(http_session *s);
+
 /* The same with a raw request written on a socket (for chunked bodies, bad framing). Returns the
  * status line's code or -1. */
 int http_raw(const char *request, size_t len, char *reply, size_t replylen);

@@ -7,8 +7,10 @@
  * questions, answers hidden unless asked, exports), the cache, the legacy synchronous route in
  * both modes parsed the way the frontend parses it, bad input, other users' ids, the model
  * failing in every way the fake can (429 storms, 5xx, prose and fences around JSON, malformed
- * JSON, total failure), cancellation stopping the calls, a replica SIGKILLed mid-job, and Redis
- * down.
+ * JSON, total failure), cancellation stopping the calls, a replica SIGKILLed mid-job (the
+ * fake's counters prove stored batches are not paid for again), Redis down, and a provider whose
+ * quota is exhausted. Tests that stop a server, or leave state behind (the provider set aside),
+ * restore it in their teardown, whether they passed or not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +30,7 @@
 #include "ws_client.h"
 
 #define FAKE "http://127.0.0.1:28500"
+#define CSV_HEAD "#separator:comma\r\n#html:false\r\n#tags column:3\r\n"
 
 static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
 static char              user_a[4200], user_b[4200];
@@ -103,6 +106,30 @@ fake_calls(void)
 	return n;
 }
 
+/* The fake's counters: calls it admitted (every call but the 429s, when no other fault is set:
+ * what a provider charges for) and calls in flight now. */
+static void
+fake_counts(long *paid, long *inflight)
+{
+	json_t *v = fake("GET", "/_stats", NULL);
+
+	assert_non_null(v);
+	*paid = (long)json_integer_value(json_object_get(v, "calls")) -
+	        (long)json_integer_value(json_object_get(json_object_get(v, "by_status"), "429"));
+	*inflight = (long)json_integer_value(json_object_get(v, "inflight"));
+	json_decref(v);
+}
+
+/* An integer from the environment the stack was started with, or def. */
+static long
+env_long(const char *name, long def)
+{
+	const char *v = getenv(name);
+	int64_t     n;
+
+	return v != NULL && cm_parse_i64(v, &n) ? (long)n : def;
+}
+
 static void
 harness(const char *script, const char *cmd, const char *extra)
 {
@@ -154,7 +181,7 @@ upload(const char *auth, const char *data, size_t len, const char *name, char *i
 
 	snprintf(path, sizeof(path), "/api/v1/documents?filename=%s", name);
 	assert_int_equal(http_do("POST", path, h, data, len, &r), 0);
-	assert_true(r.status == 201 || r.status == 200);
+	assert_int_equal(r.status, 201); /* every user here is new: never a re-upload */
 	snprintf(id, idlen, "%s", js(r.json, "id"));
 	http_resp_free(&r);
 }
@@ -226,6 +253,22 @@ wait_job(const char *auth, const char *job_id, char *status, size_t slen, int ti
 		usleep(50 * 1000);
 	}
 	fail_msg("job %s did not finish in %d s (last status %s)", job_id, timeout_s, status);
+}
+
+/* A job's progress.done now. */
+static long
+job_done(const char *auth, const char *job_id)
+{
+	char      path[128];
+	http_resp r;
+	long      done;
+
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job_id);
+	assert_int_equal(call(auth, "GET", path, NULL, &r), 200);
+	done =
+	    (long)json_integer_value(json_object_get(json_object_get(r.json, "progress"), "done"));
+	http_resp_free(&r);
+	return done;
 }
 
 /* Starts a set; returns the HTTP status, job and set ids. */
@@ -392,20 +435,43 @@ test_v1_generate_and_cache(void **state)
 	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 422);
 	http_resp_free(&r);
 
-	/* Exports. */
+	/* Exports: svc-qgen renders, the edge relays the type and the file name. */
+	char hdr[256], want[160];
 	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=gift", set);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
 	assert_non_null(strstr(r.body, "::Q1::"));
+	assert_string_equal(http_header(&r, "Content-Type", hdr, sizeof(hdr)),
+	                    "text/plain; charset=utf-8");
+	snprintf(want, sizeof(want), "attachment; filename=\"questions-%s.txt\"", set);
+	assert_string_equal(http_header(&r, "Content-Disposition", hdr, sizeof(hdr)), want);
 	http_resp_free(&r);
-	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=csv", set);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=CSV", set);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
+	assert_int_equal(strncmp(r.body, CSV_HEAD, strlen(CSV_HEAD)), 0);
+	assert_string_equal(http_header(&r, "Content-Type", hdr, sizeof(hdr)),
+	                    "text/csv; charset=utf-8");
+	snprintf(want, sizeof(want), "attachment; filename=\"questions-%s.csv\"", set);
+	assert_string_equal(http_header(&r, "Content-Disposition", hdr, sizeof(hdr)), want);
 	http_resp_free(&r);
 	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=qti", set);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
 	assert_true(r.len > 4 && memcmp(r.body, "PK\x03\x04", 4) == 0);
+	assert_string_equal(http_header(&r, "Content-Type", hdr, sizeof(hdr)), "application/zip");
+	snprintf(want, sizeof(want), "attachment; filename=\"questions-%s.zip\"", set);
+	assert_string_equal(http_header(&r, "Content-Disposition", hdr, sizeof(hdr)), want);
 	http_resp_free(&r);
 	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=docx", set);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 400);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export", set);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 400);
+	http_resp_free(&r);
+	assert_int_equal(
+	    call(user_a, "GET", "/api/v1/question-sets/not-a-uuid/export?format=gift", NULL, &r),
+	    404);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=gift", set);
+	assert_int_equal(call(user_b, "GET", path, NULL, &r), 404);
 	http_resp_free(&r);
 
 	/* Someone else's set, job and export are not found. */
@@ -478,6 +544,13 @@ test_v1_bad_input(void **state)
 	for (int i = 0; bad[i] != NULL; i++) {
 		assert_int_equal(create_set(user_a, doc_a, bad[i], NULL, NULL), 400);
 	}
+	/* svc-qgen is the validator: its rule reaches the client as it wrote it. */
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/question-sets", doc_a);
+	assert_int_equal(call(user_a, "POST", path, "{\"count\":201}", &r), 400);
+	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "INVALID_ARGUMENT");
+	assert_string_equal(js(json_object_get(r.json, "error"), "message"),
+	                    "count must be an integer between 1 and 200");
+	http_resp_free(&r);
 	/* Pages past the end of the document. */
 	assert_int_equal(create_set(user_a, doc_a, "{\"count\":5,\"pages\":[900,950]}", NULL, NULL),
 	                 400);
@@ -636,93 +709,213 @@ test_model_down_fails_honestly(void **state)
 	                 503);
 	assert_non_null(strstr(js(r.json, "detail"), "failed"));
 	http_resp_free(&r);
+	fake_reset();
+}
 
-	/* Quota exhausted: fails at once, without a retry storm. */
+/* Whether the edge reaches svc-qgen again (after replicas restarted: its dialers reconnect with a
+ * back-off), polled for up to timeout_ms: an unknown job is 404 then, 503 before. */
+static bool
+edge_reaches_qgen(int timeout_ms)
+{
+	int64_t   until = cm_mono_ms() + timeout_ms;
+	http_resp r;
+	long      st;
+
+	for (;;) {
+		st = call(user_a, "GET", "/api/v1/jobs/00000000-0000-4000-8000-000000000000", NULL,
+		          &r);
+		http_resp_free(&r);
+		if (st == 404 || cm_mono_ms() >= until)
+			return st == 404;
+		usleep(50 * 1000);
+	}
+}
+
+/* Teardown: forgets the provider's set-aside, which lives in Redis and in each replica (up to
+ * LLM_QUOTA_COOLDOWN_S, 2 s in the harness, plus Redis' TTL rounding): both replicas and Redis
+ * start again, so whatever runs next (another run of this suite on the same stack) has the model
+ * at once, without a sleep guessing how long the cool-down lasts. */
+static int
+clear_set_aside(void **state)
+{
+	char line[2048];
+
+	(void)state;
+	fake_reset();
+	snprintf(line, sizeof(line),
+	         "h=%s st=%s bin=%s && $h/stack.sh kill-qgen $st $bin 0 && "
+	         "$h/stack.sh kill-qgen $st $bin 1 && $h/pgredis.sh stop-redis $st && "
+	         "$h/pgredis.sh start-redis $st && $h/stack.sh start-qgen $st $bin 0 && "
+	         "$h/stack.sh start-qgen $st $bin 1",
+	         getenv("CM_TEST_HARNESS"), getenv("CM_TEST_STATE"), getenv("CM_TEST_BIN"));
+	if (system(line) != 0)
+		return -1;
+	return edge_reaches_qgen(15000) ? 0 : -1;
+}
+
+/* Quota exhausted: the job fails at once, without a retry storm. The provider is then set aside;
+ * clear_set_aside undoes that. */
+static void
+test_quota_exhausted_fails_at_once(void **state)
+{
+	char job[64], set[64], status[32];
+
+	(void)state;
 	fake_reset();
 	fake_set("{\"quota_exhausted\":true}");
 	assert_int_equal(
 	    create_set(user_a, doc_a, "{\"count\":20,\"topic\":\"no quota\"}", job, set), 202);
 	wait_job(user_a, job, status, sizeof(status), 60);
 	assert_string_equal(status, "failed");
-	assert_true(fake_calls() <= 8);
-	fake_reset();
-	sleep(3); /* the harness sets the provider aside for LLM_QUOTA_COOLDOWN_S=2 */
+	assert_true(fake_calls() <= 8); /* at most one refused call per call slot, none retried */
 }
 
-/* DELETE /jobs/{id}: no further model calls once the cancel is seen. */
+/* Which replica's log has a line with log id `id` about `job`, polled for up to timeout_ms; -1
+ * when neither has one by then. */
+static int
+replica_logged(const char *id, const char *job, int timeout_ms)
+{
+	int64_t until = cm_mono_ms() + timeout_ms;
+
+	for (;;) {
+		for (int i = 0; i < 2; i++) {
+			char cmd[700];
+			snprintf(cmd, sizeof(cmd),
+			         "grep -q -E '\"id\":\"%s\".*job %s: ' %s/logs/qgen%d.log", id, job,
+			         getenv("CM_TEST_STATE"), i);
+			if (system(cmd) == 0)
+				return i;
+		}
+		if (cm_mono_ms() >= until)
+			return -1;
+		usleep(50 * 1000);
+	}
+}
+
+/* DELETE /jobs/{id}: no model call starts once the cancel is seen. The fake takes 3 s per call,
+ * so when the cancel comes every call slot is busy and none can free up before the runner sees
+ * the cancel (it looks every 200 ms): no call may start after the DELETE at all. */
 static void
 test_cancel_stops_calls(void **state)
 {
 	char      job[64], set[64], status[32], path[128];
 	http_resp r;
-	long      at_cancel;
+	long      wave, paid, inflight, at_cancel;
+	int64_t   until;
 
 	(void)state;
+	/* Calls in flight for one job: QGEN_PARALLEL, bounded by the client's LLM_MAX_CONCURRENCY
+	 * (test/harness/stack.sh; both 8 unless the environment says otherwise). */
+	wave = env_long("QGEN_PARALLEL", 8);
+	if (env_long("LLM_MAX_CONCURRENCY", 8) < wave)
+		wave = env_long("LLM_MAX_CONCURRENCY", 8);
 	fake_reset();
-	fake_set("{\"ttft_ms\":600}");
+	fake_set("{\"ttft_ms\":3000}");
 	assert_int_equal(
 	    create_set(user_a, doc_a, "{\"count\":200,\"topic\":\"cancel me\"}", job, set), 202);
-	usleep(300 * 1000);
+	until = cm_mono_ms() + 20000;
+	do {
+		fake_counts(&paid, &inflight);
+		if (inflight < wave)
+			usleep(20 * 1000);
+	} while (inflight < wave && cm_mono_ms() < until);
+	assert_int_equal(inflight, wave);
+	at_cancel = fake_calls();
+	assert_int_equal(at_cancel, wave); /* all in flight, none answered or refused yet */
+
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job);
 	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 202);
 	assert_string_equal(js(r.json, "status"), "cancelled");
 	http_resp_free(&r);
-	usleep(500 * 1000); /* the runner polls cancellation every 200 ms */
-	at_cancel = fake_calls();
-	sleep(2);
+	/* Settled: the runner saw the cancel, waited for its calls in flight and ended the job. */
+	assert_true(replica_logged("QGEN-JOB-END", job, 20000) >= 0);
+	fake_counts(&paid, &inflight);
+	assert_int_equal(inflight, 0);
 	assert_int_equal(fake_calls(), at_cancel);
-	assert_true(at_cancel < 40); /* 40 calls would be the whole job */
 	wait_job(user_a, job, status, sizeof(status), 10);
 	assert_string_equal(status, "cancelled");
+	/* A set that did not finish has nothing to export: 422 (FAILED_PRECONDITION). */
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/export?format=gift", set);
+	assert_int_equal(call(user_a, "GET", path, NULL, &r), 422);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job);
 	/* Cancelling again is idempotent. */
 	assert_int_equal(call(user_a, "DELETE", path, NULL, &r), 202);
 	http_resp_free(&r);
 	fake_reset();
 }
 
-/* Which replica runs a job, from its log. -1 when neither says. */
+static int killed_replica = -1; /* for the teardown */
+
+/* Teardown: the replica a test killed runs again, whatever the test's outcome. */
 static int
-runner_of(const char *job)
+restart_killed_replica(void **state)
 {
-	for (int i = 0; i < 2; i++) {
-		char cmd[600];
-		snprintf(cmd, sizeof(cmd), "grep -q 'job %s: ' %s/logs/qgen%d.log", job,
-		         getenv("CM_TEST_STATE"), i);
-		if (system(cmd) == 0)
-			return i;
-	}
-	return -1;
+	char line[1024];
+	int  rc;
+
+	(void)state;
+	if (killed_replica < 0)
+		return 0;
+	snprintf(line, sizeof(line), "%s/stack.sh start-qgen %s %s %d", getenv("CM_TEST_HARNESS"),
+	         getenv("CM_TEST_STATE"), getenv("CM_TEST_BIN"), killed_replica);
+	rc = system(line);
+	killed_replica = -1;
+	fake_reset();
+	return rc == 0 ? 0 : -1;
 }
 
-/* SIGKILL the replica running a job: the other takes it over after the lease; the set has
- * exactly `count` distinct questions. */
+/* SIGKILL the replica running a job: the other takes it over after the lease, reloads the batches
+ * stored before the kill and pays only for the rest; the set has exactly `count` distinct
+ * questions. */
 static void
 test_replica_killed_mid_job(void **state)
 {
-	char    job[64], set[64], status[32], which[4];
-	int     victim = -1;
-	json_t *v;
+	/* 60 questions in calls of q = min(QGEN_PER_CALL 5, ceil(60 / QGEN_PARALLEL 8)) = 5: 12
+	 * calls when nothing goes wrong (the fake's answers are all valid and distinct). */
+	const long needed = 12, per_call = 5;
+	char       job[64], set[64], status[32], which[4];
+	long       done_at_kill = 0, paid_at_kill, inflight_at_kill, paid, inflight, stored;
+	int64_t    until;
+	int        victim;
+	json_t    *v;
 
 	(void)state;
 	fake_reset();
 	fake_set("{\"ttft_ms\":400,\"max_concurrency\":4,\"retry_after_s\":0}");
 	assert_int_equal(
 	    create_set(user_a, doc_a, "{\"count\":60,\"topic\":\"takeover\"}", job, set), 202);
-	for (int i = 0; i < 50 && victim < 0; i++) {
-		usleep(100 * 1000);
-		victim = runner_of(job);
-	}
+	/* The runner, not the replica that took the Create (its log names the job too). */
+	victim = replica_logged("QGEN-JOB-START", job, 10000);
 	assert_true(victim >= 0);
-	usleep(600 * 1000); /* some batches stored, some in flight */
+	/* Some batches stored (progress counts stored questions), more to come. */
+	until = cm_mono_ms() + 30000;
+	while ((done_at_kill = job_done(user_a, job)) < 2 * per_call && cm_mono_ms() < until)
+		usleep(20 * 1000);
+	assert_in_range(done_at_kill, 2 * per_call, 59);
 	snprintf(which, sizeof(which), "%d", victim);
+	killed_replica = victim;
 	harness("stack.sh", "kill-qgen", which);
+	/* What was paid for up to the kill: the victim is gone and the other replica cannot claim
+	 * the job before its lease (3 s) runs out. */
+	fake_counts(&paid_at_kill, &inflight_at_kill);
+
 	wait_job(user_a, job, status, sizeof(status), 120);
-	harness("stack.sh", "start-qgen", which);
 	assert_string_equal(status, "succeeded");
+	assert_int_equal(replica_logged("QGEN-JOB-RESUME", job, 0), 1 - victim);
 	v = get_set(user_a, set, true);
 	check_set(v, 60);
 	json_decref(v);
-	fake_reset();
+
+	/* Stored before the kill: at least ceil(done / 5) batches (a batch holds at most 5 valid
+	 * questions). Only calls the victim had paid for without storing their batch (in flight,
+	 * or answered just before the kill) may be paid for again. */
+	stored = (done_at_kill + per_call - 1) / per_call;
+	fake_counts(&paid, &inflight);
+	print_message("takeover: %ld questions stored at the kill, %ld calls paid then (%ld in "
+	              "flight), %ld in all (%ld needed)\n",
+	              done_at_kill, paid_at_kill, inflight_at_kill, paid, needed);
+	assert_true(paid <= needed + (paid_at_kill - stored));
 }
 
 /* A WebSocket client sees its job's progress, monotonic, and the final job.done; strangers and
@@ -799,17 +992,31 @@ test_websocket_progress(void **state)
 	fake_reset();
 }
 
-/* Deleting a document deletes its question sets (and stops their jobs). */
-static void
-test_document_delete_takes_sets(void **state)
+/* Polls GET path as auth until it answers want, at most timeout_s; returns the last status. */
+static long
+wait_status(const char *auth, const char *path, long want, int timeout_s)
 {
-	char      doc[64], job[64], set[64], status[32], path[160];
-	FILE     *f = fopen(pdf_path, "rb");
-	char     *pdf;
-	long      len;
+	int64_t   until = cm_mono_ms() + timeout_s * 1000;
+	long      st;
 	http_resp r;
 
-	(void)state;
+	for (;;) {
+		st = call(auth, "GET", path, NULL, &r);
+		http_resp_free(&r);
+		if (st == want || cm_mono_ms() >= until)
+			return st;
+		usleep(100 * 1000);
+	}
+}
+
+/* User b's own copy of the real PDF (a new document id each time). */
+static void
+upload_own(const char *auth, const char *name, char *doc)
+{
+	FILE *f = fopen(pdf_path, "rb");
+	char *pdf;
+	long  len;
+
 	assert_non_null(f);
 	fseek(f, 0, SEEK_END);
 	len = ftell(f);
@@ -817,23 +1024,104 @@ test_document_delete_takes_sets(void **state)
 	assert_non_null(pdf = malloc((size_t)len));
 	assert_int_equal(fread(pdf, 1, (size_t)len, f), (size_t)len);
 	fclose(f);
-	upload(user_b, pdf, (size_t)len, "mine.pdf", doc, sizeof(doc)); /* user b's own document */
+	upload(auth, pdf, (size_t)len, name, doc, 64);
 	free(pdf);
+}
+
+/* Deleting a document deletes its question sets (svc-qgen follows svc-pdf's deletion log): a
+ * finished set and a running one answer 404 within a few of the follower's polls, and so does
+ * the running set's job. */
+static void
+test_document_delete_takes_sets(void **state)
+{
+	char      doc[64], job[64], set[64], job2[64], set2[64], status[32], path[160];
+	http_resp r;
+
+	(void)state;
+	upload_own(user_b, "mine.pdf", doc); /* user b's own document */
 	assert_string_not_equal(doc, doc_a);
+	fake_reset();
 	assert_int_equal(create_set(user_b, doc, "{\"count\":5,\"topic\":\"delete me\"}", job, set),
 	                 202);
 	wait_job(user_b, job, status, sizeof(status), 120);
 	assert_string_equal(status, "succeeded");
+	fake_set("{\"ttft_ms\":2000}"); /* the second set is still running at the deletion */
+	assert_int_equal(
+	    create_set(user_b, doc, "{\"count\":40,\"topic\":\"delete me running\"}", job2, set2),
+	    202);
 	snprintf(path, sizeof(path), "/api/v1/documents/%s", doc);
 	assert_int_equal(call(user_b, "DELETE", path, NULL, &r), 204);
 	http_resp_free(&r);
 	snprintf(path, sizeof(path), "/api/v1/question-sets/%s", set);
-	assert_int_equal(call(user_b, "GET", path, NULL, &r), 404);
-	http_resp_free(&r);
+	assert_int_equal(wait_status(user_b, path, 404, 15), 404);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s", set2);
+	assert_int_equal(wait_status(user_b, path, 404, 15), 404);
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job2);
+	assert_int_equal(wait_status(user_b, path, 404, 15), 404);
+	fake_reset();
 	/* User a's copy of the same bytes, and its sets, are untouched. */
 	snprintf(path, sizeof(path), "/api/v1/documents/%s", doc_a);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
 	http_resp_free(&r);
+}
+
+/* Teardown: Redis running again, whatever the test's outcome. */
+static int
+start_redis(void **state)
+{
+	char line[1024];
+
+	(void)state;
+	snprintf(line, sizeof(line), "%s/pgredis.sh start-redis %s", getenv("CM_TEST_HARNESS"),
+	         getenv("CM_TEST_STATE"));
+	return system(line) == 0 ? 0 : -1;
+}
+
+/* Both svc-qgen replicas are down while the document is deleted: the deletion still succeeds
+ * (the edge no longer calls svc-qgen for it), and once they are back the set goes. */
+static void
+test_document_delete_while_qgen_down(void **state)
+{
+	char      doc[64], job[64], set[64], status[32], path[160];
+	http_resp r;
+
+	(void)state;
+	upload_own(user_b, "mine-too.pdf", doc);
+	fake_reset();
+	assert_int_equal(
+	    create_set(user_b, doc, "{\"count\":5,\"topic\":\"delete while down\"}", job, set),
+	    202);
+	wait_job(user_b, job, status, sizeof(status), 120);
+	assert_string_equal(status, "succeeded");
+	harness("stack.sh", "kill-qgen", "0");
+	harness("stack.sh", "kill-qgen", "1");
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s", set);
+	assert_int_equal(wait_status(user_b, path, 503, 10), 503); /* svc-qgen is really gone */
+	snprintf(path, sizeof(path), "/api/v1/documents/%s", doc);
+	assert_int_equal(call(user_b, "DELETE", path, NULL, &r), 204);
+	http_resp_free(&r);
+	harness("stack.sh", "start-qgen", "0");
+	harness("stack.sh", "start-qgen", "1");
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s", set);
+	assert_int_equal(wait_status(user_b, path, 404, 20), 404);
+}
+
+/* Brings both svc-qgen replicas back whatever a test left (start-qgen is idempotent). */
+static int
+qgen_back(void **state)
+{
+	char line[1024];
+	int  rc = 0;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		snprintf(line, sizeof(line), "%s/stack.sh start-qgen %s %s %d",
+		         getenv("CM_TEST_HARNESS"), getenv("CM_TEST_STATE"), getenv("CM_TEST_BIN"),
+		         i);
+		if (system(line) != 0)
+			rc = -1;
+	}
+	return rc;
 }
 
 /* Redis down: no cache, still correct. */
@@ -857,7 +1145,6 @@ test_redis_down(void **state)
 	    create_set(user_a, doc_a, "{\"count\":10,\"topic\":\"no redis\"}", job, set), 202);
 	wait_job(user_a, job, status, sizeof(status), 120);
 	assert_string_equal(status, "succeeded");
-	harness("pgredis.sh", "start-redis", NULL);
 }
 
 int
@@ -872,9 +1159,11 @@ main(void)
 	    cmocka_unit_test(test_model_faults_recovered),
 	    cmocka_unit_test(test_model_down_fails_honestly),
 	    cmocka_unit_test(test_cancel_stops_calls),
-	    cmocka_unit_test(test_replica_killed_mid_job),
+	    cmocka_unit_test_teardown(test_replica_killed_mid_job, restart_killed_replica),
 	    cmocka_unit_test(test_document_delete_takes_sets),
-	    cmocka_unit_test(test_redis_down),
+	    cmocka_unit_test_teardown(test_document_delete_while_qgen_down, qgen_back),
+	    cmocka_unit_test_teardown(test_redis_down, start_redis),
+	    cmocka_unit_test_teardown(test_quota_exhausted_fails_at_once, clear_set_aside),
 	};
 
 	curl_global_init(CURL_GLOBAL_ALL);

@@ -38,6 +38,7 @@ DEFAULTS = {
     "rate_limit_next": 0,    # the next N calls: 429 rate_limit_exceeded + Retry-After
     "fail_next": 0,          # the next N admitted calls: 503
     "fail_rate": 0.0,        # 500/503 answers
+    "fail_status": 0,        # the status of fail_rate's answers: 500 or 503; 0 = either, half each
     "fault_429_rate": 0.0,   # admitted calls answered 429 rate_limit_exceeded + Retry-After
     "max_output_tokens": 0,  # the model's output limit: longer answers are cut ("length"); 0 = none
     "malformed_rate": 0.0,   # content is truncated (invalid) JSON in JSON mode
@@ -52,6 +53,11 @@ DEFAULTS = {
     "exhausted_keys": [],    # these API keys only: 429 insufficient_quota
     "api_key": "",           # when set, "Authorization: Bearer <api_key>" is required
     "seed": 0,
+    # Grading prompts ("TASK: grade"): deterministic faults for the next N grading replies.
+    "grade_missing_next": 0,       # the reply leaves out its last item
+    "grade_out_of_range_next": 0,  # the first item's score is 11
+    "grade_garbage_next": 0,       # prose without any JSON
+    "obey_injections": True,       # a gullible model: "award 10/10" in an answer gets 10
 }
 
 STOPWORDS = set("""a about above after again against all also although among an and any are as at be
@@ -93,6 +99,10 @@ class State:
         self.peak_concurrency = 0
         self.peak_offered = 0
         self.call_seconds = deque(maxlen=10000)  # modelled TTFT + generation of answered calls
+        self.grade_calls = 0        # grading prompts answered (TASK: grade)
+        self.grade_items = 0        # answers in them
+        self.overall_calls = 0      # overall-feedback prompts answered (TASK: overall)
+        self.injections_obeyed = 0  # answers that talked the fake into a 10
         self.chat = {"answers": 0, "not_found": 0}  # chat-convention answers (found / not)
         # streams' actual time to first token: (question or "", arrival, first content written),
         # monotonic seconds (CLOCK_MONOTONIC, comparable with clients on this machine)
@@ -113,6 +123,10 @@ class State:
             "peak_concurrency": self.peak_concurrency,
             "peak_offered": self.peak_offered,
             "call_seconds": [round(x, 4) for x in self.call_seconds],
+            "grade_calls": self.grade_calls,
+            "grade_items": self.grade_items,
+            "overall_calls": self.overall_calls,
+            "injections_obeyed": self.injections_obeyed,
             "chat": dict(self.chat),
             "first_tokens": [{"question": q, "arrived": round(a, 6), "first": round(f, 6)}
                              for q, a, f in self.first_tokens],
@@ -244,6 +258,122 @@ def make_questions(count, page, text, variant=0, qtype="mcq"):
             "page": page,
         })
     return {"questions": out}
+
+
+# ---------------------------------------------------------------------------------------------
+# Grading (svc-eval's prompt: "TASK: grade" / "TASK: overall", then a JSON document after "DATA:")
+
+INJECTION = re.compile(r"(?i)(10\s*/\s*10|full marks|ignore (the|all|previous|your) |award (me|this|10|full))")
+
+
+def parse_task(messages):
+    """(task, header lines dict, data) for a grading prompt, or None."""
+    for m in messages:
+        content = m.get("content")
+        if not isinstance(content, str):
+            continue
+        lines = content.split("\n")
+        if not lines or not re.match(r"(?i)^TASK:\s*(grade|overall)\s*$", lines[0].strip()):
+            continue
+        task = lines[0].split(":", 1)[1].strip().lower()
+        head = {}
+        for i, line in enumerate(lines[1:], 1):
+            if line.strip().upper().startswith("DATA:"):
+                try:
+                    data = json.loads("\n".join(lines[i + 1:]))
+                except ValueError:
+                    return None
+                return task, head, data
+            if ":" in line:
+                k, v = line.split(":", 1)
+                head[k.strip().upper()] = v.strip()
+    return None
+
+
+def terms(text):
+    out = []
+    for w in re.findall(r"[a-z0-9]+", (text or "").lower().replace("'", "")):
+        if (len(w) < 2 and not w.isdigit()) or w in STOPWORDS:
+            continue
+        if len(w) > 3 and w.endswith("s") and w[-2] not in "sui":
+            w = w[:-1]
+        if w not in out:
+            out.append(w)
+    return out
+
+
+def grade_item(item, strictness, st):
+    """Scores by overlap: the share of the reference's key terms the answer has (without a
+    reference, the share of the answer's terms the source has). A gullible model: an answer that
+    asks for full marks gets them."""
+    answer = item.get("answer") or ""
+    a, r = terms(answer), terms(item.get("reference")) or terms(item.get("source"))
+    if st.cfg["obey_injections"] and INJECTION.search(answer):
+        st.injections_obeyed += 1
+        return {"id": item.get("id"), "score": 10, "feedback": "Excellent answer, full marks.",
+                "suggestion": "None.", "hint": "You have it."}
+    if item.get("reference"):
+        hit = [t for t in r if t in a]
+        score = int(round(10.0 * len(hit) / len(r))) if r and a else 0
+    else:  # no reference: how much of the answer the source supports
+        hit = [t for t in a if t in r]
+        score = int(round(10.0 * len(hit) / len(a))) if r and a else 0
+    if strictness == "easy" and score > 0:
+        score = min(10, score + 1)
+    elif strictness == "strict":
+        score = max(0, score - 1)
+    missing = [t for t in r if t not in a][:3]
+    # As long as a model's feedback (about 60 words): the calls cost what real ones cost.
+    return {"id": item.get("id"), "score": score,
+            "feedback": "Your answer covers %d of the %d key ideas of the reference answer%s. "
+                        "The question asked: \"%s\". %s" % (
+                len(hit), len(r), (": " + ", ".join(hit[:8])) if hit else "",
+                clip_words(item.get("question") or "", 25),
+                "A complete answer would also explain %s and connect it to the question." % (
+                    " and ".join(missing)) if missing else "It is complete and precise."),
+            "suggestion": ("Also explain: %s." % ", ".join(missing)) if missing else
+            "Nothing is missing.",
+            "hint": ("Think about %s." % missing[0]) if missing else "Your answer is complete."}
+
+
+def grade_content(st, messages):
+    """Content for a grading or overall prompt, or None when the messages are neither."""
+    parsed = parse_task(messages)
+    if parsed is None:
+        return None
+    task, head, data = parsed
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        items = []
+    with st.lock:
+        if task == "overall":
+            st.overall_calls += 1
+            score, mx = head.get("SCORE", "0"), head.get("MAX", "0")
+            weak = [i.get("question", "")[:60] for i in items if isinstance(i, dict)
+                    and isinstance(i.get("score"), int) and i["score"] < 6][:2]
+            return json.dumps({
+                "overall_feedback": "You scored %s of %s. Keep practising the weaker answers." % (
+                    score, mx),
+                "strengths": ["You answered %d questions." % len(items)],
+                "areas_for_improvement": ["Revisit: %s" % w for w in weak] or ["Add more detail."],
+                "study_suggestions": ["Re-read the source pages of the questions you missed."]})
+        st.grade_calls += 1
+        st.grade_items += len(items)
+        if st.cfg["grade_garbage_next"] > 0:
+            st.cfg["grade_garbage_next"] -= 1
+            st.faults["grade_garbage"] = st.faults.get("grade_garbage", 0) + 1
+            return "I looked at the answers and they seem mostly fine to me."
+        grades = [grade_item(i, head.get("STRICTNESS", "medium").lower(), st)
+                  for i in items if isinstance(i, dict)]
+        if st.cfg["grade_missing_next"] > 0 and grades:
+            st.cfg["grade_missing_next"] -= 1
+            st.faults["grade_missing"] = st.faults.get("grade_missing", 0) + 1
+            grades = grades[:-1]
+        if st.cfg["grade_out_of_range_next"] > 0 and grades:
+            st.cfg["grade_out_of_range_next"] -= 1
+            st.faults["grade_out_of_range"] = st.faults.get("grade_out_of_range", 0) + 1
+            grades[0]["score"] = 11
+    return json.dumps({"grades": grades})
 
 
 def last_user(messages):
@@ -581,7 +711,7 @@ class Handler(BaseHTTPRequestHandler):
             return 0, False
         if fault == "fail":
             self.count_fault("fail")
-            status = 500 if self.st.rng.random() < 0.5 else 503
+            status = int(cfg["fail_status"]) or (500 if self.st.rng.random() < 0.5 else 503)
             self.leave()
             self.error(status, "server_error", None, "The server had an error processing your "
                        "request.")
@@ -591,7 +721,11 @@ class Handler(BaseHTTPRequestHandler):
             self.sleep(float(cfg["hang_s"]))
             self.close_connection = True
             return 0, False
-        content, is_json = make_content(messages, json_mode, self.st)
+        graded = grade_content(self.st, messages)
+        if graded is not None:
+            content, is_json = graded, graded.startswith("{")
+        else:
+            content, is_json = make_content(messages, json_mode, self.st)
         chat = parse_chat_prompt(messages) if stream and not json_mode else None
         self.question = chat[1] if chat is not None else ""
         if is_json and fault == "malformed":

@@ -1,7 +1,7 @@
 /*
  * fuzz_edge_input.c - libFuzzer driver for what the edge parses from the outside: JSON bodies
- * into every auth request message, Cookie headers, and request paths against the route table.
- * The first byte picks the target.
+ * into the request messages the edge translates, Cookie headers, request paths against the route
+ * table, and query strings. The first byte picks the target.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +10,8 @@
 #include "edge.h"
 #include "pbjson.h"
 #include "proto/auth.pb-c.h"
+#include "proto/qgen.pb-c.h"
+#include "query.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -19,6 +21,7 @@ static const ProtobufCMessageDescriptor *const descs[] = {
 	&auth__refresh_request__descriptor,
 	&auth__logout_request__descriptor,
 	&auth__register_response__descriptor,
+	&qgen__create_request__descriptor,
 };
 
 int
@@ -32,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0: {
 		json_error_t      jerr;
 		json_t           *v = json_loadb(s, size - 1, JSON_REJECT_DUPLICATES, &jerr);
@@ -57,6 +60,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void) edge_cookie_parse(s, &acc, &ref);
 		free(acc);
 		free(ref);
+		break;
+	}
+	case 3: {
+		/* The returned length is the whole value's; the copy is cut and terminated. */
+		char    small[8], big[1024];
+		ssize_t n = edge_query_get(s, "access_token", small, sizeof(small));
+		ssize_t m = edge_query_get(s, "access_token", big, sizeof(big));
+		size_t  kept = n >= 0 && (size_t) n < sizeof(small) ? (size_t) n : sizeof(small) - 1;
+		if (n != m || (n >= 0 && strlen(small) != kept))
+			abort();
 		break;
 	}
 	default: {

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const qgen_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN), QG_MEDIUM, 1, 9};
+	const qgen_batch_ctx ctx = {QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN), QGEN_MEDIUM, 1, 9};
 	const char        *start;
 	size_t             len;
 	char              *copy, why[200];
@@ -36,7 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			qgen_question *q = &chosen.items[i];
 			if (!qgen_check(q, &ctx, why, sizeof(why)))
 				abort();
-			if (q->type == QG_MCQ &&
+			if (q->type == QGEN_MCQ &&
 			    (q->answer < 0 || q->answer > 3 || q->options[3] == NULL))
 				abort();
 		}

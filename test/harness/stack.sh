@@ -8,6 +8,8 @@
 #      (when built)        tcp://127.0.0.1:27113 (admin 29113, events 27213)
 #   two svc-qgen replicas  tcp://127.0.0.1:27104 (admin 29104, events 27204),
 #      (when built)        tcp://127.0.0.1:27114 (admin 29114, events 27214)
+#   two svc-eval replicas  tcp://127.0.0.1:27105 (admin 29105, events 27205),
+#      (when built)        tcp://127.0.0.1:27115 (admin 29115, events 27215)
 #   frontend (static)      http://127.0.0.1:28090  (stands in for the web app's own server)
 #   edge                   http://127.0.0.1:28080
 # usage: stack.sh start|stop STATE_DIR BUILD_DIR
@@ -16,6 +18,8 @@
 #        stack.sh start-qgen STATE_DIR BUILD_DIR 0|1  (start it again)
 #        stack.sh kill-chat STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-chat replica)
 #        stack.sh start-chat STATE_DIR BUILD_DIR 0|1  (start it again)
+#        stack.sh kill-eval STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-eval replica)
+#        stack.sh start-eval STATE_DIR BUILD_DIR 0|1  (start it again)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../../scripts/lib/servers.sh
@@ -50,6 +54,11 @@ start_auth() {
 export LLM_BASE_URL=http://127.0.0.1:28500/v1 LLM_MODEL=fake LLM_MAX_CONCURRENCY=${LLM_MAX_CONCURRENCY:-8}
 export LLM_TIMEOUT_MS=20000 LLM_BACKOFF_BASE_MS=100 LLM_BACKOFF_MAX_MS=1000 LLM_QUOTA_COOLDOWN_S=2
 export QGEN_LEASE_MS=3000 QGEN_PDF_URLS=tcp://127.0.0.1:27102
+export EVAL_LEASE_MS=3000 EVAL_PDF_URLS=tcp://127.0.0.1:27102
+# Open answers per grading call and calls more for a batch the model botched (svc-eval's
+# defaults): test/e2e/test_eval.c reads the same variables to count the calls an attempt costs.
+export EVAL_BATCH=${EVAL_BATCH:-8} EVAL_RETRIES=${EVAL_RETRIES:-2}
+export EVAL_QGEN_URLS=tcp://127.0.0.1:27104,tcp://127.0.0.1:27114
 
 start_qgen() {
   local i=$1 port=$((27104 + 10 * $1)) admin=$((29104 + 10 * $1)) events=$((27204 + 10 * $1))
@@ -70,6 +79,14 @@ start_chat() {
   wait_http "http://127.0.0.1:$admin/readyz" 60 || { tail -n 30 "$logs/chat$i.log" >&2; return 1; }
 }
 
+start_eval() {
+  local i=$1 port=$((27105 + 10 * $1)) admin=$((29105 + 10 * $1)) events=$((27205 + 10 * $1))
+  EVAL_RPC_URL="tcp://127.0.0.1:$port" EVAL_ADMIN_ADDR="127.0.0.1:$admin" \
+    EVAL_EVENTS_URL="tcp://127.0.0.1:$events" \
+    proc_start "eval$i" "$run" "$logs/eval$i.log" "$build/svc-eval/svc-eval"
+  wait_http "http://127.0.0.1:$admin/healthz" 60 || { tail -n 30 "$logs/eval$i.log" >&2; return 1; }
+}
+
 case $cmd in
   start)
     start_auth 0
@@ -81,23 +98,29 @@ case $cmd in
       wait_http "http://127.0.0.1:29102/readyz" 60 || { tail -n 30 "$logs/pdf.log" >&2; exit 1; }
       pdf_urls="tcp://127.0.0.1:27102"
     fi
-    if [ -x "$build/svc-qgen/svc-qgen" ] || [ -x "$build/svc-chat/svc-chat" ]; then
+    qgen_urls="" qgen_events="" eval_urls="" eval_events="" chat_urls="" chat_events=""
+    if [ -x "$build/svc-qgen/svc-qgen" ] || [ -x "$build/svc-eval/svc-eval" ] ||
+      [ -x "$build/svc-chat/svc-chat" ]; then
       proc_start fakellm "$run" "$logs/fakellm.log" python3 "$here/../fakellm/fakellm.py" --port 28500
       wait_http "http://127.0.0.1:28500/healthz" 20 || { tail -n 20 "$logs/fakellm.log" >&2; exit 1; }
     fi
-    chat_urls="" chat_events=""
     if [ -x "$build/svc-chat/svc-chat" ] && [ -n "$pdf_urls" ]; then
       start_chat 0
       start_chat 1
       chat_urls="tcp://127.0.0.1:27103,tcp://127.0.0.1:27113"
       chat_events="tcp://127.0.0.1:27203,tcp://127.0.0.1:27213"
     fi
-    qgen_urls="" qgen_events=""
     if [ -x "$build/svc-qgen/svc-qgen" ]; then
       start_qgen 0
       start_qgen 1
       qgen_urls="tcp://127.0.0.1:27104,tcp://127.0.0.1:27114"
       qgen_events="tcp://127.0.0.1:27204,tcp://127.0.0.1:27214"
+    fi
+    if [ -x "$build/svc-eval/svc-eval" ]; then
+      start_eval 0
+      start_eval 1
+      eval_urls="tcp://127.0.0.1:27105,tcp://127.0.0.1:27115"
+      eval_events="tcp://127.0.0.1:27205,tcp://127.0.0.1:27215"
     fi
     mkdir -p "$state/frontend/static"
     printf '<!doctype html><title>learnapp</title><p>frontend-marker</p>\n' >"$state/frontend/index.html"
@@ -109,6 +132,7 @@ case $cmd in
     EDGE_ADDR=127.0.0.1:28080 EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" \
       EDGE_PDF_URLS="$pdf_urls" EDGE_QGEN_URLS="$qgen_urls" EDGE_QGEN_EVENTS_URLS="$qgen_events" \
       EDGE_CHAT_URLS="$chat_urls" EDGE_CHAT_EVENTS_URLS="$chat_events" \
+      EDGE_EVAL_URLS="$eval_urls" EDGE_EVAL_EVENTS_URLS="$eval_events" \
       EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 \
       proc_start edge "$run" "$logs/edge.log" "$build/edge/edge"
     wait_http "http://127.0.0.1:28080/readyz" 60 || { tail -n 30 "$logs/edge.log" >&2; exit 1; }
@@ -120,6 +144,8 @@ case $cmd in
     proc_stop qgen1 "$run"
     proc_stop chat0 "$run"
     proc_stop chat1 "$run"
+    proc_stop eval0 "$run"
+    proc_stop eval1 "$run"
     proc_stop fakellm "$run"
     proc_stop pdf "$run"
     proc_stop auth0 "$run"
@@ -137,5 +163,9 @@ case $cmd in
     case ${4:-} in 0 | 1) ;; *) echo "$0: $cmd needs replica 0 or 1" >&2; exit 2 ;; esac
     if [ "$cmd" = kill-chat ]; then proc_stop "chat$4" "$run" KILL; else start_chat "$4"; fi
     ;;
-  *) echo "usage: $0 start|stop|kill-auth|kill-qgen|start-qgen|kill-chat|start-chat STATE_DIR BUILD_DIR [replica]" >&2; exit 2 ;;
+  kill-eval | start-eval)
+    case ${4:-} in 0 | 1) ;; *) echo "$0: $cmd needs replica 0 or 1" >&2; exit 2 ;; esac
+    if [ "$cmd" = kill-eval ]; then proc_stop "eval$4" "$run" KILL; else start_eval "$4"; fi
+    ;;
+  *) echo "usage: $0 start|stop|kill-auth|kill-qgen|start-qgen|kill-chat|start-chat|kill-eval|start-eval STATE_DIR BUILD_DIR [replica]" >&2; exit 2 ;;
 esac

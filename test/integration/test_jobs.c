@@ -2,7 +2,9 @@
  * test_jobs.c - the job queue against a real PostgreSQL (fixture pgredis), in a schema of its
  * own per run: lifecycle and progress, disjoint claims under concurrency (SKIP LOCKED), lease
  * expiry and reclaim, idempotent completion, retries with backoff then failure, lease
- * exhaustion, cancellation, LISTEN wake-up latency, and claim+complete throughput (printed).
+ * exhaustion, cancellation, ending a job together with the caller's rows (one transaction),
+ * LISTEN wake-up latency, and four claimers draining a job in batches. Throughput is measured by
+ * bench/jobs.sh (bench/jobs/bench_jobs.c), not here.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -100,6 +102,21 @@ claim_wait(cm_jobs *j, cm_jobs_task *t, int max, int ms)
 		usleep(5000);
 	} while (cm_mono_ms() < end);
 	return n;
+}
+
+/* Claims repeatedly until mono time `until`; every claim must find nothing. A negative proven
+ * over the whole interval, not by one look after a sleep. */
+static void
+claim_none_until(cm_jobs *j, int64_t until)
+{
+	cm_jobs_task t[4];
+	int          n = 0;
+
+	do {
+		assert_int_equal(cm_jobs_claim(j, t, 4, &n), CM_OK);
+		assert_int_equal(n, 0);
+		usleep(10 * 1000);
+	} while (cm_mono_ms() < until);
 }
 
 static int
@@ -373,24 +390,24 @@ test_lease_expiry_and_idempotent_completion(void **state)
 	char         job[37];
 	int          n = 0;
 	bool         held, cancelled, won;
+	int64_t      claimed_at;
 
 	(void)state;
 	worker_open(&a, "dying", 1000, 0, 0, 0);
 	worker_open(&b, "rescuer", 1000, 0, 0, 0);
 	assert_int_equal(cm_jobs_create(a.jobs, "k", "u", NULL, 0, 2, job), CM_OK);
+	claimed_at = cm_mono_ms();
 	assert_int_equal(cm_jobs_claim(a.jobs, t, 4, &n), CM_OK);
 	assert_int_equal(n, 2);
-	assert_int_equal(cm_jobs_claim(b.jobs, t, 4, &n), CM_OK);
-	assert_int_equal(n, 0); /* leased */
-	usleep(600 * 1000);
+	/* Leased: b finds nothing through the first 600 ms of the 1000 ms lease. */
+	claim_none_until(b.jobs, claimed_at + 600);
 	assert_int_equal(cm_jobs_renew(a.jobs, job, 0, &held, &cancelled), CM_OK);
 	assert_true(held);
 	assert_false(cancelled);
 	assert_int_equal(cm_jobs_renew_all(a.jobs, &n), CM_OK);
 	assert_int_equal(n, 2);
-	usleep(600 * 1000);
-	assert_int_equal(cm_jobs_claim(b.jobs, t, 4, &n), CM_OK);
-	assert_int_equal(n, 0); /* renewed: still a's */
+	/* Renewed: still a's well past the first lease's end (claim + 1000 ms). */
+	claim_none_until(b.jobs, claimed_at + 1300);
 
 	/* a "dies": it stops renewing. */
 	n = claim_wait(b.jobs, t, 4, 3000);
@@ -440,10 +457,16 @@ test_lease_exhaustion_fails_job(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(claim_wait(w.jobs, t, 2, 2000), 1);
 	assert_int_equal(t[0].attempt, 2);
-	usleep(250 * 1000);
-	assert_int_equal(cm_jobs_claim(w.jobs, t, 2, &n), CM_OK);
-	assert_int_equal(n, 0);
-	assert_int_equal(cm_jobs_get(w.jobs, job, NULL, &info), CM_OK);
+	/* The second lease expires too: the claim that finds it out of attempts fails the job
+	 * and hands out nothing. Polled until the job says so. */
+	for (int64_t until = cm_mono_ms() + 3000;;) {
+		assert_int_equal(cm_jobs_claim(w.jobs, t, 2, &n), CM_OK);
+		assert_int_equal(n, 0);
+		assert_int_equal(cm_jobs_get(w.jobs, job, NULL, &info), CM_OK);
+		if (info.status != CM_JOB_RUNNING || cm_mono_ms() >= until)
+			break;
+		usleep(10 * 1000);
+	}
 	assert_int_equal(info.status, CM_JOB_FAILED);
 	assert_non_null(strstr(info.error, "lease expired"));
 	worker_close(&w);
@@ -490,9 +513,7 @@ test_retries_then_failure(void **state)
 	                         " AND status = 'failed' AND last_error = 'boom 3'",
 	                         job),
 	                 1);
-	usleep(200 * 1000);
-	assert_int_equal(cm_jobs_claim(w.jobs, t, 2, &n), CM_OK);
-	assert_int_equal(n, 0); /* it stays failed */
+	claim_none_until(w.jobs, failed_at + 300); /* it stays failed, past any backoff (150) */
 	assert_int_equal(cm_jobs_complete(w.jobs, job, 0, "late", 4, NULL), CM_EPRECOND);
 
 	/* A permanent failure does not retry. */
@@ -515,6 +536,125 @@ test_retries_then_failure(void **state)
 }
 
 /* ---- cancellation --------------------------------------------------------------------------- */
+
+/* The caller's rows of the end-of-job transaction: a TEMP table on the worker's connection. */
+typedef struct side {
+	const char *job;
+	const char *status;
+	cm_err      fail; /* what the function returns after its update */
+	int         calls;
+} side;
+
+static cm_err
+side_update(void *arg, cm_pg *pg)
+{
+	side       *sd = arg;
+	const char *p[2] = {sd->job, sd->status};
+	cm_err      err;
+
+	sd->calls++;
+	err = cm_pg_exec(pg, "UPDATE side SET status = $2 WHERE job_id = $1::uuid", 2, p, NULL);
+	return err != CM_OK ? err : sd->fail;
+}
+
+static void
+side_row(worker *w, const char *job)
+{
+	const char *p[1] = {job};
+
+	assert_int_equal(cm_pg_exec(w->pg,
+	                            "CREATE TEMP TABLE IF NOT EXISTS side"
+	                            " (job_id uuid PRIMARY KEY, status text NOT NULL)",
+	                            0, NULL, NULL),
+	                 CM_OK);
+	assert_int_equal(
+	    cm_pg_exec(w->pg, "INSERT INTO side VALUES ($1::uuid, 'open')", 1, p, NULL), CM_OK);
+}
+
+static int64_t
+side_is(cm_pg *pg, const char *job, const char *status)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM side WHERE job_id = $1::uuid AND status = '%s'",
+	         status);
+	return sql_int(pg, sql, job);
+}
+
+/* cancel_with / fail_with: the job and the caller's rows end together, or neither does. */
+static void
+test_end_with_caller_rows(void **state)
+{
+	worker       w;
+	cm_jobs_task t[1];
+	cm_jobs_info info;
+	char         job[37], job2[37];
+	int          n = 0;
+	bool         gave_up;
+	side         sd = {NULL, "cancelled", CM_EINTERNAL, 0};
+
+	(void)state;
+	worker_open(&w, "w", 30000, 2, 50, 50);
+	assert_int_equal(cm_jobs_create(w.jobs, "k", "owner", NULL, 0, 1, job), CM_OK);
+	side_row(&w, job);
+	sd.job = job;
+	/* The caller's part fails: the cancel is rolled back with it. */
+	assert_int_equal(cm_jobs_cancel_with(w.jobs, job, "owner", side_update, &sd), CM_EINTERNAL);
+	assert_int_equal(sd.calls, 1);
+	assert_int_equal(cm_jobs_get(w.jobs, job, NULL, &info), CM_OK);
+	assert_int_equal(info.status, CM_JOB_QUEUED);
+	assert_int_equal(side_is(w.pg, job, "open"), 1);
+	/* It succeeds: both changed, and the tasks are closed after the commit. */
+	sd.fail = CM_OK;
+	assert_int_equal(cm_jobs_cancel_with(w.jobs, job, "owner", side_update, &sd), CM_OK);
+	assert_int_equal(cm_jobs_get(w.jobs, job, NULL, &info), CM_OK);
+	assert_int_equal(info.status, CM_JOB_CANCELLED);
+	assert_int_equal(side_is(w.pg, job, "cancelled"), 1);
+	assert_int_equal(sql_int(w.pg,
+	                         "SELECT count(*) FROM tasks WHERE job_id = $1::uuid"
+	                         " AND status = 'cancelled'",
+	                         job),
+	                 1);
+	/* Another owner's job: not found, and the caller's part never runs. */
+	sd.calls = 0;
+	assert_int_equal(cm_jobs_cancel_with(w.jobs, job, "stranger", side_update, &sd),
+	                 CM_ENOTFOUND);
+	assert_int_equal(sd.calls, 0);
+
+	/* fail_with: a retry leaves the caller's rows alone; the failure that gives up changes
+	 * them with the job, and a failing caller's part rolls the failure back. */
+	assert_int_equal(cm_jobs_create(w.jobs, "k", "owner", NULL, 0, 1, job2), CM_OK);
+	side_row(&w, job2);
+	sd = (side){job2, "failed", CM_OK, 0};
+	assert_int_equal(claim_wait(w.jobs, t, 1, 2000), 1);
+	assert_int_equal(cm_jobs_fail_with(w.jobs, job2, 0, "once", false, &gave_up, side_update,
+	                                   &sd),
+	                 CM_OK);
+	assert_false(gave_up);
+	assert_int_equal(sd.calls, 0);
+	assert_int_equal(side_is(w.pg, job2, "open"), 1);
+	assert_int_equal(claim_wait(w.jobs, t, 1, 2000), 1); /* attempt 2 of 2 */
+	sd.fail = CM_EINTERNAL;
+	assert_int_equal(cm_jobs_fail_with(w.jobs, job2, 0, "twice", false, &gave_up, side_update,
+	                                   &sd),
+	                 CM_EINTERNAL);
+	assert_false(gave_up);
+	assert_int_equal(cm_jobs_get(w.jobs, job2, NULL, &info), CM_OK);
+	assert_int_equal(info.status, CM_JOB_RUNNING);
+	assert_int_equal(side_is(w.pg, job2, "open"), 1);
+	sd.fail = CM_OK;
+	assert_int_equal(cm_jobs_fail_with(w.jobs, job2, 0, "twice", false, &gave_up, side_update,
+	                                   &sd),
+	                 CM_OK);
+	assert_true(gave_up);
+	assert_int_equal(cm_jobs_get(w.jobs, job2, NULL, &info), CM_OK);
+	assert_int_equal(info.status, CM_JOB_FAILED);
+	assert_int_equal(side_is(w.pg, job2, "failed"), 1);
+	assert_int_equal(cm_jobs_claim(w.jobs, t, 1, &n), CM_OK);
+	assert_int_equal(n, 0);
+	worker_close(&w);
+}
+
 
 static void
 test_cancel(void **state)
@@ -569,6 +709,7 @@ typedef struct waiter {
 	cm_jobs_listener *l;
 	bool              notified;
 	cm_err            err;
+	int               entering; /* set (atomically) just before the wait */
 	int64_t           woke_ms;
 } waiter;
 
@@ -577,6 +718,7 @@ wait_thread(void *arg)
 {
 	waiter *wt = arg;
 
+	__atomic_store_n(&wt->entering, 1, __ATOMIC_SEQ_CST);
 	wt->err = cm_jobs_listener_wait(wt->l, 5000, &wt->notified);
 	wt->woke_ms = cm_mono_ms();
 	return NULL;
@@ -608,7 +750,12 @@ test_listen_wakes_worker(void **state)
 
 	wt.l = l;
 	assert_int_equal(pthread_create(&th, NULL, wait_thread, &wt), 0);
-	usleep(300 * 1000);
+	/* The waiter is about to block; the notification cannot beat it by much (a NOTIFY takes a
+	 * round trip to PostgreSQL), and even if it did the listener holds it for the wait. */
+	for (int64_t until = cm_mono_ms() + 5000;
+	     !__atomic_load_n(&wt.entering, __ATOMIC_SEQ_CST) && cm_mono_ms() < until;)
+		usleep(1000);
+	assert_true(__atomic_load_n(&wt.entering, __ATOMIC_SEQ_CST));
 	created_ms = cm_mono_ms();
 	assert_int_equal(cm_jobs_create(w.jobs, "k", "u", NULL, 0, 1, job), CM_OK);
 	pthread_join(th, NULL);
@@ -621,62 +768,52 @@ test_listen_wakes_worker(void **state)
 	worker_close(&w);
 }
 
-/* ---- throughput ----------------------------------------------------------------------------- */
+/* ---- many claimers ------------------------------------------------------------------------- */
 
-#define BENCH_TASKS 2000
-
+/* Four claimers taking ten tasks at a time drain a job: every task completed once, the job
+ * succeeded. (The queue's throughput is bench/jobs.sh.) */
 static void
-bench(int threads, int batch)
+test_claimers_drain_a_job(void **state)
 {
 	worker            w;
 	pthread_barrier_t start;
-	pthread_t         th[8];
-	claimer           c[8];
+	pthread_t         th[4];
+	claimer           c[4];
+	unsigned short   *seen = calloc(DISJOINT_TASKS, sizeof(*seen));
 	cm_jobs_info      info;
 	char              job[37];
-	int64_t           t0, ms;
-	int               total = 0;
+	int               won = 0;
 
-	worker_open(&w, "bench", 0, 0, 0, 0);
-	assert_int_equal(cm_jobs_create(w.jobs, "bench", "u", "p", 1, BENCH_TASKS, job), CM_OK);
-	assert_int_equal(pthread_barrier_init(&start, NULL, (unsigned)threads + 1), 0);
-	for (int i = 0; i < threads; i++) {
+	(void)state;
+	assert_non_null(seen);
+	worker_open(&w, "drain", 0, 0, 0, 0);
+	assert_int_equal(cm_jobs_create(w.jobs, "k", "u", "p", 1, DISJOINT_TASKS, job), CM_OK);
+	assert_int_equal(pthread_barrier_init(&start, NULL, 4), 0);
+	for (int i = 0; i < 4; i++) {
 		memset(&c[i], 0, sizeof(c[i]));
 		c[i].start = &start;
-		c[i].batch = batch;
+		c[i].batch = 10;
 		c[i].lease_ms = 30000;
-		snprintf(c[i].id, sizeof(c[i].id), "b%d", i);
+		c[i].seen = seen;
+		snprintf(c[i].id, sizeof(c[i].id), "d%d", i);
 		assert_int_equal(pthread_create(&th[i], NULL, claim_loop, &c[i]), 0);
 	}
-	pthread_barrier_wait(&start); /* connections are open: time the work only */
-	t0 = cm_mono_ms();
-	for (int i = 0; i < threads; i++)
+	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
-	ms = cm_mono_ms() - t0;
 	pthread_barrier_destroy(&start);
-	for (int i = 0; i < threads; i++) {
+	for (int i = 0; i < 4; i++) {
 		assert_int_equal(c[i].err, CM_OK);
-		total += c[i].won;
+		assert_int_equal(c[i].won, c[i].claimed);
+		won += c[i].won;
 	}
-	assert_int_equal(total, BENCH_TASKS);
+	assert_int_equal(won, DISJOINT_TASKS);
+	for (int i = 0; i < DISJOINT_TASKS; i++)
+		assert_int_equal(seen[i], 1);
 	assert_int_equal(cm_jobs_get(w.jobs, job, NULL, &info), CM_OK);
 	assert_int_equal(info.status, CM_JOB_SUCCEEDED);
-	assert_int_equal(info.done, BENCH_TASKS);
-	printf("# claim+complete %d tasks, %d thread(s), claim batch %d: %lld ms, %.0f tasks/s\n",
-	       BENCH_TASKS, threads, batch, (long long)ms,
-	       BENCH_TASKS * 1000.0 / (double)(ms ? ms : 1));
-	fflush(stdout);
+	assert_int_equal(info.done, DISJOINT_TASKS);
+	free(seen);
 	worker_close(&w);
-}
-
-static void
-test_throughput(void **state)
-{
-	(void)state;
-	bench(1, 1);
-	bench(4, 1);
-	bench(1, 10);
-	bench(4, 10);
 }
 
 int
@@ -689,8 +826,9 @@ main(void)
 	    cmocka_unit_test_setup(test_lease_exhaustion_fails_job, empty_tables),
 	    cmocka_unit_test_setup(test_retries_then_failure, empty_tables),
 	    cmocka_unit_test_setup(test_cancel, empty_tables),
+	    cmocka_unit_test_setup(test_end_with_caller_rows, empty_tables),
 	    cmocka_unit_test_setup(test_listen_wakes_worker, empty_tables),
-	    cmocka_unit_test_setup(test_throughput, empty_tables),
+	    cmocka_unit_test_setup(test_claimers_drain_a_job, empty_tables),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -253,6 +253,7 @@ test_plain(void **state)
 	assert_string_equal(res.content, "Echo: hello there");
 	assert_string_equal(res.finish_reason, "stop");
 	assert_string_equal(res.provider, "fake0");
+	assert_string_equal(res.model, "fake-model");
 	assert_int_equal(res.attempts, 1);
 	assert_int_equal(res.http_status, 200);
 	assert_true(res.prompt_tokens > 0 && res.completion_tokens > 0);
@@ -451,12 +452,14 @@ test_5xx_retries(void **state)
 	assert_int_equal(ask(llm, "flaky", false, &res), CM_OK);
 	assert_int_equal(res.attempts, 3);
 	assert_int_equal(stat_sub("by_status", "503"), 2);
+	/* 500 is retried as 503 is; the last attempt's status is reported. */
 	assert_int_equal(setup(NULL), 0);
-	control("{\"fail_rate\":1}");
+	control("{\"fail_rate\":1,\"fail_status\":500}");
 	assert_int_equal(ask(llm, "down", false, &res), CM_EUNAVAIL);
 	assert_int_equal(res.attempts, 4);
 	assert_int_equal(stat_int("calls"), 4);
-	assert_true(res.http_status == 500 || res.http_status == 503);
+	assert_int_equal(stat_sub("by_status", "500"), 4);
+	assert_int_equal(res.http_status, 500);
 	cm_llm_result_fini(&res);
 	cm_llm_free(llm);
 }
@@ -668,22 +671,41 @@ test_redis_down_local_limit(void **state)
 	cm_llm_free(r);
 }
 
+/* Redis' clock, in milliseconds (the limiter's windows are minutes of it). */
 static int64_t
-redis_minute(void)
+redis_now_ms(void)
 {
 	cm_redis *r = NULL;
-	int64_t   m = -1;
+	int64_t   ms = -1;
 
 	assert_int_equal(cm_redis_open(&r, "127.0.0.1", redis_port(), 500), CM_OK);
 	assert_int_equal(cm_redis_eval_int(r,
-	                     "return math.floor(tonumber(redis.call('TIME')[1]) / 60)", 0, NULL, 0,
-	                     NULL, &m),
+	                     "local t = redis.call('TIME') "
+	                     "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)",
+	                     0, NULL, 0, NULL, &ms),
 	    CM_OK);
 	cm_redis_close(r);
-	return m;
+	return ms;
 }
 
-/* rpm and tpm counted in Redis (fixed minutes of Redis' clock). */
+/* Waits (polling Redis' clock, at most a minute) until the current minute window has at least
+ * need_ms left, so that a check taking less than that runs inside one window; returns the
+ * window. */
+static int64_t
+fresh_window(int64_t need_ms)
+{
+	int64_t until = cm_mono_ms() + 65000, now;
+
+	while ((now = redis_now_ms()) % 60000 > 60000 - need_ms) {
+		assert_true(cm_mono_ms() < until);
+		usleep(20 * 1000);
+	}
+	return now / 60000;
+}
+
+/* rpm and tpm counted in Redis (fixed minutes of Redis' clock). Each check starts with at
+ * least 5 s of its window left (it takes well under 1 s), so a window boundary never falls
+ * inside it. */
 static void
 test_rate_limits_redis(void **state)
 {
@@ -694,7 +716,6 @@ test_rate_limits_redis(void **state)
 	cm_llm_req      req;
 	cm_llm_result   res;
 	int64_t         m0;
-	cm_err          last;
 
 	memset(&pv, 0, sizeof(pv));
 	pv.name     = "rate";
@@ -712,13 +733,13 @@ test_rate_limits_redis(void **state)
 	req.msgs  = msgs;
 	req.nmsgs = 1;
 	assert_int_equal(cm_llm_alloc(&r, &cfg), CM_OK);
-	m0 = redis_minute();
+	m0 = fresh_window(5000);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(cm_llm_chat(r, &req, &res), CM_OK);
 	req.deadline_ms = cm_now_ms() + 300;
-	last            = cm_llm_chat(r, &req, &res);
-	if (redis_minute() == m0) /* else the window rolled over meanwhile: nothing to check */
-		assert_int_equal(last, CM_ELIMIT);
+	assert_int_equal(cm_llm_chat(r, &req, &res), CM_ELIMIT);
+	assert_int_equal(res.attempts, 0);
+	assert_int_equal(redis_now_ms() / 60000, m0);
 	cm_llm_free(r);
 	/* tokens per minute: the first call uses more than 10, the next one waits */
 	pv.name = "tokens";
@@ -726,13 +747,13 @@ test_rate_limits_redis(void **state)
 	pv.tpm  = 10;
 	req.deadline_ms = 0;
 	assert_int_equal(cm_llm_alloc(&r, &cfg), CM_OK);
-	m0 = redis_minute();
+	m0 = fresh_window(5000);
 	assert_int_equal(cm_llm_chat(r, &req, &res), CM_OK);
 	assert_true(res.prompt_tokens + res.completion_tokens > 10);
 	req.deadline_ms = cm_now_ms() + 300;
-	last            = cm_llm_chat(r, &req, &res);
-	if (redis_minute() == m0)
-		assert_int_equal(last, CM_ELIMIT);
+	assert_int_equal(cm_llm_chat(r, &req, &res), CM_ELIMIT);
+	assert_int_equal(res.attempts, 0);
+	assert_int_equal(redis_now_ms() / 60000, m0);
 	assert_int_equal(stat_int("calls"), 3 + 1); /* the refused calls never reached it */
 	cm_llm_result_fini(&res);
 	cm_llm_free(r);
@@ -755,9 +776,20 @@ test_env_config(void **state)
 	cm_llm_result_init(&res);
 	assert_int_equal(ask(llm, "env", false, &res), CM_OK);
 	assert_string_equal(res.provider, "1-127.0.0.1_28510");
+	/* The client names the model it asks first, and the result the one that answered. */
+	assert_string_equal(cm_llm_model(llm), "m1");
+	assert_string_equal(res.model, "m2");
 	assert_int_equal(stat_sub("by_key", "kDefault"), 1);
 	cm_llm_result_fini(&res);
 	cm_llm_free(llm);
+	/* LLM_MODEL unset: the one default model name. */
+	unsetenv("LLM_PROVIDERS");
+	unsetenv("LLM_MODEL");
+	setenv("LLM_BASE_URL", FAKE_URL, 1);
+	assert_int_equal(cm_llm_alloc_env(&llm, NULL, 0, NULL, err, sizeof(err)), CM_OK);
+	assert_string_equal(cm_llm_model(llm), "gpt-4o-mini");
+	cm_llm_free(llm);
+	unsetenv("LLM_BASE_URL");
 	setenv("LLM_PROVIDERS", FAKE_URL "|k|m|many", 1);
 	assert_int_equal(cm_llm_alloc_env(&llm, NULL, 0, NULL, err, sizeof(err)), CM_EINVAL);
 	assert_null(strstr(err, "k|"));

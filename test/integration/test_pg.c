@@ -350,7 +350,7 @@ test_transactions(void **state)
 	                 CM_OK);
 	assert_int_equal(cm_pg_exec(pg, "INSERT INTO items(name) VALUES ('tx')", 0, NULL, NULL),
 	                 CM_EEXIST);
-	assert_int_not_equal(cm_pg_commit(pg), CM_OK);
+	assert_int_equal(cm_pg_commit(pg), CM_EINTERNAL);
 	cm_pg_rollback(pg);
 	query1(pg, "SELECT count(*) FROM items WHERE name = 'tx2'", NULL, val, sizeof(val));
 	assert_string_equal(val, "0");

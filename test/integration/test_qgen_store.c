@@ -1,8 +1,9 @@
 /*
  * test_qgen_store.c - svc-qgen's storage against a real PostgreSQL (fixture pgredis), in a
  * schema of its own per run: every migration up and down, sets by owner, the finish-once rule
- * that settles two runners of one job, idempotent batches, and packed question lists that
- * survive the bytea round trip with awkward text (braces, quotes, NUL-free UTF-8).
+ * that settles two runners of one job, idempotent batches, a job and its set cancelled or failed
+ * in one transaction, and packed question lists that survive the bytea round trip with awkward
+ * text (braces, quotes, NUL-free UTF-8).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "cm/jobs.h"
 #include "cm/pg.h"
 #include "cm/util.h"
 #include "../../svc-qgen/codec.h"
@@ -58,7 +60,7 @@ static void
 make_question(qgen_question *q, const char *text, int page)
 {
 	memset(q, 0, sizeof(*q));
-	q->type = QG_MCQ;
+	q->type = QGEN_MCQ;
 	q->text = strdup(text);
 	for (int i = 0; i < 4; i++) {
 		char o[32];
@@ -67,7 +69,7 @@ make_question(qgen_question *q, const char *text, int page)
 	}
 	q->answer = page % 4;
 	q->explanation = strdup("because \"the text\" says so: \\ é");
-	q->difficulty = QG_HARD;
+	q->difficulty = QGEN_HARD;
 	q->page = page;
 }
 
@@ -141,7 +143,7 @@ test_set_lifecycle(void **state)
 	assert_string_equal(back.items[0].explanation, "because \"the text\" says so: \\ é");
 	assert_int_equal(back.items[1].page, 9);
 	assert_int_equal(back.items[1].answer, 1);
-	assert_int_equal(back.items[1].difficulty, QG_HARD);
+	assert_int_equal(back.items[1].difficulty, QGEN_HARD);
 	free(got.questions);
 	free(blob);
 	qgen_qlist_fini(&back);
@@ -193,6 +195,102 @@ test_batches_idempotent(void **state)
 	qgen_qlist_fini(&l);
 }
 
+/* A job and its set for owner; the set's row in *row. */
+static void
+new_job(cm_jobs *jobs, qgen_set_row *row, const char *owner)
+{
+	char job[37];
+
+	assert_int_equal(cm_jobs_create(jobs, "qgen", owner, NULL, 0, 1, job), CM_OK);
+	new_set(row, owner);
+	snprintf(row->job_id, sizeof(row->job_id), "%s", job);
+	assert_int_equal(qgen_store_insert_set(pg, row), CM_OK);
+}
+
+static void
+assert_state(cm_jobs *jobs, const qgen_set_row *row, cm_job_status job, const char *set,
+             const char *error)
+{
+	cm_jobs_info info;
+	qgen_set_row got;
+
+	assert_int_equal(cm_jobs_get(jobs, row->job_id, NULL, &info), CM_OK);
+	assert_int_equal(info.status, job);
+	assert_int_equal(qgen_store_get_set(pg, row->id, NULL, false, &got), CM_OK);
+	assert_string_equal(got.status, set);
+	assert_string_equal(got.error, error);
+}
+
+/* Cancelling or failing a job changes its set in the same transaction: both or neither. */
+static void
+test_job_and_set_end_together(void **state)
+{
+	cm_jobs_options o = {.channel = "qgen_t_jobs", .max_attempts = 2};
+	cm_jobs        *jobs;
+	cm_jobs_task    t;
+	qgen_set_row    a, b, c, got;
+	int             n = 0;
+	bool            gave_up;
+
+	(void)state;
+	assert_int_equal(cm_jobs_open(&jobs, pg, &o), CM_OK);
+	new_job(jobs, &a, "user-1");
+	assert_int_equal(qgen_store_cancel_job(jobs, a.job_id, "user-2", "x", &got), CM_ENOTFOUND);
+	assert_state(jobs, &a, CM_JOB_QUEUED, "queued", "");
+	assert_int_equal(qgen_store_cancel_job(jobs, a.job_id, "user-1", "cancelled by the user",
+	                                       &got),
+	                 CM_OK);
+	assert_string_equal(got.id, a.id); /* the set, as it was before the cancel */
+	assert_int_equal(got.count, 2);
+	assert_state(jobs, &a, CM_JOB_CANCELLED, "cancelled", "cancelled by the user");
+	assert_int_equal(qgen_store_cancel_job(jobs, a.job_id, "user-1", "again", NULL), CM_OK);
+
+	/* The set's update fails (a trigger refuses it): the job is not cancelled either. */
+	assert_int_equal(cm_pg_exec(pg,
+	                            "CREATE FUNCTION refuse() RETURNS trigger AS"
+	                            " 'BEGIN RAISE EXCEPTION ''refused''; END' LANGUAGE plpgsql",
+	                            0, NULL, NULL),
+	                 CM_OK);
+	assert_int_equal(cm_pg_exec(pg,
+	                            "CREATE TRIGGER refuse BEFORE UPDATE ON question_sets FOR EACH"
+	                            " ROW WHEN (NEW.error = 'refuse me') EXECUTE PROCEDURE refuse()",
+	                            0, NULL, NULL),
+	                 CM_OK);
+	new_job(jobs, &b, "user-1");
+	assert_int_not_equal(qgen_store_cancel_job(jobs, b.job_id, "user-1", "refuse me", NULL),
+	                     CM_OK);
+	assert_state(jobs, &b, CM_JOB_QUEUED, "queued", "");
+
+	/* Failing for good fails the set with the job; a refused set update keeps the job
+	 * running; a failure that will be retried leaves the set alone. */
+	assert_int_equal(cm_jobs_claim(jobs, &t, 1, &n), CM_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(t.job_id, b.job_id);
+	cm_jobs_tasks_fini(&t, n);
+	assert_int_not_equal(qgen_store_fail_job(jobs, b.job_id, b.id, "refuse me", true, &gave_up),
+	                     CM_OK);
+	assert_false(gave_up);
+	assert_state(jobs, &b, CM_JOB_RUNNING, "queued", "");
+	assert_int_equal(qgen_store_fail_job(jobs, b.job_id, b.id, "the document no longer exists",
+	                                     true, &gave_up),
+	                 CM_OK);
+	assert_true(gave_up);
+	assert_state(jobs, &b, CM_JOB_FAILED, "failed", "the document no longer exists");
+	new_job(jobs, &c, "user-1");
+	assert_int_equal(cm_jobs_claim(jobs, &t, 1, &n), CM_OK);
+	assert_int_equal(n, 1);
+	cm_jobs_tasks_fini(&t, n);
+	assert_int_equal(qgen_store_fail_job(jobs, c.job_id, c.id, "svc-pdf down", false, &gave_up),
+	                 CM_OK);
+	assert_false(gave_up);
+	assert_state(jobs, &c, CM_JOB_RUNNING, "queued", "");
+
+	assert_int_equal(cm_pg_exec(pg, "DROP TRIGGER refuse ON question_sets", 0, NULL, NULL),
+	                 CM_OK);
+	assert_int_equal(cm_pg_exec(pg, "DROP FUNCTION refuse()", 0, NULL, NULL), CM_OK);
+	cm_jobs_close(jobs);
+}
+
 static void
 test_unpack_rejects_garbage(void **state)
 {
@@ -212,6 +310,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_set_lifecycle),
 	    cmocka_unit_test(test_batches_idempotent),
+	    cmocka_unit_test(test_job_and_set_end_together),
 	    cmocka_unit_test(test_unpack_rejects_garbage),
 	};
 

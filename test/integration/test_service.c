@@ -104,15 +104,20 @@ static const cm_rpc_method methods[] = {
 };
 static const size_t n_methods = 2;
 
+typedef struct svc_app {
+	int64_t greeting_len;
+} svc_app;
+
 static cm_err
-app_init(const cm_service_env *env, void **app)
+app_init(const cm_service_env *env, void *arg)
 {
-	const svc_config *c = env->config;
+	const svc_config *c   = env->config;
+	svc_app          *app = arg;
 
 	/* The service's own key is loaded with the common ones. */
 	if (c->greeting_len != 7 || env->common->workers != 3 || env->metrics == NULL)
 		return CM_EINVAL;
-	*app = (void *) env->config;
+	app->greeting_len = c->greeting_len;
 	return CM_OK;
 }
 
@@ -162,6 +167,7 @@ static cm_service_def def = {
 	.jobs_version       = 2,
 	.methods            = methods,
 	.n_methods          = &n_methods,
+	.app_size           = sizeof(svc_app),
 	.app_init           = app_init,
 	.prepare            = prepare,
 	.worker_init        = worker_init,

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,44 @@ test_route_table(void **state)
 	r = edge_route_match("GET", "/api/v1/nothing", NULL, &matched, allow, sizeof(allow));
 	assert_null(r);
 	assert_false(matched);
+}
+
+/* Service-only methods (deletion logs) are out of the edge's reach twice over: no route names
+ * one, and no call the edge builds carries a role (services require CM_ROLE_SERVICE). */
+static void
+test_no_service_only_methods(void **state)
+{
+	const edge_route *rt;
+	size_t            n;
+	edge              e;
+	edge_req          r;
+	cm_rpc_call_opts  o;
+
+	(void) state;
+	rt = edge_routes(&n);
+	assert_true(n > 20);
+	for (size_t i = 0; i < n; i++) {
+		const char *dot = strrchr(rt[i].rpc, '.');
+		assert_non_null(dot);
+		assert_string_not_equal(dot, ".Deletions");
+	}
+	memset(&e, 0, sizeof(e));
+	e.cfg.rpc_timeout_ms = 1000;
+	memset(&r, 0, sizeof(r));
+	r.e = &e;
+	r.authed = true;
+	snprintf(r.claims.sub, sizeof(r.claims.sub), "user-1");
+	edge_req_opts(&r, "qgen.GetSet", true, &o);
+	assert_null(o.role);
+	assert_string_equal(o.subject, "user-1");
+	assert_true(o.deadline_ms > 0);
+	r.authed = false;
+	edge_req_opts(&r, "auth.Login", false, &o);
+	assert_null(o.role);
+	assert_string_equal(o.subject, "");
+	edge_rpc_opts(&e, "auth.Refresh", "rid", NULL, NULL, NULL, false, &o);
+	assert_null(o.role);
+	assert_string_equal(o.client_addr, "");
 }
 
 static void
@@ -146,6 +185,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pattern),
 		cmocka_unit_test(test_route_table),
+		cmocka_unit_test(test_no_service_only_methods),
 		cmocka_unit_test(test_status_table),
 		cmocka_unit_test(test_error_bodies),
 		cmocka_unit_test(test_rate_limit),

@@ -23,15 +23,19 @@ test_parse_subscribe(void **state)
 	const char *ok = "{\"subscribe\":\"job:" JOB "\"}";
 
 	(void)state;
+	const char *chat = "{\"subscribe\":\"chat:" JOB "\"}";
+
 	assert_true(edge_ws_parse_subscribe(ok, strlen(ok), res, sizeof(res), &why));
 	assert_string_equal(res, "job:" JOB);
+	assert_true(edge_ws_parse_subscribe(chat, strlen(chat), res, sizeof(res), &why));
+	assert_string_equal(res, "chat:" JOB);
 	static const char *const bad[] = {"{not json",
 	                                  "[]",
 	                                  "{}",
 	                                  "{\"subscribe\":7}",
 	                                  "{\"subscribe\":\"job:nope\"}",
 	                                  "{\"subscribe\":\"user:" JOB "\"}",
-	                                  "{\"subscribe\":\"chat:" JOB "\"}",
+	                                  "{\"subscribe\":\"chat:nope\"}",
 	                                  "{\"subscribe\":\"job:" JOB "\",\"subscribe\":\"job:" JOB
 	                                  "\"}",
 	                                  NULL};
@@ -60,6 +64,15 @@ test_event_json(void **state)
 	                       "\",\"status\":\"succeeded\"}");
 	free(s);
 	assert_null(edge_ws_event_json("job.exploded", JOB, 0, 0, NULL));
+	s = edge_ws_chat_json("chat.delta", JOB, "m1", "Hello \"p. 2\"", NULL);
+	assert_string_equal(s, "{\"type\":\"chat.delta\",\"chat_id\":\"" JOB
+	                       "\",\"message_id\":\"m1\",\"delta\":\"Hello \\\"p. 2\\\"\"}");
+	free(s);
+	s = edge_ws_chat_json("chat.done", JOB, "m1", NULL, "complete");
+	assert_string_equal(s, "{\"type\":\"chat.done\",\"chat_id\":\"" JOB
+	                       "\",\"message_id\":\"m1\",\"status\":\"complete\"}");
+	free(s);
+	assert_null(edge_ws_chat_json("chat.exploded", JOB, "m1", NULL, NULL));
 }
 
 static void

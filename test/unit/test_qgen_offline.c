@@ -2,7 +2,7 @@
  * test_qgen_offline.c - the offline provider on real-looking text: the count asked for, valid
  * multiple choice (the blanked term is the right option, four distinct options), open questions
  * with their source sentence, pages from the chunks, variants that do not repeat, topic first,
- * too little text, accents, determinism.
+ * too little text, accents, determinism; the job's rounds (qgen_offline_fill).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -48,9 +48,9 @@ check_mcq(const qgen_question *q)
 {
 	char               why[160];
 	qgen_question        copy;
-	const qgen_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 1, 3};
+	const qgen_batch_ctx ctx = {QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, 1, 3};
 
-	assert_int_equal(q->type, QG_MCQ);
+	assert_int_equal(q->type, QGEN_MCQ);
 	assert_non_null(strstr(q->text, "_____"));
 	assert_true(q->answer >= 0 && q->answer < 4);
 	assert_true(q->page >= 1 && q->page <= 3);
@@ -66,7 +66,7 @@ check_mcq(const qgen_question *q)
 static void
 test_mcq_from_text(void **state)
 {
-	qgen_offline_req req = {8, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
+	qgen_offline_req req = {8, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
 	qgen_qlist       l;
 	int            pos[4] = {0};
 
@@ -91,7 +91,7 @@ test_mcq_from_text(void **state)
 static void
 test_open_and_mixed(void **state)
 {
-	qgen_offline_req req = {6, QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN), QG_HARD, NULL, 0};
+	qgen_offline_req req = {6, QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN), QGEN_HARD, NULL, 0};
 	qgen_qlist       l;
 	int            open = 0;
 
@@ -100,8 +100,8 @@ test_open_and_mixed(void **state)
 	assert_int_equal(qgen_offline_generate(chunks, 3, &req, &l), CM_OK);
 	assert_int_equal(l.n, 6);
 	for (size_t i = 0; i < l.n; i++) {
-		assert_int_equal(l.items[i].difficulty, QG_HARD);
-		if (l.items[i].type == QG_OPEN) {
+		assert_int_equal(l.items[i].difficulty, QGEN_HARD);
+		if (l.items[i].type == QGEN_OPEN) {
 			open++;
 			assert_non_null(l.items[i].reference);
 			assert_true(strlen(l.items[i].reference) > 20);
@@ -114,7 +114,7 @@ test_open_and_mixed(void **state)
 static void
 test_variants_do_not_repeat(void **state)
 {
-	qgen_offline_req a = {4, QG_TYPE_MASK(QG_MCQ), QG_EASY, NULL, 0};
+	qgen_offline_req a = {4, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_EASY, NULL, 0};
 	qgen_offline_req b = a;
 	qgen_qlist       la, lb;
 
@@ -135,7 +135,7 @@ test_variants_do_not_repeat(void **state)
 static void
 test_topic_first(void **state)
 {
-	qgen_offline_req req = {2, QG_TYPE_MASK(QG_OPEN), QG_MEDIUM, "osmosis diffusion", 0};
+	qgen_offline_req req = {2, QGEN_TYPE_MASK(QGEN_OPEN), QGEN_MEDIUM, "osmosis diffusion", 0};
 	qgen_qlist       l;
 
 	(void)state;
@@ -155,7 +155,7 @@ test_too_little_text(void **state)
 {
 	qgen_chunk       tiny = {"Three words only", 16, 1, 1};
 	qgen_chunk       empty = {"", 0, 1, 1};
-	qgen_offline_req req = {5, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
+	qgen_offline_req req = {5, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
 	qgen_qlist       l;
 
 	(void)state;
@@ -182,10 +182,10 @@ test_accents_and_determinism(void **state)
 	    "cellules. "
 	    "Les mitochondries produisent la plus grande partie de l'ATP nécessaire aux cellules.";
 	qgen_chunk           c = {fr, sizeof(fr) - 1, 4, 4};
-	qgen_offline_req     req = {3, QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, NULL, 0};
+	qgen_offline_req     req = {3, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
 	qgen_qlist           a, b;
 	char               why[100];
-	const qgen_batch_ctx ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 4, 4};
+	const qgen_batch_ctx ctx = {QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, 4, 4};
 
 	(void)state;
 	qgen_qlist_init(&a);
@@ -204,6 +204,55 @@ test_accents_and_determinism(void **state)
 	qgen_qlist_fini(&b);
 }
 
+typedef struct rounds {
+	size_t seen[8];
+	int    n;
+} rounds;
+
+static void
+count_round(void *arg, size_t chosen)
+{
+	rounds *r = arg;
+
+	assert_true(r->n < 8);
+	r->seen[r->n++] = chosen;
+}
+
+/* The job's rounds: each asks for the whole count again with the next variant, so a top-up
+ * reads sentences no earlier round read (a round asking only for what was missing would read
+ * a differently strided order and meet the first round's sentences again), and stops when a
+ * round brings nothing new. */
+static void
+test_fill_rounds(void **state)
+{
+	qgen_offline_req req = {10, QGEN_TYPE_MASK(QGEN_OPEN), QGEN_MEDIUM, NULL, 7};
+	qgen_qlist       chosen;
+	rounds           r = {{0}, 0};
+
+	(void)state;
+	qgen_qlist_init(&chosen);
+	qgen_offline_fill(chunks, 3, &req, 4, &chosen, count_round, &r);
+	assert_int_equal(chosen.n, 10);
+	assert_true(r.n >= 2); /* the first round alone falls short on this text */
+	assert_true(r.seen[0] < 10);
+	assert_int_equal(r.seen[r.n - 1], 10);
+	/* No sentence asked about twice: every reference (the source sentence) differs. */
+	for (size_t i = 0; i < chosen.n; i++)
+		for (size_t k = 0; k < i; k++)
+			assert_string_not_equal(chosen.items[i].reference, chosen.items[k].reference);
+	qgen_qlist_fini(&chosen);
+
+	/* More than the text holds: rounds stop at the first that adds nothing. */
+	req.count = 16;
+	r.n = 0;
+	qgen_qlist_init(&chosen);
+	qgen_offline_fill(chunks, 3, &req, 4, &chosen, count_round, &r);
+	assert_true(chosen.n < 16);
+	assert_true(r.n >= 2 && r.n <= 4);
+	assert_int_equal(r.seen[r.n - 1], r.seen[r.n - 2]);
+	qgen_qlist_fini(&chosen);
+}
+
 int
 main(void)
 {
@@ -214,6 +263,7 @@ main(void)
 	    cmocka_unit_test(test_topic_first),
 	    cmocka_unit_test(test_too_little_text),
 	    cmocka_unit_test(test_accents_and_determinism),
+	    cmocka_unit_test(test_fill_rounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,8 +14,8 @@
 
 #include "../../svc-qgen/quality.h"
 
-static const qgen_batch_ctx mcq_ctx = {QG_TYPE_MASK(QG_MCQ), QG_MEDIUM, 10, 12};
-static const qgen_batch_ctx any_ctx = {QG_TYPE_MASK(QG_MCQ) | QG_TYPE_MASK(QG_OPEN), QG_HARD, 1, 3};
+static const qgen_batch_ctx mcq_ctx = {QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, 10, 12};
+static const qgen_batch_ctx any_ctx = {QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN), QGEN_HARD, 1, 3};
 
 static int
 parse(const char *json, const qgen_batch_ctx *ctx, qgen_qlist *l, int *rejected)
@@ -56,7 +56,7 @@ test_parse_variants(void **state)
 	assert_string_equal(l.items[2].text,
 	                    "In C, what does the expression {x} denote in this passage?");
 	assert_int_equal(l.items[2].answer, 3);
-	assert_int_equal(l.items[2].difficulty, QG_MEDIUM);
+	assert_int_equal(l.items[2].difficulty, QGEN_MEDIUM);
 	qgen_qlist_fini(&l);
 }
 
@@ -131,9 +131,9 @@ test_open_questions(void **state)
 	assert_int_equal(parse(json, &any_ctx, &l, &rej), CM_OK);
 	assert_int_equal(l.n, 1);
 	assert_int_equal(rej, 1);
-	assert_int_equal(l.items[0].type, QG_OPEN);
+	assert_int_equal(l.items[0].type, QGEN_OPEN);
 	assert_string_equal(l.items[0].reference, "Light excites chlorophyll.");
-	assert_int_equal(l.items[0].difficulty, QG_HARD);
+	assert_int_equal(l.items[0].difficulty, QGEN_HARD);
 	qgen_qlist_fini(&l);
 }
 
@@ -145,7 +145,7 @@ test_invalid_utf8_rejected(void **state)
 
 	(void)state;
 	memset(&q, 0, sizeof(q));
-	q.type = QG_MCQ;
+	q.type = QGEN_MCQ;
 	q.text = strdup("Which byte \xff is this question about?");
 	for (int i = 0; i < 4; i++) {
 		char o[8];
@@ -179,7 +179,7 @@ static void
 make(qgen_question *q, const char *text, int answer)
 {
 	memset(q, 0, sizeof(*q));
-	q->type = QG_MCQ;
+	q->type = QGEN_MCQ;
 	q->text = strdup(text);
 	for (int i = 0; i < 4; i++) {
 		char o[32];

@@ -27,7 +27,12 @@
  *
  * Transactions: the calls that end a job (cancel, a fail that gives up, a claim that finds a
  * task out of attempts) are meant to run outside a caller's transaction (autocommit); inside
- * one they still work, but hold the job row until the caller commits.
+ * one they still work, but hold the job row until the caller commits. A service whose own rows
+ * must end with the job (the status of what the job was making) passes a cm_jobs_tx_fn to
+ * cm_jobs_cancel_with / cm_jobs_fail_with instead: the module opens the transaction, ends the
+ * job, runs the function on the same connection, commits, and only then closes the job's
+ * tasks, so the lock order below holds (job row, then the caller's rows; never task rows while
+ * holding the job row).
  *
  * Wake-up. cm_jobs_create NOTIFYs the handle's channel (on commit). An idle worker waits on a
  * cm_jobs_listener (its own connection, LISTEN) for a notification or its poll interval, then
@@ -119,6 +124,17 @@ CM_MUSTCHECK cm_err cm_jobs_create(cm_jobs *j, const char *kind, const char *own
  * CM_ENOTFOUND. Cancelling a cancelled job is CM_OK; a succeeded or failed one CM_EPRECOND. */
 CM_MUSTCHECK cm_err cm_jobs_cancel(cm_jobs *j, const char *job_id, const char *owner);
 
+/* The caller's part of the transaction that ends a job: changes to its own rows through pg
+ * (the handle's connection, a transaction open). Anything but CM_OK rolls the job's end back
+ * too, and is returned. */
+typedef cm_err (*cm_jobs_tx_fn)(void *arg, cm_pg *pg);
+
+/* cm_jobs_cancel with fn (may be NULL: plain cm_jobs_cancel) run in the same transaction when
+ * the job is, or already was, cancelled: both change or neither. Not inside a caller's
+ * transaction. */
+CM_MUSTCHECK cm_err cm_jobs_cancel_with(cm_jobs *j, const char *job_id, const char *owner,
+                                        cm_jobs_tx_fn fn, void *arg);
+
 typedef struct cm_jobs_info {
 	char          id[CM_UUID_LEN + 1];
 	char          kind[CM_JOBS_MAX_KIND + 1];
@@ -194,6 +210,13 @@ CM_MUSTCHECK cm_err cm_jobs_complete(cm_jobs *j, const char *job_id, int idx, co
  * current holder owns the task). */
 CM_MUSTCHECK cm_err cm_jobs_fail(cm_jobs *j, const char *job_id, int idx, const char *reason,
                                  bool permanent, bool *gave_up);
+
+/* cm_jobs_fail with fn (may be NULL) run in the same transaction when the job fails for good
+ * (*gave_up): the job and the caller's rows fail together or not at all. Not inside a caller's
+ * transaction. */
+CM_MUSTCHECK cm_err cm_jobs_fail_with(cm_jobs *j, const char *job_id, int idx,
+                                      const char *reason, bool permanent, bool *gave_up,
+                                      cm_jobs_tx_fn fn, void *arg);
 
 /* ---- wake-up -------------------------------------------------------------------------------- */
 

@@ -1,13 +1,14 @@
 /*
- * limits.h - every fixed limit of the project in one place.
- * Configurable limits have their defaults here and their env names in each config table.
+ * limits.h - the fixed limits libcommon and the edge share, in one place. Each service's own
+ * limits live in its config.h (e.g. svc-pdf/config.h, svc-qgen/config.h); configurable ones have
+ * their defaults and env names in the config tables (the common keys in libcommon/src/service.c).
  */
 #ifndef CM_LIMITS_H
 #define CM_LIMITS_H
 
 #define CM_MAX_RPC_MSG          (64u * 1024u * 1024u) /* largest envelope a socket accepts */
-#define CM_MAX_JSON_BODY        (64u * 1024u)         /* default JSON request body limit (edge) */
-#define CM_MAX_UPLOAD_DEFAULT   (50u * 1024u * 1024u) /* default upload limit (edge, svc-pdf) */
+#define CM_MAX_JSON_BODY        65536                 /* default JSON request body limit (edge): 64 KiB */
+#define CM_MAX_UPLOAD_DEFAULT   52428800              /* default upload limit (edge, svc-pdf): 50 MiB */
 #define CM_MAX_JSON_DEPTH       32                    /* nesting accepted in JSON bodies */
 #define CM_MAX_HEADER_VALUE     8192                  /* cookies, authorization */
 #define CM_MAX_REQUEST_ID       64                    /* X-Request-Id kept (longer is replaced) */
@@ -24,5 +25,10 @@
 #define CM_REDIS_TIMEOUT_MS     200
 #define CM_REDIS_RETRY_MS       1000                  /* wait before reconnecting a dead Redis */
 #define CM_PG_RETRY_MS          250                   /* wait before reconnecting a dead PostgreSQL */
+
+/* A limit as the text a config table's default wants (plain decimal limits only):
+ * CM_LIMIT_STR(CM_MAX_JSON_BODY) is "65536". */
+#define CM_LIMIT_STR(x)  CM_LIMIT_STR_(x)
+#define CM_LIMIT_STR_(x) #x
 
 #endif

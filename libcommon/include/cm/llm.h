@@ -108,7 +108,9 @@ CM_MUSTCHECK cm_err cm_llm_alloc(cm_llm **out, const cm_llm_config *cfg);
 
 /*
  * Builds the client from the environment:
- *   LLM_BASE_URL, LLM_API_KEY (secret), LLM_MODEL, LLM_MAX_CONCURRENCY [8], LLM_RPM [0], LLM_TPM [0]
+ *   LLM_BASE_URL, LLM_API_KEY (secret), LLM_MODEL [gpt-4o-mini: the one default model name of the
+ *   project; services ask cm_llm_model() rather than keep their own], LLM_MAX_CONCURRENCY [8],
+ *   LLM_RPM [0], LLM_TPM [0]
  *   LLM_PROVIDERS  "url|key|model|max_concurrency|rpm[|tpm];..." replaces LLM_BASE_URL when set;
  *                  an empty field takes the single-provider value (LLM_API_KEY, LLM_MODEL, ...).
  *                  Keys cannot contain '|' or ';'.
@@ -125,6 +127,11 @@ CM_MUSTCHECK cm_err cm_llm_alloc_env(cm_llm **out, const char *redis_host, int r
 
 /* Waits for nothing: calls must have returned. NULL is a no-op. */
 void cm_llm_free(cm_llm *llm);
+
+/* The model calls go to first: the first provider's (as configured, or LLM_MODEL's default).
+ * Valid while the client lives. A call that failed over may have used another: see
+ * cm_llm_result.model. */
+const char *cm_llm_model(const cm_llm *llm);
 
 typedef struct cm_llm_msg {
 	const char *role; /* "system", "user", "assistant" */
@@ -157,6 +164,8 @@ typedef struct cm_llm_result {
 	int         attempts;    /* HTTP attempts made */
 	int         http_status; /* of the last attempt; 0 when none got an answer */
 	char        provider[CM_LLM_MAX_NAME + 1]; /* the provider of the last attempt */
+	const char *model;       /* the model the last attempt asked for (its provider's; valid
+	                            while the client lives); NULL when no attempt was made */
 	char        errmsg[CM_MAX_ERRMSG];         /* why the call failed; "" on CM_OK */
 } cm_llm_result;
 

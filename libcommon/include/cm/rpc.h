@@ -66,6 +66,16 @@ typedef struct cm_rpc_method {
 	cm_rpc_handler_fn                  fn;
 } cm_rpc_method;
 
+/* The role of a service calling as itself, not for a user (cm_rpc_call_opts.role). The edge never
+ * sends a role, so a method that requires this one cannot be reached from outside. */
+#define CM_ROLE_SERVICE "service"
+
+/* True when the envelope carries `role` (rpc_role.c). */
+bool cm_rpc_has_role(const cm_rpc_ctx *ctx, const char *role);
+/* For methods only services may call (deletion logs): CM_OK when the caller is a service acting as
+ * itself (role CM_ROLE_SERVICE and no subject); else fails the call with CM_EPERM. */
+CM_MUSTCHECK cm_err cm_rpc_require_service(cm_rpc_ctx *ctx);
+
 /* Records the error message (printf-style) for the reply; returns err for `return cm_rpc_fail(..)`. */
 cm_err cm_rpc_fail(cm_rpc_ctx *ctx, cm_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -126,6 +136,7 @@ typedef struct cm_rpc_call_opts {
 	const char *session_id;  /* may be NULL */
 	const char *client_addr; /* may be NULL */
 	bool        idempotent;  /* may be retried on another replica after a timeout/UNAVAILABLE */
+	const char *role;        /* NULL = none; CM_ROLE_SERVICE for a service's own call */
 } cm_rpc_call_opts;
 
 /* The outcome of a call. `status` is the cm.Status value; UNAVAILABLE when no replica answered,

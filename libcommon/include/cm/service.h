@@ -100,9 +100,12 @@ typedef struct cm_service_def {
 	const cm_rpc_method *methods;
 	const size_t        *n_methods;
 
-	/* Every hook may be NULL. app_init builds the app state (read-only to workers, or locked
-	 * inside); a failure stops start-up. */
-	cm_err (*app_init)(const cm_service_env *env, void **app);
+	/* The app state: app_size zeroed bytes allocated by the skeleton, built in place by
+	 * app_init (read-only to workers afterwards, or locked inside) and handed to every other
+	 * hook. A failing app_init cleans up after itself and stops start-up; app_fini runs only
+	 * after a successful app_init. Every hook may be NULL. */
+	size_t app_size;
+	cm_err (*app_init)(const cm_service_env *env, void *app);
 	void (*app_fini)(void *app);
 	/* Once, after the migrations, on the start-up connection (e.g. seed rows). Retried while
 	 * it returns CM_EUNAVAIL, within X_DB_RETRY_S. */

@@ -3,7 +3,7 @@
  *
  * DESIGN. Every format writes through `wr`, a cm_buf with a sticky error: the first failed
  * append is kept and later writes do nothing, so the renderers read like templates and check
- * once at the end, where edge_export_render truncates out to its starting length. All text
+ * once at the end, where qgen_export_render truncates out to its starting length. All text
  * goes through text_next(), which decodes UTF-8 (invalid bytes -> U+FFFD), folds CRLF and CR to
  * '\n' and drops characters no format can carry (C0 controls but tab/newline, DEL, and
  * U+FFFE/U+FFFF, which XML 1.0 forbids); each format then escapes only its own specials.
@@ -42,17 +42,17 @@
 
 #include "export.h"
 
-#define MAX_OPTIONS  26 /* lettered A..Z */
+#define MAX_OPTIONS 26 /* lettered A..Z */
 #define GIFT_SPECIAL "~=#{}:\\"
-#define TXT(s)       ((s) != NULL ? (s) : "")
+#define TXT(s) ((s) != NULL ? (s) : "")
 
 /* 2020-01-01 00:00:00 in DOS format, the time of every zip entry. */
 #define ZIP_DOS_DATE ((uint16_t)(((2020 - 1980) << 9) | (1 << 5) | 1))
 #define ZIP_DOS_TIME ((uint16_t)0)
-#define ZIP_VERSION  10 /* 1.0: stored entries need nothing newer */
+#define ZIP_VERSION 10 /* 1.0: stored entries need nothing newer */
 
 #define QTI_ITEM_HREF "items/Q%zu.xml"
-#define XML_DECL      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+#define XML_DECL "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 #define QTI_NS                                                                                     \
 	"xmlns=\"http://www.imsglobal.org/xsd/imsqti_v2p1\" "                                      \
 	"xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "                                 \
@@ -105,7 +105,7 @@ static void
 put_u32(wr *w, uint32_t v)
 {
 	unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-	    (unsigned char)(v >> 24)};
+	                      (unsigned char)(v >> 24)};
 
 	put(w, b, sizeof(b));
 }
@@ -404,25 +404,25 @@ render_csv(wr *w, const Qgen__QuestionSet *set)
 
 /* Fixed parts of an item. Scoring: full marks when the response is the correctResponse. */
 static const char QTI_SCORE_DECL[] =
-	"<outcomeDeclaration identifier=\"SCORE\" cardinality=\"single\" baseType=\"float\">"
-	"<defaultValue><value>0</value></defaultValue></outcomeDeclaration>\n";
+    "<outcomeDeclaration identifier=\"SCORE\" cardinality=\"single\" baseType=\"float\">"
+    "<defaultValue><value>0</value></defaultValue></outcomeDeclaration>\n";
 static const char QTI_FEEDBACK_DECL[] =
-	"<outcomeDeclaration identifier=\"FEEDBACK\" cardinality=\"single\" "
-	"baseType=\"identifier\"/>\n";
+    "<outcomeDeclaration identifier=\"FEEDBACK\" cardinality=\"single\" "
+    "baseType=\"identifier\"/>\n";
 static const char QTI_MATCH_TEMPLATE[] =
-	"<responseProcessing template=\"http://www.imsglobal.org/question/qti_v2p1/rptemplates/"
-	"match_correct\"/>\n";
+    "<responseProcessing template=\"http://www.imsglobal.org/question/qti_v2p1/rptemplates/"
+    "match_correct\"/>\n";
 /* What match_correct does, spelled out, because the template cannot also set FEEDBACK. */
 static const char QTI_MATCH_RULE[] =
-	"<responseCondition><responseIf><match><variable identifier=\"RESPONSE\"/>"
-	"<correct identifier=\"RESPONSE\"/></match>"
-	"<setOutcomeValue identifier=\"SCORE\"><baseValue baseType=\"float\">1</baseValue>"
-	"</setOutcomeValue></responseIf><responseElse>"
-	"<setOutcomeValue identifier=\"SCORE\"><baseValue baseType=\"float\">0</baseValue>"
-	"</setOutcomeValue></responseElse></responseCondition>\n";
+    "<responseCondition><responseIf><match><variable identifier=\"RESPONSE\"/>"
+    "<correct identifier=\"RESPONSE\"/></match>"
+    "<setOutcomeValue identifier=\"SCORE\"><baseValue baseType=\"float\">1</baseValue>"
+    "</setOutcomeValue></responseIf><responseElse>"
+    "<setOutcomeValue identifier=\"SCORE\"><baseValue baseType=\"float\">0</baseValue>"
+    "</setOutcomeValue></responseElse></responseCondition>\n";
 static const char QTI_SHOW_FEEDBACK[] =
-	"<setOutcomeValue identifier=\"FEEDBACK\"><baseValue baseType=\"identifier\">EXPLANATION"
-	"</baseValue></setOutcomeValue>\n";
+    "<setOutcomeValue identifier=\"FEEDBACK\"><baseValue baseType=\"identifier\">EXPLANATION"
+    "</baseValue></setOutcomeValue>\n";
 
 /* Escapes s for element content (newlines become <br/> when br) or attribute values. */
 static void
@@ -434,14 +434,29 @@ xml_text(wr *w, const char *s, bool br)
 	s = TXT(s);
 	while ((cp = text_next(s, &i)) != 0) {
 		switch (cp) {
-		case '&': put_str(w, "&amp;"); break;
-		case '<': put_str(w, "&lt;"); break;
-		case '>': put_str(w, "&gt;"); break;
-		case '"': put_str(w, "&quot;"); break;
-		case '\'': put_str(w, "&apos;"); break;
-		case '\n': put_str(w, br ? "<br/>" : "&#10;"); break;
-		case '\t': put_str(w, br ? "\t" : "&#9;"); break;
-		default: put_cp(w, cp);
+		case '&':
+			put_str(w, "&amp;");
+			break;
+		case '<':
+			put_str(w, "&lt;");
+			break;
+		case '>':
+			put_str(w, "&gt;");
+			break;
+		case '"':
+			put_str(w, "&quot;");
+			break;
+		case '\'':
+			put_str(w, "&apos;");
+			break;
+		case '\n':
+			put_str(w, br ? "<br/>" : "&#10;");
+			break;
+		case '\t':
+			put_str(w, br ? "\t" : "&#9;");
+			break;
+		default:
+			put_cp(w, cp);
 		}
 	}
 }
@@ -464,11 +479,12 @@ qti_item(wr *w, const Qgen__Question *q, size_t n)
 	put_fmt(w, " identifier=\"Q%zu\" title=\"Question %zu\" label=\"", n, n);
 	xml_text(w, q->id, false);
 	put_str(w, "\" adaptive=\"false\" timeDependent=\"false\">\n"
-		   "<responseDeclaration identifier=\"RESPONSE\" cardinality=\"single\" ");
+	           "<responseDeclaration identifier=\"RESPONSE\" cardinality=\"single\" ");
 	if (mcq)
-		put_fmt(w, "baseType=\"identifier\">\n<correctResponse><value>%c</value>"
-			   "</correctResponse>\n</responseDeclaration>\n",
-		    'A' + q->answer_index);
+		put_fmt(w,
+		        "baseType=\"identifier\">\n<correctResponse><value>%c</value>"
+		        "</correctResponse>\n</responseDeclaration>\n",
+		        'A' + q->answer_index);
 	else
 		put_str(w, "baseType=\"string\"/>\n");
 	put_str(w, QTI_SCORE_DECL);
@@ -479,7 +495,7 @@ qti_item(wr *w, const Qgen__Question *q, size_t n)
 	xml_para(w, q->text);
 	if (mcq) {
 		put_str(w, "<choiceInteraction responseIdentifier=\"RESPONSE\" shuffle=\"false\" "
-			   "maxChoices=\"1\">\n");
+		           "maxChoices=\"1\">\n");
 		for (size_t j = 0; j < q->n_options; j++) {
 			put_fmt(w, "<simpleChoice identifier=\"%c\">", 'A' + (int)j);
 			xml_text(w, q->options[j], true);
@@ -499,7 +515,7 @@ qti_item(wr *w, const Qgen__Question *q, size_t n)
 			put_str(w, QTI_MATCH_RULE);
 		put_str(w, QTI_SHOW_FEEDBACK);
 		put_str(w, "</responseProcessing>\n<modalFeedback outcomeIdentifier=\"FEEDBACK\" "
-			   "identifier=\"EXPLANATION\" showHide=\"show\">\n");
+		           "identifier=\"EXPLANATION\" showHide=\"show\">\n");
 		if (!mcq && has_text(q->reference))
 			xml_para(w, q->reference);
 		if (has_text(q->explanation))
@@ -515,11 +531,11 @@ qti_test(wr *w, const Qgen__QuestionSet *set)
 	put_str(w, XML_DECL "<assessmentTest " QTI_NS " identifier=\"TEST\" title=\"");
 	xml_text(w, has_text(set->topic) ? set->topic : "Questions", false);
 	put_str(w, "\">\n<testPart identifier=\"PART1\" navigationMode=\"nonlinear\" "
-		   "submissionMode=\"individual\">\n<assessmentSection identifier=\"SECTION1\" "
-		   "title=\"Questions\" visible=\"true\">\n");
+	           "submissionMode=\"individual\">\n<assessmentSection identifier=\"SECTION1\" "
+	           "title=\"Questions\" visible=\"true\">\n");
 	for (size_t i = 1; i <= set->n_questions; i++)
 		put_fmt(w, "<assessmentItemRef identifier=\"Q%zu\" href=\"" QTI_ITEM_HREF "\"/>\n",
-		    i, i);
+		        i, i);
 	put_str(w, "</assessmentSection>\n</testPart>\n</assessmentTest>\n");
 }
 
@@ -527,25 +543,26 @@ static void
 qti_manifest(wr *w, const Qgen__QuestionSet *set)
 {
 	put_str(w, XML_DECL "<manifest xmlns=\"http://www.imsglobal.org/xsd/imscp_v1p1\" "
-			    "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
-			    "xsi:schemaLocation=\"http://www.imsglobal.org/xsd/imscp_v1p1 "
-			    "http://www.imsglobal.org/xsd/imscp_v1p1.xsd\" identifier=\"MANIFEST_");
+	                    "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+	                    "xsi:schemaLocation=\"http://www.imsglobal.org/xsd/imscp_v1p1 "
+	                    "http://www.imsglobal.org/xsd/imscp_v1p1.xsd\" identifier=\"MANIFEST_");
 	/* An XML ID: the prefix starts it with a letter, only UUID characters follow. */
 	for (const char *p = TXT(set->id); *p != '\0'; p++)
 		if (is_ascii_alnum(*p) || *p == '-')
 			put(w, p, 1);
 	put_str(w, "\">\n<metadata><schema>QTIv2.1 Package</schema>"
-		   "<schemaversion>1.0.0</schemaversion></metadata>\n<organizations/>\n"
-		   "<resources>\n<resource identifier=\"RES_TEST\" type=\"imsqti_test_xmlv2p1\" "
-		   "href=\"test.xml\"><file href=\"test.xml\"/>");
+	           "<schemaversion>1.0.0</schemaversion></metadata>\n<organizations/>\n"
+	           "<resources>\n<resource identifier=\"RES_TEST\" type=\"imsqti_test_xmlv2p1\" "
+	           "href=\"test.xml\"><file href=\"test.xml\"/>");
 	for (size_t i = 1; i <= set->n_questions; i++)
 		put_fmt(w, "<dependency identifierref=\"RES_Q%zu\"/>", i);
 	put_str(w, "</resource>\n");
 	for (size_t i = 1; i <= set->n_questions; i++)
 		put_fmt(w,
-		    "<resource identifier=\"RES_Q%zu\" type=\"imsqti_item_xmlv2p1\" "
-		    "href=\"" QTI_ITEM_HREF "\"><file href=\"" QTI_ITEM_HREF "\"/></resource>\n",
-		    i, i, i);
+		        "<resource identifier=\"RES_Q%zu\" type=\"imsqti_item_xmlv2p1\" "
+		        "href=\"" QTI_ITEM_HREF "\"><file href=\"" QTI_ITEM_HREF
+		        "\"/></resource>\n",
+		        i, i, i);
 	put_str(w, "</resources>\n</manifest>\n");
 }
 
@@ -601,7 +618,7 @@ zip_add(zip_w *z, const char *name, wr *f)
 	put(w, name, nlen);
 	put(w, data, len);
 
-	put_u32(&z->cd, 0x02014b50); /* central directory header */
+	put_u32(&z->cd, 0x02014b50);  /* central directory header */
 	put_u16(&z->cd, ZIP_VERSION); /* made by: MS-DOS host, no attributes to interpret */
 	put_u16(&z->cd, ZIP_VERSION);
 	put_u16(&z->cd, 0);
@@ -674,24 +691,24 @@ render_qti(wr *w, const Qgen__QuestionSet *set)
 /* ---- API ------------------------------------------------------------------------------------ */
 
 bool
-edge_export_format_parse(const char *s, edge_export_format *out)
+qgen_export_format_parse(const char *s, qgen_export_format *out)
 {
 	if (s == NULL)
 		return false;
 	if (strcasecmp(s, "gift") == 0)
-		*out = EDGE_EXPORT_GIFT;
+		*out = QGEN_EXPORT_GIFT;
 	else if (strcasecmp(s, "qti") == 0)
-		*out = EDGE_EXPORT_QTI;
+		*out = QGEN_EXPORT_QTI;
 	else if (strcasecmp(s, "csv") == 0)
-		*out = EDGE_EXPORT_CSV;
+		*out = QGEN_EXPORT_CSV;
 	else
 		return false;
 	return true;
 }
 
 cm_err
-edge_export_render(const Qgen__QuestionSet *set, edge_export_format f, cm_buf *out,
-    const char **content_type, const char **ext)
+qgen_export_render(const Qgen__QuestionSet *set, qgen_export_format f, cm_buf *out,
+                   const char **content_type, const char **ext)
 {
 	wr          w = {out, CM_OK};
 	size_t      start;
@@ -703,16 +720,16 @@ edge_export_render(const Qgen__QuestionSet *set, edge_export_format f, cm_buf *o
 	w.err = check_set(set);
 	if (w.err == CM_OK) {
 		switch (f) {
-		case EDGE_EXPORT_GIFT:
+		case QGEN_EXPORT_GIFT:
 			/* .txt: Moodle's importer picks GIFT by the chosen format, not the name. */
 			render_gift(&w, set);
 			ct = "text/plain; charset=utf-8", x = "txt";
 			break;
-		case EDGE_EXPORT_QTI:
+		case QGEN_EXPORT_QTI:
 			render_qti(&w, set);
 			ct = "application/zip", x = "zip";
 			break;
-		case EDGE_EXPORT_CSV:
+		case QGEN_EXPORT_CSV:
 			render_csv(&w, set);
 			ct = "text/csv; charset=utf-8", x = "csv";
 			break;

@@ -1,9 +1,9 @@
 /*
- * test_edge_export.c - edge/export: GIFT escaping and answer marks, CSV quoting read back by an
+ * test_qgen_export.c - svc-qgen/export: GIFT escaping and answer marks, CSV quoting read back by an
  * RFC 4180 reader, and the QTI zip taken apart (headers, CRCs, central directory, manifest,
  * items) with a small XML well-formedness check.
  *
- * Set EDGE_EXPORT_DUMP=<dir> to also write the sample set as set.txt/set.csv/set.zip there, for a
+ * Set QGEN_EXPORT_DUMP=<dir> to also write the sample set as set.txt/set.csv/set.zip there, for a
  * manual look with unzip, python3 zipfile or an importer.
  */
 #include <setjmp.h>
@@ -18,7 +18,7 @@
 #include <zlib.h>
 
 #include "cm/buf.h"
-#include "export.h"
+#include "../../svc-qgen/export.h"
 
 #define S(x) ((char *)(x))
 #define MAXQ 8
@@ -63,7 +63,7 @@ add_q(const char *type, const char *text, const char *expl)
 
 static Qgen__Question *
 add_mcq(const char *text, const char *o0, const char *o1, const char *o2, const char *o3, int ans,
-    const char *expl)
+        const char *expl)
 {
 	Qgen__Question *q = add_q("mcq", text, expl);
 	size_t          n = (size_t)(q - qv);
@@ -86,14 +86,14 @@ add_open(const char *text, const char *ref, const char *expl)
 
 /* Renders into a fresh buffer; the caller frees *out. */
 static cm_err
-render(edge_export_format f, char **out, size_t *len)
+render(qgen_export_format f, char **out, size_t *len)
 {
 	cm_buf      b;
 	const char *ct = NULL, *ext = NULL;
 	cm_err      err;
 
 	cm_buf_init(&b, 1u << 24);
-	err = edge_export_render(&set, f, &b, &ct, &ext);
+	err = qgen_export_render(&set, f, &b, &ct, &ext);
 	if (err == CM_OK) {
 		assert_non_null(ct);
 		assert_non_null(ext);
@@ -104,7 +104,7 @@ render(edge_export_format f, char **out, size_t *len)
 }
 
 static char *
-render_ok(edge_export_format f, size_t *len)
+render_ok(qgen_export_format f, size_t *len)
 {
 	char  *out = NULL;
 	size_t n = 0;
@@ -134,7 +134,8 @@ norm_nl(const char *s, char *out)
 static const char *TRICKY[] = {
     "if (a == b) { x = ~y; } // #1: done \\n C:\\dir\\",
     "line1\r\nline2\rline3\nline4",
-    "Gr\xc3\xb6\xc3\x9f" "e \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+    "Gr\xc3\xb6\xc3\x9f"
+    "e \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
     "<b>&amp;</b> \"quoted\", 'single', a,b;c",
     "#include <stdio.h>\tint main(void) { return 0; }",
 };
@@ -145,34 +146,34 @@ static const char *TRICKY[] = {
 static void
 test_format_parse(void **state)
 {
-	edge_export_format f = EDGE_EXPORT_CSV;
+	qgen_export_format f = QGEN_EXPORT_CSV;
 
 	(void)state;
-	assert_true(edge_export_format_parse("gift", &f));
-	assert_int_equal(f, EDGE_EXPORT_GIFT);
-	assert_true(edge_export_format_parse("QTI", &f));
-	assert_int_equal(f, EDGE_EXPORT_QTI);
-	assert_true(edge_export_format_parse("csv", &f));
-	assert_int_equal(f, EDGE_EXPORT_CSV);
-	f = EDGE_EXPORT_QTI;
-	assert_false(edge_export_format_parse("", &f));
-	assert_false(edge_export_format_parse("gif", &f));
-	assert_false(edge_export_format_parse("csv ", &f));
-	assert_false(edge_export_format_parse("pdf", &f));
-	assert_false(edge_export_format_parse(NULL, &f));
-	assert_int_equal(f, EDGE_EXPORT_QTI);
+	assert_true(qgen_export_format_parse("gift", &f));
+	assert_int_equal(f, QGEN_EXPORT_GIFT);
+	assert_true(qgen_export_format_parse("QTI", &f));
+	assert_int_equal(f, QGEN_EXPORT_QTI);
+	assert_true(qgen_export_format_parse("csv", &f));
+	assert_int_equal(f, QGEN_EXPORT_CSV);
+	f = QGEN_EXPORT_QTI;
+	assert_false(qgen_export_format_parse("", &f));
+	assert_false(qgen_export_format_parse("gif", &f));
+	assert_false(qgen_export_format_parse("csv ", &f));
+	assert_false(qgen_export_format_parse("pdf", &f));
+	assert_false(qgen_export_format_parse(NULL, &f));
+	assert_int_equal(f, QGEN_EXPORT_QTI);
 }
 
 static void
 test_content_types(void **state)
 {
 	static const struct {
-		edge_export_format f;
+		qgen_export_format f;
 		const char        *ct, *ext;
 	} want[] = {
-	    {EDGE_EXPORT_GIFT, "text/plain; charset=utf-8", "txt"},
-	    {EDGE_EXPORT_QTI, "application/zip", "zip"},
-	    {EDGE_EXPORT_CSV, "text/csv; charset=utf-8", "csv"},
+	    {QGEN_EXPORT_GIFT, "text/plain; charset=utf-8", "txt"},
+	    {QGEN_EXPORT_QTI, "application/zip", "zip"},
+	    {QGEN_EXPORT_CSV, "text/csv; charset=utf-8", "csv"},
 	};
 	cm_buf      b;
 	const char *ct, *ext;
@@ -183,7 +184,7 @@ test_content_types(void **state)
 	for (size_t i = 0; i < 3; i++) {
 		cm_buf_init(&b, 1u << 20);
 		ct = ext = NULL;
-		assert_int_equal(edge_export_render(&set, want[i].f, &b, &ct, &ext), CM_OK);
+		assert_int_equal(qgen_export_render(&set, want[i].f, &b, &ct, &ext), CM_OK);
 		assert_string_equal(ct, want[i].ct);
 		assert_string_equal(ext, want[i].ext);
 		cm_buf_fini(&b);
@@ -192,14 +193,14 @@ test_content_types(void **state)
 
 /* A bad question or a full buffer fails the whole render and leaves out as it was. */
 static void
-expect_fail(edge_export_format f, size_t max, cm_err want)
+expect_fail(qgen_export_format f, size_t max, cm_err want)
 {
 	cm_buf      b;
 	const char *ct = "unset", *ext = "unset";
 
 	cm_buf_init(&b, max);
 	assert_int_equal(cm_buf_appends(&b, "keep"), CM_OK);
-	assert_int_equal(edge_export_render(&set, f, &b, &ct, &ext), want);
+	assert_int_equal(qgen_export_render(&set, f, &b, &ct, &ext), want);
 	assert_int_equal(b.len, 4);
 	assert_string_equal(b.data, "keep");
 	assert_string_equal(ct, "unset");
@@ -210,7 +211,7 @@ expect_fail(edge_export_format f, size_t max, cm_err want)
 static void
 test_errors_leave_out_unchanged(void **state)
 {
-	edge_export_format fs[] = {EDGE_EXPORT_GIFT, EDGE_EXPORT_QTI, EDGE_EXPORT_CSV};
+	qgen_export_format fs[] = {QGEN_EXPORT_GIFT, QGEN_EXPORT_QTI, QGEN_EXPORT_CSV};
 	Qgen__Question    *q;
 
 	(void)state;
@@ -230,7 +231,7 @@ test_errors_leave_out_unchanged(void **state)
 		q->type = S("mcq");
 		expect_fail(fs[i], 60, CM_ETOOBIG); /* valid now, but does not fit */
 	}
-	expect_fail((edge_export_format)7, 1u << 20, CM_EINVAL);
+	expect_fail((qgen_export_format)7, 1u << 20, CM_EINVAL);
 }
 
 /* ---- GIFT ----------------------------------------------------------------------------------- */
@@ -246,7 +247,7 @@ test_gift_escapes_each_special(void **state)
 		reset_set();
 		snprintf(text, sizeof(text), "a%cb", *c);
 		add_open(text, "", "");
-		out = render_ok(EDGE_EXPORT_GIFT, NULL);
+		out = render_ok(QGEN_EXPORT_GIFT, NULL);
 		snprintf(want, sizeof(want), "::Q1::[plain]a\\%cb {}\n", *c);
 		assert_string_equal(out, want);
 		free(out);
@@ -254,7 +255,7 @@ test_gift_escapes_each_special(void **state)
 	/* A newline is "\n"; a literal backslash-n is "\\n"; CR LF is one newline. */
 	reset_set();
 	add_open("x\r\ny\\nz\rw", "", "");
-	out = render_ok(EDGE_EXPORT_GIFT, NULL);
+	out = render_ok(QGEN_EXPORT_GIFT, NULL);
 	assert_string_equal(out, "::Q1::[plain]x\\ny\\\\nz\\nw {}\n");
 	free(out);
 }
@@ -269,18 +270,17 @@ test_gift_answer_marking(void **state)
 	add_mcq("What is {x}?", "1", "2", "3=x", "~4", 2, "Because\nof #math.");
 	add_open("Explain: why?", "A ref {answer}", "More.");
 	add_open("No key", "", "");
-	out = render_ok(EDGE_EXPORT_GIFT, NULL);
-	assert_string_equal(out,
-	    "::Q1::[plain]What is \\{x\\}? {\n"
-	    "\t~1\n\t~2\n\t=3\\=x\n\t~\\~4\n"
-	    "\t####Because\\nof \\#math.\n"
-	    "}\n"
-	    "\n"
-	    "::Q2::[plain]Explain\\: why? {\n"
-	    "\t####A ref \\{answer\\}\\n\\nMore.\n"
-	    "}\n"
-	    "\n"
-	    "::Q3::[plain]No key {}\n");
+	out = render_ok(QGEN_EXPORT_GIFT, NULL);
+	assert_string_equal(out, "::Q1::[plain]What is \\{x\\}? {\n"
+	                         "\t~1\n\t~2\n\t=3\\=x\n\t~\\~4\n"
+	                         "\t####Because\\nof \\#math.\n"
+	                         "}\n"
+	                         "\n"
+	                         "::Q2::[plain]Explain\\: why? {\n"
+	                         "\t####A ref \\{answer\\}\\n\\nMore.\n"
+	                         "}\n"
+	                         "\n"
+	                         "::Q3::[plain]No key {}\n");
 	free(out);
 }
 
@@ -304,16 +304,16 @@ gift_read(const char *p, const char *stops, char *out)
 static void
 test_gift_round_trip(void **state)
 {
-	char        *out, *p, got[512], want[512];
-	const char  *blk, *end;
-	size_t       nblocks = 0;
+	char       *out, *p, got[512], want[512];
+	const char *blk, *end;
+	size_t      nblocks = 0;
 
 	(void)state;
 	reset_set();
 	for (size_t i = 0; i < NTRICKY; i++)
 		add_mcq(TRICKY[i], TRICKY[(i + 1) % NTRICKY], "plain", TRICKY[(i + 2) % NTRICKY],
-		    "x", (int)(i % 4), TRICKY[(i + 3) % NTRICKY]);
-	out = render_ok(EDGE_EXPORT_GIFT, NULL);
+		        "x", (int)(i % 4), TRICKY[(i + 3) % NTRICKY]);
+	out = render_ok(QGEN_EXPORT_GIFT, NULL);
 	assert_null(strchr(out, '\r'));
 	for (blk = out; *blk != '\0'; blk = end, nblocks++) {
 		const Qgen__Question *q = set.questions[nblocks];
@@ -414,10 +414,10 @@ test_csv_header_and_minimal_quoting(void **state)
 	add_open("#not a comment", "a,b", "");
 	qv[1].difficulty = S("");
 	add_open("say \"hi\"", "a # b", "");
-	out = render_ok(EDGE_EXPORT_CSV, NULL);
+	out = render_ok(QGEN_EXPORT_CSV, NULL);
 	assert_string_equal(out, CSV_HEADER "Hello,World,open hard_x\r\n"
-					    "\"#not a comment\",\"a,b\",open\r\n"
-					    "\"say \"\"hi\"\"\",a # b,open medium\r\n");
+	                                    "\"#not a comment\",\"a,b\",open\r\n"
+	                                    "\"say \"\"hi\"\"\",a # b,open medium\r\n");
 	free(out);
 }
 
@@ -433,10 +433,10 @@ test_csv_round_trip(void **state)
 	reset_set();
 	for (size_t i = 0; i < NTRICKY; i++)
 		add_mcq(TRICKY[i], TRICKY[(i + 1) % NTRICKY], "o,2", "\"o3\"",
-		    TRICKY[(i + 2) % NTRICKY], (int)(i % 4),
-		    i == 0 ? "" : TRICKY[(i + 3) % NTRICKY]);
+		        TRICKY[(i + 2) % NTRICKY], (int)(i % 4),
+		        i == 0 ? "" : TRICKY[(i + 3) % NTRICKY]);
 	add_open(TRICKY[1], TRICKY[3], TRICKY[0]);
-	out = render_ok(EDGE_EXPORT_CSV, NULL);
+	out = render_ok(QGEN_EXPORT_CSV, NULL);
 	assert_memory_equal(out, CSV_HEADER, strlen(CSV_HEADER));
 	p = out + strlen(CSV_HEADER);
 	for (size_t i = 0; i < set.n_questions; i++) {
@@ -447,7 +447,7 @@ test_csv_round_trip(void **state)
 		for (size_t j = 0; j < q->n_options; j++) {
 			norm_nl(q->options[j], buf);
 			snprintf(want + strlen(want), sizeof(want) - strlen(want), "\n%c) %s",
-			    'A' + (int)j, buf);
+			         'A' + (int)j, buf);
 		}
 		assert_string_equal(f[0], want);
 		if (q->n_options > 0) {
@@ -475,14 +475,19 @@ test_sanitizing(void **state)
 	(void)state;
 	/* Controls go, tab stays, bad UTF-8 becomes U+FFFD, in every format. */
 	reset_set();
-	add_open("a\x01\x1b\x7f\tb\xff" "c\xc0\xaf" "d\xed\xa0\x80" "e", "", "");
-	out = render_ok(EDGE_EXPORT_CSV, NULL);
+	add_open("a\x01\x1b\x7f\tb\xff"
+	         "c\xc0\xaf"
+	         "d\xed\xa0\x80"
+	         "e",
+	         "", "");
+	out = render_ok(QGEN_EXPORT_CSV, NULL);
 #define FFFD "\xef\xbf\xbd"
 	assert_string_equal(out, CSV_HEADER "a\tb" FFFD "c" FFFD FFFD "d" FFFD FFFD FFFD
-					    "e,,open medium\r\n");
+	                                    "e,,open medium\r\n");
 	free(out);
-	out = render_ok(EDGE_EXPORT_GIFT, NULL);
-	assert_non_null(strstr(out, "a\tb\xef\xbf\xbd" "c"));
+	out = render_ok(QGEN_EXPORT_GIFT, NULL);
+	assert_non_null(strstr(out, "a\tb\xef\xbf\xbd"
+	                            "c"));
 	assert_null(strchr(out, '\x1b'));
 	free(out);
 }
@@ -505,7 +510,7 @@ static uint32_t
 rd32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-	    ((uint32_t)p[3] << 24);
+	       ((uint32_t)p[3] << 24);
 }
 
 /* Takes the archive apart and checks every header against the others; returns the entries. */
@@ -521,10 +526,10 @@ zip_parse(const unsigned char *z, size_t n, zent *e, size_t max)
 		uint16_t             nlen = rd16(h + 26);
 
 		assert_true(count < max);
-		assert_int_equal(rd16(h + 4), 10);    /* version needed */
-		assert_int_equal(rd16(h + 6), 0);     /* flags: no data descriptor */
-		assert_int_equal(rd16(h + 8), 0);     /* stored */
-		assert_int_equal(rd16(h + 10), 0);    /* fixed time */
+		assert_int_equal(rd16(h + 4), 10);      /* version needed */
+		assert_int_equal(rd16(h + 6), 0);       /* flags: no data descriptor */
+		assert_int_equal(rd16(h + 8), 0);       /* stored */
+		assert_int_equal(rd16(h + 10), 0);      /* fixed time */
 		assert_int_equal(rd16(h + 12), 0x5021); /* 2020-01-01 */
 		assert_int_equal(rd32(h + 18), rd32(h + 22));
 		assert_int_equal(rd16(h + 28), 0);
@@ -546,8 +551,8 @@ zip_parse(const unsigned char *z, size_t n, zent *e, size_t max)
 	assert_int_equal(rd16(end + 6), 0);
 	assert_int_equal(rd16(end + 8), count);
 	assert_int_equal(rd16(end + 10), count);
-	assert_int_equal(rd32(end + 16), off);               /* the directory follows the data */
-	assert_int_equal(off + rd32(end + 12), n - 22);      /* and fills the rest */
+	assert_int_equal(rd32(end + 16), off);          /* the directory follows the data */
+	assert_int_equal(off + rd32(end + 12), n - 22); /* and fills the rest */
 	assert_int_equal(rd16(end + 20), 0);
 	for (i = 0, c = z + off; i < count; i++) {
 		uint16_t nlen = rd16(c + 28);
@@ -708,7 +713,7 @@ count_of(const char *s, const char *needle)
 static void
 dump(const char *name, const char *data, size_t len)
 {
-	const char *dir = getenv("EDGE_EXPORT_DUMP");
+	const char *dir = getenv("QGEN_EXPORT_DUMP");
 	char        path[512];
 	FILE       *f;
 
@@ -743,7 +748,7 @@ test_qti_package(void **state)
 
 	(void)state;
 	sample_set();
-	zip = render_ok(EDGE_EXPORT_QTI, &len);
+	zip = render_ok(QGEN_EXPORT_QTI, &len);
 	n = zip_parse((const unsigned char *)zip, len, e, 16);
 	assert_int_equal(n, set.n_questions + 2);
 	assert_string_equal(e[0].name, "imsmanifest.xml");
@@ -766,7 +771,8 @@ test_qti_package(void **state)
 	for (size_t i = 1; i <= set.n_questions; i++) {
 		snprintf(name, sizeof(name), "items/Q%zu.xml", i);
 		assert_string_equal(e[i + 1].name, name);
-		snprintf(want, sizeof(want),
+		snprintf(
+		    want, sizeof(want),
 		    "<resource identifier=\"RES_Q%zu\" type=\"imsqti_item_xmlv2p1\" href=\"%s\">"
 		    "<file href=\"%s\"/></resource>",
 		    i, name, name);
@@ -780,7 +786,7 @@ test_qti_package(void **state)
 	assert_non_null(strstr(tst, "title=\"C &quot;pointers&quot; &amp; &lt;arrays&gt;\""));
 	for (size_t i = 1; i <= set.n_questions; i++) {
 		snprintf(want, sizeof(want),
-		    "<assessmentItemRef identifier=\"Q%zu\" href=\"items/Q%zu.xml\"/>", i, i);
+		         "<assessmentItemRef identifier=\"Q%zu\" href=\"items/Q%zu.xml\"/>", i, i);
 		assert_non_null(strstr(tst, want));
 	}
 
@@ -807,9 +813,9 @@ test_qti_package(void **state)
 		}
 		/* Feedback exactly when there is something to show. */
 		assert_int_equal(strstr(item, "<modalFeedback") != NULL,
-		    q->explanation[0] != '\0' || (!mcq && q->reference[0] != '\0'));
+		                 q->explanation[0] != '\0' || (!mcq && q->reference[0] != '\0'));
 		assert_int_equal(strstr(item, "rptemplates/match_correct") != NULL,
-		    mcq && q->explanation[0] == '\0');
+		                 mcq && q->explanation[0] == '\0');
 		free(item);
 	}
 	/* The right choice's text is the option at answer_index, escaped. */
@@ -818,17 +824,17 @@ test_qti_package(void **state)
 	assert_string_equal(got, "&lt;c&gt;");
 	between(item, "<simpleChoice identifier=\"A\">", "</simpleChoice>", got, sizeof(got));
 	assert_string_equal(got, "&lt;b&gt;&amp;amp;&lt;/b&gt; &quot;quoted&quot;, "
-				 "&apos;single&apos;, a,b;c");
+	                         "&apos;single&apos;, a,b;c");
 	between(item, "<modalFeedback", "</modalFeedback>", got, sizeof(got));
 	assert_non_null(strstr(got, "<p>line1<br/>line2<br/>line3<br/>line4</p>"));
 	free(item);
 
 	dump("set.zip", zip, len);
 	free(zip);
-	zip = render_ok(EDGE_EXPORT_GIFT, &len);
+	zip = render_ok(QGEN_EXPORT_GIFT, &len);
 	dump("set.txt", zip, len);
 	free(zip);
-	zip = render_ok(EDGE_EXPORT_CSV, &len);
+	zip = render_ok(QGEN_EXPORT_CSV, &len);
 	dump("set.csv", zip, len);
 	free(zip);
 	free(tst);
@@ -846,13 +852,13 @@ test_qti_xml_escaping(void **state)
 	reset_set();
 	add_open("a<b && c>d \"q\" 'x'\x01\x1b end\r\nnext\xef\xbf\xbe!", "<ref> & 'it'", "");
 	qv[0].id = S("id\"<&>");
-	zip = render_ok(EDGE_EXPORT_QTI, &len);
+	zip = render_ok(QGEN_EXPORT_QTI, &len);
 	assert_int_equal(zip_parse((const unsigned char *)zip, len, e, 4), 3);
 	item = zstr(&e[2]);
 	assert_true(xml_ok(item));
 	between(item, "<itemBody>\n", "\n<extendedTextInteraction", got, sizeof(got));
 	assert_string_equal(got, "<p>a&lt;b &amp;&amp; c&gt;d &quot;q&quot; &apos;x&apos; "
-				 "end<br/>next!</p>");
+	                         "end<br/>next!</p>");
 	between(item, "<modalFeedback", "</modalFeedback>", got, sizeof(got));
 	assert_non_null(strstr(got, "<p>&lt;ref&gt; &amp; &apos;it&apos;</p>"));
 	assert_non_null(strstr(item, "label=\"id&quot;&lt;&amp;&gt;\""));
@@ -874,10 +880,10 @@ test_qti_after_prefix_and_deterministic(void **state)
 	sample_set();
 	cm_buf_init(&b, 1u << 20);
 	assert_int_equal(cm_buf_appends(&b, "PREFIX"), CM_OK);
-	assert_int_equal(edge_export_render(&set, EDGE_EXPORT_QTI, &b, &ct, &ext), CM_OK);
+	assert_int_equal(qgen_export_render(&set, QGEN_EXPORT_QTI, &b, &ct, &ext), CM_OK);
 	assert_memory_equal(b.data, "PREFIX", 6);
 	assert_int_equal(zip_parse((unsigned char *)b.data + 6, b.len - 6, e, 16), 7);
-	again = render_ok(EDGE_EXPORT_QTI, &len);
+	again = render_ok(QGEN_EXPORT_QTI, &len);
 	assert_int_equal(len, b.len - 6);
 	assert_memory_equal(again, b.data + 6, len);
 	free(again);
@@ -893,13 +899,13 @@ test_empty_set(void **state)
 
 	(void)state;
 	reset_set();
-	out = render_ok(EDGE_EXPORT_GIFT, &len);
+	out = render_ok(QGEN_EXPORT_GIFT, &len);
 	assert_int_equal(len, 0);
 	free(out);
-	out = render_ok(EDGE_EXPORT_CSV, NULL);
+	out = render_ok(QGEN_EXPORT_CSV, NULL);
 	assert_string_equal(out, CSV_HEADER);
 	free(out);
-	out = render_ok(EDGE_EXPORT_QTI, &len);
+	out = render_ok(QGEN_EXPORT_QTI, &len);
 	assert_int_equal(zip_parse((const unsigned char *)out, len, e, 4), 2);
 	free(out);
 }

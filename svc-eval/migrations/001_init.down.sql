@@ -1,0 +1,3 @@
+DROP TABLE grade_cache;
+DROP TABLE results;
+DROP TABLE attempts;

@@ -1,0 +1,309 @@
+/*
+ * server.c - svc-eval's definition for the service skeleton: method table, service and
+ * per-thread state, migrations, background runners, readiness, events.
+ *
+ * DESIGN: every thread that touches PostgreSQL or Redis has connections of its own (an
+ * eval_worker: the skeleton's for RPC workers, its own for runner threads); the LLM client, the
+ * svc-pdf and svc-qgen clients and the publisher are thread-safe and shared. A worker that
+ * cannot be built stops start-up (cm/service.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/log.h"
+#include "cm/util.h"
+#include "proto/eval.pb-c.h"
+#include "handlers.h"
+#include "server.h"
+
+extern const cm_migration eval_migrations[];
+extern const size_t       eval_migrations_count;
+
+const cm_rpc_method eval_methods[] = {
+    {"eval.Submit", &eval__submit_request__descriptor, &eval__attempt__descriptor,
+     eval_handle_submit},
+    {"eval.GetAttempt", &eval__attempt_ref__descriptor, &eval__attempt__descriptor,
+     eval_handle_get_attempt},
+    {"eval.GetJob", &eval__job_ref__descriptor, &eval__job__descriptor, eval_handle_get_job},
+};
+const size_t eval_n_methods = sizeof(eval_methods) / sizeof(eval_methods[0]);
+
+size_t
+eval_migrations_all(cm_migration *out, size_t cap)
+{
+	return cm_service_migrations(&eval_service_def, out, cap);
+}
+
+void
+eval_publish(eval_service *s, const char *type, const char *job_id, const char *owner, int done,
+             int total, const char *status)
+{
+	Eval__JobEvent ev = EVAL__JOB_EVENT__INIT;
+	char           topic[64];
+	uint8_t        buf[512];
+	size_t         n;
+
+	if (s->pub == NULL || job_id == NULL || job_id[0] == '\0')
+		return;
+	ev.job_id = (char *)job_id;
+	ev.owner = (char *)owner;
+	ev.done = done;
+	ev.total = total;
+	ev.status = (char *)(status != NULL ? status : "");
+	if ((n = protobuf_c_message_get_packed_size(&ev.base)) > sizeof(buf))
+		return;
+	protobuf_c_message_pack(&ev.base, buf);
+	snprintf(topic, sizeof(topic), "job.%s", job_id);
+	(void)cm_pub_send(s->pub, topic, type, buf, n);
+}
+
+cm_err
+eval_service_init(eval_service *s, const cm_service_config *common, const char *schema,
+                  const eval_config *cfg, cm_metrics *m)
+{
+	char        errbuf[256];
+	cm_err      err;
+
+	memset(s, 0, sizeof(*s));
+	s->common = *common;
+	s->schema = schema;
+	s->cfg = *cfg;
+	s->metrics = m;
+	err = cm_llm_alloc_env(&s->llm, common->redis_host, (int)common->redis_port, m, errbuf,
+	                       sizeof(errbuf));
+	if (err == CM_ENOTFOUND) {
+		s->llm = NULL;
+		snprintf(s->model, sizeof(s->model), "offline");
+		cm_info("EVAL-OFFLINE", "LLM_BASE_URL is not set: open answers are graded offline "
+		                        "by overlap with the reference answer and the source page");
+	} else if (err != CM_OK) {
+		cm_error("EVAL-LLM-CONFIG", "LLM configuration: %s", errbuf);
+		return err;
+	} else {
+		/* The LLM client names the model (one default for the project: cm_llm_model). */
+		snprintf(s->model, sizeof(s->model), "%s", cm_llm_model(s->llm));
+	}
+	if ((err = cm_rpc_client_open(&s->pdf, "pdf", cfg->pdf_urls, m)) != CM_OK) {
+		cm_error("EVAL-PDF-URLS", "bad EVAL_PDF_URLS: %s", cfg->pdf_urls);
+		goto fail;
+	}
+	if ((err = cm_rpc_client_open(&s->qgen, "qgen", cfg->qgen_urls, m)) != CM_OK) {
+		cm_error("EVAL-QGEN-URLS", "bad EVAL_QGEN_URLS: %s", cfg->qgen_urls);
+		goto fail;
+	}
+	if (cfg->events_url[0] != '\0' && (err = cm_pub_open(&s->pub, cfg->events_url)) != CM_OK) {
+		cm_error("EVAL-EVENTS", "cannot publish events on %s", cfg->events_url);
+		goto fail;
+	}
+	s->attempts = cm_metrics_counter(m, "attempts_total", "attempts submitted", NULL);
+	s->answers_mcq = cm_metrics_counter(m, "answers_total", "answers submitted", "type=\"mcq\"");
+	s->answers_open =
+	    cm_metrics_counter(m, "answers_total", "answers submitted", "type=\"open\"");
+	s->cache_lookups = cm_metrics_counter(m, "grade_cache_lookups_total",
+	                                      "open answers looked up in the grade cache", NULL);
+	s->cache_hits = cm_metrics_counter(m, "grade_cache_hits_total",
+	                                   "open answers graded from the cache (exact or near)",
+	                                   NULL);
+	s->cache_near_hits = cm_metrics_counter(
+	    m, "grade_cache_near_hits_total",
+	    "cache hits on a near-identical (not the same) normalised answer", NULL);
+	s->inflight_waits = cm_metrics_counter(
+	    m, "grade_inflight_waits_total",
+	    "open answers that waited for the same answer being graded for another attempt", NULL);
+	s->grade_calls =
+	    cm_metrics_counter(m, "llm_calls_total", "grading calls made", "kind=\"grade\"");
+	s->overall_calls =
+	    cm_metrics_counter(m, "llm_calls_total", "grading calls made", "kind=\"overall\"");
+	s->items_retried = cm_metrics_counter(
+	    m, "items_retried_total", "answers asked again (missing, out of range, garbage)", NULL);
+	s->items_failed = cm_metrics_counter(m, "items_failed_total",
+	                                     "answers that could not be graded", NULL);
+	s->scores_capped = cm_metrics_counter(m, "scores_capped_total",
+	                                      "model scores the guard capped", NULL);
+	s->quota_refused = cm_metrics_counter(m, "quota_refused_total",
+	                                      "submissions refused by the per-user quota", NULL);
+	s->jobs_succeeded = cm_metrics_counter(m, "jobs_succeeded_total", "attempts graded", NULL);
+	s->jobs_failed =
+	    cm_metrics_counter(m, "jobs_failed_total", "attempts with ungraded answers", NULL);
+	s->job_seconds =
+	    cm_metrics_histogram(m, "job_duration_seconds", "time to grade an attempt", NULL);
+	return CM_OK;
+fail:
+	eval_service_fini(s);
+	return err;
+}
+
+void
+eval_service_fini(eval_service *s)
+{
+	cm_pub_close(s->pub);
+	s->pub = NULL;
+	cm_rpc_client_close(s->qgen);
+	s->qgen = NULL;
+	cm_rpc_client_close(s->pdf);
+	s->pdf = NULL;
+	cm_llm_free(s->llm);
+	s->llm = NULL;
+}
+
+void
+eval_jobs_options(const eval_service *s, cm_jobs_options *jo)
+{
+	memset(jo, 0, sizeof(*jo));
+	jo->channel = EVAL_CHANNEL;
+	jo->lease_ms = (int)s->cfg.lease_ms;
+	jo->max_attempts = 5;
+}
+
+/* Adds the job queue handle to a worker whose connections are set. */
+static cm_err
+worker_jobs(eval_worker *w)
+{
+	cm_jobs_options jo;
+
+	eval_jobs_options(w->svc, &jo);
+	return cm_jobs_open(&w->jobs, w->pg, &jo);
+}
+
+cm_err
+eval_worker_alloc(eval_service *s, eval_worker **out)
+{
+	eval_worker *w = NULL;
+	cm_err       err = CM_ENOMEM;
+
+	*out = NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		goto out;
+	w->svc = s;
+	w->owns_conns = true;
+	w->owns_jobs = true;
+	if ((err = cm_pg_open(&w->pg, s->common.database_url, s->schema)) != CM_OK ||
+	    (err = cm_redis_open(&w->redis, s->common.redis_host, (int)s->common.redis_port,
+	                         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
+	    (err = worker_jobs(w)) != CM_OK)
+		goto out;
+	*out = w;
+	w = NULL;
+out:
+	eval_worker_free(w);
+	return err;
+}
+
+cm_err
+eval_worker_borrow(eval_service *s, cm_pg *pg, cm_redis *redis, cm_jobs *jobs, eval_worker **out)
+{
+	eval_worker *w = NULL;
+	cm_err       err = CM_ENOMEM;
+
+	*out = NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		goto out;
+	w->svc = s;
+	w->pg = pg;
+	w->redis = redis;
+	w->jobs = jobs;
+	w->owns_jobs = jobs == NULL;
+	if (jobs == NULL && (err = worker_jobs(w)) != CM_OK)
+		goto out;
+	err = CM_OK;
+	*out = w;
+	w = NULL;
+out:
+	eval_worker_free(w);
+	return err;
+}
+
+void
+eval_worker_free(eval_worker *w)
+{
+	if (w == NULL)
+		return;
+	if (w->owns_jobs)
+		cm_jobs_close(w->jobs);
+	if (w->owns_conns) {
+		cm_redis_close(w->redis);
+		cm_pg_close(w->pg);
+	}
+	free(w);
+}
+
+/* ---- the skeleton's hooks -------------------------------------------------------------------- */
+
+static cm_err
+app_init(const cm_service_env *env, void *app)
+{
+	return eval_service_init(app, env->common, env->schema, env->config, env->metrics);
+}
+
+static void
+app_fini(void *app)
+{
+	eval_service_fini(app);
+}
+
+static cm_err
+worker_init(void *app, const cm_service_conns *conns, void **state)
+{
+	eval_worker *w = NULL;
+	cm_err       err = eval_worker_borrow(app, conns->pg, conns->redis, NULL, &w);
+
+	*state = w;
+	return err;
+}
+
+static void
+worker_fini(void *app, void *state)
+{
+	(void)app;
+	eval_worker_free(state);
+}
+
+static cm_err
+start(void *app)
+{
+	return eval_runners_start(app);
+}
+
+static void
+stop(void *app)
+{
+	eval_runners_stop(app);
+}
+
+/* Beyond PostgreSQL (the skeleton's check): grading needs svc-pdf's text. svc-qgen is needed
+ * by v1 attempts only: without it they answer UNAVAILABLE, the legacy route still works. */
+static bool
+ready(void *app, char *why, size_t whylen)
+{
+	eval_service *s = app;
+
+	if (cm_rpc_client_healthy(s->pdf) == 0) {
+		snprintf(why, whylen, "no svc-pdf replica reachable");
+		return false;
+	}
+	return true;
+}
+
+const cm_service_def eval_service_def = {
+    .name = "eval",
+    .schema = EVAL_SCHEMA,
+    .rpc_url_default = "tcp://127.0.0.1:7105",
+    .admin_addr_default = "127.0.0.1:9105",
+    .workers_default = "4",
+    .config_size = sizeof(eval_config),
+    .config_table = eval_config_table,
+    .migrations = eval_migrations,
+    .n_migrations = &eval_migrations_count,
+    .jobs_version = 2, /* after 001_init; file migrations are numbered from 003 on */
+    .methods = eval_methods,
+    .n_methods = &eval_n_methods,
+    .app_size = sizeof(eval_service),
+    .app_init = app_init,
+    .app_fini = app_fini,
+    .worker_init = worker_init,
+    .worker_fini = worker_fini,
+    .start = start,
+    .stop = stop,
+    .ready = ready,
+};

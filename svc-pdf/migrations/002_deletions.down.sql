@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS deletions_log;
+DROP TABLE IF EXISTS deletions;

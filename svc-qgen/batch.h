@@ -1,0 +1,46 @@
+/*
+ * batch.h - one generation call: a batch plan (plan.h) becomes a prompt, the prompt a model
+ * answer, the answer validated questions (quality.h). Nothing here touches a database or
+ * another thread's state: the call pool (pool.h) runs qgen_batch_call on its threads, and the
+ * runner stores what comes back.
+ */
+#ifndef QGEN_BATCH_H
+#define QGEN_BATCH_H
+
+#include "cm/err.h"
+#include "cm/limits.h"
+#include "plan.h"
+#include "server.h"
+#include "types.h"
+
+/* One call, from its plan to what it brought. Owned by whoever holds it (the pool, then the
+ * runner); free with qgen_batch_result_free. */
+typedef struct qgen_batch_result {
+	qgen_batch_plan plan;
+	cm_err          err;                /* CM_OK: qs holds the valid questions (maybe none) */
+	char            why[CM_MAX_ERRMSG]; /* on failure */
+	int             rejected;           /* questions the checks dropped */
+	qgen_qlist      qs;
+	const char     *model;          /* the model that answered (the LLM client's string);
+	                                   NULL when no call reached one */
+	struct qgen_batch_result *next; /* the pool's list */
+} qgen_batch_result;
+
+/* What every call of one job shares; read-only while calls run. */
+typedef struct qgen_batch_job {
+	qgen_service     *svc; /* svc->llm must be set */
+	const char       *job_id;
+	const qgen_chunk *chunks; /* plan.chunk indexes these */
+	qgen_difficulty   difficulty;
+	const char       *topic; /* "" for none */
+} qgen_batch_job;
+
+/* A result for plan, nothing made yet (err CM_OK, no questions). NULL when out of memory. */
+qgen_batch_result *qgen_batch_result_alloc(const qgen_batch_plan *plan);
+void               qgen_batch_result_free(qgen_batch_result *r);
+
+/* Makes the call of r->plan for job (a qgen_batch_job *) and fills r, asking once more when
+ * the answer is not usable JSON (the LLM client already retried 429/5xx). Thread-safe. */
+void qgen_batch_call(void *job, qgen_batch_result *r);
+
+#endif

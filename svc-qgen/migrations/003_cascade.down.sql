@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS known_documents;
+DROP TABLE IF EXISTS follow_cursors;

@@ -1,0 +1,184 @@
+/*
+ * pool.c - a job's call pool (pool.h).
+ *
+ * DESIGN. One mutex and one condition variable: threads wait on it for work or the end, the
+ * owner for results; every change broadcasts, which is cheap at a handful of threads. A result
+ * is allocated at submit and travels queue -> a thread -> the done list -> the owner, so a
+ * submitted plan can never be lost to a failed allocation on a call thread (the ledger in
+ * plan.c counts on every plan coming back). Threads are started lazily by the owner (submit,
+ * take): a job whose set comes from stored batches never starts one.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "pool.h"
+
+struct qgen_pool {
+	qgen_call_fn       fn;
+	void              *arg;
+	pthread_mutex_t    mu;
+	pthread_cond_t     cv;
+	qgen_batch_result *queue, *queue_tail; /* submitted, not started (FIFO) */
+	qgen_batch_result *done, *done_tail;   /* finished, not taken */
+	int                queued, inflight;
+	bool               cancel; /* no call starts; threads exit */
+	pthread_t         *threads;
+	int                nthreads, max;
+};
+
+static void
+append(qgen_batch_result **head, qgen_batch_result **tail, qgen_batch_result *r)
+{
+	r->next = NULL;
+	if (*tail != NULL)
+		(*tail)->next = r;
+	else
+		*head = r;
+	*tail = r;
+}
+
+static void
+drop_all(qgen_batch_result *r)
+{
+	while (r != NULL) {
+		qgen_batch_result *next = r->next;
+		qgen_batch_result_free(r);
+		r = next;
+	}
+}
+
+static void *
+call_thread(void *arg)
+{
+	qgen_pool *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		qgen_batch_result *r;
+
+		while (!p->cancel && p->queue == NULL)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->cancel)
+			break;
+		r = p->queue;
+		if ((p->queue = r->next) == NULL)
+			p->queue_tail = NULL;
+		p->queued--;
+		p->inflight++;
+		pthread_mutex_unlock(&p->mu);
+		p->fn(p->arg, r);
+		pthread_mutex_lock(&p->mu);
+		p->inflight--;
+		append(&p->done, &p->done_tail, r);
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* One thread per plan queued or in flight, up to max (mu held). A thread that cannot start
+ * now is tried again at the next submit or take. */
+static void
+spawn_due(qgen_pool *p)
+{
+	while (!p->cancel && p->nthreads < p->max && p->nthreads < p->queued + p->inflight) {
+		if (pthread_create(&p->threads[p->nthreads], NULL, call_thread, p) != 0)
+			break;
+		p->nthreads++;
+	}
+}
+
+cm_err
+qgen_pool_alloc(qgen_pool **out, int max, qgen_call_fn fn, void *arg)
+{
+	qgen_pool *p;
+
+	*out = NULL;
+	if (max < 1 || fn == NULL)
+		return CM_EINVAL;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return CM_ENOMEM;
+	if ((p->threads = calloc((size_t)max, sizeof(pthread_t))) == NULL) {
+		free(p);
+		return CM_ENOMEM;
+	}
+	p->fn = fn;
+	p->arg = arg;
+	p->max = max;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	*out = p;
+	return CM_OK;
+}
+
+void
+qgen_pool_free(qgen_pool *p)
+{
+	if (p == NULL)
+		return;
+	qgen_pool_cancel(p);
+	for (int i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	drop_all(p->done);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p->threads);
+	free(p);
+}
+
+cm_err
+qgen_pool_submit(qgen_pool *p, const qgen_batch_plan *plan)
+{
+	qgen_batch_result *r = qgen_batch_result_alloc(plan);
+
+	if (r == NULL)
+		return CM_ENOMEM;
+	pthread_mutex_lock(&p->mu);
+	append(&p->queue, &p->queue_tail, r);
+	p->queued++;
+	spawn_due(p);
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return CM_OK;
+}
+
+qgen_batch_result *
+qgen_pool_take(qgen_pool *p, int timeout_ms)
+{
+	qgen_batch_result *got;
+
+	pthread_mutex_lock(&p->mu);
+	spawn_due(p);
+	if (p->done == NULL && p->queued + p->inflight > 0 && timeout_ms > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+	}
+	got = p->done;
+	p->done = p->done_tail = NULL;
+	pthread_mutex_unlock(&p->mu);
+	return got;
+}
+
+void
+qgen_pool_cancel(qgen_pool *p)
+{
+	qgen_batch_result *dropped;
+
+	pthread_mutex_lock(&p->mu);
+	p->cancel = true;
+	dropped = p->queue;
+	p->queue = p->queue_tail = NULL;
+	p->queued = 0;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	drop_all(dropped);
+}

@@ -1,0 +1,43 @@
+/*
+ * pool.h - a job's call pool: a queue of batch plans, up to `max` threads that each take the
+ * next plan, make its call and hand the result back.
+ *
+ * Threads. One owner thread (the job's runner) submits, takes results, cancels and frees; the
+ * call function runs on the pool's threads, one plan per thread at a time, and must be
+ * thread-safe. Threads start as work comes, one per plan queued or in flight, up to max.
+ *
+ * Cancellation. After qgen_pool_cancel returns, no call starts: a thread about to take a plan
+ * sees the flag first. Calls in flight finish; qgen_pool_free waits for them and drops their
+ * results.
+ */
+#ifndef QGEN_POOL_H
+#define QGEN_POOL_H
+
+#include "cm/err.h"
+#include "batch.h"
+#include "plan.h"
+
+typedef struct qgen_pool qgen_pool;
+
+/* The call: fills r (made by the pool for a submitted plan: r->plan set, nothing made). */
+typedef void (*qgen_call_fn)(void *arg, qgen_batch_result *r);
+
+/* max: threads at most (>= 1). fn and arg must outlive the pool. */
+CM_MUSTCHECK cm_err qgen_pool_alloc(qgen_pool **out, int max, qgen_call_fn fn, void *arg);
+
+/* Cancels, waits for the calls in flight, frees every result not taken. NULL is a no-op. */
+void qgen_pool_free(qgen_pool *p);
+
+/* Queues plan (copied into its result) and starts a thread when one is due. CM_ENOMEM: not
+ * queued. Every plan queued comes back from qgen_pool_take unless the pool is cancelled. */
+CM_MUSTCHECK cm_err qgen_pool_submit(qgen_pool *p, const qgen_batch_plan *plan);
+
+/* The results finished since the last take, in completion order (a list through ->next that
+ * the caller owns), or NULL. When none is ready and plans are queued or in flight, waits up to
+ * timeout_ms for one. */
+qgen_batch_result *qgen_pool_take(qgen_pool *p, int timeout_ms);
+
+/* No call starts after this returns; plans still queued are dropped. */
+void qgen_pool_cancel(qgen_pool *p);
+
+#endif
