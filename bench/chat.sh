@@ -15,10 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 BUILD_DIR=$(realpath -m "${BUILD_DIR:-$root/build}")
-bench_build=$root/build-bench
-BUILD_DIR=$BUILD_DIR bash scripts/build.sh svc-auth svc-pdf svc-chat edge >/dev/null
-cmake -S "$root" -B "$bench_build" -DCMAKE_BUILD_TYPE=Release -DBENCH=ON >/dev/null
-cmake --build "$bench_build" -j2 --target chat_bench >/dev/null
+BUILD_DIR=$BUILD_DIR bash scripts/build.sh svc-auth svc-pdf svc-chat edge chat_bench >/dev/null
 out=$root/bench/results
 mkdir -p "$out"
 state=$(mktemp -d /tmp/learnapp-bench.XXXXXX)
@@ -40,7 +37,7 @@ test/harness/stack.sh start "$state" "$BUILD_DIR" >/dev/null
 result=$out/chat-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
   echo "bench/chat.sh $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores"
-  "$bench_build/svc-chat/chat_bench" --pdf tcp://127.0.0.1:27102 \
+  "$BUILD_DIR/bench/chat_bench" --pdf tcp://127.0.0.1:27102 \
     --chat tcp://127.0.0.1:27103,tcp://127.0.0.1:27113 \
     --events tcp://127.0.0.1:27203,tcp://127.0.0.1:27213 --fake http://127.0.0.1:28500 \
     --ttft-ms "${TTFT_MS:-300}" --tokens-per-s "${TOKENS_PER_S:-50}" \

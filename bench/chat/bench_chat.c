@@ -1,6 +1,6 @@
 /*
  * bench_chat.c - the overhead svc-chat adds before an answer starts to stream, for
- * bench/chat.sh. Built only with -DBENCH=ON.
+ * bench/chat.sh (bench/CMakeLists.txt builds it with everything).
  *
  * usage: chat_bench --pdf URL --chat URLS --events URLS --fake URL [--ttft-ms 300]
  *                   [--tokens-per-s 50] [--samples1 40] [--rounds25 8]
