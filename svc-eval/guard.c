@@ -12,29 +12,58 @@
 /* Phrases of an answer that talks to the grader, in normalised form (text.h), matched as whole
  * words. */
 static const char *const injections[] = {
-    "ignore the",      "ignore all",       "ignore previous", "ignore your",
-    "ignore any",      "ignore these",     "disregard the",   "disregard all",
-    "disregard your",  "award me",         "award this",      "award the",
-    "award 10",        "award full",       "award a",         "full marks",
-    "full score",      "full points",      "maximum score",   "perfect score",
-    "10 10",           "10 out of 10",     "score of 10",     "give me full",
-    "give me 10",      "give me a perfect", "give this answer", "grade this answer",
-    "system prompt",   "you are a",        "as the grader",   "dear grader",
-    "the rubric",      "new instructions", "previous instructions", "must score",
+    "ignore the",
+    "ignore all",
+    "ignore previous",
+    "ignore your",
+    "ignore any",
+    "ignore these",
+    "disregard the",
+    "disregard all",
+    "disregard your",
+    "award me",
+    "award this",
+    "award the",
+    "award 10",
+    "award full",
+    "award a",
+    "full marks",
+    "full score",
+    "full points",
+    "maximum score",
+    "perfect score",
+    "10 10",
+    "10 out of 10",
+    "score of 10",
+    "give me full",
+    "give me 10",
+    "give me a perfect",
+    "give this answer",
+    "grade this answer",
+    "system prompt",
+    "you are a",
+    "as the grader",
+    "dear grader",
+    "the rubric",
+    "new instructions",
+    "previous instructions",
+    "must score",
     "mark this answer",
 };
 
 /* The unambiguous ones: a sentence holding one of these speaks to the grader, never about the
  * document, so it is taken out of the answer before anyone grades it (eval_guard_strip). */
 static const char *const directives[] = {
-    "ignore all",        "ignore previous",   "ignore your",      "disregard all",
-    "disregard your",    "award me",          "award this",       "award 10",
-    "award full",        "full marks",        "full score",       "full points",
-    "maximum score",     "perfect score",     "10 10",            "10 out of 10",
-    "score of 10",       "give me full",      "give me 10",       "give me a perfect",
-    "give this answer",  "grade this answer", "system prompt",    "as the grader",
-    "dear grader",       "new instructions",  "previous instructions", "must score",
-    "mark this answer",
+    "ignore all",        "ignore previous",   "ignore your",
+    "disregard all",     "disregard your",    "award me",
+    "award this",        "award 10",          "award full",
+    "full marks",        "full score",        "full points",
+    "maximum score",     "perfect score",     "10 10",
+    "10 out of 10",      "score of 10",       "give me full",
+    "give me 10",        "give me a perfect", "give this answer",
+    "grade this answer", "system prompt",     "as the grader",
+    "dear grader",       "new instructions",  "previous instructions",
+    "must score",        "mark this answer",
 };
 
 /* Whole-word occurrence of phrase in the normalised text. */
@@ -118,7 +147,8 @@ eval_guard(const eval_item *it, int score, char *why, size_t whylen)
 		return score;
 	cap = eval_offline_score(&o, EVAL_MEDIUM);
 	if (cap < 0)
-		cap = 0; /* nothing to compare with: no claim can be checked, nothing is earned by it */
+		cap = 0; /* nothing to compare with: no claim can be checked, nothing is earned by
+		            it */
 	if (o.answer_terms == 0) {
 		snprintf(why, whylen, "the answer has no content");
 		return 0;
@@ -129,13 +159,13 @@ eval_guard(const eval_item *it, int score, char *why, size_t whylen)
 	}
 	if (score >= 8 && score > cap) {
 		double support = (double)o.supported / (double)o.answer_terms;
-		double coverage = o.reference_terms > 0
-		                      ? (double)o.covered / (double)o.reference_terms
-		                      : support;
+		double coverage =
+		    o.reference_terms > 0 ? (double)o.covered / (double)o.reference_terms : support;
 		if (o.supported == 0 || (support < 0.2 && coverage < 0.2)) {
-			snprintf(why, whylen,
-			         "the answer shares almost nothing with the reference answer and the "
-			         "source text");
+			snprintf(
+			    why, whylen,
+			    "the answer shares almost nothing with the reference answer and the "
+			    "source text");
 			return cap;
 		}
 	}

@@ -81,13 +81,14 @@ load_items(run *r)
 		if (x->status != EVAL_PENDING)
 			continue;
 		job_item *it = &r->items[r->nitems++];
-		if ((err = eval_context_get(ctx, x->page, x->question, x->reference, &it->context)) !=
-		    CM_OK)
+		if ((err = eval_context_get(ctx, x->page, x->question, x->reference,
+		                            &it->context)) != CM_OK)
 			goto out;
 		if ((err = strip_answer(x, it)) != CM_OK)
 			goto out;
 		it->item = (eval_item){x->idx, x->question, x->reference, it->context, it->answer};
-		if ((err = eval_cache_ref_init(&it->ref, r->svc, r->a.strictness, &it->item)) != CM_OK)
+		if ((err = eval_cache_ref_init(&it->ref, r->svc, r->a.strictness, &it->item)) !=
+		    CM_OK)
 			goto out;
 	}
 	r->done = r->total - (int)r->nitems;
@@ -97,22 +98,22 @@ out:
 }
 
 typedef struct overall_call {
-	run              *r;
+	run               *r;
 	eval_overall_item *items;
-	size_t            n;
-	int               score, max;
-	eval_overall      out;
-	char              why[CM_MAX_ERRMSG];
-	cm_err            err;
-	bool              finished;
+	size_t             n;
+	int                score, max;
+	eval_overall       out;
+	char               why[CM_MAX_ERRMSG];
+	cm_err             err;
+	bool               finished;
 } overall_call;
 
 static void *
 overall_thread(void *arg)
 {
 	overall_call *oc = arg;
-	cm_err        err = eval_grade_overall(oc->r->svc, oc->r->a.topic, oc->score, oc->max,
-	                                       oc->items, oc->n, &oc->out, oc->why, sizeof(oc->why));
+	cm_err err = eval_grade_overall(oc->r->svc, oc->r->a.topic, oc->score, oc->max, oc->items,
+	                                oc->n, &oc->out, oc->why, sizeof(oc->why));
 
 	pthread_mutex_lock(&oc->r->mu);
 	oc->err = err;
@@ -163,7 +164,8 @@ write_overall(run *r, const eval_attempt_row *a)
 		pthread_mutex_unlock(&r->mu);
 		pthread_join(t, NULL);
 		if (oc.err == CM_OK) {
-			note(eval_store_put_overall(r->w->pg, r->a.id, &oc.out), "eval_store_put_overall");
+			note(eval_store_put_overall(r->w->pg, r->a.id, &oc.out),
+			     "eval_store_put_overall");
 			goto out;
 		}
 		cm_warn("EVAL-OVERALL-FAIL", "attempt %s: %s; the summary of the scores stands in",
@@ -191,8 +193,9 @@ finish(run *r, const eval_attempt_row *a)
 		if (a->results[i].status == EVAL_FAILED && failed++ == 0)
 			first = i;
 	if (failed > 0)
-		snprintf(reason, sizeof(reason), "%zu of %zu answers could not be graded (answer %zu: %.150s)",
-		         failed, a->n_results, first + 1, a->results[first].error);
+		snprintf(reason, sizeof(reason),
+		         "%zu of %zu answers could not be graded (answer %zu: %.150s)", failed,
+		         a->n_results, first + 1, a->results[first].error);
 	if ((err = eval_store_finish(r->w->pg, r->a.id, failed > 0 ? "failed" : "succeeded", reason,
 	                             &won)) != CM_OK) {
 		note(err, "eval_store_finish");
@@ -209,7 +212,8 @@ finish(run *r, const eval_attempt_row *a)
 	cm_counter_add(failed > 0 ? r->svc->jobs_failed : r->svc->jobs_succeeded, 1);
 	if (failed > 0)
 		cm_warn("EVAL-ATTEMPT-FAIL", "attempt %s: %s", r->a.id, reason);
-	eval_publish(r->svc, "job.eval_run_progress", r->job_id, r->a.owner, r->total, r->total, NULL);
+	eval_publish(r->svc, "job.eval_run_progress", r->job_id, r->a.owner, r->total, r->total,
+	             NULL);
 	eval_publish(r->svc, "job.done", r->job_id, r->a.owner, r->total, r->total,
 	             failed > 0 ? "failed" : "succeeded");
 }
@@ -238,7 +242,8 @@ give_up(run *r, const char *reason)
 	if (cm_jobs_fail(r->w->jobs, r->job_id, 0, reason, true, &gave_up) != CM_OK)
 		return;
 	if (r->a.id[0] != '\0')
-		note(eval_store_finish(r->w->pg, r->a.id, "failed", reason, &won), "eval_store_finish");
+		note(eval_store_finish(r->w->pg, r->a.id, "failed", reason, &won),
+		     "eval_store_finish");
 	cm_counter_add(r->svc->jobs_failed, 1);
 	eval_publish(r->svc, "job.done", r->job_id, r->a.owner, r->done, r->total, "failed");
 }
@@ -282,12 +287,14 @@ run_task(eval_service *s, eval_worker *w, const cm_jobs_task *t)
 	note(eval_store_set_running(w->pg, r.a.id), "eval_store_set_running");
 
 	if ((err = load_items(&r)) != CM_OK) {
-		bool gave_up = false;
+		bool        gave_up = false;
 		const char *why = err == CM_EUNAVAIL ? "documents unavailable" : "out of memory";
 		if (cm_jobs_fail(w->jobs, t->job_id, 0, why, false, &gave_up) == CM_OK && gave_up) {
 			bool won;
-			note(eval_store_finish(w->pg, r.a.id, "failed", why, &won), "eval_store_finish");
-			eval_publish(s, "job.done", t->job_id, r.a.owner, r.done, r.total, "failed");
+			note(eval_store_finish(w->pg, r.a.id, "failed", why, &won),
+			     "eval_store_finish");
+			eval_publish(s, "job.done", t->job_id, r.a.owner, r.done, r.total,
+			             "failed");
 		}
 		goto out;
 	}
@@ -326,8 +333,8 @@ run_task(eval_service *s, eval_worker *w, const cm_jobs_task *t)
 	cm_info("EVAL-JOB-END",
 	        "job %s: attempt %s in %lld ms (source text %lld ms, %zu answers for the model in "
 	        "%zu batches, %d calls, %lld ms; overall %lld ms)",
-	        t->job_id, r.a.id, (long long)(cm_mono_ms() - t0), (long long)r.t_context,
-	        r.nitems, (size_t)r.batch_base, r.calls, (long long)r.t_grades,
+	        t->job_id, r.a.id, (long long)(cm_mono_ms() - t0), (long long)r.t_context, r.nitems,
+	        (size_t)r.batch_base, r.calls, (long long)r.t_grades,
 	        (long long)(cm_mono_ms() - t0 - r.t_context - r.t_grades));
 	goto out;
 stopped:

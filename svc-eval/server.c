@@ -62,8 +62,8 @@ cm_err
 eval_service_init(eval_service *s, const cm_service_config *common, const char *schema,
                   const eval_config *cfg, cm_metrics *m)
 {
-	char        errbuf[256];
-	cm_err      err;
+	char   errbuf[256];
+	cm_err err;
 
 	memset(s, 0, sizeof(*s));
 	s->common = *common;
@@ -97,14 +97,15 @@ eval_service_init(eval_service *s, const cm_service_config *common, const char *
 		goto fail;
 	}
 	s->attempts = cm_metrics_counter(m, "attempts_total", "attempts submitted", NULL);
-	s->answers_mcq = cm_metrics_counter(m, "answers_total", "answers submitted", "type=\"mcq\"");
+	s->answers_mcq =
+	    cm_metrics_counter(m, "answers_total", "answers submitted", "type=\"mcq\"");
 	s->answers_open =
 	    cm_metrics_counter(m, "answers_total", "answers submitted", "type=\"open\"");
 	s->cache_lookups = cm_metrics_counter(m, "grade_cache_lookups_total",
 	                                      "open answers looked up in the grade cache", NULL);
-	s->cache_hits = cm_metrics_counter(m, "grade_cache_hits_total",
-	                                   "open answers graded from the cache (exact or near)",
-	                                   NULL);
+	s->cache_hits =
+	    cm_metrics_counter(m, "grade_cache_hits_total",
+	                       "open answers graded from the cache (exact or near)", NULL);
 	s->cache_near_hits = cm_metrics_counter(
 	    m, "grade_cache_near_hits_total",
 	    "cache hits on a near-identical (not the same) normalised answer", NULL);
@@ -117,10 +118,10 @@ eval_service_init(eval_service *s, const cm_service_config *common, const char *
 	    cm_metrics_counter(m, "llm_calls_total", "grading calls made", "kind=\"overall\"");
 	s->items_retried = cm_metrics_counter(
 	    m, "items_retried_total", "answers asked again (missing, out of range, garbage)", NULL);
-	s->items_failed = cm_metrics_counter(m, "items_failed_total",
-	                                     "answers that could not be graded", NULL);
-	s->scores_capped = cm_metrics_counter(m, "scores_capped_total",
-	                                      "model scores the guard capped", NULL);
+	s->items_failed =
+	    cm_metrics_counter(m, "items_failed_total", "answers that could not be graded", NULL);
+	s->scores_capped =
+	    cm_metrics_counter(m, "scores_capped_total", "model scores the guard capped", NULL);
 	s->quota_refused = cm_metrics_counter(m, "quota_refused_total",
 	                                      "submissions refused by the per-user quota", NULL);
 	s->jobs_succeeded = cm_metrics_counter(m, "jobs_succeeded_total", "attempts graded", NULL);

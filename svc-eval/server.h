@@ -36,42 +36,42 @@ typedef struct eval_service {
 	cm_service_config common; /* DATABASE_URL, REDIS_*: runners open their own connections */
 	const char       *schema; /* EVAL_SCHEMA, unless a test runs in a schema of its own */
 	eval_config       cfg;
-	cm_llm        *llm;       /* NULL: offline grader */
-	char           model[64]; /* cache key part: LLM_MODEL, or "offline" */
-	cm_rpc_client *pdf;
-	cm_rpc_client *qgen;
-	cm_pub        *pub; /* may be NULL (no events) */
-	cm_metrics    *metrics;
-	cm_counter    *attempts;
-	cm_counter    *answers_mcq;
-	cm_counter    *answers_open;
-	cm_counter    *cache_lookups;
-	cm_counter    *cache_hits;
-	cm_counter    *cache_near_hits;
-	cm_counter    *inflight_waits;
-	cm_counter    *grade_calls;
-	cm_counter    *overall_calls;
-	cm_counter    *items_retried;
-	cm_counter    *items_failed;
-	cm_counter    *scores_capped;
-	cm_counter    *quota_refused;
-	cm_counter    *jobs_succeeded;
-	cm_counter    *jobs_failed;
-	cm_histogram  *job_seconds;
+	cm_llm           *llm;       /* NULL: offline grader */
+	char              model[64]; /* cache key part: LLM_MODEL, or "offline" */
+	cm_rpc_client    *pdf;
+	cm_rpc_client    *qgen;
+	cm_pub           *pub; /* may be NULL (no events) */
+	cm_metrics       *metrics;
+	cm_counter       *attempts;
+	cm_counter       *answers_mcq;
+	cm_counter       *answers_open;
+	cm_counter       *cache_lookups;
+	cm_counter       *cache_hits;
+	cm_counter       *cache_near_hits;
+	cm_counter       *inflight_waits;
+	cm_counter       *grade_calls;
+	cm_counter       *overall_calls;
+	cm_counter       *items_retried;
+	cm_counter       *items_failed;
+	cm_counter       *scores_capped;
+	cm_counter       *quota_refused;
+	cm_counter       *jobs_succeeded;
+	cm_counter       *jobs_failed;
+	cm_histogram     *job_seconds;
 
 	/* Tests: a runner stops (as if killed) after storing this many batches; 0: never. */
 	atomic_int test_stop_after_batches;
 
 	/* runners */
 	struct cm_runners *runners;
-	atomic_bool        stopping; /* set before the runners stop: attempts end at their next step */
+	atomic_bool stopping; /* set before the runners stop: attempts end at their next step */
 } eval_service;
 
 typedef struct eval_worker {
 	eval_service *svc;
 	cm_pg        *pg;
 	cm_redis     *redis;
-	cm_jobs      *jobs;         /* pg, redis, jobs borrowed: the skeleton's or a runner's */
+	cm_jobs      *jobs;          /* pg, redis, jobs borrowed: the skeleton's or a runner's */
 	int64_t       next_prune_ms; /* runners: when to prune the grade cache next */
 } eval_worker;
 

@@ -5,7 +5,8 @@
  * qgen_service is created once: config, the LLM client (NULL: the offline provider), the svc-pdf
  * client, the event publisher, metrics. Two kinds of threads use it:
  *   - RPC workers (the skeleton's) answer qgen.Create / GetJob / CancelJob / GetSet / Export; each
- *     has a qgen_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs handle;
+ *     has a qgen_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs
+ * handle;
  *   - runners (runner.c) claim generation jobs from the queue and run them; each owns its
  *     own connections and a LISTEN connection, and starts call threads per job.
  * Tests build a qgen_worker themselves and call the handlers, or run one job with
@@ -34,18 +35,18 @@ typedef struct qgen_service {
 	cm_service_config common; /* DATABASE_URL, REDIS_*: runners open their own connections */
 	const char       *schema; /* QGEN_SCHEMA, unless a test runs in a schema of its own */
 	qgen_config       cfg;
-	cm_llm        *llm;       /* NULL: offline provider */
-	cm_rpc_client *pdf;
-	cm_pub        *pub; /* may be NULL (no events) */
-	cm_metrics    *metrics;
-	cm_counter    *sets_created;
-	cm_counter    *cache_hits;
-	cm_counter    *questions_rejected;
-	cm_counter    *batches_failed;
-	cm_counter    *llm_calls;
-	cm_counter    *jobs_succeeded;
-	cm_counter    *jobs_failed;
-	cm_histogram  *job_seconds;
+	cm_llm           *llm; /* NULL: offline provider */
+	cm_rpc_client    *pdf;
+	cm_pub           *pub; /* may be NULL (no events) */
+	cm_metrics       *metrics;
+	cm_counter       *sets_created;
+	cm_counter       *cache_hits;
+	cm_counter       *questions_rejected;
+	cm_counter       *batches_failed;
+	cm_counter       *llm_calls;
+	cm_counter       *jobs_succeeded;
+	cm_counter       *jobs_failed;
+	cm_histogram     *job_seconds;
 
 	/* runners */
 	struct cm_runners *runners;
@@ -56,7 +57,7 @@ typedef struct qgen_service {
 
 typedef struct qgen_worker {
 	qgen_service *svc;
-	cm_pg        *pg;    /* borrowed: the skeleton's or the runner's connections */
+	cm_pg        *pg; /* borrowed: the skeleton's or the runner's connections */
 	cm_redis     *redis;
 	cm_jobs      *jobs;
 } qgen_worker;

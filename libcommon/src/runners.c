@@ -137,7 +137,8 @@ runner_main(void *arg)
 		/* The generation before claiming: a notification during the claim is not missed. */
 		uint64_t seen = generation(p);
 		bool     ran = false;
-		if (cm_runner_run_one(rt->conns.jobs, c->run, c->arg, rt->state, &ran) == CM_OK && ran)
+		if (cm_runner_run_one(rt->conns.jobs, c->run, c->arg, rt->state, &ran) == CM_OK &&
+		    ran)
 			continue;
 		if (c->idle != NULL)
 			c->idle(c->arg, rt->state);
@@ -164,8 +165,9 @@ cm_runners_start(cm_runners **out, const cm_runners_config *cfg)
 	}
 	p->cfg = *cfg;
 	atomic_init(&p->stopping, false);
-	p->wait_ms = cfg->poll_ms > 0 && cfg->poll_ms < CM_RUNNERS_MAX_WAIT_MS ? cfg->poll_ms
-	                                                                        : CM_RUNNERS_MAX_WAIT_MS;
+	p->wait_ms = cfg->poll_ms > 0 && cfg->poll_ms < CM_RUNNERS_MAX_WAIT_MS
+	                 ? cfg->poll_ms
+	                 : CM_RUNNERS_MAX_WAIT_MS;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	if (pthread_create(&p->listener, NULL, listener_main, p) != 0) {

@@ -31,15 +31,15 @@
 
 #define PDF_RPC "tcp://127.0.0.1:27193"
 
-static cm_service    *psrv; /* svc-pdf, run by the skeleton as its main.c does */
-static pdf_worker    *pw;   /* a worker of that service's, for uploading directly */
-static cm_pg         *pw_pg;
-static cm_redis      *pw_redis; /* no Redis: the upload works without the cache */
-static qgen_service   qsvc;
-static qgen_worker   *qw;
+static cm_service      *psrv; /* svc-pdf, run by the skeleton as its main.c does */
+static pdf_worker      *pw;   /* a worker of that service's, for uploading directly */
+static cm_pg           *pw_pg;
+static cm_redis        *pw_redis; /* no Redis: the upload works without the cache */
+static qgen_service     qsvc;
+static qgen_worker     *qw;
 static cm_service_conns qw_conns; /* qw's connections (worker_helper.h) */
-static cm_metrics    *qm;
-static char           datadir[64], doc_id[40], user[48], schema[40];
+static cm_metrics      *qm;
+static char             datadir[64], doc_id[40], user[48], schema[40];
 
 typedef struct call {
 	cm_arena   arena;
@@ -89,13 +89,13 @@ setup(void **state)
 	void             *qst = NULL;
 	pdf_service      *papp = NULL;
 	const char       *db_url = getenv("CM_TEST_PG");
-	pdf_testpdf  o;
-	cm_buf       b;
-	char         nonce[17], r[8], redis_port[8];
-	const char  *pages[4];
-	cm_pg       *pg = NULL;
-	cm_migration migs[16];
-	size_t       n = qgen_migrations_all(migs, 16);
+	pdf_testpdf       o;
+	cm_buf            b;
+	char              nonce[17], r[8], redis_port[8];
+	const char       *pages[4];
+	cm_pg            *pg = NULL;
+	cm_migration      migs[16];
+	size_t            n = qgen_migrations_all(migs, 16);
 
 	(void)state;
 	cm_log_init("qgen-test", CM_LOG_WARN);

@@ -5,8 +5,9 @@
  * cm_jobs on the channel - and loops: claim one task and hand it to `run`; when there is none,
  * call `idle` (optional housekeeping) and wait for a notification or the poll interval (at most
  * CM_RUNNERS_MAX_WAIT_MS, so that stopping is prompt). One LISTEN connection per pool wakes every
- * idle runner on a notification. A task cut short by stopping stays claimed until its lease expires; then another
- * replica's runner resumes it (at least once: task results are written idempotently).
+ * idle runner on a notification. A task cut short by stopping stays claimed until its lease
+ * expires; then another replica's runner resumes it (at least once: task results are written
+ * idempotently).
  *
  * A thread that cannot build its connections or state logs RUNNER-INIT and ends; the replica's
  * other runners and every other replica keep the queue moving (a queue with one consumer fewer;

@@ -104,7 +104,7 @@ typedef struct cm_service_def {
 	/* Migrations of the schema (pointers to the count: generated arrays are extern). */
 	const cm_migration *migrations;
 	const size_t       *n_migrations;
-	int                 jobs_version; /* the job queue's tables (cm/jobs.h) as migration N; 0: none */
+	int jobs_version; /* the job queue's tables (cm/jobs.h) as migration N; 0: none */
 
 	const cm_rpc_method *methods;
 	const size_t        *n_methods;
@@ -152,6 +152,6 @@ typedef struct cm_service_keynames {
 	char rpc_url[64], admin_addr[64], workers[64], db_retry_s[64];
 } cm_service_keynames;
 size_t cm_service_common_table(const cm_service_def *def, cm_service_config *c,
-    cm_service_keynames *names, cm_cfg_entry *out, size_t cap);
+                               cm_service_keynames *names, cm_cfg_entry *out, size_t cap);
 
 #endif
