@@ -124,11 +124,12 @@ http_session_open(void)
 		free(s);
 		s = NULL;
 	}
+	if (s != NULL)
+		curl_easy_setopt(s->c, CURLOPT_COOKIEFILE, ""); /* the cookie engine, once */
 	return s;
 }
 
-/* One request on the session's handle: options reset (the connection and the cookies stay),
- * the cookie engine on. */
+/* One request on the session's handle (the connection and the cookies stay). */
 static int
 session_perform(http_session *s, const char *method, const char *path, const char *const *headers,
                 const char *body, size_t len, curl_mime *mime, http_resp *out)
@@ -136,8 +137,11 @@ session_perform(http_session *s, const char *method, const char *path, const cha
 	long n = 0;
 	int  rc;
 
-	curl_easy_reset(s->c);
-	curl_easy_setopt(s->c, CURLOPT_COOKIEFILE, "");
+	/* No curl_easy_reset: it switches the cookie engine off, and turning it on again per request
+	 * (COOKIEFILE) leaks its file list in libcurl 7.88. HTTPGET undoes the previous request's
+	 * method and body; perform() sets this one's. */
+	curl_easy_setopt(s->c, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(s->c, CURLOPT_MIMEPOST, NULL);
 	rc = perform(s->c, method, path, headers, body, len, mime, out);
 	if (curl_easy_getinfo(s->c, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK)
 		s->connects += n;
