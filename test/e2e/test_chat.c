@@ -144,7 +144,8 @@ login_new_user(char *bearer, size_t n)
 
 	register_user(email, sizeof(email));
 	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
-	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r), 0);
+	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r),
+	                 0);
 	assert_int_equal(r.status, 200);
 	snprintf(bearer, n, "Authorization: Bearer %s", js(r.json, "access_token"));
 	http_resp_free(&r);
@@ -228,11 +229,12 @@ question_from_page(int n, char *q, size_t qlen)
 		size_t len = 0;
 		while (islower((unsigned char)p[len]))
 			len++;
-		if (len >= 8 && len < sizeof(words[0]) && (p == t || !isalpha((unsigned char)p[-1])) &&
-		    !isalpha((unsigned char)p[len])) {
+		if (len >= 8 && len < sizeof(words[0]) &&
+		    (p == t || !isalpha((unsigned char)p[-1])) && !isalpha((unsigned char)p[len])) {
 			bool dup = false;
 			for (int i = 0; i < nw; i++)
-				dup = dup || (strlen(words[i]) == len && strncasecmp(words[i], p, len) == 0);
+				dup = dup || (strlen(words[i]) == len &&
+				              strncasecmp(words[i], p, len) == 0);
 			if (!dup) {
 				memcpy(words[nw], p, len);
 				words[nw++][len] = '\0';
@@ -276,7 +278,8 @@ quotes_of(const char *answer, quote *out, int cap)
 		assert_non_null(raw);
 		out[n].text = squash(raw);
 		free(raw);
-		for (const char *d = end + strlen("\" [p. "); isdigit((unsigned char)*d) && k < 15; d++)
+		for (const char *d = end + strlen("\" [p. "); isdigit((unsigned char)*d) && k < 15;
+		     d++)
 			num[k++] = *d;
 		num[k] = '\0';
 		assert_true(cm_parse_i64(num, &page));
@@ -346,13 +349,13 @@ setup(void **state)
 	login_new_user(user_a, sizeof(user_a));
 	login_new_user(user_b, sizeof(user_b));
 	const char *h[] = {user_a, "Content-Type: application/pdf", NULL};
-	assert_int_equal(http_do("POST", "/api/v1/documents?filename=manual.pdf", h, pdf, pdf_len, &r),
-	                 0);
+	assert_int_equal(
+	    http_do("POST", "/api/v1/documents?filename=manual.pdf", h, pdf, pdf_len, &r), 0);
 	assert_int_equal(r.status, 201);
 	snprintf(doc_a, sizeof(doc_a), "%s", js(r.json, "id"));
 	http_resp_free(&r);
-	assert_int_equal(call(user_a, "POST", "/api/pdf/select", "{\"filename\":\"manual.pdf\"}", &r),
-	                 200);
+	assert_int_equal(
+	    call(user_a, "POST", "/api/pdf/select", "{\"filename\":\"manual.pdf\"}", &r), 200);
 	http_resp_free(&r);
 	return 0;
 }
@@ -396,9 +399,8 @@ test_legacy_chat_flow(void **state)
 	question_from_page(7, q[1], sizeof(q[1]));
 	register_user(email, sizeof(email));
 	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
-	assert_int_equal(http_session_do(b, "POST", "/api/auth/login", json_hdr, body, strlen(body),
-	                                 &r),
-	                 0);
+	assert_int_equal(
+	    http_session_do(b, "POST", "/api/auth/login", json_hdr, body, strlen(body), &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(http_session_cookie(&r, cookie, sizeof(cookie)));
 	http_resp_free(&r);
@@ -457,7 +459,8 @@ test_legacy_chat_refusals(void **state)
 	assert_int_equal(call(NULL, "POST", "/api/chat", "{\"message\":\"hello there\"}", &r), 401);
 	assert_string_equal(js(r.json, "detail"), "Not authenticated");
 	http_resp_free(&r);
-	assert_int_equal(call(NULL, "POST", "/api/chat/", "{\"message\":\"hello there\"}", &r), 401);
+	assert_int_equal(call(NULL, "POST", "/api/chat/", "{\"message\":\"hello there\"}", &r),
+	                 401);
 	assert_string_equal(js(r.json, "detail"), "Not authenticated");
 	http_resp_free(&r);
 	assert_int_equal(call(NULL, "GET", "/api/chat/history", NULL, &r), 401);
@@ -466,7 +469,8 @@ test_legacy_chat_refusals(void **state)
 	http_resp_free(&r);
 
 	login_new_user(other, sizeof(other));
-	assert_int_equal(call(other, "POST", "/api/chat", "{\"message\":\"hello there\"}", &r), 400);
+	assert_int_equal(call(other, "POST", "/api/chat", "{\"message\":\"hello there\"}", &r),
+	                 400);
 	assert_string_equal(js(r.json, "detail"), "No PDF selected");
 	http_resp_free(&r);
 	assert_int_equal(call(other, "GET", "/api/chat/history", NULL, &r), 400);
@@ -552,7 +556,7 @@ list_messages(const char *auth, const char *chat, json_t **items)
 static void
 test_v1_streamed_answer(void **state)
 {
-	char       chat[64], frame[8192], q[256];
+	char       chat[64], frame[8192], q[256], done_id[64] = "";
 	ws_client *ws;
 	json_t    *v, *items, *cites;
 	post_job   j;
@@ -590,6 +594,7 @@ test_v1_streamed_answer(void **state)
 		} else {
 			assert_string_equal(js(v, "type"), "chat.done");
 			assert_string_equal(js(v, "status"), "complete");
+			snprintf(done_id, sizeof(done_id), "%s", js(v, "message_id"));
 			done = true;
 		}
 		json_decref(v);
@@ -605,6 +610,7 @@ test_v1_streamed_answer(void **state)
 
 	assert_string_equal(js(j.r.json, "role"), "assistant");
 	assert_string_equal(js(j.r.json, "status"), "complete");
+	assert_string_equal(js(j.r.json, "id"), done_id);
 	assert_non_null(deltas.data);
 	assert_string_equal(deltas.data, js(j.r.json, "content"));
 	cm_buf_fini(&deltas);
@@ -623,9 +629,8 @@ test_v1_streamed_answer(void **state)
 	for (int k = 0; k < nq; k++) {
 		bool cited = false;
 		for (size_t i = 0; i < json_array_size(cites); i++)
-			cited = cited ||
-			        json_integer_value(json_object_get(json_array_get(cites, i), "page")) ==
-			            pages[k];
+			cited = cited || json_integer_value(json_object_get(
+			                     json_array_get(cites, i), "page")) == pages[k];
 		assert_true(cited);
 	}
 
@@ -697,10 +702,9 @@ test_not_in_document(void **state)
 	(void)state;
 	create_chat(user_a, chat, sizeof(chat));
 	snprintf(path, sizeof(path), "/api/v1/chats/%s/messages", chat);
-	assert_int_equal(
-	    call(user_a, "POST", path, "{\"content\":\"Quokkas, wombats, narwhals, xylophones?\"}",
-	         &r),
-	    200);
+	assert_int_equal(call(user_a, "POST", path,
+	                      "{\"content\":\"Quokkas, wombats, narwhals, xylophones?\"}", &r),
+	                 200);
 	assert_string_equal(js(r.json, "content"), NOT_FOUND);
 	assert_int_equal(json_array_size(json_object_get(r.json, "citations")), 0);
 	http_resp_free(&r);
