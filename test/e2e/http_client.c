@@ -137,9 +137,9 @@ session_perform(http_session *s, const char *method, const char *path, const cha
 	long n = 0;
 	int  rc;
 
-	/* No curl_easy_reset: it switches the cookie engine off, and turning it on again per request
-	 * (COOKIEFILE) leaks its file list in libcurl 7.88. HTTPGET undoes the previous request's
-	 * method and body; perform() sets this one's. */
+	/* No curl_easy_reset: it switches the cookie engine off, and turning it on again per
+	 * request (COOKIEFILE) leaks its file list in libcurl 7.88. HTTPGET undoes the previous
+	 * request's method and body; perform() sets this one's. */
 	curl_easy_setopt(s->c, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(s->c, CURLOPT_MIMEPOST, NULL);
 	rc = perform(s->c, method, path, headers, body, len, mime, out);
