@@ -11,6 +11,7 @@
 #define CM_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum cm_log_level {
 	CM_LOG_DEBUG = 0,
