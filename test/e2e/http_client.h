@@ -53,4 +53,9 @@ void        http_resp_free(http_resp *r);
 /* JSON string member, or "" */
 const char *js(const json_t *obj, const char *key);
 
+/* A JSON request to a helper server beside the stack (the fake LLM's /_control, /_stats,
+ * /_reset): base "http://127.0.0.1:28500", path "/_stats"; body NULL for none. Returns the parsed
+ * answer (json_decref it) or NULL. */
+json_t *http_fake(const char *base, const char *method, const char *path, const char *body);
+
 #endif

@@ -48,37 +48,11 @@ static size_t            pdf_len;
 
 /* ---- the fake LLM ---------------------------------------------------------------------------- */
 
-static size_t
-collect(char *p, size_t size, size_t n, void *arg)
-{
-	return cm_buf_append(arg, p, size * n) == CM_OK ? size * n : 0;
-}
-
+/* A request to the fake LLM itself; returns the parsed JSON answer or NULL (http_client.h). */
 static json_t *
 fake(const char *method, const char *path, const char *body)
 {
-	CURL              *c = curl_easy_init();
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	cm_buf             out;
-	char               url[256];
-	json_t            *v = NULL;
-
-	cm_buf_init(&out, 1u << 22);
-	snprintf(url, sizeof(url), FAKE "%s", path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-	if (body != NULL)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	if (curl_easy_perform(c) == CURLE_OK && out.data != NULL)
-		v = json_loads(out.data, 0, NULL);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	cm_buf_fini(&out);
-	return v;
+	return http_fake(FAKE, method, path, body);
 }
 
 static void
