@@ -46,9 +46,19 @@ typedef struct opts {
 	double      ttft_ms, tps, scale;
 } opts;
 
-static opts o = {NULL, "tcp://127.0.0.1:27102", "tcp://127.0.0.1:27105,tcp://127.0.0.1:27115",
-                 "http://127.0.0.1:28500", "http://127.0.0.1:29105,http://127.0.0.1:29115",
-                 25, 16, 4, 10, 5, 1000, 50, 0.1};
+static opts o = {NULL,
+                 "tcp://127.0.0.1:27102",
+                 "tcp://127.0.0.1:27105,tcp://127.0.0.1:27115",
+                 "http://127.0.0.1:28500",
+                 "http://127.0.0.1:29105,http://127.0.0.1:29115",
+                 25,
+                 16,
+                 4,
+                 10,
+                 5,
+                 1000,
+                 50,
+                 0.1};
 
 static cm_rpc_client *pdf_c, *eval_c;
 static char           run_id[9];
@@ -232,9 +242,9 @@ key_term(const char *s, char *out, size_t outlen)
 static void
 part(const char *s, int pct, bool last, char *out, size_t outlen)
 {
-	int total = word_count(s), keep = total * pct / 100, seen = 0;
+	int         total = word_count(s), keep = total * pct / 100, seen = 0;
 	const char *p = s, *start = s, *end = s + strlen(s);
-	bool in = false;
+	bool        in = false;
 
 	for (; *p != '\0'; p++) {
 		bool w = !isspace((unsigned char)*p);
@@ -287,12 +297,13 @@ build_quiz(void)
 					memset(p, '_', strlen(q->term));
 					break;
 				}
-			snprintf(q->text, sizeof(q->text), "Which word completes this sentence: \"%s\"",
-			         stem);
+			snprintf(q->text, sizeof(q->text),
+			         "Which word completes this sentence: \"%s\"", stem);
 			for (int k2 = 0, filled = 0; filled < 4; k2++) {
-				const char *t = filled == right ? q->term
-				                                : terms[rnd(&seed) % (uint64_t)nterms];
-				bool same = false;
+				const char *t = filled == right
+				                    ? q->term
+				                    : terms[rnd(&seed) % (uint64_t)nterms];
+				bool        same = false;
 				for (int f = 0; f < filled; f++)
 					same = same || strcmp(q->optbuf[f] + 3, t) == 0;
 				if (filled != right && strcmp(t, q->term) == 0)
@@ -351,8 +362,8 @@ restyle(const char *in, uint64_t *s, char *out, size_t outlen)
 static void
 answer_of(int cls, int st, int k, char *out, size_t outlen)
 {
-	uint64_t        s = 0x51ed2701u + (uint64_t)cls * 1000003u + (uint64_t)st * 7919u +
-	             (uint64_t)k * 104729u;
+	uint64_t s =
+	    0x51ed2701u + (uint64_t)cls * 1000003u + (uint64_t)st * 7919u + (uint64_t)k * 104729u;
 	const question *q = &quiz[k];
 
 	for (int i = 0; i < 4; i++)
@@ -361,11 +372,12 @@ answer_of(int cls, int st, int k, char *out, size_t outlen)
 		int  right = q->reference[0] - 'A';
 		int  pick = rnd(&s) % 10 < 7 ? right : (int)(rnd(&s) % 4);
 		char letter = (char)('A' + pick);
-		snprintf(out, outlen, rnd(&s) % 2 ? "%c" : " %c ", rnd(&s) % 2 ? letter : tolower(letter));
+		snprintf(out, outlen, rnd(&s) % 2 ? "%c" : " %c ",
+		         rnd(&s) % 2 ? letter : tolower(letter));
 		return;
 	}
 	int r = cls == 2 ? 0 : (int)(rnd(&s) % 100); /* class 3: nobody answers alike */
-	if (r < 10) { /* an answer of their own */
+	if (r < 10) {                                /* an answer of their own */
 		size_t n = 0;
 		for (int w = 0; w < 9 && nterms > 0; w++)
 			n += (size_t)snprintf(out + n, outlen - n, "%s%s", w > 0 ? " " : "",
@@ -427,7 +439,7 @@ student_main(void *arg)
 	student            *st = arg;
 	Eval__SubmitRequest rq = EVAL__SUBMIT_REQUEST__INIT;
 	Eval__InlineItem    items[MAX_Q], *ip[MAX_Q];
-	char                ans[MAX_Q][700], qid[MAX_Q][8];
+	char                ans[MAX_Q][700], qid[MAX_Q][16];
 	cm_rpc_call_opts    co;
 	cm_rpc_result       res;
 	Eval__Attempt      *at = NULL;
@@ -535,8 +547,8 @@ grade_prompt(const question *q, int k, const char *answer, cm_buf *out)
 	json_object_set_new(data, "items", items);
 	d = json_dumps(data, JSON_COMPACT);
 	cm_buf_reset(out);
-	(void)!cm_buf_printf(out, "TASK: grade\nSTRICTNESS: medium\nITEMS: 1\nQuestion %d.\nDATA:\n%s\n",
-	                     k + 1, d);
+	(void)!cm_buf_printf(
+	    out, "TASK: grade\nSTRICTNESS: medium\nITEMS: 1\nQuestion %d.\nDATA:\n%s\n", k + 1, d);
 	free(d);
 	json_decref(data);
 }
@@ -588,8 +600,9 @@ old_worker(void *arg)
 				__atomic_add_fetch(&bl->failed, 1, __ATOMIC_SEQ_CST);
 		}
 		cm_buf_reset(&user);
-		(void)!cm_buf_printf(&user, "TASK: overall\nITEMS: %d\nSCORE: 0\nMAX: %d\nDATA:\n"
-		                            "{\"topic\":\"\",\"items\":[]}\n",
+		(void)!cm_buf_printf(&user,
+		                     "TASK: overall\nITEMS: %d\nSCORE: 0\nMAX: %d\nDATA:\n"
+		                     "{\"topic\":\"\",\"items\":[]}\n",
 		                     nq, 10 * nq);
 		if (!chat(c, user.data, &resp))
 			__atomic_add_fetch(&bl->failed, 1, __ATOMIC_SEQ_CST);
@@ -637,8 +650,12 @@ time_call(const char *user)
 	}
 	cm_buf_fini(&resp);
 	curl_easy_cleanup(c);
-	return t[0] < t[1] ? (t[1] < t[2] ? t[1] : t[0] < t[2] ? t[2] : t[0])
-	                   : (t[0] < t[2] ? t[0] : t[1] < t[2] ? t[2] : t[1]);
+	return t[0] < t[1] ? (t[1] < t[2]   ? t[1]
+	                      : t[0] < t[2] ? t[2]
+	                                    : t[0])
+	                   : (t[0] < t[2]   ? t[0]
+	                      : t[1] < t[2] ? t[2]
+	                                    : t[1]);
 }
 
 /* L_grade: one call grading a student's open answers together (as svc-eval asks, up to 8);
@@ -655,20 +672,23 @@ time_calls(double *l_grade, double *l_overall)
 	for (int k = 0; k < nq && n < 8; k++) {
 		if (quiz[k].mcq)
 			continue;
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof(id), "%d", k + 1);
-		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "question",
-		                                       quiz[k].text, "reference", quiz[k].reference,
-		                                       "source", "", "answer", quiz[k].variants[1]));
+		json_array_append_new(items,
+		                      json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "question",
+		                                quiz[k].text, "reference", quiz[k].reference,
+		                                "source", "", "answer", quiz[k].variants[1]));
 		n++;
 	}
 	json_object_set_new(data, "items", items);
 	d = json_dumps(data, JSON_COMPACT);
-	(void)!cm_buf_printf(&user, "TASK: grade\nSTRICTNESS: medium\nITEMS: %d\nDATA:\n%s\n", n, d);
+	(void)!cm_buf_printf(&user, "TASK: grade\nSTRICTNESS: medium\nITEMS: %d\nDATA:\n%s\n", n,
+	                     d);
 	*l_grade = time_call(user.data);
 	cm_buf_reset(&user);
-	(void)!cm_buf_printf(&user, "TASK: overall\nITEMS: %d\nSCORE: 100\nMAX: %d\nDATA:\n"
-	                            "{\"topic\":\"\",\"items\":[]}\n",
+	(void)!cm_buf_printf(&user,
+	                     "TASK: overall\nITEMS: %d\nSCORE: 100\nMAX: %d\nDATA:\n"
+	                     "{\"topic\":\"\",\"items\":[]}\n",
 	                     nq, 10 * nq);
 	*l_overall = time_call(user.data);
 	free(d);
@@ -798,8 +818,8 @@ main(int argc, char **argv)
 	    cm_rpc_client_open(&eval_c, "eval", o.eval_url, NULL) != CM_OK)
 		return 1;
 	for (int64_t until = cm_mono_ms() + 10000;
-	     cm_mono_ms() < until && (cm_rpc_client_healthy(pdf_c) < 1 ||
-	                              cm_rpc_client_healthy(eval_c) < 2);)
+	     cm_mono_ms() < until &&
+	     (cm_rpc_client_healthy(pdf_c) < 1 || cm_rpc_client_healthy(eval_c) < 2);)
 		usleep(20000);
 
 	/* Every student uploads the document (svc-pdf extracts it once); the quiz comes from it. */
@@ -863,13 +883,13 @@ main(int argc, char **argv)
 	reset_fake_stats();
 
 	/* Class 1: ours. */
-	double  h0 = metric_sum("eval_grade_cache_hits_total"),
-	        l0 = metric_sum("eval_grade_cache_lookups_total");
+	double h0 = metric_sum("eval_grade_cache_hits_total"),
+	       l0 = metric_sum("eval_grade_cache_lookups_total");
 	int64_t ours = run_class(0);
 	calls   oc = fake_calls();
 	double  h1 = metric_sum("eval_grade_cache_hits_total"),
-	        l1 = metric_sum("eval_grade_cache_lookups_total");
-	int     ok = 0;
+	       l1 = metric_sum("eval_grade_cache_lookups_total");
+	int ok = 0;
 	for (int i = 0; i < o.students; i++)
 		ok += class_of[0][i].ok;
 
@@ -883,8 +903,8 @@ main(int argc, char **argv)
 	int64_t second = run_class(1);
 	calls   sc = fake_calls();
 	double  h2 = metric_sum("eval_grade_cache_hits_total"),
-	        l2 = metric_sum("eval_grade_cache_lookups_total");
-	int     ok2 = 0;
+	       l2 = metric_sum("eval_grade_cache_lookups_total");
+	int ok2 = 0;
 	for (int i = 0; i < o.students; i++)
 		ok2 += class_of[1][i].ok;
 
@@ -896,8 +916,8 @@ main(int argc, char **argv)
 	for (int i = 0; i < o.students; i++)
 		ok3 += class_of[2][i].ok;
 
-	int    grade_calls = (o.open + 8 - 1) / 8; /* per student, EVAL_BATCH 8 */
-	int    needed = o.students * (grade_calls + 1);
+	int grade_calls = (o.open + 8 - 1) / 8; /* per student, EVAL_BATCH 8 */
+	int needed = o.students * (grade_calls + 1);
 	/* The issue's bound: the calls needed (no reuse) spread over C slots, each as long as the
 	 * calls measured alone - i.e. the work, S x (g x L_grade + L_overall), over C - and never
 	 * less than one student's chain (grades, then the overall call). */
@@ -905,8 +925,8 @@ main(int argc, char **argv)
 	double bound = o.students * chain / o.c > chain ? o.students * chain / o.c : chain;
 	/* A lower bound for the calls made: the work spread over C slots, or the longest call
 	 * (a grade call) followed by the shortest (its attempt's overall call at the least). */
-	double own_bound = oc.sum / o.c > oc.longest + oc.shortest ? oc.sum / o.c
-	                                                           : oc.longest + oc.shortest;
+	double own_bound =
+	    oc.sum / o.c > oc.longest + oc.shortest ? oc.sum / o.c : oc.longest + oc.shortest;
 
 	printf("\nclass 1 (ours): %d of %d attempts succeeded, %d LLM calls (needed without reuse: "
 	       "%d = %d x (ceil(%d/8) + 1)), %.0f of %.0f open answers from the cache or from "
@@ -920,23 +940,25 @@ main(int argc, char **argv)
 	printf("\n| run | wall s | unscaled s | LLM calls | vs baseline | bound s | ours/bound | "
 	       "ours / own calls' bound |\n|---|---|---|---|---|---|---|---|\n");
 	printf("| class of %d, ours | %.2f | %.1f | %d | %.1fx faster | %.2f | %.2f | %.2f |\n",
-	       o.students, ours / 1000.0, ours / 1000.0 / o.scale, oc.n, (double)base / (double)ours,
-	       bound, ours / 1000.0 / bound, ours / 1000.0 / own_bound);
+	       o.students, ours / 1000.0, ours / 1000.0 / o.scale, oc.n,
+	       (double)base / (double)ours, bound, ours / 1000.0 / bound,
+	       ours / 1000.0 / own_bound);
 	printf("| class of %d, baseline | %.2f | %.1f | %d | 1.0 | | | |\n", o.students,
 	       base / 1000.0, base / 1000.0 / o.scale, bc.n);
 	printf("| second class, ours | %.2f | %.1f | %d | %.1fx faster | | | |\n", second / 1000.0,
 	       second / 1000.0 / o.scale, sc.n, (double)base / (double)second);
-	double unique_own = uc.sum / o.c > uc.longest + uc.shortest ? uc.sum / o.c
-	                                                            : uc.longest + uc.shortest;
-	printf("| class of %d, no answer alike, ours | %.2f | %.1f | %d | %.1fx faster | %.2f | %.2f "
-	       "| %.2f |\n",
-	       o.students, unique / 1000.0, unique / 1000.0 / o.scale, uc.n,
-	       (double)base / (double)unique, bound, unique / 1000.0 / bound,
-	       unique / 1000.0 / unique_own);
-	printf("\nbound: %d calls needed, C=%d: max(%d x (%d x %.3f + %.3f) / %d, %.3f) = %.2f s; "
-	       "own calls' bound: max(total call time / C, longest call + shortest call) = %.2f s\n",
-	       needed, o.c, o.students, grade_calls, l_grade, l_overall, o.c, chain, bound,
-	       own_bound);
+	double unique_own =
+	    uc.sum / o.c > uc.longest + uc.shortest ? uc.sum / o.c : uc.longest + uc.shortest;
+	printf(
+	    "| class of %d, no answer alike, ours | %.2f | %.1f | %d | %.1fx faster | %.2f | %.2f "
+	    "| %.2f |\n",
+	    o.students, unique / 1000.0, unique / 1000.0 / o.scale, uc.n,
+	    (double)base / (double)unique, bound, unique / 1000.0 / bound,
+	    unique / 1000.0 / unique_own);
+	printf(
+	    "\nbound: %d calls needed, C=%d: max(%d x (%d x %.3f + %.3f) / %d, %.3f) = %.2f s; "
+	    "own calls' bound: max(total call time / C, longest call + shortest call) = %.2f s\n",
+	    needed, o.c, o.students, grade_calls, l_grade, l_overall, o.c, chain, bound, own_bound);
 	printf("second class: %d of %d succeeded, cache hit rate %.1f%% (%.0f of %.0f open "
 	       "answers), %d LLM calls\n",
 	       ok2, o.students, (l2 - l1) > 0 ? 100.0 * (h2 - h1) / (l2 - l1) : 0.0, h2 - h1,

@@ -7,56 +7,196 @@
 
 #define TABLE(c)                                                                                   \
 	{                                                                                          \
-		{"LOG_LEVEL", CM_CFG_STR, &(c)->log_level, "info", 0, 0, 0, "debug|info|warn|error"}, \
-		{"EDGE_ADDR", CM_CFG_STR, &(c)->addr, "127.0.0.1:8080", 0, 0, 0, "host:port to serve"}, \
-		{"EDGE_AUTH_URLS", CM_CFG_STR, &(c)->auth_urls, "tcp://127.0.0.1:7101", 0, 0, 0,     \
-		    "svc-auth replicas, comma-separated"},                                         \
-		{"EDGE_FRONTEND_URL", CM_CFG_STR, &(c)->frontend_url, "", 0, 0, 0,                   \
-		    "the web app's HTTP server for non-API paths (empty: 404)"},                   \
-		{"EDGE_PDF_URLS", CM_CFG_STR, &(c)->pdf_urls, "", 0, 0, 0,                          \
-		    "svc-pdf replicas, comma-separated (empty: documents off)"},                   \
-		{"EDGE_QGEN_URLS", CM_CFG_STR, &(c)->qgen_urls, "", 0, 0, 0,                        \
-		    "svc-qgen replicas, comma-separated (empty: question generation off)"},        \
-		{"EDGE_QGEN_EVENTS_URLS", CM_CFG_STR, &(c)->qgen_events_urls, "", 0, 0, 0,          \
-		    "svc-qgen event publishers, comma-separated (empty: no live progress)"},       \
-		{"EDGE_GENERATE_WAIT_MS", CM_CFG_INT, &(c)->generate_wait_ms, "300000", 0, 1000,     \
-		    3600000, "legacy generate-questions: longest wait for the job"},               \
-		{"EDGE_EVAL_URLS", CM_CFG_STR, &(c)->eval_urls, "", 0, 0, 0,                        \
-		    "svc-eval replicas, comma-separated (empty: grading off)"},                    \
-		{"EDGE_EVAL_EVENTS_URLS", CM_CFG_STR, &(c)->eval_events_urls, "", 0, 0, 0,          \
-		    "svc-eval event publishers, comma-separated"},                                 \
-		{"EDGE_EVALUATE_WAIT_MS", CM_CFG_INT, &(c)->evaluate_wait_ms, "300000", 0, 1000,     \
-		    3600000, "legacy evaluate-quiz/answer: longest wait for the grades"},          \
-		{"EDGE_CHAT_URLS", CM_CFG_STR, &(c)->chat_urls, "", 0, 0, 0,                        \
-		    "svc-chat replicas, comma-separated (empty: chat off)"},                       \
-		{"EDGE_CHAT_EVENTS_URLS", CM_CFG_STR, &(c)->chat_events_urls, "", 0, 0, 0,          \
-		    "svc-chat event publishers, comma-separated (streamed answers)"},              \
-		{"EDGE_CHAT_TIMEOUT_MS", CM_CFG_INT, &(c)->chat_timeout_ms, "120000", 0, 1000,       \
-		    3600000, "deadline of one chat answer"},                                       \
-		{"JWT_SECRET", CM_CFG_STR, &(c)->jwt_secret, NULL, CM_CFG_SECRET, 0, 0,             \
-		    "HS256 secret (>= 32 bytes)"},                                                 \
-		{"JWT_PUBLIC_KEY_FILE", CM_CFG_STR, &(c)->jwt_public_key_file, NULL, 0, 0, 0,       \
-		    "RS256 public key (PEM); used instead of JWT_SECRET when set"},                \
-		{"EDGE_CORS_ORIGINS", CM_CFG_STR, &(c)->cors_origins, "http://localhost:3000", 0, 0, 0, \
-		    "allowed origins, comma-separated"},                                           \
-		{"EDGE_COOKIE_SECURE", CM_CFG_BOOL, &(c)->cookie_secure, "0", 0, 0, 0,              \
-		    "mark the session cookie Secure (behind TLS)"},                                \
-		{"EDGE_JSON_BODY_MAX", CM_CFG_INT, &(c)->json_body_max,                             \
-		    CM_LIMIT_STR(CM_MAX_JSON_BODY), 0, 16, 16777216, "largest JSON body"},         \
-		{"EDGE_UPLOAD_MAX", CM_CFG_INT, &(c)->upload_max,                                   \
-		    CM_LIMIT_STR(CM_MAX_UPLOAD_DEFAULT), 0, 1024, 1073741824, "largest upload"},   \
-		{"EDGE_TRUST_PROXY", CM_CFG_BOOL, &(c)->trust_proxy, "0", 0, 0, 0,                  \
-		    "take the client address from X-Forwarded-For"},                               \
-		{"EDGE_RATE_PER_S", CM_CFG_INT, &(c)->rate_per_s, "100", 0, 0, 1000000,             \
-		    "requests/s per client address and per user (0 = off)"},                       \
-		{"EDGE_RATE_BURST", CM_CFG_INT, &(c)->rate_burst, "200", 0, 0, 1000000,             \
-		    "bucket size"},                                                                \
-		{"EDGE_DRAIN_S", CM_CFG_INT, &(c)->drain_s, "10", 0, 0, 600,                        \
-		    "seconds to finish in-flight requests on SIGTERM"},                            \
-		{"EDGE_RPC_TIMEOUT_MS", CM_CFG_INT, &(c)->rpc_timeout_ms, "10000", 0, 10, 600000,   \
-		    "deadline of an upstream call"},                                               \
-		{"EDGE_SESSION_TTL_S", CM_CFG_INT, &(c)->session_ttl_s, "2592000", 0, 60, 31536000, \
-		    "session cookie lifetime when svc-auth gives none"},                           \
+		{"LOG_LEVEL", CM_CFG_STR, &(c)->log_level,        "info", 0,                       \
+		 0,           0,          "debug|info|warn|error"},                                \
+		    {"EDGE_ADDR", CM_CFG_STR, &(c)->addr, "127.0.0.1:8080",                        \
+		     0,           0,          0,          "host:port to serve"},                   \
+		    {"EDGE_AUTH_URLS",                                                             \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->auth_urls,                                                              \
+		     "tcp://127.0.0.1:7101",                                                       \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "svc-auth replicas, comma-separated"},                                        \
+		    {"EDGE_FRONTEND_URL",                                                          \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->frontend_url,                                                           \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "the web app's HTTP server for non-API paths (empty: 404)"},                  \
+		    {"EDGE_PDF_URLS",                                                              \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->pdf_urls,                                                               \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "svc-pdf replicas, comma-separated (empty: documents off)"},                  \
+		    {"EDGE_QGEN_URLS",                                                             \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->qgen_urls,                                                              \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "svc-qgen replicas, comma-separated (empty: question generation off)"},       \
+		    {"EDGE_QGEN_EVENTS_URLS",                                                      \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->qgen_events_urls,                                                       \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "svc-qgen event publishers, comma-separated (empty: no live progress)"},      \
+		    {"EDGE_GENERATE_WAIT_MS",                                                      \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->generate_wait_ms,                                                       \
+		     "300000",                                                                     \
+		     0,                                                                            \
+		     1000,                                                                         \
+		     3600000,                                                                      \
+		     "legacy generate-questions: longest wait for the job"},                       \
+		    {"EDGE_EVAL_URLS",                                                             \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->eval_urls,                                                              \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "svc-eval replicas, comma-separated (empty: grading off)"},                   \
+		    {"EDGE_EVAL_EVENTS_URLS",                                                      \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->eval_events_urls,                                                       \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "svc-eval event publishers, comma-separated"},                                \
+		    {"EDGE_EVALUATE_WAIT_MS",                                                      \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->evaluate_wait_ms,                                                       \
+		     "300000",                                                                     \
+		     0,                                                                            \
+		     1000,                                                                         \
+		     3600000,                                                                      \
+		     "legacy evaluate-quiz/answer: longest wait for the grades"},                  \
+		    {"EDGE_CHAT_URLS",                                                             \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->chat_urls,                                                              \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "svc-chat replicas, comma-separated (empty: chat off)"},                      \
+		    {"EDGE_CHAT_EVENTS_URLS",                                                      \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->chat_events_urls,                                                       \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "svc-chat event publishers, comma-separated (streamed answers)"},             \
+		    {"EDGE_CHAT_TIMEOUT_MS",                                                       \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->chat_timeout_ms,                                                        \
+		     "120000",                                                                     \
+		     0,                                                                            \
+		     1000,                                                                         \
+		     3600000,                                                                      \
+		     "deadline of one chat answer"},                                               \
+		    {"JWT_SECRET",                                                                 \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->jwt_secret,                                                             \
+		     NULL,                                                                         \
+		     CM_CFG_SECRET,                                                                \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "HS256 secret (>= 32 bytes)"},                                                \
+		    {"JWT_PUBLIC_KEY_FILE",                                                        \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->jwt_public_key_file,                                                    \
+		     NULL,                                                                         \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "RS256 public key (PEM); used instead of JWT_SECRET when set"},               \
+		    {"EDGE_CORS_ORIGINS",                                                          \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->cors_origins,                                                           \
+		     "http://localhost:3000",                                                      \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "allowed origins, comma-separated"},                                          \
+		    {"EDGE_COOKIE_SECURE",                                                         \
+		     CM_CFG_BOOL,                                                                  \
+		     &(c)->cookie_secure,                                                          \
+		     "0",                                                                          \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "mark the session cookie Secure (behind TLS)"},                               \
+		    {"EDGE_JSON_BODY_MAX",                                                         \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->json_body_max,                                                          \
+		     CM_LIMIT_STR(CM_MAX_JSON_BODY),                                               \
+		     0,                                                                            \
+		     16,                                                                           \
+		     16777216,                                                                     \
+		     "largest JSON body"},                                                         \
+		    {"EDGE_UPLOAD_MAX",                                                            \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->upload_max,                                                             \
+		     CM_LIMIT_STR(CM_MAX_UPLOAD_DEFAULT),                                          \
+		     0,                                                                            \
+		     1024,                                                                         \
+		     1073741824,                                                                   \
+		     "largest upload"},                                                            \
+		    {"EDGE_TRUST_PROXY",                                                           \
+		     CM_CFG_BOOL,                                                                  \
+		     &(c)->trust_proxy,                                                            \
+		     "0",                                                                          \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "take the client address from X-Forwarded-For"},                              \
+		    {"EDGE_RATE_PER_S",                                                            \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->rate_per_s,                                                             \
+		     "100",                                                                        \
+		     0,                                                                            \
+		     0,                                                                            \
+		     1000000,                                                                      \
+		     "requests/s per client address and per user (0 = off)"},                      \
+		    {"EDGE_RATE_BURST", CM_CFG_INT,   &(c)->rate_burst, "200", 0, 0,               \
+		     1000000,           "bucket size"},                                            \
+		    {"EDGE_DRAIN_S",                                                               \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->drain_s,                                                                \
+		     "10",                                                                         \
+		     0,                                                                            \
+		     0,                                                                            \
+		     600,                                                                          \
+		     "seconds to finish in-flight requests on SIGTERM"},                           \
+		    {"EDGE_RPC_TIMEOUT_MS",                                                        \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->rpc_timeout_ms,                                                         \
+		     "10000",                                                                      \
+		     0,                                                                            \
+		     10,                                                                           \
+		     600000,                                                                       \
+		     "deadline of an upstream call"},                                              \
+		    {"EDGE_SESSION_TTL_S",                                                         \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->session_ttl_s,                                                          \
+		     "2592000",                                                                    \
+		     0,                                                                            \
+		     60,                                                                           \
+		     31536000,                                                                     \
+		     "session cookie lifetime when svc-auth gives none"},                          \
 	}
 
 cm_err

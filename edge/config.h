@@ -10,6 +10,6 @@
 
 /* Loads and validates; errbuf says what is wrong. */
 CM_MUSTCHECK cm_err edge_config_load(edge_config *c, char *errbuf, size_t errlen);
-void edge_config_log(edge_config *c);
+void                edge_config_log(edge_config *c);
 
 #endif

@@ -6,7 +6,10 @@
  *   match route -> CORS/limits/rate -> authenticate (maybe refresh the cookie session through
  *   svc-auth) -> read the body (Content-Length only) -> route's start() -> async RPC ->
  *   route's reply() -> edge_respond() finishes nng's aio, writes the access log, frees.
- * Every stage ends in exactly one of: the next stage, or edge_fail()/edge_respond().
+ * Every stage ends in exactly one of: the next stage, or edge_fail()/edge_respond(). A legacy
+ * route that must wait for slow work (generate-questions, evaluate-quiz, evaluate-answer) polls
+ * from its reply() on a timer aio (poll.h) and answers from the last poll. WebSocket upgrades at
+ * /api/v1/ws never reach the tree handler: ws.c's stream listener takes them (ws.h).
  */
 #ifndef EDGE_EDGE_H
 #define EDGE_EDGE_H
@@ -26,7 +29,7 @@
 #include "cm/limits.h"
 #include "cm/rpc.h"
 
-typedef struct cm_metrics   cm_metrics;
+typedef struct cm_metrics     cm_metrics;
 typedef struct edge_limiter   edge_limiter;
 typedef struct edge_refresher edge_refresher;
 typedef struct edge_frontend  edge_frontend;
@@ -36,7 +39,7 @@ typedef struct edge_config {
 	const char *log_level;
 	const char *addr;
 	const char *auth_urls;
-	const char *pdf_urls; /* "" = documents not served (503) */
+	const char *pdf_urls;         /* "" = documents not served (503) */
 	const char *qgen_urls;        /* "" = question generation not served (503) */
 	const char *qgen_events_urls; /* svc-qgen's event publishers ("" = no live progress) */
 	int64_t     generate_wait_ms; /* legacy generate-questions: how long to wait for the job */
@@ -46,7 +49,7 @@ typedef struct edge_config {
 	const char *chat_urls;        /* "" = chat not served (503) */
 	const char *chat_events_urls; /* svc-chat's event publishers (streamed answers) */
 	int64_t     chat_timeout_ms;  /* deadline of a chat answer (EDGE_R_LONG routes) */
-	const char *frontend_url; /* "" = no frontend: non-API paths are 404 */
+	const char *frontend_url;     /* "" = no frontend: non-API paths are 404 */
 	const char *jwt_secret;
 	const char *jwt_public_key_file;
 	const char *cors_origins;
@@ -93,12 +96,12 @@ typedef struct edge_route edge_route;
 typedef void (*edge_start_fn)(edge_req *r);
 typedef void (*edge_reply_fn)(edge_req *r, cm_rpc_result *res);
 
-#define EDGE_R_AUTH       0x01u /* a valid session is required (401 otherwise) */
-#define EDGE_R_AUTH_OPT   0x02u /* authenticate when credentials are present */
-#define EDGE_R_LEGACY     0x04u /* legacy error shape {"detail"} */
+#define EDGE_R_AUTH 0x01u       /* a valid session is required (401 otherwise) */
+#define EDGE_R_AUTH_OPT 0x02u   /* authenticate when credentials are present */
+#define EDGE_R_LEGACY 0x04u     /* legacy error shape {"detail"} */
 #define EDGE_R_IDEMPOTENT 0x08u /* may be retried on another replica */
-#define EDGE_R_UPLOAD     0x10u /* body limit is EDGE_UPLOAD_MAX, not EDGE_JSON_BODY_MAX */
-#define EDGE_R_LONG       0x20u /* the call's deadline is EDGE_CHAT_TIMEOUT_MS (streamed answers) */
+#define EDGE_R_UPLOAD 0x10u     /* body limit is EDGE_UPLOAD_MAX, not EDGE_JSON_BODY_MAX */
+#define EDGE_R_LONG 0x20u       /* the call's deadline is EDGE_CHAT_TIMEOUT_MS (streamed answers) */
 
 struct edge_route {
 	const char                       *method;
@@ -117,51 +120,51 @@ struct edge_route {
 #define EDGE_MAX_PARAMS 4
 
 struct edge_req {
-	edge              *e;
-	nng_aio           *http_aio;
-	nng_http_req      *req;
-	nng_http_conn     *conn;
-	nng_aio           *body_aio;
-	const edge_route  *route;
-	uint64_t           start_ns;
-	char               request_id[CM_MAX_REQUEST_ID + 1];
-	char               method[16];
-	char               path[512];     /* without a trailing slash, for route matching */
-	char               raw_path[512]; /* as sent (the frontend proxy forwards it) */
-	const char        *query; /* inside path_buf, after '?', or "" */
-	char               query_buf[1024];
-	char               params[EDGE_MAX_PARAMS][128];
-	int                n_params;
-	bool               legacy;
-	char               client_addr[64];
-	char               origin[256]; /* allowed Origin to echo, "" when none */
+	edge             *e;
+	nng_aio          *http_aio;
+	nng_http_req     *req;
+	nng_http_conn    *conn;
+	nng_aio          *body_aio;
+	const edge_route *route;
+	uint64_t          start_ns;
+	char              request_id[CM_MAX_REQUEST_ID + 1];
+	char              method[16];
+	char              path[512];     /* without a trailing slash, for route matching */
+	char              raw_path[512]; /* as sent (the frontend proxy forwards it) */
+	const char       *query;         /* inside path_buf, after '?', or "" */
+	char              query_buf[1024];
+	char              params[EDGE_MAX_PARAMS][128];
+	int               n_params;
+	bool              legacy;
+	char              client_addr[64];
+	char              origin[256]; /* allowed Origin to echo, "" when none */
 
 	/* authentication */
-	bool               authed;
-	cm_jwt_claims      claims;
-	char              *cookie_access;  /* from the session cookie, NULL when none */
-	char              *cookie_refresh;
-	char              *bearer;
-	bool               renew_unavailable; /* cookie renewal could not reach svc-auth */
+	bool          authed;
+	cm_jwt_claims claims;
+	char         *cookie_access; /* from the session cookie, NULL when none */
+	char         *cookie_refresh;
+	char         *bearer;
+	bool          renew_unavailable; /* cookie renewal could not reach svc-auth */
 
 	/* request body */
-	cm_buf             body;
-	size_t             content_length;
+	cm_buf body;
+	size_t content_length;
 
 	/* response */
-	uint16_t           status;
-	cm_buf             out;
-	const char        *content_type;
-	char              *set_cookie; /* malloc'd, NULL when none */
-	char               retry_after[16];
-	char               allow[64];
-	bool               close;
-	const char        *upstream_name;
-	const char        *extra_headers[8][2]; /* more response headers (arena strings) */
-	int                n_extra_headers;
+	uint16_t    status;
+	cm_buf      out;
+	const char *content_type;
+	char       *set_cookie; /* malloc'd, NULL when none */
+	char        retry_after[16];
+	char        allow[64];
+	bool        close;
+	const char *upstream_name;
+	const char *extra_headers[8][2]; /* more response headers (arena strings) */
+	int         n_extra_headers;
 
-	cm_arena           arena; /* protobuf messages built from JSON */
-	void              *route_state; /* a route's own data from start() to reply() (in arena) */
+	cm_arena arena;       /* protobuf messages built from JSON */
+	void    *route_state; /* a route's own data from start() to reply() (in arena) */
 };
 
 /* Name of an upstream, for logs and metrics. */
@@ -169,7 +172,7 @@ const char *edge_upstream_name(edge_upstream_id id);
 
 /* ---- server.c ------------------------------------------------------------------------------ */
 CM_MUSTCHECK cm_err edge_start(edge *e);
-void edge_drain_and_stop(edge *e);
+void                edge_drain_and_stop(edge *e);
 
 /* Finishes the exchange with r->status, r->out, r->content_type. Consumes r. */
 void edge_respond(edge_req *r);
@@ -191,8 +194,8 @@ void edge_req_opts(const edge_req *r, const char *method, bool idempotent, cm_rp
 void edge_call(edge_req *r, const ProtobufCMessage *msg);
 /* For reply adapters: on an OK result, the unpacked response of type d (free it with
  * protobuf_c_message_free_unpacked); otherwise answers the error (consuming r) and returns NULL. */
-ProtobufCMessage *edge_reply_unpack(
-    edge_req *r, cm_rpc_result *res, const ProtobufCMessageDescriptor *d);
+ProtobufCMessage *edge_reply_unpack(edge_req *r, cm_rpc_result *res,
+                                    const ProtobufCMessageDescriptor *d);
 /* The route's default reply: payload -> resp_desc -> JSON with ok_status. */
 void edge_reply_generic(edge_req *r, cm_rpc_result *res);
 /* The route's default start: JSON body -> req_desc -> edge_call. */
@@ -214,9 +217,8 @@ const char *edge_query_param(edge_req *r, const char *name, char *buf, size_t bu
 /* ---- routes.c ------------------------------------------------------------------------------ */
 /* Finds the route for method+path, filling params. *path_matched is set when the path exists
  * under another method (405). */
-const edge_route *edge_route_match(
-    const char *method, const char *path, edge_req *r, bool *path_matched, char *allow,
-    size_t allowlen);
+const edge_route *edge_route_match(const char *method, const char *path, edge_req *r,
+                                   bool *path_matched, char *allow, size_t allowlen);
 /* The whole table (tests check what it can reach). */
 const edge_route *edge_routes(size_t *n);
 /* Exposed for tests: matches one pattern against a path, capturing {params}. */

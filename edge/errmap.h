@@ -17,7 +17,7 @@
 uint16_t edge_http_status(int rpc_status);
 
 /* Appends the error body for the shape; `code` is a status name such as "INVALID_ARGUMENT". */
-CM_MUSTCHECK cm_err edge_error_body(
-    cm_buf *out, bool legacy, const char *code, const char *message, const char *request_id);
+CM_MUSTCHECK cm_err edge_error_body(cm_buf *out, bool legacy, const char *code, const char *message,
+                                    const char *request_id);
 
 #endif

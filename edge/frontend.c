@@ -25,10 +25,11 @@ typedef struct proxy_call {
 	nng_aio      *aio;
 } proxy_call;
 
-static const char *const request_headers[] = {"Accept", "Accept-Language", "Cookie",
-    "Content-Type", "If-None-Match", "If-Modified-Since", "User-Agent", "Range", NULL};
-static const char *const response_headers[] = {"Cache-Control", "ETag", "Last-Modified",
-    "Location", "Content-Language", "Vary", NULL};
+static const char *const request_headers[] = {
+    "Accept",     "Accept-Language", "Cookie", "Content-Type", "If-None-Match", "If-Modified-Since",
+    "User-Agent", "Range",           NULL};
+static const char *const response_headers[] = {
+    "Cache-Control", "ETag", "Last-Modified", "Location", "Content-Language", "Vary", NULL};
 
 cm_err
 edge_frontend_open(edge_frontend **out, const char *url)
@@ -76,14 +77,14 @@ static void
 proxy_done(void *arg)
 {
 	proxy_call *pc = arg;
-	edge_req   *r  = pc->r;
+	edge_req   *r = pc->r;
 	void       *body;
 	size_t      len;
 	const char *v;
 
 	if (nng_aio_result(pc->aio) != 0) {
 		cm_warn("EDGE-FRONTEND-FAIL", "frontend request failed: %s",
-		    nng_strerror(nng_aio_result(pc->aio)));
+		        nng_strerror(nng_aio_result(pc->aio)));
 		proxy_free(pc);
 		edge_fail_http(r, 502, "UNAVAILABLE", "the frontend server is unavailable");
 		return;
@@ -94,7 +95,7 @@ proxy_done(void *arg)
 		r->content_type = "application/octet-stream";
 	for (int i = 0; response_headers[i] != NULL; i++) {
 		if ((v = nng_http_res_get_header(pc->res, response_headers[i])) != NULL)
-			(void) edge_add_header(r, response_headers[i], v);
+			(void)edge_add_header(r, response_headers[i], v);
 	}
 	nng_http_res_get_data(pc->res, &body, &len);
 	if (len > 0 && cm_buf_append(&r->out, body, len) != CM_OK) {
@@ -109,7 +110,7 @@ proxy_done(void *arg)
 void
 edge_frontend_proxy(edge_req *r)
 {
-	edge_frontend *f  = r->e->frontend;
+	edge_frontend *f = r->e->frontend;
 	proxy_call    *pc = NULL;
 	char           uri[sizeof(r->path) + sizeof(r->query_buf) + 2];
 	const char    *v;
@@ -124,7 +125,8 @@ edge_frontend_proxy(edge_req *r)
 	snprintf(uri, sizeof(uri), "%s%s%s", r->raw_path, r->query[0] != '\0' ? "?" : "", r->query);
 	if (nng_http_req_alloc(&pc->req, f->url) != 0 || nng_http_res_alloc(&pc->res) != 0 ||
 	    nng_aio_alloc(&pc->aio, proxy_done, pc) != 0 ||
-	    nng_http_req_set_method(pc->req, r->method) != 0 || nng_http_req_set_uri(pc->req, uri) != 0)
+	    nng_http_req_set_method(pc->req, r->method) != 0 ||
+	    nng_http_req_set_uri(pc->req, uri) != 0)
 		goto nomem;
 	for (int i = 0; request_headers[i] != NULL; i++) {
 		if ((v = nng_http_req_get_header(r->req, request_headers[i])) != NULL &&

@@ -16,7 +16,7 @@ typedef struct edge_frontend edge_frontend;
 
 /* NULL url or "" disables the frontend. */
 CM_MUSTCHECK cm_err edge_frontend_open(edge_frontend **out, const char *url);
-void edge_frontend_close(edge_frontend *f);
+void                edge_frontend_close(edge_frontend *f);
 
 /* Proxies the request (GET/HEAD/POST... with a body already read) and answers. Consumes r. */
 void edge_frontend_proxy(edge_req *r);

@@ -39,7 +39,7 @@ edge_ready(edge *e, char *why, size_t whylen)
 static void
 text(edge_req *r, uint16_t status, const char *ctype, const char *body)
 {
-	r->status       = status;
+	r->status = status;
 	r->content_type = ctype;
 	if (cm_buf_appends(&r->out, body) != CM_OK)
 		cm_buf_reset(&r->out);
@@ -60,16 +60,16 @@ edge_local_handle(edge_req *r)
 	if (strcmp(r->path, "/readyz") == 0) {
 		bool ok = edge_ready(r->e, why, sizeof(why));
 		snprintf(body, sizeof(body), "{\"status\":\"%s\",\"reason\":\"%s\"}",
-		    ok ? "ok" : "unavailable", why);
+		         ok ? "ok" : "unavailable", why);
 		text(r, ok ? 200 : 503, "application/json", body);
 		return true;
 	}
 	if (strcmp(r->path, "/metrics") == 0) {
-		r->status       = 200;
+		r->status = 200;
 		r->content_type = "text/plain; version=0.0.4";
 		cm_gauge_set(cm_metrics_gauge(r->e->metrics, "http_inflight_requests",
-		                 "HTTP requests being handled", ""),
-		    atomic_load(&r->e->inflight));
+		                              "HTTP requests being handled", ""),
+		             atomic_load(&r->e->inflight));
 		if (cm_metrics_render(r->e->metrics, &r->out) != CM_OK)
 			cm_buf_reset(&r->out);
 		edge_respond(r);

@@ -25,18 +25,18 @@ open_upstreams(edge *e)
 		edge_upstream_id id;
 		const char      *urls, *env;
 	} ups[] = {
-		{EDGE_UP_AUTH, e->cfg.auth_urls, "EDGE_AUTH_URLS"},
-		{EDGE_UP_PDF, e->cfg.pdf_urls, "EDGE_PDF_URLS"},
-		{EDGE_UP_QGEN, e->cfg.qgen_urls, "EDGE_QGEN_URLS"},
-		{EDGE_UP_EVAL, e->cfg.eval_urls, "EDGE_EVAL_URLS"},
-		{EDGE_UP_CHAT, e->cfg.chat_urls, "EDGE_CHAT_URLS"},
+	    {EDGE_UP_AUTH, e->cfg.auth_urls, "EDGE_AUTH_URLS"},
+	    {EDGE_UP_PDF, e->cfg.pdf_urls, "EDGE_PDF_URLS"},
+	    {EDGE_UP_QGEN, e->cfg.qgen_urls, "EDGE_QGEN_URLS"},
+	    {EDGE_UP_EVAL, e->cfg.eval_urls, "EDGE_EVAL_URLS"},
+	    {EDGE_UP_CHAT, e->cfg.chat_urls, "EDGE_CHAT_URLS"},
 	};
 
 	for (size_t i = 0; i < sizeof(ups) / sizeof(ups[0]); i++) {
 		if (ups[i].urls[0] == '\0' && ups[i].id != EDGE_UP_AUTH)
 			continue;
-		if (cm_rpc_client_open(&e->up[ups[i].id], edge_upstream_name(ups[i].id), ups[i].urls,
-		        e->metrics) != CM_OK) {
+		if (cm_rpc_client_open(&e->up[ups[i].id], edge_upstream_name(ups[i].id),
+		                       ups[i].urls, e->metrics) != CM_OK) {
 			cm_error("EDGE-UPSTREAM", "bad %s: %s", ups[i].env, ups[i].urls);
 			return CM_EINVAL;
 		}
@@ -50,7 +50,7 @@ main(void)
 	static edge e;
 	char        err[256];
 	char       *pem = NULL;
-	int         rc  = 1;
+	int         rc = 1;
 
 	cm_signals_block();
 	if (edge_config_load(&e.cfg, err, sizeof(err)) != CM_OK) {
@@ -63,7 +63,8 @@ main(void)
 	if (e.cfg.jwt_public_key_file != NULL && e.cfg.jwt_public_key_file[0] != '\0') {
 		if ((pem = cm_read_file(e.cfg.jwt_public_key_file, 65536)) == NULL ||
 		    cm_jwt_key_rs256(&e.jwt, NULL, pem) != CM_OK) {
-			cm_error("EDGE-KEY", "cannot load RS256 public key from %s", e.cfg.jwt_public_key_file);
+			cm_error("EDGE-KEY", "cannot load RS256 public key from %s",
+			         e.cfg.jwt_public_key_file);
 			goto out;
 		}
 	} else if (e.cfg.jwt_secret == NULL || strlen(e.cfg.jwt_secret) < 32 ||
@@ -78,7 +79,8 @@ main(void)
 	if (open_upstreams(&e) != CM_OK)
 		goto out;
 	if (edge_frontend_open(&e.frontend, e.cfg.frontend_url) != CM_OK) {
-		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s", e.cfg.frontend_url);
+		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s",
+		         e.cfg.frontend_url);
 		goto out;
 	}
 	if (edge_start(&e) != CM_OK || edge_ws_start(&e) != CM_OK)

@@ -20,7 +20,7 @@
 #include "cm/limits.h"
 #include "multipart.h"
 
-#define NONE ((size_t) -1)
+#define NONE ((size_t)-1)
 
 /* RFC 7230 tchar. */
 static bool
@@ -75,7 +75,7 @@ typedef struct param {
 static void
 skip_ows(span *s)
 {
-	while (s->p < s->end && is_ows((unsigned char) *s->p))
+	while (s->p < s->end && is_ows((unsigned char)*s->p))
 		s->p++;
 }
 
@@ -84,10 +84,10 @@ take_run(span *s, bool (*ok)(unsigned char), const char **t, size_t *n)
 {
 	const char *start = s->p;
 
-	while (s->p < s->end && ok((unsigned char) *s->p))
+	while (s->p < s->end && ok((unsigned char)*s->p))
 		s->p++;
 	*t = start;
-	*n = (size_t) (s->p - start);
+	*n = (size_t)(s->p - start);
 	return *n > 0;
 }
 
@@ -100,7 +100,7 @@ take_quoted(span *s, const char **t, size_t *n)
 	while (p < s->end) {
 		if (*p == '"') {
 			*t = s->p + 1;
-			*n = (size_t) (p - *t);
+			*n = (size_t)(p - *t);
 			s->p = p + 1;
 			return true;
 		}
@@ -189,7 +189,7 @@ boundary_len(const char *b)
 	if (n == 0 || n > EDGE_MP_MAX_BOUNDARY || b[n - 1] == ' ')
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (!is_bchar((unsigned char) b[i]))
+		if (!is_bchar((unsigned char)b[i]))
 			return 0;
 	return n;
 }
@@ -213,7 +213,7 @@ edge_multipart_boundary(const char *content_type, char *out, size_t outlen)
 	if (n > CM_MAX_HEADER_VALUE)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!is_hdr_char((unsigned char) content_type[i]))
+		if (!is_hdr_char((unsigned char)content_type[i]))
 			return false;
 	s.p = content_type;
 	s.end = content_type + n;
@@ -272,8 +272,8 @@ find_delim(const mp *m, size_t from)
 			return NONE;
 		if (cr[1] == '\n' && cr[2] == '-' && cr[3] == '-' &&
 		    memcmp(cr + 4, m->bd, m->blen) == 0)
-			return (size_t) (cr - m->b);
-		from = (size_t) (cr - m->b) + 1;
+			return (size_t)(cr - m->b);
+		from = (size_t)(cr - m->b) + 1;
 	}
 	return NONE;
 }
@@ -339,7 +339,7 @@ parse_headers(const mp *m, int part, size_t *pos, edge_mp_part *p)
 
 	for (;;) {
 		size_t      start = *pos, avail = m->len - start, lim, i;
-		const char *line = (const char *) m->b + start;
+		const char *line = (const char *)m->b + start;
 		const char *t;
 		size_t      n;
 		span        s;
@@ -348,13 +348,14 @@ parse_headers(const mp *m, int part, size_t *pos, edge_mp_part *p)
 		for (i = 0; i < lim && line[i] != '\r'; i++) {
 			if (line[i] == '\n')
 				return fail(m, part, "bare LF in part headers");
-			if (!is_hdr_char((unsigned char) line[i]))
+			if (!is_hdr_char((unsigned char)line[i]))
 				return fail(m, part, "control character in part headers");
 		}
 		if (i == lim)
 			return fail(m, part,
-			    avail <= EDGE_MP_MAX_LINE ? "truncated part headers (no blank line)"
-						      : "part header line too long");
+			            avail <= EDGE_MP_MAX_LINE
+			                ? "truncated part headers (no blank line)"
+			                : "part header line too long");
 		if (avail - i < 2)
 			return fail(m, part, "truncated part headers (no blank line)");
 		if (line[i + 1] != '\n')
@@ -369,7 +370,7 @@ parse_headers(const mp *m, int part, size_t *pos, edge_mp_part *p)
 		if (!take_run(&s, is_tchar, &t, &n) || s.p == s.end || *s.p++ != ':')
 			return fail(m, part, "malformed part header"); /* folded lines included */
 		skip_ows(&s);
-		while (s.end > s.p && is_ows((unsigned char) s.end[-1]))
+		while (s.end > s.p && is_ows((unsigned char)s.end[-1]))
 			s.end--;
 		if (ieq(t, n, "Content-Disposition")) {
 			if (have_cd)
@@ -381,14 +382,14 @@ parse_headers(const mp *m, int part, size_t *pos, edge_mp_part *p)
 			if (p->content_type != NULL)
 				return fail(m, part, "two Content-Type headers");
 			p->content_type = s.p;
-			p->content_type_len = (size_t) (s.end - s.p);
+			p->content_type_len = (size_t)(s.end - s.p);
 		}
 	}
 }
 
 cm_err
 edge_multipart_find(const uint8_t *body, size_t len, const char *boundary, const char *field,
-    edge_mp_part *out, char *why, size_t whylen)
+                    edge_mp_part *out, char *why, size_t whylen)
 {
 	mp           m = {body, len, boundary, 0, why, whylen};
 	edge_mp_part cur, hit;
@@ -437,7 +438,7 @@ edge_multipart_find(const uint8_t *body, size_t len, const char *boundary, const
 	if (found > 1) {
 		if (why != NULL && whylen > 0)
 			snprintf(why, whylen, "multipart: field \"%s\" appears %d times", field,
-			    found);
+			         found);
 		return CM_EEXIST;
 	}
 	if (found == 0) {

@@ -30,10 +30,10 @@
 #include "cm/err.h"
 
 /* Limits of the parser (candidates for cm/limits.h). */
-#define EDGE_MP_MAX_BOUNDARY 70   /* RFC 2046: 1..70 characters */
-#define EDGE_MP_MAX_PARTS    16   /* parts per body */
-#define EDGE_MP_MAX_HEADERS  16   /* header lines per part */
-#define EDGE_MP_MAX_LINE     1024 /* bytes per part header line, CRLF not counted */
+#define EDGE_MP_MAX_BOUNDARY 70 /* RFC 2046: 1..70 characters */
+#define EDGE_MP_MAX_PARTS 16    /* parts per body */
+#define EDGE_MP_MAX_HEADERS 16  /* header lines per part */
+#define EDGE_MP_MAX_LINE 1024   /* bytes per part header line, CRLF not counted */
 
 /*
  * Extracts the boundary from a Content-Type header value: the media type "multipart/form-data"
@@ -84,7 +84,8 @@ typedef struct edge_mp_part {
  * details; it never quotes the body.
  */
 CM_MUSTCHECK cm_err edge_multipart_find(const uint8_t *body, size_t len, const char *boundary,
-    const char *field, edge_mp_part *out, char *why, size_t whylen);
+                                        const char *field, edge_mp_part *out, char *why,
+                                        size_t whylen);
 
 /*
  * Decodes the backslash escapes of a name or filename as returned in edge_mp_part into out,

@@ -16,8 +16,8 @@
 #include "cm/limits.h"
 #include "pbjson.h"
 
-#define MEMBER(msg, off) ((void *) ((char *) (msg) + (off)))
-#define CMEMBER(msg, off) ((const void *) ((const char *) (msg) + (off)))
+#define MEMBER(msg, off) ((void *)((char *)(msg) + (off)))
+#define CMEMBER(msg, off) ((const void *)((const char *)(msg) + (off)))
 
 static size_t
 elem_size(const ProtobufCFieldDescriptor *f)
@@ -52,13 +52,13 @@ elem_size(const ProtobufCFieldDescriptor *f)
 	return 0;
 }
 
-static cm_err from_json_msg(const ProtobufCMessageDescriptor *d, const json_t *obj,
-    cm_arena *arena, int depth, ProtobufCMessage **out, char *why, size_t whylen);
+static cm_err from_json_msg(const ProtobufCMessageDescriptor *d, const json_t *obj, cm_arena *arena,
+                            int depth, ProtobufCMessage **out, char *why, size_t whylen);
 
 /* Stores one JSON value into `slot` according to the field's type. */
 static cm_err
 scalar_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, cm_arena *arena, int depth,
-    void *slot, char *why, size_t whylen)
+                 void *slot, char *why, size_t whylen)
 {
 	json_int_t i;
 
@@ -71,16 +71,17 @@ scalar_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, cm_arena *a
 		    NULL)
 			return CM_ENOMEM;
 		if (strlen(s) != json_string_length(v)) {
-			snprintf(why, whylen, "field '%s' must not contain NUL characters", f->name);
+			snprintf(why, whylen, "field '%s' must not contain NUL characters",
+			         f->name);
 			return CM_EINVAL;
 		}
-		*(char **) slot = s;
+		*(char **)slot = s;
 		return CM_OK;
 	}
 	case PROTOBUF_C_TYPE_BOOL:
 		if (!json_is_boolean(v))
 			goto wrong_type;
-		*(protobuf_c_boolean *) slot = json_is_true(v);
+		*(protobuf_c_boolean *)slot = json_is_true(v);
 		return CM_OK;
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
@@ -90,23 +91,23 @@ scalar_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, cm_arena *a
 		i = json_integer_value(v);
 		if (i < INT32_MIN || i > INT32_MAX)
 			goto range;
-		*(int32_t *) slot = (int32_t) i;
+		*(int32_t *)slot = (int32_t)i;
 		return CM_OK;
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32:
 		if (!json_is_integer(v))
 			goto wrong_type;
 		i = json_integer_value(v);
-		if (i < 0 || i > (json_int_t) UINT32_MAX)
+		if (i < 0 || i > (json_int_t)UINT32_MAX)
 			goto range;
-		*(uint32_t *) slot = (uint32_t) i;
+		*(uint32_t *)slot = (uint32_t)i;
 		return CM_OK;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
 		if (!json_is_integer(v))
 			goto wrong_type;
-		*(int64_t *) slot = (int64_t) json_integer_value(v);
+		*(int64_t *)slot = (int64_t)json_integer_value(v);
 		return CM_OK;
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
@@ -114,17 +115,17 @@ scalar_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, cm_arena *a
 			goto wrong_type;
 		if ((i = json_integer_value(v)) < 0)
 			goto range;
-		*(uint64_t *) slot = (uint64_t) i;
+		*(uint64_t *)slot = (uint64_t)i;
 		return CM_OK;
 	case PROTOBUF_C_TYPE_FLOAT:
 		if (!json_is_number(v))
 			goto wrong_type;
-		*(float *) slot = (float) json_number_value(v);
+		*(float *)slot = (float)json_number_value(v);
 		return CM_OK;
 	case PROTOBUF_C_TYPE_DOUBLE:
 		if (!json_is_number(v))
 			goto wrong_type;
-		*(double *) slot = json_number_value(v);
+		*(double *)slot = json_number_value(v);
 		return CM_OK;
 	case PROTOBUF_C_TYPE_ENUM: {
 		const ProtobufCEnumDescriptor *ed = f->descriptor;
@@ -132,7 +133,7 @@ scalar_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, cm_arena *a
 			const char *name = json_string_value(v);
 			for (unsigned k = 0; k < ed->n_values; k++) {
 				if (strcasecmp(ed->values[k].name, name) == 0) {
-					*(int *) slot = ed->values[k].value;
+					*(int *)slot = ed->values[k].value;
 					return CM_OK;
 				}
 			}
@@ -143,8 +144,8 @@ scalar_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, cm_arena *a
 	case PROTOBUF_C_TYPE_MESSAGE:
 		if (!json_is_object(v))
 			goto wrong_type;
-		return from_json_msg(f->descriptor, v, arena, depth + 1, (ProtobufCMessage **) slot,
-		    why, whylen);
+		return from_json_msg(f->descriptor, v, arena, depth + 1, (ProtobufCMessage **)slot,
+		                     why, whylen);
 	case PROTOBUF_C_TYPE_BYTES:
 		snprintf(why, whylen, "field '%s' cannot be set from JSON", f->name);
 		return CM_EINVAL;
@@ -161,7 +162,7 @@ range:
 
 static cm_err
 from_json_msg(const ProtobufCMessageDescriptor *d, const json_t *obj, cm_arena *arena, int depth,
-    ProtobufCMessage **out, char *why, size_t whylen)
+              ProtobufCMessage **out, char *why, size_t whylen)
 {
 	ProtobufCMessage *m;
 	cm_err            err;
@@ -190,22 +191,22 @@ from_json_msg(const ProtobufCMessageDescriptor *d, const json_t *obj, cm_arena *
 				return CM_ENOMEM;
 			for (size_t j = 0; j < n; j++) {
 				err = scalar_from_json(f, json_array_get(v, j), arena, depth,
-				    (char *) arr + j * es, why, whylen);
+				                       (char *)arr + j * es, why, whylen);
 				if (err != CM_OK)
 					return err;
 			}
-			*(size_t *) MEMBER(m, f->quantifier_offset) = n;
-			*(void **) MEMBER(m, f->offset)             = n > 0 ? arr : NULL;
+			*(size_t *)MEMBER(m, f->quantifier_offset) = n;
+			*(void **)MEMBER(m, f->offset) = n > 0 ? arr : NULL;
 			continue;
 		}
-		if ((err = scalar_from_json(f, v, arena, depth, MEMBER(m, f->offset), why, whylen)) !=
-		    CM_OK)
+		if ((err = scalar_from_json(f, v, arena, depth, MEMBER(m, f->offset), why,
+		                            whylen)) != CM_OK)
 			return err;
 		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-			*(uint32_t *) MEMBER(m, f->quantifier_offset) = f->id;
+			*(uint32_t *)MEMBER(m, f->quantifier_offset) = f->id;
 		else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset != 0 &&
 		         f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
-			*(protobuf_c_boolean *) MEMBER(m, f->quantifier_offset) = 1;
+			*(protobuf_c_boolean *)MEMBER(m, f->quantifier_offset) = 1;
 	}
 	*out = m;
 	return CM_OK;
@@ -213,7 +214,7 @@ from_json_msg(const ProtobufCMessageDescriptor *d, const json_t *obj, cm_arena *
 
 cm_err
 edge_json_to_pb(const ProtobufCMessageDescriptor *d, const json_t *obj, cm_arena *arena,
-    ProtobufCMessage **out, char *why, size_t whylen)
+                ProtobufCMessage **out, char *why, size_t whylen)
 {
 	why[0] = '\0';
 	if (obj != NULL && !json_is_object(obj)) {
@@ -232,43 +233,43 @@ scalar_to_json(const ProtobufCFieldDescriptor *f, const void *slot)
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
 	case PROTOBUF_C_TYPE_SFIXED32:
-		return json_integer(*(const int32_t *) slot);
+		return json_integer(*(const int32_t *)slot);
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32:
-		return json_integer(*(const uint32_t *) slot);
+		return json_integer(*(const uint32_t *)slot);
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
-		return json_integer(*(const int64_t *) slot);
+		return json_integer(*(const int64_t *)slot);
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
-		return json_integer((json_int_t) *(const uint64_t *) slot);
+		return json_integer((json_int_t) * (const uint64_t *)slot);
 	case PROTOBUF_C_TYPE_FLOAT:
-		return json_real(*(const float *) slot);
+		return json_real(*(const float *)slot);
 	case PROTOBUF_C_TYPE_DOUBLE:
-		return json_real(*(const double *) slot);
+		return json_real(*(const double *)slot);
 	case PROTOBUF_C_TYPE_BOOL:
-		return json_boolean(*(const protobuf_c_boolean *) slot);
+		return json_boolean(*(const protobuf_c_boolean *)slot);
 	case PROTOBUF_C_TYPE_STRING: {
-		const char *s = *(char *const *) slot;
+		const char *s = *(char *const *)slot;
 		return json_string(s != NULL ? s : "");
 	}
 	case PROTOBUF_C_TYPE_ENUM: {
 		const ProtobufCEnumValue *ev =
-		    protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int *) slot);
+		    protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int *)slot);
 		char   lower[64];
 		size_t i;
 		if (ev == NULL)
-			return json_integer(*(const int *) slot);
+			return json_integer(*(const int *)slot);
 		for (i = 0; ev->name[i] != '\0' && i + 1 < sizeof(lower); i++)
-			lower[i] = (char) ((ev->name[i] >= 'A' && ev->name[i] <= 'Z')
-			                       ? ev->name[i] - 'A' + 'a'
-			                       : ev->name[i]);
+			lower[i] = (char)((ev->name[i] >= 'A' && ev->name[i] <= 'Z')
+			                      ? ev->name[i] - 'A' + 'a'
+			                      : ev->name[i]);
 		lower[i] = '\0';
 		return json_string(lower);
 	}
 	case PROTOBUF_C_TYPE_MESSAGE: {
-		const ProtobufCMessage *sub = *(ProtobufCMessage *const *) slot;
+		const ProtobufCMessage *sub = *(ProtobufCMessage *const *)slot;
 		return sub != NULL ? edge_pb_to_json(sub) : json_null();
 	}
 	case PROTOBUF_C_TYPE_BYTES:
@@ -280,7 +281,7 @@ scalar_to_json(const ProtobufCFieldDescriptor *f, const void *slot)
 json_t *
 edge_pb_to_json(const ProtobufCMessage *m)
 {
-	const ProtobufCMessageDescriptor *d   = m->descriptor;
+	const ProtobufCMessageDescriptor *d = m->descriptor;
 	json_t                           *obj = json_object();
 
 	if (obj == NULL)
@@ -292,12 +293,12 @@ edge_pb_to_json(const ProtobufCMessage *m)
 		if (f->type == PROTOBUF_C_TYPE_BYTES)
 			continue;
 		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-		    *(const uint32_t *) CMEMBER(m, f->quantifier_offset) != f->id)
+		    *(const uint32_t *)CMEMBER(m, f->quantifier_offset) != f->id)
 			continue;
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t      n   = *(const size_t *) CMEMBER(m, f->quantifier_offset);
-			const char *arr = *(char *const *) CMEMBER(m, f->offset);
-			size_t      es  = elem_size(f);
+			size_t      n = *(const size_t *)CMEMBER(m, f->quantifier_offset);
+			const char *arr = *(char *const *)CMEMBER(m, f->offset);
+			size_t      es = elem_size(f);
 			if ((v = json_array()) == NULL)
 				goto fail;
 			for (size_t j = 0; j < n; j++) {

@@ -21,7 +21,8 @@
 
 /* obj may be NULL (empty message). On error, `why` gets a message for the client. */
 CM_MUSTCHECK cm_err edge_json_to_pb(const ProtobufCMessageDescriptor *d, const json_t *obj,
-    cm_arena *arena, ProtobufCMessage **out, char *why, size_t whylen);
+                                    cm_arena *arena, ProtobufCMessage **out, char *why,
+                                    size_t whylen);
 
 /* A new JSON object (caller decrefs), NULL on allocation failure. */
 json_t *edge_pb_to_json(const ProtobufCMessage *m);

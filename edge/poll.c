@@ -37,7 +37,7 @@ timer_fired(void *arg)
 
 edge_poll *
 edge_poll_start(edge_req *r, int64_t wait_ms, const char *too_long, edge_poll_step_fn step,
-    void *arg)
+                void *arg)
 {
 	edge_poll *p = cm_arena_alloc(&r->arena, sizeof(*p));
 
@@ -45,11 +45,11 @@ edge_poll_start(edge_req *r, int64_t wait_ms, const char *too_long, edge_poll_st
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return NULL;
 	}
-	p->r          = r;
+	p->r = r;
 	p->give_up_ms = cm_mono_ms() + wait_ms;
-	p->too_long   = too_long;
-	p->step       = step;
-	p->arg        = arg;
+	p->too_long = too_long;
+	p->step = step;
+	p->arg = arg;
 	step(p, arg);
 	return p;
 }
@@ -72,7 +72,7 @@ edge_poll_again(edge_poll *p)
 
 void
 edge_poll_call(edge_poll *p, edge_upstream_id up, const char *method, const ProtobufCMessage *msg,
-    cm_rpc_done_fn done)
+               cm_rpc_done_fn done)
 {
 	edge_req        *r = p->r;
 	size_t           n = protobuf_c_message_get_packed_size(msg);
@@ -114,5 +114,6 @@ edge_poll_fail(edge_poll *p, int rpc_status, const char *message)
 bool
 edge_poll_transient(const cm_rpc_result *res)
 {
-	return res->status == CM__STATUS__UNAVAILABLE || res->status == CM__STATUS__DEADLINE_EXCEEDED;
+	return res->status == CM__STATUS__UNAVAILABLE ||
+	       res->status == CM__STATUS__DEADLINE_EXCEEDED;
 }

@@ -25,7 +25,7 @@ typedef void (*edge_poll_step_fn)(edge_poll *p, void *arg);
 /* Starts waiting for r (allocated in r's arena); step runs at once. On failure to start, answers
  * 500 (r is consumed) and returns NULL. `too_long` is the message after wait_ms. */
 edge_poll *edge_poll_start(edge_req *r, int64_t wait_ms, const char *too_long,
-    edge_poll_step_fn step, void *arg);
+                           edge_poll_step_fn step, void *arg);
 /* The request being answered. */
 edge_req *edge_poll_req(edge_poll *p);
 /* Runs the step again after EDGE_POLL_MS (or answers DEADLINE_EXCEEDED past the wait). */
@@ -33,7 +33,7 @@ void edge_poll_again(edge_poll *p);
 /* One idempotent call to upstream for the waiting request; done runs on an nng thread (it gets
  * a synthesized UNAVAILABLE when no replica could be asked). */
 void edge_poll_call(edge_poll *p, edge_upstream_id up, const char *method,
-    const ProtobufCMessage *msg, cm_rpc_done_fn done);
+                    const ProtobufCMessage *msg, cm_rpc_done_fn done);
 /* Stops the timer: call before answering (edge_respond) from a done callback. */
 void edge_poll_end(edge_poll *p);
 /* edge_poll_end + edge_fail. */

@@ -29,8 +29,8 @@ edge_limiter_alloc(int64_t rate_per_s, int64_t burst)
 
 	if (l == NULL)
 		return NULL;
-	l->rate  = (double) rate_per_s;
-	l->burst = (double) (burst > 0 ? burst : rate_per_s);
+	l->rate = (double)rate_per_s;
+	l->burst = (double)(burst > 0 ? burst : rate_per_s);
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&l->locks[i], NULL);
 	return l;
@@ -51,33 +51,33 @@ hash_key(char kind, const char *s)
 {
 	uint32_t h = 2166136261u;
 
-	h = (h ^ (uint8_t) kind) * 16777619u;
+	h = (h ^ (uint8_t)kind) * 16777619u;
 	for (; *s != '\0'; s++)
-		h = (h ^ (uint8_t) *s) * 16777619u;
+		h = (h ^ (uint8_t)*s) * 16777619u;
 	return h;
 }
 
 static bool
 take_one(edge_limiter *l, uint32_t h, int64_t now, int64_t *retry_s)
 {
-	bucket          *b  = &l->b[h % BUCKETS];
+	bucket          *b = &l->b[h % BUCKETS];
 	pthread_mutex_t *mu = &l->locks[h % STRIPES];
 	bool             ok;
 
 	pthread_mutex_lock(mu);
 	if (b->last_ms == 0) {
-		b->tokens  = l->burst;
+		b->tokens = l->burst;
 		b->last_ms = now;
 	}
-	b->tokens += (double) (now - b->last_ms) * l->rate / 1000.0;
+	b->tokens += (double)(now - b->last_ms) * l->rate / 1000.0;
 	if (b->tokens > l->burst)
 		b->tokens = l->burst;
 	b->last_ms = now;
-	ok         = b->tokens >= 1.0;
+	ok = b->tokens >= 1.0;
 	if (ok)
 		b->tokens -= 1.0;
 	else
-		*retry_s = (int64_t) ((1.0 - b->tokens) / l->rate) + 1;
+		*retry_s = (int64_t)((1.0 - b->tokens) / l->rate) + 1;
 	pthread_mutex_unlock(mu);
 	return ok;
 }

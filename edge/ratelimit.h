@@ -14,7 +14,7 @@
 typedef struct edge_limiter edge_limiter;
 
 edge_limiter *edge_limiter_alloc(int64_t rate_per_s, int64_t burst);
-void edge_limiter_free(edge_limiter *l);
+void          edge_limiter_free(edge_limiter *l);
 
 /* Takes one token from the address bucket (addr may be "" or NULL: skipped) and the user bucket
  * (user may be NULL). False when either is empty; *retry_s says when to come back. */

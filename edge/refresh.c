@@ -18,9 +18,9 @@
 #include "proto/common.pb-c.h"
 #include "refresh.h"
 
-#define SLOTS         256
+#define SLOTS 256
 #define RESULT_TTL_MS 30000
-#define MAX_WAITERS   64
+#define MAX_WAITERS 64
 
 enum { IDLE, BUSY, DONE };
 
@@ -84,7 +84,7 @@ edge_refresher_free(edge_refresher *f)
 /* Applies a finished renewal to one request and resumes it. */
 static void
 resume(edge_req *r, void (*next)(edge_req *r), bool ok, const char *access, const char *refresh,
-    int64_t max_age, bool transient)
+       int64_t max_age, bool transient)
 {
 	if (!ok && transient) {
 		/* svc-auth could not be asked: keep the cookie, the caller answers 503. */
@@ -93,12 +93,13 @@ resume(edge_req *r, void (*next)(edge_req *r), bool ok, const char *access, cons
 		return;
 	}
 	if (ok && cm_jwt_verify(r->e->jwt, access, cm_now_ms() / 1000, 30, "access", &r->claims,
-	              NULL) == CM_OK) {
+	                        NULL) == CM_OK) {
 		r->authed = true;
 		edge_session_set_cookie(r, access, refresh, max_age);
 	} else {
 		r->authed = false;
-		edge_session_set_cookie(r, NULL, NULL, 0); /* the session is over: drop the cookie */
+		edge_session_set_cookie(r, NULL, NULL,
+		                        0); /* the session is over: drop the cookie */
 	}
 	next(r);
 }
@@ -107,7 +108,7 @@ static void
 renew_done(void *arg, cm_rpc_result *res)
 {
 	flight          *fl = arg;
-	edge_refresher  *f  = fl->f;
+	edge_refresher  *f = fl->f;
 	slot            *s;
 	Auth__TokenPair *tp = NULL;
 	waiter           w[MAX_WAITERS];
@@ -116,27 +117,28 @@ renew_done(void *arg, cm_rpc_result *res)
 
 	if (res->status == CM__STATUS__OK)
 		tp = auth__token_pair__unpack(NULL, res->payload_len, res->payload);
-	ok        = tp != NULL;
+	ok = tp != NULL;
 	transient = res->status == CM__STATUS__UNAVAILABLE ||
-	            res->status == CM__STATUS__DEADLINE_EXCEEDED || res->status == CM__STATUS__INTERNAL;
+	            res->status == CM__STATUS__DEADLINE_EXCEEDED ||
+	            res->status == CM__STATUS__INTERNAL;
 	if (!ok)
 		cm_info("EDGE-SESSION-RENEW", "session renewal refused: %s", res->message);
 
 	pthread_mutex_lock(&f->mtx);
 	s = &f->slots[fl->idx];
 	/* The slot is ours while BUSY: nobody else evicts a BUSY slot. */
-	s->state   = transient ? IDLE : DONE;
+	s->state = transient ? IDLE : DONE;
 	s->done_ms = cm_mono_ms();
-	s->ok      = ok;
+	s->ok = ok;
 	if (ok) {
-		s->access  = strdup(tp->access_token);
+		s->access = strdup(tp->access_token);
 		s->refresh = strdup(tp->refresh_token);
 		s->max_age = tp->refresh_expires_in;
 		if (s->access == NULL || s->refresh == NULL)
 			s->ok = ok = false;
 	}
 	n = s->n_waiters;
-	memcpy(w, s->waiters, sizeof(waiter) * (size_t) n);
+	memcpy(w, s->waiters, sizeof(waiter) * (size_t)n);
 	s->n_waiters = 0;
 	pthread_mutex_unlock(&f->mtx);
 
@@ -187,14 +189,15 @@ edge_session_renew(edge_req *r, void (*next)(edge_req *r))
 	uint8_t             *buf;
 	size_t               len;
 
-	crypto_hash_sha256(key, (const unsigned char *) r->cookie_refresh, strlen(r->cookie_refresh));
+	crypto_hash_sha256(key, (const unsigned char *)r->cookie_refresh,
+	                   strlen(r->cookie_refresh));
 	if ((fl = calloc(1, sizeof(*fl))) == NULL) {
 		next(r);
 		return;
 	}
 	pthread_mutex_lock(&f->mtx);
 	idx = find_slot(f, key, now, &found);
-	s   = idx >= 0 ? &f->slots[idx] : NULL;
+	s = idx >= 0 ? &f->slots[idx] : NULL;
 	if (s == NULL || (found && s->state == BUSY && s->n_waiters >= MAX_WAITERS)) {
 		/* Overloaded: carry on unauthenticated rather than queue without bound. */
 		pthread_mutex_unlock(&f->mtx);
@@ -204,9 +207,9 @@ edge_session_renew(edge_req *r, void (*next)(edge_req *r))
 		return;
 	}
 	if (found && s->state == DONE) {
-		bool    ok      = s->ok;
-		char   *a       = ok ? strdup(s->access) : NULL;
-		char   *rt      = ok ? strdup(s->refresh) : NULL;
+		bool    ok = s->ok;
+		char   *a = ok ? strdup(s->access) : NULL;
+		char   *rt = ok ? strdup(s->refresh) : NULL;
 		int64_t max_age = s->max_age;
 		pthread_mutex_unlock(&f->mtx);
 		free(fl);
@@ -224,19 +227,21 @@ edge_session_renew(edge_req *r, void (*next)(edge_req *r))
 	s->state = BUSY;
 	memcpy(s->key, key, 32);
 	s->waiters[0] = (waiter){r, next};
-	s->n_waiters  = 1;
+	s->n_waiters = 1;
 	pthread_mutex_unlock(&f->mtx);
 
-	fl->f   = f;
+	fl->f = f;
 	fl->idx = idx;
 	rq.refresh_token = r->cookie_refresh;
-	len              = auth__refresh_request__get_packed_size(&rq);
+	len = auth__refresh_request__get_packed_size(&rq);
 	if ((buf = cm_arena_alloc(&r->arena, len + 1)) != NULL) {
 		auth__refresh_request__pack(&rq, buf);
-		/* As nobody: the cookie's access token has expired, the refresh token is the proof. */
-		edge_rpc_opts(r->e, "auth.Refresh", r->request_id, NULL, NULL, r->client_addr, false,
-		              &o);
-		if (cm_rpc_call_async(r->e->up[EDGE_UP_AUTH], &o, buf, len, renew_done, fl) == CM_OK)
+		/* As nobody: the cookie's access token has expired, the refresh token is the proof.
+		 */
+		edge_rpc_opts(r->e, "auth.Refresh", r->request_id, NULL, NULL, r->client_addr,
+		              false, &o);
+		if (cm_rpc_call_async(r->e->up[EDGE_UP_AUTH], &o, buf, len, renew_done, fl) ==
+		    CM_OK)
 			return;
 	}
 	/* Could not start: fail the flight for everyone queued on it. */

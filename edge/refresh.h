@@ -18,7 +18,7 @@
 typedef struct edge_refresher edge_refresher;
 
 edge_refresher *edge_refresher_alloc(void);
-void edge_refresher_free(edge_refresher *f);
+void            edge_refresher_free(edge_refresher *f);
 
 /* Renews r's session from r->cookie_refresh, then calls next(r) with r->authed, r->claims and
  * r->set_cookie updated (or r->authed false and the cookie cleared when renewal failed). */

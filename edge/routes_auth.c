@@ -20,7 +20,7 @@
 static Auth__TokenPair *
 unpack_pair(edge_req *r, cm_rpc_result *res)
 {
-	return (Auth__TokenPair *) edge_reply_unpack(r, res, &auth__token_pair__descriptor);
+	return (Auth__TokenPair *)edge_reply_unpack(r, res, &auth__token_pair__descriptor);
 }
 
 void
@@ -41,7 +41,8 @@ edge_reply_login_legacy(edge_req *r, cm_rpc_result *res)
 {
 	Auth__TokenPair *tp;
 
-	if (res->status == CM__STATUS__UNAUTHENTICATED || res->status == CM__STATUS__INVALID_ARGUMENT) {
+	if (res->status == CM__STATUS__UNAUTHENTICATED ||
+	    res->status == CM__STATUS__INVALID_ARGUMENT) {
 		/* One answer for every bad login, as the old frontend expects. */
 		edge_fail_http(r, 401, "UNAUTHENTICATED", "Invalid credentials");
 		return;
@@ -50,8 +51,8 @@ edge_reply_login_legacy(edge_req *r, cm_rpc_result *res)
 		return;
 	edge_session_set_cookie(r, tp->access_token, tp->refresh_token, tp->refresh_expires_in);
 	edge_set_json(r, 200,
-	    json_pack("{s:s, s:s, s:s}", "access_token", tp->access_token, "token_type", "bearer",
-	        "message", "Login successful"));
+	              json_pack("{s:s, s:s, s:s}", "access_token", tp->access_token, "token_type",
+	                        "bearer", "message", "Login successful"));
 	auth__token_pair__free_unpacked(tp, NULL);
 	edge_respond(r);
 }
@@ -69,7 +70,8 @@ edge_start_refresh_v1(edge_req *r)
 		tok = json_string_value(json_object_get(body, "refresh_token"));
 	else if (json_object_get(body, "refresh_token") != NULL) {
 		json_decref(body);
-		edge_fail(r, CM__STATUS__INVALID_ARGUMENT, "field 'refresh_token' has the wrong type");
+		edge_fail(r, CM__STATUS__INVALID_ARGUMENT,
+		          "field 'refresh_token' has the wrong type");
 		return;
 	}
 	if (tok == NULL || tok[0] == '\0') {
@@ -99,7 +101,8 @@ edge_reply_refresh_v1(edge_req *r, cm_rpc_result *res)
 		return;
 	/* A browser that logged in with the cookie keeps it current. */
 	if (r->cookie_refresh != NULL)
-		edge_session_set_cookie(r, tp->access_token, tp->refresh_token, tp->refresh_expires_in);
+		edge_session_set_cookie(r, tp->access_token, tp->refresh_token,
+		                        tp->refresh_expires_in);
 	edge_set_json(r, 200, edge_pb_to_json(&tp->base));
 	auth__token_pair__free_unpacked(tp, NULL);
 	edge_respond(r);
@@ -108,7 +111,7 @@ edge_reply_refresh_v1(edge_req *r, cm_rpc_result *res)
 void
 edge_start_logout(edge_req *r)
 {
-	Auth__LogoutRequest rq  = AUTH__LOGOUT_REQUEST__INIT;
+	Auth__LogoutRequest rq = AUTH__LOGOUT_REQUEST__INIT;
 	json_t             *body = NULL;
 	const char         *tok = NULL;
 
@@ -152,7 +155,8 @@ edge_reply_verify_legacy(edge_req *r, cm_rpc_result *res)
 {
 	if (res->status != CM__STATUS__OK) {
 		edge_fail(r, res->status,
-		    res->status == CM__STATUS__UNAUTHENTICATED ? "Not authenticated" : res->message);
+		          res->status == CM__STATUS__UNAUTHENTICATED ? "Not authenticated"
+		                                                     : res->message);
 		return;
 	}
 	edge_set_json(r, 200, json_pack("{s:b, s:s}", "valid", 1, "message", "Session is valid"));

@@ -26,9 +26,11 @@ message_json(const Chat__Message *m)
 	json_t *o;
 
 	for (size_t i = 0; i < m->n_citations; i++)
-		json_array_append_new(cites, json_pack("{s:i}", "page", (int) m->citations[i]->page));
+		json_array_append_new(cites,
+		                      json_pack("{s:i}", "page", (int)m->citations[i]->page));
 	o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "id", m->id, "role", m->role, "content",
-	    m->content, "citations", cites, "status", m->status, "created_at", m->created_at);
+	              m->content, "citations", cites, "status", m->status, "created_at",
+	              m->created_at);
 	if (o != NULL && m->error[0] != '\0')
 		json_object_set_new(o, "error", json_string(m->error));
 	return o;
@@ -66,7 +68,8 @@ body_string(edge_req *r, const char *key, uint16_t http_status)
 	return s;
 }
 
-/* ---- v1 ---------------------------------------------------------------------------------------- */
+/* ---- v1 ----------------------------------------------------------------------------------------
+ */
 
 void
 edge_start_chat_create(edge_req *r)
@@ -82,10 +85,11 @@ edge_reply_chat_create(edge_req *r, cm_rpc_result *res)
 {
 	Chat__Chat *c;
 
-	if ((c = (Chat__Chat *) edge_reply_unpack(r, res, &chat__chat__descriptor)) == NULL)
+	if ((c = (Chat__Chat *)edge_reply_unpack(r, res, &chat__chat__descriptor)) == NULL)
 		return;
-	edge_set_json(r, 201, json_pack("{s:s, s:s, s:s}", "chat_id", c->id, "document_id",
-	                          c->document_id, "created_at", c->created_at));
+	edge_set_json(r, 201,
+	              json_pack("{s:s, s:s, s:s}", "chat_id", c->id, "document_id", c->document_id,
+	                        "created_at", c->created_at));
 	chat__chat__free_unpacked(c, NULL);
 	edge_respond(r);
 }
@@ -103,7 +107,7 @@ edge_start_chat_messages(edge_req *r)
 		edge_fail(r, CM__STATUS__INVALID_ARGUMENT, "limit must be from 1 to 100");
 		return;
 	}
-	rq.limit  = (int32_t) n;
+	rq.limit = (int32_t)n;
 	rq.cursor = cm_arena_strndup(&r->arena, "", 0);
 	if (edge_query_param(r, "cursor", cursor, sizeof(cursor)) != NULL)
 		rq.cursor = cm_arena_strndup(&r->arena, cursor, strlen(cursor));
@@ -120,7 +124,7 @@ edge_reply_chat_messages(edge_req *r, cm_rpc_result *res)
 	Chat__MessageList *l;
 	json_t            *items = json_array(), *o;
 
-	if ((l = (Chat__MessageList *) edge_reply_unpack(r, res, &chat__message_list__descriptor)) ==
+	if ((l = (Chat__MessageList *)edge_reply_unpack(r, res, &chat__message_list__descriptor)) ==
 	    NULL) {
 		json_decref(items);
 		return;
@@ -129,7 +133,7 @@ edge_reply_chat_messages(edge_req *r, cm_rpc_result *res)
 		json_array_append_new(items, message_json(l->messages[i]));
 	o = json_pack("{s:o}", "items", items);
 	json_object_set_new(o, "next_cursor",
-	    l->next_cursor[0] != '\0' ? json_string(l->next_cursor) : json_null());
+	                    l->next_cursor[0] != '\0' ? json_string(l->next_cursor) : json_null());
 	chat__message_list__free_unpacked(l, NULL);
 	edge_set_json(r, 200, o);
 	edge_respond(r);
@@ -151,14 +155,15 @@ edge_reply_chat_send(edge_req *r, cm_rpc_result *res)
 {
 	Chat__Message *m;
 
-	if ((m = (Chat__Message *) edge_reply_unpack(r, res, &chat__message__descriptor)) == NULL)
+	if ((m = (Chat__Message *)edge_reply_unpack(r, res, &chat__message__descriptor)) == NULL)
 		return;
 	edge_set_json(r, 200, message_json(m));
 	chat__message__free_unpacked(m, NULL);
 	edge_respond(r);
 }
 
-/* ---- legacy ------------------------------------------------------------------------------------ */
+/* ---- legacy ------------------------------------------------------------------------------------
+ */
 
 void
 edge_start_legacy_chat(edge_req *r)
@@ -167,9 +172,9 @@ edge_start_legacy_chat(edge_req *r)
 
 	if ((rq.content = body_string(r, "message", 422)) == NULL)
 		return;
-	rq.chat_id      = (char *) "";
+	rq.chat_id = (char *)"";
 	rq.use_selected = true;
-	rq.legacy       = true;
+	rq.legacy = true;
 	edge_call(r, &rq.base);
 }
 
@@ -180,10 +185,10 @@ edge_reply_legacy_chat(edge_req *r, cm_rpc_result *res)
 
 	if (legacy_no_pdf(r, res))
 		return;
-	if ((m = (Chat__Message *) edge_reply_unpack(r, res, &chat__message__descriptor)) == NULL)
+	if ((m = (Chat__Message *)edge_reply_unpack(r, res, &chat__message__descriptor)) == NULL)
 		return;
-	edge_set_json(
-	    r, 200, json_pack("{s:s, s:s}", "response", m->content, "timestamp", m->created_at));
+	edge_set_json(r, 200,
+	              json_pack("{s:s, s:s}", "response", m->content, "timestamp", m->created_at));
 	chat__message__free_unpacked(m, NULL);
 	edge_respond(r);
 }
@@ -204,14 +209,14 @@ edge_reply_legacy_history(edge_req *r, cm_rpc_result *res)
 	json_t        *turns = json_array();
 
 	if (legacy_no_pdf(r, res) ||
-	    (h = (Chat__History *) edge_reply_unpack(r, res, &chat__history__descriptor)) == NULL) {
+	    (h = (Chat__History *)edge_reply_unpack(r, res, &chat__history__descriptor)) == NULL) {
 		json_decref(turns);
 		return;
 	}
 	for (size_t i = 0; i < h->n_turns; i++)
 		json_array_append_new(turns, json_pack("{s:s, s:s, s:s}", "user", h->turns[i]->user,
-		                                 "assistant", h->turns[i]->assistant, "timestamp",
-		                                 h->turns[i]->timestamp));
+		                                       "assistant", h->turns[i]->assistant,
+		                                       "timestamp", h->turns[i]->timestamp));
 	chat__history__free_unpacked(h, NULL);
 	edge_set_json(r, 200, json_pack("{s:o}", "history", turns));
 	edge_respond(r);
@@ -222,9 +227,8 @@ edge_reply_legacy_clear(edge_req *r, cm_rpc_result *res)
 {
 	Chat__ClearResponse *c;
 
-	if (legacy_no_pdf(r, res) ||
-	    (c = (Chat__ClearResponse *) edge_reply_unpack(r, res, &chat__clear_response__descriptor)) ==
-	        NULL)
+	if (legacy_no_pdf(r, res) || (c = (Chat__ClearResponse *)edge_reply_unpack(
+	                                  r, res, &chat__clear_response__descriptor)) == NULL)
 		return;
 	chat__clear_response__free_unpacked(c, NULL);
 	edge_set_json(r, 200, json_pack("{s:s}", "message", "Chat history cleared"));

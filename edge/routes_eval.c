@@ -39,13 +39,13 @@ static json_t *
 result_v1_json(const Eval__Result *x)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:b, s:s}", "question_id", x->question_id,
-	    "type", x->type, "status", x->status, "max_score", (int) x->max_score, "correct",
-	    x->correct, "feedback", x->feedback);
+	                      "type", x->type, "status", x->status, "max_score", (int)x->max_score,
+	                      "correct", x->correct, "feedback", x->feedback);
 
 	if (o == NULL)
 		return NULL;
-	json_object_set_new(o, "score", strcmp(x->status, "graded") == 0 ? json_integer(x->score)
-	                                                                  : json_null());
+	json_object_set_new(
+	    o, "score", strcmp(x->status, "graded") == 0 ? json_integer(x->score) : json_null());
 	if (x->suggestions[0] != '\0')
 		json_object_set_new(o, "suggestions", json_string(x->suggestions));
 	if (x->hint[0] != '\0')
@@ -65,26 +65,29 @@ attempt_v1_json(const Eval__Attempt *a)
 	for (size_t i = 0; i < a->n_results; i++)
 		json_array_append_new(results, result_v1_json(a->results[i]));
 	o = json_pack("{s:s, s:s, s:i, s:i, s:f, s:s, s:o, s:s, s:s, s:s, s:s}", "id", a->id,
-	    "status", a->status, "score", (int) a->score, "max_score", (int) a->max_score,
-	    "percentage", a->percentage, "grade", a->grade, "results", results, "overall_feedback",
-	    a->overall_feedback, "strictness", a->strictness, "created_at", a->created_at,
-	    "updated_at", a->updated_at);
+	              "status", a->status, "score", (int)a->score, "max_score", (int)a->max_score,
+	              "percentage", a->percentage, "grade", a->grade, "results", results,
+	              "overall_feedback", a->overall_feedback, "strictness", a->strictness,
+	              "created_at", a->created_at, "updated_at", a->updated_at);
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "question_set_id",
-	    a->question_set_id[0] != '\0' ? json_string(a->question_set_id) : json_null());
-	json_object_set_new(o, "job_id", a->job_id[0] != '\0' ? json_string(a->job_id) : json_null());
+	                    a->question_set_id[0] != '\0' ? json_string(a->question_set_id)
+	                                                  : json_null());
+	json_object_set_new(o, "job_id",
+	                    a->job_id[0] != '\0' ? json_string(a->job_id) : json_null());
 	json_object_set_new(o, "strengths", strings_json(a->strengths, a->n_strengths));
 	json_object_set_new(o, "areas_for_improvement",
-	    strings_json(a->areas_for_improvement, a->n_areas_for_improvement));
+	                    strings_json(a->areas_for_improvement, a->n_areas_for_improvement));
 	json_object_set_new(o, "study_suggestions",
-	    strings_json(a->study_suggestions, a->n_study_suggestions));
+	                    strings_json(a->study_suggestions, a->n_study_suggestions));
 	if (a->error[0] != '\0')
 		json_object_set_new(o, "error", json_string(a->error));
 	return o;
 }
 
-/* ---- v1 ---------------------------------------------------------------------------------------- */
+/* ---- v1 ----------------------------------------------------------------------------------------
+ */
 
 /* One v1 answer: {"question_id": str, "answer": option index or text}. */
 static bool
@@ -103,18 +106,20 @@ answer_from_json(edge_req *r, json_t *v, Eval__Answer *a, const char **why)
 			*why = "an option index is 0 or more";
 			return false;
 		}
-		a->value_case   = EVAL__ANSWER__VALUE_OPTION_INDEX;
-		a->option_index = (int32_t) json_integer_value(ans);
+		a->value_case = EVAL__ANSWER__VALUE_OPTION_INDEX;
+		a->option_index = (int32_t)json_integer_value(ans);
 	} else if (json_is_string(ans) || ans == NULL || json_is_null(ans)) {
 		a->value_case = EVAL__ANSWER__VALUE_TEXT;
-		a->text       = ans != NULL && json_is_string(ans)
-		                    ? cm_arena_strndup(&r->arena, json_string_value(ans), json_string_length(ans))
-		                    : cm_arena_strndup(&r->arena, "", 0);
+		a->text = ans != NULL && json_is_string(ans)
+		              ? cm_arena_strndup(&r->arena, json_string_value(ans),
+		                                 json_string_length(ans))
+		              : cm_arena_strndup(&r->arena, "", 0);
 	} else {
 		*why = "an answer is an option index or a text";
 		return false;
 	}
-	if (a->question_id == NULL || (a->value_case == EVAL__ANSWER__VALUE_TEXT && a->text == NULL)) {
+	if (a->question_id == NULL ||
+	    (a->value_case == EVAL__ANSWER__VALUE_TEXT && a->text == NULL)) {
 		*why = "out of memory";
 		return false;
 	}
@@ -128,7 +133,7 @@ opt_string(edge_req *r, json_t *obj, const char *key, char **out)
 	json_t *v = json_object_get(obj, key);
 
 	if (v == NULL || json_is_null(v)) {
-		*out = (char *) "";
+		*out = (char *)"";
 		return true;
 	}
 	if (!json_is_string(v))
@@ -151,8 +156,8 @@ edge_start_attempt_create(edge_req *r)
 		why = "answers must be a non-empty array";
 	} else if (!opt_string(r, body, "strictness", &rq.strictness)) {
 		why = "strictness must be easy, medium or strict";
-	} else if ((rq.answers = cm_arena_alloc(&r->arena,
-	                json_array_size(answers) * sizeof(*rq.answers))) == NULL) {
+	} else if ((rq.answers = cm_arena_alloc(&r->arena, json_array_size(answers) *
+	                                                       sizeof(*rq.answers))) == NULL) {
 		why = "out of memory";
 	} else {
 		for (size_t i = 0; i < json_array_size(answers) && why == NULL; i++) {
@@ -169,9 +174,9 @@ edge_start_attempt_create(edge_req *r)
 		return;
 	}
 	rq.question_set_id = r->params[0];
-	rq.document_id     = (char *) "";
-	rq.topic           = (char *) "";
-	rq.overall         = true;
+	rq.document_id = (char *)"";
+	rq.topic = (char *)"";
+	rq.overall = true;
 	edge_call(r, &rq.base);
 }
 
@@ -181,10 +186,11 @@ edge_reply_attempt_create(edge_req *r, cm_rpc_result *res)
 	Eval__Attempt *a;
 	json_t        *o;
 
-	if ((a = (Eval__Attempt *) edge_reply_unpack(r, res, &eval__attempt__descriptor)) == NULL)
+	if ((a = (Eval__Attempt *)edge_reply_unpack(r, res, &eval__attempt__descriptor)) == NULL)
 		return;
 	o = json_pack("{s:s, s:s}", "attempt_id", a->id, "status", a->status);
-	json_object_set_new(o, "job_id", a->job_id[0] != '\0' ? json_string(a->job_id) : json_null());
+	json_object_set_new(o, "job_id",
+	                    a->job_id[0] != '\0' ? json_string(a->job_id) : json_null());
 	eval__attempt__free_unpacked(a, NULL);
 	edge_set_json(r, 202, o);
 	edge_respond(r);
@@ -204,14 +210,15 @@ edge_reply_attempt_get(edge_req *r, cm_rpc_result *res)
 {
 	Eval__Attempt *a;
 
-	if ((a = (Eval__Attempt *) edge_reply_unpack(r, res, &eval__attempt__descriptor)) == NULL)
+	if ((a = (Eval__Attempt *)edge_reply_unpack(r, res, &eval__attempt__descriptor)) == NULL)
 		return;
 	edge_set_json(r, 200, attempt_v1_json(a));
 	eval__attempt__free_unpacked(a, NULL);
 	edge_respond(r);
 }
 
-/* ---- legacy ------------------------------------------------------------------------------------ */
+/* ---- legacy ------------------------------------------------------------------------------------
+ */
 
 typedef struct legacy_eval {
 	bool quiz; /* evaluate-quiz (QUIZ_RESULT) or evaluate-answer (one result) */
@@ -227,7 +234,7 @@ legacy_id(edge_req *r, json_t *v)
 	if (json_is_string(v))
 		return cm_arena_strndup(&r->arena, json_string_value(v), json_string_length(v));
 	if (json_is_integer(v)) {
-		snprintf(buf, sizeof(buf), "%lld", (long long) json_integer_value(v));
+		snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
 		return cm_arena_strndup(&r->arena, buf, strlen(buf));
 	}
 	return cm_arena_strndup(&r->arena, "", 0);
@@ -256,8 +263,8 @@ item_from_json(edge_req *r, json_t *v, Eval__InlineItem *it, const char **why)
 	opts = json_object_get(v, "options");
 	if (opts != NULL && !json_is_null(opts)) {
 		if (!json_is_array(opts) ||
-		    (it->options = cm_arena_alloc(&r->arena, (json_array_size(opts) + 1) * sizeof(char *))) ==
-		        NULL) {
+		    (it->options = cm_arena_alloc(&r->arena, (json_array_size(opts) + 1) *
+		                                                 sizeof(char *))) == NULL) {
 			*why = "options must be an array of strings";
 			return false;
 		}
@@ -267,8 +274,8 @@ item_from_json(edge_req *r, json_t *v, Eval__InlineItem *it, const char **why)
 				*why = "options must be an array of strings";
 				return false;
 			}
-			it->options[it->n_options++] =
-			    cm_arena_strndup(&r->arena, json_string_value(o), json_string_length(o));
+			it->options[it->n_options++] = cm_arena_strndup(
+			    &r->arena, json_string_value(o), json_string_length(o));
 		}
 	}
 	return true;
@@ -279,8 +286,8 @@ static const char *
 legacy_items(edge_req *r, json_t *body, bool quiz, Eval__SubmitRequest *rq)
 {
 	json_t     *list = quiz ? json_object_get(body, "answers") : NULL;
-	size_t      n    = quiz ? json_array_size(list) : 1;
-	const char *why  = NULL;
+	size_t      n = quiz ? json_array_size(list) : 1;
+	const char *why = NULL;
 
 	if (quiz && (!json_is_array(list) || n == 0))
 		return "answers must be a non-empty array";
@@ -309,23 +316,23 @@ start_legacy(edge_req *r, bool quiz)
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
 	}
-	g->quiz        = quiz;
+	g->quiz = quiz;
 	r->route_state = g;
 	if ((body = edge_body_json(r)) == NULL)
 		return;
 	why = legacy_items(r, body, quiz, &rq);
 	if (why == NULL && (!opt_string(r, body, "evaluation_level", &rq.strictness) ||
-	                       !opt_string(r, body, "topic", &rq.topic)))
+	                    !opt_string(r, body, "topic", &rq.topic)))
 		why = "evaluation_level and topic are strings";
 	json_decref(body);
 	if (why != NULL) {
 		edge_fail_http(r, 422, "INVALID_ARGUMENT", why);
 		return;
 	}
-	rq.question_set_id = (char *) "";
-	rq.document_id     = (char *) "";
-	rq.use_selected    = true;
-	rq.overall         = quiz;
+	rq.question_set_id = (char *)"";
+	rq.document_id = (char *)"";
+	rq.use_selected = true;
+	rq.overall = quiz;
 	edge_call(r, &rq.base);
 }
 
@@ -345,8 +352,8 @@ static json_t *
 result_legacy_json(const Eval__Result *x)
 {
 	return json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "question_id", x->question_id, "score",
-	    (int) x->score, "max_score", (int) x->max_score, "feedback", x->feedback, "suggestions",
-	    x->suggestions, "correct_answer_hint", x->hint);
+	                 (int)x->score, "max_score", (int)x->max_score, "feedback", x->feedback,
+	                 "suggestions", x->suggestions, "correct_answer_hint", x->hint);
 }
 
 /* QUIZ_RESULT of legacy-api.md. */
@@ -358,16 +365,16 @@ quiz_result_json(const Eval__Attempt *a)
 
 	for (size_t i = 0; i < a->n_results; i++)
 		json_array_append_new(results, result_legacy_json(a->results[i]));
-	o = json_pack("{s:i, s:i, s:f, s:s, s:o, s:s}", "overall_score", (int) a->score, "max_score",
-	    (int) a->max_score, "percentage", a->percentage, "grade", a->grade, "individual_results",
-	    results, "overall_feedback", a->overall_feedback);
+	o = json_pack("{s:i, s:i, s:f, s:s, s:o, s:s}", "overall_score", (int)a->score, "max_score",
+	              (int)a->max_score, "percentage", a->percentage, "grade", a->grade,
+	              "individual_results", results, "overall_feedback", a->overall_feedback);
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "study_suggestions",
-	    strings_json(a->study_suggestions, a->n_study_suggestions));
+	                    strings_json(a->study_suggestions, a->n_study_suggestions));
 	json_object_set_new(o, "strengths", strings_json(a->strengths, a->n_strengths));
 	json_object_set_new(o, "areas_for_improvement",
-	    strings_json(a->areas_for_improvement, a->n_areas_for_improvement));
+	                    strings_json(a->areas_for_improvement, a->n_areas_for_improvement));
 	return o;
 }
 
@@ -382,15 +389,16 @@ legacy_answer(edge_poll *p, const legacy_eval *g, const Eval__Attempt *a)
 	for (size_t i = 0; i < a->n_results; i++) {
 		const Eval__Result *x = a->results[i];
 		if (strcmp(x->status, "graded") != 0) {
-			snprintf(why, sizeof(why), "Grading failed for question %s: %s", x->question_id,
-			    x->error[0] != '\0' ? x->error : "not graded");
+			snprintf(why, sizeof(why), "Grading failed for question %s: %s",
+			         x->question_id, x->error[0] != '\0' ? x->error : "not graded");
 			cm_warn("EDGE-LEGACY-EVAL-FAIL", "attempt %s: %s", a->id, why);
 			edge_poll_fail(p, CM__STATUS__UNAVAILABLE, why);
 			return;
 		}
 	}
 	if (strcmp(a->status, "succeeded") != 0) {
-		snprintf(why, sizeof(why), "Grading failed: %s", a->error[0] != '\0' ? a->error : a->status);
+		snprintf(why, sizeof(why), "Grading failed: %s",
+		         a->error[0] != '\0' ? a->error : a->status);
 		cm_warn("EDGE-LEGACY-EVAL-FAIL", "attempt %s: %s", a->id, why);
 		edge_poll_fail(p, CM__STATUS__UNAVAILABLE, why);
 		return;
@@ -442,10 +450,10 @@ got_attempt(void *arg, cm_rpc_result *res)
 static void
 poll_attempt(edge_poll *p, void *arg)
 {
-	const legacy_eval *g  = arg;
+	const legacy_eval *g = arg;
 	Eval__AttemptRef   rq = EVAL__ATTEMPT_REF__INIT;
 
-	rq.id = (char *) g->attempt_id;
+	rq.id = (char *)g->attempt_id;
 	edge_poll_call(p, EDGE_UP_EVAL, "eval.GetAttempt", &rq.base, got_attempt);
 }
 
@@ -455,19 +463,22 @@ edge_reply_legacy_evaluate(edge_req *r, cm_rpc_result *res)
 	legacy_eval   *g = r->route_state;
 	Eval__Attempt *a;
 
-	if (res->status == CM__STATUS__FAILED_PRECONDITION || res->status == CM__STATUS__NOT_FOUND) {
+	if (res->status == CM__STATUS__FAILED_PRECONDITION ||
+	    res->status == CM__STATUS__NOT_FOUND) {
 		edge_fail_http(r, 400, "FAILED_PRECONDITION", "No PDF selected");
 		return;
 	}
-	if ((a = (Eval__Attempt *) edge_reply_unpack(r, res, &eval__attempt__descriptor)) == NULL)
+	if ((a = (Eval__Attempt *)edge_reply_unpack(r, res, &eval__attempt__descriptor)) == NULL)
 		return;
 	cm_strlcpy(g->attempt_id, a->id, sizeof(g->attempt_id));
 	eval__attempt__free_unpacked(a, NULL);
-	(void) edge_poll_start(r, r->e->cfg.evaluate_wait_ms,
-	    "Grading is taking too long; it continues in the background", poll_attempt, g);
+	(void)edge_poll_start(r, r->e->cfg.evaluate_wait_ms,
+	                      "Grading is taking too long; it continues in the background",
+	                      poll_attempt, g);
 }
 
-/* ---- jobs ---------------------------------------------------------------------------------------- */
+/* ---- jobs
+ * ---------------------------------------------------------------------------------------- */
 
 static const char eval_job_tried = 1; /* r->route_state: the eval lookup was made */
 
@@ -487,9 +498,9 @@ edge_eval_job_lookup(edge_req *r)
 
 	if (r->route_state == &eval_job_tried || r->e->up[EDGE_UP_EVAL] == NULL)
 		return false;
-	r->route_state = (void *) &eval_job_tried;
-	rq.id          = r->params[0];
-	n              = protobuf_c_message_get_packed_size(&rq.base);
+	r->route_state = (void *)&eval_job_tried;
+	rq.id = r->params[0];
+	n = protobuf_c_message_get_packed_size(&rq.base);
 	if ((buf = cm_arena_alloc(&r->arena, n + 1)) == NULL)
 		return false;
 	protobuf_c_message_pack(&rq.base, buf);

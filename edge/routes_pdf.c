@@ -50,16 +50,17 @@ edge_start_upload(edge_req *r)
 
 	if (r->body.len == 0) {
 		edge_fail_http(r, r->legacy ? 422 : 400, "INVALID_ARGUMENT",
-		    r->legacy ? "field 'file' is required" : "empty upload");
+		               r->legacy ? "field 'file' is required" : "empty upload");
 		return;
 	}
 	if (ct != NULL && strncasecmp(ct, "multipart/form-data", 19) == 0) {
 		if (!edge_multipart_boundary(ct, boundary, sizeof(boundary))) {
-			edge_fail_http(r, 400, "INVALID_ARGUMENT", "multipart body without a valid boundary");
+			edge_fail_http(r, 400, "INVALID_ARGUMENT",
+			               "multipart body without a valid boundary");
 			return;
 		}
-		err = edge_multipart_find((const uint8_t *) r->body.data, r->body.len, boundary, "file",
-		    &part, why, sizeof(why));
+		err = edge_multipart_find((const uint8_t *)r->body.data, r->body.len, boundary,
+		                          "file", &part, why, sizeof(why));
 		if (err == CM_ENOTFOUND) {
 			edge_fail_http(r, 422, "INVALID_ARGUMENT", "field 'file' is required");
 			return;
@@ -69,14 +70,14 @@ edge_start_upload(edge_req *r)
 			return;
 		}
 		if (r->legacy && !looks_like_pdf_name(part.filename != NULL ? part.filename : "",
-		                     part.filename_len)) {
+		                                      part.filename_len)) {
 			edge_fail_http(r, 400, "INVALID_ARGUMENT", "Only PDF files are allowed");
 			return;
 		}
-		rq.filename = cm_arena_strndup(&r->arena, part.filename != NULL ? part.filename : "",
-		    part.filename_len);
-		rq.content.data = (uint8_t *) part.data;
-		rq.content.len  = part.len;
+		rq.filename = cm_arena_strndup(
+		    &r->arena, part.filename != NULL ? part.filename : "", part.filename_len);
+		rq.content.data = (uint8_t *)part.data;
+		rq.content.len = part.len;
 	} else if (ct == NULL || strncasecmp(ct, "application/pdf", 15) == 0 ||
 	           strncasecmp(ct, "application/octet-stream", 24) == 0) {
 		if (r->legacy) {
@@ -86,10 +87,11 @@ edge_start_upload(edge_req *r)
 		rq.filename = cm_arena_strndup(&r->arena, "", 0);
 		if (edge_query_param(r, "filename", name, sizeof(name)) != NULL)
 			rq.filename = cm_arena_strndup(&r->arena, name, strlen(name));
-		rq.content.data = (uint8_t *) r->body.data;
-		rq.content.len  = r->body.len;
+		rq.content.data = (uint8_t *)r->body.data;
+		rq.content.len = r->body.len;
 	} else {
-		edge_fail_http(r, r->legacy ? 400 : 415, "INVALID_ARGUMENT",
+		edge_fail_http(
+		    r, r->legacy ? 400 : 415, "INVALID_ARGUMENT",
 		    r->legacy ? "Only PDF files are allowed"
 		              : "send application/pdf or multipart/form-data with field 'file'");
 		return;
@@ -114,13 +116,14 @@ legacy_metadata(const Pdf__Document *d)
 
 #define OR_UNKNOWN(x) ((m != NULL && (x) != NULL && (x)[0] != '\0') ? (x) : unk)
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I}", "title",
-	    OR_UNKNOWN(m != NULL ? m->title : NULL), "author", OR_UNKNOWN(m != NULL ? m->author : NULL),
-	    "subject", OR_UNKNOWN(m != NULL ? m->subject : NULL), "creator",
-	    OR_UNKNOWN(m != NULL ? m->creator : NULL), "producer",
-	    OR_UNKNOWN(m != NULL ? m->producer : NULL), "creation_date",
-	    OR_UNKNOWN(m != NULL ? m->creation_date : NULL), "modification_date",
-	    OR_UNKNOWN(m != NULL ? m->modification_date : NULL), "pages", (int) d->pages, "file_size",
-	    (json_int_t) d->size_bytes);
+	                 OR_UNKNOWN(m != NULL ? m->title : NULL), "author",
+	                 OR_UNKNOWN(m != NULL ? m->author : NULL), "subject",
+	                 OR_UNKNOWN(m != NULL ? m->subject : NULL), "creator",
+	                 OR_UNKNOWN(m != NULL ? m->creator : NULL), "producer",
+	                 OR_UNKNOWN(m != NULL ? m->producer : NULL), "creation_date",
+	                 OR_UNKNOWN(m != NULL ? m->creation_date : NULL), "modification_date",
+	                 OR_UNKNOWN(m != NULL ? m->modification_date : NULL), "pages",
+	                 (int)d->pages, "file_size", (json_int_t)d->size_bytes);
 #undef OR_UNKNOWN
 }
 
@@ -137,8 +140,8 @@ unpack_upload(edge_req *r, cm_rpc_result *res)
 {
 	Pdf__UploadResponse *u;
 
-	if ((u = (Pdf__UploadResponse *) edge_reply_unpack(r, res, &pdf__upload_response__descriptor)) ==
-	    NULL)
+	if ((u = (Pdf__UploadResponse *)edge_reply_unpack(
+	         r, res, &pdf__upload_response__descriptor)) == NULL)
 		return NULL;
 	if (u->document == NULL) {
 		pdf__upload_response__free_unpacked(u, NULL);
@@ -168,10 +171,12 @@ edge_reply_upload_legacy(edge_req *r, cm_rpc_result *res)
 	if ((u = unpack_upload(r, res)) == NULL)
 		return;
 	edge_set_json(r, 200,
-	    json_pack("{s:s, s:s, s:o, s:I}", "message",
-	        u->existing ? "PDF already uploaded; selected it" : "PDF uploaded and processed",
-	        "filename", u->document->filename, "metadata", legacy_metadata(u->document),
-	        "text_length", (json_int_t) u->document->text_length));
+	              json_pack("{s:s, s:s, s:o, s:I}", "message",
+	                        u->existing ? "PDF already uploaded; selected it"
+	                                    : "PDF uploaded and processed",
+	                        "filename", u->document->filename, "metadata",
+	                        legacy_metadata(u->document), "text_length",
+	                        (json_int_t)u->document->text_length));
 	pdf__upload_response__free_unpacked(u, NULL);
 	edge_respond(r);
 }
@@ -197,13 +202,13 @@ edge_start_doc_list(edge_req *r)
 	if (!query_int(r, "limit", 20, 1, 100, &limit) ||
 	    !query_int(r, "offset", 0, 0, INT32_MAX, &offset)) {
 		edge_fail_http(r, r->legacy ? 422 : 400, "INVALID_ARGUMENT",
-		    "limit must be 1..100 and offset >= 0");
+		               "limit must be 1..100 and offset >= 0");
 		return;
 	}
-	rq.limit  = (int32_t) limit;
-	rq.offset = (int32_t) offset;
-	rq.cursor = (char *) "";
-	rq.search = (char *) "";
+	rq.limit = (int32_t)limit;
+	rq.offset = (int32_t)offset;
+	rq.cursor = (char *)"";
+	rq.search = (char *)"";
 	if (!r->legacy && edge_query_param(r, "cursor", buf, sizeof(buf)) != NULL)
 		rq.cursor = cm_arena_strndup(&r->arena, buf, strlen(buf));
 	if (edge_query_param(r, "search", buf, sizeof(buf)) != NULL)
@@ -221,15 +226,16 @@ edge_reply_doc_list_v1(edge_req *r, cm_rpc_result *res)
 	Pdf__ListResponse *l;
 	json_t            *items;
 
-	if ((l = (Pdf__ListResponse *) edge_reply_unpack(r, res, &pdf__list_response__descriptor)) ==
+	if ((l = (Pdf__ListResponse *)edge_reply_unpack(r, res, &pdf__list_response__descriptor)) ==
 	    NULL)
 		return;
 	items = json_array();
 	for (size_t i = 0; i < l->n_items; i++)
 		json_array_append_new(items, v1_document(l->items[i]));
-	edge_set_json(r, 200,
+	edge_set_json(
+	    r, 200,
 	    json_pack("{s:o, s:o}", "items", items, "next_cursor",
-	        l->next_cursor[0] != '\0' ? json_string(l->next_cursor) : json_null()));
+	              l->next_cursor[0] != '\0' ? json_string(l->next_cursor) : json_null()));
 	pdf__list_response__free_unpacked(l, NULL);
 	edge_respond(r);
 }
@@ -241,23 +247,25 @@ edge_reply_doc_list_legacy(edge_req *r, cm_rpc_result *res)
 	json_t            *items;
 	int64_t            limit, offset;
 
-	if ((l = (Pdf__ListResponse *) edge_reply_unpack(r, res, &pdf__list_response__descriptor)) ==
+	if ((l = (Pdf__ListResponse *)edge_reply_unpack(r, res, &pdf__list_response__descriptor)) ==
 	    NULL)
 		return;
-	(void) query_int(r, "limit", 20, 1, 100, &limit);
-	(void) query_int(r, "offset", 0, 0, INT32_MAX, &offset);
+	(void)query_int(r, "limit", 20, 1, 100, &limit);
+	(void)query_int(r, "offset", 0, 0, INT32_MAX, &offset);
 	items = json_array();
 	for (size_t i = 0; i < l->n_items; i++) {
 		const Pdf__Document *d = l->items[i];
-		json_array_append_new(items,
+		json_array_append_new(
+		    items,
 		    json_pack("{s:s, s:s, s:s, s:i, s:I, s:s}", "filename", d->filename, "title",
-		        d->title[0] != '\0' ? d->title : "Unknown", "author",
-		        d->author[0] != '\0' ? d->author : "Unknown", "pages", (int) d->pages,
-		        "file_size", (json_int_t) d->size_bytes, "file_path", d->filename));
+		              d->title[0] != '\0' ? d->title : "Unknown", "author",
+		              d->author[0] != '\0' ? d->author : "Unknown", "pages", (int)d->pages,
+		              "file_size", (json_int_t)d->size_bytes, "file_path", d->filename));
 	}
 	edge_set_json(r, 200,
-	    json_pack("{s:o, s:I, s:I, s:I}", "items", items, "total", (json_int_t) l->total, "offset",
-	        (json_int_t) offset, "limit", (json_int_t) limit));
+	              json_pack("{s:o, s:I, s:I, s:I}", "items", items, "total",
+	                        (json_int_t)l->total, "offset", (json_int_t)offset, "limit",
+	                        (json_int_t)limit));
 	pdf__list_response__free_unpacked(l, NULL);
 	edge_respond(r);
 }
@@ -274,7 +282,7 @@ edge_start_doc_id(edge_req *r)
 	rq.id = r->params[0];
 	if (r->route->req_desc == &pdf__delete_request__descriptor) {
 		Pdf__DeleteRequest d = PDF__DELETE_REQUEST__INIT;
-		d.id                 = r->params[0];
+		d.id = r->params[0];
 		edge_call(r, &d.base);
 		return;
 	}
@@ -286,7 +294,7 @@ edge_reply_document_v1(edge_req *r, cm_rpc_result *res)
 {
 	Pdf__Document *d;
 
-	if ((d = (Pdf__Document *) edge_reply_unpack(r, res, &pdf__document__descriptor)) == NULL)
+	if ((d = (Pdf__Document *)edge_reply_unpack(r, res, &pdf__document__descriptor)) == NULL)
 		return;
 	edge_set_json(r, 200, v1_document(d));
 	pdf__document__free_unpacked(d, NULL);
@@ -304,8 +312,8 @@ edge_start_doc_page(edge_req *r)
 		edge_fail(r, CM__STATUS__NOT_FOUND, "no such page");
 		return;
 	}
-	rq.id   = r->params[0];
-	rq.page = (int32_t) n;
+	rq.id = r->params[0];
+	rq.page = (int32_t)n;
 	edge_call(r, &rq.base);
 }
 
@@ -324,9 +332,9 @@ edge_reply_select_legacy(edge_req *r, cm_rpc_result *res)
 	if ((s = unpack_selected(r, res)) == NULL)
 		return;
 	edge_set_json(r, 200,
-	    json_pack("{s:s, s:s, s:o, s:I}", "message", "PDF selected", "filename",
-	        s->document->filename, "metadata", legacy_metadata(s->document), "text_length",
-	        (json_int_t) s->document->text_length));
+	              json_pack("{s:s, s:s, s:o, s:I}", "message", "PDF selected", "filename",
+	                        s->document->filename, "metadata", legacy_metadata(s->document),
+	                        "text_length", (json_int_t)s->document->text_length));
 	pdf__selected_response__free_unpacked(s, NULL);
 	edge_respond(r);
 }
@@ -336,7 +344,7 @@ unpack_selected(edge_req *r, cm_rpc_result *res)
 {
 	Pdf__SelectedResponse *s;
 
-	if ((s = (Pdf__SelectedResponse *) edge_reply_unpack(
+	if ((s = (Pdf__SelectedResponse *)edge_reply_unpack(
 	         r, res, &pdf__selected_response__descriptor)) == NULL)
 		return NULL;
 	if (s->document == NULL) {
@@ -355,9 +363,10 @@ edge_reply_info_legacy(edge_req *r, cm_rpc_result *res)
 	if (s == NULL)
 		return;
 	edge_set_json(r, 200,
-	    json_pack("{s:s, s:s, s:I, s:o}", "filename", s->document->filename, "selected_at",
-	        s->selected_at, "text_length", (json_int_t) s->document->text_length, "metadata",
-	        legacy_metadata(s->document)));
+	              json_pack("{s:s, s:s, s:I, s:o}", "filename", s->document->filename,
+	                        "selected_at", s->selected_at, "text_length",
+	                        (json_int_t)s->document->text_length, "metadata",
+	                        legacy_metadata(s->document)));
 	pdf__selected_response__free_unpacked(s, NULL);
 	edge_respond(r);
 }

@@ -154,7 +154,8 @@ edge_reply_job(edge_req *r, cm_rpc_result *res)
 {
 	Qgen__Job *j;
 
-	/* Not a question-set job: it may be a grading job (GET only: eval jobs are not cancelled). */
+	/* Not a question-set job: it may be a grading job (GET only: eval jobs are not cancelled).
+	 */
 	if (res->status == CM__STATUS__NOT_FOUND && strcmp(r->route->method, "GET") == 0 &&
 	    edge_eval_job_lookup(r))
 		return;
@@ -438,7 +439,7 @@ edge_reply_legacy_generate(edge_req *r, cm_rpc_result *res)
 		return;
 	}
 	qgen__create_response__free_unpacked(c, NULL);
-	(void)edge_poll_start(r, r->e->cfg.generate_wait_ms,
-	                      "Question generation is taking too long; it continues in the background",
-	                      poll_job, g);
+	(void)edge_poll_start(
+	    r, r->e->cfg.generate_wait_ms,
+	    "Question generation is taking too long; it continues in the background", poll_job, g);
 }

@@ -31,9 +31,12 @@
 #define DRAIN_QUIET_MS 500
 
 /* Every path outside the API goes to the frontend's server (frontend.h). */
-static const edge_route frontend_route = {
-	.method = "*", .pattern = "/", .flags = 0, .upstream = EDGE_UP_NONE,
-	.start = edge_frontend_proxy, .name = "frontend"};
+static const edge_route frontend_route = {.method = "*",
+                                          .pattern = "/",
+                                          .flags = 0,
+                                          .upstream = EDGE_UP_NONE,
+                                          .start = edge_frontend_proxy,
+                                          .name = "frontend"};
 
 static void stage_auth(edge_req *r);
 static void stage_authed(edge_req *r);
@@ -57,9 +60,10 @@ access_log(edge_req *r, uint16_t status, size_t bytes, double secs)
 	    cm_buf_appends(&line, "\",\"path\":\"") == CM_OK &&
 	    cm_buf_append_json_str(&line, r->path) == CM_OK &&
 	    cm_buf_printf(&line, "\",\"status\":%u,\"bytes\":%zu,\"dur_ms\":%.3f,\"route\":\"%s\"",
-	        status, bytes, secs * 1000.0, r->route != NULL ? r->route->name : "-") == CM_OK &&
+	                  status, bytes, secs * 1000.0,
+	                  r->route != NULL ? r->route->name : "-") == CM_OK &&
 	    cm_buf_printf(&line, ",\"upstream\":\"%s\",\"user\":\"",
-	        r->upstream_name != NULL ? r->upstream_name : "") == CM_OK &&
+	                  r->upstream_name != NULL ? r->upstream_name : "") == CM_OK &&
 	    cm_buf_append_json_str(&line, r->authed ? r->claims.sub : "") == CM_OK &&
 	    cm_buf_appends(&line, "\"}") == CM_OK)
 		cm_log_raw_json(line.data, line.len);
@@ -87,21 +91,22 @@ observe(edge_req *r, uint16_t status, double secs)
 	char labels[160];
 
 	snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%u\"",
-	    r->route != NULL ? r->route->name : "none", status);
+	         r->route != NULL ? r->route->name : "none", status);
 	cm_counter_add(cm_metrics_counter(r->e->metrics, "http_requests_total",
-	                   "HTTP requests answered, by route and status", labels),
-	    1);
-	snprintf(labels, sizeof(labels), "route=\"%s\"", r->route != NULL ? r->route->name : "none");
+	                                  "HTTP requests answered, by route and status", labels),
+	               1);
+	snprintf(labels, sizeof(labels), "route=\"%s\"",
+	         r->route != NULL ? r->route->name : "none");
 	cm_histogram_observe(cm_metrics_histogram(r->e->metrics, "http_request_duration_seconds",
-	                         "HTTP request latency, by route", labels),
-	    secs);
+	                                          "HTTP request latency, by route", labels),
+	                     secs);
 }
 
 void
 edge_respond(edge_req *r)
 {
 	nng_http_res *res = NULL;
-	edge         *e   = r->e;
+	edge         *e = r->e;
 	uint16_t      status = r->status != 0 ? r->status : 200;
 	double        secs;
 	int           rv;
@@ -113,7 +118,8 @@ edge_respond(edge_req *r)
 	nng_http_res_set_status(res, status);
 	if (r->out.len > 0 || status != 204) {
 		nng_http_res_set_header(res, "Content-Type",
-		    r->content_type != NULL ? r->content_type : "application/json");
+		                        r->content_type != NULL ? r->content_type
+		                                                : "application/json");
 	}
 	nng_http_res_set_header(res, "X-Request-Id", r->request_id);
 	nng_http_res_set_header(res, "Cache-Control", "no-store");
@@ -121,7 +127,8 @@ edge_respond(edge_req *r)
 	if (r->origin[0] != '\0') {
 		nng_http_res_set_header(res, "Access-Control-Allow-Origin", r->origin);
 		nng_http_res_set_header(res, "Access-Control-Allow-Credentials", "true");
-		nng_http_res_set_header(res, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+		nng_http_res_set_header(res, "Access-Control-Expose-Headers",
+		                        "X-Request-Id, Retry-After");
 		nng_http_res_set_header(res, "Vary", "Origin");
 	}
 	if (r->set_cookie != NULL)
@@ -144,7 +151,7 @@ edge_respond(edge_req *r)
 	nng_aio_set_output(r->http_aio, 0, res);
 	nng_aio_finish(r->http_aio, 0);
 done:
-	secs = (double) (cm_mono_ns() - r->start_ns) / 1e9;
+	secs = (double)(cm_mono_ns() - r->start_ns) / 1e9;
 	observe(r, status, secs);
 	access_log(r, status, r->out.len, secs);
 	req_free(r);
@@ -154,7 +161,7 @@ done:
 void
 edge_fail_http(edge_req *r, uint16_t http, const char *code, const char *message)
 {
-	r->status       = http;
+	r->status = http;
 	r->content_type = "application/json";
 	cm_buf_reset(&r->out);
 	if (edge_error_body(&r->out, r->legacy, code, message, r->request_id) != CM_OK)
@@ -167,7 +174,8 @@ edge_fail(edge_req *r, int rpc_status, const char *message)
 {
 	uint16_t http = edge_http_status(rpc_status);
 
-	/* The legacy frontend expects 400 where v1 says 422 ("No PDF selected", unreadable file). */
+	/* The legacy frontend expects 400 where v1 says 422 ("No PDF selected", unreadable file).
+	 */
 	if (r->legacy && rpc_status == CM__STATUS__FAILED_PRECONDITION)
 		http = 400;
 	edge_fail_http(r, http, cm_status_name(rpc_status), message);
@@ -178,7 +186,7 @@ edge_add_header(edge_req *r, const char *name, const char *value)
 {
 	int n = r->n_extra_headers;
 
-	if (n >= (int) (sizeof(r->extra_headers) / sizeof(r->extra_headers[0])))
+	if (n >= (int)(sizeof(r->extra_headers) / sizeof(r->extra_headers[0])))
 		return false;
 	r->extra_headers[n][0] = cm_arena_strndup(&r->arena, name, strlen(name));
 	r->extra_headers[n][1] = cm_arena_strndup(&r->arena, value, strlen(value));
@@ -193,7 +201,7 @@ edge_set_json(edge_req *r, uint16_t status, json_t *v)
 {
 	char *s;
 
-	r->status       = status;
+	r->status = status;
 	r->content_type = "application/json";
 	cm_buf_reset(&r->out);
 	/* Reals with 15 significant digits, the most a double holds exactly in decimal: a value
@@ -216,14 +224,15 @@ rpc_done(void *arg, cm_rpc_result *res)
 
 	if (res->status != CM__STATUS__OK) {
 		if (res->retry_after_s > 0)
-			snprintf(r->retry_after, sizeof(r->retry_after), "%d", (int) res->retry_after_s);
+			snprintf(r->retry_after, sizeof(r->retry_after), "%d",
+			         (int)res->retry_after_s);
 		else if (res->status == CM__STATUS__RESOURCE_EXHAUSTED ||
 		         res->status == CM__STATUS__UNAVAILABLE)
 			cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
 		if (res->status == CM__STATUS__UNAVAILABLE || res->status == CM__STATUS__INTERNAL ||
 		    res->status == CM__STATUS__DEADLINE_EXCEEDED)
 			cm_warn("EDGE-UPSTREAM-FAIL", "%s %s: %s", r->route->rpc,
-			    cm_status_name(res->status), res->message);
+			        cm_status_name(res->status), res->message);
 	}
 	if (r->route->reply != NULL)
 		r->route->reply(r, res);
@@ -374,7 +383,7 @@ origin_allowed(const edge *e, const char *origin)
 
 	while (p != NULL && *p != '\0') {
 		const char *end = strchr(p, ',');
-		size_t      len = end != NULL ? (size_t) (end - p) : strlen(p);
+		size_t      len = end != NULL ? (size_t)(end - p) : strlen(p);
 		while (len > 0 && *p == ' ') {
 			p++;
 			len--;
@@ -400,9 +409,12 @@ preflight(edge_req *r)
 	nng_http_res_set_status(res, 204);
 	nng_http_res_set_header(res, "Access-Control-Allow-Origin", r->origin);
 	nng_http_res_set_header(res, "Access-Control-Allow-Credentials", "true");
-	nng_http_res_set_header(res, "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS");
+	nng_http_res_set_header(res, "Access-Control-Allow-Methods",
+	                        "GET, POST, PUT, PATCH, DELETE, OPTIONS");
 	nng_http_res_set_header(res, "Access-Control-Allow-Headers",
-	    hdrs != NULL && strlen(hdrs) < 512 ? hdrs : "Authorization, Content-Type, X-Request-Id");
+	                        hdrs != NULL && strlen(hdrs) < 512
+	                            ? hdrs
+	                            : "Authorization, Content-Type, X-Request-Id");
 	nng_http_res_set_header(res, "Access-Control-Max-Age", "600");
 	nng_http_res_set_header(res, "Vary", "Origin");
 	nng_http_res_set_header(res, "X-Request-Id", r->request_id);
@@ -410,8 +422,8 @@ preflight(edge_req *r)
 	nng_aio_finish(r->http_aio, 0);
 	{
 		edge *e = r->e;
-		observe(r, 204, (double) (cm_mono_ns() - r->start_ns) / 1e9);
-		access_log(r, 204, 0, (double) (cm_mono_ns() - r->start_ns) / 1e9);
+		observe(r, 204, (double)(cm_mono_ns() - r->start_ns) / 1e9);
+		access_log(r, 204, 0, (double)(cm_mono_ns() - r->start_ns) / 1e9);
 		req_free(r);
 		atomic_fetch_sub(&e->inflight, 1);
 	}
@@ -426,7 +438,7 @@ valid_request_id(const char *s)
 		char c = s[n];
 		if (n >= CM_MAX_REQUEST_ID ||
 		    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		        c == '-' || c == '_' || c == '.'))
+		      c == '-' || c == '_' || c == '.'))
 			return false;
 	}
 	return n > 0;
@@ -455,35 +467,36 @@ client_address(edge_req *r)
 static void
 http_cb(nng_aio *aio)
 {
-	edge             *e = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	edge_req         *r;
-	const char       *uri, *rid, *origin, *q;
-	bool              path_matched = false;
-	size_t            n;
+	edge       *e = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	edge_req   *r;
+	const char *uri, *rid, *origin, *q;
+	bool        path_matched = false;
+	size_t      n;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		nng_aio_finish(aio, NNG_ENOMEM);
 		return;
 	}
 	atomic_fetch_add(&e->inflight, 1);
-	r->e        = e;
+	r->e = e;
 	r->http_aio = aio;
-	r->req      = nng_aio_get_input(aio, 0);
-	r->conn     = nng_aio_get_input(aio, 2);
+	r->req = nng_aio_get_input(aio, 0);
+	r->conn = nng_aio_get_input(aio, 2);
 	r->start_ns = cm_mono_ns();
 	cm_buf_init(&r->body, 0);
 	cm_buf_init(&r->out, 1u << 24);
 	cm_arena_init(&r->arena);
 	cm_strlcpy(r->method, nng_http_req_get_method(r->req), sizeof(r->method));
 
-	if ((rid = nng_http_req_get_header(r->req, "X-Request-Id")) != NULL && valid_request_id(rid))
+	if ((rid = nng_http_req_get_header(r->req, "X-Request-Id")) != NULL &&
+	    valid_request_id(rid))
 		cm_strlcpy(r->request_id, rid, sizeof(r->request_id));
 	else
 		cm_uuid_v4(r->request_id);
 
 	uri = nng_http_req_get_uri(r->req);
-	q   = strchr(uri, '?');
-	n   = q != NULL ? (size_t) (q - uri) : strlen(uri);
+	q = strchr(uri, '?');
+	n = q != NULL ? (size_t)(q - uri) : strlen(uri);
 	if (n >= sizeof(r->path) || (q != NULL && strlen(q + 1) >= sizeof(r->query_buf))) {
 		cm_strlcpy(r->path, "(too long)", sizeof(r->path));
 		r->legacy = false;
@@ -498,7 +511,7 @@ http_cb(nng_aio *aio)
 	if (n > 1 && r->path[n - 1] == '/')
 		r->path[n - 1] = '\0';
 	cm_strlcpy(r->query_buf, q != NULL ? q + 1 : "", sizeof(r->query_buf));
-	r->query  = r->query_buf;
+	r->query = r->query_buf;
 	r->legacy = strncmp(r->path, "/api/", 5) == 0 && strncmp(r->path, "/api/v1/", 8) != 0 &&
 	            strcmp(r->path, "/api/v1") != 0;
 
@@ -514,7 +527,8 @@ http_cb(nng_aio *aio)
 	if (edge_local_handle(r))
 		return;
 
-	r->route = edge_route_match(r->method, r->path, r, &path_matched, r->allow, sizeof(r->allow));
+	r->route =
+	    edge_route_match(r->method, r->path, r, &path_matched, r->allow, sizeof(r->allow));
 	if (r->route == NULL && strcmp(r->path, "/api") != 0 && strncmp(r->path, "/api/", 5) != 0) {
 		/* Not the API: the web app's own server answers (same origin, for the cookie). */
 		r->route = &frontend_route;
@@ -523,7 +537,8 @@ http_cb(nng_aio *aio)
 		if (path_matched)
 			edge_fail_http(r, 405, "UNIMPLEMENTED", "method not allowed");
 		else
-			edge_fail_http(r, 404, "NOT_FOUND", r->legacy ? "Not Found" : "no such route");
+			edge_fail_http(r, 404, "NOT_FOUND",
+			               r->legacy ? "Not Found" : "no such route");
 		return;
 	}
 	/* While draining we still serve (the load balancer needs a moment to see /readyz fail),
@@ -541,7 +556,8 @@ stage_auth(edge_req *r)
 	if (rt->flags & (EDGE_R_AUTH | EDGE_R_AUTH_OPT)) {
 		edge_session_read(r);
 		edge_session_verify(r);
-		/* A browser session whose access token expired is renewed on the way (refresh.h). */
+		/* A browser session whose access token expired is renewed on the way (refresh.h).
+		 */
 		if (!r->authed && r->bearer == NULL && r->cookie_refresh != NULL &&
 		    r->cookie_refresh[0] != '\0' && strcmp(rt->rpc, "auth.Logout") != 0) {
 			edge_session_renew(r, stage_authed);
@@ -564,12 +580,12 @@ stage_authed(edge_req *r)
 			return;
 		}
 		edge_fail(r, CM__STATUS__UNAUTHENTICATED,
-		    r->legacy ? "Not authenticated" : "missing or invalid access token");
+		          r->legacy ? "Not authenticated" : "missing or invalid access token");
 		return;
 	}
 	if (!edge_limiter_take(r->e->limiter, r->client_addr, r->authed ? r->claims.sub : NULL,
-	        &retry_s)) {
-		snprintf(r->retry_after, sizeof(r->retry_after), "%lld", (long long) retry_s);
+	                       &retry_s)) {
+		snprintf(r->retry_after, sizeof(r->retry_after), "%lld", (long long)retry_s);
 		edge_fail(r, CM__STATUS__RESOURCE_EXHAUSTED, "too many requests");
 		return;
 	}
@@ -586,7 +602,7 @@ body_read_done(void *arg)
 		edge_fail_http(r, 400, "INVALID_ARGUMENT", "request body incomplete");
 		return;
 	}
-	r->body.len                = r->content_length;
+	r->body.len = r->content_length;
 	r->body.data[r->body.len] = '\0';
 	stage_route(r);
 }
@@ -594,10 +610,10 @@ body_read_done(void *arg)
 static void
 stage_body(edge_req *r)
 {
-	const char *te  = nng_http_req_get_header(r->req, "Transfer-Encoding");
-	const char *cl  = nng_http_req_get_header(r->req, "Content-Length");
-	size_t      max = (r->route->flags & EDGE_R_UPLOAD) ? (size_t) r->e->cfg.upload_max
-	                                                    : (size_t) r->e->cfg.json_body_max;
+	const char *te = nng_http_req_get_header(r->req, "Transfer-Encoding");
+	const char *cl = nng_http_req_get_header(r->req, "Content-Length");
+	size_t      max = (r->route->flags & EDGE_R_UPLOAD) ? (size_t)r->e->cfg.upload_max
+	                                                    : (size_t)r->e->cfg.json_body_max;
 	int64_t     len = 0;
 	nng_iov     iov;
 	char        msg[128];
@@ -606,7 +622,7 @@ stage_body(edge_req *r)
 		/* nng would hand us an empty body for chunked uploads: refuse them plainly. */
 		r->close = true;
 		edge_fail_http(r, 411, "INVALID_ARGUMENT",
-		    "chunked request bodies are not supported; send Content-Length");
+		               "chunked request bodies are not supported; send Content-Length");
 		return;
 	}
 	if (cl != NULL && (!cm_parse_i64(cl, &len) || len < 0)) {
@@ -614,7 +630,7 @@ stage_body(edge_req *r)
 		edge_fail_http(r, 400, "INVALID_ARGUMENT", "invalid Content-Length");
 		return;
 	}
-	if ((size_t) len > max) {
+	if ((size_t)len > max) {
 		r->close = true; /* the body stays unread: this connection cannot be reused */
 		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", max);
 		edge_fail_http(r, 413, "OUT_OF_RANGE", msg);
@@ -625,16 +641,16 @@ stage_body(edge_req *r)
 		return;
 	}
 	/* The body is stored whole: the buffer is sized once from Content-Length (<= max). */
-	cm_buf_init(&r->body, (size_t) len);
-	if ((r->body.data = malloc((size_t) len + 1)) == NULL ||
+	cm_buf_init(&r->body, (size_t)len);
+	if ((r->body.data = malloc((size_t)len + 1)) == NULL ||
 	    nng_aio_alloc(&r->body_aio, body_read_done, r) != 0) {
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
 	}
-	r->body.cap        = (size_t) len + 1;
-	r->content_length  = (size_t) len;
-	iov.iov_buf        = r->body.data;
-	iov.iov_len        = (size_t) len;
+	r->body.cap = (size_t)len + 1;
+	r->content_length = (size_t)len;
+	iov.iov_buf = r->body.data;
+	iov.iov_len = (size_t)len;
 	nng_aio_set_iov(r->body_aio, 1, &iov);
 	nng_aio_set_timeout(r->body_aio, 30000);
 	nng_http_conn_read_all(r->conn, r->body_aio);
@@ -665,7 +681,8 @@ edge_start(edge *e)
 	int               rv;
 
 	snprintf(url, sizeof(url), "http://%s", e->cfg.addr);
-	if ((rv = nng_url_parse(&e->url, url)) != 0 || (rv = nng_http_server_hold(&e->http, e->url)) != 0) {
+	if ((rv = nng_url_parse(&e->url, url)) != 0 ||
+	    (rv = nng_http_server_hold(&e->http, e->url)) != 0) {
 		cm_error("EDGE-LISTEN-FAIL", "bad address %s: %s", e->cfg.addr, nng_strerror(rv));
 		return CM_EINVAL;
 	}
@@ -681,7 +698,8 @@ edge_start(edge *e)
 		return CM_EINTERNAL;
 	}
 	if ((rv = nng_http_server_start(e->http)) != 0) {
-		cm_error("EDGE-LISTEN-FAIL", "cannot listen on %s: %s", e->cfg.addr, nng_strerror(rv));
+		cm_error("EDGE-LISTEN-FAIL", "cannot listen on %s: %s", e->cfg.addr,
+		         nng_strerror(rv));
 		return CM_EEXIST;
 	}
 	cm_info("EDGE-LISTEN", "serving HTTP on %s", e->cfg.addr);

@@ -16,7 +16,7 @@
 #include "edge.h"
 
 #define COOKIE_NAME "session"
-#define LEEWAY_S    30
+#define LEEWAY_S 30
 
 static char *
 dup_n(const char *s, size_t n)
@@ -40,14 +40,14 @@ edge_cookie_parse(const char *h, char **access, char **refresh)
 		while (*h == ' ' || *h == ';')
 			h++;
 		if (strncmp(h, COOKIE_NAME "=", sizeof(COOKIE_NAME)) == 0) {
-			const char *v   = h + sizeof(COOKIE_NAME);
+			const char *v = h + sizeof(COOKIE_NAME);
 			size_t      len = strcspn(v, ";");
 			const char *sep = memchr(v, '~', len);
 			if (len == 0 || len > CM_MAX_TOKEN * 2)
 				return false;
 			if (sep != NULL) {
-				*access  = dup_n(v, (size_t) (sep - v));
-				*refresh = dup_n(sep + 1, len - (size_t) (sep - v) - 1);
+				*access = dup_n(v, (size_t)(sep - v));
+				*refresh = dup_n(sep + 1, len - (size_t)(sep - v) - 1);
 			} else {
 				*access = dup_n(v, len);
 			}
@@ -73,8 +73,8 @@ edge_session_read(edge_req *r)
 			h++;
 		r->bearer = dup_n(h, strcspn(h, " "));
 	}
-	(void) edge_cookie_parse(
-	    nng_http_req_get_header(r->req, "Cookie"), &r->cookie_access, &r->cookie_refresh);
+	(void)edge_cookie_parse(nng_http_req_get_header(r->req, "Cookie"), &r->cookie_access,
+	                        &r->cookie_refresh);
 }
 
 bool
@@ -84,7 +84,8 @@ edge_token_verify(const edge *e, const char *tok, cm_jwt_claims *claims)
 
 	if (tok == NULL || tok[0] == '\0')
 		return false;
-	if (cm_jwt_verify(e->jwt, tok, cm_now_ms() / 1000, LEEWAY_S, "access", claims, &why) == CM_OK)
+	if (cm_jwt_verify(e->jwt, tok, cm_now_ms() / 1000, LEEWAY_S, "access", claims, &why) ==
+	    CM_OK)
 		return true;
 	memset(claims, 0, sizeof(*claims));
 	cm_debug("EDGE-TOKEN-REJECTED", "access token rejected: %s", why != NULL ? why : "?");
@@ -94,8 +95,8 @@ edge_token_verify(const edge *e, const char *tok, cm_jwt_claims *claims)
 void
 edge_session_verify(edge_req *r)
 {
-	r->authed = edge_token_verify(r->e, r->bearer != NULL ? r->bearer : r->cookie_access,
-	                              &r->claims);
+	r->authed =
+	    edge_token_verify(r->e, r->bearer != NULL ? r->bearer : r->cookie_access, &r->claims);
 }
 
 void
@@ -110,7 +111,8 @@ edge_session_set_cookie(edge_req *r, const char *access, const char *refresh, in
 		n = 128;
 		if ((r->set_cookie = malloc(n)) != NULL)
 			snprintf(r->set_cookie, n,
-			    COOKIE_NAME "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s", secure);
+			         COOKIE_NAME "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s",
+			         secure);
 		return;
 	}
 	if (max_age <= 0)
@@ -118,7 +120,7 @@ edge_session_set_cookie(edge_req *r, const char *access, const char *refresh, in
 	n = strlen(access) + (refresh != NULL ? strlen(refresh) : 0) + 128;
 	if ((r->set_cookie = malloc(n)) != NULL)
 		snprintf(r->set_cookie, n,
-		    COOKIE_NAME "=%s%s%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Lax%s", access,
-		    refresh != NULL ? "~" : "", refresh != NULL ? refresh : "", (long long) max_age,
-		    secure);
+		         COOKIE_NAME "=%s%s%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Lax%s",
+		         access, refresh != NULL ? "~" : "", refresh != NULL ? refresh : "",
+		         (long long)max_age, secure);
 }

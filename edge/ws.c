@@ -109,18 +109,18 @@ edge_ws_event_json(const char *type, const char *job_id, int done, int total, co
 }
 
 char *
-edge_ws_chat_json(const char *type, const char *chat_id, const char *message_id,
-                  const char *delta, const char *status)
+edge_ws_chat_json(const char *type, const char *chat_id, const char *message_id, const char *delta,
+                  const char *status)
 {
 	json_t *v = NULL;
 	char   *s;
 
 	if (strcmp(type, "chat.delta") == 0)
-		v = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "chat_id", chat_id, "message_id",
-		              message_id, "delta", delta != NULL ? delta : "");
+		v = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "chat_id", chat_id,
+		              "message_id", message_id, "delta", delta != NULL ? delta : "");
 	else if (strcmp(type, "chat.done") == 0)
-		v = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "chat_id", chat_id, "message_id",
-		              message_id, "status", status != NULL ? status : "");
+		v = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "chat_id", chat_id,
+		              "message_id", message_id, "status", status != NULL ? status : "");
 	if (v == NULL)
 		return NULL;
 	s = json_dumps(v, JSON_COMPACT);
@@ -590,7 +590,8 @@ subscribe_events(edge_ws *h, int i, const char *urls, const char *prefix, cm_sub
 		return;
 	if (cm_sub_open(&h->subs[i], urls, fn, h) != CM_OK ||
 	    cm_sub_subscribe(h->subs[i], prefix) != CM_OK)
-		cm_warn("EDGE-WS-EVENTS", "cannot subscribe to %s: no live events from there", urls);
+		cm_warn("EDGE-WS-EVENTS", "cannot subscribe to %s: no live events from there",
+		        urls);
 }
 
 /* ---- start and stop -------------------------------------------------------------------------- */

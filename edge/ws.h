@@ -32,8 +32,8 @@ void edge_ws_stop(edge *e);
 /* ---- pure parts, exposed for tests ------------------------------------------------------------
  */
 
-/* Parses a client message: *resource receives "job:<uuid>" or "chat:<uuid>" (copied into buf). false with a
- * reason when the message is not a valid subscription. */
+/* Parses a client message: *resource receives "job:<uuid>" or "chat:<uuid>" (copied into buf).
+ * false with a reason when the message is not a valid subscription. */
 bool edge_ws_parse_subscribe(const char *msg, size_t len, char *resource, size_t reslen,
                              const char **why);
 /* The JSON frame of a job event (malloc'd), NULL on a type it does not know. */

@@ -100,8 +100,7 @@ for s in "${services[@]}"; do
     extra=("EVAL_EVENTS_URL=tcp://127.0.0.1:$((port + 100))" "EVAL_PDF_URLS=tcp://127.0.0.1:${PDF_PORT:-7102}"
       "EVAL_QGEN_URLS=tcp://127.0.0.1:${QGEN_PORT:-7104}")
     edge_env+=("EDGE_EVAL_EVENTS_URLS=tcp://127.0.0.1:$((port + 100))")
-  fi
-  if [ "$prefix" = CHAT ]; then
+  elif [ "$prefix" = CHAT ]; then
     # Answer deltas on RPC port + 100; passages from svc-pdf. No LLM_BASE_URL: the offline provider.
     extra=("CHAT_EVENTS_URL=tcp://127.0.0.1:$((port + 100))" "CHAT_PDF_URLS=tcp://127.0.0.1:${PDF_PORT:-7102}")
     edge_env+=("EDGE_CHAT_EVENTS_URLS=tcp://127.0.0.1:$((port + 100))")

@@ -52,13 +52,14 @@ bool
 auth_email_valid(const char *e)
 {
 	const char *at = strchr(e, '@');
-	size_t      n  = strlen(e);
+	size_t      n = strlen(e);
 
 	if (n < 3 || n > CM_MAX_EMAIL || at == NULL || at == e || strchr(at + 1, '@') != NULL)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char) e[i];
-		if (c <= ' ' || c == 0x7f || c == '"' || c == '<' || c == '>' || c == ',' || c == ';')
+		unsigned char c = (unsigned char)e[i];
+		if (c <= ' ' || c == 0x7f || c == '"' || c == '<' || c == '>' || c == ',' ||
+		    c == ';')
 			return false;
 	}
 	/* The domain needs a dot that is neither first nor last. */
@@ -76,9 +77,9 @@ user_msg(cm_rpc_ctx *ctx, const auth_user *u)
 	if (m == NULL)
 		return NULL;
 	auth__user__init(m);
-	m->id         = cm_rpc_strdup(ctx, u->id);
-	m->email      = cm_rpc_strdup(ctx, u->email);
-	m->name       = cm_rpc_strdup(ctx, u->name);
+	m->id = cm_rpc_strdup(ctx, u->id);
+	m->email = cm_rpc_strdup(ctx, u->email);
+	m->name = cm_rpc_strdup(ctx, u->name);
 	m->created_at = cm_rpc_strdup(ctx, u->created_at);
 	return m;
 }
@@ -86,7 +87,7 @@ user_msg(cm_rpc_ctx *ctx, const auth_user *u)
 cm_err
 auth_h_register(cm_rpc_ctx *ctx, const void *req, void *resp)
 {
-	const Auth__RegisterRequest *rq  = req;
+	const Auth__RegisterRequest *rq = req;
 	Auth__RegisterResponse      *out = resp;
 	const auth_app              *app = W(ctx)->app;
 	char                         email[CM_MAX_EMAIL + 1], hash[AUTH_HASH_MAX];
@@ -97,17 +98,18 @@ auth_h_register(cm_rpc_ctx *ctx, const void *req, void *resp)
 	if (!auth_email_valid(rq->email))
 		return cm_rpc_fail(ctx, CM_EINVAL, "a valid email is required");
 	if (strlen(rq->password) < CM_MIN_PASSWORD)
-		return cm_rpc_fail(ctx, CM_EINVAL, "password must be at least %d characters", CM_MIN_PASSWORD);
+		return cm_rpc_fail(ctx, CM_EINVAL, "password must be at least %d characters",
+		                   CM_MIN_PASSWORD);
 	if (strlen(rq->password) > CM_MAX_PASSWORD)
 		return cm_rpc_fail(ctx, CM_EINVAL, "password is too long");
 	if (strlen(rq->name) > CM_MAX_NAME)
 		return cm_rpc_fail(ctx, CM_EINVAL, "name is too long");
 	for (i = 0; rq->email[i] != '\0'; i++)
-		email[i] = (char) tolower((unsigned char) rq->email[i]);
+		email[i] = (char)tolower((unsigned char)rq->email[i]);
 	email[i] = '\0';
 
 	if ((err = auth_password_hash(rq->password, app->cfg.pwhash_opslimit,
-	         app->cfg.pwhash_memlimit_kib, hash)) != CM_OK)
+	                              app->cfg.pwhash_memlimit_kib, hash)) != CM_OK)
 		return cm_rpc_fail(ctx, CM_EUNAVAIL, "server busy, try again");
 	err = auth_store_user_create(W(ctx)->pg, email, NULL, rq->name, hash, &u);
 	cm_wipe(hash, sizeof(hash));
@@ -125,19 +127,19 @@ auth_h_register(cm_rpc_ctx *ctx, const void *req, void *resp)
 /* Issues a token pair for a (new or rotated) session. */
 static cm_err
 issue(cm_rpc_ctx *ctx, const char *user_id, const char *session_id, const char *refresh,
-    Auth__TokenPair *out)
+      Auth__TokenPair *out)
 {
 	const auth_app *app = W(ctx)->app;
 	char           *access = NULL;
 
 	if (auth_access_token(app->key, user_id, session_id, cm_now_ms() / 1000,
-	        app->cfg.access_ttl_s, &access) != CM_OK)
+	                      app->cfg.access_ttl_s, &access) != CM_OK)
 		return cm_rpc_fail(ctx, CM_EINTERNAL, "cannot sign token");
 	out->access_token = cm_rpc_strdup(ctx, access);
 	free(access);
-	out->refresh_token      = cm_rpc_strdup(ctx, refresh);
-	out->token_type         = (char *) "Bearer";
-	out->expires_in         = app->cfg.access_ttl_s;
+	out->refresh_token = cm_rpc_strdup(ctx, refresh);
+	out->token_type = (char *)"Bearer";
+	out->expires_in = app->cfg.access_ttl_s;
 	out->refresh_expires_in = app->cfg.refresh_ttl_s;
 	if (out->access_token == NULL || out->refresh_token == NULL)
 		return cm_rpc_fail(ctx, CM_EINTERNAL, "out of memory");
@@ -147,8 +149,8 @@ issue(cm_rpc_ctx *ctx, const char *user_id, const char *session_id, const char *
 cm_err
 auth_h_login(cm_rpc_ctx *ctx, const void *req, void *resp)
 {
-	const Auth__LoginRequest *rq  = req;
-	auth_worker              *w   = W(ctx);
+	const Auth__LoginRequest *rq = req;
+	auth_worker              *w = W(ctx);
 	const char               *login = rq->email[0] != '\0' ? rq->email : rq->username;
 	char                      refresh[AUTH_REFRESH_LEN + 1], rhash[AUTH_HASH_HEX], sid[37];
 	auth_user                 u;
@@ -159,8 +161,9 @@ auth_h_login(cm_rpc_ctx *ctx, const void *req, void *resp)
 	if (login[0] == '\0' || rq->password[0] == '\0' || strlen(login) > CM_MAX_EMAIL ||
 	    strlen(rq->password) > CM_MAX_PASSWORD)
 		return cm_rpc_fail(ctx, CM_EAUTH, BAD_LOGIN);
-	if (auth_throttle_check(w->app->throttle, w->redis, login, ctx->client_addr, &retry_s) != CM_OK) {
-		ctx->retry_after_s = (int32_t) retry_s;
+	if (auth_throttle_check(w->app->throttle, w->redis, login, ctx->client_addr, &retry_s) !=
+	    CM_OK) {
+		ctx->retry_after_s = (int32_t)retry_s;
 		count(ctx, "logins_total", "Login attempts by outcome", "outcome=\"throttled\"");
 		return cm_rpc_fail(ctx, CM_ELIMIT, "too many failed logins, try again later");
 	}
@@ -199,7 +202,7 @@ cm_err
 auth_h_refresh(cm_rpc_ctx *ctx, const void *req, void *resp)
 {
 	const Auth__RefreshRequest *rq = req;
-	auth_worker                *w  = W(ctx);
+	auth_worker                *w = W(ctx);
 	char                        old_hash[AUTH_HASH_HEX], refresh[AUTH_REFRESH_LEN + 1];
 	char                        new_hash[AUTH_HASH_HEX], uid[37], sid[37];
 	bool                        reused;
@@ -209,14 +212,16 @@ auth_h_refresh(cm_rpc_ctx *ctx, const void *req, void *resp)
 		return cm_rpc_fail(ctx, CM_EAUTH, "invalid refresh token");
 	auth_refresh_hash(rq->refresh_token, old_hash);
 	auth_refresh_new(refresh, new_hash);
-	err = auth_store_refresh_rotate(w->pg, old_hash, new_hash, w->app->cfg.refresh_ttl_s, uid, sid,
-	    &reused);
+	err = auth_store_refresh_rotate(w->pg, old_hash, new_hash, w->app->cfg.refresh_ttl_s, uid,
+	                                sid, &reused);
 	if (err == CM_OK) {
 		err = issue(ctx, uid, sid, refresh, resp);
 	} else if (err == CM_EAUTH) {
 		if (reused) {
-			count(ctx, "refresh_reuse_total", "Reused refresh tokens (sessions revoked)", "");
-			cm_warn("AUTH-REFRESH-REUSE", "refresh token reused: session %s revoked", sid);
+			count(ctx, "refresh_reuse_total",
+			      "Reused refresh tokens (sessions revoked)", "");
+			cm_warn("AUTH-REFRESH-REUSE", "refresh token reused: session %s revoked",
+			        sid);
 		}
 		err = cm_rpc_fail(ctx, CM_EAUTH, "invalid refresh token");
 	} else {
@@ -230,11 +235,11 @@ cm_err
 auth_h_logout(cm_rpc_ctx *ctx, const void *req, void *resp)
 {
 	const Auth__LogoutRequest *rq = req;
-	auth_worker               *w  = W(ctx);
+	auth_worker               *w = W(ctx);
 	char                       hash[AUTH_HASH_HEX];
 	cm_err                     err = CM_OK;
 
-	(void) resp;
+	(void)resp;
 	/* The session named by the refresh token, or else the caller's own (proto/auth.proto). */
 	if (rq->refresh_token[0] != '\0') {
 		if (strlen(rq->refresh_token) <= CM_MAX_TOKEN) {
@@ -273,12 +278,12 @@ auth_h_me(cm_rpc_ctx *ctx, const void *req, void *resp)
 	auth_user   u;
 	cm_err      err;
 
-	(void) req;
+	(void)req;
 	if ((err = current_user(ctx, &u)) != CM_OK)
 		return err;
-	out->id         = cm_rpc_strdup(ctx, u.id);
-	out->email      = cm_rpc_strdup(ctx, u.email);
-	out->name       = cm_rpc_strdup(ctx, u.name);
+	out->id = cm_rpc_strdup(ctx, u.id);
+	out->email = cm_rpc_strdup(ctx, u.email);
+	out->name = cm_rpc_strdup(ctx, u.name);
 	out->created_at = cm_rpc_strdup(ctx, u.created_at);
 	return CM_OK;
 }
@@ -290,7 +295,7 @@ auth_h_verify(cm_rpc_ctx *ctx, const void *req, void *resp)
 	auth_user             u;
 	cm_err                err;
 
-	(void) req;
+	(void)req;
 	if ((err = current_user(ctx, &u)) != CM_OK)
 		return err;
 	out->valid = 1;

@@ -13,16 +13,16 @@ static char dummy_hash[AUTH_HASH_MAX];
 static void
 limits(int64_t opslimit, int64_t memlimit_kib, unsigned long long *ops, size_t *mem)
 {
-	*ops = opslimit < (int64_t) crypto_pwhash_OPSLIMIT_MIN ? crypto_pwhash_OPSLIMIT_MIN
-	                                                        : (unsigned long long) opslimit;
-	*mem = (size_t) memlimit_kib * 1024u;
+	*ops = opslimit < (int64_t)crypto_pwhash_OPSLIMIT_MIN ? crypto_pwhash_OPSLIMIT_MIN
+	                                                      : (unsigned long long)opslimit;
+	*mem = (size_t)memlimit_kib * 1024u;
 	if (*mem < crypto_pwhash_MEMLIMIT_MIN)
 		*mem = crypto_pwhash_MEMLIMIT_MIN;
 }
 
 cm_err
 auth_password_hash(const char *password, int64_t opslimit, int64_t memlimit_kib,
-    char out[AUTH_HASH_MAX])
+                   char out[AUTH_HASH_MAX])
 {
 	unsigned long long ops;
 	size_t             mem;
@@ -58,5 +58,5 @@ void
 auth_password_burn(const char *password)
 {
 	if (dummy_hash[0] != '\0')
-		(void) auth_password_verify(dummy_hash, password);
+		(void)auth_password_verify(dummy_hash, password);
 }

@@ -17,9 +17,9 @@
 #define AUTH_HASH_MAX 128 /* >= crypto_pwhash_STRBYTES */
 
 /* opslimit/memlimit_kib are Argon2id's passes and memory; raised to libsodium's minimums. */
-CM_MUSTCHECK cm_err auth_password_hash(
-    const char *password, int64_t opslimit, int64_t memlimit_kib, char out[AUTH_HASH_MAX]);
-bool auth_password_verify(const char *hash, const char *password);
+CM_MUSTCHECK cm_err auth_password_hash(const char *password, int64_t opslimit, int64_t memlimit_kib,
+                                       char out[AUTH_HASH_MAX]);
+bool                auth_password_verify(const char *hash, const char *password);
 
 /* Prepares the dummy hash (call once at start, before workers run). */
 CM_MUSTCHECK cm_err auth_password_init(int64_t opslimit, int64_t memlimit_kib);

@@ -15,16 +15,16 @@
 #include "store.h"
 
 const cm_rpc_method auth_methods[] = {
-	{"auth.Register", &auth__register_request__descriptor, &auth__register_response__descriptor,
-	    auth_h_register},
-	{"auth.Login", &auth__login_request__descriptor, &auth__token_pair__descriptor, auth_h_login},
-	{"auth.Refresh", &auth__refresh_request__descriptor, &auth__token_pair__descriptor,
-	    auth_h_refresh},
-	{"auth.Logout", &auth__logout_request__descriptor, &auth__logout_response__descriptor,
-	    auth_h_logout},
-	{"auth.Me", &auth__me_request__descriptor, &auth__user__descriptor, auth_h_me},
-	{"auth.Verify", &auth__verify_request__descriptor, &auth__verify_response__descriptor,
-	    auth_h_verify},
+    {"auth.Register", &auth__register_request__descriptor, &auth__register_response__descriptor,
+     auth_h_register},
+    {"auth.Login", &auth__login_request__descriptor, &auth__token_pair__descriptor, auth_h_login},
+    {"auth.Refresh", &auth__refresh_request__descriptor, &auth__token_pair__descriptor,
+     auth_h_refresh},
+    {"auth.Logout", &auth__logout_request__descriptor, &auth__logout_response__descriptor,
+     auth_h_logout},
+    {"auth.Me", &auth__me_request__descriptor, &auth__user__descriptor, auth_h_me},
+    {"auth.Verify", &auth__verify_request__descriptor, &auth__verify_response__descriptor,
+     auth_h_verify},
 };
 const size_t auth_methods_count = sizeof(auth_methods) / sizeof(auth_methods[0]);
 
@@ -34,14 +34,17 @@ load_key(auth_app *app)
 {
 	const auth_config *c = &app->cfg;
 	char              *priv = NULL, *pub = NULL;
-	cm_err             err  = CM_EINVAL;
+	cm_err             err = CM_EINVAL;
 
 	if (c->jwt_private_key_file != NULL && c->jwt_private_key_file[0] != '\0') {
 		if ((priv = cm_read_file(c->jwt_private_key_file, 65536)) != NULL &&
-		    (pub = cm_read_file(c->jwt_public_key_file != NULL ? c->jwt_public_key_file : "", 65536)) != NULL)
+		    (pub =
+		         cm_read_file(c->jwt_public_key_file != NULL ? c->jwt_public_key_file : "",
+		                      65536)) != NULL)
 			err = cm_jwt_key_rs256(&app->key, priv, pub);
 		if (err != CM_OK)
-			cm_error("AUTH-KEY", "cannot load the RS256 key pair (JWT_PRIVATE_KEY_FILE, JWT_PUBLIC_KEY_FILE)");
+			cm_error("AUTH-KEY", "cannot load the RS256 key pair "
+			                     "(JWT_PRIVATE_KEY_FILE, JWT_PUBLIC_KEY_FILE)");
 	} else if (c->jwt_secret != NULL && strlen(c->jwt_secret) >= 32) {
 		err = cm_jwt_key_hs256(&app->key, c->jwt_secret, strlen(c->jwt_secret));
 	} else {
@@ -61,13 +64,14 @@ auth_app_init(const cm_service_env *env, void *arg)
 	auth_app *app = arg;
 	cm_err    err;
 
-	app->cfg     = *(const auth_config *) env->config;
+	app->cfg = *(const auth_config *)env->config;
 	app->metrics = env->metrics;
 	if ((err = load_key(app)) != CM_OK)
 		goto out;
 	err = CM_ENOMEM;
-	if ((app->throttle = auth_throttle_alloc((auth_throttle_limits){app->cfg.throttle_account_max,
-	         app->cfg.throttle_addr_max, app->cfg.throttle_window_s})) == NULL)
+	if ((app->throttle = auth_throttle_alloc(
+	         (auth_throttle_limits){app->cfg.throttle_account_max, app->cfg.throttle_addr_max,
+	                                app->cfg.throttle_window_s})) == NULL)
 		goto out;
 	err = auth_password_init(app->cfg.pwhash_opslimit, app->cfg.pwhash_memlimit_kib);
 out:
@@ -84,7 +88,7 @@ auth_app_fini(void *arg)
 	auth_throttle_free(app->throttle);
 	cm_jwt_key_free(app->key);
 	app->throttle = NULL;
-	app->key      = NULL;
+	app->key = NULL;
 }
 
 cm_err
@@ -95,8 +99,8 @@ auth_worker_init(void *app, const cm_service_conns *conns, void **state)
 	*state = w;
 	if (w == NULL)
 		return CM_ENOMEM;
-	w->app   = app;
-	w->pg    = conns->pg;
+	w->app = app;
+	w->pg = conns->pg;
 	w->redis = conns->redis;
 	return CM_OK;
 }
@@ -104,35 +108,35 @@ auth_worker_init(void *app, const cm_service_conns *conns, void **state)
 void
 auth_worker_fini(void *app, void *state)
 {
-	(void) app;
+	(void)app;
 	free(state);
 }
 
 const cm_service_def auth_service_def = {
-	.name               = "auth",
-	.schema             = "auth",
-	.rpc_url_default    = "tcp://127.0.0.1:7101",
-	.admin_addr_default = "127.0.0.1:9101",
-	.workers_default    = "4",
-	.config_size        = sizeof(auth_config),
-	.config_table       = auth_config_table,
-	.migrations         = auth_migrations,
-	.n_migrations       = &auth_migrations_count,
-	.methods            = auth_methods,
-	.n_methods          = &auth_methods_count,
-	.app_size           = sizeof(auth_app),
-	.app_init           = auth_app_init,
-	.app_fini           = auth_app_fini,
-	.prepare            = auth_seed_legacy_user,
-	.worker_init        = auth_worker_init,
-	.worker_fini        = auth_worker_fini,
+    .name = "auth",
+    .schema = "auth",
+    .rpc_url_default = "tcp://127.0.0.1:7101",
+    .admin_addr_default = "127.0.0.1:9101",
+    .workers_default = "4",
+    .config_size = sizeof(auth_config),
+    .config_table = auth_config_table,
+    .migrations = auth_migrations,
+    .n_migrations = &auth_migrations_count,
+    .methods = auth_methods,
+    .n_methods = &auth_methods_count,
+    .app_size = sizeof(auth_app),
+    .app_init = auth_app_init,
+    .app_fini = auth_app_fini,
+    .prepare = auth_seed_legacy_user,
+    .worker_init = auth_worker_init,
+    .worker_fini = auth_worker_fini,
 };
 
 cm_err
 auth_seed_legacy_user(void *arg, cm_pg *pg)
 {
 	const auth_app    *app = arg;
-	const auth_config *c   = &app->cfg;
+	const auth_config *c = &app->cfg;
 	char               email[300], hash[AUTH_HASH_MAX];
 	auth_user          u;
 	bool               created;
@@ -150,9 +154,9 @@ auth_seed_legacy_user(void *arg, cm_pg *pg)
 	else
 		snprintf(email, sizeof(email), "%s@local", c->login_username);
 	for (char *p = email; *p != '\0'; p++)
-		*p = (char) (*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
 	if ((err = auth_password_hash(c->login_password != NULL ? c->login_password : "",
-	         c->pwhash_opslimit, c->pwhash_memlimit_kib, hash)) != CM_OK)
+	                              c->pwhash_opslimit, c->pwhash_memlimit_kib, hash)) != CM_OK)
 		return err;
 	err = auth_store_user_seed(pg, email, c->login_username, hash, &created);
 	cm_wipe(hash, sizeof(hash));

@@ -10,7 +10,8 @@
 
 #define USER_COLS                                                                                  \
 	"id::text, email, name, "                                                                  \
-	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), password_hash"
+	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "            \
+	"password_hash"
 
 static void
 fill_user(const cm_pg_result *r, auth_user *u)
@@ -41,11 +42,12 @@ one_user(cm_pg *pg, const char *sql, int n, const char *const *p, auth_user *out
 
 cm_err
 auth_store_user_create(cm_pg *pg, const char *email, const char *username, const char *name,
-    const char *hash, auth_user *out)
+                       const char *hash, auth_user *out)
 {
 	const char *p[4] = {email, username, name, hash};
 
-	return one_user(pg,
+	return one_user(
+	    pg,
 	    "INSERT INTO users(email, username, name, password_hash) VALUES ($1, $2, $3, $4) "
 	    "RETURNING " USER_COLS,
 	    4, p, out);
@@ -53,7 +55,7 @@ auth_store_user_create(cm_pg *pg, const char *email, const char *username, const
 
 cm_err
 auth_store_user_seed(cm_pg *pg, const char *email, const char *username, const char *hash,
-    bool *created)
+                     bool *created)
 {
 	cm_pg_result *r = NULL;
 	const char   *p[3] = {email, username, hash};
@@ -61,9 +63,9 @@ auth_store_user_seed(cm_pg *pg, const char *email, const char *username, const c
 
 	*created = false;
 	err = cm_pg_exec(pg,
-	    "INSERT INTO users(email, username, password_hash) VALUES ($1, $2, $3) "
-	    "ON CONFLICT DO NOTHING RETURNING id",
-	    3, p, &r);
+	                 "INSERT INTO users(email, username, password_hash) VALUES ($1, $2, $3) "
+	                 "ON CONFLICT DO NOTHING RETURNING id",
+	                 3, p, &r);
 	if (err == CM_OK)
 		*created = cm_pg_nrows(r) == 1;
 	cm_pg_result_free(r);
@@ -76,9 +78,10 @@ auth_store_user_by_login(cm_pg *pg, const char *login, auth_user *out)
 	const char *p[1] = {login};
 
 	return one_user(pg,
-	    "SELECT " USER_COLS " FROM users WHERE email = lower($1) OR lower(username) = lower($1) "
-	    "ORDER BY (email = lower($1)) DESC LIMIT 1",
-	    1, p, out);
+	                "SELECT " USER_COLS
+	                " FROM users WHERE email = lower($1) OR lower(username) = lower($1) "
+	                "ORDER BY (email = lower($1)) DESC LIMIT 1",
+	                1, p, out);
 }
 
 cm_err
@@ -92,20 +95,21 @@ auth_store_user_by_id(cm_pg *pg, const char *id, auth_user *out)
 }
 
 cm_err
-auth_store_session_create(
-    cm_pg *pg, const char *user_id, int64_t ttl_s, const char *refresh_hash, char session_id[37])
+auth_store_session_create(cm_pg *pg, const char *user_id, int64_t ttl_s, const char *refresh_hash,
+                          char session_id[37])
 {
 	cm_pg_result *r = NULL;
 	char          ttl[24];
 	const char   *p[3];
 	cm_err        err;
 
-	snprintf(ttl, sizeof(ttl), "%lld", (long long) ttl_s);
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_s);
 	p[0] = user_id;
 	p[1] = ttl;
 	p[2] = refresh_hash;
 	/* One statement, so the session never exists without its first token. */
-	err = cm_pg_exec(pg,
+	err = cm_pg_exec(
+	    pg,
 	    "WITH s AS (INSERT INTO sessions(user_id, expires_at) "
 	    "  VALUES ($1, now() + make_interval(secs => $2::bigint)) RETURNING id, expires_at) "
 	    "INSERT INTO refresh_tokens(token_hash, session_id, expires_at) "
@@ -123,7 +127,8 @@ auth_store_sessions_prune(cm_pg *pg, const char *user_id)
 {
 	const char *p[1] = {user_id};
 
-	return cm_pg_exec(pg,
+	return cm_pg_exec(
+	    pg,
 	    "DELETE FROM sessions WHERE user_id = $1 AND "
 	    "(expires_at < now() - interval '1 day' OR revoked_at < now() - interval '1 day')",
 	    1, p, NULL);
@@ -131,7 +136,7 @@ auth_store_sessions_prune(cm_pg *pg, const char *user_id)
 
 cm_err
 auth_store_refresh_rotate(cm_pg *pg, const char *old_hash, const char *new_hash, int64_t ttl_s,
-    char user_id[37], char session_id[37], bool *reused)
+                          char user_id[37], char session_id[37], bool *reused)
 {
 	cm_pg_result *r = NULL;
 	const char   *p[3];
@@ -143,7 +148,8 @@ auth_store_refresh_rotate(cm_pg *pg, const char *old_hash, const char *new_hash,
 		return err;
 	p[0] = old_hash;
 	/* The row lock serialises two rotations of the same token. */
-	err = cm_pg_exec(pg,
+	err = cm_pg_exec(
+	    pg,
 	    "SELECT rt.session_id::text, s.user_id::text, rt.used_at IS NOT NULL, "
 	    "  rt.expires_at < now() OR s.expires_at < now() OR s.revoked_at IS NOT NULL "
 	    "FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id "
@@ -161,12 +167,13 @@ auth_store_refresh_rotate(cm_pg *pg, const char *old_hash, const char *new_hash,
 		/* A used token presented again: someone else may hold the family. End it. */
 		*reused = true;
 		cm_pg_result_free(r);
-		r    = NULL;
+		r = NULL;
 		p[0] = session_id;
 		if ((err = cm_pg_exec(pg,
-		         "UPDATE sessions SET revoked_at = now(), revoke_reason = 'refresh token reuse' "
-		         "WHERE id = $1 AND revoked_at IS NULL",
-		         1, p, NULL)) != CM_OK ||
+		                      "UPDATE sessions SET revoked_at = now(), revoke_reason = "
+		                      "'refresh token reuse' "
+		                      "WHERE id = $1 AND revoked_at IS NULL",
+		                      1, p, NULL)) != CM_OK ||
 		    (err = cm_pg_commit(pg)) != CM_OK)
 			goto fail;
 		return CM_EAUTH;
@@ -177,22 +184,23 @@ auth_store_refresh_rotate(cm_pg *pg, const char *old_hash, const char *new_hash,
 	}
 	cm_pg_result_free(r);
 	r = NULL;
-	snprintf(ttl, sizeof(ttl), "%lld", (long long) ttl_s);
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_s);
 	p[0] = old_hash;
 	p[1] = new_hash;
 	p[2] = ttl;
 	if ((err = cm_pg_exec(pg, "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1",
-	         1, p, NULL)) != CM_OK)
+	                      1, p, NULL)) != CM_OK)
 		goto fail;
 	p[0] = new_hash;
 	p[1] = session_id;
 	if ((err = cm_pg_exec(pg,
-	         "INSERT INTO refresh_tokens(token_hash, session_id, expires_at) "
-	         "VALUES ($1, $2, now() + make_interval(secs => $3::bigint))",
-	         3, p, NULL)) != CM_OK)
+	                      "INSERT INTO refresh_tokens(token_hash, session_id, expires_at) "
+	                      "VALUES ($1, $2, now() + make_interval(secs => $3::bigint))",
+	                      3, p, NULL)) != CM_OK)
 		goto fail;
 	/* Sliding session: it lives as long as its newest refresh token. */
-	if ((err = cm_pg_exec(pg,
+	if ((err = cm_pg_exec(
+	         pg,
 	         "UPDATE sessions SET expires_at = now() + make_interval(secs => $2::bigint) "
 	         "WHERE id = $1",
 	         2, (const char *[]){session_id, ttl}, NULL)) != CM_OK)
@@ -210,9 +218,10 @@ auth_store_revoke_by_refresh(cm_pg *pg, const char *refresh_hash)
 	const char *p[1] = {refresh_hash};
 
 	return cm_pg_exec(pg,
-	    "UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' "
-	    "WHERE revoked_at IS NULL AND id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)",
-	    1, p, NULL);
+	                  "UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' "
+	                  "WHERE revoked_at IS NULL AND id = (SELECT session_id FROM "
+	                  "refresh_tokens WHERE token_hash = $1)",
+	                  1, p, NULL);
 }
 
 cm_err
@@ -223,9 +232,9 @@ auth_store_revoke_session(cm_pg *pg, const char *session_id, const char *user_id
 	if (!cm_uuid_valid(session_id) || !cm_uuid_valid(user_id))
 		return CM_OK;
 	return cm_pg_exec(pg,
-	    "UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' "
-	    "WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
-	    2, p, NULL);
+	                  "UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' "
+	                  "WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+	                  2, p, NULL);
 }
 
 cm_err
@@ -236,7 +245,8 @@ auth_store_session_user(cm_pg *pg, const char *session_id, const char *user_id, 
 
 	if (!cm_uuid_valid(session_id) || !cm_uuid_valid(user_id))
 		return CM_EAUTH;
-	err = one_user(pg,
+	err = one_user(
+	    pg,
 	    "SELECT u.id::text, u.email, u.name, "
 	    "to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '' "
 	    "FROM sessions s JOIN users u ON u.id = s.user_id "

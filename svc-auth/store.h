@@ -22,20 +22,19 @@ typedef struct auth_user {
 	char password_hash[160];
 } auth_user;
 
-CM_MUSTCHECK cm_err auth_store_user_create(
-    cm_pg *pg, const char *email, const char *username, const char *name, const char *hash,
-    auth_user *out);
+CM_MUSTCHECK cm_err auth_store_user_create(cm_pg *pg, const char *email, const char *username,
+                                           const char *name, const char *hash, auth_user *out);
 /* The legacy account at start-up: INSERT ... ON CONFLICT DO NOTHING, so replicas starting
  * together are fine. *created tells whether this call made it. */
 CM_MUSTCHECK cm_err auth_store_user_seed(cm_pg *pg, const char *email, const char *username,
-    const char *hash, bool *created);
+                                         const char *hash, bool *created);
 /* By e-mail or username, case-insensitively. */
 CM_MUSTCHECK cm_err auth_store_user_by_login(cm_pg *pg, const char *login, auth_user *out);
 CM_MUSTCHECK cm_err auth_store_user_by_id(cm_pg *pg, const char *id, auth_user *out);
 
 /* A new session for the user with its first refresh token (stored as hash). */
 CM_MUSTCHECK cm_err auth_store_session_create(cm_pg *pg, const char *user_id, int64_t ttl_s,
-    const char *refresh_hash, char session_id[37]);
+                                              const char *refresh_hash, char session_id[37]);
 
 /* Deletes the user's sessions (and, by cascade, their refresh tokens) that expired or were
  * revoked more than a day ago: the rows reuse detection needs are kept while they matter. */
@@ -43,17 +42,18 @@ CM_MUSTCHECK cm_err auth_store_sessions_prune(cm_pg *pg, const char *user_id);
 
 /* Marks old_hash used and stores new_hash in the same session, atomically. A token that was
  * already used revokes its whole session (CM_EAUTH, *reused = true). */
-CM_MUSTCHECK cm_err auth_store_refresh_rotate(cm_pg *pg, const char *old_hash,
-    const char *new_hash, int64_t ttl_s, char user_id[37], char session_id[37], bool *reused);
+CM_MUSTCHECK cm_err auth_store_refresh_rotate(cm_pg *pg, const char *old_hash, const char *new_hash,
+                                              int64_t ttl_s, char user_id[37], char session_id[37],
+                                              bool *reused);
 
 /* Revokes the session of a refresh token / a session id (of that user). OK when nothing matched. */
 CM_MUSTCHECK cm_err auth_store_revoke_by_refresh(cm_pg *pg, const char *refresh_hash);
-CM_MUSTCHECK cm_err auth_store_revoke_session(cm_pg *pg, const char *session_id, const char *user_id);
+CM_MUSTCHECK cm_err auth_store_revoke_session(cm_pg *pg, const char *session_id,
+                                              const char *user_id);
 
 /* The user of a live session (one round trip): CM_EAUTH when the session does not exist, is not
  * the user's, is revoked or has expired. */
-CM_MUSTCHECK cm_err auth_store_session_user(
-    cm_pg *pg, const char *session_id, const char *user_id, auth_user *out);
-
+CM_MUSTCHECK cm_err auth_store_session_user(cm_pg *pg, const char *session_id, const char *user_id,
+                                            auth_user *out);
 
 #endif

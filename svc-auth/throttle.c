@@ -66,7 +66,7 @@ local_key(const auth_throttle *t, const char *key)
 	unsigned char h[crypto_shorthash_BYTES];
 	uint64_t      k;
 
-	crypto_shorthash(h, (const unsigned char *) key, strlen(key), t->hkey);
+	crypto_shorthash(h, (const unsigned char *)key, strlen(key), t->hkey);
 	memcpy(&k, h, sizeof(k));
 	return k != 0 ? k : 1;
 }
@@ -80,9 +80,9 @@ account_key(const auth_throttle *t, const char *account, char key[96], uint64_t 
 	size_t        i;
 
 	for (i = 0; account[i] != '\0' && i + 1 < sizeof(lower); i++)
-		lower[i] = (char) tolower((unsigned char) account[i]);
+		lower[i] = (char)tolower((unsigned char)account[i]);
 	lower[i] = '\0';
-	crypto_hash_sha256(h, (const unsigned char *) lower, i);
+	crypto_hash_sha256(h, (const unsigned char *)lower, i);
 	cm_hex(h, 16, hex);
 	snprintf(key, 96, "auth:fail:acct:%s", hex);
 	*k64 = local_key(t, key);
@@ -130,15 +130,16 @@ local_take(auth_throttle *t, uint64_t k, int64_t now)
 		if (set[i].count < s->count)
 			s = &set[i];
 	}
-	s->key             = k;
-	s->count           = 0;
+	s->key = k;
+	s->count = 0;
 	s->window_start_ms = now;
 	return s;
 }
 
 /* Count and seconds left for one key, from Redis or the local table. */
 static void
-read_count(auth_throttle *t, cm_redis *r, const char *key, uint64_t k64, int64_t *count, int64_t *ttl)
+read_count(auth_throttle *t, cm_redis *r, const char *key, uint64_t k64, int64_t *count,
+           int64_t *ttl)
 {
 	int64_t now = cm_mono_ms();
 
@@ -147,7 +148,7 @@ read_count(auth_throttle *t, cm_redis *r, const char *key, uint64_t k64, int64_t
 	pthread_mutex_lock(&t->mtx);
 	{
 		const local_slot *s = local_find(t, k64, now);
-		*count              = s != NULL ? s->count : 0;
+		*count = s != NULL ? s->count : 0;
 		*ttl = s != NULL ? t->lim.window_s - (now - s->window_start_ms) / 1000 : 0;
 	}
 	pthread_mutex_unlock(&t->mtx);
@@ -167,7 +168,7 @@ add_failure(auth_throttle *t, cm_redis *r, const char *key, uint64_t k64)
 
 cm_err
 auth_throttle_check(auth_throttle *t, cm_redis *r, const char *account, const char *addr,
-    int64_t *retry_s)
+                    int64_t *retry_s)
 {
 	char     key[96];
 	uint64_t k64;
@@ -213,7 +214,8 @@ auth_throttle_succeeded(auth_throttle *t, cm_redis *r, const char *account)
 
 	account_key(t, account, key, &k64);
 	if (cm_redis_del(r, key) != CM_OK)
-		cm_debug("AUTH-THROTTLE-LOCAL", "Redis unavailable: clearing the local counter only");
+		cm_debug("AUTH-THROTTLE-LOCAL",
+		         "Redis unavailable: clearing the local counter only");
 	pthread_mutex_lock(&t->mtx);
 	{
 		local_slot *s = local_find(t, k64, cm_mono_ms());

@@ -25,12 +25,12 @@ typedef struct auth_throttle_limits {
 } auth_throttle_limits;
 
 auth_throttle *auth_throttle_alloc(auth_throttle_limits limits);
-void auth_throttle_free(auth_throttle *t);
+void           auth_throttle_free(auth_throttle *t);
 
 /* CM_OK when a login may be tried; CM_ELIMIT (and *retry_s) when not. */
 cm_err auth_throttle_check(auth_throttle *t, cm_redis *r, const char *account, const char *addr,
-    int64_t *retry_s);
-void auth_throttle_failed(auth_throttle *t, cm_redis *r, const char *account, const char *addr);
-void auth_throttle_succeeded(auth_throttle *t, cm_redis *r, const char *account);
+                           int64_t *retry_s);
+void   auth_throttle_failed(auth_throttle *t, cm_redis *r, const char *account, const char *addr);
+void   auth_throttle_succeeded(auth_throttle *t, cm_redis *r, const char *account);
 
 #endif

@@ -24,13 +24,13 @@ auth_refresh_hash(const char *token, char hash[AUTH_HASH_HEX])
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 
-	crypto_hash_sha256(h, (const unsigned char *) token, strlen(token));
+	crypto_hash_sha256(h, (const unsigned char *)token, strlen(token));
 	cm_hex(h, sizeof(h), hash);
 }
 
 cm_err
-auth_access_token(const cm_jwt_key *key, const char *user_id, const char *session_id,
-    int64_t now_s, int64_t ttl_s, char **token)
+auth_access_token(const cm_jwt_key *key, const char *user_id, const char *session_id, int64_t now_s,
+                  int64_t ttl_s, char **token)
 {
 	cm_jwt_claims c;
 

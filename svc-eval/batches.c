@@ -46,7 +46,8 @@ eval_run_keep_lease(run *r)
 	bool held = true, cancelled = false;
 	if (cm_jobs_renew(r->w->jobs, r->job_id, 0, &held, &cancelled) == CM_OK &&
 	    (!held || cancelled)) {
-		cm_info("EVAL-JOB-LOST", "job %s: %s", r->job_id, held ? "cancelled" : "lease lost");
+		cm_info("EVAL-JOB-LOST", "job %s: %s", r->job_id,
+		        held ? "cancelled" : "lease lost");
 		r->lost = true;
 	}
 	r->next_renew = cm_mono_ms() + r->svc->cfg.lease_ms / 3;
@@ -69,7 +70,8 @@ eval_run_wait(run *r)
 void
 eval_run_progress(run *r)
 {
-	eval_publish(r->svc, "job.eval_run_progress", r->job_id, r->a.owner, r->done, r->total, NULL);
+	eval_publish(r->svc, "job.eval_run_progress", r->job_id, r->a.owner, r->done, r->total,
+	             NULL);
 }
 
 /* ---- storing grades -------------------------------------------------------------------------- */
@@ -220,8 +222,9 @@ eval_run_batches(run *r, job_item *items, size_t n)
 			store_batch(r, got);
 			eval_run_progress(r);
 			if (stop_after > 0 && ++stored >= stop_after) {
-				cm_warn("EVAL-TEST-STOP", "job %s: stopping after %d batches (test)",
-				        r->job_id, stored);
+				cm_warn("EVAL-TEST-STOP",
+				        "job %s: stopping after %d batches (test)", r->job_id,
+				        stored);
 				r->lost = true;
 			}
 		}
@@ -252,7 +255,7 @@ eval_run_offline(run *r)
 {
 	eval_put   *puts = calloc(r->nitems + 1, sizeof(eval_put));
 	eval_grade *g = calloc(r->nitems + 1, sizeof(eval_grade));
-	char      (*why)[CM_MAX_ERRMSG] = calloc(r->nitems + 1, sizeof(*why));
+	char(*why)[CM_MAX_ERRMSG] = calloc(r->nitems + 1, sizeof(*why));
 
 	if (puts == NULL || g == NULL || why == NULL) {
 		r->lost = true;
@@ -261,10 +264,16 @@ eval_run_offline(run *r)
 	for (size_t i = 0; i < r->nitems; i++) {
 		bool ok = eval_offline_grade(&r->items[i].item, r->a.strictness, &g[i], why[i],
 		                             sizeof(why[i]));
-		puts[i] = (eval_put){r->items[i].item.idx, ok ? EVAL_GRADED : EVAL_FAILED,
-		                     ok ? g[i].score : 0, ok && g[i].score >= 6,
-		                     g[i].feedback, g[i].suggestions, g[i].hint,
-		                     ok ? "" : why[i], "offline", -1};
+		puts[i] = (eval_put){r->items[i].item.idx,
+		                     ok ? EVAL_GRADED : EVAL_FAILED,
+		                     ok ? g[i].score : 0,
+		                     ok && g[i].score >= 6,
+		                     g[i].feedback,
+		                     g[i].suggestions,
+		                     g[i].hint,
+		                     ok ? "" : why[i],
+		                     "offline",
+		                     -1};
 	}
 	eval_run_store(r, puts, r->nitems, "eval_store_put_grades");
 out:
@@ -295,9 +304,11 @@ eval_run_use_cache(run *r)
 		bool      hit = false, near = false;
 		eval_cache_lookup(r->w, r->a.strictness, &it->ref, &g[hits], &hit, &near);
 		if (hit) {
-			puts[hits] = (eval_put){it->item.idx, EVAL_GRADED, g[hits].score,
-			                        g[hits].score >= 6, g[hits].feedback,
-			                        g[hits].suggestions, g[hits].hint, "", "cache", -1};
+			puts[hits] = (eval_put){it->item.idx,     EVAL_GRADED,
+			                        g[hits].score,    g[hits].score >= 6,
+			                        g[hits].feedback, g[hits].suggestions,
+			                        g[hits].hint,     "",
+			                        "cache",          -1};
 			hits++;
 			kind[i] = 2;
 			continue;
@@ -308,15 +319,18 @@ eval_run_use_cache(run *r)
 			                 &it->claimed);
 			/* Its grader may have finished between the lookup and the claim. */
 			if (it->claimed) {
-				eval_store_redis_get(r->w->redis, it->ref.redis_key, &g[hits], &hit);
+				eval_store_redis_get(r->w->redis, it->ref.redis_key, &g[hits],
+				                     &hit);
 				if (hit) {
 					eval_store_unclaim(r->w->redis, it->ref.redis_key);
 					it->claimed = false;
 					cm_counter_add(r->svc->cache_hits, 1);
-					puts[hits] = (eval_put){it->item.idx, EVAL_GRADED, g[hits].score,
-					                        g[hits].score >= 6, g[hits].feedback,
-					                        g[hits].suggestions, g[hits].hint, "",
-					                        "cache", -1};
+					puts[hits] =
+					    (eval_put){it->item.idx,     EVAL_GRADED,
+					               g[hits].score,    g[hits].score >= 6,
+					               g[hits].feedback, g[hits].suggestions,
+					               g[hits].hint,     "",
+					               "cache",          -1};
 					hits++;
 					kind[i] = 2;
 					continue;
@@ -356,41 +370,49 @@ out:
 void
 eval_run_wait_deferred(run *r)
 {
-	job_item *w = r->items + r->nitems;
+	job_item *w = r->items + r->nitems; /* w[0, left): still waiting */
 	size_t    left = r->ndeferred;
 
 	while (left > 0 && !r->lost) {
-		size_t orphans = 0;
+		size_t orphans = 0; /* gathered at w[0, orphans) */
 		for (size_t i = 0; i < left;) {
 			eval_grade g = {0};
 			bool       found = false, held = true;
+			job_item   t;
+
 			eval_store_redis_get(r->w->redis, w[i].ref.redis_key, &g, &found);
 			if (!found)
 				eval_store_claim_held(r->w->redis, w[i].ref.redis_key, &held);
 			if (found) {
-				eval_put p = {w[i].item.idx, EVAL_GRADED, g.score, g.score >= 6, g.feedback,
-				              g.suggestions, g.hint, "", "cache", -1};
+				eval_put p = {
+				    w[i].item.idx, EVAL_GRADED, g.score, g.score >= 6, g.feedback,
+				    g.suggestions, g.hint,      "",      "cache",      -1};
 				eval_run_store(r, &p, 1, "eval_store_put_grades (waited)");
 				cm_counter_add(r->svc->cache_hits, 1);
 				eval_run_progress(r);
-			}
-			eval_grade_fini(&g);
-			if (found || !held) {
-				job_item t = w[i];
+				/* Done: to the end of the waiting range, which shrinks. */
+				t = w[i];
 				w[i] = w[left - 1];
 				w[left - 1] = t;
 				left--;
-				orphans += !found;
-				continue;
+			} else if (!held) {
+				/* Its grader gave up or died: to the front, graded here below. */
+				t = w[i];
+				w[i] = w[orphans];
+				w[orphans] = t;
+				orphans++;
+				i++;
+			} else {
+				i++;
 			}
-			i++;
+			eval_grade_fini(&g);
 		}
-		/* The orphans now sit at w[left .. left + orphans): graded here. */
 		if (orphans > 0) {
-			job_item *o = w + left;
 			for (size_t i = 0; i < orphans; i++)
-				o[i].claimed = false;
-			eval_run_batches(r, o, orphans);
+				w[i].claimed = false;
+			eval_run_batches(r, w, orphans);
+			w += orphans;
+			left -= orphans;
 		}
 		if (left > 0) {
 			struct timespec ts = {0, 25 * 1000000L};

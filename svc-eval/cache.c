@@ -16,7 +16,8 @@
 static void
 hash_part(crypto_hash_sha256_state *st, const char *s)
 {
-	crypto_hash_sha256_update(st, (const unsigned char *)s, strlen(s) + 1); /* NUL: a separator */
+	crypto_hash_sha256_update(st, (const unsigned char *)s,
+	                          strlen(s) + 1); /* NUL: a separator */
 }
 
 cm_err
@@ -100,7 +101,8 @@ eval_cache_lookup(eval_worker *w, eval_strictness st, const eval_cache_ref *r, e
 	eval_store_redis_get(w->redis, r->redis_key, g, hit);
 	if (!*hit) {
 		if (eval_store_cache_scan(w->pg, &k, s->cfg.cache_ttl_s, consider, &b) != CM_OK)
-			cm_debug("EVAL-CACHE-PG", "grade cache scan failed: %s", cm_pg_errmsg(w->pg));
+			cm_debug("EVAL-CACHE-PG", "grade cache scan failed: %s",
+			         cm_pg_errmsg(w->pg));
 		if (b.found && !b.oom) {
 			*hit = true;
 			*near = b.sim < 1.0;

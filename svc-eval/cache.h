@@ -32,8 +32,8 @@ void                eval_cache_ref_fini(eval_cache_ref *r);
 
 /* Looks the answer up; on a hit *g (zeroed by the caller) holds the grade and *near tells
  * whether it came from another, near-identical answer. Counts lookups and hits. */
-void eval_cache_lookup(eval_worker *w, eval_strictness st, const eval_cache_ref *r,
-                       eval_grade *g, bool *hit, bool *near);
+void eval_cache_lookup(eval_worker *w, eval_strictness st, const eval_cache_ref *r, eval_grade *g,
+                       bool *hit, bool *near);
 
 /* Keeps a model's grade (Redis and PostgreSQL; failures are logged, never fatal). */
 void eval_cache_put(eval_worker *w, eval_strictness st, const eval_cache_ref *r,

@@ -18,21 +18,21 @@
 #define EVAL_PROMPT_VERSION 1 /* bump when prompts change: cached grades stop matching */
 
 /* Limits of one request (INVALID_ARGUMENT beyond them). */
-#define EVAL_MAX_ANSWERS 500          /* answers, or legacy items, per attempt */
-#define EVAL_MAX_ANSWER_BYTES 8192    /* one answer's text */
-#define EVAL_MAX_QUESTION_BYTES 4096  /* a legacy item's question or reference text */
-#define EVAL_MAX_OPTIONS 10           /* options of a legacy item */
-#define EVAL_MAX_OPTION_BYTES 1024    /* one option */
-#define EVAL_MAX_ID_BYTES 128         /* a question id */
-#define EVAL_MAX_TOPIC 200            /* bytes of a topic */
+#define EVAL_MAX_ANSWERS 500         /* answers, or legacy items, per attempt */
+#define EVAL_MAX_ANSWER_BYTES 8192   /* one answer's text */
+#define EVAL_MAX_QUESTION_BYTES 4096 /* a legacy item's question or reference text */
+#define EVAL_MAX_OPTIONS 10          /* options of a legacy item */
+#define EVAL_MAX_OPTION_BYTES 1024   /* one option */
+#define EVAL_MAX_ID_BYTES 128        /* a question id */
+#define EVAL_MAX_TOPIC 200           /* bytes of a topic */
 
 /* Limits of what is kept from a model and sent to it. */
-#define EVAL_MAX_FEEDBACK 2000        /* bytes kept of a feedback, suggestion or hint */
-#define EVAL_MAX_LIST 8               /* strengths, areas, suggestions kept */
-#define EVAL_MAX_CONTEXT 3000         /* bytes of source text per question in a prompt */
+#define EVAL_MAX_FEEDBACK 2000         /* bytes kept of a feedback, suggestion or hint */
+#define EVAL_MAX_LIST 8                /* strengths, areas, suggestions kept */
+#define EVAL_MAX_CONTEXT 3000          /* bytes of source text per question in a prompt */
 #define EVAL_UPSTREAM_TIMEOUT_MS 10000 /* one call to svc-qgen or svc-pdf */
-#define EVAL_CACHE_CANDIDATES 200     /* cached answers compared for a near match */
-#define EVAL_OVERALL_MAX_ITEMS 60     /* graded answers shown to the overall call */
+#define EVAL_CACHE_CANDIDATES 200      /* cached answers compared for a near match */
+#define EVAL_OVERALL_MAX_ITEMS 60      /* graded answers shown to the overall call */
 
 typedef struct eval_config {
 	const char *events_url;

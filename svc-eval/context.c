@@ -128,8 +128,8 @@ typedef struct words_ctx {
 
 /* Words of question templates: they match everywhere, or nowhere. */
 static const char *const template_words[] = {
-    "answer",   "according", "complete", "completes", "describe", "discuss",   "document",
-    "explain",  "following", "mention",  "mentions",  "passage",  "question",  "says",
+    "answer",   "according", "complete", "completes", "describe", "discuss",  "document",
+    "explain",  "following", "mention",  "mentions",  "passage",  "question", "says",
     "sentence", "statement", "text",     "word",      "words",    "write",
 };
 
@@ -197,7 +197,8 @@ search_words(const char *question, const char *reference, words_ctx *wc)
 	if ((err = eval_terms_each(reference, take_word, wc)) != CM_OK)
 		goto out;
 	wc->from = 1;
-	if ((err = quoted(question, &q)) != CM_OK || (err = eval_terms_each(q.data, take_word, wc)) != CM_OK)
+	if ((err = quoted(question, &q)) != CM_OK ||
+	    (err = eval_terms_each(q.data, take_word, wc)) != CM_OK)
 		goto out;
 	wc->from = 2;
 	if ((err = eval_terms_each(question, take_word, wc)) != CM_OK)
@@ -273,13 +274,13 @@ search(eval_context *c, const char *question, const char *reference, char **text
 		rq.query = q.data;
 		rq.limit = SEARCH_CHUNKS;
 		call_opts(c, &o, "pdf.Search");
-		err = cm_rpc_call(c->svc->pdf, &o, &rq.base, &pdf__chunks_response__descriptor, &resp,
-		                  &res);
+		err = cm_rpc_call(c->svc->pdf, &o, &rq.base, &pdf__chunks_response__descriptor,
+		                  &resp, &res);
 		if (err == CM_OK) {
 			Pdf__ChunksResponse *cr = (Pdf__ChunksResponse *)resp;
 			for (size_t i = 0; i < cr->n_chunks; i++)
-				if (cm_buf_printf(&out, "%s%s", i > 0 ? "\n" : "", cr->chunks[i]->text) !=
-				    CM_OK)
+				if (cm_buf_printf(&out, "%s%s", i > 0 ? "\n" : "",
+				                  cr->chunks[i]->text) != CM_OK)
 					break; /* full: what fits is enough */
 		}
 		err = upstream_err(err, &res, "pdf.Search");

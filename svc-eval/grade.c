@@ -57,7 +57,8 @@ one_call(eval_service *s, eval_strictness st, const eval_item *const *items, con
 	         (long long)lr.completion_tokens);
 	if (err == CM_EPROTO) {
 		snprintf(why, whylen, "the model's reply was not JSON%s",
-		         strcmp(lr.finish_reason, "length") == 0 ? " (cut at the length limit)" : "");
+		         strcmp(lr.finish_reason, "length") == 0 ? " (cut at the length limit)"
+		                                                 : "");
 		goto out;
 	}
 	if (err != CM_OK) {
@@ -140,7 +141,8 @@ eval_grade_batch(eval_service *s, eval_strictness st, const eval_item *const *it
 		}
 		if (left > 0 && *calls < max_calls) {
 			cm_counter_add(s->items_retried, left);
-			cm_warn("EVAL-RETRY", "%zu of %zu answers ungraded after call %d (%s): asking again",
+			cm_warn("EVAL-RETRY",
+			        "%zu of %zu answers ungraded after call %d (%s): asking again",
 			        left, n, *calls, out[todo[0]].why);
 		}
 		m = left;
@@ -148,8 +150,8 @@ eval_grade_batch(eval_service *s, eval_strictness st, const eval_item *const *it
 	for (size_t i = 0; i < m; i++) {
 		char w[96];
 		snprintf(w, sizeof(w), "%s", out[todo[i]].why);
-		snprintf(out[todo[i]].why, sizeof(out[todo[i]].why), "not graded after %d call%s: %.60s",
-		         *calls, *calls == 1 ? "" : "s", w);
+		snprintf(out[todo[i]].why, sizeof(out[todo[i]].why),
+		         "not graded after %d call%s: %.60s", *calls, *calls == 1 ? "" : "s", w);
 	}
 	cm_counter_add(s->items_failed, m);
 }

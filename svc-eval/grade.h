@@ -20,13 +20,13 @@
 
 /* Grades items[0..n) (n <= 10) with the model; out[i] (zeroed by the caller) is item i's
  * grade or, when !ok, why it could not be graded. *calls receives the calls made. */
-void eval_grade_batch(eval_service *s, eval_strictness st, const eval_item *const *items,
-                      size_t n, eval_parsed *out, int *calls);
+void eval_grade_batch(eval_service *s, eval_strictness st, const eval_item *const *items, size_t n,
+                      eval_parsed *out, int *calls);
 
 /* Writes the overall part with one call (one more when the reply is unusable). CM_OK with *out
  * filled; otherwise why says what went wrong (the caller falls back to the summary). */
 CM_MUSTCHECK cm_err eval_grade_overall(eval_service *s, const char *topic, int score, int max,
-                                       const eval_overall_item *items, size_t n,
-                                       eval_overall *out, char *why, size_t whylen);
+                                       const eval_overall_item *items, size_t n, eval_overall *out,
+                                       char *why, size_t whylen);
 
 #endif

@@ -12,16 +12,58 @@
 /* Phrases of an answer that talks to the grader, in normalised form (text.h), matched as whole
  * words. */
 static const char *const injections[] = {
-    "ignore the",      "ignore all",       "ignore previous", "ignore your",
-    "ignore any",      "ignore these",     "disregard the",   "disregard all",
-    "disregard your",  "award me",         "award this",      "award the",
-    "award 10",        "award full",       "award a",         "full marks",
-    "full score",      "full points",      "maximum score",   "perfect score",
-    "10 10",           "10 out of 10",     "score of 10",     "give me full",
-    "give me 10",      "give me a perfect", "give this answer", "grade this answer",
-    "system prompt",   "you are a",        "as the grader",   "dear grader",
-    "the rubric",      "new instructions", "previous instructions", "must score",
+    "ignore the",
+    "ignore all",
+    "ignore previous",
+    "ignore your",
+    "ignore any",
+    "ignore these",
+    "disregard the",
+    "disregard all",
+    "disregard your",
+    "award me",
+    "award this",
+    "award the",
+    "award 10",
+    "award full",
+    "award a",
+    "full marks",
+    "full score",
+    "full points",
+    "maximum score",
+    "perfect score",
+    "10 10",
+    "10 out of 10",
+    "score of 10",
+    "give me full",
+    "give me 10",
+    "give me a perfect",
+    "give this answer",
+    "grade this answer",
+    "system prompt",
+    "you are a",
+    "as the grader",
+    "dear grader",
+    "the rubric",
+    "new instructions",
+    "previous instructions",
+    "must score",
     "mark this answer",
+};
+
+/* The unambiguous ones: a sentence holding one of these speaks to the grader, never about the
+ * document, so it is taken out of the answer before anyone grades it (eval_guard_strip). */
+static const char *const directives[] = {
+    "ignore all",        "ignore previous",   "ignore your",
+    "disregard all",     "disregard your",    "award me",
+    "award this",        "award 10",          "award full",
+    "full marks",        "full score",        "full points",
+    "maximum score",     "perfect score",     "10 10",
+    "10 out of 10",      "score of 10",       "give me full",
+    "give me 10",        "give me a perfect", "give this answer",
+    "grade this answer", "system prompt",     "as the grader",
+    "dear grader",       "new instructions",  "previous instructions",
+    "must score",        "mark this answer",
 };
 
 /* Whole-word occurrence of phrase in the normalised text. */
@@ -54,6 +96,46 @@ eval_guard_injection(const char *answer)
 	return hit;
 }
 
+/* Whether one sentence (raw text, len bytes) holds a directive. */
+static bool
+sentence_directs(const char *s, size_t len)
+{
+	cm_buf raw, norm;
+	bool   hit = false;
+
+	cm_buf_init(&raw, len + 1);
+	cm_buf_init(&norm, len + 16);
+	if (cm_buf_append(&raw, s, len) == CM_OK && eval_normalize(raw.data, &norm) == CM_OK) {
+		for (size_t i = 0; i < sizeof(directives) / sizeof(directives[0]) && !hit; i++)
+			hit = contains_words(norm.data, directives[i]);
+	}
+	cm_buf_fini(&norm);
+	cm_buf_fini(&raw);
+	return hit;
+}
+
+cm_err
+eval_guard_strip(const char *answer, cm_buf *out, bool *stripped)
+{
+	const char *p = answer;
+	cm_err      err = CM_OK;
+
+	*stripped = false;
+	while (*p != '\0' && err == CM_OK) {
+		size_t n = strcspn(p, ".!?\n");
+		if (p[n] != '\0')
+			n++; /* the sentence keeps its end mark */
+		if (sentence_directs(p, n))
+			*stripped = true;
+		else
+			err = cm_buf_append(out, p, n);
+		p += n;
+	}
+	if (err == CM_OK)
+		err = cm_buf_append(out, "", 0); /* a string, also when everything went */
+	return err;
+}
+
 int
 eval_guard(const eval_item *it, int score, char *why, size_t whylen)
 {
@@ -65,7 +147,8 @@ eval_guard(const eval_item *it, int score, char *why, size_t whylen)
 		return score;
 	cap = eval_offline_score(&o, EVAL_MEDIUM);
 	if (cap < 0)
-		cap = 0; /* nothing to compare with: no claim can be checked, nothing is earned by it */
+		cap = 0; /* nothing to compare with: no claim can be checked, nothing is earned by
+		            it */
 	if (o.answer_terms == 0) {
 		snprintf(why, whylen, "the answer has no content");
 		return 0;
@@ -76,13 +159,13 @@ eval_guard(const eval_item *it, int score, char *why, size_t whylen)
 	}
 	if (score >= 8 && score > cap) {
 		double support = (double)o.supported / (double)o.answer_terms;
-		double coverage = o.reference_terms > 0
-		                      ? (double)o.covered / (double)o.reference_terms
-		                      : support;
+		double coverage =
+		    o.reference_terms > 0 ? (double)o.covered / (double)o.reference_terms : support;
 		if (o.supported == 0 || (support < 0.2 && coverage < 0.2)) {
-			snprintf(why, whylen,
-			         "the answer shares almost nothing with the reference answer and the "
-			         "source text");
+			snprintf(
+			    why, whylen,
+			    "the answer shares almost nothing with the reference answer and the "
+			    "source text");
 			return cap;
 		}
 	}

@@ -67,7 +67,7 @@ eval_fill_attempt(cm_rpc_ctx *ctx, const eval_attempt_row *a, Eval__Attempt *out
 		    (info.status == CM_JOB_FAILED || info.status == CM_JOB_CANCELLED)) {
 			status = "failed";
 			error = cm_rpc_strdup(ctx, info.error[0] != '\0' ? info.error
-			                                                  : "grading was stopped");
+			                                                 : "grading was stopped");
 		}
 	}
 	out->id = cm_rpc_strdup(ctx, a->id);
@@ -119,8 +119,9 @@ eval_handle_get_attempt(cm_rpc_ctx *ctx, const void *req, void *resp)
 	if (w == NULL)
 		return cm_rpc_fail(ctx, CM_EUNAVAIL, "worker not ready");
 	if ((err = eval_store_get_attempt(w->pg, rq->id, ctx->subject, true, &a)) != CM_OK)
-		return cm_rpc_fail(ctx, err == CM_ENOTFOUND || err == CM_EUNAVAIL ? err : CM_EINTERNAL,
-		                   err == CM_ENOTFOUND ? "no such attempt" : "database unavailable");
+		return cm_rpc_fail(
+		    ctx, err == CM_ENOTFOUND || err == CM_EUNAVAIL ? err : CM_EINTERNAL,
+		    err == CM_ENOTFOUND ? "no such attempt" : "database unavailable");
 	err = eval_fill_attempt(ctx, &a, resp);
 	eval_attempt_row_fini(&a);
 	return err != CM_OK ? cm_rpc_fail(ctx, err, "out of memory") : CM_OK;

@@ -115,15 +115,16 @@ eval_offline_grade(const eval_item *it, eval_strictness s, eval_grade *out, char
 	const char *basis = o.reference_terms > 0 ? it->reference : it->context;
 	have = (list_ctx){&a, true, &hint, 0, 5, {0}, false};
 	lack = (list_ctx){&a, false, &sug, 0, 5, {0}, false};
-	if (cm_buf_appends(&fb, "Graded offline, without a language model (none is configured): ") !=
-	    CM_OK)
+	if (cm_buf_appends(
+	        &fb, "Graded offline, without a language model (none is configured): ") != CM_OK)
 		goto oom;
 	if (o.reference_terms > 0) {
-		if (cm_buf_printf(&fb,
-		                  "your answer has %zu of the %zu key terms of the reference answer",
-		                  o.covered, o.reference_terms) != CM_OK)
+		if (cm_buf_printf(
+		        &fb, "your answer has %zu of the %zu key terms of the reference answer",
+		        o.covered, o.reference_terms) != CM_OK)
 			goto oom;
-	} else if (cm_buf_printf(&fb, "%zu of your answer's %zu key terms appear in the source text",
+	} else if (cm_buf_printf(&fb,
+	                         "%zu of your answer's %zu key terms appear in the source text",
 	                         o.supported, o.answer_terms) != CM_OK) {
 		goto oom;
 	}

@@ -153,8 +153,7 @@ read_entry(json_t *e, eval_parsed *p)
 }
 
 cm_err
-eval_parse_grades(const char *json, size_t len, const char *const *ids, size_t n,
-                  eval_parsed *out)
+eval_parse_grades(const char *json, size_t len, const char *const *ids, size_t n, eval_parsed *out)
 {
 	json_error_t jerr;
 	json_t      *root = json_loadb(json, len, 0, &jerr);

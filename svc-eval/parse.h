@@ -19,9 +19,9 @@
 #include "types.h"
 
 typedef struct eval_parsed {
-	bool       ok;         /* grade holds a valid grade */
-	eval_grade grade;      /* free with eval_grade_fini (also when !ok: may be partly set) */
-	char       why[96];    /* !ok: "missing from the reply", "score 12 out of range", ... */
+	bool       ok;      /* grade holds a valid grade */
+	eval_grade grade;   /* free with eval_grade_fini (also when !ok: may be partly set) */
+	char       why[96]; /* !ok: "missing from the reply", "score 12 out of range", ... */
 } eval_parsed;
 
 /* Parses a grading reply (json[0..len), not necessarily terminated) for the n ids asked.

@@ -40,8 +40,7 @@ typedef struct eval_overall_item {
 
 const char         *eval_prompt_overall_system(void);
 CM_MUSTCHECK cm_err eval_prompt_overall_user(const char *topic, int score, int max,
-                                             const eval_overall_item *items, size_t n,
-                                             cm_buf *out);
+                                             const eval_overall_item *items, size_t n, cm_buf *out);
 int                 eval_prompt_overall_max_tokens(void);
 
 #endif

@@ -20,37 +20,38 @@
 
 /* One pending open answer. */
 typedef struct job_item {
-	eval_item      item; /* strings borrowed from the attempt row, context owned here */
-	char          *context;
+	eval_item item; /* strings borrowed from the attempt row; context and answer owned here */
+	char     *context;
+	char     *answer; /* the answer without sentences that speak to the grader (guard.h) */
 	eval_cache_ref ref;
 	bool           claimed; /* this runner grades it (others with the same answer wait) */
 } job_item;
 
 typedef struct batch {
-	int          idx;
-	job_item   **items;
-	size_t       n;
-	eval_parsed  out[10];
-	int          calls;
+	int           idx;
+	job_item    **items;
+	size_t        n;
+	eval_parsed   out[10];
+	int           calls;
 	struct batch *next; /* finished, not yet stored */
 } batch;
 
 typedef struct run {
-	eval_service     *svc;
-	eval_worker      *w;
-	const char       *job_id;
-	eval_attempt_row  a;
-	job_item         *items;    /* [0, nitems) to grade, then [.., + ndeferred) waiting */
-	size_t            nitems;
-	size_t            ndeferred; /* the same answers being graded by another attempt */
-	int               total, done; /* progress: answers for the model, and those no longer pending */
-	batch            *batches;
-	size_t            nbatches;
-	int               batch_base; /* batch numbers already used (a second round continues) */
-	int64_t           next_renew;
-	bool              lost; /* lease lost, or stopping: leave the job to whoever has it */
-	int64_t           t_context, t_grades; /* ms spent on source text, on grading calls */
-	int               calls;
+	eval_service    *svc;
+	eval_worker     *w;
+	const char      *job_id;
+	eval_attempt_row a;
+	job_item        *items; /* [0, nitems) to grade, then [.., + ndeferred) waiting */
+	size_t           nitems;
+	size_t           ndeferred; /* the same answers being graded by another attempt */
+	int     total, done; /* progress: answers for the model, and those no longer pending */
+	batch  *batches;
+	size_t  nbatches;
+	int     batch_base; /* batch numbers already used (a second round continues) */
+	int64_t next_renew;
+	bool    lost;                /* lease lost, or stopping: leave the job to whoever has it */
+	int64_t t_context, t_grades; /* ms spent on source text, on grading calls */
+	int     calls;
 
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;

@@ -27,6 +27,7 @@
 #include "cm/runners.h"
 #include "cm/util.h"
 #include "context.h"
+#include "guard.h"
 #include "grade.h"
 #include "score.h"
 #include "run.h"
@@ -42,6 +43,23 @@ note(cm_err err, const char *what)
 }
 
 /* ---- the attempt ----------------------------------------------------------------------------- */
+
+/* The answer the graders see: without its sentences that speak to the grader (guard.h). */
+static cm_err
+strip_answer(const eval_result_row *x, job_item *it)
+{
+	cm_buf b;
+	bool   stripped = false;
+	cm_err err;
+
+	cm_buf_init(&b, strlen(x->answer) + 1);
+	if ((err = eval_guard_strip(x->answer, &b, &stripped)) == CM_OK &&
+	    (err = cm_buf_take(&b, &it->answer, NULL)) == CM_OK && stripped)
+		cm_info("EVAL-GUARD-STRIP", "answer %d: sentences addressed to the grader left out",
+		        x->idx);
+	cm_buf_fini(&b);
+	return err;
+}
 
 /* Builds the pending open answers with their source text. CM_EUNAVAIL when svc-pdf cannot be
  * reached. */
@@ -63,11 +81,14 @@ load_items(run *r)
 		if (x->status != EVAL_PENDING)
 			continue;
 		job_item *it = &r->items[r->nitems++];
-		if ((err = eval_context_get(ctx, x->page, x->question, x->reference, &it->context)) !=
-		    CM_OK)
+		if ((err = eval_context_get(ctx, x->page, x->question, x->reference,
+		                            &it->context)) != CM_OK)
 			goto out;
-		it->item = (eval_item){x->idx, x->question, x->reference, it->context, x->answer};
-		if ((err = eval_cache_ref_init(&it->ref, r->svc, r->a.strictness, &it->item)) != CM_OK)
+		if ((err = strip_answer(x, it)) != CM_OK)
+			goto out;
+		it->item = (eval_item){x->idx, x->question, x->reference, it->context, it->answer};
+		if ((err = eval_cache_ref_init(&it->ref, r->svc, r->a.strictness, &it->item)) !=
+		    CM_OK)
 			goto out;
 	}
 	r->done = r->total - (int)r->nitems;
@@ -77,22 +98,22 @@ out:
 }
 
 typedef struct overall_call {
-	run              *r;
+	run               *r;
 	eval_overall_item *items;
-	size_t            n;
-	int               score, max;
-	eval_overall      out;
-	char              why[CM_MAX_ERRMSG];
-	cm_err            err;
-	bool              finished;
+	size_t             n;
+	int                score, max;
+	eval_overall       out;
+	char               why[CM_MAX_ERRMSG];
+	cm_err             err;
+	bool               finished;
 } overall_call;
 
 static void *
 overall_thread(void *arg)
 {
 	overall_call *oc = arg;
-	cm_err        err = eval_grade_overall(oc->r->svc, oc->r->a.topic, oc->score, oc->max,
-	                                       oc->items, oc->n, &oc->out, oc->why, sizeof(oc->why));
+	cm_err err = eval_grade_overall(oc->r->svc, oc->r->a.topic, oc->score, oc->max, oc->items,
+	                                oc->n, &oc->out, oc->why, sizeof(oc->why));
 
 	pthread_mutex_lock(&oc->r->mu);
 	oc->err = err;
@@ -143,7 +164,8 @@ write_overall(run *r, const eval_attempt_row *a)
 		pthread_mutex_unlock(&r->mu);
 		pthread_join(t, NULL);
 		if (oc.err == CM_OK) {
-			note(eval_store_put_overall(r->w->pg, r->a.id, &oc.out), "eval_store_put_overall");
+			note(eval_store_put_overall(r->w->pg, r->a.id, &oc.out),
+			     "eval_store_put_overall");
 			goto out;
 		}
 		cm_warn("EVAL-OVERALL-FAIL", "attempt %s: %s; the summary of the scores stands in",
@@ -171,8 +193,9 @@ finish(run *r, const eval_attempt_row *a)
 		if (a->results[i].status == EVAL_FAILED && failed++ == 0)
 			first = i;
 	if (failed > 0)
-		snprintf(reason, sizeof(reason), "%zu of %zu answers could not be graded (answer %zu: %.150s)",
-		         failed, a->n_results, first + 1, a->results[first].error);
+		snprintf(reason, sizeof(reason),
+		         "%zu of %zu answers could not be graded (answer %zu: %.150s)", failed,
+		         a->n_results, first + 1, a->results[first].error);
 	if ((err = eval_store_finish(r->w->pg, r->a.id, failed > 0 ? "failed" : "succeeded", reason,
 	                             &won)) != CM_OK) {
 		note(err, "eval_store_finish");
@@ -189,7 +212,8 @@ finish(run *r, const eval_attempt_row *a)
 	cm_counter_add(failed > 0 ? r->svc->jobs_failed : r->svc->jobs_succeeded, 1);
 	if (failed > 0)
 		cm_warn("EVAL-ATTEMPT-FAIL", "attempt %s: %s", r->a.id, reason);
-	eval_publish(r->svc, "job.eval_run_progress", r->job_id, r->a.owner, r->total, r->total, NULL);
+	eval_publish(r->svc, "job.eval_run_progress", r->job_id, r->a.owner, r->total, r->total,
+	             NULL);
 	eval_publish(r->svc, "job.done", r->job_id, r->a.owner, r->total, r->total,
 	             failed > 0 ? "failed" : "succeeded");
 }
@@ -199,6 +223,7 @@ run_fini(run *r)
 {
 	for (size_t i = 0; r->items != NULL && i < r->a.n_results; i++) {
 		free(r->items[i].context);
+		free(r->items[i].answer);
 		eval_cache_ref_fini(&r->items[i].ref);
 	}
 	free(r->items);
@@ -217,7 +242,8 @@ give_up(run *r, const char *reason)
 	if (cm_jobs_fail(r->w->jobs, r->job_id, 0, reason, true, &gave_up) != CM_OK)
 		return;
 	if (r->a.id[0] != '\0')
-		note(eval_store_finish(r->w->pg, r->a.id, "failed", reason, &won), "eval_store_finish");
+		note(eval_store_finish(r->w->pg, r->a.id, "failed", reason, &won),
+		     "eval_store_finish");
 	cm_counter_add(r->svc->jobs_failed, 1);
 	eval_publish(r->svc, "job.done", r->job_id, r->a.owner, r->done, r->total, "failed");
 }
@@ -261,12 +287,14 @@ run_task(eval_service *s, eval_worker *w, const cm_jobs_task *t)
 	note(eval_store_set_running(w->pg, r.a.id), "eval_store_set_running");
 
 	if ((err = load_items(&r)) != CM_OK) {
-		bool gave_up = false;
+		bool        gave_up = false;
 		const char *why = err == CM_EUNAVAIL ? "documents unavailable" : "out of memory";
 		if (cm_jobs_fail(w->jobs, t->job_id, 0, why, false, &gave_up) == CM_OK && gave_up) {
 			bool won;
-			note(eval_store_finish(w->pg, r.a.id, "failed", why, &won), "eval_store_finish");
-			eval_publish(s, "job.done", t->job_id, r.a.owner, r.done, r.total, "failed");
+			note(eval_store_finish(w->pg, r.a.id, "failed", why, &won),
+			     "eval_store_finish");
+			eval_publish(s, "job.done", t->job_id, r.a.owner, r.done, r.total,
+			             "failed");
 		}
 		goto out;
 	}
@@ -305,8 +333,8 @@ run_task(eval_service *s, eval_worker *w, const cm_jobs_task *t)
 	cm_info("EVAL-JOB-END",
 	        "job %s: attempt %s in %lld ms (source text %lld ms, %zu answers for the model in "
 	        "%zu batches, %d calls, %lld ms; overall %lld ms)",
-	        t->job_id, r.a.id, (long long)(cm_mono_ms() - t0), (long long)r.t_context,
-	        r.nitems, (size_t)r.batch_base, r.calls, (long long)r.t_grades,
+	        t->job_id, r.a.id, (long long)(cm_mono_ms() - t0), (long long)r.t_context, r.nitems,
+	        (size_t)r.batch_base, r.calls, (long long)r.t_grades,
 	        (long long)(cm_mono_ms() - t0 - r.t_context - r.t_grades));
 	goto out;
 stopped:
@@ -334,42 +362,21 @@ prune(eval_service *s, eval_worker *w)
 /* ---- runner threads (cm/runners.h) ----------------------------------------------------------- */
 
 static void
-runner_run(void *arg, cm_runner *r, const cm_jobs_task *t)
+runner_run(void *arg, void *state, const cm_jobs_task *t)
 {
-	run_task(arg, r->state, t);
+	run_task(arg, state, t);
 }
 
 static void
-runner_idle(void *arg, cm_runner *r)
+runner_idle(void *arg, void *state)
 {
-	prune(arg, r->state);
-}
-
-static cm_err
-runner_thread_init(void *arg, cm_runner *r)
-{
-	eval_worker *w = NULL;
-	cm_err       err = eval_worker_borrow(arg, r->pg, r->redis, r->jobs, &w);
-
-	if (w != NULL)
-		w->next_prune_ms = cm_mono_ms() + 60000;
-	r->state = w;
-	return err;
-}
-
-static void
-runner_thread_fini(void *arg, cm_runner *r)
-{
-	(void)arg;
-	eval_worker_free(r->state);
+	prune(arg, state);
 }
 
 cm_err
 eval_runner_run_one(eval_service *s, eval_worker *w, bool *ran)
 {
-	cm_runner r = {w->pg, w->redis, w->jobs, 0, w};
-
-	return cm_runner_run_one(&r, runner_run, s, ran);
+	return cm_runner_run_one(w->jobs, runner_run, s, w, ran);
 }
 
 cm_err
@@ -381,14 +388,12 @@ eval_runners_start(eval_service *s)
 	atomic_store(&s->stopping, false);
 	c.name = "eval";
 	c.threads = (int)s->cfg.runners;
-	c.database_url = s->common.database_url;
+	c.common = &s->common;
 	c.schema = s->schema;
-	c.redis_host = s->common.redis_host;
-	c.redis_port = (int)s->common.redis_port;
 	eval_jobs_options(s, &c.jobs);
 	c.poll_ms = (int)s->cfg.poll_ms;
-	c.thread_init = runner_thread_init;
-	c.thread_fini = runner_thread_fini;
+	c.thread_init = eval_worker_init;
+	c.thread_fini = eval_worker_fini;
 	c.run = runner_run;
 	c.idle = runner_idle;
 	c.arg = s;

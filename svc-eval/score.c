@@ -153,8 +153,8 @@ eval_summarize(const eval_scored *items, size_t n, eval_overall *out)
 	}
 	cm_buf_init(&fb, 1024);
 	double pct = eval_percentage(score, 10 * (int)n);
-	if ((err = cm_buf_printf(&fb, "You scored %d of %d (%.1f%%, grade %s).", score,
-	                         10 * (int)n, pct, eval_grade_letter(pct))) != CM_OK ||
+	if ((err = cm_buf_printf(&fb, "You scored %d of %d (%.1f%%, grade %s).", score, 10 * (int)n,
+	                         pct, eval_grade_letter(pct))) != CM_OK ||
 	    (mcq > 0 && (err = cm_buf_printf(&fb, " %d of %d multiple-choice answers were right.",
 	                                     mcq_right, mcq)) != CM_OK) ||
 	    (open > 0 && (err = cm_buf_printf(&fb, " Open answers averaged %.1f out of 10.",
@@ -166,8 +166,8 @@ eval_summarize(const eval_scored *items, size_t n, eval_overall *out)
 		const eval_scored *it = &items[i];
 		if (!it->graded)
 			continue;
-		if (it->score >= 8 && !add_about(out->strengths, &out->n_strengths,
-		                                 "Answered well: ", it->question))
+		if (it->score >= 8 &&
+		    !add_about(out->strengths, &out->n_strengths, "Answered well: ", it->question))
 			err = CM_ENOMEM;
 		if (it->score < 6) {
 			if (!add_about(out->areas, &out->n_areas, "Revisit: ", it->question))
@@ -194,8 +194,7 @@ eval_summarize(const eval_scored *items, size_t n, eval_overall *out)
 	                   "Re-read the parts of the document these questions are about."))
 		err = CM_ENOMEM;
 	if (err == CM_OK && out->n_areas == 0 &&
-	    !eval_list_add(out->study, &out->n_study,
-	                   "Try harder questions on the same material."))
+	    !eval_list_add(out->study, &out->n_study, "Try harder questions on the same material."))
 		err = CM_ENOMEM;
 out:
 	cm_buf_fini(&fb);

@@ -62,8 +62,8 @@ cm_err
 eval_service_init(eval_service *s, const cm_service_config *common, const char *schema,
                   const eval_config *cfg, cm_metrics *m)
 {
-	char        errbuf[256];
-	cm_err      err;
+	char   errbuf[256];
+	cm_err err;
 
 	memset(s, 0, sizeof(*s));
 	s->common = *common;
@@ -97,14 +97,15 @@ eval_service_init(eval_service *s, const cm_service_config *common, const char *
 		goto fail;
 	}
 	s->attempts = cm_metrics_counter(m, "attempts_total", "attempts submitted", NULL);
-	s->answers_mcq = cm_metrics_counter(m, "answers_total", "answers submitted", "type=\"mcq\"");
+	s->answers_mcq =
+	    cm_metrics_counter(m, "answers_total", "answers submitted", "type=\"mcq\"");
 	s->answers_open =
 	    cm_metrics_counter(m, "answers_total", "answers submitted", "type=\"open\"");
 	s->cache_lookups = cm_metrics_counter(m, "grade_cache_lookups_total",
 	                                      "open answers looked up in the grade cache", NULL);
-	s->cache_hits = cm_metrics_counter(m, "grade_cache_hits_total",
-	                                   "open answers graded from the cache (exact or near)",
-	                                   NULL);
+	s->cache_hits =
+	    cm_metrics_counter(m, "grade_cache_hits_total",
+	                       "open answers graded from the cache (exact or near)", NULL);
 	s->cache_near_hits = cm_metrics_counter(
 	    m, "grade_cache_near_hits_total",
 	    "cache hits on a near-identical (not the same) normalised answer", NULL);
@@ -117,10 +118,10 @@ eval_service_init(eval_service *s, const cm_service_config *common, const char *
 	    cm_metrics_counter(m, "llm_calls_total", "grading calls made", "kind=\"overall\"");
 	s->items_retried = cm_metrics_counter(
 	    m, "items_retried_total", "answers asked again (missing, out of range, garbage)", NULL);
-	s->items_failed = cm_metrics_counter(m, "items_failed_total",
-	                                     "answers that could not be graded", NULL);
-	s->scores_capped = cm_metrics_counter(m, "scores_capped_total",
-	                                      "model scores the guard capped", NULL);
+	s->items_failed =
+	    cm_metrics_counter(m, "items_failed_total", "answers that could not be graded", NULL);
+	s->scores_capped =
+	    cm_metrics_counter(m, "scores_capped_total", "model scores the guard capped", NULL);
 	s->quota_refused = cm_metrics_counter(m, "quota_refused_total",
 	                                      "submissions refused by the per-user quota", NULL);
 	s->jobs_succeeded = cm_metrics_counter(m, "jobs_succeeded_total", "attempts graded", NULL);
@@ -156,76 +157,27 @@ eval_jobs_options(const eval_service *s, cm_jobs_options *jo)
 	jo->max_attempts = 5;
 }
 
-/* Adds the job queue handle to a worker whose connections are set. */
-static cm_err
-worker_jobs(eval_worker *w)
-{
-	cm_jobs_options jo;
-
-	eval_jobs_options(w->svc, &jo);
-	return cm_jobs_open(&w->jobs, w->pg, &jo);
-}
-
 cm_err
-eval_worker_alloc(eval_service *s, eval_worker **out)
+eval_worker_init(void *app, const cm_service_conns *conns, void **state)
 {
-	eval_worker *w = NULL;
-	cm_err       err = CM_ENOMEM;
+	eval_worker *w = calloc(1, sizeof(*w));
 
-	*out = NULL;
-	if ((w = calloc(1, sizeof(*w))) == NULL)
-		goto out;
-	w->svc = s;
-	w->owns_conns = true;
-	w->owns_jobs = true;
-	if ((err = cm_pg_open(&w->pg, s->common.database_url, s->schema)) != CM_OK ||
-	    (err = cm_redis_open(&w->redis, s->common.redis_host, (int)s->common.redis_port,
-	                         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
-	    (err = worker_jobs(w)) != CM_OK)
-		goto out;
-	*out = w;
-	w = NULL;
-out:
-	eval_worker_free(w);
-	return err;
-}
-
-cm_err
-eval_worker_borrow(eval_service *s, cm_pg *pg, cm_redis *redis, cm_jobs *jobs, eval_worker **out)
-{
-	eval_worker *w = NULL;
-	cm_err       err = CM_ENOMEM;
-
-	*out = NULL;
-	if ((w = calloc(1, sizeof(*w))) == NULL)
-		goto out;
-	w->svc = s;
-	w->pg = pg;
-	w->redis = redis;
-	w->jobs = jobs;
-	w->owns_jobs = jobs == NULL;
-	if (jobs == NULL && (err = worker_jobs(w)) != CM_OK)
-		goto out;
-	err = CM_OK;
-	*out = w;
-	w = NULL;
-out:
-	eval_worker_free(w);
-	return err;
+	*state = w;
+	if (w == NULL)
+		return CM_ENOMEM;
+	w->svc = app;
+	w->pg = conns->pg;
+	w->redis = conns->redis;
+	w->jobs = conns->jobs;
+	w->next_prune_ms = cm_mono_ms() + 60000; /* runners prune the grade cache now and then */
+	return CM_OK;
 }
 
 void
-eval_worker_free(eval_worker *w)
+eval_worker_fini(void *app, void *state)
 {
-	if (w == NULL)
-		return;
-	if (w->owns_jobs)
-		cm_jobs_close(w->jobs);
-	if (w->owns_conns) {
-		cm_redis_close(w->redis);
-		cm_pg_close(w->pg);
-	}
-	free(w);
+	(void)app;
+	free(state);
 }
 
 /* ---- the skeleton's hooks -------------------------------------------------------------------- */
@@ -242,21 +194,10 @@ app_fini(void *app)
 	eval_service_fini(app);
 }
 
-static cm_err
-worker_init(void *app, const cm_service_conns *conns, void **state)
-{
-	eval_worker *w = NULL;
-	cm_err       err = eval_worker_borrow(app, conns->pg, conns->redis, NULL, &w);
-
-	*state = w;
-	return err;
-}
-
 static void
-worker_fini(void *app, void *state)
+jobs_options(const void *app, cm_jobs_options *jo)
 {
-	(void)app;
-	eval_worker_free(state);
+	eval_jobs_options(app, jo);
 }
 
 static cm_err
@@ -301,8 +242,9 @@ const cm_service_def eval_service_def = {
     .app_size = sizeof(eval_service),
     .app_init = app_init,
     .app_fini = app_fini,
-    .worker_init = worker_init,
-    .worker_fini = worker_fini,
+    .worker_init = eval_worker_init,
+    .worker_fini = eval_worker_fini,
+    .jobs_options = jobs_options,
     .start = start,
     .stop = stop,
     .ready = ready,

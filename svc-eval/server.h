@@ -36,45 +36,43 @@ typedef struct eval_service {
 	cm_service_config common; /* DATABASE_URL, REDIS_*: runners open their own connections */
 	const char       *schema; /* EVAL_SCHEMA, unless a test runs in a schema of its own */
 	eval_config       cfg;
-	cm_llm        *llm;       /* NULL: offline grader */
-	char           model[64]; /* cache key part: LLM_MODEL, or "offline" */
-	cm_rpc_client *pdf;
-	cm_rpc_client *qgen;
-	cm_pub        *pub; /* may be NULL (no events) */
-	cm_metrics    *metrics;
-	cm_counter    *attempts;
-	cm_counter    *answers_mcq;
-	cm_counter    *answers_open;
-	cm_counter    *cache_lookups;
-	cm_counter    *cache_hits;
-	cm_counter    *cache_near_hits;
-	cm_counter    *inflight_waits;
-	cm_counter    *grade_calls;
-	cm_counter    *overall_calls;
-	cm_counter    *items_retried;
-	cm_counter    *items_failed;
-	cm_counter    *scores_capped;
-	cm_counter    *quota_refused;
-	cm_counter    *jobs_succeeded;
-	cm_counter    *jobs_failed;
-	cm_histogram  *job_seconds;
+	cm_llm           *llm;       /* NULL: offline grader */
+	char              model[64]; /* cache key part: LLM_MODEL, or "offline" */
+	cm_rpc_client    *pdf;
+	cm_rpc_client    *qgen;
+	cm_pub           *pub; /* may be NULL (no events) */
+	cm_metrics       *metrics;
+	cm_counter       *attempts;
+	cm_counter       *answers_mcq;
+	cm_counter       *answers_open;
+	cm_counter       *cache_lookups;
+	cm_counter       *cache_hits;
+	cm_counter       *cache_near_hits;
+	cm_counter       *inflight_waits;
+	cm_counter       *grade_calls;
+	cm_counter       *overall_calls;
+	cm_counter       *items_retried;
+	cm_counter       *items_failed;
+	cm_counter       *scores_capped;
+	cm_counter       *quota_refused;
+	cm_counter       *jobs_succeeded;
+	cm_counter       *jobs_failed;
+	cm_histogram     *job_seconds;
 
 	/* Tests: a runner stops (as if killed) after storing this many batches; 0: never. */
 	atomic_int test_stop_after_batches;
 
 	/* runners */
 	struct cm_runners *runners;
-	atomic_bool        stopping; /* set before the runners stop: attempts end at their next step */
+	atomic_bool stopping; /* set before the runners stop: attempts end at their next step */
 } eval_service;
 
 typedef struct eval_worker {
 	eval_service *svc;
 	cm_pg        *pg;
 	cm_redis     *redis;
-	cm_jobs      *jobs;
-	bool          owns_jobs;  /* jobs opened here (NULL was given to borrow), not borrowed */
-	bool          owns_conns; /* opened by eval_worker_alloc (tests), not borrowed */
-	int64_t       next_prune_ms;
+	cm_jobs      *jobs;          /* pg, redis, jobs borrowed: the skeleton's or a runner's */
+	int64_t       next_prune_ms; /* runners: when to prune the grade cache next */
 } eval_worker;
 
 /* The service: schema "eval" (the job queue's tables are its migration 2), background work the
@@ -91,16 +89,12 @@ CM_MUSTCHECK cm_err eval_service_init(eval_service *s, const cm_service_config *
                                       const char *schema, const eval_config *cfg, cm_metrics *m);
 void                eval_service_fini(eval_service *s);
 
-/* A worker with connections of its own (runner threads, tests); freed with its connections. */
-CM_MUSTCHECK cm_err eval_worker_alloc(eval_service *s, eval_worker **out);
 /* The job queue's options of svc-eval (channel, lease, attempts). */
 void eval_jobs_options(const eval_service *s, cm_jobs_options *jo);
-/* A worker around pg and redis, borrowed: the caller closes them after eval_worker_free. jobs
- * too when given (a runner's handle: tasks are claimed and renewed under one worker id); NULL
- * opens the worker's own handle on pg. */
-CM_MUSTCHECK cm_err eval_worker_borrow(eval_service *s, cm_pg *pg, cm_redis *redis,
-                                       cm_jobs *jobs, eval_worker **out);
-void                eval_worker_free(eval_worker *w);
+/* An eval_worker around conns (pg, redis and jobs borrowed), for an RPC worker or a job runner
+ * (cm_service_def.worker_init / worker_fini; app is the eval_service). */
+CM_MUSTCHECK cm_err eval_worker_init(void *app, const cm_service_conns *conns, void **state);
+void                eval_worker_fini(void *app, void *state);
 
 extern const cm_rpc_method eval_methods[];
 extern const size_t        eval_n_methods;

@@ -98,13 +98,13 @@ eval_attempt_row_fini(eval_attempt_row *a)
 static json_t *
 result_json(const eval_result_row *r)
 {
-	return json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:b,s:i,s:b,s:s,s:s,s:s,s:s,s:s}",
-	                 "idx", r->idx, "question_id", r->question_id, "type",
-	                 eval_type_name(r->type), "status", eval_status_name(r->status),
-	                 "question", r->question, "reference", r->reference, "page", r->page,
-	                 "answer", r->answer, "via_model", r->via_model, "score", r->score,
-	                 "correct", r->correct, "feedback", r->feedback, "suggestions",
-	                 r->suggestions, "hint", r->hint, "error", r->error, "source", r->source);
+	return json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:b,s:i,s:b,s:s,s:s,s:s,s:s,s:s}", "idx",
+	                 r->idx, "question_id", r->question_id, "type", eval_type_name(r->type),
+	                 "status", eval_status_name(r->status), "question", r->question,
+	                 "reference", r->reference, "page", r->page, "answer", r->answer,
+	                 "via_model", r->via_model, "score", r->score, "correct", r->correct,
+	                 "feedback", r->feedback, "suggestions", r->suggestions, "hint", r->hint,
+	                 "error", r->error, "source", r->source);
 }
 
 cm_err
@@ -220,11 +220,12 @@ read_results(cm_pg *pg, eval_attempt_row *a)
 	cm_err        err;
 	int           n;
 
-	if ((err = cm_pg_exec(pg,
-	                      "SELECT idx, question_id, type, status, question, reference, page,"
-	                      " answer, via_model, score, correct, feedback, suggestions, hint, error,"
-	                      " source FROM results WHERE attempt_id = $1::uuid ORDER BY idx",
-	                      1, p, &r)) != CM_OK)
+	if ((err = cm_pg_exec(
+	         pg,
+	         "SELECT idx, question_id, type, status, question, reference, page,"
+	         " answer, via_model, score, correct, feedback, suggestions, hint, error,"
+	         " source FROM results WHERE attempt_id = $1::uuid ORDER BY idx",
+	         1, p, &r)) != CM_OK)
 		return err;
 	n = cm_pg_nrows(r);
 	if (n > 0 && (a->results = calloc((size_t)n, sizeof(*a->results))) == NULL) {
@@ -273,9 +274,12 @@ eval_store_get_attempt(cm_pg *pg, const char *id, const char *owner, bool with_r
 	         pg,
 	         "SELECT id::text, owner_id, coalesce(question_set_id::text, ''),"
 	         " coalesce(document_id::text, ''), coalesce(job_id::text, ''), status, strictness,"
-	         " want_overall, topic, overall_done, overall_feedback, strengths::text, areas::text,"
-	         " study::text, error, " TS("created_at") ", " TS("updated_at") ", document_sha256"
-	         " FROM attempts WHERE id = $1::uuid AND ($2::text IS NULL OR owner_id = $2)",
+	         " want_overall, topic, overall_done, overall_feedback, strengths::text, "
+	         "areas::text,"
+	         " study::text, error, " TS("created_at") ", " TS(
+	             "updated_at") ", document_sha256"
+	                           " FROM attempts WHERE id = $1::uuid AND ($2::text IS NULL OR "
+	                           "owner_id = $2)",
 	         2, p, &r)) != CM_OK)
 		return err;
 	if (cm_pg_nrows(r) == 0) {
@@ -310,8 +314,8 @@ eval_store_get_attempt(cm_pg *pg, const char *id, const char *owner, bool with_r
 }
 
 cm_err
-eval_store_job_progress(cm_pg *pg, const char *job_id, char attempt_id[CM_UUID_LEN + 1],
-                        int *done, int *total)
+eval_store_job_progress(cm_pg *pg, const char *job_id, char attempt_id[CM_UUID_LEN + 1], int *done,
+                        int *total)
 {
 	const char   *p[1] = {job_id};
 	cm_pg_result *r = NULL;
@@ -349,8 +353,7 @@ eval_store_set_running(cm_pg *pg, const char *attempt_id)
 }
 
 cm_err
-eval_store_put_grades(cm_pg *pg, const char *attempt_id, const eval_put *g, size_t n,
-                      int *written)
+eval_store_put_grades(cm_pg *pg, const char *attempt_id, const eval_put *g, size_t n, int *written)
 {
 	json_t       *arr = json_array();
 	char         *rows = NULL;
@@ -363,14 +366,15 @@ eval_store_put_grades(cm_pg *pg, const char *attempt_id, const eval_put *g, size
 	if (arr == NULL)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_pack(
-		    "{s:i,s:s,s:i,s:b,s:s,s:s,s:s,s:s,s:s,s:o}", "idx", g[i].idx, "status",
-		    eval_status_name(g[i].status), "score", g[i].score, "correct", g[i].correct,
-		    "feedback", g[i].feedback != NULL ? g[i].feedback : "", "suggestions",
-		    g[i].suggestions != NULL ? g[i].suggestions : "", "hint",
-		    g[i].hint != NULL ? g[i].hint : "", "error", g[i].error != NULL ? g[i].error : "",
-		    "source", g[i].source != NULL ? g[i].source : "", "batch",
-		    g[i].batch >= 0 ? json_integer(g[i].batch) : json_null());
+		json_t *o = json_pack("{s:i,s:s,s:i,s:b,s:s,s:s,s:s,s:s,s:s,s:o}", "idx", g[i].idx,
+		                      "status", eval_status_name(g[i].status), "score", g[i].score,
+		                      "correct", g[i].correct, "feedback",
+		                      g[i].feedback != NULL ? g[i].feedback : "", "suggestions",
+		                      g[i].suggestions != NULL ? g[i].suggestions : "", "hint",
+		                      g[i].hint != NULL ? g[i].hint : "", "error",
+		                      g[i].error != NULL ? g[i].error : "", "source",
+		                      g[i].source != NULL ? g[i].source : "", "batch",
+		                      g[i].batch >= 0 ? json_integer(g[i].batch) : json_null());
 		if (o == NULL || json_array_append_new(arr, o) != 0)
 			goto out;
 	}
@@ -459,12 +463,13 @@ eval_store_cache_scan(cm_pg *pg, const eval_cache_key *k, int64_t ttl_s, eval_ca
 
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_s);
 	snprintf(lim, sizeof(lim), "%d", EVAL_CACHE_CANDIDATES);
-	if ((err = cm_pg_exec(pg,
-	                      "SELECT norm, score, feedback, suggestions, hint FROM grade_cache"
-	                      " WHERE qkey = $1 AND strictness = $2 AND model = $3"
-	                      " AND created_at > now() - make_interval(secs => $4::double precision)"
-	                      " ORDER BY created_at DESC LIMIT $5::int",
-	                      5, p, &r)) != CM_OK)
+	if ((err =
+	         cm_pg_exec(pg,
+	                    "SELECT norm, score, feedback, suggestions, hint FROM grade_cache"
+	                    " WHERE qkey = $1 AND strictness = $2 AND model = $3"
+	                    " AND created_at > now() - make_interval(secs => $4::double precision)"
+	                    " ORDER BY created_at DESC LIMIT $5::int",
+	                    5, p, &r)) != CM_OK)
 		return err;
 	for (int i = 0; i < cm_pg_nrows(r); i++) {
 		eval_grade g = {get_int(r, i, 1), (char *)cm_pg_get(r, i, 2),
@@ -480,16 +485,17 @@ cm_err
 eval_store_cache_put(cm_pg *pg, const eval_cache_key *k, const char *norm, const eval_grade *g)
 {
 	char        hash[65], score[16];
-	const char *p[9] = {k->qkey, k->strictness, k->model, hash, norm, score,
-	                    g->feedback, g->suggestions, g->hint};
+	const char *p[9] = {k->qkey, k->strictness, k->model,       hash,   norm,
+	                    score,   g->feedback,   g->suggestions, g->hint};
 
 	sha256_hex(norm, hash);
 	snprintf(score, sizeof(score), "%d", g->score);
-	return cm_pg_exec(pg,
-	                  "INSERT INTO grade_cache (qkey, strictness, model, norm_hash, norm, score,"
-	                  " feedback, suggestions, hint) VALUES ($1, $2, $3, $4, $5, $6::int, $7, $8,"
-	                  " $9) ON CONFLICT DO NOTHING",
-	                  9, p, NULL);
+	return cm_pg_exec(
+	    pg,
+	    "INSERT INTO grade_cache (qkey, strictness, model, norm_hash, norm, score,"
+	    " feedback, suggestions, hint) VALUES ($1, $2, $3, $4, $5, $6::int, $7, $8,"
+	    " $9) ON CONFLICT DO NOTHING",
+	    9, p, NULL);
 }
 
 cm_err
@@ -501,10 +507,11 @@ eval_store_cache_prune(cm_pg *pg, int64_t ttl_s, int64_t *n)
 	cm_err        err;
 
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_s);
-	if ((err = cm_pg_exec(pg,
-	                      "DELETE FROM grade_cache"
-	                      " WHERE created_at < now() - make_interval(secs => $1::double precision)",
-	                      1, p, &r)) != CM_OK)
+	if ((err = cm_pg_exec(
+	         pg,
+	         "DELETE FROM grade_cache"
+	         " WHERE created_at < now() - make_interval(secs => $1::double precision)",
+	         1, p, &r)) != CM_OK)
 		return err;
 	if (n != NULL)
 		*n = cm_pg_affected(r);
@@ -581,11 +588,11 @@ void
 eval_store_claim(cm_redis *r, const char *grade_key, const char *owner, int64_t ttl_ms,
                  bool *claimed)
 {
-	static const char script[] =
-	    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0";
-	char        key[128], ttl[24];
-	const char *keys[1] = {key}, *args[2] = {owner, ttl};
-	int64_t     got = 1;
+	static const char script[] = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) "
+	                             "then return 1 end return 0";
+	char              key[128], ttl[24];
+	const char       *keys[1] = {key}, *args[2] = {owner, ttl};
+	int64_t           got = 1;
 
 	claim_key(grade_key, key, sizeof(key));
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
@@ -602,8 +609,8 @@ eval_store_claim_held(cm_redis *r, const char *grade_key, bool *held)
 	int64_t     n = 0;
 
 	claim_key(grade_key, key, sizeof(key));
-	*held = cm_redis_eval_int(r, "return redis.call('EXISTS', KEYS[1])", 1, keys, 0, NULL, &n) ==
-	            CM_OK &&
+	*held = cm_redis_eval_int(r, "return redis.call('EXISTS', KEYS[1])", 1, keys, 0, NULL,
+	                          &n) == CM_OK &&
 	        n == 1;
 }
 

@@ -36,21 +36,21 @@ typedef struct eval_result_row {
 } eval_result_row;
 
 typedef struct eval_attempt_row {
-	char            id[CM_UUID_LEN + 1];
-	char            owner[129];
-	char            set_id[CM_UUID_LEN + 1];      /* "" for legacy */
-	char            document_id[CM_UUID_LEN + 1]; /* "" when none */
-	char            document_sha256[65];          /* "" when unknown (v1) */
-	char            job_id[CM_UUID_LEN + 1];      /* "" when none */
-	char            status[16];
-	eval_strictness strictness;
-	bool            want_overall;
-	bool            overall_done;
-	char            topic[EVAL_MAX_TOPIC + 1];
-	eval_overall    overall;
-	char            error[CM_MAX_ERRMSG];
-	char            created_at[40];
-	char            updated_at[40];
+	char             id[CM_UUID_LEN + 1];
+	char             owner[129];
+	char             set_id[CM_UUID_LEN + 1];      /* "" for legacy */
+	char             document_id[CM_UUID_LEN + 1]; /* "" when none */
+	char             document_sha256[65];          /* "" when unknown (v1) */
+	char             job_id[CM_UUID_LEN + 1];      /* "" when none */
+	char             status[16];
+	eval_strictness  strictness;
+	bool             want_overall;
+	bool             overall_done;
+	char             topic[EVAL_MAX_TOPIC + 1];
+	eval_overall     overall;
+	char             error[CM_MAX_ERRMSG];
+	char             created_at[40];
+	char             updated_at[40];
 	eval_result_row *results;
 	size_t           n_results;
 } eval_attempt_row;

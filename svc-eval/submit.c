@@ -26,12 +26,12 @@
 #include "text.h"
 
 typedef struct submit {
-	cm_rpc_ctx           *ctx;
-	eval_worker          *w;
+	cm_rpc_ctx                *ctx;
+	eval_worker               *w;
 	const Eval__SubmitRequest *rq;
-	eval_attempt_row      a;
-	size_t                pending;
-	ProtobufCMessage     *upstream; /* the set or document response (freed at the end) */
+	eval_attempt_row           a;
+	size_t                     pending;
+	ProtobufCMessage          *upstream; /* the set or document response (freed at the end) */
 } submit;
 
 static bool
@@ -50,8 +50,8 @@ check_text(submit *sb, const char *what, size_t i, const char *s, size_t max)
 	size_t len = strlen(s);
 
 	if (len > max)
-		return cm_rpc_fail(sb->ctx, CM_EINVAL, "answer %zu: %s is longer than %zu bytes", i + 1,
-		                   what, max);
+		return cm_rpc_fail(sb->ctx, CM_EINVAL, "answer %zu: %s is longer than %zu bytes",
+		                   i + 1, what, max);
 	if (!eval_utf8_valid(s, len))
 		return cm_rpc_fail(sb->ctx, CM_EINVAL, "answer %zu: %s is not valid UTF-8", i + 1,
 		                   what);
@@ -71,8 +71,8 @@ check_ids(submit *sb, char *const *ids, size_t n)
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(ids[i], ids[k]) == 0)
 				return cm_rpc_fail(sb->ctx, CM_EINVAL,
-				                   "answer %zu: question %.64s is answered twice", i + 1,
-				                   ids[i]);
+				                   "answer %zu: question %.64s is answered twice",
+				                   i + 1, ids[i]);
 	}
 	return CM_OK;
 }
@@ -123,7 +123,7 @@ ruled(eval_result_row *r, int score, bool correct, const char *feedback, const c
 static bool
 empty_answer(eval_result_row *r)
 {
-	char hint[240];
+	char   hint[240];
 	size_t keep = eval_utf8_clip(r->reference, 200);
 
 	snprintf(hint, sizeof(hint), "%s%.*s%s", keep > 0 ? "A good answer: " : "", (int)keep,
@@ -133,8 +133,8 @@ empty_answer(eval_result_row *r)
 
 /* Scores a multiple-choice answer: chosen (-1: none of the options) against right. */
 static bool
-score_mcq(eval_result_row *r, int chosen, int right, char *const *options, size_t n,
-          bool labelled, const char *explanation, int page)
+score_mcq(eval_result_row *r, int chosen, int right, char *const *options, size_t n, bool labelled,
+          const char *explanation, int page)
 {
 	char right_text[1200], fb[2400], sug[96];
 
@@ -154,7 +154,8 @@ score_mcq(eval_result_row *r, int chosen, int right, char *const *options, size_
 	if (page > 0)
 		snprintf(sug, sizeof(sug), "Review page %d of the document.", page);
 	else
-		snprintf(sug, sizeof(sug), "Review the part of the document this question is about.");
+		snprintf(sug, sizeof(sug),
+		         "Review the part of the document this question is about.");
 	return ruled(r, 0, false, fb, sug, right_text);
 }
 
@@ -218,8 +219,8 @@ build_v1(submit *sb)
 	snprintf(sb->a.document_id, sizeof(sb->a.document_id), "%s", set->document_id);
 	if ((ids = calloc(rq->n_answers + 1, sizeof(char *))) == NULL ||
 	    (answered = calloc(set->n_questions + 1, sizeof(bool))) == NULL ||
-	    (sb->a.results = calloc(rq->n_answers + set->n_questions + 1,
-	                            sizeof(eval_result_row))) == NULL) {
+	    (sb->a.results =
+	         calloc(rq->n_answers + set->n_questions + 1, sizeof(eval_result_row))) == NULL) {
 		err = cm_rpc_fail(sb->ctx, CM_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -236,14 +237,16 @@ build_v1(submit *sb)
 		while (k < set->n_questions && strcmp(set->questions[k]->id, an->question_id) != 0)
 			k++;
 		if (k == set->n_questions) {
-			err = cm_rpc_fail(sb->ctx, CM_EINVAL, "answer %zu: question %.64s is not in this set",
-			                  i + 1, an->question_id);
+			err = cm_rpc_fail(sb->ctx, CM_EINVAL,
+			                  "answer %zu: question %.64s is not in this set", i + 1,
+			                  an->question_id);
 			goto out;
 		}
 		answered[k] = true;
 		if (an->value_case == EVAL__ANSWER__VALUE_TEXT) {
 			text = an->text;
-			if ((err = check_text(sb, "answer", i, text, EVAL_MAX_ANSWER_BYTES)) != CM_OK)
+			if ((err = check_text(sb, "answer", i, text, EVAL_MAX_ANSWER_BYTES)) !=
+			    CM_OK)
 				goto out;
 		}
 		const Qgen__Question *q = set->questions[k];
@@ -254,9 +257,9 @@ build_v1(submit *sb)
 		r->page = q->page;
 		if (mcq && an->value_case == EVAL__ANSWER__VALUE_OPTION_INDEX &&
 		    (an->option_index < 0 || (size_t)an->option_index >= q->n_options)) {
-			err = cm_rpc_fail(sb->ctx, CM_EINVAL,
-			                  "answer %zu: option index %d is out of range 0-%zu", i + 1,
-			                  an->option_index, q->n_options > 0 ? q->n_options - 1 : 0);
+			err = cm_rpc_fail(
+			    sb->ctx, CM_EINVAL, "answer %zu: option index %d is out of range 0-%zu",
+			    i + 1, an->option_index, q->n_options > 0 ? q->n_options - 1 : 0);
 			goto out;
 		}
 		if (!mcq && an->value_case == EVAL__ANSWER__VALUE_OPTION_INDEX) {
@@ -268,9 +271,9 @@ build_v1(submit *sb)
 		bool empty = an->value_case == EVAL__ANSWER__VALUE__NOT_SET ||
 		             (an->value_case == EVAL__ANSWER__VALUE_TEXT && blank(text));
 		if (mcq) {
-			int chosen = an->value_case == EVAL__ANSWER__VALUE_OPTION_INDEX
-			                 ? an->option_index
-			                 : eval_mcq_choice(text, q->options, q->n_options);
+			int  chosen = an->value_case == EVAL__ANSWER__VALUE_OPTION_INDEX
+			                  ? an->option_index
+			                  : eval_mcq_choice(text, q->options, q->n_options);
 			bool ok = empty ? empty_answer(r)
 			                : score_mcq(r, chosen, q->answer_index, q->options,
 			                            q->n_options, false, q->explanation, q->page);
@@ -339,8 +342,8 @@ find_document(submit *sb)
 	} else {
 		Pdf__SelectedRequest sq = PDF__SELECTED_REQUEST__INIT;
 		o.method = "pdf.Selected";
-		err = cm_rpc_call(sb->w->svc->pdf, &o, &sq.base, &pdf__selected_response__descriptor,
-		                  &sb->upstream, &res);
+		err = cm_rpc_call(sb->w->svc->pdf, &o, &sq.base,
+		                  &pdf__selected_response__descriptor, &sb->upstream, &res);
 		if (err == CM_OK) {
 			Pdf__SelectedResponse *sr = (Pdf__SelectedResponse *)sb->upstream;
 			if (sr->document == NULL)
@@ -384,7 +387,8 @@ check_item(submit *sb, size_t i, const Eval__InlineItem *it)
 	                      EVAL_MAX_QUESTION_BYTES)) != CM_OK)
 		return err;
 	for (size_t k = 0; k < it->n_options; k++)
-		if ((err = check_text(sb, "option", i, it->options[k], EVAL_MAX_OPTION_BYTES)) != CM_OK)
+		if ((err = check_text(sb, "option", i, it->options[k], EVAL_MAX_OPTION_BYTES)) !=
+		    CM_OK)
 			return err;
 	return CM_OK;
 }
@@ -412,7 +416,8 @@ build_legacy(submit *sb)
 	cm_buf                     q;
 	cm_err                     err;
 
-	cm_buf_init(&q, EVAL_MAX_QUESTION_BYTES + EVAL_MAX_OPTIONS * (EVAL_MAX_OPTION_BYTES + 2) + 16);
+	cm_buf_init(&q,
+	            EVAL_MAX_QUESTION_BYTES + EVAL_MAX_OPTIONS * (EVAL_MAX_OPTION_BYTES + 2) + 16);
 	if ((ids = calloc(rq->n_items + 1, sizeof(char *))) == NULL ||
 	    (sb->a.results = calloc(rq->n_items + 1, sizeof(eval_result_row))) == NULL) {
 		err = cm_rpc_fail(sb->ctx, CM_ENOMEM, "out of memory");
@@ -437,8 +442,8 @@ build_legacy(submit *sb)
 		r->idx = (int)i;
 		r->type = mcq ? EVAL_MCQ : EVAL_OPEN;
 		cm_buf_reset(&q);
-		if ((err = keyless ? question_with_options(it, &q) : cm_buf_appends(&q, it->question)) !=
-		    CM_OK)
+		if ((err = keyless ? question_with_options(it, &q)
+		                   : cm_buf_appends(&q, it->question)) != CM_OK)
 			goto oom;
 		if (!set_texts(r, it->question_id, q.data, mcq || keyless ? "" : it->correct_answer,
 		               it->user_answer))
@@ -446,7 +451,8 @@ build_legacy(submit *sb)
 		if (blank(it->user_answer))
 			ok = empty_answer(r);
 		else if (mcq)
-			ok = score_mcq(r, eval_mcq_choice(it->user_answer, it->options, it->n_options),
+			ok = score_mcq(r,
+			               eval_mcq_choice(it->user_answer, it->options, it->n_options),
 			               right, it->options, it->n_options, true, "", 0);
 		else {
 			r->status = EVAL_PENDING;
@@ -475,7 +481,8 @@ count_answers(submit *sb)
 	eval_service *s = sb->w->svc;
 
 	for (size_t i = 0; i < sb->a.n_results; i++)
-		cm_counter_add(sb->a.results[i].type == EVAL_MCQ ? s->answers_mcq : s->answers_open, 1);
+		cm_counter_add(sb->a.results[i].type == EVAL_MCQ ? s->answers_mcq : s->answers_open,
+		               1);
 }
 
 /* The summary of an attempt finished here (scores only). */
@@ -516,9 +523,9 @@ store(submit *sb)
 			cm_pg_rollback(w->pg);
 			cm_counter_add(s->quota_refused, 1);
 			sb->ctx->retry_after_s = (int32_t)s->cfg.retry_after_s;
-			return cm_rpc_fail(sb->ctx, CM_ELIMIT,
-			                   "%d attempts are being graded already; try again shortly",
-			                   active);
+			return cm_rpc_fail(
+			    sb->ctx, CM_ELIMIT,
+			    "%d attempts are being graded already; try again shortly", active);
 		}
 		if ((err = cm_jobs_create(w->jobs, EVAL_JOB_KIND, sb->a.owner, sb->a.id,
 		                          strlen(sb->a.id), 1, job)) != CM_OK ||

@@ -146,21 +146,19 @@ eval_normalize(const char *str, cm_buf *out)
 
 /* Sorted for bsearch. */
 static const char *const stopwords[] = {
-    "a",      "about",   "above",  "after",  "again",   "against", "all",     "also",
-    "am",     "an",      "and",    "any",    "are",     "as",      "at",      "be",
-    "because", "been",   "before", "being",  "below",   "between", "both",    "but",
-    "by",     "can",     "could",  "did",    "do",      "does",    "doing",   "down",
-    "during", "each",    "few",    "for",    "from",    "further", "had",     "has",
-    "have",   "having",  "he",     "her",    "here",    "hers",    "him",     "his",
-    "how",    "i",       "if",     "in",     "into",    "is",      "it",      "its",
-    "itself", "just",    "me",     "more",   "most",    "my",      "of",      "off",
-    "on",     "once",    "only",   "or",     "other",   "our",     "out",     "over",
-    "own",    "same",    "she",    "should", "so",      "some",    "such",    "than",
-    "that",   "the",     "their",  "them",   "then",    "there",   "these",   "they",
-    "this",   "those",   "through", "to",    "too",     "under",   "until",   "up",
-    "very",   "was",     "we",     "were",   "what",    "when",    "where",   "which",
-    "while",  "who",     "whom",   "why",    "will",    "with",    "would",   "you",
-    "your",
+    "a",       "about",   "above",  "after",   "again", "against", "all",  "also",    "am",
+    "an",      "and",     "any",    "are",     "as",    "at",      "be",   "because", "been",
+    "before",  "being",   "below",  "between", "both",  "but",     "by",   "can",     "could",
+    "did",     "do",      "does",   "doing",   "down",  "during",  "each", "few",     "for",
+    "from",    "further", "had",    "has",     "have",  "having",  "he",   "her",     "here",
+    "hers",    "him",     "his",    "how",     "i",     "if",      "in",   "into",    "is",
+    "it",      "its",     "itself", "just",    "me",    "more",    "most", "my",      "of",
+    "off",     "on",      "once",   "only",    "or",    "other",   "our",  "out",     "over",
+    "own",     "same",    "she",    "should",  "so",    "some",    "such", "than",    "that",
+    "the",     "their",   "them",   "then",    "there", "these",   "they", "this",    "those",
+    "through", "to",      "too",    "under",   "until", "up",      "very", "was",     "we",
+    "were",    "what",    "when",   "where",   "which", "while",   "who",  "whom",    "why",
+    "will",    "with",    "would",  "you",     "your",
 };
 
 typedef struct span {
@@ -191,10 +189,9 @@ eval_stopword(const char *w, size_t len)
 }
 
 static const char *const negations[] = {
-    "aint",   "arent", "cannot", "cant",  "couldnt", "didnt",  "doesnt", "dont",
-    "hadnt",  "hasnt", "havent", "isnt",  "neither", "never",  "no",     "none",
-    "nor",    "not",   "nothing", "nowhere", "shouldnt", "wasnt", "werent", "without",
-    "wont",   "wouldnt",
+    "aint",    "arent",   "cannot",   "cant",    "couldnt", "didnt",   "doesnt", "dont",    "hadnt",
+    "hasnt",   "havent",  "isnt",     "neither", "never",   "no",      "none",   "nor",     "not",
+    "nothing", "nowhere", "shouldnt", "wasnt",   "werent",  "without", "wont",   "wouldnt",
 };
 
 static bool

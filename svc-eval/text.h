@@ -6,7 +6,8 @@
  * Normalised form: ASCII letters lower-cased, apostrophes dropped inside words ("don't" ->
  * "dont"), '.' and ',' kept between digits ("3.5"), every other run of punctuation and white
  * space (ASCII, and the common Unicode spaces, quotation marks and dashes) one space, trimmed.
- * Other UTF-8 sequences are word characters, kept as they are. Two answers with the same normalised form are the same answer.
+ * Other UTF-8 sequences are word characters, kept as they are. Two answers with the same normalised
+ * form are the same answer.
  *
  * Terms: the words of the normalised form minus English stop words, with a plural 's' dropped
  * ("cells" -> "cell"), as 64-bit hashes, sorted and unique: cheap to intersect.

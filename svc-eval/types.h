@@ -50,7 +50,7 @@ bool eval_grade_set(eval_grade *g, int score, const char *feedback, const char *
 /* One open answer to grade: what the prompt, the guard, the cache and the offline grader read.
  * Strings are borrowed from whoever built the item. */
 typedef struct eval_item {
-	int         idx;       /* the result's position in the attempt */
+	int         idx; /* the result's position in the attempt */
 	const char *question;
 	const char *reference; /* "" when none */
 	const char *context;   /* source text ("" when none) */

@@ -1,7 +1,8 @@
 /*
  * config.h - svc-pdf's own configuration (env PDF_*, beside the common keys of the service
- * skeleton, cm/service.h) and its fixed limits. Every limit of this service lives here: configurable ones have their defaults in the
- * config table (config.c), fixed ones are the PDF_* constants below.
+ * skeleton, cm/service.h) and its fixed limits. Every limit of this service lives here:
+ * configurable ones have their defaults in the config table (config.c), fixed ones are the PDF_*
+ * constants below.
  */
 #ifndef PDF_CONFIG_H
 #define PDF_CONFIG_H

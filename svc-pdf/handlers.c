@@ -566,8 +566,7 @@ pdf_handle_search(cm_rpc_ctx *ctx, const void *req, void *resp)
 		goto out;
 	}
 	if ((err = pdf_search(w->pg, ctx->subject, rq->id, rq->query, limit, rq->fallback, &rows,
-	                      &sha, &match)) !=
-	    CM_OK) {
+	                      &sha, &match)) != CM_OK) {
 		err = fail(ctx, w, err, "document not found");
 		goto out;
 	}

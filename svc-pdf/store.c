@@ -762,8 +762,8 @@ pdf_store_search_some(cm_pg *pg, const char *owner, const char *id, const char *
 }
 
 cm_err
-pdf_store_search_similar(cm_pg *pg, const char *owner, const char *id, const char *words,
-                         int limit, pdf_rows **out, const char **sha)
+pdf_store_search_similar(cm_pg *pg, const char *owner, const char *id, const char *words, int limit,
+                         pdf_rows **out, const char **sha)
 {
 	char        l[16];
 	const char *p[] = {id, owner, words, l, PDF_TRGM_MIN};

@@ -13,11 +13,11 @@
 #include "types.h"
 
 typedef struct qgen_prompt_req {
-	int             count;
+	int               count;
 	qgen_type         type;
 	qgen_difficulty   difficulty;
-	const char     *topic; /* NULL or "" */
-	int             variant;
+	const char       *topic; /* NULL or "" */
+	int               variant;
 	const qgen_chunk *chunk;
 } qgen_prompt_req;
 

@@ -585,34 +585,15 @@ out:
 /* ---- runner threads (cm/runners.h) ----------------------------------------------------------- */
 
 static void
-runner_run(void *arg, cm_runner *r, const cm_jobs_task *t)
+runner_run(void *arg, void *state, const cm_jobs_task *t)
 {
-	run_task(arg, r->state, t);
-}
-
-static cm_err
-runner_thread_init(void *arg, cm_runner *r)
-{
-	qgen_worker *w = NULL;
-	cm_err       err = qgen_worker_borrow(arg, r->pg, r->redis, r->jobs, &w);
-
-	r->state = w;
-	return err;
-}
-
-static void
-runner_thread_fini(void *arg, cm_runner *r)
-{
-	(void)arg;
-	qgen_worker_free(r->state);
+	run_task(arg, state, t);
 }
 
 cm_err
 qgen_runner_run_one(qgen_service *s, qgen_worker *w, bool *ran)
 {
-	cm_runner r = {w->pg, w->redis, w->jobs, 0, w};
-
-	return cm_runner_run_one(&r, runner_run, s, ran);
+	return cm_runner_run_one(w->jobs, runner_run, s, w, ran);
 }
 
 cm_err
@@ -624,14 +605,12 @@ qgen_runners_start(qgen_service *s)
 	atomic_store(&s->stopping, false);
 	c.name = "qgen";
 	c.threads = (int)s->cfg.runners;
-	c.database_url = s->common.database_url;
+	c.common = &s->common;
 	c.schema = s->schema;
-	c.redis_host = s->common.redis_host;
-	c.redis_port = (int)s->common.redis_port;
 	qgen_jobs_options(s, &c.jobs);
 	c.poll_ms = (int)s->cfg.poll_ms;
-	c.thread_init = runner_thread_init;
-	c.thread_fini = runner_thread_fini;
+	c.thread_init = qgen_worker_init;
+	c.thread_fini = qgen_worker_fini;
 	c.run = runner_run;
 	c.arg = s;
 	return cm_runners_start(&s->runners, &c);

@@ -108,76 +108,26 @@ qgen_jobs_options(const qgen_service *s, cm_jobs_options *jo)
 	jo->max_attempts = 5;
 }
 
-/* Adds the job queue handle to a worker whose connections are set. */
-static cm_err
-worker_jobs(qgen_worker *w)
-{
-	cm_jobs_options jo;
-
-	qgen_jobs_options(w->svc, &jo);
-	return cm_jobs_open(&w->jobs, w->pg, &jo);
-}
-
 cm_err
-qgen_worker_alloc(qgen_service *s, qgen_worker **out)
+qgen_worker_init(void *app, const cm_service_conns *conns, void **state)
 {
-	qgen_worker *w = NULL;
-	cm_err       err = CM_ENOMEM;
+	qgen_worker *w = calloc(1, sizeof(*w));
 
-	*out = NULL;
-	if ((w = calloc(1, sizeof(*w))) == NULL)
-		goto out;
-	w->svc = s;
-	w->owns_conns = true;
-	w->owns_jobs = true;
-	if ((err = cm_pg_open(&w->pg, s->common.database_url, s->schema)) != CM_OK ||
-	    (err = cm_redis_open(&w->redis, s->common.redis_host, (int)s->common.redis_port,
-	                         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
-	    (err = worker_jobs(w)) != CM_OK)
-		goto out;
-	*out = w;
-	w = NULL;
-out:
-	qgen_worker_free(w);
-	return err;
-}
-
-cm_err
-qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis, cm_jobs *jobs, qgen_worker **out)
-{
-	qgen_worker *w = NULL;
-	cm_err       err = CM_ENOMEM;
-
-	*out = NULL;
-	if ((w = calloc(1, sizeof(*w))) == NULL)
-		goto out;
-	w->svc = s;
-	w->pg = pg;
-	w->redis = redis;
-	w->jobs = jobs;
-	w->owns_jobs = jobs == NULL;
-	if (jobs == NULL && (err = worker_jobs(w)) != CM_OK)
-		goto out;
-	err = CM_OK;
-	*out = w;
-	w = NULL;
-out:
-	qgen_worker_free(w);
-	return err;
+	*state = w;
+	if (w == NULL)
+		return CM_ENOMEM;
+	w->svc = app;
+	w->pg = conns->pg;
+	w->redis = conns->redis;
+	w->jobs = conns->jobs;
+	return CM_OK;
 }
 
 void
-qgen_worker_free(qgen_worker *w)
+qgen_worker_fini(void *app, void *state)
 {
-	if (w == NULL)
-		return;
-	if (w->owns_jobs)
-		cm_jobs_close(w->jobs);
-	if (w->owns_conns) {
-		cm_redis_close(w->redis);
-		cm_pg_close(w->pg);
-	}
-	free(w);
+	(void)app;
+	free(state);
 }
 
 /* ---- the skeleton's hooks -------------------------------------------------------------------- */
@@ -194,21 +144,10 @@ app_fini(void *app)
 	qgen_service_fini(app);
 }
 
-static cm_err
-worker_init(void *app, const cm_service_conns *conns, void **state)
-{
-	qgen_worker *w = NULL;
-	cm_err       err = qgen_worker_borrow(app, conns->pg, conns->redis, NULL, &w);
-
-	*state = w;
-	return err;
-}
-
 static void
-worker_fini(void *app, void *state)
+jobs_options(const void *app, cm_jobs_options *jo)
 {
-	(void)app;
-	qgen_worker_free(state);
+	qgen_jobs_options(app, jo);
 }
 
 /* Background work: the job runners, and the follower of svc-pdf's deletion log (cascade.h). */
@@ -264,8 +203,9 @@ const cm_service_def qgen_service_def = {
     .app_size = sizeof(qgen_service),
     .app_init = app_init,
     .app_fini = app_fini,
-    .worker_init = worker_init,
-    .worker_fini = worker_fini,
+    .worker_init = qgen_worker_init,
+    .worker_fini = qgen_worker_fini,
+    .jobs_options = jobs_options,
     .start = start,
     .stop = stop,
     .ready = ready,

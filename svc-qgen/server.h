@@ -5,7 +5,8 @@
  * qgen_service is created once: config, the LLM client (NULL: the offline provider), the svc-pdf
  * client, the event publisher, metrics. Two kinds of threads use it:
  *   - RPC workers (the skeleton's) answer qgen.Create / GetJob / CancelJob / GetSet / Export; each
- *     has a qgen_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs handle;
+ *     has a qgen_worker around the skeleton's PostgreSQL and Redis connections, plus a cm_jobs
+ * handle;
  *   - runners (runner.c) claim generation jobs from the queue and run them; each owns its
  *     own connections and a LISTEN connection, and starts call threads per job.
  * Tests build a qgen_worker themselves and call the handlers, or run one job with
@@ -34,18 +35,18 @@ typedef struct qgen_service {
 	cm_service_config common; /* DATABASE_URL, REDIS_*: runners open their own connections */
 	const char       *schema; /* QGEN_SCHEMA, unless a test runs in a schema of its own */
 	qgen_config       cfg;
-	cm_llm        *llm;       /* NULL: offline provider */
-	cm_rpc_client *pdf;
-	cm_pub        *pub; /* may be NULL (no events) */
-	cm_metrics    *metrics;
-	cm_counter    *sets_created;
-	cm_counter    *cache_hits;
-	cm_counter    *questions_rejected;
-	cm_counter    *batches_failed;
-	cm_counter    *llm_calls;
-	cm_counter    *jobs_succeeded;
-	cm_counter    *jobs_failed;
-	cm_histogram  *job_seconds;
+	cm_llm           *llm; /* NULL: offline provider */
+	cm_rpc_client    *pdf;
+	cm_pub           *pub; /* may be NULL (no events) */
+	cm_metrics       *metrics;
+	cm_counter       *sets_created;
+	cm_counter       *cache_hits;
+	cm_counter       *questions_rejected;
+	cm_counter       *batches_failed;
+	cm_counter       *llm_calls;
+	cm_counter       *jobs_succeeded;
+	cm_counter       *jobs_failed;
+	cm_histogram     *job_seconds;
 
 	/* runners */
 	struct cm_runners *runners;
@@ -56,11 +57,9 @@ typedef struct qgen_service {
 
 typedef struct qgen_worker {
 	qgen_service *svc;
-	cm_pg        *pg;
+	cm_pg        *pg; /* borrowed: the skeleton's or the runner's connections */
 	cm_redis     *redis;
 	cm_jobs      *jobs;
-	bool          owns_jobs;  /* jobs opened here (NULL was given to borrow), not borrowed */
-	bool          owns_conns; /* opened by qgen_worker_alloc (tests), not borrowed */
 } qgen_worker;
 
 /* The service: schema "qgen" (the job queue's tables are its migration 2), background work the
@@ -77,16 +76,12 @@ CM_MUSTCHECK cm_err qgen_service_init(qgen_service *s, const cm_service_config *
                                       const char *schema, const qgen_config *cfg, cm_metrics *m);
 void                qgen_service_fini(qgen_service *s);
 
-/* A worker with connections of its own (tests); freed with its connections. */
-CM_MUSTCHECK cm_err qgen_worker_alloc(qgen_service *s, qgen_worker **out);
 /* The job queue's options of svc-qgen (channel, lease, attempts). */
 void qgen_jobs_options(const qgen_service *s, cm_jobs_options *jo);
-/* A worker around pg and redis, borrowed: the caller closes them after qgen_worker_free. jobs
- * too when given (a runner's handle: tasks are claimed and renewed under one worker id); NULL
- * opens the worker's own handle on pg. */
-CM_MUSTCHECK cm_err qgen_worker_borrow(qgen_service *s, cm_pg *pg, cm_redis *redis,
-                                       cm_jobs *jobs, qgen_worker **out);
-void                qgen_worker_free(qgen_worker *w);
+/* A qgen_worker around conns (pg, redis and jobs borrowed), for an RPC worker or a job runner
+ * (cm_service_def.worker_init / worker_fini; app is the qgen_service). */
+CM_MUSTCHECK cm_err qgen_worker_init(void *app, const cm_service_conns *conns, void **state);
+void                qgen_worker_fini(void *app, void *state);
 
 extern const cm_rpc_method qgen_methods[];
 extern const size_t        qgen_n_methods;

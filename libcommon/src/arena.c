@@ -26,8 +26,8 @@ void *
 cm_arena_alloc(cm_arena *a, size_t n)
 {
 	const size_t    align = alignof(max_align_t);
-	cm_arena_chunk *c     = a->head;
-	size_t          need  = (n + align - 1) & ~(align - 1);
+	cm_arena_chunk *c = a->head;
+	size_t          need = (n + align - 1) & ~(align - 1);
 	void           *p;
 
 	if (n == 0)
@@ -38,7 +38,7 @@ cm_arena_alloc(cm_arena *a, size_t n)
 		size_t cap = need > CHUNK ? need : CHUNK;
 		if ((c = malloc(sizeof(*c) + cap)) == NULL)
 			return NULL;
-		c->cap  = cap;
+		c->cap = cap;
 		c->used = 0;
 		c->next = a->head;
 		a->head = c;

@@ -326,8 +326,7 @@ cm_jobs_cancel(cm_jobs *j, const char *job_id, const char *owner)
 }
 
 cm_err
-cm_jobs_cancel_with(cm_jobs *j, const char *job_id, const char *owner, cm_jobs_tx_fn fn,
-                    void *arg)
+cm_jobs_cancel_with(cm_jobs *j, const char *job_id, const char *owner, cm_jobs_tx_fn fn, void *arg)
 {
 	cm_err err;
 
@@ -539,7 +538,8 @@ cm_jobs_claim(cm_jobs *j, cm_jobs_task *tasks, int max, int *n)
 		t->attempt = (int)get_i64(r, got, 2);
 		copy_utf8(t->kind, cm_pg_get(r, got, 3), sizeof(t->kind));
 		if (!cm_pg_isnull(r, got, 4) &&
-		    (err = cm_pg_bytea_decode(cm_pg_get(r, got, 4), &t->params, &t->params_len)) != CM_OK)
+		    (err = cm_pg_bytea_decode(cm_pg_get(r, got, 4), &t->params, &t->params_len)) !=
+		        CM_OK)
 			goto out; /* the claimed tasks are not handed out: their leases will expire
 			           */
 	}
@@ -723,8 +723,7 @@ static const char SQL_FAIL[] =
 
 /* The fail statement; *failed tells whether the task (and its job) failed for good. */
 static cm_err
-fail_task(cm_jobs *j, const char *job_id, int idx, const char *why, bool permanent,
-          bool *failed)
+fail_task(cm_jobs *j, const char *job_id, int idx, const char *why, bool permanent, bool *failed)
 {
 	cm_pg_result *r = NULL;
 	char          n[16];

@@ -99,7 +99,8 @@ cm_jobs_listener_open(cm_jobs_listener **out, const char *conninfo, const char *
 	cm_err            err = CM_OK;
 
 	*out = NULL;
-	if (conninfo == NULL || !cm_pg_ident_valid(channel) || strlen(channel) > CM_JOBS_MAX_CHANNEL) {
+	if (conninfo == NULL || !cm_pg_ident_valid(channel) ||
+	    strlen(channel) > CM_JOBS_MAX_CHANNEL) {
 		err = CM_EINVAL;
 		goto out;
 	}

@@ -45,8 +45,8 @@ cm_jwt_key_hs256(cm_jwt_key **out, const void *secret, size_t len)
 		return CM_EINVAL;
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return CM_ENOMEM;
-	k->alg        = JWT_ALG_HS256;
-	k->sign_key   = dup_bytes(secret, len);
+	k->alg = JWT_ALG_HS256;
+	k->sign_key = dup_bytes(secret, len);
 	k->verify_key = dup_bytes(secret, len);
 	k->sign_len = k->verify_len = len;
 	if (k->sign_key == NULL || k->verify_key == NULL) {
@@ -68,7 +68,7 @@ cm_jwt_key_rs256(cm_jwt_key **out, const char *private_pem, const char *public_p
 		return CM_EINVAL;
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return CM_ENOMEM;
-	k->alg        = JWT_ALG_RS256;
+	k->alg = JWT_ALG_RS256;
 	k->verify_len = strlen(public_pem);
 	k->verify_key = dup_bytes(public_pem, k->verify_len);
 	if (private_pem != NULL) {
@@ -108,7 +108,7 @@ cm_jwt_key_alg(const cm_jwt_key *k)
 cm_err
 cm_jwt_sign(const cm_jwt_key *k, const cm_jwt_claims *c, char **token)
 {
-	jwt_t *j   = NULL;
+	jwt_t *j = NULL;
 	char  *tok = NULL;
 	cm_err err = CM_EINTERNAL;
 
@@ -121,16 +121,16 @@ cm_jwt_sign(const cm_jwt_key *k, const cm_jwt_claims *c, char **token)
 	    (c->sid[0] != '\0' && jwt_add_grant(j, "sid", c->sid) != 0) ||
 	    (c->typ[0] != '\0' && jwt_add_grant(j, "typ", c->typ) != 0) ||
 	    (c->jti[0] != '\0' && jwt_add_grant(j, "jti", c->jti) != 0) ||
-	    jwt_add_grant_int(j, "iat", (long) c->iat) != 0 ||
-	    (c->nbf != 0 && jwt_add_grant_int(j, "nbf", (long) c->nbf) != 0) ||
-	    jwt_add_grant_int(j, "exp", (long) c->exp) != 0)
+	    jwt_add_grant_int(j, "iat", (long)c->iat) != 0 ||
+	    (c->nbf != 0 && jwt_add_grant_int(j, "nbf", (long)c->nbf) != 0) ||
+	    jwt_add_grant_int(j, "exp", (long)c->exp) != 0)
 		goto out;
-	if (jwt_set_alg(j, k->alg, k->sign_key, (int) k->sign_len) != 0)
+	if (jwt_set_alg(j, k->alg, k->sign_key, (int)k->sign_len) != 0)
 		goto out;
 	if ((tok = jwt_encode_str(j)) == NULL)
 		goto out;
 	*token = tok;
-	err    = CM_OK;
+	err = CM_OK;
 out:
 	jwt_free(j);
 	return err;
@@ -155,16 +155,16 @@ grant_int(jwt_t *j, const char *name, int64_t *out)
 	long v;
 
 	errno = 0;
-	v     = jwt_get_grant_int(j, name);
+	v = jwt_get_grant_int(j, name);
 	if (errno != 0)
 		return false;
-	*out = (int64_t) v;
+	*out = (int64_t)v;
 	return true;
 }
 
 cm_err
 cm_jwt_verify(const cm_jwt_key *k, const char *token, int64_t now_s, int64_t leeway_s,
-    const char *want_typ, cm_jwt_claims *out, const char **why)
+              const char *want_typ, cm_jwt_claims *out, const char **why)
 {
 	jwt_t      *j = NULL;
 	const char *reason;
@@ -180,7 +180,7 @@ cm_jwt_verify(const cm_jwt_key *k, const char *token, int64_t now_s, int64_t lee
 		reason = "token too long";
 		goto out;
 	}
-	if (jwt_decode(&j, token, k->verify_key, (int) k->verify_len) != 0 || j == NULL) {
+	if (jwt_decode(&j, token, k->verify_key, (int)k->verify_len) != 0 || j == NULL) {
 		reason = "bad signature or malformed token";
 		goto out;
 	}
@@ -196,9 +196,9 @@ cm_jwt_verify(const cm_jwt_key *k, const char *token, int64_t now_s, int64_t lee
 		reason = "no subject";
 		goto out;
 	}
-	(void) grant_str(j, "sid", out->sid, sizeof(out->sid));
-	(void) grant_str(j, "typ", out->typ, sizeof(out->typ));
-	(void) grant_str(j, "jti", out->jti, sizeof(out->jti));
+	(void)grant_str(j, "sid", out->sid, sizeof(out->sid));
+	(void)grant_str(j, "typ", out->typ, sizeof(out->typ));
+	(void)grant_str(j, "jti", out->jti, sizeof(out->jti));
 	if (want_typ != NULL && strcmp(out->typ, want_typ) != 0) {
 		reason = "wrong token type";
 		goto out;
@@ -216,9 +216,9 @@ cm_jwt_verify(const cm_jwt_key *k, const char *token, int64_t now_s, int64_t lee
 		reason = "not yet valid";
 		goto out;
 	}
-	(void) grant_int(j, "iat", &out->iat);
+	(void)grant_int(j, "iat", &out->iat);
 	reason = NULL;
-	err    = CM_OK;
+	err = CM_OK;
 out:
 	if (j != NULL)
 		jwt_free(j);

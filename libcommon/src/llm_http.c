@@ -26,24 +26,24 @@
 #include "llm_int.h"
 
 typedef struct xfer {
-	CURL           *curl;
+	CURL             *curl;
 	const cm_llm_req *req;
-	cm_buf          body;    /* whole body (plain answers and errors) */
-	cm_buf          line;    /* the SSE line being assembled */
-	cm_buf          content; /* the content so far */
-	bool            stream;  /* parsing SSE */
-	bool            done;    /* [DONE] seen */
-	bool            canceled;
-	bool            delivered;
-	bool            toobig;
-	bool            bad_event;
-	char            finish[24];
-	int64_t         prompt_tokens, completion_tokens;
-	int64_t         retry_after_ms;
+	cm_buf            body;    /* whole body (plain answers and errors) */
+	cm_buf            line;    /* the SSE line being assembled */
+	cm_buf            content; /* the content so far */
+	bool              stream;  /* parsing SSE */
+	bool              done;    /* [DONE] seen */
+	bool              canceled;
+	bool              delivered;
+	bool              toobig;
+	bool              bad_event;
+	char              finish[24];
+	int64_t           prompt_tokens, completion_tokens;
+	int64_t           retry_after_ms;
 } xfer;
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode       global_rc   = CURLE_OK;
+static CURLcode       global_rc = CURLE_OK;
 
 static void
 global_init(void)
@@ -108,7 +108,7 @@ sse_event(xfer *x, const char *data, size_t n)
 		goto out; /* e.g. the usage-only chunk of stream_options.include_usage */
 	take_finish(x, choice);
 	delta = json_object_get(choice, "delta");
-	text  = json_object_get(delta, "content");
+	text = json_object_get(delta, "content");
 	if (json_is_string(text) && json_string_length(text) > 0) {
 		const char *s = json_string_value(text);
 		size_t      l = json_string_length(text);
@@ -150,7 +150,7 @@ sse_feed(xfer *x, const char *p, size_t n)
 static size_t
 on_write(char *p, size_t size, size_t nmemb, void *arg)
 {
-	xfer *x = arg;
+	xfer  *x = arg;
 	size_t n = size * nmemb;
 	long   status = 0;
 
@@ -206,7 +206,7 @@ static cm_err
 build_body(const cm_llm_prov *p, const cm_llm_req *req, char **out)
 {
 	json_t *root = json_object(), *msgs = json_array(), *m;
-	cm_err  err  = CM_ENOMEM;
+	cm_err  err = CM_ENOMEM;
 
 	*out = NULL;
 	if (root == NULL || msgs == NULL)
@@ -228,13 +228,13 @@ build_body(const cm_llm_prov *p, const cm_llm_req *req, char **out)
 	if (req->temperature >= 0 &&
 	    json_object_set_new(root, "temperature", json_real(req->temperature)) != 0)
 		goto out;
-	if (req->json_mode &&
-	    json_object_set_new(root, "response_format", json_pack("{s:s}", "type", "json_object")) != 0)
+	if (req->json_mode && json_object_set_new(root, "response_format",
+	                                          json_pack("{s:s}", "type", "json_object")) != 0)
 		goto out;
 	if (req->on_delta != NULL &&
 	    (json_object_set_new(root, "stream", json_true()) != 0 ||
-	        json_object_set_new(root, "stream_options",
-	            json_pack("{s:b}", "include_usage", 1)) != 0))
+	     json_object_set_new(root, "stream_options", json_pack("{s:b}", "include_usage", 1)) !=
+	         0))
 		goto out;
 	if ((*out = json_dumps(root, JSON_COMPACT)) != NULL)
 		err = CM_OK;
@@ -255,8 +255,7 @@ add_header(struct curl_slist **list, const char *h)
 	return true;
 }
 
-static void
-seterr(cm_llm_attempt *at, cm_llm_outcome o, cm_err e, const char *fmt, ...)
+static void seterr(cm_llm_attempt *at, cm_llm_outcome o, cm_err e, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void
@@ -265,9 +264,9 @@ seterr(cm_llm_attempt *at, cm_llm_outcome o, cm_err e, const char *fmt, ...)
 	va_list ap;
 
 	at->outcome = o;
-	at->err     = e;
+	at->err = e;
 	va_start(ap, fmt);
-	(void) vsnprintf(at->errmsg, sizeof(at->errmsg), fmt, ap);
+	(void)vsnprintf(at->errmsg, sizeof(at->errmsg), fmt, ap);
 	va_end(ap);
 }
 
@@ -276,25 +275,26 @@ static void
 classify_status(xfer *x, cm_llm_attempt *at)
 {
 	json_error_t jerr;
-	json_t      *root = json_loadb(x->body.data != NULL ? x->body.data : "", x->body.len, 0, &jerr);
-	json_t      *e    = json_object_get(root, "error");
-	const char  *code = json_string_value(json_object_get(e, "code"));
-	const char  *type = json_string_value(json_object_get(e, "type"));
-	bool         quota = (code != NULL && strcmp(code, "insufficient_quota") == 0) ||
+	json_t *root = json_loadb(x->body.data != NULL ? x->body.data : "", x->body.len, 0, &jerr);
+	json_t *e = json_object_get(root, "error");
+	const char *code = json_string_value(json_object_get(e, "code"));
+	const char *type = json_string_value(json_object_get(e, "type"));
+	bool        quota = (code != NULL && strcmp(code, "insufficient_quota") == 0) ||
 	             (type != NULL && strcmp(type, "insufficient_quota") == 0);
 
 	if (quota || at->status == 401 || at->status == 403)
 		seterr(at, CM_LLM_QUOTA, CM_EPERM, "HTTP %d: %s", at->status,
-		    quota ? "quota exhausted" : "API key refused");
+		       quota ? "quota exhausted" : "API key refused");
 	else if (at->status == 429)
 		seterr(at, CM_LLM_RATE_LIMITED, CM_ELIMIT, "HTTP 429: rate limited");
 	else if (at->status == 408 || at->status >= 500)
-		seterr(at, CM_LLM_UNAVAILABLE, CM_EUNAVAIL, "HTTP %d from the provider", at->status);
+		seterr(at, CM_LLM_UNAVAILABLE, CM_EUNAVAIL, "HTTP %d from the provider",
+		       at->status);
 	else
 		seterr(at, CM_LLM_INVALID, CM_EINVAL, "HTTP %d: %.120s", at->status,
-		    json_is_string(json_object_get(e, "message"))
-		        ? json_string_value(json_object_get(e, "message"))
-		        : "request refused");
+		       json_is_string(json_object_get(e, "message"))
+		           ? json_string_value(json_object_get(e, "message"))
+		           : "request refused");
 	json_decref(root);
 }
 
@@ -303,9 +303,9 @@ static void
 parse_plain(xfer *x, cm_llm_attempt *at)
 {
 	json_error_t jerr;
-	json_t      *root   = json_loadb(x->body.data != NULL ? x->body.data : "", x->body.len, 0, &jerr);
-	json_t      *choice = json_array_get(json_object_get(root, "choices"), 0);
-	json_t      *text   = json_object_get(json_object_get(choice, "message"), "content");
+	json_t *root = json_loadb(x->body.data != NULL ? x->body.data : "", x->body.len, 0, &jerr);
+	json_t *choice = json_array_get(json_object_get(root, "choices"), 0);
+	json_t *text = json_object_get(json_object_get(choice, "message"), "content");
 
 	if (!json_is_object(root) || !json_is_string(text)) {
 		seterr(at, CM_LLM_MALFORMED, CM_EPROTO, "the answer is not a chat completion");
@@ -313,12 +313,13 @@ parse_plain(xfer *x, cm_llm_attempt *at)
 	}
 	take_usage(x, root);
 	take_finish(x, choice);
-	if (cm_buf_append(&x->content, json_string_value(text), json_string_length(text)) != CM_OK) {
+	if (cm_buf_append(&x->content, json_string_value(text), json_string_length(text)) !=
+	    CM_OK) {
 		seterr(at, CM_LLM_MALFORMED, CM_ETOOBIG, "answer too big");
 		goto out;
 	}
 	at->outcome = CM_LLM_OK;
-	at->err     = CM_OK;
+	at->err = CM_OK;
 out:
 	json_decref(root);
 }
@@ -329,17 +330,18 @@ transport_error(xfer *x, CURLcode rc, cm_llm_attempt *at)
 	if (x->canceled)
 		seterr(at, CM_LLM_CANCELED, CM_ECANCELED, "canceled by the caller");
 	else if (x->toobig)
-		seterr(at, CM_LLM_MALFORMED, CM_ETOOBIG, "answer larger than %u bytes", CM_LLM_MAX_BODY);
+		seterr(at, CM_LLM_MALFORMED, CM_ETOOBIG, "answer larger than %u bytes",
+		       CM_LLM_MAX_BODY);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
 		seterr(at, CM_LLM_TIMEOUT, CM_ETIMEDOUT, "no complete answer in time (%s)",
-		    curl_easy_strerror(rc));
+		       curl_easy_strerror(rc));
 	else
 		seterr(at, CM_LLM_UNAVAILABLE, CM_EUNAVAIL, "%s", curl_easy_strerror(rc));
 }
 
 void
 cm_llm_http_attempt(cm_llm *llm, cm_llm_conn *c, cm_llm_prov *p, const cm_llm_req *req,
-    int64_t timeout_ms, cm_llm_result *res, cm_llm_attempt *at)
+                    int64_t timeout_ms, cm_llm_result *res, cm_llm_attempt *at)
 {
 	struct curl_slist *hdrs = NULL, *h;
 	char              *body = NULL;
@@ -352,7 +354,7 @@ cm_llm_http_attempt(cm_llm *llm, cm_llm_conn *c, cm_llm_prov *p, const cm_llm_re
 	cm_buf_init(&x.body, CM_LLM_MAX_BODY);
 	cm_buf_init(&x.line, CM_LLM_MAX_BODY);
 	cm_buf_init(&x.content, CM_LLM_MAX_BODY);
-	x.req    = req;
+	x.req = req;
 	x.stream = req->on_delta != NULL;
 	x.prompt_tokens = x.completion_tokens = -1;
 	if (c->curl == NULL && (c->curl = curl_easy_init()) == NULL) {
@@ -365,7 +367,8 @@ cm_llm_http_attempt(cm_llm *llm, cm_llm_conn *c, cm_llm_prov *p, const cm_llm_re
 		goto out;
 	}
 	if (!add_header(&hdrs, "Content-Type: application/json") || !add_header(&hdrs, "Expect:") ||
-	    !add_header(&hdrs, x.stream ? "Accept: text/event-stream" : "Accept: application/json") ||
+	    !add_header(&hdrs,
+	                x.stream ? "Accept: text/event-stream" : "Accept: application/json") ||
 	    (p->auth != NULL && !add_header(&hdrs, p->auth))) {
 		seterr(at, CM_LLM_UNAVAILABLE, CM_ENOMEM, "out of memory");
 		goto out;
@@ -375,10 +378,10 @@ cm_llm_http_attempt(cm_llm *llm, cm_llm_conn *c, cm_llm_prov *p, const cm_llm_re
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long) (timeout_ms > 0 ? timeout_ms : 1));
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long) llm->cfg.connect_timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 1));
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)llm->cfg.connect_timeout_ms);
 	curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &x);
@@ -388,16 +391,18 @@ cm_llm_http_attempt(cm_llm *llm, cm_llm_conn *c, cm_llm_prov *p, const cm_llm_re
 	if (x.stream) {
 		curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME,
-		    (long) (llm->cfg.stream_idle_ms + 999) / 1000);
+		                 (long)(llm->cfg.stream_idle_ms + 999) / 1000);
 	}
 	rc = curl_easy_perform(c->curl);
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-	at->status         = (int) status;
+	at->status = (int)status;
 	at->retry_after_ms = x.retry_after_ms;
-	at->delivered      = x.delivered;
+	at->delivered = x.delivered;
 	if (rc != CURLE_OK && !(x.stream && status == 200 && rc == CURLE_PARTIAL_FILE && x.done)) {
-		if (x.stream && status == 200 && !x.canceled && !x.toobig && rc != CURLE_OPERATION_TIMEDOUT)
-			seterr(at, CM_LLM_UNAVAILABLE, CM_EUNAVAIL, "stream cut: %s", curl_easy_strerror(rc));
+		if (x.stream && status == 200 && !x.canceled && !x.toobig &&
+		    rc != CURLE_OPERATION_TIMEDOUT)
+			seterr(at, CM_LLM_UNAVAILABLE, CM_EUNAVAIL, "stream cut: %s",
+			       curl_easy_strerror(rc));
 		else
 			transport_error(&x, rc, at);
 		goto out;
@@ -418,30 +423,32 @@ cm_llm_http_attempt(cm_llm *llm, cm_llm_conn *c, cm_llm_prov *p, const cm_llm_re
 		goto out;
 	}
 	at->outcome = CM_LLM_OK;
-	at->err     = CM_OK;
+	at->err = CM_OK;
 out:
-	/* Whatever arrived is the result's, also after a failure (a cut stream, a JSON-mode retry). */
+	/* Whatever arrived is the result's, also after a failure (a cut stream, a JSON-mode retry).
+	 */
 	if (x.content.len > 0) {
 		char  *s = NULL;
 		size_t n = 0;
 
 		if (cm_buf_take(&x.content, &s, &n) == CM_OK) {
 			free(res->content);
-			res->content     = s;
+			res->content = s;
 			res->content_len = n;
 		}
 	}
 	cm_strlcpy(res->finish_reason, x.finish, sizeof(res->finish_reason));
 	if (at->err == CM_OK) {
-		/* Providers that send no usage in streams: estimate (bytes / 4) rather than count 0. */
+		/* Providers that send no usage in streams: estimate (bytes / 4) rather than count
+		 * 0. */
 		if (x.prompt_tokens < 0) {
 			x.prompt_tokens = 0;
 			for (size_t i = 0; i < req->nmsgs; i++)
-				x.prompt_tokens += (int64_t) (strlen(req->msgs[i].content) + 3) / 4;
+				x.prompt_tokens += (int64_t)(strlen(req->msgs[i].content) + 3) / 4;
 		}
 		if (x.completion_tokens < 0)
-			x.completion_tokens = (int64_t) (res->content_len + 3) / 4;
-		res->prompt_tokens     = x.prompt_tokens;
+			x.completion_tokens = (int64_t)(res->content_len + 3) / 4;
+		res->prompt_tokens = x.prompt_tokens;
 		res->completion_tokens = x.completion_tokens;
 	}
 	for (h = hdrs; h != NULL; h = h->next)

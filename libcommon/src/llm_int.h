@@ -21,14 +21,14 @@ typedef enum cm_llm_outcome {
 	CM_LLM_UNAVAILABLE,  /* 5xx, connection failure, cut stream */
 	CM_LLM_TIMEOUT,
 	CM_LLM_MALFORMED,
-	CM_LLM_INVALID,      /* other 4xx */
+	CM_LLM_INVALID, /* other 4xx */
 	CM_LLM_CANCELED,
 	CM_LLM_OUTCOME_COUNT
 } cm_llm_outcome;
 
 typedef struct cm_llm_prov {
 	char   name[CM_LLM_MAX_NAME + 1];
-	char  *url; /* full chat completions URL */
+	char  *url;  /* full chat completions URL */
 	char  *auth; /* "Authorization: Bearer <key>" or NULL; wiped before free */
 	char  *model;
 	int    max_concurrency, rpm, tpm;
@@ -75,10 +75,10 @@ typedef struct cm_llm_attempt {
 
 /* One POST to p with req, at most timeout_ms long; content, finish reason and usage go to res. */
 void cm_llm_http_attempt(cm_llm *llm, cm_llm_conn *c, cm_llm_prov *p, const cm_llm_req *req,
-    int64_t timeout_ms, cm_llm_result *res, cm_llm_attempt *at);
+                         int64_t timeout_ms, cm_llm_result *res, cm_llm_attempt *at);
 
 /* Frees a curl handle (void * keeps curl out of this header). */
-void cm_llm_http_free(void *curl);
+void                cm_llm_http_free(void *curl);
 CM_MUSTCHECK cm_err cm_llm_http_global_init(void);
 
 /* A held concurrency slot and rate admission. */
@@ -91,10 +91,11 @@ typedef struct cm_llm_slot {
 /* Waits until p has a free slot and the minute has room, or the monotonic deadline passes
  * (CM_ELIMIT). lease_ms bounds how long a crashed holder keeps the slot in Redis. */
 CM_MUSTCHECK cm_err cm_llm_limit_acquire(cm_llm *llm, cm_llm_prov *p, cm_redis *r,
-    int64_t deadline_mono_ms, int64_t lease_ms, cm_llm_slot *slot);
+                                         int64_t deadline_mono_ms, int64_t lease_ms,
+                                         cm_llm_slot *slot);
 /* Frees the slot and adds the tokens the call used to the minute's count. */
-void cm_llm_limit_release(
-    cm_llm *llm, cm_llm_prov *p, cm_redis *r, cm_llm_slot *slot, int64_t tokens);
+void cm_llm_limit_release(cm_llm *llm, cm_llm_prov *p, cm_redis *r, cm_llm_slot *slot,
+                          int64_t tokens);
 /* Sets p aside for the quota cool-down here and, through Redis, in the other replicas. */
 void cm_llm_limit_set_aside(cm_llm *llm, cm_llm_prov *p, cm_redis *r);
 /* True when p is set aside (locally, or by another replica through Redis). */

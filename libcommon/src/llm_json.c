@@ -24,7 +24,7 @@
 static size_t
 match_brace(const char *text, size_t len, size_t from)
 {
-	size_t depth  = 0;
+	size_t depth = 0;
 	bool   in_str = false;
 
 	for (size_t i = from; i < len; i++) {
@@ -65,7 +65,7 @@ static bool
 valid_object(const char *p, size_t n)
 {
 	json_error_t jerr;
-	json_t      *j  = json_loadb(p, n, 0, &jerr);
+	json_t      *j = json_loadb(p, n, 0, &jerr);
 	bool         ok = j != NULL && json_is_object(j);
 
 	json_decref(j);
@@ -75,12 +75,12 @@ valid_object(const char *p, size_t n)
 cm_err
 cm_llm_extract_json(const char *text, size_t len, const char **start, size_t *olen)
 {
-	cm_err err    = CM_EPROTO;
-	size_t i      = 0;
+	cm_err err = CM_EPROTO;
+	size_t i = 0;
 	int    starts = 0;
 
 	*start = NULL;
-	*olen  = 0;
+	*olen = 0;
 	if (text == NULL)
 		goto out;
 	while (i < len && starts < CM_LLM_JSON_MAX_STARTS) {
@@ -89,7 +89,7 @@ cm_llm_extract_json(const char *text, size_t len, const char **start, size_t *ol
 
 		if (open == NULL)
 			break;
-		from = (size_t) (open - text);
+		from = (size_t)(open - text);
 		if (!candidate(text, len, from)) {
 			i = from + 1;
 			continue;
@@ -99,8 +99,8 @@ cm_llm_extract_json(const char *text, size_t len, const char **start, size_t *ol
 			goto out; /* truncated: nothing inside it may stand for the whole */
 		if (valid_object(text + from, end - from)) {
 			*start = text + from;
-			*olen  = end - from;
-			err    = CM_OK;
+			*olen = end - from;
+			err = CM_OK;
 			goto out;
 		}
 		i = end; /* balanced but not JSON: skip all of it */

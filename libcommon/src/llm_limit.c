@@ -72,8 +72,8 @@ sleep_ms(int64_t ms)
 
 	if (ms <= 0)
 		return;
-	ts.tv_sec  = (time_t) (ms / 1000);
-	ts.tv_nsec = (long) (ms % 1000) * 1000000L;
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
@@ -84,7 +84,7 @@ jitter(int64_t lo, int64_t hi)
 	uint32_t r;
 
 	cm_random_bytes(&r, sizeof(r));
-	return lo + (int64_t) (r % (uint32_t) (hi - lo + 1));
+	return lo + (int64_t)(r % (uint32_t)(hi - lo + 1));
 }
 
 /* Rolls the local minute window forward. Caller holds p->mu. */
@@ -105,19 +105,20 @@ local_acquire(cm_llm_prov *p, int64_t deadline, cm_llm_slot *slot)
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		int64_t now = cm_mono_ms(), wake;
-		bool    conc_ok, rate_ok;
+		int64_t         now = cm_mono_ms(), wake;
+		bool            conc_ok, rate_ok;
 		struct timespec ts;
 
 		local_window(p, now);
 		conc_ok = p->max_concurrency <= 0 || p->inflight < p->max_concurrency;
-		rate_ok = (p->rpm <= 0 || p->win_reqs < p->rpm) && (p->tpm <= 0 || p->win_tokens < p->tpm);
+		rate_ok = (p->rpm <= 0 || p->win_reqs < p->rpm) &&
+		          (p->tpm <= 0 || p->win_tokens < p->tpm);
 		if (conc_ok && rate_ok) {
 			p->inflight++;
 			p->win_reqs++;
-			slot->held      = true;
+			slot->held = true;
 			slot->via_redis = false;
-			err             = CM_OK;
+			err = CM_OK;
 			break;
 		}
 		if (now >= deadline)
@@ -127,13 +128,13 @@ local_acquire(cm_llm_prov *p, int64_t deadline, cm_llm_slot *slot)
 			wake = p->win_start_ms + 60000;
 		/* The condition variable runs on CLOCK_MONOTONIC (set in cm_llm_alloc). */
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t) ((wake - now) / 1000);
-		ts.tv_nsec += (long) ((wake - now) % 1000) * 1000000L;
+		ts.tv_sec += (time_t)((wake - now) / 1000);
+		ts.tv_nsec += (long)((wake - now) % 1000) * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		(void) pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+		(void)pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return err;
@@ -142,11 +143,11 @@ local_acquire(cm_llm_prov *p, int64_t deadline, cm_llm_slot *slot)
 /* One try in Redis: 0 = taken, >0 = ms to wait, CM_EUNAVAIL (or another error) = use local. */
 static cm_err
 redis_try(cm_llm *llm, cm_llm_prov *p, cm_redis *r, int64_t lease_ms, cm_llm_slot *slot,
-    int64_t *wait_ms)
+          int64_t *wait_ms)
 {
 	char        semkey[256], base[256], limit[24], lease[24], rpm[24], tpm[24];
 	const char *keys[1], *args[3];
-	int64_t     w   = 0;
+	int64_t     w = 0;
 	cm_err      err = CM_OK;
 
 	*wait_ms = 0;
@@ -154,7 +155,7 @@ redis_try(cm_llm *llm, cm_llm_prov *p, cm_redis *r, int64_t lease_ms, cm_llm_slo
 	key_of(llm, p, "", base, sizeof(base));
 	if (p->max_concurrency > 0) {
 		snprintf(limit, sizeof(limit), "%d", p->max_concurrency);
-		snprintf(lease, sizeof(lease), "%lld", (long long) lease_ms);
+		snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
 		keys[0] = semkey;
 		args[0] = slot->id;
 		args[1] = limit;
@@ -172,20 +173,22 @@ redis_try(cm_llm *llm, cm_llm_prov *p, cm_redis *r, int64_t lease_ms, cm_llm_slo
 		keys[0] = base;
 		args[0] = rpm;
 		args[1] = tpm;
-		err     = cm_redis_eval_int(r, rate_lua, 1, keys, 2, args, &w);
+		err = cm_redis_eval_int(r, rate_lua, 1, keys, 2, args, &w);
 		if (err != CM_OK || w > 0) {
 			if (p->max_concurrency > 0) {
 				int64_t n;
 				keys[0] = semkey;
 				args[0] = slot->id;
-				if (cm_redis_eval_int(r, sem_release_lua, 1, keys, 1, args, &n) != CM_OK)
-					cm_debug("CM-LLM-REDIS", "slot of %s left to its lease", p->name);
+				if (cm_redis_eval_int(r, sem_release_lua, 1, keys, 1, args, &n) !=
+				    CM_OK)
+					cm_debug("CM-LLM-REDIS", "slot of %s left to its lease",
+					         p->name);
 			}
 			*wait_ms = w;
 			goto out;
 		}
 	}
-	slot->held      = true;
+	slot->held = true;
 	slot->via_redis = true;
 out:
 	return err;
@@ -193,14 +196,15 @@ out:
 
 cm_err
 cm_llm_limit_acquire(cm_llm *llm, cm_llm_prov *p, cm_redis *r, int64_t deadline, int64_t lease_ms,
-    cm_llm_slot *slot)
+                     cm_llm_slot *slot)
 {
 	cm_err err = CM_OK;
 
 	memset(slot, 0, sizeof(*slot));
 	cm_uuid_v4(slot->id);
 	if (p->max_concurrency <= 0 && p->rpm <= 0 && p->tpm <= 0) {
-		slot->held = true; /* nothing to count; via_redis false: release touches only locals */
+		slot->held =
+		    true; /* nothing to count; via_redis false: release touches only locals */
 		pthread_mutex_lock(&p->mu);
 		p->inflight++;
 		pthread_mutex_unlock(&p->mu);
@@ -210,7 +214,8 @@ cm_llm_limit_acquire(cm_llm *llm, cm_llm_prov *p, cm_redis *r, int64_t deadline,
 		int64_t wait = 0, now;
 
 		if (redis_try(llm, p, r, lease_ms, slot, &wait) != CM_OK) {
-			err = local_acquire(p, deadline, slot); /* Redis is away: this process alone */
+			err = local_acquire(p, deadline,
+			                    slot); /* Redis is away: this process alone */
 			goto out;
 		}
 		if (slot->held)
@@ -250,7 +255,7 @@ cm_llm_limit_release(cm_llm *llm, cm_llm_prov *p, cm_redis *r, cm_llm_slot *slot
 		}
 		if (p->tpm > 0 && tokens > 0) {
 			key_of(llm, p, "", key, sizeof(key));
-			snprintf(num, sizeof(num), "%lld", (long long) tokens);
+			snprintf(num, sizeof(num), "%lld", (long long)tokens);
 			keys[0] = key;
 			args[0] = num;
 			if (cm_redis_eval_int(r, tokens_lua, 1, keys, 1, args, &n) != CM_OK)
@@ -275,14 +280,14 @@ void
 cm_llm_limit_set_aside(cm_llm *llm, cm_llm_prov *p, cm_redis *r)
 {
 	char    key[256];
-	int64_t s     = llm->cfg.quota_cooldown_ms / 1000, count, ttl;
+	int64_t s = llm->cfg.quota_cooldown_ms / 1000, count, ttl;
 
 	atomic_store(&p->aside_until_ms, cm_mono_ms() + llm->cfg.quota_cooldown_ms);
 	key_of(llm, p, ":aside", key, sizeof(key));
 	if (cm_redis_incr_window(r, key, s > 0 ? s : 1, &count, &ttl) != CM_OK)
 		cm_debug("CM-LLM-REDIS", "cannot share the cool-down of provider %s", p->name);
 	cm_warn("CM-LLM-QUOTA", "provider %s: quota exhausted or key refused; set aside for %d s",
-	    p->name, (int) (llm->cfg.quota_cooldown_ms / 1000));
+	        p->name, (int)(llm->cfg.quota_cooldown_ms / 1000));
 }
 
 bool

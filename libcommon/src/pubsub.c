@@ -70,15 +70,15 @@ cm_pub_send(cm_pub *p, const char *topic, const char *type, const void *payload,
 
 	if (p == NULL || topic == NULL || (tlen = strlen(topic)) == 0 || tlen > TOPIC_MAX)
 		return CM_EINVAL;
-	ev.topic        = (char *) topic;
-	ev.type         = (char *) (type != NULL ? type : "");
-	ev.payload.data = (uint8_t *) payload;
-	ev.payload.len  = len;
-	n               = cm__event__get_packed_size(&ev);
+	ev.topic = (char *)topic;
+	ev.type = (char *)(type != NULL ? type : "");
+	ev.payload.data = (uint8_t *)payload;
+	ev.payload.len = len;
+	n = cm__event__get_packed_size(&ev);
 	if (nng_msg_alloc(&msg, tlen + 1 + n) != 0)
 		return CM_ENOMEM;
 	memcpy(nng_msg_body(msg), topic, tlen + 1);
-	cm__event__pack(&ev, (uint8_t *) nng_msg_body(msg) + tlen + 1);
+	cm__event__pack(&ev, (uint8_t *)nng_msg_body(msg) + tlen + 1);
 	if (nng_sendmsg(p->sock, msg, NNG_FLAG_NONBLOCK) != 0) {
 		nng_msg_free(msg);
 		return CM_EUNAVAIL;
@@ -97,12 +97,12 @@ sub_cb(void *arg)
 
 	if (nng_aio_result(s->aio) != 0)
 		return; /* closed */
-	msg  = nng_aio_get_msg(s->aio);
+	msg = nng_aio_get_msg(s->aio);
 	body = nng_msg_body(msg);
-	len  = nng_msg_len(msg);
+	len = nng_msg_len(msg);
 	tlen = strnlen(body, len < TOPIC_MAX + 1 ? len : TOPIC_MAX + 1);
 	if (tlen < len && tlen <= TOPIC_MAX) {
-		ev = cm__event__unpack(NULL, len - tlen - 1, (uint8_t *) body + tlen + 1);
+		ev = cm__event__unpack(NULL, len - tlen - 1, (uint8_t *)body + tlen + 1);
 		if (ev != NULL) {
 			s->cb(s->arg, ev->topic, ev->type, ev->payload.data, ev->payload.len);
 			cm__event__free_unpacked(ev, NULL);
@@ -115,7 +115,7 @@ sub_cb(void *arg)
 cm_err
 cm_sub_open(cm_sub **out, const char *urls, cm_sub_fn cb, void *arg)
 {
-	cm_sub *s    = NULL;
+	cm_sub *s = NULL;
 	char   *list = NULL, *save = NULL;
 	int     rv;
 
@@ -125,10 +125,9 @@ cm_sub_open(cm_sub **out, const char *urls, cm_sub_fn cb, void *arg)
 		free(s);
 		return CM_ENOMEM;
 	}
-	s->cb  = cb;
+	s->cb = cb;
 	s->arg = arg;
-	if ((rv = nng_sub0_open(&s->sock)) != 0 ||
-	    (rv = nng_aio_alloc(&s->aio, sub_cb, s)) != 0) {
+	if ((rv = nng_sub0_open(&s->sock)) != 0 || (rv = nng_aio_alloc(&s->aio, sub_cb, s)) != 0) {
 		free(list);
 		free(s);
 		return CM_EINTERNAL;
@@ -137,7 +136,8 @@ cm_sub_open(cm_sub **out, const char *urls, cm_sub_fn cb, void *arg)
 	nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 2000);
 	for (char *u = strtok_r(list, ",", &save); u != NULL; u = strtok_r(NULL, ",", &save)) {
 		if ((rv = nng_dial(s->sock, u, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-			cm_error("SUB-DIAL-FAIL", "bad publisher address %s: %s", u, nng_strerror(rv));
+			cm_error("SUB-DIAL-FAIL", "bad publisher address %s: %s", u,
+			         nng_strerror(rv));
 			free(list);
 			cm_sub_close(s);
 			return CM_EINVAL;

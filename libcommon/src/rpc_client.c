@@ -34,11 +34,11 @@
 #include "proto/common.pb-c.h"
 
 #define EJECT_AFTER_FAILURES 3
-#define EJECT_BASE_MS        2000
-#define EJECT_MAX_MS         30000
-#define RETRY_BUDGET_MAX     10000 /* milli-tokens: at most 10 retries banked */
-#define RETRY_COST           1000
-#define RETRY_EARN           100 /* each call earns 0.1 retry */
+#define EJECT_BASE_MS 2000
+#define EJECT_MAX_MS 30000
+#define RETRY_BUDGET_MAX 10000 /* milli-tokens: at most 10 retries banked */
+#define RETRY_COST 1000
+#define RETRY_EARN 100 /* each call earns 0.1 retry */
 #define SYNC_CONNECT_WAIT_MS 1000
 
 typedef struct rpc_call rpc_call;
@@ -54,18 +54,18 @@ struct replica {
 	atomic_int      failures;  /* consecutive */
 	atomic_int      ejections; /* consecutive ejections, for back-off */
 	_Atomic int64_t ejected_until_ms;
-	pthread_mutex_t mtx; /* guards calls */
-	rpc_call       *calls; /* in flight on this replica */
+	pthread_mutex_t mtx;    /* guards calls */
+	rpc_call       *calls;  /* in flight on this replica */
 	nng_aio        *reaper; /* cancels in-flight calls when the last pipe goes */
 };
 
 struct cm_rpc_client {
-	char         *name;
-	size_t        n;
-	replica      *replicas;
-	cm_metrics   *metrics;
-	atomic_int    retry_tokens;
-	atomic_uint   seed;
+	char       *name;
+	size_t      n;
+	replica    *replicas;
+	cm_metrics *metrics;
+	atomic_int  retry_tokens;
+	atomic_uint seed;
 };
 
 enum { STAGE_SEND, STAGE_RECV };
@@ -97,7 +97,7 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	replica *r = arg;
 
-	(void) p;
+	(void)p;
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		atomic_fetch_add(&r->pipes, 1);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
@@ -137,14 +137,14 @@ replica_failure(replica *r)
 	int f = atomic_fetch_add(&r->failures, 1) + 1;
 
 	if (f >= EJECT_AFTER_FAILURES) {
-		int     k  = atomic_fetch_add(&r->ejections, 1);
-		int64_t ms = (int64_t) EJECT_BASE_MS << (k < 4 ? k : 4);
+		int     k = atomic_fetch_add(&r->ejections, 1);
+		int64_t ms = (int64_t)EJECT_BASE_MS << (k < 4 ? k : 4);
 		if (ms > EJECT_MAX_MS)
 			ms = EJECT_MAX_MS;
 		atomic_store(&r->ejected_until_ms, cm_mono_ms() + ms);
 		atomic_store(&r->failures, 0);
 		cm_warn("RPC-EJECT", "%s replica %s ejected for %lld ms after %d failures",
-		    r->client->name, r->url, (long long) ms, f);
+		        r->client->name, r->url, (long long)ms, f);
 	}
 }
 
@@ -167,7 +167,7 @@ static replica *
 pick(cm_rpc_client *c, const replica *avoid)
 {
 	replica *cand[64];
-	size_t   n   = 0;
+	size_t   n = 0;
 	int64_t  now = cm_mono_ms();
 
 	for (int pass = 0; pass < 3 && n == 0; pass++) {
@@ -179,7 +179,7 @@ pick(cm_rpc_client *c, const replica *avoid)
 				continue;
 			if (pass == 1 && atomic_load(&r->ejected_until_ms) > now)
 				continue; /* allow `avoid` */
-			cand[n++] = r; /* pass 2: panic mode, ejection ignored */
+			cand[n++] = r;    /* pass 2: panic mode, ejection ignored */
 		}
 	}
 	if (n == 0)
@@ -198,14 +198,14 @@ pick(cm_rpc_client *c, const replica *avoid)
 cm_err
 cm_rpc_client_open(cm_rpc_client **out, const char *name, const char *urls, cm_metrics *metrics)
 {
-	cm_rpc_client *c    = NULL;
+	cm_rpc_client *c = NULL;
 	char          *list = NULL, *p, *save = NULL;
-	size_t         n    = 1;
+	size_t         n = 1;
 	int            rv;
 
 	if (urls == NULL || urls[0] == '\0')
 		return CM_EINVAL;
-	for (p = (char *) urls; *p != '\0'; p++)
+	for (p = (char *)urls; *p != '\0'; p++)
 		n += (*p == ',');
 	if ((c = calloc(1, sizeof(*c))) == NULL || (c->name = strdup(name)) == NULL ||
 	    (c->replicas = calloc(n, sizeof(replica))) == NULL || (list = strdup(urls)) == NULL)
@@ -217,7 +217,8 @@ cm_rpc_client_open(cm_rpc_client **out, const char *name, const char *urls, cm_m
 		cm_random_bytes(&s, sizeof(s));
 		atomic_init(&c->seed, s | 1u);
 	}
-	for (char *tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+	for (char *tok = strtok_r(list, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
 		replica *r = &c->replicas[c->n];
 		while (*tok == ' ')
 			tok++;
@@ -240,7 +241,7 @@ cm_rpc_client_open(cm_rpc_client **out, const char *name, const char *urls, cm_m
 		nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, pipe_event, r);
 		if ((rv = nng_dial(r->sock, r->url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 			cm_error("RPC-DIAL-FAIL", "%s: bad replica address %s: %s", name, r->url,
-			    nng_strerror(rv));
+			         nng_strerror(rv));
 			free(list);
 			cm_rpc_client_close(c);
 			return CM_EINVAL;
@@ -284,7 +285,7 @@ cm_rpc_client_close(cm_rpc_client *c)
 int
 cm_rpc_client_healthy(cm_rpc_client *c)
 {
-	int     n   = 0;
+	int     n = 0;
 	int64_t now = cm_mono_ms();
 
 	for (size_t i = 0; i < c->n; i++) {
@@ -299,7 +300,7 @@ void
 cm_rpc_result_fini(cm_rpc_result *r)
 {
 	free(r->payload);
-	r->payload     = NULL;
+	r->payload = NULL;
 	r->payload_len = 0;
 }
 
@@ -347,15 +348,17 @@ call_observe(rpc_call *call, int status)
 	if (call->client->metrics == NULL)
 		return;
 	snprintf(labels, sizeof(labels), "upstream=\"%s\",method=\"%s\",code=\"%s\"",
-	    call->client->name, call->method, cm_status_name(status));
+	         call->client->name, call->method, cm_status_name(status));
 	cm_counter_add(cm_metrics_counter(call->client->metrics, "upstream_requests_total",
-	                   "Calls to upstream services, by method and status", labels),
-	    1);
+	                                  "Calls to upstream services, by method and status",
+	                                  labels),
+	               1);
 	snprintf(labels, sizeof(labels), "upstream=\"%s\",method=\"%s\"", call->client->name,
-	    call->method);
-	cm_histogram_observe(cm_metrics_histogram(call->client->metrics, "upstream_duration_seconds",
-	                         "Upstream call latency, by method", labels),
-	    (double) (cm_mono_ns() - call->start_ns) / 1e9);
+	         call->method);
+	cm_histogram_observe(cm_metrics_histogram(call->client->metrics,
+	                                          "upstream_duration_seconds",
+	                                          "Upstream call latency, by method", labels),
+	                     (double)(cm_mono_ns() - call->start_ns) / 1e9);
 }
 
 static void
@@ -387,9 +390,9 @@ call_attempt(rpc_call *call, const replica *avoid)
 		nng_ctx_close(call->ctx);
 		return false;
 	}
-	call->ctx_open            = true;
-	call->rep                 = r;
-	call->stage               = STAGE_SEND;
+	call->ctx_open = true;
+	call->rep = r;
+	call->stage = STAGE_SEND;
 	call->cancelled_by_reaper = false;
 	call->attempts++;
 	if (call->tried == NULL)
@@ -403,7 +406,7 @@ call_attempt(rpc_call *call, const replica *avoid)
 	r->calls = call;
 	pthread_mutex_unlock(&r->mtx);
 
-	nng_aio_set_timeout(call->aio, (nng_duration) left);
+	nng_aio_set_timeout(call->aio, (nng_duration)left);
 	nng_aio_set_msg(call->aio, m);
 	nng_ctx_send(call->ctx, call->aio);
 	return true;
@@ -430,8 +433,8 @@ static void
 call_cb(void *arg)
 {
 	rpc_call     *call = arg;
-	replica      *r    = call->rep;
-	int           rv   = nng_aio_result(call->aio);
+	replica      *r = call->rep;
+	int           rv = nng_aio_result(call->aio);
 	cm_rpc_result res;
 	nng_msg      *msg;
 	Cm__Response *rsp;
@@ -453,7 +456,8 @@ call_cb(void *arg)
 				return;
 		}
 		if (rv == NNG_ETIMEDOUT)
-			result_set(&res, CM__STATUS__DEADLINE_EXCEEDED, "upstream deadline exceeded");
+			result_set(&res, CM__STATUS__DEADLINE_EXCEEDED,
+			           "upstream deadline exceeded");
 		else if (reaped)
 			result_set(&res, CM__STATUS__UNAVAILABLE, "upstream replica went away");
 		else
@@ -473,7 +477,7 @@ call_cb(void *arg)
 		return;
 	}
 	replica_success(r);
-	result_set(&res, (int) rsp->status, rsp->message);
+	result_set(&res, (int)rsp->status, rsp->message);
 	res.retry_after_s = rsp->retry_after_s;
 	if (rsp->payload.len > 0) {
 		if ((res.payload = malloc(rsp->payload.len)) == NULL) {
@@ -490,24 +494,24 @@ call_cb(void *arg)
 static nng_msg *
 pack_request(const cm_rpc_call_opts *o, int64_t deadline, const void *payload, size_t len)
 {
-	Cm__Request rq  = CM__REQUEST__INIT;
+	Cm__Request rq = CM__REQUEST__INIT;
 	nng_msg    *msg = NULL;
-	char       *role = (char *) o->role;
+	char       *role = (char *)o->role;
 	size_t      n;
 
-	rq.method       = (char *) o->method;
-	rq.request_id   = (char *) (o->request_id != NULL ? o->request_id : "");
-	rq.deadline_ms  = deadline;
-	rq.subject      = (char *) (o->subject != NULL ? o->subject : "");
-	rq.session_id   = (char *) (o->session_id != NULL ? o->session_id : "");
-	rq.client_addr  = (char *) (o->client_addr != NULL ? o->client_addr : "");
-	rq.payload.data = (uint8_t *) payload;
-	rq.payload.len  = len;
+	rq.method = (char *)o->method;
+	rq.request_id = (char *)(o->request_id != NULL ? o->request_id : "");
+	rq.deadline_ms = deadline;
+	rq.subject = (char *)(o->subject != NULL ? o->subject : "");
+	rq.session_id = (char *)(o->session_id != NULL ? o->session_id : "");
+	rq.client_addr = (char *)(o->client_addr != NULL ? o->client_addr : "");
+	rq.payload.data = (uint8_t *)payload;
+	rq.payload.len = len;
 	if (role != NULL) {
-		rq.roles   = &role;
+		rq.roles = &role;
 		rq.n_roles = 1;
 	}
-	n               = cm__request__get_packed_size(&rq);
+	n = cm__request__get_packed_size(&rq);
 	if (nng_msg_alloc(&msg, n) != 0)
 		return NULL;
 	cm__request__pack(&rq, nng_msg_body(msg));
@@ -516,7 +520,7 @@ pack_request(const cm_rpc_call_opts *o, int64_t deadline, const void *payload, s
 
 cm_err
 cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payload, size_t len,
-    cm_rpc_done_fn done, void *arg)
+                  cm_rpc_done_fn done, void *arg)
 {
 	rpc_call *call;
 	int       t;
@@ -525,13 +529,13 @@ cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *pa
 		return CM_EINVAL;
 	if ((call = calloc(1, sizeof(*call))) == NULL)
 		return CM_ENOMEM;
-	call->client      = c;
-	call->done        = done;
-	call->arg         = arg;
-	call->idempotent  = opts->idempotent;
-	call->start_ns    = cm_mono_ns();
-	call->deadline_ms = opts->deadline_ms > 0 ? opts->deadline_ms
-	                                          : cm_now_ms() + CM_DEFAULT_DEADLINE_MS;
+	call->client = c;
+	call->done = done;
+	call->arg = arg;
+	call->idempotent = opts->idempotent;
+	call->start_ns = cm_mono_ns();
+	call->deadline_ms =
+	    opts->deadline_ms > 0 ? opts->deadline_ms : cm_now_ms() + CM_DEFAULT_DEADLINE_MS;
 	cm_strlcpy(call->method, opts->method, sizeof(call->method));
 	if (nng_aio_alloc(&call->aio, call_cb, call) != 0) {
 		free(call);
@@ -577,16 +581,16 @@ sync_done(void *arg, cm_rpc_result *res)
 	sync_wait *w = arg;
 
 	pthread_mutex_lock(&w->mtx);
-	*w->res      = *res;
+	*w->res = *res;
 	res->payload = NULL; /* ownership moves to the waiter */
-	w->done      = true;
+	w->done = true;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mtx);
 }
 
 void
 cm_rpc_call_raw(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payload, size_t len,
-    cm_rpc_result *res)
+                cm_rpc_result *res)
 {
 	sync_wait        w;
 	cm_rpc_call_opts o = *opts;
@@ -594,7 +598,8 @@ cm_rpc_call_raw(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payl
 
 	if (o.deadline_ms <= 0)
 		o.deadline_ms = cm_now_ms() + CM_DEFAULT_DEADLINE_MS;
-	/* A blocking caller (a service starting, a test) may wait briefly for a first connection. */
+	/* A blocking caller (a service starting, a test) may wait briefly for a first connection.
+	 */
 	for (int64_t until = cm_mono_ms() + SYNC_CONNECT_WAIT_MS;
 	     cm_rpc_client_healthy(c) == 0 && cm_mono_ms() < until && cm_now_ms() < o.deadline_ms;)
 		nng_msleep(10);
@@ -602,13 +607,13 @@ cm_rpc_call_raw(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payl
 	pthread_mutex_init(&w.mtx, NULL);
 	pthread_cond_init(&w.cv, NULL);
 	w.done = false;
-	w.res  = res;
-	err    = cm_rpc_call_async(c, &o, payload, len, sync_done, &w);
+	w.res = res;
+	err = cm_rpc_call_async(c, &o, payload, len, sync_done, &w);
 	if (err != CM_OK) {
 		result_set(res, cm_err_to_status(err),
-		    err == CM_EUNAVAIL ? "no upstream replica is connected"
-		    : err == CM_ETIMEDOUT ? "deadline passed before the call"
-		                          : cm_strerror(err));
+		           err == CM_EUNAVAIL    ? "no upstream replica is connected"
+		           : err == CM_ETIMEDOUT ? "deadline passed before the call"
+		                                 : cm_strerror(err));
 	} else {
 		pthread_mutex_lock(&w.mtx);
 		while (!w.done)
@@ -621,7 +626,8 @@ cm_rpc_call_raw(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payl
 
 cm_err
 cm_rpc_call(cm_rpc_client *c, const cm_rpc_call_opts *opts, const ProtobufCMessage *req,
-    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp_out, cm_rpc_result *res)
+            const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp_out,
+            cm_rpc_result *res)
 {
 	uint8_t *buf;
 	size_t   n = protobuf_c_message_get_packed_size(req);

@@ -113,18 +113,18 @@ find_method(const cm_rpc_server *srv, const char *name)
 /* Packs a response envelope into a new nng message; NULL only when out of memory. */
 static nng_msg *
 pack_response(int status, const char *message, int32_t retry_after_s, const uint8_t *payload,
-    size_t payload_len)
+              size_t payload_len)
 {
 	Cm__Response rsp = CM__RESPONSE__INIT;
 	nng_msg     *msg = NULL;
 	size_t       n;
 
-	rsp.status        = (Cm__Status) status;
-	rsp.message       = (char *) (message != NULL ? message : "");
+	rsp.status = (Cm__Status)status;
+	rsp.message = (char *)(message != NULL ? message : "");
 	rsp.retry_after_s = retry_after_s;
-	rsp.payload.data  = (uint8_t *) payload;
-	rsp.payload.len   = payload_len;
-	n                 = cm__response__get_packed_size(&rsp);
+	rsp.payload.data = (uint8_t *)payload;
+	rsp.payload.len = payload_len;
+	n = cm__response__get_packed_size(&rsp);
 	if (nng_msg_alloc(&msg, n) != 0)
 		return NULL;
 	cm__response__pack(&rsp, nng_msg_body(msg));
@@ -139,31 +139,31 @@ observe(cm_rpc_server *srv, const char *method, int status, uint64_t start_ns)
 	if (srv->cfg.metrics == NULL)
 		return;
 	snprintf(labels, sizeof(labels), "method=\"%s\",code=\"%s\"", method,
-	    cm_status_name(status));
+	         cm_status_name(status));
 	cm_counter_add(cm_metrics_counter(srv->cfg.metrics, "rpc_requests_total",
-	                   "RPC requests handled, by method and status", labels),
-	    1);
+	                                  "RPC requests handled, by method and status", labels),
+	               1);
 	snprintf(labels, sizeof(labels), "method=\"%s\"", method);
 	cm_histogram_observe(cm_metrics_histogram(srv->cfg.metrics, "rpc_duration_seconds",
-	                         "RPC handling time, by method", labels),
-	    (double) (cm_mono_ns() - start_ns) / 1e9);
+	                                          "RPC handling time, by method", labels),
+	                     (double)(cm_mono_ns() - start_ns) / 1e9);
 }
 
 /* Handles one request message (consumed) and returns the reply message (NULL: out of memory). */
 static nng_msg *
 handle(rpc_worker *w, nng_msg *in)
 {
-	cm_rpc_server       *srv   = w->srv;
+	cm_rpc_server       *srv = w->srv;
 	uint64_t             start = cm_mono_ns();
-	Cm__Request         *rq    = NULL;
-	ProtobufCMessage    *req   = NULL;
-	ProtobufCMessage    *resp  = NULL;
-	const cm_rpc_method *m     = NULL;
+	Cm__Request         *rq = NULL;
+	ProtobufCMessage    *req = NULL;
+	ProtobufCMessage    *resp = NULL;
+	const cm_rpc_method *m = NULL;
 	cm_arena             arena;
 	cm_rpc_ctx           ctx;
 	uint8_t             *out_payload = NULL;
-	size_t               out_len     = 0;
-	int                  status      = CM__STATUS__OK;
+	size_t               out_len = 0;
+	int                  status = CM__STATUS__OK;
 	const char          *method_name = "?";
 	nng_msg             *reply;
 	cm_err               err;
@@ -183,7 +183,7 @@ handle(rpc_worker *w, nng_msg *in)
 	method_name = rq->method;
 	cm_log_set_request_id(rq->request_id);
 	if ((m = find_method(srv, rq->method)) == NULL) {
-		status      = CM__STATUS__UNIMPLEMENTED;
+		status = CM__STATUS__UNIMPLEMENTED;
 		method_name = "?";
 		snprintf(ctx.message, sizeof(ctx.message), "unknown method");
 		goto out;
@@ -206,14 +206,14 @@ handle(rpc_worker *w, nng_msg *in)
 	}
 	m->resp_desc->message_init(resp);
 
-	ctx.method       = rq->method;
-	ctx.request_id   = rq->request_id;
-	ctx.deadline_ms  = rq->deadline_ms;
-	ctx.subject      = rq->subject;
-	ctx.session_id   = rq->session_id;
-	ctx.client_addr  = rq->client_addr;
-	ctx.n_roles      = rq->n_roles;
-	ctx.roles        = rq->roles;
+	ctx.method = rq->method;
+	ctx.request_id = rq->request_id;
+	ctx.deadline_ms = rq->deadline_ms;
+	ctx.subject = rq->subject;
+	ctx.session_id = rq->session_id;
+	ctx.client_addr = rq->client_addr;
+	ctx.n_roles = rq->n_roles;
+	ctx.roles = rq->roles;
 	ctx.worker_state = w->state;
 
 	if (srv->cfg.call_begin != NULL)
@@ -252,7 +252,7 @@ out:
 static void *
 worker_main(void *arg)
 {
-	rpc_worker    *w   = arg;
+	rpc_worker    *w = arg;
 	cm_rpc_server *srv = w->srv;
 	nng_msg       *in, *reply;
 	int            rv;
@@ -313,7 +313,7 @@ cm_rpc_server_start(cm_rpc_server **out, const cm_rpc_server_config *cfg)
 	atomic_init(&srv->inflight, 0);
 	pthread_mutex_init(&srv->init_mu, NULL);
 	pthread_cond_init(&srv->init_cv, NULL);
-	if ((srv->workers = calloc((size_t) cfg->workers, sizeof(rpc_worker))) == NULL) {
+	if ((srv->workers = calloc((size_t)cfg->workers, sizeof(rpc_worker))) == NULL) {
 		err = CM_ENOMEM;
 		goto fail;
 	}
@@ -323,8 +323,8 @@ cm_rpc_server_start(cm_rpc_server **out, const cm_rpc_server_config *cfg)
 	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, CM_MAX_RPC_MSG);
 	for (int i = 0; i < cfg->workers; i++) {
 		rpc_worker *w = &srv->workers[i];
-		w->srv        = srv;
-		w->index      = i;
+		w->srv = srv;
+		w->index = i;
 		if ((rv = nng_ctx_open(&w->ctx, srv->sock)) != 0 ||
 		    (rv = nng_aio_alloc(&w->recv_aio, NULL, NULL)) != 0 ||
 		    (rv = nng_aio_alloc(&w->send_aio, NULL, NULL)) != 0)
@@ -338,11 +338,13 @@ cm_rpc_server_start(cm_rpc_server **out, const cm_rpc_server_config *cfg)
 		goto fail;
 	}
 	for (int i = 0; i < cfg->workers; i++) {
-		if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]) != 0)
+		if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]) !=
+		    0)
 			goto fail;
 		srv->workers[i].started = true;
 	}
-	/* Serve only with every worker ready (the policy of cm/service.h): wait for all verdicts. */
+	/* Serve only with every worker ready (the policy of cm/service.h): wait for all verdicts.
+	 */
 	pthread_mutex_lock(&srv->init_mu);
 	while (srv->init_done < cfg->workers)
 		pthread_cond_wait(&srv->init_cv, &srv->init_mu);
@@ -350,11 +352,11 @@ cm_rpc_server_start(cm_rpc_server **out, const cm_rpc_server_config *cfg)
 	pthread_mutex_unlock(&srv->init_mu);
 	if (err != CM_OK) {
 		cm_error("RPC-WORKER-INIT", "a worker could not start (%s): not serving on %s",
-		    cm_strerror(err), cfg->url);
+		         cm_strerror(err), cfg->url);
 		goto fail;
 	}
-	cm_info("RPC-LISTEN", "serving %zu methods on %s with %d workers", cfg->n_methods,
-	    cfg->url, cfg->workers);
+	cm_info("RPC-LISTEN", "serving %zu methods on %s with %d workers", cfg->n_methods, cfg->url,
+	        cfg->workers);
 	*out = srv;
 	return CM_OK;
 

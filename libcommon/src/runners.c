@@ -18,9 +18,10 @@
 #include "cm/runners.h"
 
 typedef struct runner_thread {
-	cm_runners *pool;
-	pthread_t   thread;
-	cm_runner   r;
+	cm_runners      *pool;
+	pthread_t        thread;
+	cm_service_conns conns;
+	void            *state;
 } runner_thread;
 
 struct cm_runners {
@@ -74,7 +75,7 @@ listener_main(void *arg)
 	cm_runners       *p = arg;
 	cm_jobs_listener *l = NULL;
 
-	if (cm_jobs_listener_open(&l, p->cfg.database_url, p->cfg.jobs.channel) != CM_OK) {
+	if (cm_jobs_listener_open(&l, p->cfg.common->database_url, p->cfg.jobs.channel) != CM_OK) {
 		cm_error("RUNNER-INIT", "%s: no LISTEN connection; runners poll", p->cfg.name);
 		return NULL;
 	}
@@ -94,33 +95,31 @@ listener_main(void *arg)
 }
 
 cm_err
-cm_runner_run_one(cm_runner *r, void (*run)(void *arg, cm_runner *r, const cm_jobs_task *t),
-                  void *arg, bool *ran)
+cm_runner_run_one(cm_jobs *jobs, void (*run)(void *arg, void *state, const cm_jobs_task *t),
+                  void *arg, void *state, bool *ran)
 {
 	cm_jobs_task t;
 	int          n = 0;
 	cm_err       err;
 
 	*ran = false;
-	if ((err = cm_jobs_claim(r->jobs, &t, 1, &n)) != CM_OK || n == 0)
+	if ((err = cm_jobs_claim(jobs, &t, 1, &n)) != CM_OK || n == 0)
 		return err;
 	*ran = true;
-	run(arg, r, &t);
+	run(arg, state, &t);
 	cm_jobs_tasks_fini(&t, n);
 	return CM_OK;
 }
 
 /* The thread's connections and state; false (logged) when it cannot run. */
 static bool
-runner_open(cm_runners *p, cm_runner *r)
+runner_open(cm_runners *p, runner_thread *rt)
 {
 	const cm_runners_config *c = &p->cfg;
 
-	if (cm_pg_open(&r->pg, c->database_url, c->schema) != CM_OK ||
-	    cm_redis_open(&r->redis, c->redis_host, c->redis_port, CM_REDIS_TIMEOUT_MS) != CM_OK ||
-	    cm_jobs_open(&r->jobs, r->pg, &c->jobs) != CM_OK ||
-	    (c->thread_init != NULL && c->thread_init(c->arg, r) != CM_OK)) {
-		cm_error("RUNNER-INIT", "%s: runner %d could not start", c->name, r->index);
+	if (cm_service_conns_open(&rt->conns, c->common, c->schema, &c->jobs) != CM_OK ||
+	    (c->thread_init != NULL && c->thread_init(c->arg, &rt->conns, &rt->state) != CM_OK)) {
+		cm_error("RUNNER-INIT", "%s: runner %d could not start", c->name, rt->conns.index);
 		return false;
 	}
 	return true;
@@ -132,24 +131,22 @@ runner_main(void *arg)
 	runner_thread           *rt = arg;
 	cm_runners              *p = rt->pool;
 	const cm_runners_config *c = &p->cfg;
-	cm_runner               *r = &rt->r;
-	bool                     inited = runner_open(p, r);
+	bool                     inited = runner_open(p, rt);
 
 	while (inited && !atomic_load(&p->stopping)) {
 		/* The generation before claiming: a notification during the claim is not missed. */
 		uint64_t seen = generation(p);
 		bool     ran = false;
-		if (cm_runner_run_one(r, c->run, c->arg, &ran) == CM_OK && ran)
+		if (cm_runner_run_one(rt->conns.jobs, c->run, c->arg, rt->state, &ran) == CM_OK &&
+		    ran)
 			continue;
 		if (c->idle != NULL)
-			c->idle(c->arg, r);
+			c->idle(c->arg, rt->state);
 		idle_wait(p, seen);
 	}
 	if (inited && c->thread_fini != NULL)
-		c->thread_fini(c->arg, r);
-	cm_jobs_close(r->jobs);
-	cm_redis_close(r->redis);
-	cm_pg_close(r->pg);
+		c->thread_fini(c->arg, rt->state);
+	cm_service_conns_close(&rt->conns);
 	return NULL;
 }
 
@@ -168,8 +165,9 @@ cm_runners_start(cm_runners **out, const cm_runners_config *cfg)
 	}
 	p->cfg = *cfg;
 	atomic_init(&p->stopping, false);
-	p->wait_ms = cfg->poll_ms > 0 && cfg->poll_ms < CM_RUNNERS_MAX_WAIT_MS ? cfg->poll_ms
-	                                                                        : CM_RUNNERS_MAX_WAIT_MS;
+	p->wait_ms = cfg->poll_ms > 0 && cfg->poll_ms < CM_RUNNERS_MAX_WAIT_MS
+	                 ? cfg->poll_ms
+	                 : CM_RUNNERS_MAX_WAIT_MS;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	if (pthread_create(&p->listener, NULL, listener_main, p) != 0) {
@@ -179,7 +177,7 @@ cm_runners_start(cm_runners **out, const cm_runners_config *cfg)
 	p->listening = true;
 	for (int i = 0; i < cfg->threads; i++) {
 		p->threads[i].pool = p;
-		p->threads[i].r.index = i;
+		p->threads[i].conns.index = i;
 		if (pthread_create(&p->threads[i].thread, NULL, runner_main, &p->threads[i]) != 0) {
 			cm_runners_stop(p);
 			return CM_EINTERNAL;

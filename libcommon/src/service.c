@@ -35,9 +35,9 @@ struct cm_service {
 	void                 *config;
 	void                 *app;
 	bool                  app_inited;
-	cm_service_conns     *conns; /* one per worker */
-	cm_pg                *pg;    /* start-up, then readiness (checker thread only) */
-	cm_redis             *redis; /* readiness only */
+	cm_service_conns     *conns;    /* one per worker */
+	cm_pg                *pg;       /* start-up, then readiness (checker thread only) */
+	cm_redis             *redis;    /* readiness only */
 	int                   redis_up; /* -1 unknown: logged when it changes */
 	cm_gauge             *redis_gauge;
 	cm_rpc_server        *rpc;
@@ -48,14 +48,14 @@ struct cm_service {
 /* ---- config --------------------------------------------------------------------------------- */
 
 size_t
-cm_service_common_table(const cm_service_def *def, cm_service_config *c,
-    cm_service_keynames *names, cm_cfg_entry *out, size_t cap)
+cm_service_common_table(const cm_service_def *def, cm_service_config *c, cm_service_keynames *names,
+                        cm_cfg_entry *out, size_t cap)
 {
-	char up[32];
+	char   up[32];
 	size_t i;
 
 	for (i = 0; def->name[i] != '\0' && i + 1 < sizeof(up); i++)
-		up[i] = (char) toupper((unsigned char) def->name[i]);
+		up[i] = (char)toupper((unsigned char)def->name[i]);
 	up[i] = '\0';
 	snprintf(names->rpc_url, sizeof(names->rpc_url), "%s_RPC_URL", up);
 	snprintf(names->admin_addr, sizeof(names->admin_addr), "%s_ADMIN_ADDR", up);
@@ -95,8 +95,8 @@ static cm_err
 load_config(cm_service *s, bool log, char *err, size_t errlen)
 {
 	cm_cfg_entry t[SERVICE_MAX_KEYS];
-	size_t       n = cm_service_common_table(s->def, &s->common, &s->names, t, SERVICE_MAX_KEYS);
-	cm_err       e = CM_OK;
+	size_t n = cm_service_common_table(s->def, &s->common, &s->names, t, SERVICE_MAX_KEYS);
+	cm_err e = CM_OK;
 
 	if (s->def->config_table != NULL)
 		n += s->def->config_table(s->config, t + n, SERVICE_MAX_KEYS - n);
@@ -118,9 +118,9 @@ cm_service_migrations(const cm_service_def *def, cm_migration *out, size_t cap)
 		out[n++] = def->migrations[i];
 	if (def->jobs_version > 0 && n < cap) {
 		out[n].version = def->jobs_version;
-		out[n].name    = "jobs";
-		out[n].up      = cm_jobs_migration_up;
-		out[n].down    = cm_jobs_migration_down;
+		out[n].name = "jobs";
+		out[n].up = cm_jobs_migration_up;
+		out[n].down = cm_jobs_migration_down;
 		n++;
 	}
 	for (size_t i = 1; i < n; i++) { /* insertion sort: ascending versions */
@@ -141,9 +141,9 @@ static cm_err
 prepare_db(cm_service *s)
 {
 	cm_migration    migs[SERVICE_MAX_MIGRATIONS];
-	size_t          n        = cm_service_migrations(s->def, migs, SERVICE_MAX_MIGRATIONS);
+	size_t          n = cm_service_migrations(s->def, migs, SERVICE_MAX_MIGRATIONS);
 	int64_t         deadline = cm_mono_ms() + s->common.db_retry_s * 1000;
-	struct timespec ts       = {0, SERVICE_DB_POLL_MS * 1000000L};
+	struct timespec ts = {0, SERVICE_DB_POLL_MS * 1000000L};
 	cm_err          err;
 
 	for (;;) {
@@ -157,46 +157,72 @@ prepare_db(cm_service *s)
 		nanosleep(&ts, NULL);
 	}
 	if (err == CM_EUNAVAIL)
-		cm_error("SERVICE-PG-FAIL", "%s: PostgreSQL unreachable for %lld s: %s", s->def->name,
-		    (long long) s->common.db_retry_s, cm_pg_errmsg(s->pg));
+		cm_error("SERVICE-PG-FAIL", "%s: PostgreSQL unreachable for %lld s: %s",
+		         s->def->name, (long long)s->common.db_retry_s, cm_pg_errmsg(s->pg));
 	else if (err != CM_OK)
 		cm_error("SERVICE-MIGRATE-FAIL", "%s: preparing the database failed: %s (%s)",
-		    s->def->name, cm_strerror(err), cm_pg_errmsg(s->pg));
+		         s->def->name, cm_strerror(err), cm_pg_errmsg(s->pg));
 	return err;
 }
 
 /* ---- workers -------------------------------------------------------------------------------- */
+
+cm_err
+cm_service_conns_open(cm_service_conns *c, const cm_service_config *common, const char *schema,
+                      const cm_jobs_options *jo)
+{
+	cm_err err;
+
+	c->pg = NULL;
+	c->redis = NULL;
+	c->jobs = NULL;
+	if ((err = cm_pg_open(&c->pg, common->database_url, schema)) != CM_OK ||
+	    (err = cm_redis_open(&c->redis, common->redis_host, (int)common->redis_port,
+	                         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
+	    (jo != NULL && (err = cm_jobs_open(&c->jobs, c->pg, jo)) != CM_OK))
+		cm_service_conns_close(c);
+	return err;
+}
+
+void
+cm_service_conns_close(cm_service_conns *c)
+{
+	cm_jobs_close(c->jobs);
+	cm_redis_close(c->redis);
+	cm_pg_close(c->pg);
+	c->jobs = NULL;
+	c->redis = NULL;
+	c->pg = NULL;
+}
 
 static cm_err
 worker_init(void *arg, int index, void **state)
 {
 	cm_service       *s = arg;
 	cm_service_conns *c = &s->conns[index];
+	cm_jobs_options   jo;
 	cm_err            err;
 
-	*state   = NULL;
+	*state = NULL;
 	c->index = index;
-	if ((err = cm_pg_open(&c->pg, s->common.database_url, s->def->schema)) != CM_OK ||
-	    (err = cm_redis_open(&c->redis, s->common.redis_host, (int) s->common.redis_port,
-	         CM_REDIS_TIMEOUT_MS)) != CM_OK ||
+	if (s->def->jobs_options != NULL)
+		s->def->jobs_options(s->app, &jo);
+	if ((err = cm_service_conns_open(c, &s->common, s->def->schema,
+	                                 s->def->jobs_options != NULL ? &jo : NULL)) != CM_OK ||
 	    (s->def->worker_init != NULL && (err = s->def->worker_init(s->app, c, state)) != CM_OK))
-		cm_error("SERVICE-WORKER-INIT", "%s: worker %d cannot start: %s", s->def->name, index,
-		    cm_strerror(err));
+		cm_error("SERVICE-WORKER-INIT", "%s: worker %d cannot start: %s", s->def->name,
+		         index, cm_strerror(err));
 	return err;
 }
 
 static void
 worker_fini(void *arg, int index, void *state)
 {
-	cm_service       *s = arg;
-	cm_service_conns *c = &s->conns[index];
+	cm_service *s = arg;
 
 	if (state != NULL && s->def->worker_fini != NULL)
 		s->def->worker_fini(s->app, state);
-	cm_redis_close(c->redis);
-	cm_pg_close(c->pg);
-	c->redis = NULL;
-	c->pg    = NULL;
+	cm_service_conns_close(&s->conns[index]);
 }
 
 /* Every statement of a call is bounded by the call's deadline; between calls, by the ceiling. */
@@ -234,7 +260,7 @@ ready(void *arg, char *why, size_t whylen)
 			cm_info("SERVICE-REDIS-UP", "Redis reachable");
 		else
 			cm_warn("SERVICE-REDIS-DOWN", "Redis unreachable (%s): working without it",
-			    cm_redis_errmsg(s->redis));
+			        cm_redis_errmsg(s->redis));
 		s->redis_up = up;
 	}
 	cm_gauge_set(s->redis_gauge, up);
@@ -261,16 +287,16 @@ start_app(cm_service *s)
 		return 2;
 	}
 	cm_log_init(s->def->name, cm_log_level_parse(s->common.log_level));
-	(void) load_config(s, true, NULL, 0);
+	(void)load_config(s, true, NULL, 0);
 	cm_pg_set_default_timeouts(s->common.pg_statement_timeout_ms, s->common.pg_lock_timeout_ms);
 	snprintf(prefix, sizeof(prefix), "%s_", s->def->name);
 	if ((s->env.metrics = cm_metrics_alloc(prefix)) == NULL)
 		return 1;
 	s->redis_gauge = cm_metrics_gauge(s->env.metrics, "redis_up", "Redis reachable", NULL);
-	s->env.name    = s->def->name;
-	s->env.schema  = s->def->schema;
-	s->env.common  = &s->common;
-	s->env.config  = s->config;
+	s->env.name = s->def->name;
+	s->env.schema = s->def->schema;
+	s->env.common = &s->common;
+	s->env.config = s->config;
 	if (s->def->app_size > 0 && (s->app = calloc(1, s->def->app_size)) == NULL)
 		return 1;
 	if (s->def->app_init != NULL && s->def->app_init(&s->env, s->app) != CM_OK) {
@@ -287,33 +313,33 @@ start_serving(cm_service *s)
 	cm_rpc_server_config rc;
 	cm_err               err;
 
-	if ((s->conns = calloc((size_t) s->common.workers, sizeof(*s->conns))) == NULL)
+	if ((s->conns = calloc((size_t)s->common.workers, sizeof(*s->conns))) == NULL)
 		return CM_ENOMEM;
 	memset(&rc, 0, sizeof(rc));
-	rc.url         = s->common.rpc_url;
-	rc.workers     = (int) s->common.workers;
-	rc.methods     = s->def->methods;
-	rc.n_methods   = s->def->n_methods != NULL ? *s->def->n_methods : 0;
+	rc.url = s->common.rpc_url;
+	rc.workers = (int)s->common.workers;
+	rc.methods = s->def->methods;
+	rc.n_methods = s->def->n_methods != NULL ? *s->def->n_methods : 0;
 	rc.worker_init = worker_init;
 	rc.worker_fini = worker_fini;
-	rc.call_begin  = call_begin;
-	rc.call_end    = call_end;
-	rc.arg         = s;
-	rc.metrics     = s->env.metrics;
+	rc.call_begin = call_begin;
+	rc.call_end = call_end;
+	rc.arg = s;
+	rc.metrics = s->env.metrics;
 	if ((err = cm_rpc_server_start(&s->rpc, &rc)) != CM_OK)
 		return err;
 	if (s->def->start != NULL) {
 		if ((err = s->def->start(s->app)) != CM_OK) {
-			cm_error("SERVICE-START", "%s: background work cannot start: %s", s->def->name,
-			    cm_strerror(err));
+			cm_error("SERVICE-START", "%s: background work cannot start: %s",
+			         s->def->name, cm_strerror(err));
 			return err;
 		}
 		s->started = true;
 	}
 	if ((err = cm_admin_start(&s->admin, s->common.admin_addr, s->env.metrics, ready, s,
-	         SERVICE_READY_MS)) != CM_OK)
+	                          SERVICE_READY_MS)) != CM_OK)
 		cm_error("SERVICE-ADMIN", "%s: cannot serve the admin port on %s", s->def->name,
-		    s->common.admin_addr);
+		         s->common.admin_addr);
 	return err;
 }
 
@@ -326,25 +352,25 @@ start_all(const cm_service_def *def, cm_service **out)
 	*out = NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return 1;
-	s->def      = def;
+	s->def = def;
 	s->redis_up = -1;
-	*out        = s;
+	*out = s;
 	if ((rc = start_app(s)) != 0)
 		return rc;
 	if (cm_pg_open(&s->pg, s->common.database_url, def->schema) != CM_OK ||
-	    cm_redis_open(&s->redis, s->common.redis_host, (int) s->common.redis_port,
-	        CM_REDIS_TIMEOUT_MS) != CM_OK ||
+	    cm_redis_open(&s->redis, s->common.redis_host, (int)s->common.redis_port,
+	                  CM_REDIS_TIMEOUT_MS) != CM_OK ||
 	    prepare_db(s) != CM_OK || start_serving(s) != CM_OK)
 		return 1;
 	cm_info("SERVICE-START", "svc-%s serving on %s (admin %s, %lld workers)", def->name,
-	    s->common.rpc_url, s->common.admin_addr, (long long) s->common.workers);
+	        s->common.rpc_url, s->common.admin_addr, (long long)s->common.workers);
 	return 0;
 }
 
 cm_err
 cm_service_start(const cm_service_def *def, cm_service **out, void **out_app)
 {
-	cm_service *s  = NULL;
+	cm_service *s = NULL;
 	int         rc = start_all(def, &s);
 
 	if (rc != 0) {

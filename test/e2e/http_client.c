@@ -26,9 +26,9 @@ http_base(void)
 static size_t
 on_body(char *p, size_t size, size_t n, void *arg)
 {
-	http_resp *r   = arg;
+	http_resp *r = arg;
 	size_t     add = size * n;
-	char      *nb  = realloc(r->body, r->len + add + 1);
+	char      *nb = realloc(r->body, r->len + add + 1);
 
 	if (nb == NULL)
 		return 0;
@@ -42,7 +42,7 @@ on_body(char *p, size_t size, size_t n, void *arg)
 static size_t
 on_header(char *p, size_t size, size_t n, void *arg)
 {
-	http_resp *r   = arg;
+	http_resp *r = arg;
 	size_t     add = size * n, used = strlen(r->headers);
 
 	if (used + add + 1 < sizeof(r->headers)) {
@@ -55,8 +55,8 @@ on_header(char *p, size_t size, size_t n, void *arg)
 /* Sets up one request on c (a fresh or reset handle) and performs it; mime, when not NULL, is
  * the body. */
 static int
-perform(CURL *c, const char *method, const char *path, const char *const *headers,
-    const char *body, size_t len, curl_mime *mime, http_resp *out)
+perform(CURL *c, const char *method, const char *path, const char *const *headers, const char *body,
+        size_t len, curl_mime *mime, http_resp *out)
 {
 	struct curl_slist *h = NULL;
 	char               url[1024];
@@ -81,7 +81,7 @@ perform(CURL *c, const char *method, const char *path, const char *const *header
 		curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
 	} else if (body != NULL) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) len);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	rc = curl_easy_perform(c);
@@ -97,7 +97,7 @@ perform(CURL *c, const char *method, const char *path, const char *const *header
 
 int
 http_do(const char *method, const char *path, const char *const *headers, const char *body,
-    size_t len, http_resp *out)
+        size_t len, http_resp *out)
 {
 	CURL *c = curl_easy_init();
 	int   rc;
@@ -130,8 +130,8 @@ http_session_open(void)
 /* One request on the session's handle: options reset (the connection and the cookies stay),
  * the cookie engine on. */
 static int
-session_perform(http_session *s, const char *method, const char *path,
-    const char *const *headers, const char *body, size_t len, curl_mime *mime, http_resp *out)
+session_perform(http_session *s, const char *method, const char *path, const char *const *headers,
+                const char *body, size_t len, curl_mime *mime, http_resp *out)
 {
 	long n = 0;
 	int  rc;
@@ -145,15 +145,15 @@ session_perform(http_session *s, const char *method, const char *path,
 }
 
 int
-http_session_do(http_session *s, const char *method, const char *path,
-    const char *const *headers, const char *body, size_t len, http_resp *out)
+http_session_do(http_session *s, const char *method, const char *path, const char *const *headers,
+                const char *body, size_t len, http_resp *out)
 {
 	return session_perform(s, method, path, headers, body, len, NULL, out);
 }
 
 int
 http_session_upload(http_session *s, const char *path, const char *field, const char *filename,
-    const char *type, const void *data, size_t len, http_resp *out)
+                    const char *type, const void *data, size_t len, http_resp *out)
 {
 	curl_mime     *m = curl_mime_init(s->c);
 	curl_mimepart *p = m != NULL ? curl_mime_addpart(m) : NULL;
@@ -195,24 +195,24 @@ http_raw(const char *request, size_t len, char *reply, size_t replylen)
 	size_t             got = 0;
 
 	if (colon != NULL)
-		port = (unsigned) strtoul(colon + 1, NULL, 10);
+		port = (unsigned)strtoul(colon + 1, NULL, 10);
 	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
 		return -1;
 	sa.sin_family = AF_INET;
-	sa.sin_port   = htons((uint16_t) port);
+	sa.sin_port = htons((uint16_t)port);
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 &&
-	    write(fd, request, len) == (ssize_t) len) {
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    write(fd, request, len) == (ssize_t)len) {
 		while (got + 1 < replylen && (n = read(fd, reply + got, replylen - got - 1)) > 0) {
-			got += (size_t) n;
+			got += (size_t)n;
 			reply[got] = '\0';
 			if (strstr(reply, "\r\n\r\n") != NULL)
 				break;
 		}
 		reply[got] = '\0';
 		if (strncmp(reply, "HTTP/1.1 ", 9) == 0)
-			code = (int) strtol(reply + 9, NULL, 10);
+			code = (int)strtol(reply + 9, NULL, 10);
 	}
 	close(fd);
 	return code;

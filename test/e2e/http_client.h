@@ -10,9 +10,9 @@
 
 typedef struct http_resp {
 	long    status;
-	char   *body;    /* NUL-terminated */
+	char   *body; /* NUL-terminated */
 	size_t  len;
-	json_t *json;    /* parsed body, NULL when not JSON */
+	json_t *json; /* parsed body, NULL when not JSON */
 	char    headers[16384];
 	double  seconds; /* total time */
 } http_resp;
@@ -23,7 +23,7 @@ const char *http_base(void);
 /* Sends method path (relative to the base) with extra headers (NULL-terminated list of
  * "Name: value"), and an optional body. Returns 0 when an HTTP answer arrived. */
 int http_do(const char *method, const char *path, const char *const *headers, const char *body,
-    size_t len, http_resp *out);
+            size_t len, http_resp *out);
 /* A browser-like client: one libcurl handle for every request, so they share one kept-alive
  * connection (as long as the server keeps it open) and a cookie jar (cookies the responses set
  * are sent back, as a browser does for same-origin calls). */
@@ -32,10 +32,10 @@ typedef struct http_session http_session;
 http_session *http_session_open(void);
 /* http_do on the session. */
 int http_session_do(http_session *s, const char *method, const char *path,
-    const char *const *headers, const char *body, size_t len, http_resp *out);
+                    const char *const *headers, const char *body, size_t len, http_resp *out);
 /* POST path as multipart/form-data: one file field, as a browser's FormData sends it. */
 int http_session_upload(http_session *s, const char *path, const char *field, const char *filename,
-    const char *type, const void *data, size_t len, http_resp *out);
+                        const char *type, const void *data, size_t len, http_resp *out);
 /* Connections the session has opened so far (1 when every request reused the first). */
 long http_session_connects(const http_session *s);
 void http_session_close(http_session *s);
@@ -48,7 +48,7 @@ int http_raw(const char *request, size_t len, char *reply, size_t replylen);
 const char *http_header(const http_resp *r, const char *name, char *buf, size_t n);
 /* The value of the session cookie from Set-Cookie ("session=..."), or NULL. */
 const char *http_session_cookie(const http_resp *r, char *buf, size_t n);
-void http_resp_free(http_resp *r);
+void        http_resp_free(http_resp *r);
 
 /* JSON string member, or "" */
 const char *js(const json_t *obj, const char *key);

@@ -21,7 +21,7 @@
 
 #define JSON_CT "Content-Type: application/json"
 
-static char email[128];
+static char              email[128];
 static const char *const json_hdr[] = {JSON_CT, NULL};
 
 static void
@@ -46,8 +46,8 @@ register_and_login(char *access, size_t alen, char *refresh, size_t rlen)
 
 	cm_uuid_v4(id);
 	snprintf(email, sizeof(email), "user-%s@example.com", id);
-	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse\",\"name\":\"Ada\"}",
-	    email);
+	snprintf(body, sizeof(body),
+	         "{\"email\":\"%s\",\"password\":\"correct horse\",\"name\":\"Ada\"}", email);
 	post_json("/api/v1/auth/register", body, &r);
 	assert_int_equal(r.status, 201);
 	http_resp_free(&r);
@@ -65,11 +65,11 @@ test_register_login_me(void **state)
 	char      body[512], hdr[4200], buf[8192], id[37];
 	http_resp r;
 
-	(void) state;
+	(void)state;
 	cm_uuid_v4(id);
 	snprintf(email, sizeof(email), "Reg-%s@Example.com", id);
-	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse\",\"name\":\"Ada\"}",
-	    email);
+	snprintf(body, sizeof(body),
+	         "{\"email\":\"%s\",\"password\":\"correct horse\",\"name\":\"Ada\"}", email);
 	post_json("/api/v1/auth/register", body, &r);
 	assert_int_equal(r.status, 201);
 	{
@@ -88,10 +88,12 @@ test_register_login_me(void **state)
 	assert_string_not_equal(js(json_object_get(r.json, "error"), "request_id"), "");
 	http_resp_free(&r);
 
-	post_json("/api/v1/auth/register", "{\"email\":\"x@example.com\",\"password\":\"short\"}", &r);
+	post_json("/api/v1/auth/register", "{\"email\":\"x@example.com\",\"password\":\"short\"}",
+	          &r);
 	assert_int_equal(r.status, 400);
 	http_resp_free(&r);
-	post_json("/api/v1/auth/register", "{\"email\":\"not-an-email\",\"password\":\"long enough\"}", &r);
+	post_json("/api/v1/auth/register",
+	          "{\"email\":\"not-an-email\",\"password\":\"long enough\"}", &r);
 	assert_int_equal(r.status, 400);
 	http_resp_free(&r);
 
@@ -125,7 +127,8 @@ test_register_login_me(void **state)
 		cm_strlcpy(msg1, js(json_object_get(r.json, "error"), "message"), sizeof(msg1));
 		http_resp_free(&r);
 		post_json("/api/v1/auth/login",
-		    "{\"email\":\"nobody-at-all@example.com\",\"password\":\"wrong horse\"}", &r);
+		          "{\"email\":\"nobody-at-all@example.com\",\"password\":\"wrong horse\"}",
+		          &r);
 		assert_int_equal(r.status, 401);
 		assert_string_equal(js(json_object_get(r.json, "error"), "message"), msg1);
 	}
@@ -138,7 +141,7 @@ test_refresh_rotation_and_reuse(void **state)
 	char      access[4096], refresh[256], refresh2[256], body[512], hdr[4200];
 	http_resp r;
 
-	(void) state;
+	(void)state;
 	register_and_login(access, sizeof(access), refresh, sizeof(refresh));
 	snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", refresh);
 	post_json("/api/v1/auth/refresh", body, &r);
@@ -171,13 +174,14 @@ test_logout_revokes(void **state)
 	char      access[4096], refresh[256], body[512], hdr[4200], buf[256];
 	http_resp r;
 
-	(void) state;
+	(void)state;
 	register_and_login(access, sizeof(access), refresh, sizeof(refresh));
 	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", access);
 	snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", refresh);
 	{
 		const char *h[] = {JSON_CT, hdr, NULL};
-		assert_int_equal(http_do("POST", "/api/v1/auth/logout", h, body, strlen(body), &r), 0);
+		assert_int_equal(http_do("POST", "/api/v1/auth/logout", h, body, strlen(body), &r),
+		                 0);
 	}
 	assert_int_equal(r.status, 204);
 	assert_non_null(http_header(&r, "Set-Cookie", buf, sizeof(buf)));
@@ -197,7 +201,7 @@ test_legacy_login_cookie(void **state)
 	char      cookie[8300], hdr[8400], buf[512];
 	http_resp r;
 
-	(void) state;
+	(void)state;
 	post_json("/api/auth/login", "{\"username\":\"vsbec\",\"password\":\"vsbec\"}", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(js(r.json, "token_type"), "bearer");
@@ -253,13 +257,14 @@ test_password_hash_is_argon2id(void **state)
 	cm_pg_result *res = NULL;
 	const char   *params[1];
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_pg_open(&pg, getenv("CM_TEST_PG"), NULL), CM_OK);
 	params[0] = "vsbec";
-	assert_int_equal(cm_pg_exec(pg, "SELECT password_hash FROM auth.users WHERE username = $1 "
-	                                "UNION ALL SELECT password_hash FROM auth.users LIMIT 5",
-	                     1, params, &res),
-	    CM_OK);
+	assert_int_equal(cm_pg_exec(pg,
+	                            "SELECT password_hash FROM auth.users WHERE username = $1 "
+	                            "UNION ALL SELECT password_hash FROM auth.users LIMIT 5",
+	                            1, params, &res),
+	                 CM_OK);
 	assert_true(cm_pg_nrows(res) >= 1);
 	for (int i = 0; i < cm_pg_nrows(res); i++)
 		assert_int_equal(strncmp(cm_pg_get(res, i, 0), "$argon2id$", 10), 0);
@@ -274,7 +279,7 @@ test_account_throttling(void **state)
 	http_resp r;
 	int       limited = 0;
 
-	(void) state;
+	(void)state;
 	register_and_login(access, sizeof(access), refresh, sizeof(refresh));
 	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"wrong guess\"}", email);
 	for (int i = 0; i < 8; i++) {
@@ -295,7 +300,6 @@ test_account_throttling(void **state)
 	assert_int_equal(r.status, 429);
 	http_resp_free(&r);
 }
-
 
 static cm_jwt_key *
 test_key(void)
@@ -350,7 +354,7 @@ test_cookie_session_renewal(void **state)
 	renew_arg     args[6];
 	int64_t       now = cm_now_ms() / 1000;
 
-	(void) state;
+	(void)state;
 	post_json("/api/auth/login", "{\"username\":\"vsbec\",\"password\":\"vsbec\"}", &r);
 	assert_int_equal(r.status, 200);
 	assert_non_null(http_session_cookie(&r, cookie, sizeof(cookie)));
@@ -361,7 +365,7 @@ test_cookie_session_renewal(void **state)
 	{
 		cm_jwt_claims cur;
 		char          access[4096];
-		size_t        alen = (size_t) (tilde - cookie) - 8;
+		size_t        alen = (size_t)(tilde - cookie) - 8;
 		memcpy(access, cookie + 8, alen);
 		access[alen] = '\0';
 		assert_int_equal(cm_jwt_verify(k, access, now, 30, "access", &cur, NULL), CM_OK);
@@ -375,7 +379,7 @@ test_cookie_session_renewal(void **state)
 	snprintf(hdr, sizeof(hdr), "Cookie: %s", stale);
 
 	for (int i = 0; i < 6; i++) {
-		args[i].hdr    = hdr;
+		args[i].hdr = hdr;
 		args[i].status = 0;
 		assert_int_equal(pthread_create(&th[i], NULL, renew_thread, &args[i]), 0);
 	}
@@ -400,13 +404,14 @@ test_forged_tokens(void **state)
 {
 	char          hdr[4200], *tok = NULL;
 	cm_jwt_key   *good = NULL, *other = NULL;
-	cm_jwt_claims c    = {0};
+	cm_jwt_claims c = {0};
 	http_resp     r;
 	int64_t       now = cm_now_ms() / 1000;
 
-	(void) state;
+	(void)state;
 	good = test_key();
-	assert_int_equal(cm_jwt_key_hs256(&other, "another-secret-that-is-long-enough-000", 38), CM_OK);
+	assert_int_equal(cm_jwt_key_hs256(&other, "another-secret-that-is-long-enough-000", 38),
+	                 CM_OK);
 
 	cm_strlcpy(c.sub, "00000000-0000-4000-8000-000000000000", sizeof(c.sub));
 	cm_strlcpy(c.sid, "00000000-0000-4000-8000-000000000001", sizeof(c.sid));
@@ -430,9 +435,10 @@ test_forged_tokens(void **state)
 
 	/* alg=none: header {"alg":"none","typ":"JWT"} */
 	get_with("/api/v1/auth/me",
-	    "Authorization: Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
-	    "eyJzdWIiOiIwMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDAiLCJ0eXAiOiJhY2Nlc3MiLCJleHAiOjQxMDI0NDQ4MDB9.",
-	    &r);
+	         "Authorization: Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+	         "eyJzdWIiOiIwMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDAiLCJ0eXAiOiJhY2Nlc3MiL"
+	         "CJleHAiOjQxMDI0NDQ4MDB9.",
+	         &r);
 	assert_int_equal(r.status, 401);
 	http_resp_free(&r);
 
@@ -452,14 +458,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_register_login_me),
-		cmocka_unit_test(test_refresh_rotation_and_reuse),
-		cmocka_unit_test(test_logout_revokes),
-		cmocka_unit_test(test_legacy_login_cookie),
-		cmocka_unit_test(test_password_hash_is_argon2id),
-		cmocka_unit_test(test_account_throttling),
-		cmocka_unit_test(test_cookie_session_renewal),
-		cmocka_unit_test(test_forged_tokens),
+	    cmocka_unit_test(test_register_login_me),
+	    cmocka_unit_test(test_refresh_rotation_and_reuse),
+	    cmocka_unit_test(test_logout_revokes),
+	    cmocka_unit_test(test_legacy_login_cookie),
+	    cmocka_unit_test(test_password_hash_is_argon2id),
+	    cmocka_unit_test(test_account_throttling),
+	    cmocka_unit_test(test_cookie_session_renewal),
+	    cmocka_unit_test(test_forged_tokens),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	return cmocka_run_group_tests(tests, NULL, NULL);

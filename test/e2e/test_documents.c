@@ -21,47 +21,59 @@
 static void
 make_pdf(cm_buf *b, int pages, const char *title, const char *unique)
 {
-	size_t *off = calloc((size_t) (3 + 2 * pages + 2), sizeof(size_t));
+	size_t *off = calloc((size_t)(3 + 2 * pages + 2), sizeof(size_t));
 	int     nobj = 3 + 2 * pages, info = nobj + 1;
 	size_t  xref;
 
 	cm_buf_init(b, 64u << 20);
 	assert_int_equal(cm_buf_appends(b, "%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"), CM_OK);
 	off[1] = b->len;
-	assert_int_equal(cm_buf_appends(b, "1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"), CM_OK);
+	assert_int_equal(cm_buf_appends(b, "1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"),
+	                 CM_OK);
 	off[2] = b->len;
-	assert_int_equal(cm_buf_printf(b, "2 0 obj << /Type /Pages /Count %d /Kids [", pages), CM_OK);
+	assert_int_equal(cm_buf_printf(b, "2 0 obj << /Type /Pages /Count %d /Kids [", pages),
+	                 CM_OK);
 	for (int i = 0; i < pages; i++)
 		assert_int_equal(cm_buf_printf(b, "%d 0 R ", 4 + 2 * i), CM_OK);
 	assert_int_equal(cm_buf_appends(b, "] >> endobj\n"), CM_OK);
 	off[3] = b->len;
-	assert_int_equal(cm_buf_appends(b, "3 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj\n"), CM_OK);
+	assert_int_equal(
+	    cm_buf_appends(
+	        b, "3 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj\n"),
+	    CM_OK);
 	for (int i = 0; i < pages; i++) {
 		char text[256];
 		int  n = snprintf(text, sizeof(text),
-		     "BT /F1 12 Tf 72 720 Td (Page %d of %s: %s. Photosynthesis converts light.) Tj ET",
-		     i + 1, title, unique);
+		                  "BT /F1 12 Tf 72 720 Td (Page %d of %s: %s. Photosynthesis "
+		                   "converts light.) Tj ET",
+		                  i + 1, title, unique);
 		off[4 + 2 * i] = b->len;
-		assert_int_equal(cm_buf_printf(b,
-		                     "%d 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-		                     "/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >> endobj\n",
-		                     4 + 2 * i, 5 + 2 * i),
+		assert_int_equal(
+		    cm_buf_printf(
+		        b,
+		        "%d 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+		        "/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >> endobj\n",
+		        4 + 2 * i, 5 + 2 * i),
 		    CM_OK);
 		off[5 + 2 * i] = b->len;
-		assert_int_equal(cm_buf_printf(b, "%d 0 obj << /Length %d >> stream\n%s\nendstream endobj\n",
-		                     5 + 2 * i, n, text),
+		assert_int_equal(
+		    cm_buf_printf(b, "%d 0 obj << /Length %d >> stream\n%s\nendstream endobj\n",
+		                  5 + 2 * i, n, text),
 		    CM_OK);
 	}
 	off[info] = b->len;
-	assert_int_equal(cm_buf_printf(b, "%d 0 obj << /Title (%s) /Author (Test Author) >> endobj\n",
-	                     info, title),
-	    CM_OK);
+	assert_int_equal(cm_buf_printf(b,
+	                               "%d 0 obj << /Title (%s) /Author (Test Author) >> endobj\n",
+	                               info, title),
+	                 CM_OK);
 	xref = b->len;
 	assert_int_equal(cm_buf_printf(b, "xref\n0 %d\n0000000000 65535 f \n", info + 1), CM_OK);
 	for (int i = 1; i <= info; i++)
 		assert_int_equal(cm_buf_printf(b, "%010zu 00000 n \n", off[i]), CM_OK);
-	assert_int_equal(cm_buf_printf(b, "trailer << /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%zu\n%%%%EOF\n",
-	                     info + 1, info, xref),
+	assert_int_equal(
+	    cm_buf_printf(
+	        b, "trailer << /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%zu\n%%%%EOF\n",
+	        info + 1, info, xref),
 	    CM_OK);
 	free(off);
 }
@@ -76,7 +88,8 @@ login_new_user(char *bearer, size_t n, char *cookie, size_t cn)
 	http_resp   r;
 
 	cm_uuid_v4(id);
-	snprintf(body, sizeof(body), "{\"email\":\"d-%s@example.com\",\"password\":\"documents!\"}", id);
+	snprintf(body, sizeof(body), "{\"email\":\"d-%s@example.com\",\"password\":\"documents!\"}",
+	         id);
 	assert_int_equal(http_do("POST", "/api/v1/auth/register", h, body, strlen(body), &r), 0);
 	assert_int_equal(r.status, 201);
 	http_resp_free(&r);
@@ -94,7 +107,7 @@ login_new_user(char *bearer, size_t n, char *cookie, size_t cn)
 static int
 setup(void **state)
 {
-	(void) state;
+	(void)state;
 	login_new_user(user_a, sizeof(user_a), cookie_a, sizeof(cookie_a));
 	login_new_user(user_b, sizeof(user_b), NULL, 0);
 	return 0;
@@ -112,13 +125,14 @@ upload_raw(const char *auth, const cm_buf *pdf, const char *name, http_resp *r)
 
 static void
 multipart(cm_buf *body, const char *boundary, const char *field, const char *filename,
-    const cm_buf *pdf)
+          const cm_buf *pdf)
 {
 	cm_buf_init(body, 64u << 20);
-	assert_int_equal(cm_buf_printf(body,
-	                     "--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
-	                     "Content-Type: application/pdf\r\n\r\n",
-	                     boundary, field, filename),
+	assert_int_equal(
+	    cm_buf_printf(body,
+	                  "--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+	                  "Content-Type: application/pdf\r\n\r\n",
+	                  boundary, field, filename),
 	    CM_OK);
 	assert_int_equal(cm_buf_append(body, pdf->data, pdf->len), CM_OK);
 	assert_int_equal(cm_buf_printf(body, "\r\n--%s--\r\n", boundary), CM_OK);
@@ -127,12 +141,12 @@ multipart(cm_buf *body, const char *boundary, const char *field, const char *fil
 static void
 test_v1_upload_pages_dedupe(void **state)
 {
-	cm_buf    pdf;
-	http_resp r;
-	char      id[64], path[256], uniq[37];
+	cm_buf      pdf;
+	http_resp   r;
+	char        id[64], path[256], uniq[37];
 	const char *ha[] = {user_a, NULL}, *hb[] = {user_b, NULL};
 
-	(void) state;
+	(void)state;
 	cm_uuid_v4(uniq);
 	make_pdf(&pdf, 12, "Biology Notes", uniq);
 	upload_raw(user_a, &pdf, "bio.pdf", &r);
@@ -142,7 +156,8 @@ test_v1_upload_pages_dedupe(void **state)
 	assert_string_equal(js(r.json, "author"), "Test Author");
 	assert_string_equal(js(r.json, "filename"), "bio.pdf");
 	assert_int_equal(strlen(js(r.json, "sha256")), 64);
-	assert_true(json_integer_value(json_object_get(r.json, "size_bytes")) == (json_int_t) pdf.len);
+	assert_true(json_integer_value(json_object_get(r.json, "size_bytes")) ==
+	            (json_int_t)pdf.len);
 	cm_strlcpy(id, js(r.json, "id"), sizeof(id));
 	http_resp_free(&r);
 
@@ -200,11 +215,12 @@ test_legacy_flow(void **state)
 	const char *hc[] = {cookie_a, NULL};
 	const char *hj[] = {cookie_a, "Content-Type: application/json", NULL};
 
-	(void) state;
+	(void)state;
 	cm_uuid_v4(uniq);
 	make_pdf(&pdf, 3, "Legacy Upload", uniq);
 	multipart(&body, "----WebKitFormBoundaryX7", "file", "C:\\Users\\me\\..\\notes.pdf", &pdf);
-	snprintf(ct, sizeof(ct), "Content-Type: multipart/form-data; boundary=----WebKitFormBoundaryX7");
+	snprintf(ct, sizeof(ct),
+	         "Content-Type: multipart/form-data; boundary=----WebKitFormBoundaryX7");
 	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_string_not_equal(js(r.json, "message"), "");
@@ -215,7 +231,8 @@ test_legacy_flow(void **state)
 		assert_string_equal(js(m, "title"), "Legacy Upload");
 		assert_string_equal(js(m, "subject"), "Unknown");
 		assert_int_equal(json_integer_value(json_object_get(m, "pages")), 3);
-		assert_true(json_integer_value(json_object_get(m, "file_size")) == (json_int_t) pdf.len);
+		assert_true(json_integer_value(json_object_get(m, "file_size")) ==
+		            (json_int_t)pdf.len);
 	}
 	assert_true(json_integer_value(json_object_get(r.json, "text_length")) > 0);
 	http_resp_free(&r);
@@ -230,7 +247,8 @@ test_legacy_flow(void **state)
 	assert_string_equal(js(r.json, "author"), "Test Author");
 	http_resp_free(&r);
 
-	assert_int_equal(http_do("GET", "/api/pdf/list?offset=0&limit=5&search=legacy", hc, NULL, 0, &r), 0);
+	assert_int_equal(
+	    http_do("GET", "/api/pdf/list?offset=0&limit=5&search=legacy", hc, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_true(json_integer_value(json_object_get(r.json, "total")) >= 1);
 	assert_int_equal(json_integer_value(json_object_get(r.json, "limit")), 5);
@@ -245,11 +263,14 @@ test_legacy_flow(void **state)
 	assert_int_equal(r.status, 422);
 	http_resp_free(&r);
 
-	assert_int_equal(http_do("POST", "/api/pdf/select", hj, "{\"filename\":\"nope.pdf\"}", 23, &r), 0);
+	assert_int_equal(
+	    http_do("POST", "/api/pdf/select", hj, "{\"filename\":\"nope.pdf\"}", 23, &r), 0);
 	assert_int_equal(r.status, 404);
 	assert_string_equal(js(r.json, "detail"), "PDF file not found");
 	http_resp_free(&r);
-	assert_int_equal(http_do("POST", "/api/pdf/select", hj, "{\"filename\":\"../../etc/passwd\"}", 31, &r), 0);
+	assert_int_equal(
+	    http_do("POST", "/api/pdf/select", hj, "{\"filename\":\"../../etc/passwd\"}", 31, &r),
+	    0);
 	assert_int_equal(r.status, 404);
 	http_resp_free(&r);
 	cm_buf_fini(&body);
@@ -266,7 +287,8 @@ test_legacy_flow(void **state)
 	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
 	assert_int_equal(r.status, 422);
 	http_resp_free(&r);
-	snprintf(ct, sizeof(ct), "Content-Type: multipart/form-data; boundary=a; boundary=b0undary");
+	snprintf(ct, sizeof(ct),
+	         "Content-Type: multipart/form-data; boundary=a; boundary=b0undary");
 	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
 	assert_int_equal(r.status, 400);
 	http_resp_free(&r);
@@ -284,7 +306,7 @@ test_bad_uploads(void **state)
 	const char *hp[] = {user_a, "Content-Type: application/pdf", NULL};
 	const char *hx[] = {user_a, "Content-Type: text/plain", NULL};
 
-	(void) state;
+	(void)state;
 	/* Bytes that are not a PDF, whatever the Content-Type says: 415 (api-v1.md lists 413, 415
 	 * and 422 for POST /documents; 422 is for a PDF that cannot be read). */
 	assert_int_equal(http_do("POST", "/api/v1/documents", hp, "hello, not a pdf", 16, &r), 0);
@@ -349,9 +371,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_v1_upload_pages_dedupe),
-		cmocka_unit_test(test_legacy_flow),
-		cmocka_unit_test(test_bad_uploads),
+	    cmocka_unit_test(test_v1_upload_pages_dedupe),
+	    cmocka_unit_test(test_legacy_flow),
+	    cmocka_unit_test(test_bad_uploads),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -30,16 +30,19 @@ test_malformed_bodies(void **state)
 	char     *big;
 	size_t    n = 70 * 1024;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(post("/api/v1/auth/login", "{\"email\":", strlen("{\"email\":"), &r), 400);
 	assert_non_null(strstr(js(json_object_get(r.json, "error"), "message"), "malformed JSON"));
 	http_resp_free(&r);
 	assert_int_equal(post("/api/v1/auth/login", "[1,2]", strlen("[1,2]"), &r), 400);
 	http_resp_free(&r);
-	assert_int_equal(post("/api/v1/auth/login", "{\"email\":[],\"password\":1}", strlen("{\"email\":[],\"password\":1}"), &r), 400);
+	assert_int_equal(post("/api/v1/auth/login", "{\"email\":[],\"password\":1}",
+	                      strlen("{\"email\":[],\"password\":1}"), &r),
+	                 400);
 	assert_non_null(strstr(js(json_object_get(r.json, "error"), "message"), "email"));
 	http_resp_free(&r);
-	assert_int_equal(post("/api/v1/auth/login", "{\"a\":1,\"a\":2}", strlen("{\"a\":1,\"a\":2}"), &r), 400);
+	assert_int_equal(
+	    post("/api/v1/auth/login", "{\"a\":1,\"a\":2}", strlen("{\"a\":1,\"a\":2}"), &r), 400);
 	http_resp_free(&r);
 	/* Legacy routes answer in their own shape. */
 	assert_int_equal(post("/api/auth/login", "not json", strlen("not json"), &r), 400);
@@ -48,7 +51,7 @@ test_malformed_bodies(void **state)
 
 	/* Deep nesting is refused, not recursed into. */
 	{
-		char deep[4200];
+		char   deep[4200];
 		size_t i = 0;
 		deep[i++] = '{';
 		memcpy(deep + i, "\"email\":", 8);
@@ -76,13 +79,15 @@ test_malformed_bodies(void **state)
 static void
 test_framing(void **state)
 {
-	char reply[4096];
-	const char chunked[] = "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\n"
-	                       "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
-	                       "2\r\n{}\r\n0\r\n\r\n";
-	const char badlen[] = "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 12x\r\n\r\n";
+	char       reply[4096];
+	const char chunked[] =
+	    "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+	    "2\r\n{}\r\n0\r\n\r\n";
+	const char badlen[] =
+	    "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 12x\r\n\r\n";
 
-	(void) state;
+	(void)state;
 	assert_int_equal(http_raw(chunked, sizeof(chunked) - 1, reply, sizeof(reply)), 411);
 	assert_non_null(strstr(reply, "X-Request-Id"));
 	assert_int_equal(http_raw(badlen, sizeof(badlen) - 1, reply, sizeof(reply)), 400);
@@ -94,7 +99,7 @@ test_routes_and_methods(void **state)
 	http_resp r;
 	char      buf[128];
 
-	(void) state;
+	(void)state;
 	assert_int_equal(http_do("GET", "/api/v1/nope", NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 404);
 	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "NOT_FOUND");
@@ -122,24 +127,26 @@ test_request_id_and_cors(void **state)
 	const char *h1[] = {"X-Request-Id: my-trace-123", NULL};
 	const char *h2[] = {"X-Request-Id: bad id with spaces", NULL};
 	const char *pre[] = {"Origin: http://localhost:3000", "Access-Control-Request-Method: POST",
-	    "Access-Control-Request-Headers: content-type", NULL};
-	const char *evil[] = {"Origin: http://evil.example", "Access-Control-Request-Method: POST", NULL};
+	                     "Access-Control-Request-Headers: content-type", NULL};
+	const char *evil[] = {"Origin: http://evil.example", "Access-Control-Request-Method: POST",
+	                      NULL};
 
-	(void) state;
+	(void)state;
 	assert_int_equal(http_do("GET", "/healthz", h1, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(http_header(&r, "X-Request-Id", buf, sizeof(buf)), "my-trace-123");
 	http_resp_free(&r);
 	assert_int_equal(http_do("GET", "/healthz", h2, NULL, 0, &r), 0);
-	assert_string_not_equal(http_header(&r, "X-Request-Id", buf, sizeof(buf)), "bad id with spaces");
+	assert_string_not_equal(http_header(&r, "X-Request-Id", buf, sizeof(buf)),
+	                        "bad id with spaces");
 	http_resp_free(&r);
 
 	assert_int_equal(http_do("OPTIONS", "/api/auth/login", pre, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 204);
 	assert_string_equal(http_header(&r, "Access-Control-Allow-Origin", buf, sizeof(buf)),
-	    "http://localhost:3000");
+	                    "http://localhost:3000");
 	assert_string_equal(http_header(&r, "Access-Control-Allow-Credentials", buf, sizeof(buf)),
-	    "true");
+	                    "true");
 	http_resp_free(&r);
 	assert_int_equal(http_do("OPTIONS", "/api/auth/login", evil, NULL, 0, &r), 0);
 	assert_null(http_header(&r, "Access-Control-Allow-Origin", buf, sizeof(buf)));
@@ -151,7 +158,7 @@ test_operations(void **state)
 {
 	http_resp r;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(http_do("GET", "/readyz", NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 200);
 	http_resp_free(&r);
@@ -173,7 +180,7 @@ test_frontend_proxy(void **state)
 	http_resp r;
 	char      buf[128];
 
-	(void) state;
+	(void)state;
 	assert_int_equal(http_do("GET", "/", NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "frontend-marker"));
@@ -199,12 +206,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_malformed_bodies),
-		cmocka_unit_test(test_framing),
-		cmocka_unit_test(test_routes_and_methods),
-		cmocka_unit_test(test_request_id_and_cors),
-		cmocka_unit_test(test_operations),
-		cmocka_unit_test(test_frontend_proxy),
+	    cmocka_unit_test(test_malformed_bodies),   cmocka_unit_test(test_framing),
+	    cmocka_unit_test(test_routes_and_methods), cmocka_unit_test(test_request_id_and_cors),
+	    cmocka_unit_test(test_operations),         cmocka_unit_test(test_frontend_proxy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -163,7 +163,8 @@ login_new_user(char *bearer, size_t n)
 
 	register_user(email, sizeof(email));
 	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
-	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r), 0);
+	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r),
+	                 0);
 	assert_int_equal(r.status, 200);
 	snprintf(bearer, n, "Authorization: Bearer %s", js(r.json, "access_token"));
 	http_resp_free(&r);
@@ -328,15 +329,14 @@ check_quiz_total(const http_resp *r, int score, int max)
 	assert_int_equal(json_integer_value(json_object_get(r->json, "max_score")), max);
 	snprintf(want, sizeof(want), "%.1f", pct);
 	assert_string_equal(raw_member(r->body, "percentage", got, sizeof(got)), want);
-	assert_string_equal(js(r->json, "grade"), grade_of(atof(want)));
+	assert_string_equal(js(r->json, "grade"), grade_of(strtod(want, NULL)));
 }
 
 static long
 result_score(const http_resp *r, size_t i)
 {
-	return (long)json_integer_value(
-	    json_object_get(json_array_get(json_object_get(r->json, "individual_results"), i),
-	                    "score"));
+	return (long)json_integer_value(json_object_get(
+	    json_array_get(json_object_get(r->json, "individual_results"), i), "score"));
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */
@@ -376,19 +376,19 @@ setup(void **state)
 	login_new_user(user_a, sizeof(user_a));
 	login_new_user(user_b, sizeof(user_b));
 	const char *h[] = {user_a, "Content-Type: application/pdf", NULL};
-	assert_int_equal(http_do("POST", "/api/v1/documents?filename=manual.pdf", h, pdf, pdf_len, &r),
-	                 0);
+	assert_int_equal(
+	    http_do("POST", "/api/v1/documents?filename=manual.pdf", h, pdf, pdf_len, &r), 0);
 	assert_int_equal(r.status, 201);
 	snprintf(doc_a, sizeof(doc_a), "%s", js(r.json, "id"));
 	http_resp_free(&r);
-	assert_int_equal(call(user_a, "POST", "/api/pdf/select", "{\"filename\":\"manual.pdf\"}", &r),
-	                 200);
+	assert_int_equal(
+	    call(user_a, "POST", "/api/pdf/select", "{\"filename\":\"manual.pdf\"}", &r), 200);
 	http_resp_free(&r);
 	snprintf(path, sizeof(path), "/api/v1/documents/%s/question-sets", doc_a);
-	assert_int_equal(call(user_a, "POST", path,
-	                      "{\"count\":8,\"types\":[\"mcq\",\"open\"],\"difficulty\":\"medium\"}",
-	                      &r),
-	                 202);
+	assert_int_equal(
+	    call(user_a, "POST", path,
+	         "{\"count\":8,\"types\":[\"mcq\",\"open\"],\"difficulty\":\"medium\"}", &r),
+	    202);
 	snprintf(job, sizeof(job), "%s", js(r.json, "job_id"));
 	snprintf(set_a, sizeof(set_a), "%s", js(r.json, "question_set_id"));
 	http_resp_free(&r);
@@ -430,9 +430,8 @@ test_legacy_quiz_flow(void **state)
 	assert_non_null(b);
 	register_user(email, sizeof(email));
 	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
-	assert_int_equal(http_session_do(b, "POST", "/api/auth/login", json_hdr, body, strlen(body),
-	                                 &r),
-	                 0);
+	assert_int_equal(
+	    http_session_do(b, "POST", "/api/auth/login", json_hdr, body, strlen(body), &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(http_session_cookie(&r, cookie, sizeof(cookie)));
 	http_resp_free(&r);
@@ -465,10 +464,10 @@ test_legacy_quiz_flow(void **state)
 		char        letter[2] = {json_string_value(json_array_get(opts, pick))[0], '\0'};
 
 		json_array_append_new(answers,
-		                      json_pack("{s:i, s:s, s:s, s:s, s:s, s:O}", "question_id", i + 1,
-		                                "question", js(q, "question"), "user_answer", letter,
-		                                "correct_answer", key, "question_type", "mcq",
-		                                "options", opts));
+		                      json_pack("{s:i, s:s, s:s, s:s, s:s, s:O}", "question_id",
+		                                i + 1, "question", js(q, "question"), "user_answer",
+		                                letter, "correct_answer", key, "question_type",
+		                                "mcq", "options", opts));
 		want[i] = pick == right ? 10 : 0;
 		score += want[i];
 		snprintf(ids[i], sizeof(ids[i]), "%d", i + 1);
@@ -478,9 +477,9 @@ test_legacy_quiz_flow(void **state)
 	char   *req = json_dumps(body_v, JSON_COMPACT);
 	json_decref(body_v);
 	c0 = llm_now();
-	assert_int_equal(http_session_do(b, "POST", "/api/chat/evaluate-quiz", json_hdr, req,
-	                                 strlen(req), &r),
-	                 0);
+	assert_int_equal(
+	    http_session_do(b, "POST", "/api/chat/evaluate-quiz", json_hdr, req, strlen(req), &r),
+	    0);
 	free(req);
 	c1 = llm_now();
 	assert_int_equal(r.status, 200);
@@ -501,7 +500,8 @@ test_legacy_grades_and_letters(void **state)
 {
 	static const struct {
 		int n, right;
-	} cases[] = {{10, 9}, {10, 8}, {10, 7}, {10, 6}, {10, 5}, {9, 8}, {3, 2}, {3, 1}, {1, 1}, {1, 0}};
+	} cases[] = {{10, 9}, {10, 8}, {10, 7}, {10, 6}, {10, 5},
+	             {9, 8},  {3, 2},  {3, 1},  {1, 1},  {1, 0}};
 	static const char *const key[] = {"A", "b", " C ", "d"};
 	static const char *const right_as[] = {" a", "B", "c", "D "};
 	llm_count                c0 = llm_now(), c1;
@@ -513,12 +513,14 @@ test_legacy_grades_and_letters(void **state)
 		json_t *answers = json_array();
 		for (int i = 0; i < cases[k].n; i++) {
 			const char *user = i < cases[k].right ? right_as[i % 4]
-			                   : i % 3 == 0        ? "" /* unanswered */
-			                                       : right_as[(i + 1) % 4];
-			json_array_append_new(answers, mcq_item(i + 1, "Which letter?", user, key[i % 4]));
+			                   : i % 3 == 0       ? "" /* unanswered */
+			                                      : right_as[(i + 1) % 4];
+			json_array_append_new(answers,
+			                      mcq_item(i + 1, "Which letter?", user, key[i % 4]));
 			snprintf(ids[i], sizeof(ids[i]), "%d", i + 1);
 		}
-		assert_int_equal(post_json(user_a, "/api/chat/evaluate-quiz", quiz(answers), &r), 200);
+		assert_int_equal(post_json(user_a, "/api/chat/evaluate-quiz", quiz(answers), &r),
+		                 200);
 		check_quiz_shape(&r, (size_t)cases[k].n, ids);
 		for (int i = 0; i < cases[k].n; i++)
 			assert_int_equal(result_score(&r, (size_t)i), i < cases[k].right ? 10 : 0);
@@ -562,7 +564,8 @@ test_llm_calls_per_attempt(void **state)
 		snprintf(ids[n++], sizeof(ids[0]), "99");
 
 		c0 = llm_now();
-		assert_int_equal(post_json(user_a, "/api/chat/evaluate-quiz", quiz(answers), &r), 200);
+		assert_int_equal(post_json(user_a, "/api/chat/evaluate-quiz", quiz(answers), &r),
+		                 200);
 		c1 = llm_now();
 		check_quiz_shape(&r, n, ids);
 		assert_int_equal(result_score(&r, 0), 10);
@@ -571,8 +574,8 @@ test_llm_calls_per_attempt(void **state)
 		for (size_t i = 1; i + 2 < n; i++)
 			assert_in_range(result_score(&r, i), 0, 10);
 		http_resp_free(&r);
-		print_message("%ld open answers, batch %ld: %ld grading calls + %ld overall\n", ms[k],
-		              batch, c1.grade - c0.grade, c1.overall - c0.overall);
+		print_message("%ld open answers, batch %ld: %ld grading calls + %ld overall\n",
+		              ms[k], batch, c1.grade - c0.grade, c1.overall - c0.overall);
 		assert_int_equal(c1.grade - c0.grade, (ms[k] + batch - 1) / batch);
 		assert_int_equal(c1.items - c0.items, ms[k]);
 		assert_int_equal(c1.overall - c0.overall, 1);
@@ -606,7 +609,8 @@ v1_answers(const char *open_text, int *want, char ids[][64])
 			ans = json_string(text);
 			want[k] = -1;
 		}
-		json_array_append_new(a, json_pack("{s:s, s:o}", "question_id", ids[k], "answer", ans));
+		json_array_append_new(
+		    a, json_pack("{s:s, s:o}", "question_id", ids[k], "answer", ans));
 	}
 	return json_pack("{s:o}", "answers", a);
 }
@@ -661,7 +665,8 @@ test_v1_attempt(void **state)
 	snprintf(path, sizeof(path), "/api/v1/ws?access_token=%s",
 	         user_a + strlen("Authorization: Bearer "));
 	assert_non_null(ws = ws_connect(path, NULL));
-	assert_int_equal(start_attempt(user_a, set_a, v1_answers(NULL, want, ids), attempt, job), 202);
+	assert_int_equal(start_attempt(user_a, set_a, v1_answers(NULL, want, ids), attempt, job),
+	                 202);
 	assert_true(cm_uuid_valid(attempt) && cm_uuid_valid(job));
 	snprintf(frame, sizeof(frame), "{\"subscribe\":\"job:%s\"}", job);
 	assert_int_equal(ws_send(ws, frame), 0);
@@ -671,8 +676,9 @@ test_v1_attempt(void **state)
 	res = json_object_get(a, "results");
 	for (size_t i = 0; i < n; i++)
 		if (want[i] >= 0)
-			assert_int_equal(json_integer_value(json_object_get(json_array_get(res, i), "score")),
-			                 want[i]);
+			assert_int_equal(
+			    json_integer_value(json_object_get(json_array_get(res, i), "score")),
+			    want[i]);
 	json_decref(a);
 
 	int64_t until = cm_mono_ms() + 60000;
@@ -733,14 +739,15 @@ test_v1_attempt(void **state)
 	snprintf(path, sizeof(path), "/api/v1/attempts/%s", attempt);
 	assert_int_equal(call(user_a, "GET", path, NULL, &r), 200);
 	assert_string_equal(raw_member(r.body, "percentage", got_pct, sizeof(got_pct)), want_pct);
-	assert_string_equal(js(r.json, "grade"), grade_of(atof(want_pct)));
+	assert_string_equal(js(r.json, "grade"), grade_of(strtod(want_pct, NULL)));
 	http_resp_free(&r);
 
 	/* Another user: neither the attempt nor the set. */
 	snprintf(path, sizeof(path), "/api/v1/attempts/%s", attempt);
 	assert_int_equal(call(user_b, "GET", path, NULL, &r), 404);
 	http_resp_free(&r);
-	assert_int_equal(start_attempt(user_b, set_a, v1_answers(NULL, want, ids), NULL, NULL), 404);
+	assert_int_equal(start_attempt(user_b, set_a, v1_answers(NULL, want, ids), NULL, NULL),
+	                 404);
 }
 
 static void
@@ -767,11 +774,12 @@ test_v1_bad_answers(void **state)
 	    start_attempt(user_a, set_a, json_loads("{\"answers\":[]}", 0, NULL), NULL, NULL), 400);
 	assert_int_equal(start_attempt(user_a, set_a, json_loads("{}", 0, NULL), NULL, NULL), 400);
 	/* An unknown set. */
-	assert_int_equal(start_attempt(user_a, "00000000-0000-4000-8000-000000000000",
-	                               json_loads("{\"answers\":[{\"question_id\":\"x\",\"answer\":0}]}",
-	                                          0, NULL),
-	                               NULL, NULL),
-	                 404);
+	assert_int_equal(
+	    start_attempt(
+	        user_a, "00000000-0000-4000-8000-000000000000",
+	        json_loads("{\"answers\":[{\"question_id\":\"x\",\"answer\":0}]}", 0, NULL), NULL,
+	        NULL),
+	    404);
 }
 
 /* ---- evaluate-answer ------------------------------------------------------------------------- */
@@ -807,7 +815,8 @@ test_legacy_evaluate_answer(void **state)
 	assert_int_equal(call(NULL, "POST", "/api/chat/evaluate-answer", body, &r), 401);
 	assert_string_equal(js(r.json, "detail"), "Not authenticated");
 	http_resp_free(&r);
-	assert_int_equal(call(NULL, "POST", "/api/chat/evaluate-quiz", "{\"answers\":[]}", &r), 401);
+	assert_int_equal(call(NULL, "POST", "/api/chat/evaluate-quiz", "{\"answers\":[]}", &r),
+	                 401);
 	assert_string_equal(js(r.json, "detail"), "Not authenticated");
 	http_resp_free(&r);
 	/* A user without a selected PDF: 400 in the legacy shape. */
@@ -849,7 +858,8 @@ grading_fails(const char *settings, const char *tag, const char *reason)
 	/* Answers no earlier run gave, so no cached grade stands in for the model. */
 	cm_uuid_v4(id);
 	snprintf(text, sizeof(text), "%s %s", tag, id);
-	assert_int_equal(start_attempt(user_a, set_a, v1_answers(text, want, ids), attempt, job), 202);
+	assert_int_equal(start_attempt(user_a, set_a, v1_answers(text, want, ids), attempt, job),
+	                 202);
 	wait_job(user_a, job, status, sizeof(status), 60);
 	assert_string_equal(status, "failed");
 	a = get_attempt(user_a, attempt);

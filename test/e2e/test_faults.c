@@ -27,7 +27,7 @@ harness(const char *script, const char *cmd, const char *extra)
 	char line[1024];
 
 	snprintf(line, sizeof(line), "%s/%s %s %s %s", getenv("CM_TEST_HARNESS"), script, cmd,
-	    getenv("CM_TEST_STATE"), extra != NULL ? extra : "");
+	         getenv("CM_TEST_STATE"), extra != NULL ? extra : "");
 	assert_int_equal(system(line), 0);
 }
 
@@ -37,10 +37,10 @@ restore(void **state)
 {
 	char line[1024];
 
-	(void) state;
+	(void)state;
 	snprintf(line, sizeof(line), "%s/pgredis.sh start %s && %s/stack.sh start %s %s",
-	    getenv("CM_TEST_HARNESS"), getenv("CM_TEST_STATE"), getenv("CM_TEST_HARNESS"),
-	    getenv("CM_TEST_STATE"), getenv("CM_TEST_BIN"));
+	         getenv("CM_TEST_HARNESS"), getenv("CM_TEST_STATE"), getenv("CM_TEST_HARNESS"),
+	         getenv("CM_TEST_STATE"), getenv("CM_TEST_BIN"));
 	return system(line) == 0 ? 0 : -1;
 }
 
@@ -64,9 +64,10 @@ setup(void **state)
 	char      body[256], id[37];
 	http_resp r;
 
-	(void) state;
+	(void)state;
 	cm_uuid_v4(id);
-	snprintf(body, sizeof(body), "{\"email\":\"f-%s@example.com\",\"password\":\"fault tolerant\"}", id);
+	snprintf(body, sizeof(body),
+	         "{\"email\":\"f-%s@example.com\",\"password\":\"fault tolerant\"}", id);
 	if (http_do("POST", "/api/v1/auth/register", json_hdr, body, strlen(body), &r) != 0 ||
 	    r.status != 201)
 		return -1;
@@ -74,7 +75,8 @@ setup(void **state)
 	if (http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r) != 0 ||
 	    r.status != 200)
 		return -1;
-	snprintf(auth_hdr, sizeof(auth_hdr), "Authorization: Bearer %s", js(r.json, "access_token"));
+	snprintf(auth_hdr, sizeof(auth_hdr), "Authorization: Bearer %s",
+	         js(r.json, "access_token"));
 	http_resp_free(&r);
 	return 0;
 }
@@ -86,13 +88,13 @@ test_postgres_restart(void **state)
 	long    s;
 	int     ok_after = 0;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(me(), 200);
 	harness("pgredis.sh", "stop-pg", "fast");
 	/* During the outage: a fast, honest 503. */
 	for (int i = 0; i < 5; i++) {
 		t0 = cm_mono_ms();
-		s  = me();
+		s = me();
 		assert_int_equal(s, 503);
 		assert_true(cm_mono_ms() - t0 < 3000);
 	}
@@ -114,14 +116,17 @@ test_redis_down_auth_works(void **state)
 	char      body[256], id[37];
 	http_resp r;
 
-	(void) state;
+	(void)state;
 	harness("pgredis.sh", "stop-redis", NULL);
 	cm_uuid_v4(id);
-	snprintf(body, sizeof(body), "{\"email\":\"r-%s@example.com\",\"password\":\"no redis here\"}", id);
-	assert_int_equal(http_do("POST", "/api/v1/auth/register", json_hdr, body, strlen(body), &r), 0);
+	snprintf(body, sizeof(body),
+	         "{\"email\":\"r-%s@example.com\",\"password\":\"no redis here\"}", id);
+	assert_int_equal(http_do("POST", "/api/v1/auth/register", json_hdr, body, strlen(body), &r),
+	                 0);
 	assert_int_equal(r.status, 201);
 	http_resp_free(&r);
-	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r), 0);
+	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r),
+	                 0);
 	assert_int_equal(r.status, 200);
 	http_resp_free(&r);
 	assert_int_equal(me(), 200);
@@ -133,7 +138,7 @@ test_replica_killed(void **state)
 	int  ok = 0;
 	char extra[600];
 
-	(void) state;
+	(void)state;
 	snprintf(extra, sizeof(extra), "%s 0", getenv("CM_TEST_BIN"));
 	harness("stack.sh", "kill-auth", extra);
 	for (int i = 0; i < 50; i++)
@@ -143,14 +148,15 @@ test_replica_killed(void **state)
 	assert_int_equal(me(), 200);
 }
 
-/* No svc-auth at all: an honest 503 with Retry-After, except the legacy logout, which never fails. */
+/* No svc-auth at all: an honest 503 with Retry-After, except the legacy logout, which never fails.
+ */
 static void
 test_all_auth_replicas_down(void **state)
 {
 	char      extra[600], buf[32];
 	http_resp r;
 
-	(void) state;
+	(void)state;
 	for (int i = 0; i < 2; i++) {
 		snprintf(extra, sizeof(extra), "%s %d", getenv("CM_TEST_BIN"), i);
 		harness("stack.sh", "kill-auth", extra);
@@ -177,10 +183,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_postgres_restart, restore),
-		cmocka_unit_test_teardown(test_redis_down_auth_works, restore),
-		cmocka_unit_test_teardown(test_replica_killed, restore),
-		cmocka_unit_test_teardown(test_all_auth_replicas_down, restore),
+	    cmocka_unit_test_teardown(test_postgres_restart, restore),
+	    cmocka_unit_test_teardown(test_redis_down_auth_works, restore),
+	    cmocka_unit_test_teardown(test_replica_killed, restore),
+	    cmocka_unit_test_teardown(test_all_auth_replicas_down, restore),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

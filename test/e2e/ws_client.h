@@ -16,7 +16,7 @@ ws_client *ws_connect(const char *path, const char *cookie);
 int ws_send(ws_client *c, const char *text);
 /* Receives one message into buf (NUL-terminated) within timeout_ms. 0 on success, -1 on timeout
  * or a closed connection. */
-int ws_recv(ws_client *c, char *buf, size_t len, int timeout_ms);
+int  ws_recv(ws_client *c, char *buf, size_t len, int timeout_ms);
 void ws_close(ws_client *c);
 
 #endif

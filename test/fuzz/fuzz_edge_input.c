@@ -16,12 +16,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const ProtobufCMessageDescriptor *const descs[] = {
-	&auth__register_request__descriptor,
-	&auth__login_request__descriptor,
-	&auth__refresh_request__descriptor,
-	&auth__logout_request__descriptor,
-	&auth__register_response__descriptor,
-	&qgen__create_request__descriptor,
+    &auth__register_request__descriptor,  &auth__login_request__descriptor,
+    &auth__refresh_request__descriptor,   &auth__logout_request__descriptor,
+    &auth__register_response__descriptor, &qgen__create_request__descriptor,
 };
 
 int
@@ -45,7 +42,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (v != NULL) {
 			for (size_t i = 0; i < sizeof(descs) / sizeof(descs[0]); i++) {
 				cm_arena_init(&a);
-				if (edge_json_to_pb(descs[i], v, &a, &m, why, sizeof(why)) == CM_OK) {
+				if (edge_json_to_pb(descs[i], v, &a, &m, why, sizeof(why)) ==
+				    CM_OK) {
 					json_t *back = edge_pb_to_json(m);
 					json_decref(back);
 				}
@@ -57,7 +55,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 1: {
 		char *acc = NULL, *ref = NULL;
-		(void) edge_cookie_parse(s, &acc, &ref);
+		(void)edge_cookie_parse(s, &acc, &ref);
 		free(acc);
 		free(ref);
 		break;
@@ -67,16 +65,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char    small[8], big[1024];
 		ssize_t n = edge_query_get(s, "access_token", small, sizeof(small));
 		ssize_t m = edge_query_get(s, "access_token", big, sizeof(big));
-		size_t  kept = n >= 0 && (size_t) n < sizeof(small) ? (size_t) n : sizeof(small) - 1;
+		size_t  kept = n >= 0 && (size_t)n < sizeof(small) ? (size_t)n : sizeof(small) - 1;
 		if (n != m || (n >= 0 && strlen(small) != kept))
 			abort();
 		break;
 	}
 	default: {
-		bool  matched;
-		char  allow[64];
-		(void) edge_route_match("GET", s, NULL, &matched, allow, sizeof(allow));
-		(void) edge_route_match("POST", s, NULL, &matched, allow, sizeof(allow));
+		bool matched;
+		char allow[64];
+		(void)edge_route_match("GET", s, NULL, &matched, allow, sizeof(allow));
+		(void)edge_route_match("POST", s, NULL, &matched, allow, sizeof(allow));
 		break;
 	}
 	}

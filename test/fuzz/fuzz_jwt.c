@@ -24,7 +24,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(tok, data, size);
 	tok[size] = '\0';
-	(void) cm_jwt_verify(key, tok, 1700000000, 30, "access", &c, &why);
+	(void)cm_jwt_verify(key, tok, 1700000000, 30, "access", &c, &why);
 	free(tok);
 	return 0;
 }

@@ -16,7 +16,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *start = NULL;
-	size_t      len   = 0;
+	size_t      len = 0;
 	char       *copy;
 
 	if (size > 1 << 16 || (copy = malloc(size + 1)) == NULL)

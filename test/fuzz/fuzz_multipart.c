@@ -24,7 +24,7 @@ check_in(const uint8_t *body, size_t len, const void *p, size_t n)
 			abort();
 		return;
 	}
-	if (q < body || q > body + len || n > (size_t) (body + len - q))
+	if (q < body || q > body + len || n > (size_t)(body + len - q))
 		abort();
 }
 
@@ -48,7 +48,7 @@ check_ok(const uint8_t *body, size_t len, const char *bd, const char *field, con
 	    strcmp(dec, field) != 0)
 		abort();
 	free(dec);
-	if ((size_t) (body + len - (p->data + p->len)) < dl ||
+	if ((size_t)(body + len - (p->data + p->len)) < dl ||
 	    memcmp(p->data + p->len, delim, dl) != 0)
 		abort();
 	for (size_t i = 0; i < p->len; i++) /* naive on purpose: an independent reference */
@@ -74,7 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 1 << 18)
 		return 0;
 	nl = memchr(data, '\n', size);
-	ctlen = nl != NULL ? (size_t) (nl - data) : 0;
+	ctlen = nl != NULL ? (size_t)(nl - data) : 0;
 	if ((ct = malloc(ctlen + 1)) == NULL)
 		return 0;
 	memcpy(ct, data, ctlen);
@@ -99,7 +99,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (err == CM_OK)
 			check_ok(body, len, bd, fields[i], &p);
 		else if ((err != CM_EINVAL && err != CM_ENOTFOUND && err != CM_EEXIST) ||
-			 p.data != NULL || why[0] == '\0')
+		         p.data != NULL || why[0] == '\0')
 			abort();
 	}
 	free(body);

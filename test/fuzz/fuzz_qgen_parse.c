@@ -15,12 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const qgen_batch_ctx ctx = {QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN), QGEN_MEDIUM, 1, 9};
-	const char        *start;
-	size_t             len;
-	char              *copy, why[200];
+	const qgen_batch_ctx ctx = {QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN),
+	                            QGEN_MEDIUM, 1, 9};
+	const char          *start;
+	size_t               len;
+	char                *copy, why[200];
 	qgen_qlist           cand, chosen;
-	int                rejected;
+	int                  rejected;
 
 	if (size > 1 << 16 || (copy = malloc(size + 1)) == NULL)
 		return 0;

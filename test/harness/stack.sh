@@ -16,10 +16,10 @@
 #        stack.sh kill-auth STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-auth replica)
 #        stack.sh kill-qgen STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-qgen replica)
 #        stack.sh start-qgen STATE_DIR BUILD_DIR 0|1  (start it again)
-#        stack.sh kill-chat STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-chat replica)
-#        stack.sh start-chat STATE_DIR BUILD_DIR 0|1  (start it again)
 #        stack.sh kill-eval STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-eval replica)
 #        stack.sh start-eval STATE_DIR BUILD_DIR 0|1  (start it again)
+#        stack.sh kill-chat STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-chat replica)
+#        stack.sh start-chat STATE_DIR BUILD_DIR 0|1  (start it again)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../../scripts/lib/servers.sh
@@ -68,6 +68,14 @@ start_qgen() {
   wait_http "http://127.0.0.1:$admin/healthz" 60 || { tail -n 30 "$logs/qgen$i.log" >&2; return 1; }
 }
 
+start_eval() {
+  local i=$1 port=$((27105 + 10 * $1)) admin=$((29105 + 10 * $1)) events=$((27205 + 10 * $1))
+  EVAL_RPC_URL="tcp://127.0.0.1:$port" EVAL_ADMIN_ADDR="127.0.0.1:$admin" \
+    EVAL_EVENTS_URL="tcp://127.0.0.1:$events" \
+    proc_start "eval$i" "$run" "$logs/eval$i.log" "$build/svc-eval/svc-eval"
+  wait_http "http://127.0.0.1:$admin/healthz" 60 || { tail -n 30 "$logs/eval$i.log" >&2; return 1; }
+}
+
 # Chat: answers bounded well inside the e2e tests' patience; events for the edge's WebSocket.
 export CHAT_PDF_URLS=tcp://127.0.0.1:27102 CHAT_TURN_TIMEOUT_MS=20000 CHAT_WORKERS=${CHAT_WORKERS:-16}
 
@@ -77,14 +85,6 @@ start_chat() {
     CHAT_EVENTS_URL="tcp://127.0.0.1:$events" \
     proc_start "chat$i" "$run" "$logs/chat$i.log" "$build/svc-chat/svc-chat"
   wait_http "http://127.0.0.1:$admin/readyz" 60 || { tail -n 30 "$logs/chat$i.log" >&2; return 1; }
-}
-
-start_eval() {
-  local i=$1 port=$((27105 + 10 * $1)) admin=$((29105 + 10 * $1)) events=$((27205 + 10 * $1))
-  EVAL_RPC_URL="tcp://127.0.0.1:$port" EVAL_ADMIN_ADDR="127.0.0.1:$admin" \
-    EVAL_EVENTS_URL="tcp://127.0.0.1:$events" \
-    proc_start "eval$i" "$run" "$logs/eval$i.log" "$build/svc-eval/svc-eval"
-  wait_http "http://127.0.0.1:$admin/healthz" 60 || { tail -n 30 "$logs/eval$i.log" >&2; return 1; }
 }
 
 case $cmd in
@@ -99,8 +99,7 @@ case $cmd in
       pdf_urls="tcp://127.0.0.1:27102"
     fi
     qgen_urls="" qgen_events="" eval_urls="" eval_events="" chat_urls="" chat_events=""
-    if [ -x "$build/svc-qgen/svc-qgen" ] || [ -x "$build/svc-eval/svc-eval" ] ||
-      [ -x "$build/svc-chat/svc-chat" ]; then
+    if [ -x "$build/svc-qgen/svc-qgen" ] || [ -x "$build/svc-eval/svc-eval" ] || [ -x "$build/svc-chat/svc-chat" ]; then
       proc_start fakellm "$run" "$logs/fakellm.log" python3 "$here/../fakellm/fakellm.py" --port 28500
       wait_http "http://127.0.0.1:28500/healthz" 20 || { tail -n 20 "$logs/fakellm.log" >&2; exit 1; }
     fi
@@ -131,8 +130,8 @@ case $cmd in
     EDGE_FRONTEND_URL=http://127.0.0.1:28090 \
     EDGE_ADDR=127.0.0.1:28080 EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" \
       EDGE_PDF_URLS="$pdf_urls" EDGE_QGEN_URLS="$qgen_urls" EDGE_QGEN_EVENTS_URLS="$qgen_events" \
-      EDGE_CHAT_URLS="$chat_urls" EDGE_CHAT_EVENTS_URLS="$chat_events" \
       EDGE_EVAL_URLS="$eval_urls" EDGE_EVAL_EVENTS_URLS="$eval_events" \
+      EDGE_CHAT_URLS="$chat_urls" EDGE_CHAT_EVENTS_URLS="$chat_events" \
       EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 \
       proc_start edge "$run" "$logs/edge.log" "$build/edge/edge"
     wait_http "http://127.0.0.1:28080/readyz" 60 || { tail -n 30 "$logs/edge.log" >&2; exit 1; }
@@ -142,10 +141,10 @@ case $cmd in
     proc_stop frontend "$run"
     proc_stop qgen0 "$run"
     proc_stop qgen1 "$run"
-    proc_stop chat0 "$run"
-    proc_stop chat1 "$run"
     proc_stop eval0 "$run"
     proc_stop eval1 "$run"
+    proc_stop chat0 "$run"
+    proc_stop chat1 "$run"
     proc_stop fakellm "$run"
     proc_stop pdf "$run"
     proc_stop auth0 "$run"
@@ -159,13 +158,13 @@ case $cmd in
     case ${4:-} in 0 | 1) ;; *) echo "$0: $cmd needs replica 0 or 1" >&2; exit 2 ;; esac
     if [ "$cmd" = kill-qgen ]; then proc_stop "qgen$4" "$run" KILL; else start_qgen "$4"; fi
     ;;
-  kill-chat | start-chat)
-    case ${4:-} in 0 | 1) ;; *) echo "$0: $cmd needs replica 0 or 1" >&2; exit 2 ;; esac
-    if [ "$cmd" = kill-chat ]; then proc_stop "chat$4" "$run" KILL; else start_chat "$4"; fi
-    ;;
   kill-eval | start-eval)
     case ${4:-} in 0 | 1) ;; *) echo "$0: $cmd needs replica 0 or 1" >&2; exit 2 ;; esac
     if [ "$cmd" = kill-eval ]; then proc_stop "eval$4" "$run" KILL; else start_eval "$4"; fi
     ;;
-  *) echo "usage: $0 start|stop|kill-auth|kill-qgen|start-qgen|kill-chat|start-chat|kill-eval|start-eval STATE_DIR BUILD_DIR [replica]" >&2; exit 2 ;;
+  kill-chat | start-chat)
+    case ${4:-} in 0 | 1) ;; *) echo "$0: $cmd needs replica 0 or 1" >&2; exit 2 ;; esac
+    if [ "$cmd" = kill-chat ]; then proc_stop "chat$4" "$run" KILL; else start_chat "$4"; fi
+    ;;
+  *) echo "usage: $0 start|stop|kill-auth|kill-qgen|start-qgen|kill-eval|start-eval|kill-chat|start-chat STATE_DIR BUILD_DIR [replica]" >&2; exit 2 ;;
 esac

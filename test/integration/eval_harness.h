@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "worker_helper.h"
 #include "cm/arena.h"
 #include "cm/buf.h"
 #include "cm/log.h"
@@ -38,18 +39,19 @@
 #include "proto/qgen.pb-c.h"
 
 #define FAKE_PORT 28520
-#define FAKE_URL  "http://127.0.0.1:28520"
-#define PDF_RPC   "tcp://127.0.0.1:27196"
-#define QGEN_RPC  "tcp://127.0.0.1:27197"
-#define BATCH     3
+#define FAKE_URL "http://127.0.0.1:28520"
+#define PDF_RPC "tcp://127.0.0.1:27196"
+#define QGEN_RPC "tcp://127.0.0.1:27197"
+#define BATCH 3
 
-static pid_t          fake_pid = -1;
-static cm_rpc_server *pdf_srv, *qgen_srv;
-static eval_service   svc, off; /* with the fake model; offline */
-static eval_worker   *w, *ow;
-static cm_metrics    *metrics;
-static char           schema[40], off_schema[40], owner[48], other[48], model[48];
-static char           doc_id[37], set_id[37], set2_id[37], last_query[256];
+static pid_t            fake_pid = -1;
+static cm_rpc_server   *pdf_srv, *qgen_srv;
+static eval_service     svc, off; /* with the fake model; offline */
+static eval_worker     *w, *ow;
+static cm_service_conns w_conns, ow_conns; /* their connections (worker_helper.h) */
+static cm_metrics      *metrics;
+static char             schema[40], off_schema[40], owner[48], other[48], model[48];
+static char             doc_id[37], set_id[37], set2_id[37], last_query[256];
 
 /* ---- the document and the question sets (the stand-ins' data) -------------------------------- */
 
@@ -64,10 +66,14 @@ static const char *const pages[] = {
 
 #define NOPEN 8
 static const char *const open_q[NOPEN] = {
-    "What does photosynthesis convert?", "What does the Calvin cycle do?",
-    "What does chlorophyll absorb?",     "What do mitochondria produce?",
-    "What is osmosis?",                  "What do enzymes do?",
-    "Where is glucose energy stored?",   "What reflects green light?",
+    "What does photosynthesis convert?",
+    "What does the Calvin cycle do?",
+    "What does chlorophyll absorb?",
+    "What do mitochondria produce?",
+    "What is osmosis?",
+    "What do enzymes do?",
+    "Where is glucose energy stored?",
+    "What reflects green light?",
 };
 static const char *const open_ref[NOPEN] = {
     "Photosynthesis converts light energy into chemical energy stored in glucose.",
@@ -82,18 +88,18 @@ static const char *const open_ref[NOPEN] = {
 static const int open_page[NOPEN] = {1, 1, 1, 2, 2, 2, 1, 1};
 
 #define NMCQ 4
-static const char *const mcq_q[NMCQ] = {
-    "Which molecule fixes carbon?", "Which organelle makes ATP?", "What diffuses in osmosis?",
-    "What colour is reflected?"};
-static char *mcq_opts[NMCQ][4] = {{"Rubisco", "Water", "Oxygen", "Salt"},
-                                  {"Nucleus", "Mitochondrion", "Ribosome", "Vacuole"},
-                                  {"Sugar", "Salt", "Water", "Protein"},
-                                  {"Green", "Blue", "Red", "Black"}};
-static const int mcq_key[NMCQ] = {0, 1, 2, 0};
+static const char *const mcq_q[NMCQ] = {"Which molecule fixes carbon?",
+                                        "Which organelle makes ATP?", "What diffuses in osmosis?",
+                                        "What colour is reflected?"};
+static char             *mcq_opts[NMCQ][4] = {{"Rubisco", "Water", "Oxygen", "Salt"},
+                                              {"Nucleus", "Mitochondrion", "Ribosome", "Vacuole"},
+                                              {"Sugar", "Salt", "Water", "Protein"},
+                                              {"Green", "Blue", "Red", "Black"}};
+static const int         mcq_key[NMCQ] = {0, 1, 2, 0};
 
-static Qgen__Question  *questions[NMCQ + NOPEN];
+static Qgen__Question   *questions[NMCQ + NOPEN];
 static Qgen__QuestionSet set_msg, set2_msg;
-static char             qids[NMCQ + NOPEN][16];
+static char              qids[NMCQ + NOPEN][16];
 
 static __attribute__((unused)) void
 build_sets(void)
@@ -186,7 +192,8 @@ has_word(const char *text, const char *word, size_t len)
 {
 	for (const char *p = text; *p != '\0'; p++) {
 		size_t i = 0;
-		while (i < len && p[i] != '\0' && tolower((unsigned char)p[i]) == tolower((unsigned char)word[i]))
+		while (i < len && p[i] != '\0' &&
+		       tolower((unsigned char)p[i]) == tolower((unsigned char)word[i]))
 			i++;
 		if (i == len)
 			return true;
@@ -250,8 +257,7 @@ static const cm_rpc_method pdf_methods[] = {
     {"pdf.Selected", &pdf__selected_request__descriptor, &pdf__selected_response__descriptor,
      pdf_selected},
     {"pdf.GetPage", &pdf__get_page_request__descriptor, &pdf__page__descriptor, pdf_get_page},
-    {"pdf.Search", &pdf__search_request__descriptor, &pdf__chunks_response__descriptor,
-     pdf_search},
+    {"pdf.Search", &pdf__search_request__descriptor, &pdf__chunks_response__descriptor, pdf_search},
 };
 static const cm_rpc_method qgen_methods_stub[] = {
     {"qgen.GetSet", &qgen__get_set_request__descriptor, &qgen__question_set__descriptor,
@@ -269,11 +275,11 @@ collect(char *p, size_t size, size_t n, void *arg)
 static __attribute__((unused)) json_t *
 fake(const char *method, const char *path, const char *body)
 {
-	CURL        *c = curl_easy_init();
-	cm_buf       b;
-	char         url[256];
-	json_t      *j = NULL;
-	long         status = 0;
+	CURL   *c = curl_easy_init();
+	cm_buf  b;
+	char    url[256];
+	json_t *j = NULL;
+	long    status = 0;
 
 	cm_buf_init(&b, 4u << 20);
 	snprintf(url, sizeof(url), "%s%s", FAKE_URL, path);
@@ -501,9 +507,11 @@ open_answers(answers *as, const char *salt, int nopen)
 /* ---- setup --------------------------------------------------------------------------------- */
 
 static __attribute__((unused)) cm_err
-open_service(eval_service *s, const char *sch, eval_worker **wk)
+open_service(eval_service *s, const char *sch, eval_worker **wk, cm_service_conns *wconns)
 {
 	cm_service_config common;
+	cm_jobs_options   jo;
+	void             *st = NULL;
 	eval_config       cfg;
 	char              redis_port[8];
 	cm_pg            *pg = NULL;
@@ -541,7 +549,10 @@ open_service(eval_service *s, const char *sch, eval_worker **wk)
 	cm_pg_close(pg);
 	if ((err = eval_service_init(s, &common, sch, &cfg, metrics)) != CM_OK)
 		return err;
-	return eval_worker_alloc(s, wk);
+	eval_jobs_options(s, &jo);
+	err = test_worker_open(&common, sch, &jo, eval_worker_init, s, wconns, &st);
+	*wk = st;
+	return err;
 }
 
 static __attribute__((unused)) cm_err
@@ -579,8 +590,7 @@ setup(void **state)
 	cm_uuid_v4(set_id);
 	cm_uuid_v4(set2_id);
 	build_sets();
-	if (start_fake() != 0 ||
-	    start_stub(&pdf_srv, PDF_RPC, pdf_methods, 4) != CM_OK ||
+	if (start_fake() != 0 || start_stub(&pdf_srv, PDF_RPC, pdf_methods, 4) != CM_OK ||
 	    start_stub(&qgen_srv, QGEN_RPC, qgen_methods_stub, 1) != CM_OK ||
 	    (metrics = cm_metrics_alloc("eval_")) == NULL)
 		return -1;
@@ -590,10 +600,10 @@ setup(void **state)
 	setenv("LLM_BACKOFF_BASE_MS", "20", 1);
 	setenv("LLM_BACKOFF_MAX_MS", "100", 1);
 	setenv("LLM_TIMEOUT_MS", "10000", 1);
-	if (open_service(&svc, schema, &w) != CM_OK || svc.llm == NULL)
+	if (open_service(&svc, schema, &w, &w_conns) != CM_OK || svc.llm == NULL)
 		return -1;
 	unsetenv("LLM_BASE_URL");
-	if (open_service(&off, off_schema, &ow) != CM_OK || off.llm != NULL)
+	if (open_service(&off, off_schema, &ow, &ow_conns) != CM_OK || off.llm != NULL)
 		return -1;
 	/* The stand-ins must be connected before the first call. */
 	for (int64_t until = cm_mono_ms() + 3000;
@@ -621,8 +631,8 @@ static __attribute__((unused)) int
 teardown(void **state)
 {
 	(void)state;
-	eval_worker_free(w);
-	eval_worker_free(ow);
+	test_worker_close(eval_worker_fini, &svc, w, &w_conns);
+	test_worker_close(eval_worker_fini, &off, ow, &ow_conns);
 	eval_service_fini(&svc);
 	eval_service_fini(&off);
 	drop_schema(schema);

@@ -36,21 +36,21 @@
 #include "server.h"
 #include "store.h"
 
-#define SECRET   "integration-secret-integration-secret-0123"
-#define PW       "correct horse"
+#define SECRET "integration-secret-integration-secret-0123"
+#define PW "correct horse"
 #define ACCT_MAX 3
 #define ADDR_MAX 6
 #define WINDOW_S 60
-#define RPC_URL  "tcp://127.0.0.1:27901"
-#define STR_(x)  #x
-#define STR(x)   STR_(x)
+#define RPC_URL "tcp://127.0.0.1:27901"
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static auth_app     app;
-static const char  *db_url;   /* CM_TEST_PG */
+static const char  *db_url; /* CM_TEST_PG */
 static int64_t      redis_port;
-static auth_worker *w;        /* a worker as the RPC server makes them */
-static auth_worker  w_dead;   /* the same, with Redis unreachable */
-static cm_pg       *db;       /* for looking at the rows */
+static auth_worker *w;      /* a worker as the RPC server makes them */
+static auth_worker  w_dead; /* the same, with Redis unreachable */
+static cm_pg       *db;     /* for looking at the rows */
 static char         legacy_user[40];
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -73,19 +73,19 @@ typedef struct call {
 
 static void
 call_begin(call *c, auth_worker *wk, const ProtobufCMessageDescriptor *d, const char *sub,
-    const char *sid, const char *addr)
+           const char *sid, const char *addr)
 {
 	memset(c, 0, sizeof(*c));
 	cm_arena_init(&c->arena);
-	c->ctx.arena        = &c->arena;
-	c->ctx.method       = "test";
-	c->ctx.request_id   = "test";
-	c->ctx.deadline_ms  = cm_now_ms() + 10000;
-	c->ctx.subject      = sub != NULL ? sub : "";
-	c->ctx.session_id   = sid != NULL ? sid : "";
-	c->ctx.client_addr  = addr != NULL ? addr : "";
+	c->ctx.arena = &c->arena;
+	c->ctx.method = "test";
+	c->ctx.request_id = "test";
+	c->ctx.deadline_ms = cm_now_ms() + 10000;
+	c->ctx.subject = sub != NULL ? sub : "";
+	c->ctx.session_id = sid != NULL ? sid : "";
+	c->ctx.client_addr = addr != NULL ? addr : "";
 	c->ctx.worker_state = wk;
-	c->resp             = cm_arena_alloc(&c->arena, d->sizeof_message);
+	c->resp = cm_arena_alloc(&c->arena, d->sizeof_message);
 	assert_non_null(c->resp);
 	d->message_init(c->resp);
 }
@@ -101,9 +101,9 @@ h_register(call *c, const char *email, const char *pw, const char *name)
 {
 	Auth__RegisterRequest rq = AUTH__REGISTER_REQUEST__INIT;
 
-	rq.email    = (char *) email;
-	rq.password = (char *) pw;
-	rq.name     = (char *) (name != NULL ? name : "");
+	rq.email = (char *)email;
+	rq.password = (char *)pw;
+	rq.name = (char *)(name != NULL ? name : "");
 	call_begin(c, w, &auth__register_response__descriptor, NULL, NULL, NULL);
 	return auth_h_register(&c->ctx, &rq, c->resp);
 }
@@ -117,7 +117,7 @@ new_account(char email[128], char uid[37], const char *tag)
 	fresh_email(email, tag);
 	assert_int_equal(h_register(&c, email, PW, "Test"), CM_OK);
 	if (uid != NULL)
-		cm_strlcpy(uid, ((Auth__RegisterResponse *) c.resp)->user->id, 37);
+		cm_strlcpy(uid, ((Auth__RegisterResponse *)c.resp)->user->id, 37);
 	call_end(&c);
 }
 
@@ -137,25 +137,26 @@ take_pair(call *c, pair *p)
 	assert_string_equal(tp->token_type, "Bearer");
 	cm_strlcpy(p->access, tp->access_token, sizeof(p->access));
 	cm_strlcpy(p->refresh, tp->refresh_token, sizeof(p->refresh));
-	p->expires_in         = tp->expires_in;
+	p->expires_in = tp->expires_in;
 	p->refresh_expires_in = tp->refresh_expires_in;
 	assert_int_equal(
-	    cm_jwt_verify(app.key, p->access, cm_now_ms() / 1000, 0, "access", &p->claims, NULL), CM_OK);
+	    cm_jwt_verify(app.key, p->access, cm_now_ms() / 1000, 0, "access", &p->claims, NULL),
+	    CM_OK);
 }
 
 static cm_err
 h_login_on(auth_worker *wk, const char *ident, bool by_username, const char *pw, const char *addr,
-    pair *out, int32_t *retry)
+           pair *out, int32_t *retry)
 {
 	Auth__LoginRequest rq = AUTH__LOGIN_REQUEST__INIT;
 	call               c;
 	cm_err             err;
 
 	if (by_username)
-		rq.username = (char *) ident;
+		rq.username = (char *)ident;
 	else
-		rq.email = (char *) ident;
-	rq.password = (char *) pw;
+		rq.email = (char *)ident;
+	rq.password = (char *)pw;
 	call_begin(&c, wk, &auth__token_pair__descriptor, NULL, NULL, addr);
 	err = auth_h_login(&c.ctx, &rq, c.resp);
 	if (err == CM_OK && out != NULL)
@@ -181,7 +182,7 @@ h_refresh_on(auth_worker *wk, const char *token, pair *out)
 	call                 c;
 	cm_err               err;
 
-	rq.refresh_token = (char *) token;
+	rq.refresh_token = (char *)token;
 	call_begin(&c, wk, &auth__token_pair__descriptor, NULL, NULL, NULL);
 	err = auth_h_refresh(&c.ctx, &rq, c.resp);
 	if (err == CM_OK && out != NULL)
@@ -197,7 +198,7 @@ h_logout(const char *token, const char *sub, const char *sid)
 	call                c;
 	cm_err              err;
 
-	rq.refresh_token = (char *) token;
+	rq.refresh_token = (char *)token;
 	call_begin(&c, w, &auth__logout_response__descriptor, sub, sid, NULL);
 	err = auth_h_logout(&c.ctx, &rq, c.resp);
 	call_end(&c);
@@ -250,7 +251,7 @@ sha256_hex(const char *s, char out[65])
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 
-	crypto_hash_sha256(h, (const unsigned char *) s, strlen(s));
+	crypto_hash_sha256(h, (const unsigned char *)s, strlen(s));
 	cm_hex(h, sizeof(h), out);
 }
 
@@ -262,20 +263,21 @@ fill_config(auth_config *c)
 	static char port[16];
 
 	memset(c, 0, sizeof(*c));
-	cm_strlcpy(port, getenv("CM_TEST_REDIS_PORT") != NULL ? getenv("CM_TEST_REDIS_PORT") : "26379",
-	    sizeof(port));
-	db_url                  = getenv("CM_TEST_PG");
-	redis_port              = strtol(port, NULL, 10);
-	c->jwt_secret           = SECRET;
-	c->access_ttl_s         = 900;
-	c->refresh_ttl_s        = 3600;
-	c->login_username       = legacy_user;
-	c->login_password       = "legacy password";
-	c->pwhash_opslimit      = 2;
-	c->pwhash_memlimit_kib  = 4096;
+	cm_strlcpy(port,
+	           getenv("CM_TEST_REDIS_PORT") != NULL ? getenv("CM_TEST_REDIS_PORT") : "26379",
+	           sizeof(port));
+	db_url = getenv("CM_TEST_PG");
+	redis_port = strtol(port, NULL, 10);
+	c->jwt_secret = SECRET;
+	c->access_ttl_s = 900;
+	c->refresh_ttl_s = 3600;
+	c->login_username = legacy_user;
+	c->login_password = "legacy password";
+	c->pwhash_opslimit = 2;
+	c->pwhash_memlimit_kib = 4096;
 	c->throttle_account_max = ACCT_MAX;
-	c->throttle_addr_max    = ADDR_MAX;
-	c->throttle_window_s    = WINDOW_S;
+	c->throttle_addr_max = ADDR_MAX;
+	c->throttle_window_s = WINDOW_S;
 }
 
 /* What the skeleton does at start: the migrations, then the legacy account. */
@@ -288,19 +290,19 @@ prepare_database(const auth_app *a, cm_pg *pg)
 
 	if ((err = cm_pg_migrate_up(pg, "auth", migs, n)) != CM_OK)
 		return err;
-	return auth_seed_legacy_user((void *) a, pg);
+	return auth_seed_legacy_user((void *)a, pg);
 }
 
 /* A worker as the skeleton makes them: its own connections, borrowed by auth_worker_init. */
 static auth_worker *
 new_worker(const auth_app *a, int index)
 {
-	cm_service_conns c = {NULL, NULL, index};
+	cm_service_conns c = {NULL, NULL, NULL, index};
 	void            *st = NULL;
 
 	if (cm_pg_open(&c.pg, db_url, "auth") != CM_OK ||
-	    cm_redis_open(&c.redis, "127.0.0.1", (int) redis_port, 0) != CM_OK ||
-	    auth_worker_init((void *) a, &c, &st) != CM_OK)
+	    cm_redis_open(&c.redis, "127.0.0.1", (int)redis_port, 0) != CM_OK ||
+	    auth_worker_init((void *)a, &c, &st) != CM_OK)
 		abort(); /* test set-up: nothing to test without it */
 	return st;
 }
@@ -308,7 +310,7 @@ new_worker(const auth_app *a, int index)
 static void
 drop_worker(auth_worker *wk)
 {
-	cm_pg    *pg    = wk->pg;
+	cm_pg    *pg = wk->pg;
 	cm_redis *redis = wk->redis;
 
 	auth_worker_fini(NULL, wk);
@@ -321,7 +323,7 @@ setup(void **state)
 {
 	char id[37];
 
-	(void) state;
+	(void)state;
 	if (getenv("CM_TEST_PG") == NULL)
 		return -1;
 	cm_uuid_v4(id);
@@ -329,8 +331,8 @@ setup(void **state)
 	fill_config(&app.cfg);
 	if (cm_jwt_key_hs256(&app.key, SECRET, strlen(SECRET)) != CM_OK ||
 	    (app.metrics = cm_metrics_alloc("auth_")) == NULL ||
-	    (app.throttle = auth_throttle_alloc((auth_throttle_limits){ACCT_MAX, ADDR_MAX, WINDOW_S})) ==
-	        NULL ||
+	    (app.throttle = auth_throttle_alloc(
+	         (auth_throttle_limits){ACCT_MAX, ADDR_MAX, WINDOW_S})) == NULL ||
 	    auth_password_init(app.cfg.pwhash_opslimit, app.cfg.pwhash_memlimit_kib) != CM_OK)
 		return -1;
 	if (cm_pg_open(&db, db_url, "auth") != CM_OK || prepare_database(&app, db) != CM_OK)
@@ -347,7 +349,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	(void) state;
+	(void)state;
 	drop_worker(w);
 	cm_pg_close(w_dead.pg);
 	cm_redis_close(w_dead.redis);
@@ -363,31 +365,32 @@ teardown(void **state)
 static void
 test_register(void **state)
 {
-	char                    email[128], mixed[128], lower[128], v[256];
-	call                    c;
-	const Auth__User       *u;
+	char              email[128], mixed[128], lower[128], v[256];
+	call              c;
+	const Auth__User *u;
 
-	(void) state;
+	(void)state;
 	fresh_email(email, "Ada");
 	snprintf(mixed, sizeof(mixed), "%s", email);
 	mixed[strlen(mixed) - 11] = 'E'; /* ...@Example.com */
 	assert_int_equal(h_register(&c, mixed, PW, "Ada Lovelace"), CM_OK);
-	u = ((Auth__RegisterResponse *) c.resp)->user;
+	u = ((Auth__RegisterResponse *)c.resp)->user;
 	assert_non_null(u);
 	assert_true(cm_uuid_valid(u->id));
 	for (size_t i = 0; i <= strlen(mixed); i++)
-		lower[i] = (char) (mixed[i] >= 'A' && mixed[i] <= 'Z' ? mixed[i] + 32 : mixed[i]);
+		lower[i] = (char)(mixed[i] >= 'A' && mixed[i] <= 'Z' ? mixed[i] + 32 : mixed[i]);
 	assert_string_equal(u->email, lower);
 	assert_string_equal(u->name, "Ada Lovelace");
 	/* RFC 3339 UTC: 2026-11-28T16:41:27.123Z */
 	assert_int_equal(strlen(u->created_at), 24);
-	assert_true(u->created_at[4] == '-' && u->created_at[10] == 'T' && u->created_at[19] == '.' &&
-	            u->created_at[23] == 'Z');
+	assert_true(u->created_at[4] == '-' && u->created_at[10] == 'T' &&
+	            u->created_at[19] == '.' && u->created_at[23] == 'Z');
 	/* Stored: Argon2id, never the password; no username for registered accounts. */
 	sql1(v, sizeof(v), "SELECT password_hash FROM users WHERE id = $1", u->id, NULL);
 	assert_int_equal(strncmp(v, "$argon2id$v=19$m=4096,t=2,p=1$", 30), 0);
 	assert_null(strstr(v, PW));
-	sql1(v, sizeof(v), "SELECT coalesce(username, '<null>') FROM users WHERE id = $1", u->id, NULL);
+	sql1(v, sizeof(v), "SELECT coalesce(username, '<null>') FROM users WHERE id = $1", u->id,
+	     NULL);
 	assert_string_equal(v, "<null>");
 	call_end(&c);
 
@@ -396,7 +399,7 @@ test_register(void **state)
 	assert_string_equal(c.ctx.message, "email already registered");
 	call_end(&c);
 	for (char *p = mixed; *p != '\0'; p++)
-		*p = (char) (*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
 	assert_int_equal(h_register(&c, mixed, "another password", ""), CM_EEXIST);
 	call_end(&c);
 }
@@ -404,13 +407,26 @@ test_register(void **state)
 static void
 test_register_validation(void **state)
 {
-	char        email[128], big[CM_MAX_PASSWORD + 2], name[CM_MAX_NAME + 2], longmail[300];
-	call        c;
-	static const char *const bad[] = {"", "plain", "@example.com", "a@", "a@b", "a@@b.com",
-		"a@b@c.com", "a b@example.com", "a@exa mple.com", "a\t@example.com", "a\x01@example.com",
-		"a\x7f@example.com", "a@.com", "a@example.", "a@example.com\n", " a@example.com"};
+	char email[128], big[CM_MAX_PASSWORD + 2], name[CM_MAX_NAME + 2], longmail[300];
+	call c;
+	static const char *const bad[] = {"",
+	                                  "plain",
+	                                  "@example.com",
+	                                  "a@",
+	                                  "a@b",
+	                                  "a@@b.com",
+	                                  "a@b@c.com",
+	                                  "a b@example.com",
+	                                  "a@exa mple.com",
+	                                  "a\t@example.com",
+	                                  "a\x01@example.com",
+	                                  "a\x7f@example.com",
+	                                  "a@.com",
+	                                  "a@example.",
+	                                  "a@example.com\n",
+	                                  " a@example.com"};
 
-	(void) state;
+	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(h_register(&c, bad[i], PW, ""), CM_EINVAL);
 		call_end(&c);
@@ -451,7 +467,7 @@ test_register_validation(void **state)
 	call_end(&c);
 	name[CM_MAX_NAME] = '\0';
 	assert_int_equal(h_register(&c, email, PW, name), CM_OK);
-	assert_string_equal(((Auth__RegisterResponse *) c.resp)->user->name, name);
+	assert_string_equal(((Auth__RegisterResponse *)c.resp)->user->name, name);
 	call_end(&c);
 }
 
@@ -464,10 +480,10 @@ test_login(void **state)
 	pair    p, q;
 	int64_t now = cm_now_ms() / 1000;
 
-	(void) state;
+	(void)state;
 	new_account(email, uid, "login");
 	for (size_t i = 0; i <= strlen(email); i++)
-		upper[i] = (char) (email[i] >= 'a' && email[i] <= 'z' ? email[i] - 32 : email[i]);
+		upper[i] = (char)(email[i] >= 'a' && email[i] <= 'z' ? email[i] - 32 : email[i]);
 	assert_int_equal(h_login(upper, PW, &p), CM_OK);
 	assert_int_equal(p.expires_in, 900);
 	assert_int_equal(p.refresh_expires_in, 3600);
@@ -479,22 +495,26 @@ test_login(void **state)
 	assert_int_equal(p.claims.exp - p.claims.iat, 900);
 	/* Refresh token: 32 random bytes, base64url. */
 	assert_int_equal(strlen(p.refresh), 43);
-	assert_int_equal(strspn(p.refresh, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+	assert_int_equal(
+	    strspn(p.refresh, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
 	    43);
 
 	/* The session row is the user's and lives as long as the refresh token. */
 	sql1(v, sizeof(v), "SELECT user_id::text FROM sessions WHERE id = $1", p.claims.sid, NULL);
 	assert_string_equal(v, uid);
 	sql1(v, sizeof(v),
-	    "SELECT (expires_at BETWEEN now() + interval '3590 s' AND now() + interval '3610 s')::text "
-	    "FROM sessions WHERE id = $1",
-	    p.claims.sid, NULL);
+	     "SELECT (expires_at BETWEEN now() + interval '3590 s' AND now() + interval '3610 "
+	     "s')::text "
+	     "FROM sessions WHERE id = $1",
+	     p.claims.sid, NULL);
 	assert_string_equal(v, "true");
 	/* Only the SHA-256 of the refresh token is stored. */
 	sha256_hex(p.refresh, hash);
-	sql1(v, sizeof(v), "SELECT session_id::text FROM refresh_tokens WHERE token_hash = $1", hash, NULL);
+	sql1(v, sizeof(v), "SELECT session_id::text FROM refresh_tokens WHERE token_hash = $1",
+	     hash, NULL);
 	assert_string_equal(v, p.claims.sid);
-	sql1(v, sizeof(v), "SELECT count(*)::text FROM refresh_tokens WHERE token_hash = $1", p.refresh, NULL);
+	sql1(v, sizeof(v), "SELECT count(*)::text FROM refresh_tokens WHERE token_hash = $1",
+	     p.refresh, NULL);
 	assert_string_equal(v, "0");
 
 	/* A second login is a second session with new tokens. */
@@ -514,7 +534,7 @@ test_login(void **state)
 static int
 cmp_double(const void *a, const void *b)
 {
-	double x = *(const double *) a, y = *(const double *) b;
+	double x = *(const double *)a, y = *(const double *)b;
 
 	return (x > y) - (x < y);
 }
@@ -529,22 +549,22 @@ test_login_timing(void **state)
 	char     email[128];
 	uint64_t t0;
 
-	(void) state;
+	(void)state;
 	for (int i = 0; i < N; i++) {
 		new_account(email, NULL, "timing");
 		t0 = cm_mono_ns();
 		assert_int_equal(h_login(email, "a wrong guess", NULL), CM_EAUTH);
-		wrong[i] = (double) (cm_mono_ns() - t0) / 1e6;
+		wrong[i] = (double)(cm_mono_ns() - t0) / 1e6;
 		fresh_email(email, "unknown");
 		t0 = cm_mono_ns();
 		assert_int_equal(h_login(email, "a wrong guess", NULL), CM_EAUTH);
-		unknown[i] = (double) (cm_mono_ns() - t0) / 1e6;
+		unknown[i] = (double)(cm_mono_ns() - t0) / 1e6;
 	}
 	qsort(wrong, N, sizeof(double), cmp_double);
 	qsort(unknown, N, sizeof(double), cmp_double);
 	ratio = unknown[N / 2] / wrong[N / 2];
 	print_message("login, median: wrong password %.2f ms, unknown account %.2f ms\n",
-	    wrong[N / 2], unknown[N / 2]);
+	              wrong[N / 2], unknown[N / 2]);
 	assert_true(ratio > 0.5 && ratio < 2.0);
 }
 
@@ -553,16 +573,16 @@ test_login_timing(void **state)
 static void
 test_throttle_account(void **state)
 {
-	char          email[128], upper[128];
-	int32_t       retry;
-	auth_app      other = app;
-	auth_worker  *replica;
+	char         email[128], upper[128];
+	int32_t      retry;
+	auth_app     other = app;
+	auth_worker *replica;
 
-	(void) state;
+	(void)state;
 	new_account(email, NULL, "throttle");
 	/* Failures count per account whatever the case of the identifier. */
 	for (size_t i = 0; i <= strlen(email); i++)
-		upper[i] = (char) (email[i] >= 'a' && email[i] <= 'z' ? email[i] - 32 : email[i]);
+		upper[i] = (char)(email[i] >= 'a' && email[i] <= 'z' ? email[i] - 32 : email[i]);
 	assert_int_equal(h_login_on(w, email, false, "wrong 1", "", NULL, NULL), CM_EAUTH);
 	assert_int_equal(h_login_on(w, upper, false, "wrong 2", "", NULL, NULL), CM_EAUTH);
 	assert_int_equal(h_login_on(w, email, false, "wrong 3", "", NULL, NULL), CM_EAUTH);
@@ -572,7 +592,7 @@ test_throttle_account(void **state)
 
 	/* Another replica (its own process-local table) sees it too: the count is in Redis. */
 	other.throttle = auth_throttle_alloc((auth_throttle_limits){ACCT_MAX, ADDR_MAX, WINDOW_S});
-	replica        = new_worker(&other, 1);
+	replica = new_worker(&other, 1);
 	assert_int_equal(h_login_on(replica, email, false, PW, "", NULL, &retry), CM_ELIMIT);
 	drop_worker(replica);
 	auth_throttle_free(other.throttle);
@@ -593,7 +613,7 @@ test_throttle_address(void **state)
 	char    email[128], victim[128], addr[64], id[37];
 	int32_t retry;
 
-	(void) state;
+	(void)state;
 	cm_uuid_v4(id);
 	snprintf(addr, sizeof(addr), "198.51.100.7-%.8s", id);
 	new_account(victim, NULL, "addr");
@@ -617,7 +637,7 @@ test_throttle_without_redis(void **state)
 	pair    p;
 	int32_t retry;
 
-	(void) state;
+	(void)state;
 	assert_false(cm_redis_ping(w_dead.redis));
 	new_account(email, NULL, "noredis");
 	new_account(other, NULL, "noredis");
@@ -628,7 +648,8 @@ test_throttle_without_redis(void **state)
 	assert_int_equal(h_login_on(&w_dead, email, false, "wrong", "", NULL, NULL), CM_EAUTH);
 	assert_int_equal(h_login_on(&w_dead, email, false, PW, "", NULL, NULL), CM_OK); /* clears */
 	for (int i = 0; i < ACCT_MAX; i++)
-		assert_int_equal(h_login_on(&w_dead, email, false, "wrong", "", NULL, NULL), CM_EAUTH);
+		assert_int_equal(h_login_on(&w_dead, email, false, "wrong", "", NULL, NULL),
+		                 CM_EAUTH);
 	assert_int_equal(h_login_on(&w_dead, email, false, PW, "", NULL, &retry), CM_ELIMIT);
 	assert_true(retry >= 1 && retry <= WINDOW_S);
 	/* Interleaving other accounts does not wash the count out. */
@@ -649,7 +670,7 @@ test_refresh_rotation(void **state)
 	char email[128], v[128], hash[65];
 	pair p1, p2, p3;
 
-	(void) state;
+	(void)state;
 	new_account(email, NULL, "refresh");
 	assert_int_equal(h_login(email, PW, &p1), CM_OK);
 	assert_int_equal(h_refresh_on(w, p1.refresh, &p2), CM_OK);
@@ -659,8 +680,9 @@ test_refresh_rotation(void **state)
 	assert_string_not_equal(p2.claims.jti, p1.claims.jti);
 	assert_int_equal(p2.expires_in, 900);
 	sha256_hex(p1.refresh, hash);
-	sql1(v, sizeof(v), "SELECT (used_at IS NOT NULL)::text FROM refresh_tokens WHERE token_hash = $1",
-	    hash, NULL);
+	sql1(v, sizeof(v),
+	     "SELECT (used_at IS NOT NULL)::text FROM refresh_tokens WHERE token_hash = $1", hash,
+	     NULL);
 	assert_string_equal(v, "true");
 	assert_int_equal(h_refresh_on(w, p2.refresh, &p3), CM_OK);
 	assert_int_equal(h_me(p3.claims.sub, p3.claims.sid, NULL), CM_OK);
@@ -668,7 +690,7 @@ test_refresh_rotation(void **state)
 	/* p1 again: reuse. The whole family dies, including the newest token and the session. */
 	assert_int_equal(h_refresh_on(w, p1.refresh, NULL), CM_EAUTH);
 	sql1(v, sizeof(v), "SELECT coalesce(revoke_reason, '') FROM sessions WHERE id = $1",
-	    p1.claims.sid, NULL);
+	     p1.claims.sid, NULL);
 	assert_string_equal(v, "refresh token reuse");
 	assert_int_equal(h_refresh_on(w, p3.refresh, NULL), CM_EAUTH);
 	assert_int_equal(h_me(p3.claims.sub, p3.claims.sid, NULL), CM_EAUTH);
@@ -680,10 +702,11 @@ test_refresh_refused(void **state)
 	char email[128], hash[65], big[CM_MAX_TOKEN + 2];
 	pair p;
 
-	(void) state;
+	(void)state;
 	new_account(email, NULL, "refused");
 	assert_int_equal(h_refresh_on(w, "", NULL), CM_EAUTH);
-	assert_int_equal(h_refresh_on(w, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL), CM_EAUTH);
+	assert_int_equal(h_refresh_on(w, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL),
+	                 CM_EAUTH);
 	memset(big, 'A', sizeof(big));
 	big[sizeof(big) - 1] = '\0';
 	assert_int_equal(h_refresh_on(w, big, NULL), CM_EAUTH);
@@ -694,13 +717,16 @@ test_refresh_refused(void **state)
 
 	/* Expired refresh token: refused, but it is no theft, the session stays. */
 	sha256_hex(p.refresh, hash);
-	sql_do("UPDATE refresh_tokens SET expires_at = now() - interval '1 s' WHERE token_hash = $1", hash);
+	sql_do(
+	    "UPDATE refresh_tokens SET expires_at = now() - interval '1 s' WHERE token_hash = $1",
+	    hash);
 	assert_int_equal(h_refresh_on(w, p.refresh, NULL), CM_EAUTH);
 	assert_int_equal(h_me(p.claims.sub, p.claims.sid, NULL), CM_OK);
 
 	/* Expired session. */
 	assert_int_equal(h_login(email, PW, &p), CM_OK);
-	sql_do("UPDATE sessions SET expires_at = now() - interval '1 s' WHERE id = $1", p.claims.sid);
+	sql_do("UPDATE sessions SET expires_at = now() - interval '1 s' WHERE id = $1",
+	       p.claims.sid);
 	assert_int_equal(h_refresh_on(w, p.refresh, NULL), CM_EAUTH);
 
 	/* Revoked (logged out) session. */
@@ -717,24 +743,27 @@ test_old_sessions_pruned(void **state)
 	char email[128], v[64], hash[65];
 	pair old, recent, revoked;
 
-	(void) state;
+	(void)state;
 	new_account(email, NULL, "prune");
 	assert_int_equal(h_login(email, PW, &old), CM_OK);
 	assert_int_equal(h_login(email, PW, &recent), CM_OK);
 	assert_int_equal(h_login(email, PW, &revoked), CM_OK);
-	sql_do("UPDATE sessions SET expires_at = now() - interval '2 days' WHERE id = $1", old.claims.sid);
+	sql_do("UPDATE sessions SET expires_at = now() - interval '2 days' WHERE id = $1",
+	       old.claims.sid);
 	sql_do("UPDATE sessions SET expires_at = now() - interval '1 hour' WHERE id = $1",
-	    recent.claims.sid);
+	       recent.claims.sid);
 	sql_do("UPDATE sessions SET revoked_at = now() - interval '2 days' WHERE id = $1",
-	    revoked.claims.sid);
+	       revoked.claims.sid);
 	assert_int_equal(h_login(email, PW, NULL), CM_OK);
-	sql1(v, sizeof(v), "SELECT count(*)::text FROM sessions WHERE id IN ($1, $2)", old.claims.sid,
-	    revoked.claims.sid);
+	sql1(v, sizeof(v), "SELECT count(*)::text FROM sessions WHERE id IN ($1, $2)",
+	     old.claims.sid, revoked.claims.sid);
 	assert_string_equal(v, "0");
 	sha256_hex(old.refresh, hash);
-	sql1(v, sizeof(v), "SELECT count(*)::text FROM refresh_tokens WHERE token_hash = $1", hash, NULL);
+	sql1(v, sizeof(v), "SELECT count(*)::text FROM refresh_tokens WHERE token_hash = $1", hash,
+	     NULL);
 	assert_string_equal(v, "0");
-	sql1(v, sizeof(v), "SELECT count(*)::text FROM sessions WHERE id = $1", recent.claims.sid, NULL);
+	sql1(v, sizeof(v), "SELECT count(*)::text FROM sessions WHERE id = $1", recent.claims.sid,
+	     NULL);
 	assert_string_equal(v, "1");
 }
 
@@ -743,28 +772,28 @@ test_old_sessions_pruned(void **state)
 enum { RACERS = 6 };
 
 typedef struct racer {
-	const char       *token;
+	const char        *token;
 	pthread_barrier_t *go;
-	cm_err            err;
-	auth_worker      *wk;
+	cm_err             err;
+	auth_worker       *wk;
 } racer;
 
 static void *
 race_refresh(void *arg)
 {
-	racer               *r  = arg;
+	racer               *r = arg;
 	Auth__RefreshRequest rq = AUTH__REFRESH_REQUEST__INIT;
 	call                 c;
 
-	rq.refresh_token = (char *) r->token;
+	rq.refresh_token = (char *)r->token;
 	/* No cmocka asserts on this thread: results are checked on the main one. */
 	memset(&c, 0, sizeof(c));
 	cm_arena_init(&c.arena);
-	c.ctx.arena        = &c.arena;
-	c.ctx.subject      = c.ctx.session_id = c.ctx.client_addr = "";
-	c.ctx.method       = c.ctx.request_id = "race";
+	c.ctx.arena = &c.arena;
+	c.ctx.subject = c.ctx.session_id = c.ctx.client_addr = "";
+	c.ctx.method = c.ctx.request_id = "race";
 	c.ctx.worker_state = r->wk;
-	c.resp             = cm_arena_alloc(&c.arena, sizeof(Auth__TokenPair));
+	c.resp = cm_arena_alloc(&c.arena, sizeof(Auth__TokenPair));
 	if (c.resp == NULL) {
 		r->err = CM_ENOMEM;
 	} else {
@@ -786,7 +815,7 @@ test_refresh_race(void **state)
 	pthread_barrier_t go;
 	int               ok = 0, refused = 0;
 
-	(void) state;
+	(void)state;
 	new_account(email, NULL, "race");
 	assert_int_equal(h_login(email, PW, &p), CM_OK);
 	pthread_barrier_init(&go, NULL, RACERS);
@@ -807,7 +836,7 @@ test_refresh_race(void **state)
 	assert_int_equal(ok, 1);
 	assert_int_equal(refused, RACERS - 1);
 	sql1(v, sizeof(v), "SELECT (revoked_at IS NOT NULL)::text FROM sessions WHERE id = $1",
-	    p.claims.sid, NULL);
+	     p.claims.sid, NULL);
 	assert_string_equal(v, "true");
 }
 
@@ -819,7 +848,7 @@ test_logout(void **state)
 	char email[128], email2[128], v[64];
 	pair a, b, o;
 
-	(void) state;
+	(void)state;
 	new_account(email, NULL, "logout");
 	new_account(email2, NULL, "logout");
 
@@ -829,7 +858,7 @@ test_logout(void **state)
 	assert_int_equal(h_me(a.claims.sub, a.claims.sid, NULL), CM_EAUTH);
 	assert_int_equal(h_refresh_on(w, a.refresh, NULL), CM_EAUTH);
 	sql1(v, sizeof(v), "SELECT coalesce(revoke_reason, '') FROM sessions WHERE id = $1",
-	    a.claims.sid, NULL);
+	     a.claims.sid, NULL);
 	assert_string_equal(v, "logout");
 
 	/* By the envelope's session. */
@@ -859,13 +888,13 @@ test_logout(void **state)
 static void
 test_me_and_verify(void **state)
 {
-	char                  email[128], email2[128], got[128], uid[37], rid[37];
-	pair                  p, o;
-	call                  c;
-	Auth__VerifyRequest   vrq = AUTH__VERIFY_REQUEST__INIT;
+	char                        email[128], email2[128], got[128], uid[37], rid[37];
+	pair                        p, o;
+	call                        c;
+	Auth__VerifyRequest         vrq = AUTH__VERIFY_REQUEST__INIT;
 	const Auth__VerifyResponse *vr;
 
-	(void) state;
+	(void)state;
 	new_account(email, uid, "me");
 	new_account(email2, NULL, "me");
 	assert_int_equal(h_login(email, PW, &p), CM_OK);
@@ -894,11 +923,12 @@ test_me_and_verify(void **state)
 	assert_int_equal(h_me(o.claims.sub, p.claims.sid, NULL), CM_EAUTH);
 
 	/* Expired session. */
-	sql_do("UPDATE sessions SET expires_at = now() - interval '1 s' WHERE id = $1", p.claims.sid);
+	sql_do("UPDATE sessions SET expires_at = now() - interval '1 s' WHERE id = $1",
+	       p.claims.sid);
 	assert_int_equal(h_me(uid, p.claims.sid, NULL), CM_EAUTH);
 	call_begin(&c, w, &auth__verify_response__descriptor, uid, p.claims.sid, NULL);
 	assert_int_equal(auth_h_verify(&c.ctx, &vrq, c.resp), CM_EAUTH);
-	assert_false(((Auth__VerifyResponse *) c.resp)->valid);
+	assert_false(((Auth__VerifyResponse *)c.resp)->valid);
 	call_end(&c);
 }
 
@@ -907,14 +937,15 @@ test_me_and_verify(void **state)
 static void
 test_legacy_account(void **state)
 {
-	char     v[256], lower[40];
-	pair     p;
-	int      i;
+	char v[256], lower[40];
+	pair p;
+	int  i;
 
-	(void) state;
+	(void)state;
 	for (i = 0; legacy_user[i] != '\0'; i++)
-		lower[i] = (char) (legacy_user[i] >= 'A' && legacy_user[i] <= 'Z' ? legacy_user[i] + 32
-		                                                                 : legacy_user[i]);
+		lower[i] =
+		    (char)(legacy_user[i] >= 'A' && legacy_user[i] <= 'Z' ? legacy_user[i] + 32
+		                                                          : legacy_user[i]);
 	lower[i] = '\0';
 	sql1(v, sizeof(v), "SELECT email FROM users WHERE username = $1", legacy_user, NULL);
 	assert_int_equal(strncmp(v, lower, strlen(lower)), 0);
@@ -929,7 +960,7 @@ test_legacy_account(void **state)
 	/* Starting again changes nothing. */
 	assert_int_equal(prepare_database(&app, db), CM_OK);
 	sql1(v, sizeof(v), "SELECT count(*)::text FROM users WHERE lower(username) = lower($1)",
-	    legacy_user, NULL);
+	     legacy_user, NULL);
 	assert_string_equal(v, "1");
 }
 
@@ -942,7 +973,7 @@ typedef struct starter {
 static void *
 start_replica(void *arg)
 {
-	starter *s  = arg;
+	starter *s = arg;
 	cm_pg   *pg = NULL;
 
 	s->err = cm_pg_open(&pg, db_url, "auth");
@@ -965,7 +996,7 @@ test_replicas_start_together(void **state)
 	pthread_barrier_t go;
 	char              user[64], id[37], v[128];
 
-	(void) state;
+	(void)state;
 	cm_uuid_v4(id);
 	snprintf(user, sizeof(user), "Boss-%.8s@Example.com", id);
 	a.cfg.login_username = user;
@@ -980,10 +1011,11 @@ test_replicas_start_together(void **state)
 		assert_int_equal(s[i].err, CM_OK);
 	}
 	pthread_barrier_destroy(&go);
-	sql1(v, sizeof(v), "SELECT count(*)::text || ' ' || min(email) FROM users WHERE username = $1",
-	    user, NULL);
+	sql1(v, sizeof(v),
+	     "SELECT count(*)::text || ' ' || min(email) FROM users WHERE username = $1", user,
+	     NULL);
 	for (char *c = user; *c != '\0'; c++)
-		*c = (char) (*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
 	assert_int_equal(strncmp(v, "1 ", 2), 0);
 	assert_string_equal(v + 2, user);
 	assert_int_equal(h_login_on(w, user, true, "boss password", "", NULL, NULL), CM_OK);
@@ -994,32 +1026,35 @@ test_replicas_start_together(void **state)
 static void
 test_migrations_down_up(void **state)
 {
-	char    schema[40], id[37], v[64], sql[128];
-	cm_pg  *pg = NULL;
-	int     version;
+	char   schema[40], id[37], v[64], sql[128];
+	cm_pg *pg = NULL;
+	int    version;
 
-	(void) state;
+	(void)state;
 	cm_uuid_v4(id);
 	/* Hex only: safe as an identifier. Short: pg.c's migration lock statement has a 200-byte
 	 * buffer, so schema names longer than 13 characters do not fit (reported). */
 	snprintf(schema, sizeof(schema), "am_%.8s", id);
 	assert_int_equal(cm_pg_open(&pg, getenv("CM_TEST_PG"), schema), CM_OK);
 	assert_true(auth_migrations_count >= 1);
-	assert_int_equal(cm_pg_migrate_up(pg, schema, auth_migrations, auth_migrations_count), CM_OK);
+	assert_int_equal(cm_pg_migrate_up(pg, schema, auth_migrations, auth_migrations_count),
+	                 CM_OK);
 	assert_int_equal(cm_pg_schema_version(pg, schema, &version), CM_OK);
 	assert_int_equal(version, auth_migrations[auth_migrations_count - 1].version);
 	sql1(v, sizeof(v),
-	    "SELECT count(*)::text FROM information_schema.tables WHERE table_schema = $1 AND "
-	    "table_name IN ('users', 'sessions', 'refresh_tokens')",
-	    schema, NULL);
+	     "SELECT count(*)::text FROM information_schema.tables WHERE table_schema = $1 AND "
+	     "table_name IN ('users', 'sessions', 'refresh_tokens')",
+	     schema, NULL);
 	assert_string_equal(v, "3");
-	assert_int_equal(cm_pg_migrate_down(pg, schema, auth_migrations, auth_migrations_count, 0), CM_OK);
+	assert_int_equal(cm_pg_migrate_down(pg, schema, auth_migrations, auth_migrations_count, 0),
+	                 CM_OK);
 	sql1(v, sizeof(v),
-	    "SELECT count(*)::text FROM information_schema.tables WHERE table_schema = $1 AND "
-	    "table_name IN ('users', 'sessions', 'refresh_tokens')",
-	    schema, NULL);
+	     "SELECT count(*)::text FROM information_schema.tables WHERE table_schema = $1 AND "
+	     "table_name IN ('users', 'sessions', 'refresh_tokens')",
+	     schema, NULL);
 	assert_string_equal(v, "0");
-	assert_int_equal(cm_pg_migrate_up(pg, schema, auth_migrations, auth_migrations_count), CM_OK);
+	assert_int_equal(cm_pg_migrate_up(pg, schema, auth_migrations, auth_migrations_count),
+	                 CM_OK);
 	assert_int_equal(cm_pg_schema_version(pg, schema, &version), CM_OK);
 	assert_int_equal(version, auth_migrations[auth_migrations_count - 1].version);
 	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
@@ -1037,10 +1072,10 @@ rpc(cm_rpc_client *cl, const char *method, const char *sub, const char *sid, con
 {
 	cm_rpc_call_opts o = {0};
 
-	o.method      = method;
-	o.request_id  = "itest";
-	o.subject     = sub;
-	o.session_id  = sid;
+	o.method = method;
+	o.request_id = "itest";
+	o.subject = sub;
+	o.session_id = sid;
 	o.client_addr = addr;
 	return cm_rpc_call(cl, &o, req, d, out, res);
 }
@@ -1048,25 +1083,25 @@ rpc(cm_rpc_client *cl, const char *method, const char *sub, const char *sid, con
 static void
 test_over_rpc(void **state)
 {
-	cm_service            *svc = NULL;
-	auth_app              *sapp = NULL;
-	cm_rpc_client         *cl  = NULL;
-	char                   port[16];
-	cm_rpc_result          res;
-	char                   email[128], access[CM_MAX_TOKEN + 1], refresh[64];
-	cm_jwt_claims          cl_claims;
-	Auth__RegisterRequest  reg = AUTH__REGISTER_REQUEST__INIT;
-	Auth__LoginRequest     lg  = AUTH__LOGIN_REQUEST__INIT;
-	Auth__RefreshRequest   rf  = AUTH__REFRESH_REQUEST__INIT;
-	Auth__LogoutRequest    lo  = AUTH__LOGOUT_REQUEST__INIT;
-	Auth__MeRequest        me  = AUTH__ME_REQUEST__INIT;
-	Auth__VerifyRequest    vf  = AUTH__VERIFY_REQUEST__INIT;
-	ProtobufCMessage      *out = NULL;
-	cm_buf                 metrics;
+	cm_service           *svc = NULL;
+	auth_app             *sapp = NULL;
+	cm_rpc_client        *cl = NULL;
+	char                  port[16];
+	cm_rpc_result         res;
+	char                  email[128], access[CM_MAX_TOKEN + 1], refresh[64];
+	cm_jwt_claims         cl_claims;
+	Auth__RegisterRequest reg = AUTH__REGISTER_REQUEST__INIT;
+	Auth__LoginRequest    lg = AUTH__LOGIN_REQUEST__INIT;
+	Auth__RefreshRequest  rf = AUTH__REFRESH_REQUEST__INIT;
+	Auth__LogoutRequest   lo = AUTH__LOGOUT_REQUEST__INIT;
+	Auth__MeRequest       me = AUTH__ME_REQUEST__INIT;
+	Auth__VerifyRequest   vf = AUTH__VERIFY_REQUEST__INIT;
+	ProtobufCMessage     *out = NULL;
+	cm_buf                metrics;
 
-	(void) state;
+	(void)state;
 	/* The real service, as its main.c runs it: the skeleton reads the environment. */
-	snprintf(port, sizeof(port), "%lld", (long long) redis_port);
+	snprintf(port, sizeof(port), "%lld", (long long)redis_port);
 	setenv("LOG_LEVEL", "warn", 1);
 	setenv("DATABASE_URL", db_url, 1);
 	setenv("REDIS_HOST", "127.0.0.1", 1);
@@ -1082,70 +1117,73 @@ test_over_rpc(void **state)
 	setenv("AUTH_THROTTLE_ACCOUNT_MAX", STR(ACCT_MAX), 1);
 	setenv("AUTH_THROTTLE_ADDR_MAX", STR(ADDR_MAX), 1);
 	setenv("AUTH_THROTTLE_WINDOW_S", STR(WINDOW_S), 1);
-	assert_int_equal(cm_service_start(&auth_service_def, &svc, (void **) &sapp), CM_OK);
+	assert_int_equal(cm_service_start(&auth_service_def, &svc, (void **)&sapp), CM_OK);
 	assert_int_equal(cm_rpc_client_open(&cl, "auth", RPC_URL, NULL), CM_OK);
-	for (int64_t until = cm_mono_ms() + 3000; cm_mono_ms() < until && cm_rpc_client_healthy(cl) < 1;)
+	for (int64_t until = cm_mono_ms() + 3000;
+	     cm_mono_ms() < until && cm_rpc_client_healthy(cl) < 1;)
 		usleep(10000);
 	assert_int_equal(cm_rpc_client_healthy(cl), 1);
 
 	/* Register, and register again. */
 	fresh_email(email, "rpc");
-	reg.email    = email;
-	reg.password = (char *) PW;
-	reg.name     = (char *) "Over RPC";
+	reg.email = email;
+	reg.password = (char *)PW;
+	reg.name = (char *)"Over RPC";
 	assert_int_equal(rpc(cl, "auth.Register", NULL, NULL, NULL, &reg.base,
 	                     &auth__register_response__descriptor, &out, &res),
-	    CM_OK);
-	assert_string_equal(((Auth__RegisterResponse *) out)->user->email, email);
+	                 CM_OK);
+	assert_string_equal(((Auth__RegisterResponse *)out)->user->email, email);
 	protobuf_c_message_free_unpacked(out, NULL);
 	cm_rpc_result_fini(&res);
 	assert_int_equal(rpc(cl, "auth.Register", NULL, NULL, NULL, &reg.base,
 	                     &auth__register_response__descriptor, &out, &res),
-	    CM_EEXIST);
+	                 CM_EEXIST);
 	assert_string_equal(res.message, "email already registered");
 	cm_rpc_result_fini(&res);
 
 	/* Login: wrong, then right. */
-	lg.email    = email;
-	lg.password = (char *) "wrong horse";
+	lg.email = email;
+	lg.password = (char *)"wrong horse";
 	assert_int_equal(rpc(cl, "auth.Login", NULL, NULL, "192.0.2.1", &lg.base,
 	                     &auth__token_pair__descriptor, &out, &res),
-	    CM_EAUTH);
+	                 CM_EAUTH);
 	assert_int_equal(res.status, 16); /* UNAUTHENTICATED */
 	assert_string_equal(res.message, "Invalid credentials");
 	cm_rpc_result_fini(&res);
-	lg.password = (char *) PW;
+	lg.password = (char *)PW;
 	{
 		uint64_t t0 = cm_mono_ns();
 		assert_int_equal(rpc(cl, "auth.Login", NULL, NULL, "192.0.2.1", &lg.base,
 		                     &auth__token_pair__descriptor, &out, &res),
-		    CM_OK);
+		                 CM_OK);
 		print_message("auth.Login over RPC: %.2f ms (Argon2id t=2, m=4 MiB)\n",
-		    (double) (cm_mono_ns() - t0) / 1e6);
+		              (double)(cm_mono_ns() - t0) / 1e6);
 	}
-	cm_strlcpy(access, ((Auth__TokenPair *) out)->access_token, sizeof(access));
-	cm_strlcpy(refresh, ((Auth__TokenPair *) out)->refresh_token, sizeof(refresh));
-	assert_int_equal(((Auth__TokenPair *) out)->expires_in, 900);
+	cm_strlcpy(access, ((Auth__TokenPair *)out)->access_token, sizeof(access));
+	cm_strlcpy(refresh, ((Auth__TokenPair *)out)->refresh_token, sizeof(refresh));
+	assert_int_equal(((Auth__TokenPair *)out)->expires_in, 900);
 	protobuf_c_message_free_unpacked(out, NULL);
 	cm_rpc_result_fini(&res);
-	assert_int_equal(cm_jwt_verify(app.key, access, cm_now_ms() / 1000, 30, "access", &cl_claims, NULL),
+	assert_int_equal(
+	    cm_jwt_verify(app.key, access, cm_now_ms() / 1000, 30, "access", &cl_claims, NULL),
 	    CM_OK);
 
 	/* Me and Verify with the envelope's subject and session, as the edge sets them. */
 	assert_int_equal(rpc(cl, "auth.Me", cl_claims.sub, cl_claims.sid, NULL, &me.base,
 	                     &auth__user__descriptor, &out, &res),
-	    CM_OK);
-	assert_string_equal(((Auth__User *) out)->id, cl_claims.sub);
-	assert_string_equal(((Auth__User *) out)->name, "Over RPC");
+	                 CM_OK);
+	assert_string_equal(((Auth__User *)out)->id, cl_claims.sub);
+	assert_string_equal(((Auth__User *)out)->name, "Over RPC");
 	protobuf_c_message_free_unpacked(out, NULL);
 	cm_rpc_result_fini(&res);
 	assert_int_equal(rpc(cl, "auth.Verify", cl_claims.sub, cl_claims.sid, NULL, &vf.base,
 	                     &auth__verify_response__descriptor, &out, &res),
-	    CM_OK);
-	assert_true(((Auth__VerifyResponse *) out)->valid);
+	                 CM_OK);
+	assert_true(((Auth__VerifyResponse *)out)->valid);
 	protobuf_c_message_free_unpacked(out, NULL);
 	cm_rpc_result_fini(&res);
-	assert_int_equal(rpc(cl, "auth.Me", NULL, NULL, NULL, &me.base, &auth__user__descriptor, &out, &res),
+	assert_int_equal(
+	    rpc(cl, "auth.Me", NULL, NULL, NULL, &me.base, &auth__user__descriptor, &out, &res),
 	    CM_EAUTH);
 	cm_rpc_result_fini(&res);
 
@@ -1153,41 +1191,41 @@ test_over_rpc(void **state)
 	rf.refresh_token = refresh;
 	assert_int_equal(rpc(cl, "auth.Refresh", NULL, NULL, NULL, &rf.base,
 	                     &auth__token_pair__descriptor, &out, &res),
-	    CM_OK);
-	cm_strlcpy(refresh, ((Auth__TokenPair *) out)->refresh_token, sizeof(refresh));
+	                 CM_OK);
+	cm_strlcpy(refresh, ((Auth__TokenPair *)out)->refresh_token, sizeof(refresh));
 	protobuf_c_message_free_unpacked(out, NULL);
 	cm_rpc_result_fini(&res);
 	lo.refresh_token = refresh;
 	assert_int_equal(rpc(cl, "auth.Logout", NULL, NULL, NULL, &lo.base,
 	                     &auth__logout_response__descriptor, &out, &res),
-	    CM_OK);
+	                 CM_OK);
 	protobuf_c_message_free_unpacked(out, NULL);
 	cm_rpc_result_fini(&res);
 	assert_int_equal(rpc(cl, "auth.Me", cl_claims.sub, cl_claims.sid, NULL, &me.base,
 	                     &auth__user__descriptor, &out, &res),
-	    CM_EAUTH);
+	                 CM_EAUTH);
 	cm_rpc_result_fini(&res);
 
 	/* Throttled: RESOURCE_EXHAUSTED with retry_after_s in the envelope. */
-	lg.password = (char *) "wrong";
+	lg.password = (char *)"wrong";
 	for (int i = 0; i < ACCT_MAX; i++) {
 		assert_int_equal(rpc(cl, "auth.Login", NULL, NULL, NULL, &lg.base,
 		                     &auth__token_pair__descriptor, &out, &res),
-		    CM_EAUTH);
+		                 CM_EAUTH);
 		cm_rpc_result_fini(&res);
 	}
-	assert_int_equal(rpc(cl, "auth.Login", NULL, NULL, NULL, &lg.base, &auth__token_pair__descriptor,
-	                     &out, &res),
-	    CM_ELIMIT);
+	assert_int_equal(rpc(cl, "auth.Login", NULL, NULL, NULL, &lg.base,
+	                     &auth__token_pair__descriptor, &out, &res),
+	                 CM_ELIMIT);
 	assert_int_equal(res.status, 8); /* RESOURCE_EXHAUSTED */
 	assert_true(res.retry_after_s >= 1 && res.retry_after_s <= WINDOW_S);
 	cm_rpc_result_fini(&res);
 
 	/* The method table is exactly the six methods. */
 	assert_int_equal(auth_methods_count, 6);
-	assert_int_equal(rpc(cl, "auth.Nope", NULL, NULL, NULL, &me.base, &auth__user__descriptor, &out,
-	                     &res) == CM_OK,
-	    0);
+	assert_int_equal(rpc(cl, "auth.Nope", NULL, NULL, NULL, &me.base, &auth__user__descriptor,
+	                     &out, &res) == CM_OK,
+	                 0);
 	cm_rpc_result_fini(&res);
 
 	/* Outcomes are counted. */
@@ -1209,23 +1247,23 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_register),
-		cmocka_unit_test(test_register_validation),
-		cmocka_unit_test(test_login),
-		cmocka_unit_test(test_login_timing),
-		cmocka_unit_test(test_throttle_account),
-		cmocka_unit_test(test_throttle_address),
-		cmocka_unit_test(test_throttle_without_redis),
-		cmocka_unit_test(test_refresh_rotation),
-		cmocka_unit_test(test_refresh_refused),
-		cmocka_unit_test(test_refresh_race),
-		cmocka_unit_test(test_old_sessions_pruned),
-		cmocka_unit_test(test_logout),
-		cmocka_unit_test(test_me_and_verify),
-		cmocka_unit_test(test_legacy_account),
-		cmocka_unit_test(test_replicas_start_together),
-		cmocka_unit_test(test_migrations_down_up),
-		cmocka_unit_test(test_over_rpc),
+	    cmocka_unit_test(test_register),
+	    cmocka_unit_test(test_register_validation),
+	    cmocka_unit_test(test_login),
+	    cmocka_unit_test(test_login_timing),
+	    cmocka_unit_test(test_throttle_account),
+	    cmocka_unit_test(test_throttle_address),
+	    cmocka_unit_test(test_throttle_without_redis),
+	    cmocka_unit_test(test_refresh_rotation),
+	    cmocka_unit_test(test_refresh_refused),
+	    cmocka_unit_test(test_refresh_race),
+	    cmocka_unit_test(test_old_sessions_pruned),
+	    cmocka_unit_test(test_logout),
+	    cmocka_unit_test(test_me_and_verify),
+	    cmocka_unit_test(test_legacy_account),
+	    cmocka_unit_test(test_replicas_start_together),
+	    cmocka_unit_test(test_migrations_down_up),
+	    cmocka_unit_test(test_over_rpc),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,6 +12,7 @@
  * coalescing across attempts and runners).
  */
 #include "eval_harness.h"
+#include "../../svc-eval/cache.h"
 
 /* Multiple choice by index, letter and option text, and empty answers: scored at once, no job,
  * no call. */
@@ -24,10 +25,10 @@ test_mcq_only_costs_nothing(void **state)
 	Eval__Attempt *at = NULL;
 
 	(void)state;
-	add_answer(&as, "m0", 0, NULL);          /* right, by index */
-	add_answer(&as, "m1", -1, " b ");        /* right, by letter */
-	add_answer(&as, "m2", -1, "WATER.");     /* right, by text */
-	add_answer(&as, "m3", -1, "C");          /* wrong */
+	add_answer(&as, "m0", 0, NULL);      /* right, by index */
+	add_answer(&as, "m1", -1, " b ");    /* right, by letter */
+	add_answer(&as, "m2", -1, "WATER."); /* right, by text */
+	add_answer(&as, "m3", -1, "C");      /* wrong */
 	assert_int_equal(submit_v1(w, owner, set2_id, &as, "", attempt, job, &c, &at), CM_OK);
 	assert_string_equal(at->status, "succeeded");
 	assert_string_equal(at->job_id, "");
@@ -48,18 +49,18 @@ test_mcq_only_costs_nothing(void **state)
 static void
 test_calls_per_attempt(void **state)
 {
-	answers          as = {0};
-	char             attempt[40], job[40];
-	call             c, c2;
-	Eval__Attempt   *at = NULL;
-	Eval__JobRef     jr = EVAL__JOB_REF__INIT;
-	Eval__Job       *jb = NULL;
-	cm_err           err;
+	answers        as = {0};
+	char           attempt[40], job[40];
+	call           c, c2;
+	Eval__Attempt *at = NULL;
+	Eval__JobRef   jr = EVAL__JOB_REF__INIT;
+	Eval__Job     *jb = NULL;
+	cm_err         err;
 
 	(void)state;
 	add_answer(&as, "m0", 0, NULL);
 	add_answer(&as, "m1", 0, NULL);
-	open_answers(&as, "first", 7); /* 7 open answers: ceil(7/3) = 3 calls */
+	open_answers(&as, "first", 7);              /* 7 open answers: ceil(7/3) = 3 calls */
 	add_answer(&as, qids[NMCQ + 7], -1, "   "); /* empty: 0, no call */
 	assert_int_equal(submit_v1(w, owner, set_id, &as, "medium", attempt, job, &c, &at), CM_OK);
 	assert_string_equal(at->status, "queued");
@@ -91,9 +92,9 @@ test_calls_per_attempt(void **state)
 	                    "You scored 80 of 120. Keep practising the weaker answers.");
 	assert_true(at->n_strengths > 0);
 	jr.id = job;
-	assert_int_equal(invoke(&c2, w, eval_handle_get_job, owner, &jr, &eval__job__descriptor,
-	                        (void **)&jb),
-	                 CM_OK);
+	assert_int_equal(
+	    invoke(&c2, w, eval_handle_get_job, owner, &jr, &eval__job__descriptor, (void **)&jb),
+	    CM_OK);
 	assert_string_equal(jb->kind, "eval");
 	assert_string_equal(jb->status, "succeeded");
 	assert_int_equal(jb->done, 7);
@@ -113,9 +114,9 @@ test_cache_reuse(void **state)
 	char           attempt[40], job[40], text[NOPEN][300];
 	call           c;
 	Eval__Attempt *at = NULL;
-	uint64_t       hits0 = metric("\neval_grade_cache_hits_total "), near0 =
-	                   metric("\neval_grade_cache_near_hits_total ");
-	cm_err         err;
+	uint64_t       hits0 = metric("\neval_grade_cache_hits_total "),
+	         near0 = metric("\neval_grade_cache_near_hits_total ");
+	cm_err err;
 
 	(void)state;
 	for (int k = 0; k < 7; k++) {
@@ -165,7 +166,7 @@ run_faulty(const char *fault, const char *salt, int expect_calls, int expect_ite
 
 	reset_fake();
 	control(fault);
-	svc.cfg.cache_ttl_s = 0; /* each run's answers reach the model */
+	svc.cfg.cache_ttl_s = 0;    /* each run's answers reach the model */
 	open_answers(&as, salt, 3); /* one batch */
 	assert_int_equal(submit_v1(w, owner, set_id, &as, "easy", attempt, job, &c, &at), CM_OK);
 	cm_arena_fini(&c.arena);
@@ -191,7 +192,8 @@ test_retries_ask_only_the_missing(void **state)
 	run_faulty("{\"grade_missing_next\":1}", "missing", 2, 3 + 1);
 	run_faulty("{\"grade_out_of_range_next\":1}", "range", 2, 3 + 1);
 	run_faulty("{\"grade_garbage_next\":1}", "garbage", 2, 3 + 3);
-	run_faulty("{\"malformed_rate\":0.0,\"fail_next\":1}", "fivexx", 1, 3); /* the client retries 503 */
+	run_faulty("{\"malformed_rate\":0.0,\"fail_next\":1}", "fivexx", 1,
+	           3); /* the client retries 503 */
 }
 
 /* An item the model never grades, and the model down: the attempt fails and says which answers
@@ -206,7 +208,7 @@ test_failures_are_reported(void **state)
 	cm_err         err;
 
 	(void)state;
-	svc.cfg.cache_ttl_s = 0; /* every answer reaches the model */
+	svc.cfg.cache_ttl_s = 0;               /* every answer reaches the model */
 	control("{\"grade_missing_next\":3}"); /* 1 + EVAL_RETRIES calls all miss the last item */
 	open_answers(&as, "never", 3);
 	add_answer(&as, "m0", 0, NULL);
@@ -244,16 +246,17 @@ test_failures_are_reported(void **state)
 	Eval__JobRef jr = EVAL__JOB_REF__INIT;
 	Eval__Job   *jb = NULL;
 	jr.id = job;
-	assert_int_equal(invoke(&c, w, eval_handle_get_job, owner, &jr, &eval__job__descriptor,
-	                        (void **)&jb),
-	                 CM_OK);
+	assert_int_equal(
+	    invoke(&c, w, eval_handle_get_job, owner, &jr, &eval__job__descriptor, (void **)&jb),
+	    CM_OK);
 	assert_string_equal(jb->status, "failed");
 	assert_non_null(strstr(jb->error, "could not be graded"));
 	cm_arena_fini(&c.arena);
 	svc.cfg.cache_ttl_s = 600;
 }
 
-/* Answers that ask for full marks gain nothing, though the model obeys them. */
+/* Answers that ask for full marks gain nothing: the sentences that ask leave the answer before
+ * the model (which obeys them: obey_injections) sees it, and the rest is graded as written. */
 static void
 test_injection_gains_nothing(void **state)
 {
@@ -274,13 +277,14 @@ test_injection_gains_nothing(void **state)
 	assert_int_equal(submit_v1(w, owner, set_id, &as, "medium", attempt, job, &c, &at), CM_OK);
 	cm_arena_fini(&c.arena);
 	run_until_done(&svc, w, attempt);
-	assert_int_equal(stat("injections_obeyed"), 4); /* the model was fooled every time */
+	/* The requests left the answers before grading: the model, which obeys them, never saw one.
+	 */
+	assert_int_equal(stat("injections_obeyed"), 0);
 	at = get_attempt(&c, w, owner, attempt, &err);
 	assert_string_equal(at->status, "succeeded");
 	assert_int_equal(at->results[0]->score, 0);
 	assert_int_equal(at->results[1]->score, 0);
 	assert_int_equal(at->results[3]->score, 0);
-	assert_non_null(strstr(at->results[0]->feedback, "capped"));
 	int injected = at->results[2]->score;
 	cm_arena_fini(&c.arena);
 
@@ -359,12 +363,13 @@ test_same_answers_at_once_pay_once(void **state)
 	call           c;
 	Eval__Attempt *at = NULL;
 
-	uint64_t       waits0 = metric("\neval_grade_inflight_waits_total ");
+	uint64_t waits0 = metric("\neval_grade_inflight_waits_total ");
 
 	(void)state;
 	control("{\"ttft_ms\":300}");
 	/* Answers no earlier test gave (nor anything near them). */
-	add_answer(&as, qids[NMCQ + 3], -1, "Cells get their ATP energy currency from mitochondria.");
+	add_answer(&as, qids[NMCQ + 3], -1,
+	           "Cells get their ATP energy currency from mitochondria.");
 	add_answer(&as, qids[NMCQ + 4], -1, "Water crosses a membrane by diffusion in osmosis.");
 	add_answer(&as, qids[NMCQ + 5], -1, "Enzymes speed reactions up and stay unchanged.");
 	svc.cfg.runners = 2;
@@ -373,13 +378,15 @@ test_same_answers_at_once_pay_once(void **state)
 	cm_arena_fini(&c.arena);
 	assert_int_equal(submit_v1(w, owner, set_id, &as, "strict", a2, job, &c, &at), CM_OK);
 	cm_arena_fini(&c.arena);
-	for (int64_t until = cm_mono_ms() + 20000; cm_mono_ms() < until && !(ended(a1) && ended(a2));)
+	for (int64_t until = cm_mono_ms() + 20000;
+	     cm_mono_ms() < until && !(ended(a1) && ended(a2));)
 		usleep(20000);
 	eval_runners_stop(&svc);
 	svc.cfg.runners = 1;
 	assert_true(ended(a1) && ended(a2));
 	assert_int_equal(stat("grade_items"), 3);
-	assert_int_equal(metric("\neval_grade_inflight_waits_total ") - waits0, 3); /* the second waited */
+	assert_int_equal(metric("\neval_grade_inflight_waits_total ") - waits0,
+	                 3); /* the second waited */
 	assert_int_equal(count_source(w, a1, "model") + count_source(w, a2, "model"), 3);
 	assert_int_equal(count_source(w, a1, "cache") + count_source(w, a2, "cache"), 3);
 	for (int k = 0; k < 2; k++) {
@@ -388,6 +395,40 @@ test_same_answers_at_once_pay_once(void **state)
 		assert_string_equal(at->status, "succeeded");
 		cm_arena_fini(&c.arena);
 	}
+}
+
+/* An answer claimed by a grader that died (its claim is never released, only expires): the
+ * attempt waits, then grades it itself - one call, no answer lost. */
+static void
+test_dead_graders_claim_expires(void **state)
+{
+	answers        as = {0};
+	char           attempt[40], job[40];
+	const char    *answer = "Chlorophyll takes in blue light and red light.";
+	eval_item      it = {0, open_q[2], open_ref[2], pages[0], answer};
+	eval_cache_ref ref;
+	bool           claimed = false;
+	call           c;
+	Eval__Attempt *at = NULL;
+	cm_err         err;
+	int64_t        t0;
+
+	(void)state;
+	assert_int_equal(eval_cache_ref_init(&ref, &svc, EVAL_EASY, &it), CM_OK);
+	eval_store_claim(w->redis, ref.redis_key, "a-dead-runner", 700, &claimed);
+	assert_true(claimed);
+	add_answer(&as, qids[NMCQ + 2], -1, answer);
+	assert_int_equal(submit_v1(w, owner, set_id, &as, "easy", attempt, job, &c, &at), CM_OK);
+	cm_arena_fini(&c.arena);
+	t0 = cm_mono_ms();
+	run_until_done(&svc, w, attempt);
+	assert_true(cm_mono_ms() - t0 >= 500); /* it waited for the claim */
+	assert_int_equal(stat("grade_calls"), 1);
+	assert_int_equal(count_source(w, attempt, "model"), 1);
+	at = get_attempt(&c, w, owner, attempt, &err);
+	assert_string_equal(at->status, "succeeded");
+	cm_arena_fini(&c.arena);
+	eval_cache_ref_fini(&ref);
 }
 
 int
@@ -402,6 +443,7 @@ main(void)
 	    cmocka_unit_test_setup(test_injection_gains_nothing, fresh),
 	    cmocka_unit_test_setup(test_resume_pays_once, fresh),
 	    cmocka_unit_test_setup(test_same_answers_at_once_pay_once, fresh),
+	    cmocka_unit_test_setup(test_dead_graders_claim_expires, fresh),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

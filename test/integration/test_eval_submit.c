@@ -33,9 +33,9 @@ test_other_users(void **state)
 	assert_int_equal(err, CM_ENOTFOUND);
 	cm_arena_fini(&c.arena);
 	jr.id = job;
-	assert_int_equal(invoke(&c, w, eval_handle_get_job, other, &jr, &eval__job__descriptor,
-	                        (void **)&jb),
-	                 CM_ENOTFOUND);
+	assert_int_equal(
+	    invoke(&c, w, eval_handle_get_job, other, &jr, &eval__job__descriptor, (void **)&jb),
+	    CM_ENOTFOUND);
 	cm_arena_fini(&c.arena);
 	assert_int_equal(submit_v1(w, other, set_id, &as, "", attempt, job, &c, &at), CM_ENOTFOUND);
 	cm_arena_fini(&c.arena);
@@ -51,8 +51,8 @@ submit_req(Eval__SubmitRequest *rq, const char *subject)
 {
 	call           c;
 	Eval__Attempt *at = NULL;
-	cm_err         err = invoke(&c, w, eval_handle_submit, subject, rq, &eval__attempt__descriptor,
-	                            (void **)&at);
+	cm_err err = invoke(&c, w, eval_handle_submit, subject, rq, &eval__attempt__descriptor,
+	                    (void **)&at);
 
 	cm_arena_fini(&c.arena);
 	return err;
@@ -131,7 +131,8 @@ test_quota(void **state)
 	for (int i = 0; i < 3; i++) {
 		answers as = {0};
 		open_answers(&as, "quota", 1);
-		assert_int_equal(submit_v1(w, owner, set_id, &as, "", attempts[i], job, &c, &at), CM_OK);
+		assert_int_equal(submit_v1(w, owner, set_id, &as, "", attempts[i], job, &c, &at),
+		                 CM_OK);
 		cm_arena_fini(&c.arena);
 	}
 	answers as = {0};
@@ -196,9 +197,9 @@ test_legacy_selected_document(void **state)
 	rq.n_items = 4;
 	rq.use_selected = true;
 	rq.overall = true;
-	assert_int_equal(invoke(&c, w, eval_handle_submit, owner, &rq, &eval__attempt__descriptor,
-	                        (void **)&at),
-	                 CM_OK);
+	assert_int_equal(
+	    invoke(&c, w, eval_handle_submit, owner, &rq, &eval__attempt__descriptor, (void **)&at),
+	    CM_OK);
 	snprintf(attempt, sizeof(attempt), "%s", at->id);
 	assert_string_equal(at->question_set_id, "");
 	assert_string_equal(at->document_id, doc_id);
@@ -221,9 +222,9 @@ test_legacy_selected_document(void **state)
 	cm_arena_fini(&c.arena);
 
 	/* A user with no selected document. */
-	assert_int_equal(invoke(&c, w, eval_handle_submit, other, &rq, &eval__attempt__descriptor,
-	                        (void **)&at),
-	                 CM_EPRECOND);
+	assert_int_equal(
+	    invoke(&c, w, eval_handle_submit, other, &rq, &eval__attempt__descriptor, (void **)&at),
+	    CM_EPRECOND);
 	cm_arena_fini(&c.arena);
 }
 

@@ -576,8 +576,8 @@ side_is(cm_pg *pg, const char *job, const char *status)
 {
 	char sql[128];
 
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM side WHERE job_id = $1::uuid AND status = '%s'",
-	         status);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM side WHERE job_id = $1::uuid AND status = '%s'", status);
 	return sql_int(pg, sql, job);
 }
 
@@ -627,25 +627,23 @@ test_end_with_caller_rows(void **state)
 	side_row(&w, job2);
 	sd = (side){job2, "failed", CM_OK, 0};
 	assert_int_equal(claim_wait(w.jobs, t, 1, 2000), 1);
-	assert_int_equal(cm_jobs_fail_with(w.jobs, job2, 0, "once", false, &gave_up, side_update,
-	                                   &sd),
-	                 CM_OK);
+	assert_int_equal(
+	    cm_jobs_fail_with(w.jobs, job2, 0, "once", false, &gave_up, side_update, &sd), CM_OK);
 	assert_false(gave_up);
 	assert_int_equal(sd.calls, 0);
 	assert_int_equal(side_is(w.pg, job2, "open"), 1);
 	assert_int_equal(claim_wait(w.jobs, t, 1, 2000), 1); /* attempt 2 of 2 */
 	sd.fail = CM_EINTERNAL;
-	assert_int_equal(cm_jobs_fail_with(w.jobs, job2, 0, "twice", false, &gave_up, side_update,
-	                                   &sd),
-	                 CM_EINTERNAL);
+	assert_int_equal(
+	    cm_jobs_fail_with(w.jobs, job2, 0, "twice", false, &gave_up, side_update, &sd),
+	    CM_EINTERNAL);
 	assert_false(gave_up);
 	assert_int_equal(cm_jobs_get(w.jobs, job2, NULL, &info), CM_OK);
 	assert_int_equal(info.status, CM_JOB_RUNNING);
 	assert_int_equal(side_is(w.pg, job2, "open"), 1);
 	sd.fail = CM_OK;
-	assert_int_equal(cm_jobs_fail_with(w.jobs, job2, 0, "twice", false, &gave_up, side_update,
-	                                   &sd),
-	                 CM_OK);
+	assert_int_equal(
+	    cm_jobs_fail_with(w.jobs, job2, 0, "twice", false, &gave_up, side_update, &sd), CM_OK);
 	assert_true(gave_up);
 	assert_int_equal(cm_jobs_get(w.jobs, job2, NULL, &info), CM_OK);
 	assert_int_equal(info.status, CM_JOB_FAILED);
@@ -654,7 +652,6 @@ test_end_with_caller_rows(void **state)
 	assert_int_equal(n, 0);
 	worker_close(&w);
 }
-
 
 static void
 test_cancel(void **state)

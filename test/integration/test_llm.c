@@ -31,7 +31,7 @@
 #include "cm/util.h"
 
 #define FAKE_PORT 28510
-#define FAKE_URL  "http://127.0.0.1:28510"
+#define FAKE_URL "http://127.0.0.1:28510"
 
 static pid_t fake_pid = -1;
 static char  prefix[80];
@@ -112,8 +112,8 @@ group_setup(void **state)
 {
 	char        script[512], pidfile[512], port[16], id[37];
 	const char *harness = getenv("CM_TEST_HARNESS");
-	const char *st      = getenv("CM_TEST_STATE");
-	json_t     *j       = NULL;
+	const char *st = getenv("CM_TEST_STATE");
+	json_t     *j = NULL;
 
 	cm_uuid_v4(id);
 	snprintf(prefix, sizeof(prefix), "cmtest:llm:%s:", id);
@@ -131,7 +131,8 @@ group_setup(void **state)
 	snprintf(pidfile, sizeof(pidfile), "%s/fakellm-%d.pid", st, FAKE_PORT);
 	snprintf(port, sizeof(port), "%d", FAKE_PORT);
 	if ((fake_pid = fork()) == 0) {
-		execlp("python3", "python3", script, "--port", port, "--pid-file", pidfile, (char *) NULL);
+		execlp("python3", "python3", script, "--port", port, "--pid-file", pidfile,
+		       (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 100; i++) { /* up to 10 s */
@@ -160,7 +161,7 @@ group_teardown(void **state)
 		kill(fake_pid, SIGTERM);
 		waitpid(fake_pid, &status, 0);
 		fprintf(stderr, "MEASURE fakellm SIGTERM -> exit %lld ms (status %d)\n",
-		    (long long) (cm_mono_ms() - t0), status);
+		        (long long)(cm_mono_ms() - t0), status);
 	}
 	curl_global_cleanup();
 	return 0;
@@ -185,7 +186,7 @@ setup(void **state)
 static int
 redis_port(void)
 {
-	return (int) strtol(getenv("CM_TEST_REDIS_PORT"), NULL, 10);
+	return (int)strtol(getenv("CM_TEST_REDIS_PORT"), NULL, 10);
 }
 
 /* A client for n providers on the fake with keys k0, k1, ...; redis_port_ < 0: Redis down. */
@@ -199,28 +200,28 @@ client(size_t n, int max_conc, int port_redis, cm_metrics *m)
 
 	memset(pv, 0, sizeof(pv));
 	for (size_t i = 0; i < n; i++) {
-		snprintf(names[i], sizeof(names[i]), "fake%d", (int) i);
-		snprintf(keys[i], sizeof(keys[i]), "k%d", (int) i);
-		pv[i].name                    = names[i];
-		pv[i].base_url                = FAKE_URL "/v1/";
-		pv[i].api_key                 = keys[i];
-		pv[i].model                   = "fake-model";
-		pv[i].max_concurrency         = max_conc;
-		pv[i].price_prompt_per_1k     = 0.5;
+		snprintf(names[i], sizeof(names[i]), "fake%d", (int)i);
+		snprintf(keys[i], sizeof(keys[i]), "k%d", (int)i);
+		pv[i].name = names[i];
+		pv[i].base_url = FAKE_URL "/v1/";
+		pv[i].api_key = keys[i];
+		pv[i].model = "fake-model";
+		pv[i].max_concurrency = max_conc;
+		pv[i].price_prompt_per_1k = 0.5;
 		pv[i].price_completion_per_1k = 1.5;
 	}
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.providers         = pv;
-	cfg.nproviders        = n;
-	cfg.redis_host        = "127.0.0.1";
-	cfg.redis_port        = port_redis > 0 ? port_redis : 1; /* port 1: refused */
-	cfg.redis_prefix      = prefix;
-	cfg.timeout_ms        = 10000;
-	cfg.backoff_base_ms   = 50;
-	cfg.backoff_max_ms    = 400;
-	cfg.max_attempts      = 4;
+	cfg.providers = pv;
+	cfg.nproviders = n;
+	cfg.redis_host = "127.0.0.1";
+	cfg.redis_port = port_redis > 0 ? port_redis : 1; /* port 1: refused */
+	cfg.redis_prefix = prefix;
+	cfg.timeout_ms = 10000;
+	cfg.backoff_base_ms = 50;
+	cfg.backoff_max_ms = 400;
+	cfg.max_attempts = 4;
 	cfg.quota_cooldown_ms = 60000;
-	cfg.metrics           = m;
+	cfg.metrics = m;
 	assert_int_equal(cm_llm_alloc(&llm, &cfg), CM_OK);
 	return llm;
 }
@@ -232,8 +233,8 @@ ask(cm_llm *llm, const char *text, bool json, cm_llm_result *res)
 	cm_llm_req req;
 
 	memset(&req, 0, sizeof(req));
-	req.msgs      = msgs;
-	req.nmsgs     = 2;
+	req.msgs = msgs;
+	req.nmsgs = 2;
 	req.json_mode = json;
 	return cm_llm_chat(llm, &req, res);
 }
@@ -243,7 +244,7 @@ ask(cm_llm *llm, const char *text, bool json, cm_llm_result *res)
 static void
 test_plain(void **state)
 {
-	cm_metrics   *m   = cm_metrics_alloc("t_");
+	cm_metrics   *m = cm_metrics_alloc("t_");
 	cm_llm       *llm = client(1, 0, redis_port(), m);
 	cm_llm_result res;
 	cm_buf        out;
@@ -264,7 +265,8 @@ test_plain(void **state)
 	assert_int_equal(ask(llm, "again", false, &res), CM_OK);
 	cm_buf_init(&out, 1u << 20);
 	assert_int_equal(cm_metrics_render(m, &out), CM_OK);
-	assert_non_null(strstr(out.data, "t_llm_requests_total{provider=\"fake0\",outcome=\"ok\"} 2"));
+	assert_non_null(
+	    strstr(out.data, "t_llm_requests_total{provider=\"fake0\",outcome=\"ok\"} 2"));
 	assert_non_null(strstr(out.data, "t_llm_tokens_total{provider=\"fake0\",kind=\"prompt\"}"));
 	assert_non_null(strstr(out.data, "t_llm_cost_estimate_micros_total{provider=\"fake0\"}"));
 	assert_non_null(strstr(out.data, "t_llm_duration_seconds_count{provider=\"fake0\"} 2"));
@@ -292,9 +294,10 @@ check_quiz(const cm_llm_result *res)
 
 	assert_non_null(j);
 	assert_int_equal(json_array_size(qs), 3);
-	json_array_foreach(qs, i, q) {
+	json_array_foreach(qs, i, q)
+	{
 		json_t    *opts = json_object_get(q, "options");
-		json_int_t ai   = json_integer_value(json_object_get(q, "answer_index"));
+		json_int_t ai = json_integer_value(json_object_get(q, "answer_index"));
 
 		assert_true(json_is_string(json_object_get(q, "question")));
 		assert_true(json_is_string(json_object_get(q, "explanation")));
@@ -305,7 +308,7 @@ check_quiz(const cm_llm_result *res)
 		for (size_t a = 0; a < 4; a++)
 			for (size_t b = a + 1; b < 4; b++)
 				assert_string_not_equal(json_string_value(json_array_get(opts, a)),
-				    json_string_value(json_array_get(opts, b)));
+				                        json_string_value(json_array_get(opts, b)));
 	}
 	json_decref(j);
 }
@@ -362,10 +365,10 @@ ask_stream(cm_llm *llm, const char *text, deltas *d, cm_llm_result *res)
 	cm_llm_req req;
 
 	memset(&req, 0, sizeof(req));
-	req.msgs     = msgs;
-	req.nmsgs    = 1;
+	req.msgs = msgs;
+	req.nmsgs = 1;
 	req.on_delta = on_delta;
-	req.arg      = d;
+	req.arg = d;
 	return cm_llm_chat(llm, &req, res);
 }
 
@@ -387,9 +390,10 @@ test_stream(void **state)
 	control("{\"ttft_ms\":100,\"tokens_per_s\":200}");
 	t0 = cm_mono_ms();
 	assert_int_equal(ask_stream(llm, long_text, &d, &res), CM_OK);
-	fprintf(stderr, "MEASURE stream of %d deltas, %lld completion tokens: %lld ms "
-	    "(model: 100 ms TTFT + tokens/200 s)\n", d.n, (long long) res.completion_tokens,
-	    (long long) (cm_mono_ms() - t0));
+	fprintf(stderr,
+	        "MEASURE stream of %d deltas, %lld completion tokens: %lld ms "
+	        "(model: 100 ms TTFT + tokens/200 s)\n",
+	        d.n, (long long)res.completion_tokens, (long long)(cm_mono_ms() - t0));
 	assert_true(d.n > 3);
 	assert_int_equal(d.text.len, res.content_len);
 	assert_memory_equal(d.text.data, res.content, res.content_len);
@@ -399,7 +403,7 @@ test_stream(void **state)
 	assert_int_equal(stat_int("streams"), 1);
 	/* the callback stops the call */
 	cm_buf_reset(&d.text);
-	d.n          = 0;
+	d.n = 0;
 	d.stop_after = 2;
 	assert_int_equal(ask_stream(llm, long_text, &d, &res), CM_ECANCELED);
 	assert_int_equal(d.n, 2);
@@ -421,7 +425,7 @@ test_429_storm_retry_after(void **state)
 	assert_int_equal(ask(llm, "after the storm", false, &res), CM_OK);
 	ms = cm_mono_ms() - t0;
 	fprintf(stderr, "MEASURE 2 x 429 with Retry-After: 1 then success: %lld ms, %d attempts\n",
-	    (long long) ms, res.attempts);
+	        (long long)ms, res.attempts);
 	assert_int_equal(res.attempts, 3);
 	assert_true(ms >= 2000);       /* both waits honoured (backoff alone is <= 400 ms) */
 	assert_true(ms < 2000 + 1500); /* plus at most 250 ms jitter each, and some slack */
@@ -532,15 +536,16 @@ test_hang_deadline(void **state)
 
 	cm_llm_result_init(&res);
 	memset(&req, 0, sizeof(req));
-	req.msgs        = msgs;
-	req.nmsgs       = 1;
+	req.msgs = msgs;
+	req.nmsgs = 1;
 	req.deadline_ms = cm_now_ms() + 1500;
 	control("{\"hang_rate\":1,\"hang_s\":20}");
 	t0 = cm_mono_ms();
 	assert_int_equal(cm_llm_chat(llm, &req, &res), CM_ETIMEDOUT);
 	ms = cm_mono_ms() - t0;
-	fprintf(stderr, "MEASURE hang with a 1500 ms deadline: returned after %lld ms (%d attempts)\n",
-	    (long long) ms, res.attempts);
+	fprintf(stderr,
+	        "MEASURE hang with a 1500 ms deadline: returned after %lld ms (%d attempts)\n",
+	        (long long)ms, res.attempts);
 	assert_true(ms >= 1400 && ms < 2000);
 	/* a deadline already past: no call at all */
 	req.deadline_ms = cm_now_ms() - 1;
@@ -608,9 +613,11 @@ run_parallel(cm_llm **llms, int nllm, int nthreads, int calls, const char *what)
 		pthread_join(w[i].thr, NULL);
 		ok += w[i].ok;
 	}
-	fprintf(stderr, "MEASURE %s: %d threads x %d calls at 100 ms each: %lld ms, peak %lld, "
-	    "offered peak %lld\n", what, nthreads, calls, (long long) (cm_mono_ms() - t0),
-	    (long long) stat_int("peak_concurrency"), (long long) stat_int("peak_offered"));
+	fprintf(stderr,
+	        "MEASURE %s: %d threads x %d calls at 100 ms each: %lld ms, peak %lld, "
+	        "offered peak %lld\n",
+	        what, nthreads, calls, (long long)(cm_mono_ms() - t0),
+	        (long long)stat_int("peak_concurrency"), (long long)stat_int("peak_offered"));
 	return ok;
 }
 
@@ -633,14 +640,14 @@ test_concurrency_shared(void **state)
 static void
 test_redis_down_local_limit(void **state)
 {
-	cm_llm *a = client(1, 2, -1, NULL);
-	cm_llm *llms[1] = {a};
-	cm_llm_msg    msgs[1] = {{"user", "rpm"}};
-	cm_llm_req    req;
-	cm_llm_result res;
-	cm_llm_config cfg;
+	cm_llm         *a = client(1, 2, -1, NULL);
+	cm_llm         *llms[1] = {a};
+	cm_llm_msg      msgs[1] = {{"user", "rpm"}};
+	cm_llm_req      req;
+	cm_llm_result   res;
+	cm_llm_config   cfg;
 	cm_llm_provider pv;
-	cm_llm       *r = NULL;
+	cm_llm         *r = NULL;
 
 	control("{\"ttft_ms\":100}");
 	assert_int_equal(run_parallel(llms, 1, 6, 2, "Redis down, local limit 2"), 12);
@@ -648,19 +655,19 @@ test_redis_down_local_limit(void **state)
 	cm_llm_free(a);
 	/* requests per minute, locally: 3 pass, the 4th waits until its deadline */
 	memset(&pv, 0, sizeof(pv));
-	pv.name     = "rpm";
+	pv.name = "rpm";
 	pv.base_url = FAKE_URL;
-	pv.model    = "m";
-	pv.rpm      = 3;
+	pv.model = "m";
+	pv.rpm = 3;
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.providers  = &pv;
+	cfg.providers = &pv;
 	cfg.nproviders = 1;
 	cfg.redis_host = "127.0.0.1";
 	cfg.redis_port = 1;
 	assert_int_equal(cm_llm_alloc(&r, &cfg), CM_OK);
 	cm_llm_result_init(&res);
 	memset(&req, 0, sizeof(req));
-	req.msgs  = msgs;
+	req.msgs = msgs;
 	req.nmsgs = 1;
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(cm_llm_chat(r, &req, &res), CM_OK);
@@ -679,10 +686,11 @@ redis_now_ms(void)
 	int64_t   ms = -1;
 
 	assert_int_equal(cm_redis_open(&r, "127.0.0.1", redis_port(), 500), CM_OK);
-	assert_int_equal(cm_redis_eval_int(r,
-	                     "local t = redis.call('TIME') "
-	                     "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)",
-	                     0, NULL, 0, NULL, &ms),
+	assert_int_equal(
+	    cm_redis_eval_int(r,
+	                      "local t = redis.call('TIME') "
+	                      "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)",
+	                      0, NULL, 0, NULL, &ms),
 	    CM_OK);
 	cm_redis_close(r);
 	return ms;
@@ -718,19 +726,19 @@ test_rate_limits_redis(void **state)
 	int64_t         m0;
 
 	memset(&pv, 0, sizeof(pv));
-	pv.name     = "rate";
+	pv.name = "rate";
 	pv.base_url = FAKE_URL;
-	pv.model    = "m";
-	pv.rpm      = 3;
+	pv.model = "m";
+	pv.rpm = 3;
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.providers    = &pv;
-	cfg.nproviders   = 1;
-	cfg.redis_host   = "127.0.0.1";
-	cfg.redis_port   = redis_port();
+	cfg.providers = &pv;
+	cfg.nproviders = 1;
+	cfg.redis_host = "127.0.0.1";
+	cfg.redis_port = redis_port();
 	cfg.redis_prefix = prefix;
 	cm_llm_result_init(&res);
 	memset(&req, 0, sizeof(req));
-	req.msgs  = msgs;
+	req.msgs = msgs;
 	req.nmsgs = 1;
 	assert_int_equal(cm_llm_alloc(&r, &cfg), CM_OK);
 	m0 = fresh_window(5000);
@@ -743,8 +751,8 @@ test_rate_limits_redis(void **state)
 	cm_llm_free(r);
 	/* tokens per minute: the first call uses more than 10, the next one waits */
 	pv.name = "tokens";
-	pv.rpm  = 0;
-	pv.tpm  = 10;
+	pv.rpm = 0;
+	pv.tpm = 10;
 	req.deadline_ms = 0;
 	assert_int_equal(cm_llm_alloc(&r, &cfg), CM_OK);
 	m0 = fresh_window(5000);

@@ -34,7 +34,7 @@
 
 static pdf_service svc;
 static cm_metrics *metrics;
-static pdf_worker *W; /* the test's worker */
+static pdf_worker *W;          /* the test's worker */
 static const char *db_url;     /* CM_TEST_PG */
 static int64_t     redis_port; /* CM_TEST_REDIS_PORT */
 static char        datadir[64];
@@ -650,7 +650,8 @@ test_pages_chunks_search(void **state)
 			assert_int_equal(k->n_page_heads, (size_t)(k->page_last - k->page_first));
 			for (size_t h = 0; h < k->n_page_heads; h++) {
 				char want[32];
-				assert_int_equal(strlen(k->page_heads[h]), 64); /* pages are longer */
+				assert_int_equal(strlen(k->page_heads[h]),
+				                 64); /* pages are longer */
 				snprintf(want, sizeof(want), "\n\n%.20s", k->page_heads[h]);
 				assert_non_null(strstr(k->text, want));
 				spanning++;

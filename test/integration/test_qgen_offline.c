@@ -20,6 +20,7 @@
 #include "cm/log.h"
 #include "cm/util.h"
 #include "cm/service.h"
+#include "worker_helper.h"
 #include "../../svc-pdf/handlers.h"
 #include "../../svc-pdf/server.h"
 #include "../../svc-pdf/testpdf.h"
@@ -30,14 +31,15 @@
 
 #define PDF_RPC "tcp://127.0.0.1:27193"
 
-static cm_service    *psrv; /* svc-pdf, run by the skeleton as its main.c does */
-static pdf_worker    *pw;   /* a worker of that service's, for uploading directly */
-static cm_pg         *pw_pg;
-static cm_redis      *pw_redis; /* no Redis: the upload works without the cache */
-static qgen_service   qsvc;
-static qgen_worker   *qw;
-static cm_metrics    *qm;
-static char           datadir[64], doc_id[40], user[48], schema[40];
+static cm_service      *psrv; /* svc-pdf, run by the skeleton as its main.c does */
+static pdf_worker      *pw;   /* a worker of that service's, for uploading directly */
+static cm_pg           *pw_pg;
+static cm_redis        *pw_redis; /* no Redis: the upload works without the cache */
+static qgen_service     qsvc;
+static qgen_worker     *qw;
+static cm_service_conns qw_conns; /* qw's connections (worker_helper.h) */
+static cm_metrics      *qm;
+static char             datadir[64], doc_id[40], user[48], schema[40];
 
 typedef struct call {
 	cm_arena   arena;
@@ -83,15 +85,17 @@ setup(void **state)
 {
 	qgen_config       qc;
 	cm_service_config common;
+	cm_jobs_options   jo;
+	void             *qst = NULL;
 	pdf_service      *papp = NULL;
 	const char       *db_url = getenv("CM_TEST_PG");
-	pdf_testpdf  o;
-	cm_buf       b;
-	char         nonce[17], r[8], redis_port[8];
-	const char  *pages[4];
-	cm_pg       *pg = NULL;
-	cm_migration migs[16];
-	size_t       n = qgen_migrations_all(migs, 16);
+	pdf_testpdf       o;
+	cm_buf            b;
+	char              nonce[17], r[8], redis_port[8];
+	const char       *pages[4];
+	cm_pg            *pg = NULL;
+	cm_migration      migs[16];
+	size_t            n = qgen_migrations_all(migs, 16);
 
 	(void)state;
 	cm_log_init("qgen-test", CM_LOG_WARN);
@@ -145,9 +149,13 @@ setup(void **state)
 		return -1;
 	cm_pg_close(pg);
 	if ((qm = cm_metrics_alloc("qgen_")) == NULL ||
-	    qgen_service_init(&qsvc, &common, schema, &qc, qm) != CM_OK || qsvc.llm != NULL ||
-	    qgen_worker_alloc(&qsvc, &qw) != CM_OK)
+	    qgen_service_init(&qsvc, &common, schema, &qc, qm) != CM_OK || qsvc.llm != NULL)
 		return -1;
+	qgen_jobs_options(&qsvc, &jo);
+	if (test_worker_open(&common, schema, &jo, qgen_worker_init, &qsvc, &qw_conns, &qst) !=
+	    CM_OK)
+		return -1;
+	qw = qst;
 
 	/* A 4-page document, unique to this run, owned by this run's user. */
 	cm_random_bytes(r, sizeof(r));
@@ -186,7 +194,7 @@ teardown(void **state)
 	char cmd[128];
 
 	(void)state;
-	qgen_worker_free(qw);
+	test_worker_close(qgen_worker_fini, &qsvc, qw, &qw_conns);
 	qgen_service_fini(&qsvc);
 	{ /* drop this run's schema */
 		cm_pg       *pg = NULL;

@@ -92,12 +92,12 @@ new_set(qgen_set_row *row, const char *owner)
 static void
 test_set_lifecycle(void **state)
 {
-	qgen_set_row row, got;
-	qgen_qlist     l, back;
-	qgen_question  q;
-	uint8_t     *blob;
-	size_t       len;
-	bool         won;
+	qgen_set_row  row, got;
+	qgen_qlist    l, back;
+	qgen_question q;
+	uint8_t      *blob;
+	size_t        len;
+	bool          won;
 
 	(void)state;
 	new_set(&row, "user-1");
@@ -153,7 +153,7 @@ test_set_lifecycle(void **state)
 static cm_err
 count_batch(void *arg, int idx, const uint8_t *blob, size_t len)
 {
-	int     *seen = arg;
+	int       *seen = arg;
 	qgen_qlist l;
 
 	qgen_qlist_init(&l);
@@ -167,12 +167,12 @@ count_batch(void *arg, int idx, const uint8_t *blob, size_t len)
 static void
 test_batches_idempotent(void **state)
 {
-	char        job[37];
+	char          job[37];
 	qgen_qlist    l;
 	qgen_question q;
-	uint8_t    *blob;
-	size_t      len;
-	int         seen[4] = {0};
+	uint8_t      *blob;
+	size_t        len;
+	int           seen[4] = {0};
 
 	(void)state;
 	cm_uuid_v4(job);
@@ -237,9 +237,8 @@ test_job_and_set_end_together(void **state)
 	new_job(jobs, &a, "user-1");
 	assert_int_equal(qgen_store_cancel_job(jobs, a.job_id, "user-2", "x", &got), CM_ENOTFOUND);
 	assert_state(jobs, &a, CM_JOB_QUEUED, "queued", "");
-	assert_int_equal(qgen_store_cancel_job(jobs, a.job_id, "user-1", "cancelled by the user",
-	                                       &got),
-	                 CM_OK);
+	assert_int_equal(
+	    qgen_store_cancel_job(jobs, a.job_id, "user-1", "cancelled by the user", &got), CM_OK);
 	assert_string_equal(got.id, a.id); /* the set, as it was before the cancel */
 	assert_int_equal(got.count, 2);
 	assert_state(jobs, &a, CM_JOB_CANCELLED, "cancelled", "cancelled by the user");
@@ -251,11 +250,12 @@ test_job_and_set_end_together(void **state)
 	                            " 'BEGIN RAISE EXCEPTION ''refused''; END' LANGUAGE plpgsql",
 	                            0, NULL, NULL),
 	                 CM_OK);
-	assert_int_equal(cm_pg_exec(pg,
-	                            "CREATE TRIGGER refuse BEFORE UPDATE ON question_sets FOR EACH"
-	                            " ROW WHEN (NEW.error = 'refuse me') EXECUTE PROCEDURE refuse()",
-	                            0, NULL, NULL),
-	                 CM_OK);
+	assert_int_equal(
+	    cm_pg_exec(pg,
+	               "CREATE TRIGGER refuse BEFORE UPDATE ON question_sets FOR EACH"
+	               " ROW WHEN (NEW.error = 'refuse me') EXECUTE PROCEDURE refuse()",
+	               0, NULL, NULL),
+	    CM_OK);
 	new_job(jobs, &b, "user-1");
 	assert_int_not_equal(qgen_store_cancel_job(jobs, b.job_id, "user-1", "refuse me", NULL),
 	                     CM_OK);
@@ -294,7 +294,7 @@ test_job_and_set_end_together(void **state)
 static void
 test_unpack_rejects_garbage(void **state)
 {
-	qgen_qlist      l;
+	qgen_qlist    l;
 	const uint8_t junk[] = {0x0a, 0x05, 0x12, 0x03, 'x', 'y'};
 
 	(void)state;

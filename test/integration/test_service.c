@@ -22,7 +22,7 @@
 #include "cm/util.h"
 #include "proto/common.pb-c.h"
 
-#define RPC_URL    "tcp://127.0.0.1:27951"
+#define RPC_URL "tcp://127.0.0.1:27951"
 #define ADMIN_ADDR "127.0.0.1:29951"
 
 static char schema[40];
@@ -30,7 +30,8 @@ static int  prepared;    /* prepare hook runs */
 static int  fail_worker; /* worker index whose init fails; -1: none */
 static int  workers_up;  /* worker states built and not yet finished */
 
-/* ---- the test service ------------------------------------------------------------------------- */
+/* ---- the test service -------------------------------------------------------------------------
+ */
 
 typedef struct svc_config {
 	int64_t greeting_len;
@@ -44,17 +45,18 @@ typedef struct svc_worker {
 static size_t
 config_table(void *config, cm_cfg_entry *out, size_t cap)
 {
-	svc_config        *c   = config;
+	svc_config        *c = config;
 	const cm_cfg_entry t[] = {
-		{"SVCT_GREETING_LEN", CM_CFG_INT, &c->greeting_len, "5", 0, 1, 100, "test key"},
+	    {"SVCT_GREETING_LEN", CM_CFG_INT, &c->greeting_len, "5", 0, 1, 100, "test key"},
 	};
 
 	return cm_config_copy(out, cap, t, 1);
 }
 
 static const cm_migration migrations[] = {
-	{1, "init", "CREATE TABLE greetings (word text NOT NULL); INSERT INTO greetings VALUES ('hello');",
-	    "DROP TABLE greetings;"},
+    {1, "init",
+     "CREATE TABLE greetings (word text NOT NULL); INSERT INTO greetings VALUES ('hello');",
+     "DROP TABLE greetings;"},
 };
 static const size_t n_migrations = 1;
 
@@ -63,35 +65,35 @@ static const size_t n_migrations = 1;
 static cm_err
 h_greet(cm_rpc_ctx *ctx, const void *req, void *resp)
 {
-	svc_worker   *w   = ctx->worker_state;
+	svc_worker   *w = ctx->worker_state;
 	Cm__Event    *out = resp;
-	cm_pg_result *r   = NULL;
+	cm_pg_result *r = NULL;
 	char          buf[64];
 	cm_err        err;
 
-	(void) req;
+	(void)req;
 	if ((err = cm_pg_exec(w->pg, "SELECT word FROM greetings", 0, NULL, &r)) != CM_OK)
 		return cm_rpc_fail(ctx, err, "%s", cm_pg_errmsg(w->pg));
 	snprintf(buf, sizeof(buf), "%s from %d", cm_pg_get(r, 0, 0), w->index);
 	cm_pg_result_free(r);
-	out->type  = cm_rpc_strdup(ctx, buf);
+	out->type = cm_rpc_strdup(ctx, buf);
 	out->topic = cm_rpc_strdup(ctx, "");
 	return CM_OK;
 }
 
 /* test.Sleep: a statement longer than any caller waits; what became of it is recorded. */
 static cm_err  sleep_err = CM_OK;
-static int64_t sleep_ms  = -1;
+static int64_t sleep_ms = -1;
 
 static cm_err
 h_sleep(cm_rpc_ctx *ctx, const void *req, void *resp)
 {
-	svc_worker *w  = ctx->worker_state;
+	svc_worker *w = ctx->worker_state;
 	int64_t     t0 = cm_mono_ms();
 	cm_err      err;
 
-	(void) req;
-	(void) resp;
+	(void)req;
+	(void)resp;
 	err = cm_pg_exec(w->pg, "SELECT pg_sleep(5)", 0, NULL, NULL);
 	__atomic_store_n(&sleep_ms, cm_mono_ms() - t0, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&sleep_err, err, __ATOMIC_SEQ_CST);
@@ -99,8 +101,8 @@ h_sleep(cm_rpc_ctx *ctx, const void *req, void *resp)
 }
 
 static const cm_rpc_method methods[] = {
-	{"test.Greet", &cm__event__descriptor, &cm__event__descriptor, h_greet},
-	{"test.Sleep", &cm__event__descriptor, &cm__event__descriptor, h_sleep},
+    {"test.Greet", &cm__event__descriptor, &cm__event__descriptor, h_greet},
+    {"test.Sleep", &cm__event__descriptor, &cm__event__descriptor, h_sleep},
 };
 static const size_t n_methods = 2;
 
@@ -111,7 +113,7 @@ typedef struct svc_app {
 static cm_err
 app_init(const cm_service_env *env, void *arg)
 {
-	const svc_config *c   = env->config;
+	const svc_config *c = env->config;
 	svc_app          *app = arg;
 
 	/* The service's own key is loaded with the common ones. */
@@ -124,8 +126,8 @@ app_init(const cm_service_env *env, void *arg)
 static cm_err
 prepare(void *app, cm_pg *pg)
 {
-	(void) app;
-	(void) pg;
+	(void)app;
+	(void)pg;
 	prepared++;
 	return CM_OK;
 }
@@ -135,14 +137,14 @@ worker_init(void *app, const cm_service_conns *conns, void **state)
 {
 	svc_worker *w;
 
-	(void) app;
+	(void)app;
 	if (conns->index == fail_worker)
 		return CM_ENOMEM;
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return CM_ENOMEM;
-	w->pg    = conns->pg;
+	w->pg = conns->pg;
 	w->index = conns->index;
-	*state   = w;
+	*state = w;
 	__atomic_add_fetch(&workers_up, 1, __ATOMIC_SEQ_CST);
 	return CM_OK;
 }
@@ -150,28 +152,28 @@ worker_init(void *app, const cm_service_conns *conns, void **state)
 static void
 worker_fini(void *app, void *state)
 {
-	(void) app;
+	(void)app;
 	free(state);
 	__atomic_sub_fetch(&workers_up, 1, __ATOMIC_SEQ_CST);
 }
 
 static cm_service_def def = {
-	.name               = "svct",
-	.rpc_url_default    = "tcp://127.0.0.1:1",
-	.admin_addr_default = "127.0.0.1:1",
-	.workers_default    = "1",
-	.config_size        = sizeof(svc_config),
-	.config_table       = config_table,
-	.migrations         = migrations,
-	.n_migrations       = &n_migrations,
-	.jobs_version       = 2,
-	.methods            = methods,
-	.n_methods          = &n_methods,
-	.app_size           = sizeof(svc_app),
-	.app_init           = app_init,
-	.prepare            = prepare,
-	.worker_init        = worker_init,
-	.worker_fini        = worker_fini,
+    .name = "svct",
+    .rpc_url_default = "tcp://127.0.0.1:1",
+    .admin_addr_default = "127.0.0.1:1",
+    .workers_default = "1",
+    .config_size = sizeof(svc_config),
+    .config_table = config_table,
+    .migrations = migrations,
+    .n_migrations = &n_migrations,
+    .jobs_version = 2,
+    .methods = methods,
+    .n_methods = &n_methods,
+    .app_size = sizeof(svc_app),
+    .app_init = app_init,
+    .prepare = prepare,
+    .worker_init = worker_init,
+    .worker_fini = worker_fini,
 };
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -182,7 +184,8 @@ set_env(void)
 	setenv("LOG_LEVEL", "warn", 1);
 	setenv("DATABASE_URL", getenv("CM_TEST_PG"), 1);
 	setenv("REDIS_HOST", "127.0.0.1", 1);
-	setenv("REDIS_PORT", getenv("CM_TEST_REDIS_PORT") != NULL ? getenv("CM_TEST_REDIS_PORT") : "26379", 1);
+	setenv("REDIS_PORT",
+	       getenv("CM_TEST_REDIS_PORT") != NULL ? getenv("CM_TEST_REDIS_PORT") : "26379", 1);
 	setenv("SVCT_RPC_URL", RPC_URL, 1);
 	setenv("SVCT_ADMIN_ADDR", ADMIN_ADDR, 1);
 	setenv("SVCT_WORKERS", "3", 1);
@@ -194,7 +197,7 @@ set_env(void)
 static cm_err
 call(const char *method, int64_t deadline_ms, char *out, size_t outlen)
 {
-	cm_rpc_client   *c  = NULL;
+	cm_rpc_client   *c = NULL;
 	Cm__Event        ev = CM__EVENT__INIT;
 	Cm__Event       *rs = NULL;
 	cm_rpc_result    res;
@@ -203,11 +206,12 @@ call(const char *method, int64_t deadline_ms, char *out, size_t outlen)
 
 	if ((err = cm_rpc_client_open(&c, "svct", RPC_URL, NULL)) != CM_OK)
 		return err;
-	for (int64_t until = cm_mono_ms() + 3000; cm_mono_ms() < until && cm_rpc_client_healthy(c) < 1;)
+	for (int64_t until = cm_mono_ms() + 3000;
+	     cm_mono_ms() < until && cm_rpc_client_healthy(c) < 1;)
 		usleep(10000);
-	ev.type  = (char *) "";
-	ev.topic = (char *) "";
-	err      = cm_rpc_call(c, &o, &ev.base, &cm__event__descriptor, (ProtobufCMessage **) &rs, &res);
+	ev.type = (char *)"";
+	ev.topic = (char *)"";
+	err = cm_rpc_call(c, &o, &ev.base, &cm__event__descriptor, (ProtobufCMessage **)&rs, &res);
 	if (err == CM_OK && out != NULL) {
 		snprintf(out, outlen, "%s", rs->type);
 		protobuf_c_message_free_unpacked(&rs->base, NULL);
@@ -228,7 +232,7 @@ setup(void **state)
 {
 	char r[4], hex[9];
 
-	(void) state;
+	(void)state;
 	if (getenv("CM_TEST_PG") == NULL)
 		return -1;
 	cm_random_bytes(r, sizeof(r));
@@ -245,7 +249,7 @@ teardown(void **state)
 	cm_migration migs[8];
 	size_t       n = cm_service_migrations(&def, migs, 8);
 
-	(void) state;
+	(void)state;
 	if (cm_pg_open(&pg, getenv("CM_TEST_PG"), schema) != CM_OK ||
 	    cm_pg_migrate_down(pg, schema, migs, n, 0) != CM_OK)
 		fprintf(stderr, "schema %s left behind\n", schema);
@@ -262,7 +266,7 @@ test_migrations_merged(void **state)
 	cm_migration migs[8];
 	size_t       n = cm_service_migrations(&def, migs, 8);
 
-	(void) state;
+	(void)state;
 	assert_int_equal(n, 2);
 	assert_int_equal(migs[0].version, 1);
 	assert_string_equal(migs[0].name, "init");
@@ -279,7 +283,7 @@ test_start_serve_stop(void **state)
 	void       *app = NULL;
 	char        got[64];
 
-	(void) state;
+	(void)state;
 	set_env();
 	prepared = 0;
 	assert_int_equal(cm_service_start(&def, &svc, &app), CM_OK);
@@ -306,7 +310,7 @@ test_deadline_bounds_statements(void **state)
 	cm_service *svc = NULL;
 	char        got[64];
 
-	(void) state;
+	(void)state;
 	set_env();
 	assert_int_equal(cm_service_start(&def, &svc, NULL), CM_OK);
 	sleep_ms = -1;
@@ -327,7 +331,7 @@ test_bad_config(void **state)
 {
 	cm_service *svc = NULL;
 
-	(void) state;
+	(void)state;
 	set_env();
 	setenv("SVCT_WORKERS", "0", 1); /* a common key out of range */
 	assert_int_equal(cm_service_start(&def, &svc, NULL), CM_EINVAL);
@@ -346,7 +350,7 @@ test_worker_cannot_start(void **state)
 	cm_service *svc = NULL;
 	char        got[64];
 
-	(void) state;
+	(void)state;
 	set_env();
 	fail_worker = 2;
 	assert_int_equal(cm_service_start(&def, &svc, NULL), CM_EUNAVAIL);
@@ -365,9 +369,10 @@ test_database_unreachable(void **state)
 	cm_service *svc = NULL;
 	int64_t     t0;
 
-	(void) state;
+	(void)state;
 	set_env();
-	setenv("DATABASE_URL", "host=127.0.0.1 port=1 dbname=postgres user=postgres connect_timeout=1", 1);
+	setenv("DATABASE_URL",
+	       "host=127.0.0.1 port=1 dbname=postgres user=postgres connect_timeout=1", 1);
 	t0 = cm_mono_ms();
 	assert_int_equal(cm_service_start(&def, &svc, NULL), CM_EUNAVAIL);
 	assert_null(svc);
@@ -379,12 +384,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_migrations_merged),
-		cmocka_unit_test(test_start_serve_stop),
-		cmocka_unit_test(test_deadline_bounds_statements),
-		cmocka_unit_test(test_bad_config),
-		cmocka_unit_test(test_worker_cannot_start),
-		cmocka_unit_test(test_database_unreachable),
+	    cmocka_unit_test(test_migrations_merged),
+	    cmocka_unit_test(test_start_serve_stop),
+	    cmocka_unit_test(test_deadline_bounds_statements),
+	    cmocka_unit_test(test_bad_config),
+	    cmocka_unit_test(test_worker_cannot_start),
+	    cmocka_unit_test(test_database_unreachable),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -22,13 +22,13 @@ test_pattern(void **state)
 	char p[EDGE_MAX_PARAMS][128];
 	int  n;
 
-	(void) state;
+	(void)state;
 	assert_true(edge_pattern_match("/api/v1/auth/me", "/api/v1/auth/me", p, &n));
 	assert_int_equal(n, 0);
 	assert_false(edge_pattern_match("/api/v1/auth/me", "/api/v1/auth/me2", p, &n));
 	assert_false(edge_pattern_match("/api/v1/auth/me", "/api/v1/auth", p, &n));
-	assert_true(edge_pattern_match("/api/v1/documents/{id}/pages/{n}", "/api/v1/documents/abc/pages/7",
-	    p, &n));
+	assert_true(edge_pattern_match("/api/v1/documents/{id}/pages/{n}",
+	                               "/api/v1/documents/abc/pages/7", p, &n));
 	assert_int_equal(n, 2);
 	assert_string_equal(p[0], "abc");
 	assert_string_equal(p[1], "7");
@@ -43,7 +43,7 @@ test_route_table(void **state)
 	char              allow[64];
 	const edge_route *r;
 
-	(void) state;
+	(void)state;
 	r = edge_route_match("POST", "/api/auth/login", NULL, &matched, allow, sizeof(allow));
 	assert_non_null(r);
 	assert_true(r->flags & EDGE_R_LEGACY);
@@ -73,7 +73,7 @@ test_no_service_only_methods(void **state)
 	edge_req          r;
 	cm_rpc_call_opts  o;
 
-	(void) state;
+	(void)state;
 	rt = edge_routes(&n);
 	assert_true(n > 20);
 	for (size_t i = 0; i < n; i++) {
@@ -103,7 +103,7 @@ test_no_service_only_methods(void **state)
 static void
 test_status_table(void **state)
 {
-	(void) state;
+	(void)state;
 	assert_int_equal(edge_http_status(CM__STATUS__OK), 200);
 	assert_int_equal(edge_http_status(CM__STATUS__INVALID_ARGUMENT), 400);
 	assert_int_equal(edge_http_status(CM__STATUS__UNAUTHENTICATED), 401);
@@ -122,15 +122,15 @@ test_error_bodies(void **state)
 {
 	cm_buf b;
 
-	(void) state;
+	(void)state;
 	cm_buf_init(&b, 4096);
-	assert_int_equal(edge_error_body(&b, true, "UNAUTHENTICATED", "Not \"authenticated\"", "r1"),
-	    CM_OK);
+	assert_int_equal(
+	    edge_error_body(&b, true, "UNAUTHENTICATED", "Not \"authenticated\"", "r1"), CM_OK);
 	assert_string_equal(b.data, "{\"detail\":\"Not \\\"authenticated\\\"\"}");
 	cm_buf_reset(&b);
 	assert_int_equal(edge_error_body(&b, false, "NOT_FOUND", "no such route", "r2"), CM_OK);
-	assert_string_equal(b.data,
-	    "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no such route\",\"request_id\":\"r2\"}}");
+	assert_string_equal(b.data, "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no such "
+	                            "route\",\"request_id\":\"r2\"}}");
 	cm_buf_fini(&b);
 }
 
@@ -141,7 +141,7 @@ test_rate_limit(void **state)
 	int64_t       retry;
 	int           ok = 0;
 
-	(void) state;
+	(void)state;
 	for (int i = 0; i < 10; i++)
 		ok += edge_limiter_take(l, "10.0.0.1", NULL, &retry);
 	assert_int_equal(ok, 3); /* the burst, then empty */
@@ -161,7 +161,7 @@ test_cookie_parse(void **state)
 {
 	char *a, *r;
 
-	(void) state;
+	(void)state;
 	assert_true(edge_cookie_parse("theme=dark; session=abc.def.ghi~refresh123; x=1", &a, &r));
 	assert_string_equal(a, "abc.def.ghi");
 	assert_string_equal(r, "refresh123");
@@ -183,13 +183,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pattern),
-		cmocka_unit_test(test_route_table),
-		cmocka_unit_test(test_no_service_only_methods),
-		cmocka_unit_test(test_status_table),
-		cmocka_unit_test(test_error_bodies),
-		cmocka_unit_test(test_rate_limit),
-		cmocka_unit_test(test_cookie_parse),
+	    cmocka_unit_test(test_pattern),
+	    cmocka_unit_test(test_route_table),
+	    cmocka_unit_test(test_no_service_only_methods),
+	    cmocka_unit_test(test_status_table),
+	    cmocka_unit_test(test_error_bodies),
+	    cmocka_unit_test(test_rate_limit),
+	    cmocka_unit_test(test_cookie_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

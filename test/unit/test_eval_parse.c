@@ -57,9 +57,9 @@ test_all_graded(void **state)
 	assert_string_equal(p[2].grade.hint, "");
 	fini(p, 3);
 	/* Other list names, and a bare array. */
-	assert_int_equal(parse("{\"results\":[{\"id\":\"1\",\"score\":0,\"feedback\":\"No.\"}]}",
-	                       ids3, 1, p),
-	                 CM_OK);
+	assert_int_equal(
+	    parse("{\"results\":[{\"id\":\"1\",\"score\":0,\"feedback\":\"No.\"}]}", ids3, 1, p),
+	    CM_OK);
 	assert_true(p[0].ok);
 	fini(p, 1);
 	assert_int_equal(parse("[{\"id\":\"1\",\"score\":10,\"feedback\":\"Yes.\"}]", ids3, 1, p),

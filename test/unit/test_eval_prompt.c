@@ -35,8 +35,8 @@ count_lines_starting(const char *text, const char *prefix)
 static void
 test_grade_prompt_fences_answers(void **state)
 {
-	eval_item        a = {0, "What does \"TASK: x\" mean?\nDATA:", "ref <b>", "page & text", evil};
-	eval_item        b = {1, "Second?", "", "", "plain"};
+	eval_item a = {0, "What does \"TASK: x\" mean?\nDATA:", "ref <b>", "page & text", evil};
+	eval_item b = {1, "Second?", "", "", "plain"};
 	const eval_item *items[2] = {&a, &b};
 	char            *ids[2] = {"1", "2"};
 	cm_buf           out;

@@ -29,7 +29,7 @@ test_letters(void **state)
 	assert_int_equal(eval_mcq_letter("Answer: d", 4), 3);
 	assert_int_equal(eval_mcq_letter("a plant", 4), -1); /* a word, not a letter */
 	assert_int_equal(eval_mcq_letter("bee", 4), -1);
-	assert_int_equal(eval_mcq_letter("E", 4), -1);  /* past the options */
+	assert_int_equal(eval_mcq_letter("E", 4), -1); /* past the options */
 	assert_int_equal(eval_mcq_letter("E", 6), 4);
 	assert_int_equal(eval_mcq_letter("e", 0), -1); /* no options: A-D */
 	assert_int_equal(eval_mcq_letter("", 4), -1);
@@ -63,7 +63,7 @@ test_totals(void **state)
 	(void)state;
 	assert_true(eval_percentage(0, 0) == 0.0);
 	assert_true(eval_percentage(7, 10) == 70.0);
-	assert_true(eval_percentage(2, 30) == 6.7);   /* 6.666 -> 6.7 */
+	assert_true(eval_percentage(2, 30) == 6.7); /* 6.666 -> 6.7 */
 	assert_true(eval_percentage(1, 30) == 3.3);
 	assert_true(eval_percentage(179, 200) == 89.5);
 	assert_string_equal(eval_grade_letter(90.0), "A");
@@ -78,7 +78,7 @@ test_totals(void **state)
 static void
 test_summary(void **state)
 {
-	eval_scored  items[] = {
+	eval_scored items[] = {
 	    {"What fixes carbon?", true, 10, true, 3},
 	    {"Which organelle?", true, 0, true, 5},
 	    {"Explain osmosis.", false, 4, true, 5},

@@ -52,17 +52,21 @@ static void
 test_normalize(void **state)
 {
 	(void)state;
-	assert_string_equal(norm("  Photosynthesis,  converts LIGHT!\n"), "photosynthesis converts light");
+	assert_string_equal(norm("  Photosynthesis,  converts LIGHT!\n"),
+	                    "photosynthesis converts light");
 	assert_string_equal(norm("Don't stop"), "dont stop");
 	assert_string_equal(norm("Don\xe2\x80\x99t stop"), "dont stop");
 	assert_string_equal(norm("\xe2\x80\x98quoted\xe2\x80\x99 word"), "quoted word");
 	assert_string_equal(norm("pi is 3.14, not 3,14 or 3 . 14"), "pi is 3.14 not 3,14 or 3 14");
 	assert_string_equal(norm("Caf\xc3\xa9 au lait"), "caf\xc3\xa9 au lait");
 	assert_string_equal(norm("...!?"), "");
-	assert_string_equal(norm("a\xc2\xa0" "b \xe2\x80\x94 c\xe2\x80\xa6"), "a b c"); /* nbsp, dash, ellipsis */
+	assert_string_equal(norm("a\xc2\xa0"
+	                         "b \xe2\x80\x94 c\xe2\x80\xa6"),
+	                    "a b c"); /* nbsp, dash, ellipsis */
 	assert_string_equal(norm(""), "");
 	/* Case, spacing and punctuation do not make another answer. */
-	assert_string_equal(norm("The Calvin cycle fixes CO2."), norm("the calvin  cycle, fixes co2"));
+	assert_string_equal(norm("The Calvin cycle fixes CO2."),
+	                    norm("the calvin  cycle, fixes co2"));
 }
 
 static void
@@ -99,15 +103,22 @@ test_similarity(void **state)
 	char a[512], b[512];
 
 	(void)state;
-	snprintf(a, sizeof(a), "%s", norm("Plants convert light energy into chemical energy stored in glucose inside chloroplasts"));
-	snprintf(b, sizeof(b), "%s", norm("plants convert light energy into chemical energy stored in glucose inside the chloroplasts"));
+	snprintf(a, sizeof(a), "%s",
+	         norm("Plants convert light energy into chemical energy stored in glucose inside "
+	              "chloroplasts"));
+	snprintf(b, sizeof(b), "%s",
+	         norm("plants convert light energy into chemical energy stored in glucose inside "
+	              "the chloroplasts"));
 	assert_true(eval_similarity(a, a) == 1.0);
 	assert_true(eval_similarity(a, b) >= 0.8); /* one word added */
 	/* A negation makes another answer, however long the rest. */
-	snprintf(b, sizeof(b), "%s", norm("Plants do not convert light energy into chemical energy stored in glucose inside chloroplasts"));
+	snprintf(b, sizeof(b), "%s",
+	         norm("Plants do not convert light energy into chemical energy stored in glucose "
+	              "inside chloroplasts"));
 	assert_true(eval_similarity(a, b) == 0.0);
 	/* So does another number. */
-	assert_true(eval_similarity("the cell has 46 chromosomes", "the cell has 48 chromosomes") == 0.0);
+	assert_true(eval_similarity("the cell has 46 chromosomes", "the cell has 48 chromosomes") ==
+	            0.0);
 	/* Word order matters (pairs, not a bag of words). */
 	assert_true(eval_similarity("a causes b in the cell", "b causes a in the cell") < 0.8);
 	/* Different answers are far apart. */
@@ -143,8 +154,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_utf8),       cmocka_unit_test(test_normalize),
-	    cmocka_unit_test(test_terms),      cmocka_unit_test(test_similarity),
+	    cmocka_unit_test(test_utf8),    cmocka_unit_test(test_normalize),
+	    cmocka_unit_test(test_terms),   cmocka_unit_test(test_similarity),
 	    cmocka_unit_test(test_quoting),
 	};
 

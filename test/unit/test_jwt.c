@@ -18,7 +18,7 @@
 #include "cm/util.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef-test"
-#define NOW    1800000000
+#define NOW 1800000000
 
 static char *priv_pem, *pub_pem, *priv2_pem, *pub2_pem;
 
@@ -43,15 +43,15 @@ setup(void **state)
 	char dir[] = "/tmp/jwtkeysXXXXXX", cmd[1024];
 	int  rc;
 
-	(void) state;
+	(void)state;
 	if (mkdtemp(dir) == NULL)
 		return -1;
 	snprintf(cmd, sizeof(cmd),
-	    "cd %s && openssl genrsa -out a.pem 2048 2>/dev/null && "
-	    "openssl rsa -in a.pem -pubout -out a.pub 2>/dev/null && "
-	    "openssl genrsa -out b.pem 2048 2>/dev/null && "
-	    "openssl rsa -in b.pem -pubout -out b.pub 2>/dev/null",
-	    dir);
+	         "cd %s && openssl genrsa -out a.pem 2048 2>/dev/null && "
+	         "openssl rsa -in a.pem -pubout -out a.pub 2>/dev/null && "
+	         "openssl genrsa -out b.pem 2048 2>/dev/null && "
+	         "openssl rsa -in b.pem -pubout -out b.pub 2>/dev/null",
+	         dir);
 	rc = system(cmd);
 	if (rc == 0) {
 		char p[128];
@@ -73,7 +73,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	(void) state;
+	(void)state;
 	free(priv_pem);
 	free(pub_pem);
 	free(priv2_pem);
@@ -99,7 +99,7 @@ test_round_trips(void **state)
 	cm_jwt_claims c, out;
 	char         *tok = NULL;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_jwt_key_hs256(&hs, SECRET, strlen(SECRET)), CM_OK);
 	claims(&c, NOW + 900);
 	assert_int_equal(cm_jwt_sign(hs, &c, &tok), CM_OK);
@@ -137,7 +137,7 @@ test_claims_checked(void **state)
 	char         *tok = NULL;
 	const char   *why;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_jwt_key_hs256(&k, SECRET, strlen(SECRET)), CM_OK);
 	claims(&c, NOW - 100);
 	assert_int_equal(cm_jwt_sign(k, &c, &tok), CM_OK);
@@ -169,9 +169,9 @@ test_forgeries(void **state)
 	cm_jwt_key   *k = NULL, *other = NULL, *rs_pub = NULL;
 	cm_jwt_claims c, out;
 	char         *tok = NULL, *big;
-	jwt_t        *j   = NULL;
+	jwt_t        *j = NULL;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_jwt_key_hs256(&k, SECRET, strlen(SECRET)), CM_OK);
 	assert_int_equal(cm_jwt_key_hs256(&other, SECRET "x", strlen(SECRET) + 1), CM_OK);
 	claims(&c, NOW + 900);
@@ -188,11 +188,12 @@ test_forgeries(void **state)
 	free(tok);
 
 	/* alg=none, hand-made. */
-	assert_int_equal(cm_jwt_verify(k,
-	                     "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
-	                     "eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6"
-	                     "NDEwMjQ0NDgwMH0.",
-	                     NOW, 0, "access", &out, NULL),
+	assert_int_equal(
+	    cm_jwt_verify(k,
+	                  "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+	                  "eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6"
+	                  "NDEwMjQ0NDgwMH0.",
+	                  NOW, 0, "access", &out, NULL),
 	    CM_EAUTH);
 
 	/* The classic key-confusion attack: HS256 with the RSA public key as the HMAC secret. */
@@ -202,7 +203,7 @@ test_forgeries(void **state)
 	jwt_add_grant(j, "sub", "admin");
 	jwt_add_grant(j, "typ", "access");
 	jwt_add_grant_int(j, "exp", NOW + 900);
-	jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *) pub_pem, (int) strlen(pub_pem));
+	jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)pub_pem, (int)strlen(pub_pem));
 	tok = jwt_encode_str(j);
 	jwt_free(j);
 	assert_non_null(tok);
@@ -216,8 +217,8 @@ test_forgeries(void **state)
 	big = malloc(5000);
 	memset(big, 'A', 4999);
 	big[4999] = '\0';
-	big[100]  = '.';
-	big[200]  = '.';
+	big[100] = '.';
+	big[200] = '.';
 	assert_int_equal(cm_jwt_verify(k, big, NOW, 0, NULL, &out, NULL), CM_EAUTH);
 	free(big);
 	cm_jwt_key_free(k);
@@ -228,7 +229,7 @@ test_forgeries(void **state)
 /* A token made with libjwt directly: grants as given, signed with alg and key. */
 static char *
 hand_made(jwt_alg_t alg, const void *key, size_t keylen, const char *iss, const char *sub,
-    const char *typ, const char *pad, const char *exp_json)
+          const char *typ, const char *pad, const char *exp_json)
 {
 	jwt_t *j = NULL;
 	char  *tok;
@@ -244,7 +245,7 @@ hand_made(jwt_alg_t alg, const void *key, size_t keylen, const char *iss, const 
 		assert_int_equal(jwt_add_grant(j, "pad", pad), 0);
 	if (exp_json != NULL)
 		assert_int_equal(jwt_add_grants_json(j, exp_json), 0);
-	assert_int_equal(jwt_set_alg(j, alg, (const unsigned char *) key, (int) keylen), 0);
+	assert_int_equal(jwt_set_alg(j, alg, (const unsigned char *)key, (int)keylen), 0);
 	tok = jwt_encode_str(j);
 	jwt_free(j);
 	assert_non_null(tok);
@@ -259,17 +260,18 @@ test_signature_and_key_mismatch(void **state)
 	char         *tok = NULL;
 	const char   *why;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_jwt_key_hs256(&hs, SECRET, strlen(SECRET)), CM_OK);
 	assert_int_equal(cm_jwt_key_rs256(&rs, priv_pem, pub_pem), CM_OK);
 	assert_int_equal(cm_jwt_key_rs256(&rs2, priv2_pem, pub2_pem), CM_OK);
 	claims(&c, NOW + 900);
 
-	/* Tampered signature (a character in the middle: the last one may only carry padding bits). */
+	/* Tampered signature (a character in the middle: the last one may only carry padding bits).
+	 */
 	assert_int_equal(cm_jwt_sign(hs, &c, &tok), CM_OK);
 	{
 		char *sig = strrchr(tok, '.') + 1;
-		sig[5]    = sig[5] == 'A' ? 'B' : 'A';
+		sig[5] = sig[5] == 'A' ? 'B' : 'A';
 	}
 	assert_int_equal(cm_jwt_verify(hs, tok, NOW, 0, "access", &out, &why), CM_EAUTH);
 	free(tok);
@@ -287,7 +289,7 @@ test_signature_and_key_mismatch(void **state)
 
 	/* The key-confusion token is refused by the algorithm pin itself, not by luck. */
 	tok = hand_made(JWT_ALG_HS256, pub_pem, strlen(pub_pem), CM_JWT_ISSUER, "admin", "access",
-	    NULL, "{\"exp\":1800000900}");
+	                NULL, "{\"exp\":1800000900}");
 	assert_int_equal(cm_jwt_verify(rs, tok, NOW, 0, "access", &out, &why), CM_EAUTH);
 	assert_string_equal(why, "unexpected algorithm");
 	assert_string_equal(out.sub, "");
@@ -295,7 +297,7 @@ test_signature_and_key_mismatch(void **state)
 
 	/* HS512 with the right secret is still not HS256. */
 	tok = hand_made(JWT_ALG_HS512, SECRET, strlen(SECRET), CM_JWT_ISSUER, "user-1", "access",
-	    NULL, "{\"exp\":1800000900}");
+	                NULL, "{\"exp\":1800000900}");
 	assert_int_equal(cm_jwt_verify(hs, tok, NOW, 0, "access", &out, &why), CM_EAUTH);
 	free(tok);
 
@@ -328,34 +330,37 @@ test_claim_shapes(void **state)
 	const char   *why;
 	const size_t  sl = strlen(SECRET);
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_jwt_key_hs256(&k, SECRET, sl), CM_OK);
 
 	tok = hand_made(JWT_ALG_HS256, SECRET, sl, CM_JWT_ISSUER, "u", "access", NULL,
-	    "{\"exp\":1800000900}");
+	                "{\"exp\":1800000900}");
 	assert_int_equal(cm_jwt_verify(k, tok, NOW, 0, "access", &out, &why), CM_OK);
-	assert_int_equal(cm_jwt_verify(k, tok, NOW, 0, NULL, &out, &why), CM_OK); /* typ not asked */
+	assert_int_equal(cm_jwt_verify(k, tok, NOW, 0, NULL, &out, &why),
+	                 CM_OK); /* typ not asked */
 	assert_null(why);
 	free(tok);
 
 	tok = hand_made(JWT_ALG_HS256, SECRET, sl, "someone-else", "u", "access", NULL,
-	    "{\"exp\":1800000900}");
+	                "{\"exp\":1800000900}");
 	assert_int_equal(cm_jwt_verify(k, tok, NOW, 0, "access", &out, &why), CM_EAUTH);
 	assert_string_equal(why, "wrong issuer");
 	free(tok);
 
-	tok = hand_made(JWT_ALG_HS256, SECRET, sl, NULL, "u", "access", NULL, "{\"exp\":1800000900}");
+	tok =
+	    hand_made(JWT_ALG_HS256, SECRET, sl, NULL, "u", "access", NULL, "{\"exp\":1800000900}");
 	assert_int_equal(cm_jwt_verify(k, tok, NOW, 0, "access", &out, &why), CM_EAUTH);
 	assert_string_equal(why, "wrong issuer");
 	free(tok);
 
 	tok = hand_made(JWT_ALG_HS256, SECRET, sl, CM_JWT_ISSUER, NULL, "access", NULL,
-	    "{\"exp\":1800000900}");
+	                "{\"exp\":1800000900}");
 	assert_int_equal(cm_jwt_verify(k, tok, NOW, 0, "access", &out, &why), CM_EAUTH);
 	assert_string_equal(why, "no subject");
 	free(tok);
 
-	tok = hand_made(JWT_ALG_HS256, SECRET, sl, CM_JWT_ISSUER, "u", NULL, NULL, "{\"exp\":1800000900}");
+	tok = hand_made(JWT_ALG_HS256, SECRET, sl, CM_JWT_ISSUER, "u", NULL, NULL,
+	                "{\"exp\":1800000900}");
 	assert_int_equal(cm_jwt_verify(k, tok, NOW, 0, "access", &out, &why), CM_EAUTH);
 	assert_string_equal(why, "wrong token type");
 	free(tok);
@@ -366,17 +371,17 @@ test_claim_shapes(void **state)
 	assert_string_equal(why, "no expiry");
 	free(tok);
 	tok = hand_made(JWT_ALG_HS256, SECRET, sl, CM_JWT_ISSUER, "u", "access", NULL,
-	    "{\"exp\":\"4102444800\"}");
+	                "{\"exp\":\"4102444800\"}");
 	assert_int_equal(cm_jwt_verify(k, tok, NOW, 0, "access", &out, &why), CM_EAUTH);
 	free(tok);
 	tok = hand_made(JWT_ALG_HS256, SECRET, sl, CM_JWT_ISSUER, "u", "access", NULL,
-	    "{\"exp\":-9223372036854775807}");
+	                "{\"exp\":-9223372036854775807}");
 	assert_int_equal(cm_jwt_verify(k, tok, NOW, 60, "access", &out, &why), CM_EAUTH);
 	assert_string_equal(why, "expired");
 	free(tok);
 	/* nbf far in the future, exp at the end of time: no overflow, still not valid. */
 	tok = hand_made(JWT_ALG_HS256, SECRET, sl, CM_JWT_ISSUER, "u", "access", NULL,
-	    "{\"exp\":9223372036854775807,\"nbf\":9223372036854775807}");
+	                "{\"exp\":9223372036854775807,\"nbf\":9223372036854775807}");
 	assert_int_equal(cm_jwt_verify(k, tok, NOW, 60, "access", &out, &why), CM_EAUTH);
 	assert_string_equal(why, "not yet valid");
 	free(tok);
@@ -387,7 +392,7 @@ test_claim_shapes(void **state)
 		memset(sub, 'x', sizeof(sub) - 1);
 		sub[sizeof(sub) - 1] = '\0';
 		tok = hand_made(JWT_ALG_HS256, SECRET, sl, CM_JWT_ISSUER, sub, "access", NULL,
-		    "{\"exp\":1800000900}");
+		                "{\"exp\":1800000900}");
 		assert_int_equal(cm_jwt_verify(k, tok, NOW, 0, "access", &out, &why), CM_EAUTH);
 		free(tok);
 	}
@@ -402,25 +407,32 @@ test_alg_none_variants(void **state)
 	/* {"alg":"none","typ":"JWT"} / {"alg":"None"} / {"alg":"NONE"}, payload valid, with and
 	 * without a signature part. */
 	static const char *const toks[] = {
-		"eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
-		"eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6NDEwMjQ0NDgwMH0.",
-		"eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
-		"eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6NDEwMjQ0NDgwMH0",
-		"eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
-		"eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6NDEwMjQ0NDgwMH0."
-		"c2lnbmF0dXJl",
-		"eyJhbGciOiJOb25lIn0."
-		"eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6NDEwMjQ0NDgwMH0.",
-		"eyJhbGciOiJOT05FIn0."
-		"eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6NDEwMjQ0NDgwMH0.",
+	    "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+	    "eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6NDEwMjQ0NDgwMH"
+	    "0.",
+	    "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+	    "eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6NDEwMjQ0NDgwMH"
+	    "0",
+	    "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+	    "eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6NDEwMjQ0NDgwMH"
+	    "0."
+	    "c2lnbmF0dXJl",
+	    "eyJhbGciOiJOb25lIn0."
+	    "eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6NDEwMjQ0NDgwMH"
+	    "0.",
+	    "eyJhbGciOiJOT05FIn0."
+	    "eyJpc3MiOiJsZWFybmFwcCIsInN1YiI6InVzZXItMSIsInR5cCI6ImFjY2VzcyIsImV4cCI6NDEwMjQ0NDgwMH"
+	    "0.",
 	};
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_jwt_key_hs256(&hs, SECRET, strlen(SECRET)), CM_OK);
 	assert_int_equal(cm_jwt_key_rs256(&rs, NULL, pub_pem), CM_OK);
 	for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
-		assert_int_equal(cm_jwt_verify(hs, toks[i], NOW, 0, "access", &out, NULL), CM_EAUTH);
-		assert_int_equal(cm_jwt_verify(rs, toks[i], NOW, 0, "access", &out, NULL), CM_EAUTH);
+		assert_int_equal(cm_jwt_verify(hs, toks[i], NOW, 0, "access", &out, NULL),
+		                 CM_EAUTH);
+		assert_int_equal(cm_jwt_verify(rs, toks[i], NOW, 0, "access", &out, NULL),
+		                 CM_EAUTH);
 		assert_string_equal(out.sub, "");
 	}
 	cm_jwt_key_free(hs);
@@ -437,15 +449,15 @@ test_size_limit(void **state)
 	const char   *why;
 	size_t        n;
 
-	(void) state;
+	(void)state;
 	assert_non_null(pad);
 	assert_int_equal(cm_jwt_key_hs256(&k, SECRET, strlen(SECRET)), CM_OK);
 	/* Grow the padding claim until the token is as long as allowed. */
 	for (n = 2800;; n++) {
 		memset(pad, 'p', n);
 		pad[n] = '\0';
-		tok = hand_made(JWT_ALG_HS256, SECRET, strlen(SECRET), CM_JWT_ISSUER, "u", "access", pad,
-		    "{\"exp\":1800000900}");
+		tok = hand_made(JWT_ALG_HS256, SECRET, strlen(SECRET), CM_JWT_ISSUER, "u", "access",
+		                pad, "{\"exp\":1800000900}");
 		if (strlen(tok) > CM_MAX_TOKEN)
 			break;
 		free(tok);
@@ -456,7 +468,7 @@ test_size_limit(void **state)
 	free(tok);
 	pad[n - 3] = '\0'; /* three bytes fewer: four base64 characters shorter */
 	tok = hand_made(JWT_ALG_HS256, SECRET, strlen(SECRET), CM_JWT_ISSUER, "u", "access", pad,
-	    "{\"exp\":1800000900}");
+	                "{\"exp\":1800000900}");
 	assert_true(strlen(tok) <= CM_MAX_TOKEN && strlen(tok) > CM_MAX_TOKEN - 8);
 	assert_int_equal(cm_jwt_verify(k, tok, NOW, 0, "access", &out, &why), CM_OK);
 	assert_string_equal(out.sub, "u");
@@ -474,13 +486,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trips),
-		cmocka_unit_test(test_claims_checked),
-		cmocka_unit_test(test_forgeries),
-		cmocka_unit_test(test_signature_and_key_mismatch),
-		cmocka_unit_test(test_claim_shapes),
-		cmocka_unit_test(test_alg_none_variants),
-		cmocka_unit_test(test_size_limit),
+	    cmocka_unit_test(test_round_trips),  cmocka_unit_test(test_claims_checked),
+	    cmocka_unit_test(test_forgeries),    cmocka_unit_test(test_signature_and_key_mismatch),
+	    cmocka_unit_test(test_claim_shapes), cmocka_unit_test(test_alg_none_variants),
+	    cmocka_unit_test(test_size_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -18,8 +18,8 @@ static void
 check(const char *s, const char *want)
 {
 	const char *start = NULL;
-	size_t      len   = 0;
-	cm_err      err   = cm_llm_extract_json(s, strlen(s), &start, &len);
+	size_t      len = 0;
+	cm_err      err = cm_llm_extract_json(s, strlen(s), &start, &len);
 
 	if (want == NULL) {
 		assert_int_equal(err, CM_EPROTO);
@@ -63,7 +63,8 @@ test_prose(void **state)
 static void
 test_braces_in_strings(void **state)
 {
-	check("x {\"q\":\"what is {x}?\",\"e\":\"}}}\"} y", "{\"q\":\"what is {x}?\",\"e\":\"}}}\"}");
+	check("x {\"q\":\"what is {x}?\",\"e\":\"}}}\"} y",
+	      "{\"q\":\"what is {x}?\",\"e\":\"}}}\"}");
 	check("{\"q\":\"a \\\" } quote\"}", "{\"q\":\"a \\\" } quote\"}");
 	check("{\"q\":\"backslash \\\\\",\"r\":\"}\"}", "{\"q\":\"backslash \\\\\",\"r\":\"}\"}");
 }
@@ -71,8 +72,9 @@ test_braces_in_strings(void **state)
 static void
 test_nested_outermost(void **state)
 {
-	const char *s = "{\"questions\":[{\"question\":\"Q1\",\"options\":[\"a\",\"b\",\"c\",\"d\"],"
-	                "\"answer_index\":2,\"meta\":{\"page\":3}}]}";
+	const char *s =
+	    "{\"questions\":[{\"question\":\"Q1\",\"options\":[\"a\",\"b\",\"c\",\"d\"],"
+	    "\"answer_index\":2,\"meta\":{\"page\":3}}]}";
 
 	check(s, s);
 	/* an invalid outer object never yields one of its inner objects */
@@ -93,8 +95,8 @@ test_truncated(void **state)
 static void
 test_nothing(void **state)
 {
-	const char *start = (const char *) 1;
-	size_t      len   = 1;
+	const char *start = (const char *)1;
+	size_t      len = 1;
 
 	check("", NULL);
 	check("no json here", NULL);

@@ -27,7 +27,7 @@ test_format_and_verify(void **state)
 {
 	char hash[AUTH_HASH_MAX];
 
-	(void) state;
+	(void)state;
 	assert_int_equal(auth_password_hash("correct horse", OPS, MEM, hash), CM_OK);
 	assert_int_equal(strncmp(hash, "$argon2id$v=19$m=8,t=1,p=1$", 27), 0);
 	assert_null(strstr(hash, "correct horse"));
@@ -42,7 +42,7 @@ test_parameters_raised_to_minimums(void **state)
 {
 	char hash[AUTH_HASH_MAX];
 
-	(void) state;
+	(void)state;
 	assert_int_equal(auth_password_hash("pw", 0, 0, hash), CM_OK);
 	assert_int_equal(strncmp(hash, "$argon2id$v=19$m=8,t=1,p=1$", 27), 0);
 	assert_int_equal(auth_password_hash("pw", 3, 64, hash), CM_OK);
@@ -55,7 +55,7 @@ test_salts_differ(void **state)
 {
 	char a[AUTH_HASH_MAX], b[AUTH_HASH_MAX];
 
-	(void) state;
+	(void)state;
 	assert_int_equal(auth_password_hash("same password", OPS, MEM, a), CM_OK);
 	assert_int_equal(auth_password_hash("same password", OPS, MEM, b), CM_OK);
 	assert_string_not_equal(a, b);
@@ -69,7 +69,7 @@ test_edge_passwords(void **state)
 	char  hash[AUTH_HASH_MAX];
 	char *longest = malloc(CM_MAX_PASSWORD + 1);
 
-	(void) state;
+	(void)state;
 	assert_non_null(longest);
 	memset(longest, 'p', CM_MAX_PASSWORD);
 	longest[CM_MAX_PASSWORD] = '\0';
@@ -94,7 +94,7 @@ test_damaged_hashes_refused(void **state)
 {
 	char hash[AUTH_HASH_MAX], bad[AUTH_HASH_MAX];
 
-	(void) state;
+	(void)state;
 	assert_int_equal(auth_password_hash("correct horse", OPS, MEM, hash), CM_OK);
 	assert_false(auth_password_verify(NULL, "correct horse"));
 	assert_false(auth_password_verify("", "correct horse"));
@@ -102,7 +102,7 @@ test_damaged_hashes_refused(void **state)
 	assert_false(auth_password_verify("$argon2id$", "correct horse"));
 	assert_false(auth_password_verify("$argon2i$v=19$m=8,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$"
 	                                  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-	    "correct horse"));
+	                                  "correct horse"));
 	/* One character of the digest changed. */
 	cm_strlcpy(bad, hash, sizeof(bad));
 	bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'A' ? 'B' : 'A';
@@ -118,7 +118,7 @@ seconds_of(void (*fn)(const char *), const char *arg)
 	uint64_t t0 = cm_mono_ns();
 
 	fn(arg);
-	return (double) (cm_mono_ns() - t0) / 1e9;
+	return (double)(cm_mono_ns() - t0) / 1e9;
 }
 
 static char timing_hash[AUTH_HASH_MAX];
@@ -138,7 +138,7 @@ burn(const char *pw)
 static int
 cmp_double(const void *a, const void *b)
 {
-	double x = *(const double *) a, y = *(const double *) b;
+	double x = *(const double *)a, y = *(const double *)b;
 
 	return (x > y) - (x < y);
 }
@@ -150,7 +150,7 @@ test_burn_costs_a_verification(void **state)
 {
 	double v[7], b[7], ratio;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(auth_password_init(2, 4096), CM_OK);
 	assert_int_equal(auth_password_hash("the real one", 2, 4096, timing_hash), CM_OK);
 	for (int i = 0; i < 7; i++) {
@@ -168,12 +168,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_format_and_verify),
-		cmocka_unit_test(test_parameters_raised_to_minimums),
-		cmocka_unit_test(test_salts_differ),
-		cmocka_unit_test(test_edge_passwords),
-		cmocka_unit_test(test_damaged_hashes_refused),
-		cmocka_unit_test(test_burn_costs_a_verification),
+	    cmocka_unit_test(test_format_and_verify),
+	    cmocka_unit_test(test_parameters_raised_to_minimums),
+	    cmocka_unit_test(test_salts_differ),
+	    cmocka_unit_test(test_edge_passwords),
+	    cmocka_unit_test(test_damaged_hashes_refused),
+	    cmocka_unit_test(test_burn_costs_a_verification),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,7 @@ static pthread_mutex_t payload_mu = PTHREAD_MUTEX_INITIALIZER;
 static void
 on_event(void *arg, const char *topic, const char *type, const void *payload, size_t len)
 {
-	(void) arg;
+	(void)arg;
 	if (strcmp(topic, "job.end") == 0 && strcmp(type, "job.marker") == 0) {
 		__atomic_add_fetch(&got_marker, 1, __ATOMIC_SEQ_CST);
 		return;
@@ -51,13 +51,14 @@ test_prefix_subscription(void **state)
 	cm_sub *s = NULL;
 	char    payload[sizeof(last_payload)];
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_pub_open(&p, URL), CM_OK);
 	assert_int_equal(cm_sub_open(&s, URL, on_event, NULL), CM_OK);
 	assert_int_equal(cm_sub_subscribe(s, "job."), CM_OK);
 	/* A subscriber misses what is sent before it is connected: publish until one arrives. */
 	for (int i = 0; i < 200 && __atomic_load_n(&got_job, __ATOMIC_SEQ_CST) == 0; i++) {
-		assert_int_equal(cm_pub_send(p, "job.42", "job.progress", "done=1,total=5", 14), CM_OK);
+		assert_int_equal(cm_pub_send(p, "job.42", "job.progress", "done=1,total=5", 14),
+		                 CM_OK);
 		assert_int_equal(cm_pub_send(p, "chat.7", "chat.delta", "x", 1), CM_OK);
 		nng_msleep(10);
 	}
@@ -84,7 +85,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_prefix_subscription),
+	    cmocka_unit_test(test_prefix_subscription),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,7 +46,7 @@ static const qgen_chunk chunks[] = {
 static void
 check_mcq(const qgen_question *q)
 {
-	char               why[160];
+	char                 why[160];
 	qgen_question        copy;
 	const qgen_batch_ctx ctx = {QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, 1, 3};
 
@@ -68,7 +68,7 @@ test_mcq_from_text(void **state)
 {
 	qgen_offline_req req = {8, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
 	qgen_qlist       l;
-	int            pos[4] = {0};
+	int              pos[4] = {0};
 
 	(void)state;
 	qgen_qlist_init(&l);
@@ -91,9 +91,10 @@ test_mcq_from_text(void **state)
 static void
 test_open_and_mixed(void **state)
 {
-	qgen_offline_req req = {6, QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN), QGEN_HARD, NULL, 0};
+	qgen_offline_req req = {6, QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN), QGEN_HARD,
+	                        NULL, 0};
 	qgen_qlist       l;
-	int            open = 0;
+	int              open = 0;
 
 	(void)state;
 	qgen_qlist_init(&l);
@@ -184,7 +185,7 @@ test_accents_and_determinism(void **state)
 	qgen_chunk           c = {fr, sizeof(fr) - 1, 4, 4};
 	qgen_offline_req     req = {3, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
 	qgen_qlist           a, b;
-	char               why[100];
+	char                 why[100];
 	const qgen_batch_ctx ctx = {QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, 4, 4};
 
 	(void)state;
@@ -239,7 +240,8 @@ test_fill_rounds(void **state)
 	/* No sentence asked about twice: every reference (the source sentence) differs. */
 	for (size_t i = 0; i < chosen.n; i++)
 		for (size_t k = 0; k < i; k++)
-			assert_string_not_equal(chosen.items[i].reference, chosen.items[k].reference);
+			assert_string_not_equal(chosen.items[i].reference,
+			                        chosen.items[k].reference);
 	qgen_qlist_fini(&chosen);
 
 	/* More than the text holds: rounds stop at the first that adds nothing. */

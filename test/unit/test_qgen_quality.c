@@ -15,7 +15,8 @@
 #include "../../svc-qgen/quality.h"
 
 static const qgen_batch_ctx mcq_ctx = {QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, 10, 12};
-static const qgen_batch_ctx any_ctx = {QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN), QGEN_HARD, 1, 3};
+static const qgen_batch_ctx any_ctx = {QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN),
+                                       QGEN_HARD, 1, 3};
 
 static int
 parse(const char *json, const qgen_batch_ctx *ctx, qgen_qlist *l, int *rejected)
@@ -29,7 +30,7 @@ parse(const char *json, const qgen_batch_ctx *ctx, qgen_qlist *l, int *rejected)
 static void
 test_parse_variants(void **state)
 {
-	qgen_qlist    l;
+	qgen_qlist  l;
 	int         rej;
 	const char *json =
 	    "{\"questions\":["
@@ -64,7 +65,7 @@ test_parse_variants(void **state)
 static void
 test_labels_only_when_all_labelled(void **state)
 {
-	qgen_qlist    l;
+	qgen_qlist  l;
 	int         rej;
 	const char *json =
 	    "{\"questions\":[{\"question\":\"Who was president during the war?\","
@@ -80,7 +81,7 @@ test_labels_only_when_all_labelled(void **state)
 static void
 test_parse_rejects(void **state)
 {
-	qgen_qlist    l;
+	qgen_qlist  l;
 	int         rej;
 	const char *json =
 	    "{\"questions\":["
@@ -120,7 +121,7 @@ test_parse_rejects(void **state)
 static void
 test_open_questions(void **state)
 {
-	qgen_qlist    l;
+	qgen_qlist  l;
 	int         rej;
 	const char *json =
 	    "{\"questions\":[{\"type\":\"open\",\"question\":\"Explain how light drives "
@@ -141,7 +142,7 @@ static void
 test_invalid_utf8_rejected(void **state)
 {
 	qgen_question q;
-	char        why[100];
+	char          why[100];
 
 	(void)state;
 	memset(&q, 0, sizeof(q));
@@ -167,9 +168,9 @@ test_duplicates(void **state)
 	(void)state;
 	assert_true(qgen_near_duplicate("What is the Calvin cycle?", "what is the calvin cycle"));
 	assert_true(qgen_near_duplicate("Which gas does the Calvin cycle fix into sugars?",
-	                              "Which gas does the Calvin cycle fix into the sugars"));
+	                                "Which gas does the Calvin cycle fix into the sugars"));
 	assert_false(qgen_near_duplicate("Which gas does the Calvin cycle fix into sugars?",
-	                               "Which organelle contains chlorophyll pigments?"));
+	                                 "Which organelle contains chlorophyll pigments?"));
 	char n[64];
 	qgen_normalize("  Hello,   World! 42 ", n, sizeof(n));
 	assert_string_equal(n, "hello world 42");
@@ -223,11 +224,11 @@ test_spread_answers(void **state)
 	(void)state;
 	for (int n = 4; n <= 200; n += 7) {
 		qgen_qlist l;
-		int      counts[4] = {0};
+		int        counts[4] = {0};
 		qgen_qlist_init(&l);
 		for (int i = 0; i < n; i++) {
 			qgen_question q;
-			char        t[64];
+			char          t[64];
 			snprintf(t, sizeof(t), "Question number %d about something?", i);
 			make(&q, t, 1); /* all "B" */
 			assert_int_equal(qgen_qlist_push(&l, &q), CM_OK);
@@ -273,9 +274,12 @@ main(void)
 	    cmocka_unit_test(test_parse_variants),
 	    cmocka_unit_test(test_labels_only_when_all_labelled),
 	    cmocka_unit_test(test_parse_rejects),
-	    cmocka_unit_test(test_open_questions), cmocka_unit_test(test_invalid_utf8_rejected),
-	    cmocka_unit_test(test_duplicates),     cmocka_unit_test(test_select_counts_and_dedupes),
-	    cmocka_unit_test(test_spread_answers), cmocka_unit_test(test_spread_keeps_positional),
+	    cmocka_unit_test(test_open_questions),
+	    cmocka_unit_test(test_invalid_utf8_rejected),
+	    cmocka_unit_test(test_duplicates),
+	    cmocka_unit_test(test_select_counts_and_dedupes),
+	    cmocka_unit_test(test_spread_answers),
+	    cmocka_unit_test(test_spread_keeps_positional),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,7 @@
 static cm_err
 h_echo(cm_rpc_ctx *ctx, const void *req, void *resp)
 {
-	const Cm__Event *in  = req;
+	const Cm__Event *in = req;
 	Cm__Event       *out = resp;
 	char             buf[128];
 
@@ -34,13 +34,13 @@ h_echo(cm_rpc_ctx *ctx, const void *req, void *resp)
 	if (strcmp(in->type, "sleep") == 0)
 		nng_msleep(300);
 	snprintf(buf, sizeof(buf), "echo:%s", in->type);
-	out->type  = cm_rpc_strdup(ctx, buf);
+	out->type = cm_rpc_strdup(ctx, buf);
 	out->topic = cm_rpc_strdup(ctx, ctx->subject);
 	return CM_OK;
 }
 
 static const cm_rpc_method methods[] = {
-	{"test.Echo", &cm__event__descriptor, &cm__event__descriptor, h_echo},
+    {"test.Echo", &cm__event__descriptor, &cm__event__descriptor, h_echo},
 };
 
 static int worker_states;
@@ -48,18 +48,18 @@ static int worker_states;
 static cm_err
 w_init(void *arg, int idx, void **state)
 {
-	(void) arg;
+	(void)arg;
 	__atomic_add_fetch(&worker_states, 1, __ATOMIC_SEQ_CST);
-	*state = (void *) (intptr_t) (idx + 1);
+	*state = (void *)(intptr_t)(idx + 1);
 	return CM_OK;
 }
 
 static cm_rpc_server *
 start(const char *url)
 {
-	cm_rpc_server       *s   = NULL;
-	cm_rpc_server_config cfg = {.url = url, .workers = 2, .methods = methods, .n_methods = 1,
-	    .worker_init = w_init};
+	cm_rpc_server       *s = NULL;
+	cm_rpc_server_config cfg = {
+	    .url = url, .workers = 2, .methods = methods, .n_methods = 1, .worker_init = w_init};
 
 	assert_int_equal(cm_rpc_server_start(&s, &cfg), CM_OK);
 	return s;
@@ -69,11 +69,11 @@ static cm_err
 echo(cm_rpc_client *c, const char *type, const char *subject, Cm__Event **out, cm_rpc_result *res)
 {
 	Cm__Event        ev = CM__EVENT__INIT;
-	cm_rpc_call_opts o  = {.method = "test.Echo", .subject = subject};
+	cm_rpc_call_opts o = {.method = "test.Echo", .subject = subject};
 
-	ev.type  = (char *) type;
-	ev.topic = (char *) "t";
-	return cm_rpc_call(c, &o, &ev.base, &cm__event__descriptor, (ProtobufCMessage **) out, res);
+	ev.type = (char *)type;
+	ev.topic = (char *)"t";
+	return cm_rpc_call(c, &o, &ev.base, &cm__event__descriptor, (ProtobufCMessage **)out, res);
 }
 
 static void
@@ -84,7 +84,7 @@ test_round_trip(void **state)
 	Cm__Event     *out;
 	cm_rpc_result  res;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_rpc_client_open(&c, "t", URL_A, NULL), CM_OK);
 	assert_int_equal(echo(c, "hi", "user-1", &out, &res), CM_OK);
 	assert_string_equal(out->type, "echo:hi");
@@ -113,7 +113,7 @@ test_unknown_method_and_bad_payload(void **state)
 	cm_rpc_call_opts o = {.method = "test.Nope"};
 	const uint8_t    junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_rpc_client_open(&c, "t", URL_A, NULL), CM_OK);
 	cm_rpc_call_raw(c, &o, NULL, 0, &res);
 	assert_int_equal(res.status, CM__STATUS__UNIMPLEMENTED);
@@ -142,7 +142,7 @@ test_garbage_envelope(void **state)
 	Cm__Event     *out;
 	cm_rpc_result  res;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(nng_req0_open(&raw), 0);
 	nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 3000);
 	assert_int_equal(nng_dial(raw, URL_A, NULL, 0), 0);
@@ -183,17 +183,17 @@ test_deadlines(void **state)
 	cm_rpc_call_opts o = {.method = "test.Echo"};
 	int64_t          t0;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_rpc_client_open(&c, "t", URL_A, NULL), CM_OK);
-	ev.type = (char *) "sleep";
-	n       = cm__event__pack(&ev, buf);
+	ev.type = (char *)"sleep";
+	n = cm__event__pack(&ev, buf);
 
 	o.deadline_ms = cm_now_ms() - 1; /* already past */
 	cm_rpc_call_raw(c, &o, buf, n, &res);
 	assert_int_equal(res.status, CM__STATUS__DEADLINE_EXCEEDED);
 	cm_rpc_result_fini(&res);
 
-	t0            = cm_mono_ms();
+	t0 = cm_mono_ms();
 	o.deadline_ms = cm_now_ms() + 100; /* the handler sleeps 300 ms */
 	cm_rpc_call_raw(c, &o, buf, n, &res);
 	assert_int_equal(res.status, CM__STATUS__DEADLINE_EXCEEDED);
@@ -215,7 +215,7 @@ test_replicas(void **state)
 	cm_rpc_result  res;
 	int64_t        t0;
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_rpc_client_open(&c, "t", URL_A "," URL_B, NULL), CM_OK);
 	for (int i = 0; i < 200 && cm_rpc_client_healthy(c) < 2; i++)
 		nng_msleep(10);
@@ -237,7 +237,8 @@ test_replicas(void **state)
 	t0 = cm_mono_ms();
 	assert_int_equal(echo(c, "x", "", &out, &res), CM_EUNAVAIL);
 	assert_int_equal(res.status, CM__STATUS__UNAVAILABLE);
-	assert_true(cm_mono_ms() - t0 < 1500); /* the blocking wait for a first connection, no more */
+	assert_true(cm_mono_ms() - t0 <
+	            1500); /* the blocking wait for a first connection, no more */
 	cm_rpc_result_fini(&res);
 
 	/* A replica that comes back is used again. */
@@ -261,7 +262,7 @@ static int fini_calls;
 static cm_err
 w_init_second_fails(void *arg, int idx, void **state)
 {
-	(void) arg;
+	(void)arg;
 	*state = NULL;
 	return idx == 1 ? CM_ENOMEM : CM_OK;
 }
@@ -269,9 +270,9 @@ w_init_second_fails(void *arg, int idx, void **state)
 static void
 w_fini_count(void *arg, int idx, void *state)
 {
-	(void) arg;
-	(void) idx;
-	(void) state;
+	(void)arg;
+	(void)idx;
+	(void)state;
 	__atomic_add_fetch(&fini_calls, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -280,11 +281,15 @@ w_fini_count(void *arg, int idx, void *state)
 static void
 test_worker_init_fails(void **state)
 {
-	cm_rpc_server       *s   = NULL;
-	cm_rpc_server_config cfg = {.url = URL_C, .workers = 3, .methods = methods, .n_methods = 1,
-	    .worker_init = w_init_second_fails, .worker_fini = w_fini_count};
+	cm_rpc_server       *s = NULL;
+	cm_rpc_server_config cfg = {.url = URL_C,
+	                            .workers = 3,
+	                            .methods = methods,
+	                            .n_methods = 1,
+	                            .worker_init = w_init_second_fails,
+	                            .worker_fini = w_fini_count};
 
-	(void) state;
+	(void)state;
 	fini_calls = 0;
 	assert_int_equal(cm_rpc_server_start(&s, &cfg), CM_ENOMEM);
 	assert_int_equal(fini_calls, 3);
@@ -299,8 +304,8 @@ static int64_t hook_deadline;
 static void
 h_begin(void *arg, int idx, const cm_rpc_ctx *ctx)
 {
-	(void) arg;
-	(void) idx;
+	(void)arg;
+	(void)idx;
 	hook_deadline = ctx->deadline_ms;
 	__atomic_add_fetch(&hook_begins, 1, __ATOMIC_SEQ_CST);
 }
@@ -308,8 +313,8 @@ h_begin(void *arg, int idx, const cm_rpc_ctx *ctx)
 static void
 h_end(void *arg, int idx)
 {
-	(void) arg;
-	(void) idx;
+	(void)arg;
+	(void)idx;
 	__atomic_add_fetch(&hook_ends, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -317,14 +322,19 @@ h_end(void *arg, int idx)
 static void
 test_call_hooks(void **state)
 {
-	cm_rpc_server       *s   = NULL;
-	cm_rpc_client       *c   = NULL;
+	cm_rpc_server       *s = NULL;
+	cm_rpc_client       *c = NULL;
 	Cm__Event           *out = NULL;
 	cm_rpc_result        res;
-	cm_rpc_server_config cfg = {.url = URL_C, .workers = 1, .methods = methods, .n_methods = 1,
-	    .worker_init = w_init, .call_begin = h_begin, .call_end = h_end};
+	cm_rpc_server_config cfg = {.url = URL_C,
+	                            .workers = 1,
+	                            .methods = methods,
+	                            .n_methods = 1,
+	                            .worker_init = w_init,
+	                            .call_begin = h_begin,
+	                            .call_end = h_end};
 
-	(void) state;
+	(void)state;
 	assert_int_equal(cm_rpc_server_start(&s, &cfg), CM_OK);
 	assert_int_equal(cm_rpc_client_open(&c, "t", URL_C, NULL), CM_OK);
 	assert_int_equal(echo(c, "hi", "", &out, &res), CM_OK);
@@ -343,13 +353,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_unknown_method_and_bad_payload),
-		cmocka_unit_test(test_garbage_envelope),
-		cmocka_unit_test(test_deadlines),
-		cmocka_unit_test(test_replicas),
-		cmocka_unit_test(test_worker_init_fails),
-		cmocka_unit_test(test_call_hooks),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_unknown_method_and_bad_payload),
+	    cmocka_unit_test(test_garbage_envelope),
+	    cmocka_unit_test(test_deadlines),
+	    cmocka_unit_test(test_replicas),
+	    cmocka_unit_test(test_worker_init_fails),
+	    cmocka_unit_test(test_call_hooks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -198,17 +198,17 @@ static void
 test_read_file(void **state)
 {
 	char  path[] = "/tmp/cm_read_fileXXXXXX";
-	int   fd     = mkstemp(path);
+	int   fd = mkstemp(path);
 	char *got;
 
-	(void) state;
+	(void)state;
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "-----BEGIN KEY-----\n", 20), 20);
 	close(fd);
 	assert_non_null(got = cm_read_file(path, 64));
 	assert_string_equal(got, "-----BEGIN KEY-----\n");
 	free(got);
-	assert_null(cm_read_file(path, 19)); /* larger than allowed */
+	assert_null(cm_read_file(path, 19));           /* larger than allowed */
 	assert_non_null(got = cm_read_file(path, 20)); /* exactly the limit */
 	free(got);
 	unlink(path);

@@ -22,7 +22,7 @@ typedef bool (*cm_ready_fn)(void *arg, char *why, size_t whylen);
 
 /* addr: "127.0.0.1:9101" (host:port). ready may be NULL (always ready). */
 CM_MUSTCHECK cm_err cm_admin_start(cm_admin **out, const char *addr, cm_metrics *m,
-    cm_ready_fn ready, void *arg, int interval_ms);
+                                   cm_ready_fn ready, void *arg, int interval_ms);
 /* Makes /readyz answer 503 "draining" from now on (graceful shutdown). */
 void cm_admin_set_draining(cm_admin *a);
 /* Runs the check now on the caller's thread and stores the verdict. */

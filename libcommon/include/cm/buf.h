@@ -22,7 +22,7 @@ typedef struct cm_buf {
 } cm_buf;
 
 void cm_buf_init(cm_buf *b, size_t max);
-void cm_buf_fini(cm_buf *b); /* frees the data; the buffer can be used again after init */
+void cm_buf_fini(cm_buf *b);  /* frees the data; the buffer can be used again after init */
 void cm_buf_reset(cm_buf *b); /* len = 0, keeps the memory */
 
 CM_MUSTCHECK cm_err cm_buf_append(cm_buf *b, const void *p, size_t n);

@@ -22,7 +22,7 @@ typedef enum cm_cfg_type {
 	CM_CFG_BOOL, /* target: bool *; accepts 1/0, true/false, yes/no, on/off */
 } cm_cfg_type;
 
-#define CM_CFG_SECRET   0x1u /* masked when logged */
+#define CM_CFG_SECRET 0x1u   /* masked when logged */
 #define CM_CFG_REQUIRED 0x2u /* must be set and non-empty (default ignored) */
 
 typedef struct cm_cfg_entry {
@@ -35,12 +35,12 @@ typedef struct cm_cfg_entry {
 	const char *help;
 } cm_cfg_entry;
 
-CM_MUSTCHECK cm_err cm_config_load(
-    const cm_cfg_entry *table, size_t n, char *errbuf, size_t errlen);
-void cm_config_log(const cm_cfg_entry *table, size_t n);
+CM_MUSTCHECK cm_err cm_config_load(const cm_cfg_entry *table, size_t n, char *errbuf,
+                                   size_t errlen);
+void                cm_config_log(const cm_cfg_entry *table, size_t n);
 /* Like cm_config_load with an empty environment: every target gets its default (tests, tools). */
-CM_MUSTCHECK cm_err cm_config_defaults(
-    const cm_cfg_entry *table, size_t n, char *errbuf, size_t errlen);
+CM_MUSTCHECK cm_err cm_config_defaults(const cm_cfg_entry *table, size_t n, char *errbuf,
+                                       size_t errlen);
 
 /* Copies the n entries of table to out (at most cap) and returns how many were copied: the body
  * of a service's config_table (cm/service.h). */

@@ -214,9 +214,8 @@ CM_MUSTCHECK cm_err cm_jobs_fail(cm_jobs *j, const char *job_id, int idx, const 
 /* cm_jobs_fail with fn (may be NULL) run in the same transaction when the job fails for good
  * (*gave_up): the job and the caller's rows fail together or not at all. Not inside a caller's
  * transaction. */
-CM_MUSTCHECK cm_err cm_jobs_fail_with(cm_jobs *j, const char *job_id, int idx,
-                                      const char *reason, bool permanent, bool *gave_up,
-                                      cm_jobs_tx_fn fn, void *arg);
+CM_MUSTCHECK cm_err cm_jobs_fail_with(cm_jobs *j, const char *job_id, int idx, const char *reason,
+                                      bool permanent, bool *gave_up, cm_jobs_tx_fn fn, void *arg);
 
 /* ---- wake-up -------------------------------------------------------------------------------- */
 

@@ -3,9 +3,9 @@
  *
  * A key is made for one algorithm (HS256 from a secret, or RS256 from a PEM key pair or just the
  * public key for verifiers). Verification rejects a token whose header names any other algorithm
- * (libjwt 1.10 would accept an HS256 token signed with an RSA public key as the secret), `alg=none`,
- * a bad signature, a wrong issuer or type, and checks `exp` and `nbf` itself (libjwt 1.10 does not).
- * Keys are immutable after creation and may be shared between threads.
+ * (libjwt 1.10 would accept an HS256 token signed with an RSA public key as the secret),
+ * `alg=none`, a bad signature, a wrong issuer or type, and checks `exp` and `nbf` itself
+ * (libjwt 1.10 does not). Keys are immutable after creation and may be shared between threads.
  */
 #ifndef CM_JWT_H
 #define CM_JWT_H
@@ -22,16 +22,16 @@ typedef struct cm_jwt_key cm_jwt_key;
 /* HS256 with a secret of at least 32 bytes (copied, wiped on free). */
 CM_MUSTCHECK cm_err cm_jwt_key_hs256(cm_jwt_key **out, const void *secret, size_t len);
 /* RS256: private_pem may be NULL for a verify-only key. PEM text is copied. */
-CM_MUSTCHECK cm_err cm_jwt_key_rs256(
-    cm_jwt_key **out, const char *private_pem, const char *public_pem);
-void cm_jwt_key_free(cm_jwt_key *k);
+CM_MUSTCHECK cm_err cm_jwt_key_rs256(cm_jwt_key **out, const char *private_pem,
+                                     const char *public_pem);
+void                cm_jwt_key_free(cm_jwt_key *k);
 /* "HS256" / "RS256" */
 const char *cm_jwt_key_alg(const cm_jwt_key *k);
 
 typedef struct cm_jwt_claims {
-	char    sub[64];  /* user id */
-	char    sid[64];  /* session id */
-	char    typ[16];  /* "access" */
+	char    sub[64]; /* user id */
+	char    sid[64]; /* session id */
+	char    typ[16]; /* "access" */
 	char    jti[64];
 	int64_t iat;
 	int64_t nbf;
@@ -44,6 +44,7 @@ CM_MUSTCHECK cm_err cm_jwt_sign(const cm_jwt_key *k, const cm_jwt_claims *c, cha
 /* Verifies token at time now_s (unix seconds) with leeway_s of clock skew allowed; on CM_OK *out
  * holds the claims. Every failure is CM_EAUTH; `why` (may be NULL) gets a short reason for logs. */
 CM_MUSTCHECK cm_err cm_jwt_verify(const cm_jwt_key *k, const char *token, int64_t now_s,
-    int64_t leeway_s, const char *want_typ, cm_jwt_claims *out, const char **why);
+                                  int64_t leeway_s, const char *want_typ, cm_jwt_claims *out,
+                                  const char **why);
 
 #endif

@@ -6,29 +6,29 @@
 #ifndef CM_LIMITS_H
 #define CM_LIMITS_H
 
-#define CM_MAX_RPC_MSG          (64u * 1024u * 1024u) /* largest envelope a socket accepts */
-#define CM_MAX_JSON_BODY        65536                 /* default JSON request body limit (edge): 64 KiB */
-#define CM_MAX_UPLOAD_DEFAULT   52428800              /* default upload limit (edge, svc-pdf): 50 MiB */
-#define CM_MAX_JSON_DEPTH       32                    /* nesting accepted in JSON bodies */
-#define CM_MAX_HEADER_VALUE     8192                  /* cookies, authorization */
-#define CM_MAX_REQUEST_ID       64                    /* X-Request-Id kept (longer is replaced) */
-#define CM_MAX_TOKEN            4096                  /* JWT / refresh token length accepted */
-#define CM_MAX_EMAIL            254
-#define CM_MAX_NAME             200
-#define CM_MAX_PASSWORD         1024                  /* longer passwords are refused (hash DoS) */
-#define CM_MIN_PASSWORD         8
-#define CM_UUID_LEN             36                    /* textual UUID, without NUL */
-#define CM_MAX_METHOD_NAME      64
-#define CM_MAX_ERRMSG           256
-#define CM_DEFAULT_DEADLINE_MS  10000                 /* RPC deadline when the caller gives none */
+#define CM_MAX_RPC_MSG (64u * 1024u * 1024u) /* largest envelope a socket accepts */
+#define CM_MAX_JSON_BODY 65536               /* default JSON request body limit (edge): 64 KiB */
+#define CM_MAX_UPLOAD_DEFAULT 52428800       /* default upload limit (edge, svc-pdf): 50 MiB */
+#define CM_MAX_JSON_DEPTH 32                 /* nesting accepted in JSON bodies */
+#define CM_MAX_HEADER_VALUE 8192             /* cookies, authorization */
+#define CM_MAX_REQUEST_ID 64                 /* X-Request-Id kept (longer is replaced) */
+#define CM_MAX_TOKEN 4096                    /* JWT / refresh token length accepted */
+#define CM_MAX_EMAIL 254
+#define CM_MAX_NAME 200
+#define CM_MAX_PASSWORD 1024 /* longer passwords are refused (hash DoS) */
+#define CM_MIN_PASSWORD 8
+#define CM_UUID_LEN 36 /* textual UUID, without NUL */
+#define CM_MAX_METHOD_NAME 64
+#define CM_MAX_ERRMSG 256
+#define CM_DEFAULT_DEADLINE_MS 10000 /* RPC deadline when the caller gives none */
 #define CM_PG_CONNECT_TIMEOUT_S 2
-#define CM_REDIS_TIMEOUT_MS     200
-#define CM_REDIS_RETRY_MS       1000                  /* wait before reconnecting a dead Redis */
-#define CM_PG_RETRY_MS          250                   /* wait before reconnecting a dead PostgreSQL */
+#define CM_REDIS_TIMEOUT_MS 200
+#define CM_REDIS_RETRY_MS 1000 /* wait before reconnecting a dead Redis */
+#define CM_PG_RETRY_MS 250     /* wait before reconnecting a dead PostgreSQL */
 
 /* A limit as the text a config table's default wants (plain decimal limits only):
  * CM_LIMIT_STR(CM_MAX_JSON_BODY) is "65536". */
-#define CM_LIMIT_STR(x)  CM_LIMIT_STR_(x)
+#define CM_LIMIT_STR(x) CM_LIMIT_STR_(x)
 #define CM_LIMIT_STR_(x) #x
 
 #endif

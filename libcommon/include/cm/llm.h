@@ -44,10 +44,9 @@
  *   CM_ENOMEM / CM_ETOOBIG (an answer larger than CM_LLM_MAX_BODY) / CM_EINTERNAL
  *
  * Metrics (when a registry is given; names get the registry's prefix):
- *   llm_requests_total{provider,outcome}   one per HTTP attempt; outcome is ok, rate_limited, quota,
- *                                          unavailable, timeout, malformed, invalid, canceled
- *   llm_tokens_total{provider,kind}        kind is prompt or completion, as the provider reports
- *                                          (estimated as bytes/4 when a stream reports none)
+ *   llm_requests_total{provider,outcome}   one per HTTP attempt; outcome is ok, rate_limited,
+ * quota, unavailable, timeout, malformed, invalid, canceled llm_tokens_total{provider,kind} kind is
+ * prompt or completion, as the provider reports (estimated as bytes/4 when a stream reports none)
  *   llm_cost_estimate_micros_total{provider} tokens times the configured price per 1k tokens, in
  *                                          millionths of the price's currency unit
  *   llm_duration_seconds{provider}         per attempt, from request to last byte
@@ -66,9 +65,9 @@
 
 /* Fixed limits of the client (candidates for limits.h). */
 #define CM_LLM_MAX_PROVIDERS 8
-#define CM_LLM_MAX_BODY      (8u * 1024u * 1024u) /* largest answer (or request) accepted */
-#define CM_LLM_MAX_NAME      48                   /* provider label length, without NUL */
-#define CM_LLM_POOL_IDLE     64                   /* idle connections kept for reuse */
+#define CM_LLM_MAX_BODY (8u * 1024u * 1024u) /* largest answer (or request) accepted */
+#define CM_LLM_MAX_NAME 48                   /* provider label length, without NUL */
+#define CM_LLM_POOL_IDLE 64                  /* idle connections kept for reuse */
 
 typedef struct cm_llm cm_llm;
 
@@ -80,15 +79,15 @@ typedef struct cm_llm_provider {
 	int         max_concurrency; /* 0 = unlimited */
 	int         rpm;             /* requests per minute; 0 = unlimited */
 	int         tpm;             /* tokens per minute (prompt + completion); 0 = unlimited */
-	double      price_prompt_per_1k;     /* for llm_cost_estimate; 0 = not counted */
+	double      price_prompt_per_1k; /* for llm_cost_estimate; 0 = not counted */
 	double      price_completion_per_1k;
 } cm_llm_provider;
 
 typedef struct cm_llm_config {
-	const cm_llm_provider *providers; /* copied by cm_llm_alloc */
+	const cm_llm_provider *providers;  /* copied by cm_llm_alloc */
 	size_t                 nproviders; /* 1 .. CM_LLM_MAX_PROVIDERS */
-	const char *redis_host;   /* NULL or "" = per-process limits only */
-	int         redis_port;
+	const char            *redis_host; /* NULL or "" = per-process limits only */
+	int                    redis_port;
 	const char *redis_prefix; /* key namespace shared by the replicas; NULL = "cm:llm:" */
 	/* Zero means the default given in brackets. */
 	int timeout_ms;         /* [60000] a call's budget when the request has no deadline */
@@ -98,8 +97,8 @@ typedef struct cm_llm_config {
 	int max_attempts;       /* [5] HTTP attempts per call, quota failovers included */
 	int backoff_base_ms;    /* [500] */
 	int backoff_max_ms;     /* [20000] */
-	int quota_cooldown_ms;  /* [300000] how long a provider with an exhausted quota is skipped */
-	cm_metrics *metrics;    /* may be NULL; must outlive the client */
+	int quota_cooldown_ms; /* [300000] how long a provider with an exhausted quota is skipped */
+	cm_metrics *metrics;   /* may be NULL; must outlive the client */
 } cm_llm_config;
 
 /* Builds the client; the config and provider strings are copied. CM_EINVAL when a provider has no
@@ -123,7 +122,7 @@ CM_MUSTCHECK cm_err cm_llm_alloc(cm_llm **out, const cm_llm_config *cfg);
  * once (id CM-LLM-CONFIG) with keys masked.
  */
 CM_MUSTCHECK cm_err cm_llm_alloc_env(cm_llm **out, const char *redis_host, int redis_port,
-    cm_metrics *metrics, char *errbuf, size_t errlen);
+                                     cm_metrics *metrics, char *errbuf, size_t errlen);
 
 /* Waits for nothing: calls must have returned. NULL is a no-op. */
 void cm_llm_free(cm_llm *llm);
@@ -150,13 +149,13 @@ typedef struct cm_llm_req {
 	bool              json_mode;   /* response_format json_object + extraction into res->json */
 	cm_llm_delta_fn   on_delta;    /* non-NULL: stream (server-sent events) */
 	void             *arg;
-	int64_t           deadline_ms; /* absolute unix ms (the RPC deadline); 0 = now + timeout_ms */
+	int64_t deadline_ms; /* absolute unix ms (the RPC deadline); 0 = now + timeout_ms */
 } cm_llm_req;
 
 typedef struct cm_llm_result {
-	char       *content;     /* malloc'd, NUL-terminated; "" rather than NULL after a call */
+	char       *content; /* malloc'd, NUL-terminated; "" rather than NULL after a call */
 	size_t      content_len;
-	const char *json;        /* JSON mode on CM_OK: the object inside content (not terminated) */
+	const char *json; /* JSON mode on CM_OK: the object inside content (not terminated) */
 	size_t      json_len;
 	char        finish_reason[24]; /* "stop", "length", ... ("" when unknown) */
 	int64_t     prompt_tokens;
@@ -164,9 +163,9 @@ typedef struct cm_llm_result {
 	int         attempts;    /* HTTP attempts made */
 	int         http_status; /* of the last attempt; 0 when none got an answer */
 	char        provider[CM_LLM_MAX_NAME + 1]; /* the provider of the last attempt */
-	const char *model;       /* the model the last attempt asked for (its provider's; valid
-	                            while the client lives); NULL when no attempt was made */
-	char        errmsg[CM_MAX_ERRMSG];         /* why the call failed; "" on CM_OK */
+	const char *model;          /* the model the last attempt asked for (its provider's; valid
+	                               while the client lives); NULL when no attempt was made */
+	char errmsg[CM_MAX_ERRMSG]; /* why the call failed; "" on CM_OK */
 } cm_llm_result;
 
 /* Zeroes a result before first use; fini frees content (the result can then be reused). */
@@ -189,7 +188,7 @@ CM_MUSTCHECK cm_err cm_llm_chat(cm_llm *llm, const cm_llm_req *req, cm_llm_resul
  * delimit the object inside text (nothing copied); CM_EPROTO when there is no complete valid
  * object.
  */
-CM_MUSTCHECK cm_err cm_llm_extract_json(
-    const char *text, size_t len, const char **start, size_t *olen);
+CM_MUSTCHECK cm_err cm_llm_extract_json(const char *text, size_t len, const char **start,
+                                        size_t *olen);
 
 #endif

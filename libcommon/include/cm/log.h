@@ -28,7 +28,7 @@ cm_log_level cm_log_level_parse(const char *s);
 bool cm_log_enabled(cm_log_level level);
 
 /* Sets this thread's request id (copied, truncated to CM_MAX_REQUEST_ID); NULL clears it. */
-void cm_log_set_request_id(const char *rid);
+void        cm_log_set_request_id(const char *rid);
 const char *cm_log_request_id(void); /* "" when none */
 
 void cm_log_(cm_log_level level, const char *id, const char *fmt, ...)

@@ -24,17 +24,18 @@ typedef struct cm_histogram cm_histogram;
 /* `prefix` is prepended to every metric name registered ("auth_" -> auth_logins_total);
  * process_* metrics are unprefixed. */
 cm_metrics *cm_metrics_alloc(const char *prefix);
-void cm_metrics_free(cm_metrics *m);
+void        cm_metrics_free(cm_metrics *m);
 
 /* These return NULL only on allocation failure; every update function accepts NULL (no-op).
  * (They also return NULL, and log CM-METRIC-NAME / CM-METRIC-KIND, on a programming error: a name
  * that is not a valid Prometheus name, or a name already registered as another metric type.)
  * `labels` may be NULL or "" for none; the first registration's `help` is kept. */
-cm_counter *cm_metrics_counter(cm_metrics *m, const char *name, const char *help, const char *labels);
-cm_gauge *cm_metrics_gauge(cm_metrics *m, const char *name, const char *help, const char *labels);
+cm_counter *cm_metrics_counter(cm_metrics *m, const char *name, const char *help,
+                               const char *labels);
+cm_gauge   *cm_metrics_gauge(cm_metrics *m, const char *name, const char *help, const char *labels);
 /* Latency histogram in seconds with fixed buckets 0.5ms .. 60s. */
-cm_histogram *cm_metrics_histogram(
-    cm_metrics *m, const char *name, const char *help, const char *labels);
+cm_histogram *cm_metrics_histogram(cm_metrics *m, const char *name, const char *help,
+                                   const char *labels);
 
 void cm_counter_add(cm_counter *c, uint64_t n);
 void cm_gauge_set(cm_gauge *g, int64_t v);

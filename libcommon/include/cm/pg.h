@@ -46,7 +46,7 @@ void cm_pg_set_default_timeouts(int64_t statement_ms, int64_t lock_ms);
 /* conninfo: a libpq connection string or URI. schema: created if missing and set as
  * search_path on every (re)connect; NULL leaves the default. Both are copied. */
 CM_MUSTCHECK cm_err cm_pg_open(cm_pg **out, const char *conninfo, const char *schema);
-void cm_pg_close(cm_pg *pg);
+void                cm_pg_close(cm_pg *pg);
 
 /* Sets the deadline of the statements that follow: absolute unix ms (cm_now_ms clock); 0 = none,
  * back to the ceiling. Contacts nothing; the handle's owner thread calls it (per RPC call).
@@ -69,20 +69,20 @@ bool cm_pg_ping(cm_pg *pg);
 
 /* Runs sql with text parameters ($1..$n; a NULL entry is SQL NULL). On CM_OK, *out (if out is
  * not NULL) holds the result, freed with cm_pg_result_free. */
-CM_MUSTCHECK cm_err cm_pg_exec(
-    cm_pg *pg, const char *sql, int nparams, const char *const *params, cm_pg_result **out);
+CM_MUSTCHECK cm_err cm_pg_exec(cm_pg *pg, const char *sql, int nparams, const char *const *params,
+                               cm_pg_result **out);
 
 int cm_pg_nrows(const cm_pg_result *r);
 /* Text value of (row, col); "" for NULL (see cm_pg_isnull). */
 const char *cm_pg_get(const cm_pg_result *r, int row, int col);
-bool cm_pg_isnull(const cm_pg_result *r, int row, int col);
+bool        cm_pg_isnull(const cm_pg_result *r, int row, int col);
 /* Rows affected by INSERT/UPDATE/DELETE. */
 int64_t cm_pg_affected(const cm_pg_result *r);
-void cm_pg_result_free(cm_pg_result *r);
+void    cm_pg_result_free(cm_pg_result *r);
 
 CM_MUSTCHECK cm_err cm_pg_begin(cm_pg *pg);
 CM_MUSTCHECK cm_err cm_pg_commit(cm_pg *pg);
-void cm_pg_rollback(cm_pg *pg); /* best effort; safe after any failure */
+void                cm_pg_rollback(cm_pg *pg); /* best effort; safe after any failure */
 
 /* bytea travels as text here: "\x<hex>". cm_pg_bytea_param makes that parameter text for len
  * bytes (malloc'd; NULL on OOM); cm_pg_bytea_decode turns a bytea column's output text into a
@@ -90,7 +90,7 @@ void cm_pg_rollback(cm_pg *pg); /* best effort; safe after any failure */
 char               *cm_pg_bytea_param(const void *p, size_t len);
 CM_MUSTCHECK cm_err cm_pg_bytea_decode(const char *s, uint8_t **out, size_t *len);
 
-const char *cm_pg_errmsg(const cm_pg *pg);  /* "" when none */
+const char *cm_pg_errmsg(const cm_pg *pg);   /* "" when none */
 const char *cm_pg_sqlstate(const cm_pg *pg); /* "" when none */
 
 /* ---- migrations ---------------------------------------------------------------------------- */
@@ -107,11 +107,11 @@ typedef struct cm_migration {
 /* Brings `schema` to the newest version under a transaction-scoped advisory lock (so replicas
  * starting together apply each migration once). Versions applied are recorded in
  * <schema>.schema_migrations. One transaction per run: all of it applies, or none. */
-CM_MUSTCHECK cm_err cm_pg_migrate_up(
-    cm_pg *pg, const char *schema, const cm_migration *m, size_t n);
+CM_MUSTCHECK cm_err cm_pg_migrate_up(cm_pg *pg, const char *schema, const cm_migration *m,
+                                     size_t n);
 /* Rolls `schema` back to target_version (0 = everything) by running down parts newest first. */
-CM_MUSTCHECK cm_err cm_pg_migrate_down(
-    cm_pg *pg, const char *schema, const cm_migration *m, size_t n, int target_version);
+CM_MUSTCHECK cm_err cm_pg_migrate_down(cm_pg *pg, const char *schema, const cm_migration *m,
+                                       size_t n, int target_version);
 /* The newest applied version (0 when none). */
 CM_MUSTCHECK cm_err cm_pg_schema_version(cm_pg *pg, const char *schema, int *version);
 

@@ -18,7 +18,7 @@ typedef struct cm_sub cm_sub;
 
 /* Publisher listening at url. Thread-safe: any thread may publish. */
 CM_MUSTCHECK cm_err cm_pub_open(cm_pub **out, const char *url);
-void cm_pub_close(cm_pub *p);
+void                cm_pub_close(cm_pub *p);
 /* Never blocks; drops the event when no subscriber can take it. */
 cm_err cm_pub_send(cm_pub *p, const char *topic, const char *type, const void *payload, size_t len);
 
@@ -26,9 +26,9 @@ cm_err cm_pub_send(cm_pub *p, const char *topic, const char *type, const void *p
  * each event whose topic starts with a subscribed prefix; it must not block. Strings and payload
  * are valid only during the callback. */
 typedef void (*cm_sub_fn)(void *arg, const char *topic, const char *type, const void *payload,
-    size_t len);
+                          size_t len);
 CM_MUSTCHECK cm_err cm_sub_open(cm_sub **out, const char *urls, cm_sub_fn cb, void *arg);
 CM_MUSTCHECK cm_err cm_sub_subscribe(cm_sub *s, const char *topic_prefix);
-void cm_sub_close(cm_sub *s);
+void                cm_sub_close(cm_sub *s);
 
 #endif

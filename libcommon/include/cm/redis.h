@@ -21,26 +21,27 @@ typedef struct cm_redis cm_redis;
 
 /* host may be NULL or "" to disable Redis entirely (every call then returns CM_EUNAVAIL). */
 CM_MUSTCHECK cm_err cm_redis_open(cm_redis **out, const char *host, int port, int timeout_ms);
-void cm_redis_close(cm_redis *r);
+void                cm_redis_close(cm_redis *r);
 
-bool cm_redis_ping(cm_redis *r);
+bool        cm_redis_ping(cm_redis *r);
 const char *cm_redis_errmsg(const cm_redis *r); /* last failure, "" when none */
 
 /* GET: *found false when the key does not exist; the value is appended to out. */
 CM_MUSTCHECK cm_err cm_redis_get(cm_redis *r, const char *key, cm_buf *out, bool *found);
 /* SET with an expiry in seconds (0 = none). */
-CM_MUSTCHECK cm_err cm_redis_set(
-    cm_redis *r, const char *key, const void *val, size_t len, int64_t ttl_s);
+CM_MUSTCHECK cm_err cm_redis_set(cm_redis *r, const char *key, const void *val, size_t len,
+                                 int64_t ttl_s);
 CM_MUSTCHECK cm_err cm_redis_del(cm_redis *r, const char *key);
 /* INCR, and set the expiry when the key is new; gives the new count and the key's TTL left. */
-CM_MUSTCHECK cm_err cm_redis_incr_window(
-    cm_redis *r, const char *key, int64_t window_s, int64_t *count, int64_t *ttl_left_s);
+CM_MUSTCHECK cm_err cm_redis_incr_window(cm_redis *r, const char *key, int64_t window_s,
+                                         int64_t *count, int64_t *ttl_left_s);
 /* Reads a counter and its TTL without changing it (0 and 0 when absent). */
-CM_MUSTCHECK cm_err cm_redis_get_counter(
-    cm_redis *r, const char *key, int64_t *count, int64_t *ttl_left_s);
+CM_MUSTCHECK cm_err cm_redis_get_counter(cm_redis *r, const char *key, int64_t *count,
+                                         int64_t *ttl_left_s);
 
 /* EVAL of a Lua script whose reply is an integer. keys/args are C strings. */
 CM_MUSTCHECK cm_err cm_redis_eval_int(cm_redis *r, const char *script, int nkeys,
-    const char *const *keys, int nargs, const char *const *args, int64_t *out);
+                                      const char *const *keys, int nargs, const char *const *args,
+                                      int64_t *out);
 
 #endif

@@ -60,10 +60,10 @@ typedef struct cm_rpc_ctx {
 typedef cm_err (*cm_rpc_handler_fn)(cm_rpc_ctx *ctx, const void *req, void *resp);
 
 typedef struct cm_rpc_method {
-	const char                        *name; /* e.g. "auth.Login" */
+	const char                       *name; /* e.g. "auth.Login" */
 	const ProtobufCMessageDescriptor *req_desc;
 	const ProtobufCMessageDescriptor *resp_desc;
-	cm_rpc_handler_fn                  fn;
+	cm_rpc_handler_fn                 fn;
 } cm_rpc_method;
 
 /* The role of a service calling as itself, not for a user (cm_rpc_call_opts.role). The edge never
@@ -76,7 +76,8 @@ bool cm_rpc_has_role(const cm_rpc_ctx *ctx, const char *role);
  * itself (role CM_ROLE_SERVICE and no subject); else fails the call with CM_EPERM. */
 CM_MUSTCHECK cm_err cm_rpc_require_service(cm_rpc_ctx *ctx);
 
-/* Records the error message (printf-style) for the reply; returns err for `return cm_rpc_fail(..)`. */
+/* Records the error message (printf-style) for the reply; returns err for `return cm_rpc_fail(..)`.
+ */
 cm_err cm_rpc_fail(cm_rpc_ctx *ctx, cm_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -103,7 +104,7 @@ typedef struct cm_rpc_server_config {
 	 * database statements by ctx->deadline_ms). Must not fail. */
 	void (*call_begin)(void *arg, int worker_index, const cm_rpc_ctx *ctx);
 	void (*call_end)(void *arg, int worker_index);
-	void        *arg;
+	void       *arg;
 	cm_metrics *metrics; /* optional: rpc_requests_total / rpc_duration_seconds per method */
 } cm_rpc_server_config;
 
@@ -121,9 +122,9 @@ typedef struct cm_rpc_client cm_rpc_client;
 
 /* `urls`: one or more replica URLs separated by commas. The client dials lazily and reconnects
  * by itself; opening never waits for a replica. `name` labels logs and metrics. */
-CM_MUSTCHECK cm_err cm_rpc_client_open(
-    cm_rpc_client **out, const char *name, const char *urls, cm_metrics *metrics);
-void cm_rpc_client_close(cm_rpc_client *c);
+CM_MUSTCHECK cm_err cm_rpc_client_open(cm_rpc_client **out, const char *name, const char *urls,
+                                       cm_metrics *metrics);
+void                cm_rpc_client_close(cm_rpc_client *c);
 
 /* Number of replicas with at least one live connection and not ejected. */
 int cm_rpc_client_healthy(cm_rpc_client *c);
@@ -153,12 +154,13 @@ void cm_rpc_result_fini(cm_rpc_result *r);
 
 /* Blocking call with an already packed request payload. Always fills *res (fini it after). */
 void cm_rpc_call_raw(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payload,
-    size_t len, cm_rpc_result *res);
+                     size_t len, cm_rpc_result *res);
 
 /* Blocking typed call: packs req, and on OK unpacks the response into *resp_out (free it with
  * protobuf_c_message_free_unpacked(*resp_out, NULL)). Returns the status as cm_err. */
 cm_err cm_rpc_call(cm_rpc_client *c, const cm_rpc_call_opts *opts, const ProtobufCMessage *req,
-    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp_out, cm_rpc_result *res);
+                   const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp_out,
+                   cm_rpc_result *res);
 
 /* Asynchronous call for event-driven callers (the edge). `done` runs exactly once on an nng
  * thread: it must not block. The result is valid only during `done`. Returns CM_OK when the call
@@ -166,6 +168,7 @@ cm_err cm_rpc_call(cm_rpc_client *c, const cm_rpc_call_opts *opts, const Protobu
  * CM_ETIMEDOUT when the deadline has already passed. */
 typedef void (*cm_rpc_done_fn)(void *arg, cm_rpc_result *res);
 CM_MUSTCHECK cm_err cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts,
-    const void *payload, size_t len, cm_rpc_done_fn done, void *arg);
+                                      const void *payload, size_t len, cm_rpc_done_fn done,
+                                      void *arg);
 
 #endif

@@ -43,6 +43,7 @@
 
 #include "cm/config.h"
 #include "cm/err.h"
+#include "cm/jobs.h"
 #include "cm/pg.h"
 #include "cm/redis.h"
 #include "cm/rpc.h"
@@ -72,12 +73,20 @@ typedef struct cm_service_env {
 	cm_metrics              *metrics; /* prefix "<name>_" */
 } cm_service_env;
 
-/* One RPC worker's connections, owned by the skeleton. */
+/* One thread's connections (an RPC worker's or a job runner's), owned by the skeleton. */
 typedef struct cm_service_conns {
 	cm_pg    *pg;
 	cm_redis *redis;
+	cm_jobs  *jobs; /* the job queue on pg; NULL when the service has none (jobs_options) */
 	int       index;
 } cm_service_conns;
+
+/* Opens a thread's connections from the common keys: pg on schema, redis, and jobs with jo
+ * (NULL: none). Connections are lazy: this fails only on bad arguments or memory; on failure
+ * what was opened is closed. */
+CM_MUSTCHECK cm_err cm_service_conns_open(cm_service_conns *c, const cm_service_config *common,
+                                          const char *schema, const cm_jobs_options *jo);
+void                cm_service_conns_close(cm_service_conns *c);
 
 typedef struct cm_service_def {
 	const char *name;   /* lower case: log component, metrics prefix, key prefix upper-cased */
@@ -95,7 +104,7 @@ typedef struct cm_service_def {
 	/* Migrations of the schema (pointers to the count: generated arrays are extern). */
 	const cm_migration *migrations;
 	const size_t       *n_migrations;
-	int                 jobs_version; /* the job queue's tables (cm/jobs.h) as migration N; 0: none */
+	int jobs_version; /* the job queue's tables (cm/jobs.h) as migration N; 0: none */
 
 	const cm_rpc_method *methods;
 	const size_t        *n_methods;
@@ -110,9 +119,13 @@ typedef struct cm_service_def {
 	/* Once, after the migrations, on the start-up connection (e.g. seed rows). Retried while
 	 * it returns CM_EUNAVAIL, within X_DB_RETRY_S. */
 	cm_err (*prepare)(void *app, cm_pg *pg);
-	/* On each worker thread, before it serves; see the policy above. */
+	/* On each worker thread, before it serves; see the policy above. Job runners (cm/runners.h)
+	 * build their state with the same pair around their own conns. */
 	cm_err (*worker_init)(void *app, const cm_service_conns *conns, void **state);
 	void (*worker_fini)(void *app, void *state);
+	/* The service's job queue (channel, lease, attempts): every worker's conns carry a cm_jobs
+	 * handle on its connection. NULL: no job queue. */
+	void (*jobs_options)(const void *app, cm_jobs_options *jo);
 	/* Background work (job runners, consumers): started after the RPC server, stopped first. */
 	cm_err (*start)(void *app);
 	void (*stop)(void *app);
@@ -139,6 +152,6 @@ typedef struct cm_service_keynames {
 	char rpc_url[64], admin_addr[64], workers[64], db_retry_s[64];
 } cm_service_keynames;
 size_t cm_service_common_table(const cm_service_def *def, cm_service_config *c,
-    cm_service_keynames *names, cm_cfg_entry *out, size_t cap);
+                               cm_service_keynames *names, cm_cfg_entry *out, size_t cap);
 
 #endif

@@ -10,8 +10,8 @@
 
 #include "cm/err.h"
 
-int64_t cm_now_ms(void);  /* wall clock, unix milliseconds */
-int64_t cm_mono_ms(void); /* monotonic milliseconds, for durations */
+int64_t  cm_now_ms(void);  /* wall clock, unix milliseconds */
+int64_t  cm_mono_ms(void); /* monotonic milliseconds, for durations */
 uint64_t cm_mono_ns(void);
 
 /* Fills buf with cryptographically strong random bytes (libsodium). */
@@ -30,7 +30,7 @@ void cm_hex(const void *in, size_t n, char *out);
 
 /* base64url without padding; out needs cm_b64url_len(n)+1 bytes. */
 size_t cm_b64url_len(size_t n);
-void cm_b64url(const void *in, size_t n, char *out);
+void   cm_b64url(const void *in, size_t n, char *out);
 
 /* Zeroes memory in a way the compiler keeps (secrets before free). */
 void cm_wipe(void *p, size_t n);
@@ -51,6 +51,6 @@ char *cm_read_file(const char *path, size_t max);
 /* Blocks SIGTERM/SIGINT/SIGPIPE for the calling thread and its future children; call first in
  * main(). cm_wait_for_signal() then waits for SIGTERM or SIGINT and returns its number. */
 void cm_signals_block(void);
-int cm_wait_for_signal(void);
+int  cm_wait_for_signal(void);
 
 #endif
