@@ -156,6 +156,7 @@ chat_search_start(chat_service *s, const chat_caller *who, const char *document_
 	sq.query = query;
 	sq.limit = (int32_t)s->cfg.search_limit;
 	sq.page_heads = true;
+	sq.fallback = true;
 	n = pdf__search_request__get_packed_size(&sq);
 	if (n > sizeof(small) && (buf = malloc(n)) == NULL) {
 		q->err = CM_ENOMEM;

@@ -565,8 +565,8 @@ pdf_handle_search(cm_rpc_ctx *ctx, const void *req, void *resp)
 		err = cm_rpc_fail(ctx, CM_EINVAL, "limit must be 1..%d", PDF_SEARCH_MAX);
 		goto out;
 	}
-	if ((err = pdf_search(w->pg, ctx->subject, rq->id, rq->query, limit, &rows, &sha,
-	                      &match)) != CM_OK) {
+	if ((err = pdf_search(w->pg, ctx->subject, rq->id, rq->query, limit, rq->fallback, &rows,
+	                      &sha, &match)) != CM_OK) {
 		err = fail(ctx, w, err, "document not found");
 		goto out;
 	}

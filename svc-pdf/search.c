@@ -32,7 +32,7 @@ take(pdf_rows **out, const char **sha, pdf_rows *next, const char *next_sha)
 
 cm_err
 pdf_search(cm_pg *pg, const char *owner, const char *id, const char *query, int limit,
-           pdf_rows **out, const char **sha, const char **match)
+           bool fallback, pdf_rows **out, const char **sha, const char **match)
 {
 	static bool warned; /* pg_trgm missing: said once per process */
 	pdf_terms   t;
@@ -48,6 +48,8 @@ pdf_search(cm_pg *pg, const char *owner, const char *id, const char *query, int 
 		*match = "all";
 		return CM_OK;
 	}
+	if (!fallback)
+		return CM_OK;
 	pdf_terms_parse(query, &t);
 	if (t.n == 0 || pdf_terms_tsquery_any(&t, any, sizeof(any)) != CM_OK ||
 	    pdf_terms_array(&t, 1, each, sizeof(each)) != CM_OK ||

@@ -527,6 +527,7 @@ search(Pdf__SearchRequest *sr, const char *query, int limit, call *c, Pdf__Chunk
 {
 	sr->query = (char *)query;
 	sr->limit = limit;
+	sr->fallback = true;
 	assert_int_equal(invoke(c, W, pdf_handle_search, "erin", sr,
 	                        &pdf__chunks_response__descriptor, (void **)ch),
 	                 CM_OK);
@@ -605,6 +606,16 @@ test_pages_chunks_search(void **state)
 	done(&c);
 	/* Every word present: the search as it always was. */
 	assert_string_equal(search(&sr, "zebrafish hearts", 5, &c, &ch), "all");
+	done(&c);
+	/* Without fallback (how svc-qgen and svc-eval search): a question finds nothing. */
+	sr.query = (char *)"Why do zebrafish regrow hearts?";
+	sr.limit = 5;
+	sr.fallback = false;
+	assert_int_equal(invoke(&c, W, pdf_handle_search, "erin", &sr,
+	                        &pdf__chunks_response__descriptor, (void **)&ch),
+	                 CM_OK);
+	assert_int_equal(ch->n_chunks, 0);
+	assert_string_equal(ch->match, "");
 	done(&c);
 	/* A question: not every word is in the text; its key terms are (the chunk of page 3 holds
 	 * both "zebrafish" and "hearts", so it comes first). */
