@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "cm/buf.h"
+#include "cm/util.h"
 #include "http_client.h"
 
 const char *
@@ -311,4 +312,50 @@ http_fake(const char *base, const char *method, const char *path, const char *bo
 	curl_easy_cleanup(c);
 	cm_buf_fini(&out);
 	return v;
+}
+
+long
+http_json(const char *auth, const char *method, const char *path, const char *body, http_resp *r)
+{
+	const char *h[] = {auth, "Content-Type: application/json", NULL};
+
+	if (http_do(method, path, auth != NULL ? h : h + 1, body, body != NULL ? strlen(body) : 0,
+	            r) != 0)
+		return -1;
+	return r->status;
+}
+
+int
+http_register(const char *tag, const char *password, char *email, size_t n)
+{
+	char      body[512], id[37];
+	http_resp r;
+	long      st;
+
+	cm_uuid_v4(id);
+	snprintf(email, n, "%s-%s@example.com", tag, id);
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+	st = http_json(NULL, "POST", "/api/v1/auth/register", body, &r);
+	http_resp_free(&r);
+	return st == 201 ? 0 : -1;
+}
+
+int
+http_new_user(const char *tag, const char *password, char *bearer, size_t n)
+{
+	char        email[128], body[512];
+	http_resp   r;
+	const char *tok;
+	int         rc = -1;
+
+	if (http_register(tag, password, email, sizeof(email)) != 0)
+		return -1;
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+	if (http_json(NULL, "POST", "/api/v1/auth/login", body, &r) == 200 &&
+	    (tok = js(r.json, "access_token")) != NULL && tok[0] != '\0') {
+		snprintf(bearer, n, "Authorization: Bearer %s", tok);
+		rc = 0;
+	}
+	http_resp_free(&r);
+	return rc;
 }

@@ -58,4 +58,14 @@ const char *js(const json_t *obj, const char *key);
  * answer (json_decref it) or NULL. */
 json_t *http_fake(const char *base, const char *method, const char *path, const char *body);
 
+/* A JSON request with an optional "Authorization: ..." header line (NULL: none). The status, or
+ * -1 when there was no answer. */
+long http_json(const char *auth, const char *method, const char *path, const char *body,
+               http_resp *r);
+/* Registers a new user "<tag>-<uuid>@example.com" with password; its e-mail into email. 0, or -1
+ * when registering did not answer 201. */
+int http_register(const char *tag, const char *password, char *email, size_t n);
+/* Registers and logs in a new user: "Authorization: Bearer <access token>" into bearer. 0 or -1. */
+int http_new_user(const char *tag, const char *password, char *bearer, size_t n);
+
 #endif

@@ -98,42 +98,22 @@ fake_stat(const char *key, const char *sub)
 static void
 register_user(char *email, size_t n)
 {
-	char      body[256], id[37];
-	http_resp r;
-
-	cm_uuid_v4(id);
-	snprintf(email, n, "c-%s@example.com", id);
-	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
-	assert_int_equal(http_do("POST", "/api/v1/auth/register", json_hdr, body, strlen(body), &r),
-	                 0);
-	assert_int_equal(r.status, 201);
-	http_resp_free(&r);
+	assert_int_equal(http_register("c", PASSWORD, email, n), 0);
 }
 
 static void
 login_new_user(char *bearer, size_t n)
 {
-	char      email[128], body[256];
-	http_resp r;
-
-	register_user(email, sizeof(email));
-	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
-	assert_int_equal(http_do("POST", "/api/v1/auth/login", json_hdr, body, strlen(body), &r),
-	                 0);
-	assert_int_equal(r.status, 200);
-	snprintf(bearer, n, "Authorization: Bearer %s", js(r.json, "access_token"));
-	http_resp_free(&r);
+	assert_int_equal(http_new_user("c", PASSWORD, bearer, n), 0);
 }
 
 static long
 call(const char *auth, const char *method, const char *path, const char *body, http_resp *r)
 {
-	const char *h[] = {auth, "Content-Type: application/json", NULL};
+	long st = http_json(auth, method, path, body, r);
 
-	assert_int_equal(http_do(method, path, auth != NULL ? h : h + 1, body,
-	                         body != NULL ? strlen(body) : 0, r),
-	                 0);
-	return r->status;
+	assert_true(st >= 0);
+	return st;
 }
 
 /* A JSON body {key: text} (escaped by jansson); free() it. */
