@@ -206,6 +206,12 @@ ProtobufCMessage *edge_body_pb(edge_req *r);
 /* Parses the body as a JSON object (NULL body -> empty object). On failure answers 400 and
  * returns NULL (r is consumed). */
 json_t *edge_body_json(edge_req *r);
+/* Value of a request header (name matched case-insensitively), NULL when absent; valid while r
+ * lives. */
+const char *edge_header(edge_req *r, const char *name);
+/* Calls fn for every request header, in the order received. */
+void edge_header_each(edge_req *r, void (*fn)(void *arg, const char *name, const char *value),
+                      void *arg);
 /* Adds a response header (copied into the request's arena); false when there is no room. */
 bool edge_add_header(edge_req *r, const char *name, const char *value);
 /* Sets a JSON response from a jansson value (stolen). */

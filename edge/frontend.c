@@ -129,7 +129,7 @@ edge_frontend_proxy(edge_req *r)
 	    nng_http_req_set_uri(pc->req, uri) != 0)
 		goto nomem;
 	for (int i = 0; request_headers[i] != NULL; i++) {
-		if ((v = nng_http_req_get_header(r->req, request_headers[i])) != NULL &&
+		if ((v = edge_header(r, request_headers[i])) != NULL &&
 		    nng_http_req_set_header(pc->req, request_headers[i], v) != 0)
 			goto nomem;
 	}

@@ -43,7 +43,7 @@ void
 edge_start_upload(edge_req *r)
 {
 	Pdf__UploadRequest rq = PDF__UPLOAD_REQUEST__INIT;
-	const char        *ct = nng_http_req_get_header(r->req, "Content-Type");
+	const char        *ct = edge_header(r, "Content-Type");
 	char               boundary[128], why[160], name[256];
 	edge_mp_part       part;
 	cm_err             err;

@@ -666,6 +666,12 @@ stage_route(edge_req *r)
 }
 
 const char *
+edge_header(edge_req *r, const char *name)
+{
+	return nng_http_req_get_header(r->req, name);
+}
+
+const char *
 edge_query_param(edge_req *r, const char *name, char *buf, size_t buflen)
 {
 	return edge_query_get(r->query, name, buf, buflen) >= 0 ? buf : NULL;

@@ -66,14 +66,14 @@ edge_session_read(edge_req *r)
 
 	if (r->bearer != NULL || r->cookie_access != NULL)
 		return; /* already read */
-	h = nng_http_req_get_header(r->req, "Authorization");
+	h = edge_header(r, "Authorization");
 	if (h != NULL && strlen(h) <= CM_MAX_TOKEN + 7 && strncasecmp(h, "Bearer ", 7) == 0) {
 		h += 7;
 		while (*h == ' ')
 			h++;
 		r->bearer = dup_n(h, strcspn(h, " "));
 	}
-	(void)edge_cookie_parse(nng_http_req_get_header(r->req, "Cookie"), &r->cookie_access,
+	(void)edge_cookie_parse(edge_header(r, "Cookie"), &r->cookie_access,
 	                        &r->cookie_refresh);
 }
 

@@ -23,6 +23,26 @@
 #define EDGE_WS_MAX_PER_USER 16   /* sockets per user */
 #define EDGE_WS_MAX_SOCKETS 10000 /* sockets per edge */
 
+/* An upgraded connection handed over by the HTTP engine (server.c answered 101 Switching
+ * Protocols). fd is the socket (do not close it: call release(handle) once, when done with it);
+ * extra holds bytes the engine read past the handshake (the first frames, maybe). */
+typedef struct edge_ws_socket {
+	int         fd;
+	const char *extra;
+	size_t      extra_len;
+	void       *handle;
+	void (*release)(void *handle);
+} edge_ws_socket;
+
+/* Takes over s for user (the authenticated subject). When refuse_code is not NULL the socket gets
+ * one error frame {"type":"error","code":refuse_code,"message":refuse_msg} and a close. Never
+ * blocks; s->extra is copied. */
+void edge_ws_adopt(edge *e, const edge_ws_socket *s, const char *user, const char *refuse_code,
+                   const char *refuse_msg);
+/* Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (RFC 6455 4.2.2) into out (29 bytes with
+ * the NUL); false when key is not a 16-byte base64 nonce. */
+bool edge_ws_accept_key(const char *key, char out[29]);
+
 /* Starts the listener (after edge_start: it shares the HTTP server) and the event subscriber
  * (when EDGE_QGEN_EVENTS_URLS is set). */
 CM_MUSTCHECK cm_err edge_ws_start(edge *e);

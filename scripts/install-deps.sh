@@ -10,6 +10,7 @@ PKGS=(
   libpq-dev postgresql
   libhiredis-dev redis-server
   libcurl4-openssl-dev
+  libmicrohttpd-dev libwslay-dev haproxy
   libmupdf-dev mupdf-tools libmujs-dev libgumbo-dev libopenjp2-7-dev libjbig2dec0-dev libharfbuzz-dev
   libjpeg-dev zlib1g-dev libfreetype-dev libpng-dev libbrotli-dev
   libjwt-dev libjansson-dev libsodium-dev libssl-dev
