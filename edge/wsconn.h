@@ -63,7 +63,9 @@ struct ws_conn {
 	char                       *in; /* the engine's extra bytes, read before the fd */
 	size_t                      in_len, in_off;
 	ws_conn                    *lnext, *lprev; /* the loop's live list, then its dead list */
-	bool                        registered, finished, closing;
+	bool                        registered, finished, closing, close_queued;
+	uint16_t                    close_code;
+	const char                 *close_reason; /* a string literal */
 	uint32_t                    events;
 	int64_t                     last_rx_ms, last_ping_ms, close_by_ms;
 	int64_t                     ping_window_ms;

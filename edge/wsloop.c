@@ -243,7 +243,8 @@ ws_wake_locked(ws_conn *c)
 		wake = true;
 	}
 	pthread_mutex_unlock(&h->readymu);
-	/* Under c->mu: the loop marks c closed under it before it ends and the eventfd goes away. */
+	/* Under c->mu: the loop marks c closed under it before it ends and the eventfd goes away.
+	 */
 	if (wake && write(h->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		cm_warn("EDGE-WS-WAKE", "cannot wake the WebSocket loop: %s", strerror(errno));
 }
@@ -336,24 +337,36 @@ feed(ws_conn *c, bool all)
 		c->qbytes -= f->len;
 		free(f);
 	}
-	ok = !c->overflow &&
-	     c->qn + wslay_event_get_queued_msg_count(c->ws) <= l->max_queue &&
+	ok = !c->overflow && c->qn + wslay_event_get_queued_msg_count(c->ws) <= l->max_queue &&
 	     c->qbytes + wslay_event_get_queued_msg_length(c->ws) <= l->max_queue_bytes;
 	pthread_mutex_unlock(&c->mu);
 	return ok;
 }
 
-/* Queues frames waiting, then a close frame with code, and stops reading. */
+/* Stops reading and closes with code once the frames waiting are out (wslay sends control
+ * frames ahead of data, and nothing after a close: queueing it now would lose them). */
 static void
 begin_close(ws_conn *c, uint16_t code, const char *reason, int64_t now)
 {
 	if (c->closing)
 		return;
 	c->closing = true;
+	c->close_code = code;
+	c->close_reason = reason;
 	c->close_by_ms = now + c->hub->lim.close_grace_ms;
-	(void)feed(c, true); /* the limits are checked by the caller's next serve() */
-	(void)wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, strlen(reason));
 	wslay_event_shutdown_read(c->ws);
+}
+
+/* Queues the close frame of a closing socket whose data frames are all out; true when it did. */
+static bool
+queue_close(ws_conn *c)
+{
+	if (!c->closing || c->close_queued || wslay_event_get_queued_msg_count(c->ws) != 0)
+		return false;
+	c->close_queued = true;
+	(void)wslay_event_queue_close(c->ws, c->close_code, (const uint8_t *)c->close_reason,
+	                              strlen(c->close_reason));
+	return true;
 }
 
 /* Done with c: out of the hub and epoll, fd released; the loop's reference goes at the end of
@@ -415,7 +428,12 @@ serve(edge_ws *h, ws_conn *c, bool readable, int64_t now)
 		finish(h, c);
 		return;
 	}
+	(void)queue_close(c);
 	if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
+		finish(h, c);
+		return;
+	}
+	if (queue_close(c) && wslay_event_send(c->ws) != 0) {
 		finish(h, c);
 		return;
 	}
@@ -458,7 +476,7 @@ attach(edge_ws *h, ws_conn *c, int64_t now)
 static void
 sweep(edge_ws *h, int64_t now)
 {
-	int64_t idle = (int64_t)h->lim.idle_s * 1000;
+	int64_t  idle = (int64_t)h->lim.idle_s * 1000;
 	ws_conn *c, *next;
 
 	for (c = h->live; c != NULL; c = next) {
@@ -527,7 +545,8 @@ loop_main(void *arg)
 	next_sweep = cm_mono_ms() + tick;
 	for (;;) {
 		int64_t now = cm_mono_ms();
-		int     n = epoll_wait(h->epfd, evs, 64, (int)(next_sweep > now ? next_sweep - now : 0));
+		int     n =
+		    epoll_wait(h->epfd, evs, 64, (int)(next_sweep > now ? next_sweep - now : 0));
 
 		now = cm_mono_ms();
 		for (int i = 0; i < n; i++) {
@@ -539,12 +558,8 @@ loop_main(void *arg)
 					cm_warn("EDGE-WS-WAKE", "eventfd: %s", strerror(errno));
 				continue;
 			}
-			if ((evs[i].events & (EPOLLHUP | EPOLLERR)) != 0 &&
-			    !wslay_event_want_read(c->ws))
-				finish(h, c);
-			else
-				serve(h, c, (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0,
-				      now);
+			/* A hang-up reads as the end of the stream or fails the next send. */
+			serve(h, c, (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0, now);
 		}
 		serve_ready(h, now, false);
 		if (atomic_load(&h->stop) && drain_until == 0) {

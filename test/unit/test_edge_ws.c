@@ -1,6 +1,6 @@
 /*
  * test_edge_ws.c - the WebSocket pieces that need no server: subscription messages, event
- * frames, the access token in the upgrade URI.
+ * frames, the access token in the upgrade URI, the handshake's accept key.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -92,6 +92,31 @@ test_query_token(void **state)
 	assert_false(edge_ws_query_token(NULL, tok, sizeof(tok)));
 }
 
+static void
+test_accept_key(void **state)
+{
+	char out[29];
+
+	(void)state;
+	/* RFC 6455 1.3's example. */
+	assert_true(edge_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", out));
+	assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+	static const char *const bad[] = {
+	    "",
+	    "dGhlIHNhbXBsZSBub25jZQ",    /* no padding */
+	    "dGhlIHNhbXBsZSBub25jZQ=",   /* short */
+	    "dGhlIHNhbXBsZSBub25jZQ===", /* long */
+	    "dGhlIHNhbXBsZSBub25jZ*==",  /* not base64 */
+	    "dGhlIHNhbXBsZSBub25jZSE=",  /* 17 bytes */
+	    "dGhlIHNhbXBsZSBub25j",      /* 15 bytes */
+	    " dGhlIHNhbXBsZSBub25jZQ==", /* whitespace */
+	    NULL,
+	};
+	for (int i = 0; bad[i] != NULL; i++)
+		assert_false(edge_ws_accept_key(bad[i], out));
+	assert_false(edge_ws_accept_key(NULL, out));
+}
+
 int
 main(void)
 {
@@ -99,6 +124,7 @@ main(void)
 	    cmocka_unit_test(test_parse_subscribe),
 	    cmocka_unit_test(test_event_json),
 	    cmocka_unit_test(test_query_token),
+	    cmocka_unit_test(test_accept_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
