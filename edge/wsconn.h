@@ -62,6 +62,7 @@ struct ws_conn {
 	struct wslay_event_context *ws;
 	char                       *in; /* the engine's extra bytes, read before the fd */
 	size_t                      in_len, in_off;
+	size_t                      rx_budget;     /* bytes this turn may still read from the fd */
 	ws_conn                    *lnext, *lprev; /* the loop's live list, then its dead list */
 	bool                        registered, finished, closing, close_queued;
 	uint16_t                    close_code;

@@ -31,6 +31,9 @@
 #include "wsconn.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_RX_BUDGET                                                                               \
+	(64 << 10) /* bytes read from one socket per turn: no client starves others                \
+	            */
 
 /* ---- the handshake's key ---------------------------------------------------------------------
  */
@@ -86,11 +89,20 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *
 		}
 		return (ssize_t)k;
 	}
+	if (c->rx_budget == 0) {
+		/* Enough from this one for a turn: epoll reports the rest next turn. */
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	if (len > c->rx_budget)
+		len = c->rx_budget;
 	do
 		n = recv(c->s.fd, buf, len, 0);
 	while (n < 0 && errno == EINTR);
-	if (n > 0)
+	if (n > 0) {
+		c->rx_budget -= (size_t)n;
 		return n;
+	}
 	/* 0 is the peer's end of stream: an error for wslay, and the socket is finished. */
 	wslay_event_set_error(ctx, n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
 	                               ? WSLAY_ERR_WOULDBLOCK
@@ -416,12 +428,18 @@ serve(edge_ws *h, ws_conn *c, bool readable, int64_t now)
 
 	if (c->finished)
 		return;
+	c->rx_budget = WS_RX_BUDGET;
 	if (readable && wslay_event_want_read(c->ws) && wslay_event_recv(c->ws) != 0) {
 		finish(h, c); /* the peer went away or broke the protocol */
 		return;
 	}
 	if (c->policy_close != 0)
 		begin_close(c, c->policy_close, "too many pings", now);
+	if (!c->closing && !wslay_event_get_read_enabled(c->ws)) {
+		/* wslay answered the client's close, or closed 1009 itself: same grace as ours. */
+		c->closing = c->close_queued = true;
+		c->close_by_ms = now + c->hub->lim.close_grace_ms;
+	}
 	if (!feed(c, c->closing)) {
 		/* Not reading: a close frame would wait behind the rest. */
 		cm_debug("EDGE-WS-SLOW", "dropping a WebSocket whose client does not read");
@@ -500,28 +518,22 @@ sweep(edge_ws *h, int64_t now)
 	}
 }
 
-/* Takes the ready list; each entry holds a reference. */
-static ws_conn *
-take_ready(edge_ws *h)
-{
-	ws_conn *list, *c;
-
-	pthread_mutex_lock(&h->readymu);
-	list = h->ready;
-	h->ready = NULL;
-	for (c = list; c != NULL; c = c->ready_next)
-		c->ready = false;
-	pthread_mutex_unlock(&h->readymu);
-	return list;
-}
-
+/* Serves the ready list (each entry holds a reference). An entry leaves the list under readymu:
+ * until then c->ready stays set, so no other thread relinks c while we follow it. */
 static void
 serve_ready(edge_ws *h, int64_t now, bool abandon)
 {
 	ws_conn *c, *next;
 
-	for (c = take_ready(h); c != NULL; c = next) {
+	pthread_mutex_lock(&h->readymu);
+	c = h->ready;
+	h->ready = NULL;
+	pthread_mutex_unlock(&h->readymu);
+	for (; c != NULL; c = next) {
+		pthread_mutex_lock(&h->readymu);
 		next = c->ready_next;
+		c->ready = false;
+		pthread_mutex_unlock(&h->readymu);
 		if (abandon)
 			finish(h, c);
 		else if (!c->registered && !c->finished)
