@@ -594,17 +594,16 @@ loop_main(void *arg)
 			pthread_mutex_lock(&h->mu);
 			empty = h->conns == NULL;
 			pthread_mutex_unlock(&h->mu);
-			if (empty)
+			if (empty || now >= drain_until)
 				break;
-			if (now >= drain_until) {
-				while (h->live != NULL)
-					finish(h, h->live);
-				serve_ready(h, now, true);
-				break;
-			}
 		}
 		reap(h);
 	}
+	/* Past the drain's deadline, or every socket done: the ready list may still hold
+	 * references, to finished sockets or to new ones (finish is once per socket). */
+	while (h->live != NULL)
+		finish(h, h->live);
+	serve_ready(h, cm_mono_ms(), true);
 	reap(h);
 	return NULL;
 }
