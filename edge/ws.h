@@ -80,7 +80,8 @@ void edge_ws_limits_default(edge_ws_limits *l);
  * empty) with the default limits. Opens no listener: the HTTP engine hands sockets over through
  * edge_ws_adopt. */
 CM_MUSTCHECK cm_err edge_ws_start(edge *e);
-/* edge_ws_start with limits l (copied). */
+/* edge_ws_start with limits l (copied). CM_EINVAL unless every limit is positive, max_queue >= 4
+ * and max_queue_bytes >= 4 * EDGE_WS_MAX_IN (a quarter of each may wait in wslay's queue). */
 CM_MUSTCHECK cm_err edge_ws_start_limits(edge *e, const edge_ws_limits *l);
 /* Drains: closes the subscribers, sends close 1001 to every socket, waits up to close_grace_ms
  * for the close frames to leave, releases every socket, ends the loop, frees the hub. The HTTP
