@@ -3,7 +3,7 @@
 # environment (docs/architecture.md). Build: docker build -t learnapp .
 FROM debian:12 AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler libnng-dev libpq-dev \
+      build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler libnng-dev libmicrohttpd-dev libwslay-dev libpq-dev \
       libhiredis-dev libcurl4-openssl-dev libmupdf-dev libmujs-dev libgumbo-dev libopenjp2-7-dev \
       libjbig2dec0-dev libharfbuzz-dev libjpeg-dev zlib1g-dev libfreetype-dev libpng-dev libbrotli-dev \
       libjwt-dev libjansson-dev libsodium-dev libssl-dev libcmocka-dev \
@@ -19,7 +19,7 @@ RUN set -eu; targets=edge; \
 
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libprotobuf-c1 libnng1 libpq5 libhiredis0.14 libcurl4 libjwt0 libjansson4 libsodium23 \
+      libprotobuf-c1 libnng1 libmicrohttpd12 libwslay1 libpq5 libhiredis0.14 libcurl4 libjwt0 libjansson4 libsodium23 \
       libmujs2 libgumbo1 libopenjp2-7 libjbig2dec0 libharfbuzz0b libfreetype6 libpng16-16 \
       libjpeg62-turbo libbrotli1 zlib1g ca-certificates \
     && rm -rf /var/lib/apt/lists/* \

@@ -155,14 +155,62 @@
 		     1024,                                                                         \
 		     1073741824,                                                                   \
 		     "largest upload"},                                                            \
-		    {"EDGE_TRUST_PROXY",                                                           \
-		     CM_CFG_BOOL,                                                                  \
-		     &(c)->trust_proxy,                                                            \
+		    {"EDGE_TRUSTED_PROXIES",                                                       \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->trusted_proxies,                                                        \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "CIDRs of proxies whose X-Forwarded-For is believed"},                        \
+		    {"EDGE_THREADS",                                                               \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->threads,                                                                \
 		     "0",                                                                          \
 		     0,                                                                            \
 		     0,                                                                            \
+		     256,                                                                          \
+		     "HTTP event-loop threads (0 = one per core)"},                                \
+		    {"EDGE_MAX_CONNECTIONS",                                                       \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->max_connections,                                                        \
+		     "10000",                                                                      \
 		     0,                                                                            \
-		     "take the client address from X-Forwarded-For"},                              \
+		     1,                                                                            \
+		     1000000,                                                                      \
+		     "open client connections"},                                                   \
+		    {"EDGE_MAX_CONNECTIONS_PER_ADDR",                                              \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->max_connections_per_addr,                                               \
+		     "256",                                                                        \
+		     0,                                                                            \
+		     0,                                                                            \
+		     1000000,                                                                      \
+		     "open connections per client address (0 = no cap)"},                          \
+		    {"EDGE_IDLE_TIMEOUT_S",                                                        \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->idle_timeout_s,                                                         \
+		     "15",                                                                         \
+		     0,                                                                            \
+		     1,                                                                            \
+		     3600,                                                                         \
+		     "seconds without progress before a connection is closed"},                    \
+		    {"EDGE_HEADER_MAX",                                                            \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->header_max,                                                             \
+		     "32768",                                                                      \
+		     0,                                                                            \
+		     4096,                                                                         \
+		     1048576,                                                                      \
+		     "bytes of request line and headers (431 beyond)"},                            \
+		    {"EDGE_BODY_BUDGET",                                                           \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->body_budget,                                                            \
+		     "268435456",                                                                  \
+		     0,                                                                            \
+		     65536,                                                                        \
+		     17179869184,                                                                  \
+		     "bytes of request bodies held at once (503 beyond)"},                         \
 		    {"EDGE_RATE_PER_S",                                                            \
 		     CM_CFG_INT,                                                                   \
 		     &(c)->rate_per_s,                                                             \

@@ -1,15 +1,18 @@
 /*
  * edge.h - the edge's shared types: configuration, the running edge, one HTTP exchange, routes.
  *
- * LIFECYCLE OF A REQUEST (server.c). nng's HTTP server calls our single tree handler on one of
- * its threads; nothing here blocks. edge_req carries the exchange through its stages:
- *   match route -> CORS/limits/rate -> authenticate (maybe refresh the cookie session through
- *   svc-auth) -> read the body (Content-Length only) -> route's start() -> async RPC ->
- *   route's reply() -> edge_respond() finishes nng's aio, writes the access log, frees.
- * Every stage ends in exactly one of: the next stage, or edge_fail()/edge_respond(). A legacy
- * route that must wait for slow work (generate-questions, evaluate-quiz, evaluate-answer) polls
- * from its reply() on a timer aio (poll.h) and answers from the last poll. WebSocket upgrades at
- * /api/v1/ws never reach the tree handler: ws.c's stream listener takes them (ws.h).
+ * LIFECYCLE OF A REQUEST (server.c). libmicrohttpd parses requests on its event-loop threads and
+ * calls our handler for the headers, for each piece of the body, and once more at its end; nothing
+ * here blocks. At the headers (stage_head) the route is matched and everything that needs no
+ * upstream is decided: preflight, local answers, 404/405, CSRF, authentication of the token, rate
+ * limits, body limits. An answer decided there waits for the end of a small body (which is read
+ * and dropped, so it is never taken for the next request) or is sent at once with the connection
+ * closed. Otherwise the body is collected under the route's limit and a global memory budget;
+ * then the connection is suspended and the request runs: cookie renewal through svc-auth when
+ * needed -> route's start() -> async RPC -> route's reply() -> edge_respond(), which builds the
+ * response, writes the access log and resumes the connection; the engine sends it. A legacy route
+ * that must wait for slow work polls from its reply() on a timer aio (poll.h). A WebSocket
+ * upgrade at /api/v1/ws is checked here and handed to ws.c with its socket (ws.h).
  */
 #ifndef EDGE_EDGE_H
 #define EDGE_EDGE_H
@@ -20,7 +23,6 @@
 
 #include <jansson.h>
 #include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "cm/arena.h"
@@ -28,12 +30,16 @@
 #include "cm/jwt.h"
 #include "cm/limits.h"
 #include "cm/rpc.h"
+#include "clientaddr.h"
 
 typedef struct cm_metrics     cm_metrics;
 typedef struct edge_limiter   edge_limiter;
 typedef struct edge_refresher edge_refresher;
 typedef struct edge_frontend  edge_frontend;
 typedef struct edge_ws        edge_ws;
+struct MHD_Daemon;
+struct MHD_Connection;
+struct MHD_Response;
 
 typedef struct edge_config {
 	const char *log_level;
@@ -56,7 +62,13 @@ typedef struct edge_config {
 	bool        cookie_secure;
 	int64_t     json_body_max;
 	int64_t     upload_max;
-	bool        trust_proxy;
+	const char *trusted_proxies; /* CIDRs whose X-Forwarded-For is believed */
+	int64_t     threads;         /* event-loop threads (0 = one per core) */
+	int64_t     max_connections;
+	int64_t     max_connections_per_addr;
+	int64_t     idle_timeout_s; /* no progress on a connection for this long: closed */
+	int64_t     header_max;     /* bytes of request line + headers (431 beyond) */
+	int64_t     body_budget;    /* bytes of request bodies held at once, all requests (503) */
 	int64_t     rate_per_s;
 	int64_t     rate_burst;
 	int64_t     drain_s;
@@ -76,18 +88,19 @@ typedef enum edge_upstream_id {
 } edge_upstream_id;
 
 typedef struct edge {
-	edge_config      cfg;
-	nng_http_server *http;
-	nng_url         *url;
-	cm_rpc_client   *up[EDGE_UP_COUNT];
-	cm_jwt_key      *jwt;
-	cm_metrics      *metrics;
-	edge_limiter    *limiter;
-	edge_refresher  *refresher;
-	edge_frontend   *frontend;
-	edge_ws         *ws; /* WebSocket events (ws.c); NULL when not started */
-	atomic_bool      draining;
-	atomic_int       inflight;
+	edge_config        cfg;
+	struct MHD_Daemon *mhd;
+	edge_cidrs         trusted;
+	atomic_llong       body_bytes; /* request-body bytes held now (EDGE_BODY_BUDGET) */
+	cm_rpc_client     *up[EDGE_UP_COUNT];
+	cm_jwt_key        *jwt;
+	cm_metrics        *metrics;
+	edge_limiter      *limiter;
+	edge_refresher    *refresher;
+	edge_frontend     *frontend;
+	edge_ws           *ws; /* WebSocket events (ws.c); NULL when not started */
+	atomic_bool        draining;
+	atomic_int         inflight;
 } edge;
 
 typedef struct edge_req   edge_req;
@@ -120,24 +133,21 @@ struct edge_route {
 #define EDGE_MAX_PARAMS 4
 
 struct edge_req {
-	edge             *e;
-	nng_aio          *http_aio;
-	nng_http_req     *req;
-	nng_http_conn    *conn;
-	nng_aio          *body_aio;
-	const edge_route *route;
-	uint64_t          start_ns;
-	char              request_id[CM_MAX_REQUEST_ID + 1];
-	char              method[16];
-	char              path[512];     /* without a trailing slash, for route matching */
-	char              raw_path[512]; /* as sent (the frontend proxy forwards it) */
-	const char       *query;         /* inside path_buf, after '?', or "" */
-	char              query_buf[1024];
-	char              params[EDGE_MAX_PARAMS][128];
-	int               n_params;
-	bool              legacy;
-	char              client_addr[64];
-	char              origin[256]; /* allowed Origin to echo, "" when none */
+	edge                  *e;
+	struct MHD_Connection *conn;
+	const edge_route      *route;
+	uint64_t               start_ns;
+	char                   request_id[CM_MAX_REQUEST_ID + 1];
+	char                   method[16];
+	char                   path[512];     /* without a trailing slash, for route matching */
+	char                   raw_path[512]; /* as sent (the frontend proxy forwards it) */
+	const char            *query;         /* inside path_buf, after '?', or "" */
+	char                   query_buf[1024];
+	char                   params[EDGE_MAX_PARAMS][128];
+	int                    n_params;
+	bool                   legacy;
+	char                   client_addr[EDGE_ADDR_LEN];
+	char                   origin[256]; /* allowed Origin to echo, "" when none */
 
 	/* authentication */
 	bool          authed;
@@ -150,6 +160,11 @@ struct edge_req {
 	/* request body */
 	cm_buf body;
 	size_t content_length;
+	size_t body_max;      /* the route's limit */
+	size_t body_reserved; /* charged to e->body_bytes */
+	bool   has_body;      /* Content-Length > 0 or chunked */
+	size_t discarded;     /* body bytes dropped after an early answer */
+	bool   renew;         /* cookie renewal runs once the body is in */
 
 	/* response */
 	uint16_t    status;
@@ -160,8 +175,16 @@ struct edge_req {
 	char        allow[64];
 	bool        close;
 	const char *upstream_name;
-	const char *extra_headers[8][2]; /* more response headers (arena strings) */
+	const char *extra_headers[24][2]; /* more response headers (arena strings) */
 	int         n_extra_headers;
+
+	/* engine state (server.c) */
+	struct MHD_Response *response;  /* built by edge_respond, queued by the handler */
+	bool                 suspended; /* running: edge_respond resumes the connection */
+	bool                 queue_now; /* answer at the headers, closing (body left unread) */
+	bool                 answered;
+	void                *ws_handoff; /* an accepted WebSocket upgrade (server.c) */
+	bool                 upgraded;   /* the socket went to ws.c */
 
 	cm_arena arena;       /* protobuf messages built from JSON */
 	void    *route_state; /* a route's own data from start() to reply() (in arena) */
@@ -211,7 +234,7 @@ json_t *edge_body_json(edge_req *r);
 const char *edge_header(edge_req *r, const char *name);
 /* Calls fn for every request header, in the order received. */
 void edge_header_each(edge_req *r, void (*fn)(void *arg, const char *name, const char *value),
-                      void *arg);
+                      void     *arg);
 /* Adds a response header (copied into the request's arena); false when there is no room. */
 bool edge_add_header(edge_req *r, const char *name, const char *value);
 /* Sets a JSON response from a jansson value (stolen). */

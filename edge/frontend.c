@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "cm/log.h"
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+
 #include "frontend.h"
 #include "proto/common.pb-c.h"
 

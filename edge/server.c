@@ -1,34 +1,57 @@
 /*
- * server.c - the edge's HTTP exchange: one nng tree handler, staged asynchronous processing.
+ * server.c - the edge's HTTP face on libmicrohttpd: the handler, the stages, responses, drain.
  *
- * DESIGN. nng's HTTP server parses requests and calls http_cb on its own threads; everything here
- * must return quickly, so each stage either finishes the exchange or starts an asynchronous step
- * (reading the body with nng_http_conn_read_all, an RPC with cm_rpc_call_async) whose callback
- * runs the next stage. nng only collects bodies itself up to a fixed size and answers 400 past it,
- * so the handler is registered without body collection: we check Content-Length against the
- * route's own limit (413, and the connection is closed since the body stays unread) and read
- * exactly that many bytes ourselves. Chunked bodies are refused with 411.
+ * DESIGN. libmicrohttpd (MHD) runs one epoll loop per thread (EDGE_THREADS) and calls on_request
+ * for the headers, for each piece of the body, and once at the end of the body. The request object
+ * is born earlier, in on_uri (MHD's URI log callback), because that is the only place the raw
+ * request target is visible: MHD splits and decodes it before the handler runs, and the frontend
+ * proxy and the query parser need it as sent.
+ *
+ * An answer is never queued on the handler's first call: MHD then marks the connection for close
+ * (measured: 13k req/s instead of 90k), and for a request with a body it could not tell the body
+ * from the next request. So an early answer (stage_head) waits for the next call: a request
+ * without body gets it at once, a small body (DISCARD_MAX) is read and dropped first, and a larger
+ * one (or Expect: 100-continue, whose body the client has not sent) is answered at once, which
+ * makes MHD close the connection without reading the rest. Leftover bytes are never parsed as a
+ * request. Timeouts (idle, slow headers, a stalled body) are MHD's inactivity timeout: progress
+ * resets it, so a live slow upload is not cut; per-address and global connection caps bound the
+ * sockets a trickling client can hold.
+ *
+ * Running a request: the handler suspends the connection, then starts the work; whoever finishes
+ * it (an nng thread in an RPC callback, or the handler itself) calls edge_respond, which builds the
+ * MHD response and resumes the connection; MHD calls the handler again, which queues it. The
+ * request object lives until MHD's completion callback, which is the one place it is freed.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "cm/util.h"
-#include "errmap.h"
 #include "edge.h"
-#include <nng/supplemental/util/platform.h>
-#include "local.h"
-#include "pbjson.h"
-#include "query.h"
-#include "ratelimit.h"
+#include "errmap.h"
 #include "frontend.h"
+#include "local.h"
+#include "ratelimit.h"
 #include "refresh.h"
+#include "ws.h"
 #include "proto/common.pb-c.h"
 
 #define DRAIN_QUIET_MS 500
+#define DISCARD_MAX                                                                                \
+	(64 * 1024) /* body bytes read and dropped to keep a connection after an early answer */
 
 /* Every path outside the API goes to the frontend's server (frontend.h). */
 static const edge_route frontend_route = {.method = "*",
@@ -38,10 +61,9 @@ static const edge_route frontend_route = {.method = "*",
                                           .start = edge_frontend_proxy,
                                           .name = "frontend"};
 
-static void stage_auth(edge_req *r);
+static const edge_route ws_route = {.method = "GET", .pattern = EDGE_WS_PATH, .name = "ws"};
+
 static void stage_authed(edge_req *r);
-static void stage_body(edge_req *r);
-static void stage_route(edge_req *r);
 
 /* ---- response ------------------------------------------------------------------------------ */
 
@@ -62,27 +84,14 @@ access_log(edge_req *r, uint16_t status, size_t bytes, double secs)
 	    cm_buf_printf(&line, "\",\"status\":%u,\"bytes\":%zu,\"dur_ms\":%.3f,\"route\":\"%s\"",
 	                  status, bytes, secs * 1000.0,
 	                  r->route != NULL ? r->route->name : "-") == CM_OK &&
-	    cm_buf_printf(&line, ",\"upstream\":\"%s\",\"user\":\"",
+	    cm_buf_printf(&line, ",\"upstream\":\"%s\",\"client\":\"",
 	                  r->upstream_name != NULL ? r->upstream_name : "") == CM_OK &&
+	    cm_buf_append_json_str(&line, r->client_addr) == CM_OK &&
+	    cm_buf_appends(&line, "\",\"user\":\"") == CM_OK &&
 	    cm_buf_append_json_str(&line, r->authed ? r->claims.sub : "") == CM_OK &&
 	    cm_buf_appends(&line, "\"}") == CM_OK)
 		cm_log_raw_json(line.data, line.len);
 	cm_buf_fini(&line);
-}
-
-static void
-req_free(edge_req *r)
-{
-	if (r->body_aio != NULL)
-		nng_aio_reap(r->body_aio);
-	cm_buf_fini(&r->body);
-	cm_buf_fini(&r->out);
-	cm_arena_fini(&r->arena);
-	free(r->set_cookie);
-	free(r->cookie_access);
-	free(r->cookie_refresh);
-	free(r->bearer);
-	free(r);
 }
 
 static void
@@ -102,331 +111,141 @@ observe(edge_req *r, uint16_t status, double secs)
 	                     secs);
 }
 
+static void
+set_header(struct MHD_Response *res, const char *name, const char *value)
+{
+	(void)MHD_add_response_header(res, name, value);
+}
+
+/* The finished response for r (its body taken from r->out), or NULL without memory. */
+static struct MHD_Response *
+build_response(edge_req *r, uint16_t status)
+{
+	struct MHD_Response *res;
+	char                *body = NULL;
+	size_t               len = 0;
+
+	if (r->out.len > 0 && cm_buf_take(&r->out, &body, &len) != CM_OK)
+		return NULL;
+	res = len > 0 ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
+	              : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (res == NULL) {
+		free(body);
+		return NULL;
+	}
+	if (len > 0 || (status != 204 && status != 304))
+		set_header(res, "Content-Type",
+		           r->content_type != NULL ? r->content_type : "application/json");
+	set_header(res, "X-Request-Id", r->request_id);
+	set_header(res, "Cache-Control", "no-store");
+	set_header(res, "X-Content-Type-Options", "nosniff");
+	if (r->origin[0] != '\0') {
+		set_header(res, "Access-Control-Allow-Origin", r->origin);
+		set_header(res, "Access-Control-Allow-Credentials", "true");
+		set_header(res, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+		set_header(res, "Vary", "Origin");
+	}
+	if (r->set_cookie != NULL)
+		set_header(res, "Set-Cookie", r->set_cookie);
+	if (r->retry_after[0] != '\0')
+		set_header(res, "Retry-After", r->retry_after);
+	if (r->allow[0] != '\0')
+		set_header(res, "Allow", r->allow);
+	if (status == 401 && !r->legacy)
+		set_header(res, "WWW-Authenticate", "Bearer");
+	for (int i = 0; i < r->n_extra_headers; i++)
+		set_header(res, r->extra_headers[i][0], r->extra_headers[i][1]);
+	if (r->close)
+		set_header(res, "Connection", "close");
+	return res;
+}
+
 void
 edge_respond(edge_req *r)
 {
-	nng_http_res *res = NULL;
-	edge         *e = r->e;
-	uint16_t      status = r->status != 0 ? r->status : 200;
-	double        secs;
-	int           rv;
+	uint16_t status = r->status != 0 ? r->status : 200;
+	size_t   bytes = r->out.len;
+	double   secs;
 
-	if ((rv = nng_http_res_alloc(&res)) != 0) {
-		nng_aio_finish(r->http_aio, rv);
-		goto done;
-	}
-	nng_http_res_set_status(res, status);
-	if (r->out.len > 0 || status != 204) {
-		nng_http_res_set_header(res, "Content-Type",
-		                        r->content_type != NULL ? r->content_type
-		                                                : "application/json");
-	}
-	nng_http_res_set_header(res, "X-Request-Id", r->request_id);
-	nng_http_res_set_header(res, "Cache-Control", "no-store");
-	nng_http_res_set_header(res, "X-Content-Type-Options", "nosniff");
-	if (r->origin[0] != '\0') {
-		nng_http_res_set_header(res, "Access-Control-Allow-Origin", r->origin);
-		nng_http_res_set_header(res, "Access-Control-Allow-Credentials", "true");
-		nng_http_res_set_header(res, "Access-Control-Expose-Headers",
-		                        "X-Request-Id, Retry-After");
-		nng_http_res_set_header(res, "Vary", "Origin");
-	}
-	if (r->set_cookie != NULL)
-		nng_http_res_set_header(res, "Set-Cookie", r->set_cookie);
-	if (r->retry_after[0] != '\0')
-		nng_http_res_set_header(res, "Retry-After", r->retry_after);
-	if (r->allow[0] != '\0')
-		nng_http_res_set_header(res, "Allow", r->allow);
-	if (status == 401 && !r->legacy)
-		nng_http_res_set_header(res, "WWW-Authenticate", "Bearer");
-	for (int i = 0; i < r->n_extra_headers; i++)
-		nng_http_res_set_header(res, r->extra_headers[i][0], r->extra_headers[i][1]);
-	if (r->close)
-		nng_http_res_set_header(res, "Connection", "close");
-	if (r->out.len > 0 && nng_http_res_copy_data(res, r->out.data, r->out.len) != 0) {
-		nng_http_res_free(res);
-		nng_aio_finish(r->http_aio, NNG_ENOMEM);
-		goto done;
-	}
-	nng_aio_set_output(r->http_aio, 0, res);
-	nng_aio_finish(r->http_aio, 0);
-done:
+	r->status = status;
+	r->response = build_response(r, status);
 	secs = (double)(cm_mono_ns() - r->start_ns) / 1e9;
 	observe(r, status, secs);
-	access_log(r, status, r->out.len, secs);
-	req_free(r);
-	atomic_fetch_sub(&e->inflight, 1);
+	access_log(r, status, bytes, secs);
+	/* From here r belongs to the engine: a suspended connection goes back to its loop, whose
+	 * next call of on_request queues the response (or closes, without one). */
+	if (r->suspended)
+		MHD_resume_connection(r->conn);
+}
+
+const char *
+edge_header(edge_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+typedef struct header_walk {
+	void (*fn)(void *arg, const char *name, const char *value);
+	void *arg;
+} header_walk;
+
+static enum MHD_Result
+header_visit(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	header_walk *w = cls;
+
+	(void)kind;
+	w->fn(w->arg, key, value != NULL ? value : "");
+	return MHD_YES;
 }
 
 void
-edge_fail_http(edge_req *r, uint16_t http, const char *code, const char *message)
+edge_header_each(edge_req *r, void (*fn)(void *arg, const char *name, const char *value), void *arg)
 {
-	r->status = http;
-	r->content_type = "application/json";
-	cm_buf_reset(&r->out);
-	if (edge_error_body(&r->out, r->legacy, code, message, r->request_id) != CM_OK)
-		cm_buf_reset(&r->out);
-	edge_respond(r);
+	header_walk w = {fn, arg};
+
+	(void)MHD_get_connection_values(r->conn, MHD_HEADER_KIND, header_visit, &w);
 }
 
-void
-edge_fail(edge_req *r, int rpc_status, const char *message)
-{
-	uint16_t http = edge_http_status(rpc_status);
+/* ---- request bookkeeping ------------------------------------------------------------------- */
 
-	/* The legacy frontend expects 400 where v1 says 422 ("No PDF selected", unreadable file).
-	 */
-	if (r->legacy && rpc_status == CM__STATUS__FAILED_PRECONDITION)
-		http = 400;
-	edge_fail_http(r, http, cm_status_name(rpc_status), message);
+static void
+body_release(edge_req *r)
+{
+	if (r->body_reserved > 0)
+		atomic_fetch_sub(&r->e->body_bytes, (long long)r->body_reserved);
+	r->body_reserved = 0;
 }
 
-bool
-edge_add_header(edge_req *r, const char *name, const char *value)
+/* Charges n more body bytes to the global budget; false when it is spent. */
+static bool
+body_reserve(edge_req *r, size_t n)
 {
-	int n = r->n_extra_headers;
+	long long after = atomic_fetch_add(&r->e->body_bytes, (long long)n) + (long long)n;
 
-	if (n >= (int)(sizeof(r->extra_headers) / sizeof(r->extra_headers[0])))
+	if (after > r->e->cfg.body_budget) {
+		atomic_fetch_sub(&r->e->body_bytes, (long long)n);
 		return false;
-	r->extra_headers[n][0] = cm_arena_strndup(&r->arena, name, strlen(name));
-	r->extra_headers[n][1] = cm_arena_strndup(&r->arena, value, strlen(value));
-	if (r->extra_headers[n][0] == NULL || r->extra_headers[n][1] == NULL)
-		return false;
-	r->n_extra_headers++;
+	}
+	r->body_reserved += n;
 	return true;
 }
 
-void
-edge_set_json(edge_req *r, uint16_t status, json_t *v)
-{
-	char *s;
-
-	r->status = status;
-	r->content_type = "application/json";
-	cm_buf_reset(&r->out);
-	/* Reals with 15 significant digits, the most a double holds exactly in decimal: a value
-	 * meant as 66.7 (a percentage with one decimal) is written 66.7, not jansson's default
-	 * 17-digit 66.700000000000003. */
-	if (v != NULL && (s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15))) != NULL) {
-		if (cm_buf_appends(&r->out, s) != CM_OK)
-			cm_buf_reset(&r->out);
-		free(s);
-	}
-	json_decref(v);
-}
-
-/* ---- RPC ----------------------------------------------------------------------------------- */
-
 static void
-rpc_done(void *arg, cm_rpc_result *res)
+req_free(edge_req *r)
 {
-	edge_req *r = arg;
-
-	if (res->status != CM__STATUS__OK) {
-		if (res->retry_after_s > 0)
-			snprintf(r->retry_after, sizeof(r->retry_after), "%d",
-			         (int)res->retry_after_s);
-		else if (res->status == CM__STATUS__RESOURCE_EXHAUSTED ||
-		         res->status == CM__STATUS__UNAVAILABLE)
-			cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
-		if (res->status == CM__STATUS__UNAVAILABLE || res->status == CM__STATUS__INTERNAL ||
-		    res->status == CM__STATUS__DEADLINE_EXCEEDED)
-			cm_warn("EDGE-UPSTREAM-FAIL", "%s %s: %s", r->route->rpc,
-			        cm_status_name(res->status), res->message);
-	}
-	if (r->route->reply != NULL)
-		r->route->reply(r, res);
-	else
-		edge_reply_generic(r, res);
-}
-
-/* A call that could not even start is answered like a failed one: the route's reply adapter
- * decides what it means (the legacy logout, for one, never fails). */
-static void
-call_failed(edge_req *r, int status, const char *message)
-{
-	cm_rpc_result res;
-
-	memset(&res, 0, sizeof(res));
-	res.status = status;
-	cm_strlcpy(res.message, message, sizeof(res.message));
-	rpc_done(r, &res);
-}
-
-static void
-call_payload(edge_req *r, const void *payload, size_t len)
-{
-	const edge_route *rt = r->route;
-	cm_rpc_call_opts  o;
-	cm_err            err;
-
-	edge_req_opts(r, rt->rpc, (rt->flags & EDGE_R_IDEMPOTENT) != 0, &o);
-	if ((rt->flags & EDGE_R_LONG) != 0)
-		o.deadline_ms = cm_now_ms() + r->e->cfg.chat_timeout_ms;
-	r->upstream_name = edge_upstream_name(rt->upstream);
-	if (r->e->up[rt->upstream] == NULL) {
-		call_failed(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
-		return;
-	}
-	err = cm_rpc_call_async(r->e->up[rt->upstream], &o, payload, len, rpc_done, r);
-	if (err == CM_ETIMEDOUT) {
-		call_failed(r, CM__STATUS__DEADLINE_EXCEEDED, "deadline exceeded");
-	} else if (err != CM_OK) {
-		cm_warn("EDGE-NO-UPSTREAM", "%s: no replica available", rt->rpc);
-		call_failed(r, CM__STATUS__UNAVAILABLE, "service temporarily unavailable");
-	}
-}
-
-void
-edge_call(edge_req *r, const ProtobufCMessage *msg)
-{
-	size_t   n = protobuf_c_message_get_packed_size(msg);
-	uint8_t *buf;
-
-	if ((buf = cm_arena_alloc(&r->arena, n + 1)) == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
-		return;
-	}
-	protobuf_c_message_pack(msg, buf);
-	call_payload(r, buf, n);
-}
-
-ProtobufCMessage *
-edge_reply_unpack(edge_req *r, cm_rpc_result *res, const ProtobufCMessageDescriptor *d)
-{
-	ProtobufCMessage *m;
-
-	if (res->status != CM__STATUS__OK) {
-		edge_fail(r, res->status, res->message);
-		return NULL;
-	}
-	if ((m = protobuf_c_message_unpack(d, NULL, res->payload_len, res->payload)) == NULL)
-		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
-	return m;
-}
-
-void
-edge_reply_generic(edge_req *r, cm_rpc_result *res)
-{
-	ProtobufCMessage *m;
-
-	if (res->status == CM__STATUS__OK && r->route->ok_status == 204) {
-		r->status = 204;
-		edge_respond(r);
-		return;
-	}
-	if ((m = edge_reply_unpack(r, res, r->route->resp_desc)) == NULL)
-		return;
-	edge_set_json(r, r->route->ok_status ? r->route->ok_status : 200, edge_pb_to_json(m));
-	protobuf_c_message_free_unpacked(m, NULL);
-	edge_respond(r);
-}
-
-json_t *
-edge_body_json(edge_req *r)
-{
-	json_error_t jerr;
-	json_t      *v;
-	char         msg[200];
-
-	if (r->body.len == 0)
-		return json_object();
-	v = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
-	if (v == NULL) {
-		snprintf(msg, sizeof(msg), "malformed JSON: %s", jerr.text);
-		edge_fail(r, CM__STATUS__INVALID_ARGUMENT, msg);
-		return NULL;
-	}
-	if (!json_is_object(v)) {
-		json_decref(v);
-		edge_fail(r, CM__STATUS__INVALID_ARGUMENT, "request body must be a JSON object");
-		return NULL;
-	}
-	return v;
-}
-
-ProtobufCMessage *
-edge_body_pb(edge_req *r)
-{
-	json_t           *body;
-	ProtobufCMessage *msg = NULL;
-	char              why[200] = "";
-	cm_err            err;
-
-	if ((body = edge_body_json(r)) == NULL)
-		return NULL;
-	err = edge_json_to_pb(r->route->req_desc, body, &r->arena, &msg, why, sizeof(why));
-	json_decref(body);
-	if (err != CM_OK) {
-		edge_fail(r, cm_err_to_status(err), why[0] != '\0' ? why : cm_strerror(err));
-		return NULL;
-	}
-	return msg;
-}
-
-void
-edge_start_generic(edge_req *r)
-{
-	ProtobufCMessage *msg;
-
-	if ((msg = edge_body_pb(r)) != NULL)
-		edge_call(r, msg);
-}
-
-/* ---- stages -------------------------------------------------------------------------------- */
-
-static bool
-origin_allowed(const edge *e, const char *origin)
-{
-	const char *p = e->cfg.cors_origins;
-	size_t      n = strlen(origin);
-
-	while (p != NULL && *p != '\0') {
-		const char *end = strchr(p, ',');
-		size_t      len = end != NULL ? (size_t)(end - p) : strlen(p);
-		while (len > 0 && *p == ' ') {
-			p++;
-			len--;
-		}
-		if ((len == 1 && *p == '*') || (len == n && strncmp(p, origin, n) == 0))
-			return true;
-		p = end != NULL ? end + 1 : NULL;
-	}
-	return false;
-}
-
-static void
-preflight(edge_req *r)
-{
-	nng_http_res *res;
-	const char   *hdrs = nng_http_req_get_header(r->req, "Access-Control-Request-Headers");
-
-	r->status = 204;
-	if (r->origin[0] == '\0' || nng_http_res_alloc(&res) != 0) {
-		edge_respond(r);
-		return;
-	}
-	nng_http_res_set_status(res, 204);
-	nng_http_res_set_header(res, "Access-Control-Allow-Origin", r->origin);
-	nng_http_res_set_header(res, "Access-Control-Allow-Credentials", "true");
-	nng_http_res_set_header(res, "Access-Control-Allow-Methods",
-	                        "GET, POST, PUT, PATCH, DELETE, OPTIONS");
-	nng_http_res_set_header(res, "Access-Control-Allow-Headers",
-	                        hdrs != NULL && strlen(hdrs) < 512
-	                            ? hdrs
-	                            : "Authorization, Content-Type, X-Request-Id");
-	nng_http_res_set_header(res, "Access-Control-Max-Age", "600");
-	nng_http_res_set_header(res, "Vary", "Origin");
-	nng_http_res_set_header(res, "X-Request-Id", r->request_id);
-	nng_aio_set_output(r->http_aio, 0, res);
-	nng_aio_finish(r->http_aio, 0);
-	{
-		edge *e = r->e;
-		observe(r, 204, (double)(cm_mono_ns() - r->start_ns) / 1e9);
-		access_log(r, 204, 0, (double)(cm_mono_ns() - r->start_ns) / 1e9);
-		req_free(r);
-		atomic_fetch_sub(&e->inflight, 1);
-	}
+	body_release(r);
+	if (r->response != NULL)
+		MHD_destroy_response(r->response);
+	free(r->ws_handoff);
+	cm_buf_fini(&r->body);
+	cm_buf_fini(&r->out);
+	cm_arena_fini(&r->arena);
+	free(r->set_cookie);
+	free(r->cookie_access);
+	free(r->cookie_refresh);
+	free(r->bearer);
+	free(r);
 }
 
 static bool
@@ -444,64 +263,17 @@ valid_request_id(const char *s)
 	return n > 0;
 }
 
-static void
-client_address(edge_req *r)
+/* Splits the raw target into path (one trailing slash dropped) and query. False when too long. */
+static bool
+split_target(edge_req *r, const char *uri)
 {
-	const char *xff;
-	size_t      n;
+	const char *q = strchr(uri, '?');
+	size_t      n = q != NULL ? (size_t)(q - uri) : strlen(uri);
 
-	r->client_addr[0] = '\0';
-	if (!r->e->cfg.trust_proxy)
-		return; /* nng 1.5.2's HTTP server does not expose the peer address */
-	if ((xff = nng_http_req_get_header(r->req, "X-Forwarded-For")) == NULL)
-		return;
-	while (*xff == ' ')
-		xff++;
-	n = strcspn(xff, ", ");
-	if (n == 0 || n >= sizeof(r->client_addr))
-		return;
-	memcpy(r->client_addr, xff, n);
-	r->client_addr[n] = '\0';
-}
-
-static void
-http_cb(nng_aio *aio)
-{
-	edge       *e = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
-	edge_req   *r;
-	const char *uri, *rid, *origin, *q;
-	bool        path_matched = false;
-	size_t      n;
-
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	atomic_fetch_add(&e->inflight, 1);
-	r->e = e;
-	r->http_aio = aio;
-	r->req = nng_aio_get_input(aio, 0);
-	r->conn = nng_aio_get_input(aio, 2);
-	r->start_ns = cm_mono_ns();
-	cm_buf_init(&r->body, 0);
-	cm_buf_init(&r->out, 1u << 24);
-	cm_arena_init(&r->arena);
-	cm_strlcpy(r->method, nng_http_req_get_method(r->req), sizeof(r->method));
-
-	if ((rid = nng_http_req_get_header(r->req, "X-Request-Id")) != NULL &&
-	    valid_request_id(rid))
-		cm_strlcpy(r->request_id, rid, sizeof(r->request_id));
-	else
-		cm_uuid_v4(r->request_id);
-
-	uri = nng_http_req_get_uri(r->req);
-	q = strchr(uri, '?');
-	n = q != NULL ? (size_t)(q - uri) : strlen(uri);
+	r->query = r->query_buf;
 	if (n >= sizeof(r->path) || (q != NULL && strlen(q + 1) >= sizeof(r->query_buf))) {
 		cm_strlcpy(r->path, "(too long)", sizeof(r->path));
-		r->legacy = false;
-		edge_fail_http(r, 414, "INVALID_ARGUMENT", "request URI too long");
-		return;
+		return false;
 	}
 	memcpy(r->path, uri, n);
 	r->path[n] = '\0';
@@ -511,28 +283,369 @@ http_cb(nng_aio *aio)
 	if (n > 1 && r->path[n - 1] == '/')
 		r->path[n - 1] = '\0';
 	cm_strlcpy(r->query_buf, q != NULL ? q + 1 : "", sizeof(r->query_buf));
-	r->query = r->query_buf;
+	return true;
+}
+
+/* MHD's URI callback: the request is born here, with its target as sent. */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	edge     *e = cls;
+	edge_req *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	atomic_fetch_add(&e->inflight, 1);
+	r->e = e;
+	r->conn = conn;
+	r->start_ns = cm_mono_ns();
+	cm_buf_init(&r->body, 0);
+	cm_buf_init(&r->out, 1u << 24);
+	cm_arena_init(&r->arena);
+	if (!split_target(r, uri))
+		r->status = 414; /* answered in stage_head, once the method is known */
+	return r;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+	edge     *e = cls;
+	edge_req *r = *con_cls;
+
+	(void)conn;
+	(void)toe;
+	if (r == NULL)
+		return;
+	*con_cls = NULL;
+	if (!r->upgraded)
+		atomic_fetch_sub(&e->inflight, 1);
+	req_free(r);
+}
+
+/* ---- stages -------------------------------------------------------------------------------- */
+
+static bool
+list_has(const char *list, const char *item)
+{
+	const char *p = list;
+	size_t      n = strlen(item);
+
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t      len = end != NULL ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && *p == ' ') {
+			p++;
+			len--;
+		}
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if ((len == 1 && *p == '*') || (len == n && strncasecmp(p, item, n) == 0))
+			return true;
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* The edge's own origin: the scheme and Host the request came to. */
+static bool
+same_origin(edge_req *r, const char *origin)
+{
+	const char *host = edge_header(r, "Host");
+	const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
+	                   : strncmp(origin, "https://", 8) == 0 ? origin + 8
+	                                                         : NULL;
+
+	return host != NULL && rest != NULL && strcasecmp(rest, host) == 0;
+}
+
+/* The origin part ("scheme://host[:port]") of a Referer, into out. */
+static bool
+referer_origin(const char *referer, char *out, size_t outlen)
+{
+	const char *p = strstr(referer, "://");
+	size_t      n;
+
+	if (p == NULL)
+		return false;
+	n = (size_t)(p + 3 - referer) + strcspn(p + 3, "/?#");
+	if (n >= outlen)
+		return false;
+	memcpy(out, referer, n);
+	out[n] = '\0';
+	return true;
+}
+
+/* A state-changing request that would authenticate by cookie must come from a page of ours or of
+ * an allowed origin: a browser sends Origin (Referer at worst) on every cross-site POST, so one
+ * naming another site is a forgery. Requests that carry neither come from programs, not pages,
+ * and a bearer token is never sent by a browser on its own. */
+static bool
+csrf_ok(edge_req *r)
+{
+	const char *origin, *referer;
+	char        buf[256];
+
+	if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
+	    edge_header(r, "Authorization") != NULL)
+		return true;
+	if ((origin = edge_header(r, "Origin")) == NULL) {
+		if ((referer = edge_header(r, "Referer")) == NULL)
+			return true;
+		if (!referer_origin(referer, buf, sizeof(buf)))
+			return false;
+		origin = buf;
+	}
+	return strcmp(origin, "null") != 0 &&
+	       (same_origin(r, origin) || list_has(r->e->cfg.cors_origins, origin));
+}
+
+static void
+preflight(edge_req *r)
+{
+	const char *hdrs = edge_header(r, "Access-Control-Request-Headers");
+
+	r->status = 204;
+	if (r->origin[0] != '\0') {
+		(void)edge_add_header(r, "Access-Control-Allow-Methods",
+		                      "GET, POST, PUT, PATCH, DELETE, OPTIONS");
+		(void)edge_add_header(r, "Access-Control-Allow-Headers",
+		                      hdrs != NULL && strlen(hdrs) < 512
+		                          ? hdrs
+		                          : "Authorization, Content-Type, X-Request-Id");
+		(void)edge_add_header(r, "Access-Control-Max-Age", "600");
+	}
+	edge_respond(r);
+}
+
+static void
+client_address(edge_req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char peer[EDGE_ADDR_LEN] = "";
+
+	if (ci != NULL && ci->client_addr != NULL) {
+		const struct sockaddr *sa = ci->client_addr;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET,
+			          &((const struct sockaddr_in *)(const void *)sa)->sin_addr, peer,
+			          sizeof(peer));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			          &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, peer,
+			          sizeof(peer));
+	}
+	edge_client_addr(&r->e->trusted, peer, edge_header(r, "X-Forwarded-For"), r->client_addr,
+	                 sizeof(r->client_addr));
+}
+
+/* ---- WebSocket upgrade ------------------------------------------------------------------------
+ */
+
+typedef struct ws_handoff {
+	edge       *e;
+	char        user[64];
+	const char *refuse_code; /* static strings */
+	const char *refuse_msg;
+} ws_handoff;
+
+static void
+ws_release(void *handle)
+{
+	(void)MHD_upgrade_action(handle, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static void
+on_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+            size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+	edge_req      *r = con_cls;
+	ws_handoff    *h = r->ws_handoff;
+	edge_ws_socket s = {.fd = sock,
+	                    .extra = extra_in,
+	                    .extra_len = extra_in_size,
+	                    .handle = urh,
+	                    .release = ws_release};
+
+	(void)cls;
+	(void)conn;
+	/* MHD keeps r (con_cls) until the socket is released, then completes it: a socket is not a
+	 * request in flight, and drain must not wait for it. */
+	r->upgraded = true;
+	atomic_fetch_sub(&h->e->inflight, 1);
+	edge_ws_adopt(h->e, &s, h->user, h->refuse_code, h->refuse_msg);
+}
+
+static bool
+header_has_token(edge_req *r, const char *name, const char *token)
+{
+	const char *v = edge_header(r, name);
+	char        buf[256];
+
+	if (v == NULL || strlen(v) >= sizeof(buf))
+		return false;
+	cm_strlcpy(buf, v, sizeof(buf));
+	return list_has(buf, token);
+}
+
+/* Who opens the socket: ?access_token= or the session cookie's access token. */
+static bool
+ws_authenticate(edge_req *r, cm_jwt_claims *claims)
+{
+	char  uri[sizeof(r->query_buf) + 2];
+	char  tok[CM_MAX_TOKEN + 1];
+	char *access = NULL, *refresh = NULL;
+	bool  ok = false;
+
+	snprintf(uri, sizeof(uri), "?%s", r->query);
+	if (edge_ws_query_token(uri, tok, sizeof(tok)))
+		ok = edge_token_verify(r->e, tok, claims);
+	if (!ok && edge_cookie_parse(edge_header(r, "Cookie"), &access, &refresh))
+		ok = edge_token_verify(r->e, access, claims);
+	free(access);
+	free(refresh);
+	return ok;
+}
+
+/* GET /api/v1/ws: checks the handshake and prepares the 101 answer. Any Host is fine (the edge
+ * does not know every name it is reached by); Origin, when a browser sends one, must be ours or
+ * allowed, or any page could open a socket with the user's cookie. */
+static void
+ws_upgrade(edge_req *r)
+{
+	const char   *origin = edge_header(r, "Origin");
+	const char   *key = edge_header(r, "Sec-WebSocket-Key");
+	const char   *version = edge_header(r, "Sec-WebSocket-Version");
+	char          accept[29];
+	cm_jwt_claims claims;
+	ws_handoff   *h;
+
+	r->route = &ws_route;
+	if (strcmp(r->method, "GET") != 0) {
+		cm_strlcpy(r->allow, "GET", sizeof(r->allow));
+		edge_fail_http(r, 405, "UNIMPLEMENTED", "method not allowed");
+		return;
+	}
+	if (!header_has_token(r, "Upgrade", "websocket") ||
+	    !header_has_token(r, "Connection", "upgrade")) {
+		(void)edge_add_header(r, "Upgrade", "websocket");
+		edge_fail_http(r, 426, "FAILED_PRECONDITION", "this is a WebSocket endpoint");
+		return;
+	}
+	if (version == NULL || strcmp(version, "13") != 0) {
+		(void)edge_add_header(r, "Sec-WebSocket-Version", "13");
+		edge_fail_http(r, 426, "FAILED_PRECONDITION", "WebSocket version 13 only");
+		return;
+	}
+	if (key == NULL || !edge_ws_accept_key(key, accept)) {
+		edge_fail_http(r, 400, "INVALID_ARGUMENT", "bad Sec-WebSocket-Key");
+		return;
+	}
+	if (origin != NULL && !same_origin(r, origin) &&
+	    !list_has(r->e->cfg.cors_origins, origin)) {
+		edge_fail_http(r, 403, "PERMISSION_DENIED", "origin not allowed");
+		return;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL ||
+	    (r->response = MHD_create_response_for_upgrade(on_upgraded, NULL)) == NULL) {
+		free(h);
+		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return;
+	}
+	h->e = r->e;
+	if (ws_authenticate(r, &claims)) {
+		cm_strlcpy(h->user, claims.sub, sizeof(h->user));
+	} else {
+		/* The socket opens and says why it closes: a browser's WebSocket API shows no HTTP
+		 * status. */
+		h->refuse_code = "UNAUTHENTICATED";
+		h->refuse_msg = "log in first (session cookie or ?access_token=)";
+	}
+	r->ws_handoff = h;
+	set_header(r->response, "Upgrade", "websocket");
+	set_header(r->response, "Sec-WebSocket-Accept", accept);
+	set_header(r->response, "X-Request-Id", r->request_id);
+	r->status = 101;
+	observe(r, 101, (double)(cm_mono_ns() - r->start_ns) / 1e9);
+	access_log(r, 101, 0, (double)(cm_mono_ns() - r->start_ns) / 1e9);
+}
+
+static void
+count_header(void *arg, const char *name, const char *value)
+{
+	*(size_t *)arg += strlen(name) + strlen(value) + 4;
+}
+
+/* Bytes of the request's headers as sent (near enough: name, ": ", value, CRLF). */
+static size_t
+header_bytes(edge_req *r)
+{
+	size_t n = strlen(r->raw_path) + strlen(r->query) + 16;
+
+	edge_header_each(r, count_header, &n);
+	return n;
+}
+
+/* The headers are in: decide everything that needs no upstream and no body. */
+static void
+stage_head(edge_req *r, const char *method)
+{
+	edge       *e = r->e;
+	const char *rid, *origin, *te, *cl;
+	bool        path_matched = false;
+	int64_t     len = 0, retry_s;
+	char        msg[128];
+
+	cm_strlcpy(r->method, method, sizeof(r->method));
+	if ((rid = edge_header(r, "X-Request-Id")) != NULL && valid_request_id(rid))
+		cm_strlcpy(r->request_id, rid, sizeof(r->request_id));
+	else
+		cm_uuid_v4(r->request_id);
+	client_address(r);
+	if (header_bytes(r) > (size_t)e->cfg.header_max) {
+		r->close = true;
+		edge_fail_http(r, 431, "INVALID_ARGUMENT", "request headers too large");
+		return;
+	}
+	te = edge_header(r, "Transfer-Encoding");
+	cl = edge_header(r, "Content-Length");
+	r->has_body = te != NULL || (cl != NULL && strcmp(cl, "0") != 0);
+	if (cl != NULL && te == NULL) {
+		if (!cm_parse_i64(cl, &len) || len < 0) {
+			r->close = true;
+			edge_fail_http(r, 400, "INVALID_ARGUMENT", "invalid Content-Length");
+			return;
+		}
+		r->content_length = (size_t)len;
+	}
+	if (r->status == 414) {
+		r->status = 0;
+		edge_fail_http(r, 414, "INVALID_ARGUMENT", "request URI too long");
+		return;
+	}
 	r->legacy = strncmp(r->path, "/api/", 5) == 0 && strncmp(r->path, "/api/v1/", 8) != 0 &&
 	            strcmp(r->path, "/api/v1") != 0;
-
-	if ((origin = nng_http_req_get_header(r->req, "Origin")) != NULL &&
-	    strlen(origin) < sizeof(r->origin) && origin_allowed(e, origin))
+	if ((origin = edge_header(r, "Origin")) != NULL && strlen(origin) < sizeof(r->origin) &&
+	    list_has(e->cfg.cors_origins, origin))
 		cm_strlcpy(r->origin, origin, sizeof(r->origin));
-	client_address(r);
 
 	if (strcmp(r->method, "OPTIONS") == 0) {
 		preflight(r);
 		return;
 	}
+	if (strcmp(r->path, EDGE_WS_PATH) == 0) {
+		ws_upgrade(r);
+		return;
+	}
 	if (edge_local_handle(r))
 		return;
-
 	r->route =
 	    edge_route_match(r->method, r->path, r, &path_matched, r->allow, sizeof(r->allow));
-	if (r->route == NULL && strcmp(r->path, "/api") != 0 && strncmp(r->path, "/api/", 5) != 0) {
-		/* Not the API: the web app's own server answers (same origin, for the cookie). */
-		r->route = &frontend_route;
-	}
+	if (r->route == NULL && strcmp(r->path, "/api") != 0 && strncmp(r->path, "/api/", 5) != 0)
+		r->route =
+		    &frontend_route; /* the web app's own server (same origin, for the cookie) */
 	if (r->route == NULL) {
 		if (path_matched)
 			edge_fail_http(r, 405, "UNIMPLEMENTED", "method not allowed");
@@ -545,35 +658,106 @@ http_cb(nng_aio *aio)
 	 * but close each connection so keep-alive clients move to another replica. */
 	if (atomic_load(&e->draining))
 		r->close = true;
-	stage_auth(r);
-}
+	if (!csrf_ok(r)) {
+		edge_fail_http(r, 403, "PERMISSION_DENIED", "cross-site request refused");
+		return;
+	}
 
-static void
-stage_auth(edge_req *r)
-{
-	const edge_route *rt = r->route;
-
-	if (rt->flags & (EDGE_R_AUTH | EDGE_R_AUTH_OPT)) {
+	if (r->route->flags & (EDGE_R_AUTH | EDGE_R_AUTH_OPT)) {
 		edge_session_read(r);
 		edge_session_verify(r);
-		/* A browser session whose access token expired is renewed on the way (refresh.h).
-		 */
-		if (!r->authed && r->bearer == NULL && r->cookie_refresh != NULL &&
-		    r->cookie_refresh[0] != '\0' && strcmp(rt->rpc, "auth.Logout") != 0) {
-			edge_session_renew(r, stage_authed);
+		/* A browser session whose access token expired is renewed once the body is in
+		 * (refresh.h); everything else about the caller is known now. */
+		r->renew = !r->authed && r->bearer == NULL && r->cookie_refresh != NULL &&
+		           r->cookie_refresh[0] != '\0' && r->route->rpc != NULL &&
+		           strcmp(r->route->rpc, "auth.Logout") != 0;
+		if (!r->authed && !r->renew && (r->route->flags & EDGE_R_AUTH)) {
+			edge_fail(r, CM__STATUS__UNAUTHENTICATED,
+			          r->legacy ? "Not authenticated"
+			                    : "missing or invalid access token");
 			return;
 		}
 	}
-	stage_authed(r);
+	if (!r->renew && !edge_limiter_take(e->limiter, r->client_addr,
+	                                    r->authed ? r->claims.sub : NULL, &retry_s)) {
+		snprintf(r->retry_after, sizeof(r->retry_after), "%lld", (long long)retry_s);
+		edge_fail(r, CM__STATUS__RESOURCE_EXHAUSTED, "too many requests");
+		return;
+	}
+
+	r->body_max = (r->route->flags & EDGE_R_UPLOAD) ? (size_t)e->cfg.upload_max
+	                                                : (size_t)e->cfg.json_body_max;
+	cm_buf_init(&r->body, r->body_max);
+	if (cl != NULL && te == NULL) {
+		if ((size_t)len > r->body_max) {
+			snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)",
+			         r->body_max);
+			edge_fail_http(r, 413, "OUT_OF_RANGE", msg);
+			return;
+		}
+		if (len > 0 && !body_reserve(r, (size_t)len)) {
+			cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
+			edge_fail_http(r, 503, "UNAVAILABLE",
+			               "too many uploads in progress; try again");
+			return;
+		}
+	}
+}
+
+/* A piece of the body. False when the request must be answered now (413, 503). */
+static bool
+body_piece(edge_req *r, const char *data, size_t n)
+{
+	char msg[128];
+
+	if (r->body.len + n > r->body_max) {
+		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", r->body_max);
+		edge_fail_http(r, 413, "OUT_OF_RANGE", msg);
+		return false;
+	}
+	/* A chunked body is charged as it grows; a Content-Length one was charged whole. */
+	if (r->body.len + n > r->body_reserved &&
+	    !body_reserve(r, r->body.len + n - r->body_reserved)) {
+		cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
+		edge_fail_http(r, 503, "UNAVAILABLE", "too many uploads in progress; try again");
+		return false;
+	}
+	if (r->body.data == NULL && r->content_length > 0) {
+		/* Sized once from Content-Length (<= the route's limit), not doubled as it grows.
+		 */
+		if ((r->body.data = malloc(r->content_length + 1)) == NULL) {
+			edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+			return false;
+		}
+		r->body.cap = r->content_length + 1;
+	}
+	if (cm_buf_append(&r->body, data, n) != CM_OK) {
+		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static void
+stage_route(edge_req *r)
+{
+	if (r->route->start != NULL)
+		r->route->start(r);
+	else
+		edge_start_generic(r);
 }
 
 static void
 stage_authed(edge_req *r)
 {
-	const edge_route *rt = r->route;
-	int64_t           retry_s;
+	int64_t retry_s;
 
-	if (!r->authed && (rt->flags & EDGE_R_AUTH)) {
+	if (!r->renew) {
+		stage_route(r);
+		return;
+	}
+	r->renew = false;
+	if (!r->authed && (r->route->flags & EDGE_R_AUTH)) {
 		if (r->renew_unavailable) {
 			cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
 			edge_fail(r, CM__STATUS__UNAVAILABLE, "session service unavailable");
@@ -589,126 +773,160 @@ stage_authed(edge_req *r)
 		edge_fail(r, CM__STATUS__RESOURCE_EXHAUSTED, "too many requests");
 		return;
 	}
-	stage_body(r);
-}
-
-static void
-body_read_done(void *arg)
-{
-	edge_req *r = arg;
-
-	if (nng_aio_result(r->body_aio) != 0) {
-		r->close = true;
-		edge_fail_http(r, 400, "INVALID_ARGUMENT", "request body incomplete");
-		return;
-	}
-	r->body.len = r->content_length;
-	r->body.data[r->body.len] = '\0';
 	stage_route(r);
 }
 
+/* The body is in: run the request, with the connection suspended until edge_respond. */
 static void
-stage_body(edge_req *r)
+stage_run(edge_req *r)
 {
-	const char *te = nng_http_req_get_header(r->req, "Transfer-Encoding");
-	const char *cl = nng_http_req_get_header(r->req, "Content-Length");
-	size_t      max = (r->route->flags & EDGE_R_UPLOAD) ? (size_t)r->e->cfg.upload_max
-	                                                    : (size_t)r->e->cfg.json_body_max;
-	int64_t     len = 0;
-	nng_iov     iov;
-	char        msg[128];
-
-	if (te != NULL) {
-		/* nng would hand us an empty body for chunked uploads: refuse them plainly. */
-		r->close = true;
-		edge_fail_http(r, 411, "INVALID_ARGUMENT",
-		               "chunked request bodies are not supported; send Content-Length");
-		return;
-	}
-	if (cl != NULL && (!cm_parse_i64(cl, &len) || len < 0)) {
-		r->close = true;
-		edge_fail_http(r, 400, "INVALID_ARGUMENT", "invalid Content-Length");
-		return;
-	}
-	if ((size_t)len > max) {
-		r->close = true; /* the body stays unread: this connection cannot be reused */
-		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", max);
-		edge_fail_http(r, 413, "OUT_OF_RANGE", msg);
-		return;
-	}
-	if (len == 0) {
-		stage_route(r);
-		return;
-	}
-	/* The body is stored whole: the buffer is sized once from Content-Length (<= max). */
-	cm_buf_init(&r->body, (size_t)len);
-	if ((r->body.data = malloc((size_t)len + 1)) == NULL ||
-	    nng_aio_alloc(&r->body_aio, body_read_done, r) != 0) {
-		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
-		return;
-	}
-	r->body.cap = (size_t)len + 1;
-	r->content_length = (size_t)len;
-	iov.iov_buf = r->body.data;
-	iov.iov_len = (size_t)len;
-	nng_aio_set_iov(r->body_aio, 1, &iov);
-	nng_aio_set_timeout(r->body_aio, 30000);
-	nng_http_conn_read_all(r->conn, r->body_aio);
-}
-
-static void
-stage_route(edge_req *r)
-{
-	if (r->route->start != NULL)
-		r->route->start(r);
+	r->body.len = r->body.data != NULL ? r->body.len : 0;
+	if (r->renew)
+		edge_session_renew(r, stage_authed);
 	else
-		edge_start_generic(r);
+		stage_authed(r);
 }
 
-const char *
-edge_header(edge_req *r, const char *name)
+static enum MHD_Result
+queue(edge_req *r)
 {
-	return nng_http_req_get_header(r->req, name);
+	enum MHD_Result rv;
+
+	r->answered = true;
+	if (r->response == NULL)
+		return MHD_NO; /* no memory for an answer: close */
+	rv = MHD_queue_response(r->conn, r->status, r->response);
+	MHD_destroy_response(r->response);
+	r->response = NULL;
+	return rv;
 }
 
-const char *
-edge_query_param(edge_req *r, const char *name, char *buf, size_t buflen)
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-	return edge_query_get(r->query, name, buf, buflen) >= 0 ? buf : NULL;
+	edge_req *r = *con_cls;
+	size_t    n = *upload_data_size;
+
+	(void)cls;
+	(void)url;
+	(void)version;
+	if (r == NULL)
+		return MHD_NO; /* on_uri had no memory */
+	if (r->answered)
+		return MHD_NO;
+	if (r->method[0] == '\0') { /* the headers */
+		stage_head(r, method);
+		/* Answer now only when the body cannot be dropped cheaply: then MHD closes the
+		 * connection instead of reading it. */
+		if (r->response != NULL && r->has_body &&
+		    (r->close || r->content_length > DISCARD_MAX ||
+		     edge_header(r, "Expect") != NULL)) {
+			set_header(r->response, "Connection", "close");
+			return queue(r);
+		}
+		return MHD_YES;
+	}
+	(void)conn;
+	if (n > 0) {
+		*upload_data_size = 0;
+		if (r->response != NULL) { /* answered early: the body is read and dropped */
+			r->discarded += n;
+			return r->discarded > DISCARD_MAX ? queue(r) : MHD_YES;
+		}
+		return body_piece(r, upload_data, n) ? MHD_YES : queue(r);
+	}
+	if (r->response != NULL)
+		return queue(r);
+	if (r->suspended)
+		return MHD_NO; /* resumed without an answer (no memory): close */
+	r->suspended = true;
+	MHD_suspend_connection(r->conn);
+	stage_run(r);
+	return MHD_YES;
 }
 
 /* ---- start and stop ------------------------------------------------------------------------ */
 
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char   msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	cm_debug("EDGE-HTTP", "%s", msg);
+}
+
+/* EDGE_ADDR ("host:port", "[v6]:port") as a socket address for MHD. */
+static cm_err
+listen_addr(const char *addr, struct sockaddr_storage *ss)
+{
+	struct addrinfo hints, *ai = NULL;
+	char            host[256];
+	const char     *colon = strrchr(addr, ':');
+	size_t          hl;
+
+	if (colon == NULL || colon == addr || (hl = (size_t)(colon - addr)) >= sizeof(host))
+		return CM_EINVAL;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if (getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL)
+		return CM_EINVAL;
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return CM_OK;
+}
+
 cm_err
 edge_start(edge *e)
 {
-	nng_http_handler *h = NULL;
-	char              url[300];
-	int               rv;
+	struct sockaddr_storage ss;
+	long                    cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned                threads = e->cfg.threads > 0 ? (unsigned)e->cfg.threads
+	                                  : cores > 0        ? (unsigned)cores
+	                                                     : 1;
+	unsigned                flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+	                 MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
 
-	snprintf(url, sizeof(url), "http://%s", e->cfg.addr);
-	if ((rv = nng_url_parse(&e->url, url)) != 0 ||
-	    (rv = nng_http_server_hold(&e->http, e->url)) != 0) {
-		cm_error("EDGE-LISTEN-FAIL", "bad address %s: %s", e->cfg.addr, nng_strerror(rv));
+	if (edge_cidrs_parse(e->cfg.trusted_proxies, &e->trusted) != CM_OK) {
+		cm_error("EDGE-CONFIG", "bad EDGE_TRUSTED_PROXIES (CIDRs): %s",
+		         e->cfg.trusted_proxies);
 		return CM_EINVAL;
 	}
-	if ((rv = nng_http_handler_alloc(&h, "/", http_cb)) != 0 ||
-	    (rv = nng_http_handler_set_method(h, NULL)) != 0 ||
-	    (rv = nng_http_handler_set_tree(h)) != 0 ||
-	    (rv = nng_http_handler_collect_body(h, false, 0)) != 0 ||
-	    (rv = nng_http_handler_set_data(h, e, NULL)) != 0 ||
-	    (rv = nng_http_server_add_handler(e->http, h)) != 0) {
-		cm_error("EDGE-HANDLER-FAIL", "cannot install handler: %s", nng_strerror(rv));
-		if (h != NULL)
-			nng_http_handler_free(h);
-		return CM_EINTERNAL;
+	if (listen_addr(e->cfg.addr, &ss) != CM_OK) {
+		cm_error("EDGE-LISTEN-FAIL", "bad address %s", e->cfg.addr);
+		return CM_EINVAL;
 	}
-	if ((rv = nng_http_server_start(e->http)) != 0) {
-		cm_error("EDGE-LISTEN-FAIL", "cannot listen on %s: %s", e->cfg.addr,
-		         nng_strerror(rv));
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	e->mhd = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, e, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, e, MHD_OPTION_NOTIFY_COMPLETED, on_completed, e,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, e, MHD_OPTION_THREAD_POOL_SIZE,
+	    threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)e->cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)e->cfg.max_connections_per_addr, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)e->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    /* room for headers twice our limit: up to there the 431 is ours, in JSON */
+	    (size_t)e->cfg.header_max * 2 + 16384, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+	if (e->mhd == NULL) {
+		cm_error("EDGE-LISTEN-FAIL", "cannot listen on %s", e->cfg.addr);
 		return CM_EEXIST;
 	}
-	cm_info("EDGE-LISTEN", "serving HTTP on %s", e->cfg.addr);
+	cm_info("EDGE-LISTEN", "serving HTTP on %s (%u threads)", e->cfg.addr, threads);
 	return CM_OK;
 }
 
@@ -716,7 +934,6 @@ void
 edge_drain_and_stop(edge *e)
 {
 	int64_t until = cm_mono_ms() + e->cfg.drain_s * 1000;
-
 	int64_t quiet_since = 0;
 
 	atomic_store(&e->draining, true);
@@ -731,7 +948,14 @@ edge_drain_and_stop(edge *e)
 			break;
 		nng_msleep(20);
 	}
-	nng_http_server_stop(e->http);
-	nng_http_server_release(e->http);
-	nng_url_free(e->url);
+	if (atomic_load(&e->inflight) > 0) {
+		/* Requests still wait on upstreams whose callbacks would touch them: stop taking
+		 * connections and leave the rest to the process's exit. */
+		cm_warn("EDGE-DRAIN", "%d requests unfinished at the drain deadline",
+		        atomic_load(&e->inflight));
+		(void)MHD_quiesce_daemon(e->mhd);
+		return;
+	}
+	MHD_stop_daemon(e->mhd);
+	e->mhd = NULL;
 }

@@ -73,8 +73,7 @@ edge_session_read(edge_req *r)
 			h++;
 		r->bearer = dup_n(h, strcspn(h, " "));
 	}
-	(void)edge_cookie_parse(edge_header(r, "Cookie"), &r->cookie_access,
-	                        &r->cookie_refresh);
+	(void)edge_cookie_parse(edge_header(r, "Cookie"), &r->cookie_access, &r->cookie_refresh);
 }
 
 bool

@@ -135,9 +135,18 @@ case $cmd in
       EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 \
       proc_start edge "$run" "$logs/edge.log" "$build/edge/edge"
     wait_http "http://127.0.0.1:28080/readyz" 60 || { tail -n 30 "$logs/edge.log" >&2; exit 1; }
+    # A second edge with small limits, for test_security.c: each limit reachable in a test.
+    EDGE_ADDR=127.0.0.1:28081 EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" \
+      EDGE_PDF_URLS="$pdf_urls" EDGE_QGEN_URLS="$qgen_urls" EDGE_FRONTEND_URL=http://127.0.0.1:28090 \
+      EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=1 EDGE_RATE_BURST=10 \
+      EDGE_TRUSTED_PROXIES=127.0.0.1/32 EDGE_IDLE_TIMEOUT_S=2 EDGE_MAX_CONNECTIONS_PER_ADDR=24 \
+      EDGE_HEADER_MAX=8192 EDGE_BODY_BUDGET=1048576 \
+      proc_start edge_strict "$run" "$logs/edge_strict.log" "$build/edge/edge"
+    wait_http "http://127.0.0.1:28081/readyz" 60 || { tail -n 30 "$logs/edge_strict.log" >&2; exit 1; }
     ;;
   stop)
     proc_stop edge "$run"
+    proc_stop edge_strict "$run"
     proc_stop frontend "$run"
     proc_stop qgen0 "$run"
     proc_stop qgen1 "$run"
