@@ -157,6 +157,7 @@ pdf_handle_upload(cm_rpc_ctx *ctx, const void *req, void *resp)
 		goto out;
 	}
 	entered = true;
+	cm_gauge_add(w->svc->uploads_active, 1);
 	in.owner = ctx->subject;
 	in.filename = rq->filename;
 	in.data = rq->content.data;
@@ -174,8 +175,10 @@ pdf_handle_upload(cm_rpc_ctx *ctx, const void *req, void *resp)
 	rs->existing = out.existing;
 	rs->extracted = out.extracted;
 out:
-	if (entered)
+	if (entered) {
+		cm_gauge_add(w->svc->uploads_active, -1);
 		pdf_gate_leave(w->svc->gate, ctx->subject);
+	}
 	pdf_rows_free(rows);
 	return err;
 }

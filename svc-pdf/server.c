@@ -69,6 +69,8 @@ pdf_service_init(pdf_service *s, const pdf_config *cfg, cm_metrics *m)
 	s->busy_refused = cm_metrics_counter(
 	    m, "uploads_refused_busy_total",
 	    "uploads refused because the user had PDF_USER_MAX_ACTIVE in progress", NULL);
+	s->uploads_active =
+	    cm_metrics_gauge(m, "uploads_in_progress", "uploads being handled right now", NULL);
 out:
 	if (err != CM_OK)
 		pdf_service_fini(s);

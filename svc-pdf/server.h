@@ -32,6 +32,7 @@ typedef struct pdf_service {
 	cm_counter    *failures;        /* pdf_extraction_failures_total */
 	cm_histogram  *extract_seconds; /* pdf_extract_duration_seconds */
 	cm_counter    *busy_refused;    /* pdf_uploads_refused_busy_total */
+	cm_gauge      *uploads_active;  /* pdf_uploads_in_progress */
 	pdf_gate      *gate;            /* PDF_USER_MAX_ACTIVE (gate.h) */
 } pdf_service;
 
