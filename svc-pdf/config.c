@@ -25,6 +25,10 @@ pdf_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		    "memory mupdf may use for one extraction"},
 		{"PDF_MAX_UPLOAD", CM_CFG_INT, &c->max_upload, CM_LIMIT_STR(CM_MAX_UPLOAD_DEFAULT), 0,
 		    1024, 1073741824, "largest file accepted"},
+		{"PDF_USER_MAX_ACTIVE", CM_CFG_INT, &c->user_max_active, "1", 0, 0, 256,
+		    "uploads one user may have in progress in this replica (0: no bound)"},
+		{"PDF_RETRY_AFTER_S", CM_CFG_INT, &c->retry_after_s, "5", 0, 1, 3600,
+		    "retry_after_s given to a user over PDF_USER_MAX_ACTIVE"},
 	};
 	/* clang-format on */
 

@@ -136,10 +136,28 @@ pdf_handle_upload(cm_rpc_ctx *ctx, const void *req, void *resp)
 	pdf_upload_in             in;
 	pdf_upload_out            out;
 	char                      why[CM_MAX_ERRMSG];
+	bool                      entered = false;
 	cm_err                    err;
 
 	if ((err = begin(ctx, &w)) != CM_OK)
 		goto out;
+	/* One user holds at most PDF_USER_MAX_ACTIVE workers (gate.h); the place is given back
+	 * below, on the one way out. */
+	if ((err = pdf_gate_enter(w->svc->gate, ctx->subject)) != CM_OK) {
+		if (err == CM_ELIMIT) {
+			ctx->retry_after_s = (int32_t)w->svc->cfg.retry_after_s;
+			cm_counter_add(w->svc->busy_refused, 1);
+			err = cm_rpc_fail(
+			    ctx, err,
+			    "another upload of yours is still being processed; try again "
+			    "when it has finished");
+		} else {
+			err = cm_rpc_fail(ctx, err, "out of memory");
+		}
+		goto out;
+	}
+	entered = true;
+	cm_gauge_add(w->svc->uploads_active, 1);
 	in.owner = ctx->subject;
 	in.filename = rq->filename;
 	in.data = rq->content.data;
@@ -157,6 +175,10 @@ pdf_handle_upload(cm_rpc_ctx *ctx, const void *req, void *resp)
 	rs->existing = out.existing;
 	rs->extracted = out.extracted;
 out:
+	if (entered) {
+		cm_gauge_add(w->svc->uploads_active, -1);
+		pdf_gate_leave(w->svc->gate, ctx->subject);
+	}
 	pdf_rows_free(rows);
 	return err;
 }

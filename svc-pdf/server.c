@@ -49,7 +49,8 @@ pdf_service_init(pdf_service *s, const pdf_config *cfg, cm_metrics *m)
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
 	s->metrics = m;
-	if ((err = pdf_files_init(s->cfg.data_dir)) != CM_OK)
+	if ((err = pdf_files_init(s->cfg.data_dir)) != CM_OK ||
+	    (err = pdf_gate_alloc(&s->gate, (int)s->cfg.user_max_active)) != CM_OK)
 		goto out;
 	if ((err = pdf_extractor_alloc(&s->extractor)) != CM_OK) {
 		cm_error("PDF-MUPDF-INIT", "cannot create the mupdf context: %s", cm_strerror(err));
@@ -65,6 +66,11 @@ pdf_service_init(pdf_service *s, const pdf_config *cfg, cm_metrics *m)
 	    "extractions that failed (corrupt, encrypted, no text, limits)", NULL);
 	s->extract_seconds =
 	    cm_metrics_histogram(m, "extract_duration_seconds", "time to extract one PDF", NULL);
+	s->busy_refused = cm_metrics_counter(
+	    m, "uploads_refused_busy_total",
+	    "uploads refused because the user had PDF_USER_MAX_ACTIVE in progress", NULL);
+	s->uploads_active =
+	    cm_metrics_gauge(m, "uploads_in_progress", "uploads being handled right now", NULL);
 out:
 	if (err != CM_OK)
 		pdf_service_fini(s);
@@ -76,6 +82,8 @@ pdf_service_fini(pdf_service *s)
 {
 	pdf_extractor_free(s->extractor);
 	s->extractor = NULL;
+	pdf_gate_free(s->gate);
+	s->gate = NULL;
 }
 
 cm_err

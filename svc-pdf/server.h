@@ -2,7 +2,8 @@
  * server.h - svc-pdf's definition for the service skeleton (cm/service.h), its process state,
  * per-worker state and RPC method table.
  *
- * pdf_service is created once (config, the mupdf extractor, metrics, the data directory).
+ * pdf_service is created once (config, the mupdf extractor, metrics, the data directory, the
+ * per-user upload gate).
  * pdf_worker is what each RPC worker thread has: the PostgreSQL and Redis connections the
  * skeleton opened for it (borrowed) and its own mupdf context; handlers find it in
  * ctx->worker_state. Tests build a pdf_worker themselves and call the handlers directly.
@@ -20,6 +21,7 @@
 #include "cm/service.h"
 #include "config.h"
 #include "extract.h"
+#include "gate.h"
 
 typedef struct pdf_service {
 	pdf_config     cfg;
@@ -29,6 +31,9 @@ typedef struct pdf_service {
 	cm_counter    *skipped;         /* pdf_extractions_skipped_total */
 	cm_counter    *failures;        /* pdf_extraction_failures_total */
 	cm_histogram  *extract_seconds; /* pdf_extract_duration_seconds */
+	cm_counter    *busy_refused;    /* pdf_uploads_refused_busy_total */
+	cm_gauge      *uploads_active;  /* pdf_uploads_in_progress */
+	pdf_gate      *gate;            /* PDF_USER_MAX_ACTIVE (gate.h) */
 } pdf_service;
 
 typedef struct pdf_worker {

@@ -30,6 +30,12 @@ qgen_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		    "lifetime of a cached set in Redis (0: no cache)"},
 		{"QGEN_POLL_MS", CM_CFG_INT, &c->poll_ms, "2000", 0, 10, 60000,
 		    "idle runners look for work this often besides LISTEN wake-ups"},
+		{"QGEN_USER_MAX_ACTIVE_SETS", CM_CFG_INT, &c->user_max_sets, "5", 0, 0, 10000,
+		    "question sets one user may have queued or running (0: no bound)"},
+		{"QGEN_USER_MAX_ACTIVE_QUESTIONS", CM_CFG_INT, &c->user_max_questions, "500", 0, 0,
+		    1000000, "questions in one user's queued or running sets (0: no bound)"},
+		{"QGEN_RETRY_AFTER_S", CM_CFG_INT, &c->retry_after_s, "10", 0, 1, 3600,
+		    "retry_after_s given with RESOURCE_EXHAUSTED over a quota"},
 	};
 	/* clang-format on */
 

@@ -31,6 +31,9 @@ typedef struct qgen_config {
 	int64_t     lease_ms;
 	int64_t     cache_ttl_s;
 	int64_t     poll_ms;
+	int64_t     user_max_sets;      /* queued or running sets per user; 0: no bound */
+	int64_t     user_max_questions; /* questions in those sets per user; 0: no bound */
+	int64_t     retry_after_s;      /* given with RESOURCE_EXHAUSTED over a quota */
 } qgen_config;
 
 /* The table of svc-qgen's own keys, targets in *config (a qgen_config); returns how many entries

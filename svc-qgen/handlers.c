@@ -5,7 +5,8 @@
  * document through svc-pdf (its owner check is the only one: another user's document is
  * NOT_FOUND there), answer at once from the cache (cache.h) when the same document bytes were
  * asked the same question before (any user: the key is the document's sha256, never its id),
- * else insert the set and its job in one transaction. The runners (runner.c) do the rest.
+ * else insert the set and its job in one transaction, which also checks the per-user quotas
+ * (within_quota). The runners (runner.c) do the rest.
  * CancelJob ends the job and its set in one transaction too (qgen_store_cancel_job).
  * Responses point into the per-call arena: packed question lists are unpacked with an allocator
  * over cm_rpc_alloc, so nothing needs freeing.
@@ -273,6 +274,39 @@ answer_from_cache(cm_rpc_ctx *ctx, qgen_worker *w, qgen_set_row *row, const cm_b
 	return err;
 }
 
+/* The per-user quotas, inside the transaction that creates the set (w->pg, open): under the
+ * owner's lock, the count of open sets and the insert that follows are one decision, so a burst
+ * of parallel creates on any replica never passes the bound. Cache hits make no job and are
+ * never refused. CM_ELIMIT (with the message and retry_after_s) over a quota. */
+static cm_err
+within_quota(cm_rpc_ctx *ctx, qgen_worker *w, const qgen_set_row *row)
+{
+	const qgen_config *c = &w->svc->cfg;
+	int                sets = 0, questions = 0;
+	cm_err             err;
+
+	if (c->user_max_sets == 0 && c->user_max_questions == 0)
+		return CM_OK;
+	if ((err = qgen_store_lock_owner(w->pg, row->owner)) != CM_OK ||
+	    (err = qgen_store_active(w->pg, row->owner, &sets, &questions)) != CM_OK)
+		return err;
+	if (c->user_max_sets > 0 && sets >= c->user_max_sets)
+		err = cm_rpc_fail(ctx, CM_ELIMIT,
+		                  "%d question sets are queued or running already (at most %d); "
+		                  "try again when one has finished",
+		                  sets, (int)c->user_max_sets);
+	else if (c->user_max_questions > 0 && questions + row->count > c->user_max_questions)
+		err = cm_rpc_fail(ctx, CM_ELIMIT,
+		                  "%d questions are queued or running already; %d more would pass "
+		                  "the limit of %d: try again when a set has finished",
+		                  questions, row->count, (int)c->user_max_questions);
+	if (err == CM_ELIMIT) {
+		ctx->retry_after_s = (int32_t)c->retry_after_s;
+		cm_counter_add(w->svc->quota_refused, 1);
+	}
+	return err;
+}
+
 cm_err
 qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 {
@@ -299,6 +333,11 @@ qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 	cm_buf_init(&cached, 64u * 1024u * 1024u);
 	if ((err = check_request(ctx, rq, &row)) != CM_OK)
 		goto out;
+	if (s->cfg.user_max_questions > 0 && row.count > s->cfg.user_max_questions) {
+		err = cm_rpc_fail(ctx, CM_EINVAL, "count must be at most %d (the per-user limit)",
+		                  (int)s->cfg.user_max_questions);
+		goto out;
+	}
 	if ((err = find_document(ctx, s, rq, &doc, &doc_owner)) != CM_OK)
 		goto out;
 	if (doc->text_length < QGEN_MIN_TEXT) {
@@ -357,13 +396,15 @@ qgen_handle_create(cm_rpc_ctx *ctx, const void *req, void *out)
 	}
 	protobuf_c_message_pack(&jp.base, params);
 	snprintf(row.status, sizeof(row.status), "queued");
-	if ((err = cm_pg_begin(w->pg)) != CM_OK ||
+	if ((err = cm_pg_begin(w->pg)) != CM_OK || (err = within_quota(ctx, w, &row)) != CM_OK ||
 	    (err = cm_jobs_create(w->jobs, QGEN_JOB_KIND, row.owner, params, plen, 1, job_id)) !=
 	        CM_OK ||
 	    (snprintf(row.job_id, sizeof(row.job_id), "%s", job_id),
 	     (err = qgen_store_insert_set(w->pg, &row)) != CM_OK) ||
 	    (err = cm_pg_commit(w->pg)) != CM_OK) {
 		cm_pg_rollback(w->pg);
+		if (err == CM_ELIMIT) /* over a quota: within_quota said why */
+			goto out;
 		if (err == CM_ENOTFOUND) /* deleted since svc-pdf answered (store.h) */
 			cm_rpc_fail(ctx, err, "no such document");
 		else

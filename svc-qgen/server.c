@@ -70,6 +70,8 @@ qgen_service_init(qgen_service *s, const cm_service_config *common, const char *
 	}
 	s->sets_created =
 	    cm_metrics_counter(m, "sets_requested_total", "question sets requested", NULL);
+	s->quota_refused = cm_metrics_counter(m, "quota_refused_total",
+	                                      "sets refused by the per-user quotas", NULL);
 	s->cache_hits =
 	    cm_metrics_counter(m, "cache_hits_total", "sets answered from the cache", NULL);
 	s->questions_rejected = cm_metrics_counter(m, "questions_rejected_total",
@@ -106,6 +108,9 @@ qgen_jobs_options(const qgen_service *s, cm_jobs_options *jo)
 	jo->channel = QGEN_CHANNEL;
 	jo->lease_ms = (int)s->cfg.lease_ms;
 	jo->max_attempts = 5;
+	/* Owners take turns (cm/jobs.h): one user's backlog does not starve another's set. The
+	 * per-user quota (handlers.c) keeps the queue short enough for its per-claim ranking. */
+	jo->fair = true;
 }
 
 cm_err

@@ -40,6 +40,7 @@ typedef struct qgen_service {
 	cm_pub           *pub; /* may be NULL (no events) */
 	cm_metrics       *metrics;
 	cm_counter       *sets_created;
+	cm_counter       *quota_refused;
 	cm_counter       *cache_hits;
 	cm_counter       *questions_rejected;
 	cm_counter       *batches_failed;
@@ -76,7 +77,7 @@ CM_MUSTCHECK cm_err qgen_service_init(qgen_service *s, const cm_service_config *
                                       const char *schema, const qgen_config *cfg, cm_metrics *m);
 void                qgen_service_fini(qgen_service *s);
 
-/* The job queue's options of svc-qgen (channel, lease, attempts). */
+/* The job queue's options of svc-qgen (channel, lease, attempts, fair claims). */
 void qgen_jobs_options(const qgen_service *s, cm_jobs_options *jo);
 /* A qgen_worker around conns (pg, redis and jobs borrowed), for an RPC worker or a job runner
  * (cm_service_def.worker_init / worker_fini; app is the qgen_service). */

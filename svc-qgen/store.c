@@ -97,6 +97,37 @@ qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row)
 }
 
 cm_err
+qgen_store_lock_owner(cm_pg *pg, const char *owner)
+{
+	const char *p[1] = {owner};
+
+	return cm_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtext('qgen.create'), hashtext($1))",
+	                  1, p, NULL);
+}
+
+cm_err
+qgen_store_active(cm_pg *pg, const char *owner, int *sets, int *questions)
+{
+	const char   *p[1] = {owner};
+	cm_pg_result *r = NULL;
+	cm_err        err;
+
+	*sets = 0;
+	*questions = 0;
+	/* jobs_owner_active (migration 004) holds just the owner's open jobs. */
+	if ((err = cm_pg_exec(pg,
+	                      "SELECT count(*), coalesce(sum(s.count), 0) FROM jobs j"
+	                      " JOIN question_sets s ON s.job_id = j.id"
+	                      " WHERE j.owner = $1 AND j.status IN ('queued', 'running')",
+	                      1, p, &r)) != CM_OK)
+		return err;
+	*sets = get_int(r, 0, 0);
+	*questions = get_int(r, 0, 1);
+	cm_pg_result_free(r);
+	return CM_OK;
+}
+
+cm_err
 qgen_store_get_set(cm_pg *pg, const char *id, const char *owner, bool with_questions,
                    qgen_set_row *row)
 {

@@ -41,6 +41,13 @@ typedef struct qgen_set_row {
  * been deleted (qgen_store_mark_deleted): no set is ever created for a deleted document. */
 CM_MUSTCHECK cm_err qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row);
 
+/* Takes owner's quota lock until the transaction ends (advisory, transaction-level), so that
+ * counting the owner's open sets and inserting a new one are one decision: parallel creates of
+ * one owner, on any replica, queue here one after the other. Inside a transaction only. */
+CM_MUSTCHECK cm_err qgen_store_lock_owner(cm_pg *pg, const char *owner);
+/* owner's sets whose job is queued or running, and the questions they ask for. */
+CM_MUSTCHECK cm_err qgen_store_active(cm_pg *pg, const char *owner, int *sets, int *questions);
+
 /* Reads a set of owner (NULL: any owner); CM_ENOTFOUND otherwise. with_questions loads the blob
  * (free row->questions). */
 CM_MUSTCHECK cm_err qgen_store_get_set(cm_pg *pg, const char *id, const char *owner,

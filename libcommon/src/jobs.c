@@ -24,6 +24,10 @@
  * tasks of one job all count: done always equals the number of succeeded tasks. (Counting with a
  * subquery instead would read a snapshot from before the lock wait and lose updates.)
  *
+ * Fair claims (cm_jobs_options.fair) order the queued branch by each task's turn in its owner's
+ * queue plus the owner's running tasks, so owners take turns; that branch ranks every runnable
+ * queued task instead of walking the index, which a per-owner quota keeps small.
+ *
  * Attempts count claims, so a task whose worker dies on it (lease expiry, no fail call) also
  * runs out of attempts; the claim that finds such a task fails it and its job instead of handing
  * it out. Backoff with jitter is computed in SQL from the task's attempts: a retry waits
@@ -48,6 +52,7 @@ struct cm_jobs {
 	char max_attempts[16];
 	char backoff_base_ms[16];
 	char backoff_cap_ms[16];
+	bool fair;
 };
 
 static const char *const status_names[] = {
@@ -165,6 +170,7 @@ cm_jobs_open(cm_jobs **out, cm_pg *pg, const cm_jobs_options *opt)
 		goto out;
 	}
 	j->pg = pg;
+	j->fair = opt->fair;
 	if (opt->worker_id == NULL) {
 		cm_uuid_v4(uuid);
 		cm_strlcpy(j->worker, uuid, sizeof(j->worker));
@@ -446,55 +452,87 @@ out:
 
 /* ---- workers -------------------------------------------------------------------------------- */
 
-static const char SQL_CLAIM[] =
-    "WITH cand AS ("
-    "  SELECT * FROM ("
-    "    SELECT t.job_id, t.idx, t.attempts >= $4::int AS dead"
-    "    FROM tasks t JOIN jobs j ON j.id = t.job_id"
-    "    WHERE t.status = 'running' AND t.lease_until < now()"
-    "      AND j.status IN ('queued', 'running')"
-    "    ORDER BY t.lease_until LIMIT $2::int"
-    "    FOR UPDATE OF t SKIP LOCKED) AS expired"
-    "  UNION ALL"
-    "  SELECT * FROM ("
-    "    SELECT t.job_id, t.idx, false"
-    "    FROM tasks t JOIN jobs j ON j.id = t.job_id"
-    "    WHERE t.status = 'queued' AND t.not_before <= now()"
-    "      AND j.status IN ('queued', 'running')"
-    "    ORDER BY t.not_before, t.job_id, t.idx LIMIT $2::int"
-    "    FOR UPDATE OF t SKIP LOCKED) AS fresh"
-    "  LIMIT $2::int),"
-    " upd AS ("
-    "  UPDATE tasks t SET"
-    "    status = CASE WHEN c.dead THEN 'failed' ELSE 'running' END,"
-    "    attempts = t.attempts + CASE WHEN c.dead THEN 0 ELSE 1 END,"
-    "    lease_owner = CASE WHEN c.dead THEN NULL ELSE $1::text END,"
-    "    lease_until = CASE WHEN c.dead THEN NULL"
-    "                  ELSE now() + $3::int * interval '1 millisecond' END,"
-    "    last_error = CASE WHEN c.dead THEN 'lease expired on attempt ' || t.attempts"
-    "                 || ' (worker lost); last error: ' || coalesce(t.last_error, 'none')"
-    "                 ELSE t.last_error END,"
-    "    updated_at = now()"
-    "  FROM cand c WHERE t.job_id = c.job_id AND t.idx = c.idx"
-    "  RETURNING t.job_id, t.idx, t.attempts, c.dead, t.last_error),"
-    " failed AS ("
-    "  UPDATE jobs j SET status = 'failed', error = 'task ' || d.idx || ': ' || d.last_error,"
-    "    updated_at = now()"
-    "  FROM (SELECT DISTINCT ON (job_id) job_id, idx, last_error FROM upd WHERE dead"
-    "        ORDER BY job_id, idx) d"
-    "  WHERE j.id = d.job_id AND j.status IN ('queued', 'running')"
-    "  RETURNING j.id),"
-    " started AS ("
-    "  UPDATE jobs j SET status = 'running', updated_at = now()"
-    "  WHERE j.id IN (SELECT id FROM jobs"
-    "                 WHERE status = 'queued' AND id IN (SELECT job_id FROM upd WHERE NOT dead)"
-    "                   AND id NOT IN (SELECT job_id FROM upd WHERE dead)"
-    "                 FOR NO KEY UPDATE SKIP LOCKED)"
-    "  RETURNING j.id)"
-    " SELECT u.job_id, u.idx, u.attempts, j.kind, CASE WHEN u.dead THEN NULL ELSE j.params END,"
-    "        u.dead"
-    " FROM upd u JOIN jobs j ON j.id = u.job_id"
-    " ORDER BY u.dead, u.job_id, u.idx";
+/* The claim statement in pieces: the expired-lease branch, one of two fresh branches (oldest
+ * first, or fair between owners), and the steps after the pick. */
+#define CLAIM_EXPIRED                                                                              \
+	"WITH cand AS ("                                                                           \
+	"  SELECT * FROM ("                                                                        \
+	"    SELECT t.job_id, t.idx, t.attempts >= $4::int AS dead"                                \
+	"    FROM tasks t JOIN jobs j ON j.id = t.job_id"                                          \
+	"    WHERE t.status = 'running' AND t.lease_until < now()"                                 \
+	"      AND j.status IN ('queued', 'running')"                                              \
+	"    ORDER BY t.lease_until LIMIT $2::int"                                                 \
+	"    FOR UPDATE OF t SKIP LOCKED) AS expired"                                              \
+	"  UNION ALL"
+
+#define CLAIM_FRESH_OLDEST                                                                         \
+	"  SELECT * FROM ("                                                                        \
+	"    SELECT t.job_id, t.idx, false"                                                        \
+	"    FROM tasks t JOIN jobs j ON j.id = t.job_id"                                          \
+	"    WHERE t.status = 'queued' AND t.not_before <= now()"                                  \
+	"      AND j.status IN ('queued', 'running')"                                              \
+	"    ORDER BY t.not_before, t.job_id, t.idx LIMIT $2::int"                                 \
+	"    FOR UPDATE OF t SKIP LOCKED) AS fresh"
+
+/* A task's turn = its place in its owner's queue (1 = the owner's oldest runnable task) + the
+ * owner's tasks running now. The window function sits in a subquery: FOR UPDATE is not
+ * allowed beside one. */
+#define CLAIM_FRESH_FAIR                                                                           \
+	"  SELECT * FROM ("                                                                        \
+	"    SELECT t.job_id, t.idx, false"                                                        \
+	"    FROM tasks t JOIN ("                                                                  \
+	"      SELECT q.job_id, q.idx, q.not_before,"                                              \
+	"        row_number() OVER (PARTITION BY j.owner ORDER BY q.not_before, q.job_id, q.idx)"  \
+	"        + coalesce(b.n, 0) AS turn"                                                       \
+	"      FROM tasks q JOIN jobs j ON j.id = q.job_id"                                        \
+	"      LEFT JOIN (SELECT rj.owner, count(*) AS n FROM tasks rt"                            \
+	"                 JOIN jobs rj ON rj.id = rt.job_id"                                       \
+	"                 WHERE rt.status = 'running' GROUP BY rj.owner) b ON b.owner = j.owner"   \
+	"      WHERE q.status = 'queued' AND q.not_before <= now()"                                \
+	"        AND j.status IN ('queued', 'running')) o"                                         \
+	"      ON t.job_id = o.job_id AND t.idx = o.idx"                                           \
+	"    WHERE t.status = 'queued'"                                                            \
+	"    ORDER BY o.turn, o.not_before, o.job_id, o.idx LIMIT $2::int"                         \
+	"    FOR UPDATE OF t SKIP LOCKED) AS fresh"
+
+#define CLAIM_REST                                                                                 \
+	"  LIMIT $2::int),"                                                                        \
+	" upd AS ("                                                                                \
+	"  UPDATE tasks t SET"                                                                     \
+	"    status = CASE WHEN c.dead THEN 'failed' ELSE 'running' END,"                          \
+	"    attempts = t.attempts + CASE WHEN c.dead THEN 0 ELSE 1 END,"                          \
+	"    lease_owner = CASE WHEN c.dead THEN NULL ELSE $1::text END,"                          \
+	"    lease_until = CASE WHEN c.dead THEN NULL"                                             \
+	"                  ELSE now() + $3::int * interval '1 millisecond' END,"                   \
+	"    last_error = CASE WHEN c.dead THEN 'lease expired on attempt ' || t.attempts"         \
+	"                 || ' (worker lost); last error: ' || coalesce(t.last_error, 'none')"     \
+	"                 ELSE t.last_error END,"                                                  \
+	"    updated_at = now()"                                                                   \
+	"  FROM cand c WHERE t.job_id = c.job_id AND t.idx = c.idx"                                \
+	"  RETURNING t.job_id, t.idx, t.attempts, c.dead, t.last_error),"                          \
+	" failed AS ("                                                                             \
+	"  UPDATE jobs j SET status = 'failed', error = 'task ' || d.idx || ': ' || d.last_error," \
+	"    updated_at = now()"                                                                   \
+	"  FROM (SELECT DISTINCT ON (job_id) job_id, idx, last_error FROM upd WHERE dead"          \
+	"        ORDER BY job_id, idx) d"                                                          \
+	"  WHERE j.id = d.job_id AND j.status IN ('queued', 'running')"                            \
+	"  RETURNING j.id),"                                                                       \
+	" started AS ("                                                                            \
+	"  UPDATE jobs j SET status = 'running', updated_at = now()"                               \
+	"  WHERE j.id IN (SELECT id FROM jobs"                                                     \
+	"                 WHERE status = 'queued' AND id IN (SELECT job_id FROM upd WHERE NOT "    \
+	"dead)"                                                                                    \
+	"                   AND id NOT IN (SELECT job_id FROM upd WHERE dead)"                     \
+	"                 FOR NO KEY UPDATE SKIP LOCKED)"                                          \
+	"  RETURNING j.id)"                                                                        \
+	" SELECT u.job_id, u.idx, u.attempts, j.kind, CASE WHEN u.dead THEN NULL ELSE j.params "   \
+	"END,"                                                                                     \
+	"        u.dead"                                                                           \
+	" FROM upd u JOIN jobs j ON j.id = u.job_id"                                               \
+	" ORDER BY u.dead, u.job_id, u.idx"
+
+static const char SQL_CLAIM[] = CLAIM_EXPIRED CLAIM_FRESH_OLDEST CLAIM_REST;
+static const char SQL_CLAIM_FAIR[] = CLAIM_EXPIRED CLAIM_FRESH_FAIR CLAIM_REST;
 
 void
 cm_jobs_tasks_fini(cm_jobs_task *tasks, int n)
@@ -521,7 +559,7 @@ cm_jobs_claim(cm_jobs *j, cm_jobs_task *tasks, int max, int *n)
 		goto out;
 	}
 	snprintf(lim, sizeof(lim), "%d", max);
-	if ((err = cm_pg_exec(j->pg, SQL_CLAIM, 4, p, &r)) != CM_OK) {
+	if ((err = cm_pg_exec(j->pg, j->fair ? SQL_CLAIM_FAIR : SQL_CLAIM, 4, p, &r)) != CM_OK) {
 		cm_warn("JOBS-CLAIM-FAIL", "claiming tasks failed: %s", cm_pg_errmsg(j->pg));
 		goto out;
 	}

@@ -3,8 +3,8 @@
  * own per run: lifecycle and progress, disjoint claims under concurrency (SKIP LOCKED), lease
  * expiry and reclaim, idempotent completion, retries with backoff then failure, lease
  * exhaustion, cancellation, ending a job together with the caller's rows (one transaction),
- * LISTEN wake-up latency, and four claimers draining a job in batches. Throughput is measured by
- * bench/jobs.sh (bench/jobs/bench_jobs.c), not here.
+ * LISTEN wake-up latency, four claimers draining a job in batches, and fair claims (owners take
+ * turns). Throughput is measured by bench/jobs.sh (bench/jobs/bench_jobs.c), not here.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -813,6 +813,102 @@ test_claimers_drain_a_job(void **state)
 	worker_close(&w);
 }
 
+/* ---- fair claims ------------------------------------------------------------------------------
+ */
+
+/* Six one-task jobs of "hog", then one of "meek"; ids[0..5] hog's in order, ids[6] meek's. */
+static void
+hog_and_meek(cm_jobs *j, char ids[7][37])
+{
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(cm_jobs_create(j, "k", "hog", NULL, 0, 1, ids[i]), CM_OK);
+	assert_int_equal(cm_jobs_create(j, "k", "meek", NULL, 0, 1, ids[6]), CM_OK);
+}
+
+static bool
+claimed(const cm_jobs_task *t, int n, const char *job)
+{
+	for (int i = 0; i < n; i++) {
+		if (strcmp(t[i].job_id, job) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Oldest first (the default), a batch of 4 is all hog's; by turns, meek's job is the second
+ * one handed out: hog's oldest (turn 1, older), meek's (turn 1), hog's next two (turns 2, 3). */
+static void
+test_fair_claims_take_turns(void **state)
+{
+	worker          w;
+	cm_jobs_options o = {.worker_id = "fair", .channel = channel, .fair = true};
+	cm_jobs_task    t[4];
+	char            ids[7][37];
+	int             n = 0;
+
+	(void)state;
+	worker_open(&w, "plain", 0, 0, 0, 0);
+	hog_and_meek(w.jobs, ids);
+	assert_int_equal(cm_jobs_claim(w.jobs, t, 4, &n), CM_OK);
+	assert_int_equal(n, 4);
+	assert_false(claimed(t, n, ids[6]));
+	cm_jobs_tasks_fini(t, n);
+	worker_close(&w);
+
+	assert_int_equal(empty_tables(NULL), 0);
+	assert_int_equal(cm_pg_open(&w.pg, getenv("CM_TEST_PG"), schema), CM_OK);
+	assert_int_equal(cm_jobs_open(&w.jobs, w.pg, &o), CM_OK);
+	hog_and_meek(w.jobs, ids);
+	assert_int_equal(cm_jobs_claim(w.jobs, t, 4, &n), CM_OK);
+	assert_int_equal(n, 4);
+	for (int i = 0; i < 3; i++)
+		assert_true(claimed(t, n, ids[i]));
+	assert_true(claimed(t, n, ids[6]));
+	cm_jobs_tasks_fini(t, n);
+	worker_close(&w);
+}
+
+/* One at a time, as the runners claim: while hog has a task running, meek's comes next; with
+ * nothing running, ties go to the oldest. */
+static void
+test_fair_claims_one_at_a_time(void **state)
+{
+	worker          w;
+	cm_jobs_options o = {.worker_id = "fair1", .channel = channel, .fair = true};
+	cm_jobs_task    t[1];
+	char            ids[7][37], meek2[37];
+	int             n = 0;
+	bool            won = false;
+
+	(void)state;
+	assert_int_equal(cm_pg_open(&w.pg, getenv("CM_TEST_PG"), schema), CM_OK);
+	assert_int_equal(cm_jobs_open(&w.jobs, w.pg, &o), CM_OK);
+	hog_and_meek(w.jobs, ids);
+	assert_int_equal(cm_jobs_claim(w.jobs, t, 1, &n), CM_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(t[0].job_id, ids[0]); /* turn 1 each: hog's is older */
+	cm_jobs_tasks_fini(t, n);
+	assert_int_equal(cm_jobs_claim(w.jobs, t, 1, &n), CM_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(t[0].job_id, ids[6]); /* hog has one running: meek's turn */
+	cm_jobs_tasks_fini(t, n);
+	assert_int_equal(cm_jobs_complete(w.jobs, ids[0], 0, NULL, 0, &won), CM_OK);
+	assert_true(won);
+	assert_int_equal(cm_jobs_complete(w.jobs, ids[6], 0, NULL, 0, &won), CM_OK);
+	assert_true(won);
+	/* Nothing running; meek queues again: hog's next is older, then meek's new one. */
+	assert_int_equal(cm_jobs_create(w.jobs, "k", "meek", NULL, 0, 1, meek2), CM_OK);
+	assert_int_equal(cm_jobs_claim(w.jobs, t, 1, &n), CM_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(t[0].job_id, ids[1]);
+	cm_jobs_tasks_fini(t, n);
+	assert_int_equal(cm_jobs_claim(w.jobs, t, 1, &n), CM_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(t[0].job_id, meek2);
+	cm_jobs_tasks_fini(t, n);
+	worker_close(&w);
+}
+
 int
 main(void)
 {
@@ -826,6 +922,8 @@ main(void)
 	    cmocka_unit_test_setup(test_end_with_caller_rows, empty_tables),
 	    cmocka_unit_test_setup(test_listen_wakes_worker, empty_tables),
 	    cmocka_unit_test_setup(test_claimers_drain_a_job, empty_tables),
+	    cmocka_unit_test_setup(test_fair_claims_take_turns, empty_tables),
+	    cmocka_unit_test_setup(test_fair_claims_one_at_a_time, empty_tables),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -102,6 +102,13 @@ typedef struct cm_jobs_options {
 	int         max_attempts;    /* claims of a task before it fails for good (>= 1) */
 	int         backoff_base_ms; /* retry n waits in [d/2, d], d = min(cap, base * 2^(n-1)) */
 	int         backoff_cap_ms;
+	/* Fair claims between owners: queued tasks are handed out by turn, a task's turn being its
+	 * place in its owner's queue (1 for the owner's oldest runnable task) plus the owner's
+	 * tasks running now, ties oldest first. An owner with 200 queued tasks then delays another
+	 * owner's first task by at most one task per worker, instead of by all 200. The price: each
+	 * claim ranks every runnable queued task (no index walk), so use it with a per-owner quota
+	 * that keeps the queue short. false: oldest first. Expired leases go first either way. */
+	bool fair;
 } cm_jobs_options;
 
 /* pg is borrowed (not owned) and must outlive the handle; opt may be NULL. CM_EINVAL on a bad
@@ -176,9 +183,10 @@ typedef struct cm_jobs_task {
 
 /* Claims up to max (1..CM_JOBS_MAX_CLAIM) runnable tasks for this worker: queued ones whose
  * retry time has come and running ones whose lease expired, of jobs that are neither cancelled
- * nor finished, oldest first. Each claim counts as an attempt; an expired task that has used its
- * attempts fails (with its job) instead of being handed out. *n may be 0. Never blocks on other
- * workers (SKIP LOCKED). On failure *n is 0 and nothing needs freeing. */
+ * nor finished, oldest first (or by owners' turns: cm_jobs_options.fair). Each claim counts as
+ * an attempt; an expired task that has used its attempts fails (with its job) instead of being
+ * handed out. *n may be 0. Never blocks on other workers (SKIP LOCKED). On failure *n is 0 and
+ * nothing needs freeing. */
 CM_MUSTCHECK cm_err cm_jobs_claim(cm_jobs *j, cm_jobs_task *tasks, int max, int *n);
 void                cm_jobs_tasks_fini(cm_jobs_task *tasks, int n);
 
