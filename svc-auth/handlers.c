@@ -182,7 +182,7 @@ auth_h_login(cm_rpc_ctx *ctx, const void *req, void *resp)
 		count(ctx, "logins_total", "Login attempts by outcome", "outcome=\"failed\"");
 		return cm_rpc_fail(ctx, CM_EAUTH, BAD_LOGIN);
 	}
-	auth_throttle_succeeded(w->app->throttle, w->redis, login);
+	auth_throttle_succeeded(w->app->throttle, w->redis, login, ctx->client_addr);
 	/* Housekeeping on the user's own rows: sessions over for a day go (with their tokens). */
 	if ((err = auth_store_sessions_prune(w->pg, u.id)) != CM_OK)
 		cm_debug("AUTH-PRUNE", "could not prune old sessions: %s", cm_strerror(err));

@@ -71,6 +71,7 @@ auth_app_init(const cm_service_env *env, void *arg)
 	err = CM_ENOMEM;
 	if ((app->throttle = auth_throttle_alloc(
 	         (auth_throttle_limits){app->cfg.throttle_account_max, app->cfg.throttle_addr_max,
+	                                app->cfg.throttle_account_ceiling,
 	                                app->cfg.throttle_window_s})) == NULL)
 		goto out;
 	err = auth_password_init(app->cfg.pwhash_opslimit, app->cfg.pwhash_memlimit_kib);

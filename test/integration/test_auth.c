@@ -40,6 +40,7 @@
 #define PW "correct horse"
 #define ACCT_MAX 3
 #define ADDR_MAX 6
+#define CEILING 8
 #define WINDOW_S 60
 #define RPC_URL "tcp://127.0.0.1:27901"
 #define STR_(x) #x
@@ -277,6 +278,7 @@ fill_config(auth_config *c)
 	c->pwhash_memlimit_kib = 4096;
 	c->throttle_account_max = ACCT_MAX;
 	c->throttle_addr_max = ADDR_MAX;
+	c->throttle_account_ceiling = CEILING;
 	c->throttle_window_s = WINDOW_S;
 }
 
@@ -332,7 +334,7 @@ setup(void **state)
 	if (cm_jwt_key_hs256(&app.key, SECRET, strlen(SECRET)) != CM_OK ||
 	    (app.metrics = cm_metrics_alloc("auth_")) == NULL ||
 	    (app.throttle = auth_throttle_alloc(
-	         (auth_throttle_limits){ACCT_MAX, ADDR_MAX, WINDOW_S})) == NULL ||
+	         (auth_throttle_limits){ACCT_MAX, ADDR_MAX, CEILING, WINDOW_S})) == NULL ||
 	    auth_password_init(app.cfg.pwhash_opslimit, app.cfg.pwhash_memlimit_kib) != CM_OK)
 		return -1;
 	if (cm_pg_open(&db, db_url, "auth") != CM_OK || prepare_database(&app, db) != CM_OK)
@@ -591,7 +593,8 @@ test_throttle_account(void **state)
 	assert_true(retry >= 1 && retry <= WINDOW_S);
 
 	/* Another replica (its own process-local table) sees it too: the count is in Redis. */
-	other.throttle = auth_throttle_alloc((auth_throttle_limits){ACCT_MAX, ADDR_MAX, WINDOW_S});
+	other.throttle =
+	    auth_throttle_alloc((auth_throttle_limits){ACCT_MAX, ADDR_MAX, CEILING, WINDOW_S});
 	replica = new_worker(&other, 1);
 	assert_int_equal(h_login_on(replica, email, false, PW, "", NULL, &retry), CM_ELIMIT);
 	drop_worker(replica);
@@ -627,6 +630,58 @@ test_throttle_address(void **state)
 	/* Others are not affected; an unknown address ("") is no one client and is not counted. */
 	assert_int_equal(h_login_on(w, victim, false, PW, "198.51.100.8", NULL, NULL), CM_OK);
 	assert_int_equal(h_login_on(w, victim, false, PW, "", NULL, NULL), CM_OK);
+}
+
+/* A stranger guessing the owner's password from elsewhere locks only their own address out. */
+static void
+test_throttle_stranger(void **state)
+{
+	char    email[128], owner[64], stranger[64], id[37];
+	int32_t retry;
+
+	(void)state;
+	cm_uuid_v4(id);
+	snprintf(owner, sizeof(owner), "192.0.2.1-%.8s", id);
+	snprintf(stranger, sizeof(stranger), "203.0.113.9-%.8s", id);
+	new_account(email, NULL, "stranger");
+	for (int i = 0; i < ACCT_MAX; i++)
+		assert_int_equal(h_login_on(w, email, false, "guess", stranger, NULL, NULL),
+		                 CM_EAUTH);
+	assert_int_equal(h_login_on(w, email, false, PW, stranger, NULL, &retry), CM_ELIMIT);
+	assert_true(retry >= 1 && retry <= WINDOW_S);
+	/* The owner, at home, gets in with the right password. */
+	assert_int_equal(h_login_on(w, email, false, PW, owner, NULL, NULL), CM_OK);
+	/* ... and their own mistakes count against their own address only. */
+	for (int i = 0; i < ACCT_MAX; i++)
+		assert_int_equal(h_login_on(w, email, false, "typo", owner, NULL, NULL), CM_EAUTH);
+	assert_int_equal(h_login_on(w, email, false, PW, owner, NULL, NULL), CM_ELIMIT);
+}
+
+/* Guessing spread over many addresses meets the account's ceiling; an address that logged in to
+ * the account before is exempt from it, so the owner still gets in. */
+static void
+test_throttle_ceiling(void **state)
+{
+	char    email[128], addr[64], home[64], id[37];
+	int32_t retry;
+	int     n = 0;
+
+	(void)state;
+	cm_uuid_v4(id);
+	snprintf(home, sizeof(home), "192.0.2.50-%.8s", id);
+	new_account(email, NULL, "ceiling");
+	assert_int_equal(h_login_on(w, email, false, PW, home, NULL, NULL), CM_OK);
+	/* ACCT_MAX - 1 guesses from each of several addresses: no pair limit is reached. */
+	for (int a = 0; n < CEILING; a++) {
+		snprintf(addr, sizeof(addr), "198.18.0.%d-%.8s", a, id);
+		for (int i = 0; i < ACCT_MAX - 1 && n < CEILING; i++, n++)
+			assert_int_equal(h_login_on(w, email, false, "guess", addr, NULL, NULL),
+			                 CM_EAUTH);
+	}
+	snprintf(addr, sizeof(addr), "198.18.1.1-%.8s", id);
+	assert_int_equal(h_login_on(w, email, false, PW, addr, NULL, &retry), CM_ELIMIT);
+	assert_true(retry >= 1 && retry <= WINDOW_S);
+	assert_int_equal(h_login_on(w, email, false, PW, home, NULL, NULL), CM_OK);
 }
 
 /* Redis down: logins keep working and throttling falls back to the process-local table. */
@@ -1253,6 +1308,8 @@ main(void)
 	    cmocka_unit_test(test_login_timing),
 	    cmocka_unit_test(test_throttle_account),
 	    cmocka_unit_test(test_throttle_address),
+	    cmocka_unit_test(test_throttle_stranger),
+	    cmocka_unit_test(test_throttle_ceiling),
 	    cmocka_unit_test(test_throttle_without_redis),
 	    cmocka_unit_test(test_refresh_rotation),
 	    cmocka_unit_test(test_refresh_refused),
