@@ -32,6 +32,7 @@
 #include "cm/util.h"
 #include "handlers.h"
 #include "password.h"
+#include "revoked.h" /* the edge's side of revocations */
 #include "proto/auth.pb-c.h"
 #include "server.h"
 #include "store.h"
@@ -335,6 +336,7 @@ setup(void **state)
 	    (app.metrics = cm_metrics_alloc("auth_")) == NULL ||
 	    (app.throttle = auth_throttle_alloc(
 	         (auth_throttle_limits){ACCT_MAX, ADDR_MAX, CEILING, WINDOW_S})) == NULL ||
+	    auth_revoker_alloc(&app.revoker, (app.cfg.access_ttl_s + 60) * 1000) != CM_OK ||
 	    auth_password_init(app.cfg.pwhash_opslimit, app.cfg.pwhash_memlimit_kib) != CM_OK)
 		return -1;
 	if (cm_pg_open(&db, db_url, "auth") != CM_OK || prepare_database(&app, db) != CM_OK)
@@ -357,6 +359,7 @@ teardown(void **state)
 	cm_redis_close(w_dead.redis);
 	cm_pg_close(db);
 	auth_throttle_free(app.throttle);
+	auth_revoker_free(app.revoker);
 	cm_metrics_free(app.metrics);
 	cm_jwt_key_free(app.key);
 	return 0;
@@ -940,6 +943,120 @@ test_logout(void **state)
 	assert_int_equal(h_logout("", b.claims.sub, b.claims.sid), CM_OK);
 }
 
+/* An edge's revoked set (edge/revoked.h) on the fixture's Redis, polling already. */
+static edge_revoked *
+edge_set(void)
+{
+	edge_revoked *v = NULL;
+	int64_t       deadline = cm_mono_ms() + 5000;
+
+	assert_int_equal(edge_revoked_start(&v, "127.0.0.1", redis_port), CM_OK);
+	assert_non_null(v);
+	while (edge_revoked_polls(v) == 0 && cm_mono_ms() < deadline)
+		usleep(10000);
+	assert_true(edge_revoked_polls(v) > 0);
+	return v;
+}
+
+/* Whether the edge's set has sid within ms (polled with a deadline). */
+static bool
+edge_sees(edge_revoked *v, const char *sid, int64_t ms)
+{
+	int64_t deadline = cm_mono_ms() + ms;
+
+	while (!edge_revoked_has(v, sid)) {
+		if (cm_mono_ms() > deadline)
+			return false;
+		usleep(10000);
+	}
+	return true;
+}
+
+/* Every way a session ends reaches the edges within a second; live sessions never do. */
+static void
+test_revocation_published(void **state)
+{
+	char          email[128];
+	pair          a, b, c, live;
+	edge_revoked *v = edge_set();
+
+	(void)state;
+	new_account(email, NULL, "revoke");
+	assert_int_equal(h_login(email, PW, &a), CM_OK);
+	assert_int_equal(h_login(email, PW, &b), CM_OK);
+	assert_int_equal(h_login(email, PW, &c), CM_OK);
+	assert_int_equal(h_login(email, PW, &live), CM_OK);
+	assert_false(edge_revoked_has(v, a.claims.sid));
+
+	assert_int_equal(h_logout(a.refresh, "", ""), CM_OK); /* by refresh token */
+	assert_true(edge_sees(v, a.claims.sid, 1000));
+	assert_int_equal(h_logout("", b.claims.sub, b.claims.sid), CM_OK); /* by envelope */
+	assert_true(edge_sees(v, b.claims.sid, 1000));
+	/* Refresh-token reuse revokes the session: that too. */
+	{
+		pair next;
+		assert_int_equal(h_refresh_on(w, c.refresh, &next), CM_OK);
+		assert_int_equal(h_refresh_on(w, c.refresh, NULL), CM_EAUTH);
+		assert_true(edge_sees(v, c.claims.sid, 1000));
+	}
+	assert_false(edge_revoked_has(v, live.claims.sid));
+	/* The edge is told how long to keep an id: the access lifetime and a margin. */
+	{
+		cm_buf      out;
+		bool        found = false;
+		const char *keys[1] = {"auth:revoked:keep"};
+		int64_t     keep = 0;
+		cm_buf_init(&out, 64);
+		assert_int_equal(cm_redis_get(w->redis, keys[0], &out, &found), CM_OK);
+		assert_true(found);
+		keep = strtoll(out.data, NULL, 10);
+		cm_buf_fini(&out);
+		assert_int_equal(keep, (app.cfg.access_ttl_s + 60) * 1000);
+	}
+	edge_revoked_stop(v);
+}
+
+/* Redis down at logout: the id waits in svc-auth and reaches the edges once Redis answers. */
+static void
+test_revocation_deferred(void **state)
+{
+	char          email[128];
+	pair          a;
+	call          c;
+	edge_revoked *v = edge_set();
+	int64_t       deadline;
+
+	(void)state;
+	new_account(email, NULL, "revoke");
+	assert_int_equal(h_login(email, PW, &a), CM_OK);
+	{
+		Auth__LogoutRequest rq = AUTH__LOGOUT_REQUEST__INIT;
+		rq.refresh_token = a.refresh;
+		call_begin(&c, &w_dead, &auth__logout_response__descriptor, NULL, NULL, NULL);
+		assert_int_equal(auth_h_logout(&c.ctx, &rq, c.resp), CM_OK);
+		call_end(&c);
+	}
+	assert_int_equal(auth_revoker_pending(app.revoker), 1);
+	/* Two more polls of the edge: Redis has not got it, so neither has the edge. */
+	{
+		uint64_t polls = edge_revoked_polls(v) + 2;
+		deadline = cm_mono_ms() + 5000;
+		while (edge_revoked_polls(v) < polls && cm_mono_ms() < deadline)
+			usleep(10000);
+		assert_true(edge_revoked_polls(v) >= polls);
+	}
+	assert_false(edge_revoked_has(v, a.claims.sid));
+	/* The retry thread, with a Redis that answers. */
+	assert_int_equal(auth_revoker_start(app.revoker, "127.0.0.1", redis_port), CM_OK);
+	assert_true(edge_sees(v, a.claims.sid, 3000));
+	deadline = cm_mono_ms() + 3000;
+	while (auth_revoker_pending(app.revoker) > 0 && cm_mono_ms() < deadline)
+		usleep(10000);
+	assert_int_equal(auth_revoker_pending(app.revoker), 0);
+	auth_revoker_stop(app.revoker);
+	edge_revoked_stop(v);
+}
+
 static void
 test_me_and_verify(void **state)
 {
@@ -1316,6 +1433,8 @@ main(void)
 	    cmocka_unit_test(test_refresh_race),
 	    cmocka_unit_test(test_old_sessions_pruned),
 	    cmocka_unit_test(test_logout),
+	    cmocka_unit_test(test_revocation_published),
+	    cmocka_unit_test(test_revocation_deferred),
 	    cmocka_unit_test(test_me_and_verify),
 	    cmocka_unit_test(test_legacy_account),
 	    cmocka_unit_test(test_replicas_start_together),
