@@ -245,6 +245,16 @@
 		     60,                                                                           \
 		     31536000,                                                                     \
 		     "session cookie lifetime when svc-auth gives none"},                          \
+		    {"EDGE_REDIS_HOST",                                                            \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->redis_host,                                                             \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "Redis with svc-auth's revoked sessions (empty: logout ends at token "        \
+		     "expiry)"},                                                                   \
+		    {"EDGE_REDIS_PORT", CM_CFG_INT, &(c)->redis_port, "6379", 0, 1, 65535, ""},    \
 	}
 
 cm_err

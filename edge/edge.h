@@ -37,6 +37,7 @@ typedef struct edge_limiter   edge_limiter;
 typedef struct edge_refresher edge_refresher;
 typedef struct edge_frontend  edge_frontend;
 typedef struct edge_ws        edge_ws;
+typedef struct edge_revoked   edge_revoked;
 struct MHD_Daemon;
 struct MHD_Connection;
 struct MHD_Response;
@@ -74,6 +75,8 @@ typedef struct edge_config {
 	int64_t     drain_s;
 	int64_t     rpc_timeout_ms;
 	int64_t     session_ttl_s; /* Max-Age of the session cookie */
+	const char *redis_host;    /* revoked sessions (revoked.h); "" = not checked */
+	int64_t     redis_port;
 } edge_config;
 
 /* Upstream services the edge can route to. */
@@ -98,7 +101,8 @@ typedef struct edge {
 	edge_limiter      *limiter;
 	edge_refresher    *refresher;
 	edge_frontend     *frontend;
-	edge_ws           *ws; /* WebSocket events (ws.c); NULL when not started */
+	edge_ws           *ws;      /* WebSocket events (ws.c); NULL when not started */
+	edge_revoked      *revoked; /* revoked sessions (revoked.h); NULL when off */
 	atomic_bool        draining;
 	atomic_int         inflight;
 } edge;
@@ -259,7 +263,8 @@ bool edge_pattern_match(const char *pattern, const char *path, char params[][128
 bool edge_cookie_parse(const char *header, char **access, char **refresh);
 /* Reads Authorization and Cookie headers into r (bearer, cookie_access, cookie_refresh). */
 void edge_session_read(edge_req *r);
-/* Verifies an access token (signature, algorithm, issuer, type, expiry) into claims. */
+/* Verifies an access token (signature, algorithm, issuer, type, expiry, session not revoked)
+ * into claims. */
 bool edge_token_verify(const edge *e, const char *tok, cm_jwt_claims *claims);
 /* Verifies the access token in r (bearer first); fills r->claims and r->authed. */
 void edge_session_verify(edge_req *r);

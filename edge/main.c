@@ -14,6 +14,7 @@
 #include "ratelimit.h"
 #include "frontend.h"
 #include "refresh.h"
+#include "revoked.h"
 #include "ws.h"
 
 /* One RPC client per configured upstream (svc-auth is required; an empty list turns the
@@ -78,6 +79,8 @@ main(void)
 		goto out;
 	if (open_upstreams(&e) != CM_OK)
 		goto out;
+	if (edge_revoked_start(&e.revoked, e.cfg.redis_host, e.cfg.redis_port) != CM_OK)
+		goto out;
 	if (edge_frontend_open(&e.frontend, e.cfg.frontend_url) != CM_OK) {
 		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s",
 		         e.cfg.frontend_url);
@@ -98,6 +101,7 @@ out:
 		cm_rpc_client_close(e.up[i]);
 	edge_limiter_free(e.limiter);
 	edge_refresher_free(e.refresher);
+	edge_revoked_stop(e.revoked);
 	edge_frontend_close(e.frontend);
 	cm_metrics_free(e.metrics);
 	cm_jwt_key_free(e.jwt);

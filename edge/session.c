@@ -4,7 +4,9 @@
  * The cookie is `session=<access token>~<refresh token>` (one cookie: nng 1.5.2 joins repeated
  * response headers with commas, which breaks a second Set-Cookie). It is HttpOnly, SameSite=Lax,
  * Path=/, and Secure when EDGE_COOKIE_SECURE is set. Access tokens are verified here with the
- * algorithm pinned (cm_jwt_verify); services trust the subject the edge puts in the envelope.
+ * algorithm pinned (cm_jwt_verify); services trust the subject the edge puts in the envelope. A
+ * token of a revoked session (logout, refresh-token reuse) is refused like an invalid one, as
+ * soon as the revoked set (revoked.h) has it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include "cm/log.h"
 #include "cm/util.h"
 #include "edge.h"
+#include "revoked.h"
 
 #define COOKIE_NAME "session"
 #define LEEWAY_S 30
@@ -84,8 +87,11 @@ edge_token_verify(const edge *e, const char *tok, cm_jwt_claims *claims)
 	if (tok == NULL || tok[0] == '\0')
 		return false;
 	if (cm_jwt_verify(e->jwt, tok, cm_now_ms() / 1000, LEEWAY_S, "access", claims, &why) ==
-	    CM_OK)
-		return true;
+	    CM_OK) {
+		if (!edge_revoked_has(e->revoked, claims->sid))
+			return true;
+		why = "session revoked";
+	}
 	memset(claims, 0, sizeof(*claims));
 	cm_debug("EDGE-TOKEN-REJECTED", "access token rejected: %s", why != NULL ? why : "?");
 	return false;

@@ -109,7 +109,8 @@ for s in "${services[@]}"; do
     env "${prefix}_RPC_URL=tcp://127.0.0.1:$port" "${prefix}_ADMIN_ADDR=127.0.0.1:$admin" "${extra[@]}" "$bin"
   edge_env+=("EDGE_${prefix}_URLS=tcp://127.0.0.1:$port")
 done
-start edge "http://$EDGE_ADDR/readyz" "http://$EDGE_ADDR" env EDGE_ADDR="$EDGE_ADDR" "${edge_env[@]}" "$BUILD_DIR/edge/edge"
+start edge "http://$EDGE_ADDR/readyz" "http://$EDGE_ADDR" env EDGE_ADDR="$EDGE_ADDR" \
+  EDGE_REDIS_HOST=127.0.0.1 EDGE_REDIS_PORT="$REDIS_PORT" "${edge_env[@]}" "$BUILD_DIR/edge/edge"
 
 echo "up: postgres  127.0.0.1:$PG_PORT, redis 127.0.0.1:$REDIS_PORT, data in $STATE_DIR"
 for line in "${report[@]}"; do echo "up: $line"; done

@@ -27,9 +27,11 @@ auth_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		{"AUTH_PWHASH_MEMLIMIT_KIB", CM_CFG_INT, &c->pwhash_memlimit_kib, "65536", 0, 8, 4194304,
 		    "Argon2id memory"},
 		{"AUTH_THROTTLE_ACCOUNT_MAX", CM_CFG_INT, &c->throttle_account_max, "5", 0, 1, 1000000,
-		    "failed logins per account per window"},
+		    "failed logins per account and client address per window"},
 		{"AUTH_THROTTLE_ADDR_MAX", CM_CFG_INT, &c->throttle_addr_max, "30", 0, 1, 1000000,
 		    "failed logins per client address per window"},
+		{"AUTH_THROTTLE_ACCOUNT_CEILING", CM_CFG_INT, &c->throttle_account_ceiling, "100", 0, 1,
+		    1000000, "failed logins per account per window from addresses it does not know"},
 		{"AUTH_THROTTLE_WINDOW_S", CM_CFG_INT, &c->throttle_window_s, "900", 0, 1, 86400, ""},
 	};
 	/* clang-format on */

@@ -25,6 +25,7 @@ typedef struct auth_config {
 	int64_t     pwhash_memlimit_kib;
 	int64_t     throttle_account_max;
 	int64_t     throttle_addr_max;
+	int64_t     throttle_account_ceiling;
 	int64_t     throttle_window_s;
 } auth_config;
 

@@ -1,6 +1,6 @@
 /*
  * handlers.c - svc-auth's RPCs: register, login, refresh (rotation with reuse detection),
- * logout, me, verify.
+ * logout, me, verify. Every revocation is also published for the edges (revoke.h).
  *
  * Login never says which of e-mail and password was wrong, and takes about the same time either
  * way (a dummy Argon2id verification for unknown accounts). Passwords and tokens are never
@@ -182,7 +182,7 @@ auth_h_login(cm_rpc_ctx *ctx, const void *req, void *resp)
 		count(ctx, "logins_total", "Login attempts by outcome", "outcome=\"failed\"");
 		return cm_rpc_fail(ctx, CM_EAUTH, BAD_LOGIN);
 	}
-	auth_throttle_succeeded(w->app->throttle, w->redis, login);
+	auth_throttle_succeeded(w->app->throttle, w->redis, login, ctx->client_addr);
 	/* Housekeeping on the user's own rows: sessions over for a day go (with their tokens). */
 	if ((err = auth_store_sessions_prune(w->pg, u.id)) != CM_OK)
 		cm_debug("AUTH-PRUNE", "could not prune old sessions: %s", cm_strerror(err));
@@ -222,6 +222,7 @@ auth_h_refresh(cm_rpc_ctx *ctx, const void *req, void *resp)
 			      "Reused refresh tokens (sessions revoked)", "");
 			cm_warn("AUTH-REFRESH-REUSE", "refresh token reused: session %s revoked",
 			        sid);
+			auth_revoker_publish(w->app->revoker, w->redis, sid);
 		}
 		err = cm_rpc_fail(ctx, CM_EAUTH, "invalid refresh token");
 	} else {
@@ -236,7 +237,7 @@ auth_h_logout(cm_rpc_ctx *ctx, const void *req, void *resp)
 {
 	const Auth__LogoutRequest *rq = req;
 	auth_worker               *w = W(ctx);
-	char                       hash[AUTH_HASH_HEX];
+	char                       hash[AUTH_HASH_HEX], revoked[37] = "";
 	cm_err                     err = CM_OK;
 
 	(void)resp;
@@ -244,13 +245,15 @@ auth_h_logout(cm_rpc_ctx *ctx, const void *req, void *resp)
 	if (rq->refresh_token[0] != '\0') {
 		if (strlen(rq->refresh_token) <= CM_MAX_TOKEN) {
 			auth_refresh_hash(rq->refresh_token, hash);
-			err = auth_store_revoke_by_refresh(w->pg, hash);
+			err = auth_store_revoke_by_refresh(w->pg, hash, revoked);
 		}
 	} else if (ctx->session_id[0] != '\0') {
-		err = auth_store_revoke_session(w->pg, ctx->session_id, ctx->subject);
+		err = auth_store_revoke_session(w->pg, ctx->session_id, ctx->subject, revoked);
 	}
 	if (err != CM_OK)
 		return dependency(ctx, err);
+	/* Its access tokens are refused at the edges from now on, not when they expire. */
+	auth_revoker_publish(w->app->revoker, w->redis, revoked);
 	return CM_OK;
 }
 

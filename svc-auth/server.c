@@ -1,6 +1,7 @@
 /*
  * server.c - svc-auth's definition for the service skeleton: method table, app state (signing
- * key, throttle table), per-worker state, and the legacy account seeded after the migrations.
+ * key, throttle table, revoker), its background thread, per-worker state, and the legacy account
+ * seeded after the migrations.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,12 +67,18 @@ auth_app_init(const cm_service_env *env, void *arg)
 
 	app->cfg = *(const auth_config *)env->config;
 	app->metrics = env->metrics;
+	app->redis_host = env->common->redis_host;
+	app->redis_port = env->common->redis_port;
 	if ((err = load_key(app)) != CM_OK)
 		goto out;
 	err = CM_ENOMEM;
-	if ((app->throttle = auth_throttle_alloc(
-	         (auth_throttle_limits){app->cfg.throttle_account_max, app->cfg.throttle_addr_max,
-	                                app->cfg.throttle_window_s})) == NULL)
+	if ((app->throttle = auth_throttle_alloc((auth_throttle_limits){
+	         app->cfg.throttle_account_max, app->cfg.throttle_addr_max,
+	         app->cfg.throttle_account_ceiling, app->cfg.throttle_window_s})) == NULL)
+		goto out;
+	/* An id matters while a token of its session can pass: the access lifetime, the edge's
+	 * 30 s leeway, and a margin for clocks. */
+	if ((err = auth_revoker_alloc(&app->revoker, (app->cfg.access_ttl_s + 60) * 1000)) != CM_OK)
 		goto out;
 	err = auth_password_init(app->cfg.pwhash_opslimit, app->cfg.pwhash_memlimit_kib);
 out:
@@ -85,10 +92,26 @@ auth_app_fini(void *arg)
 {
 	auth_app *app = arg;
 
+	auth_revoker_free(app->revoker);
 	auth_throttle_free(app->throttle);
 	cm_jwt_key_free(app->key);
+	app->revoker = NULL;
 	app->throttle = NULL;
 	app->key = NULL;
+}
+
+cm_err
+auth_start(void *arg)
+{
+	auth_app *app = arg;
+
+	return auth_revoker_start(app->revoker, app->redis_host, app->redis_port);
+}
+
+void
+auth_stop(void *arg)
+{
+	auth_revoker_stop(((auth_app *)arg)->revoker);
 }
 
 cm_err
@@ -130,6 +153,8 @@ const cm_service_def auth_service_def = {
     .prepare = auth_seed_legacy_user,
     .worker_init = auth_worker_init,
     .worker_fini = auth_worker_fini,
+    .start = auth_start,
+    .stop = auth_stop,
 };
 
 cm_err

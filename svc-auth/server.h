@@ -18,6 +18,7 @@
 #include "cm/rpc.h"
 #include "cm/service.h"
 #include "config.h"
+#include "revoke.h"
 #include "throttle.h"
 
 typedef struct cm_metrics cm_metrics;
@@ -26,7 +27,10 @@ typedef struct auth_app {
 	auth_config    cfg;
 	cm_jwt_key    *key;
 	auth_throttle *throttle;
+	auth_revoker  *revoker;
 	cm_metrics    *metrics;
+	const char    *redis_host; /* the common keys, for the revoker's own connection */
+	int64_t        redis_port;
 } auth_app;
 
 typedef struct auth_worker {
@@ -44,9 +48,13 @@ extern const cm_migration  auth_migrations[];
 extern const size_t        auth_migrations_count;
 
 /* app_init / app_fini on an auth_app: loads the signing key (JWT_SECRET or the RS256 key files),
- * sets the password hashing cost, builds the throttle table. */
+ * sets the password hashing cost, builds the throttle table and the revoker. */
 CM_MUSTCHECK cm_err auth_app_init(const cm_service_env *env, void *app);
 void                auth_app_fini(void *app);
+
+/* start / stop: the revoker's retry thread (revoke.h). */
+CM_MUSTCHECK cm_err auth_start(void *app);
+void                auth_stop(void *app);
 
 /* worker_init / worker_fini: an auth_worker borrowing conns' connections. */
 CM_MUSTCHECK cm_err auth_worker_init(void *app, const cm_service_conns *conns, void **state);

@@ -212,29 +212,46 @@ fail:
 	return err;
 }
 
-cm_err
-auth_store_revoke_by_refresh(cm_pg *pg, const char *refresh_hash)
+/* Runs an UPDATE ... RETURNING id::text; the id into revoked, "" when no row changed. */
+static cm_err
+revoke(cm_pg *pg, const char *sql, int n, const char *const *p, char revoked[37])
 {
-	const char *p[1] = {refresh_hash};
+	cm_pg_result *r = NULL;
+	cm_err        err;
 
-	return cm_pg_exec(pg,
-	                  "UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' "
-	                  "WHERE revoked_at IS NULL AND id = (SELECT session_id FROM "
-	                  "refresh_tokens WHERE token_hash = $1)",
-	                  1, p, NULL);
+	revoked[0] = '\0';
+	if ((err = cm_pg_exec(pg, sql, n, p, &r)) != CM_OK)
+		return err;
+	if (cm_pg_nrows(r) == 1)
+		cm_strlcpy(revoked, cm_pg_get(r, 0, 0), 37);
+	cm_pg_result_free(r);
+	return CM_OK;
 }
 
 cm_err
-auth_store_revoke_session(cm_pg *pg, const char *session_id, const char *user_id)
+auth_store_revoke_by_refresh(cm_pg *pg, const char *refresh_hash, char revoked[37])
+{
+	const char *p[1] = {refresh_hash};
+
+	return revoke(pg,
+	              "UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' "
+	              "WHERE revoked_at IS NULL AND id = (SELECT session_id FROM "
+	              "refresh_tokens WHERE token_hash = $1) RETURNING id::text",
+	              1, p, revoked);
+}
+
+cm_err
+auth_store_revoke_session(cm_pg *pg, const char *session_id, const char *user_id, char revoked[37])
 {
 	const char *p[2] = {session_id, user_id};
 
+	revoked[0] = '\0';
 	if (!cm_uuid_valid(session_id) || !cm_uuid_valid(user_id))
 		return CM_OK;
-	return cm_pg_exec(pg,
-	                  "UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' "
-	                  "WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
-	                  2, p, NULL);
+	return revoke(pg,
+	              "UPDATE sessions SET revoked_at = now(), revoke_reason = 'logout' "
+	              "WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id::text",
+	              2, p, revoked);
 }
 
 cm_err

@@ -46,10 +46,12 @@ CM_MUSTCHECK cm_err auth_store_refresh_rotate(cm_pg *pg, const char *old_hash, c
                                               int64_t ttl_s, char user_id[37], char session_id[37],
                                               bool *reused);
 
-/* Revokes the session of a refresh token / a session id (of that user). OK when nothing matched. */
-CM_MUSTCHECK cm_err auth_store_revoke_by_refresh(cm_pg *pg, const char *refresh_hash);
+/* Revokes the session of a refresh token / a session id (of that user). OK when nothing matched;
+ * revoked gets the id of the session this call revoked, "" when none. */
+CM_MUSTCHECK cm_err auth_store_revoke_by_refresh(cm_pg *pg, const char *refresh_hash,
+                                                 char revoked[37]);
 CM_MUSTCHECK cm_err auth_store_revoke_session(cm_pg *pg, const char *session_id,
-                                              const char *user_id);
+                                              const char *user_id, char revoked[37]);
 
 /* The user of a live session (one round trip): CM_EAUTH when the session does not exist, is not
  * the user's, is revoked or has expired. */

@@ -285,17 +285,16 @@ cm_redis_get_counter(cm_redis *r, const char *key, int64_t *count, int64_t *ttl_
 	return err;
 }
 
-cm_err
-cm_redis_eval_int(cm_redis *r, const char *script, int nkeys, const char *const *keys, int nargs,
-                  const char *const *args, int64_t *out)
+/* Runs EVAL script with its keys and args; on CM_OK *reply is the caller's to free. */
+static cm_err
+eval(cm_redis *r, const char *script, int nkeys, const char *const *keys, int nargs,
+     const char *const *args, redisReply **reply)
 {
 	const char *argv[64];
 	char        nk[16];
 	int         argc = 0;
-	redisReply *rep;
-	cm_err      err;
 
-	*out = 0;
+	*reply = NULL;
 	if (script == NULL || nkeys < 0 || nargs < 0 || nkeys > 61 || nargs > 61 - nkeys)
 		return CM_EINVAL;
 	snprintf(nk, sizeof(nk), "%d", nkeys);
@@ -306,12 +305,56 @@ cm_redis_eval_int(cm_redis *r, const char *script, int nkeys, const char *const 
 		argv[argc++] = keys[i];
 	for (int i = 0; i < nargs; i++)
 		argv[argc++] = args[i];
-	if ((err = command(r, argc, argv, NULL, &rep)) != CM_OK)
+	return command(r, argc, argv, NULL, reply);
+}
+
+cm_err
+cm_redis_eval_int(cm_redis *r, const char *script, int nkeys, const char *const *keys, int nargs,
+                  const char *const *args, int64_t *out)
+{
+	redisReply *rep;
+	cm_err      err;
+
+	*out = 0;
+	if ((err = eval(r, script, nkeys, keys, nargs, args, &rep)) != CM_OK)
 		return err;
 	if (rep->type == REDIS_REPLY_INTEGER)
 		*out = rep->integer;
 	else
 		err = CM_EPROTO;
+	freeReplyObject(rep);
+	return err;
+}
+
+cm_err
+cm_redis_eval_list(cm_redis *r, const char *script, int nkeys, const char *const *keys, int nargs,
+                   const char *const *args, cm_buf *out, size_t *n)
+{
+	redisReply *rep;
+	char        num[24];
+	cm_err      err;
+
+	*n = 0;
+	if ((err = eval(r, script, nkeys, keys, nargs, args, &rep)) != CM_OK)
+		return err;
+	if (rep->type != REDIS_REPLY_ARRAY)
+		err = CM_EPROTO;
+	for (size_t i = 0; err == CM_OK && i < rep->elements; i++) {
+		const redisReply *e = rep->element[i];
+		if (e->type == REDIS_REPLY_INTEGER) {
+			snprintf(num, sizeof(num), "%lld", (long long)e->integer);
+			err = cm_buf_append(out, num, strlen(num) + 1);
+		} else if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) {
+			if ((err = cm_buf_append(out, e->str, e->len)) == CM_OK)
+				err = cm_buf_append(out, "", 1);
+		} else if (e->type == REDIS_REPLY_NIL) {
+			err = cm_buf_append(out, "", 1);
+		} else {
+			err = CM_EPROTO;
+		}
+		if (err == CM_OK)
+			(*n)++;
+	}
 	freeReplyObject(rep);
 	return err;
 }

@@ -398,6 +398,139 @@ test_cookie_session_renewal(void **state)
 	cm_jwt_key_free(k);
 }
 
+/* The status of GET path with one header line, polled until it is want or ms have passed. */
+static long
+poll_status(const char *path, const char *header, long want, int64_t ms)
+{
+	int64_t   deadline = cm_mono_ms() + ms;
+	http_resp r;
+	long      st;
+
+	for (;;) {
+		get_with(path, header, &r);
+		st = r.status;
+		http_resp_free(&r);
+		if (st == want || cm_mono_ms() > deadline)
+			return st;
+	}
+}
+
+/* After logout the access token is refused on every route, not only on /me, within a second. */
+static void
+test_logout_ends_access_everywhere(void **state)
+{
+	char      access[4096], refresh[256], body[512], hdr[4200];
+	http_resp r;
+
+	(void)state;
+	register_and_login(access, sizeof(access), refresh, sizeof(refresh));
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", access);
+	get_with("/api/v1/documents", hdr, &r);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", refresh);
+	{
+		const char *h[] = {JSON_CT, hdr, NULL};
+		assert_int_equal(http_do("POST", "/api/v1/auth/logout", h, body, strlen(body), &r),
+		                 0);
+	}
+	assert_int_equal(r.status, 204);
+	http_resp_free(&r);
+	assert_int_equal(poll_status("/api/v1/documents", hdr, 401, 1000), 401);
+}
+
+/* The session cookie with its access token expired a minute ago (same user and session). */
+static void
+stale_cookie(char *out, size_t n)
+{
+	char          cookie[8300], access[4096], *tok = NULL, *tilde;
+	cm_jwt_key   *k = test_key();
+	cm_jwt_claims c;
+	http_resp     r;
+	int64_t       now = cm_now_ms() / 1000;
+	size_t        alen;
+
+	snprintf(cookie, sizeof(cookie), "{\"email\":\"%s\",\"password\":\"correct horse\"}",
+	         email);
+	post_json("/api/auth/login", cookie, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(http_session_cookie(&r, cookie, sizeof(cookie)));
+	http_resp_free(&r);
+	assert_non_null(tilde = strchr(cookie, '~'));
+	alen = (size_t)(tilde - cookie) - 8;
+	memcpy(access, cookie + 8, alen);
+	access[alen] = '\0';
+	assert_int_equal(cm_jwt_verify(k, access, now, 30, "access", &c, NULL), CM_OK);
+	c.iat = now - 1000;
+	c.exp = now - 120;
+	assert_int_equal(cm_jwt_sign(k, &c, &tok), CM_OK);
+	snprintf(out, n, "session=%s%s", tok, tilde);
+	free(tok);
+	cm_jwt_key_free(k);
+}
+
+/* A thief replaying the old cookie inside the coalescing window is not handed the new pair: the
+ * replay reaches svc-auth, which sees the reuse and ends the session for both. */
+static void
+test_cookie_replay_by_other_client(void **state)
+{
+	char      access[4096], refresh[256], stale[8600], hdr[8700], renewed[8300];
+	char      renewed_hdr[8400];
+	http_resp r;
+
+	(void)state;
+	register_and_login(access, sizeof(access), refresh, sizeof(refresh));
+	stale_cookie(stale, sizeof(stale));
+	snprintf(hdr, sizeof(hdr), "Cookie: %s", stale);
+	{
+		const char *h[] = {hdr, "User-Agent: owner-browser/1.0", NULL};
+		assert_int_equal(http_do("GET", "/api/auth/verify", h, NULL, 0, &r), 0);
+	}
+	assert_int_equal(r.status, 200);
+	assert_non_null(http_session_cookie(&r, renewed, sizeof(renewed)));
+	http_resp_free(&r);
+	snprintf(renewed_hdr, sizeof(renewed_hdr), "Cookie: %s", renewed);
+	get_with("/api/v1/documents", renewed_hdr, &r);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+
+	/* Someone else with the old cookie, a moment later. */
+	{
+		const char *h[] = {hdr, "User-Agent: thief/0.1", NULL};
+		assert_int_equal(http_do("GET", "/api/v1/documents", h, NULL, 0, &r), 0);
+	}
+	assert_int_equal(r.status, 401);
+	http_resp_free(&r);
+	/* The owner's renewed cookie is over too: the session is revoked. */
+	assert_int_equal(poll_status("/api/v1/documents", renewed_hdr, 401, 1000), 401);
+}
+
+/* Cookies whose access token does not verify take no renewal slot: 300 of them leave the table
+ * free for a real user's renewal. */
+static void
+test_forged_cookies_take_no_slot(void **state)
+{
+	char      access[4096], refresh[256], stale[8600], hdr[8700], rnd[33];
+	http_resp r;
+
+	(void)state;
+	for (int i = 0; i < 300; i++) {
+		unsigned char b[16];
+		cm_random_bytes(b, sizeof(b));
+		cm_hex(b, sizeof(b), rnd);
+		snprintf(hdr, sizeof(hdr), "Cookie: session=x~%s", rnd);
+		get_with("/api/auth/verify", hdr, &r);
+		assert_int_equal(r.status, 401);
+		http_resp_free(&r);
+	}
+	register_and_login(access, sizeof(access), refresh, sizeof(refresh));
+	stale_cookie(stale, sizeof(stale));
+	snprintf(hdr, sizeof(hdr), "Cookie: %s", stale);
+	get_with("/api/auth/verify", hdr, &r);
+	assert_int_equal(r.status, 200);
+	http_resp_free(&r);
+}
+
 /* Tokens the edge must refuse. */
 static void
 test_forged_tokens(void **state)
@@ -466,6 +599,9 @@ main(void)
 	    cmocka_unit_test(test_account_throttling),
 	    cmocka_unit_test(test_cookie_session_renewal),
 	    cmocka_unit_test(test_forged_tokens),
+	    cmocka_unit_test(test_logout_ends_access_everywhere),
+	    cmocka_unit_test(test_cookie_replay_by_other_client),
+	    cmocka_unit_test(test_forged_cookies_take_no_slot),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	return cmocka_run_group_tests(tests, NULL, NULL);

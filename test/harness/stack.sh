@@ -133,6 +133,7 @@ case $cmd in
       EDGE_EVAL_URLS="$eval_urls" EDGE_EVAL_EVENTS_URLS="$eval_events" \
       EDGE_CHAT_URLS="$chat_urls" EDGE_CHAT_EVENTS_URLS="$chat_events" \
       EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 \
+      EDGE_REDIS_HOST=127.0.0.1 EDGE_REDIS_PORT="$REDIS_PORT" \
       proc_start edge "$run" "$logs/edge.log" "$build/edge/edge"
     wait_http "http://127.0.0.1:28080/readyz" 60 || { tail -n 30 "$logs/edge.log" >&2; exit 1; }
     # A second edge with small limits, for test_security.c: each limit reachable in a test.

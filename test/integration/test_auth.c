@@ -32,6 +32,7 @@
 #include "cm/util.h"
 #include "handlers.h"
 #include "password.h"
+#include "revoked.h" /* the edge's side of revocations */
 #include "proto/auth.pb-c.h"
 #include "server.h"
 #include "store.h"
@@ -40,6 +41,7 @@
 #define PW "correct horse"
 #define ACCT_MAX 3
 #define ADDR_MAX 6
+#define CEILING 8
 #define WINDOW_S 60
 #define RPC_URL "tcp://127.0.0.1:27901"
 #define STR_(x) #x
@@ -277,6 +279,7 @@ fill_config(auth_config *c)
 	c->pwhash_memlimit_kib = 4096;
 	c->throttle_account_max = ACCT_MAX;
 	c->throttle_addr_max = ADDR_MAX;
+	c->throttle_account_ceiling = CEILING;
 	c->throttle_window_s = WINDOW_S;
 }
 
@@ -332,7 +335,8 @@ setup(void **state)
 	if (cm_jwt_key_hs256(&app.key, SECRET, strlen(SECRET)) != CM_OK ||
 	    (app.metrics = cm_metrics_alloc("auth_")) == NULL ||
 	    (app.throttle = auth_throttle_alloc(
-	         (auth_throttle_limits){ACCT_MAX, ADDR_MAX, WINDOW_S})) == NULL ||
+	         (auth_throttle_limits){ACCT_MAX, ADDR_MAX, CEILING, WINDOW_S})) == NULL ||
+	    auth_revoker_alloc(&app.revoker, (app.cfg.access_ttl_s + 60) * 1000) != CM_OK ||
 	    auth_password_init(app.cfg.pwhash_opslimit, app.cfg.pwhash_memlimit_kib) != CM_OK)
 		return -1;
 	if (cm_pg_open(&db, db_url, "auth") != CM_OK || prepare_database(&app, db) != CM_OK)
@@ -355,6 +359,7 @@ teardown(void **state)
 	cm_redis_close(w_dead.redis);
 	cm_pg_close(db);
 	auth_throttle_free(app.throttle);
+	auth_revoker_free(app.revoker);
 	cm_metrics_free(app.metrics);
 	cm_jwt_key_free(app.key);
 	return 0;
@@ -591,7 +596,8 @@ test_throttle_account(void **state)
 	assert_true(retry >= 1 && retry <= WINDOW_S);
 
 	/* Another replica (its own process-local table) sees it too: the count is in Redis. */
-	other.throttle = auth_throttle_alloc((auth_throttle_limits){ACCT_MAX, ADDR_MAX, WINDOW_S});
+	other.throttle =
+	    auth_throttle_alloc((auth_throttle_limits){ACCT_MAX, ADDR_MAX, CEILING, WINDOW_S});
 	replica = new_worker(&other, 1);
 	assert_int_equal(h_login_on(replica, email, false, PW, "", NULL, &retry), CM_ELIMIT);
 	drop_worker(replica);
@@ -627,6 +633,58 @@ test_throttle_address(void **state)
 	/* Others are not affected; an unknown address ("") is no one client and is not counted. */
 	assert_int_equal(h_login_on(w, victim, false, PW, "198.51.100.8", NULL, NULL), CM_OK);
 	assert_int_equal(h_login_on(w, victim, false, PW, "", NULL, NULL), CM_OK);
+}
+
+/* A stranger guessing the owner's password from elsewhere locks only their own address out. */
+static void
+test_throttle_stranger(void **state)
+{
+	char    email[128], owner[64], stranger[64], id[37];
+	int32_t retry;
+
+	(void)state;
+	cm_uuid_v4(id);
+	snprintf(owner, sizeof(owner), "192.0.2.1-%.8s", id);
+	snprintf(stranger, sizeof(stranger), "203.0.113.9-%.8s", id);
+	new_account(email, NULL, "stranger");
+	for (int i = 0; i < ACCT_MAX; i++)
+		assert_int_equal(h_login_on(w, email, false, "guess", stranger, NULL, NULL),
+		                 CM_EAUTH);
+	assert_int_equal(h_login_on(w, email, false, PW, stranger, NULL, &retry), CM_ELIMIT);
+	assert_true(retry >= 1 && retry <= WINDOW_S);
+	/* The owner, at home, gets in with the right password. */
+	assert_int_equal(h_login_on(w, email, false, PW, owner, NULL, NULL), CM_OK);
+	/* ... and their own mistakes count against their own address only. */
+	for (int i = 0; i < ACCT_MAX; i++)
+		assert_int_equal(h_login_on(w, email, false, "typo", owner, NULL, NULL), CM_EAUTH);
+	assert_int_equal(h_login_on(w, email, false, PW, owner, NULL, NULL), CM_ELIMIT);
+}
+
+/* Guessing spread over many addresses meets the account's ceiling; an address that logged in to
+ * the account before is exempt from it, so the owner still gets in. */
+static void
+test_throttle_ceiling(void **state)
+{
+	char    email[128], addr[64], home[64], id[37];
+	int32_t retry;
+	int     n = 0;
+
+	(void)state;
+	cm_uuid_v4(id);
+	snprintf(home, sizeof(home), "192.0.2.50-%.8s", id);
+	new_account(email, NULL, "ceiling");
+	assert_int_equal(h_login_on(w, email, false, PW, home, NULL, NULL), CM_OK);
+	/* ACCT_MAX - 1 guesses from each of several addresses: no pair limit is reached. */
+	for (int a = 0; n < CEILING; a++) {
+		snprintf(addr, sizeof(addr), "198.18.0.%d-%.8s", a, id);
+		for (int i = 0; i < ACCT_MAX - 1 && n < CEILING; i++, n++)
+			assert_int_equal(h_login_on(w, email, false, "guess", addr, NULL, NULL),
+			                 CM_EAUTH);
+	}
+	snprintf(addr, sizeof(addr), "198.18.1.1-%.8s", id);
+	assert_int_equal(h_login_on(w, email, false, PW, addr, NULL, &retry), CM_ELIMIT);
+	assert_true(retry >= 1 && retry <= WINDOW_S);
+	assert_int_equal(h_login_on(w, email, false, PW, home, NULL, NULL), CM_OK);
 }
 
 /* Redis down: logins keep working and throttling falls back to the process-local table. */
@@ -883,6 +941,120 @@ test_logout(void **state)
 	/* Logging out twice is fine too. */
 	assert_int_equal(h_logout("", b.claims.sub, b.claims.sid), CM_OK);
 	assert_int_equal(h_logout("", b.claims.sub, b.claims.sid), CM_OK);
+}
+
+/* An edge's revoked set (edge/revoked.h) on the fixture's Redis, polling already. */
+static edge_revoked *
+edge_set(void)
+{
+	edge_revoked *v = NULL;
+	int64_t       deadline = cm_mono_ms() + 5000;
+
+	assert_int_equal(edge_revoked_start(&v, "127.0.0.1", redis_port), CM_OK);
+	assert_non_null(v);
+	while (edge_revoked_polls(v) == 0 && cm_mono_ms() < deadline)
+		usleep(10000);
+	assert_true(edge_revoked_polls(v) > 0);
+	return v;
+}
+
+/* Whether the edge's set has sid within ms (polled with a deadline). */
+static bool
+edge_sees(edge_revoked *v, const char *sid, int64_t ms)
+{
+	int64_t deadline = cm_mono_ms() + ms;
+
+	while (!edge_revoked_has(v, sid)) {
+		if (cm_mono_ms() > deadline)
+			return false;
+		usleep(10000);
+	}
+	return true;
+}
+
+/* Every way a session ends reaches the edges within a second; live sessions never do. */
+static void
+test_revocation_published(void **state)
+{
+	char          email[128];
+	pair          a, b, c, live;
+	edge_revoked *v = edge_set();
+
+	(void)state;
+	new_account(email, NULL, "revoke");
+	assert_int_equal(h_login(email, PW, &a), CM_OK);
+	assert_int_equal(h_login(email, PW, &b), CM_OK);
+	assert_int_equal(h_login(email, PW, &c), CM_OK);
+	assert_int_equal(h_login(email, PW, &live), CM_OK);
+	assert_false(edge_revoked_has(v, a.claims.sid));
+
+	assert_int_equal(h_logout(a.refresh, "", ""), CM_OK); /* by refresh token */
+	assert_true(edge_sees(v, a.claims.sid, 1000));
+	assert_int_equal(h_logout("", b.claims.sub, b.claims.sid), CM_OK); /* by envelope */
+	assert_true(edge_sees(v, b.claims.sid, 1000));
+	/* Refresh-token reuse revokes the session: that too. */
+	{
+		pair next;
+		assert_int_equal(h_refresh_on(w, c.refresh, &next), CM_OK);
+		assert_int_equal(h_refresh_on(w, c.refresh, NULL), CM_EAUTH);
+		assert_true(edge_sees(v, c.claims.sid, 1000));
+	}
+	assert_false(edge_revoked_has(v, live.claims.sid));
+	/* The edge is told how long to keep an id: the access lifetime and a margin. */
+	{
+		cm_buf      out;
+		bool        found = false;
+		const char *keys[1] = {"auth:revoked:keep"};
+		int64_t     keep = 0;
+		cm_buf_init(&out, 64);
+		assert_int_equal(cm_redis_get(w->redis, keys[0], &out, &found), CM_OK);
+		assert_true(found);
+		keep = strtoll(out.data, NULL, 10);
+		cm_buf_fini(&out);
+		assert_int_equal(keep, (app.cfg.access_ttl_s + 60) * 1000);
+	}
+	edge_revoked_stop(v);
+}
+
+/* Redis down at logout: the id waits in svc-auth and reaches the edges once Redis answers. */
+static void
+test_revocation_deferred(void **state)
+{
+	char          email[128];
+	pair          a;
+	call          c;
+	edge_revoked *v = edge_set();
+	int64_t       deadline;
+
+	(void)state;
+	new_account(email, NULL, "revoke");
+	assert_int_equal(h_login(email, PW, &a), CM_OK);
+	{
+		Auth__LogoutRequest rq = AUTH__LOGOUT_REQUEST__INIT;
+		rq.refresh_token = a.refresh;
+		call_begin(&c, &w_dead, &auth__logout_response__descriptor, NULL, NULL, NULL);
+		assert_int_equal(auth_h_logout(&c.ctx, &rq, c.resp), CM_OK);
+		call_end(&c);
+	}
+	assert_int_equal(auth_revoker_pending(app.revoker), 1);
+	/* Two more polls of the edge: Redis has not got it, so neither has the edge. */
+	{
+		uint64_t polls = edge_revoked_polls(v) + 2;
+		deadline = cm_mono_ms() + 5000;
+		while (edge_revoked_polls(v) < polls && cm_mono_ms() < deadline)
+			usleep(10000);
+		assert_true(edge_revoked_polls(v) >= polls);
+	}
+	assert_false(edge_revoked_has(v, a.claims.sid));
+	/* The retry thread, with a Redis that answers. */
+	assert_int_equal(auth_revoker_start(app.revoker, "127.0.0.1", redis_port), CM_OK);
+	assert_true(edge_sees(v, a.claims.sid, 3000));
+	deadline = cm_mono_ms() + 3000;
+	while (auth_revoker_pending(app.revoker) > 0 && cm_mono_ms() < deadline)
+		usleep(10000);
+	assert_int_equal(auth_revoker_pending(app.revoker), 0);
+	auth_revoker_stop(app.revoker);
+	edge_revoked_stop(v);
 }
 
 static void
@@ -1253,12 +1425,16 @@ main(void)
 	    cmocka_unit_test(test_login_timing),
 	    cmocka_unit_test(test_throttle_account),
 	    cmocka_unit_test(test_throttle_address),
+	    cmocka_unit_test(test_throttle_stranger),
+	    cmocka_unit_test(test_throttle_ceiling),
 	    cmocka_unit_test(test_throttle_without_redis),
 	    cmocka_unit_test(test_refresh_rotation),
 	    cmocka_unit_test(test_refresh_refused),
 	    cmocka_unit_test(test_refresh_race),
 	    cmocka_unit_test(test_old_sessions_pruned),
 	    cmocka_unit_test(test_logout),
+	    cmocka_unit_test(test_revocation_published),
+	    cmocka_unit_test(test_revocation_deferred),
 	    cmocka_unit_test(test_me_and_verify),
 	    cmocka_unit_test(test_legacy_account),
 	    cmocka_unit_test(test_replicas_start_together),

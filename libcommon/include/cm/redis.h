@@ -43,5 +43,11 @@ CM_MUSTCHECK cm_err cm_redis_get_counter(cm_redis *r, const char *key, int64_t *
 CM_MUSTCHECK cm_err cm_redis_eval_int(cm_redis *r, const char *script, int nkeys,
                                       const char *const *keys, int nargs, const char *const *args,
                                       int64_t *out);
+/* EVAL of a Lua script whose reply is a flat array of integers and strings (a Lua table of
+ * numbers and strings; nil/false elements come back as ""). Each element is appended to out as
+ * text with its terminating NUL, in order, and *n counts them (capped by out's cap: CM_ETOOBIG). */
+CM_MUSTCHECK cm_err cm_redis_eval_list(cm_redis *r, const char *script, int nkeys,
+                                       const char *const *keys, int nargs, const char *const *args,
+                                       cm_buf *out, size_t *n);
 
 #endif
