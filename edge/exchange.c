@@ -235,4 +235,3 @@ edge_query_param(edge_req *r, const char *name, char *buf, size_t buflen)
 {
 	return edge_query_get(r->query, name, buf, buflen) >= 0 ? buf : NULL;
 }
-

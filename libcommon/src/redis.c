@@ -3,7 +3,8 @@
  *
  * DESIGN. Commands go through redisCommandArgv only (binary-safe, no formatting of data into
  * command text). Every command has a timeout. After any I/O error the context is freed and no
- * reconnect is tried for CM_REDIS_RETRY_MS: meanwhile every call returns CM_EUNAVAIL at once, so
+ * reconnect is tried for CM_REDIS_RETRY_MS (except once at once when the server had closed an idle
+ * connection: see stale()): meanwhile every call returns CM_EUNAVAIL at once, so
  * callers skip the cache or fall back to a local limit instead of stalling. A host of "" turns
  * Redis off entirely. Error replies that mean "not now" (LOADING, BUSY, MASTERDOWN, READONLY,
  * TRYAGAIN) are CM_EUNAVAIL too, on a connection that stays open; other error replies are
@@ -11,6 +12,7 @@
  * key somehow has no expiry, TTL), so a crash between INCR and EXPIRE cannot leave a counter
  * that never expires.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +140,17 @@ transient_error(const char *msg)
 	return false;
 }
 
+/* The connection was closed by the server before our command reached it: end of stream, or a
+ * reset / broken pipe. Not a timeout: a slow server may have run the command. */
+static bool
+stale(const redisContext *c)
+{
+	/* hiredis keeps errno's text, not errno itself. */
+	return c->err == REDIS_ERR_EOF ||
+	       (c->err == REDIS_ERR_IO && (strcmp(c->errstr, strerror(ECONNRESET)) == 0 ||
+	                                   strcmp(c->errstr, strerror(EPIPE)) == 0));
+}
+
 /* Runs one command; on CM_OK *reply is freed by the caller with freeReplyObject. */
 static cm_err
 command(cm_redis *r, int argc, const char **argv, const size_t *lens, redisReply **reply)
@@ -149,6 +162,16 @@ command(cm_redis *r, int argc, const char **argv, const size_t *lens, redisReply
 	if ((err = ensure(r)) != CM_OK)
 		goto out;
 	rep = redisCommandArgv(r->ctx, argc, argv, lens);
+	if (rep == NULL && stale(r->ctx)) {
+		/* The server closed this connection while it sat idle (a restart, a timeout): the
+		 * command never ran. One fresh connection, once, instead of a cache miss or a split
+		 * counter on every thread's first call after Redis comes back. */
+		redisFree(r->ctx);
+		r->ctx = NULL;
+		if ((err = ensure(r)) != CM_OK)
+			goto out;
+		rep = redisCommandArgv(r->ctx, argc, argv, lens);
+	}
 	if (rep == NULL) {
 		/* I/O error or timeout: the connection is out of step, never reuse it. */
 		fail(r, r->ctx->errstr[0] != '\0' ? r->ctx->errstr : "I/O error");

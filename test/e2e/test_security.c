@@ -2,8 +2,10 @@
  * test_security.c - the HTTP face under attack: one test per finding of issue #9 that lives in
  * the edge's HTTP layer (request desync on every early answer, idle and slowloris sockets, a slow
  * but live upload, 431/414 in the error shape, Expect: 100-continue, WebSocket Host and Origin,
- * CSRF, client addresses behind a trusted proxy, anonymous rate limits, connection caps, the
- * request-body memory budget).
+ * CSRF, client addresses behind a trusted proxy, anonymous rate limits, login throttling that a
+ * stranger cannot turn against the owner, connection caps, the request-body memory budget).
+ * Revocation after logout, the renewal table and cookie replay are in test_auth.c, quotas in
+ * test_quota.c, WebSocket floods in unit_edge_wsloop.
  *
  * It talks to the stack's second edge (CM_TEST_EDGE_STRICT, test/harness/stack.sh), configured
  * with small limits so each one can be reached quickly: idle timeout 2 s, 1 request/s with a
@@ -38,7 +40,8 @@ setup(void **state)
 	const char *s = getenv("CM_TEST_EDGE_STRICT");
 
 	(void)state;
-	cm_strlcpy(strict, s != NULL && s[0] != '\0' ? s : "http://127.0.0.1:28081", sizeof(strict));
+	cm_strlcpy(strict, s != NULL && s[0] != '\0' ? s : "http://127.0.0.1:28081",
+	           sizeof(strict));
 	/* The shared client's helpers (http_json, http_register...) go to the strict edge too. */
 	setenv("CM_TEST_EDGE", strict, 1);
 	return 0;
@@ -62,14 +65,14 @@ test_no_desync_on_early_answers(void **state)
 		const char *method, *path;
 		int         status;
 	} early[] = {
-	    {"POST", "/api/v1/documents", 401},      /* authentication required */
+	    {"POST", "/api/v1/documents", 401}, /* authentication required */
 	    {"POST", "/api/v1/chats/00000000-0000-4000-8000-000000000000/messages", 401}, /* JSON */
-	    {"POST", "/api/auth/verify", 405},       /* wrong method, legacy */
-	    {"DELETE", "/api/v1/auth/login", 405},   /* wrong method, v1 */
-	    {"POST", "/api/nope", 404},              /* unknown legacy route */
-	    {"POST", "/api/v1/nope", 404},           /* unknown v1 route */
-	    {"OPTIONS", "/api/v1/auth/login", 204},  /* preflight */
-	    {"GET", "/healthz", 200},                /* local answers */
+	    {"POST", "/api/auth/verify", 405},      /* wrong method, legacy */
+	    {"DELETE", "/api/v1/auth/login", 405},  /* wrong method, v1 */
+	    {"POST", "/api/nope", 404},             /* unknown legacy route */
+	    {"POST", "/api/v1/nope", 404},          /* unknown v1 route */
+	    {"OPTIONS", "/api/v1/auth/login", 204}, /* preflight */
+	    {"GET", "/healthz", 200},               /* local answers */
 	    {"GET", "/readyz", 200},
 	    {"GET", "/metrics", 200},
 	    {"GET", "/api/v1/openapi.json", 200},
@@ -172,8 +175,8 @@ test_header_and_uri_limits(void **state)
 	(void)state;
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	n = snprintf(req, sizeof(req), "GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n",
-	             big);
+	n = snprintf(req, sizeof(req),
+	             "GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", big);
 	assert_true((fd = raw_open(strict)) >= 0);
 	assert_true(raw_send(fd, req, (size_t)n));
 	assert_int_equal(raw_response(fd, resp, sizeof(resp), 5000), 431);
@@ -196,9 +199,10 @@ test_header_and_uri_limits(void **state)
 static void
 test_expect_100_continue(void **state)
 {
-	const char head[] = "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: "
-	                    "198.51.100.41\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
-	                    "Expect: 100-continue\r\n\r\n";
+	const char head[] =
+	    "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: "
+	    "198.51.100.41\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+	    "Expect: 100-continue\r\n\r\n";
 	const char refused[] = "POST /api/v1/documents HTTP/1.1\r\nHost: x\r\n"
 	                       "Content-Type: application/pdf\r\nContent-Length: 100000\r\n"
 	                       "Expect: 100-continue\r\n\r\n";
@@ -268,8 +272,8 @@ test_csrf_on_legacy_cookie_routes(void **state)
 	assert_int_equal(http_register("csrf", "csrf-pass-123", email, sizeof(email)), 0);
 	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"csrf-pass-123\"}", email);
 	{
-		const char *h[] = {"Content-Type: application/json", "X-Forwarded-For: 198.51.100.50",
-		                   NULL};
+		const char *h[] = {"Content-Type: application/json",
+		                   "X-Forwarded-For: 198.51.100.50", NULL};
 		assert_int_equal(http_do("POST", "/api/auth/login", h, body, strlen(body), &r), 0);
 	}
 	assert_int_equal(r.status, 200);
@@ -279,24 +283,25 @@ test_csrf_on_legacy_cookie_routes(void **state)
 	snprintf(hcookie, sizeof(hcookie), "Cookie: %s", cookie);
 
 	{
-		const char *h[] = {hcookie, "Content-Type: text/plain", "Origin: http://evil.example",
-		                   "X-Forwarded-For: 198.51.100.50", NULL};
+		const char *h[] = {hcookie, "Content-Type: text/plain",
+		                   "Origin: http://evil.example", "X-Forwarded-For: 198.51.100.50",
+		                   NULL};
 		assert_int_equal(http_do("POST", "/api/pdf/select", h, sel, strlen(sel), &r), 0);
 		assert_int_equal(r.status, 403);
 		http_resp_free(&r);
 	}
 	{
 		const char *h[] = {hcookie, "Content-Type: text/plain",
-		                   "Referer: http://evil.example/page", "X-Forwarded-For: 198.51.100.50",
-		                   NULL};
+		                   "Referer: http://evil.example/page",
+		                   "X-Forwarded-For: 198.51.100.50", NULL};
 		assert_int_equal(http_do("POST", "/api/pdf/select", h, sel, strlen(sel), &r), 0);
 		assert_int_equal(r.status, 403);
 		http_resp_free(&r);
 	}
 	{
 		const char *h[] = {hcookie, "Content-Type: application/json",
-		                   "Origin: http://localhost:3000", "X-Forwarded-For: 198.51.100.50",
-		                   NULL};
+		                   "Origin: http://localhost:3000",
+		                   "X-Forwarded-For: 198.51.100.50", NULL};
 		assert_int_equal(http_do("POST", "/api/pdf/select", h, sel, strlen(sel), &r), 0);
 		assert_int_equal(r.status, 404); /* through to svc-pdf: no such file */
 		http_resp_free(&r);
@@ -340,7 +345,40 @@ test_anonymous_rate_limit_per_address(void **state)
 	assert_int_equal(refresh_from("203.0.113.7"), 429);
 	assert_int_equal(refresh_from("10.9.9.9, 203.0.113.7"), 429); /* spoofed left part */
 	assert_int_not_equal(refresh_from("203.0.113.8"), 429);
-	assert_int_equal(refresh_from("203.0.113.7, 127.0.0.1"), 429); /* a trusted hop is skipped */
+	assert_int_equal(refresh_from("203.0.113.7, 127.0.0.1"),
+	                 429); /* a trusted hop is skipped */
+}
+
+static long
+login_from(const char *email, const char *password, const char *xff)
+{
+	char        body[512], hx[96];
+	const char *h[] = {"Content-Type: application/json", hx, NULL};
+	http_resp   r;
+	long        status;
+
+	snprintf(hx, sizeof(hx), "X-Forwarded-For: %s", xff);
+	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"%s\"}", email, password);
+	if (http_do("POST", "/api/v1/auth/login", h, body, strlen(body), &r) != 0)
+		return -1;
+	status = r.status;
+	http_resp_free(&r);
+	return status;
+}
+
+/* Wrong passwords from a stranger's address throttle that address only: the owner, from their
+ * own address, still logs in with the right password. */
+static void
+test_stranger_cannot_lock_owner_out(void **state)
+{
+	char email[160];
+
+	(void)state;
+	assert_int_equal(http_register("lockout", "owner-pass-123", email, sizeof(email)), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(login_from(email, "wrong-password", "192.0.2.66"), 401);
+	assert_int_equal(login_from(email, "owner-pass-123", "192.0.2.66"), 429);
+	assert_int_equal(login_from(email, "owner-pass-123", "192.0.2.10"), 200);
 }
 
 /* One address holds at most 24 sockets: the 25th is closed at once; others still get in. */
@@ -410,6 +448,7 @@ main(void)
 	    cmocka_unit_test(test_websocket_host_and_origin),
 	    cmocka_unit_test(test_csrf_on_legacy_cookie_routes),
 	    cmocka_unit_test(test_anonymous_rate_limit_per_address),
+	    cmocka_unit_test(test_stranger_cannot_lock_owner_out),
 	    cmocka_unit_test(test_connection_cap_per_address),
 	    cmocka_unit_test(test_body_budget),
 	};

@@ -1,12 +1,14 @@
 /*
  * fuzz_edge_input.c - libFuzzer driver for what the edge parses from the outside: JSON bodies
  * into the request messages the edge translates, Cookie headers, request paths against the route
- * table, and query strings. The first byte picks the target.
+ * table, query strings, and trusted-proxy ranges with the X-Forwarded-For walk (the client address
+ * every limit is keyed by). The first byte picks the target.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clientaddr.h"
 #include "edge.h"
 #include "pbjson.h"
 #include "proto/auth.pb-c.h"
@@ -32,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0: {
 		json_error_t      jerr;
 		json_t           *v = json_loadb(s, size - 1, JSON_REJECT_DUPLICATES, &jerr);
@@ -67,6 +69,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ssize_t m = edge_query_get(s, "access_token", big, sizeof(big));
 		size_t  kept = n >= 0 && (size_t)n < sizeof(small) ? (size_t)n : sizeof(small) - 1;
 		if (n != m || (n >= 0 && strlen(small) != kept))
+			abort();
+		break;
+	}
+	case 4: {
+		/* "CIDRS\nXFF": the address found is the peer's or one of the hops, never made up.
+		 */
+		char      *nl = strchr(s, '\n');
+		edge_cidrs t;
+		char       out[EDGE_ADDR_LEN];
+		if (nl == NULL)
+			break;
+		*nl = '\0';
+		if (edge_cidrs_parse(s, &t) != CM_OK)
+			t.n = 0;
+		(void)edge_cidrs_contain(&t, nl + 1);
+		edge_client_addr(&t, "127.0.0.1", nl + 1, out, sizeof(out));
+		if (strcmp(out, "127.0.0.1") != 0 && strstr(nl + 1, out) == NULL)
 			abort();
 		break;
 	}

@@ -307,6 +307,27 @@ test_down_and_back(void **state)
 	cm_redis_close(r);
 }
 
+/* A server restarted while the handle sat idle costs nothing: the first call after it finds the
+ * connection closed, opens a fresh one and runs (each thread's first call used to be a miss, and a
+ * login counter split between replicas' local tables). */
+static void
+test_restarted_while_idle(void **state)
+{
+	cm_redis *r = open_redis();
+	char      key[128];
+	int64_t   n, ttl;
+
+	(void)state;
+	make_key(key, sizeof(key), "restart");
+	assert_true(cm_redis_ping(r));
+	harness("stop-redis");
+	harness("start-redis");
+	assert_int_equal(cm_redis_incr_window(r, key, 10, &n, &ttl), CM_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(cm_redis_del(r, key), CM_OK);
+	cm_redis_close(r);
+}
+
 static void
 test_disabled(void **state)
 {
@@ -349,6 +370,7 @@ main(void)
 	    cmocka_unit_test(test_counters_and_scripts),
 	    cmocka_unit_test_teardown(test_hung_server, redis_back),
 	    cmocka_unit_test_teardown(test_down_and_back, redis_back),
+	    cmocka_unit_test_teardown(test_restarted_while_idle, redis_back),
 	    cmocka_unit_test(test_disabled),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
