@@ -211,6 +211,22 @@
 		     65536,                                                                        \
 		     17179869184,                                                                  \
 		     "bytes of request bodies held at once (503 beyond)"},                         \
+		    {"EDGE_WS_IDLE_S",                                                             \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->ws_idle_s,                                                              \
+		     "120",                                                                        \
+		     0,                                                                            \
+		     3,                                                                            \
+		     86400,                                                                        \
+		     "seconds a WebSocket may send nothing (pinged every third of it)"},           \
+		    {"EDGE_WS_MAX_SOCKETS",                                                        \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->ws_max_sockets,                                                         \
+		     "10000",                                                                      \
+		     0,                                                                            \
+		     1,                                                                            \
+		     1000000,                                                                      \
+		     "WebSocket connections per edge"},                                            \
 		    {"EDGE_RATE_PER_S",                                                            \
 		     CM_CFG_INT,                                                                   \
 		     &(c)->rate_per_s,                                                             \

@@ -70,6 +70,8 @@ typedef struct edge_config {
 	int64_t     idle_timeout_s; /* no progress on a connection for this long: closed */
 	int64_t     header_max;     /* bytes of request line + headers (431 beyond) */
 	int64_t     body_budget;    /* bytes of request bodies held at once, all requests (503) */
+	int64_t     ws_idle_s;      /* a WebSocket silent this long is closed */
+	int64_t     ws_max_sockets;
 	int64_t     rate_per_s;
 	int64_t     rate_burst;
 	int64_t     drain_s;

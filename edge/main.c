@@ -48,10 +48,11 @@ open_upstreams(edge *e)
 int
 main(void)
 {
-	static edge e;
-	char        err[256];
-	char       *pem = NULL;
-	int         rc = 1;
+	static edge    e;
+	char           err[256];
+	char          *pem = NULL;
+	int            rc = 1;
+	edge_ws_limits wsl;
 
 	cm_signals_block();
 	if (edge_config_load(&e.cfg, err, sizeof(err)) != CM_OK) {
@@ -86,13 +87,20 @@ main(void)
 		         e.cfg.frontend_url);
 		goto out;
 	}
-	if (edge_start(&e) != CM_OK || edge_ws_start(&e) != CM_OK)
+	edge_ws_limits_default(&wsl);
+	wsl.idle_s = (int)e.cfg.ws_idle_s;
+	wsl.max_sockets = (int)e.cfg.ws_max_sockets;
+	/* The socket loop first: the HTTP engine hands upgraded sockets to it. */
+	if (edge_ws_start_limits(&e, &wsl) != CM_OK || edge_start(&e) != CM_OK)
 		goto out;
 
 	{
 		int sig = cm_wait_for_signal(); /* not inside cm_info: it may not evaluate */
 		cm_info("EDGE-SIGNAL", "stopping on signal %d", sig);
 	}
+	/* No new WebSocket upgrades (server.c refuses them while draining), then close the
+	 * sockets, then drain the requests. */
+	atomic_store(&e.draining, true);
 	edge_ws_stop(&e);
 	edge_drain_and_stop(&e);
 	rc = 0;

@@ -523,6 +523,12 @@ ws_upgrade(edge_req *r)
 	ws_handoff   *h;
 
 	r->route = &ws_route;
+	if (atomic_load(&r->e->draining)) {
+		cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
+		r->close = true;
+		edge_fail_http(r, 503, "UNAVAILABLE", "this edge is shutting down");
+		return;
+	}
 	if (strcmp(r->method, "GET") != 0) {
 		cm_strlcpy(r->allow, "GET", sizeof(r->allow));
 		edge_fail_http(r, 405, "UNIMPLEMENTED", "method not allowed");
