@@ -200,7 +200,10 @@ struct edge_req {
 const char *edge_upstream_name(edge_upstream_id id);
 
 /* ---- server.c ------------------------------------------------------------------------------ */
+/* Listens on EDGE_ADDR; "" listens nowhere (sockets come through edge_serve_socket). */
 CM_MUSTCHECK cm_err edge_start(edge *e);
+/* Serves one connected socket as if accepted from 127.0.0.1 (the fuzzer); the engine closes it. */
+CM_MUSTCHECK cm_err edge_serve_socket(edge *e, int fd);
 void                edge_drain_and_stop(edge *e);
 
 /* Finishes the exchange with r->status, r->out, r->content_type. Consumes r. */

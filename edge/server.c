@@ -854,7 +854,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 
 /* ---- start and stop ------------------------------------------------------------------------ */
 
-static void
+/* MHD's messages (malformed requests, limits hit) at debug level: a client's mistakes are not
+ * the edge's warnings. */
+__attribute__((format(printf, 2, 0))) static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char   msg[512];
@@ -911,20 +913,26 @@ edge_start(edge *e)
 		         e->cfg.trusted_proxies);
 		return CM_EINVAL;
 	}
-	if (listen_addr(e->cfg.addr, &ss) != CM_OK) {
+	memset(&ss, 0, sizeof(ss));
+	if (e->cfg.addr[0] == '\0') {
+		/* Listening nowhere: sockets come through edge_serve_socket (the fuzzer). */
+		flags |= MHD_USE_NO_LISTEN_SOCKET;
+		ss.ss_family = AF_INET;
+	} else if (listen_addr(e->cfg.addr, &ss) != CM_OK) {
 		cm_error("EDGE-LISTEN-FAIL", "bad address %s", e->cfg.addr);
 		return CM_EINVAL;
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	e->mhd = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, e, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, e, MHD_OPTION_NOTIFY_COMPLETED, on_completed, e,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, e, MHD_OPTION_THREAD_POOL_SIZE,
-	    threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)e->cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    (unsigned)e->cfg.max_connections_per_addr, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)e->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    flags, 0, NULL, NULL, on_request, e, MHD_OPTION_SOCK_ADDR,
+	    e->cfg.addr[0] != '\0' ? (struct sockaddr *)&ss : NULL, MHD_OPTION_URI_LOG_CALLBACK,
+	    on_uri, e, MHD_OPTION_NOTIFY_COMPLETED, on_completed, e, MHD_OPTION_EXTERNAL_LOGGER,
+	    mhd_log, e, MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)e->cfg.max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)e->cfg.max_connections_per_addr,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)e->cfg.idle_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    /* room for headers twice our limit: up to there the 431 is ours, in JSON */
 	    (size_t)e->cfg.header_max * 2 + 16384, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
@@ -934,6 +942,20 @@ edge_start(edge *e)
 	}
 	cm_info("EDGE-LISTEN", "serving HTTP on %s (%u threads)", e->cfg.addr, threads);
 	return CM_OK;
+}
+
+cm_err
+edge_serve_socket(edge *e, int fd)
+{
+	struct sockaddr_in peer;
+
+	memset(&peer, 0, sizeof(peer));
+	peer.sin_family = AF_INET;
+	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return MHD_add_connection(e->mhd, fd, (const struct sockaddr *)&peer, sizeof(peer)) ==
+	               MHD_YES
+	           ? CM_OK
+	           : CM_EINTERNAL;
 }
 
 void

@@ -24,13 +24,12 @@
 
 #define ORIGIN "http://127.0.0.1:28080"
 
-static const char *const page_headers[] = {
-    "Accept: application/json, text/plain, */*", "Content-Type: application/json",
-    "Origin: " ORIGIN, "Referer: " ORIGIN "/chat", NULL};
+static const char *const page_headers[] = {"Accept: application/json, text/plain, */*",
+                                           "Content-Type: application/json", "Origin: " ORIGIN,
+                                           "Referer: " ORIGIN "/chat", NULL};
 
 static long
-send_json(http_session *s, const char *method, const char *path, const char *body,
-          http_resp *r)
+send_json(http_session *s, const char *method, const char *path, const char *body, http_resp *r)
 {
 	if (http_session_do(s, method, path, page_headers, body, body != NULL ? strlen(body) : 0,
 	                    r) != 0)
@@ -45,9 +44,8 @@ early(http_session *s, const char *method, const char *path, long status)
 	const char smuggled[] = "GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n";
 	http_resp  r;
 
-	assert_int_equal(http_session_do(s, method, path, page_headers, smuggled,
-	                                 sizeof(smuggled) - 1, &r),
-	                 0);
+	assert_int_equal(
+	    http_session_do(s, method, path, page_headers, smuggled, sizeof(smuggled) - 1, &r), 0);
 	assert_int_equal(r.status, status);
 	http_resp_free(&r);
 }
@@ -118,8 +116,8 @@ test_frontend_session_on_one_connection(void **state)
 	early(s, "POST", "/api/nope", 404);
 	early(s, "OPTIONS", "/api/pdf/select", 204);
 
-	assert_int_equal(send_json(s, "POST", "/api/pdf/select", "{\"filename\":\"manual.pdf\"}", &r),
-	                 200);
+	assert_int_equal(
+	    send_json(s, "POST", "/api/pdf/select", "{\"filename\":\"manual.pdf\"}", &r), 200);
 	http_resp_free(&r);
 	early(s, "DELETE", "/api/pdf/select", 405);
 	assert_int_equal(send_json(s, "GET", "/api/pdf/info", NULL, &r), 200);
