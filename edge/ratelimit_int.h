@@ -32,9 +32,9 @@ void edge_rl_redis_free(edge_rl_redis *r);
 /* One decision for addr and/or user (NULL: no such bucket) under lim, in one round trip on the
  * calling thread's connection. CM_OK: *admitted, and when refused the *scope that refused and
  * *retry_s (>= 1). Anything else: Redis could not decide (down, timeout, error reply). */
-CM_MUSTCHECK cm_err edge_rl_redis_take(edge_rl_redis *r, const edge_rl_limit *lim,
-                                       const char *addr, const char *user, bool *admitted,
-                                       edge_rl_scope *scope, int64_t *retry_s);
+CM_MUSTCHECK cm_err edge_rl_redis_take(edge_rl_redis *r, const edge_rl_limit *lim, const char *addr,
+                                       const char *user, bool *admitted, edge_rl_scope *scope,
+                                       int64_t *retry_s);
 /* The calling thread's last Redis failure, "" when none. */
 const char *edge_rl_redis_errmsg(edge_rl_redis *r);
 

@@ -38,25 +38,24 @@ struct edge_rl_redis {
 
 /* KEYS the buckets (1 or 2), ARGV interval_us, burst -> 0 admitted, else the wait in ms * 4 +
  * the index of the key that refused (the wait of the key that refuses longest). */
-static const char gcra_lua[] =
-    "local t = redis.call('TIME') "
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) "
-    "local T = tonumber(ARGV[1]) "
-    "local tol = T * tonumber(ARGV[2]) "
-    "local tats, wait, who = {}, 0, 0 "
-    "for i = 1, #KEYS do "
-    "  local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0 "
-    "  if tat < now then tat = now end "
-    "  tats[i] = tat + T "
-    "  local w = tats[i] - now - tol "
-    "  if w > wait then wait = w who = i end "
-    "end "
-    "if who > 0 then return math.ceil(wait / 1000) * 4 + who end "
-    "for i = 1, #KEYS do "
-    "  redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', "
-    "    math.ceil((tats[i] - now) / 1000)) "
-    "end "
-    "return 0";
+static const char gcra_lua[] = "local t = redis.call('TIME') "
+                               "local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) "
+                               "local T = tonumber(ARGV[1]) "
+                               "local tol = T * tonumber(ARGV[2]) "
+                               "local tats, wait, who = {}, 0, 0 "
+                               "for i = 1, #KEYS do "
+                               "  local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0 "
+                               "  if tat < now then tat = now end "
+                               "  tats[i] = tat + T "
+                               "  local w = tats[i] - now - tol "
+                               "  if w > wait then wait = w who = i end "
+                               "end "
+                               "if who > 0 then return math.ceil(wait / 1000) * 4 + who end "
+                               "for i = 1, #KEYS do "
+                               "  redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', "
+                               "    math.ceil((tats[i] - now) / 1000)) "
+                               "end "
+                               "return 0";
 
 edge_rl_redis *
 edge_rl_redis_alloc(const char *host, int port, int timeout_ms)
@@ -126,17 +125,17 @@ edge_rl_redis_errmsg(edge_rl_redis *r)
 }
 
 cm_err
-edge_rl_redis_take(edge_rl_redis *r, const edge_rl_limit *lim, const char *addr,
-                   const char *user, bool *admitted, edge_rl_scope *scope, int64_t *retry_s)
+edge_rl_redis_take(edge_rl_redis *r, const edge_rl_limit *lim, const char *addr, const char *user,
+                   bool *admitted, edge_rl_scope *scope, int64_t *retry_s)
 {
 	/* A key cut short by its buffer shares a bucket with its prefix: stricter, never looser. */
-	char           kaddr[256], kuser[320], interval[24], burst[24];
-	const char    *keys[2], *args[2] = {interval, burst};
-	edge_rl_scope  scopes[2];
-	int            nkeys = 0;
-	cm_redis      *c = thread_conn(r);
-	int64_t        v, who, wait_ms;
-	cm_err         err;
+	char          kaddr[256], kuser[320], interval[24], burst[24];
+	const char   *keys[2], *args[2] = {interval, burst};
+	edge_rl_scope scopes[2];
+	int           nkeys = 0;
+	cm_redis     *c = thread_conn(r);
+	int64_t       v, who, wait_ms;
+	cm_err        err;
 
 	*admitted = true;
 	if (c == NULL)

@@ -68,8 +68,8 @@ test_route_override(void **state)
 	assert_int_equal(retry, 2);
 	assert_int_equal(admitted(l, "v1_me", "10.0.0.1", NULL, 100, &retry), 100);
 	assert_int_equal(admitted(l, NULL, "10.0.0.1", NULL, 100, &retry), 100);
-	assert_int_equal(metric(m, "edge_ratelimit_rejected_total{route=\"v1_login\",scope=\"addr\"}"),
-	                 6);
+	assert_int_equal(
+	    metric(m, "edge_ratelimit_rejected_total{route=\"v1_login\",scope=\"addr\"}"), 6);
 	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"local\"}"), 1);
 	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"redis\"}"), 0);
 	assert_false(edge_limiter_shared(l));
@@ -110,11 +110,18 @@ test_default_and_user_scope(void **state)
 static void
 test_bad_overrides(void **state)
 {
-	const char *bad[] = {"v1_login",          "v1_login=",        "v1_login=x/2",
-	                     "v1_login=2/0",      "v1_login=2/",      "v1_login=2/3x",
-	                     "no_such_route=1/2", "=1/2",             "v1_login=-1/2",
-	                     "v1_login=2000000",  "v1_login=1/2,v1_login=2/3"};
-	edge_config c = {.rate_per_s = 1};
+	const char   *bad[] = {"v1_login",
+	                       "v1_login=",
+	                       "v1_login=x/2",
+	                       "v1_login=2/0",
+	                       "v1_login=2/",
+	                       "v1_login=2/3x",
+	                       "no_such_route=1/2",
+	                       "=1/2",
+	                       "v1_login=-1/2",
+	                       "v1_login=2000000",
+	                       "v1_login=1/2,v1_login=2/3"};
+	edge_config   c = {.rate_per_s = 1};
 	edge_limiter *l;
 
 	(void)state;
