@@ -237,6 +237,22 @@
 		     "requests/s per client address and per user (0 = off)"},                      \
 		    {"EDGE_RATE_BURST", CM_CFG_INT,   &(c)->rate_burst, "200", 0, 0,               \
 		     1000000,           "bucket size"},                                            \
+		    {"EDGE_ROUTE_LIMITS",                                                          \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->route_limits,                                                           \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "per-route overrides: route=rate/burst, comma-separated (ratelimit.h)"},      \
+		    {"EDGE_RATE_REDIS_TIMEOUT_MS",                                                 \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->rate_redis_timeout_ms,                                                  \
+		     "50",                                                                         \
+		     0,                                                                            \
+		     1,                                                                            \
+		     10000,                                                                        \
+		     "longest wait for a shared rate-limit decision (then local buckets)"},        \
 		    {"EDGE_DRAIN_S",                                                               \
 		     CM_CFG_INT,                                                                   \
 		     &(c)->drain_s,                                                                \
@@ -268,8 +284,8 @@
 		     0,                                                                            \
 		     0,                                                                            \
 		     0,                                                                            \
-		     "Redis with svc-auth's revoked sessions (empty: logout ends at token "        \
-		     "expiry)"},                                                                   \
+		     "Redis with svc-auth's revoked sessions and the shared rate limits (empty: "  \
+		     "logout ends at token expiry, limits per edge process)"},                     \
 		    {"EDGE_REDIS_PORT", CM_CFG_INT, &(c)->redis_port, "6379", 0, 1, 65535, ""},    \
 	}
 

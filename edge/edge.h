@@ -72,12 +72,14 @@ typedef struct edge_config {
 	int64_t     body_budget;    /* bytes of request bodies held at once, all requests (503) */
 	int64_t     ws_idle_s;      /* a WebSocket silent this long is closed */
 	int64_t     ws_max_sockets;
-	int64_t     rate_per_s;
+	int64_t     rate_per_s; /* every route's limit per client address and per user (0 = off) */
 	int64_t     rate_burst;
+	const char *route_limits;          /* overrides: "route=rate/burst,..." (ratelimit.h) */
+	int64_t     rate_redis_timeout_ms; /* a shared decision waits no longer (then local) */
 	int64_t     drain_s;
 	int64_t     rpc_timeout_ms;
 	int64_t     session_ttl_s; /* Max-Age of the session cookie */
-	const char *redis_host;    /* revoked sessions (revoked.h); "" = not checked */
+	const char *redis_host;    /* revoked sessions, shared rate limits; "" = neither */
 	int64_t     redis_port;
 } edge_config;
 

@@ -75,7 +75,7 @@ main(void)
 		goto out;
 	}
 	if ((e.metrics = cm_metrics_alloc("edge_")) == NULL ||
-	    (e.limiter = edge_limiter_alloc(e.cfg.rate_per_s, e.cfg.rate_burst)) == NULL ||
+	    (e.limiter = edge_limiter_alloc(&e.cfg, e.metrics)) == NULL ||
 	    (e.refresher = edge_refresher_alloc()) == NULL)
 		goto out;
 	if (open_upstreams(&e) != CM_OK)

@@ -684,8 +684,8 @@ stage_head(edge_req *r, const char *method)
 			return;
 		}
 	}
-	if (!r->renew && !edge_limiter_take(e->limiter, r->client_addr,
-	                                    r->authed ? r->claims.sub : NULL, &retry_s)) {
+	if (!r->renew && !edge_limiter_take_route(e->limiter, r->route->name, r->client_addr,
+	                                          r->authed ? r->claims.sub : NULL, &retry_s)) {
 		snprintf(r->retry_after, sizeof(r->retry_after), "%lld", (long long)retry_s);
 		edge_fail(r, CM__STATUS__RESOURCE_EXHAUSTED, "too many requests");
 		return;
@@ -773,8 +773,8 @@ stage_authed(edge_req *r)
 		          r->legacy ? "Not authenticated" : "missing or invalid access token");
 		return;
 	}
-	if (!edge_limiter_take(r->e->limiter, r->client_addr, r->authed ? r->claims.sub : NULL,
-	                       &retry_s)) {
+	if (!edge_limiter_take_route(r->e->limiter, r->route->name, r->client_addr,
+	                             r->authed ? r->claims.sub : NULL, &retry_s)) {
 		snprintf(r->retry_after, sizeof(r->retry_after), "%lld", (long long)retry_s);
 		edge_fail(r, CM__STATUS__RESOURCE_EXHAUSTED, "too many requests");
 		return;

@@ -5,8 +5,9 @@
  * logic, WebSocket handshakes and the frames that follow them).
  *
  * The edge listens nowhere (EDGE_ADDR ""); each input is written to one end of a socketpair whose
- * other end is handed to the engine, and the answers are read until the engine falls silent. No upstream is configured, so routes answer 503 without leaving the process; what is
- * fuzzed is everything the edge decides before and around an upstream call.
+ * other end is handed to the engine, and the answers are read until the engine falls silent. No
+ * upstream is configured, so routes answer 503 without leaving the process; what is fuzzed is
+ * everything the edge decides before and around an upstream call.
  */
 #include <sys/poll.h>
 #include <stdint.h>
@@ -43,12 +44,14 @@ start_edge(void)
 	setenv("EDGE_AUTH_URLS", "", 1);
 	setenv("JWT_SECRET", secret, 1);
 	setenv("EDGE_IDLE_TIMEOUT_S", "2", 1);
+	setenv("EDGE_RATE_PER_S", "0", 1);
+	setenv("EDGE_REDIS_HOST", "", 1);
 	if (edge_config_load(&e.cfg, err, sizeof(err)) != CM_OK)
 		abort();
 	cm_log_init("edge", CM_LOG_ERROR);
 	if (cm_jwt_key_hs256(&e.jwt, secret, strlen(secret)) != CM_OK ||
 	    (e.metrics = cm_metrics_alloc("edge_")) == NULL ||
-	    (e.limiter = edge_limiter_alloc(0, 0)) == NULL ||
+	    (e.limiter = edge_limiter_alloc(&e.cfg, e.metrics)) == NULL ||
 	    (e.refresher = edge_refresher_alloc()) == NULL)
 		abort();
 	edge_ws_limits_default(&wsl);
