@@ -13,11 +13,16 @@
 
 /* Dropped in both directions (RFC 9110 7.6.1, plus the framing the proxy redoes). */
 static const char *const hop_by_hop[] = {
-    "Connection",        "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-    "Content-Length",    NULL};
-static const char *const request_own[] = {
-    "Host", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded",
-    "X-Request-Id", NULL};
+    "Connection", "Keep-Alive",     "TE", "Trailer", "Transfer-Encoding",
+    "Upgrade",    "Content-Length", NULL};
+static const char *const request_own[] = {"Host",
+                                          "Expect",
+                                          "X-Forwarded-For",
+                                          "X-Forwarded-Proto",
+                                          "X-Forwarded-Host",
+                                          "Forwarded",
+                                          "X-Request-Id",
+                                          NULL};
 static const char *const response_own[] = {"Content-Type", "X-Request-Id", NULL};
 
 static bool
@@ -167,6 +172,14 @@ host_is(const origin *o, const char *name)
 	return o->hostlen == strlen(name) && strncasecmp(o->host, name, o->hostlen) == 0;
 }
 
+/* Where a Next.js server believes it lives when nobody told it otherwise. */
+static bool
+loopback(const origin *o)
+{
+	return !o->https &&
+	       (host_is(o, "localhost") || host_is(o, "127.0.0.1") || host_is(o, "[::1]"));
+}
+
 bool
 edge_proxy_rewrite_location(const char *value, const char *upstream_origin,
                             const char *public_origin, char *out, size_t outlen)
@@ -177,10 +190,8 @@ edge_proxy_rewrite_location(const char *value, const char *upstream_origin,
 
 	if (value == NULL || !parse_url(value, &o))
 		return false;
-	if (!(!o.https && (host_is(&o, "localhost") || host_is(&o, "127.0.0.1") ||
-	                   host_is(&o, "[::1]"))) &&
-	    !(upstream_origin != NULL && format_origin(&o, norm, sizeof(norm)) &&
-	      strcmp(norm, upstream_origin) == 0))
+	if (!loopback(&o) && !(upstream_origin != NULL && format_origin(&o, norm, sizeof(norm)) &&
+	                       strcmp(norm, upstream_origin) == 0))
 		return false;
 	n = snprintf(out, outlen, "%s%s", public_origin, o.rest);
 	return n >= 0 && (size_t)n < outlen;

@@ -19,9 +19,15 @@
 static void
 test_hop_by_hop(void **state)
 {
-	static const char *const hop[] = {"Connection", "keep-alive", "TE",      "Trailer",
-	                                  "Transfer-Encoding", "Upgrade", "Proxy-Authorization",
-	                                  "proxy-authenticate", "Content-Length"};
+	static const char *const hop[] = {"Connection",
+	                                  "keep-alive",
+	                                  "TE",
+	                                  "Trailer",
+	                                  "Transfer-Encoding",
+	                                  "Upgrade",
+	                                  "Proxy-Authorization",
+	                                  "proxy-authenticate",
+	                                  "Content-Length"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
