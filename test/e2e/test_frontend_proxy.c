@@ -124,23 +124,22 @@ test_redirects_stay_on_the_edge(void **state)
 static void
 test_headers_both_ways(void **state)
 {
-	static const char *const h[] = {
-	    "RSC: 1",
-	    "Next-Router-State-Tree: %5B%22%22%2C%7B%7D%5D",
-	    "Next-Router-Prefetch: 1",
-	    "Cookie: theme=dark",
-	    "Content-Type: text/plain;charset=UTF-8",
-	    "Connection: X-Hop-Req",
-	    "X-Hop-Req: must not cross",
-	    "Keep-Alive: timeout=9",
-	    "TE: trailers",
-	    "Proxy-Authorization: Basic eDp5",
-	    "X-Forwarded-For: 6.6.6.6",
-	    "X-Forwarded-Host: evil.example",
-	    "X-Forwarded-Proto: https",
-	    NULL};
-	http_resp r;
-	char      buf[256], host[128];
+	static const char *const h[] = {"RSC: 1",
+	                                "Next-Router-State-Tree: %5B%22%22%2C%7B%7D%5D",
+	                                "Next-Router-Prefetch: 1",
+	                                "Cookie: theme=dark",
+	                                "Content-Type: text/plain;charset=UTF-8",
+	                                "Connection: X-Hop-Req",
+	                                "X-Hop-Req: must not cross",
+	                                "Keep-Alive: timeout=9",
+	                                "TE: trailers",
+	                                "Proxy-Authorization: Basic eDp5",
+	                                "X-Forwarded-For: 6.6.6.6",
+	                                "X-Forwarded-Host: evil.example",
+	                                "X-Forwarded-Proto: https",
+	                                NULL};
+	http_resp                r;
+	char                     buf[256], host[128], want[256];
 
 	(void)state;
 	assert_int_equal(http_do("POST", "/_echo?a=1", h, "[\"act\"]", 7, &r), 0);
@@ -178,9 +177,9 @@ test_headers_both_ways(void **state)
 	assert_string_equal(buf, "RSC, Next-Router-State-Tree, Next-Router-Prefetch");
 	assert_int_equal(count_header(r.headers, "Set-Cookie", "a=1; Path=/"), 1);
 	assert_int_equal(count_header(r.headers, "Set-Cookie", "b=2; Path=/; HttpOnly"), 1);
-	snprintf(host, sizeof(host), "%s/_echo?from=app", http_base());
+	snprintf(want, sizeof(want), "%s/_echo?from=app", http_base());
 	assert_non_null(http_header(&r, "Content-Location", buf, sizeof(buf)));
-	assert_string_equal(buf, host);
+	assert_string_equal(buf, want);
 	/* ...and not its hop-by-hop ones. */
 	assert_null(http_header(&r, "X-Hop-Resp", buf, sizeof(buf)));
 	assert_null(http_header(&r, "Keep-Alive", buf, sizeof(buf)));
