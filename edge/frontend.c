@@ -1,54 +1,509 @@
 /*
- * frontend.c - a small asynchronous reverse proxy for the frontend's HTTP server.
+ * frontend.c - the reverse proxy to the web app's server on libcurl's multi interface (frontend.h).
  *
- * One nng HTTP client transaction per request (nng 1.5.2 has no connection pool; frontend assets
- * are few and cacheable). Only end-to-end headers the browser and the app server need are passed
- * in each direction; hop-by-hop headers are not. The response body is read whole (nng handles
- * chunked responses) and answered with our own framing, request id and access log line.
+ * DESIGN. The event-loop thread that runs a request builds its upstream header list (it reads the
+ * request's headers while they are at hand), queues the call and wakes the proxy thread. That one
+ * thread owns the multi handle, its connection cache and a stack of spare easy handles: nothing of
+ * curl's is shared, only the queue is locked. It adds queued calls, drives transfers, and on each
+ * completion answers the request (edge_respond resumes the suspended connection, which is allowed
+ * from any thread). Response headers are collected first and judged at the end, because a
+ * Connection header may name headers that came before it, and a failed exchange must not leak the
+ * app's headers (Set-Cookie) into the edge's 502. The body goes straight into r->out, whose cap
+ * bounds it; a true streamed response would need a callback response in server.c.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <curl/curl.h>
+#include <microhttpd.h>
 
 #include "cm/log.h"
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
-
 #include "frontend.h"
+#include "proxyhdr.h"
 #include "proto/common.pb-c.h"
 
-struct edge_frontend {
-	nng_url         *url;
-	nng_http_client *client;
+#define SPARE_EASY_MAX 64 /* idle easy handles kept for reuse */
+#define URL_MAX                                                                                    \
+	(EDGE_ORIGIN_MAX + sizeof(((edge_req *)0)->raw_path) +                                     \
+	 sizeof(((edge_req *)0)->query_buf) + 2)
+
+typedef struct proxy_call proxy_call;
+
+struct proxy_call {
+	proxy_call        *next, *prev; /* the queue, then the thread's list of running calls */
+	edge_req          *r;
+	CURL              *easy;
+	struct curl_slist *headers;
+	char               url[URL_MAX];
+	char               public_origin[EDGE_ORIGIN_MAX]; /* "" when Location is left alone */
+	cm_buf             resp; /* the response's headers: "name\0value\0" records */
+	bool               in_body;
+	bool               toobig;
+	char               err[CURL_ERROR_SIZE];
 };
 
-typedef struct proxy_call {
-	edge_req     *r;
-	nng_http_req *req;
-	nng_http_res *res;
-	nng_aio      *aio;
-} proxy_call;
+struct edge_frontend {
+	char            origin[EDGE_ORIGIN_MAX]; /* "http://host:port" of EDGE_FRONTEND_URL */
+	CURLM          *multi;
+	pthread_t       thread;
+	bool            started;
+	pthread_mutex_t mu;
+	proxy_call     *queue, *queue_tail; /* under mu */
+	bool            stopping;           /* under mu */
+	/* the proxy thread's own */
+	proxy_call *running;
+	CURL       *spare[SPARE_EASY_MAX];
+	int         n_spare;
+};
 
-static const char *const request_headers[] = {
-    "Accept",     "Accept-Language", "Cookie", "Content-Type", "If-None-Match", "If-Modified-Since",
-    "User-Agent", "Range",           NULL};
-static const char *const response_headers[] = {
-    "Cache-Control", "ETag", "Last-Modified", "Location", "Content-Language", "Vary", NULL};
+static void
+call_free(proxy_call *pc)
+{
+	curl_slist_free_all(pc->headers);
+	cm_buf_fini(&pc->resp);
+	free(pc);
+}
+
+/* ---- the request, on the event-loop thread ------------------------------------------------- */
+
+typedef struct req_walk {
+	proxy_call *pc;
+	cm_buf      connection; /* every Connection header's value, joined with "," */
+	bool        accept, content_type, failed;
+} req_walk;
+
+static void
+join_connection(void *arg, const char *name, const char *value)
+{
+	req_walk *w = arg;
+
+	if (strcasecmp(name, "Connection") == 0 &&
+	    ((w->connection.len > 0 && cm_buf_appends(&w->connection, ",") != CM_OK) ||
+	     cm_buf_appends(&w->connection, value) != CM_OK))
+		w->failed = true;
+}
+
+/* Appends "name: value" to *list ("name;" for an empty value: curl's way to send one). */
+static bool
+add_header(struct curl_slist **list, const char *name, const char *value)
+{
+	char               line[8192];
+	struct curl_slist *n;
+	int len = value[0] != '\0' ? snprintf(line, sizeof(line), "%s: %s", name, value)
+	                           : snprintf(line, sizeof(line), "%s;", name);
+
+	if (len < 0 || (size_t)len >= sizeof(line) || (n = curl_slist_append(*list, line)) == NULL)
+		return false;
+	*list = n;
+	return true;
+}
+
+static void
+pass_request_header(void *arg, const char *name, const char *value)
+{
+	req_walk *w = arg;
+
+	if (w->failed || !edge_proxy_header_passes(EDGE_PROXY_REQUEST, name, w->connection.data))
+		return;
+	w->accept |= strcasecmp(name, "Accept") == 0;
+	w->content_type |= strcasecmp(name, "Content-Type") == 0;
+	if (!add_header(&w->pc->headers, name, value))
+		w->failed = true;
+}
+
+/* True when the socket's peer is one of EDGE_TRUSTED_PROXIES (whose X-Forwarded-Proto counts). */
+static bool
+peer_trusted(edge_req *r)
+{
+	const union MHD_ConnectionInfo *ci;
+	char                            peer[EDGE_ADDR_LEN] = "";
+
+	if (r->e->trusted.n == 0 || r->conn == NULL ||
+	    (ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) == NULL ||
+	    ci->client_addr == NULL)
+		return false;
+	if (ci->client_addr->sa_family == AF_INET)
+		inet_ntop(AF_INET,
+		          &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr,
+		          peer, sizeof(peer));
+	else if (ci->client_addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		          &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr,
+		          peer, sizeof(peer));
+	return peer[0] != '\0' && edge_cidrs_contain(&r->e->trusted, peer);
+}
+
+/* The upstream request's headers: the client's end-to-end ones, then the proxy's own. */
+static bool
+build_headers(edge_req *r, proxy_call *pc, const char *scheme)
+{
+	req_walk    w = {.pc = pc};
+	const char *host = edge_header(r, "Host");
+	bool        ok;
+
+	cm_buf_init(&w.connection, 8192);
+	edge_header_each(r, join_connection, &w);
+	if (!w.failed)
+		edge_header_each(r, pass_request_header, &w);
+	ok = !w.failed && add_header(&pc->headers, "X-Forwarded-For", r->client_addr) &&
+	     add_header(&pc->headers, "X-Forwarded-Proto", scheme) &&
+	     (host == NULL || add_header(&pc->headers, "X-Forwarded-Host", host)) &&
+	     add_header(&pc->headers, "X-Request-Id", r->request_id) &&
+	     /* curl's own defaults, unless the client sent them: none of them is the browser's */
+	     (pc->headers = curl_slist_append(pc->headers, "Expect:")) != NULL &&
+	     (w.accept || (pc->headers = curl_slist_append(pc->headers, "Accept:")) != NULL) &&
+	     (w.content_type ||
+	      (pc->headers = curl_slist_append(pc->headers, "Content-Type:")) != NULL);
+	cm_buf_fini(&w.connection);
+	return ok;
+}
+
+void
+edge_frontend_proxy(edge_req *r)
+{
+	edge_frontend *f = r->e->frontend;
+	proxy_call    *pc;
+	const char    *scheme;
+	bool           stopping;
+	int            n;
+
+	if (f == NULL) {
+		edge_fail_http(r, 404, "NOT_FOUND", "no such route");
+		return;
+	}
+	r->upstream_name = "frontend";
+	if ((pc = calloc(1, sizeof(*pc))) == NULL) {
+		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return;
+	}
+	pc->r = r;
+	cm_buf_init(&pc->resp, FRONTEND_HEADERS_MAX);
+	scheme = edge_proxy_scheme(edge_header(r, "X-Forwarded-Proto"), peer_trusted(r));
+	if (!edge_proxy_public_origin(scheme, edge_header(r, "Host"), pc->public_origin,
+	                              sizeof(pc->public_origin)))
+		pc->public_origin[0] = '\0';
+	n = snprintf(pc->url, sizeof(pc->url), "%s%s%s%s", f->origin, r->raw_path,
+	             r->query[0] != '\0' ? "?" : "", r->query);
+	if (n < 0 || (size_t)n >= sizeof(pc->url) || !build_headers(r, pc, scheme)) {
+		call_free(pc);
+		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		return;
+	}
+	pthread_mutex_lock(&f->mu);
+	if (!(stopping = f->stopping)) {
+		if (f->queue_tail != NULL)
+			f->queue_tail->next = pc;
+		else
+			f->queue = pc;
+		f->queue_tail = pc;
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (stopping) {
+		call_free(pc);
+		edge_fail_http(r, 503, "UNAVAILABLE", "the edge is stopping");
+		return;
+	}
+	curl_multi_wakeup(f->multi);
+}
+
+/* ---- the exchange, on the proxy thread ----------------------------------------------------- */
+
+static size_t
+on_header(char *p, size_t size, size_t n, void *arg)
+{
+	proxy_call *pc = arg;
+	size_t      len = size * n, k;
+	const char *colon, *v;
+	size_t      vlen;
+
+	while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == '\n'))
+		len--;
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+		cm_buf_reset(&pc->resp); /* a status line: what a 1xx said does not count */
+		return size * n;
+	}
+	/* Blank, folded, malformed and NUL-carrying lines are dropped, and so are trailers. */
+	if (pc->in_body || len == 0 || p[0] == ' ' || p[0] == '\t' ||
+	    memchr(p, '\0', len) != NULL || (colon = memchr(p, ':', len)) == NULL)
+		return size * n;
+	k = (size_t)(colon - p);
+	v = colon + 1;
+	vlen = len - k - 1;
+	while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		vlen--;
+	}
+	while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+		vlen--;
+	if (cm_buf_append(&pc->resp, p, k) != CM_OK || cm_buf_append(&pc->resp, "", 1) != CM_OK ||
+	    cm_buf_append(&pc->resp, v, vlen) != CM_OK ||
+	    cm_buf_append(&pc->resp, "", 1) != CM_OK) {
+		pc->toobig = true;
+		return 0;
+	}
+	return size * n;
+}
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+	proxy_call *pc = arg;
+
+	pc->in_body = true;
+	if (cm_buf_append(&pc->r->out, p, size * n) != CM_OK) {
+		pc->toobig = true;
+		return 0;
+	}
+	return size * n;
+}
+
+static CURL *
+easy_take(edge_frontend *f)
+{
+	if (f->n_spare > 0) {
+		CURL *e = f->spare[--f->n_spare];
+		curl_easy_reset(e);
+		return e;
+	}
+	return curl_easy_init();
+}
+
+static void
+easy_give(edge_frontend *f, CURL *e)
+{
+	if (e == NULL)
+		return;
+	if (f->n_spare < SPARE_EASY_MAX)
+		f->spare[f->n_spare++] = e;
+	else
+		curl_easy_cleanup(e);
+}
+
+static bool
+has_body(const edge_req *r)
+{
+	return r->body.len > 0 || strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
+	       strcmp(r->method, "PATCH") == 0;
+}
+
+/* Sets up pc's transfer and adds it to the multi handle. */
+static bool
+call_start(edge_frontend *f, proxy_call *pc)
+{
+	edge_req *r = pc->r;
+	CURL     *e;
+
+	if ((pc->easy = e = easy_take(f)) == NULL)
+		return false;
+	curl_easy_setopt(e, CURLOPT_URL, pc->url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* the path as the browser sent it */
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, pc->headers);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, pc);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, pc);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, pc);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pc->err);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)FRONTEND_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)FRONTEND_CONNECT_MS);
+	if (strcmp(r->method, "HEAD") == 0) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else if (has_body(r)) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.len > 0 ? r->body.data : "");
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+	} else if (strcmp(r->method, "GET") != 0) {
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+	}
+	if (curl_multi_add_handle(f->multi, e) != CURLM_OK)
+		return false;
+	pc->prev = NULL;
+	pc->next = f->running;
+	if (f->running != NULL)
+		f->running->prev = pc;
+	f->running = pc;
+	return true;
+}
+
+/* Copies the collected response headers that cross onto r; Location and Content-Location are
+ * turned to the public origin when the app aimed them at itself. */
+static void
+apply_headers(edge_frontend *f, proxy_call *pc)
+{
+	edge_req   *r = pc->r;
+	cm_buf      conn;
+	const char *p, *end = pc->resp.data + pc->resp.len;
+	char        rewritten[sizeof(pc->url) + EDGE_ORIGIN_MAX];
+	int         dropped = 0;
+
+	cm_buf_init(&conn, FRONTEND_HEADERS_MAX);
+	for (p = pc->resp.data; p != NULL && p < end; p += strlen(p) + 1, p += strlen(p) + 1) {
+		if (strcasecmp(p, "Connection") == 0 &&
+		    ((conn.len > 0 && cm_buf_appends(&conn, ",") != CM_OK) ||
+		     cm_buf_appends(&conn, p + strlen(p) + 1) != CM_OK))
+			break; /* cannot be longer than the headers themselves */
+	}
+	for (p = pc->resp.data; p != NULL && p < end; p += strlen(p) + 1, p += strlen(p) + 1) {
+		const char *v = p + strlen(p) + 1;
+
+		if (strcasecmp(p, "Content-Type") == 0 && r->content_type == NULL) {
+			r->content_type = cm_arena_strndup(&r->arena, v, strlen(v));
+			continue;
+		}
+		if (!edge_proxy_header_passes(EDGE_PROXY_RESPONSE, p, conn.data))
+			continue;
+		if (pc->public_origin[0] != '\0' &&
+		    (strcasecmp(p, "Location") == 0 || strcasecmp(p, "Content-Location") == 0) &&
+		    edge_proxy_rewrite_location(v, f->origin, pc->public_origin, rewritten,
+		                                sizeof(rewritten)))
+			v = rewritten;
+		if (!edge_add_header(r, p, v))
+			dropped++;
+	}
+	cm_buf_fini(&conn);
+	if (dropped > 0)
+		cm_warn("EDGE-FRONTEND-HEADERS",
+		        "rid=%s: %d response headers of %s dropped (no room)", r->request_id,
+		        dropped, r->raw_path);
+}
+
+/* Ends a finished (or abandoned: rc CURLE_ABORTED_BY_CALLBACK) transfer and answers. */
+static void
+call_finish(edge_frontend *f, proxy_call *pc, CURLcode rc)
+{
+	edge_req *r = pc->r;
+	long      status = 0;
+
+	curl_multi_remove_handle(f->multi, pc->easy);
+	if (pc->prev != NULL)
+		pc->prev->next = pc->next;
+	else
+		f->running = pc->next;
+	if (pc->next != NULL)
+		pc->next->prev = pc->prev;
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(pc->easy, CURLINFO_RESPONSE_CODE, &status);
+	easy_give(f, pc->easy);
+	pc->easy = NULL;
+	if (rc == CURLE_OK && status >= 200 && status <= 599) {
+		r->status = (uint16_t)status;
+		apply_headers(f, pc);
+		if (r->content_type == NULL)
+			r->content_type = "application/octet-stream";
+		call_free(pc);
+		edge_respond(r);
+		return;
+	}
+	if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		call_free(pc);
+		edge_fail_http(r, 503, "UNAVAILABLE", "the edge is stopping");
+	} else if (pc->toobig) {
+		cm_warn("EDGE-FRONTEND-BIG", "rid=%s: the frontend's answer to %s is too large",
+		        r->request_id, r->raw_path);
+		call_free(pc);
+		edge_fail_http(r, 502, "UNAVAILABLE", "the frontend's response is too large");
+	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
+		cm_warn("EDGE-FRONTEND-SLOW", "rid=%s: %s", r->request_id, pc->err);
+		call_free(pc);
+		edge_fail_http(r, 504, "DEADLINE_EXCEEDED",
+		               "the frontend server did not answer in time");
+	} else {
+		cm_warn("EDGE-FRONTEND-FAIL", "rid=%s: %s (status %ld)", r->request_id,
+		        pc->err[0] != '\0' ? pc->err : curl_easy_strerror(rc), status);
+		call_free(pc);
+		edge_fail_http(r, 502, "UNAVAILABLE", "the frontend server is unavailable");
+	}
+}
+
+static void *
+proxy_main(void *arg)
+{
+	edge_frontend *f = arg;
+	proxy_call    *q;
+	CURLMsg       *m;
+	int            running, left;
+	bool           stop;
+
+	for (;;) {
+		pthread_mutex_lock(&f->mu);
+		q = f->queue;
+		f->queue = f->queue_tail = NULL;
+		stop = f->stopping;
+		pthread_mutex_unlock(&f->mu);
+		while (q != NULL) {
+			proxy_call *pc = q;
+			q = q->next;
+			if (!call_start(f, pc)) {
+				edge_req *r = pc->r;
+				easy_give(f, pc->easy);
+				call_free(pc);
+				edge_fail(r, CM__STATUS__INTERNAL,
+				          "cannot start the frontend request");
+			}
+		}
+		if (stop)
+			break;
+		(void)curl_multi_perform(f->multi, &running);
+		while ((m = curl_multi_info_read(f->multi, &left)) != NULL) {
+			proxy_call *pc = NULL;
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pc);
+			call_finish(f, pc, m->data.result);
+		}
+		(void)curl_multi_poll(f->multi, NULL, 0, 1000, NULL);
+	}
+	while (f->running != NULL)
+		call_finish(f, f->running, CURLE_ABORTED_BY_CALLBACK);
+	return NULL;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
 
 cm_err
 edge_frontend_open(edge_frontend **out, const char *url)
 {
 	edge_frontend *f;
+	const char    *path;
 
 	*out = NULL;
 	if (url == NULL || url[0] == '\0')
 		return CM_OK;
-	if ((f = calloc(1, sizeof(*f))) == NULL)
+	/* The app is the whole site: a path in the URL would be a prefix nothing here adds. */
+	if (strncmp(url, "http://", 7) != 0 ||
+	    ((path = strchr(url + 7, '/')) != NULL && strcmp(path, "/") != 0) ||
+	    strpbrk(url + 7, "?#") != NULL)
+		return CM_EINVAL;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return CM_EINTERNAL;
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		curl_global_cleanup();
 		return CM_ENOMEM;
-	if (nng_url_parse(&f->url, url) != 0 || strcmp(f->url->u_scheme, "http") != 0 ||
-	    nng_http_client_alloc(&f->client, f->url) != 0) {
+	}
+	pthread_mutex_init(&f->mu, NULL);
+	if (!edge_proxy_origin(url, f->origin, sizeof(f->origin))) {
 		edge_frontend_close(f);
 		return CM_EINVAL;
 	}
+	if ((f->multi = curl_multi_init()) == NULL ||
+	    curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)FRONTEND_MAX_CONNS) !=
+	        CURLM_OK ||
+	    curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)FRONTEND_MAX_CONNS) !=
+	        CURLM_OK ||
+	    pthread_create(&f->thread, NULL, proxy_main, f) != 0) {
+		edge_frontend_close(f);
+		return CM_ENOMEM;
+	}
+	f->started = true;
 	*out = f;
 	return CM_OK;
 }
@@ -58,101 +513,18 @@ edge_frontend_close(edge_frontend *f)
 {
 	if (f == NULL)
 		return;
-	if (f->client != NULL)
-		nng_http_client_free(f->client);
-	if (f->url != NULL)
-		nng_url_free(f->url);
+	if (f->started) {
+		pthread_mutex_lock(&f->mu);
+		f->stopping = true;
+		pthread_mutex_unlock(&f->mu);
+		curl_multi_wakeup(f->multi);
+		pthread_join(f->thread, NULL);
+	}
+	while (f->n_spare > 0)
+		curl_easy_cleanup(f->spare[--f->n_spare]);
+	if (f->multi != NULL)
+		curl_multi_cleanup(f->multi);
+	pthread_mutex_destroy(&f->mu);
 	free(f);
-}
-
-static void
-proxy_free(proxy_call *pc)
-{
-	if (pc->req != NULL)
-		nng_http_req_free(pc->req);
-	if (pc->res != NULL)
-		nng_http_res_free(pc->res);
-	nng_aio_reap(pc->aio);
-	free(pc);
-}
-
-static void
-proxy_done(void *arg)
-{
-	proxy_call *pc = arg;
-	edge_req   *r = pc->r;
-	void       *body;
-	size_t      len;
-	const char *v;
-
-	if (nng_aio_result(pc->aio) != 0) {
-		cm_warn("EDGE-FRONTEND-FAIL", "frontend request failed: %s",
-		        nng_strerror(nng_aio_result(pc->aio)));
-		proxy_free(pc);
-		edge_fail_http(r, 502, "UNAVAILABLE", "the frontend server is unavailable");
-		return;
-	}
-	r->status = nng_http_res_get_status(pc->res);
-	if ((v = nng_http_res_get_header(pc->res, "Content-Type")) != NULL &&
-	    (r->content_type = cm_arena_strndup(&r->arena, v, strlen(v))) == NULL)
-		r->content_type = "application/octet-stream";
-	for (int i = 0; response_headers[i] != NULL; i++) {
-		if ((v = nng_http_res_get_header(pc->res, response_headers[i])) != NULL)
-			(void)edge_add_header(r, response_headers[i], v);
-	}
-	nng_http_res_get_data(pc->res, &body, &len);
-	if (len > 0 && cm_buf_append(&r->out, body, len) != CM_OK) {
-		proxy_free(pc);
-		edge_fail_http(r, 502, "UNAVAILABLE", "frontend response too large");
-		return;
-	}
-	proxy_free(pc);
-	edge_respond(r);
-}
-
-void
-edge_frontend_proxy(edge_req *r)
-{
-	edge_frontend *f = r->e->frontend;
-	proxy_call    *pc = NULL;
-	char           uri[sizeof(r->path) + sizeof(r->query_buf) + 2];
-	const char    *v;
-
-	if (f == NULL) {
-		edge_fail_http(r, 404, "NOT_FOUND", "no such route");
-		return;
-	}
-	if ((pc = calloc(1, sizeof(*pc))) == NULL)
-		goto nomem;
-	pc->r = r;
-	snprintf(uri, sizeof(uri), "%s%s%s", r->raw_path, r->query[0] != '\0' ? "?" : "", r->query);
-	if (nng_http_req_alloc(&pc->req, f->url) != 0 || nng_http_res_alloc(&pc->res) != 0 ||
-	    nng_aio_alloc(&pc->aio, proxy_done, pc) != 0 ||
-	    nng_http_req_set_method(pc->req, r->method) != 0 ||
-	    nng_http_req_set_uri(pc->req, uri) != 0)
-		goto nomem;
-	for (int i = 0; request_headers[i] != NULL; i++) {
-		if ((v = edge_header(r, request_headers[i])) != NULL &&
-		    nng_http_req_set_header(pc->req, request_headers[i], v) != 0)
-			goto nomem;
-	}
-	nng_http_req_set_header(pc->req, "X-Request-Id", r->request_id);
-	if (r->body.len > 0 && nng_http_req_copy_data(pc->req, r->body.data, r->body.len) != 0)
-		goto nomem;
-	nng_aio_set_timeout(pc->aio, 30000);
-	nng_http_client_transact(f->client, pc->req, pc->res, pc->aio);
-	return;
-nomem:
-	if (pc != NULL) {
-		if (pc->aio == NULL) {
-			if (pc->req != NULL)
-				nng_http_req_free(pc->req);
-			if (pc->res != NULL)
-				nng_http_res_free(pc->res);
-			free(pc);
-		} else {
-			proxy_free(pc);
-		}
-	}
-	edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+	curl_global_cleanup();
 }

@@ -10,7 +10,8 @@
 #      (when built)        tcp://127.0.0.1:27114 (admin 29114, events 27214)
 #   two svc-eval replicas  tcp://127.0.0.1:27105 (admin 29105, events 27205),
 #      (when built)        tcp://127.0.0.1:27115 (admin 29115, events 27215)
-#   frontend (static)      http://127.0.0.1:28090  (stands in for the web app's own server)
+#   fake frontend          http://127.0.0.1:28090  (test/harness/fakefront.py: stands in for the
+#                                                   web app's own server)
 #   edge                   http://127.0.0.1:28080
 # usage: stack.sh start|stop STATE_DIR BUILD_DIR
 #        stack.sh kill-auth STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-auth replica)
@@ -125,7 +126,7 @@ case $cmd in
     printf '<!doctype html><title>learnapp</title><p>frontend-marker</p>\n' >"$state/frontend/index.html"
     printf 'console.log("app");\n' >"$state/frontend/static/app.js"
     proc_start frontend "$run" "$logs/frontend.log" \
-      python3 -m http.server 28090 --bind 127.0.0.1 --directory "$state/frontend"
+      python3 "$here/fakefront.py" --port 28090 --dir "$state/frontend"
     wait_http "http://127.0.0.1:28090/" 20 || { tail -n 20 "$logs/frontend.log" >&2; exit 1; }
     EDGE_FRONTEND_URL=http://127.0.0.1:28090 \
     EDGE_ADDR=127.0.0.1:28080 EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" \
