@@ -117,6 +117,15 @@ set_header(struct MHD_Response *res, const char *name, const char *value)
 	(void)MHD_add_response_header(res, name, value);
 }
 
+static bool
+has_extra_header(const edge_req *r, const char *name)
+{
+	for (int i = 0; i < r->n_extra_headers; i++)
+		if (strcasecmp(r->extra_headers[i][0], name) == 0)
+			return true;
+	return false;
+}
+
 /* The finished response for r (its body taken from r->out), or NULL without memory. */
 static struct MHD_Response *
 build_response(edge_req *r, uint16_t status)
@@ -137,7 +146,9 @@ build_response(edge_req *r, uint16_t status)
 		set_header(res, "Content-Type",
 		           r->content_type != NULL ? r->content_type : "application/json");
 	set_header(res, "X-Request-Id", r->request_id);
-	set_header(res, "Cache-Control", "no-store");
+	/* API answers are never cached; a proxied page keeps its own caching headers. */
+	if (!has_extra_header(r, "Cache-Control"))
+		set_header(res, "Cache-Control", "no-store");
 	set_header(res, "X-Content-Type-Options", "nosniff");
 	if (r->origin[0] != '\0') {
 		set_header(res, "Access-Control-Allow-Origin", r->origin);

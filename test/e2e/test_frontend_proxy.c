@@ -76,6 +76,9 @@ test_pages(void **state)
 	assert_int_equal(http_do("GET", "/static/app.js?v=1", NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "console.log"));
+	/* The app's caching survives the edge (API answers are no-store; pages are not). */
+	assert_non_null(http_header(&r, "Cache-Control", buf, sizeof(buf)));
+	assert_string_equal(buf, "public, max-age=60");
 	http_resp_free(&r);
 	assert_int_equal(http_do("HEAD", "/static/app.js", NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 200);
