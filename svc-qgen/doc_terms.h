@@ -44,7 +44,7 @@ typedef enum qgen_term_kind {
 #define QGEN_TOK_CAPS 0x04u   /* starts with an ASCII capital */
 #define QGEN_TOK_ALLCAPS 0x08u
 #define QGEN_TOK_NUMBER 0x10u
-#define QGEN_TOK_WORD 0x20u  /* letters (and inner hyphens) only */
+#define QGEN_TOK_WORD 0x20u   /* letters (and inner hyphens) only */
 #define QGEN_TOK_JOINED 0x40u /* no punctuation after it: it may start a phrase */
 
 typedef struct qgen_tok {
@@ -63,9 +63,9 @@ typedef struct qgen_term {
 } qgen_term;
 
 typedef struct qgen_terms {
-	qgen_term  *v; /* sorted by key */
-	size_t      n;
-	int         passages;
+	qgen_term *v; /* sorted by key */
+	size_t     n;
+	int        passages;
 } qgen_terms;
 
 /* Whether lower (lower case) is a function word or a generic verb/adjective. */

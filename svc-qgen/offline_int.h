@@ -45,10 +45,10 @@ typedef struct qgen_off_usage {
 /* What one generation works with. */
 typedef struct qgen_off_gen {
 	const qgen_offline_req *req;
-	qgen_off_sentence               *ss;
+	qgen_off_sentence      *ss;
 	size_t                  ns;
 	qgen_terms              terms;
-	qgen_off_usage                   dis, ans;
+	qgen_off_usage          dis, ans;
 	int                     cap;                         /* most uses of one distractor */
 	int                     forms[QGEN_OPENQ_NFORMS];    /* open forms used */
 	int                     kinds[QGEN_TERM_PHRASE + 1]; /* answers of each kind */

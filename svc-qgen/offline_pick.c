@@ -360,19 +360,18 @@ pick_distractors(const qgen_off_gen *g, const qgen_term *a, const char *lower, u
 
 /* ---- questions ------------------------------------------------------------------------------- */
 
-
 cm_err
 qgen_off_mcq(qgen_off_gen *g, const qgen_off_sentence *s, qgen_qlist *out, bool *made)
 {
-	qgen_off_blank         b[OFF_MAX_BLANKS];
-	size_t        nb = qgen_off_blanks(g, s->text, b, OFF_MAX_BLANKS);
-	char          lower[OFF_MAX_SENTENCE + 1], d[3][QGEN_TERM_MAX + 1];
-	uint64_t      h = qgen_off_hash(s->text);
-	qgen_question q;
-	size_t        i, tl;
-	int           pos;
-	const char   *what;
-	cm_err        err = CM_OK;
+	qgen_off_blank b[OFF_MAX_BLANKS];
+	size_t         nb = qgen_off_blanks(g, s->text, b, OFF_MAX_BLANKS);
+	char           lower[OFF_MAX_SENTENCE + 1], d[3][QGEN_TERM_MAX + 1];
+	uint64_t       h = qgen_off_hash(s->text);
+	qgen_question  q;
+	size_t         i, tl;
+	int            pos;
+	const char    *what;
+	cm_err         err = CM_OK;
 
 	*made = false;
 	qgen_off_lower(s->text, strlen(s->text), lower);
@@ -451,10 +450,11 @@ choose_form(const qgen_off_gen *g, unsigned forms)
 
 /* The sentence's two best key terms as written (for ABOUT and COMPARE); "" when none. */
 static void
-key_terms(const qgen_off_gen *g, const qgen_off_sentence *s, char k1[QGEN_TERM_MAX + 1], char k2[QGEN_TERM_MAX + 1])
+key_terms(const qgen_off_gen *g, const qgen_off_sentence *s, char k1[QGEN_TERM_MAX + 1],
+          char k2[QGEN_TERM_MAX + 1])
 {
-	qgen_off_blank  b[OFF_MAX_BLANKS];
-	size_t nb = qgen_off_blanks(g, s->text, b, OFF_MAX_BLANKS);
+	qgen_off_blank b[OFF_MAX_BLANKS];
+	size_t         nb = qgen_off_blanks(g, s->text, b, OFF_MAX_BLANKS);
 
 	k1[0] = k2[0] = '\0';
 	for (size_t i = 0; i < nb; i++) {
@@ -538,4 +538,3 @@ qgen_off_open(qgen_off_gen *g, const qgen_off_sentence *s, qgen_qlist *out, bool
 	*made = true;
 	return CM_OK;
 }
-

@@ -56,10 +56,9 @@ first_word_in(const char *p, size_t n, const char *const *list, size_t nlist)
 	return false;
 }
 
-static const char *const lead_common[] = {"The",  "A",     "An",   "This", "These", "Those",
-                                          "Each", "Every", "Its",  "Their", "Some", "Most",
-                                          "Many", "All",   "No",   "Our",  "It",    "They",
-                                          "We",   "You",   "Such", "Both"};
+static const char *const lead_common[] = {
+    "The",  "A",    "An",  "This", "These", "Those", "Each", "Every", "Its", "Their", "Some",
+    "Most", "Many", "All", "No",   "Our",   "It",    "They", "We",    "You", "Such",  "Both"};
 
 /* A subject that reads on its own: capitalised, 1..6 words past an article, no comma, no code,
  * not a pronoun or a connective. */
@@ -67,15 +66,15 @@ static bool
 subject_ok(const char *p, size_t n)
 {
 	static const char *const bad[] = {
-	    "It",   "This",  "That", "These", "Those", "They", "There",   "Here", "If",
-	    "When", "Each",  "Such", "Some",  "Both",  "All",  "Its",     "He",   "She",
-	    "We",   "You",   "In",   "For",   "On",    "At",   "With",    "As",   "Then",
-	    "Also", "Thus",  "Note", "See",   "What",  "Which", "However", "But", "And",
-	    "Or",   "Since", "After", "Before", "One", "Another", "Other"};
+	    "It",   "This",  "That",  "These",  "Those", "They",    "There",   "Here", "If",
+	    "When", "Each",  "Such",  "Some",   "Both",  "All",     "Its",     "He",   "She",
+	    "We",   "You",   "In",    "For",    "On",    "At",      "With",    "As",   "Then",
+	    "Also", "Thus",  "Note",  "See",    "What",  "Which",   "However", "But",  "And",
+	    "Or",   "Since", "After", "Before", "One",   "Another", "Other"};
 	size_t w = count_words(p, n);
 
-	if (n == 0 || !isupper((unsigned char)p[0]) || memchr(p, ',', n) != NULL ||
-	    symbols(p, n) || first_word_in(p, n, bad, sizeof(bad) / sizeof(bad[0])))
+	if (n == 0 || !isupper((unsigned char)p[0]) || memchr(p, ',', n) != NULL || symbols(p, n) ||
+	    first_word_in(p, n, bad, sizeof(bad) / sizeof(bad[0])))
 		return false;
 	if (first_word_in(p, n, lead_common, 3))
 		w--; /* the article */
@@ -118,10 +117,10 @@ define_parts(const char *s, span *subj, int *how)
 	static const struct {
 		const char *m;
 		int         how;
-	} marks[] = {{" is a ", 0},           {" is an ", 0},        {" is the ", 0},
-	             {" is one of ", 0},       {" are the ", 3},      {" are a ", 3},
-	             {" means ", 1},           {" refers to ", 1},    {" denotes ", 1},
-	             {" is defined as ", 1},   {" consists of ", 2},  {" consist of ", 2}};
+	} marks[] = {{" is a ", 0},          {" is an ", 0},       {" is the ", 0},
+	             {" is one of ", 0},     {" are the ", 3},     {" are a ", 3},
+	             {" means ", 1},         {" refers to ", 1},   {" denotes ", 1},
+	             {" is defined as ", 1}, {" consists of ", 2}, {" consist of ", 2}};
 	const char *best = NULL;
 
 	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
@@ -173,8 +172,8 @@ why_parts(const char *s, span *effect)
 			continue;
 		effect->p = p + strlen(after[i]);
 		effect->n = end > (size_t)(effect->p - s) ? end - (size_t)(effect->p - s) : 0;
-		return islower((unsigned char)effect->p[0]) && count_words(effect->p, effect->n) >= 3 &&
-		       !symbols(effect->p, effect->n);
+		return islower((unsigned char)effect->p[0]) &&
+		       count_words(effect->p, effect->n) >= 3 && !symbols(effect->p, effect->n);
 	}
 	for (size_t i = 0; i < sizeof(before) / sizeof(before[0]); i++) {
 		const char *p = strstr(s, before[i]);
@@ -193,10 +192,9 @@ why_parts(const char *s, span *effect)
 static bool
 compare_applies(const char *s, const char *key, const char *key2)
 {
-	static const char *const marks[] = {" than ",        " whereas ",     " unlike ",
-	                                    "Unlike ",       " differs from ", " differ from ",
-	                                    " compared with ", " compared to ", " in contrast ",
-	                                    " instead of "};
+	static const char *const marks[] = {
+	    " than ",        " whereas ",       " unlike ",      "Unlike ",       " differs from ",
+	    " differ from ", " compared with ", " compared to ", " in contrast ", " instead of "};
 
 	if (key == NULL || key2 == NULL || strcasecmp(key, key2) == 0)
 		return false;
@@ -210,13 +208,13 @@ compare_applies(const char *s, const char *key, const char *key2)
 static bool
 role_parts(const char *s, span *subj)
 {
-	static const char *const not_verbs[] = {"does", "has",  "was",    "is",     "this",
-	                                        "its",  "his",  "thus",   "always", "perhaps",
+	static const char *const not_verbs[] = {"does", "has",    "was",     "is",       "this",
+	                                        "its",  "his",    "thus",    "always",   "perhaps",
 	                                        "less", "unless", "whereas", "sometimes"};
 	static const char *const objects[] = {
-	    "the",  "a",    "an",   "its",   "their", "that", "how",   "whether", "what", "which",
-	    "each", "all",  "any",  "no",    "some",  "one",  "two",   "three",   "every", "both",
-	    "this", "these", "those", "his", "her",   "our",  "your",  "it",      "them"};
+	    "the",  "a",     "an",    "its", "their", "that", "how",  "whether", "what",  "which",
+	    "each", "all",   "any",   "no",  "some",  "one",  "two",  "three",   "every", "both",
+	    "this", "these", "those", "his", "her",   "our",  "your", "it",      "them"};
 	size_t i = 0, words = 0;
 
 	while (s[i] != '\0' && words < 6) {
@@ -230,7 +228,8 @@ role_parts(const char *s, span *subj)
 		if (words == 1 || b - a < 4 || !islower((unsigned char)s[a]) || s[b - 1] != 's' ||
 		    s[b - 2] == 's' || s[b - 2] == 'u' || s[b - 2] == 'i' || s[b - 2] == '\'')
 			continue;
-		if (first_word_in(s + a, b - a, not_verbs, sizeof(not_verbs) / sizeof(not_verbs[0])))
+		if (first_word_in(s + a, b - a, not_verbs,
+		                  sizeof(not_verbs) / sizeof(not_verbs[0])))
 			return false;
 		subj->p = s;
 		subj->n = a > 0 ? a - 1 : 0;
@@ -265,8 +264,8 @@ qgen_openq_forms(const char *s, const char *key, const char *key2)
 }
 
 bool
-qgen_openq_write(qgen_openq_form f, const char *s, const char *key, const char *key2,
-                 int page, unsigned variant, char *out, size_t n)
+qgen_openq_write(qgen_openq_form f, const char *s, const char *key, const char *key2, int page,
+                 unsigned variant, char *out, size_t n)
 {
 	char        x[512];
 	span        sp;
@@ -323,7 +322,8 @@ qgen_openq_write(qgen_openq_form f, const char *s, const char *key, const char *
 		if (variant % 2 == 0)
 			w = snprintf(out, n, "What does %s do, according to the text?", x);
 		else
-			w = snprintf(out, n, "What is the role of %s, as the text describes it?", x);
+			w = snprintf(out, n, "What is the role of %s, as the text describes it?",
+			             x);
 		break;
 	case QGEN_OPENQ_ABOUT:
 		if (key == NULL || key[0] == '\0')

@@ -38,7 +38,7 @@ unsigned qgen_openq_forms(const char *s, const char *key, const char *key2);
 
 /* Writes the question of form f about s into out[0..n); variant picks among a form's wordings.
  * false when the form does not apply to s or the question does not fit. */
-bool qgen_openq_write(qgen_openq_form f, const char *s, const char *key, const char *key2,
-                      int page, unsigned variant, char *out, size_t n);
+bool qgen_openq_write(qgen_openq_form f, const char *s, const char *key, const char *key2, int page,
+                      unsigned variant, char *out, size_t n);
 
 #endif

@@ -20,7 +20,7 @@
 typedef struct survey {
 	int  mcq, open;
 	int  in_url, in_code, function_word, number, name, term; /* blank classes (mcq) */
-	int  top_distractor_uses;                                 /* questions using it */
+	int  top_distractor_uses;                                /* questions using it */
 	char top_distractor[64];
 	int  open_forms; /* distinct first three words of the open questions */
 	char forms[SURVEY_MAX][48];
@@ -28,42 +28,43 @@ typedef struct survey {
 
 /* English function words and the generic verbs/adjectives a blank must never fall on. */
 static const char *const survey_function_words[] = {
-    "a",         "about",    "above",    "after",     "again",   "all",       "also",
-    "although",  "an",       "and",      "another",   "any",     "are",       "around",
-    "as",        "at",       "available", "based",    "be",      "because",   "been",
-    "before",    "being",    "below",    "between",   "both",    "but",       "by",
-    "can",       "cannot",   "certain",  "could",     "default", "described", "different",
-    "does",      "done",     "each",     "either",    "else",    "enough",    "even",
-    "every",     "example",  "except",   "following", "for",     "from",      "further",
-    "general",   "given",    "good",     "had",       "has",     "have",      "here",
-    "however",   "if",       "in",       "including", "into",    "is",        "it",
-    "its",       "itself",   "just",     "like",      "made",    "make",      "many",
-    "may",       "might",    "more",     "most",      "much",    "must",      "need",
-    "needed",    "new",      "next",     "no",        "not",     "now",       "of",
-    "often",     "on",       "only",     "or",        "other",   "otherwise", "over",
-    "particular", "possible", "provided", "rather",   "really",  "same",      "see",
-    "should",    "shown",    "similar",  "since",     "so",      "some",      "specified",
-    "such",      "than",     "that",     "the",       "their",   "them",      "then",
-    "there",     "these",    "they",     "this",      "those",   "though",    "through",
-    "thus",      "to",       "under",    "until",     "upon",    "use",       "used",
-    "uses",      "using",    "usually",  "various",   "very",    "was",       "were",
-    "what",      "when",     "where",    "whether",   "which",   "while",     "who",
-    "whose",     "will",     "with",     "within",    "without", "would",     "yet",
-    "you",       "your",     "means",    "allows",    "called",  "takes",     "gives",
-    "returns",   "instead",  "already",  "always",    "never",   "several",   "whole",
+    "a",          "about",    "above",     "after",     "again",   "all",       "also",
+    "although",   "an",       "and",       "another",   "any",     "are",       "around",
+    "as",         "at",       "available", "based",     "be",      "because",   "been",
+    "before",     "being",    "below",     "between",   "both",    "but",       "by",
+    "can",        "cannot",   "certain",   "could",     "default", "described", "different",
+    "does",       "done",     "each",      "either",    "else",    "enough",    "even",
+    "every",      "example",  "except",    "following", "for",     "from",      "further",
+    "general",    "given",    "good",      "had",       "has",     "have",      "here",
+    "however",    "if",       "in",        "including", "into",    "is",        "it",
+    "its",        "itself",   "just",      "like",      "made",    "make",      "many",
+    "may",        "might",    "more",      "most",      "much",    "must",      "need",
+    "needed",     "new",      "next",      "no",        "not",     "now",       "of",
+    "often",      "on",       "only",      "or",        "other",   "otherwise", "over",
+    "particular", "possible", "provided",  "rather",    "really",  "same",      "see",
+    "should",     "shown",    "similar",   "since",     "so",      "some",      "specified",
+    "such",       "than",     "that",      "the",       "their",   "them",      "then",
+    "there",      "these",    "they",      "this",      "those",   "though",    "through",
+    "thus",       "to",       "under",     "until",     "upon",    "use",       "used",
+    "uses",       "using",    "usually",   "various",   "very",    "was",       "were",
+    "what",       "when",     "where",     "whether",   "which",   "while",     "who",
+    "whose",      "will",     "with",      "within",    "without", "would",     "yet",
+    "you",        "your",     "means",     "allows",    "called",  "takes",     "gives",
+    "returns",    "instead",  "already",   "always",    "never",   "several",   "whole",
 };
 
 static __attribute__((unused)) bool
 survey_is_function_word(const char *w)
 {
-	char lower[64];
+	char   lower[64];
 	size_t n = strlen(w);
 
 	if (n >= sizeof(lower))
 		return false;
 	for (size_t i = 0; i <= n; i++)
 		lower[i] = (char)tolower((unsigned char)w[i]);
-	for (size_t i = 0; i < sizeof(survey_function_words) / sizeof(survey_function_words[0]); i++)
+	for (size_t i = 0; i < sizeof(survey_function_words) / sizeof(survey_function_words[0]);
+	     i++)
 		if (strcmp(lower, survey_function_words[i]) == 0)
 			return true;
 	return false;
@@ -122,9 +123,8 @@ survey_mcq(survey *s, const char *text, const char *const options[4], int answer
 	if (b == NULL)
 		return;
 	/* The token around the blank, the answer put back. */
-	for (a = (size_t)(b - text); a > 0 && !isspace((unsigned char)text[a - 1]) &&
-	                             text[a - 1] != '"';
-	     a--)
+	for (a = (size_t)(b - text);
+	     a > 0 && !isspace((unsigned char)text[a - 1]) && text[a - 1] != '"'; a--)
 		;
 	for (z = (size_t)(b - text) + 5; text[z] != '\0' && !isspace((unsigned char)text[z]) &&
 	                                 !(text[z] == '"' && text[z + 1] == '\0');
