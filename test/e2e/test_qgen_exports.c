@@ -84,7 +84,8 @@ lines_pdf(cm_buf *b, const char *const *lines, size_t n)
 	                      " /Encoding /WinAnsiEncoding >> endobj\n"),
 	    CM_OK);
 	off[5] = b->len;
-	assert_int_equal(cm_buf_printf(b, "5 0 obj << /Length %zu >> stream\n%s\nendstream endobj\n",
+	assert_int_equal(cm_buf_printf(b,
+	                               "5 0 obj << /Length %zu >> stream\n%s\nendstream endobj\n",
 	                               c.len, c.data),
 	                 CM_OK);
 	xref = b->len;
@@ -203,9 +204,11 @@ check_exports(const char *set, const char *tag)
 static void
 assert_specials_in(const char *set)
 {
-	static const char *const want[] = {"~", "=", "#", "{", "}", ":", "\\", "\"", "'", ",",
-	                                   ";", "<", ">", "&", "\xc3\xa9", "\xc3\xbc", "\xc3\x9f",
-	                                   "\xe2\x82\xac", "\xc2\xab", "\xc2\xbb"};
+	static const char *const want[] = {
+	    "~",        "=",       "#",        "{",        "}",        ":",
+	    "\\",       "\"",      "'",        ",",        ";",        "<",
+	    ">",        "&",       "\xc3\xa9", "\xc3\xbc", "\xc3\x9f", "\xe2\x82\xac",
+	    "\xc2\xab", "\xc2\xbb"};
 	char      path[160];
 	cm_buf    all;
 	http_resp r;

@@ -95,8 +95,11 @@ static void
 special_set(void)
 {
 	static const char *const o1[4] = {"~tilde", "=equals", "#hash {brace}", "a:b \\ c"};
-	static const char *const o2[4] = {"na\xc3\xafve caf\xc3\xa9", "\xe2\x80\x9c" "curly"
-	                                  "\xe2\x80\x9d quotes", "a,b;c \"d\"", "\xf0\x9f\x98\x80"};
+	static const char *const o2[4] = {"na\xc3\xafve caf\xc3\xa9",
+	                                  "\xe2\x80\x9c"
+	                                  "curly"
+	                                  "\xe2\x80\x9d quotes",
+	                                  "a,b;c \"d\"", "\xf0\x9f\x98\x80"};
 	static const char *const o3[4] = {"// not a comment", "[html]<b>bold</b>", "::Q9:: title?",
 	                                  "#starts with a hash"};
 	static const char *const o4[4] = {"one\ntwo", "tab\there", "x & y < z > w", "'single'"};
@@ -104,9 +107,10 @@ special_set(void)
 	reset_set();
 	add_mcq("if (a == b) { x = ~y; } // #1: done \\n C:\\dir\\", o1, 2,
 	        "line1\r\nline2\rline3\nline4: the {key} is #3 = \"hash\"");
-	add_mcq("Gr\xc3\xb6\xc3\x9f"
-	        "e \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80, or \"quoted\", 'single'?",
-	        o2, 0, "\"quoted\", 'single', a,b;c");
+	add_mcq(
+	    "Gr\xc3\xb6\xc3\x9f"
+	    "e \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80, or \"quoted\", 'single'?",
+	    o2, 0, "\"quoted\", 'single', a,b;c");
 	add_open("Explain:\n#include <stdio.h>\tint main(void) { return 0; }",
 	         "<b>&amp;</b> \"quoted\", 'single', a,b;c", "Why: it <works> ~ = #.");
 	add_mcq("#hashtag first: which is \"=right\" ~wrong?", o3, 3, "");
@@ -153,9 +157,8 @@ write_set_json(const char *name, int key_shift, size_t drop)
 
 	for (size_t i = 0; i + drop < set.n_questions; i++) {
 		const Qgen__Question *q = set.questions[i];
-		json_t               *j = json_pack("{s:s, s:s, s:s, s:s}", "type", q->type, "text",
-		                                    q->text, "explanation", q->explanation, "difficulty",
-		                                    q->difficulty);
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "type", q->type, "text", q->text,
+		                      "explanation", q->explanation, "difficulty", q->difficulty);
 
 		assert_non_null(j);
 		if (strcmp(q->type, "mcq") == 0) {
