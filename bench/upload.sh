@@ -30,7 +30,7 @@ PAGES=${PAGES:-2000}
 BUILD_DIR=$(realpath -m "${BUILD_DIR:-$root/build}")
 PG_PORT=31532 REDIS_PORT=31579 AUTH_PORT=31501 AUTH_ADMIN=31502 PDF_PORT=31511 PDF_ADMIN=31512
 EDGE=127.0.0.1:31580
-for tool in mutool curl python3; do
+for tool in mutool curl python3 psql; do
   command -v "$tool" >/dev/null || { echo "upload.sh: $tool is required (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
@@ -62,6 +62,10 @@ trap cleanup EXIT
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 pg_start "$state" "$PG_PORT"
+# Statements over 20 ms go to PostgreSQL's log with their time (not their parameters: megabytes).
+psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres \
+  -c "ALTER SYSTEM SET log_min_duration_statement = 20" -c "ALTER SYSTEM SET log_parameter_max_length = 0" \
+  -c "SELECT pg_reload_conf()" >/dev/null
 redis_start "$state" "$REDIS_PORT"
 JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
 export JWT_SECRET
@@ -144,6 +148,12 @@ result=$out/upload-$(date -u +%Y%m%dT%H%M%SZ).txt
            u / b, u / b <= 1.3 ? "met" : "missed", u / m }'
   echo "(handler_rest: hash, dedup lookups, the file, pages and chunks into PostgreSQL; edge_ms: body"
   echo " read, multipart/raw handling, the RPC both ways; outside: curl's time beyond the edge's dur_ms)"
+  # PostgreSQL's slow statements by the table written.
+  for t in blobs pages chunks documents; do
+    v=$({ grep -F "INSERT INTO $t " "$(pg_home "$state")/postgres.log" || true; } |
+      sed -n 's/.*duration: \([0-9.]*\) ms.*/\1/p' | awk -v n="$RUNS" '{ s += $1 } END { if (NR) printf "%.0f", s / n }')
+    [ -z "$v" ] || echo "PostgreSQL INSERT INTO $t: $v ms an upload (bind + execute, mean; only steps over 20 ms are logged)"
+  done
 } | tee "$result"
 {
   printf '\n---- svc-pdf log\n'
