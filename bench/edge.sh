@@ -16,7 +16,8 @@
 # The edge runs with EDGE_RATE_PER_S=0 and EDGE_MAX_CONNECTIONS_PER_ADDR=0 (wrk is one address),
 # its default EDGE_THREADS (one per core) and LOG_LEVEL=warn; it still writes one access-log line
 # per request (to a file), which nginx and haproxy do not.
-# Env: DUR, CONNS, BUILD_DIR (build). Private loopback ports 31400-31499 (the test fixtures use
+# Env: DUR, CONNS, BUILD_DIR (build), KEEP=1 (keep the state dir and PostgreSQL's files, logs
+# included, to look at afterwards). Private loopback ports 31400-31499 (the test fixtures use
 # 25xxx-29xxx, scripts/up.sh its defaults), a temporary state dir, everything stopped at the end.
 # Results: bench/results/edge-<time>.txt (the summary, the load average, wrk's raw output).
 set -euo pipefail

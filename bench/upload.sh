@@ -17,8 +17,9 @@
 # edge (its access log's dur_ms minus the handler: reading the body, the RPC there and back) and
 # outside the edge (curl's time_total minus dur_ms: the headers' trip, connection, response).
 # The services run with their defaults (svc-pdf: 2 workers, EDGE_RPC_TIMEOUT_MS 10 s), unpinned.
-# Env: RUNS, PAGES (2000), BUILD_DIR (build). Private loopback ports 31500-31599, a temporary
-# state dir, everything stopped at the end. Results: bench/results/upload-<time>.txt.
+# Env: RUNS, PAGES (2000), BUILD_DIR (build), KEEP=1 (keep the state dir and PostgreSQL's files,
+# logs included). Private loopback ports 31500-31599, a temporary state dir, everything stopped
+# at the end. Results: bench/results/upload-<time>.txt.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
