@@ -35,7 +35,8 @@
 typedef struct cm_metrics     cm_metrics;
 typedef struct edge_limiter   edge_limiter;
 typedef struct edge_refresher edge_refresher;
-typedef struct edge_frontend  edge_frontend;
+typedef struct edge_httpproxy edge_httpproxy;
+typedef struct edge_httpup    edge_httpup;
 typedef struct edge_ws        edge_ws;
 typedef struct edge_revoked   edge_revoked;
 struct MHD_Daemon;
@@ -104,9 +105,10 @@ typedef struct edge {
 	cm_metrics        *metrics;
 	edge_limiter      *limiter;
 	edge_refresher    *refresher;
-	edge_frontend     *frontend;
-	edge_ws           *ws;      /* WebSocket events (ws.c); NULL when not started */
-	edge_revoked      *revoked; /* revoked sessions (revoked.h); NULL when off */
+	edge_httpproxy    *http;        /* HTTP upstreams (httpproxy.h); NULL when there are none */
+	edge_httpup       *frontend_up; /* NULL: no frontend (404) */
+	edge_ws           *ws;          /* WebSocket events (ws.c); NULL when not started */
+	edge_revoked      *revoked;     /* revoked sessions (revoked.h); NULL when off */
 	atomic_bool        draining;
 	atomic_int         inflight;
 } edge;
