@@ -12,6 +12,7 @@
 #include "config.h"
 #include "edge.h"
 #include "httpproxy.h"
+#include "migrate.h"
 #include "ratelimit.h"
 #include "refresh.h"
 #include "revoked.h"
@@ -46,11 +47,15 @@ open_upstreams(edge *e)
 }
 
 /* The HTTP upstreams, on one proxy thread and connection pool (httpproxy.h): the web app's
- * server (and, to come, the old backend). */
+ * server and the old backend legacy routes migrate from (migrate.h). */
 static cm_err
 open_http_upstreams(edge *e)
 {
-	if (e->cfg.frontend_url[0] != '\0' && edge_httpproxy_open(&e->http) != CM_OK)
+	char   why[256];
+	cm_err err;
+
+	if ((e->cfg.frontend_url[0] != '\0' || e->cfg.legacy_backend_url[0] != '\0') &&
+	    edge_httpproxy_open(&e->http) != CM_OK)
 		return CM_ENOMEM;
 	if (e->cfg.frontend_url[0] != '\0' &&
 	    edge_httpproxy_add(e->http, "frontend", "the frontend server", e->cfg.frontend_url, 0,
@@ -58,6 +63,10 @@ open_http_upstreams(edge *e)
 		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s",
 		         e->cfg.frontend_url);
 		return CM_EINVAL;
+	}
+	if ((err = edge_migrate_alloc(&e->migrate, &e->cfg, e->http, why, sizeof(why))) != CM_OK) {
+		cm_error("EDGE-MIGRATE-CONFIG", "%s", why[0] != '\0' ? why : cm_strerror(err));
+		return err;
 	}
 	return e->http != NULL ? edge_httpproxy_start(e->http) : CM_OK;
 }
@@ -125,6 +134,7 @@ out:
 	edge_refresher_free(e.refresher);
 	edge_revoked_stop(e.revoked);
 	edge_httpproxy_close(e.http);
+	edge_migrate_free(e.migrate);
 	cm_metrics_free(e.metrics);
 	cm_jwt_key_free(e.jwt);
 	free(pem);
