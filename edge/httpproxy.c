@@ -2,8 +2,9 @@
  * httpproxy.c - the reverse proxy to the edge's HTTP upstreams on libcurl's multi interface
  * (httpproxy.h).
  *
- * DESIGN. The event-loop thread that runs a request builds its upstream header list (it reads the
- * request's headers while they are at hand), queues the call and wakes the proxy thread. That one
+ * DESIGN. The thread that runs a request (an event loop's, or an nng thread after a cookie renewal
+ * or a failed call) builds its upstream header list (the suspended connection's headers are at
+ * hand), queues the call and wakes the proxy thread. That one
  * thread owns the multi handle, its connection cache and a stack of spare easy handles: nothing of
  * curl's is shared, only the queue is locked. It adds queued calls, drives transfers, and on each
  * completion answers the request (edge_respond resumes the suspended connection, which is allowed

@@ -165,9 +165,9 @@ edge_migrate_alloc(edge_migrate **out, const edge_config *cfg, edge_httpproxy *p
 	if ((err = parse_routes(m, cfg->legacy_routes, why, whylen)) != CM_OK ||
 	    (err = parse_users(m, cfg->legacy_users, why, whylen)) != CM_OK)
 		goto out;
-	if (proxy != NULL &&
-	    (err = edge_httpproxy_add(proxy, "old_backend", "the old backend", cfg->legacy_backend_url,
-	                              EDGE_HTTPUP_IDENTITY, &m->backend)) != CM_OK) {
+	if (proxy != NULL && (err = edge_httpproxy_add(
+	                          proxy, "old_backend", "the old backend", cfg->legacy_backend_url,
+	                          EDGE_HTTPUP_IDENTITY, &m->backend)) != CM_OK) {
 		snprintf(why, whylen, "bad EDGE_LEGACY_BACKEND_URL (http://host:port): %s",
 		         cfg->legacy_backend_url);
 		goto out;
@@ -237,7 +237,8 @@ edge_migrate_route(edge_req *r)
 
 	if (m == NULL || m->backend == NULL)
 		return false;
-	switch (edge_migrate_decide(m, r->route, r->authed ? r->claims.sub : NULL, r->client_addr)) {
+	switch (
+	    edge_migrate_decide(m, r->route, r->authed ? r->claims.sub : NULL, r->client_addr)) {
 	case EDGE_MIGRATE_NONE:
 		return false;
 	case EDGE_MIGRATE_OLD:

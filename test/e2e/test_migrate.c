@@ -98,8 +98,7 @@ from_old(const http_resp *r)
 {
 	char v[64];
 
-	return http_header(r, "X-Served-By", v, sizeof(v)) != NULL &&
-	       strcmp(v, "old-backend") == 0;
+	return http_header(r, "X-Served-By", v, sizeof(v)) != NULL && strcmp(v, "old-backend") == 0;
 }
 
 /* The edge's counter edge_routing_total{route,target}, 0 when not there yet. */
@@ -138,7 +137,7 @@ setup(void **state)
 	user_id(user_on(N_USERS, false), user, sizeof(user));
 	bearer_for(user, auth, sizeof(auth));
 	for (int64_t until = cm_mono_ms() + 30000; !ready && cm_mono_ms() < until;) {
-		const char *h[] = {auth, NULL};
+		const char     *h[] = {auth, NULL};
 		struct timespec pause = {0, 50 * 1000000L};
 
 		if (http_do("GET", "/api/pdf/list", h, NULL, 0, &r) == 0) {
@@ -208,8 +207,8 @@ test_share_sticky_per_user(void **state)
 			         PER_USER);
 		users_old += old_of[u] == PER_USER;
 	}
-	print_message("old backend: %d of %d requests (%d of %d users)\n", old,
-	              N_USERS * PER_USER, users_old, N_USERS);
+	print_message("old backend: %d of %d requests (%d of %d users)\n", old, N_USERS * PER_USER,
+	              users_old, N_USERS);
 	assert_in_range(old, (SHARE - 2) * N_USERS * PER_USER / 100,
 	                (SHARE + 2) * N_USERS * PER_USER / 100);
 	assert_int_equal(routed("legacy_pdf_list", "old") - old0, old);
@@ -338,10 +337,10 @@ test_fallback_when_the_new_service_is_down(void **state)
 	assert_int_equal(routed("legacy_chat", "old_fallback") - chat0, 1);
 
 	/* The same dead service behind a route that takes no part: 503, from the edge. */
-	assert_int_equal(
-	    http_do("GET", "/api/v1/chats/00000000-0000-4000-8000-000000000000/messages", h, NULL,
-	            0, &r),
-	    0);
+	assert_int_equal(http_do("GET",
+	                         "/api/v1/chats/00000000-0000-4000-8000-000000000000/messages", h,
+	                         NULL, 0, &r),
+	                 0);
 	assert_int_equal(r.status, 503);
 	assert_false(from_old(&r));
 	http_resp_free(&r);

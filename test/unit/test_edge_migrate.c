@@ -85,10 +85,10 @@ test_buckets_even(void **state)
 static void
 test_share(void **state)
 {
-	edge_migrate *m0 = alloc_ok(cfg_with("http://127.0.0.1:1", 0, "", "", false));
-	edge_migrate *m10 = alloc_ok(cfg_with("http://127.0.0.1:1", 10, "", "", false));
-	edge_migrate *m30 = alloc_ok(cfg_with("http://127.0.0.1:1", 30, "", "", false));
-	edge_migrate *m100 = alloc_ok(cfg_with("http://127.0.0.1:1", 100, "", "", false));
+	edge_migrate     *m0 = alloc_ok(cfg_with("http://127.0.0.1:1", 0, "", "", false));
+	edge_migrate     *m10 = alloc_ok(cfg_with("http://127.0.0.1:1", 10, "", "", false));
+	edge_migrate     *m30 = alloc_ok(cfg_with("http://127.0.0.1:1", 30, "", "", false));
+	edge_migrate     *m100 = alloc_ok(cfg_with("http://127.0.0.1:1", 100, "", "", false));
 	const edge_route *rt = route("legacy_pdf_list");
 	char              id[64];
 	int               old10 = 0;
@@ -163,11 +163,11 @@ test_flagged_users(void **state)
 static void
 test_routes(void **state)
 {
-	edge_migrate     *all = alloc_ok(cfg_with("http://127.0.0.1:1", 100, "", "", false));
-	edge_migrate     *some = alloc_ok(
-            cfg_with("http://127.0.0.1:1", 100, "legacy_pdf_list, legacy_chat_history", "", false));
-	size_t            n;
-	const edge_route *rt = edge_routes(&n);
+	edge_migrate *all = alloc_ok(cfg_with("http://127.0.0.1:1", 100, "", "", false));
+	edge_migrate *some = alloc_ok(
+	    cfg_with("http://127.0.0.1:1", 100, "legacy_pdf_list, legacy_chat_history", "", false));
+	size_t                  n;
+	const edge_route       *rt = edge_routes(&n);
 	static const edge_route other = {.method = "GET", .pattern = "/", .name = "frontend"};
 
 	(void)state;
@@ -246,9 +246,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_buckets_even),   cmocka_unit_test(test_share),
-	    cmocka_unit_test(test_anonymous_by_address), cmocka_unit_test(test_flagged_users),
-	    cmocka_unit_test(test_routes),         cmocka_unit_test(test_refused_at_start),
+	    cmocka_unit_test(test_buckets_even),
+	    cmocka_unit_test(test_share),
+	    cmocka_unit_test(test_anonymous_by_address),
+	    cmocka_unit_test(test_flagged_users),
+	    cmocka_unit_test(test_routes),
+	    cmocka_unit_test(test_refused_at_start),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
