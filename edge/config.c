@@ -27,6 +27,49 @@
 		     0,                                                                            \
 		     0,                                                                            \
 		     "the web app's HTTP server for non-API paths (empty: 404)"},                  \
+		    {"EDGE_LEGACY_BACKEND_URL",                                                    \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->legacy_backend_url,                                                     \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "the old backend legacy routes migrate from, http://host:port (empty: "       \
+		     "none)"},                                                                     \
+		    {"EDGE_LEGACY_SHARE",                                                          \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->legacy_share,                                                           \
+		     "0",                                                                          \
+		     0,                                                                            \
+		     0,                                                                            \
+		     100,                                                                          \
+		     "percent of users whose legacy calls go to the old backend (sticky per "      \
+		     "user)"},                                                                     \
+		    {"EDGE_LEGACY_ROUTES",                                                         \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->legacy_routes,                                                          \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "legacy route names taking part, comma-separated (empty: all but "            \
+		     "login/logout)"},                                                             \
+		    {"EDGE_LEGACY_USERS",                                                          \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->legacy_users,                                                           \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "user ids always sent to the old backend, comma-separated"},                  \
+		    {"EDGE_LEGACY_FALLBACK",                                                       \
+		     CM_CFG_BOOL,                                                                  \
+		     &(c)->legacy_fallback,                                                        \
+		     "0",                                                                          \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "1: the new service unreachable, the old backend answers instead"},           \
 		    {"EDGE_PDF_URLS",                                                              \
 		     CM_CFG_STR,                                                                   \
 		     &(c)->pdf_urls,                                                               \

@@ -11,8 +11,9 @@
 #include "cm/util.h"
 #include "config.h"
 #include "edge.h"
+#include "httpproxy.h"
+#include "migrate.h"
 #include "ratelimit.h"
-#include "frontend.h"
 #include "refresh.h"
 #include "revoked.h"
 #include "ws.h"
@@ -43,6 +44,31 @@ open_upstreams(edge *e)
 		}
 	}
 	return CM_OK;
+}
+
+/* The HTTP upstreams, on one proxy thread and connection pool (httpproxy.h): the web app's
+ * server and the old backend legacy routes migrate from (migrate.h). */
+static cm_err
+open_http_upstreams(edge *e)
+{
+	char   why[256];
+	cm_err err;
+
+	if ((e->cfg.frontend_url[0] != '\0' || e->cfg.legacy_backend_url[0] != '\0') &&
+	    edge_httpproxy_open(&e->http) != CM_OK)
+		return CM_ENOMEM;
+	if (e->cfg.frontend_url[0] != '\0' &&
+	    edge_httpproxy_add(e->http, "frontend", "the frontend server", e->cfg.frontend_url, 0,
+	                       &e->frontend_up) != CM_OK) {
+		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s",
+		         e->cfg.frontend_url);
+		return CM_EINVAL;
+	}
+	if ((err = edge_migrate_alloc(&e->migrate, &e->cfg, e->http, why, sizeof(why))) != CM_OK) {
+		cm_error("EDGE-MIGRATE-CONFIG", "%s", why[0] != '\0' ? why : cm_strerror(err));
+		return err;
+	}
+	return e->http != NULL ? edge_httpproxy_start(e->http) : CM_OK;
 }
 
 int
@@ -82,11 +108,8 @@ main(void)
 		goto out;
 	if (edge_revoked_start(&e.revoked, e.cfg.redis_host, e.cfg.redis_port) != CM_OK)
 		goto out;
-	if (edge_frontend_open(&e.frontend, e.cfg.frontend_url) != CM_OK) {
-		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s",
-		         e.cfg.frontend_url);
+	if (open_http_upstreams(&e) != CM_OK)
 		goto out;
-	}
 	edge_ws_limits_default(&wsl);
 	wsl.idle_s = (int)e.cfg.ws_idle_s;
 	wsl.max_sockets = (int)e.cfg.ws_max_sockets;
@@ -110,7 +133,8 @@ out:
 	edge_limiter_free(e.limiter);
 	edge_refresher_free(e.refresher);
 	edge_revoked_stop(e.revoked);
-	edge_frontend_close(e.frontend);
+	edge_httpproxy_close(e.http);
+	edge_migrate_free(e.migrate);
 	cm_metrics_free(e.metrics);
 	cm_jwt_key_free(e.jwt);
 	free(pem);

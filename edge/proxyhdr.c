@@ -22,6 +22,7 @@ static const char *const request_own[] = {"Host",
                                           "X-Forwarded-Host",
                                           "Forwarded",
                                           "X-Request-Id",
+                                          "X-User-Id",
                                           NULL};
 static const char *const response_own[] = {"Content-Type", "X-Request-Id", NULL};
 

@@ -26,8 +26,9 @@ typedef enum edge_proxy_dir {
  * Connection header (several joined with ","; NULL when none): the names it lists stay behind,
  * as do Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding and Upgrade. The proxy
  * frames bodies itself, so Content-Length never crosses; the request's Host, Expect and
- * forwarding headers (X-Forwarded-*, Forwarded, X-Request-Id) are the proxy's own to set, and in
- * a response Content-Type and X-Request-Id are the edge's. */
+ * forwarding headers (X-Forwarded-*, Forwarded, X-Request-Id, and X-User-Id: the old backend
+ * believes it, so a client's own never crosses) are the proxy's own to set, and in a response
+ * Content-Type and X-Request-Id are the edge's. */
 bool edge_proxy_header_passes(edge_proxy_dir dir, const char *name, const char *connection);
 
 /* "scheme://host:port" of an absolute http(s) URL, lower-cased, with the default port made

@@ -44,6 +44,7 @@
 #include "errmap.h"
 #include "frontend.h"
 #include "local.h"
+#include "migrate.h"
 #include "ratelimit.h"
 #include "refresh.h"
 #include "ws.h"
@@ -109,6 +110,7 @@ observe(edge_req *r, uint16_t status, double secs)
 	cm_histogram_observe(cm_metrics_histogram(r->e->metrics, "http_request_duration_seconds",
 	                                          "HTTP request latency, by route", labels),
 	                     secs);
+	edge_migrate_observe(r); /* edge_routing_total: which side answered (migrate.h) */
 }
 
 static void
@@ -758,6 +760,10 @@ body_piece(edge_req *r, const char *data, size_t n)
 static void
 stage_route(edge_req *r)
 {
+	/* The caller is known (authenticated, renewed, rate-limited) and the body is in: a legacy
+	 * route taking part in the migration may go to the old backend instead (migrate.h). */
+	if (edge_migrate_route(r))
+		return;
 	if (r->route->start != NULL)
 		r->route->start(r);
 	else

@@ -71,6 +71,8 @@ test_own_headers(void **state)
 	assert_false(edge_proxy_header_passes(EDGE_PROXY_REQUEST, "X-Forwarded-Proto", NULL));
 	assert_false(edge_proxy_header_passes(EDGE_PROXY_REQUEST, "Forwarded", NULL));
 	assert_false(edge_proxy_header_passes(EDGE_PROXY_REQUEST, "X-Request-Id", NULL));
+	/* The old backend believes X-User-Id: only the edge sets it. */
+	assert_false(edge_proxy_header_passes(EDGE_PROXY_REQUEST, "x-user-id", NULL));
 	/* The response's Content-Type goes through r->content_type, X-Request-Id is the edge's. */
 	assert_false(edge_proxy_header_passes(EDGE_PROXY_RESPONSE, "Content-Type", NULL));
 	assert_false(edge_proxy_header_passes(EDGE_PROXY_RESPONSE, "X-Request-Id", NULL));
