@@ -118,10 +118,28 @@ perf_stop() {
   for p in "${perf_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" || true; done
   perf_pids=()
 }
+# cost NAME: "cpu_ticks context_switches" of NAME's process so far (all its threads), so each run
+# can say what a request cost svc-auth and the edge whatever else the machine was doing.
+cost() {
+  local pid t sw=0 n
+  pid=$(cat "$run/$1.pid")
+  t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  for n in $(cat /proc/"$pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { print $2 }'); do sw=$((sw + n)); done
+  echo "$t $sw"
+}
+tick=$(getconf CLK_TCK)
 for c in $CONNS; do
   if [ "$PERF" = 1 ] && [ "$c" = 100 ]; then perf_start svc-auth; perf_start edge; fi
+  a0=$(cost svc-auth) e0=$(cost edge)
   bench "edge_me_$c" "$c" "http://$EDGE/api/v1/auth/me" -H "Authorization: Bearer $token"
+  a1=$(cost svc-auth) e1=$(cost edge)
   [ "$PERF" = 1 ] && [ "$c" = 100 ] && perf_stop
+  n=$(awk '/requests in/ { print $1 }' "$raw/edge_me_$c.txt")
+  awk -v n="$n" -v t="$tick" -v a0="$a0" -v a1="$a1" -v e0="$e0" -v e1="$e1" 'BEGIN {
+    split(a0, x, " "); split(a1, y, " "); split(e0, u, " "); split(e1, v, " ");
+    printf "per request: svc-auth %.1f us CPU, %.2f context switches; edge %.1f us CPU, %.2f context switches\n",
+           (y[1] - x[1]) * 1e6 / t / n, (y[2] - x[2]) / n, (v[1] - u[1]) * 1e6 / t / n, (v[2] - u[2]) / n }' \
+    >"$raw/cost_$c.txt"
 done
 bench nginx 100 "http://127.0.0.1:$NGINX_PORT/"
 bench edge_healthz 100 "http://$EDGE/healthz"
@@ -161,6 +179,7 @@ result=$out/auth_me-$stamp.txt
   for c in $CONNS; do
     read -r r p50 p99 e < <(parse "$raw/edge_me_$c.txt")
     printf '%-44s %10s %9s %9s %6s\n' "edge GET /api/v1/auth/me, $c connections" "$r" "$p50" "$p99" "$e"
+    sed 's/^/  /' "$raw/cost_$c.txt"
   done
   read -r r p50 p99 e < <(parse "$raw/nginx.txt")
   printf '%-44s %10s %9s %9s %6s\n' "nginx fixed 25-byte JSON, 100 connections" "$r" "$p50" "$p99" "$e"
