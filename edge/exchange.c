@@ -234,8 +234,16 @@ edge_body_pb(edge_req *r)
 void
 edge_start_generic(edge_req *r)
 {
-	ProtobufCMessage *msg;
+	static const uint8_t none[1];
+	ProtobufCMessage    *msg;
 
+	/* No body (GET /api/v1/auth/me and the like): the request message would have every field
+	 * at its default, which packs to nothing in proto3, so it is sent as such without a JSON
+	 * object or a protobuf message built first. */
+	if (r->body.len == 0) {
+		call_payload(r, none, 0);
+		return;
+	}
 	if ((msg = edge_body_pb(r)) != NULL)
 		edge_call(r, msg);
 }
