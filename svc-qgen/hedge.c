@@ -122,8 +122,13 @@ qgen_hedger_has(const qgen_hedger *h, int idx)
 int
 qgen_hedger_pick(const qgen_hedger *h, const qgen_hedge_call *running, size_t nrunning)
 {
-	qgen_hedge_wave w = {h->finished_ms,          h->nfinished, running, nrunning,
-	                     tokens_per_question(h), h->count,     h->extra_tokens + h->inflight_est};
+	qgen_hedge_wave w = {h->finished_ms,
+	                     h->nfinished,
+	                     running,
+	                     nrunning,
+	                     tokens_per_question(h),
+	                     h->count,
+	                     h->extra_tokens + h->inflight_est};
 
 	return qgen_hedge_pick(&h->hp, &w);
 }
@@ -163,7 +168,9 @@ qgen_hedger_result(qgen_hedger *h, int idx, int count, bool ok, bool cancelled, 
 	p->out--;
 	if (p->settled || (!ok && p->out > 0)) {
 		/* Paid for and not used: what it reported, or a whole call when we cut it off. */
-		h->extra_tokens += tokens > 0 ? tokens : cancelled ? (int64_t)count * tokens_per_question(h) : 0;
+		h->extra_tokens += tokens > 0  ? tokens
+		                   : cancelled ? (int64_t)count * tokens_per_question(h)
+		                               : 0;
 		v = QGEN_HEDGE_DROP;
 	} else if (ok) {
 		p->settled = true;

@@ -75,10 +75,10 @@ typedef enum qgen_hedge_verdict {
 } qgen_hedge_verdict;
 
 typedef struct qgen_hedge_pair {
-	int  idx;
-	int  out;     /* calls of the pair still out (2, 1, 0) */
-	bool settled; /* one answered and won */
-	int64_t est;  /* the duplicate's token estimate, held against the budget while out */
+	int     idx;
+	int     out;     /* calls of the pair still out (2, 1, 0) */
+	bool    settled; /* one answered and won */
+	int64_t est;     /* the duplicate's token estimate, held against the budget while out */
 } qgen_hedge_pair;
 
 typedef struct qgen_hedger {
@@ -112,7 +112,7 @@ bool qgen_hedger_started(qgen_hedger *h, int idx, int count);
 
 /* A call of batch idx (count questions) came back: ok (it answered usable questions),
  * cancelled (stopped in flight by us), its tokens (0 when unknown) and how long it ran. */
-qgen_hedge_verdict qgen_hedger_result(qgen_hedger *h, int idx, int count, bool ok,
-                                      bool cancelled, int64_t tokens, int64_t ms);
+qgen_hedge_verdict qgen_hedger_result(qgen_hedger *h, int idx, int count, bool ok, bool cancelled,
+                                      int64_t tokens, int64_t ms);
 
 #endif
