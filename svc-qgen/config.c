@@ -44,6 +44,9 @@ qgen_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		    "job's answered calls"},
 		{"QGEN_HEDGE_MIN_MS", CM_CFG_INT, &c->hedge_min_ms, "1000", 0, 0, 600000,
 		    "... and at least this many ms past it"},
+		{"QGEN_SPARE_PCT", CM_CFG_INT, &c->spare_pct, "0", 0, 0, 100,
+		    "spare calls in the first wave, in free QGEN_PARALLEL slots: questions asked beyond "
+		    "the set in % of it; what is left when the set is full is cancelled (0: none)"},
 	};
 	/* clang-format on */
 

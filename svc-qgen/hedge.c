@@ -150,6 +150,15 @@ qgen_hedger_started(qgen_hedger *h, int idx, int count)
 	return true;
 }
 
+void
+qgen_hedger_unused(qgen_hedger *h, int count, bool cancelled, int64_t tokens)
+{
+	if (tokens > 0)
+		h->extra_tokens += tokens;
+	else if (cancelled)
+		h->extra_tokens += (int64_t)count * tokens_per_question(h);
+}
+
 qgen_hedge_verdict
 qgen_hedger_result(qgen_hedger *h, int idx, int count, bool ok, bool cancelled, int64_t tokens,
                    int64_t ms)
@@ -168,9 +177,7 @@ qgen_hedger_result(qgen_hedger *h, int idx, int count, bool ok, bool cancelled, 
 	p->out--;
 	if (p->settled || (!ok && p->out > 0)) {
 		/* Paid for and not used: what it reported, or a whole call when we cut it off. */
-		h->extra_tokens += tokens > 0  ? tokens
-		                   : cancelled ? (int64_t)count * tokens_per_question(h)
-		                               : 0;
+		qgen_hedger_unused(h, count, cancelled, tokens);
 		v = QGEN_HEDGE_DROP;
 	} else if (ok) {
 		p->settled = true;

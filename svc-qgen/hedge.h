@@ -115,4 +115,8 @@ bool qgen_hedger_started(qgen_hedger *h, int idx, int count);
 qgen_hedge_verdict qgen_hedger_result(qgen_hedger *h, int idx, int count, bool ok, bool cancelled,
                                       int64_t tokens, int64_t ms);
 
+/* A call whose answer the set did not need (it came after the set was full, or was cancelled
+ * in flight when it was: spares, plan.h): counted as extra like a loser. */
+void qgen_hedger_unused(qgen_hedger *h, int count, bool cancelled, int64_t tokens);
+
 #endif

@@ -314,6 +314,7 @@ keep_batch(job_run *run, qgen_batch_result *r)
 {
 	uint8_t *blob = NULL;
 	size_t   len = 0;
+	bool     full = run->chosen.n >= (size_t)run->params->count;
 
 	run->valid += (int)r->qs.n;
 	note_model(run, r->model);
@@ -321,6 +322,8 @@ keep_batch(job_run *run, qgen_batch_result *r)
 		note(qgen_store_put_batch(run->w->pg, run->job_id, r->plan.idx, blob, len),
 		     "qgen_store_put_batch");
 	free(blob);
+	if (full) /* a spare that came after the set was full: paid for, not needed */
+		qgen_hedger_unused(&run->hedger, r->plan.count, false, r->tokens);
 	(void)qgen_select(&run->chosen, &r->qs, (size_t)run->params->count);
 }
 
@@ -545,7 +548,11 @@ drain_calls(job_run *run)
 			qgen_batch_result *r = got;
 
 			got = r->next;
-			(void)hedge_verdict(run, r);
+			if (hedge_verdict(run, r) !=
+			    QGEN_HEDGE_DROP) /* a loser is counted already */
+				qgen_hedger_unused(h, r->plan.count,
+				                   r->err == CM_ECANCELED && r->started_ms > 0,
+				                   r->err == CM_OK ? r->tokens : 0);
 			qgen_batch_result_free(r);
 		}
 	}
@@ -617,7 +624,8 @@ prepare(job_run *run)
 	                       .types = run->types,
 	                       .parallel = (int)s->cfg.parallel,
 	                       .per_call = (int)s->cfg.per_call,
-	                       .max_rounds = (int)s->cfg.max_rounds};
+	                       .max_rounds = (int)s->cfg.max_rounds,
+	                       .spare_pct = (int)s->cfg.spare_pct};
 	cm_err           err;
 
 	if ((err = qgen_doc_fetch(s, run->params, &run->doc, run->why, sizeof(run->why))) !=
