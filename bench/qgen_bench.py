@@ -17,7 +17,7 @@ unscaled equivalents are printed beside them). The provider admits --concurrency
 
 Then: the same request again (answered from the cache; median of 5), Q=25/100 with 5% of calls
 failing (2.5% 429, 2.5% 500/503), and Q=25/100 with a slow tail (--slow-rate of the calls take
---slow-factor times longer: the fake's slow_rate). Every run of ours reports the duplicates svc-qgen
+--slow-factor times longer: the fake's slow_next, the first of the first wave's calls). Every run of ours reports the duplicates svc-qgen
 started for late calls (qgen_hedged_calls_total) and the tokens they cost
 (qgen_extra_tokens_total), scraped from both replicas' admin ports, beside the tokens the fake
 answered in that run. Standard library only.
@@ -321,7 +321,11 @@ def main():
         bound, clean = row[12], row[2]
         fake.reset()
         fake.control(**model)
-        fake.control(slow_rate=a.slow_rate, slow_factor=a.slow_factor, seed=q)
+        # The first slow_rate of the first wave's calls are slow (at least one): the same tail
+        # in every run, and the duplicates hedging starts are never slow themselves.
+        per = min(a.per_call, max(1, math.ceil(q / a.concurrency)))
+        nslow = max(1, round(a.slow_rate * math.ceil(q / per)))
+        fake.control(slow_next=nslow, slow_factor=a.slow_factor)
         before = qgen_counters(admins)
         ours, qs, err = edge.generate(doc["id"], q, "slow %s" % uuid.uuid4())
         st = fake.stats()
