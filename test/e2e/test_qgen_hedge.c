@@ -24,7 +24,7 @@
 
 #define FAKE "http://127.0.0.1:28500"
 #define TTFT_MS 300
-#define SLOW_FACTOR 30 /* the slow call: 9 s */
+#define SLOW_FACTOR 30     /* the slow call: 9 s */
 #define HEDGE_MAX_EXTRA 25 /* QGEN_HEDGE_MAX_EXTRA's default: the stack sets none */
 
 static const char *const qgen_admin[] = {"http://127.0.0.1:29104/metrics",
@@ -194,7 +194,8 @@ test_slow_call_is_hedged(void **state)
 	 * the budget: 25% of the set's tokens, which are the answered calls' (5 calls of 2). */
 	assert_int_equal(qgen_counter("qgen_hedged_calls_total") - hedged0, 1);
 	for (until = cm_mono_ms() + 10000;
-	     (extra = qgen_counter("qgen_extra_tokens_total") - extra0) == 0 && cm_mono_ms() < until;)
+	     (extra = qgen_counter("qgen_extra_tokens_total") - extra0) == 0 &&
+	     cm_mono_ms() < until;)
 		usleep(20 * 1000);
 	print_message("extra tokens %ld of the set's %ld\n", extra, tokens);
 	assert_true(extra > 0);
