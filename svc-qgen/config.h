@@ -34,6 +34,10 @@ typedef struct qgen_config {
 	int64_t     user_max_sets;      /* queued or running sets per user; 0: no bound */
 	int64_t     user_max_questions; /* questions in those sets per user; 0: no bound */
 	int64_t     retry_after_s;      /* given with RESOURCE_EXHAUSTED over a quota */
+	int64_t     hedge_max_extra;    /* hedged calls: extra tokens, % of a set's (0: off) */
+	int64_t     hedge_after_pct;    /* a call is late this many % past the median */
+	int64_t     hedge_min_ms;       /* and this many ms past it */
+	int64_t     spare_pct;          /* first wave: questions asked beyond count, % (plan.h) */
 } qgen_config;
 
 /* The table of svc-qgen's own keys, targets in *config (a qgen_config); returns how many entries
