@@ -36,6 +36,12 @@ qgen_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		    1000000, "questions in one user's queued or running sets (0: no bound)"},
 		{"QGEN_RETRY_AFTER_S", CM_CFG_INT, &c->retry_after_s, "10", 0, 1, 3600,
 		    "retry_after_s given with RESOURCE_EXHAUSTED over a quota"},
+		{"QGEN_GROUND_MIN_OVERLAP", CM_CFG_INT, &c->ground_min_overlap, "60", 0, 0, 100,
+		    "percent of an answer's content words its cited page must hold (0: any answer)"},
+		{"QGEN_GROUND_WINDOW", CM_CFG_INT, &c->ground_window, "2", 0, 1, 5,
+		    "sentences of the page one answer may be found across"},
+		{"QGEN_GROUND_AMBIGUOUS", CM_CFG_BOOL, &c->ground_ambiguous, "true", 0, 0, 0,
+		    "drop an mcq whose distractor the passage supports as well as its answer"},
 	};
 	/* clang-format on */
 

@@ -32,6 +32,7 @@
 #include "cache.h"
 #include "chunks.h"
 #include "codec.h"
+#include "grounding.h"
 #include "offline.h"
 #include "plan.h"
 #include "pool.h"
@@ -288,9 +289,24 @@ run_offline(job_run *run)
 	qgen_offline_req req = {run->params->count, run->types, run->difficulty, run->params->topic,
 	                        0};
 
+	int counts[QGEN_GROUND_NVERDICTS] = {0};
+
 	note_model(run, "offline");
 	qgen_offline_fill(run->doc.chunks, run->doc.nchunks, &req, (int)run->svc->cfg.max_rounds,
 	                  &run->chosen, offline_progress, run);
+	/* Built from the page's own sentences, they should all pass; checked like any provider's
+	 * (and given their quotes). */
+	if (qgen_ground_list(&run->chosen, run->doc.chunks, run->doc.nchunks, &run->svc->ground,
+	                     counts) != CM_OK) {
+		snprintf(run->why, sizeof(run->why), "out of memory");
+		return QGEN_FAILED;
+	}
+	for (int v = QGEN_UNGROUNDED; v < QGEN_GROUND_NVERDICTS; v++)
+		cm_counter_add(run->svc->rejected[v], (uint64_t)counts[v]);
+	if (counts[QGEN_UNGROUNDED] + counts[QGEN_AMBIGUOUS] > 0)
+		cm_warn("QGEN-OFFLINE-UNGROUNDED",
+		        "job %s: %d offline questions not found on their page, %d ambiguous",
+		        run->job_id, counts[QGEN_UNGROUNDED], counts[QGEN_AMBIGUOUS]);
 	if (run->chosen.n >= (size_t)run->params->count)
 		return QGEN_COMPLETE;
 	snprintf(run->why, sizeof(run->why),
@@ -343,7 +359,9 @@ take_results(job_run *run, qgen_batch_result *got)
 
 		got = r->next;
 		qgen_plan_returned(&run->plan, r->plan.count, r->err);
-		cm_counter_add(run->svc->questions_rejected, (uint64_t)r->rejected);
+		cm_counter_add(run->svc->rejected_invalid, (uint64_t)r->rejected);
+		for (int v = QGEN_UNGROUNDED; v < QGEN_GROUND_NVERDICTS; v++)
+			cm_counter_add(run->svc->rejected[v], (uint64_t)r->verdicts[v]);
 		if (r->err == CM_OK)
 			keep_batch(run, r);
 		else
