@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "grounding.h"
 
@@ -50,21 +51,22 @@ typedef struct gwords {
 } gwords;
 
 static const char *const stop_words[] = {
-    "a",       "about",   "above", "after",   "again",  "against", "all",     "also",    "am",
-    "an",      "and",     "any",   "are",     "as",     "at",      "be",      "because", "been",
-    "before",  "being",   "below", "between", "both",   "but",     "by",      "can",     "could",
-    "did",     "do",      "does",  "doing",   "down",   "during",  "each",    "either",  "etc",
-    "few",     "for",     "from",  "further", "had",    "has",     "have",    "having",  "he",
-    "her",     "here",    "hers",  "him",     "his",    "how",     "however", "i",       "if",
-    "in",      "into",    "is",    "it",      "its",    "itself",  "just",    "may",     "me",
-    "might",   "more",    "most",  "must",    "my",     "no",      "nor",     "not",     "of",
-    "off",     "on",      "once",  "only",    "or",     "other",   "our",     "out",     "over",
-    "own",     "per",     "same",  "she",     "should", "so",      "some",    "such",    "than",
-    "that",    "the",     "their", "them",    "then",   "there",   "these",   "they",    "this",
-    "those",   "through", "thus",  "to",      "too",    "under",   "until",   "up",      "upon",
-    "very",    "via",     "was",   "we",      "were",   "what",    "when",    "where",   "whether",
-    "which",   "while",   "who",   "whom",    "whose",  "why",     "will",    "with",    "within",
-    "without", "would",   "yet",   "you",     "your"};
+    "a",      "about", "above",     "after",   "again",   "against", "all",     "also",    "am",
+    "an",     "and",   "any",       "are",     "as",      "at",      "be",      "because", "been",
+    "before", "being", "below",     "between", "both",    "but",     "by",      "can",     "could",
+    "did",    "do",    "does",      "doing",   "down",    "during",  "each",    "either",  "else",
+    "etc",    "few",   "for",       "from",    "further", "had",     "has",     "have",    "having",
+    "he",     "her",   "here",      "hers",    "him",     "his",     "how",     "however", "i",
+    "if",     "in",    "into",      "is",      "it",      "its",     "itself",  "just",    "may",
+    "me",     "might", "more",      "most",    "must",    "my",      "neither", "no",      "none",
+    "nor",    "not",   "nothing",   "of",      "off",     "on",      "once",    "only",    "or",
+    "other",  "our",   "out",       "over",    "own",     "per",     "same",    "she",     "should",
+    "so",     "some",  "something", "such",    "than",    "that",    "the",     "their",   "them",
+    "then",   "there", "these",     "they",    "this",    "those",   "through", "thus",    "to",
+    "too",    "under", "until",     "up",      "upon",    "very",    "via",     "was",     "we",
+    "were",   "what",  "when",      "where",   "whether", "which",   "while",   "who",     "whom",
+    "whose",  "why",   "will",      "with",    "within",  "without", "would",   "yet",     "you",
+    "your"};
 
 static bool
 stop_word(const char *w)
@@ -183,6 +185,21 @@ finish_word(gword *g)
 	}
 }
 
+/* A word after which a full stop does not end the sentence: "etc.", "Fig. 3" (single letters,
+ * as in "e.g." or "J. Smith", are caught by their length). */
+static bool
+abbreviation(const unsigned char *w, size_t n)
+{
+	static const char *const abbrevs[] = {"al",   "approx", "ca",  "cf", "dr",  "etc", "fig",
+	                                      "figs", "mr",     "mrs", "ms", "no",  "nos", "p",
+	                                      "pp",   "resp",   "sec", "st", "vol", "vs"};
+
+	for (size_t i = 0; i < sizeof(abbrevs) / sizeof(abbrevs[0]); i++)
+		if (strlen(abbrevs[i]) == n && strncasecmp((const char *)w, abbrevs[i], n) == 0)
+			return true;
+	return false;
+}
+
 static cm_err
 push(gwords *ws, const gword *g)
 {
@@ -198,6 +215,23 @@ push(gwords *ws, const gword *g)
 	return CM_OK;
 }
 
+/* Bytes of a hyphen that breaks a word at a line end ("-\n", "-\r\n", then spaces) when a
+ * letter follows; 0 otherwise. */
+static size_t
+line_break_hyphen(const unsigned char *s, size_t len, size_t i)
+{
+	size_t k = i + 1;
+
+	if (k < len && s[k] == '\r')
+		k++;
+	if (k >= len || s[k] != '\n')
+		return 0;
+	k++;
+	while (k < len && (s[k] == ' ' || s[k] == '\t'))
+		k++;
+	return k < len && (isalpha(s[k]) || s[k] >= 0xc0) ? k - i : 0;
+}
+
 /* Splits text into words and numbers its sentences (grounding.h). */
 static cm_err
 split(const char *text, size_t len, gwords *out)
@@ -205,7 +239,7 @@ split(const char *text, size_t len, gwords *out)
 	const unsigned char *s = (const unsigned char *)text;
 	size_t               i = 0, n;
 	uint32_t             sent = 0, cp;
-	bool                 stop = false, stop_space = false, any = false;
+	bool                 stop = false, stop_space = false, any = false, abbrev = false;
 	int                  newlines = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -219,7 +253,7 @@ split(const char *text, size_t len, gwords *out)
 		cp = decode(s, len, i, &n);
 		if (!word_cp(cp)) {
 			if (cp == '.' || cp == '!' || cp == '?') {
-				stop = true;
+				stop = cp != '.' || !abbrev;
 				stop_space = false;
 			} else if (cp == '\n') {
 				newlines++;
@@ -234,7 +268,7 @@ split(const char *text, size_t len, gwords *out)
 			i += n;
 			continue;
 		}
-		if (any && ((stop && stop_space && !(s[i] >= 'a' && s[i] <= 'z')) || newlines >= 2))
+		if (any && ((stop && stop_space) || newlines >= 2))
 			sent++;
 		stop = stop_space = false;
 		newlines = 0;
@@ -251,6 +285,9 @@ split(const char *text, size_t len, gwords *out)
 				if (cp == '.') /* 3.14 is one number; 1,000 is 1000 */
 					put_cp(g.w, &wl, '.', s + i, 1);
 				i++;
+			} else if (cp == '-' && !digits && (n = line_break_hyphen(s, len, i)) > 0) {
+				i += n; /* "sup-\nplied" is "supplied", as the offline provider
+				           reads it */
 			} else {
 				break;
 			}
@@ -261,6 +298,7 @@ split(const char *text, size_t len, gwords *out)
 		if (push(out, &g) != CM_OK)
 			return CM_ENOMEM;
 		any = true;
+		abbrev = g.end - g.start == 1 || abbreviation(s + g.start, g.end - g.start);
 	}
 	out->nsent = any ? sent + 1 : 0;
 	return CM_OK;
@@ -331,11 +369,24 @@ mark(const gwords *t, const char *const *words, size_t n, uint64_t *bits)
 static void
 mark_phrase(const gwords *t, const gwords *a, uint64_t *bits)
 {
-	for (size_t i = 0; a->n > 0 && i + a->n <= t->n; i++) {
+	char   joined[GW_MAX + 1] = "";
+	size_t jl = 0;
+
+	/* "non-empty" may stand as "nonempty" in the text (a hyphen joined at a line end) */
+	for (size_t k = 0; k < a->n && jl != (size_t)-1; k++) {
+		size_t n = strlen(a->v[k].w);
+		if (jl + n > GW_MAX) {
+			jl = (size_t)-1;
+			break;
+		}
+		memcpy(joined + jl, a->v[k].w, n + 1);
+		jl += n;
+	}
+	for (size_t i = 0; a->n > 0 && i < t->n; i++) {
 		size_t k = 0;
-		while (k < a->n && strcmp(t->v[i + k].w, a->v[k].w) == 0)
+		while (k < a->n && i + k < t->n && strcmp(t->v[i + k].w, a->v[k].w) == 0)
 			k++;
-		if (k == a->n)
+		if (k == a->n || (a->n > 1 && jl != (size_t)-1 && strcmp(t->v[i].w, joined) == 0))
 			bits[t->v[i].sent] |= 1u;
 	}
 }
@@ -408,6 +459,10 @@ copy_quote(const char *text, size_t a, size_t b, char *out)
 		uint32_t cp = decode(s, b, i, &n);
 		if (cp == 0xfffd && n == 1)
 			continue;
+		if (cp == '-' && i > a && isalpha(s[i - 1]) && line_break_hyphen(s, b, i) > 0) {
+			n = line_break_hyphen(s, b, i); /* the word is whole in the quote */
+			continue;
+		}
 		if (cp < 0x20 || cp == ' ' || cp == 0x7f || cp == 0xa0) {
 			space = o > 0;
 			continue;

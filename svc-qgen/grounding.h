@@ -13,8 +13,9 @@
  * URL's parts are words like any other. Content words are the words that are neither stop words
  * nor single letters (single digits are content).
  *
- * Sentences end at '.', '!' or '?' followed by white space and a word that does not start with
- * a lower-case letter, or at a blank line. A passage is 1..window consecutive sentences.
+ * Sentences end at '.', '!' or '?' followed by white space (but not the full stop of a single
+ * letter, "e.g.", "J. Smith", or of an abbreviation, "etc.", "Fig."), or at a blank line. A
+ * passage is 1..window consecutive sentences.
  *
  * The answer (mcq: the correct option; open: the reference answer) is supported when a
  * passage holds at least min_overlap of its distinct content words (at most

@@ -294,20 +294,68 @@ test_long_passage_quote(void **state)
 	assert_true(strncmp(r.quote, "word", 4) == 0); /* starts at a word */
 }
 
-/* Sentences: "e.g. during" goes on; a blank line ends one. */
+/* Sentences: "e.g. during" and "Fig. 2" go on; a blank line ends one, and so does a full stop
+ * before a lower-case word (manual pages start entries with command names). */
 static void
 test_sentences(void **state)
 {
+	static const char  man[] = "previous-history (C-p) Fetch the previous command from the "
+	                           "list, moving back in the list. next-history (C-n) Fetch the "
+	                           "next command, moving forward as Fig. 2 shows.";
 	qgen_ground_cfg    cfg = qgen_ground_defaults;
 	qgen_ground_result r;
 	qgen_question      q = open_q("Where is energy released?",
 	                              "Energy is released in the mitochondria during glycolysis.");
+	qgen_question      cloze = mcq("Which word completes: \"previous-history (C-p) Fetch the "
+	                                    "previous command from the list, moving _____ in the list.\"",
+	                               "back", "forward", "next", "history", 0);
 
 	(void)state;
 	cfg.window = 1;
 	assert_int_equal(check(&q, &cfg, &r), QGEN_GROUNDED);
 	assert_string_equal(r.quote, "Cellular respiration releases energy in the mitochondria, "
 	                             "e.g. during glycolysis.");
+	/* "forward" is in the next entry, not in the answer's sentence */
+	assert_int_equal(qgen_ground_text(&cloze, man, strlen(man), &qgen_ground_defaults, &r),
+	                 CM_OK);
+	assert_int_equal(r.verdict, QGEN_GROUNDED);
+	assert_string_equal(r.quote, "previous-history (C-p) Fetch the previous command from the "
+	                             "list, moving back in the list.");
+	cloze.answer = 1; /* "forward": its sentence runs on past "Fig. 2" */
+	cloze.options[0] = (char *)"sideways";
+	cloze.options[2] = (char *)"later";
+	assert_int_equal(qgen_ground_text(&cloze, man, strlen(man), &qgen_ground_defaults, &r),
+	                 CM_OK);
+	assert_int_equal(r.verdict, QGEN_GROUNDED);
+	assert_string_equal(r.quote, "next-history (C-n) Fetch the next command, moving forward as "
+	                             "Fig. 2 shows.");
+}
+
+/* A word broken at a line end is whole again, in the check and in the quote; an answer written
+ * with the hyphen is found as the joined word too. */
+static void
+test_line_break_hyphen(void **state)
+{
+	static const char  text[] = "An interface sup-\nplied by the kernel. The list is non-\r\n"
+	                            "  empty here. Minus -\n5 is a number.";
+	qgen_ground_result r;
+	qgen_question      q = mcq("Which word completes: \"An interface _____ by the kernel.\"",
+	                           "supplied", "written", "owned", "made", 0);
+
+	(void)state;
+	assert_int_equal(qgen_ground_text(&q, text, strlen(text), &qgen_ground_defaults, &r),
+	                 CM_OK);
+	assert_int_equal(r.verdict, QGEN_GROUNDED);
+	assert_string_equal(r.quote, "An interface supplied by the kernel.");
+	q.options[0] = (char *)"non-empty";
+	assert_int_equal(qgen_ground_text(&q, text, strlen(text), &qgen_ground_defaults, &r),
+	                 CM_OK);
+	assert_int_equal(r.verdict, QGEN_GROUNDED);
+	assert_string_equal(r.quote, "The list is nonempty here.");
+	q.options[0] = (char *)"sup";
+	assert_int_equal(qgen_ground_text(&q, text, strlen(text), &qgen_ground_defaults, &r),
+	                 CM_OK);
+	assert_int_equal(r.verdict, QGEN_UNGROUNDED);
 }
 
 /* By chunk: the cited page's chunks only; the quote set on the question. */
@@ -434,6 +482,7 @@ main(void)
 	    cmocka_unit_test(test_quote_is_the_questions_sentence),
 	    cmocka_unit_test(test_long_passage_quote),
 	    cmocka_unit_test(test_sentences),
+	    cmocka_unit_test(test_line_break_hyphen),
 	    cmocka_unit_test(test_question_against_its_page),
 	    cmocka_unit_test(test_list_and_storage),
 	    cmocka_unit_test(test_nothing_to_check),
