@@ -27,6 +27,49 @@
 		     0,                                                                            \
 		     0,                                                                            \
 		     "the web app's HTTP server for non-API paths (empty: 404)"},                  \
+		    {"EDGE_LEGACY_BACKEND_URL",                                                    \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->legacy_backend_url,                                                     \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "the old backend legacy routes migrate from, http://host:port (empty: "       \
+		     "none)"},                                                                     \
+		    {"EDGE_LEGACY_SHARE",                                                          \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->legacy_share,                                                           \
+		     "0",                                                                          \
+		     0,                                                                            \
+		     0,                                                                            \
+		     100,                                                                          \
+		     "percent of users whose legacy calls go to the old backend (sticky per "      \
+		     "user)"},                                                                     \
+		    {"EDGE_LEGACY_ROUTES",                                                         \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->legacy_routes,                                                          \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "legacy route names taking part, comma-separated (empty: all but "            \
+		     "login/logout)"},                                                             \
+		    {"EDGE_LEGACY_USERS",                                                          \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->legacy_users,                                                           \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "user ids always sent to the old backend, comma-separated"},                  \
+		    {"EDGE_LEGACY_FALLBACK",                                                       \
+		     CM_CFG_BOOL,                                                                  \
+		     &(c)->legacy_fallback,                                                        \
+		     "0",                                                                          \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "1: the new service unreachable, the old backend answers instead"},           \
 		    {"EDGE_PDF_URLS",                                                              \
 		     CM_CFG_STR,                                                                   \
 		     &(c)->pdf_urls,                                                               \
@@ -198,7 +241,7 @@
 		    {"EDGE_HEADER_MAX",                                                            \
 		     CM_CFG_INT,                                                                   \
 		     &(c)->header_max,                                                             \
-		     "32768",                                                                      \
+		     "8192",                                                                       \
 		     0,                                                                            \
 		     4096,                                                                         \
 		     1048576,                                                                      \
@@ -211,6 +254,22 @@
 		     65536,                                                                        \
 		     17179869184,                                                                  \
 		     "bytes of request bodies held at once (503 beyond)"},                         \
+		    {"EDGE_WS_IDLE_S",                                                             \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->ws_idle_s,                                                              \
+		     "120",                                                                        \
+		     0,                                                                            \
+		     3,                                                                            \
+		     86400,                                                                        \
+		     "seconds a WebSocket may send nothing (pinged every third of it)"},           \
+		    {"EDGE_WS_MAX_SOCKETS",                                                        \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->ws_max_sockets,                                                         \
+		     "10000",                                                                      \
+		     0,                                                                            \
+		     1,                                                                            \
+		     1000000,                                                                      \
+		     "WebSocket connections per edge"},                                            \
 		    {"EDGE_RATE_PER_S",                                                            \
 		     CM_CFG_INT,                                                                   \
 		     &(c)->rate_per_s,                                                             \
@@ -221,6 +280,22 @@
 		     "requests/s per client address and per user (0 = off)"},                      \
 		    {"EDGE_RATE_BURST", CM_CFG_INT,   &(c)->rate_burst, "200", 0, 0,               \
 		     1000000,           "bucket size"},                                            \
+		    {"EDGE_ROUTE_LIMITS",                                                          \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->route_limits,                                                           \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "per-route overrides: route=rate/burst, comma-separated (ratelimit.h)"},      \
+		    {"EDGE_RATE_REDIS_TIMEOUT_MS",                                                 \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->rate_redis_timeout_ms,                                                  \
+		     "50",                                                                         \
+		     0,                                                                            \
+		     1,                                                                            \
+		     10000,                                                                        \
+		     "longest wait for a shared rate-limit decision (then local buckets)"},        \
 		    {"EDGE_DRAIN_S",                                                               \
 		     CM_CFG_INT,                                                                   \
 		     &(c)->drain_s,                                                                \
@@ -252,8 +327,8 @@
 		     0,                                                                            \
 		     0,                                                                            \
 		     0,                                                                            \
-		     "Redis with svc-auth's revoked sessions (empty: logout ends at token "        \
-		     "expiry)"},                                                                   \
+		     "Redis with svc-auth's revoked sessions and the shared rate limits (empty: "  \
+		     "logout ends at token expiry, limits per edge process)"},                     \
 		    {"EDGE_REDIS_PORT", CM_CFG_INT, &(c)->redis_port, "6379", 0, 1, 65535, ""},    \
 	}
 

@@ -9,7 +9,9 @@
  * and dropped, so it is never taken for the next request) or is sent at once with the connection
  * closed. Otherwise the body is collected under the route's limit and a global memory budget;
  * then the connection is suspended and the request runs: cookie renewal through svc-auth when
- * needed -> route's start() -> async RPC -> route's reply() -> edge_respond(), which builds the
+ * needed -> the migration decision (migrate.h: a legacy route's request may go to the old backend
+ * over HTTP instead, and comes back there when the new service has no replica to call) -> route's
+ * start() -> async RPC -> route's reply() -> edge_respond(), which builds the
  * response, writes the access log and resumes the connection; the engine sends it. A legacy route
  * that must wait for slow work polls from its reply() on a timer aio (poll.h). A WebSocket
  * upgrade at /api/v1/ws is checked here and handed to ws.c with its socket (ws.h).
@@ -35,7 +37,9 @@
 typedef struct cm_metrics     cm_metrics;
 typedef struct edge_limiter   edge_limiter;
 typedef struct edge_refresher edge_refresher;
-typedef struct edge_frontend  edge_frontend;
+typedef struct edge_httpproxy edge_httpproxy;
+typedef struct edge_httpup    edge_httpup;
+typedef struct edge_migrate   edge_migrate;
 typedef struct edge_ws        edge_ws;
 typedef struct edge_revoked   edge_revoked;
 struct MHD_Daemon;
@@ -57,6 +61,11 @@ typedef struct edge_config {
 	const char *chat_events_urls; /* svc-chat's event publishers (streamed answers) */
 	int64_t     chat_timeout_ms;  /* deadline of a chat answer (EDGE_R_LONG routes) */
 	const char *frontend_url;     /* "" = no frontend: non-API paths are 404 */
+	const char *legacy_backend_url; /* the old backend (migrate.h); "" = no migration */
+	int64_t     legacy_share;       /* percent of users whose legacy calls go there */
+	const char *legacy_routes;      /* route names taking part ("" = every one that can) */
+	const char *legacy_users;       /* user ids always sent there */
+	bool        legacy_fallback;    /* the new service unreachable: the old backend answers */
 	const char *jwt_secret;
 	const char *jwt_public_key_file;
 	const char *cors_origins;
@@ -70,12 +79,16 @@ typedef struct edge_config {
 	int64_t     idle_timeout_s; /* no progress on a connection for this long: closed */
 	int64_t     header_max;     /* bytes of request line + headers (431 beyond) */
 	int64_t     body_budget;    /* bytes of request bodies held at once, all requests (503) */
-	int64_t     rate_per_s;
+	int64_t     ws_idle_s;      /* a WebSocket silent this long is closed */
+	int64_t     ws_max_sockets;
+	int64_t     rate_per_s; /* every route's limit per client address and per user (0 = off) */
 	int64_t     rate_burst;
+	const char *route_limits;          /* overrides: "route=rate/burst,..." (ratelimit.h) */
+	int64_t     rate_redis_timeout_ms; /* a shared decision waits no longer (then local) */
 	int64_t     drain_s;
 	int64_t     rpc_timeout_ms;
 	int64_t     session_ttl_s; /* Max-Age of the session cookie */
-	const char *redis_host;    /* revoked sessions (revoked.h); "" = not checked */
+	const char *redis_host;    /* revoked sessions, shared rate limits; "" = neither */
 	int64_t     redis_port;
 } edge_config;
 
@@ -100,9 +113,11 @@ typedef struct edge {
 	cm_metrics        *metrics;
 	edge_limiter      *limiter;
 	edge_refresher    *refresher;
-	edge_frontend     *frontend;
-	edge_ws           *ws;      /* WebSocket events (ws.c); NULL when not started */
-	edge_revoked      *revoked; /* revoked sessions (revoked.h); NULL when off */
+	edge_httpproxy    *http;        /* HTTP upstreams (httpproxy.h); NULL when there are none */
+	edge_httpup       *frontend_up; /* NULL: no frontend (404) */
+	edge_migrate      *migrate;     /* NULL: no old backend */
+	edge_ws           *ws;          /* WebSocket events (ws.c); NULL when not started */
+	edge_revoked      *revoked;     /* revoked sessions (revoked.h); NULL when off */
 	atomic_bool        draining;
 	atomic_int         inflight;
 } edge;
@@ -190,6 +205,10 @@ struct edge_req {
 	void                *ws_handoff; /* an accepted WebSocket upgrade (server.c) */
 	bool                 upgraded;   /* the socket went to ws.c */
 
+	/* gradual migration (migrate.h) */
+	const char *routed; /* "new", "old" or "old_fallback"; NULL: the route takes no part */
+	bool may_fall_back; /* "new" with EDGE_LEGACY_FALLBACK, no upstream call started yet */
+
 	cm_arena arena;       /* protobuf messages built from JSON */
 	void    *route_state; /* a route's own data from start() to reply() (in arena) */
 };
@@ -198,7 +217,10 @@ struct edge_req {
 const char *edge_upstream_name(edge_upstream_id id);
 
 /* ---- server.c ------------------------------------------------------------------------------ */
+/* Listens on EDGE_ADDR; "" listens nowhere (sockets come through edge_serve_socket). */
 CM_MUSTCHECK cm_err edge_start(edge *e);
+/* Serves one connected socket as if accepted from 127.0.0.1 (the fuzzer); the engine closes it. */
+CM_MUSTCHECK cm_err edge_serve_socket(edge *e, int fd);
 void                edge_drain_and_stop(edge *e);
 
 /* Finishes the exchange with r->status, r->out, r->content_type. Consumes r. */

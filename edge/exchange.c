@@ -11,6 +11,7 @@
 #include "cm/util.h"
 #include "edge.h"
 #include "errmap.h"
+#include "migrate.h"
 #include "pbjson.h"
 #include "query.h"
 #include "proto/common.pb-c.h"
@@ -116,19 +117,28 @@ call_payload(edge_req *r, const void *payload, size_t len)
 	const edge_route *rt = r->route;
 	cm_rpc_call_opts  o;
 	cm_err            err;
+	bool              may_fall_back = r->may_fall_back;
 
 	edge_req_opts(r, rt->rpc, (rt->flags & EDGE_R_IDEMPOTENT) != 0, &o);
 	if ((rt->flags & EDGE_R_LONG) != 0)
 		o.deadline_ms = cm_now_ms() + r->e->cfg.chat_timeout_ms;
 	r->upstream_name = edge_upstream_name(rt->upstream);
+	/* No replica reached: the old backend may answer instead (migrate.h). */
 	if (r->e->up[rt->upstream] == NULL) {
-		call_failed(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
+		if (!edge_migrate_fall_back(r))
+			call_failed(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
 		return;
 	}
+	/* Cleared before the call: once started, r may be answered (and freed) at any moment, and
+	 * a request the new side has seen never goes to the old one. */
+	r->may_fall_back = false;
 	err = cm_rpc_call_async(r->e->up[rt->upstream], &o, payload, len, rpc_done, r);
 	if (err == CM_ETIMEDOUT) {
 		call_failed(r, CM__STATUS__DEADLINE_EXCEEDED, "deadline exceeded");
 	} else if (err != CM_OK) {
+		r->may_fall_back = may_fall_back; /* the call never started */
+		if (err == CM_EUNAVAIL && edge_migrate_fall_back(r))
+			return;
 		cm_warn("EDGE-NO-UPSTREAM", "%s: no replica available", rt->rpc);
 		call_failed(r, CM__STATUS__UNAVAILABLE, "service temporarily unavailable");
 	}
@@ -224,8 +234,16 @@ edge_body_pb(edge_req *r)
 void
 edge_start_generic(edge_req *r)
 {
-	ProtobufCMessage *msg;
+	static const uint8_t none[1];
+	ProtobufCMessage    *msg;
 
+	/* No body (GET /api/v1/auth/me and the like): the request message would have every field
+	 * at its default, which packs to nothing in proto3, so it is sent as such without a JSON
+	 * object or a protobuf message built first. */
+	if (r->body.len == 0) {
+		call_payload(r, none, 0);
+		return;
+	}
 	if ((msg = edge_body_pb(r)) != NULL)
 		edge_call(r, msg);
 }

@@ -11,8 +11,9 @@
 #include "cm/util.h"
 #include "config.h"
 #include "edge.h"
+#include "httpproxy.h"
+#include "migrate.h"
 #include "ratelimit.h"
-#include "frontend.h"
 #include "refresh.h"
 #include "revoked.h"
 #include "ws.h"
@@ -45,13 +46,39 @@ open_upstreams(edge *e)
 	return CM_OK;
 }
 
+/* The HTTP upstreams, on one proxy thread and connection pool (httpproxy.h): the web app's
+ * server and the old backend legacy routes migrate from (migrate.h). */
+static cm_err
+open_http_upstreams(edge *e)
+{
+	char   why[256];
+	cm_err err;
+
+	if ((e->cfg.frontend_url[0] != '\0' || e->cfg.legacy_backend_url[0] != '\0') &&
+	    edge_httpproxy_open(&e->http) != CM_OK)
+		return CM_ENOMEM;
+	if (e->cfg.frontend_url[0] != '\0' &&
+	    edge_httpproxy_add(e->http, "frontend", "the frontend server", e->cfg.frontend_url, 0,
+	                       &e->frontend_up) != CM_OK) {
+		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s",
+		         e->cfg.frontend_url);
+		return CM_EINVAL;
+	}
+	if ((err = edge_migrate_alloc(&e->migrate, &e->cfg, e->http, why, sizeof(why))) != CM_OK) {
+		cm_error("EDGE-MIGRATE-CONFIG", "%s", why[0] != '\0' ? why : cm_strerror(err));
+		return err;
+	}
+	return e->http != NULL ? edge_httpproxy_start(e->http) : CM_OK;
+}
+
 int
 main(void)
 {
-	static edge e;
-	char        err[256];
-	char       *pem = NULL;
-	int         rc = 1;
+	static edge    e;
+	char           err[256];
+	char          *pem = NULL;
+	int            rc = 1;
+	edge_ws_limits wsl;
 
 	cm_signals_block();
 	if (edge_config_load(&e.cfg, err, sizeof(err)) != CM_OK) {
@@ -74,25 +101,29 @@ main(void)
 		goto out;
 	}
 	if ((e.metrics = cm_metrics_alloc("edge_")) == NULL ||
-	    (e.limiter = edge_limiter_alloc(e.cfg.rate_per_s, e.cfg.rate_burst)) == NULL ||
+	    (e.limiter = edge_limiter_alloc(&e.cfg, e.metrics)) == NULL ||
 	    (e.refresher = edge_refresher_alloc()) == NULL)
 		goto out;
 	if (open_upstreams(&e) != CM_OK)
 		goto out;
 	if (edge_revoked_start(&e.revoked, e.cfg.redis_host, e.cfg.redis_port) != CM_OK)
 		goto out;
-	if (edge_frontend_open(&e.frontend, e.cfg.frontend_url) != CM_OK) {
-		cm_error("EDGE-FRONTEND", "bad EDGE_FRONTEND_URL (http://host:port): %s",
-		         e.cfg.frontend_url);
+	if (open_http_upstreams(&e) != CM_OK)
 		goto out;
-	}
-	if (edge_start(&e) != CM_OK || edge_ws_start(&e) != CM_OK)
+	edge_ws_limits_default(&wsl);
+	wsl.idle_s = (int)e.cfg.ws_idle_s;
+	wsl.max_sockets = (int)e.cfg.ws_max_sockets;
+	/* The socket loop first: the HTTP engine hands upgraded sockets to it. */
+	if (edge_ws_start_limits(&e, &wsl) != CM_OK || edge_start(&e) != CM_OK)
 		goto out;
 
 	{
 		int sig = cm_wait_for_signal(); /* not inside cm_info: it may not evaluate */
 		cm_info("EDGE-SIGNAL", "stopping on signal %d", sig);
 	}
+	/* No new WebSocket upgrades (server.c refuses them while draining), then close the
+	 * sockets, then drain the requests. */
+	atomic_store(&e.draining, true);
 	edge_ws_stop(&e);
 	edge_drain_and_stop(&e);
 	rc = 0;
@@ -102,7 +133,8 @@ out:
 	edge_limiter_free(e.limiter);
 	edge_refresher_free(e.refresher);
 	edge_revoked_stop(e.revoked);
-	edge_frontend_close(e.frontend);
+	edge_httpproxy_close(e.http);
+	edge_migrate_free(e.migrate);
 	cm_metrics_free(e.metrics);
 	cm_jwt_key_free(e.jwt);
 	free(pem);

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs every Debian package the project needs to build, test and run locally.
-# Idempotent: packages already present are skipped; without root it only reports what is missing.
+# Installs every Debian package the project needs to build, test and run locally, then the npm
+# packages of the export checker (test/tools/exportcheck: `npm ci` from its package-lock.json).
+# Idempotent: packages already present are skipped, npm ci runs again only when the lock file
+# changed; without root it only reports the missing Debian packages (npm ci needs no root).
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 
 PKGS=(
   build-essential cmake pkg-config clang libclang-rt-dev llvm clang-format
@@ -25,25 +28,52 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+# Node (18 or later) and npm for the export checker: a machine that has them from elsewhere (a
+# nodejs package that bundles npm) keeps them; Debian's own come as two packages.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing packages (run as root to install): ${missing[*]}" >&2
-  exit 1
-fi
+debian_packages() {
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages (run as root to install): ${missing[*]}" >&2
+    return 1
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # (errexit does not apply inside a function called with ||: each step says so itself)
+  apt-get update -qq || return 1
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
+  # Debian's postgresql package starts a system cluster; the project runs its own, so stop it.
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    for c in $(pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}'); do
+      pg_ctlcluster "${c%/*}" "${c#*/}" stop 2>/dev/null || true
+    done
+  fi
+  service redis-server stop >/dev/null 2>&1 || true
+  service nginx stop >/dev/null 2>&1 || true
+}
 
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian's postgresql package starts a system cluster; the project runs its own, so stop it.
-if command -v pg_ctlcluster >/dev/null 2>&1; then
-  for c in $(pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}'); do
-    pg_ctlcluster "${c%/*}" "${c#*/}" stop 2>/dev/null || true
-  done
-fi
-service redis-server stop >/dev/null 2>&1 || true
-service nginx stop >/dev/null 2>&1 || true
+# npm ci when node_modules was not installed from this very lock file (its sha256 is kept there).
+node_packages() {
+  local dir=$root/test/tools/exportcheck sum
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: npm not found: cannot install $dir" >&2
+    return 1
+  fi
+  sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$dir/node_modules/.lock-sha256" 2>/dev/null)" = "$sum" ]; then
+    return 0
+  fi
+  echo "install-deps: npm ci in $dir" >&2
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || return 1
+  echo "$sum" >"$dir/node_modules/.lock-sha256"
+}
+
+rc=0
+debian_packages || rc=1
+node_packages || rc=1
+exit $rc

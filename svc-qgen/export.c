@@ -9,7 +9,9 @@
  * U+FFFE/U+FFFF, which XML 1.0 forbids); each format then escapes only its own specials.
  *
  * GIFT: each question is a block "::Qn::[plain]text {...}" and blocks are separated by one blank
- * line. [plain] makes Moodle show the text as typed, so "<tag>" in a code sample stays text.
+ * line. [plain] makes Moodle show the text as typed, so "<tag>" in a code sample stays text; an
+ * answer or feedback that itself starts with '[' gets its own [plain], or a leading "[html]"
+ * in it would switch that part's format.
  * ~ = # { } : and backslash get a backslash, a newline is the two characters "\n", so the text
  * never holds a raw line break and cannot end a block or start a "//" comment line. An mcq is
  * "=right ~wrong...", an open question an essay "{}" (what Moodle makes of an empty answer part).
@@ -301,6 +303,21 @@ gift_source(wr *w, const Qgen__Question *q)
 	put_str(w, "\n");
 }
 
+/* GIFT reads a leading "[html]", "[markdown]"... of an answer or of feedback as that part's
+ * format (even after spaces); "[plain]" first keeps such a text plain, as the question's is. */
+static void
+gift_plain_guard(wr *w, const char *s)
+{
+	size_t   i = 0;
+	uint32_t cp;
+
+	s = TXT(s);
+	while ((cp = text_next(s, &i)) == ' ' || cp == '\t' || cp == '\n')
+		;
+	if (cp == '[')
+		put_str(w, "[plain]");
+}
+
 static void
 render_gift(wr *w, const Qgen__QuestionSet *set)
 {
@@ -316,17 +333,20 @@ render_gift(wr *w, const Qgen__QuestionSet *set)
 			put_str(w, " {\n");
 			for (size_t j = 0; j < q->n_options; j++) {
 				put_str(w, (size_t)q->answer_index == j ? "\t=" : "\t~");
+				gift_plain_guard(w, q->options[j]);
 				gift_text(w, q->options[j]);
 				put_str(w, "\n");
 			}
 			if (has_text(q->explanation)) {
 				put_str(w, "\t####");
+				gift_plain_guard(w, q->explanation);
 				gift_text(w, q->explanation);
 				put_str(w, "\n");
 			}
 			put_str(w, "}\n");
 		} else if (has_text(q->reference) || has_text(q->explanation)) {
 			put_str(w, " {\n\t####");
+			gift_plain_guard(w, has_text(q->reference) ? q->reference : q->explanation);
 			gift_text(w, q->reference);
 			if (has_text(q->reference) && has_text(q->explanation))
 				put_str(w, "\\n\\n");

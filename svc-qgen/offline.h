@@ -3,13 +3,16 @@
  * model, used when LLM_BASE_URL is unset. A real fallback (architecture.md "LLM"), not a mock:
  * a new user without an API key gets sensible questions.
  *
- * Multiple choice: a key sentence with one key term blanked out ("Which term completes: ...
- * ____ ..."); the distractors are other key terms of the same document, preferring terms of the
- * same kind (capitalised names with names, numbers with numbers, similar length). Open: "Explain
- * ..." / "What does the text say about <term>?" from a key sentence, whose text is the reference
- * answer. Key terms are words and short phrases ranked by frequency across the document, minus
- * stop words; key sentences are complete sentences (8..60 words) that hold a key term. With a
- * topic, sentences that mention the topic's words come first.
+ * Multiple choice: a key sentence with one content term blanked out ("Which term completes: ...
+ * ____ ..."): a name, a number, a repeated phrase or a noun of the document, never a function
+ * word and never inside a URL, an e-mail address, code or a formula (doc_terms.h). The three
+ * distractors are other terms of the same kind (number for number, name for name), of similar
+ * frequency and length, and none is used by more than a fifth of the set's questions. Open: a
+ * question whose form follows the sentence (define, what happens if, why, compare, role;
+ * openq.h), the sentence being the reference answer; the set varies its forms. One question
+ * per passage (chunk), passages spread over the document; a passage is asked about again only
+ * when the set needs more questions than there are passages. With a topic, sentences that
+ * mention the topic's words come first.
  *
  * Deterministic: the same input gives the same questions; `variant` picks a different slice
  * of the candidates (for top-up rounds), so variants 0, 1, 2... do not repeat each other while
@@ -48,7 +51,8 @@ typedef void (*qgen_offline_progress_fn)(void *arg, size_t chosen);
  * never asks again about their sentences; what passes the checks a model's questions pass
  * (qgen_check, over the whole range) and is not a duplicate (qgen_select) is added. Stops when
  * chosen is full, after max_rounds, or when a round adds nothing (the text has no more
- * material). progress may be NULL.
+ * material). The distractors of the questions already in chosen count toward the fifth of the
+ * set each may fill. progress may be NULL.
  */
 void qgen_offline_fill(const qgen_chunk *chunks, size_t nchunks, const qgen_offline_req *req,
                        int max_rounds, qgen_qlist *chosen, qgen_offline_progress_fn progress,

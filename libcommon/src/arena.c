@@ -62,6 +62,26 @@ cm_arena_strndup(cm_arena *a, const char *s, size_t n)
 }
 
 void
+cm_arena_reset(cm_arena *a)
+{
+	cm_arena_chunk *c = a->head, *keep = NULL, *next;
+
+	/* Allocation zeroes, so a kept chunk needs only its mark moved back. */
+	for (; c != NULL; c = next) {
+		next = c->next;
+		if (keep == NULL && c->cap == CHUNK)
+			keep = c;
+		else
+			free(c);
+	}
+	if (keep != NULL) {
+		keep->used = 0;
+		keep->next = NULL;
+	}
+	a->head = keep;
+}
+
+void
 cm_arena_fini(cm_arena *a)
 {
 	cm_arena_chunk *c = a->head, *next;

@@ -4,15 +4,29 @@
  * DESIGN. One rep0 socket, N worker threads. Each worker owns one nng context, one receive aio
  * and one send aio, plus the service's per-worker state (its PostgreSQL and Redis connections),
  * and runs a plain blocking loop: recv -> unpack envelope -> find method -> unpack payload ->
- * handler -> pack -> send. Blocking is fine here because these are our threads, not nng's.
+ * handler -> pack -> send. Blocking is fine here because these are our threads, not nng's (a
+ * handler may block on PostgreSQL, or call another service and wait on nng itself, which would
+ * deadlock nng's few task threads if handlers ran there).
  *
- * The receive waits at most RECV_POLL_MS so a worker notices `stopping` without anyone having to
- * cancel its aio; stopping therefore lets a handler that is running finish and send its reply
- * (graceful drain), and only then is the socket closed.
+ * What a call costs beyond the handler, kept small because it is paid on every call (issue 12's
+ * profile: svc-auth spent most of its time switching threads and waiting on locks):
+ * - the worker never waits for its reply to be written: it queues the send and goes back to
+ *   receiving; only the next reply waits for the previous one's send (long done by then), and a
+ *   worker that stops waits for its last one;
+ * - the receive has no timeout (a timed aio goes through nng's expiry queue, one more lock and
+ *   thread per call); stopping cancels each worker's receive with nng_aio_stop instead, which
+ *   also refuses any receive started after it, so a worker cannot miss it;
+ * - the envelope and the payload unpack into the worker's arena (reset, not freed, after each
+ *   call: no malloc/free per field), and the reply is packed into the request's own message;
+ * - the metric series of each method and status are looked up once and kept (the registry's
+ *   lookup walks every series under one mutex).
+ *
+ * Stopping therefore lets a handler that is running finish and send its reply (graceful drain),
+ * and only then is the socket closed.
  *
  * Anything a peer sends is untrusted: a message that is not an envelope, an unknown method, a
  * payload that does not unpack, or a deadline already past is answered with an error status.
- * The response message lives in a per-call arena (cm_rpc_alloc) so handlers never free.
+ * The response message lives in the per-call arena (cm_rpc_alloc) so handlers never free.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -31,24 +45,35 @@
 #include "proto/common.pb-c.h"
 #include "cm/arena.h"
 
-#define RECV_POLL_MS 250
+/* cm.Status values are 0..16 (proto/common.proto); one past the last for the series table. */
+#define N_STATUS (CM__STATUS__UNAUTHENTICATED + 1)
 
 typedef struct rpc_worker {
 	cm_rpc_server *srv;
 	int            index;
 	pthread_t      thread;
 	bool           started;
+	bool           sending; /* send_aio carries a reply not yet known to be written */
 	nng_ctx        ctx;
 	nng_aio       *recv_aio;
 	nng_aio       *send_aio;
+	cm_arena       arena; /* per-call allocations, reset after each call */
 	void          *state;
 } rpc_worker;
+
+/* The metric series of one method (or of "?"), found on first use and kept: pointers into the
+ * registry, which never frees a series while it lives. */
+typedef struct rpc_series {
+	_Atomic(cm_counter *)   requests[N_STATUS];
+	_Atomic(cm_histogram *) duration;
+} rpc_series;
 
 struct cm_rpc_server {
 	cm_rpc_server_config cfg;
 	nng_socket           sock;
 	bool                 sock_open;
 	rpc_worker          *workers;
+	rpc_series          *series; /* one per method, then one for "?" */
 	atomic_bool          stopping;
 	atomic_int           inflight;
 	pthread_mutex_t      init_mu; /* workers report their start-up to cm_rpc_server_start */
@@ -100,23 +125,41 @@ cm_rpc_remaining_ms(const cm_rpc_ctx *ctx)
 	return ctx->deadline_ms - cm_now_ms();
 }
 
-static const cm_rpc_method *
+/* The index of the method called `name`, or n_methods (the "?" series) when there is none. */
+static size_t
 find_method(const cm_rpc_server *srv, const char *name)
 {
-	for (size_t i = 0; i < srv->cfg.n_methods; i++) {
+	size_t i;
+
+	for (i = 0; i < srv->cfg.n_methods; i++) {
 		if (strcmp(srv->cfg.methods[i].name, name) == 0)
-			return &srv->cfg.methods[i];
+			break;
 	}
-	return NULL;
+	return i;
 }
 
-/* Packs a response envelope into a new nng message; NULL only when out of memory. */
-static nng_msg *
-pack_response(int status, const char *message, int32_t retry_after_s, const uint8_t *payload,
-              size_t payload_len)
+/* protobuf-c's allocator over the worker's arena: what an unpack allocates goes with the arena
+ * after the call, so nothing is freed piece by piece. */
+static void *
+arena_pb_alloc(void *data, size_t n)
+{
+	return cm_arena_alloc(data, n);
+}
+
+static void
+arena_pb_free(void *data, void *p)
+{
+	(void)data;
+	(void)p;
+}
+
+/* Packs a response envelope into msg (the request's message, emptied); false only when out of
+ * memory. */
+static bool
+pack_response(nng_msg *msg, int status, const char *message, int32_t retry_after_s,
+              const uint8_t *payload, size_t payload_len)
 {
 	Cm__Response rsp = CM__RESPONSE__INIT;
-	nng_msg     *msg = NULL;
 	size_t       n;
 
 	rsp.status = (Cm__Status)status;
@@ -125,81 +168,96 @@ pack_response(int status, const char *message, int32_t retry_after_s, const uint
 	rsp.payload.data = (uint8_t *)payload;
 	rsp.payload.len = payload_len;
 	n = cm__response__get_packed_size(&rsp);
-	if (nng_msg_alloc(&msg, n) != 0)
-		return NULL;
+	nng_msg_clear(msg);
+	if (nng_msg_realloc(msg, n) != 0)
+		return false;
 	cm__response__pack(&rsp, nng_msg_body(msg));
-	return msg;
+	return true;
 }
 
 static void
-observe(cm_rpc_server *srv, const char *method, int status, uint64_t start_ns)
+observe(cm_rpc_server *srv, size_t method_index, const char *method, int status, uint64_t start_ns)
 {
-	char labels[160];
+	rpc_series   *ser = &srv->series[method_index];
+	cm_counter   *c;
+	cm_histogram *h;
+	char          labels[160];
 
 	if (srv->cfg.metrics == NULL)
 		return;
-	snprintf(labels, sizeof(labels), "method=\"%s\",code=\"%s\"", method,
-	         cm_status_name(status));
-	cm_counter_add(cm_metrics_counter(srv->cfg.metrics, "rpc_requests_total",
-	                                  "RPC requests handled, by method and status", labels),
-	               1);
-	snprintf(labels, sizeof(labels), "method=\"%s\"", method);
-	cm_histogram_observe(cm_metrics_histogram(srv->cfg.metrics, "rpc_duration_seconds",
-	                                          "RPC handling time, by method", labels),
-	                     (double)(cm_mono_ns() - start_ns) / 1e9);
+	if (status < 0 || status >= N_STATUS)
+		status = CM__STATUS__UNKNOWN;
+	/* Two workers may both look a series up the first time; they find the same one. */
+	if ((c = atomic_load_explicit(&ser->requests[status], memory_order_acquire)) == NULL) {
+		snprintf(labels, sizeof(labels), "method=\"%s\",code=\"%s\"", method,
+		         cm_status_name(status));
+		c = cm_metrics_counter(srv->cfg.metrics, "rpc_requests_total",
+		                       "RPC requests handled, by method and status", labels);
+		atomic_store_explicit(&ser->requests[status], c, memory_order_release);
+	}
+	if ((h = atomic_load_explicit(&ser->duration, memory_order_acquire)) == NULL) {
+		snprintf(labels, sizeof(labels), "method=\"%s\"", method);
+		h = cm_metrics_histogram(srv->cfg.metrics, "rpc_duration_seconds",
+		                         "RPC handling time, by method", labels);
+		atomic_store_explicit(&ser->duration, h, memory_order_release);
+	}
+	cm_counter_add(c, 1);
+	cm_histogram_observe(h, (double)(cm_mono_ns() - start_ns) / 1e9);
 }
 
-/* Handles one request message (consumed) and returns the reply message (NULL: out of memory). */
-static nng_msg *
-handle(rpc_worker *w, nng_msg *in)
+/* Handles one request message and turns it into the reply; false when the reply could not be
+ * built (out of memory): the message is then the caller's to free. */
+static bool
+handle(rpc_worker *w, nng_msg *msg)
 {
 	cm_rpc_server       *srv = w->srv;
 	uint64_t             start = cm_mono_ns();
+	ProtobufCAllocator   pa = {arena_pb_alloc, arena_pb_free, &w->arena};
 	Cm__Request         *rq = NULL;
 	ProtobufCMessage    *req = NULL;
 	ProtobufCMessage    *resp = NULL;
 	const cm_rpc_method *m = NULL;
-	cm_arena             arena;
+	size_t               mi = srv->cfg.n_methods;
 	cm_rpc_ctx           ctx;
 	uint8_t             *out_payload = NULL;
 	size_t               out_len = 0;
 	int                  status = CM__STATUS__OK;
 	const char          *method_name = "?";
-	nng_msg             *reply;
+	bool                 ok;
 	cm_err               err;
 
-	cm_arena_init(&arena);
 	memset(&ctx, 0, sizeof(ctx));
-	ctx.arena = &arena;
+	ctx.arena = &w->arena;
 
-	rq = cm__request__unpack(NULL, nng_msg_len(in), nng_msg_body(in));
-	nng_msg_free(in);
+	/* Unpacking copies what it keeps (strings, bytes) into the arena: the message is free to
+	 * carry the reply from here on. */
+	rq = cm__request__unpack(&pa, nng_msg_len(msg), nng_msg_body(msg));
 	if (rq == NULL) {
 		status = CM__STATUS__INVALID_ARGUMENT;
 		snprintf(ctx.message, sizeof(ctx.message), "malformed request envelope");
 		cm_warn("RPC-BAD-ENVELOPE", "dropped a message that is not a request envelope");
 		goto out;
 	}
-	method_name = rq->method;
 	cm_log_set_request_id(rq->request_id);
-	if ((m = find_method(srv, rq->method)) == NULL) {
+	if ((mi = find_method(srv, rq->method)) == srv->cfg.n_methods) {
 		status = CM__STATUS__UNIMPLEMENTED;
-		method_name = "?";
 		snprintf(ctx.message, sizeof(ctx.message), "unknown method");
 		goto out;
 	}
+	m = &srv->cfg.methods[mi];
+	method_name = m->name;
 	if (rq->deadline_ms > 0 && cm_now_ms() >= rq->deadline_ms) {
 		status = CM__STATUS__DEADLINE_EXCEEDED;
 		snprintf(ctx.message, sizeof(ctx.message), "deadline passed before handling");
 		goto out;
 	}
-	req = protobuf_c_message_unpack(m->req_desc, NULL, rq->payload.len, rq->payload.data);
+	req = protobuf_c_message_unpack(m->req_desc, &pa, rq->payload.len, rq->payload.data);
 	if (req == NULL) {
 		status = CM__STATUS__INVALID_ARGUMENT;
 		snprintf(ctx.message, sizeof(ctx.message), "malformed %s payload", m->name);
 		goto out;
 	}
-	if ((resp = cm_arena_alloc(&arena, m->resp_desc->sizeof_message)) == NULL) {
+	if ((resp = cm_arena_alloc(&w->arena, m->resp_desc->sizeof_message)) == NULL) {
 		status = CM__STATUS__INTERNAL;
 		snprintf(ctx.message, sizeof(ctx.message), "out of memory");
 		goto out;
@@ -224,7 +282,7 @@ handle(rpc_worker *w, nng_msg *in)
 	status = cm_err_to_status(err);
 	if (err == CM_OK) {
 		out_len = protobuf_c_message_get_packed_size(resp);
-		if ((out_payload = cm_arena_alloc(&arena, out_len + 1)) == NULL) {
+		if ((out_payload = cm_arena_alloc(&w->arena, out_len + 1)) == NULL) {
 			status = CM__STATUS__INTERNAL;
 			snprintf(ctx.message, sizeof(ctx.message), "out of memory");
 			out_len = 0;
@@ -238,15 +296,25 @@ handle(rpc_worker *w, nng_msg *in)
 		cm_error("RPC-INTERNAL", "%s failed: %s", m->name, ctx.message);
 
 out:
-	reply = pack_response(status, ctx.message, ctx.retry_after_s, out_payload, out_len);
-	observe(srv, method_name, status, start);
-	if (req != NULL)
-		protobuf_c_message_free_unpacked(req, NULL);
-	if (rq != NULL)
-		cm__request__free_unpacked(rq, NULL);
-	cm_arena_fini(&arena);
+	ok = pack_response(msg, status, ctx.message, ctx.retry_after_s, out_payload, out_len);
+	observe(srv, mi, method_name, status, start);
+	/* rq and req live in the arena; a handler's allocations too. */
+	cm_arena_reset(&w->arena);
 	cm_log_set_request_id(NULL);
-	return reply;
+	return ok;
+}
+
+/* Waits for the reply still being written, if any; a reply that could not be (the peer went,
+ * the send timed out) is dropped: the caller sees its own timeout. */
+static void
+send_wait(rpc_worker *w)
+{
+	if (!w->sending)
+		return;
+	nng_aio_wait(w->send_aio);
+	if (nng_aio_result(w->send_aio) != 0)
+		nng_msg_free(nng_aio_get_msg(w->send_aio));
+	w->sending = false;
 }
 
 static void *
@@ -254,7 +322,7 @@ worker_main(void *arg)
 {
 	rpc_worker    *w = arg;
 	cm_rpc_server *srv = w->srv;
-	nng_msg       *in, *reply;
+	nng_msg       *msg;
 	int            rv;
 	cm_err         init = CM_OK;
 
@@ -272,25 +340,25 @@ worker_main(void *arg)
 		nng_ctx_recv(w->ctx, w->recv_aio);
 		nng_aio_wait(w->recv_aio);
 		rv = nng_aio_result(w->recv_aio);
-		if (rv == NNG_ETIMEDOUT)
-			continue;
 		if (rv != 0) {
-			if (rv == NNG_ECLOSED)
+			/* ECANCELED: cm_rpc_server_stop; ECLOSED: the socket went. */
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
 				break;
 			continue;
 		}
-		in = nng_aio_get_msg(w->recv_aio);
+		msg = nng_aio_get_msg(w->recv_aio);
 		atomic_fetch_add(&srv->inflight, 1);
-		reply = handle(w, in);
-		if (reply != NULL) {
-			nng_aio_set_msg(w->send_aio, reply);
+		if (handle(w, msg)) {
+			send_wait(w);
+			nng_aio_set_msg(w->send_aio, msg);
 			nng_ctx_send(w->ctx, w->send_aio);
-			nng_aio_wait(w->send_aio);
-			if (nng_aio_result(w->send_aio) != 0)
-				nng_msg_free(reply);
+			w->sending = true;
+		} else {
+			nng_msg_free(msg);
 		}
 		atomic_fetch_sub(&srv->inflight, 1);
 	}
+	send_wait(w);
 
 	if (srv->cfg.worker_fini != NULL)
 		srv->cfg.worker_fini(srv->cfg.arg, w->index, w->state);
@@ -313,7 +381,8 @@ cm_rpc_server_start(cm_rpc_server **out, const cm_rpc_server_config *cfg)
 	atomic_init(&srv->inflight, 0);
 	pthread_mutex_init(&srv->init_mu, NULL);
 	pthread_cond_init(&srv->init_cv, NULL);
-	if ((srv->workers = calloc((size_t)cfg->workers, sizeof(rpc_worker))) == NULL) {
+	if ((srv->workers = calloc((size_t)cfg->workers, sizeof(rpc_worker))) == NULL ||
+	    (srv->series = calloc(cfg->n_methods + 1, sizeof(rpc_series))) == NULL) {
 		err = CM_ENOMEM;
 		goto fail;
 	}
@@ -325,11 +394,11 @@ cm_rpc_server_start(cm_rpc_server **out, const cm_rpc_server_config *cfg)
 		rpc_worker *w = &srv->workers[i];
 		w->srv = srv;
 		w->index = i;
+		cm_arena_init(&w->arena);
 		if ((rv = nng_ctx_open(&w->ctx, srv->sock)) != 0 ||
 		    (rv = nng_aio_alloc(&w->recv_aio, NULL, NULL)) != 0 ||
 		    (rv = nng_aio_alloc(&w->send_aio, NULL, NULL)) != 0)
 			goto fail;
-		nng_aio_set_timeout(w->recv_aio, RECV_POLL_MS);
 		nng_aio_set_timeout(w->send_aio, CM_DEFAULT_DEADLINE_MS);
 	}
 	if ((rv = nng_listen(srv->sock, cfg->url, NULL, 0)) != 0) {
@@ -371,6 +440,12 @@ cm_rpc_server_stop(cm_rpc_server *srv)
 	if (srv == NULL)
 		return;
 	atomic_store(&srv->stopping, true);
+	/* A worker waiting for a request wakes with ECANCELED; one that is handling one replies,
+	 * then finds its next receive refused at once. */
+	for (int i = 0; srv->workers != NULL && i < srv->cfg.workers; i++) {
+		if (srv->workers[i].recv_aio != NULL)
+			nng_aio_stop(srv->workers[i].recv_aio);
+	}
 	for (int i = 0; srv->workers != NULL && i < srv->cfg.workers; i++) {
 		if (srv->workers[i].started)
 			pthread_join(srv->workers[i].thread, NULL);
@@ -382,8 +457,10 @@ cm_rpc_server_stop(cm_rpc_server *srv)
 			nng_aio_free(srv->workers[i].recv_aio);
 		if (srv->workers[i].send_aio != NULL)
 			nng_aio_free(srv->workers[i].send_aio);
+		cm_arena_fini(&srv->workers[i].arena);
 	}
 	free(srv->workers);
+	free(srv->series);
 	pthread_cond_destroy(&srv->init_cv);
 	pthread_mutex_destroy(&srv->init_mu);
 	free(srv);

@@ -182,42 +182,13 @@ test_operations(void **state)
 	http_resp_free(&r);
 }
 
-/* Paths outside the API reach the web app's own server, on the same origin. */
-static void
-test_frontend_proxy(void **state)
-{
-	http_resp r;
-	char      buf[128];
-
-	(void)state;
-	assert_int_equal(http_do("GET", "/", NULL, NULL, 0, &r), 0);
-	assert_int_equal(r.status, 200);
-	assert_non_null(strstr(r.body, "frontend-marker"));
-	assert_non_null(http_header(&r, "Content-Type", buf, sizeof(buf)));
-	assert_non_null(strstr(buf, "text/html"));
-	assert_non_null(http_header(&r, "X-Request-Id", buf, sizeof(buf)));
-	http_resp_free(&r);
-	assert_int_equal(http_do("GET", "/static/app.js?v=1", NULL, NULL, 0, &r), 0);
-	assert_int_equal(r.status, 200);
-	assert_non_null(strstr(r.body, "console.log"));
-	http_resp_free(&r);
-	assert_int_equal(http_do("GET", "/no/such/page", NULL, NULL, 0, &r), 0);
-	assert_int_equal(r.status, 404); /* the frontend's own answer */
-	http_resp_free(&r);
-	/* The API stays the API. */
-	assert_int_equal(http_do("GET", "/api/nope", NULL, NULL, 0, &r), 0);
-	assert_int_equal(r.status, 404);
-	assert_non_null(json_object_get(r.json, "detail"));
-	http_resp_free(&r);
-}
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_malformed_bodies),   cmocka_unit_test(test_framing),
 	    cmocka_unit_test(test_routes_and_methods), cmocka_unit_test(test_request_id_and_cors),
-	    cmocka_unit_test(test_operations),         cmocka_unit_test(test_frontend_proxy),
+	    cmocka_unit_test(test_operations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,8 +10,15 @@
 #      (when built)        tcp://127.0.0.1:27114 (admin 29114, events 27214)
 #   two svc-eval replicas  tcp://127.0.0.1:27105 (admin 29105, events 27205),
 #      (when built)        tcp://127.0.0.1:27115 (admin 29115, events 27215)
-#   frontend (static)      http://127.0.0.1:28090  (stands in for the web app's own server)
+#   fake frontend          http://127.0.0.1:28090  (test/harness/fakefront.py: stands in for the
+#                                                   web app's own server)
 #   edge                   http://127.0.0.1:28080
+#   strict edge            http://127.0.0.1:28081  (small limits: test_security.c)
+#   old backend            http://127.0.0.1:28095  (test/harness/oldbackend.py: the monolith the
+#                                                   legacy routes migrate from)
+#   migrate edge           http://127.0.0.1:28082  (EDGE_LEGACY_*: 10% of users and two flagged
+#                                                   ones to the old backend, fallback on, svc-chat
+#                                                   pointed at a dead port: test_migrate.c)
 # usage: stack.sh start|stop STATE_DIR BUILD_DIR
 #        stack.sh kill-auth STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-auth replica)
 #        stack.sh kill-qgen STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-qgen replica)
@@ -125,7 +132,7 @@ case $cmd in
     printf '<!doctype html><title>learnapp</title><p>frontend-marker</p>\n' >"$state/frontend/index.html"
     printf 'console.log("app");\n' >"$state/frontend/static/app.js"
     proc_start frontend "$run" "$logs/frontend.log" \
-      python3 -m http.server 28090 --bind 127.0.0.1 --directory "$state/frontend"
+      python3 "$here/fakefront.py" --port 28090 --dir "$state/frontend"
     wait_http "http://127.0.0.1:28090/" 20 || { tail -n 20 "$logs/frontend.log" >&2; exit 1; }
     EDGE_FRONTEND_URL=http://127.0.0.1:28090 \
     EDGE_ADDR=127.0.0.1:28080 EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" \
@@ -145,10 +152,26 @@ case $cmd in
       EDGE_REDIS_HOST=127.0.0.1 EDGE_REDIS_PORT="$REDIS_PORT" \
       proc_start edge_strict "$run" "$logs/edge_strict.log" "$build/edge/edge"
     wait_http "http://127.0.0.1:28081/readyz" 60 || { tail -n 30 "$logs/edge_strict.log" >&2; exit 1; }
+    # A third edge in the middle of a migration, for test_migrate.c: 10% of users (and the two
+    # flagged ones) on the old backend, the rest on the new services; svc-chat "down" (a port
+    # nothing listens on) so that its legacy routes fall back to the old backend.
+    proc_start oldbackend "$run" "$logs/oldbackend.log" python3 "$here/oldbackend.py" --port 28095
+    wait_http "http://127.0.0.1:28095/healthz" 20 || { tail -n 20 "$logs/oldbackend.log" >&2; exit 1; }
+    EDGE_ADDR=127.0.0.1:28082 EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" \
+      EDGE_PDF_URLS="$pdf_urls" EDGE_CHAT_URLS=tcp://127.0.0.1:27199 \
+      EDGE_FRONTEND_URL=http://127.0.0.1:28090 EDGE_LEGACY_BACKEND_URL=http://127.0.0.1:28095 \
+      EDGE_LEGACY_SHARE=10 EDGE_LEGACY_FALLBACK=1 \
+      EDGE_LEGACY_USERS=00000000-0000-4000-9000-000000000001,00000000-0000-4000-9000-000000000002 \
+      EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 \
+      EDGE_REDIS_HOST=127.0.0.1 EDGE_REDIS_PORT="$REDIS_PORT" \
+      proc_start edge_migrate "$run" "$logs/edge_migrate.log" "$build/edge/edge"
+    wait_http "http://127.0.0.1:28082/healthz" 60 || { tail -n 30 "$logs/edge_migrate.log" >&2; exit 1; }
     ;;
   stop)
     proc_stop edge "$run"
     proc_stop edge_strict "$run"
+    proc_stop edge_migrate "$run"
+    proc_stop oldbackend "$run"
     proc_stop frontend "$run"
     proc_stop qgen0 "$run"
     proc_stop qgen1 "$run"

@@ -4,8 +4,12 @@
  * created through the Create handler (which asks svc-pdf for the document), run by a runner,
  * and read back; more questions than the text holds fail with a reason; another user's document
  * is NOT_FOUND. Every question is grounded: its quote, from its page, holds its answer, and
- * no question was dropped as ungrounded or ambiguous. Headers of both services are included by path
- * (names like config.h clash).
+ * no question was dropped as ungrounded or ambiguous. The quality check: on the bash manual
+ * typeset by groff (gen_test_pdfs.sh real, 87 pages) and on a CRAN-like package manual full of
+ * URLs, e-mail addresses, calls and formulas, a 25-question set holds exactly 25 questions, no
+ * blank in a URL or code or on a function word, and no distractor in more than a fifth of the
+ * questions (offline_survey.h prints the figures). Headers of both services are included by
+ * path (names like config.h clash).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +26,7 @@
 #include "cm/log.h"
 #include "cm/util.h"
 #include "cm/service.h"
+#include "offline_survey.h"
 #include "worker_helper.h"
 #include "../../svc-pdf/handlers.h"
 #include "../../svc-pdf/server.h"
@@ -66,6 +71,26 @@ invoke(call *c, void *w, cm_rpc_handler_fn fn, const char *subject, const void *
 	*resp = cm_arena_alloc(&c->arena, d->sizeof_message);
 	d->message_init(*resp);
 	return fn(&c->ctx, req, *resp);
+}
+
+/* Uploads PDF bytes as the user; fills the document id. */
+static cm_err
+upload(const char *subject, const char *filename, const void *pdf, size_t len, char *doc)
+{
+	Pdf__UploadRequest   rq = PDF__UPLOAD_REQUEST__INIT;
+	Pdf__UploadResponse *rs = NULL;
+	call                 c;
+	cm_err               err;
+
+	rq.filename = (char *)filename;
+	rq.content.data = (uint8_t *)pdf;
+	rq.content.len = len;
+	err = invoke(&c, pw, pdf_handle_upload, subject, &rq, &pdf__upload_response__descriptor,
+	             (void **)&rs);
+	if (err == CM_OK)
+		snprintf(doc, 40, "%s", rs->document->id);
+	cm_arena_fini(&c.arena);
+	return err;
 }
 
 static const char *const prose[] = {
@@ -177,19 +202,9 @@ setup(void **state)
 	o.pages = pages;
 	o.title = "Biology notes";
 	cm_buf_init(&b, 1u << 20);
-	if (pdf_testpdf_build(&o, &b) != CM_OK)
+	if (pdf_testpdf_build(&o, &b) != CM_OK ||
+	    upload(user, "notes.pdf", b.data, b.len, doc_id) != CM_OK)
 		return -1;
-	Pdf__UploadRequest   rq = PDF__UPLOAD_REQUEST__INIT;
-	Pdf__UploadResponse *rs = NULL;
-	call                 c;
-	rq.filename = (char *)"notes.pdf";
-	rq.content.data = (uint8_t *)b.data;
-	rq.content.len = b.len;
-	if (invoke(&c, pw, pdf_handle_upload, user, &rq, &pdf__upload_response__descriptor,
-	           (void **)&rs) != CM_OK)
-		return -1;
-	snprintf(doc_id, sizeof(doc_id), "%s", rs->document->id);
-	cm_arena_fini(&c.arena);
 	cm_buf_fini(&b);
 	return 0;
 }
@@ -365,6 +380,207 @@ test_other_users_document(void **state)
 	                 CM_ENOTFOUND);
 }
 
+/* ---- quality on manual-like documents ------------------------------------------------------- */
+
+/* A CRAN-like package manual: the kind of text the offline provider once blanked inside URLs. */
+static const char *const cran[] = {
+    "Package 'SuppDists' version 1.1-9.7. Title: Supplementary Distributions. Maintainer: Bob "
+    "Wheeler <bwheelerg@gmail.com>. The package is available from "
+    "https://CRAN.R-project.org/package=SuppDists and depends on R (>= 3.5.0). Ten distributions "
+    "supplementing those built into R are given here. The Kendall and Spearman distributions are "
+    "exact for small samples and use an approximation for larger ones. Inverse Gauss, "
+    "Kruskal-Wallis, Friedman and the normal scores distributions are included. The Johnson "
+    "system of distributions is fitted by moments or by quantiles.",
+    "Friedman's chi-squared distribution arises in the analysis of randomized block designs. "
+    "Usage: dFriedman(x, r, N, log = FALSE) and pFriedman(q, r, N, lower.tail = TRUE). The "
+    "argument r is the number of treatments and N is the number of replications in each block. "
+    "The statistic is computed from the ranks within each block, so the test needs no "
+    "assumption of normality. For large values of N the Friedman statistic approaches a "
+    "chi-squared distribution with r - 1 degrees of freedom. See "
+    "http://www.jstor.org/stable/2279372 for the original paper by Milton Friedman from 1937.",
+    "The inverse Gaussian distribution describes the first passage time of Brownian motion with "
+    "positive drift. Its density is f(x) = sqrt(lambda/(2*pi*x^3)) * "
+    "exp(-lambda*(x-nu)^2/(2*nu^2*x)) for x > 0. The parameter nu is the mean and lambda is the "
+    "shape parameter of the distribution. When lambda grows large, the inverse Gaussian "
+    "distribution becomes close to a normal distribution. Random values are generated with "
+    "rinvGauss(n, nu, lambda) using the method of Michael, Schucany and Haas. The variance of "
+    "the distribution equals nu^3/lambda, so a larger shape gives a tighter distribution.",
+    "Kendall's tau is a rank correlation coefficient that counts concordant and discordant "
+    "pairs. The exact distribution of Kendall's tau is computed by a recursion for samples of up "
+    "to 50 observations. For larger samples a Pearson curve is fitted to the first four "
+    "moments. The functions dKendall, pKendall and qKendall take the sample size N as their "
+    "second argument. Call pKendall(0.5, N = 10, lower.tail = FALSE) to obtain an upper tail "
+    "probability. Ties are not handled by these functions, and the user must remove them before "
+    "the computation.",
+    "Spearman's rho measures how well the relation between two variables can be described by a "
+    "monotonic function. The exact distribution of Spearman's rho is computed by enumeration "
+    "for samples of up to 9 observations. Beyond that size an Edgeworth series approximation "
+    "gives probabilities accurate to about 4 decimal places. The statistic equals 1 - "
+    "6*sum(d^2)/(N*(N^2-1)) where d holds the rank differences. Set the option "
+    "options(SuppDists.exact = TRUE) to force the enumeration. Charles Spearman introduced the "
+    "coefficient in 1904 in the American Journal of Psychology.",
+    "The Johnson system consists of four families of distributions: the normal, the lognormal, "
+    "the unbounded and the bounded families. A Johnson distribution is a transformation of a "
+    "normal variable that matches a given skewness and kurtosis. The function JohnsonFit(t, "
+    "moment = \"quant\") selects the family from four quantiles of the data. The fitted "
+    "parameters are gamma, delta, xi and lambda, stored in a list that other functions accept. "
+    "Norman Johnson proposed the system in 1949 in the journal Biometrika. Files written by the "
+    "fitting routine go to ~/R/SuppDists/fits.csv unless another path is set.",
+    "The Kruskal-Wallis statistic tests whether samples come from the same distribution without "
+    "assuming normal errors. It generalises the Mann-Whitney test to more than two groups of "
+    "observations. The distribution is computed for c groups with n observations each, where c "
+    "is at most 5 and n at most 8. For other designs the statistic is approximated by a beta "
+    "distribution with matched moments. The normal scores test replaces ranks by expected normal "
+    "order statistics and is more powerful for normal data. Questions about the package should "
+    "be sent to the maintainer at bwheelerg@gmail.com, not to R-help@r-project.org.",
+    "The maximum F ratio of Hartley compares the largest and smallest of k sample variances. "
+    "Hartley's test assumes normal populations and equal sample sizes of df + 1 observations. "
+    "Critical values at the 5 percent and 1 percent levels were tabulated by Pearson and "
+    "Hartley in 1954. The function qmaxFratio(p, df, k) returns quantiles, and pmaxFratio "
+    "returns the cumulative probability. A ratio above the critical value suggests that the "
+    "variances differ between groups. The computation integrates over the chi-squared density "
+    "with a Gauss-Legendre rule of 64 points, which takes about 2 milliseconds.",
+    "Pearson's correlation coefficient under the null hypothesis has a distribution that "
+    "depends only on the sample size. The package computes its density, distribution function "
+    "and quantiles for samples of 3 to 1000 observations. Random correlation coefficients are "
+    "generated by transforming beta variates, which is faster than sampling bivariate normal "
+    "pairs. The ghyper functions cover the generalized hypergeometric distributions, including "
+    "the beta-binomial and negative hypergeometric cases. Each function checks its arguments and "
+    "returns NA with a warning when a parameter lies outside its range. The source code is at "
+    "https://github.com/cran/SuppDists and carries the GPL-2 licence.",
+};
+#define NCRAN (sizeof(cran) / sizeof(cran[0]))
+
+/* Text wrapped into lines of at most 90 bytes at spaces (a page's lines, '\n' between). */
+static void
+wrap(const char *in, char *out, size_t n)
+{
+	size_t o = 0, line = 0;
+
+	for (const char *p = in; *p != '\0' && o + 2 < n; p++) {
+		if (*p == ' ' && line > 75) {
+			out[o++] = '\n';
+			line = 0;
+			continue;
+		}
+		out[o++] = *p;
+		line++;
+	}
+	out[o] = '\0';
+}
+
+/* Runs a set of count questions on doc and surveys it; the set must hold exactly count. */
+static void
+survey_set(const char *doc, int count, bool both, const char *label, survey *sv)
+{
+	char                job[40], set[40];
+	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
+	Qgen__QuestionSet  *qs = NULL;
+	call                c;
+	const char        **opts = calloc((size_t)count * 4, sizeof(*opts));
+	int                *ans = calloc((size_t)count, sizeof(*ans)), nm = 0;
+
+	assert_non_null(opts);
+	assert_non_null(ans);
+	memset(sv, 0, sizeof(*sv));
+	assert_int_equal(create(user, doc, count, both, job, set), CM_OK);
+	run_until_done(job);
+	rq.id = set;
+	rq.include_answers = true;
+	assert_int_equal(invoke(&c, qw, qgen_handle_get_set, user, &rq,
+	                        &qgen__question_set__descriptor, (void **)&qs),
+	                 CM_OK);
+	assert_string_equal(qs->status, "succeeded");
+	assert_int_equal(qs->n_questions, (size_t)count);
+	for (size_t i = 0; i < qs->n_questions; i++) {
+		const Qgen__Question *q = qs->questions[i];
+		if (strcmp(q->type, "mcq") == 0) {
+			assert_int_equal(q->n_options, 4);
+			survey_mcq(sv, q->text, (const char *const *)q->options, q->answer_index);
+			for (int k = 0; k < 4; k++)
+				opts[4 * nm + k] = q->options[k];
+			ans[nm++] = q->answer_index;
+		} else {
+			survey_open(sv, q->text);
+		}
+	}
+	survey_distractors(sv, opts, ans, nm);
+	survey_print(sv, label, stderr);
+	cm_arena_fini(&c.arena);
+	free(opts);
+	free(ans);
+}
+
+static void
+test_offline_quality_real_manual(void **state)
+{
+	char   path[512], cmd[1100], doc[40];
+	char  *pdf = NULL;
+	FILE  *f;
+	long   len;
+	survey sv;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/qgen-offline-real.pdf", getenv("CM_TEST_STATE"));
+	snprintf(cmd, sizeof(cmd), "%s/../data/gen_test_pdfs.sh real %s >/dev/null",
+	         getenv("CM_TEST_HARNESS"), path);
+	assert_int_equal(system(cmd), 0);
+	assert_non_null(f = fopen(path, "rb"));
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	assert_non_null(pdf = malloc((size_t)len));
+	assert_int_equal(fread(pdf, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	assert_int_equal(upload(user, "bash.pdf", pdf, (size_t)len, doc), CM_OK);
+	free(pdf);
+
+	survey_set(doc, 25, false, "offline, bash manual, 25 mcq", &sv);
+	assert_int_equal(sv.mcq, 25);
+	assert_int_equal(sv.in_url, 0);
+	assert_int_equal(sv.in_code, 0);
+	assert_int_equal(sv.function_word, 0);
+	assert_true(sv.top_distractor_uses <= 25 / 5);
+
+	survey_set(doc, 24, true, "offline, bash manual, 24 mixed", &sv);
+	assert_int_equal(sv.mcq + sv.open, 24);
+	assert_int_equal(sv.in_url + sv.in_code + sv.function_word, 0);
+	assert_true(sv.top_distractor_uses <= 24 / 5);
+	assert_true(sv.open_forms >= 4); /* not one "Explain ..." template */
+}
+
+static void
+test_offline_quality_cran_manual(void **state)
+{
+	static char pages[NCRAN][2048];
+	const char *pv[NCRAN];
+	pdf_testpdf o;
+	cm_buf      b;
+	char        doc[40];
+	survey      sv;
+
+	(void)state;
+	for (size_t i = 0; i < NCRAN; i++) {
+		wrap(cran[i], pages[i], sizeof(pages[i]));
+		pv[i] = pages[i];
+	}
+	memset(&o, 0, sizeof(o));
+	o.npages = (int)NCRAN;
+	o.pages = pv;
+	o.title = "SuppDists";
+	cm_buf_init(&b, 1u << 20);
+	assert_int_equal(pdf_testpdf_build(&o, &b), CM_OK);
+	assert_int_equal(upload(user, "SuppDists.pdf", b.data, b.len, doc), CM_OK);
+	cm_buf_fini(&b);
+
+	survey_set(doc, 25, false, "offline, CRAN-like manual, 25 mcq", &sv);
+	assert_int_equal(sv.mcq, 25);
+	assert_int_equal(sv.in_url, 0);
+	assert_int_equal(sv.in_code, 0);
+	assert_int_equal(sv.function_word, 0);
+	assert_true(sv.top_distractor_uses <= 25 / 5);
+}
+
 int
 main(void)
 {
@@ -372,6 +588,8 @@ main(void)
 	    cmocka_unit_test(test_offline_set),
 	    cmocka_unit_test(test_offline_too_many),
 	    cmocka_unit_test(test_other_users_document),
+	    cmocka_unit_test(test_offline_quality_real_manual),
+	    cmocka_unit_test(test_offline_quality_cran_manual),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -137,11 +137,13 @@ test_error_bodies(void **state)
 static void
 test_rate_limit(void **state)
 {
-	edge_limiter *l = edge_limiter_alloc(1, 3);
+	edge_config   c = {.rate_per_s = 1, .rate_burst = 3, .route_limits = ""};
+	edge_limiter *l = edge_limiter_alloc(&c, NULL);
 	int64_t       retry;
 	int           ok = 0;
 
 	(void)state;
+	assert_non_null(l);
 	for (int i = 0; i < 10; i++)
 		ok += edge_limiter_take(l, "10.0.0.1", NULL, &retry);
 	assert_int_equal(ok, 3); /* the burst, then empty */
@@ -150,7 +152,9 @@ test_rate_limit(void **state)
 	assert_true(edge_limiter_take(l, "", NULL, &retry));         /* unknown: not limited */
 	edge_limiter_free(l);
 
-	l = edge_limiter_alloc(0, 0); /* disabled */
+	c.rate_per_s = c.rate_burst = 0; /* disabled */
+	l = edge_limiter_alloc(&c, NULL);
+	assert_non_null(l);
 	for (int i = 0; i < 100; i++)
 		assert_true(edge_limiter_take(l, "10.0.0.1", "u", &retry));
 	edge_limiter_free(l);

@@ -2,7 +2,11 @@
  * test_qgen_offline.c - the offline provider on real-looking text: the count asked for, valid
  * multiple choice (the blanked term is the right option, four distinct options), open questions
  * with their source sentence, pages from the chunks, variants that do not repeat, topic first,
- * too little text, accents, determinism; the job's rounds (qgen_offline_fill).
+ * too little text, accents, determinism; the job's rounds (qgen_offline_fill). On a crafted
+ * manual full of URLs, e-mail addresses, code, formulas, function words, numbers and names: no
+ * blank in a URL or code or on a function word, distractors of the answer's kind, no distractor
+ * in more than a fifth of a 25-question set, one question per passage, open questions in
+ * several forms. The tokenizer's verdicts (doc_terms.h) and the open forms (openq.h) alone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,8 +18,11 @@
 
 #include <cmocka.h>
 
+#include "../../svc-qgen/doc_terms.h"
 #include "../../svc-qgen/offline.h"
+#include "../../svc-qgen/openq.h"
 #include "../../svc-qgen/quality.h"
+#include "../integration/offline_survey.h"
 
 static const char page1[] =
     "Photosynthesis converts light energy into chemical energy stored in glucose molecules.\n"
@@ -234,9 +241,8 @@ test_fill_rounds(void **state)
 	qgen_qlist_init(&chosen);
 	qgen_offline_fill(chunks, 3, &req, 4, &chosen, count_round, &r);
 	assert_int_equal(chosen.n, 10);
-	assert_true(r.n >= 2); /* the first round alone falls short on this text */
-	assert_true(r.seen[0] < 10);
-	assert_int_equal(r.seen[r.n - 1], 10);
+	assert_int_equal(r.n, 1); /* the first round reads every sentence it needs */
+	assert_int_equal(r.seen[0], 10);
 	/* No sentence asked about twice: every reference (the source sentence) differs. */
 	for (size_t i = 0; i < chosen.n; i++)
 		for (size_t k = 0; k < i; k++)
@@ -255,6 +261,300 @@ test_fill_rounds(void **state)
 	qgen_qlist_fini(&chosen);
 }
 
+/* ---- a crafted manual ------------------------------------------------------------------------ */
+
+#define MAN_PAGES 30
+
+static const char *const nouns[] = {
+    "buffer",  "cache",   "socket",  "parser",  "ledger",  "router",  "kernel",  "cluster",
+    "schema",  "journal", "lexer",   "queue",   "bucket",  "channel", "daemon",  "filter",
+    "handler", "matrix",  "packet",  "pointer", "quorum",  "replica", "segment", "shard",
+    "tensor",  "vector",  "widget",  "archive", "beacon",  "cipher",  "gateway", "header",
+    "library", "mirror",  "monitor", "profile", "sampler", "scanner", "spooler", "tracker"};
+static const char *const names[] = {
+    "Knuth",    "Hopper",    "Lovelace", "Turing", "Dijkstra", "Lamport", "Liskov",   "Ritchie",
+    "Thompson", "Kernighan", "Backus",   "Hoare",  "Wirth",    "Codd",    "Torvalds", "Hamming",
+    "Shannon",  "Church",    "Babbage",  "Boole",  "Pascal",   "Neumann", "Minsky",   "Perlis",
+    "Floyd",    "Milner",    "Scott",    "Tarjan", "Karp",     "Rabin"};
+#define NN (sizeof(nouns) / sizeof(nouns[0]))
+#define NM (sizeof(names) / sizeof(names[0]))
+
+static char       man_text[MAN_PAGES][1400];
+static qgen_chunk man[MAN_PAGES];
+
+/* Page i: a definition, a condition, a reason, a comparison, a URL, an e-mail address, code, a
+ * path, a formula and a sentence of function words, around nouns, names and numbers. */
+static void
+make_manual(void)
+{
+	for (int i = 0; i < MAN_PAGES; i++) {
+		const char *a = nouns[i % NN], *b = nouns[(i + 7) % NN], *c = nouns[(i + 13) % NN];
+		const char *d = nouns[(i + 21) % NN];
+		const char *n = names[i % NM], *m = names[(i + 11) % NM];
+		snprintf(man_text[i], sizeof(man_text[i]),
+		         "The %s is a small structure that holds %d records of the %s for each "
+		         "request. "
+		         "See https://CRAN.R-project.org/package=given_%s for the available %s "
+		         "reference of the given release. "
+		         "Call loadTable(x, given = TRUE) or read_%s(path) to load the %s into the "
+		         "current %s quickly. "
+		         "If the %s is full, the %s writes its oldest entries to the %s on disk. "
+		         "Questions about the %s go to support-%s@example.org or to the file "
+		         "~/docs/%s.txt on the server. "
+		         "The %s was described by %s in %d and later extended by %s for the %s. "
+		         "The %s restarts the %s because the %s keeps no state between two runs. "
+		         "A %s is faster than a %s when the %s holds fewer than %d entries. "
+		         "The ratio x = y / (k - 1) gives the share of the %s that each %s reads. "
+		         "It is also given that the following available ones are used in various "
+		         "ways by the others.\n",
+		         a, 16 + 8 * i, b, a, b, a, a, c, a, b, d, a, a, a, b, n, 1960 + i, m, c, b,
+		         c, a, a, d, c, 100 + 10 * i, a, d);
+		man[i].text = man_text[i];
+		man[i].len = strlen(man_text[i]);
+		man[i].page_first = man[i].page_last = i + 1;
+	}
+}
+
+/* The blank's position at the start of the quoted statement (its capital says nothing). */
+static bool
+blank_starts(const char *text)
+{
+	const char *q = strchr(text, '"');
+
+	return q != NULL && strncmp(q + 1, "_____", 5) == 0;
+}
+
+static bool
+capitalised(const char *s)
+{
+	return s[0] >= 'A' && s[0] <= 'Z';
+}
+
+static void
+test_manual_mcq_set(void **state)
+{
+	qgen_offline_req req = {25, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
+	qgen_qlist       l;
+	survey           sv;
+	const char      *opts[4 * 25];
+	int              ans[25];
+
+	(void)state;
+	make_manual();
+	qgen_qlist_init(&l);
+	qgen_offline_fill(man, MAN_PAGES, &req, 4, &l, NULL, NULL);
+	assert_int_equal(l.n, 25);
+	memset(&sv, 0, sizeof(sv));
+	for (size_t i = 0; i < l.n; i++) {
+		const qgen_question *q = &l.items[i];
+		const char          *a = q->options[q->answer];
+		bool                 num = strpbrk(a, "0123456789") != NULL;
+		assert_int_equal(q->type, QGEN_MCQ);
+		survey_mcq(&sv, q->text, (const char *const *)q->options, q->answer);
+		/* Distractors of the answer's kind: numbers with numbers, names with names. */
+		for (int k = 0; k < 4; k++) {
+			assert_int_equal(strpbrk(q->options[k], "0123456789") != NULL, num);
+			if (!num && !blank_starts(q->text))
+				assert_int_equal(capitalised(q->options[k]), capitalised(a));
+		}
+		/* One question per passage: 25 of 30 pages, none twice. */
+		for (size_t k = 0; k < i; k++)
+			assert_int_not_equal(q->page, l.items[k].page);
+		for (int k = 0; k < 4; k++)
+			opts[4 * i + (size_t)k] = q->options[k];
+		ans[i] = q->answer;
+	}
+	survey_distractors(&sv, opts, ans, (int)l.n);
+	survey_print(&sv, "crafted manual", stderr);
+	assert_int_equal(sv.in_url, 0);
+	assert_int_equal(sv.in_code, 0);
+	assert_int_equal(sv.function_word, 0);
+	assert_true(sv.number > 0 && sv.name > 0 && sv.term > 0); /* every kind gets its turn */
+	assert_true(sv.top_distractor_uses <= 25 / 5);            /* at most a fifth of the set */
+	qgen_qlist_fini(&l);
+}
+
+/* The form of an open question, by its opening words (openq.h's wordings). */
+static int
+form_of(const char *t)
+{
+	if (strncmp(t, "What is the role", 16) == 0 || strstr(t, " do, according") != NULL)
+		return QGEN_OPENQ_ROLE;
+	if (strncmp(t, "Define ", 7) == 0 || strncmp(t, "What is ", 8) == 0 ||
+	    strncmp(t, "What are ", 9) == 0 || strstr(t, " mean in this text") != NULL)
+		return QGEN_OPENQ_DEFINE;
+	if (strstr(t, "what happens") != NULL || strncmp(t, "What happens", 12) == 0)
+		return QGEN_OPENQ_HAPPENS;
+	if (strstr(t, "why is it that") != NULL || strncmp(t, "Why ", 4) == 0)
+		return QGEN_OPENQ_WHY;
+	if (strstr(t, " compare ") != NULL || strncmp(t, "What difference", 15) == 0)
+		return QGEN_OPENQ_COMPARE;
+	return QGEN_OPENQ_ABOUT;
+}
+
+static void
+test_manual_open_forms(void **state)
+{
+	qgen_offline_req req = {12, QGEN_TYPE_MASK(QGEN_OPEN), QGEN_MEDIUM, NULL, 0};
+	qgen_qlist       l;
+	int              forms[QGEN_OPENQ_NFORMS] = {0}, distinct = 0;
+
+	(void)state;
+	make_manual();
+	qgen_qlist_init(&l);
+	qgen_offline_fill(man, MAN_PAGES, &req, 4, &l, NULL, NULL);
+	assert_int_equal(l.n, 12);
+	for (size_t i = 0; i < l.n; i++) {
+		const qgen_question *q = &l.items[i];
+		assert_null(strstr(q->text, "in your own words"));
+		assert_non_null(q->reference);
+		/* The reference is the sentence, from the cited page. */
+		assert_non_null(strstr(man_text[q->page - 1], q->reference));
+		forms[form_of(q->text)]++;
+	}
+	for (int f = 0; f < QGEN_OPENQ_NFORMS; f++)
+		distinct += forms[f] > 0;
+	/* define, what happens, why and compare all fit these pages: each is used */
+	assert_true(forms[QGEN_OPENQ_DEFINE] > 0 && forms[QGEN_OPENQ_HAPPENS] > 0 &&
+	            forms[QGEN_OPENQ_WHY] > 0 && forms[QGEN_OPENQ_COMPARE] > 0);
+	assert_true(distinct >= 4);
+	qgen_qlist_fini(&l);
+}
+
+static void
+test_manual_deterministic(void **state)
+{
+	qgen_offline_req req = {10, QGEN_TYPE_MASK(QGEN_MCQ) | QGEN_TYPE_MASK(QGEN_OPEN),
+	                        QGEN_MEDIUM, NULL, 0};
+	qgen_qlist       a, b;
+
+	(void)state;
+	make_manual();
+	qgen_qlist_init(&a);
+	qgen_qlist_init(&b);
+	qgen_offline_fill(man, MAN_PAGES, &req, 4, &a, NULL, NULL);
+	qgen_offline_fill(man, MAN_PAGES, &req, 4, &b, NULL, NULL);
+	assert_int_equal(a.n, 10);
+	assert_int_equal(a.n, b.n);
+	for (size_t i = 0; i < a.n; i++) {
+		assert_string_equal(a.items[i].text, b.items[i].text);
+		assert_int_equal(a.items[i].answer, b.items[i].answer);
+		for (int k = 0; a.items[i].type == QGEN_MCQ && k < 4; k++)
+			assert_string_equal(a.items[i].options[k], b.items[i].options[k]);
+	}
+	qgen_qlist_fini(&a);
+	qgen_qlist_fini(&b);
+}
+
+/* ---- the pieces ------------------------------------------------------------------------------ */
+
+/* Whether the token of s that starts with word is unsafe. */
+static bool
+unsafe_tok(const char *s, const char *word)
+{
+	qgen_tok t[QGEN_TOK_MAX];
+	size_t   n = qgen_tokenize(s, t, QGEN_TOK_MAX);
+	size_t   at = (size_t)(strstr(s, word) - s);
+
+	for (size_t i = 0; i < n; i++)
+		if (t[i].at >= at && t[i].at <= at + 2) /* the core, past stripped punctuation */
+			return (t[i].flags & QGEN_TOK_UNSAFE) != 0;
+	fail_msg("no token at %s", word);
+	return false;
+}
+
+static void
+test_tokens(void **state)
+{
+	const char *s = "See https://CRAN.R-project.org/package=SuppDists or mail bob@example.org, "
+	                "call rnorm(n, mean = 0) with lower.tail and loadTable, read ~/R/fits.csv, "
+	                "pass --login or -l, use `set -e` here, and r - 1 degrees of freedom for "
+	                "Kendall's tau in 1904 with 64 points.";
+	qgen_tok    t[QGEN_TOK_MAX];
+	size_t      n = qgen_tokenize(s, t, QGEN_TOK_MAX);
+	char        key[QGEN_TERM_MAX + 1];
+	qgen_term_kind kind;
+	size_t         ntok;
+
+	(void)state;
+	assert_true(n > 20);
+	assert_true(unsafe_tok(s, "https"));     /* URL */
+	assert_true(unsafe_tok(s, "bob@"));      /* e-mail */
+	assert_true(unsafe_tok(s, "rnorm"));     /* a call ... */
+	assert_true(unsafe_tok(s, "mean"));      /* ... and its arguments */
+	assert_true(unsafe_tok(s, "lower.t"));   /* dotted identifier */
+	assert_true(unsafe_tok(s, "loadTable")); /* camelCase */
+	assert_true(unsafe_tok(s, "~/R"));       /* path */
+	assert_true(unsafe_tok(s, "--login"));   /* options */
+	assert_true(unsafe_tok(s, "-l,"));
+	assert_true(unsafe_tok(s, "-e`"));                                 /* inside backticks */
+	assert_true(unsafe_tok(s, "r - 1") && unsafe_tok(s, "1 degrees")); /* formula */
+	assert_false(unsafe_tok(s, "freedom"));
+	assert_false(unsafe_tok(s, "Kendall"));
+	assert_false(unsafe_tok(s, "points"));
+	/* Candidates: a possessive name, a year, a number with its unit; never a stop word. */
+	for (size_t i = 0; i < n; i++) {
+		if (!qgen_tok_candidate(s, t, n, i, false, &kind, &ntok, key))
+			continue;
+		assert_false(qgen_stop_word(key));
+		if (strcmp(key, "kendall") == 0)
+			assert_int_equal(kind, QGEN_TERM_NAME);
+		if (strcmp(key, "1904") == 0 || strcmp(key, "64") == 0)
+			assert_int_equal(kind, QGEN_TERM_NUMBER);
+		assert_null(strstr(key, "suppdists"));
+		assert_null(strstr(key, "example"));
+	}
+	assert_true(qgen_code_sentence(
+	    "x <- c(1, 2); y[x > 0] <- {z}; f(x) == $y", t,
+	    qgen_tokenize("x <- c(1, 2); y[x > 0] <- {z}; f(x) == $y", t, QGEN_TOK_MAX)));
+}
+
+static void
+test_stop_list(void **state)
+{
+	size_t                   n;
+	const char *const       *v = qgen_stop_list(&n);
+	static const char *const generic[] = {"given", "available", "following", "using",
+	                                      "based", "various",   "the",       "which"};
+
+	(void)state;
+	for (size_t i = 1; i < n; i++)
+		assert_true(strcmp(v[i - 1], v[i]) < 0); /* sorted: bsearch finds every word */
+	for (size_t i = 0; i < sizeof(generic) / sizeof(generic[0]); i++)
+		assert_true(qgen_stop_word(generic[i]));
+	assert_false(qgen_stop_word("kernel"));
+}
+
+static void
+test_open_forms_alone(void **state)
+{
+	char out[256];
+
+	(void)state;
+	assert_true(qgen_openq_write(QGEN_OPENQ_DEFINE, "A pipeline is a sequence of commands.",
+	                             NULL, NULL, 1, 0, out, sizeof(out)));
+	assert_string_equal(out, "What is a pipeline, according to the text?");
+	assert_true(qgen_openq_write(QGEN_OPENQ_HAPPENS,
+	                             "If the cache is full, the oldest entry is dropped.", NULL,
+	                             NULL, 1, 0, out, sizeof(out)));
+	assert_string_equal(out, "What happens if the cache is full?");
+	assert_true(qgen_openq_write(QGEN_OPENQ_WHY,
+	                             "The daemon restarts the socket because it keeps no state.",
+	                             NULL, NULL, 1, 0, out, sizeof(out)));
+	assert_string_equal(out, "Why is it that the daemon restarts the socket?");
+	assert_true(qgen_openq_write(QGEN_OPENQ_COMPARE, "A queue is faster than a ledger here.",
+	                             "queue", "ledger", 1, 0, out, sizeof(out)));
+	assert_string_equal(out, "How does the text compare queue with ledger?");
+	/* A heading run into the sentence, a pronoun, code: no definition. */
+	assert_false(
+	    qgen_openq_forms("Simple Commands A simple command is a list of words.", NULL, NULL) &
+	    (1u << QGEN_OPENQ_DEFINE));
+	assert_false(qgen_openq_forms("It is a sequence of commands and words.", NULL, NULL) &
+	             (1u << QGEN_OPENQ_DEFINE));
+	assert_false(qgen_openq_forms("The f(x) call is a sequence of commands.", NULL, NULL) &
+	             (1u << QGEN_OPENQ_DEFINE));
+}
+
 int
 main(void)
 {
@@ -266,6 +566,12 @@ main(void)
 	    cmocka_unit_test(test_too_little_text),
 	    cmocka_unit_test(test_accents_and_determinism),
 	    cmocka_unit_test(test_fill_rounds),
+	    cmocka_unit_test(test_manual_mcq_set),
+	    cmocka_unit_test(test_manual_open_forms),
+	    cmocka_unit_test(test_manual_deterministic),
+	    cmocka_unit_test(test_tokens),
+	    cmocka_unit_test(test_stop_list),
+	    cmocka_unit_test(test_open_forms_alone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

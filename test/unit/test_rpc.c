@@ -1,6 +1,7 @@
 /*
  * test_rpc.c - the RPC layer over real nng TCP sockets on loopback: round trips, errors,
- * malformed input, deadlines, and replicas coming and going.
+ * malformed input, deadlines, replicas coming and going, a stop that lets a running call reply,
+ * and the per-method metrics.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "cm/buf.h"
+#include "cm/metrics.h"
 #include "cm/rpc.h"
 #include "cm/util.h"
 #include "proto/common.pb-c.h"
@@ -349,6 +352,106 @@ test_call_hooks(void **state)
 	cm_rpc_server_stop(s);
 }
 
+/* What an asynchronous call reported to its done callback. */
+static int  drain_status = -1;
+static char drain_type[32];
+
+static void
+drain_done(void *arg, cm_rpc_result *res)
+{
+	Cm__Event *ev;
+
+	(void)arg;
+	if (res->status == CM__STATUS__OK &&
+	    (ev = cm__event__unpack(NULL, res->payload_len, res->payload)) != NULL) {
+		snprintf(drain_type, sizeof(drain_type), "%s", ev->type);
+		cm__event__free_unpacked(ev, NULL);
+	}
+	__atomic_store_n(&drain_status, res->status, __ATOMIC_SEQ_CST);
+}
+
+/* Stopping while a handler runs lets it finish and its reply reach the caller. */
+static void
+test_stop_drains(void **state)
+{
+	cm_rpc_server   *s = start(URL_A);
+	cm_rpc_client   *c = NULL;
+	Cm__Event        ev = CM__EVENT__INIT;
+	cm_rpc_call_opts o = {.method = "test.Echo"};
+	uint8_t          buf[64];
+	size_t           n;
+	int64_t          until;
+
+	(void)state;
+	assert_int_equal(cm_rpc_client_open(&c, "t", URL_A, NULL), CM_OK);
+	ev.type = (char *)"sleep"; /* the handler takes 300 ms */
+	ev.topic = (char *)"t";
+	n = cm__event__pack(&ev, buf);
+	/* The client dials lazily: wait for its connection, then for the call to be in hand. */
+	for (until = cm_now_ms() + 5000; cm_rpc_client_healthy(c) == 0 && cm_now_ms() < until;)
+		nng_msleep(5);
+	assert_int_equal(cm_rpc_call_async(c, &o, buf, n, drain_done, NULL), CM_OK);
+	for (until = cm_now_ms() + 5000; cm_rpc_server_inflight(s) == 0 && cm_now_ms() < until;)
+		nng_msleep(1);
+	assert_int_equal(cm_rpc_server_inflight(s), 1);
+	cm_rpc_server_stop(s);
+	for (until = cm_now_ms() + 5000;
+	     __atomic_load_n(&drain_status, __ATOMIC_SEQ_CST) < 0 && cm_now_ms() < until;)
+		nng_msleep(5);
+	assert_int_equal(drain_status, CM__STATUS__OK);
+	assert_string_equal(drain_type, "echo:sleep");
+	cm_rpc_client_close(c);
+}
+
+/* rpc_requests_total counts per method and status, every call, "?" for an unknown method. */
+static void
+test_metrics(void **state)
+{
+	cm_metrics          *m = cm_metrics_alloc("t_");
+	cm_rpc_server       *s = NULL;
+	cm_rpc_client       *c = NULL;
+	Cm__Event           *out = NULL;
+	cm_rpc_result        res;
+	cm_rpc_call_opts     o = {.method = "test.Nope"};
+	cm_buf               text;
+	cm_rpc_server_config cfg = {.url = URL_C,
+	                            .workers = 2,
+	                            .methods = methods,
+	                            .n_methods = 1,
+	                            .worker_init = w_init,
+	                            .metrics = m};
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(cm_rpc_server_start(&s, &cfg), CM_OK);
+	assert_int_equal(cm_rpc_client_open(&c, "t", URL_C, NULL), CM_OK);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(echo(c, "hi", "", &out, &res), CM_OK);
+		protobuf_c_message_free_unpacked(&out->base, NULL);
+		cm_rpc_result_fini(&res);
+	}
+	assert_int_equal(echo(c, "fail", "", &out, &res), CM_ENOTFOUND);
+	cm_rpc_result_fini(&res);
+	cm_rpc_call_raw(c, &o, NULL, 0, &res);
+	assert_int_equal(res.status, CM__STATUS__UNIMPLEMENTED);
+	cm_rpc_result_fini(&res);
+	cm_rpc_client_close(c);
+	cm_rpc_server_stop(s);
+
+	cm_buf_init(&text, 1 << 20);
+	assert_int_equal(cm_metrics_render(m, &text), CM_OK);
+	assert_non_null(
+	    strstr(text.data, "t_rpc_requests_total{method=\"test.Echo\",code=\"OK\"} 3\n"));
+	assert_non_null(
+	    strstr(text.data, "t_rpc_requests_total{method=\"test.Echo\",code=\"NOT_FOUND\"} 1\n"));
+	assert_non_null(
+	    strstr(text.data, "t_rpc_requests_total{method=\"?\",code=\"UNIMPLEMENTED\"} 1\n"));
+	assert_non_null(
+	    strstr(text.data, "t_rpc_duration_seconds_count{method=\"test.Echo\"} 4\n"));
+	cm_buf_fini(&text);
+	cm_metrics_free(m);
+}
+
 int
 main(void)
 {
@@ -360,6 +463,8 @@ main(void)
 	    cmocka_unit_test(test_replicas),
 	    cmocka_unit_test(test_worker_init_fails),
 	    cmocka_unit_test(test_call_hooks),
+	    cmocka_unit_test(test_stop_drains),
+	    cmocka_unit_test(test_metrics),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

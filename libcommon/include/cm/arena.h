@@ -19,6 +19,9 @@ void cm_arena_init(cm_arena *a);
 /* NULL on allocation failure or overflow. */
 void *cm_arena_alloc(cm_arena *a, size_t n);
 char *cm_arena_strndup(cm_arena *a, const char *s, size_t n);
-void  cm_arena_fini(cm_arena *a);
+/* Forgets every allocation but keeps one chunk of the usual size for the next request (an RPC
+ * worker reuses its arena call after call instead of a malloc/free per call). */
+void cm_arena_reset(cm_arena *a);
+void cm_arena_fini(cm_arena *a);
 
 #endif

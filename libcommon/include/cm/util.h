@@ -19,6 +19,9 @@ void cm_random_bytes(void *buf, size_t n);
 
 /* A random (version 4) UUID as 36 characters plus NUL. */
 void cm_uuid_v4(char out[37]);
+/* A UUID v4-shaped id that is unique but not secret (request ids): a per-thread generator seeded
+ * once from the system's randomness, no system call per id. Never for tokens or capabilities. */
+void cm_uuid_v4_fast(char out[37]);
 /* True when s is a textual UUID (8-4-4-4-12 hex). */
 bool cm_uuid_valid(const char *s);
 

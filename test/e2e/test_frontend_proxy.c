@@ -1,0 +1,298 @@
+/*
+ * test_frontend_proxy.c - every path outside the API goes to the web app's own server (here
+ * test/harness/fakefront.py at EDGE_FRONTEND_URL), through edge/frontend.c.
+ *
+ * Covered: pages, assets and the app's own 404 on the edge's origin; a redirect the app aims at
+ * where it believes it lives (http://localhost:3100, or its own origin) comes back on the origin
+ * the browser used, and only that kind; Next's navigation headers reach the app and its response
+ * headers (two Set-Cookie among them) come back; hop-by-hop headers stay behind both ways; the
+ * forwarding headers are the edge's, not the client's; page after page rides one kept-alive
+ * upstream connection; a failing app is a 502 in the JSON error shape; X-Forwarded-Proto counts
+ * only from a trusted proxy (the strict edge trusts 127.0.0.1).
+ */
+#define _GNU_SOURCE /* strcasestr */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cmocka.h>
+
+#include "cm/util.h"
+#include "http_client.h"
+#include "raw_conn.h"
+
+/* How many header lines of a response (raw text) are exactly "name: value". */
+static int
+count_header(const char *headers, const char *name, const char *value)
+{
+	size_t      n = strlen(name), v = strlen(value);
+	int         count = 0;
+	const char *p = headers;
+
+	while (p != NULL && *p != '\0') {
+		const char *end = strstr(p, "\r\n");
+		size_t      len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+		if (len == n + 2 + v && strncasecmp(p, name, n) == 0 && p[n] == ':' &&
+		    p[n + 1] == ' ' && memcmp(p + n + 2, value, v) == 0)
+			count++;
+		p = end != NULL ? end + 2 : NULL;
+	}
+	return count;
+}
+
+/* A request header as the fake app received it ("" when it did not). */
+static const char *
+seen(const http_resp *r, const char *lower_name)
+{
+	return js(json_object_get(r->json, "headers"), lower_name);
+}
+
+static json_int_t
+upstream_conn(const http_resp *r)
+{
+	return json_integer_value(json_object_get(r->json, "conn"));
+}
+
+static void
+test_pages(void **state)
+{
+	http_resp r;
+	char      buf[128];
+
+	(void)state;
+	assert_int_equal(http_do("GET", "/", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "frontend-marker"));
+	assert_non_null(http_header(&r, "Content-Type", buf, sizeof(buf)));
+	assert_string_equal(buf, "text/html");
+	assert_non_null(http_header(&r, "X-Request-Id", buf, sizeof(buf)));
+	http_resp_free(&r);
+	assert_int_equal(http_do("GET", "/static/app.js?v=1", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "console.log"));
+	/* The app's caching survives the edge (API answers are no-store; pages are not). */
+	assert_non_null(http_header(&r, "Cache-Control", buf, sizeof(buf)));
+	assert_string_equal(buf, "public, max-age=60");
+	http_resp_free(&r);
+	assert_int_equal(http_do("HEAD", "/static/app.js", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	http_resp_free(&r);
+	assert_int_equal(http_do("GET", "/no/such/page", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 404); /* the app's own answer */
+	assert_string_equal(r.body, "not found");
+	http_resp_free(&r);
+	/* The API stays the API. */
+	assert_int_equal(http_do("GET", "/api/nope", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 404);
+	assert_non_null(json_object_get(r.json, "detail"));
+	http_resp_free(&r);
+}
+
+static void
+expect_location(const char *path, long status, const char *location)
+{
+	http_resp r;
+	char      buf[256];
+
+	assert_int_equal(http_do("GET", path, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, status);
+	assert_non_null(http_header(&r, "Location", buf, sizeof(buf)));
+	assert_string_equal(buf, location);
+	http_resp_free(&r);
+}
+
+/* `next start` redirects to where it believes it lives; the browser must stay on the edge. */
+static void
+test_redirects_stay_on_the_edge(void **state)
+{
+	char want[256];
+
+	(void)state;
+	snprintf(want, sizeof(want), "%s/login?next=/x", http_base());
+	expect_location("/_redirect", 307, want);
+	snprintf(want, sizeof(want), "%s/self", http_base());
+	expect_location("/_redirect_self", 308, want); /* EDGE_FRONTEND_URL's own origin */
+	/* Relative references and other sites pass as the app wrote them. */
+	expect_location("/_redirect_rel", 302, "/login");
+	expect_location("/_redirect_ext", 302, "https://example.com/away");
+}
+
+static void
+test_headers_both_ways(void **state)
+{
+	static const char *const h[] = {"RSC: 1",
+	                                "Next-Router-State-Tree: %5B%22%22%2C%7B%7D%5D",
+	                                "Next-Router-Prefetch: 1",
+	                                "Cookie: theme=dark",
+	                                "Content-Type: text/plain;charset=UTF-8",
+	                                "Connection: X-Hop-Req",
+	                                "X-Hop-Req: must not cross",
+	                                "Keep-Alive: timeout=9",
+	                                "TE: trailers",
+	                                "Proxy-Authorization: Basic eDp5",
+	                                "X-Forwarded-For: 6.6.6.6",
+	                                "X-Forwarded-Host: evil.example",
+	                                "X-Forwarded-Proto: https",
+	                                NULL};
+	http_resp                r;
+	char                     buf[256], host[128], want[256];
+
+	(void)state;
+	assert_int_equal(http_do("POST", "/_echo?a=1", h, "[\"act\"]", 7, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(r.json);
+	/* What the app received: the request as sent, with Next's navigation headers. */
+	assert_string_equal(js(r.json, "method"), "POST");
+	assert_string_equal(js(r.json, "path"), "/_echo?a=1");
+	assert_int_equal(json_integer_value(json_object_get(r.json, "body_len")), 7);
+	assert_string_equal(seen(&r, "rsc"), "1");
+	assert_string_equal(seen(&r, "next-router-state-tree"), "%5B%22%22%2C%7B%7D%5D");
+	assert_string_equal(seen(&r, "next-router-prefetch"), "1");
+	assert_string_equal(seen(&r, "cookie"), "theme=dark");
+	assert_string_equal(seen(&r, "content-type"), "text/plain;charset=UTF-8");
+	/* ...without the hop-by-hop ones... */
+	assert_null(json_object_get(json_object_get(r.json, "headers"), "x-hop-req"));
+	assert_null(json_object_get(json_object_get(r.json, "headers"), "connection"));
+	assert_null(json_object_get(json_object_get(r.json, "headers"), "keep-alive"));
+	assert_null(json_object_get(json_object_get(r.json, "headers"), "te"));
+	assert_null(json_object_get(json_object_get(r.json, "headers"), "proxy-authorization"));
+	assert_null(json_object_get(json_object_get(r.json, "headers"), "expect"));
+	/* ...and with the edge's forwarding headers, not the client's (no trusted proxy here). */
+	cm_strlcpy(host, http_base() + strlen("http://"), sizeof(host));
+	assert_string_equal(seen(&r, "host"), "127.0.0.1:28090");
+	assert_string_equal(seen(&r, "x-forwarded-for"), "127.0.0.1");
+	assert_string_equal(seen(&r, "x-forwarded-proto"), "http");
+	assert_string_equal(seen(&r, "x-forwarded-host"), host);
+	assert_non_null(http_header(&r, "X-Request-Id", buf, sizeof(buf)));
+	assert_string_equal(seen(&r, "x-request-id"), buf);
+
+	/* What came back: the app's headers, both cookies, its Content-Location on our origin. */
+	assert_non_null(http_header(&r, "X-Nextjs-Cache", buf, sizeof(buf)));
+	assert_string_equal(buf, "HIT");
+	assert_non_null(http_header(&r, "Vary", buf, sizeof(buf)));
+	assert_string_equal(buf, "RSC, Next-Router-State-Tree, Next-Router-Prefetch");
+	assert_int_equal(count_header(r.headers, "Set-Cookie", "a=1; Path=/"), 1);
+	assert_int_equal(count_header(r.headers, "Set-Cookie", "b=2; Path=/; HttpOnly"), 1);
+	snprintf(want, sizeof(want), "%s/_echo?from=app", http_base());
+	assert_non_null(http_header(&r, "Content-Location", buf, sizeof(buf)));
+	assert_string_equal(buf, want);
+	/* ...and not its hop-by-hop ones. */
+	assert_null(http_header(&r, "X-Hop-Resp", buf, sizeof(buf)));
+	assert_null(http_header(&r, "Keep-Alive", buf, sizeof(buf)));
+	assert_null(http_header(&r, "Proxy-Authenticate", buf, sizeof(buf)));
+	assert_null(http_header(&r, "Trailer", buf, sizeof(buf)));
+	http_resp_free(&r);
+}
+
+/* Page after page, from new client connections each time, rides one upstream connection. */
+static void
+test_one_upstream_connection(void **state)
+{
+	http_resp  r;
+	json_int_t first;
+
+	(void)state;
+	assert_int_equal(http_do("GET", "/_echo", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	first = upstream_conn(&r);
+	assert_true(first > 0);
+	http_resp_free(&r);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(http_do(i % 2 == 0 ? "GET" : "POST", "/_echo", NULL, "{}", 2, &r),
+		                 0);
+		assert_int_equal(r.status, 200);
+		assert_int_equal(upstream_conn(&r), first);
+		http_resp_free(&r);
+	}
+}
+
+static void
+test_app_failures(void **state)
+{
+	http_resp r;
+	char      path[64];
+
+	(void)state;
+	/* The app's server closes without answering (curl retries once on a fresh connection). */
+	assert_int_equal(http_do("GET", "/_hangup", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 502);
+	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "UNAVAILABLE");
+	http_resp_free(&r);
+	/* An answer past the response cap (16 MiB) is refused whole. */
+	snprintf(path, sizeof(path), "/_big?n=%d", 16 * 1024 * 1024 + 1);
+	assert_int_equal(http_do("GET", path, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 502);
+	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "UNAVAILABLE");
+	http_resp_free(&r);
+	/* One just under it passes, and the proxy goes on serving. */
+	snprintf(path, sizeof(path), "/_big?n=%d", 4 * 1024 * 1024);
+	assert_int_equal(http_do("GET", path, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 4 * 1024 * 1024);
+	http_resp_free(&r);
+}
+
+/* A raw GET of path to base with Host and extra header lines; the Location it gets, into out. */
+static void
+raw_location(const char *base, const char *path, const char *host, const char *extra, char *out,
+             size_t n)
+{
+	char        req[1024], reply[8192];
+	int         fd = raw_open(base);
+	const char *p, *end;
+
+	assert_true(fd >= 0);
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", path, host, extra);
+	assert_true(raw_send(fd, req, strlen(req)));
+	assert_int_equal(raw_response(fd, reply, sizeof(reply), 10000), 307);
+	raw_close(fd);
+	assert_non_null(p = strcasestr(reply, "\r\nLocation: "));
+	p += strlen("\r\nLocation: ");
+	assert_non_null(end = strstr(p, "\r\n"));
+	assert_true((size_t)(end - p) < n);
+	memcpy(out, p, (size_t)(end - p));
+	out[end - p] = '\0';
+}
+
+/* The browser's scheme is the edge's to know: from a trusted proxy's X-Forwarded-Proto only. */
+static void
+test_public_origin_from_trusted_proxy(void **state)
+{
+	const char *strict = getenv("CM_TEST_EDGE_STRICT");
+	char        loc[256];
+
+	(void)state;
+	if (strict == NULL || strict[0] == '\0')
+		strict = "http://127.0.0.1:28081";
+	/* The strict edge trusts 127.0.0.1 (a client address of our own keeps its rate limits
+	 * apart from test_security's). */
+	raw_location(strict, "/_redirect", "app.example.com",
+	             "X-Forwarded-Proto: https\r\nX-Forwarded-For: 198.51.100.90\r\n", loc,
+	             sizeof(loc));
+	assert_string_equal(loc, "https://app.example.com/login?next=/x");
+	/* The main edge trusts nobody: the same header is the client's word and changes nothing. */
+	raw_location(http_base(), "/_redirect", "app.example.com:8443",
+	             "X-Forwarded-Proto: https\r\n", loc, sizeof(loc));
+	assert_string_equal(loc, "http://app.example.com:8443/login?next=/x");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_pages),
+	    cmocka_unit_test(test_redirects_stay_on_the_edge),
+	    cmocka_unit_test(test_headers_both_ways),
+	    cmocka_unit_test(test_one_upstream_connection),
+	    cmocka_unit_test(test_app_failures),
+	    cmocka_unit_test(test_public_origin_from_trusted_proxy),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

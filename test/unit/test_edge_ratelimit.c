@@ -1,0 +1,148 @@
+/*
+ * test_edge_ratelimit.c - the edge's rate limits without Redis: per-route overrides
+ * (EDGE_ROUTE_LIMITS), the user scope, what is counted, and the overrides refused at start.
+ * Shared limits through Redis and the fallback are in integration_edge_ratelimit.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cm/buf.h"
+#include "cm/metrics.h"
+#include "edge.h"
+#include "ratelimit.h"
+
+/* The value of one metric line ("name{labels}"), -1 when absent. */
+static long long
+metric(cm_metrics *m, const char *series)
+{
+	cm_buf      b;
+	const char *p;
+	long long   v = -1;
+
+	cm_buf_init(&b, 1 << 20);
+	assert_int_equal(cm_metrics_render(m, &b), CM_OK);
+	for (p = b.data; p != NULL && (p = strstr(p, series)) != NULL; p++) {
+		if ((p == b.data || p[-1] == '\n') && p[strlen(series)] == ' ') {
+			v = strtoll(p + strlen(series) + 1, NULL, 10);
+			break;
+		}
+	}
+	cm_buf_fini(&b);
+	return v;
+}
+
+static int
+admitted(edge_limiter *l, const char *route, const char *addr, const char *user, int n,
+         int64_t *last_retry)
+{
+	int ok = 0;
+
+	for (int i = 0; i < n; i++)
+		ok += edge_limiter_take_route(l, route, addr, user, last_retry);
+	return ok;
+}
+
+/* An override has its own buckets at its own rate; the other routes keep the default (off here). */
+static void
+test_route_override(void **state)
+{
+	edge_config   c = {.rate_per_s = 0, .route_limits = " v1_login = 1/2 ,legacy_login=0.5"};
+	cm_metrics   *m = cm_metrics_alloc("edge_");
+	edge_limiter *l = edge_limiter_alloc(&c, m);
+	int64_t       retry = 0;
+
+	(void)state;
+	assert_non_null(l);
+	assert_int_equal(admitted(l, "v1_login", "10.0.0.1", NULL, 5, &retry), 2);
+	assert_int_equal(retry, 1);
+	assert_int_equal(admitted(l, "v1_login", "10.0.0.2", NULL, 5, &retry), 2);
+	/* 0.5/s: the burst is the rate rounded up, and the wait two seconds */
+	assert_int_equal(admitted(l, "legacy_login", "10.0.0.1", NULL, 3, &retry), 1);
+	assert_int_equal(retry, 2);
+	assert_int_equal(admitted(l, "v1_me", "10.0.0.1", NULL, 100, &retry), 100);
+	assert_int_equal(admitted(l, NULL, "10.0.0.1", NULL, 100, &retry), 100);
+	assert_int_equal(
+	    metric(m, "edge_ratelimit_rejected_total{route=\"v1_login\",scope=\"addr\"}"), 6);
+	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"local\"}"), 1);
+	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"redis\"}"), 0);
+	assert_false(edge_limiter_shared(l));
+	edge_limiter_free(l);
+	cm_metrics_free(m);
+}
+
+/* The default applies to every route with one bucket per client: routes without an override
+ * share it, and the user bucket limits a user across addresses. */
+static void
+test_default_and_user_scope(void **state)
+{
+	edge_config   c = {.rate_per_s = 1, .rate_burst = 3};
+	cm_metrics   *m = cm_metrics_alloc("edge_");
+	edge_limiter *l;
+	int64_t       retry = 0;
+
+	(void)state;
+	c.route_limits = "v1_doc_upload=0"; /* an override of 0 turns that route's limit off */
+	assert_non_null(l = edge_limiter_alloc(&c, m));
+	assert_int_equal(admitted(l, "v1_me", "10.0.0.1", NULL, 2, &retry), 2);
+	assert_int_equal(admitted(l, "v1_doc_list", "10.0.0.1", NULL, 2, &retry), 1);
+	assert_int_equal(admitted(l, "v1_doc_upload", "10.0.0.1", NULL, 20, &retry), 20);
+	/* user u from three addresses: three requests in all */
+	assert_int_equal(admitted(l, "v1_me", "10.1.0.1", "u", 2, &retry), 2);
+	assert_int_equal(admitted(l, "v1_me", "10.1.0.2", "u", 2, &retry), 1);
+	assert_int_equal(admitted(l, "v1_me", "10.1.0.3", "u", 1, &retry), 0);
+	assert_true(retry >= 1);
+	assert_int_equal(metric(m, "edge_ratelimit_rejected_total{route=\"v1_me\",scope=\"user\"}"),
+	                 2);
+	assert_int_equal(
+	    metric(m, "edge_ratelimit_rejected_total{route=\"v1_doc_list\",scope=\"addr\"}"), 1);
+	edge_limiter_free(l);
+	cm_metrics_free(m);
+}
+
+/* A malformed override stops the edge at start rather than leaving a route unprotected. */
+static void
+test_bad_overrides(void **state)
+{
+	const char   *bad[] = {"v1_login",
+	                       "v1_login=",
+	                       "v1_login=x/2",
+	                       "v1_login=2/0",
+	                       "v1_login=2/",
+	                       "v1_login=2/3x",
+	                       "no_such_route=1/2",
+	                       "=1/2",
+	                       "v1_login=-1/2",
+	                       "v1_login=2000000",
+	                       "v1_login=1/2,v1_login=2/3"};
+	edge_config   c = {.rate_per_s = 1};
+	edge_limiter *l;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c.route_limits = bad[i];
+		l = edge_limiter_alloc(&c, NULL);
+		if (l != NULL)
+			fail_msg("accepted EDGE_ROUTE_LIMITS=%s", bad[i]);
+	}
+	c.route_limits = "v1_login=2/10,legacy_login=2/10,v1_doc_upload=1/5,frontend=50,";
+	assert_non_null(l = edge_limiter_alloc(&c, NULL));
+	edge_limiter_free(l);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_route_override),
+	    cmocka_unit_test(test_default_and_user_scope),
+	    cmocka_unit_test(test_bad_overrides),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
