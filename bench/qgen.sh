@@ -2,10 +2,14 @@
 # Benchmark: question generation through the edge (svc-qgen, two replicas, svc-pdf) against the
 # fake LLM, beside two baselines driven against the same fake in the same run (bench/qgen_bench.py
 # says what each is): one question per call in sequence, and all questions in one call. Q = 25
-# and 100, the bound ceil(Q/(q*C))*L, a cache hit, and 5% injected 429/5xx.
+# and 100, the bound ceil(Q/(q*C))*L, a cache hit, 5% injected 429/5xx, and a slow tail (SLOW_RATE
+# of the calls SLOW_FACTOR times longer); each run reports the duplicates hedging started and the
+# tokens they cost.
 #   bench/qgen.sh            (from the repo root; builds what is missing into build/)
 # Env: BUILD_DIR (build), C (provider concurrency and QGEN_PARALLEL, 10), TTFT_MS (1000),
-# TOKENS_PER_S (50), SCALE (0.1). Uses the test harness (test/harness: PostgreSQL, Redis, the
+# TOKENS_PER_S (50), SCALE (0.1), SLOW_RATE (0.1), SLOW_FACTOR (4), QGEN_HEDGE_MAX_EXTRA (the
+# service's, 25; 0 turns hedging off for a comparison), QGEN_HEDGE_MIN_MS (1000 x SCALE: the
+# service's margin scaled like every modelled delay). Uses the test harness (test/harness: PostgreSQL, Redis, the
 # services, the fake LLM and the edge on the fixture ports) in a temporary state dir, so do not
 # run it while the test suite runs. Results: bench/results/qgen-<time>.txt.
 set -euo pipefail
@@ -24,6 +28,7 @@ chmod 755 "$state"
 export CM_TEST_PG_PORT=25432 CM_TEST_REDIS_PORT=26379
 # The service may run as many calls as the provider admits.
 export QGEN_PARALLEL=$C LLM_MAX_CONCURRENCY=$C LOG_LEVEL=warn
+export QGEN_HEDGE_MIN_MS=${QGEN_HEDGE_MIN_MS:-$(awk -v s="${SCALE:-0.1}" 'BEGIN { printf "%d", 1000 * s }')}
 
 cleanup() {
   test/harness/stack.sh stop "$state" "$BUILD_DIR" >/dev/null 2>&1 || true
@@ -36,7 +41,8 @@ test/harness/stack.sh start "$state" "$BUILD_DIR" >/dev/null
 bash test/data/gen_test_pdfs.sh real "$state/real.pdf"
 
 result=$out/qgen-$(date -u +%Y%m%dT%H%M%SZ).txt
-python3 bench/qgen_bench.py --pdf "$state/real.pdf" --concurrency "$C" \
+python3 -u bench/qgen_bench.py --pdf "$state/real.pdf" --concurrency "$C" \
   --ttft-ms "${TTFT_MS:-1000}" --tokens-per-s "${TOKENS_PER_S:-50}" --scale "${SCALE:-0.1}" \
+  --slow-rate "${SLOW_RATE:-0.1}" --slow-factor "${SLOW_FACTOR:-4}" \
   | tee "$result"
 echo "saved: $result"

@@ -15,8 +15,12 @@ unscaled equivalents are printed beside them). The provider admits --concurrency
   bound       ceil(Q / (q*C)) * L, with q the service's questions per call for Q and L one call
               of q questions measured against the same fake (median of 3)
 
-Then: the same request again (answered from the cache; median of 5), and Q=25/100 with 5% of calls
-failing (2.5% 429, 2.5% 500/503). Standard library only.
+Then: the same request again (answered from the cache; median of 5), Q=25/100 with 5% of calls
+failing (2.5% 429, 2.5% 500/503), and Q=25/100 with a slow tail (--slow-rate of the calls take
+--slow-factor times longer: the fake's slow_next, the first of the first wave's calls). Every run of ours reports the duplicates svc-qgen
+started for late calls (qgen_hedged_calls_total) and the tokens they cost
+(qgen_extra_tokens_total), scraped from both replicas' admin ports, beside the tokens the fake
+answered in that run. Standard library only.
 """
 import argparse
 import json
@@ -115,6 +119,36 @@ def chunks_of(pdf, size=2000):
     return out
 
 
+def qgen_counters(admins):
+    """qgen_hedged_calls_total and qgen_extra_tokens_total, summed over the replicas."""
+    out = {"qgen_hedged_calls_total": 0, "qgen_extra_tokens_total": 0}
+    for url in admins:
+        st, raw = http("GET", url + "/metrics")
+        if st != 200:
+            continue
+        for line in raw.decode("utf-8", "replace").splitlines():
+            name, _, val = line.partition(" ")
+            if name in out:
+                out[name] += int(float(val))
+    return out
+
+
+def hedging(fake, admins, before):
+    """(hedged calls, extra tokens, tokens the fake answered) of the run since `before`: waits
+    until the fake has no call in flight (a cancelled call is counted once it is drained)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 10:
+        st = fake.stats()
+        if st["inflight"] == 0:
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)  # the runner counts after its drain
+    now = qgen_counters(admins)
+    return (now["qgen_hedged_calls_total"] - before["qgen_hedged_calls_total"],
+            now["qgen_extra_tokens_total"] - before["qgen_extra_tokens_total"],
+            st["prompt_tokens"] + st["completion_tokens"])
+
+
 class Edge:
     def __init__(self, url):
         self.url = url.rstrip("/")
@@ -185,7 +219,12 @@ def main():
     ap.add_argument("--max-output", type=int, default=4096)
     ap.add_argument("--per-call", type=int, default=5, help="the service's QGEN_PER_CALL")
     ap.add_argument("--counts", default="25,100")
+    ap.add_argument("--admins", default="http://127.0.0.1:29104,http://127.0.0.1:29114",
+                    help="svc-qgen admin ports (metrics)")
+    ap.add_argument("--slow-rate", type=float, default=0.1)
+    ap.add_argument("--slow-factor", type=float, default=4)
     a = ap.parse_args()
+    admins = a.admins.split(",")
 
     fake, edge = Fake(a.fake), Edge(a.edge)
     model = dict(ttft_ms=a.ttft_ms, tokens_per_s=a.tokens_per_s, time_scale=a.scale,
@@ -207,9 +246,11 @@ def main():
         bound = math.ceil(q / (per * a.concurrency)) * lat
 
         fake.reset()
+        before = qgen_counters(admins)
         ours, qs, err = edge.generate(doc["id"], q, "bench %s" % uuid.uuid4())
         ok = qs is not None and len(qs) == q
         st = fake.stats()
+        hedge = hedging(fake, admins, before)
         ours_calls, peak = st["calls"], st["peak_concurrency"]
         # Whatever the schedule, C streams cannot finish sooner than the longest call or the
         # total modelled work divided by C: the bound of this very run's calls.
@@ -232,12 +273,13 @@ def main():
         b2_why = "" if b2_ok else ("cut at the output limit (finish_reason %s)" % finish
                                    if finish == "length" else "invalid answer")
         rows.append((q, per, ours, ok, err, ours_calls, peak, b1, b2, b2_ok, b2_why, lat, bound,
-                     work_bound, max(secs)))
+                     work_bound, max(secs), hedge))
 
     print()
     print("%4s %3s %9s %9s %22s %8s %8s %8s %9s" % ("Q", "q", "ours s", "b1 s", "b2 s",
                                                     "b1/ours", "b2/ours", "bound s", "ours/bnd"))
-    for (q, per, ours, ok, err, calls, peak, b1, b2, b2_ok, b2_why, lat, bound, wb, longest) in rows:
+    for (q, per, ours, ok, err, calls, peak, b1, b2, b2_ok, b2_why, lat, bound, wb, longest,
+         hedge) in rows:
         b2s = "%.2f" % b2 if b2_ok else "FAILED %.2f" % b2
         print("%4d %3d %9.2f %9.2f %22s %8.1f %8s %8.2f %9.2f   %s" % (
             q, per, ours, b1, b2s, b1 / ours, "%.1f" % (b2 / ours) if b2_ok else "-", bound,
@@ -245,6 +287,8 @@ def main():
         print("      ours: %d calls, peak concurrency %d, L(q=%d) = %.2f s (median of 3); its own "
               "calls: longest %.2f s, max(longest, work/C) = %.2f s, ours/that = %.2f; b2: %s" % (
                   calls, peak, per, lat, longest, wb, ours / wb, "ok" if b2_ok else b2_why))
+        print("      hedging: %d duplicate call(s), %d extra tokens (%.1f%% of the %d tokens "
+              "answered)" % (hedge[0], hedge[1], 100.0 * hedge[1] / max(1, hedge[2]), hedge[2]))
 
     print()
     topic = "cache %s" % uuid.uuid4()
@@ -270,6 +314,30 @@ def main():
                   q, ours, "exactly %d questions" % q if qs is not None and len(qs) == q else
                   "FAILED: %s" % err, st["calls"], json.dumps(st.get("faults", {})), ours / bound,
                   ours / clean))
+
+    print()
+    for q in [int(x) for x in a.counts.split(",")]:
+        row = [r for r in rows if r[0] == q][0]
+        bound, clean = row[12], row[2]
+        fake.reset()
+        fake.control(**model)
+        # The first slow_rate of the first wave's calls are slow (at least one): the same tail
+        # in every run, and the duplicates hedging starts are never slow themselves.
+        per = min(a.per_call, max(1, math.ceil(q / a.concurrency)))
+        nslow = max(1, round(a.slow_rate * math.ceil(q / per)))
+        fake.control(slow_next=nslow, slow_factor=a.slow_factor)
+        before = qgen_counters(admins)
+        ours, qs, err = edge.generate(doc["id"], q, "slow %s" % uuid.uuid4())
+        st = fake.stats()
+        hedge = hedging(fake, admins, before)
+        print("slow tail (%.0f%% of calls %.0fx slower), Q=%d: ours %.2f s, %s, %d calls (%d "
+              "slow), ours/bound %.2f, %.2fx the run without; %d duplicate call(s), %d extra "
+              "tokens (%.1f%% of the %d answered)" % (
+                  100 * a.slow_rate, a.slow_factor, q, ours,
+                  "exactly %d questions" % q if qs is not None and len(qs) == q else
+                  "FAILED: %s" % err, st["calls"], st.get("faults", {}).get("slow", 0),
+                  ours / bound, ours / clean, hedge[0], hedge[1],
+                  100.0 * hedge[1] / max(1, hedge[2]), hedge[2]))
     fake.reset(config=True)
 
 

@@ -173,6 +173,16 @@ build_response(edge_req *r, uint16_t status)
 	return res;
 }
 
+/* A load balancer's or Prometheus's successful poll: counted in the metrics, not logged (every
+ * few seconds per replica, it would drown the log; nginx setups say `access_log off` for them). */
+static bool
+quiet_probe(const edge_req *r, uint16_t status)
+{
+	return status < 400 && r->route == NULL && strcmp(r->method, "GET") == 0 &&
+	       (strcmp(r->path, "/healthz") == 0 || strcmp(r->path, "/readyz") == 0 ||
+	        strcmp(r->path, "/metrics") == 0);
+}
+
 void
 edge_respond(edge_req *r)
 {
@@ -184,7 +194,8 @@ edge_respond(edge_req *r)
 	r->response = build_response(r, status);
 	secs = (double)(cm_mono_ns() - r->start_ns) / 1e9;
 	observe(r, status, secs);
-	access_log(r, status, bytes, secs);
+	if (!quiet_probe(r, status))
+		access_log(r, status, bytes, secs);
 	/* From here r belongs to the engine: a suspended connection goes back to its loop, whose
 	 * next call of on_request queues the response (or closes, without one). */
 	if (r->suspended)

@@ -39,15 +39,19 @@ attempt(const qgen_batch_job *job, const qgen_batch_plan *plan, const char *user
 	rq.max_tokens = qgen_prompt_max_tokens(plan->count, plan->type);
 	rq.temperature = 0.7;
 	rq.json_mode = true;
+	rq.cancel = &r->cancel;
 	cm_llm_result_init(&lr);
 	cm_counter_add(job->svc->llm_calls, 1);
 	r->err = cm_llm_chat(job->svc->llm, &rq, &lr);
 	r->model = lr.model;
+	r->tokens += lr.prompt_tokens + lr.completion_tokens;
 	cm_debug("QGEN-CALL", "job %s batch %d: %d questions, %s in %lld ms, %lld+%lld tokens",
 	         job->job_id, plan->idx, plan->count, cm_strerror(r->err),
 	         (long long)(cm_mono_ms() - t0), (long long)lr.prompt_tokens,
 	         (long long)lr.completion_tokens);
-	if (r->err == CM_OK)
+	if (r->err == CM_ECANCELED)
+		snprintf(r->why, sizeof(r->why), "canceled: a duplicate answered first");
+	else if (r->err == CM_OK)
 		r->err = qgen_parse_questions(lr.json, lr.json_len, &ctx, &r->qs, &r->rejected,
 		                              r->why, sizeof(r->why));
 	else
@@ -81,6 +85,7 @@ qgen_batch_result_alloc(const qgen_batch_plan *plan)
 	if (r == NULL)
 		return NULL;
 	r->plan = *plan;
+	atomic_init(&r->cancel, false);
 	qgen_qlist_init(&r->qs);
 	return r;
 }
@@ -110,7 +115,7 @@ qgen_batch_call(void *arg, qgen_batch_result *r)
 	}
 	for (int i = 0; i < QGEN_REPAIR_TRIES; i++) {
 		attempt(job, plan, user.data, r);
-		if (r->err != CM_EPROTO)
+		if (r->err != CM_EPROTO || atomic_load(&r->cancel))
 			break;
 		cm_warn("QGEN-BAD-ANSWER", "job %s batch %d: %s; asking again", job->job_id,
 		        plan->idx, r->why);

@@ -7,6 +7,10 @@
 #ifndef QGEN_BATCH_H
 #define QGEN_BATCH_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "cm/err.h"
 #include "cm/limits.h"
 #include "grounding.h"
@@ -23,9 +27,13 @@ typedef struct qgen_batch_result {
 	int             rejected;           /* questions the validity checks dropped */
 	int             verdicts[QGEN_GROUND_NVERDICTS]; /* valid ones; all but GROUNDED dropped */
 	qgen_qlist      qs;
-	const char     *model;          /* the model that answered (the LLM client's string);
-	                                   NULL when no call reached one */
-	struct qgen_batch_result *next; /* the pool's list */
+	const char     *model; /* the model that answered (the LLM client's string);
+	                          NULL when no call reached one */
+	int64_t     tokens;    /* prompt + completion the provider reported, all tries */
+	bool        hedge;     /* a duplicate of a batch already out (hedge.h) */
+	atomic_bool cancel;    /* set by the pool's owner: the call stops (CM_ECANCELED) */
+	int64_t     started_ms, ended_ms; /* monotonic; started_ms 0: it never started */
+	struct qgen_batch_result *next;   /* the pool's list */
 } qgen_batch_result;
 
 /* What every call of one job shares; read-only while calls run. */
@@ -42,7 +50,8 @@ qgen_batch_result *qgen_batch_result_alloc(const qgen_batch_plan *plan);
 void               qgen_batch_result_free(qgen_batch_result *r);
 
 /* Makes the call of r->plan for job (a qgen_batch_job *) and fills r, asking once more when
- * the answer is not usable JSON (the LLM client already retried 429/5xx). Thread-safe. */
+ * the answer is not usable JSON (the LLM client already retried 429/5xx). Stops with
+ * CM_ECANCELED soon after r->cancel is set (the transfer is aborted). Thread-safe. */
 void qgen_batch_call(void *job, qgen_batch_result *r);
 
 #endif

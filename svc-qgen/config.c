@@ -36,6 +36,17 @@ qgen_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		    1000000, "questions in one user's queued or running sets (0: no bound)"},
 		{"QGEN_RETRY_AFTER_S", CM_CFG_INT, &c->retry_after_s, "10", 0, 1, 3600,
 		    "retry_after_s given with RESOURCE_EXHAUSTED over a quota"},
+		{"QGEN_HEDGE_MAX_EXTRA", CM_CFG_INT, &c->hedge_max_extra, "25", 0, 0, 100,
+		    "hedged calls: extra tokens a set may spend on duplicates of late calls, in % of "
+		    "its expected tokens (0: no hedging)"},
+		{"QGEN_HEDGE_AFTER_PCT", CM_CFG_INT, &c->hedge_after_pct, "50", 0, 0, 1000,
+		    "a call is late, and gets a duplicate, this many % past the median of the "
+		    "job's answered calls"},
+		{"QGEN_HEDGE_MIN_MS", CM_CFG_INT, &c->hedge_min_ms, "1000", 0, 0, 600000,
+		    "... and at least this many ms past it"},
+		{"QGEN_SPARE_PCT", CM_CFG_INT, &c->spare_pct, "0", 0, 0, 100,
+		    "spare calls in the first wave, in free QGEN_PARALLEL slots: questions asked beyond "
+		    "the set in % of it; what is left when the set is full is cancelled (0: none)"},
 		{"QGEN_GROUND_MIN_OVERLAP", CM_CFG_INT, &c->ground_min_overlap, "60", 0, 0, 100,
 		    "percent of an answer's content words its cited page must hold (0: any answer)"},
 		{"QGEN_GROUND_WINDOW", CM_CFG_INT, &c->ground_window, "2", 0, 1, 5,

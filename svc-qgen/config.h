@@ -37,6 +37,10 @@ typedef struct qgen_config {
 	int64_t     user_max_sets;      /* queued or running sets per user; 0: no bound */
 	int64_t     user_max_questions; /* questions in those sets per user; 0: no bound */
 	int64_t     retry_after_s;      /* given with RESOURCE_EXHAUSTED over a quota */
+	int64_t     hedge_max_extra;    /* hedged calls: extra tokens, % of a set's (0: off) */
+	int64_t     hedge_after_pct;    /* a call is late this many % past the median */
+	int64_t     hedge_min_ms;       /* and this many ms past it */
+	int64_t     spare_pct;          /* first wave: questions asked beyond count, % (plan.h) */
 	int64_t     ground_min_overlap; /* percent of an answer's content words its passage holds */
 	int64_t     ground_window;      /* sentences a passage may span */
 	bool        ground_ambiguous;   /* reject an mcq whose distractor is as well supported */

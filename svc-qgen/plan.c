@@ -71,10 +71,17 @@ qgen_plan_init(qgen_plan *p, const qgen_plan_params *pp)
 	p->types = pp->types != 0 ? pp->types : QGEN_TYPE_MASK(QGEN_MCQ);
 	p->per = qgen_plan_per_call(pp->count, pp->parallel, pp->per_call);
 	p->first = (pp->count + p->per - 1) / p->per;
-	p->max_batches = p->first * pp->max_rounds + 4;
-	p->next_idx = p->first;
+	if (pp->spare_pct > 0) {
+		p->spare = pp->count * pp->spare_pct / 100 / p->per;
+		if (p->spare > pp->parallel - p->first)
+			p->spare = pp->parallel - p->first;
+		if (p->spare < 0)
+			p->spare = 0;
+	}
+	p->max_batches = p->first * pp->max_rounds + p->spare + 4;
+	p->next_idx = p->first + p->spare;
 	if ((err = build_order(p, pp)) != CM_OK ||
-	    (p->stored = calloc((size_t)p->first, sizeof(bool))) == NULL) {
+	    (p->stored = calloc((size_t)(p->first + p->spare), sizeof(bool))) == NULL) {
 		qgen_plan_fini(p);
 		return err != CM_OK ? err : CM_ENOMEM;
 	}
@@ -111,7 +118,7 @@ qgen_plan_stored(qgen_plan *p, int idx)
 {
 	if (idx < 0)
 		return;
-	if (idx < p->first)
+	if (idx < p->first + p->spare)
 		p->stored[idx] = true;
 	if (idx + 1 > p->next_idx)
 		p->next_idx = idx + 1;
@@ -132,9 +139,9 @@ qgen_plan_next(qgen_plan *p, size_t chosen, qgen_batch_plan *out)
 
 	if (chosen >= (size_t)p->count || p->fail_streak >= QGEN_MAX_FAIL_STREAK)
 		return false;
-	while (p->cursor < p->first) {
+	while (p->cursor < p->first + p->spare) {
 		int idx = p->cursor++;
-		int left = p->count - idx * p->per;
+		int left = idx < p->first ? p->count - idx * p->per : p->per; /* spares: per */
 
 		if (!p->stored[idx]) {
 			hand_out(p, idx, left < p->per ? left : p->per, out);
@@ -170,7 +177,7 @@ qgen_plan_check(const qgen_plan *p, size_t chosen)
 		return QGEN_PLAN_COMPLETE;
 	if (p->fail_streak >= QGEN_MAX_FAIL_STREAK)
 		return QGEN_PLAN_FAILING;
-	if (p->asked == 0 && p->cursor >= p->first && p->issued >= p->max_batches)
+	if (p->asked == 0 && p->cursor >= p->first + p->spare && p->issued >= p->max_batches)
 		return QGEN_PLAN_EXHAUSTED;
 	return QGEN_PLAN_RUNNING;
 }

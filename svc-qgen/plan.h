@@ -10,6 +10,11 @@
  * Top-ups take the next idx past the first wave and past every batch a previous runner of the
  * job stored, and ask for what is still missing, per at most.
  *
+ * Spares. With spare_pct > 0 the first wave has `spare` more batches of per questions (idx
+ * first .. first + spare - 1), as many as free `parallel` slots and spare_pct % of count allow:
+ * the set is full once the fastest calls have answered, and the runner cancels the rest. Their
+ * questions are in the ledger like any, so they also stand in for a failed call.
+ *
  * The ledger. `asked` is the questions of batches handed out and not yet returned. After each
  * round of results, what those batches cannot bring - count - chosen - asked, when a call
  * failed, a model answered garbage or duplicates were dropped - is asked for at once, so a
@@ -46,23 +51,25 @@ typedef enum qgen_plan_state {
 } qgen_plan_state;
 
 typedef struct qgen_plan_params {
-	int        count;      /* questions of the set, 1..QGEN_MAX_COUNT */
-	unsigned   types;      /* QGEN_TYPE_MASK bits (0: mcq) */
-	int        parallel;   /* calls at once (QGEN_PARALLEL) */
-	int        per_call;   /* most questions per call (QGEN_PER_CALL) */
-	int        max_rounds; /* first waves a job may spend (QGEN_MAX_ROUNDS) */
-	size_t     nchunks;    /* >= 1 */
-	const int *matches;    /* chunks matching the topic, best first (may be NULL); bad indexes
-	                          and repeats are skipped */
+	int      count;      /* questions of the set, 1..QGEN_MAX_COUNT */
+	unsigned types;      /* QGEN_TYPE_MASK bits (0: mcq) */
+	int      parallel;   /* calls at once (QGEN_PARALLEL) */
+	int      per_call;   /* most questions per call (QGEN_PER_CALL) */
+	int      max_rounds; /* first waves a job may spend (QGEN_MAX_ROUNDS) */
+	int      spare_pct;  /* questions asked beyond count in the first wave, % of count
+	                        (QGEN_SPARE_PCT; 0: none) */
+	size_t     nchunks;  /* >= 1 */
+	const int *matches;  /* chunks matching the topic, best first (may be NULL); bad indexes
+	                        and repeats are skipped */
 	size_t nmatches;
 } qgen_plan_params;
 
 typedef struct qgen_plan {
-	int      count, per, first, max_batches;
+	int      count, per, first, spare, max_batches;
 	unsigned types;
 	int     *order; /* chunk indexes in visiting order (norder of them) */
 	size_t   norder;
-	bool    *stored;   /* first-wave batches a previous runner stored (first of them) */
+	bool    *stored;   /* first-wave batches a previous runner stored (first + spare) */
 	int      cursor;   /* next first-wave idx to consider */
 	int      next_idx; /* next top-up idx */
 	int      asked;    /* questions of batches handed out, not returned */

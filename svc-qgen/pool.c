@@ -13,19 +13,21 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "cm/util.h"
 #include "pool.h"
 
 struct qgen_pool {
-	qgen_call_fn       fn;
-	void              *arg;
-	pthread_mutex_t    mu;
-	pthread_cond_t     cv;
-	qgen_batch_result *queue, *queue_tail; /* submitted, not started (FIFO) */
-	qgen_batch_result *done, *done_tail;   /* finished, not taken */
-	int                queued, inflight;
-	bool               cancel; /* no call starts; threads exit */
-	pthread_t         *threads;
-	int                nthreads, max;
+	qgen_call_fn        fn;
+	void               *arg;
+	pthread_mutex_t     mu;
+	pthread_cond_t      cv;
+	qgen_batch_result  *queue, *queue_tail; /* submitted, not started (FIFO) */
+	qgen_batch_result  *done, *done_tail;   /* finished, not taken */
+	qgen_batch_result **running;            /* the call of each thread slot, or NULL */
+	int                 queued, inflight, ndone;
+	bool                cancel; /* no call starts; threads exit */
+	pthread_t          *threads;
+	int                 nthreads, max;
 };
 
 static void
@@ -57,6 +59,7 @@ call_thread(void *arg)
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		qgen_batch_result *r;
+		int                slot;
 
 		while (!p->cancel && p->queue == NULL)
 			pthread_cond_wait(&p->cv, &p->mu);
@@ -67,10 +70,22 @@ call_thread(void *arg)
 			p->queue_tail = NULL;
 		p->queued--;
 		p->inflight++;
+		for (slot = 0; p->running[slot] != NULL; slot++) /* inflight <= max: one is free */
+			;
+		p->running[slot] = r;
+		if (!atomic_load(&r->cancel))
+			r->started_ms = cm_mono_ms(); /* under mu: qgen_pool_running reads it */
 		pthread_mutex_unlock(&p->mu);
-		p->fn(p->arg, r);
+		if (r->started_ms == 0) {
+			r->err = CM_ECANCELED; /* cancelled while queued: no call */
+		} else {
+			p->fn(p->arg, r);
+			r->ended_ms = cm_mono_ms();
+		}
 		pthread_mutex_lock(&p->mu);
+		p->running[slot] = NULL;
 		p->inflight--;
+		p->ndone++;
 		append(&p->done, &p->done_tail, r);
 		pthread_cond_broadcast(&p->cv);
 	}
@@ -100,7 +115,9 @@ qgen_pool_alloc(qgen_pool **out, int max, qgen_call_fn fn, void *arg)
 		return CM_EINVAL;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return CM_ENOMEM;
-	if ((p->threads = calloc((size_t)max, sizeof(pthread_t))) == NULL) {
+	if ((p->threads = calloc((size_t)max, sizeof(pthread_t))) == NULL ||
+	    (p->running = calloc((size_t)max, sizeof(qgen_batch_result *))) == NULL) {
+		free(p->threads);
 		free(p);
 		return CM_ENOMEM;
 	}
@@ -125,16 +142,18 @@ qgen_pool_free(qgen_pool *p)
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p->threads);
+	free(p->running);
 	free(p);
 }
 
-cm_err
-qgen_pool_submit(qgen_pool *p, const qgen_batch_plan *plan)
+static cm_err
+queue_plan(qgen_pool *p, const qgen_batch_plan *plan, bool hedge)
 {
 	qgen_batch_result *r = qgen_batch_result_alloc(plan);
 
 	if (r == NULL)
 		return CM_ENOMEM;
+	r->hedge = hedge;
 	pthread_mutex_lock(&p->mu);
 	append(&p->queue, &p->queue_tail, r);
 	p->queued++;
@@ -142,6 +161,18 @@ qgen_pool_submit(qgen_pool *p, const qgen_batch_plan *plan)
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return CM_OK;
+}
+
+cm_err
+qgen_pool_submit(qgen_pool *p, const qgen_batch_plan *plan)
+{
+	return queue_plan(p, plan, false);
+}
+
+cm_err
+qgen_pool_hedge(qgen_pool *p, const qgen_batch_plan *plan)
+{
+	return queue_plan(p, plan, true);
 }
 
 qgen_batch_result *
@@ -164,6 +195,7 @@ qgen_pool_take(qgen_pool *p, int timeout_ms)
 	}
 	got = p->done;
 	p->done = p->done_tail = NULL;
+	p->ndone = 0;
 	pthread_mutex_unlock(&p->mu);
 	return got;
 }
@@ -178,7 +210,52 @@ qgen_pool_cancel(qgen_pool *p)
 	dropped = p->queue;
 	p->queue = p->queue_tail = NULL;
 	p->queued = 0;
+	for (int i = 0; i < p->max; i++)
+		if (p->running[i] != NULL)
+			atomic_store(&p->running[i]->cancel, true);
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	drop_all(dropped);
+}
+
+void
+qgen_pool_cancel_batch(qgen_pool *p, int idx)
+{
+	pthread_mutex_lock(&p->mu);
+	for (qgen_batch_result *r = p->queue; r != NULL; r = r->next)
+		if (r->plan.idx == idx)
+			atomic_store(&r->cancel, true);
+	for (int i = 0; i < p->max; i++)
+		if (p->running[i] != NULL && p->running[i]->plan.idx == idx)
+			atomic_store(&p->running[i]->cancel, true);
+	pthread_mutex_unlock(&p->mu);
+}
+
+size_t
+qgen_pool_running(qgen_pool *p, qgen_pool_call *out, size_t cap, int *queued)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (int i = 0; i < p->max && n < cap; i++) {
+		const qgen_batch_result *r = p->running[i];
+
+		if (r == NULL || r->started_ms == 0)
+			continue; /* taken, not started yet: its clock has not begun */
+		out[n++] = (qgen_pool_call){r->plan.idx, r->plan.count, r->started_ms, r->hedge};
+	}
+	*queued = p->queued;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+int
+qgen_pool_pending(qgen_pool *p)
+{
+	int n;
+
+	pthread_mutex_lock(&p->mu);
+	n = p->queued + p->inflight + p->ndone;
+	pthread_mutex_unlock(&p->mu);
+	return n;
 }

@@ -7,11 +7,17 @@
  * thread-safe. Threads start as work comes, one per plan queued or in flight, up to max.
  *
  * Cancellation. After qgen_pool_cancel returns, no call starts: a thread about to take a plan
- * sees the flag first. Calls in flight finish; qgen_pool_free waits for them and drops their
- * results.
+ * sees the flag first, and the calls in flight are told to stop (their transfers are aborted,
+ * see cm_llm_req.cancel); they still come back from qgen_pool_take, with CM_ECANCELED when the
+ * stop came in time. qgen_pool_free waits for them and drops their results. One batch's calls
+ * (a hedged pair, hedge.h) are cancelled with qgen_pool_cancel_batch.
  */
 #ifndef QGEN_POOL_H
 #define QGEN_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "cm/err.h"
 #include "batch.h"
@@ -37,7 +43,29 @@ CM_MUSTCHECK cm_err qgen_pool_submit(qgen_pool *p, const qgen_batch_plan *plan);
  * timeout_ms for one. */
 qgen_batch_result *qgen_pool_take(qgen_pool *p, int timeout_ms);
 
-/* No call starts after this returns; plans still queued are dropped. */
+/* No call starts after this returns; plans still queued are dropped; calls in flight are told
+ * to stop. */
 void qgen_pool_cancel(qgen_pool *p);
+
+/* Queues a duplicate of a batch in flight (its result has ->hedge set); as qgen_pool_submit. */
+CM_MUSTCHECK cm_err qgen_pool_hedge(qgen_pool *p, const qgen_batch_plan *plan);
+
+/* Tells every call of batch idx, queued or in flight, to stop. Each still comes back from
+ * qgen_pool_take (a queued one without making its call, CM_ECANCELED). */
+void qgen_pool_cancel_batch(qgen_pool *p, int idx);
+
+/* A call in flight. */
+typedef struct qgen_pool_call {
+	int     idx, count;
+	int64_t started_ms; /* monotonic */
+	bool    hedge;
+} qgen_pool_call;
+
+/* The calls in flight now (at most cap of them, into out) and, in *queued, the plans waiting
+ * for a thread. */
+size_t qgen_pool_running(qgen_pool *p, qgen_pool_call *out, size_t cap, int *queued);
+
+/* Plans queued or in flight plus results not taken yet: 0 once everything came back. */
+int qgen_pool_pending(qgen_pool *p);
 
 #endif

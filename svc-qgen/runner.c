@@ -33,6 +33,7 @@
 #include "chunks.h"
 #include "codec.h"
 #include "grounding.h"
+#include "hedge.h"
 #include "offline.h"
 #include "plan.h"
 #include "pool.h"
@@ -41,6 +42,7 @@
 #include "store.h"
 
 #define QGEN_TICK_MS 200
+#define QGEN_HEDGE_TICK_MS 20 /* how often late calls are looked for while calls run */
 
 typedef enum qgen_outcome {
 	QGEN_COMPLETE = 0, /* the set has its questions */
@@ -64,6 +66,9 @@ typedef struct job_run {
 	qgen_difficulty  difficulty;
 	qgen_doc         doc;
 	qgen_plan        plan;
+	qgen_batch_job   job;    /* what the calls read: lives until they are drained */
+	qgen_pool       *pool;   /* the run's calls; drained after the run ends (drain_calls) */
+	qgen_hedger      hedger; /* duplicates of late calls (hedge.h) */
 	qgen_qlist       chosen;
 	int              valid;        /* valid questions the batches brought (progress) */
 	bool             resumed;      /* batches of an earlier runner were loaded */
@@ -367,6 +372,7 @@ keep_batch(job_run *run, qgen_batch_result *r)
 {
 	uint8_t *blob = NULL;
 	size_t   len = 0;
+	bool     full = run->chosen.n >= (size_t)run->params->count;
 
 	run->valid += (int)r->qs.n;
 	note_model(run, r->model);
@@ -374,6 +380,8 @@ keep_batch(job_run *run, qgen_batch_result *r)
 		note(qgen_store_put_batch(run->w->pg, run->job_id, r->plan.idx, blob, len),
 		     "qgen_store_put_batch");
 	free(blob);
+	if (full) /* a spare that came after the set was full: paid for, not needed */
+		qgen_hedger_unused(&run->hedger, r->plan.count, false, r->tokens);
 	(void)qgen_select(&run->chosen, &r->qs, (size_t)run->params->count);
 }
 
@@ -392,6 +400,25 @@ batch_failed(job_run *run, const qgen_batch_result *r)
 		snprintf(run->last_err, sizeof(run->last_err), "the model failed: %.200s", r->why);
 }
 
+/* What the hedging ledger makes of a result: DROP when the plan must not see it. Cancels the
+ * other call of a pair whose first answer this is. */
+static qgen_hedge_verdict
+hedge_verdict(job_run *run, const qgen_batch_result *r)
+{
+	int64_t            ms = r->started_ms > 0 ? r->ended_ms - r->started_ms : 0;
+	qgen_hedge_verdict v =
+	    qgen_hedger_result(&run->hedger, r->plan.idx, r->plan.count, r->err == CM_OK,
+	                       r->err == CM_ECANCELED && r->started_ms > 0, r->tokens, ms);
+
+	if (v == QGEN_HEDGE_WON) {
+		qgen_pool_cancel_batch(run->pool, r->plan.idx);
+		cm_debug("QGEN-HEDGE-WON", "job %s batch %d: the %s answered first in %lld ms",
+		         run->job_id, r->plan.idx, r->hedge ? "duplicate" : "original",
+		         (long long)ms);
+	}
+	return v;
+}
+
 /* Results, in completion order; the list is consumed. */
 static void
 take_results(job_run *run, qgen_batch_result *got)
@@ -400,6 +427,10 @@ take_results(job_run *run, qgen_batch_result *got)
 		qgen_batch_result *r = got;
 
 		got = r->next;
+		if (hedge_verdict(run, r) == QGEN_HEDGE_DROP) {
+			qgen_batch_result_free(r);
+			continue;
+		}
 		qgen_plan_returned(&run->plan, r->plan.count, r->err);
 		cm_counter_add(run->svc->rejected_invalid, (uint64_t)r->rejected);
 		for (int v = QGEN_UNGROUNDED; v < QGEN_GROUND_NVERDICTS; v++)
@@ -426,6 +457,43 @@ submit_due(job_run *run, qgen_pool *pool)
 			break;
 		}
 	}
+}
+
+/* Starts a duplicate of the latest late call, when one is due (hedge.h): only while every call
+ * the plan wants has a thread, within QGEN_PARALLEL, the provider's limits (the duplicate goes
+ * through the same LLM client) and the extra-token budget. */
+static void
+hedge_late(job_run *run)
+{
+	qgen_pool_call  calls[64];
+	qgen_hedge_call hc[64];
+	int             queued = 0, pick;
+	size_t          n = qgen_pool_running(run->pool, calls, 64, &queued);
+	int64_t         now = cm_mono_ms();
+	qgen_batch_plan b;
+
+	if (run->hedger.hp.max_extra_pct <= 0 || queued > 0 || n == 0 ||
+	    (int64_t)n >= run->svc->cfg.parallel)
+		return;
+	for (size_t i = 0; i < n; i++)
+		hc[i] = (qgen_hedge_call){calls[i].idx, calls[i].count, now - calls[i].started_ms,
+		                          calls[i].hedge ||
+		                              qgen_hedger_has(&run->hedger, calls[i].idx)};
+	if ((pick = qgen_hedger_pick(&run->hedger, hc, n)) < 0)
+		return;
+	b = qgen_plan_batch(&run->plan, hc[pick].idx, hc[pick].count);
+	if (!qgen_hedger_started(&run->hedger, b.idx, b.count))
+		return;
+	if (qgen_pool_hedge(run->pool, &b) != CM_OK) {
+		/* Out of memory: the pair never forms; the original's result settles it. */
+		(void)qgen_hedger_result(&run->hedger, b.idx, b.count, false, false, 0, 0);
+		return;
+	}
+	cm_counter_add(run->svc->hedged_calls, 1);
+	cm_info("QGEN-HEDGE",
+	        "job %s batch %d: running %lld ms, past the median of %zu answers: "
+	        "a duplicate started",
+	        run->job_id, b.idx, (long long)hc[pick].elapsed_ms, run->hedger.nfinished);
 }
 
 /* True when the plan says the run is over: complete, failing, or out of batches. */
@@ -488,30 +556,77 @@ stopped(job_run *run, job_watch *wt, qgen_outcome *o)
 	return false;
 }
 
-/* Calls until the plan says the set is complete or cannot be, or the run is stopped. */
+/* Calls until the plan says the set is complete or cannot be, or the run is stopped. The
+ * calls still out are left to drain_calls, after the set is written. */
 static qgen_outcome
 run_model(job_run *run)
 {
-	qgen_service  *s = run->svc;
-	qgen_batch_job job = {s, run->job_id, run->doc.chunks, run->difficulty, run->params->topic};
-	qgen_pool     *pool = NULL;
-	job_watch      wt = {cm_mono_ms() + s->cfg.lease_ms / 3, 0};
-	qgen_outcome   o = QGEN_FAILED;
+	qgen_service     *s = run->svc;
+	qgen_hedge_params hp = {(int)s->cfg.hedge_after_pct, (int)s->cfg.hedge_min_ms,
+	                        (int)s->cfg.hedge_max_extra};
+	job_watch         wt = {cm_mono_ms() + s->cfg.lease_ms / 3, 0};
+	qgen_outcome      o = QGEN_FAILED;
 
-	if (qgen_pool_alloc(&pool, (int)s->cfg.parallel, qgen_batch_call, &job) != CM_OK) {
+	run->job =
+	    (qgen_batch_job){s, run->job_id, run->doc.chunks, run->difficulty, run->params->topic};
+	if (qgen_hedger_init(&run->hedger, &hp, run->params->count, run->plan.max_batches) !=
+	        CM_OK ||
+	    qgen_pool_alloc(&run->pool, (int)s->cfg.parallel, qgen_batch_call, &run->job) !=
+	        CM_OK) {
 		snprintf(run->why, sizeof(run->why), "out of memory");
 		return QGEN_FAILED;
 	}
 	run->valid = (int)run->chosen.n;
-	submit_due(run, pool);
+	submit_due(run, run->pool);
 	for (;;) {
-		take_results(run, qgen_pool_take(pool, QGEN_TICK_MS));
+		take_results(run,
+		             qgen_pool_take(run->pool, hp.max_extra_pct > 0 ? QGEN_HEDGE_TICK_MS
+		                                                            : QGEN_TICK_MS));
 		if (plan_ended(run, &o) || stopped(run, &wt, &o))
 			break;
-		submit_due(run, pool);
+		submit_due(run, run->pool);
+		hedge_late(run);
 	}
-	qgen_pool_free(pool); /* nothing new starts; calls in flight finish and are dropped */
 	return o;
+}
+
+/* After the run: the calls still out are cancelled (their transfers aborted) and waited for,
+ * the tokens hedging cost are counted. Runs after the set is written, so a job never waits
+ * for a call whose answer it no longer needs. */
+static void
+drain_calls(job_run *run)
+{
+	qgen_hedger *h = &run->hedger;
+
+	if (run->pool == NULL)
+		return;
+	qgen_pool_cancel(run->pool);
+	while (qgen_pool_pending(run->pool) > 0) {
+		qgen_batch_result *got = qgen_pool_take(run->pool, QGEN_TICK_MS);
+
+		while (got != NULL) {
+			qgen_batch_result *r = got;
+
+			got = r->next;
+			if (hedge_verdict(run, r) !=
+			    QGEN_HEDGE_DROP) /* a loser is counted already */
+				qgen_hedger_unused(h, r->plan.count,
+				                   r->err == CM_ECANCELED && r->started_ms > 0,
+				                   r->err == CM_OK ? r->tokens : 0);
+			qgen_batch_result_free(r);
+		}
+	}
+	qgen_pool_free(run->pool);
+	run->pool = NULL;
+	cm_counter_add(run->svc->extra_tokens, (uint64_t)h->extra_tokens);
+	if (h->hedged > 0)
+		cm_info("QGEN-HEDGE-END",
+		        "job %s: %d duplicate call(s), %lld extra tokens of a "
+		        "budget of %lld",
+		        run->job_id, h->hedged, (long long)h->extra_tokens,
+		        (long long)qgen_hedge_budget(
+		            &h->hp, h->count,
+		            h->questions > 0 ? (h->tokens + h->questions - 1) / h->questions : 0));
 }
 
 /* ---- the job -------------------------------------------------------------------------------- */
@@ -569,7 +684,8 @@ prepare(job_run *run)
 	                       .types = run->types,
 	                       .parallel = (int)s->cfg.parallel,
 	                       .per_call = (int)s->cfg.per_call,
-	                       .max_rounds = (int)s->cfg.max_rounds};
+	                       .max_rounds = (int)s->cfg.max_rounds,
+	                       .spare_pct = (int)s->cfg.spare_pct};
 	cm_err           err;
 
 	if ((err = qgen_doc_fetch(s, run->params, &run->doc, run->why, sizeof(run->why))) !=
@@ -599,6 +715,8 @@ prepare(job_run *run)
 static void
 run_fini(job_run *run)
 {
+	drain_calls(run);
+	qgen_hedger_fini(&run->hedger);
 	qgen_plan_fini(&run->plan);
 	qgen_qlist_fini(&run->chosen);
 	qgen_doc_fini(&run->doc);
@@ -638,6 +756,7 @@ run_task(qgen_service *s, qgen_worker *w, const cm_jobs_task *t)
 	cm_histogram_observe(s->job_seconds, (double)(cm_mono_ms() - t0) / 1000.0);
 	cm_info("QGEN-JOB-END", "job %s: %s, %zu/%d questions in %lld ms", t->job_id,
 	        outcome_names[o], run.chosen.n, run.params->count, (long long)(cm_mono_ms() - t0));
+	/* run_fini drains the calls still out: after the set is written and timed. */
 out:
 	run_fini(&run);
 }

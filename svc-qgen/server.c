@@ -93,6 +93,10 @@ qgen_service_init(qgen_service *s, const cm_service_config *common, const char *
 	                                       "generation calls that gave nothing", NULL);
 	s->llm_calls =
 	    cm_metrics_counter(m, "generation_calls_total", "generation calls made", NULL);
+	s->hedged_calls = cm_metrics_counter(m, "hedged_calls_total",
+	                                     "duplicates started for late generation calls", NULL);
+	s->extra_tokens = cm_metrics_counter(
+	    m, "extra_tokens_total", "tokens of calls a duplicate beat (hedging's cost)", NULL);
 	s->jobs_succeeded = cm_metrics_counter(m, "jobs_succeeded_total", "sets generated", NULL);
 	s->jobs_failed = cm_metrics_counter(m, "jobs_failed_total", "sets that failed", NULL);
 	s->job_seconds =

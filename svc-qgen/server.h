@@ -49,6 +49,8 @@ typedef struct qgen_service {
 	cm_counter   *rejected[QGEN_GROUND_NVERDICTS];
 	cm_counter   *batches_failed;
 	cm_counter   *llm_calls;
+	cm_counter   *hedged_calls; /* duplicates of late calls started (hedge.h) */
+	cm_counter   *extra_tokens; /* tokens of calls whose answer a duplicate beat */
 	cm_counter   *jobs_succeeded;
 	cm_counter   *jobs_failed;
 	cm_histogram *job_seconds;

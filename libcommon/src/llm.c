@@ -593,6 +593,11 @@ cm_llm_chat(cm_llm *llm, const cm_llm_req *req, cm_llm_result *res)
 		}
 		p = &llm->prov[idx];
 		cm_strlcpy(res->provider, p->name, sizeof(res->provider));
+		if (req->cancel != NULL && atomic_load(req->cancel)) {
+			err = CM_ECANCELED;
+			cm_strlcpy(res->errmsg, "canceled by the caller", sizeof(res->errmsg));
+			break;
+		}
 		if ((left = deadline - cm_mono_ms()) <= 0) {
 			if (res->attempts == 0 || err == CM_OK)
 				err = CM_ETIMEDOUT;
@@ -653,7 +658,7 @@ cm_llm_chat(cm_llm *llm, const cm_llm_req *req, cm_llm_result *res)
 		cm_strlcpy(res->errmsg, "JSON mode: no complete JSON object in the answer",
 		           sizeof(res->errmsg));
 	}
-	if (err != CM_OK)
+	if (err != CM_OK && err != CM_ECANCELED) /* a canceled call is the caller's choice */
 		cm_warn("CM-LLM-FAIL", "LLM call failed after %d attempt(s) (provider %s): %s: %s",
 		        res->attempts, res->provider, cm_strerror(err), res->errmsg);
 out:

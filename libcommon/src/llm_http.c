@@ -324,6 +324,21 @@ out:
 	json_decref(root);
 }
 
+/* libcurl's progress callback: a non-zero return aborts the transfer (req->cancel set). */
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	xfer *x = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (atomic_load(x->req->cancel))
+		x->canceled = true;
+	return x->canceled ? 1 : 0;
+}
+
 static void
 transport_error(xfer *x, CURLcode rc, cm_llm_attempt *at)
 {
@@ -392,6 +407,11 @@ cm_llm_http_attempt(cm_llm *llm, cm_llm_conn *c, cm_llm_prov *p, const cm_llm_re
 		curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME,
 		                 (long)(llm->cfg.stream_idle_ms + 999) / 1000);
+	}
+	if (req->cancel != NULL) {
+		curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, &x);
 	}
 	rc = curl_easy_perform(c->curl);
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);

@@ -52,6 +52,9 @@ DEFAULTS = {
     "quota_exhausted": False,  # every key: 429 insufficient_quota
     "exhausted_keys": [],    # these API keys only: 429 insufficient_quota
     "api_key": "",           # when set, "Authorization: Bearer <api_key>" is required
+    "slow_rate": 0.0,        # answered calls that take slow_factor times as long (a slow tail)
+    "slow_next": 0,          # the next N answered calls are slow (deterministic)
+    "slow_factor": 5.0,      # how much longer a slow call takes (TTFT and generation)
     "seed": 0,
     # Grading prompts ("TASK: grade"): deterministic faults for the next N grading replies.
     "grade_missing_next": 0,       # the reply leaves out its last item
@@ -755,6 +758,19 @@ class Handler(BaseHTTPRequestHandler):
                 return name[:-5]
         return None
 
+    def slow(self, cfg):
+        """Whether this answered call is one of the slow tail: slow_next first, then a draw
+        (only when slow_rate is set, so other settings' fault sequences stay as they were)."""
+        with self.st.lock:
+            if self.st.cfg["slow_next"] > 0:
+                self.st.cfg["slow_next"] -= 1
+                hit = True
+            else:
+                hit = float(cfg["slow_rate"]) > 0 and self.st.rng.random() < float(cfg["slow_rate"])
+        if hit:
+            self.count_fault("slow")
+        return hit
+
     def answer(self, req, messages, prompt_tokens):
         with self.st.lock:
             cfg = dict(self.st.cfg)
@@ -816,6 +832,9 @@ class Handler(BaseHTTPRequestHandler):
         tps = float(cfg["tokens_per_s"])
         ttft = float(cfg["ttft_ms"]) / 1000.0 * scale
         gen = (ctoks / tps * scale) if tps > 0 else 0.0
+        if self.slow(cfg):
+            ttft *= float(cfg["slow_factor"])
+            gen *= float(cfg["slow_factor"])
         with self.st.lock:
             self.st.call_seconds.append(ttft + gen)
         cid = "chatcmpl-%016x" % stable_int(json.dumps(messages), time.monotonic_ns())

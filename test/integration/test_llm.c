@@ -555,6 +555,61 @@ test_hang_deadline(void **state)
 	cm_llm_free(llm);
 }
 
+/* cm_llm_req.cancel: set by another thread while the call waits for a slow answer, the
+ * transfer is aborted (libcurl's progress callback: within about a second) and the call returns
+ * CM_ECANCELED without retrying; a flag already set makes no attempt at all. */
+typedef struct cancel_arg {
+	atomic_bool *flag;
+	int          after_ms;
+} cancel_arg;
+
+static void *
+cancel_later(void *arg)
+{
+	cancel_arg *a = arg;
+
+	usleep((useconds_t)a->after_ms * 1000);
+	atomic_store(a->flag, true);
+	return NULL;
+}
+
+static void
+test_cancel(void **state)
+{
+	cm_llm       *llm = client(1, 0, redis_port(), NULL);
+	cm_llm_msg    msgs[1] = {{"user", "take your time"}};
+	cm_llm_req    req;
+	cm_llm_result res;
+	atomic_bool   flag;
+	cancel_arg    ca = {&flag, 300};
+	pthread_t     thr;
+	int64_t       t0, ms;
+
+	cm_llm_result_init(&res);
+	memset(&req, 0, sizeof(req));
+	req.msgs = msgs;
+	req.nmsgs = 1;
+	req.cancel = &flag;
+	atomic_init(&flag, false);
+	control("{\"ttft_ms\":8000}");
+	t0 = cm_mono_ms();
+	assert_int_equal(pthread_create(&thr, NULL, cancel_later, &ca), 0);
+	assert_int_equal(cm_llm_chat(llm, &req, &res), CM_ECANCELED);
+	ms = cm_mono_ms() - t0;
+	pthread_join(thr, NULL);
+	fprintf(stderr, "MEASURE cancel 300 ms into an 8 s call: returned after %lld ms\n",
+	        (long long)ms);
+	assert_true(ms >= 300 && ms < 2500);
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(stat_int("calls"), 1);
+	/* Already cancelled: nothing is sent. */
+	assert_int_equal(cm_llm_chat(llm, &req, &res), CM_ECANCELED);
+	assert_int_equal(res.attempts, 0);
+	assert_int_equal(stat_int("calls"), 1);
+	cm_llm_result_fini(&res);
+	cm_llm_free(llm);
+}
+
 static void
 test_cut_stream(void **state)
 {
@@ -818,6 +873,7 @@ main(void)
 	    cmocka_unit_test_setup(test_quota_failover, setup),
 	    cmocka_unit_test_setup(test_hang_deadline, setup),
 	    cmocka_unit_test_setup(test_cut_stream, setup),
+	    cmocka_unit_test_setup(test_cancel, setup),
 	    cmocka_unit_test_setup(test_concurrency_shared, setup),
 	    cmocka_unit_test_setup(test_redis_down_local_limit, setup),
 	    cmocka_unit_test_setup(test_rate_limits_redis, setup),

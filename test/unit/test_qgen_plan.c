@@ -278,6 +278,52 @@ test_exhausted(void **state)
 	qgen_plan_fini(&p);
 }
 
+/* Spares: 25 questions over 10 slots are 9 calls of 3 and, at QGEN_SPARE_PCT 25, one spare of 3
+ * in the free slot (two would fit the percentage, not the slots); the set is complete before
+ * the last call answers, and the spare also stands in for a failed call. */
+static void
+test_spares(void **state)
+{
+	qgen_plan        p;
+	qgen_batch_plan  b;
+	qgen_plan_params pp = {.count = 25,
+	                       .parallel = 10,
+	                       .per_call = 5,
+	                       .max_rounds = 4,
+	                       .spare_pct = 25,
+	                       .nchunks = 40};
+	int              asked = 0;
+
+	(void)state;
+	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
+	assert_int_equal(p.first, 9);
+	assert_int_equal(p.spare, 1);
+	for (int i = 0; i < 10; i++) {
+		assert_true(qgen_plan_next(&p, 0, &b));
+		assert_int_equal(b.idx, i);
+		assert_int_equal(b.count,
+		                 i == 8 ? 1 : 3); /* the last of the set's own asks the rest */
+		asked += b.count;
+	}
+	assert_int_equal(asked, 28);
+	assert_false(qgen_plan_next(&p, 0, &b)); /* 28 out cover 25 */
+	/* One call fails: 25 still out, no top-up. */
+	qgen_plan_returned(&p, 3, CM_EUNAVAIL);
+	assert_false(qgen_plan_next(&p, 0, &b));
+	/* Eight answer with 3 + the short one: 25, complete with a call still out. */
+	for (int i = 0; i < 7; i++)
+		qgen_plan_returned(&p, 3, CM_OK);
+	qgen_plan_returned(&p, 1, CM_OK);
+	assert_int_equal(qgen_plan_check(&p, 22), QGEN_PLAN_RUNNING);
+	assert_int_equal(qgen_plan_check(&p, 25), QGEN_PLAN_COMPLETE);
+	qgen_plan_fini(&p);
+	/* Without free slots there is no spare. */
+	pp.parallel = 9;
+	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
+	assert_int_equal(p.spare, 0);
+	qgen_plan_fini(&p);
+}
+
 int
 main(void)
 {
@@ -287,6 +333,7 @@ main(void)
 	    cmocka_unit_test(test_resume),     cmocka_unit_test(test_topic_order),
 	    cmocka_unit_test(test_types),      cmocka_unit_test(test_fail_streak),
 	    cmocka_unit_test(test_refused),    cmocka_unit_test(test_exhausted),
+	    cmocka_unit_test(test_spares),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

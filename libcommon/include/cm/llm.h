@@ -40,7 +40,7 @@
  *   CM_EPERM     every provider is set aside: quota exhausted or API key refused. Distinct from
  *                CM_ELIMIT on purpose: waiting a few seconds does not help; an operator must act.
  *                Services translate it to their own user-facing status.
- *   CM_ECANCELED the delta callback asked to stop
+ *   CM_ECANCELED the delta callback asked to stop, or req->cancel was set
  *   CM_ENOMEM / CM_ETOOBIG (an answer larger than CM_LLM_MAX_BODY) / CM_EINTERNAL
  *
  * Metrics (when a registry is given; names get the registry's prefix):
@@ -55,6 +55,7 @@
 #ifndef CM_LLM_H
 #define CM_LLM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -150,6 +151,12 @@ typedef struct cm_llm_req {
 	cm_llm_delta_fn   on_delta;    /* non-NULL: stream (server-sent events) */
 	void             *arg;
 	int64_t deadline_ms; /* absolute unix ms (the RPC deadline); 0 = now + timeout_ms */
+	/* NULL, or a flag another thread may set to stop the call: the transfer is aborted
+	 * (libcurl's progress callback: at once while bytes arrive, within about a second while
+	 * waiting for the first), no attempt or retry starts after it is seen, and the call returns
+	 * CM_ECANCELED with no tokens counted. Used to drop a call whose answer is no longer
+	 * needed (svc-qgen's hedged calls). */
+	const atomic_bool *cancel;
 } cm_llm_req;
 
 typedef struct cm_llm_result {
