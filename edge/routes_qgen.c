@@ -29,7 +29,7 @@
 static json_t *
 question_json(const Qgen__Question *q, bool answers)
 {
-	json_t *o = json_object();
+	json_t *o = json_object(), *src;
 	bool    mcq = strcmp(q->type, "mcq") == 0;
 
 	json_object_set_new(o, "id", json_string(q->id));
@@ -50,7 +50,11 @@ question_json(const Qgen__Question *q, bool answers)
 			json_object_set_new(o, "explanation", json_string(q->explanation));
 	}
 	json_object_set_new(o, "difficulty", json_string(q->difficulty));
-	json_object_set_new(o, "source", json_pack("{s:i}", "page", (int)q->page));
+	src = json_pack("{s:i}", "page", (int)q->page);
+	/* The passage the answer was checked against holds the answer: only with the answers. */
+	if (answers && src != NULL && q->quote[0] != '\0')
+		json_object_set_new(src, "quote", json_string(q->quote));
+	json_object_set_new(o, "source", src);
 	return o;
 }
 

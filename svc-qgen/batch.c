@@ -4,7 +4,8 @@
  * DESIGN. The call is made on a pool thread and only reads the job's shared, immutable state;
  * everything it produces goes into its own result. A provider that answered prose or broken
  * JSON is asked once more here (QGEN_REPAIR_TRIES), since the LLM client retries transport
- * failures only: a second sample usually parses.
+ * failures only: a second sample usually parses. Grounding runs here too, on the call's thread:
+ * it reads only the chunk, and a dropped question is topped up like an invalid one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,23 @@ attempt(const qgen_batch_job *job, const qgen_batch_plan *plan, const char *user
 	cm_llm_result_fini(&lr);
 }
 
+/* Keeps the questions that are true to the chunk the model read (grounding.h). */
+static void
+ground(const qgen_batch_job *job, qgen_batch_result *r)
+{
+	const qgen_chunk *ch = &job->chunks[r->plan.chunk];
+
+	if ((r->err = qgen_ground_list(&r->qs, ch, 1, &job->svc->ground, r->verdicts)) != CM_OK) {
+		snprintf(r->why, sizeof(r->why), "grounding: %s", cm_strerror(r->err));
+		return;
+	}
+	if (r->verdicts[QGEN_UNGROUNDED] + r->verdicts[QGEN_AMBIGUOUS] > 0)
+		cm_debug("QGEN-UNGROUNDED",
+		         "job %s batch %d: %d questions not found on their page, %d ambiguous",
+		         job->job_id, r->plan.idx, r->verdicts[QGEN_UNGROUNDED],
+		         r->verdicts[QGEN_AMBIGUOUS]);
+}
+
 qgen_batch_result *
 qgen_batch_result_alloc(const qgen_batch_plan *plan)
 {
@@ -102,6 +120,8 @@ qgen_batch_call(void *arg, qgen_batch_result *r)
 		cm_warn("QGEN-BAD-ANSWER", "job %s batch %d: %s; asking again", job->job_id,
 		        plan->idx, r->why);
 	}
+	if (r->err == CM_OK)
+		ground(job, r);
 out:
 	cm_buf_fini(&user);
 }

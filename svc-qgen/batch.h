@@ -1,8 +1,8 @@
 /*
  * batch.h - one generation call: a batch plan (plan.h) becomes a prompt, the prompt a model
- * answer, the answer validated questions (quality.h). Nothing here touches a database or
- * another thread's state: the call pool (pool.h) runs qgen_batch_call on its threads, and the
- * runner stores what comes back.
+ * answer, the answer validated questions (quality.h) that are true to the chunk the model
+ * read (grounding.h). Nothing here touches a database or another thread's state: the call pool
+ * (pool.h) runs qgen_batch_call on its threads, and the runner stores what comes back.
  */
 #ifndef QGEN_BATCH_H
 #define QGEN_BATCH_H
@@ -13,6 +13,7 @@
 
 #include "cm/err.h"
 #include "cm/limits.h"
+#include "grounding.h"
 #include "plan.h"
 #include "server.h"
 #include "types.h"
@@ -23,7 +24,8 @@ typedef struct qgen_batch_result {
 	qgen_batch_plan plan;
 	cm_err          err;                /* CM_OK: qs holds the valid questions (maybe none) */
 	char            why[CM_MAX_ERRMSG]; /* on failure */
-	int             rejected;           /* questions the checks dropped */
+	int             rejected;           /* questions the validity checks dropped */
+	int             verdicts[QGEN_GROUND_NVERDICTS]; /* valid ones; all but GROUNDED dropped */
 	qgen_qlist      qs;
 	const char     *model; /* the model that answered (the LLM client's string);
 	                          NULL when no call reached one */

@@ -44,6 +44,7 @@ qgen_pack_questions(const qgen_qlist *l, bool assign_ids, uint8_t **out, size_t 
 		}
 		p->reference = q->reference != NULL ? q->reference : (char *)"";
 		p->explanation = q->explanation != NULL ? q->explanation : (char *)"";
+		p->quote = q->quote != NULL ? q->quote : (char *)"";
 		p->difficulty = (char *)qgen_difficulty_name(q->difficulty);
 		p->page = q->page;
 		ptrs[i] = p;
@@ -106,6 +107,7 @@ qgen_unpack_questions(const uint8_t *buf, size_t len, qgen_qlist *out)
 		q.answer = p->answer_index;
 		q.reference = dup_nonempty(p->reference, &ok);
 		q.explanation = dup_nonempty(p->explanation, &ok);
+		q.quote = dup_nonempty(p->quote, &ok);
 		q.page = p->page;
 		if (!ok || qgen_qlist_push(out, &q) != CM_OK) {
 			qgen_question_fini(&q);

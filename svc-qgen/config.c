@@ -47,6 +47,12 @@ qgen_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		{"QGEN_SPARE_PCT", CM_CFG_INT, &c->spare_pct, "0", 0, 0, 100,
 		    "spare calls in the first wave, in free QGEN_PARALLEL slots: questions asked beyond "
 		    "the set in % of it; what is left when the set is full is cancelled (0: none)"},
+		{"QGEN_GROUND_MIN_OVERLAP", CM_CFG_INT, &c->ground_min_overlap, "60", 0, 0, 100,
+		    "percent of an answer's content words its cited page must hold (0: any answer)"},
+		{"QGEN_GROUND_WINDOW", CM_CFG_INT, &c->ground_window, "2", 0, 1, 5,
+		    "sentences of the page one answer may be found across"},
+		{"QGEN_GROUND_AMBIGUOUS", CM_CFG_BOOL, &c->ground_ambiguous, "true", 0, 0, 0,
+		    "drop an mcq whose distractor the passage supports as well as its answer"},
 	};
 	/* clang-format on */
 

@@ -6,6 +6,7 @@
 #ifndef QGEN_CONFIG_H
 #define QGEN_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,7 +16,9 @@
 #define QGEN_SCHEMA "qgen"
 #define QGEN_JOB_KIND "qgen"
 #define QGEN_CHANNEL "qgen_jobs"
-#define QGEN_PROMPT_VERSION 1     /* bump when prompts change: cached sets stop matching */
+/* Bump when prompts or the checks of what they bring change: cached sets stop matching.
+ * 2: grounded questions with quotes (grounding.h). */
+#define QGEN_PROMPT_VERSION 2
 #define QGEN_MIN_TEXT 200         /* characters a document needs before questions make sense */
 #define QGEN_PDF_TIMEOUT_MS 30000 /* fetching a document's chunks from svc-pdf */
 #define QGEN_MAX_CHUNKS 20000     /* chunks considered for one set */
@@ -38,6 +41,9 @@ typedef struct qgen_config {
 	int64_t     hedge_after_pct;    /* a call is late this many % past the median */
 	int64_t     hedge_min_ms;       /* and this many ms past it */
 	int64_t     spare_pct;          /* first wave: questions asked beyond count, % (plan.h) */
+	int64_t     ground_min_overlap; /* percent of an answer's content words its passage holds */
+	int64_t     ground_window;      /* sentences a passage may span */
+	bool        ground_ambiguous;   /* reject an mcq whose distractor is as well supported */
 } qgen_config;
 
 /* The table of svc-qgen's own keys, targets in *config (a qgen_config); returns how many entries

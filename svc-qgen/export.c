@@ -17,22 +17,26 @@
  * "=right ~wrong...", an open question an essay "{}" (what Moodle makes of an empty answer part).
  * The explanation (and the reference answer of an open question) is GENERAL feedback "####":
  * per-answer "#feedback" would reach only the students who picked that answer, and the
- * explanation is about the right one, so everyone should see it.
+ * explanation is about the right one, so everyone should see it. The passage the answer was
+ * checked against (source.quote) goes on a "// source, page N: ..." comment line before its
+ * question: evidence for whoever reviews the bank, never shown to a student.
  *
  * QTI: a content package, stored (not deflated) zip entries written in one pass: each file is
  * rendered into a scratch buffer first, so its CRC and size go into the local header and no
  * data descriptor is needed; the central directory grows in a second buffer and is appended at
  * the end. Fixed DOS timestamps make an export byte-for-byte reproducible. No zip64: over
  * 65535 entries or 4 GiB is CM_ETOOBIG. Items score mcq with a correctResponse; the explanation
- * or reference answer is a modalFeedback shown after the attempt. Open items are scored by hand.
+ * or reference answer is a modalFeedback shown after the attempt, followed by the source
+ * passage ("Source, page N: ..."). Open items are scored by hand.
  *
  * CSV: RFC 4180 (CRLF records, fields quoted when they hold a comma, quote, CR or LF, quotes
- * doubled), UTF-8 without BOM, columns front,back,tags. It starts with Anki's header lines
- * "#separator:comma", "#html:false", "#tags column:3" rather than no header: without them Anki
- * guesses the separator from the first line (a question full of semicolons can fool it) and may
- * guess HTML, which would turn "<b>" in a code sample into markup; html:false makes Anki escape
- * the text and keep our newlines. Anki reads a record starting with '#' as a comment, so a
- * field starting with '#' is quoted too.
+ * doubled), UTF-8 without BOM, columns front,back,tags,source (source: "p. N: <quote>", or
+ * empty; Anki leaves a column no field is mapped to alone). It starts with Anki's header lines
+ * "#separator:comma", "#html:false", "#tags column:3", "#columns:..." rather than no header:
+ * without them Anki guesses the separator from the first line (a question full of semicolons
+ * can fool it) and may guess HTML, which would turn "<b>" in a code sample into markup;
+ * html:false makes Anki escape the text and keep our newlines. Anki reads a record starting
+ * with '#' as a comment, so a field starting with '#' is quoted too.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -284,6 +288,21 @@ gift_text(wr *w, const char *s)
 	}
 }
 
+/* "// source, page N: <quote>": a comment line, so every newline of the quote becomes a space. */
+static void
+gift_source(wr *w, const Qgen__Question *q)
+{
+	size_t   i = 0;
+	uint32_t cp;
+
+	if (!has_text(q->quote))
+		return;
+	put_fmt(w, "// source, page %d: ", (int)q->page);
+	while ((cp = text_next(q->quote, &i)) != 0)
+		put_cp(w, cp == '\n' ? ' ' : cp);
+	put_str(w, "\n");
+}
+
 /* GIFT reads a leading "[html]", "[markdown]"... of an answer or of feedback as that part's
  * format (even after spaces); "[plain]" first keeps such a text plain, as the question's is. */
 static void
@@ -307,6 +326,7 @@ render_gift(wr *w, const Qgen__QuestionSet *set)
 
 		if (i > 0)
 			put_str(w, "\n");
+		gift_source(w, q);
 		put_fmt(w, "::Q%zu::[plain]", i + 1);
 		gift_text(w, q->text);
 		if (is_mcq(q)) {
@@ -385,7 +405,8 @@ render_csv(wr *w, const Qgen__QuestionSet *set)
 	wr     f = {&fb, CM_OK};
 
 	cm_buf_init(&fb, w->b->max);
-	put_str(w, "#separator:comma\r\n#html:false\r\n#tags column:3\r\n");
+	put_str(w, "#separator:comma\r\n#html:false\r\n#tags column:3\r\n"
+	           "#columns:Front,Back,Tags,Source\r\n");
 	for (size_t i = 0; i < set->n_questions && w->err == CM_OK; i++) {
 		const Qgen__Question *q = set->questions[i];
 		bool                  mcq = is_mcq(q);
@@ -415,6 +436,13 @@ render_csv(wr *w, const Qgen__QuestionSet *set)
 		put_str(w, mcq ? "mcq" : "open");
 		if (has_text(q->difficulty))
 			csv_tag(w, q->difficulty);
+		put(w, ",", 1);
+
+		if (has_text(q->quote)) {
+			put_fmt(&f, "p. %d: ", (int)q->page);
+			plain_text(&f, q->quote);
+		}
+		csv_field(w, &f);
 		put_str(w, "\r\n");
 	}
 	cm_buf_fini(&fb);
@@ -493,7 +521,8 @@ static void
 qti_item(wr *w, const Qgen__Question *q, size_t n)
 {
 	bool mcq = is_mcq(q);
-	bool fb = has_text(q->explanation) || (!mcq && has_text(q->reference));
+	bool fb =
+	    has_text(q->explanation) || (!mcq && has_text(q->reference)) || has_text(q->quote);
 
 	put_str(w, XML_DECL "<assessmentItem " QTI_NS);
 	put_fmt(w, " identifier=\"Q%zu\" title=\"Question %zu\" label=\"", n, n);
@@ -540,6 +569,11 @@ qti_item(wr *w, const Qgen__Question *q, size_t n)
 			xml_para(w, q->reference);
 		if (has_text(q->explanation))
 			xml_para(w, q->explanation);
+		if (has_text(q->quote)) {
+			put_fmt(w, "<p>Source, page %d: ", (int)q->page);
+			xml_text(w, q->quote, true);
+			put_str(w, "</p>\n");
+		}
 		put_str(w, "</modalFeedback>\n");
 	}
 	put_str(w, "</assessmentItem>\n");

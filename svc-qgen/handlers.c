@@ -72,6 +72,7 @@ fill_set(cm_rpc_ctx *ctx, const qgen_set_row *row, bool include_answers, Qgen__Q
 			list->questions[i]->answer_index = 0;
 			list->questions[i]->reference = (char *)"";
 			list->questions[i]->explanation = (char *)"";
+			list->questions[i]->quote = (char *)""; /* it holds the answer */
 		}
 	}
 	set->n_questions = list->n_questions;

@@ -32,6 +32,7 @@
 #include "cache.h"
 #include "chunks.h"
 #include "codec.h"
+#include "grounding.h"
 #include "hedge.h"
 #include "offline.h"
 #include "plan.h"
@@ -286,16 +287,73 @@ offline_progress(void *arg, size_t chosen)
 	report_progress(arg, (int)chosen);
 }
 
-/* No calls: rounds of extractive questions over the whole range (qgen_offline_fill). */
+/* Replaces offline questions the grounding dropped: qgen_offline_fill checks its rounds the
+ * way a model's answers are checked, but does not ground them. Variants are read again from
+ * the first: what is already chosen comes back as a duplicate, what was dropped is dropped
+ * again, and the first question not read before fills the gap. These re-reads are not counted
+ * in the metrics (the first grounding of the set counted the drops). */
+static cm_err
+refill_offline(job_run *run, const qgen_offline_req *req)
+{
+	const qgen_batch_ctx ctx = {req->types, req->difficulty, 1, INT32_MAX};
+	size_t               count = (size_t)run->params->count;
+	cm_err               err = CM_OK;
+
+	for (int variant = 0;
+	     err == CM_OK && run->chosen.n < count && variant < 2 * (int)run->svc->cfg.max_rounds;
+	     variant++) {
+		qgen_offline_req rq = *req;
+		qgen_qlist       cand;
+		int              counts[QGEN_GROUND_NVERDICTS] = {0};
+		size_t           kept = 0;
+		char             why[CM_MAX_ERRMSG];
+
+		rq.variant = variant;
+		qgen_qlist_init(&cand);
+		if ((err = qgen_offline_generate(run->doc.chunks, run->doc.nchunks, &rq, &cand)) ==
+		    CM_OK) {
+			for (size_t i = 0; i < cand.n; i++) {
+				if (qgen_check(&cand.items[i], &ctx, why, sizeof(why)))
+					cand.items[kept++] = cand.items[i];
+				else
+					qgen_question_fini(&cand.items[i]);
+			}
+			cand.n = kept;
+			err = qgen_ground_list(&cand, run->doc.chunks, run->doc.nchunks,
+			                       &run->svc->ground, counts);
+		}
+		if (err == CM_OK)
+			(void)qgen_select(&run->chosen, &cand, count);
+		qgen_qlist_fini(&cand);
+	}
+	return err;
+}
+
+/* No calls: rounds of extractive questions over the whole range (qgen_offline_fill), grounded
+ * like any provider's (and given their quotes); what fails is replaced (refill_offline). */
 static qgen_outcome
 run_offline(job_run *run)
 {
 	qgen_offline_req req = {run->params->count, run->types, run->difficulty, run->params->topic,
 	                        0};
+	int              counts[QGEN_GROUND_NVERDICTS] = {0};
 
 	note_model(run, "offline");
 	qgen_offline_fill(run->doc.chunks, run->doc.nchunks, &req, (int)run->svc->cfg.max_rounds,
 	                  &run->chosen, offline_progress, run);
+	if (qgen_ground_list(&run->chosen, run->doc.chunks, run->doc.nchunks, &run->svc->ground,
+	                     counts) != CM_OK ||
+	    refill_offline(run, &req) != CM_OK) {
+		snprintf(run->why, sizeof(run->why), "out of memory");
+		return QGEN_FAILED;
+	}
+	for (int v = QGEN_UNGROUNDED; v < QGEN_GROUND_NVERDICTS; v++)
+		cm_counter_add(run->svc->rejected[v], (uint64_t)counts[v]);
+	if (counts[QGEN_UNGROUNDED] + counts[QGEN_AMBIGUOUS] > 0)
+		cm_info("QGEN-OFFLINE-UNGROUNDED",
+		        "job %s: %d offline questions not found on their page, %d ambiguous; "
+		        "replaced from further sentences",
+		        run->job_id, counts[QGEN_UNGROUNDED], counts[QGEN_AMBIGUOUS]);
 	if (run->chosen.n >= (size_t)run->params->count)
 		return QGEN_COMPLETE;
 	snprintf(run->why, sizeof(run->why),
@@ -374,7 +432,9 @@ take_results(job_run *run, qgen_batch_result *got)
 			continue;
 		}
 		qgen_plan_returned(&run->plan, r->plan.count, r->err);
-		cm_counter_add(run->svc->questions_rejected, (uint64_t)r->rejected);
+		cm_counter_add(run->svc->rejected_invalid, (uint64_t)r->rejected);
+		for (int v = QGEN_UNGROUNDED; v < QGEN_GROUND_NVERDICTS; v++)
+			cm_counter_add(run->svc->rejected[v], (uint64_t)r->verdicts[v]);
 		if (r->err == CM_OK)
 			keep_batch(run, r);
 		else

@@ -17,6 +17,10 @@
 #include "handlers.h"
 #include "server.h"
 
+#define REJECTED_HELP                                                                              \
+	"questions dropped: invalid, ungrounded (the cited page lacks the answer) or "             \
+	"ambiguous_distractor (a distractor is as supported as the answer)"
+
 extern const cm_migration qgen_migrations[];
 extern const size_t       qgen_migrations_count;
 
@@ -49,6 +53,9 @@ qgen_service_init(qgen_service *s, const cm_service_config *common, const char *
 	s->common = *common;
 	s->schema = schema;
 	s->cfg = *cfg;
+	s->ground.min_overlap = (double)cfg->ground_min_overlap / 100.0;
+	s->ground.window = (int)cfg->ground_window;
+	s->ground.ambiguity = cfg->ground_ambiguous;
 	s->metrics = m;
 	err = cm_llm_alloc_env(&s->llm, common->redis_host, (int)common->redis_port, m, errbuf,
 	                       sizeof(errbuf));
@@ -74,8 +81,14 @@ qgen_service_init(qgen_service *s, const cm_service_config *common, const char *
 	                                      "sets refused by the per-user quotas", NULL);
 	s->cache_hits =
 	    cm_metrics_counter(m, "cache_hits_total", "sets answered from the cache", NULL);
-	s->questions_rejected = cm_metrics_counter(m, "questions_rejected_total",
-	                                           "model questions that failed validation", NULL);
+	s->rejected_invalid =
+	    cm_metrics_counter(m, "questions_rejected_total", REJECTED_HELP, "reason=\"invalid\"");
+	for (int v = QGEN_UNGROUNDED; v < QGEN_GROUND_NVERDICTS; v++) {
+		char labels[64];
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", qgen_ground_verdict_name(v));
+		s->rejected[v] =
+		    cm_metrics_counter(m, "questions_rejected_total", REJECTED_HELP, labels);
+	}
 	s->batches_failed = cm_metrics_counter(m, "batches_failed_total",
 	                                       "generation calls that gave nothing", NULL);
 	s->llm_calls =

@@ -30,26 +30,30 @@
 #include "cm/rpc.h"
 #include "cm/service.h"
 #include "config.h"
+#include "grounding.h"
 
 typedef struct qgen_service {
 	cm_service_config common; /* DATABASE_URL, REDIS_*: runners open their own connections */
 	const char       *schema; /* QGEN_SCHEMA, unless a test runs in a schema of its own */
 	qgen_config       cfg;
-	cm_llm           *llm; /* NULL: offline provider */
+	qgen_ground_cfg   ground; /* from cfg.ground_* */
+	cm_llm           *llm;    /* NULL: offline provider */
 	cm_rpc_client    *pdf;
 	cm_pub           *pub; /* may be NULL (no events) */
 	cm_metrics       *metrics;
 	cm_counter       *sets_created;
 	cm_counter       *quota_refused;
 	cm_counter       *cache_hits;
-	cm_counter       *questions_rejected;
-	cm_counter       *batches_failed;
-	cm_counter       *llm_calls;
-	cm_counter       *hedged_calls; /* duplicates of late calls started (hedge.h) */
-	cm_counter       *extra_tokens; /* tokens of calls whose answer a duplicate beat */
-	cm_counter       *jobs_succeeded;
-	cm_counter       *jobs_failed;
-	cm_histogram     *job_seconds;
+	/* questions_rejected_total{reason="invalid"}, and by grounding verdict (not GROUNDED) */
+	cm_counter   *rejected_invalid;
+	cm_counter   *rejected[QGEN_GROUND_NVERDICTS];
+	cm_counter   *batches_failed;
+	cm_counter   *llm_calls;
+	cm_counter   *hedged_calls; /* duplicates of late calls started (hedge.h) */
+	cm_counter   *extra_tokens; /* tokens of calls whose answer a duplicate beat */
+	cm_counter   *jobs_succeeded;
+	cm_counter   *jobs_failed;
+	cm_histogram *job_seconds;
 
 	/* runners */
 	struct cm_runners *runners;

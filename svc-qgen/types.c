@@ -64,6 +64,7 @@ qgen_question_fini(qgen_question *q)
 		free(q->options[i]);
 	free(q->reference);
 	free(q->explanation);
+	free(q->quote);
 	memset(q, 0, sizeof(*q));
 }
 
@@ -91,6 +92,7 @@ qgen_question_copy(qgen_question *dst, const qgen_question *src)
 		dst->options[i] = dup_or_null(src->options[i], &ok);
 	dst->reference = dup_or_null(src->reference, &ok);
 	dst->explanation = dup_or_null(src->explanation, &ok);
+	dst->quote = dup_or_null(src->quote, &ok);
 	if (!ok) {
 		qgen_question_fini(dst);
 		return CM_ENOMEM;

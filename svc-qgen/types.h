@@ -34,6 +34,7 @@ typedef struct qgen_question {
 	int             answer;                /* mcq: 0..3 */
 	char           *reference;             /* open: reference answer; may be NULL for mcq */
 	char           *explanation;           /* may be NULL */
+	char           *quote;                 /* where the page says it (grounding.h); or NULL */
 	qgen_difficulty difficulty;
 	int             page; /* 1-based source page */
 } qgen_question;

@@ -9,8 +9,9 @@
  * failing in every way the fake can (429 storms, 5xx, prose and fences around JSON, malformed
  * JSON, total failure), cancellation stopping the calls, a replica SIGKILLed mid-job (the
  * fake's counters prove stored batches are not paid for again), Redis down, and a provider whose
- * quota is exhausted. Tests that stop a server, or leave state behind (the provider set aside),
- * restore it in their teardown, whether they passed or not.
+ * quota is exhausted, and answers the model took from another page (dropped and replaced). Tests
+ * that stop a server, or leave state behind (the provider set aside), restore it in their teardown,
+ * whether they passed or not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,7 +31,7 @@
 #include "ws_client.h"
 
 #define FAKE "http://127.0.0.1:28500"
-#define CSV_HEAD "#separator:comma\r\n#html:false\r\n#tags column:3\r\n"
+#define CSV_HEAD "#separator:comma\r\n#html:false\r\n#tags column:3\r\n#columns:"
 
 static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
 static char              user_a[4200], user_b[4200];
@@ -454,6 +455,137 @@ test_v1_generate_and_cache(void **state)
 	http_resp_free(&r);
 	assert_int_equal(call(user_b, "DELETE", path, NULL, &r), 404);
 	http_resp_free(&r);
+}
+
+static size_t
+sink(char *p, size_t size, size_t n, void *arg)
+{
+	cm_buf *b = arg;
+
+	return cm_buf_append(b, p, size * n) == CM_OK ? size * n : 0;
+}
+
+/* qgen_questions_rejected_total{reason="<reason>"} summed over both svc-qgen replicas (admin
+ * ports of stack.sh); fails when one does not answer. */
+static long
+rejected_total(const char *reason)
+{
+	static const char *const admins[] = {"http://127.0.0.1:29104/metrics",
+	                                     "http://127.0.0.1:29114/metrics"};
+	char                     name[128];
+	long                     sum = 0;
+
+	snprintf(name, sizeof(name), "\nqgen_questions_rejected_total{reason=\"%s\"} ", reason);
+	for (size_t i = 0; i < 2; i++) {
+		CURL       *c = curl_easy_init();
+		cm_buf      b;
+		const char *line;
+
+		cm_buf_init(&b, 1u << 20);
+		assert_non_null(c);
+		curl_easy_setopt(c, CURLOPT_URL, admins[i]);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+		assert_int_equal(curl_easy_perform(c), CURLE_OK);
+		assert_int_equal(cm_buf_append(&b, "", 1), CM_OK);
+		line = strstr(b.data, name);
+		assert_non_null(line);
+		sum += strtol(line + strlen(name), NULL, 10);
+		curl_easy_cleanup(c);
+		cm_buf_fini(&b);
+	}
+	return sum;
+}
+
+/* Lower-case letters and digits of s, other runs as one space (for "does the quote hold it"). */
+static void
+words_of(const char *s, char *out, size_t n)
+{
+	size_t o = 0;
+	bool   gap = false;
+
+	for (; *s != '\0' && o + 2 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z')) {
+			if (gap && o > 0)
+				out[o++] = ' ';
+			out[o++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+			gap = false;
+		} else {
+			gap = true;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* The fake writes the first three answers from another page: exactly those three questions are
+ * dropped as ungrounded (and nothing else is dropped), calls replace them, and the set has
+ * exactly the count asked for, each question with the passage of its page that holds its
+ * answer. */
+static void
+test_ungrounded_dropped_and_replaced(void **state)
+{
+	char        job[64], set[64], status[32], body[160], id[37], want[600], got[600];
+	long        ungrounded0 = rejected_total("ungrounded");
+	long        ambiguous0 = rejected_total("ambiguous_distractor");
+	long        invalid0 = rejected_total("invalid");
+	json_t     *v, *st, *items, *qs;
+	const char *answer;
+
+	(void)state;
+	fake_reset();
+	fake_set("{\"ungrounded_next\":3}");
+	cm_uuid_v4(id); /* a topic of this run's: never answered from the cache */
+	snprintf(body, sizeof(body), "{\"count\":10,\"types\":[\"mcq\"],\"topic\":\"ground %.8s\"}",
+	         id);
+	assert_int_equal(create_set(user_a, doc_a, body, job, set), 202);
+	wait_job(user_a, job, status, sizeof(status), 120);
+	assert_string_equal(status, "succeeded");
+
+	st = fake("GET", "/_stats", NULL);
+	assert_non_null(st);
+	assert_int_equal(json_integer_value(json_object_get(st, "ungrounded")), 3);
+	items = json_object_get(st, "ungrounded_items");
+	assert_int_equal(json_array_size(items), 3);
+	assert_int_equal(rejected_total("ungrounded") - ungrounded0, 3);
+	assert_int_equal(rejected_total("ambiguous_distractor") - ambiguous0, 0);
+	assert_int_equal(rejected_total("invalid") - invalid0, 0);
+
+	v = get_set(user_a, set, true);
+	check_set(v, 10);
+	qs = json_object_get(v, "questions");
+	for (size_t i = 0; i < json_array_size(qs); i++) {
+		json_t     *q = json_array_get(qs, i);
+		json_t     *src = json_object_get(q, "source");
+		const char *quote = js(src, "quote");
+
+		answer = json_string_value(
+		    json_array_get(json_object_get(q, "options"),
+		                   (size_t)json_integer_value(json_object_get(q, "answer"))));
+		assert_non_null(answer);
+		assert_true(strlen(quote) > 0 && strlen(quote) <= 300);
+		words_of(answer, want, sizeof(want));
+		words_of(quote, got, sizeof(got));
+		assert_true(want[0] != '\0');
+		if (strstr(got, want) == NULL)
+			fail_msg("question %zu: answer \"%s\" not in its quote \"%s\"", i, answer,
+			         quote);
+		for (size_t k = 0; k < json_array_size(items); k++) {
+			json_t *u = json_array_get(items, k);
+			assert_false(strcmp(js(u, "question"), js(q, "text")) == 0 &&
+			             strcmp(js(u, "answer"), answer) == 0);
+		}
+	}
+	json_decref(v);
+	/* Without include_answers the quote (which holds the answer) stays hidden too. */
+	v = get_set(user_a, set, false);
+	assert_null(json_object_get(
+	    json_object_get(json_array_get(json_object_get(v, "questions"), 0), "source"),
+	    "quote"));
+	json_decref(v);
+	json_decref(st);
 }
 
 /* Open and mixed sets, a topic, a page range. */
@@ -1130,6 +1262,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_v1_generate_and_cache),
+	    cmocka_unit_test(test_ungrounded_dropped_and_replaced),
 	    cmocka_unit_test(test_v1_types_topic_pages),
 	    cmocka_unit_test(test_v1_bad_input),
 	    cmocka_unit_test(test_legacy_generate),

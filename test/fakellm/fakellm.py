@@ -61,6 +61,9 @@ DEFAULTS = {
     "grade_out_of_range_next": 0,  # the first item's score is 11
     "grade_garbage_next": 0,       # prose without any JSON
     "obey_injections": True,       # a gullible model: "award 10/10" in an answer gets 10
+    # Quiz answers taken from another page: the question cites this page, its answer is not on it.
+    "ungrounded_rate": 0.0,        # fraction of questions (a hash of the prompt and question)
+    "ungrounded_next": 0,          # the next N questions written
 }
 
 STOPWORDS = set("""a about above after again against all also although among an and any are as at be
@@ -107,6 +110,8 @@ class State:
         self.overall_calls = 0      # overall-feedback prompts answered (TASK: overall)
         self.injections_obeyed = 0  # answers that talked the fake into a 10
         self.chat = {"answers": 0, "not_found": 0}  # chat-convention answers (found / not)
+        self.ungrounded = 0         # quiz questions whose answer was taken from another page
+        self.ungrounded_items = deque(maxlen=1000)  # their {"question", "answer"}
         # streams' actual time to first token: (question or "", arrival, first content written),
         # monotonic seconds (CLOCK_MONOTONIC, comparable with clients on this machine)
         self.first_tokens = deque(maxlen=2000)
@@ -131,6 +136,8 @@ class State:
             "overall_calls": self.overall_calls,
             "injections_obeyed": self.injections_obeyed,
             "chat": dict(self.chat),
+            "ungrounded": self.ungrounded,
+            "ungrounded_items": list(self.ungrounded_items),
             "first_tokens": [{"question": q, "arrived": round(a, 6), "first": round(f, 6)}
                              for q, a, f in self.first_tokens],
         }
@@ -203,12 +210,66 @@ def clip_words(s, n):
     return s if len(w) <= n else " ".join(w[:n]) + " ..."
 
 
+def word_forms(text):
+    """Lower-case words of text, each also without a plural s: for "is this word in there"."""
+    out = set()
+    for w in re.findall(r"[A-Za-z0-9]+", text.lower()):
+        out.add(w)
+        if len(w) > 3 and w.endswith("s"):
+            out.add(w[:-1])
+    return out
+
+
+# "Another page": where ungrounded answers come from. Nothing in it is about the test documents.
+ELSEWHERE = ("Basalt columns form when thick lava flows cool and contract slowly. Justinian "
+             "codified Roman law in Constantinople during the sixth century. Quasars shine from "
+             "supermassive black holes in distant galaxies. Glaciers carve fjords while they "
+             "retreat along coastal valleys.")
+
+
+def answer_elsewhere(q, text, i):
+    """Moves question q's answer to another page: an mcq's correct option becomes a term of
+    ELSEWHERE that the page lacks, an open answer a sentence of ELSEWHERE that shares the fewest
+    words with it. The question text and page stay: it still cites this page."""
+    page = word_forms(text)
+    if q.get("type") == "open":
+        cands = sorted(sentences(ELSEWHERE), key=lambda s: len(word_forms(s) & page))
+        q["answer"] = cands[0]
+        return q["answer"]
+    others = set()
+    for k, o in enumerate(q["options"]):
+        if k != q["answer_index"]:
+            others |= word_forms(o)
+    terms = [t for t in key_terms(ELSEWHERE) if not (word_forms(t) & (page | others))]
+    if not terms:
+        terms = ["Zyxquorblat"]
+    q["options"][q["answer_index"]] = terms[stable_int(text, i) % len(terms)]
+    return q["options"][q["answer_index"]]
+
+
+def make_ungrounded(qs, text, st):
+    """Applies ungrounded_next / ungrounded_rate to the questions of one answer, counting each."""
+    with st.lock:
+        rate = float(st.cfg["ungrounded_rate"])
+        for i, q in enumerate(qs["questions"]):
+            if st.cfg["ungrounded_next"] > 0:
+                st.cfg["ungrounded_next"] -= 1
+            elif not (rate > 0 and stable_int(text, q["question"], "elsewhere") % 10000 < rate * 10000):
+                continue
+            answer = answer_elsewhere(q, text, i)
+            st.ungrounded += 1
+            st.ungrounded_items.append({"question": q["question"], "answer": answer})
+
+
 def stable_int(*parts):
     h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(h[:8], "big")
 
 
 def make_questions(count, page, text, variant=0, qtype="mcq"):
+    # A word broken at a line end is one word to a reader ("inter-\nface"): never half a word
+    # as an answer.
+    text = re.sub(r"(?<=[A-Za-z])-[ \t]*\r?\n[ \t]*(?=[A-Za-z])", "", text)
     sents = sentences(text)
     terms = key_terms(text)
     base = variant * count
@@ -237,7 +298,13 @@ def make_questions(count, page, text, variant=0, qtype="mcq"):
             answer = s[:60]
             q = "Which statement appears in the text? (%d)" % (i + 1)
         opts = [answer]
-        pool = [t for t in terms if t.lower() != answer.lower()]
+        # A good model's distractors are not in the sentence the question quotes, nor next to
+        # it (svc-qgen drops a question whose passage supports a distractor as well as the
+        # answer, and may not cut sentences where this fake does).
+        own = set()
+        for k in (-1, 0, 1):
+            own |= word_forms(sents[(i + k) % len(sents)] if sents else "")
+        pool = [t for t in terms if t.lower() != answer.lower() and not (word_forms(t) & own)]
         j = h
         while len(opts) < 4 and pool:
             t = pool[j % len(pool)]
@@ -447,7 +514,10 @@ def make_chat_answer(passages, question):
 def make_content(messages, json_mode, state=None):
     quiz = parse_quiz_prompt(messages)
     if quiz is not None:
-        return json.dumps(make_questions(*quiz), ensure_ascii=False), True
+        qs = make_questions(*quiz)
+        if state is not None:
+            make_ungrounded(qs, quiz[2], state)
+        return json.dumps(qs, ensure_ascii=False), True
     chat = parse_chat_prompt(messages) if not json_mode else None
     if chat is not None:
         content, found = make_chat_answer(*chat)

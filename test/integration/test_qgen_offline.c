@@ -3,12 +3,13 @@
  * (its RPC server, in this process) and the pgredis fixture's PostgreSQL and Redis: a set is
  * created through the Create handler (which asks svc-pdf for the document), run by a runner,
  * and read back; more questions than the text holds fail with a reason; another user's document
- * is NOT_FOUND. The quality check: on the bash manual typeset by groff (gen_test_pdfs.sh real,
- * 87 pages) and on a CRAN-like package manual full of URLs, e-mail addresses, calls and
- * formulas, a 25-question set holds exactly 25 questions, no blank in a URL or code or on a
- * function word, and no distractor in more than a fifth of the questions (offline_survey.h
- * prints the figures). Headers of both services are included by path (names like config.h
- * clash).
+ * is NOT_FOUND. Every question is grounded: its quote, from its page, holds its answer, and
+ * no question was dropped as ungrounded or ambiguous. The quality check: on the bash manual
+ * typeset by groff (gen_test_pdfs.sh real, 87 pages) and on a CRAN-like package manual full of
+ * URLs, e-mail addresses, calls and formulas, a 25-question set holds exactly 25 questions, no
+ * blank in a URL or code or on a function word, and no distractor in more than a fifth of the
+ * questions (offline_survey.h prints the figures). Headers of both services are included by
+ * path (names like config.h clash).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@
 #include "../../svc-pdf/server.h"
 #include "../../svc-pdf/testpdf.h"
 #include "../../svc-qgen/handlers.h"
+#include "../../svc-qgen/quality.h"
 #include "../../svc-qgen/server.h"
 #include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
@@ -165,6 +167,9 @@ setup(void **state)
 	qc.lease_ms = 15000;
 	qc.cache_ttl_s = 60;
 	qc.poll_ms = 100;
+	qc.ground_min_overlap = 60; /* QGEN_GROUND_* defaults */
+	qc.ground_window = 2;
+	qc.ground_ambiguous = true;
 	/* A schema of its own: the e2e stack's svc-qgen replicas, if up, must not claim our jobs.
 	 */
 	cm_random_bytes(r, sizeof(r));
@@ -275,6 +280,37 @@ run_until_done(const char *job)
 	fail_msg("job %s did not end", job);
 }
 
+/* The value of svc-qgen's metric line `name` (with labels), -1 when absent. */
+static long long
+metric(const char *name)
+{
+	cm_buf      b;
+	long long   v = -1;
+	const char *p;
+
+	cm_buf_init(&b, 1u << 20);
+	if (cm_metrics_render(qm, &b) == CM_OK && b.data != NULL) {
+		for (p = b.data; (p = strstr(p, name)) != NULL; p += strlen(name))
+			if ((p == b.data || p[-1] == '\n') && p[strlen(name)] == ' ') {
+				v = strtoll(p + strlen(name) + 1, NULL, 10);
+				break;
+			}
+	}
+	cm_buf_fini(&b);
+	return v;
+}
+
+/* True when a's letters and digits appear, in order, among quote's (qgen_normalize). */
+static bool
+quote_holds(const char *quote, const char *a)
+{
+	char nq[QGEN_MAX_TEXT + 1], na[QGEN_MAX_TEXT + 1];
+
+	qgen_normalize(quote, nq, sizeof(nq));
+	qgen_normalize(a, na, sizeof(na));
+	return na[0] != '\0' && strstr(nq, na) != NULL;
+}
+
 static void
 test_offline_set(void **state)
 {
@@ -298,15 +334,24 @@ test_offline_set(void **state)
 		const Qgen__Question *q = qs->questions[i];
 		assert_true(q->page >= 1 && q->page <= 4);
 		assert_string_equal(q->difficulty, "easy");
+		assert_true(q->quote[0] != '\0' && strlen(q->quote) <= 300);
 		if (strcmp(q->type, "open") == 0) {
 			open++;
 			assert_true(strlen(q->reference) > 20);
+			/* the reference is a sentence of the page: the quote holds it, or it
+			 * holds the clipped quote */
+			assert_true(quote_holds(q->quote, q->reference) ||
+			            quote_holds(q->reference, q->quote));
 		} else {
 			assert_int_equal(q->n_options, 4);
 			assert_true(q->answer_index >= 0 && q->answer_index < 4);
+			assert_true(quote_holds(q->quote, q->options[q->answer_index]));
 		}
 	}
 	assert_true(open > 0 && open < 8);
+	assert_int_equal(metric("qgen_questions_rejected_total{reason=\"ungrounded\"}"), 0);
+	assert_int_equal(metric("qgen_questions_rejected_total{reason=\"ambiguous_distractor\"}"),
+	                 0);
 	cm_arena_fini(&c.arena);
 }
 

@@ -354,7 +354,8 @@ test_gift_round_trip(void **state)
 
 /* ---- CSV ------------------------------------------------------------------------------------ */
 
-#define CSV_HEADER "#separator:comma\r\n#html:false\r\n#tags column:3\r\n"
+#define CSV_HEADER                                                                                 \
+	"#separator:comma\r\n#html:false\r\n#tags column:3\r\n#columns:Front,Back,Tags,Source\r\n"
 
 /*
  * A strict RFC 4180 reader: one record from *p (fields NUL-terminated into out[], at most 4,
@@ -415,9 +416,9 @@ test_csv_header_and_minimal_quoting(void **state)
 	qv[1].difficulty = S("");
 	add_open("say \"hi\"", "a # b", "");
 	out = render_ok(QGEN_EXPORT_CSV, NULL);
-	assert_string_equal(out, CSV_HEADER "Hello,World,open hard_x\r\n"
-	                                    "\"#not a comment\",\"a,b\",open\r\n"
-	                                    "\"say \"\"hi\"\"\",a # b,open medium\r\n");
+	assert_string_equal(out, CSV_HEADER "Hello,World,open hard_x,\r\n"
+	                                    "\"#not a comment\",\"a,b\",open,\r\n"
+	                                    "\"say \"\"hi\"\"\",a # b,open medium,\r\n");
 	free(out);
 }
 
@@ -442,7 +443,7 @@ test_csv_round_trip(void **state)
 	for (size_t i = 0; i < set.n_questions; i++) {
 		const Qgen__Question *q = set.questions[i];
 
-		assert_int_equal(csv_record(&p, f), 3);
+		assert_int_equal(csv_record(&p, f), 4);
 		norm_nl(q->text, want);
 		for (size_t j = 0; j < q->n_options; j++) {
 			norm_nl(q->options[j], buf);
@@ -462,6 +463,7 @@ test_csv_round_trip(void **state)
 		}
 		assert_string_equal(f[1], want);
 		assert_string_equal(f[2], q->n_options > 0 ? "mcq medium" : "open medium");
+		assert_string_equal(f[3], ""); /* no source quote */
 	}
 	assert_int_equal(*p, '\0');
 	free(out);
@@ -483,7 +485,7 @@ test_sanitizing(void **state)
 	out = render_ok(QGEN_EXPORT_CSV, NULL);
 #define FFFD "\xef\xbf\xbd"
 	assert_string_equal(out, CSV_HEADER "a\tb" FFFD "c" FFFD FFFD "d" FFFD FFFD FFFD
-	                                    "e,,open medium\r\n");
+	                                    "e,,open medium,\r\n");
 	free(out);
 	out = render_ok(QGEN_EXPORT_GIFT, NULL);
 	assert_non_null(strstr(out, "a\tb\xef\xbf\xbd"
@@ -890,6 +892,55 @@ test_qti_after_prefix_and_deterministic(void **state)
 	cm_buf_fini(&b);
 }
 
+/* The passage a question was checked against: a GIFT comment line, a QTI feedback paragraph,
+ * the CSV's fourth column; whatever it holds, each format still parses. */
+static void
+test_source_quote(void **state)
+{
+	static char f[4][1024];
+	zent        e[4];
+	size_t      len;
+	const char *p;
+	char       *out, *item, got[512];
+
+	(void)state;
+	reset_set();
+	add_mcq("Which enzyme?", "Rubisco", "b", "c", "d", 0, "");
+	qv[0].quote = S("Rubisco {fixes} CO2,\nsee \"p. 2\" & <more>.");
+	qv[0].page = 7;
+	add_open("No quote", "ref", "");
+
+	out = render_ok(QGEN_EXPORT_GIFT, NULL);
+	assert_string_equal(out, "// source, page 7: Rubisco {fixes} CO2, see \"p. 2\" & <more>.\n"
+	                         "::Q1::[plain]Which enzyme? {\n\t=Rubisco\n\t~b\n\t~c\n\t~d\n}\n"
+	                         "\n::Q2::[plain]No quote {\n\t####ref\n}\n");
+	free(out);
+
+	out = render_ok(QGEN_EXPORT_CSV, NULL);
+	p = out + strlen(CSV_HEADER);
+	assert_int_equal(csv_record(&p, f), 4);
+	assert_string_equal(f[3], "p. 7: Rubisco {fixes} CO2,\nsee \"p. 2\" & <more>.");
+	assert_int_equal(csv_record(&p, f), 4);
+	assert_string_equal(f[3], "");
+	assert_int_equal(*p, '\0');
+	free(out);
+
+	out = render_ok(QGEN_EXPORT_QTI, &len);
+	assert_int_equal(zip_parse((const unsigned char *)out, len, e, 4), 4);
+	item = zstr(&e[2]);
+	assert_true(xml_ok(item));
+	/* an mcq without explanation shows its source after the attempt, and still scores */
+	between(item, "<modalFeedback", "</modalFeedback>", got, sizeof(got));
+	assert_non_null(strstr(got, "<p>Source, page 7: Rubisco {fixes} CO2,<br/>see &quot;p. "
+	                            "2&quot; &amp; &lt;more&gt;.</p>"));
+	assert_non_null(strstr(item, "<correct identifier=\"RESPONSE\"/>"));
+	free(item);
+	item = zstr(&e[3]);
+	assert_null(strstr(item, "Source, page"));
+	free(item);
+	free(out);
+}
+
 static void
 test_empty_set(void **state)
 {
@@ -927,6 +978,7 @@ main(void)
 	    cmocka_unit_test(test_qti_package),
 	    cmocka_unit_test(test_qti_xml_escaping),
 	    cmocka_unit_test(test_qti_after_prefix_and_deterministic),
+	    cmocka_unit_test(test_source_quote),
 	    cmocka_unit_test(test_empty_set),
 	};
 

@@ -7,8 +7,9 @@
  * The sets here are built to break escaping: GIFT's ~ = # { } : and backslash, "//" and "::"
  * where GIFT gives them meaning, quotes, commas and semicolons, a field starting with '#' (an
  * Anki comment), XML's < > &, newlines (LF, CRLF, lone CR), tabs and non-ASCII text up to
- * 4-byte UTF-8. The checker's own verdicts are tested too: a set whose keys, count or text differ
- * from the file, and a GIFT file with one escape removed, must each be refused.
+ * 4-byte UTF-8, in the source passages (source.quote) too. The checker's own verdicts are tested
+ * too: a set whose keys, count or text differ from the file, and a GIFT file with one escape
+ * removed, must each be refused.
  *
  * Needs node and the checker's packages (scripts/install-deps.sh runs npm ci there). Files go to
  * $CM_TEST_STATE/exportcheck/ and stay there for a look after a failure.
@@ -118,6 +119,12 @@ special_set(void)
 	add_mcq("Lines:\r\nsecond, third", o4, 1, "Only the \\t one.");
 	add_open("Reference only?", "Yes: {only} this.", "");
 	add_open("Markdown?", "", "[markdown]**not bold**: a [link](x)");
+	/* Source passages: a GIFT comment line that must stay one (its "::Q9:: {=x ~y}" is no
+	 * question), a CSV field and a QTI feedback paragraph with every special. */
+	qv[0].quote = S("::Q9:: {=x ~y} // #1: C:\\dir\\ <b>&amp;</b> \"q\" 'q', a;b caf\xc3\xa9");
+	qv[0].page = 3;
+	qv[2].quote = S("#include <stdio.h> \xf0\x9f\x98\x80 [html]<i>x</i>");
+	qv[2].page = 12;
 }
 
 /* ---- files and the checker ------------------------------------------------------------------ */
@@ -172,6 +179,11 @@ write_set_json(const char *name, int key_shift, size_t drop)
 		} else {
 			json_object_set_new(j, "answer", json_string(q->reference));
 		}
+		/* as the edge writes it: source.quote only when there is one */
+		json_object_set_new(j, "source",
+		                    q->quote[0] != '\0' ? json_pack("{s:i, s:s}", "page", q->page,
+		                                                    "quote", q->quote)
+		                                        : json_pack("{s:i}", "page", q->page));
 		json_array_append_new(qs, j);
 	}
 	o = json_pack("{s:s, s:o}", "id", set.id, "questions", qs);

@@ -3,16 +3,19 @@
 //   node check.mjs SET.json FILE...      (exit 0: every file matches; 1: a mismatch; 2: usage)
 //
 // SET.json is the v1 question set with answers (GET /api/v1/question-sets/ID?include_answers=true):
-// questions[] of {type, text, options, answer (index | reference), explanation, difficulty}.
+// questions[] of {type, text, options, answer (index | reference), explanation, difficulty,
+// source {page, quote}}.
 // Each FILE's format comes from its name: .txt GIFT, .csv Anki CSV, .zip QTI 2.1 content package.
 //
 // DESIGN. The parsers are the ones importers use or mirror, never this project's code:
 //  - GIFT: gift-pegjs, a PEG grammar of Moodle's GIFT format. Every question must parse, in
 //    order, titled Q1..Qn, with the set's text, options, one correct choice at the set's key and
-//    the explanation (open: reference + explanation) as general feedback.
+//    the explanation (open: reference + explanation) as general feedback. The source passage is
+//    a "//" comment line, which the grammar must skip.
 //  - CSV: csv-parse (RFC 4180), reading as Anki does: '#' starts a comment only at the start of
-//    a record (Anki's reader; csv-parse's comment_no_infix), the three "#key:value" header lines
-//    first. Front = text plus "A) option" lines, back = "K) correct option" + explanation.
+//    a record (Anki's reader; csv-parse's comment_no_infix), the four "#key:value" header lines
+//    first. Front = text plus "A) option" lines, back = "K) correct option" + explanation,
+//    tags, source = "p. N: <quote>" (or empty).
 //  - QTI: yauzl opens the zip (CRC-32 of each entry checked here, yauzl checks sizes), libxml2
 //    (libxml2-wasm, the parser PHP's DOM and so Moodle use) parses each file with namespaces.
 //    No npm package ships the IMS QTI 2.1 schema (imsqti_v2p1.xsd), so instead of XSD validation
@@ -36,7 +39,8 @@ const yauzl = require('yauzl');
 const QTI_NS = 'http://www.imsglobal.org/xsd/imsqti_v2p1';
 const CP_NS = 'http://www.imsglobal.org/xsd/imscp_v1p1';
 const MATCH_CORRECT = 'http://www.imsglobal.org/question/qti_v2p1/rptemplates/match_correct';
-const CSV_HEADER = ['#separator:comma', '#html:false', '#tags column:3'];
+const CSV_HEADER = ['#separator:comma', '#html:false', '#tags column:3',
+  '#columns:Front,Back,Tags,Source'];
 // QTI 2.1 assessmentItem content, in schema order (all optional here but the ones we need).
 const ITEM_ORDER = ['responseDeclaration', 'outcomeDeclaration', 'templateDeclaration',
   'templateProcessing', 'stylesheet', 'itemBody', 'responseProcessing', 'modalFeedback'];
@@ -73,6 +77,8 @@ function loadSet(file) {
       reference: mcq ? '' : clean(q.answer),
       explanation: clean(q.explanation),
       difficulty: q.difficulty ?? '',
+      page: q.source?.page ?? 0,
+      quote: clean(q.source?.quote ?? ''),
     };
   });
 }
@@ -133,8 +139,8 @@ function checkCsv(file, set) {
   rows.slice(0, set.length).forEach((r, i) => {
     const q = set[i];
     const w = `${file} record ${i + 1}`;
-    if (r.length !== 3) {
-      fail(w, `${r.length} fields, want 3 (front, back, tags)`);
+    if (r.length !== 4) {
+      fail(w, `${r.length} fields, want 4 (front, back, tags, source)`);
       return;
     }
     const front = q.text + q.options.map((o, j) => `\n${letter(j)}) ${o}`).join('');
@@ -142,6 +148,7 @@ function checkCsv(file, set) {
     expectEq(w, 'front', r[0], front);
     expectEq(w, 'back', r[1], joinNonEmpty([key, q.explanation], '\n\n'));
     expectEq(w, 'tags', r[2], joinNonEmpty([q.mcq ? 'mcq' : 'open', q.difficulty], ' '));
+    expectEq(w, 'source', r[3], q.quote !== '' ? `p. ${q.page}: ${q.quote}` : '');
   });
 }
 
@@ -382,7 +389,8 @@ function checkItem(where, it, q) {
     expectEq(where, 'choiceInteractions', ci.length, 0);
   }
 
-  /* Scoring and feedback refer to declared variables; feedback shows the explanation. */
+  /* Scoring and feedback refer to declared variables; feedback shows the explanation (open: the
+   * reference first) and then the source passage. */
   const rp = kid(it, 'responseProcessing');
   if (rp !== null && rp.attrs.template !== undefined) {
     expectEq(where, 'response processing template', rp.attrs.template, MATCH_CORRECT);
@@ -406,7 +414,8 @@ function checkItem(where, it, q) {
     if (f.attrs.showHide === 'show' && !setIds.has(f.attrs.identifier))
       fail(where, `modalFeedback ${f.attrs.identifier} is never shown`);
   }
-  const want = [q.reference, q.explanation].filter((s) => s !== '');
+  const want = [q.reference, q.explanation,
+    q.quote !== '' ? `Source, page ${q.page}: ${q.quote}` : ''].filter((s) => s !== '');
   const got = mf.flatMap((f) => kids(f, 'p').map(flow));
   expectEq(where, 'feedback', show(got), show(want));
 }
