@@ -599,6 +599,18 @@ cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *pa
 
 /* ---- blocking calls ------------------------------------------------------------------------ */
 
+static bool
+connected(cm_rpc_client *c)
+{
+	bool any = false;
+
+	pthread_rwlock_rdlock(&c->lock);
+	for (size_t i = 0; i < c->n && !any; i++)
+		any = atomic_load(&c->reps[i]->pipes) > 0;
+	pthread_rwlock_unlock(&c->lock);
+	return any;
+}
+
 typedef struct sync_wait {
 	pthread_mutex_t mtx;
 	pthread_cond_t  cv;
@@ -629,10 +641,10 @@ cm_rpc_call_raw(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payl
 
 	if (o.deadline_ms <= 0)
 		o.deadline_ms = cm_now_ms() + CM_DEFAULT_DEADLINE_MS;
-	/* A blocking caller (a service starting, a test) may wait briefly for a first connection.
-	 */
+	/* A blocking caller (a service starting, a test) may wait briefly for a first connection
+	 * (not for an ejection to end: with every replica ejected, panic mode calls them). */
 	for (int64_t until = cm_mono_ms() + SYNC_CONNECT_WAIT_MS;
-	     cm_rpc_client_healthy(c) == 0 && cm_mono_ms() < until && cm_now_ms() < o.deadline_ms;)
+	     !connected(c) && cm_mono_ms() < until && cm_now_ms() < o.deadline_ms;)
 		nng_msleep(10);
 
 	pthread_mutex_init(&w.mtx, NULL);
