@@ -311,7 +311,8 @@ call_finish(rpc_call *call, cm_rpc_result *res)
 	free(call);
 }
 
-/* Starts (or restarts) an attempt on a replica. Returns false when no replica is usable. */
+/* Starts (or restarts) an attempt on a replica. Returns false when no replica is usable; true
+ * once the call is in nng's hands, where it may already have finished and been freed. */
 static bool
 call_attempt(rpc_call *call, const replica *avoid)
 {
@@ -368,13 +369,18 @@ retry_allowed(rpc_call *call)
 	return false;
 }
 
-/* After a failed attempt on `r` (still held): a retry elsewhere when allowed. */
+/* After a failed attempt on `r` (still held): a retry elsewhere when allowed. Once
+ * call_attempt has started the retry, the call belongs to nng: it may finish and be freed on
+ * another thread before call_attempt returns, so nothing of it is read after (the client outlives
+ * its calls). */
 static bool
 call_retry(rpc_call *call, replica *r)
 {
+	cm_rpc_client *c = call->client;
+
 	if (!retry_allowed(call) || !call_attempt(call, r))
 		return false;
-	cm_counter_add(call->client->m_retries, 1);
+	cm_counter_add(c->m_retries, 1);
 	return true;
 }
 
