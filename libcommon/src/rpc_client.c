@@ -1,30 +1,24 @@
 /*
- * rpc_client.c - the req0 side of the RPC layer: replicas, balancing, deadlines, retries.
+ * rpc_client.c - the req0 side of the RPC layer: the client, its calls, deadlines, retries,
+ * admission (breaker and pending limit).
  *
- * DESIGN. A client is one upstream service. Each replica URL gets its own req0 socket with one
- * non-blocking dialer (nng reconnects by itself) and a pipe-notify callback that counts live
- * connections: a replica with no connection is never chosen, which is our active health check
- * (a killed replica is noticed as soon as its TCP connection closes). Among replicas with a
- * connection and not ejected, a call picks the less loaded of two random ones (power of two
- * choices on outstanding requests). Three consecutive failures eject a replica for a time that
- * grows with repeated ejections (passive outlier detection); if every connected replica is
- * ejected, ejection is ignored (panic mode) rather than failing everything.
- *
- * A call is a small state machine on nng's threads: send on a fresh context of the replica's
- * socket, then receive, with the aio timeout = deadline - now. REQ resend is disabled. When a
- * replica's last connection drops, its in-flight calls are cancelled from a task (never from
- * inside the pipe callback, where nng holds locks) so they fail fast instead of waiting out
- * their deadline. Failed idempotent calls are retried once on another replica while the
- * deadline allows and the retry budget (10% of calls, plus a small floor) has tokens.
+ * DESIGN. A client is one upstream service: a set of replicas (rpc_replica.c: sockets, health,
+ * choice), static or found by DNS (rpc_resolve.c), a breaker (rpc_breaker.c) and a count of
+ * pending calls. A call is admitted by the breaker and the pending limit first; a refused call
+ * is answered UNAVAILABLE with a retry_after from an nng task (nothing sent), so every caller
+ * handles it where it handles any other answer. An admitted call is a small state machine on
+ * nng's threads: send on a fresh context of the replica's socket, then receive, with the aio
+ * timeout = deadline - now. REQ resend is disabled. A call that fails on a replica (no answer, or
+ * a failure status) counts against that replica; an idempotent one is retried once on another
+ * replica while the deadline allows and the retry budget (10% of calls, plus a small floor) has
+ * tokens. Only the final outcome feeds the breaker, so a replica whose failures retries hide does
+ * not open it.
  */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
 #include "cm/log.h"
@@ -32,184 +26,82 @@
 #include "cm/rpc.h"
 #include "cm/util.h"
 #include "proto/common.pb-c.h"
+#include "rpc_int.h"
 
-#define EJECT_AFTER_FAILURES 3
-#define EJECT_BASE_MS 2000
-#define EJECT_MAX_MS 30000
 #define RETRY_BUDGET_MAX 10000 /* milli-tokens: at most 10 retries banked */
 #define RETRY_COST 1000
 #define RETRY_EARN 100 /* each call earns 0.1 retry */
 #define SYNC_CONNECT_WAIT_MS 1000
 
-typedef struct rpc_call rpc_call;
-typedef struct replica  replica;
-
-struct replica {
-	cm_rpc_client  *client;
-	char           *url;
-	nng_socket      sock;
-	bool            sock_open;
-	atomic_int      pipes;
-	atomic_int      outstanding;
-	atomic_int      failures;  /* consecutive */
-	atomic_int      ejections; /* consecutive ejections, for back-off */
-	_Atomic int64_t ejected_until_ms;
-	pthread_mutex_t mtx;    /* guards calls */
-	rpc_call       *calls;  /* in flight on this replica */
-	nng_aio        *reaper; /* cancels in-flight calls when the last pipe goes */
-};
-
-struct cm_rpc_client {
-	char       *name;
-	size_t      n;
-	replica    *replicas;
-	cm_metrics *metrics;
-	atomic_int  retry_tokens;
-	atomic_uint seed;
-};
-
-enum { STAGE_SEND, STAGE_RECV };
-
-struct rpc_call {
-	cm_rpc_client *client;
-	replica       *rep;
-	replica       *tried; /* replica of the first attempt */
-	rpc_call      *prev, *next;
-	nng_ctx        ctx;
-	bool           ctx_open;
-	nng_aio       *aio;
-	nng_msg       *request; /* kept for a retry; duplicated per attempt */
-	int            stage;
-	int            attempts;
-	bool           idempotent;
-	bool           cancelled_by_reaper;
-	int64_t        deadline_ms;
-	uint64_t       start_ns;
-	char           method[CM_MAX_METHOD_NAME];
-	cm_rpc_done_fn done;
-	void          *arg;
-};
-
-/* ---- replica health ------------------------------------------------------------------------ */
-
-static void
-pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	replica *r = arg;
-
-	(void)p;
-	if (ev == NNG_PIPE_EV_ADD_POST) {
-		atomic_fetch_add(&r->pipes, 1);
-	} else if (ev == NNG_PIPE_EV_REM_POST) {
-		if (atomic_fetch_sub(&r->pipes, 1) == 1) {
-			/* Last connection gone: fail its calls fast, from a task thread. */
-			nng_sleep_aio(0, r->reaper);
-		}
-	}
-}
-
-static void
-reap_calls(void *arg)
-{
-	replica  *r = arg;
-	rpc_call *c;
-
-	if (nng_aio_result(r->reaper) != 0)
-		return;
-	pthread_mutex_lock(&r->mtx);
-	for (c = r->calls; c != NULL; c = c->next) {
-		c->cancelled_by_reaper = true;
-		nng_aio_cancel(c->aio);
-	}
-	pthread_mutex_unlock(&r->mtx);
-}
-
-static void
-replica_success(replica *r)
-{
-	atomic_store(&r->failures, 0);
-	atomic_store(&r->ejections, 0);
-}
-
-static void
-replica_failure(replica *r)
-{
-	int f = atomic_fetch_add(&r->failures, 1) + 1;
-
-	if (f >= EJECT_AFTER_FAILURES) {
-		int     k = atomic_fetch_add(&r->ejections, 1);
-		int64_t ms = (int64_t)EJECT_BASE_MS << (k < 4 ? k : 4);
-		if (ms > EJECT_MAX_MS)
-			ms = EJECT_MAX_MS;
-		atomic_store(&r->ejected_until_ms, cm_mono_ms() + ms);
-		atomic_store(&r->failures, 0);
-		cm_warn("RPC-EJECT", "%s replica %s ejected for %lld ms after %d failures",
-		        r->client->name, r->url, (long long)ms, f);
-	}
-}
-
-static unsigned
-next_rand(cm_rpc_client *c)
-{
-	/* xorshift on a shared seed: quality is irrelevant, it only spreads choices. */
-	unsigned x = atomic_load(&c->seed), y;
-	do {
-		y = x;
-		y ^= y << 13;
-		y ^= y >> 17;
-		y ^= y << 5;
-	} while (!atomic_compare_exchange_weak(&c->seed, &x, y));
-	return y;
-}
-
-/* Picks a replica (not `avoid` when another is usable); NULL when none has a connection. */
-static replica *
-pick(cm_rpc_client *c, const replica *avoid)
-{
-	replica *cand[64];
-	size_t   n = 0;
-	int64_t  now = cm_mono_ms();
-
-	for (int pass = 0; pass < 3 && n == 0; pass++) {
-		for (size_t i = 0; i < c->n && n < 64; i++) {
-			replica *r = &c->replicas[i];
-			if (atomic_load(&r->pipes) <= 0)
-				continue;
-			if (pass == 0 && (r == avoid || atomic_load(&r->ejected_until_ms) > now))
-				continue;
-			if (pass == 1 && atomic_load(&r->ejected_until_ms) > now)
-				continue; /* allow `avoid` */
-			cand[n++] = r;    /* pass 2: panic mode, ejection ignored */
-		}
-	}
-	if (n == 0)
-		return NULL;
-	if (n == 1)
-		return cand[0];
-	{
-		replica *a = cand[next_rand(c) % n];
-		replica *b = cand[next_rand(c) % n];
-		return atomic_load(&a->outstanding) <= atomic_load(&b->outstanding) ? a : b;
-	}
-}
-
 /* ---- client lifetime ----------------------------------------------------------------------- */
+
+static int
+opt_or(int v, int dflt)
+{
+	return v != 0 ? v : dflt;
+}
+
+static void
+metrics_init(cm_rpc_client *c)
+{
+	char               l[160];
+	cm_metrics        *m = c->metrics;
+	static const char *rej = "Calls answered UNAVAILABLE without reaching a replica, by reason";
+
+	if (m == NULL)
+		return;
+	snprintf(l, sizeof(l), "upstream=\"%s\"", c->name);
+	c->m_errors = cm_metrics_counter(m, "upstream_errors_total",
+	                                 "Calls that failed (no answer or a failure status)", l);
+	c->m_retries = cm_metrics_counter(m, "upstream_retries_total",
+	                                  "Idempotent calls retried on another replica", l);
+	c->m_ejections = cm_metrics_counter(m, "upstream_ejections_total",
+	                                    "Replicas ejected after consecutive failures", l);
+	c->m_breaker = cm_metrics_gauge(m, "upstream_breaker_state",
+	                                "Circuit breaker: 0 closed, 1 open, 2 half-open", l);
+	c->m_pending = cm_metrics_gauge(m, "upstream_pending", "Calls in flight", l);
+	c->m_replicas = cm_metrics_gauge(m, "upstream_replicas", "Replicas known", l);
+	snprintf(l, sizeof(l), "upstream=\"%s\",reason=\"breaker_open\"", c->name);
+	c->m_rej_breaker = cm_metrics_counter(m, "upstream_rejections_total", rej, l);
+	snprintf(l, sizeof(l), "upstream=\"%s\",reason=\"pending_limit\"", c->name);
+	c->m_rej_pending = cm_metrics_counter(m, "upstream_rejections_total", rej, l);
+	snprintf(l, sizeof(l), "upstream=\"%s\",reason=\"no_replica\"", c->name);
+	c->m_rej_noreplica = cm_metrics_counter(m, "upstream_rejections_total", rej, l);
+}
 
 cm_err
 cm_rpc_client_open(cm_rpc_client **out, const char *name, const char *urls, cm_metrics *metrics)
 {
-	cm_rpc_client *c = NULL;
-	char          *list = NULL, *p, *save = NULL;
-	size_t         n = 1;
-	int            rv;
+	return cm_rpc_client_open_opts(out, name, urls, metrics, NULL);
+}
+
+cm_err
+cm_rpc_client_open_opts(cm_rpc_client **out, const char *name, const char *urls,
+                        cm_metrics *metrics, const cm_rpc_client_opts *opts)
+{
+	static const cm_rpc_client_opts none;
+	cm_rpc_client                  *c = NULL;
+	char                           *list = NULL, *save = NULL;
+	cm_err                          err = CM_ENOMEM;
+	int                             group = 0;
+	rpc_breaker_cfg                 bc;
 
 	if (urls == NULL || urls[0] == '\0')
 		return CM_EINVAL;
-	for (p = (char *)urls; *p != '\0'; p++)
-		n += (*p == ',');
-	if ((c = calloc(1, sizeof(*c))) == NULL || (c->name = strdup(name)) == NULL ||
-	    (c->replicas = calloc(n, sizeof(replica))) == NULL || (list = strdup(urls)) == NULL)
-		goto nomem;
+	if (opts == NULL)
+		opts = &none;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return CM_ENOMEM;
+	pthread_rwlock_init(&c->lock, NULL);
+	bc = (rpc_breaker_cfg){
+	    .window_ms = opt_or(opts->breaker_window_ms, CM_RPC_BREAKER_WINDOW_MS),
+	    .min_calls = opt_or(opts->breaker_min_calls, CM_RPC_BREAKER_MIN_CALLS),
+	    .error_pct = opt_or(opts->breaker_error_pct, CM_RPC_BREAKER_ERROR_PCT),
+	    .consecutive = opt_or(opts->breaker_consecutive, CM_RPC_BREAKER_CONSECUTIVE),
+	    .open_ms = opt_or(opts->breaker_open_ms, CM_RPC_BREAKER_OPEN_MS),
+	    .probes = opt_or(opts->breaker_probes, CM_RPC_BREAKER_PROBES)};
+	rpc_breaker_init(&c->breaker, &bc);
+	c->max_pending = opt_or(opts->max_pending, CM_RPC_MAX_PENDING);
 	c->metrics = metrics;
 	atomic_init(&c->retry_tokens, RETRY_BUDGET_MAX / 2);
 	{
@@ -217,48 +109,41 @@ cm_rpc_client_open(cm_rpc_client **out, const char *name, const char *urls, cm_m
 		cm_random_bytes(&s, sizeof(s));
 		atomic_init(&c->seed, s | 1u);
 	}
+	if ((c->name = strdup(name)) == NULL || (list = strdup(urls)) == NULL ||
+	    (c->reps = calloc(CM_RPC_MAX_REPLICAS, sizeof(replica *))) == NULL)
+		goto out;
+	metrics_init(c);
 	for (char *tok = strtok_r(list, ",", &save); tok != NULL;
-	     tok = strtok_r(NULL, ",", &save)) {
-		replica *r = &c->replicas[c->n];
+	     tok = strtok_r(NULL, ",", &save), group++) {
 		while (*tok == ' ')
 			tok++;
 		if (*tok == '\0')
 			continue;
-		r->client = c;
-		pthread_mutex_init(&r->mtx, NULL);
-		c->n++;
-		if ((r->url = strdup(tok)) == NULL)
-			goto nomem;
-		if ((rv = nng_aio_alloc(&r->reaper, reap_calls, r)) != 0 ||
-		    (rv = nng_req0_open(&r->sock)) != 0)
-			goto nomem;
-		r->sock_open = true;
-		nng_socket_set_ms(r->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-		nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, CM_MAX_RPC_MSG);
-		nng_socket_set_ms(r->sock, NNG_OPT_RECONNMINT, 100);
-		nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, 2000);
-		nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, pipe_event, r);
-		nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, pipe_event, r);
-		if ((rv = nng_dial(r->sock, r->url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-			cm_error("RPC-DIAL-FAIL", "%s: bad replica address %s: %s", name, r->url,
-			         nng_strerror(rv));
-			free(list);
-			cm_rpc_client_close(c);
-			return CM_EINVAL;
+		if (strncmp(tok, RPC_DNS_SCHEME, strlen(RPC_DNS_SCHEME)) == 0) {
+			if ((err = rpc_resolver_add(c, tok, group, opts)) != CM_OK)
+				goto out;
+			continue;
 		}
+		err = CM_EINVAL;
+		if (c->n >= CM_RPC_MAX_REPLICAS ||
+		    (c->reps[c->n] = rpc_replica_open(c, tok, group)) == NULL)
+			goto out;
+		c->n++;
 	}
-	free(list);
-	if (c->n == 0) {
-		cm_rpc_client_close(c);
-		return CM_EINVAL;
-	}
+	err = CM_EINVAL;
+	if (c->n == 0 && c->resolver == NULL)
+		goto out;
+	atomic_store(&c->n_live, (int)c->n);
+	cm_gauge_set(c->m_replicas, (int64_t)c->n);
+	if (c->resolver != NULL && (err = rpc_resolver_start(c)) != CM_OK)
+		goto out;
 	*out = c;
-	return CM_OK;
-
-nomem:
+	c = NULL;
+	err = CM_OK;
+out:
 	free(list);
 	cm_rpc_client_close(c);
-	return CM_ENOMEM;
+	return err;
 }
 
 void
@@ -266,18 +151,12 @@ cm_rpc_client_close(cm_rpc_client *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; c->replicas != NULL && i < c->n; i++) {
-		replica *r = &c->replicas[i];
-		if (r->sock_open)
-			nng_close(r->sock); /* aborts in-flight calls: their callbacks run */
-		if (r->reaper != NULL) {
-			nng_aio_stop(r->reaper);
-			nng_aio_free(r->reaper);
-		}
-		pthread_mutex_destroy(&r->mtx);
-		free(r->url);
-	}
-	free(c->replicas);
+	rpc_resolver_stop(c);
+	for (size_t i = 0; c->reps != NULL && i < c->n; i++)
+		rpc_replica_free(c->reps[i]);
+	free(c->reps);
+	rpc_breaker_fini(&c->breaker);
+	pthread_rwlock_destroy(&c->lock);
 	free(c->name);
 	free(c);
 }
@@ -288,12 +167,32 @@ cm_rpc_client_healthy(cm_rpc_client *c)
 	int     n = 0;
 	int64_t now = cm_mono_ms();
 
+	pthread_rwlock_rdlock(&c->lock);
 	for (size_t i = 0; i < c->n; i++) {
-		if (atomic_load(&c->replicas[i].pipes) > 0 &&
-		    atomic_load(&c->replicas[i].ejected_until_ms) <= now)
+		if (atomic_load(&c->reps[i]->pipes) > 0 &&
+		    atomic_load(&c->reps[i]->ejected_until_ms) <= now)
 			n++;
 	}
+	pthread_rwlock_unlock(&c->lock);
 	return n;
+}
+
+int
+cm_rpc_client_replicas(cm_rpc_client *c)
+{
+	return atomic_load(&c->n_live);
+}
+
+int
+cm_rpc_client_pending(cm_rpc_client *c)
+{
+	return atomic_load(&c->pending);
+}
+
+int
+cm_rpc_client_breaker_state(cm_rpc_client *c)
+{
+	return atomic_load(&c->breaker.state);
 }
 
 void
@@ -306,8 +205,6 @@ cm_rpc_result_fini(cm_rpc_result *r)
 
 /* ---- calls --------------------------------------------------------------------------------- */
 
-static void call_cb(void *arg);
-
 static void
 result_set(cm_rpc_result *res, int status, const char *msg)
 {
@@ -316,6 +213,16 @@ result_set(cm_rpc_result *res, int status, const char *msg)
 	cm_strlcpy(res->message, msg, sizeof(res->message));
 }
 
+/* Statuses that say the replica (or what it depends on) failed, not the request. */
+static bool
+status_failed(int status)
+{
+	return status == CM__STATUS__UNKNOWN || status == CM__STATUS__DEADLINE_EXCEEDED ||
+	       status == CM__STATUS__INTERNAL || status == CM__STATUS__UNAVAILABLE ||
+	       status == CM__STATUS__DATA_LOSS;
+}
+
+/* Ends the attempt's use of its socket; the replica stays held (rpc_replica_rele). */
 static void
 call_detach(rpc_call *call)
 {
@@ -332,7 +239,6 @@ call_detach(rpc_call *call)
 		call->next->prev = call->prev;
 	call->prev = call->next = NULL;
 	pthread_mutex_unlock(&r->mtx);
-	atomic_fetch_sub(&r->outstanding, 1);
 	if (call->ctx_open) {
 		nng_ctx_close(call->ctx);
 		call->ctx_open = false;
@@ -362,9 +268,42 @@ call_observe(rpc_call *call, int status)
 }
 
 static void
+breaker_report(cm_rpc_client *c, int before, int after)
+{
+	cm_gauge_set(c->m_breaker, after);
+	if (before == after)
+		return;
+	if (after == CM_BREAKER_OPEN)
+		cm_warn("RPC-BREAKER-OPEN", "%s: circuit open for %d ms", c->name,
+		        c->breaker.cfg.open_ms);
+	else if (after == CM_BREAKER_CLOSED)
+		cm_info("RPC-BREAKER-CLOSED", "%s: circuit closed", c->name);
+}
+
+static void
+call_free(rpc_call *call)
+{
+	nng_msg_free(call->request);
+	nng_aio_free(call->aio);
+	free(call);
+}
+
+static void
 call_finish(rpc_call *call, cm_rpc_result *res)
 {
+	cm_rpc_client *c = call->client;
+
 	call_observe(call, res->status);
+	if (call->admitted) {
+		bool failed = status_failed(res->status);
+		int  before = atomic_load(&c->breaker.state);
+		breaker_report(c, before,
+		               rpc_breaker_record(&c->breaker, call->probe, failed, cm_mono_ms()));
+		if (failed)
+			cm_counter_add(c->m_errors, 1);
+		atomic_fetch_sub(&c->pending, 1);
+		cm_gauge_add(c->m_pending, -1);
+	}
 	call->done(call->arg, res);
 	cm_rpc_result_fini(res);
 	nng_msg_free(call->request);
@@ -372,7 +311,8 @@ call_finish(rpc_call *call, cm_rpc_result *res)
 	free(call);
 }
 
-/* Starts (or restarts) an attempt on a replica. Returns false when no replica is usable. */
+/* Starts (or restarts) an attempt on a replica. Returns false when no replica is usable; true
+ * once the call is in nng's hands, where it may already have finished and been freed. */
 static bool
 call_attempt(rpc_call *call, const replica *avoid)
 {
@@ -382,22 +322,22 @@ call_attempt(rpc_call *call, const replica *avoid)
 
 	if (left <= 0)
 		return false;
-	if ((r = pick(call->client, avoid)) == NULL)
+	if ((r = rpc_pick(call->client, avoid)) == NULL)
 		return false;
-	if (nng_ctx_open(&call->ctx, r->sock) != 0)
+	if (nng_ctx_open(&call->ctx, r->sock) != 0) {
+		rpc_replica_rele(r);
 		return false;
+	}
 	if (nng_msg_dup(&m, call->request) != 0) {
 		nng_ctx_close(call->ctx);
+		rpc_replica_rele(r);
 		return false;
 	}
 	call->ctx_open = true;
 	call->rep = r;
-	call->stage = STAGE_SEND;
+	call->stage = RPC_STAGE_SEND;
 	call->cancelled_by_reaper = false;
 	call->attempts++;
-	if (call->tried == NULL)
-		call->tried = r;
-	atomic_fetch_add(&r->outstanding, 1);
 	pthread_mutex_lock(&r->mtx);
 	call->next = r->calls;
 	call->prev = NULL;
@@ -417,7 +357,7 @@ retry_allowed(rpc_call *call)
 {
 	int t;
 
-	if (!call->idempotent || call->attempts >= 2 || call->client->n < 2)
+	if (!call->idempotent || call->attempts >= 2 || atomic_load(&call->client->n_live) < 2)
 		return false;
 	if (call->deadline_ms - cm_now_ms() < 5)
 		return false;
@@ -427,6 +367,49 @@ retry_allowed(rpc_call *call)
 			return true;
 	}
 	return false;
+}
+
+/* After a failed attempt on `r` (still held): a retry elsewhere when allowed. Once
+ * call_attempt has started the retry, the call belongs to nng: it may finish and be freed on
+ * another thread before call_attempt returns, so nothing of it is read after (the client outlives
+ * its calls). */
+static bool
+call_retry(rpc_call *call, replica *r)
+{
+	cm_rpc_client *c = call->client;
+
+	if (!retry_allowed(call) || !call_attempt(call, r))
+		return false;
+	cm_counter_add(c->m_retries, 1);
+	return true;
+}
+
+static void
+call_failed_attempt(rpc_call *call, replica *r, int rv)
+{
+	cm_rpc_result res;
+	bool          reaped = call->cancelled_by_reaper;
+	nng_msg      *msg;
+
+	if (call->stage == RPC_STAGE_SEND && (msg = nng_aio_get_msg(call->aio)) != NULL)
+		nng_msg_free(msg);
+	call_detach(call);
+	/* ECLOSED without the reaper: the client is closing, nothing to count or retry. */
+	if (rv != NNG_ECLOSED || reaped) {
+		rpc_replica_failure(r);
+		if (call_retry(call, r)) {
+			rpc_replica_rele(r);
+			return;
+		}
+	}
+	rpc_replica_rele(r);
+	if (rv == NNG_ETIMEDOUT)
+		result_set(&res, CM__STATUS__DEADLINE_EXCEEDED, "upstream deadline exceeded");
+	else if (reaped)
+		result_set(&res, CM__STATUS__UNAVAILABLE, "upstream replica went away");
+	else
+		result_set(&res, CM__STATUS__UNAVAILABLE, nng_strerror(rv));
+	call_finish(call, &res);
 }
 
 static void
@@ -439,30 +422,19 @@ call_cb(void *arg)
 	nng_msg      *msg;
 	Cm__Response *rsp;
 
-	if (call->stage == STAGE_SEND && rv == 0) {
-		call->stage = STAGE_RECV;
+	if (call->stage == RPC_STAGE_REJECT) {
+		result_set(&res, call->reject_status, call->reject_msg);
+		res.retry_after_s = call->reject_retry_s;
+		call_finish(call, &res);
+		return;
+	}
+	if (call->stage == RPC_STAGE_SEND && rv == 0) {
+		call->stage = RPC_STAGE_RECV;
 		nng_ctx_recv(call->ctx, call->aio);
 		return;
 	}
 	if (rv != 0) {
-		bool reaped = call->cancelled_by_reaper;
-		if (call->stage == STAGE_SEND && (msg = nng_aio_get_msg(call->aio)) != NULL)
-			nng_msg_free(msg);
-		call_detach(call);
-		if (rv != NNG_ECLOSED || reaped)
-			replica_failure(r);
-		if (rv != NNG_ECLOSED || reaped) {
-			if (retry_allowed(call) && call_attempt(call, r))
-				return;
-		}
-		if (rv == NNG_ETIMEDOUT)
-			result_set(&res, CM__STATUS__DEADLINE_EXCEEDED,
-			           "upstream deadline exceeded");
-		else if (reaped)
-			result_set(&res, CM__STATUS__UNAVAILABLE, "upstream replica went away");
-		else
-			result_set(&res, CM__STATUS__UNAVAILABLE, nng_strerror(rv));
-		call_finish(call, &res);
+		call_failed_attempt(call, r, rv);
 		return;
 	}
 
@@ -471,12 +443,23 @@ call_cb(void *arg)
 	rsp = cm__response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 	nng_msg_free(msg);
 	if (rsp == NULL) {
-		replica_failure(r);
+		rpc_replica_failure(r);
+		rpc_replica_rele(r);
 		result_set(&res, CM__STATUS__INTERNAL, "malformed response envelope");
 		call_finish(call, &res);
 		return;
 	}
-	replica_success(r);
+	if (status_failed((int)rsp->status)) {
+		rpc_replica_failure(r);
+		if (call_retry(call, r)) {
+			rpc_replica_rele(r);
+			cm__response__free_unpacked(rsp, NULL);
+			return;
+		}
+	} else {
+		rpc_replica_success(r);
+	}
+	rpc_replica_rele(r);
 	result_set(&res, (int)rsp->status, rsp->message);
 	res.retry_after_s = rsp->retry_after_s;
 	if (rsp->payload.len > 0) {
@@ -518,6 +501,59 @@ pack_request(const cm_rpc_call_opts *o, int64_t deadline, const void *payload, s
 	return msg;
 }
 
+/* Breaker and pending limit. False when the call is refused: its answer is set for the
+ * callback (RPC_STAGE_REJECT). */
+static bool
+call_admit(rpc_call *call)
+{
+	cm_rpc_client *c = call->client;
+	int64_t        wait_ms = 0;
+	int            before = atomic_load(&c->breaker.state);
+	int            verdict = rpc_breaker_admit(&c->breaker, cm_mono_ms(), &wait_ms);
+
+	if (before != atomic_load(&c->breaker.state))
+		breaker_report(c, before, atomic_load(&c->breaker.state));
+	if (verdict == RPC_REJECT) {
+		call->reject_msg = "circuit open: upstream failing, try again later";
+		call->reject_retry_s = (int32_t)((wait_ms + 999) / 1000);
+		cm_counter_add(c->m_rej_breaker, 1);
+		goto reject;
+	}
+	call->probe = verdict == RPC_ADMIT_PROBE;
+	if (c->max_pending > 0 && atomic_fetch_add(&c->pending, 1) >= c->max_pending) {
+		atomic_fetch_sub(&c->pending, 1);
+		if (call->probe)
+			rpc_breaker_unprobe(&c->breaker);
+		call->reject_msg = "too many calls pending on this upstream";
+		call->reject_retry_s = 1;
+		cm_counter_add(c->m_rej_pending, 1);
+		goto reject;
+	}
+	if (c->max_pending <= 0)
+		atomic_fetch_add(&c->pending, 1);
+	cm_gauge_add(c->m_pending, 1);
+	call->admitted = true;
+	return true;
+reject:
+	call->stage = RPC_STAGE_REJECT;
+	call->reject_status = CM__STATUS__UNAVAILABLE;
+	if (call->reject_retry_s < 1)
+		call->reject_retry_s = 1;
+	return false;
+}
+
+/* An admitted call that never started gives back what admission took. */
+static void
+call_unadmit(rpc_call *call)
+{
+	cm_rpc_client *c = call->client;
+
+	if (call->probe)
+		rpc_breaker_unprobe(&c->breaker);
+	atomic_fetch_sub(&c->pending, 1);
+	cm_gauge_add(c->m_pending, -1);
+}
+
 cm_err
 cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payload, size_t len,
                   cm_rpc_done_fn done, void *arg)
@@ -542,31 +578,44 @@ cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *pa
 		return CM_ENOMEM;
 	}
 	if ((call->request = pack_request(opts, call->deadline_ms, payload, len)) == NULL) {
-		nng_aio_free(call->aio);
-		free(call);
+		call_free(call);
 		return CM_ENOMEM;
+	}
+	if (call->deadline_ms <= cm_now_ms()) {
+		call_free(call);
+		return CM_ETIMEDOUT;
+	}
+	if (!call_admit(call)) {
+		nng_sleep_aio(0, call->aio); /* answered from an nng thread, like any call */
+		return CM_OK;
 	}
 	/* Earn retry budget: 10% of calls may be retried. */
 	t = atomic_fetch_add(&c->retry_tokens, RETRY_EARN);
 	if (t + RETRY_EARN > RETRY_BUDGET_MAX)
 		atomic_fetch_sub(&c->retry_tokens, RETRY_EARN);
 
-	if (call->deadline_ms <= cm_now_ms()) {
-		nng_msg_free(call->request);
-		nng_aio_free(call->aio);
-		free(call);
-		return CM_ETIMEDOUT;
-	}
 	if (!call_attempt(call, NULL)) {
-		nng_msg_free(call->request);
-		nng_aio_free(call->aio);
-		free(call);
+		call_unadmit(call);
+		cm_counter_add(c->m_rej_noreplica, 1);
+		call_free(call);
 		return CM_EUNAVAIL;
 	}
 	return CM_OK;
 }
 
 /* ---- blocking calls ------------------------------------------------------------------------ */
+
+static bool
+connected(cm_rpc_client *c)
+{
+	bool any = false;
+
+	pthread_rwlock_rdlock(&c->lock);
+	for (size_t i = 0; i < c->n && !any; i++)
+		any = atomic_load(&c->reps[i]->pipes) > 0;
+	pthread_rwlock_unlock(&c->lock);
+	return any;
+}
 
 typedef struct sync_wait {
 	pthread_mutex_t mtx;
@@ -598,10 +647,10 @@ cm_rpc_call_raw(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payl
 
 	if (o.deadline_ms <= 0)
 		o.deadline_ms = cm_now_ms() + CM_DEFAULT_DEADLINE_MS;
-	/* A blocking caller (a service starting, a test) may wait briefly for a first connection.
-	 */
+	/* A blocking caller (a service starting, a test) may wait briefly for a first connection
+	 * (not for an ejection to end: with every replica ejected, panic mode calls them). */
 	for (int64_t until = cm_mono_ms() + SYNC_CONNECT_WAIT_MS;
-	     cm_rpc_client_healthy(c) == 0 && cm_mono_ms() < until && cm_now_ms() < o.deadline_ms;)
+	     !connected(c) && cm_mono_ms() < until && cm_now_ms() < o.deadline_ms;)
 		nng_msleep(10);
 
 	pthread_mutex_init(&w.mtx, NULL);

@@ -26,6 +26,19 @@
 #define CM_REDIS_RETRY_MS 1000 /* wait before reconnecting a dead Redis */
 #define CM_PG_RETRY_MS 250     /* wait before reconnecting a dead PostgreSQL */
 
+/* RPC client (cm/rpc.h): defaults of cm_rpc_client_opts. */
+#define CM_RPC_MAX_REPLICAS 64         /* replicas per upstream (static and resolved) */
+#define CM_RPC_MAX_ADDR 48             /* a numeric IPv4/IPv6 address, NUL included */
+#define CM_RPC_RESOLVE_MS 5000         /* dns+tcp:// re-resolution period (env CM_RPC_RESOLVE_MS) */
+#define CM_RPC_DRAIN_MS 30000          /* a removed replica's calls get this long to finish */
+#define CM_RPC_MAX_PENDING 4096        /* calls in flight per upstream */
+#define CM_RPC_BREAKER_WINDOW_MS 10000 /* error rate measured over this window */
+#define CM_RPC_BREAKER_MIN_CALLS 20    /* ... once it holds this many calls */
+#define CM_RPC_BREAKER_ERROR_PCT 50    /* opens at this share of failed calls */
+#define CM_RPC_BREAKER_CONSECUTIVE 10  /* or after this many failed calls in a row */
+#define CM_RPC_BREAKER_OPEN_MS 2000    /* then rejects at once this long */
+#define CM_RPC_BREAKER_PROBES 3        /* calls let through at once when half-open */
+
 /* A limit as the text a config table's default wants (plain decimal limits only):
  * CM_LIMIT_STR(CM_MAX_JSON_BODY) is "65536". */
 #define CM_LIMIT_STR(x) CM_LIMIT_STR_(x)

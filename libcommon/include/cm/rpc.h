@@ -19,6 +19,21 @@
  * picks a replica by power of two choices on outstanding requests among replicas that have a live
  * connection and are not ejected; a replica that fails repeatedly is ejected for a while (passive
  * outlier detection). Every call has a deadline; its timeout is deadline - now.
+ *
+ * An entry of the list may instead be `dns+tcp://name:port` (a Kubernetes headless Service): a
+ * background thread resolves the name at open and every period; each address is a replica at
+ * that port. Replicas that appear are dialled; those that disappear take no new calls and are
+ * closed once their calls finished (or after a drain deadline). A failed resolution keeps the
+ * last answer.
+ *
+ * Per upstream, beside the per-replica ejection: a circuit breaker (closed / open / half-open)
+ * that opens when the share of failed calls over a window, or a run of failed calls, passes a
+ * threshold; while open every call is answered UNAVAILABLE with a retry_after at once, without
+ * reaching a replica; after the open period a few probe calls pass and a success closes it. And a
+ * limit on pending calls: beyond it, UNAVAILABLE at once. Failed calls are those answered
+ * UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE or DATA_LOSS, or not answered at all; a
+ * replica answering one of them counts it as a failure too (so a replica that fails every call
+ * is ejected), and an idempotent call is retried on another replica.
  */
 #ifndef CM_RPC_H
 #define CM_RPC_H
@@ -120,14 +135,60 @@ int cm_rpc_server_inflight(cm_rpc_server *srv);
 
 typedef struct cm_rpc_client cm_rpc_client;
 
-/* `urls`: one or more replica URLs separated by commas. The client dials lazily and reconnects
- * by itself; opening never waits for a replica. `name` labels logs and metrics. */
+/* The answer of a name lookup: numeric addresses ("10.0.0.7", "fd00::7"). */
+typedef struct cm_rpc_addrs {
+	size_t n;
+	char   addr[CM_RPC_MAX_REPLICAS][CM_RPC_MAX_ADDR];
+} cm_rpc_addrs;
+
+/* Resolves `name` into *out (out->n = 0 on entry). Runs on the client's resolver thread, may
+ * block. An error keeps the replicas of the previous answer. */
+typedef cm_err (*cm_rpc_resolve_fn)(void *arg, const char *name, cm_rpc_addrs *out);
+
+/* Options of a client; a field left 0 takes its default from cm/limits.h (CM_RPC_*). */
+typedef struct cm_rpc_client_opts {
+	int               resolve_ms;  /* dns+tcp:// period; 0 = env CM_RPC_RESOLVE_MS or 5000 */
+	int               drain_ms;    /* a removed replica is closed after this at the latest */
+	int               max_pending; /* calls in flight per upstream; < 0 = no limit */
+	int               breaker_window_ms;
+	int               breaker_min_calls;
+	int               breaker_error_pct;   /* > 100 = never opens on the error rate */
+	int               breaker_consecutive; /* < 0 = never opens on a run of failures */
+	int               breaker_open_ms;
+	int               breaker_probes;
+	cm_rpc_resolve_fn resolve; /* NULL = getaddrinfo; tests give their own answers */
+	void             *resolve_arg;
+} cm_rpc_client_opts;
+
+/* `urls`: one or more entries separated by commas, each a replica URL (tcp://host:port) or
+ * dns+tcp://name:port. The client dials lazily and reconnects by itself; opening never waits
+ * for a replica (nor for a name's first resolution). `name` labels logs and metrics:
+ * upstream_requests_total{upstream,method,code}, upstream_duration_seconds{upstream,method},
+ * upstream_errors_total, upstream_retries_total, upstream_ejections_total,
+ * upstream_rejections_total{reason: breaker_open, pending_limit, no_replica},
+ * upstream_breaker_state (cm_rpc_breaker_state), upstream_pending, upstream_replicas. */
 CM_MUSTCHECK cm_err cm_rpc_client_open(cm_rpc_client **out, const char *name, const char *urls,
                                        cm_metrics *metrics);
+/* The same with options (NULL = defaults). */
+CM_MUSTCHECK cm_err cm_rpc_client_open_opts(cm_rpc_client **out, const char *name, const char *urls,
+                                            cm_metrics *metrics, const cm_rpc_client_opts *opts);
 void                cm_rpc_client_close(cm_rpc_client *c);
 
 /* Number of replicas with at least one live connection and not ejected. */
 int cm_rpc_client_healthy(cm_rpc_client *c);
+/* Number of replicas known (static and resolved, draining ones excluded). */
+int cm_rpc_client_replicas(cm_rpc_client *c);
+/* Calls in flight. */
+int cm_rpc_client_pending(cm_rpc_client *c);
+
+typedef enum cm_rpc_breaker_state {
+	CM_BREAKER_CLOSED = 0,
+	CM_BREAKER_OPEN = 1,
+	CM_BREAKER_HALF_OPEN = 2,
+} cm_rpc_breaker_state;
+
+/* The upstream's breaker state, for reports and fallbacks. */
+int cm_rpc_client_breaker_state(cm_rpc_client *c);
 
 typedef struct cm_rpc_call_opts {
 	const char *method;
@@ -165,7 +226,8 @@ cm_err cm_rpc_call(cm_rpc_client *c, const cm_rpc_call_opts *opts, const Protobu
 /* Asynchronous call for event-driven callers (the edge). `done` runs exactly once on an nng
  * thread: it must not block. The result is valid only during `done`. Returns CM_OK when the call
  * was started; otherwise `done` is not called: CM_EUNAVAIL when no replica is connected,
- * CM_ETIMEDOUT when the deadline has already passed. */
+ * CM_ETIMEDOUT when the deadline has already passed. A call the breaker or the pending limit
+ * refuses is started: `done` receives UNAVAILABLE with retry_after_s (nothing was sent). */
 typedef void (*cm_rpc_done_fn)(void *arg, cm_rpc_result *res);
 CM_MUSTCHECK cm_err cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts,
                                       const void *payload, size_t len, cm_rpc_done_fn done,
