@@ -211,15 +211,15 @@ edge_migrate_decide(const edge_migrate *m, const edge_route *rt, const char *use
 	return edge_migrate_bucket(key) < m->share ? EDGE_MIGRATE_OLD : EDGE_MIGRATE_NEW;
 }
 
-/* BREAKER HOOK (issue #12, circuit breaker; to be wired by the lead): true when the breaker of
- * the route's service is open, cm_rpc_client_breaker_state(r->e->up[r->route->upstream]). The
- * request then goes to the old backend at once ("old_fallback") instead of failing fast. Until
- * then the fallback happens when the call cannot start (edge_migrate_fall_back). */
+/* True when the breaker of the route's service is open (libcommon's RPC client): the request
+ * then goes to the old backend at once ("old_fallback") instead of failing fast with 503. A
+ * half-open breaker lets the new side's probe calls through. */
 static bool
 new_side_open(const edge_req *r)
 {
-	(void)r;
-	return false;
+	cm_rpc_client *c = r->route->upstream != EDGE_UP_NONE ? r->e->up[r->route->upstream] : NULL;
+
+	return c != NULL && cm_rpc_client_breaker_state(c) == CM_BREAKER_OPEN;
 }
 
 static void

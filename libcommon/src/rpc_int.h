@@ -76,9 +76,10 @@ struct replica {
 	atomic_int      failures;    /* consecutive */
 	atomic_int      ejections;   /* consecutive ejections, for back-off */
 	_Atomic int64_t ejected_until_ms;
-	pthread_mutex_t mtx;    /* guards calls */
-	rpc_call       *calls;  /* in flight on this replica */
-	nng_aio        *reaper; /* cancels in-flight calls when the last pipe goes */
+	pthread_mutex_t mtx;          /* guards calls */
+	rpc_call       *calls;        /* in flight on this replica */
+	nng_aio        *reaper;       /* cancels in-flight calls when the last pipe goes */
+	atomic_bool     reaper_armed; /* the reaper is scheduled: never start the aio twice */
 	/* Resolver thread only: draining after removal from the set. */
 	int64_t  drain_until_ms;
 	replica *next_drain;

@@ -36,8 +36,11 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_add(&r->pipes, 1);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		if (atomic_fetch_sub(&r->pipes, 1) == 1) {
-			/* Last connection gone: fail its calls fast, from a task thread. */
-			nng_sleep_aio(0, r->reaper);
+			/* Last connection gone: fail its calls fast, from a task thread. Once: a
+			 * pipe that comes and goes again before the reaper ran must not start
+			 * the same aio twice (nng 1.5.2 would corrupt its timer list). */
+			if (!atomic_exchange(&r->reaper_armed, true))
+				nng_sleep_aio(0, r->reaper);
 		}
 	}
 }
@@ -47,6 +50,7 @@ reap_calls(void *arg)
 {
 	replica *r = arg;
 
+	atomic_store(&r->reaper_armed, false);
 	if (nng_aio_result(r->reaper) != 0)
 		return;
 	pthread_mutex_lock(&r->mtx);
