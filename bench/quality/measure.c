@@ -44,12 +44,15 @@ qr_key_max_share(const qr_figures *f)
 	return all > 0 ? (100 * top + all - 1) / all : 0;
 }
 
-/* Bytes to skip at p when it starts a UTF-8 separator (general punctuation U+2000..U+206F,
- * no-break space, guillemets), 0 otherwise. A soft hyphen (U+00AD) is -1: dropped, no space. */
+/* Bytes to skip at p when it starts a UTF-8 separator (general punctuation U+2000..U+206F, the
+ * minus sign groff sets for '-', no-break space, guillemets), 0 otherwise. A soft hyphen (U+00AD)
+ * is -1: dropped, no space. */
 static int
 utf8_separator(const unsigned char *p)
 {
 	if (p[0] == 0xE2 && (p[1] == 0x80 || p[1] == 0x81) && p[2] != '\0')
+		return 3;
+	if (p[0] == 0xE2 && p[1] == 0x88 && p[2] == 0x92)
 		return 3;
 	if (p[0] == 0xC2 && p[1] == 0xAD)
 		return -1;

@@ -9,8 +9,9 @@
  *   valid       a question is schema-valid when its type is mcq or open, its text has >= 10
  *               bytes, its page is inside the document; mcq: 4 non-empty options, pairwise
  *               different after normalisation, answer index 0..3; open: a non-empty reference.
- *   grounded    text normalised: lower case ASCII letters and digits (other bytes >= 0x80 kept),
- *               everything else one space, a word broken by a hyphen at a line end joined.
+ *   grounded    text normalised: lower case ASCII letters and digits (other bytes >= 0x80 kept
+ *               but for Unicode punctuation and the minus sign), everything else one space, a
+ *               word broken by a hyphen at a line end joined.
  *               mcq: the correct option is a whole-word phrase of the cited page, and when the
  *               stem has a blank "_____", the blank's context (up to 3 words either side inside
  *               the quoted sentence) with the correct option put back is a phrase of the cited
