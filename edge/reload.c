@@ -149,7 +149,8 @@ same_value(const cm_cfg_entry *a, const cm_cfg_entry *b)
 {
 	switch (a->type) {
 	case CM_CFG_STR:
-		return strcmp(*(const char *const *)a->target, *(const char *const *)b->target) == 0;
+		return strcmp(*(const char *const *)a->target, *(const char *const *)b->target) ==
+		       0;
 	case CM_CFG_INT:
 		return *(const int64_t *)a->target == *(const int64_t *)b->target;
 	case CM_CFG_BOOL:
@@ -202,10 +203,12 @@ settle_keys(edge *e, const edge_live *cur, edge_live *nl, cm_buf *changed, cm_bu
 			continue;
 		/* An emptied upstream list would pull a client from under the routes that check
 		 * it once and call it after: that change waits for a restart. */
-		if (live && upstream_key(nt[k].env) && (*(const char *const *)nt[k].target)[0] == '\0')
+		if (live && upstream_key(nt[k].env) &&
+		    (*(const char *const *)nt[k].target)[0] == '\0')
 			live = false;
 		if (live) {
-			err = cm_buf_printf(changed, "%s%s", changed->len > 0 ? "," : "", nt[k].env);
+			err =
+			    cm_buf_printf(changed, "%s%s", changed->len > 0 ? "," : "", nt[k].env);
 			continue;
 		}
 		copy_value(&nt[k], &ot[k]);
@@ -361,7 +364,8 @@ edge_reload(edge_reloader *rl)
 		goto out;
 	}
 	if (e->limiter != NULL && (limits = edge_limiter_table_alloc(&nl->cfg)) == NULL) {
-		snprintf(why, sizeof(why), "EDGE_ROUTE_LIMITS: not route=rate/burst of known routes");
+		snprintf(why, sizeof(why),
+		         "EDGE_ROUTE_LIMITS: not route=rate/burst of known routes");
 		err = CM_EINVAL;
 		goto out;
 	}
@@ -389,8 +393,8 @@ edge_reload(edge_reloader *rl)
 	cm_info("EDGE-RELOAD", "configuration %llu applied; changed live: %s",
 	        (unsigned long long)nl->generation, changed.len > 0 ? changed.data : "nothing");
 	if (restart.len > 0)
-		cm_warn("EDGE-RELOAD-RESTART", "set differently, applied at the next start only: %s",
-		        restart.data);
+		cm_warn("EDGE-RELOAD-RESTART",
+		        "set differently, applied at the next start only: %s", restart.data);
 	nl = NULL;
 	err = CM_OK;
 out:

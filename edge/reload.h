@@ -66,8 +66,7 @@ typedef struct edge_reloader edge_reloader;
 
 /* Publishes the first snapshot from e->cfg as loaded (origins: where each value came from, NULL
  * = the environment) and keeps e for reloads. CM_EINVAL (logged) for bad EDGE_TRUSTED_PROXIES. */
-CM_MUSTCHECK cm_err edge_reloader_alloc(edge_reloader **out, edge *e,
-                                        const cm_cfg_origin *origins);
+CM_MUSTCHECK cm_err edge_reloader_alloc(edge_reloader **out, edge *e, const cm_cfg_origin *origins);
 /* Main thread, on SIGHUP: reads EDGE_CONFIG_FILE and the environment, validates, applies what
  * can change live. CM_OK when applied; otherwise the running configuration is unchanged and the
  * reason is logged and kept for /configz. */

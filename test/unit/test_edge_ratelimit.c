@@ -136,6 +136,31 @@ test_bad_overrides(void **state)
 	edge_limiter_free(l);
 }
 
+/* A reload's table takes over the decisions at once: a changed limit starts with full buckets of
+ * its own, and the replaced table stays readable for decisions that loaded it. */
+static void
+test_swap(void **state)
+{
+	edge_config    c = {.rate_per_s = 0, .route_limits = "v1_login=0.001/2"};
+	edge_limiter  *l = edge_limiter_alloc(&c, NULL);
+	edge_rl_table *t, *old;
+	int64_t        retry = 0;
+
+	(void)state;
+	assert_non_null(l);
+	assert_int_equal(admitted(l, "v1_login", "10.0.0.1", NULL, 5, &retry), 2);
+	c.route_limits = "v1_login=0.001/4";
+	assert_non_null(t = edge_limiter_table_alloc(&c));
+	assert_non_null(old = edge_limiter_swap(l, t));
+	assert_int_equal(admitted(l, "v1_login", "10.0.0.1", NULL, 6, &retry), 4);
+	/* Another route is off now, as the default is. */
+	assert_int_equal(admitted(l, "v1_register", "10.0.0.1", NULL, 9, &retry), 9);
+	c.route_limits = "nosuch=1";
+	assert_null(edge_limiter_table_alloc(&c));
+	edge_limiter_table_free(old);
+	edge_limiter_free(l);
+}
+
 int
 main(void)
 {
@@ -143,6 +168,7 @@ main(void)
 	    cmocka_unit_test(test_route_override),
 	    cmocka_unit_test(test_default_and_user_scope),
 	    cmocka_unit_test(test_bad_overrides),
+	    cmocka_unit_test(test_swap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
