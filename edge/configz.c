@@ -35,13 +35,21 @@ cm_err
 edge_configz_render(void *arg, cm_buf *out)
 {
 	edge_reloader   *rl = arg;
-	const edge_live *l = edge_live_get(rl->e);
+	const edge_live *l;
 	cm_cfg_entry     t[EDGE_CFG_MAX];
-	size_t           n = edge_config_table((edge_config *)&l->cfg, t, EDGE_CFG_MAX);
+	size_t           n;
 	json_t          *root = json_object(), *keys = json_object(), *reloads;
 	char            *text = NULL;
 	cm_err           err = CM_ENOMEM;
 
+	/* The counters first, then the snapshot: a reload publishes its snapshot before it counts
+	 * itself, so a count seen here comes with that reload's snapshot or a newer one. */
+	pthread_mutex_lock(&rl->mu);
+	reloads = json_pack("{s:I, s:I, s:s}", "applied", (json_int_t)rl->applied, "refused",
+	                    (json_int_t)rl->refused, "last_error", rl->last_error);
+	pthread_mutex_unlock(&rl->mu);
+	l = edge_live_get(rl->e);
+	n = edge_config_table((edge_config *)&l->cfg, t, EDGE_CFG_MAX);
 	if (root == NULL || keys == NULL)
 		goto out;
 	for (size_t k = 0; k < n; k++) {
@@ -57,13 +65,12 @@ edge_configz_render(void *arg, cm_buf *out)
 	}
 	if (json_object_set_new(root, "generation", json_integer((json_int_t)l->generation)) != 0)
 		goto out;
-	pthread_mutex_lock(&rl->mu);
-	reloads = json_pack("{s:I, s:I, s:s}", "applied", (json_int_t)rl->applied, "refused",
-	                    (json_int_t)rl->refused, "last_error", rl->last_error);
-	pthread_mutex_unlock(&rl->mu);
 	/* set_new takes its value even when it fails */
-	if (json_object_set_new(root, "reloads", reloads) != 0)
+	if (json_object_set_new(root, "reloads", reloads) != 0) {
+		reloads = NULL;
 		goto out;
+	}
+	reloads = NULL;
 	if (json_object_set_new(root, "keys", keys) != 0) {
 		keys = NULL;
 		goto out;
@@ -74,6 +81,7 @@ edge_configz_render(void *arg, cm_buf *out)
 	err = cm_buf_appends(out, text);
 out:
 	free(text);
+	json_decref(reloads);
 	json_decref(keys);
 	json_decref(root);
 	return err;

@@ -403,7 +403,7 @@ out:
 			cm_strlcpy(why, cm_strerror(err), sizeof(why));
 		cm_error("EDGE-RELOAD-REFUSED", "%s: the running configuration stays", why);
 	}
-	note_outcome(rl, err == CM_OK, why);
+	note_outcome(rl, err == CM_OK, why); /* after the publish: configz.c relies on it */
 	for (int id = 0; id < EDGE_UP_COUNT; id++)
 		cm_rpc_client_close(up[id]);
 	edge_migrate_rules_free(rules);

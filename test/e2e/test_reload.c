@@ -227,7 +227,7 @@ test_upstream_list_swapped(void **state)
 static void
 test_secrets_masked(void **state)
 {
-	char   path[512], *secret, *text;
+	char    path[512], *secret, *text;
 	json_t *z = configz();
 
 	(void)state;
