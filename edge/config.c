@@ -1,6 +1,11 @@
 /*
  * config.c - the edge's config table. Defaults are for the local stack (docs/architecture.md).
+ * The same table reads the environment at start and EDGE_CONFIG_FILE over it (at start and on
+ * SIGHUP: reload.c).
  */
+#include <stdio.h>
+#include <string.h>
+
 #include "cm/config.h"
 #include "cm/limits.h"
 #include "config.h"
@@ -330,7 +335,45 @@
 		     "Redis with svc-auth's revoked sessions and the shared rate limits (empty: "  \
 		     "logout ends at token expiry, limits per edge process)"},                     \
 		    {"EDGE_REDIS_PORT", CM_CFG_INT, &(c)->redis_port, "6379", 0, 1, 65535, ""},    \
+		    {"EDGE_CONFIG_FILE",                                                           \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->config_file,                                                            \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "KEY=VALUE file over the environment, re-read on SIGHUP (empty: none)"},      \
+		    {"EDGE_ADMIN_ADDR",                                                            \
+		     CM_CFG_STR,                                                                   \
+		     &(c)->admin_addr,                                                             \
+		     "",                                                                           \
+		     0,                                                                            \
+		     0,                                                                            \
+		     0,                                                                            \
+		     "host:port of /configz and /metrics (empty: none)"},                          \
 	}
+
+size_t
+edge_config_table(edge_config *c, cm_cfg_entry *out, size_t cap)
+{
+	cm_cfg_entry t[] = TABLE(c);
+
+	return cm_config_copy(out, cap, t, sizeof(t) / sizeof(t[0]));
+}
+
+cm_err
+edge_config_load_file(edge_config *c, const cm_cfg_file *file, cm_cfg_origin *origins, char *errbuf,
+                      size_t errlen)
+{
+	cm_cfg_entry t[] = TABLE(c);
+
+	_Static_assert(sizeof(t) / sizeof(t[0]) <= EDGE_CFG_MAX, "EDGE_CFG_MAX too small");
+	if (cm_cfg_file_get(file, "EDGE_CONFIG_FILE") != NULL) {
+		snprintf(errbuf, errlen, "EDGE_CONFIG_FILE: set in the environment only");
+		return CM_EINVAL;
+	}
+	return cm_config_load_layered(t, sizeof(t) / sizeof(t[0]), file, origins, errbuf, errlen);
+}
 
 cm_err
 edge_config_load(edge_config *c, char *errbuf, size_t errlen)
@@ -341,9 +384,9 @@ edge_config_load(edge_config *c, char *errbuf, size_t errlen)
 }
 
 void
-edge_config_log(edge_config *c)
+edge_config_log(edge_config *c, const cm_cfg_origin *origins)
 {
 	cm_cfg_entry t[] = TABLE(c);
 
-	cm_config_log(t, sizeof(t) / sizeof(t[0]));
+	cm_config_log_origins(t, sizeof(t) / sizeof(t[0]), origins);
 }

@@ -90,6 +90,9 @@ typedef struct edge_config {
 	int64_t     session_ttl_s; /* Max-Age of the session cookie */
 	const char *redis_host;    /* revoked sessions, shared rate limits; "" = neither */
 	int64_t     redis_port;
+	const char
+	    *config_file; /* EDGE_CONFIG_FILE: KEY=VALUE over the environment, re-read on HUP */
+	const char *admin_addr; /* /configz and /metrics; "" = none */
 } edge_config;
 
 /* Upstream services the edge can route to. */
@@ -103,23 +106,29 @@ typedef enum edge_upstream_id {
 	EDGE_UP_COUNT
 } edge_upstream_id;
 
+typedef struct edge_live edge_live;
+
 typedef struct edge {
-	edge_config        cfg;
-	struct MHD_Daemon *mhd;
-	edge_cidrs         trusted;
-	atomic_llong       body_bytes; /* request-body bytes held now (EDGE_BODY_BUDGET) */
-	cm_rpc_client     *up[EDGE_UP_COUNT];
-	cm_jwt_key        *jwt;
-	cm_metrics        *metrics;
-	edge_limiter      *limiter;
-	edge_refresher    *refresher;
-	edge_httpproxy    *http;        /* HTTP upstreams (httpproxy.h); NULL when there are none */
-	edge_httpup       *frontend_up; /* NULL: no frontend (404) */
-	edge_migrate      *migrate;     /* NULL: no old backend */
-	edge_ws           *ws;          /* WebSocket events (ws.c); NULL when not started */
-	edge_revoked      *revoked;     /* revoked sessions (revoked.h); NULL when off */
-	atomic_bool        draining;
-	atomic_int         inflight;
+	/* The configuration as it was at start. What a reload can change (reload.h) is read from
+	 * the live snapshot or from the component that owns it, never from here. */
+	edge_config          cfg;
+	_Atomic(edge_live *) live; /* the running configuration (reload.h); never NULL once set */
+	struct MHD_Daemon   *mhd;
+	atomic_llong         body_bytes; /* request-body bytes held now (EDGE_BODY_BUDGET) */
+	/* Swapped by a reload (a changed EDGE_*_URLS): read the pointer once per call; the client
+	 * it names stays open until every call that could have read it has ended (reload.c). */
+	cm_rpc_client *_Atomic up[EDGE_UP_COUNT];
+	cm_jwt_key            *jwt;
+	cm_metrics            *metrics;
+	edge_limiter          *limiter;
+	edge_refresher        *refresher;
+	edge_httpproxy        *http; /* HTTP upstreams (httpproxy.h); NULL when there are none */
+	edge_httpup           *frontend_up; /* NULL: no frontend (404) */
+	edge_migrate          *migrate;     /* NULL: no old backend */
+	edge_ws               *ws;          /* WebSocket events (ws.c); NULL when not started */
+	edge_revoked          *revoked;     /* revoked sessions (revoked.h); NULL when off */
+	atomic_bool            draining;
+	atomic_int             inflight;
 } edge;
 
 typedef struct edge_req   edge_req;

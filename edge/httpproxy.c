@@ -30,6 +30,7 @@
 #include "cm/log.h"
 #include "httpproxy.h"
 #include "proxyhdr.h"
+#include "reload.h"
 #include "proto/common.pb-c.h"
 
 #define SPARE_EASY_MAX 64 /* idle easy handles kept for reuse */
@@ -144,9 +145,10 @@ static bool
 peer_trusted(edge_req *r)
 {
 	const union MHD_ConnectionInfo *ci;
+	const edge_cidrs               *trusted = edge_live_trusted(r->e); /* one snapshot */
 	char                            peer[EDGE_ADDR_LEN] = "";
 
-	if (r->e->trusted.n == 0 || r->conn == NULL ||
+	if (trusted->n == 0 || r->conn == NULL ||
 	    (ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) == NULL ||
 	    ci->client_addr == NULL)
 		return false;
@@ -158,7 +160,7 @@ peer_trusted(edge_req *r)
 		inet_ntop(AF_INET6,
 		          &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr,
 		          peer, sizeof(peer));
-	return peer[0] != '\0' && edge_cidrs_contain(&r->e->trusted, peer);
+	return peer[0] != '\0' && edge_cidrs_contain(trusted, peer);
 }
 
 /* The upstream request's headers: the client's end-to-end ones, then the proxy's own. */

@@ -1,11 +1,13 @@
 /*
  * main.c - the edge process: config -> logging -> keys -> upstreams -> HTTP -> wait for SIGTERM
- * -> drain -> stop.
+ * (reloading on SIGHUP: reload.h) -> drain -> stop.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/admin.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "cm/util.h"
@@ -15,6 +17,7 @@
 #include "migrate.h"
 #include "ratelimit.h"
 #include "refresh.h"
+#include "reload.h"
 #include "revoked.h"
 #include "ws.h"
 
@@ -35,13 +38,16 @@ open_upstreams(edge *e)
 	};
 
 	for (size_t i = 0; i < sizeof(ups) / sizeof(ups[0]); i++) {
+		cm_rpc_client *c = NULL;
+
 		if (ups[i].urls[0] == '\0' && ups[i].id != EDGE_UP_AUTH)
 			continue;
-		if (cm_rpc_client_open(&e->up[ups[i].id], edge_upstream_name(ups[i].id),
-		                       ups[i].urls, e->metrics) != CM_OK) {
+		if (cm_rpc_client_open(&c, edge_upstream_name(ups[i].id), ups[i].urls,
+		                       e->metrics) != CM_OK) {
 			cm_error("EDGE-UPSTREAM", "bad %s: %s", ups[i].env, ups[i].urls);
 			return CM_EINVAL;
 		}
+		atomic_store(&e->up[ups[i].id], c);
 	}
 	return CM_OK;
 }
@@ -71,22 +77,62 @@ open_http_upstreams(edge *e)
 	return e->http != NULL ? edge_httpproxy_start(e->http) : CM_OK;
 }
 
+/* The environment, then EDGE_CONFIG_FILE over it. *file keeps the strings e->cfg points at. */
+static cm_err
+load_config(edge *e, cm_cfg_file **file, cm_cfg_origin *origins, char *err, size_t errlen)
+{
+	cm_err rc;
+
+	if ((rc = edge_config_load(&e->cfg, err, errlen)) != CM_OK)
+		return rc;
+	if (e->cfg.config_file[0] != '\0' &&
+	    (rc = cm_cfg_file_read(file, e->cfg.config_file, err, errlen)) != CM_OK)
+		return rc;
+	return edge_config_load_file(&e->cfg, *file, origins, err, errlen);
+}
+
+/* Waits for SIGTERM or SIGINT; reloads on SIGHUP; frees what reloads retired as it comes due. */
+static int
+serve_until_stopped(edge_reloader *rl)
+{
+	for (;;) {
+		int sig = cm_wait_for_signal_ms(1000);
+
+		edge_reloader_tick(rl);
+		if (sig == SIGHUP) {
+			cm_info("EDGE-SIGNAL", "reloading the configuration on SIGHUP");
+			(void)edge_reload(rl);
+		} else if (sig != 0) {
+			return sig;
+		}
+	}
+}
+
 int
 main(void)
 {
-	static edge    e;
-	char           err[256];
-	char          *pem = NULL;
-	int            rc = 1;
-	edge_ws_limits wsl;
+	static edge          e;
+	static cm_cfg_origin origins[EDGE_CFG_MAX];
+	char                 err[256];
+	char                *pem = NULL;
+	int                  rc = 1;
+	edge_ws_limits       wsl;
+	cm_cfg_file         *file = NULL;
+	edge_reloader       *rl = NULL;
+	cm_admin            *admin = NULL;
+	const cm_admin_page  configz = {"/configz", "application/json", edge_configz_render, NULL};
+	cm_admin_page        pages[1];
 
-	cm_signals_block();
-	if (edge_config_load(&e.cfg, err, sizeof(err)) != CM_OK) {
+	cm_signals_block_hup();
+	if (load_config(&e, &file, origins, err, sizeof(err)) != CM_OK) {
 		fprintf(stderr, "edge: configuration: %s\n", err);
+		cm_cfg_file_free(file);
 		return 2;
 	}
 	cm_log_init("edge", cm_log_level_parse(e.cfg.log_level));
-	edge_config_log(&e.cfg);
+	edge_config_log(&e.cfg, origins);
+	if (edge_reloader_alloc(&rl, &e, origins) != CM_OK)
+		goto out;
 
 	if (e.cfg.jwt_public_key_file != NULL && e.cfg.jwt_public_key_file[0] != '\0') {
 		if ((pem = cm_read_file(e.cfg.jwt_public_key_file, 65536)) == NULL ||
@@ -116,11 +162,17 @@ main(void)
 	/* The socket loop first: the HTTP engine hands upgraded sockets to it. */
 	if (edge_ws_start_limits(&e, &wsl) != CM_OK || edge_start(&e) != CM_OK)
 		goto out;
+	pages[0] = configz;
+	pages[0].arg = rl;
+	if (e.cfg.admin_addr[0] != '\0' && cm_admin_start_pages(&admin, e.cfg.admin_addr, e.metrics,
+	                                                        NULL, NULL, 0, pages, 1) != CM_OK)
+		goto out;
 
 	{
-		int sig = cm_wait_for_signal(); /* not inside cm_info: it may not evaluate */
+		int sig = serve_until_stopped(rl); /* not inside cm_info: it may not evaluate */
 		cm_info("EDGE-SIGNAL", "stopping on signal %d", sig);
 	}
+	cm_admin_set_draining(admin);
 	/* No new WebSocket upgrades (server.c refuses them while draining), then close the
 	 * sockets, then drain the requests. */
 	atomic_store(&e.draining, true);
@@ -128,6 +180,7 @@ main(void)
 	edge_drain_and_stop(&e);
 	rc = 0;
 out:
+	cm_admin_stop(admin);
 	for (int i = 0; i < EDGE_UP_COUNT; i++)
 		cm_rpc_client_close(e.up[i]);
 	edge_limiter_free(e.limiter);
@@ -137,6 +190,8 @@ out:
 	edge_migrate_free(e.migrate);
 	cm_metrics_free(e.metrics);
 	cm_jwt_key_free(e.jwt);
+	edge_reloader_free(rl);
+	cm_cfg_file_free(file);
 	free(pem);
 	return rc;
 }

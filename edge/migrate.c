@@ -9,7 +9,10 @@
  * upstream call consumes before it starts, so the old backend can take the request only while the
  * new side has not been reached. Where a request went is recorded in r->routed and counted when it
  * is answered, so each request counts once, under the side that answered it.
+ * Reload: the share, the flagged users, the routes and the fallback are one immutable rules
+ * object behind an atomic pointer; a decision loads it once. The old backend's address stays.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +24,20 @@
 
 #define USER_ID_MAX 63 /* cm_jwt_claims.sub holds no more */
 
-struct edge_migrate {
-	edge_httpup *backend; /* NULL in tests */
-	unsigned     share;   /* 0..100 */
+/* What a reload may change, immutable once built (edge_migrate_swap replaces it whole). */
+struct edge_migrate_rules {
+	unsigned     share; /* 0..100 */
 	bool         fallback;
 	bool        *takes_part; /* by index in edge_routes() */
 	size_t       n_routes;
 	char        *users_buf; /* EDGE_LEGACY_USERS, split in place */
 	const char **users;     /* sorted */
 	size_t       n_users;
+};
+
+struct edge_migrate {
+	edge_httpup                  *backend; /* NULL in tests */
+	_Atomic(edge_migrate_rules *) rules;
 };
 
 unsigned
@@ -63,7 +71,7 @@ route_can_move(const edge_route *rt)
 
 /* Marks the routes named in list ("" = every route that can move). */
 static cm_err
-parse_routes(edge_migrate *m, const char *list, char *why, size_t whylen)
+parse_routes(edge_migrate_rules *m, const char *list, char *why, size_t whylen)
 {
 	const edge_route *routes = edge_routes(&m->n_routes);
 	const char       *p = list;
@@ -109,7 +117,7 @@ parse_routes(edge_migrate *m, const char *list, char *why, size_t whylen)
 }
 
 static cm_err
-parse_users(edge_migrate *m, const char *list, char *why, size_t whylen)
+parse_users(edge_migrate_rules *m, const char *list, char *why, size_t whylen)
 {
 	size_t n = 1;
 	char  *p;
@@ -143,11 +151,50 @@ parse_users(edge_migrate *m, const char *list, char *why, size_t whylen)
 }
 
 cm_err
+edge_migrate_rules_alloc(edge_migrate_rules **out, const edge_config *cfg, char *why, size_t whylen)
+{
+	edge_migrate_rules *m;
+	cm_err              err;
+
+	*out = NULL;
+	why[0] = '\0';
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return CM_ENOMEM;
+	m->share = (unsigned)cfg->legacy_share;
+	m->fallback = cfg->legacy_fallback;
+	if ((err = parse_routes(m, cfg->legacy_routes, why, whylen)) != CM_OK ||
+	    (err = parse_users(m, cfg->legacy_users, why, whylen)) != CM_OK) {
+		edge_migrate_rules_free(m);
+		return err;
+	}
+	*out = m;
+	return CM_OK;
+}
+
+void
+edge_migrate_rules_free(edge_migrate_rules *m)
+{
+	if (m == NULL)
+		return;
+	free(m->takes_part);
+	free(m->users);
+	free(m->users_buf);
+	free(m);
+}
+
+edge_migrate_rules *
+edge_migrate_swap(edge_migrate *m, edge_migrate_rules *rules)
+{
+	return atomic_exchange(&m->rules, rules);
+}
+
+cm_err
 edge_migrate_alloc(edge_migrate **out, const edge_config *cfg, edge_httpproxy *proxy, char *why,
                    size_t whylen)
 {
-	edge_migrate *m;
-	cm_err        err;
+	edge_migrate       *m;
+	edge_migrate_rules *rules = NULL;
+	cm_err              err;
 
 	*out = NULL;
 	why[0] = '\0';
@@ -160,11 +207,9 @@ edge_migrate_alloc(edge_migrate **out, const edge_config *cfg, edge_httpproxy *p
 	}
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return CM_ENOMEM;
-	m->share = (unsigned)cfg->legacy_share;
-	m->fallback = cfg->legacy_fallback;
-	if ((err = parse_routes(m, cfg->legacy_routes, why, whylen)) != CM_OK ||
-	    (err = parse_users(m, cfg->legacy_users, why, whylen)) != CM_OK)
+	if ((err = edge_migrate_rules_alloc(&rules, cfg, why, whylen)) != CM_OK)
 		goto out;
+	atomic_init(&m->rules, rules);
 	if (proxy != NULL && (err = edge_httpproxy_add(
 	                          proxy, "old_backend", "the old backend", cfg->legacy_backend_url,
 	                          EDGE_HTTPUP_IDENTITY, &m->backend)) != CM_OK) {
@@ -184,15 +229,13 @@ edge_migrate_free(edge_migrate *m)
 {
 	if (m == NULL)
 		return;
-	free(m->takes_part);
-	free(m->users);
-	free(m->users_buf);
+	edge_migrate_rules_free(atomic_load(&m->rules));
 	free(m);
 }
 
-edge_migrate_target
-edge_migrate_decide(const edge_migrate *m, const edge_route *rt, const char *user,
-                    const char *client_addr)
+/* The decision under one set of rules. */
+static edge_migrate_target
+decide(const edge_migrate_rules *m, const edge_route *rt, const char *user, const char *client_addr)
 {
 	size_t            n;
 	const edge_route *routes = edge_routes(&n);
@@ -209,6 +252,16 @@ edge_migrate_decide(const edge_migrate *m, const edge_route *rt, const char *use
 		key = client_addr != NULL ? client_addr : "";
 	}
 	return edge_migrate_bucket(key) < m->share ? EDGE_MIGRATE_OLD : EDGE_MIGRATE_NEW;
+}
+
+edge_migrate_target
+edge_migrate_decide(const edge_migrate *m, const edge_route *rt, const char *user,
+                    const char *client_addr)
+{
+	if (m == NULL)
+		return EDGE_MIGRATE_NONE;
+	return decide(atomic_load_explicit(&((edge_migrate *)m)->rules, memory_order_acquire), rt,
+	              user, client_addr);
 }
 
 /* True when the breaker of the route's service is open (libcommon's RPC client): the request
@@ -233,12 +286,14 @@ send_old(edge_req *r, const char *routed)
 bool
 edge_migrate_route(edge_req *r)
 {
-	edge_migrate *m = r->e->migrate;
+	edge_migrate       *m = r->e->migrate;
+	edge_migrate_rules *rules;
 
 	if (m == NULL || m->backend == NULL)
 		return false;
-	switch (
-	    edge_migrate_decide(m, r->route, r->authed ? r->claims.sub : NULL, r->client_addr)) {
+	/* One load: the share and the fallback of one decision come from the same rules. */
+	rules = atomic_load_explicit(&m->rules, memory_order_acquire);
+	switch (decide(rules, r->route, r->authed ? r->claims.sub : NULL, r->client_addr)) {
 	case EDGE_MIGRATE_NONE:
 		return false;
 	case EDGE_MIGRATE_OLD:
@@ -248,7 +303,7 @@ edge_migrate_route(edge_req *r)
 		break;
 	}
 	r->routed = "new";
-	if (!m->fallback)
+	if (!rules->fallback)
 		return false;
 	if (new_side_open(r)) {
 		send_old(r, "old_fallback");

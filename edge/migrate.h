@@ -44,6 +44,17 @@ CM_MUSTCHECK cm_err edge_migrate_alloc(edge_migrate **out, const edge_config *cf
                                        edge_httpproxy *proxy, char *why, size_t whylen);
 void                edge_migrate_free(edge_migrate *m);
 
+/* Reload (SIGHUP, reload.c): EDGE_LEGACY_SHARE, _USERS, _ROUTES and _FALLBACK as rules to install
+ * while requests go on (the backend's URL needs a restart). CM_EINVAL with why as for
+ * edge_migrate_alloc. */
+typedef struct edge_migrate_rules edge_migrate_rules;
+CM_MUSTCHECK cm_err edge_migrate_rules_alloc(edge_migrate_rules **out, const edge_config *cfg,
+                                             char *why, size_t whylen);
+void                edge_migrate_rules_free(edge_migrate_rules *rules);
+/* Installs rules (taking them) and returns those replaced: a decision that started before may
+ * still read them, so free them only after a grace period. */
+edge_migrate_rules *edge_migrate_swap(edge_migrate *m, edge_migrate_rules *rules);
+
 /* The bucket 0..99 of a user key (stable across processes and builds). */
 unsigned edge_migrate_bucket(const char *key);
 

@@ -11,6 +11,8 @@
  * "redis" again on a decision Redis answered once CM_REDIS_RETRY_MS passed without a failure.
  * Each thread's connection waits that long before it retries, so every thread has had its chance
  * by then and the gauges do not flap while the threads find Redis back one by one.
+ * Reload: the limits are one immutable table behind an atomic pointer; a decision loads it once.
+ * A changed limit has a new tag, hence new buckets (full), while unchanged limits keep theirs.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,18 +38,23 @@ typedef struct bucket {
 	int64_t last_ms;
 } bucket;
 
+/* The limits, immutable once built: a reload installs a new table (edge_limiter_swap). */
+struct edge_rl_table {
+	edge_rl_limit def;
+	edge_rl_limit routes[EDGE_RL_MAX_ROUTES];
+	int           n_routes;
+};
+
 struct edge_limiter {
-	edge_rl_limit   def;
-	edge_rl_limit   routes[EDGE_RL_MAX_ROUTES];
-	int             n_routes;
-	edge_rl_redis  *redis; /* NULL: no Redis configured */
-	cm_metrics     *metrics;
-	pthread_mutex_t backend_mu; /* with the gauges: one change at a time */
-	atomic_bool     shared;
-	atomic_llong    last_fail_ms;
-	cm_gauge       *g_redis, *g_local;
-	pthread_mutex_t locks[STRIPES];
-	bucket          b[BUCKETS];
+	_Atomic(edge_rl_table *) table;
+	edge_rl_redis           *redis; /* NULL: no Redis configured */
+	cm_metrics              *metrics;
+	pthread_mutex_t          backend_mu; /* with the gauges: one change at a time */
+	atomic_bool              shared;
+	atomic_llong             last_fail_ms;
+	cm_gauge                *g_redis, *g_local;
+	pthread_mutex_t          locks[STRIPES];
+	bucket                   b[BUCKETS];
 };
 
 static void
@@ -83,7 +90,7 @@ route_exists(const char *name)
 
 /* One "name=rate[/burst]" of EDGE_ROUTE_LIMITS, [s, end); a route named twice is an error. */
 static bool
-parse_one(edge_limiter *l, const char *s, const char *end)
+parse_one(edge_rl_table *l, const char *s, const char *end)
 {
 	char    item[128], *eq, *name, *q, *p;
 	double  rate;
@@ -124,7 +131,7 @@ parse_one(edge_limiter *l, const char *s, const char *end)
 }
 
 static bool
-parse_routes(edge_limiter *l, const char *spec)
+parse_routes(edge_rl_table *l, const char *spec)
 {
 	const char *s = spec, *end;
 
@@ -152,19 +159,47 @@ set_backend_gauges(edge_limiter *l, bool shared)
 	cm_gauge_set(l->g_local, shared ? 0 : 1);
 }
 
+edge_rl_table *
+edge_limiter_table_alloc(const edge_config *c)
+{
+	edge_rl_table *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	limit_set(&t->def, "", (double)c->rate_per_s, c->rate_burst);
+	if (!parse_routes(t, c->route_limits)) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void
+edge_limiter_table_free(edge_rl_table *t)
+{
+	free(t);
+}
+
+edge_rl_table *
+edge_limiter_swap(edge_limiter *l, edge_rl_table *t)
+{
+	return atomic_exchange(&l->table, t);
+}
+
 edge_limiter *
 edge_limiter_alloc(const edge_config *c, cm_metrics *metrics)
 {
-	edge_limiter *l = calloc(1, sizeof(*l));
+	edge_limiter  *l = calloc(1, sizeof(*l));
+	edge_rl_table *t;
 
 	if (l == NULL)
 		return NULL;
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&l->locks[i], NULL);
 	pthread_mutex_init(&l->backend_mu, NULL);
-	limit_set(&l->def, "", (double)c->rate_per_s, c->rate_burst);
-	if (!parse_routes(l, c->route_limits))
+	if ((t = edge_limiter_table_alloc(c)) == NULL)
 		goto fail;
+	atomic_init(&l->table, t);
 	if (c->redis_host != NULL && c->redis_host[0] != '\0' &&
 	    (l->redis = edge_rl_redis_alloc(c->redis_host, (int)c->redis_port,
 	                                    (int)c->rate_redis_timeout_ms)) == NULL)
@@ -190,6 +225,7 @@ edge_limiter_free(edge_limiter *l)
 	if (l == NULL)
 		return;
 	edge_rl_redis_free(l->redis);
+	edge_limiter_table_free(atomic_load(&l->table));
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_destroy(&l->locks[i]);
 	pthread_mutex_destroy(&l->backend_mu);
@@ -290,7 +326,7 @@ local_take(edge_limiter *l, const edge_rl_limit *lim, const char *addr, const ch
 }
 
 static const edge_rl_limit *
-limit_of(const edge_limiter *l, const char *route)
+limit_of(const edge_rl_table *l, const char *route)
 {
 	for (int i = 0; route != NULL && i < l->n_routes; i++) {
 		if (strcmp(l->routes[i].name, route) == 0)
@@ -324,7 +360,9 @@ edge_limiter_take_route(edge_limiter *l, const char *route, const char *addr, co
 	*retry_s = 0;
 	if (l == NULL)
 		return true;
-	lim = limit_of(l, route);
+	/* One load: this decision uses one table to its end, even across a reload (the old table
+	 * is freed only after a grace period longer than any decision: reload.c). */
+	lim = limit_of(atomic_load_explicit(&l->table, memory_order_acquire), route);
 	if (addr != NULL && addr[0] == '\0')
 		addr = NULL;
 	if (user != NULL && user[0] == '\0')

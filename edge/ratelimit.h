@@ -17,6 +17,9 @@
  * use, and the change is logged (EDGE-RATE-LOCAL / EDGE-RATE-REDIS). A route whose limit is off
  * costs no Redis call. Rejections count in edge_ratelimit_rejected_total{route,scope}.
  *
+ * Reload (SIGHUP, reload.c): the limits are an immutable table that edge_limiter_swap replaces
+ * while decisions go on; a decision reads one table from start to end. Redis settings stay.
+ *
  * Threads: take is safe from any number of threads; free only once none takes any more.
  */
 #ifndef EDGE_RATELIMIT_H
@@ -25,15 +28,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct edge_limiter edge_limiter;
-typedef struct edge_config  edge_config;
-typedef struct cm_metrics   cm_metrics;
+typedef struct edge_limiter  edge_limiter;
+typedef struct edge_rl_table edge_rl_table;
+typedef struct edge_config   edge_config;
+typedef struct cm_metrics    cm_metrics;
 
 /* Reads rate_per_s, rate_burst, route_limits, redis_host/port and rate_redis_timeout_ms from c
  * (nothing of c is kept). metrics may be NULL. NULL when EDGE_ROUTE_LIMITS is malformed or names
  * a route that does not exist (logged: EDGE-RATE-CONFIG), or on allocation failure. */
 edge_limiter *edge_limiter_alloc(const edge_config *c, cm_metrics *metrics);
 void          edge_limiter_free(edge_limiter *l);
+
+/* The limits of c (rate_per_s, rate_burst, route_limits) as a table for edge_limiter_swap. NULL
+ * when EDGE_ROUTE_LIMITS is malformed or names an unknown route (logged: EDGE-RATE-CONFIG). */
+edge_rl_table *edge_limiter_table_alloc(const edge_config *c);
+void           edge_limiter_table_free(edge_rl_table *t);
+/* Installs t (taking it) and returns the table it replaces, which decisions that started before
+ * may still read: free it only after a grace period longer than any decision (one Redis round
+ * trip, EDGE_RATE_REDIS_TIMEOUT_MS). */
+edge_rl_table *edge_limiter_swap(edge_limiter *l, edge_rl_table *t);
 
 /* Admits one request of the route (NULL: one with no override, counted as route "-") from addr
  * and user, taking from both buckets. False when either is empty: *retry_s (>= 1) says when to

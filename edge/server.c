@@ -47,6 +47,7 @@
 #include "migrate.h"
 #include "ratelimit.h"
 #include "refresh.h"
+#include "reload.h"
 #include "ws.h"
 #include "proto/common.pb-c.h"
 
@@ -422,7 +423,7 @@ csrf_ok(edge_req *r)
 		origin = buf;
 	}
 	return strcmp(origin, "null") != 0 &&
-	       (same_origin(r, origin) || list_has(r->e->cfg.cors_origins, origin));
+	       (same_origin(r, origin) || list_has(edge_live_cors(r->e), origin));
 }
 
 static void
@@ -461,8 +462,8 @@ client_address(edge_req *r)
 			          &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, peer,
 			          sizeof(peer));
 	}
-	edge_client_addr(&r->e->trusted, peer, edge_header(r, "X-Forwarded-For"), r->client_addr,
-	                 sizeof(r->client_addr));
+	edge_client_addr(edge_live_trusted(r->e), peer, edge_header(r, "X-Forwarded-For"),
+	                 r->client_addr, sizeof(r->client_addr));
 }
 
 /* ---- WebSocket upgrade ------------------------------------------------------------------------
@@ -573,8 +574,7 @@ ws_upgrade(edge_req *r)
 		edge_fail_http(r, 400, "INVALID_ARGUMENT", "bad Sec-WebSocket-Key");
 		return;
 	}
-	if (origin != NULL && !same_origin(r, origin) &&
-	    !list_has(r->e->cfg.cors_origins, origin)) {
+	if (origin != NULL && !same_origin(r, origin) && !list_has(edge_live_cors(r->e), origin)) {
 		edge_fail_http(r, 403, "PERMISSION_DENIED", "origin not allowed");
 		return;
 	}
@@ -658,7 +658,7 @@ stage_head(edge_req *r, const char *method)
 	r->legacy = strncmp(r->path, "/api/", 5) == 0 && strncmp(r->path, "/api/v1/", 8) != 0 &&
 	            strcmp(r->path, "/api/v1") != 0;
 	if ((origin = edge_header(r, "Origin")) != NULL && strlen(origin) < sizeof(r->origin) &&
-	    list_has(e->cfg.cors_origins, origin))
+	    list_has(edge_live_cors(e), origin))
 		cm_strlcpy(r->origin, origin, sizeof(r->origin));
 
 	if (strcmp(r->method, "OPTIONS") == 0) {
@@ -936,11 +936,6 @@ edge_start(edge *e)
 	unsigned                flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 	                 MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
 
-	if (edge_cidrs_parse(e->cfg.trusted_proxies, &e->trusted) != CM_OK) {
-		cm_error("EDGE-CONFIG", "bad EDGE_TRUSTED_PROXIES (CIDRs): %s",
-		         e->cfg.trusted_proxies);
-		return CM_EINVAL;
-	}
 	memset(&ss, 0, sizeof(ss));
 	if (e->cfg.addr[0] == '\0') {
 		/* Listening nowhere: sockets come through edge_serve_socket (the fuzzer). */

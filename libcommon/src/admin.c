@@ -34,7 +34,14 @@
 #define CM_ADMIN_WHY_MAX 160
 #define CM_ADMIN_METRICS_MAX (16u * 1024u * 1024u)
 #define CM_ADMIN_DEFAULT_MS 1000
-#define CM_ADMIN_N_HANDLERS 3
+#define CM_ADMIN_N_FIXED 3
+#define CM_ADMIN_N_HANDLERS (CM_ADMIN_N_FIXED + CM_ADMIN_MAX_PAGES)
+
+/* A page's handler data: the page and its admin (for the reference it holds). */
+typedef struct cm_admin_slot {
+	cm_admin     *a;
+	cm_admin_page page;
+} cm_admin_slot;
 
 struct cm_admin {
 	atomic_int        refs;
@@ -43,6 +50,7 @@ struct cm_admin {
 	bool              started;
 	nng_http_handler *h[CM_ADMIN_N_HANDLERS];
 	bool              added[CM_ADMIN_N_HANDLERS];
+	cm_admin_slot     pages[CM_ADMIN_MAX_PAGES];
 
 	cm_metrics *metrics;
 	cm_ready_fn ready;
@@ -154,6 +162,28 @@ cm_admin_metrics(nng_aio *aio)
 	cm_admin_reply(aio, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 	               b.len);
 	cm_buf_fini(&b);
+}
+
+static void
+cm_admin_page_cb(nng_aio *aio)
+{
+	cm_admin_slot *slot = nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	cm_buf         b;
+
+	cm_buf_init(&b, CM_ADMIN_METRICS_MAX);
+	if (slot->page.fn(slot->page.arg, &b) != CM_OK) {
+		cm_buf_fini(&b);
+		cm_admin_reply(aio, 500, "text/plain; charset=utf-8", "page failed\n", 12);
+		return;
+	}
+	cm_admin_reply(aio, 200, slot->page.ctype, b.data ? b.data : "", b.len);
+	cm_buf_fini(&b);
+}
+
+static void
+cm_admin_slot_rele(void *arg)
+{
+	cm_admin_rele(((cm_admin_slot *)arg)->a);
 }
 
 /* ---- readiness -------------------------------------------------------------------------- */
@@ -292,14 +322,42 @@ cm_admin_teardown(cm_admin *a)
 	cm_admin_rele(a);
 }
 
+/* Allocates handler i for path with callback cb and data (released through rele), and adds it. */
+static cm_err
+cm_admin_add(cm_admin *a, int i, const char *addr, const char *path, void (*cb)(nng_aio *),
+             void *data, void (*rele)(void *))
+{
+	int rv;
+
+	if ((rv = nng_http_handler_alloc(&a->h[i], path, cb)) != 0 ||
+	    (rv = nng_http_handler_set_method(a->h[i], "GET")) != 0)
+		return cm_admin_nng_err("handler", addr, rv);
+	atomic_fetch_add(&a->refs, 1);
+	if ((rv = nng_http_handler_set_data(a->h[i], data, rele)) != 0) {
+		atomic_fetch_sub(&a->refs, 1);
+		return cm_admin_nng_err("handler", addr, rv);
+	}
+	if ((rv = nng_http_server_add_handler(a->srv, a->h[i])) != 0)
+		return cm_admin_nng_err(path, addr, rv);
+	a->added[i] = true;
+	return CM_OK;
+}
+
 cm_err
 cm_admin_start(cm_admin **out, const char *addr, cm_metrics *m, cm_ready_fn ready, void *arg,
                int interval_ms)
 {
+	return cm_admin_start_pages(out, addr, m, ready, arg, interval_ms, NULL, 0);
+}
+
+cm_err
+cm_admin_start_pages(cm_admin **out, const char *addr, cm_metrics *m, cm_ready_fn ready, void *arg,
+                     int interval_ms, const cm_admin_page *pages, size_t n_pages)
+{
 	static const struct {
 		const char *path;
 		void (*cb)(nng_aio *);
-	} routes[CM_ADMIN_N_HANDLERS] = {
+	} routes[CM_ADMIN_N_FIXED] = {
 	    {"/healthz", cm_admin_healthz},
 	    {"/readyz", cm_admin_readyz},
 	    {"/metrics", cm_admin_metrics},
@@ -311,7 +369,7 @@ cm_admin_start(cm_admin **out, const char *addr, cm_metrics *m, cm_ready_fn read
 
 	*out = NULL;
 	cm_buf_init(&url, 512);
-	if (addr == NULL || addr[0] == '\0') {
+	if (addr == NULL || addr[0] == '\0' || n_pages > CM_ADMIN_MAX_PAGES) {
 		err = CM_EINVAL;
 		goto out;
 	}
@@ -341,23 +399,18 @@ cm_admin_start(cm_admin **out, const char *addr, cm_metrics *m, cm_ready_fn read
 		err = cm_admin_nng_err("server", addr, rv);
 		goto out;
 	}
-	for (int i = 0; i < CM_ADMIN_N_HANDLERS; i++) {
-		if ((rv = nng_http_handler_alloc(&a->h[i], routes[i].path, routes[i].cb)) != 0 ||
-		    (rv = nng_http_handler_set_method(a->h[i], "GET")) != 0) {
-			err = cm_admin_nng_err("handler", addr, rv);
+	for (int i = 0; i < CM_ADMIN_N_FIXED; i++) {
+		if ((err = cm_admin_add(a, i, addr, routes[i].path, routes[i].cb, a,
+		                        cm_admin_rele)) != CM_OK)
 			goto out;
-		}
-		atomic_fetch_add(&a->refs, 1);
-		if ((rv = nng_http_handler_set_data(a->h[i], a, cm_admin_rele)) != 0) {
-			atomic_fetch_sub(&a->refs, 1);
-			err = cm_admin_nng_err("handler", addr, rv);
+	}
+	for (size_t i = 0; i < n_pages; i++) {
+		a->pages[i].a = a;
+		a->pages[i].page = pages[i];
+		if ((err = cm_admin_add(a, CM_ADMIN_N_FIXED + (int)i, addr, pages[i].path,
+		                        cm_admin_page_cb, &a->pages[i], cm_admin_slot_rele)) !=
+		    CM_OK)
 			goto out;
-		}
-		if ((rv = nng_http_server_add_handler(a->srv, a->h[i])) != 0) {
-			err = cm_admin_nng_err(routes[i].path, addr, rv);
-			goto out;
-		}
-		a->added[i] = true;
 	}
 	if ((rv = nng_http_server_start(a->srv)) != 0) {
 		err = cm_admin_nng_err("listen", addr, rv);

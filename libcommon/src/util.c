@@ -6,7 +6,8 @@
  * caller-sized buffers whose sizes the header states. Signals: SIGTERM and SIGINT are blocked in
  * the main thread before any other thread starts, so every thread inherits the mask and only
  * cm_wait_for_signal() (sigwait) receives them; SIGPIPE is ignored so a closed peer shows up as
- * EPIPE instead of killing the process.
+ * EPIPE instead of killing the process. A process that reloads on SIGHUP blocks it the same way
+ * and waits for it with the others (cm_wait_for_signal_ms, sigtimedwait).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -267,8 +268,8 @@ cm_strlcpy(char *dst, const char *src, size_t dstlen)
 	return len;
 }
 
-void
-cm_signals_block(void)
+static void
+cm_signals_block_set(bool hup)
 {
 	sigset_t         set;
 	struct sigaction sa;
@@ -276,11 +277,44 @@ cm_signals_block(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	if (hup)
+		sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGPIPE, &sa, NULL);
+}
+
+void
+cm_signals_block(void)
+{
+	cm_signals_block_set(false);
+}
+
+void
+cm_signals_block_hup(void)
+{
+	cm_signals_block_set(true);
+}
+
+int
+cm_wait_for_signal_ms(int timeout_ms)
+{
+	sigset_t        set;
+	struct timespec ts = {.tv_sec = timeout_ms / 1000,
+	                      .tv_nsec = (timeout_ms % 1000) * 1000000L};
+	int             sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	while ((sig = sigtimedwait(&set, NULL, &ts)) < 0) {
+		if (errno != EINTR)
+			return 0; /* EAGAIN: the time is up */
+	}
+	return sig;
 }
 
 int

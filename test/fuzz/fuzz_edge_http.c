@@ -23,6 +23,7 @@
 #include "edge.h"
 #include "ratelimit.h"
 #include "refresh.h"
+#include "reload.h"
 #include "ws.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,6 +35,7 @@ start_edge(void)
 {
 	static edge    e;
 	edge_ws_limits wsl;
+	edge_reloader *rl;
 	char           err[256];
 	const char    *secret = "fuzz-secret-fuzz-secret-fuzz-secret-0123";
 
@@ -49,7 +51,8 @@ start_edge(void)
 	if (edge_config_load(&e.cfg, err, sizeof(err)) != CM_OK)
 		abort();
 	cm_log_init("edge", CM_LOG_ERROR);
-	if (cm_jwt_key_hs256(&e.jwt, secret, strlen(secret)) != CM_OK ||
+	if (edge_reloader_alloc(&rl, &e, NULL) != CM_OK ||
+	    cm_jwt_key_hs256(&e.jwt, secret, strlen(secret)) != CM_OK ||
 	    (e.metrics = cm_metrics_alloc("edge_")) == NULL ||
 	    (e.limiter = edge_limiter_alloc(&e.cfg, e.metrics)) == NULL ||
 	    (e.refresher = edge_refresher_alloc()) == NULL)

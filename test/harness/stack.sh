@@ -12,13 +12,16 @@
 #      (when built)        tcp://127.0.0.1:27115 (admin 29115, events 27215)
 #   fake frontend          http://127.0.0.1:28090  (test/harness/fakefront.py: stands in for the
 #                                                   web app's own server)
-#   edge                   http://127.0.0.1:28080
+#   edge                   http://127.0.0.1:28080  (admin 29180: /configz, /metrics)
 #   strict edge            http://127.0.0.1:28081  (small limits: test_security.c)
 #   old backend            http://127.0.0.1:28095  (test/harness/oldbackend.py: the monolith the
 #                                                   legacy routes migrate from)
 #   migrate edge           http://127.0.0.1:28082  (EDGE_LEGACY_*: 10% of users and two flagged
 #                                                   ones to the old backend, fallback on, svc-chat
 #                                                   pointed at a dead port: test_migrate.c)
+#   reload edge            http://127.0.0.1:28083  (admin 29190; EDGE_CONFIG_FILE
+#                                                   STATE_DIR/edge_reload.conf, which
+#                                                   test_reload.c rewrites before a SIGHUP)
 # usage: stack.sh start|stop STATE_DIR BUILD_DIR
 #        stack.sh kill-auth STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-auth replica)
 #        stack.sh kill-qgen STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-qgen replica)
@@ -139,7 +142,7 @@ case $cmd in
       EDGE_PDF_URLS="$pdf_urls" EDGE_QGEN_URLS="$qgen_urls" EDGE_QGEN_EVENTS_URLS="$qgen_events" \
       EDGE_EVAL_URLS="$eval_urls" EDGE_EVAL_EVENTS_URLS="$eval_events" \
       EDGE_CHAT_URLS="$chat_urls" EDGE_CHAT_EVENTS_URLS="$chat_events" \
-      EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 \
+      EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=0 EDGE_ADMIN_ADDR=127.0.0.1:29180 \
       EDGE_REDIS_HOST=127.0.0.1 EDGE_REDIS_PORT="$REDIS_PORT" \
       proc_start edge "$run" "$logs/edge.log" "$build/edge/edge"
     wait_http "http://127.0.0.1:28080/readyz" 60 || { tail -n 30 "$logs/edge.log" >&2; exit 1; }
@@ -166,11 +169,21 @@ case $cmd in
       EDGE_REDIS_HOST=127.0.0.1 EDGE_REDIS_PORT="$REDIS_PORT" \
       proc_start edge_migrate "$run" "$logs/edge_migrate.log" "$build/edge/edge"
     wait_http "http://127.0.0.1:28082/healthz" 60 || { tail -n 30 "$logs/edge_migrate.log" >&2; exit 1; }
+    # A fourth edge whose configuration test_reload.c changes with a file and SIGHUP; limits
+    # per process (no Redis), so a reload's new limit is counted here alone.
+    [ -f "$state/edge_reload.conf" ] || echo "# test_reload.c rewrites this file" >"$state/edge_reload.conf"
+    EDGE_ADDR=127.0.0.1:28083 EDGE_ADMIN_ADDR=127.0.0.1:29190 EDGE_CONFIG_FILE="$state/edge_reload.conf" \
+      EDGE_AUTH_URLS="tcp://127.0.0.1:27101,tcp://127.0.0.1:27111" EDGE_RATE_PER_S=0 \
+      EDGE_TRUSTED_PROXIES=127.0.0.1/32 EDGE_REDIS_HOST= \
+      proc_start edge_reload "$run" "$logs/edge_reload.log" "$build/edge/edge"
+    wait_http "http://127.0.0.1:28083/readyz" 60 || { tail -n 30 "$logs/edge_reload.log" >&2; exit 1; }
+    wait_http "http://127.0.0.1:29190/configz" 20 || { tail -n 30 "$logs/edge_reload.log" >&2; exit 1; }
     ;;
   stop)
     proc_stop edge "$run"
     proc_stop edge_strict "$run"
     proc_stop edge_migrate "$run"
+    proc_stop edge_reload "$run"
     proc_stop oldbackend "$run"
     proc_stop frontend "$run"
     proc_stop qgen0 "$run"

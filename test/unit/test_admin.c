@@ -253,6 +253,37 @@ test_stop_restart_and_null_ready(void **state)
 	cm_buf_fini(&body);
 }
 
+static cm_err
+render_page(void *arg, cm_buf *out)
+{
+	return arg != NULL ? cm_buf_printf(out, "{\"page\":\"%s\"}", (const char *)arg)
+	                   : CM_EINTERNAL;
+}
+
+/* A process's own pages beside the fixed three; a page that fails to render answers 500. */
+static void
+test_extra_pages(void **state)
+{
+	const cm_admin_page pages[] = {
+	    {"/configz", "application/json", render_page, "configz"},
+	    {"/broken", "application/json", render_page, NULL},
+	};
+	cm_admin *a = NULL;
+	cm_buf    body;
+	char      ct[128] = "";
+
+	(void)state;
+	cm_buf_init(&body, 1 << 20);
+	assert_int_equal(cm_admin_start_pages(&a, ADDR, NULL, NULL, NULL, 50, pages, 2), CM_OK);
+	assert_int_equal(http_get("/configz", &body, ct, sizeof(ct)), 200);
+	assert_string_equal(body_str(&body), "{\"page\":\"configz\"}");
+	assert_string_equal(ct, "application/json");
+	assert_int_equal(http_get("/broken", &body, NULL, 0), 500);
+	assert_int_equal(http_get("/healthz", &body, NULL, 0), 200);
+	cm_admin_stop(a);
+	cm_buf_fini(&body);
+}
+
 static void
 test_bad_address(void **state)
 {
@@ -277,6 +308,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_second_admin_on_same_address_fails, setup,
 	                                    teardown),
 	    cmocka_unit_test(test_stop_restart_and_null_ready),
+	    cmocka_unit_test(test_extra_pages),
 	    cmocka_unit_test(test_bad_address),
 	};
 	int rc;

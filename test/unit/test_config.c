@@ -279,6 +279,71 @@ test_log_unset_secret_is_empty(void **state)
 	assert_null(strstr(cap_out, "***"));
 }
 
+/* A file's key wins over the environment, which wins over the default; origins say which. */
+static void
+test_file_over_environment(void **state)
+{
+	cm_cfg_file  *f = NULL;
+	cm_cfg_origin o[T_N];
+	char          errbuf[128];
+
+	(void)state;
+	setenv("T_URL", "tcp://env:1", 1);
+	setenv("T_WORKERS", "8", 1);
+	assert_int_equal(cm_cfg_file_parse(&f,
+	                                   "# a comment\n\n  T_WORKERS = 16 \r\nT_SECRET=s3cret\n"
+	                                   "T_FLAG=yes\n",
+	                                   errbuf, sizeof(errbuf)),
+	                 CM_OK);
+	assert_int_equal(cm_config_load_layered(t_table, T_N, f, o, errbuf, sizeof(errbuf)), CM_OK);
+	assert_string_equal(t_url, "tcp://env:1");
+	assert_int_equal(o[0], CM_CFG_FROM_ENV);
+	assert_string_equal(t_secret, "s3cret");
+	assert_int_equal(o[1], CM_CFG_FROM_FILE);
+	assert_int_equal(t_workers, 16);
+	assert_int_equal(o[2], CM_CFG_FROM_FILE);
+	assert_true(t_flag);
+	assert_string_equal(t_empty, "");
+	assert_int_equal(o[4], CM_CFG_FROM_DEFAULT);
+	assert_string_equal(cm_cfg_origin_name(o[2]), "file");
+	cm_cfg_file_free(f);
+}
+
+/* The file's values are checked like the environment's, and a key the table lacks is an error. */
+static void
+test_file_errors(void **state)
+{
+	cm_cfg_file *f = NULL;
+	char         errbuf[128];
+
+	(void)state;
+	assert_int_equal(cm_cfg_file_parse(&f, "T_URL\n", errbuf, sizeof(errbuf)), CM_EINVAL);
+	assert_string_equal(errbuf, "line 1: not KEY=VALUE");
+	assert_int_equal(cm_cfg_file_parse(&f, "\nT-URL=x\n", errbuf, sizeof(errbuf)), CM_EINVAL);
+	assert_string_equal(errbuf, "line 2: bad key");
+	assert_int_equal(cm_cfg_file_parse(&f, "T_URL=a\nT_URL=b\n", errbuf, sizeof(errbuf)),
+	                 CM_EINVAL);
+	assert_string_equal(errbuf, "line 2: T_URL given twice");
+	assert_null(f);
+
+	assert_int_equal(cm_cfg_file_parse(&f, "T_TYPO=1\n", errbuf, sizeof(errbuf)), CM_OK);
+	assert_int_equal(cm_config_load_layered(t_table, T_N, f, NULL, errbuf, sizeof(errbuf)),
+	                 CM_EINVAL);
+	assert_string_equal(errbuf, "T_TYPO: not a configuration key");
+	cm_cfg_file_free(f);
+
+	assert_int_equal(
+	    cm_cfg_file_parse(&f, "T_WORKERS=65\nT_SECRET=x\n", errbuf, sizeof(errbuf)), CM_OK);
+	assert_int_equal(cm_config_load_layered(t_table, T_N, f, NULL, errbuf, sizeof(errbuf)),
+	                 CM_EINVAL);
+	assert_string_equal(errbuf, "T_WORKERS: 65 out of range [1, 64] (file)");
+	cm_cfg_file_free(f);
+
+	assert_int_equal(cm_cfg_file_read(&f, "/nonexistent/edge.conf", errbuf, sizeof(errbuf)),
+	                 CM_ENOTFOUND);
+	assert_null(f);
+}
+
 int
 main(void)
 {
@@ -295,6 +360,8 @@ main(void)
 	    cmocka_unit_test_setup(test_secret_not_in_error, clear_env),
 	    cmocka_unit_test_setup(test_log_masks_secrets, clear_env),
 	    cmocka_unit_test_setup(test_log_unset_secret_is_empty, clear_env),
+	    cmocka_unit_test_setup(test_file_over_environment, clear_env),
+	    cmocka_unit_test_setup(test_file_errors, clear_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -242,6 +242,29 @@ test_refused_at_start(void **state)
 	}
 }
 
+/* New rules take over the next decision; the old backend stays; bad rules are refused. */
+static void
+test_swap_rules(void **state)
+{
+	edge_migrate       *m = alloc_ok(cfg_with("http://127.0.0.1:1", 0, "", "", false));
+	edge_migrate_rules *rules = NULL, *old;
+	edge_config         c = cfg_with("http://127.0.0.1:1", 100, "", "", false);
+	char                why[256];
+
+	(void)state;
+	assert_int_equal(edge_migrate_decide(m, route("legacy_pdf_list"), "u1", NULL),
+	                 EDGE_MIGRATE_NEW);
+	assert_int_equal(edge_migrate_rules_alloc(&rules, &c, why, sizeof(why)), CM_OK);
+	assert_non_null(old = edge_migrate_swap(m, rules));
+	assert_int_equal(edge_migrate_decide(m, route("legacy_pdf_list"), "u1", NULL),
+	                 EDGE_MIGRATE_OLD);
+	c.legacy_routes = "legacy_login";
+	assert_int_equal(edge_migrate_rules_alloc(&rules, &c, why, sizeof(why)), CM_EINVAL);
+	assert_non_null(strstr(why, "cannot move"));
+	edge_migrate_rules_free(old);
+	edge_migrate_free(m);
+}
+
 int
 main(void)
 {
@@ -252,6 +275,7 @@ main(void)
 	    cmocka_unit_test(test_flagged_users),
 	    cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_refused_at_start),
+	    cmocka_unit_test(test_swap_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

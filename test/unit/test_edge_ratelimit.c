@@ -3,7 +3,10 @@
  * (EDGE_ROUTE_LIMITS), the user scope, what is counted, and the overrides refused at start.
  * Shared limits through Redis and the fallback are in integration_edge_ratelimit.
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +18,7 @@
 
 #include "cm/buf.h"
 #include "cm/metrics.h"
+#include "cm/util.h"
 #include "edge.h"
 #include "ratelimit.h"
 
@@ -136,13 +140,103 @@ test_bad_overrides(void **state)
 	edge_limiter_free(l);
 }
 
+/* A reload's table takes over the decisions at once: a changed limit starts with full buckets of
+ * its own, and the replaced table stays readable for decisions that loaded it. */
+static void
+test_swap(void **state)
+{
+	edge_config    c = {.rate_per_s = 0, .route_limits = "v1_login=0.001/2"};
+	edge_limiter  *l = edge_limiter_alloc(&c, NULL);
+	edge_rl_table *t, *old;
+	int64_t        retry = 0;
+
+	(void)state;
+	assert_non_null(l);
+	assert_int_equal(admitted(l, "v1_login", "10.0.0.1", NULL, 5, &retry), 2);
+	c.route_limits = "v1_login=0.001/4";
+	assert_non_null(t = edge_limiter_table_alloc(&c));
+	assert_non_null(old = edge_limiter_swap(l, t));
+	assert_int_equal(admitted(l, "v1_login", "10.0.0.1", NULL, 6, &retry), 4);
+	/* Another route is off now, as the default is. */
+	assert_int_equal(admitted(l, "v1_register", "10.0.0.1", NULL, 9, &retry), 9);
+	c.route_limits = "nosuch=1";
+	assert_null(edge_limiter_table_alloc(&c));
+	edge_limiter_table_free(old);
+	edge_limiter_free(l);
+}
+
+struct taker {
+	edge_limiter *l;
+	atomic_bool  *stop;
+	atomic_int    decisions;
+};
+
+static void *
+take_until_stopped(void *arg)
+{
+	struct taker *t = arg;
+	int64_t       retry;
+
+	while (!atomic_load(t->stop)) {
+		(void)edge_limiter_take_route(t->l, "v1_login", "10.0.0.9", "u", &retry);
+		atomic_fetch_add(&t->decisions, 1);
+	}
+	return NULL;
+}
+
+/* Tables swapped under decisions on other threads (the reload's case; ThreadSanitizer runs
+ * this): every decision reads a whole table. Replaced tables are freed after the takers stop,
+ * as reload.c frees them after a grace period. */
+static void
+test_swap_under_load(void **state)
+{
+	edge_config    c = {.rate_per_s = 0, .route_limits = "v1_login=1000/10"};
+	edge_limiter  *l = edge_limiter_alloc(&c, NULL);
+	edge_rl_table *old[50];
+	atomic_bool    stop;
+	struct taker   t[4];
+	pthread_t      th[4];
+	char           spec[64];
+
+	(void)state;
+	assert_non_null(l);
+	atomic_init(&stop, false);
+	for (int i = 0; i < 4; i++) {
+		t[i].l = l;
+		t[i].stop = &stop;
+		atomic_init(&t[i].decisions, 0);
+		assert_int_equal(pthread_create(&th[i], NULL, take_until_stopped, &t[i]), 0);
+	}
+	/* Every taker deciding before the swaps start. */
+	for (int64_t until = cm_mono_ms() + 5000; cm_mono_ms() < until;) {
+		int busy = 0;
+		for (int i = 0; i < 4; i++)
+			busy += atomic_load(&t[i].decisions) > 0;
+		if (busy == 4)
+			break;
+	}
+	for (int i = 0; i < 50; i++) {
+		snprintf(spec, sizeof(spec), "v1_login=%d/%d", 1000 + i, 10 + i);
+		c.route_limits = spec;
+		assert_non_null(old[i] = edge_limiter_swap(l, edge_limiter_table_alloc(&c)));
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_true(atomic_load(&t[i].decisions) > 0);
+	}
+	for (int i = 0; i < 50; i++)
+		edge_limiter_table_free(old[i]);
+	edge_limiter_free(l);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_route_override),
-	    cmocka_unit_test(test_default_and_user_scope),
-	    cmocka_unit_test(test_bad_overrides),
+	    cmocka_unit_test(test_route_override),  cmocka_unit_test(test_default_and_user_scope),
+	    cmocka_unit_test(test_bad_overrides),   cmocka_unit_test(test_swap),
+	    cmocka_unit_test(test_swap_under_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

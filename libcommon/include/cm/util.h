@@ -55,5 +55,11 @@ char *cm_read_file(const char *path, size_t max);
  * main(). cm_wait_for_signal() then waits for SIGTERM or SIGINT and returns its number. */
 void cm_signals_block(void);
 int  cm_wait_for_signal(void);
+/* For a process that reloads its configuration on SIGHUP (the edge): cm_signals_block() that
+ * blocks SIGHUP too (call it instead, first in main()), and a wait for SIGTERM, SIGINT or SIGHUP
+ * that gives up after timeout_ms and then returns 0, so the caller can do periodic work. The
+ * services keep SIGHUP's default action. */
+void cm_signals_block_hup(void);
+int  cm_wait_for_signal_ms(int timeout_ms);
 
 #endif
