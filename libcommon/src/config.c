@@ -24,12 +24,10 @@
 #include "cm/config.h"
 #include "cm/log.h"
 #include "cm/util.h"
+#include "config_int.h"
 
-static void cm_cfg_fail(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-cm_cfg_fail(char *errbuf, size_t errlen, const char *fmt, ...)
+void
+cm_cfg_errorf(char *errbuf, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -91,12 +89,12 @@ cm_cfg_load_one(const cm_cfg_entry *e, bool use_env, const cm_cfg_file *file, cm
 	bool        b;
 
 	if (e->target == NULL || e->env == NULL) {
-		cm_cfg_fail(errbuf, errlen, "%s: config entry without target",
-		            e->env ? e->env : "?");
+		cm_cfg_errorf(errbuf, errlen, "%s: config entry without target",
+		              e->env ? e->env : "?");
 		return CM_EINVAL;
 	}
 	if (use_env && (e->flags & CM_CFG_REQUIRED) && (!set || v[0] == '\0')) {
-		cm_cfg_fail(errbuf, errlen, "%s: required but not set", e->env);
+		cm_cfg_errorf(errbuf, errlen, "%s: required but not set", e->env);
 		return CM_EINVAL;
 	}
 	switch (e->type) {
@@ -107,14 +105,14 @@ cm_cfg_load_one(const cm_cfg_entry *e, bool use_env, const cm_cfg_file *file, cm
 		if (v[0] == '\0' && !set) {
 			i = 0;
 		} else if (!cm_parse_i64(v, &i)) {
-			cm_cfg_fail(errbuf, errlen, "%s: not an integer: '%s'%s", e->env, shown,
-			            where);
+			cm_cfg_errorf(errbuf, errlen, "%s: not an integer: '%s'%s", e->env, shown,
+			              where);
 			return CM_EINVAL;
 		}
 		if ((e->min != 0 || e->max != 0) && (i < e->min || i > e->max)) {
-			cm_cfg_fail(errbuf, errlen,
-			            "%s: %s out of range [%" PRId64 ", %" PRId64 "]%s", e->env,
-			            shown, e->min, e->max, where);
+			cm_cfg_errorf(errbuf, errlen,
+			              "%s: %s out of range [%" PRId64 ", %" PRId64 "]%s", e->env,
+			              shown, e->min, e->max, where);
 			return CM_EINVAL;
 		}
 		*(int64_t *)e->target = i;
@@ -123,14 +121,14 @@ cm_cfg_load_one(const cm_cfg_entry *e, bool use_env, const cm_cfg_file *file, cm
 		if (v[0] == '\0' && !set) {
 			b = false;
 		} else if (!cm_cfg_parse_bool(v, &b)) {
-			cm_cfg_fail(errbuf, errlen, "%s: not a boolean: '%s'%s", e->env, shown,
-			            where);
+			cm_cfg_errorf(errbuf, errlen, "%s: not a boolean: '%s'%s", e->env, shown,
+			              where);
 			return CM_EINVAL;
 		}
 		*(bool *)e->target = b;
 		return CM_OK;
 	}
-	cm_cfg_fail(errbuf, errlen, "%s: unknown config type", e->env);
+	cm_cfg_errorf(errbuf, errlen, "%s: unknown config type", e->env);
 	return CM_EINVAL;
 }
 
@@ -177,7 +175,7 @@ cm_config_load_layered(const cm_cfg_entry *table, size_t n, const cm_cfg_file *f
 		while (k < n && (table[k].env == NULL || strcmp(table[k].env, key) != 0))
 			k++;
 		if (k == n) {
-			cm_cfg_fail(errbuf, errlen, "%s: not a configuration key", key);
+			cm_cfg_errorf(errbuf, errlen, "%s: not a configuration key", key);
 			return CM_EINVAL;
 		}
 	}

@@ -17,6 +17,7 @@
 
 #include "cm/config.h"
 #include "cm/util.h"
+#include "config_int.h"
 
 typedef struct cm_cfg_kv {
 	const char *key, *value;
@@ -27,21 +28,6 @@ struct cm_cfg_file {
 	cm_cfg_kv *kv;
 	size_t     n;
 };
-
-static void cm_cfgf_fail(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-cm_cfgf_fail(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errbuf == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(errbuf, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static bool
 cm_cfgf_key_ok(const char *k)
@@ -86,17 +72,17 @@ cm_cfgf_split(cm_cfg_file *f, size_t lines, char *errbuf, size_t errlen)
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		if ((eq = strchr(line, '=')) == NULL) {
-			cm_cfgf_fail(errbuf, errlen, "line %zu: not KEY=VALUE", lineno);
+			cm_cfg_errorf(errbuf, errlen, "line %zu: not KEY=VALUE", lineno);
 			return CM_EINVAL;
 		}
 		*eq = '\0';
 		key = cm_cfgf_trim(line);
 		if (!cm_cfgf_key_ok(key)) {
-			cm_cfgf_fail(errbuf, errlen, "line %zu: bad key", lineno);
+			cm_cfg_errorf(errbuf, errlen, "line %zu: bad key", lineno);
 			return CM_EINVAL;
 		}
 		if (cm_cfg_file_get(f, key) != NULL) {
-			cm_cfgf_fail(errbuf, errlen, "line %zu: %s given twice", lineno, key);
+			cm_cfg_errorf(errbuf, errlen, "line %zu: %s given twice", lineno, key);
 			return CM_EINVAL;
 		}
 		f->kv[f->n].key = key;
@@ -117,7 +103,7 @@ cm_cfg_file_parse(cm_cfg_file **out, const char *text, char *errbuf, size_t errl
 	if (errbuf != NULL && errlen > 0)
 		errbuf[0] = '\0';
 	if (strlen(text) > CM_CFG_FILE_MAX) {
-		cm_cfgf_fail(errbuf, errlen, "larger than %u bytes", CM_CFG_FILE_MAX);
+		cm_cfg_errorf(errbuf, errlen, "larger than %u bytes", CM_CFG_FILE_MAX);
 		return CM_ETOOBIG;
 	}
 	for (const char *p = text; *p != '\0'; p++)
@@ -143,8 +129,8 @@ cm_cfg_file_read(cm_cfg_file **out, const char *path, char *errbuf, size_t errle
 
 	*out = NULL;
 	if (path == NULL || (fp = fopen(path, "rb")) == NULL) {
-		cm_cfgf_fail(errbuf, errlen, "cannot open %s: %s", path ? path : "(null)",
-		             strerror(errno));
+		cm_cfg_errorf(errbuf, errlen, "cannot open %s: %s", path ? path : "(null)",
+		              strerror(errno));
 		return CM_ENOTFOUND;
 	}
 	if ((buf = malloc(CM_CFG_FILE_MAX + 2)) == NULL) {
@@ -155,10 +141,10 @@ cm_cfg_file_read(cm_cfg_file **out, const char *path, char *errbuf, size_t errle
 	err = ferror(fp) ? CM_ENOTFOUND : CM_OK;
 	fclose(fp);
 	if (err != CM_OK) {
-		cm_cfgf_fail(errbuf, errlen, "cannot read %s", path);
+		cm_cfg_errorf(errbuf, errlen, "cannot read %s", path);
 	} else if (n > CM_CFG_FILE_MAX || memchr(buf, '\0', n) != NULL) {
-		cm_cfgf_fail(errbuf, errlen, "%s: larger than %u bytes or not text", path,
-		             CM_CFG_FILE_MAX);
+		cm_cfg_errorf(errbuf, errlen, "%s: larger than %u bytes or not text", path,
+		              CM_CFG_FILE_MAX);
 		err = CM_ETOOBIG;
 	} else {
 		buf[n] = '\0';
