@@ -480,33 +480,6 @@ chunks_reply(cm_rpc_ctx *ctx, pdf_rows *rows, const char *sha, Pdf__ChunksRespon
 	return oom ? cm_rpc_fail(ctx, CM_ENOMEM, "out of memory") : CM_OK;
 }
 
-cm_err
-pdf_handle_chunks(cm_rpc_ctx *ctx, const void *req, void *resp)
-{
-	const Pdf__ChunksRequest *rq = req;
-	pdf_worker               *w = NULL;
-	pdf_rows                 *rows = NULL;
-	const char               *sha = NULL;
-	cm_err                    err;
-
-	if ((err = begin(ctx, &w)) != CM_OK)
-		goto out;
-	if (rq->first_page < 0 || rq->last_page < 0 ||
-	    (rq->last_page > 0 && rq->last_page < rq->first_page)) {
-		err = cm_rpc_fail(ctx, CM_EINVAL, "bad page range");
-		goto out;
-	}
-	if ((err = pdf_store_chunks(w->pg, ctx->subject, rq->id, rq->first_page, rq->last_page,
-	                            &rows, &sha)) != CM_OK) {
-		err = fail(ctx, w, err, "document not found");
-		goto out;
-	}
-	err = chunks_reply(ctx, rows, sha, resp);
-out:
-	pdf_rows_free(rows);
-	return err;
-}
-
 /* Chunk.page_heads for the chunks of rs that span pages (at most PDF_HEADS_SPAN): one query for
  * every page needed. */
 static cm_err
@@ -563,6 +536,35 @@ out:
 		err = cm_rpc_fail(ctx, CM_ENOMEM, "out of memory");
 	pdf_rows_free(rows);
 	cm_buf_fini(&list);
+	return err;
+}
+
+cm_err
+pdf_handle_chunks(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	const Pdf__ChunksRequest *rq = req;
+	pdf_worker               *w = NULL;
+	pdf_rows                 *rows = NULL;
+	const char               *sha = NULL;
+	cm_err                    err;
+
+	if ((err = begin(ctx, &w)) != CM_OK)
+		goto out;
+	if (rq->first_page < 0 || rq->last_page < 0 ||
+	    (rq->last_page > 0 && rq->last_page < rq->first_page)) {
+		err = cm_rpc_fail(ctx, CM_EINVAL, "bad page range");
+		goto out;
+	}
+	if ((err = pdf_store_chunks(w->pg, ctx->subject, rq->id, rq->first_page, rq->last_page,
+	                            &rows, &sha)) != CM_OK) {
+		err = fail(ctx, w, err, "document not found");
+		goto out;
+	}
+	err = chunks_reply(ctx, rows, sha, resp);
+	if (err == CM_OK && rq->page_heads)
+		err = add_page_heads(ctx, w, resp);
+out:
+	pdf_rows_free(rows);
 	return err;
 }
 

@@ -5,6 +5,10 @@
  * (the owner's document, so a document deleted or given to nobody else is NOT_FOUND), then,
  * with a topic, pdf.Search over the whole document, whose hits are mapped by chunk index onto
  * the chunks of the page range. The response is kept, not copied: chunks point into it.
+ * pdf.Chunks sends the first characters of each later page of a chunk (Chunk.page_heads);
+ * svc-pdf joins pages with a blank line, so a page starts after the first blank line from the
+ * previous page's start that its head follows. A head not found (an empty page) starts where
+ * the previous page did; a chunk without heads (an older svc-pdf) is all its first page.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +61,50 @@ rank_topic(qgen_service *s, const Qgen__JobParams *jp, qgen_doc *doc)
 	cm_rpc_result_fini(&res);
 }
 
+/* Where each of c's later pages starts in its text (c->n_page_heads == span). */
+static void
+find_pages(const Pdf__Chunk *c, size_t len, size_t *at)
+{
+	size_t from = 0;
+
+	for (size_t i = 0; i < c->n_page_heads; i++) {
+		const char *head = c->page_heads[i];
+		size_t      n = strlen(head);
+		for (size_t pos = from + 2; n > 0 && pos < len; pos++)
+			if (c->text[pos - 1] == '\n' && c->text[pos - 2] == '\n' &&
+			    memcmp(c->text + pos, head, n < len - pos ? n : len - pos) == 0) {
+				from = pos;
+				break;
+			}
+		at[i] = from;
+	}
+}
+
+/* The chunks' page_at, when svc-pdf sent the heads of every later page. */
+static cm_err
+add_pages(qgen_doc *doc)
+{
+	const Pdf__ChunksResponse *all = doc->resp;
+	size_t                     total = 0, used = 0;
+
+	for (size_t i = 0; i < doc->nchunks; i++)
+		total += all->chunks[i]->n_page_heads;
+	if (total == 0)
+		return CM_OK;
+	if ((doc->page_at = calloc(total, sizeof(size_t))) == NULL)
+		return CM_ENOMEM;
+	for (size_t i = 0; i < doc->nchunks; i++) {
+		const Pdf__Chunk *c = all->chunks[i];
+		if (c->page_last <= c->page_first ||
+		    c->n_page_heads != (size_t)(c->page_last - c->page_first))
+			continue;
+		find_pages(c, doc->chunks[i].len, doc->page_at + used);
+		doc->chunks[i].page_at = doc->page_at + used;
+		used += c->n_page_heads;
+	}
+	return CM_OK;
+}
+
 cm_err
 qgen_doc_fetch(qgen_service *s, const Qgen__JobParams *jp, qgen_doc *doc, char *why, size_t whylen)
 {
@@ -71,6 +119,7 @@ qgen_doc_fetch(qgen_service *s, const Qgen__JobParams *jp, qgen_doc *doc, char *
 	rq.id = jp->document_id;
 	rq.first_page = jp->first_page;
 	rq.last_page = jp->last_page;
+	rq.page_heads = true;
 	err = cm_rpc_call(s->pdf, &o, &rq.base, &pdf__chunks_response__descriptor, &resp, &res);
 	if (err != CM_OK)
 		snprintf(why, whylen, "%s",
@@ -91,7 +140,11 @@ qgen_doc_fetch(qgen_service *s, const Qgen__JobParams *jp, qgen_doc *doc, char *
 	for (size_t i = 0; i < doc->nchunks; i++) {
 		const Pdf__Chunk *c = all->chunks[i];
 		doc->chunks[i] =
-		    (qgen_chunk){c->text, strlen(c->text), c->page_first, c->page_last};
+		    (qgen_chunk){c->text, strlen(c->text), c->page_first, c->page_last, NULL};
+	}
+	if (add_pages(doc) != CM_OK) {
+		snprintf(why, whylen, "out of memory");
+		return CM_ENOMEM;
 	}
 	rank_topic(s, jp, doc);
 	return CM_OK;
@@ -101,6 +154,7 @@ void
 qgen_doc_fini(qgen_doc *doc)
 {
 	free(doc->matches);
+	free(doc->page_at);
 	free(doc->chunks);
 	if (doc->resp != NULL)
 		pdf__chunks_response__free_unpacked(doc->resp, NULL);

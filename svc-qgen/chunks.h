@@ -1,6 +1,7 @@
 /*
  * chunks.h - the text a generation job reads: the document's chunks in the set's page range,
- * fetched from svc-pdf as the set's owner, and the chunks that match the set's topic.
+ * fetched from svc-pdf as the set's owner with where their later pages start (so a question
+ * cites the page of its sentence), and the chunks that match the set's topic.
  */
 #ifndef QGEN_CHUNKS_H
 #define QGEN_CHUNKS_H
@@ -16,8 +17,9 @@ typedef struct qgen_doc {
 	size_t      nchunks;
 	int        *matches; /* chunks matching the topic, best first; NULL when no topic or no
 	                        ranking (not a failure: the prompt still names the topic) */
-	size_t nmatches;
-	void  *resp; /* svc-pdf's response, which owns the text */
+	size_t  nmatches;
+	size_t *page_at; /* the chunks' page_at, one array for all (NULL from an older svc-pdf) */
+	void   *resp;    /* svc-pdf's response, which owns the text */
 } qgen_doc;
 
 /*

@@ -3,8 +3,9 @@
  *
  * DESIGN. (1) Sentences: each chunk (a passage) is copied with line breaks joined (a hyphen at a
  * line end joins the word) and cut after . ! ? followed by white space and a capital; sentences
- * of 8..60 words are kept with their passage and its first page. Sentences that are code
- * (doc_terms.h) or page furniture are dropped. (2) Terms: the document's term table
+ * of 8..60 words are kept with their passage and the page that holds their middle (the chunk's
+ * page_at; its first page when unknown). Sentences that are code (doc_terms.h) or page
+ * furniture are dropped. (2) Terms: the document's term table
  * (doc_terms.h): words, names, acronyms, numbers and repeated phrases, never a stop word and
  * never a token of a URL, code or a formula. (3) Blanks (offline_pick.c): each sentence's
  * candidates are scored by kind (names, numbers and phrases above single words), recurrence and
@@ -106,16 +107,20 @@ push_sentence(qgen_off_sentence **v, size_t *n, size_t *cap, const char *s, size
 	return CM_OK;
 }
 
-/* Cuts one chunk into sentences (line breaks joined, end-of-line hyphens removed). */
+/* Cuts one chunk into sentences (line breaks joined, end-of-line hyphens removed), each with
+ * the page that holds its middle. */
 static cm_err
 split_chunk(const qgen_chunk *c, int passage, qgen_off_sentence **v, size_t *n, size_t *cap)
 {
-	char  *buf = malloc(c->len + 1);
-	size_t m = 0, start = 0;
-	cm_err err = CM_OK;
+	char   *buf = malloc(c->len + 1);
+	size_t *src = malloc((c->len + 1) * sizeof(size_t)); /* buf[k] came from text[src[k]] */
+	size_t  m = 0, start = 0;
+	cm_err  err = CM_OK;
 
-	if (buf == NULL)
-		return CM_ENOMEM;
+	if (buf == NULL || src == NULL) {
+		err = CM_ENOMEM;
+		goto out;
+	}
 	for (size_t i = 0; i < c->len; i++) {
 		char ch = c->text[i];
 		if (ch == '-' && i + 1 < c->len && c->text[i + 1] == '\n' && m > 0 &&
@@ -127,6 +132,7 @@ split_chunk(const qgen_chunk *c, int passage, qgen_off_sentence **v, size_t *n, 
 			ch = ' ';
 		if (ch == ' ' && m > 0 && buf[m - 1] == ' ')
 			continue;
+		src[m] = i;
 		buf[m++] = ch;
 	}
 	buf[m] = '\0';
@@ -141,11 +147,14 @@ split_chunk(const qgen_chunk *c, int passage, qgen_off_sentence **v, size_t *n, 
 			while (start < i && buf[start] == ' ')
 				start++;
 			if (buf[i] == '.' || buf[i] == '!' || buf[i] == '?')
-				err = push_sentence(v, n, cap, buf + start, i + 1 - start,
-				                    c->page_first, passage);
+				err = push_sentence(
+				    v, n, cap, buf + start, i + 1 - start,
+				    qgen_chunk_page(c, src[start + (i - start) / 2]), passage);
 			start = i + 1;
 		}
 	}
+out:
+	free(src);
 	free(buf);
 	return err;
 }

@@ -54,6 +54,17 @@ qgen_difficulty_parse(const char *s, qgen_difficulty *out)
 	return false;
 }
 
+int
+qgen_chunk_page(const qgen_chunk *c, size_t at)
+{
+	int page = c->page_first;
+
+	if (c->page_at != NULL)
+		while (page < c->page_last && c->page_at[page - c->page_first] <= at)
+			page++;
+	return page;
+}
+
 void
 qgen_question_fini(qgen_question *q)
 {

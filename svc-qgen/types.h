@@ -46,9 +46,11 @@ typedef struct qgen_qlist {
 
 /* A piece of the document's text with the pages it spans (from svc-pdf's chunks). */
 typedef struct qgen_chunk {
-	const char *text;
-	size_t      len;
-	int         page_first, page_last;
+	const char   *text;
+	size_t        len;
+	int           page_first, page_last;
+	const size_t *page_at; /* where pages page_first+1..page_last start in text (ascending);
+	                          NULL when not known: all of it then counts as page_first */
 } qgen_chunk;
 
 /* "mcq"/"open", "easy"/"medium"/"hard". Parsers return false on an unknown name. */
@@ -58,6 +60,9 @@ bool        qgen_type_parse(const char *s, qgen_type *out);
 const char *qgen_types_name(unsigned mask);
 const char *qgen_difficulty_name(qgen_difficulty d);
 bool        qgen_difficulty_parse(const char *s, qgen_difficulty *out);
+
+/* The page of c's text at byte at (page_first when c has no page_at). */
+int qgen_chunk_page(const qgen_chunk *c, size_t at);
 
 void qgen_question_fini(qgen_question *q);
 /* Deep copy; CM_ENOMEM leaves *dst zeroed. */

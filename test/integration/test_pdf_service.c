@@ -576,17 +576,35 @@ test_pages_chunks_search(void **state)
 	for (size_t i = 0; i < ch->n_chunks; i++) {
 		assert_int_equal(ch->chunks[i]->index, (int)i);
 		assert_true(strlen(ch->chunks[i]->text) <= 2500);
+		assert_int_equal(ch->chunks[i]->n_page_heads, 0); /* not asked for */
 	}
 	done(&c);
+	/* pdf.Chunks with page_heads (how svc-qgen asks): every later page of a chunk starts in its
+	 * text with its head, right after an empty line. */
 	cr.first_page = 5;
 	cr.last_page = 6;
+	cr.page_heads = true;
 	assert_int_equal(invoke(&c, W, pdf_handle_chunks, "erin", &cr,
 	                        &pdf__chunks_response__descriptor, (void **)&ch),
 	                 CM_OK);
 	assert_true(ch->n_chunks >= 1);
-	for (size_t i = 0; i < ch->n_chunks; i++)
-		assert_true(ch->chunks[i]->page_last >= 5 && ch->chunks[i]->page_first <= 6);
+	{
+		int spanning = 0;
+		for (size_t i = 0; i < ch->n_chunks; i++) {
+			const Pdf__Chunk *k = ch->chunks[i];
+			assert_true(k->page_last >= 5 && k->page_first <= 6);
+			assert_int_equal(k->n_page_heads, (size_t)(k->page_last - k->page_first));
+			for (size_t h = 0; h < k->n_page_heads; h++) {
+				char want[32];
+				snprintf(want, sizeof(want), "\n\n%.20s", k->page_heads[h]);
+				assert_non_null(strstr(k->text, want));
+				spanning++;
+			}
+		}
+		assert_true(spanning > 0);
+	}
 	done(&c);
+	cr.page_heads = false;
 
 	sr.id = u.document->id;
 	sr.query = (char *)"zebrafish hearts";

@@ -4,12 +4,12 @@
  * created through the Create handler (which asks svc-pdf for the document), run by a runner,
  * and read back; more questions than the text holds fail with a reason; another user's document
  * is NOT_FOUND. Every question is grounded: its quote, from its page, holds its answer, and
- * no question was dropped as ungrounded or ambiguous. The quality check: on the bash manual
- * typeset by groff (gen_test_pdfs.sh real, 87 pages) and on a CRAN-like package manual full of
- * URLs, e-mail addresses, calls and formulas, a 25-question set holds exactly 25 questions, no
- * blank in a URL or code or on a function word, and no distractor in more than a fifth of the
- * questions (offline_survey.h prints the figures). Headers of both services are included by
- * path (names like config.h clash).
+ * no question was dropped as ungrounded or ambiguous; it cites the page its sentence is on. The
+ * quality check: on the bash manual typeset by groff (gen_test_pdfs.sh real, 87 pages) and on a
+ * CRAN-like package manual full of URLs, e-mail addresses, calls and formulas, a 25-question set
+ * holds exactly 25 questions, no blank in a URL or code or on a function word, and no distractor in
+ * more than a fifth of the questions (offline_survey.h prints the figures). Headers of both
+ * services are included by path (names like config.h clash).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -312,6 +312,49 @@ quote_holds(const char *quote, const char *a)
 	return na[0] != '\0' && strstr(nq, na) != NULL;
 }
 
+/* True when the sentence q was made from (an open question's reference, the statement an
+ * mcq's explanation quotes) is on the page q cites: letters and digits, in order, among the
+ * page's (svc-pdf's text of it). */
+static bool
+on_cited_page(const Qgen__Question *q)
+{
+	Pdf__GetPageRequest rq = PDF__GET_PAGE_REQUEST__INIT;
+	Pdf__Page          *pg = NULL;
+	call                c;
+	char                sentence[QGEN_MAX_TEXT + 1], ns[QGEN_MAX_TEXT + 1], *np = NULL;
+	const char         *from = q->reference;
+	size_t              n, k = 0;
+	bool                on = false;
+
+	if (strcmp(q->type, "mcq") == 0) {
+		assert_non_null(from = strchr(q->explanation, '"')); /* The text says: "..." */
+		from++;
+	}
+	n = strlen(from);
+	snprintf(sentence, sizeof(sentence), "%.*s", (int)(n > 0 && from[n - 1] == '"' ? n - 1 : n),
+	         from);
+	rq.id = doc_id;
+	rq.page = q->page;
+	assert_int_equal(
+	    invoke(&c, pw, pdf_handle_get_page, user, &rq, &pdf__page__descriptor, (void **)&pg),
+	    CM_OK);
+	n = strlen(pg->text) + 1;
+	assert_non_null(np = malloc(n));
+	qgen_normalize(pg->text, np, n);
+	qgen_normalize(sentence, ns, sizeof(ns));
+	for (size_t i = 0; ns[i] != '\0'; i++) /* without spaces: a word hyphenated at a line end */
+		if (ns[i] != ' ')
+			ns[k++] = ns[i];
+	ns[k] = '\0';
+	for (size_t i = 0, m = 0;; i++)
+		if (np[i] != ' ' && (np[m++] = np[i]) == '\0')
+			break;
+	on = k > 0 && strstr(np, ns) != NULL;
+	free(np);
+	cm_arena_fini(&c.arena);
+	return on;
+}
+
 static void
 test_offline_set(void **state)
 {
@@ -336,6 +379,8 @@ test_offline_set(void **state)
 		assert_true(q->page >= 1 && q->page <= 4);
 		assert_string_equal(q->difficulty, "easy");
 		assert_true(q->quote[0] != '\0' && strlen(q->quote) <= 300);
+		/* one passage spans the 4 short pages: each question cites its sentence's page */
+		assert_true(on_cited_page(q));
 		if (strcmp(q->type, "open") == 0) {
 			open++;
 			assert_true(strlen(q->reference) > 20);

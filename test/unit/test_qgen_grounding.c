@@ -364,7 +364,8 @@ test_question_against_its_page(void **state)
 {
 	static const char   p1[] = "Rubisco captures carbon dioxide in the stroma.";
 	static const char   p2[] = "Glycolysis splits glucose in the cytoplasm.";
-	const qgen_chunk    chunks[] = {{p1, sizeof(p1) - 1, 1, 1}, {p2, sizeof(p2) - 1, 2, 3}};
+	const qgen_chunk    chunks[] = {{p1, sizeof(p1) - 1, 1, 1, NULL},
+	                                {p2, sizeof(p2) - 1, 2, 3, NULL}};
 	qgen_question       q = mcq("Which enzyme captures carbon dioxide?", "Rubisco", "Pepsin",
 	                            "Lipase", "Amylase", 0);
 	qgen_question       copy;
@@ -401,7 +402,7 @@ push_copy(qgen_qlist *l, qgen_question q)
 static void
 test_list_and_storage(void **state)
 {
-	const qgen_chunk chunk = {page, sizeof(page) - 1, 1, 1};
+	const qgen_chunk chunk = {page, sizeof(page) - 1, 1, 1, NULL};
 	qgen_qlist       l, back;
 	int              counts[QGEN_GROUND_NVERDICTS] = {0};
 	uint8_t         *blob = NULL;

@@ -45,9 +45,9 @@ static const char page3[] =
     "solutes pass.\n";
 
 static const qgen_chunk chunks[] = {
-    {page1, sizeof(page1) - 1, 1, 1},
-    {page2, sizeof(page2) - 1, 2, 2},
-    {page3, sizeof(page3) - 1, 3, 3},
+    {page1, sizeof(page1) - 1, 1, 1, NULL},
+    {page2, sizeof(page2) - 1, 2, 2, NULL},
+    {page3, sizeof(page3) - 1, 3, 3, NULL},
 };
 
 static void
@@ -158,11 +158,46 @@ test_topic_first(void **state)
 	qgen_qlist_fini(&l);
 }
 
+/* A passage over two pages (joined by a blank line, as svc-pdf joins them): each question cites
+ * the page that holds its sentence, and without page_at the passage's first page. */
+static void
+test_page_of_sentence(void **state)
+{
+	char             text[sizeof(page2) + sizeof(page3) + 2];
+	size_t           at[1] = {sizeof(page2) - 1 + 2};
+	qgen_chunk       c = {text, 0, 2, 3, at};
+	qgen_offline_req req = {9, QGEN_TYPE_MASK(QGEN_OPEN), QGEN_MEDIUM, NULL, 0};
+	qgen_qlist       l;
+	int              on[4] = {0};
+
+	(void)state;
+	snprintf(text, sizeof(text), "%s\n\n%s", page2, page3);
+	c.len = strlen(text);
+	qgen_qlist_init(&l);
+	assert_int_equal(qgen_offline_generate(&c, 1, &req, &l), CM_OK);
+	assert_true(l.n >= 4);
+	for (size_t i = 0; i < l.n; i++) {
+		const qgen_question *q = &l.items[i];
+		assert_true(q->page == 2 || q->page == 3);
+		assert_non_null(strstr(q->page == 2 ? page2 : page3, q->reference));
+		on[q->page]++;
+	}
+	assert_true(on[2] > 0 && on[3] > 0);
+	qgen_qlist_fini(&l);
+	c.page_at = NULL;
+	qgen_qlist_init(&l);
+	assert_int_equal(qgen_offline_generate(&c, 1, &req, &l), CM_OK);
+	assert_true(l.n >= 4);
+	for (size_t i = 0; i < l.n; i++)
+		assert_int_equal(l.items[i].page, 2);
+	qgen_qlist_fini(&l);
+}
+
 static void
 test_too_little_text(void **state)
 {
-	qgen_chunk       tiny = {"Three words only", 16, 1, 1};
-	qgen_chunk       empty = {"", 0, 1, 1};
+	qgen_chunk       tiny = {"Three words only", 16, 1, 1, NULL};
+	qgen_chunk       empty = {"", 0, 1, 1, NULL};
 	qgen_offline_req req = {5, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
 	qgen_qlist       l;
 
@@ -189,7 +224,7 @@ test_accents_and_determinism(void **state)
 	    "La respiration cellulaire libère l'énergie chimique stockée dans le glucose des "
 	    "cellules. "
 	    "Les mitochondries produisent la plus grande partie de l'ATP nécessaire aux cellules.";
-	qgen_chunk           c = {fr, sizeof(fr) - 1, 4, 4};
+	qgen_chunk           c = {fr, sizeof(fr) - 1, 4, 4, NULL};
 	qgen_offline_req     req = {3, QGEN_TYPE_MASK(QGEN_MCQ), QGEN_MEDIUM, NULL, 0};
 	qgen_qlist           a, b;
 	char                 why[100];
@@ -563,6 +598,7 @@ main(void)
 	    cmocka_unit_test(test_open_and_mixed),
 	    cmocka_unit_test(test_variants_do_not_repeat),
 	    cmocka_unit_test(test_topic_first),
+	    cmocka_unit_test(test_page_of_sentence),
 	    cmocka_unit_test(test_too_little_text),
 	    cmocka_unit_test(test_accents_and_determinism),
 	    cmocka_unit_test(test_fill_rounds),
