@@ -1,8 +1,8 @@
 /*
  * multipart.h - a strict parser for multipart/form-data request bodies (RFC 7578, RFC 2046) that
  * are already fully in memory. Used by the upload routes (legacy POST /api/pdf/upload, v1 POST
- * /documents) to pick out the field `file`. The edge keeps this strict, fuzzed parser rather than
- * libmicrohttpd's post processor, which accepts looser input.
+ * /documents) to pick out the field `file`. The edge keeps this parser (strict, fuzzed, one path
+ * for both routes) rather than moving to libmicrohttpd's post processor.
  *
  * Nothing is copied or allocated: results point into the caller's body and stay valid as long as
  * it does. Functions are reentrant and keep no state. The parser never reads outside [body,
