@@ -866,7 +866,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		*upload_data_size = 0;
 		if (r->response != NULL) { /* answered early: the body is read and dropped */
 			r->discarded += n;
-			return r->discarded > DISCARD_MAX ? queue(r) : MHD_YES;
+			if (r->discarded <= DISCARD_MAX)
+				return MHD_YES;
+			/* Too much to drop (a chunked body): answer and close, the rest unread. */
+			if (r->response != NULL)
+				set_header(r->response, "Connection", "close");
+			return queue(r);
 		}
 		return body_piece(r, upload_data, n) ? MHD_YES : queue(r);
 	}
