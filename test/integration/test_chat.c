@@ -27,6 +27,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
+#include "worker_helper.h"
 #include "cm/buf.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
@@ -434,7 +435,6 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	cm_pg       *pg = NULL;
 	cm_migration migs[8];
 	size_t       n = chat_migrations_all(migs, 8);
 	char         cmd[128];
@@ -447,10 +447,7 @@ teardown(void **state)
 	cm_service_stop(off_svc);
 	cm_service_stop(chat_svc);
 	cm_service_stop(pdf_svc);
-	if (cm_pg_open(&pg, getenv("CM_TEST_PG"), schema) != CM_OK ||
-	    cm_pg_migrate_down(pg, schema, migs, n, 0) != CM_OK)
-		fprintf(stderr, "schema %s left behind\n", schema);
-	cm_pg_close(pg);
+	test_schema_drop(schema, migs, n);
 	if (fake_pid > 0) {
 		kill(fake_pid, SIGTERM);
 		waitpid(fake_pid, &status, 0);

@@ -240,13 +240,8 @@ teardown(void **state)
 	test_worker_close(qgen_worker_fini, &qsvc, qw, &qw_conns);
 	qgen_service_fini(&qsvc);
 	{ /* drop this run's schema */
-		cm_pg       *pg = NULL;
 		cm_migration migs[16];
-		size_t       n = qgen_migrations_all(migs, 16);
-		if (cm_pg_open(&pg, getenv("CM_TEST_PG"), schema) != CM_OK ||
-		    cm_pg_migrate_down(pg, schema, migs, n, 0) != CM_OK)
-			fprintf(stderr, "schema %s left behind\n", schema);
-		cm_pg_close(pg);
+		test_schema_drop(schema, migs, qgen_migrations_all(migs, 16));
 	}
 	pdf_worker_free(pw);
 	cm_redis_close(pw_redis);
