@@ -168,7 +168,7 @@ chat_handle_create(cm_rpc_ctx *ctx, const void *req, void *resp)
 	                    &pages)) != CM_OK)
 		return err;
 	if ((err = chat_store_create(w->pg, ctx->subject, doc, pages, &row)) != CM_OK)
-		return fail(ctx, w, err, "no such chat");
+		return fail(ctx, w, err, "no such document");
 	chat_cache_put(w->svc->chats, ctx->subject, &row);
 	return chat_reply(ctx, &row, resp);
 }

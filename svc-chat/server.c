@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "cascade.h"
 #include "cm/log.h"
 #include "handlers.h"
 #include "proto/chat.pb-c.h"
@@ -63,6 +64,7 @@ chat_service_init(chat_service *s, const cm_service_config *common, const char *
 	}
 	if ((err = chat_cache_alloc(&s->chats)) != CM_OK)
 		goto fail;
+	s->database_url = common->database_url;
 	if ((err = cm_rpc_client_open(&s->pdf, "pdf", cfg->pdf_urls, m)) != CM_OK) {
 		cm_error("CHAT-PDF-URLS", "bad CHAT_PDF_URLS: %s", cfg->pdf_urls);
 		goto fail;
@@ -196,6 +198,24 @@ worker_fini(void *app, void *state)
 	chat_worker_free(state);
 }
 
+/* Background work: the follower of svc-pdf's deletion log (cascade.h). */
+static cm_err
+start(void *app)
+{
+	chat_service *s = app;
+
+	return chat_cascade_start(s, &s->cascade);
+}
+
+static void
+stop(void *app)
+{
+	chat_service *s = app;
+
+	chat_cascade_stop(s->cascade);
+	s->cascade = NULL;
+}
+
 /* Beyond PostgreSQL (the skeleton's check): answers need svc-pdf's passages. */
 static bool
 ready(void *app, char *why, size_t whylen)
@@ -219,6 +239,7 @@ const cm_service_def chat_service_def = {
     .config_table = chat_config_table,
     .migrations = chat_migrations,
     .n_migrations = &chat_migrations_count,
+    .follow_version = 2, /* after 001_init; file migrations are numbered from 003 on */
     .methods = chat_methods,
     .n_methods = &chat_n_methods,
     .app_size = sizeof(chat_service),
@@ -226,5 +247,7 @@ const cm_service_def chat_service_def = {
     .app_fini = app_fini,
     .worker_init = worker_init,
     .worker_fini = worker_fini,
+    .start = start,
+    .stop = stop,
     .ready = ready,
 };

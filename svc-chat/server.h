@@ -27,18 +27,20 @@
 #include "config.h"
 
 typedef struct chat_service {
-	chat_config        cfg;
-	const char        *schema;
-	int                turn_slots; /* answers this replica writes at once */
-	atomic_int         turns_now;
-	cm_llm            *llm; /* NULL: offline provider */
-	cm_rpc_client     *pdf;
-	cm_pub            *pub;   /* NULL: no events */
-	struct chat_cache *chats; /* chats seen, for chat.Send (cache.h) */
-	cm_metrics        *metrics;
-	cm_counter        *turns_complete;
-	cm_counter        *turns_incomplete;
-	cm_counter        *turns_refused;
+	chat_config    cfg;
+	const char    *schema;
+	int            turn_slots; /* answers this replica writes at once */
+	atomic_int     turns_now;
+	cm_llm        *llm; /* NULL: offline provider */
+	cm_rpc_client *pdf;
+	const char    *database_url; /* DATABASE_URL (common's): the cascade's own connection */
+	struct cm_follower *cascade; /* svc-pdf's deletion log; NULL when stopped */
+	cm_pub             *pub;     /* NULL: no events */
+	struct chat_cache  *chats;   /* chats seen, for chat.Send (cache.h) */
+	cm_metrics         *metrics;
+	cm_counter         *turns_complete;
+	cm_counter         *turns_incomplete;
+	cm_counter         *turns_refused;
 	cm_counter   *legacy_failures; /* legacy answers that explained a failure in their text */
 	cm_counter   *deltas;
 	cm_histogram *prepare_s;     /* chat.Send received -> the model asked (admission, history,

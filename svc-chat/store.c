@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/follow.h"
 #include "cm/util.h"
 #include "store.h"
 
@@ -147,8 +148,10 @@ chat_store_create(cm_pg *pg, const char *owner, const char *document_id, int pag
 	snprintf(np, sizeof(np), "%d", pages);
 	return chat_query(
 	    pg,
-	    "INSERT INTO chats (id, owner_id, document_id, pages) VALUES ($1::uuid, $2,"
-	    " $3::uuid, $4::int) RETURNING " CHAT_COLS,
+	    CM_FOLLOW_LIVE_DOCUMENT(
+	        3) "INSERT INTO chats (id, owner_id, document_id, pages)"
+	           " SELECT $1::uuid, $2, $3::uuid, $4::int FROM d WHERE d.deleted_at IS NULL"
+	           " RETURNING " CHAT_COLS,
 	    4, p, out);
 }
 
@@ -181,9 +184,11 @@ chat_store_legacy(cm_pg *pg, const char *owner, const char *document_id, int pag
 	/* The partial unique index decides between racing replicas; the loser reads the winner. */
 	err = chat_query(
 	    pg,
-	    "INSERT INTO chats (id, owner_id, document_id, pages, legacy) VALUES ($3::uuid,"
-	    " $1, $2::uuid, $4::int, true) ON CONFLICT (owner_id, document_id) WHERE legacy"
-	    " DO NOTHING RETURNING " CHAT_COLS,
+	    CM_FOLLOW_LIVE_DOCUMENT(2) "INSERT INTO chats (id, owner_id, document_id, pages,"
+	                               " legacy) SELECT $3::uuid, $1, $2::uuid, $4::int, true FROM "
+	                               "d WHERE d.deleted_at IS"
+	                               " NULL ON CONFLICT (owner_id, document_id) WHERE legacy DO "
+	                               "NOTHING RETURNING " CHAT_COLS,
 	    4, p, out);
 	if (err == CM_ENOTFOUND)
 		err = chat_query(pg,
@@ -191,6 +196,28 @@ chat_store_legacy(cm_pg *pg, const char *owner, const char *document_id, int pag
 		                 " document_id = $2::uuid AND legacy",
 		                 2, p, out);
 	return err;
+}
+
+cm_err
+chat_store_delete_document(cm_pg *pg, const char *document_id, const char *owner, int *deleted)
+{
+	const char   *p[] = {document_id, owner};
+	cm_pg_result *r = NULL;
+	cm_err        err;
+
+	*deleted = 0;
+	/* Turns in progress in those chats go too (they have no foreign key: a turn row outlives
+	 * nothing, but it counts against its owner's limit until it expires); messages cascade. */
+	if ((err = cm_pg_exec(pg,
+	                      "WITH gone AS (DELETE FROM chats WHERE document_id = $1::uuid AND"
+	                      " owner_id = $2 RETURNING id),"
+	                      " t AS (DELETE FROM turns WHERE chat_id IN (SELECT id FROM gone))"
+	                      " SELECT count(*) FROM gone",
+	                      2, p, &r)) != CM_OK)
+		return err;
+	*deleted = (int)get_i64(r, 0, 0);
+	cm_pg_result_free(r);
+	return CM_OK;
 }
 
 /* ---- messages ---------------------------------------------------------------------------- */

@@ -45,15 +45,20 @@ void                     chat_msgs_free(chat_msgs *m);
 
 /* ---- chats ------------------------------------------------------------------------------ */
 
-/* A new (v1) chat of owner about a document of `pages` pages, with a fresh id. */
+/* A new (v1) chat of owner about a document of `pages` pages, with a fresh id. CM_ENOTFOUND when
+ * the document's deletion has been applied (cascade.h): no chat is made for a deleted document. */
 CM_MUSTCHECK cm_err chat_store_create(cm_pg *pg, const char *owner, const char *document_id,
                                       int pages, chat_row *out);
 /* The owner's chat id. */
 CM_MUSTCHECK cm_err chat_store_get(cm_pg *pg, const char *owner, const char *id, chat_row *out);
 /* The owner's legacy chat of a document: created first when `create` (replicas may race: one
- * row wins), else CM_ENOTFOUND when there is none. */
+ * row wins), else CM_ENOTFOUND when there is none (or the document is deleted). */
 CM_MUSTCHECK cm_err chat_store_legacy(cm_pg *pg, const char *owner, const char *document_id,
                                       int pages, bool create, chat_row *out);
+/* Deletes owner's chats of a deleted document with their messages and turns in progress (the
+ * cascade's work, inside its transaction); *deleted receives how many chats went. Idempotent. */
+CM_MUSTCHECK cm_err chat_store_delete_document(cm_pg *pg, const char *document_id,
+                                               const char *owner, int *deleted);
 
 /* ---- messages ----------------------------------------------------------------------------- */
 

@@ -11,10 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cascade.h"
 #include "cm/log.h"
 #include "cm/util.h"
-#include "proto/eval.pb-c.h"
 #include "handlers.h"
+#include "proto/eval.pb-c.h"
 #include "server.h"
 
 extern const cm_migration eval_migrations[];
@@ -200,16 +201,28 @@ jobs_options(const void *app, cm_jobs_options *jo)
 	eval_jobs_options(app, jo);
 }
 
+/* Background work: the runners, and the follower of svc-pdf's deletion log (cascade.h). */
 static cm_err
 start(void *app)
 {
-	return eval_runners_start(app);
+	eval_service *s = app;
+	cm_err        err;
+
+	if ((err = eval_runners_start(s)) != CM_OK)
+		return err;
+	if ((err = eval_cascade_start(s, &s->cascade)) != CM_OK)
+		eval_runners_stop(s);
+	return err;
 }
 
 static void
 stop(void *app)
 {
-	eval_runners_stop(app);
+	eval_service *s = app;
+
+	eval_cascade_stop(s->cascade);
+	s->cascade = NULL;
+	eval_runners_stop(s);
 }
 
 /* Beyond PostgreSQL (the skeleton's check): grading needs svc-pdf's text. svc-qgen is needed
@@ -236,7 +249,8 @@ const cm_service_def eval_service_def = {
     .config_table = eval_config_table,
     .migrations = eval_migrations,
     .n_migrations = &eval_migrations_count,
-    .jobs_version = 2, /* after 001_init; file migrations are numbered from 003 on */
+    .jobs_version = 2,   /* after 001_init */
+    .follow_version = 3, /* file migrations are numbered from 004 on */
     .methods = eval_methods,
     .n_methods = &eval_n_methods,
     .app_size = sizeof(eval_service),

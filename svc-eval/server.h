@@ -63,7 +63,8 @@ typedef struct eval_service {
 	atomic_int test_stop_after_batches;
 
 	/* runners */
-	struct cm_runners *runners;
+	struct cm_runners  *runners;
+	struct cm_follower *cascade; /* svc-pdf's deletion log (cascade.h); NULL when stopped */
 	atomic_bool stopping; /* set before the runners stop: attempts end at their next step */
 } eval_service;
 

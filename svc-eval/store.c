@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "cm/follow.h"
 #include "cm/log.h"
 #include "cm/util.h"
 #include "config.h"
@@ -107,13 +108,20 @@ result_json(const eval_result_row *r)
 	                 "error", r->error, "source", r->source);
 }
 
+#define ATTEMPT_INSERT                                                                             \
+	"INSERT INTO attempts (id, owner_id, question_set_id, document_id, job_id, status,"        \
+	" strictness, want_overall, topic, overall_done, overall_feedback, strengths, areas,"      \
+	" study, document_sha256) SELECT $1::uuid, $2, $3::uuid, $4::uuid, $5::uuid, $6, $7,"      \
+	" $8::boolean, $9, $10::boolean, $11, $12::jsonb, $13::jsonb, $14::jsonb, $15"
+
 cm_err
 eval_store_insert_attempt(cm_pg *pg, const eval_attempt_row *a)
 {
-	char       *strengths = NULL, *areas = NULL, *study = NULL, *rows = NULL;
-	json_t     *arr = json_array();
-	const char *p[15];
-	cm_err      err = CM_ENOMEM;
+	char         *strengths = NULL, *areas = NULL, *study = NULL, *rows = NULL;
+	json_t       *arr = json_array();
+	const char   *p[15];
+	cm_pg_result *r = NULL;
+	cm_err        err = CM_ENOMEM;
 
 	if (arr == NULL)
 		goto out;
@@ -142,15 +150,18 @@ eval_store_insert_attempt(cm_pg *pg, const eval_attempt_row *a)
 	p[12] = areas;
 	p[13] = study;
 	p[14] = a->document_sha256;
+	/* With a document, its row is taken first (cm/follow.h): a deletion being applied makes
+	 * this wait, then insert nothing, so no attempt outlives its document (cascade.h). */
 	if ((err = cm_pg_exec(pg,
-	                      "INSERT INTO attempts (id, owner_id, question_set_id, document_id,"
-	                      " job_id, status, strictness, want_overall, topic, overall_done,"
-	                      " overall_feedback, strengths, areas, study, document_sha256)"
-	                      " VALUES ($1::uuid, $2, $3::uuid, $4::uuid, $5::uuid, $6, $7,"
-	                      " $8::boolean, $9, $10::boolean, $11, $12::jsonb, $13::jsonb,"
-	                      " $14::jsonb, $15)",
-	                      15, p, NULL)) != CM_OK)
+	                      p[3] != NULL ? CM_FOLLOW_LIVE_DOCUMENT(4) ATTEMPT_INSERT
+	                          " FROM d WHERE d.deleted_at IS NULL"
+	                                   : ATTEMPT_INSERT,
+	                      15, p, &r)) != CM_OK)
 		goto out;
+	if (cm_pg_affected(r) != 1) {
+		err = CM_ENOTFOUND;
+		goto out;
+	}
 	p[1] = rows;
 	err = cm_pg_exec(
 	    pg,
@@ -166,12 +177,35 @@ eval_store_insert_attempt(cm_pg *pg, const eval_attempt_row *a)
 	    " source text)",
 	    2, p, NULL);
 out:
+	cm_pg_result_free(r);
 	json_decref(arr);
 	free(rows);
 	free(strengths);
 	free(areas);
 	free(study);
 	return err;
+}
+
+cm_err
+eval_store_delete_document(cm_pg *pg, const char *document_id, const char *owner, eval_job_fn fn,
+                           void *arg, int *deleted)
+{
+	const char   *p[2] = {document_id, owner};
+	cm_pg_result *r = NULL;
+	cm_err        err;
+
+	*deleted = 0;
+	if ((err = cm_pg_exec(pg,
+	                      "DELETE FROM attempts WHERE document_id = $1::uuid AND owner_id = $2"
+	                      " RETURNING coalesce(job_id::text, '')",
+	                      2, p, &r)) != CM_OK)
+		return err;
+	*deleted = cm_pg_nrows(r);
+	for (int i = 0; fn != NULL && i < *deleted; i++)
+		if (cm_pg_get(r, i, 0)[0] != '\0')
+			fn(arg, cm_pg_get(r, i, 0));
+	cm_pg_result_free(r);
+	return CM_OK;
 }
 
 cm_err

@@ -58,8 +58,16 @@ typedef struct eval_attempt_row {
 void eval_attempt_row_fini(eval_attempt_row *a);
 
 /* Inserts the attempt and all its results (two statements; run inside the caller's
- * transaction). Strings of the rows must be valid UTF-8. */
+ * transaction). Strings of the rows must be valid UTF-8. CM_ENOTFOUND when the attempt names a
+ * document whose deletion has been applied (cascade.h): nothing is inserted. */
 CM_MUSTCHECK cm_err eval_store_insert_attempt(cm_pg *pg, const eval_attempt_row *a);
+/* Deletes owner's attempts of a deleted document with their results (the cascade's work, inside
+ * its transaction), calling fn(arg, job_id) first for each attempt that has a job, so the caller
+ * can cancel it; *deleted receives how many attempts went. Idempotent. */
+typedef void (*eval_job_fn)(void *arg, const char *job_id);
+CM_MUSTCHECK cm_err eval_store_delete_document(cm_pg *pg, const char *document_id,
+                                               const char *owner, eval_job_fn fn, void *arg,
+                                               int *deleted);
 
 /* Serialises submissions of one owner until the transaction ends (advisory lock), so the
  * active count below and the insert that follows it are one decision. */

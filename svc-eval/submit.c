@@ -539,6 +539,8 @@ store(submit *sb)
 	return CM_OK;
 fail:
 	cm_pg_rollback(w->pg);
+	if (err == CM_ENOTFOUND) /* the document's deletion was applied since svc-pdf answered */
+		return cm_rpc_fail(sb->ctx, CM_ENOTFOUND, "no such document");
 	cm_warn("EVAL-SUBMIT-STORE", "cannot store an attempt: %s (%s)", cm_strerror(err),
 	        cm_pg_errmsg(w->pg));
 	return cm_rpc_fail(sb->ctx, err == CM_EUNAVAIL || err == CM_ETIMEDOUT ? err : CM_EINTERNAL,

@@ -2,10 +2,10 @@
  * cascade.c - a deleted document's question sets go, and their jobs stop (cascade.h).
  *
  * DESIGN. Everything an entry does happens in the follower's transaction, with the cursor move:
- *   1. mark the document deleted (store_documents.c): this takes the row every set insert takes
- *      first, so a set being created right now is either committed before (and deleted in 2) or
- *      refused after (qgen_store_insert_set answers CM_ENOTFOUND); without it, a Create that had
- *      read the document from svc-pdf just before the deletion could leave a set behind;
+ *   1. mark the document deleted (cm_follow_tombstone, cm/follow.h): this takes the row every
+ *      set insert takes first, so a set being created right now is either committed before (and
+ * deleted in 2) or refused after (qgen_store_insert_set answers CM_ENOTFOUND); without it, a Create
+ * that had read the document from svc-pdf just before the deletion could leave a set behind;
  *   2. delete the owner's sets of the document with their stored batches;
  *   3. cancel their unfinished jobs, so runners stop calling the model. Inside the transaction a
  *      cancel holds the job row until the commit (cm/jobs.h); should that ever deadlock with a
@@ -61,14 +61,14 @@ qgen_cascade_apply(void *arg, cm_pg *pg, int64_t seq, const char *document_id, c
 		        (long long)seq, document_id);
 		return CM_OK;
 	}
-	if ((err = qgen_store_mark_deleted(pg, document_id)) != CM_OK ||
+	if ((err = cm_follow_tombstone(pg, document_id)) != CM_OK ||
 	    (err = cm_jobs_open(&cc.jobs, pg, &jo)) != CM_OK)
 		goto out;
 	if ((err = qgen_store_delete_document(pg, document_id, owner, cancel_job, &cc, &n)) ==
 	    CM_OK)
 		err = cc.err;
 	if (err == CM_OK)
-		err = qgen_store_prune_deleted(pg, QGEN_CASCADE_TOMBSTONE);
+		err = cm_follow_prune_tombstones(pg, CM_FOLLOW_TOMBSTONE_S);
 	if (err == CM_OK && n > 0)
 		cm_info("QGEN-DOC-DELETED", "document %s (deletion %lld): %d question sets deleted",
 		        document_id, (long long)seq, n);
@@ -80,16 +80,8 @@ out:
 void
 qgen_cascade_config(qgen_service *s, cm_follower_config *cfg)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->source = QGEN_CASCADE_SOURCE;
-	cfg->client = s->pdf;
-	cfg->method = "pdf.Deletions";
-	cfg->rpc_timeout_ms = QGEN_PDF_TIMEOUT_MS;
-	cfg->database_url = s->common.database_url;
-	cfg->schema = s->schema != NULL ? s->schema : QGEN_SCHEMA;
-	cfg->poll_ms = QGEN_CASCADE_POLL_MS;
-	cfg->apply = qgen_cascade_apply;
-	cfg->arg = s;
+	cm_follow_pdf_deletions(cfg, s->pdf, s->common.database_url,
+	                        s->schema != NULL ? s->schema : QGEN_SCHEMA, qgen_cascade_apply, s);
 }
 
 cm_err

@@ -6,7 +6,7 @@
  * that deletes the document, and every svc-qgen replica runs a follower (libcommon cm/follow.h)
  * that applies the log and moves its cursor in one transaction. So a set is never left behind,
  * even when svc-qgen is down or svc-pdf unreachable at the time of the deletion: it goes when
- * the follower next runs (within QGEN_CASCADE_POLL_MS of svc-qgen being up and svc-pdf
+ * the follower next runs (within CM_FOLLOW_PDF_POLL_MS of svc-qgen being up and svc-pdf
  * reachable).
  */
 #ifndef QGEN_CASCADE_H
@@ -17,10 +17,6 @@
 #include "cm/err.h"
 #include "cm/follow.h"
 #include "server.h"
-
-#define QGEN_CASCADE_SOURCE "pdf.Deletions" /* the log, and the name of its cursor */
-#define QGEN_CASCADE_POLL_MS 1000           /* how often the log is asked for news */
-#define QGEN_CASCADE_TOMBSTONE (24 * 3600)  /* seconds a deleted document is remembered */
 
 /* Starts the follower for s (s->pdf is the producer; s must outlive it). The skeleton's start
  * hook runs it after the runners (server.c), its stop hook stops it first. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm/follow.h"
 #include "cm/util.h"
 #include "store.h"
 
@@ -78,16 +79,14 @@ qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row)
 	 * applied makes this wait, then insert nothing. */
 	err = cm_pg_exec(
 	    pg,
-	    "WITH d AS (INSERT INTO known_documents (document_id) VALUES ($3::uuid)"
-	    "  ON CONFLICT (document_id) DO UPDATE SET deleted_at = known_documents.deleted_at"
-	    "  RETURNING deleted_at)"
-	    " INSERT INTO question_sets (id, owner_id, document_id, sha256, job_id, status,"
-	    " count, types, difficulty, topic, first_page, last_page, cached, questions,"
-	    " progress)"
-	    " SELECT $1::uuid, $2, $3::uuid, $4, $5::uuid, $6, $7::int, $8, $9, $10,"
-	    " $11::int, $12::int, $13::boolean, $14::bytea,"
-	    " CASE WHEN $14::bytea IS NULL THEN 0 ELSE $7::int END"
-	    " FROM d WHERE d.deleted_at IS NULL",
+	    CM_FOLLOW_LIVE_DOCUMENT(
+	        3) "INSERT INTO question_sets (id, owner_id, document_id, sha256, job_id, status,"
+	           " count, types, difficulty, topic, first_page, last_page, cached, questions,"
+	           " progress)"
+	           " SELECT $1::uuid, $2, $3::uuid, $4, $5::uuid, $6, $7::int, $8, $9, $10,"
+	           " $11::int, $12::int, $13::boolean, $14::bytea,"
+	           " CASE WHEN $14::bytea IS NULL THEN 0 ELSE $7::int END"
+	           " FROM d WHERE d.deleted_at IS NULL",
 	    14, p, &r);
 	if (err == CM_OK && cm_pg_affected(r) != 1)
 		err = CM_ENOTFOUND;

@@ -38,7 +38,8 @@ typedef struct qgen_set_row {
 
 /* Inserts a set (row->id, owner, document, sha256, job_id or "", status, count, types,
  * difficulty, topic, pages, cached, questions when given). CM_ENOTFOUND when the document has
- * been deleted (qgen_store_mark_deleted): no set is ever created for a deleted document. */
+ * been deleted (cm_follow_tombstone, cm/follow.h): no set is ever created for a deleted document.
+ */
 CM_MUSTCHECK cm_err qgen_store_insert_set(cm_pg *pg, const qgen_set_row *row);
 
 /* Takes owner's quota lock until the transaction ends (advisory, transaction-level), so that
@@ -91,14 +92,5 @@ CM_MUSTCHECK cm_err qgen_store_delete_document(cm_pg *pg, const char *document_i
 
 /* Drops a finished job's batches (they are only needed while it runs). */
 CM_MUSTCHECK cm_err qgen_store_drop_batches(cm_pg *pg, const char *job_id);
-
-/* ---- deleted documents (store_documents.c) -------------------------------------------------- */
-
-/* Marks a document deleted (a tombstone even when it had no set), taking its row: from the
- * commit on, qgen_store_insert_set refuses it, and an insert in flight has finished first. */
-CM_MUSTCHECK cm_err qgen_store_mark_deleted(cm_pg *pg, const char *document_id);
-/* Drops tombstones older than max_age_s (a request that could still name the document is long
- * over). */
-CM_MUSTCHECK cm_err qgen_store_prune_deleted(cm_pg *pg, int64_t max_age_s);
 
 #endif

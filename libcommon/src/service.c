@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "cm/admin.h"
+#include "cm/follow.h"
 #include "cm/jobs.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
@@ -121,6 +122,13 @@ cm_service_migrations(const cm_service_def *def, cm_migration *out, size_t cap)
 		out[n].name = "jobs";
 		out[n].up = cm_jobs_migration_up;
 		out[n].down = cm_jobs_migration_down;
+		n++;
+	}
+	if (def->follow_version > 0 && n < cap) {
+		out[n].version = def->follow_version;
+		out[n].name = "follow";
+		out[n].up = cm_follow_migration_up;
+		out[n].down = cm_follow_migration_down;
 		n++;
 	}
 	for (size_t i = 1; i < n; i++) { /* insertion sort: ascending versions */

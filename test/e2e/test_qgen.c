@@ -1138,13 +1138,16 @@ upload_own(const char *auth, const char *name, char *doc)
 	free(pdf);
 }
 
-/* Deleting a document deletes its question sets (svc-qgen follows svc-pdf's deletion log): a
- * finished set and a running one answer 404 within a few of the follower's polls, and so does
- * the running set's job. */
+/* Deleting a document deletes its question sets, attempts and chats (svc-qgen, svc-eval and
+ * svc-chat follow svc-pdf's deletion log): a finished set and a running one answer 404 within a
+ * few of the followers' polls, and so do the running set's job, an attempt at the finished set
+ * and a chat about the document (its messages included); no new chat can be made for it. */
 static void
 test_document_delete_takes_sets(void **state)
 {
 	char      doc[64], job[64], set[64], job2[64], set2[64], status[32], path[160];
+	char      body[256], chat[64], attempt[64];
+	json_t   *v;
 	http_resp r;
 
 	(void)state;
@@ -1155,6 +1158,25 @@ test_document_delete_takes_sets(void **state)
 	                 202);
 	wait_job(user_b, job, status, sizeof(status), 120);
 	assert_string_equal(status, "succeeded");
+	/* An attempt at the finished set (its first question answered), and a chat. */
+	v = get_set(user_b, set, true);
+	snprintf(body, sizeof(body), "{\"answers\":[{\"question_id\":\"%s\",\"answer\":0}]}",
+	         json_string_value(
+	             json_object_get(json_array_get(json_object_get(v, "questions"), 0), "id")));
+	json_decref(v);
+	snprintf(path, sizeof(path), "/api/v1/question-sets/%s/attempts", set);
+	assert_int_equal(call(user_b, "POST", path, body, &r), 202);
+	snprintf(attempt, sizeof(attempt), "%s",
+	         json_string_value(json_object_get(r.json, "attempt_id")));
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/chats", doc);
+	assert_int_equal(call(user_b, "POST", path, NULL, &r), 201);
+	snprintf(chat, sizeof(chat), "%s", json_string_value(json_object_get(r.json, "chat_id")));
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/chats/%s/messages", chat);
+	assert_int_equal(call(user_b, "POST", path, "{\"content\":\"What is this about?\"}", &r),
+	                 200);
+	http_resp_free(&r);
 	fake_set("{\"ttft_ms\":2000}"); /* the second set is still running at the deletion */
 	assert_int_equal(
 	    create_set(user_b, doc, "{\"count\":40,\"topic\":\"delete me running\"}", job2, set2),
@@ -1168,6 +1190,13 @@ test_document_delete_takes_sets(void **state)
 	assert_int_equal(wait_status(user_b, path, 404, 15), 404);
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s", job2);
 	assert_int_equal(wait_status(user_b, path, 404, 15), 404);
+	snprintf(path, sizeof(path), "/api/v1/attempts/%s", attempt);
+	assert_int_equal(wait_status(user_b, path, 404, 15), 404);
+	snprintf(path, sizeof(path), "/api/v1/chats/%s/messages", chat);
+	assert_int_equal(wait_status(user_b, path, 404, 15), 404);
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/chats", doc);
+	assert_int_equal(call(user_b, "POST", path, NULL, &r), 404);
+	http_resp_free(&r);
 	fake_reset();
 	/* User a's copy of the same bytes, and its sets, are untouched. */
 	snprintf(path, sizeof(path), "/api/v1/documents/%s", doc_a);

@@ -240,7 +240,7 @@ cursor(void)
 {
 	int64_t seq;
 
-	assert_int_equal(cm_follow_cursor(qpg, QGEN_CASCADE_SOURCE, &seq), CM_OK);
+	assert_int_equal(cm_follow_cursor(qpg, CM_FOLLOW_PDF_SOURCE, &seq), CM_OK);
 	return seq;
 }
 
@@ -536,7 +536,7 @@ test_busy_cursor_is_skipped(void **state)
 {
 	cm_follower_config cfg;
 	cm_pg             *other = NULL;
-	const char        *p[1] = {QGEN_CASCADE_SOURCE};
+	const char        *p[1] = {CM_FOLLOW_PDF_SOURCE};
 	char               doc[37], s1[37], j1[37];
 	int                n = -1;
 
@@ -688,7 +688,7 @@ test_follower_thread(void **state)
 	assert_int_equal(qgen_cascade_start(&qgen, &f), CM_OK);
 	assert_int_equal(delete_doc("thread-owner", doc), CM_OK);
 	cm_follower_wake(f);
-	until = cm_mono_ms() + 10 * QGEN_CASCADE_POLL_MS;
+	until = cm_mono_ms() + 10 * CM_FOLLOW_PDF_POLL_MS;
 	while (set_exists(s1) && cm_mono_ms() < until)
 		usleep(20000);
 	assert_false(set_exists(s1));

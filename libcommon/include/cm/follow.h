@@ -4,7 +4,7 @@
  * The producer (svc-pdf for documents) records each deletion in its own schema in the
  * transaction that deletes, with a sequence number that grows in commit order, and serves the log
  * as "<service>.Deletions" (cm.DeletionsRequest -> cm.DeletionsResponse, proto/common.proto) to
- * services only (CM_ROLE_SERVICE). A consumer (svc-qgen; later svc-eval, svc-chat) runs a
+ * services only (CM_ROLE_SERVICE). A consumer (svc-qgen, svc-eval, svc-chat) runs a
  * cm_follower: a thread that asks for the entries after its cursor and, for each, calls the
  * consumer's apply callback and then moves the cursor, all in ONE transaction of the consumer's
  * database. So a crash, a PostgreSQL outage or an unreachable producer loses nothing: the entries
@@ -12,14 +12,8 @@
  * connection dropped during COMMIT), but apply must be idempotent ("delete what belongs to id"
  * is).
  *
- * Schema. The consumer's schema holds the cursors; a migration of the consumer creates:
- *
- *     CREATE TABLE follow_cursors (
- *         source     text PRIMARY KEY,
- *         seq        bigint NOT NULL DEFAULT 0,
- *         log_id     text NOT NULL DEFAULT '',
- *         updated_at timestamptz NOT NULL DEFAULT now());
- *
+ * Schema. The consumer's schema holds the cursors (follow_cursors) and the tombstones of deleted
+ * documents (known_documents), created by cm_follow_migration_up (below) as one of its migrations.
  * One row per followed log (cfg.source), created on first use. log_id is the identity the
  * producer sends with its log (cm.DeletionsResponse.log_id): when it changes, the log was made
  * anew and its seq started over, so the follower starts over from 0 (CM-FOLLOW-RESET) instead of
@@ -92,5 +86,40 @@ CM_MUSTCHECK cm_err cm_follow_round(const cm_follower_config *cfg, cm_pg *pg, in
 
 /* The cursor of source (0 when it has none yet). */
 CM_MUSTCHECK cm_err cm_follow_cursor(cm_pg *pg, const char *source, int64_t *seq);
+
+/* svc-pdf's log of deleted documents, as every consumer follows it: cfg filled for the
+ * producer client pdf ("pdf.Deletions", CM_FOLLOW_PDF_POLL_MS, CM_FOLLOW_PDF_TIMEOUT_MS), the
+ * consumer's database and schema, and apply(arg). */
+#define CM_FOLLOW_PDF_SOURCE "pdf.Deletions" /* the log's method, and its cursor's name */
+#define CM_FOLLOW_PDF_POLL_MS 1000           /* how often the log is asked for news */
+#define CM_FOLLOW_PDF_TIMEOUT_MS 5000        /* one Deletions call */
+void cm_follow_pdf_deletions(cm_follower_config *cfg, cm_rpc_client *pdf, const char *database_url,
+                             const char *schema, cm_follow_apply_fn apply, void *arg);
+
+/* ---- the consumer's tables (follow_schema.c) ----------------------------------------------
+ * cm_follow_migration_up/down create and drop follow_cursors and known_documents (the
+ * tombstones of deleted documents); a service lists them as one of its migrations
+ * (cm_service_def.follow_version). svc-qgen, the first consumer, has the same tables in its own
+ * migration 003. */
+extern const char cm_follow_migration_up[];
+extern const char cm_follow_migration_down[];
+
+#define CM_FOLLOW_TOMBSTONE_S (24 * 3600) /* seconds a deleted document is remembered */
+
+/* The head of a statement that creates something for document $n only while it is not deleted:
+ * it takes (upserts and locks) the document's row as `d`; follow it with
+ * "INSERT INTO t (...) SELECT ... FROM d WHERE d.deleted_at IS NULL". A deletion being applied
+ * makes it wait, then insert nothing. */
+#define CM_FOLLOW_LIVE_DOCUMENT(n)                                                                 \
+	"WITH d AS (INSERT INTO known_documents (document_id) VALUES ($" #n "::uuid)"              \
+	"  ON CONFLICT (document_id) DO UPDATE SET deleted_at = known_documents.deleted_at"        \
+	"  RETURNING deleted_at) "
+
+/* Marks document_id deleted (an apply callback's first step, inside the round's transaction):
+ * from its commit on, no CM_FOLLOW_LIVE_DOCUMENT statement creates anything for it. An id that
+ * is not a uuid is ignored. */
+CM_MUSTCHECK cm_err cm_follow_tombstone(cm_pg *pg, const char *document_id);
+/* Drops tombstones older than max_age_s seconds. */
+CM_MUSTCHECK cm_err cm_follow_prune_tombstones(cm_pg *pg, int64_t max_age_s);
 
 #endif

@@ -104,7 +104,9 @@ typedef struct cm_service_def {
 	/* Migrations of the schema (pointers to the count: generated arrays are extern). */
 	const cm_migration *migrations;
 	const size_t       *n_migrations;
-	int jobs_version; /* the job queue's tables (cm/jobs.h) as migration N; 0: none */
+	int jobs_version;   /* the job queue's tables (cm/jobs.h) as migration N; 0: none */
+	int follow_version; /* a deletion log consumer's tables (cm/follow.h) as migration N; 0:
+	                       none */
 
 	const cm_rpc_method *methods;
 	const size_t        *n_methods;
@@ -143,8 +145,8 @@ int cm_service_main(const cm_service_def *def);
 CM_MUSTCHECK cm_err cm_service_start(const cm_service_def *def, cm_service **out, void **out_app);
 void                cm_service_stop(cm_service *svc);
 
-/* Every migration of a definition, the job queue's included, in ascending versions. Returns how
- * many were written (at most cap). */
+/* Every migration of a definition, the job queue's and the follower's included, in ascending
+ * versions. Returns how many were written (at most cap). */
 size_t cm_service_migrations(const cm_service_def *def, cm_migration *out, size_t cap);
 
 /* The common keys' entries for `name` (env names built into `names`, which must outlive use). */
