@@ -35,9 +35,11 @@
 #include "cm/rpc.h"
 #include "cm/service.h"
 #include "cm/util.h"
+#include "../../svc-chat/cascade.h"
 #include "../../svc-chat/offline.h"
 #include "../../svc-chat/prompt.h"
 #include "../../svc-chat/server.h"
+#include "../../svc-chat/store.h"
 #include "../../svc-pdf/server.h"
 #include "../../svc-pdf/testpdf.h"
 #include "proto/chat.pb-c.h"
@@ -825,6 +827,38 @@ test_other_users_chat(void **state)
 	reply_free(&r);
 }
 
+/* ---- a deleted document (svc-chat/cascade.h) --------------------------------------------------
+ */
+
+/* Applying a deletion takes the owner's chats of the document (v1 and legacy), leaves another
+ * owner's, and from then on refuses any new chat of it: what closes the race with a create that
+ * read the document from svc-pdf just before its deletion. Applying it again changes nothing. */
+static void
+test_cascade_deletes_and_refuses(void **state)
+{
+	cm_pg   *pg = NULL;
+	chat_row v1, legacy, others, row;
+	char     doc[37];
+
+	(void)state;
+	cm_uuid_v4(doc);
+	assert_int_equal(cm_pg_open(&pg, getenv("CM_TEST_PG"), schema), CM_OK);
+	assert_int_equal(chat_store_create(pg, user, doc, 3, &v1), CM_OK);
+	assert_int_equal(chat_store_legacy(pg, user, doc, 3, true, &legacy), CM_OK);
+	assert_int_equal(chat_store_create(pg, other, doc, 3, &others), CM_OK);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(cm_pg_begin(pg), CM_OK);
+		assert_int_equal(chat_cascade_apply(chat_app, pg, 1, doc, user), CM_OK);
+		assert_int_equal(cm_pg_commit(pg), CM_OK);
+	}
+	assert_int_equal(chat_store_get(pg, user, v1.id, &row), CM_ENOTFOUND);
+	assert_int_equal(chat_store_get(pg, user, legacy.id, &row), CM_ENOTFOUND);
+	assert_int_equal(chat_store_get(pg, other, others.id, &row), CM_OK);
+	assert_int_equal(chat_store_create(pg, user, doc, 3, &row), CM_ENOTFOUND);
+	assert_int_equal(chat_store_legacy(pg, user, doc, 3, true, &row), CM_ENOTFOUND);
+	cm_pg_close(pg);
+}
+
 static void
 test_caps(void **state)
 {
@@ -976,6 +1010,7 @@ main(void)
 	    cmocka_unit_test_setup(test_caller_gives_up, reset),
 	    cmocka_unit_test_setup(test_other_users_chat, reset),
 	    cmocka_unit_test_setup(test_caps, reset),
+	    cmocka_unit_test(test_cascade_deletes_and_refuses),
 	    cmocka_unit_test_setup(test_legacy_history, reset),
 	    cmocka_unit_test_setup(test_offline, reset),
 	};
