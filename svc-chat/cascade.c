@@ -9,6 +9,7 @@
  * chat: a turn in it is refused by its first statement, which needs the chat row.
  */
 #include "cascade.h"
+#include "cm/follow.h"
 #include "cm/log.h"
 #include "cm/util.h"
 #include "store.h"
@@ -33,26 +34,4 @@ chat_cascade_apply(void *arg, cm_pg *pg, int64_t seq, const char *document_id, c
 		cm_info("CHAT-DOC-DELETED", "document %s (deletion %lld): %d chats deleted",
 		        document_id, (long long)seq, n);
 	return CM_OK;
-}
-
-void
-chat_cascade_config(chat_service *s, cm_follower_config *cfg)
-{
-	cm_follow_pdf_deletions(cfg, s->pdf, s->database_url,
-	                        s->schema != NULL ? s->schema : CHAT_SCHEMA, chat_cascade_apply, s);
-}
-
-cm_err
-chat_cascade_start(chat_service *s, cm_follower **out)
-{
-	cm_follower_config cfg;
-
-	chat_cascade_config(s, &cfg);
-	return cm_follower_start(out, &cfg);
-}
-
-void
-chat_cascade_stop(cm_follower *f)
-{
-	cm_follower_stop(f);
 }

@@ -14,16 +14,8 @@
 #include <stdint.h>
 
 #include "cm/err.h"
-#include "cm/follow.h"
-#include "server.h"
+#include "cm/pg.h"
 
-/* Starts the follower for s (s->pdf is the producer; s must outlive it). */
-CM_MUSTCHECK cm_err chat_cascade_start(chat_service *s, cm_follower **out);
-/* Stops and frees it; NULL is fine. */
-void chat_cascade_stop(cm_follower *f);
-
-/* The follower's settings for s (tests run rounds with cm_follow_round). */
-void chat_cascade_config(chat_service *s, cm_follower_config *cfg);
 /* Applies one deletion with pg inside the caller's transaction (a cm_follow_apply_fn; arg is
  * the chat_service): tombstones the document, deletes the owner's chats of it. Idempotent. */
 CM_MUSTCHECK cm_err chat_cascade_apply(void *arg, cm_pg *pg, int64_t seq, const char *document_id,

@@ -12,6 +12,7 @@
 
 #include "cache.h"
 #include "cascade.h"
+#include "cm/follow.h"
 #include "cm/log.h"
 #include "handlers.h"
 #include "proto/chat.pb-c.h"
@@ -202,9 +203,12 @@ worker_fini(void *app, void *state)
 static cm_err
 start(void *app)
 {
-	chat_service *s = app;
+	chat_service      *s = app;
+	cm_follower_config cfg;
 
-	return chat_cascade_start(s, &s->cascade);
+	cm_follow_pdf_deletions(&cfg, s->pdf, s->database_url,
+	                        s->schema != NULL ? s->schema : CHAT_SCHEMA, chat_cascade_apply, s);
+	return cm_follower_start(&s->cascade, &cfg);
 }
 
 static void
@@ -212,7 +216,7 @@ stop(void *app)
 {
 	chat_service *s = app;
 
-	chat_cascade_stop(s->cascade);
+	cm_follower_stop(s->cascade);
 	s->cascade = NULL;
 }
 

@@ -14,9 +14,11 @@
 #include <string.h>
 
 #include "cascade.h"
+#include "cm/follow.h"
 #include "cm/jobs.h"
 #include "cm/log.h"
 #include "cm/util.h"
+#include "server.h"
 #include "store.h"
 
 typedef struct cancel_ctx {
@@ -60,7 +62,8 @@ eval_cascade_apply(void *arg, cm_pg *pg, int64_t seq, const char *document_id, c
 	if ((err = cm_follow_tombstone(pg, document_id)) != CM_OK ||
 	    (err = cm_jobs_open(&cc.jobs, pg, &jo)) != CM_OK)
 		goto out;
-	if ((err = eval_store_delete_document(pg, document_id, owner, cancel_job, &cc, &n)) == CM_OK)
+	if ((err = eval_store_delete_document(pg, document_id, owner, cancel_job, &cc, &n)) ==
+	    CM_OK)
 		err = cc.err;
 	if (err == CM_OK)
 		err = cm_follow_prune_tombstones(pg, CM_FOLLOW_TOMBSTONE_S);
@@ -70,26 +73,4 @@ eval_cascade_apply(void *arg, cm_pg *pg, int64_t seq, const char *document_id, c
 out:
 	cm_jobs_close(cc.jobs);
 	return err;
-}
-
-void
-eval_cascade_config(eval_service *s, cm_follower_config *cfg)
-{
-	cm_follow_pdf_deletions(cfg, s->pdf, s->common.database_url,
-	                        s->schema != NULL ? s->schema : EVAL_SCHEMA, eval_cascade_apply, s);
-}
-
-cm_err
-eval_cascade_start(eval_service *s, cm_follower **out)
-{
-	cm_follower_config cfg;
-
-	eval_cascade_config(s, &cfg);
-	return cm_follower_start(out, &cfg);
-}
-
-void
-eval_cascade_stop(cm_follower *f)
-{
-	cm_follower_stop(f);
 }

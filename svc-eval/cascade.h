@@ -15,16 +15,8 @@
 #include <stdint.h>
 
 #include "cm/err.h"
-#include "cm/follow.h"
-#include "server.h"
+#include "cm/pg.h"
 
-/* Starts the follower for s (s->pdf is the producer; s must outlive it). */
-CM_MUSTCHECK cm_err eval_cascade_start(eval_service *s, cm_follower **out);
-/* Stops and frees it; NULL is fine. */
-void eval_cascade_stop(cm_follower *f);
-
-/* The follower's settings for s (tests run rounds with cm_follow_round). */
-void eval_cascade_config(eval_service *s, cm_follower_config *cfg);
 /* Applies one deletion with pg inside the caller's transaction (a cm_follow_apply_fn; arg is
  * the eval_service): tombstones the document, deletes the owner's attempts of it and cancels
  * their unfinished jobs. Idempotent. */

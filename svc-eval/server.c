@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cascade.h"
+#include "cm/follow.h"
 #include "cm/log.h"
 #include "cm/util.h"
 #include "handlers.h"
@@ -201,6 +202,17 @@ jobs_options(const void *app, cm_jobs_options *jo)
 	eval_jobs_options(app, jo);
 }
 
+/* The follower of svc-pdf's deletion log (cascade.h) on this replica. */
+static cm_err
+cascade_start(eval_service *s)
+{
+	cm_follower_config cfg;
+
+	cm_follow_pdf_deletions(&cfg, s->pdf, s->common.database_url,
+	                        s->schema != NULL ? s->schema : EVAL_SCHEMA, eval_cascade_apply, s);
+	return cm_follower_start(&s->cascade, &cfg);
+}
+
 /* Background work: the runners, and the follower of svc-pdf's deletion log (cascade.h). */
 static cm_err
 start(void *app)
@@ -210,7 +222,7 @@ start(void *app)
 
 	if ((err = eval_runners_start(s)) != CM_OK)
 		return err;
-	if ((err = eval_cascade_start(s, &s->cascade)) != CM_OK)
+	if ((err = cascade_start(s)) != CM_OK)
 		eval_runners_stop(s);
 	return err;
 }
@@ -220,7 +232,7 @@ stop(void *app)
 {
 	eval_service *s = app;
 
-	eval_cascade_stop(s->cascade);
+	cm_follower_stop(s->cascade);
 	s->cascade = NULL;
 	eval_runners_stop(s);
 }
