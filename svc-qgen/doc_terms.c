@@ -278,6 +278,10 @@ judge_core(const char *p, size_t n)
 		bool ok = p[0] != '-' && p[n - 1] != '-' && p[0] != '\'' && p[n - 1] != '\'';
 		if (!ok)
 			return 0;
+		/* Capitals beyond the first letter with lower case beside them: a format or an
+		 * identifier ("YYMMDDhhmmss", "XMLHttp"), unless a plural acronym ("PDFs"). */
+		if (upper >= 2 && upper < letters && !(upper + 1 == letters && p[n - 1] == 's'))
+			return QGEN_TOK_UNSAFE;
 		f |= QGEN_TOK_WORD;
 		if (isupper((unsigned char)p[0]))
 			f |= QGEN_TOK_CAPS;
@@ -378,6 +382,11 @@ qgen_tokenize(const char *s, qgen_tok *out, size_t max)
 			if (k + 1 < n)
 				out[k + 1].flags |= QGEN_TOK_UNSAFE;
 		}
+	/* A capital right after code starts a clause too: PDF text often runs a prototype or an
+	 * option into its description without a full stop ("int f (int x) Creates a ..."). */
+	for (size_t k = 1; k < n; k++)
+		if ((out[k - 1].flags & QGEN_TOK_UNSAFE) != 0)
+			out[k].flags |= QGEN_TOK_FIRST;
 	return n;
 }
 
@@ -475,6 +484,7 @@ qgen_tok_candidate(const char *s, const qgen_tok *t, size_t nt, size_t i, bool p
 			return false;
 		while (phrase && *ntok < 3 && i + *ntok < nt &&
 		       (t[i + *ntok - 1].flags & QGEN_TOK_JOINED) != 0 &&
+		       s[t[i + *ntok].at - 1] == ' ' && /* nothing before it: not “Endorsements */
 		       plain_word(&t[i + *ntok]) &&
 		       (t[i + *ntok].flags & (QGEN_TOK_CAPS | QGEN_TOK_ALLCAPS)) == QGEN_TOK_CAPS) {
 			const qgen_tok *y = &t[i + *ntok];

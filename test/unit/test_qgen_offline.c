@@ -539,6 +539,26 @@ test_tokens(void **state)
 		assert_null(strstr(key, "suppdists"));
 		assert_null(strstr(key, "example"));
 	}
+	/* A format string is code; a plural acronym is not. A capital after code starts a
+	 * clause (a prototype run into its description), not a name; a name stops at a quote. */
+	assert_true(unsafe_tok("Dates as YYMMDDhhmmss here.", "YYMMDD"));
+	assert_false(unsafe_tok("Read the PDFs here.", "PDFs"));
+	{
+		const char *proto = "see asn1_parser2array Creates a file";
+		const char *quoted = "sections Entitled \xE2\x80\x9C"
+		                     "Endorsements\xE2\x80\x9D go";
+		n = qgen_tokenize(proto, t, QGEN_TOK_MAX);
+		for (size_t i = 0; i < n; i++)
+			if (strncmp(proto + t[i].at, "Creates", 7) == 0)
+				assert_false(
+				    qgen_tok_candidate(proto, t, n, i, false, &kind, &ntok, key) &&
+				    kind == QGEN_TERM_NAME);
+		n = qgen_tokenize(quoted, t, QGEN_TOK_MAX);
+		assert_true(qgen_tok_candidate(quoted, t, n, 1, true, &kind, &ntok, key));
+		assert_int_equal(kind, QGEN_TERM_NAME);
+		assert_int_equal(ntok, 1);
+		assert_string_equal(key, "entitled");
+	}
 	assert_true(qgen_code_sentence(
 	    "x <- c(1, 2); y[x > 0] <- {z}; f(x) == $y", t,
 	    qgen_tokenize("x <- c(1, 2); y[x > 0] <- {z}; f(x) == $y", t, QGEN_TOK_MAX)));
