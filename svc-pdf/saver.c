@@ -109,7 +109,7 @@ free_pages(saver_page **v, size_t n)
 static void *
 saver_main(void *arg)
 {
-	pdf_saver  *s = arg;
+	pdf_saver   *s = arg;
 	saver_page **v;
 	size_t       n;
 	int64_t      text_length;

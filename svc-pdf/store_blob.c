@@ -67,11 +67,15 @@ copy_field(cm_buf *b, const char *s, size_t n)
 	size_t i = 0, j;
 
 	while (err == CM_OK && i < n) {
-		for (j = i; j < n && s[j] != '\\' && s[j] != '\t' && s[j] != '\n' && s[j] != '\r'; j++)
+		for (j = i; j < n && s[j] != '\\' && s[j] != '\t' && s[j] != '\n' && s[j] != '\r';
+		     j++)
 			;
 		err = cm_buf_append(b, s + i, j - i);
 		if (err == CM_OK && j < n) {
-			char esc[2] = {'\\', s[j] == '\\' ? '\\' : s[j] == '\t' ? 't' : s[j] == '\n' ? 'n' : 'r'};
+			char esc[2] = {'\\', s[j] == '\\'   ? '\\'
+			                     : s[j] == '\t' ? 't'
+			                     : s[j] == '\n' ? 'n'
+			                                    : 'r'};
 			err = cm_buf_append(b, esc, 2);
 			j++;
 		}
@@ -114,6 +118,7 @@ pdf_store_copy_pages(cm_pg *pg, const cm_buf *rows)
 cm_err
 pdf_store_copy_chunks(cm_pg *pg, const cm_buf *rows)
 {
-	return cm_pg_copy_in(pg, "COPY chunks (sha256, idx, page_first, page_last, text) FROM STDIN",
+	return cm_pg_copy_in(pg,
+	                     "COPY chunks (sha256, idx, page_first, page_last, text) FROM STDIN",
 	                     rows->data, rows->len);
 }
