@@ -11,6 +11,7 @@
 #ifndef PDF_CHUNK_H
 #define PDF_CHUNK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cm/err.h"
@@ -33,5 +34,27 @@ typedef struct pdf_chunks {
 CM_MUSTCHECK cm_err pdf_chunk_pages(const char *const *pages, const size_t *lens, int npages,
                                     size_t min, size_t max, pdf_chunks *out);
 void                pdf_chunks_fini(pdf_chunks *c);
+
+/* The same cutting, page by page, for a document whose pages arrive while it is extracted:
+ * pdf_chunker_next gives each chunk as soon as no later page can change it (the window and
+ * everything after it are known), and with last = true every remaining one. Fed the same pages,
+ * it gives exactly the chunks of pdf_chunk_pages. It keeps the text joined so far. One owner. */
+typedef struct pdf_chunker {
+	size_t  min, max;
+	char   *text; /* the pages joined, as in pdf_chunk_pages */
+	size_t  n, cap;
+	size_t *start; /* start of each page in text */
+	int     npages, cap_pages;
+	size_t  pos; /* where the next chunk begins */
+} pdf_chunker;
+
+/* min/max of 0 take the defaults; CM_EINVAL as pdf_chunk_pages. */
+CM_MUSTCHECK cm_err pdf_chunker_init(pdf_chunker *c, size_t min, size_t max);
+/* Appends page npages+1 (len bytes of valid UTF-8). */
+CM_MUSTCHECK cm_err pdf_chunker_add_page(pdf_chunker *c, const char *page, size_t len);
+/* The next chunk into *out (its text is not NUL-terminated and lives until the next
+ * pdf_chunker_add_page); false when none is ready. */
+bool pdf_chunker_next(pdf_chunker *c, bool last, pdf_chunk *out);
+void pdf_chunker_fini(pdf_chunker *c);
 
 #endif

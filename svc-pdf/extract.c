@@ -642,6 +642,27 @@ cm_err
 pdf_extract(pdf_xctx *x, const void *data, size_t len, const pdf_limits *lim, pdf_text *out,
             char *why, size_t whylen)
 {
+	return pdf_extract_to(x, data, len, lim, NULL, out, why, whylen);
+}
+
+/* Hands the page just extracted to the sink. */
+static cm_err
+to_sink(const pdf_page_sink *sink, pdf_text *out, int npages, char *why, size_t whylen)
+{
+	const char *s;
+	size_t      n;
+	cm_err      err;
+
+	pdf_text_last_page(out, &s, &n);
+	if ((err = sink->page(sink->arg, out, npages, s, n)) != CM_OK)
+		snprintf(why, whylen, "stopped by the caller");
+	return err;
+}
+
+cm_err
+pdf_extract_to(pdf_xctx *x, const void *data, size_t len, const pdf_limits *lim,
+               const pdf_page_sink *sink, pdf_text *out, char *why, size_t whylen)
+{
 	pdf_run      r = {x, lim, 0, why, whylen};
 	fz_document *doc = NULL;
 	pdf_acct    *a = &x->acct;
@@ -681,6 +702,8 @@ pdf_extract(pdf_xctx *x, const void *data, size_t len, const pdf_limits *lim, pd
 			break;
 		}
 		err = extract_page(&r, doc, i, out);
+		if (err == CM_OK && sink != NULL)
+			err = to_sink(sink, out, npages, why, whylen);
 	}
 	if (err == CM_OK && (err = pdf_text_finish(out)) == CM_OK && !out->has_text) {
 		snprintf(why, whylen, "no text layer (scanned PDF?)");

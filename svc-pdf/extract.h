@@ -65,6 +65,20 @@ bool pdf_looks_like_pdf(const void *data, size_t len);
 CM_MUSTCHECK cm_err pdf_extract(pdf_xctx *x, const void *data, size_t len, const pdf_limits *lim,
                                 pdf_text *out, char *why, size_t whylen);
 
+/* Pages as they come: pdf_extract_to calls page() after each page's text is in out, in order,
+ * with the document's page count (out's metadata is complete by then) and that page's text,
+ * valid during the call only. An error from it stops the extraction and is returned as is
+ * (why then says "stopped by the caller"). */
+typedef struct pdf_page_sink {
+	cm_err (*page)(void *arg, const pdf_text *t, int npages, const char *text, size_t len);
+	void *arg;
+} pdf_page_sink;
+
+/* pdf_extract, handing each page to sink (NULL: none) as soon as it is extracted. */
+CM_MUSTCHECK cm_err pdf_extract_to(pdf_xctx *x, const void *data, size_t len, const pdf_limits *lim,
+                                   const pdf_page_sink *sink, pdf_text *out, char *why,
+                                   size_t whylen);
+
 void pdf_xctx_stats(const pdf_xctx *x, pdf_xstats *out);
 
 #endif

@@ -98,7 +98,8 @@ pdf_worker_alloc(pdf_service *s, cm_pg *pg, cm_redis *redis, pdf_worker **out)
 	w->svc = s;
 	w->pg = pg;
 	w->redis = redis;
-	if ((err = pdf_xctx_alloc(s->extractor, &w->x)) != CM_OK)
+	if ((err = pdf_xctx_alloc(s->extractor, &w->x)) != CM_OK ||
+	    (err = cm_pg_open_like(pg, &w->store_pg)) != CM_OK)
 		goto out;
 	*out = w;
 	w = NULL;
@@ -113,6 +114,7 @@ pdf_worker_free(pdf_worker *w)
 	if (w == NULL)
 		return;
 	pdf_xctx_free(w->x);
+	cm_pg_close(w->store_pg);
 	free(w);
 }
 

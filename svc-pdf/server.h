@@ -41,6 +41,7 @@ typedef struct pdf_worker {
 	cm_pg       *pg;
 	cm_redis    *redis;
 	pdf_xctx    *x;
+	cm_pg       *store_pg; /* owned: a second connection, for the upload's storage thread */
 } pdf_worker;
 
 /* The migrations of schema "pdf" (generated from migrations/ by cmake). */
@@ -53,7 +54,7 @@ CM_MUSTCHECK cm_err pdf_service_init(pdf_service *s, const pdf_config *cfg, cm_m
 void                pdf_service_fini(pdf_service *s);
 
 /* A worker around pg and redis (borrowed: the caller closes them after pdf_worker_free), with
- * its own mupdf context, for the calling thread. */
+ * its own mupdf context and a second connection like pg (saver.h), for the calling thread. */
 CM_MUSTCHECK cm_err pdf_worker_alloc(pdf_service *s, cm_pg *pg, cm_redis *redis, pdf_worker **out);
 void                pdf_worker_free(pdf_worker *w);
 

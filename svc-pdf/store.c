@@ -3,8 +3,8 @@
  *
  * DESIGN.
  * - Every statement is a constant with $n parameters (cm_pg_exec); nothing from input is ever
- *   part of SQL text. Pages and chunks of a new blob go in with one statement each by passing
- *   PostgreSQL arrays as parameters (unnest ... WITH ORDINALITY), not one round trip per page.
+ *   part of SQL text. Pages and chunks of a new blob go in by COPY, in batches, while the
+ *   document is still being extracted (store_blob.c, saver.c).
  * - Document queries share one column list (DOC_COLS) and one row reader, so every query that
  *   returns documents returns the same shape.
  * - Uploads and deletions of one file are serialised across replicas by a session-level
@@ -301,126 +301,6 @@ pdf_store_blob_exists(cm_pg *pg, const char *sha, bool *exists)
 	return err;
 }
 
-/* Appends s as one element of a PostgreSQL array literal. */
-static cm_err
-array_add_text(cm_buf *b, const char *s, size_t n)
-{
-	cm_err err = cm_buf_append(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
-	size_t i = 0, j;
-
-	while (err == CM_OK && i < n) {
-		for (j = i; j < n && s[j] != '"' && s[j] != '\\'; j++)
-			;
-		err = cm_buf_append(b, s + i, j - i);
-		if (err == CM_OK && j < n) {
-			char esc[2] = {'\\', s[j]};
-			err = cm_buf_append(b, esc, 2);
-			j++;
-		}
-		i = j;
-	}
-	if (err == CM_OK)
-		err = cm_buf_append(b, "\"", 1);
-	return err;
-}
-
-static cm_err
-array_add_int(cm_buf *b, int v)
-{
-	return cm_buf_printf(b, b->len > 1 ? ",%d" : "%d", v);
-}
-
-static cm_err
-save_blob(cm_pg *pg, const pdf_save *s, bool *inserted)
-{
-	const pdf_text *t = s->text;
-	cm_pg_result   *res = NULL;
-	cm_buf          a, pf, pl;
-	char            size[24], pages[16], tlen[24];
-	const char     *p[11];
-	cm_err          err;
-
-	*inserted = false;
-	cm_buf_init(&a, (size_t)2 * PDF_MAX_TEXT + 1024);
-	cm_buf_init(&pf, 64u << 20);
-	cm_buf_init(&pl, 64u << 20);
-	snprintf(size, sizeof(size), "%" PRId64, s->size_bytes);
-	snprintf(pages, sizeof(pages), "%d", t->npages);
-	snprintf(tlen, sizeof(tlen), "%" PRId64, t->text_length);
-	p[0] = s->sha;
-	p[1] = size;
-	p[2] = pages;
-	for (int f = 0; f < PDF_META_COUNT; f++)
-		p[3 + f] = t->meta.v[f];
-	p[10] = tlen;
-	err = cm_pg_exec(
-	    pg,
-	    "INSERT INTO blobs (sha256, size_bytes, pages, title, author, subject, creator,"
-	    " producer, creation_date, modification_date, text_length)"
-	    " VALUES ($1, $2::bigint, $3::int, $4, $5, $6, $7, $8, $9, $10, $11::bigint)"
-	    " ON CONFLICT (sha256) DO NOTHING",
-	    11, p, &res);
-	if (err != CM_OK)
-		goto out;
-	*inserted = cm_pg_affected(res) == 1;
-	cm_pg_result_free(res);
-	if (!*inserted)
-		goto out; /* saved meanwhile by another path; its pages and chunks are there */
-
-	err = cm_buf_append(&a, "{", 1);
-	for (int i = 0; i < t->npages && err == CM_OK; i++)
-		err = array_add_text(&a, t->page[i], t->page_len[i]);
-	if (err == CM_OK)
-		err = cm_buf_append(&a, "}", 1);
-	if (err != CM_OK)
-		goto out;
-	p[1] = a.data;
-	err = cm_pg_exec(
-	    pg,
-	    "INSERT INTO pages (sha256, page, text)"
-	    " SELECT $1, u.ord::int, u.t FROM unnest($2::text[]) WITH ORDINALITY AS u(t, ord)",
-	    2, p, NULL);
-	if (err != CM_OK || s->chunks == NULL || s->chunks->n == 0)
-		goto out;
-
-	cm_buf_reset(&a);
-	err = cm_buf_append(&a, "{", 1);
-	if (err == CM_OK)
-		err = cm_buf_append(&pf, "{", 1);
-	if (err == CM_OK)
-		err = cm_buf_append(&pl, "{", 1);
-	for (size_t i = 0; i < s->chunks->n && err == CM_OK; i++) {
-		const pdf_chunk *c = &s->chunks->v[i];
-		err = array_add_text(&a, c->text, c->len);
-		if (err == CM_OK)
-			err = array_add_int(&pf, c->page_first);
-		if (err == CM_OK)
-			err = array_add_int(&pl, c->page_last);
-	}
-	if (err == CM_OK)
-		err = cm_buf_append(&a, "}", 1);
-	if (err == CM_OK)
-		err = cm_buf_append(&pf, "}", 1);
-	if (err == CM_OK)
-		err = cm_buf_append(&pl, "}", 1);
-	if (err != CM_OK)
-		goto out;
-	p[1] = pf.data;
-	p[2] = pl.data;
-	p[3] = a.data;
-	err = cm_pg_exec(
-	    pg,
-	    "INSERT INTO chunks (sha256, idx, page_first, page_last, text)"
-	    " SELECT $1, (u.ord - 1)::int, u.pf, u.pl, u.t"
-	    " FROM unnest($2::int[], $3::int[], $4::text[]) WITH ORDINALITY AS u(pf, pl, t, ord)",
-	    4, p, NULL);
-out:
-	cm_buf_fini(&a);
-	cm_buf_fini(&pf);
-	cm_buf_fini(&pl);
-	return err;
-}
-
 static cm_err
 select_id(cm_pg *pg, const char *owner, const char *id)
 {
@@ -436,26 +316,21 @@ select_id(cm_pg *pg, const char *owner, const char *id)
 }
 
 cm_err
-pdf_store_save(cm_pg *pg, const pdf_save *s, char id_out[37], bool *existing)
+pdf_store_document(cm_pg *pg, const char *owner, const char *sha, const char *filename,
+                   char id_out[37], bool *existing)
 {
 	cm_pg_result *res = NULL;
 	char          id[37];
 	const char   *p[4];
-	bool          inserted = false, in_tx = false;
 	cm_err        err;
 
 	*existing = false;
 	id_out[0] = '\0';
-	if ((err = cm_pg_begin(pg)) != CM_OK)
-		goto out;
-	in_tx = true;
-	if (s->text != NULL && (err = save_blob(pg, s, &inserted)) != CM_OK)
-		goto out;
 	cm_uuid_v4(id);
 	p[0] = id;
-	p[1] = s->owner;
-	p[2] = s->sha;
-	p[3] = s->filename;
+	p[1] = owner;
+	p[2] = sha;
+	p[3] = filename;
 	err = cm_pg_exec(
 	    pg,
 	    "INSERT INTO documents (id, owner_id, sha256, filename) VALUES ($1::uuid, $2, $3, $4)"
@@ -467,8 +342,8 @@ pdf_store_save(cm_pg *pg, const pdf_save *s, char id_out[37], bool *existing)
 	cm_pg_result_free(res);
 	res = NULL;
 	if (*existing) {
-		p[0] = s->owner;
-		p[1] = s->sha;
+		p[0] = owner;
+		p[1] = sha;
 		err = cm_pg_exec(
 		    pg, "SELECT id::text FROM documents WHERE owner_id = $1 AND sha256 = $2", 2, p,
 		    &res);
@@ -480,16 +355,37 @@ pdf_store_save(cm_pg *pg, const pdf_save *s, char id_out[37], bool *existing)
 		}
 		cm_strlcpy(id, cm_pg_get(res, 0, 0), sizeof(id));
 	}
-	if ((err = select_id(pg, s->owner, id)) != CM_OK)
+	if ((err = select_id(pg, owner, id)) != CM_OK)
+		goto out;
+	cm_strlcpy(id_out, id, 37);
+out:
+	cm_pg_result_free(res);
+	return err;
+}
+
+cm_err
+pdf_store_save(cm_pg *pg, const pdf_save *s, char id_out[37], bool *existing)
+{
+	bool   in_tx = false;
+	cm_err err;
+
+	*existing = false;
+	id_out[0] = '\0';
+	if ((err = cm_pg_begin(pg)) != CM_OK)
+		goto out;
+	in_tx = true;
+	if ((err = pdf_store_document(pg, s->owner, s->sha, s->filename, id_out, existing)) !=
+	    CM_OK)
 		goto out;
 	if ((err = cm_pg_commit(pg)) != CM_OK)
 		goto out;
 	in_tx = false;
-	cm_strlcpy(id_out, id, 37);
 out:
-	if (err != CM_OK && in_tx)
-		cm_pg_rollback(pg);
-	cm_pg_result_free(res);
+	if (err != CM_OK) {
+		if (in_tx)
+			cm_pg_rollback(pg);
+		id_out[0] = '\0';
+	}
 	return err;
 }
 

@@ -85,18 +85,32 @@ void                pdf_store_unlock(cm_pg *pg, const char *sha);
 CM_MUSTCHECK cm_err pdf_store_blob_exists(cm_pg *pg, const char *sha, bool *exists);
 
 typedef struct pdf_save {
-	const char       *owner;
-	const char       *filename; /* sanitised */
-	const char       *sha;
-	int64_t           size_bytes;
-	const pdf_text   *text;   /* NULL: the blob exists already */
-	const pdf_chunks *chunks; /* with text */
+	const char *owner;
+	const char *filename; /* sanitised */
+	const char *sha;
 } pdf_save;
 
-/* In one transaction: the blob with its pages and chunks (when text is given), the owner's
- * document (kept if the owner has this file already: *existing) and the selection.
- * id_out receives the document id. */
+/* For a blob that exists: in one transaction, the owner's document (kept if the owner has this
+ * file already: *existing) and the selection. id_out receives the document id. */
 CM_MUSTCHECK cm_err pdf_store_save(cm_pg *pg, const pdf_save *s, char id_out[37], bool *existing);
+/* The same two steps inside the caller's transaction (after pdf_store_blob_insert). */
+CM_MUSTCHECK cm_err pdf_store_document(cm_pg *pg, const char *owner, const char *sha,
+                                       const char *filename, char id_out[37], bool *existing);
+
+/* A new blob, streamed (store_blob.c; saver.c calls these on its own connection, inside one
+ * transaction it began): the blob row first (*inserted false when it exists already: then its
+ * pages and chunks are there too), then pages and chunks in batches of COPY rows, then the text
+ * length, which is known only at the end. */
+CM_MUSTCHECK cm_err pdf_store_blob_insert(cm_pg *pg, const char *sha, int64_t size_bytes,
+                                          int npages, const pdf_meta *meta, bool *inserted);
+CM_MUSTCHECK cm_err pdf_store_blob_text_length(cm_pg *pg, const char *sha, int64_t text_length);
+/* Append one COPY row to rows (text format, escaped). */
+CM_MUSTCHECK cm_err pdf_store_row_page(cm_buf *rows, const char *sha, int page, const char *text,
+                                       size_t len);
+CM_MUSTCHECK cm_err pdf_store_row_chunk(cm_buf *rows, const char *sha, int idx, const pdf_chunk *c);
+/* Send the rows made by the functions above. */
+CM_MUSTCHECK cm_err pdf_store_copy_pages(cm_pg *pg, const cm_buf *rows);
+CM_MUSTCHECK cm_err pdf_store_copy_chunks(cm_pg *pg, const cm_buf *rows);
 
 /* Selects one of the owner's documents by id. */
 CM_MUSTCHECK cm_err pdf_store_select_id(cm_pg *pg, const char *owner, const char *id);

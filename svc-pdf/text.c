@@ -138,6 +138,15 @@ pdf_text_add_page(pdf_text *t, const char *s, size_t n)
 	return err;
 }
 
+void
+pdf_text_last_page(const pdf_text *t, const char **s, size_t *n)
+{
+	size_t o = t->npages > 0 ? t->off[t->npages - 1] : 0;
+
+	*s = t->buf.data + o;
+	*n = t->npages > 0 ? t->buf.len - 1 - o : 0;
+}
+
 cm_err
 pdf_text_finish(pdf_text *t)
 {

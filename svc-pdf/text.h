@@ -66,6 +66,9 @@ CM_MUSTCHECK cm_err pdf_text_end_page(pdf_text *t);
 /* A whole page from UTF-8 bytes (cleaned like runes; invalid sequences are dropped). */
 CM_MUSTCHECK cm_err pdf_text_add_page(pdf_text *t, const char *s, size_t n);
 CM_MUSTCHECK cm_err pdf_text_finish(pdf_text *t);
+/* The page pdf_text_end_page (or pdf_text_add_page) just ended, while more are being added:
+ * *n bytes at *s (NUL-terminated), inside the buffer, valid until the next append. */
+void pdf_text_last_page(const pdf_text *t, const char **s, size_t *n);
 
 /* Sets a metadata value from UTF-8 text, cleaned (control characters dropped, white space
  * trimmed, at most PDF_MAX_META bytes); empty text leaves it absent. */

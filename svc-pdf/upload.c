@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chunk.h"
 #include "cm/log.h"
 #include "cm/util.h"
 #include "files.h"
 #include "filename.h"
 #include "proto/pdf.pb-c.h"
+#include "saver.h"
 #include "store.h"
 #include "upload.h"
 
@@ -128,13 +128,29 @@ to_cache(pdf_worker *w, const char *sha, const pdf_text *t)
 	free(data);
 }
 
+/* The extraction's pages go to the storage thread as they come. */
+typedef struct to_saver {
+	pdf_saver *saver;
+	cm_err     err; /* the storage side's failure, if that stopped the extraction */
+} to_saver;
+
 static cm_err
-extract(pdf_worker *w, const pdf_upload_in *in, const char *sha, int64_t left_ms, pdf_text *t,
-        char *why, size_t whylen)
+page_to_saver(void *arg, const pdf_text *t, int npages, const char *text, size_t len)
+{
+	to_saver *ts = arg;
+
+	return ts->err = pdf_saver_page(ts->saver, t, npages, text, len);
+}
+
+static cm_err
+extract(pdf_worker *w, const pdf_upload_in *in, const char *sha, int64_t left_ms, pdf_saver *sv,
+        pdf_text *t, char *why, size_t whylen)
 {
 	const pdf_config *cfg = &w->svc->cfg;
 	pdf_limits        lim;
 	pdf_xstats        st;
+	to_saver          ts = {sv, CM_OK};
+	pdf_page_sink     sink = {page_to_saver, &ts};
 	bool              by_deadline = false;
 	cm_err            err;
 
@@ -149,7 +165,7 @@ extract(pdf_worker *w, const pdf_upload_in *in, const char *sha, int64_t left_ms
 	}
 	if (lim.timeout_ms < 1)
 		lim.timeout_ms = 1;
-	err = pdf_extract(w->x, in->data, in->len, &lim, t, why, whylen);
+	err = pdf_extract_to(w->x, in->data, in->len, &lim, &sink, t, why, whylen);
 	pdf_xctx_stats(w->x, &st);
 	cm_counter_add(w->svc->extractions, 1);
 	cm_histogram_observe(w->svc->extract_seconds, (double)st.elapsed_ms / 1000.0);
@@ -159,6 +175,10 @@ extract(pdf_worker *w, const pdf_upload_in *in, const char *sha, int64_t left_ms
 		        " peak_kb=%zu warnings=%d",
 		        sha, in->len, t->npages, t->text_length, st.elapsed_ms,
 		        st.peak_memory >> 10, st.warnings);
+	} else if (ts.err != CM_OK) {
+		why[0] = '\0'; /* the storage side failed: not the document's fault */
+		cm_info("PDF-EXTRACT-STOP", "sha256=%s ms=%" PRId64 ": storage failed: %s", sha,
+		        st.elapsed_ms, cm_strerror(err));
 	} else {
 		cm_counter_add(w->svc->failures, 1);
 		if (err == CM_ETIMEDOUT && !by_deadline)
@@ -170,63 +190,95 @@ extract(pdf_worker *w, const pdf_upload_in *in, const char *sha, int64_t left_ms
 	return err;
 }
 
-/* Steps 2-4, under the file's lock. */
+/* Pages of a text from the cache, to the storage thread. */
+static cm_err
+cached_to_saver(pdf_saver *sv, const pdf_text *t)
+{
+	cm_err err = CM_OK;
+
+	for (int i = 0; i < t->npages && err == CM_OK; i++)
+		err = pdf_saver_page(sv, t, t->npages, t->page[i], t->page_len[i]);
+	return err;
+}
+
+/* Step 2: the blob exists; a document for it (and its file, if the volume lost it). */
+static cm_err
+store_known(pdf_worker *w, const pdf_upload_in *in, const pdf_save *save, pdf_upload_out *out,
+            char *why, size_t whylen)
+{
+	const char *dir = w->svc->cfg.data_dir;
+	cm_err      err;
+
+	if (!pdf_files_exists(dir, save->sha, in->len) &&
+	    (err = pdf_files_write(dir, save->sha, in->data, in->len)) != CM_OK) {
+		snprintf(why, whylen, "cannot store the file");
+		return err; /* a file for an existing blob stays, whatever happens next */
+	}
+	if ((err = pdf_store_save(w->pg, save, out->id, &out->existing)) != CM_OK)
+		return err;
+	cm_counter_add(w->svc->skipped, 1);
+	cm_info("PDF-DEDUP", "sha256=%s owner=%s source=stored: no extraction", save->sha,
+	        in->owner);
+	return CM_OK;
+}
+
+/* Steps 2-4, under the file's lock. Steps 3-4 store while the text comes (saver.h): the
+ * transaction commits after the file is written, so a file this call wrote is removed again
+ * when it does not. */
 static cm_err
 store_new(pdf_worker *w, const pdf_upload_in *in, const char *sha, const char *name,
           int64_t mono_deadline, pdf_upload_out *out, char *why, size_t whylen)
 {
 	const char *dir = w->svc->cfg.data_dir;
 	pdf_text    text;
-	pdf_chunks  chunks;
-	pdf_save    save;
+	pdf_save    save = {in->owner, name, sha};
+	pdf_saver  *sv = NULL;
 	bool        blob = false, wrote = false, cached = false;
-	const char *source;
 	cm_err      err;
 
 	pdf_text_init(&text, PDF_MAX_TEXT);
-	memset(&chunks, 0, sizeof(chunks));
-	memset(&save, 0, sizeof(save));
-	save.owner = in->owner;
-	save.filename = name;
-	save.sha = sha;
-	save.size_bytes = (int64_t)in->len;
-
 	if ((err = pdf_store_blob_exists(w->pg, sha, &blob)) != CM_OK)
 		goto out;
-	if (!blob) {
-		cached = from_cache(w, sha, &text);
-		if (!cached) {
-			err = extract(w, in, sha, mono_deadline - cm_mono_ms(), &text, why, whylen);
-			if (err != CM_OK)
-				goto out;
-			out->extracted = true;
-			to_cache(w, sha, &text);
-		}
-		if ((err = pdf_chunk_pages(text.page, text.page_len, text.npages, 0, 0, &chunks)) !=
-		    CM_OK)
-			goto out;
-		save.text = &text;
-		save.chunks = &chunks;
+	if (blob) {
+		err = store_known(w, in, &save, out, why, whylen);
+		goto out;
 	}
+	if ((err = pdf_saver_start(w->store_pg, sha, (int64_t)in->len, in->deadline_ms, &sv)) !=
+	    CM_OK)
+		goto out;
+	cached = from_cache(w, sha, &text);
+	if (cached) {
+		err = cached_to_saver(sv, &text);
+	} else {
+		err = extract(w, in, sha, mono_deadline - cm_mono_ms(), sv, &text, why, whylen);
+		out->extracted = err == CM_OK;
+	}
+	if (err == CM_OK)
+		err = pdf_saver_end(sv, text.text_length);
+	if (err != CM_OK)
+		goto out;
+	/* While the storage thread writes the last batch. */
+	if (!cached)
+		to_cache(w, sha, &text);
 	if (!pdf_files_exists(dir, sha, in->len)) {
 		if ((err = pdf_files_write(dir, sha, in->data, in->len)) != CM_OK) {
 			snprintf(why, whylen, "cannot store the file");
 			goto out;
 		}
-		wrote = !blob; /* a file for an existing blob stays, whatever happens next */
+		wrote = true;
 	}
-	if ((err = pdf_store_save(w->pg, &save, out->id, &out->existing)) != CM_OK)
-		goto out;
-	if (!out->extracted) {
-		source = blob ? "stored" : "cache";
+	err = pdf_saver_commit(sv, in->owner, name, out->id, &out->existing, &out->store_batches);
+	sv = NULL;
+	if (err == CM_OK && cached) {
 		cm_counter_add(w->svc->skipped, 1);
-		cm_info("PDF-DEDUP", "sha256=%s owner=%s source=%s: no extraction", sha, in->owner,
-		        source);
+		cm_info("PDF-DEDUP", "sha256=%s owner=%s source=cache: no extraction", sha,
+		        in->owner);
 	}
 out:
+	if (sv != NULL)
+		pdf_saver_abort(sv, &out->store_batches);
 	if (err != CM_OK && wrote && pdf_files_remove(dir, sha) != CM_OK)
 		cm_warn("PDF-FILE-ORPHAN", "sha256=%s: file left without a blob", sha);
-	pdf_chunks_fini(&chunks);
 	pdf_text_fini(&text);
 	return err;
 }

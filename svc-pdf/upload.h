@@ -9,9 +9,10 @@
  *   4. otherwise                           -> extracted with mupdf, cached in Redis, stored
  * Steps 2-4 run under a per-file lock (pdf_store_lock) so concurrent uploads of the same bytes
  * on any replica extract once, and a deletion never unlinks a file an upload is about to use.
- * The file is written content-addressed (<data dir>/<sha256>.pdf) before the database
- * transaction that makes it visible; if that transaction fails, a file this call created is
- * removed again.
+ * In steps 3-4 the pages and chunks are written while the text comes (saver.h), in one
+ * transaction on the worker's second connection that commits only once the text is whole.
+ * The file is written content-addressed (<data dir>/<sha256>.pdf) before that commit; if the
+ * commit fails, a file this call created is removed again.
  */
 #ifndef PDF_UPLOAD_H
 #define PDF_UPLOAD_H
@@ -34,8 +35,9 @@ typedef struct pdf_upload_in {
 typedef struct pdf_upload_out {
 	char id[37];
 	char sha256[65];
-	bool existing;  /* the owner had uploaded these bytes before */
-	bool extracted; /* mupdf ran for this call */
+	bool existing;      /* the owner had uploaded these bytes before */
+	bool extracted;     /* mupdf ran for this call */
+	int  store_batches; /* COPY batches of pages and chunks sent (committed or not) */
 } pdf_upload_out;
 
 /* Errors as in extract.h, plus CM_ETOOBIG (over PDF_MAX_UPLOAD), CM_EINVAL ("empty file"),

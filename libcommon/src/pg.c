@@ -301,6 +301,12 @@ out:
 	return err;
 }
 
+cm_err
+cm_pg_open_like(const cm_pg *pg, cm_pg **out)
+{
+	return cm_pg_open(out, pg->conninfo, pg->schema);
+}
+
 void
 cm_pg_close(cm_pg *pg)
 {
@@ -489,6 +495,48 @@ cm_pg_exec(cm_pg *pg, const char *sql, int nparams, const char *const *params, c
 		(*out)->res = r;
 		r = NULL;
 	}
+out:
+	PQclear(r);
+	return err;
+}
+
+/* The data goes in pieces: PQputCopyData takes an int length, and a piece at a time keeps
+ * libpq's output buffer small. */
+#define COPY_PIECE ((size_t)1 << 20)
+
+cm_err
+cm_pg_copy_in(cm_pg *pg, const char *sql, const void *data, size_t len)
+{
+	const char *p = data;
+	PGresult   *r = NULL;
+	int         sent = 1;
+	cm_err      err;
+	bool        in_tx;
+
+	if ((err = check_deadline(pg)) != CM_OK || (err = ensure(pg)) != CM_OK)
+		goto out;
+	in_tx = tx_open(pg);
+	if ((err = bound(pg)) != CM_OK)
+		goto out;
+	r = PQexec(pg->conn, sql);
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		err = map_error(pg, r, in_tx);
+		goto out;
+	}
+	PQclear(r);
+	for (size_t off = 0; off < len && sent == 1; off += COPY_PIECE)
+		sent = PQputCopyData(pg->conn, p + off,
+		                     (int)(len - off < COPY_PIECE ? len - off : COPY_PIECE));
+	/* On a failed send, ending with an error message makes the server abort the COPY. */
+	PQputCopyEnd(pg->conn, sent == 1 ? NULL : "client could not send the data");
+	r = PQgetResult(pg->conn);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		err = map_error(pg, r, in_tx);
+	else
+		pg->errmsg[0] = pg->sqlstate[0] = '\0';
+	/* The connection is idle again only after the NULL result. */
+	for (PGresult *more; pg->conn != NULL && (more = PQgetResult(pg->conn)) != NULL;)
+		PQclear(more);
 out:
 	PQclear(r);
 	return err;

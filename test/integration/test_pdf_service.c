@@ -29,6 +29,7 @@
 #include "../../svc-pdf/server.h"
 #include "../../svc-pdf/store.h"
 #include "../../svc-pdf/testpdf.h"
+#include "../../svc-pdf/upload.h"
 
 #define RPC_URL "tcp://127.0.0.1:27192"
 
@@ -908,6 +909,157 @@ test_bad_uploads(void **state)
 	cm_buf_fini(&b);
 }
 
+/* A unique PDF of npages pages of about 1,200 bytes each (enough for chunks in every batch);
+ * claimed > npages makes the page tree claim more pages than it has, so extraction fails at
+ * page npages + 1 ("corrupt PDF"). */
+static void
+make_long_pdf(cm_buf *b, int npages, long long claimed, const char *tag)
+{
+	const char **pages = calloc((size_t)npages, sizeof(*pages));
+	char        *text = malloc((size_t)npages * 1400);
+	pdf_testpdf  o;
+	int          id = ++seq;
+
+	assert_non_null(pages);
+	assert_non_null(text);
+	for (int i = 0; i < npages; i++) {
+		char *t = text + (size_t)i * 1400;
+		int   n = snprintf(t, 1400, "Document %s %d %s page %d.\n", nonce, id, tag, i + 1);
+		while (n < 1200)
+			n += snprintf(t + n, 1400 - (size_t)n,
+			              "Cells divide and grow, %d times over.\n", i + n);
+		pages[i] = t;
+	}
+	memset(&o, 0, sizeof(o));
+	o.npages = npages;
+	o.pages = pages;
+	o.claimed_count = claimed;
+	cm_buf_init(b, (size_t)64 << 20);
+	assert_int_equal(pdf_testpdf_build(&o, b), CM_OK);
+	free(pages);
+	free(text);
+}
+
+static cm_err
+upload_direct(const char *owner, const cm_buf *pdf, pdf_upload_out *out, char *why)
+{
+	pdf_upload_in in = {owner, "long.pdf", (const uint8_t *)pdf->data, pdf->len,
+	                    cm_now_ms() + 30000};
+
+	return pdf_upload(W, &in, out, why, 256);
+}
+
+/* Nothing of the blob sha: no row in blobs, pages or chunks, no file, no document. */
+static void
+assert_nothing_stored(const char *sha)
+{
+	assert_int_equal(count_rows("SELECT count(*) FROM blobs WHERE sha256 = $1", sha), 0);
+	assert_int_equal(count_rows("SELECT count(*) FROM pages WHERE sha256 = $1", sha), 0);
+	assert_int_equal(count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1", sha), 0);
+	assert_int_equal(count_rows("SELECT count(*) FROM documents WHERE sha256 = $1", sha), 0);
+	assert_false(file_exists(sha));
+}
+
+/* Extraction fails at page 201 after batches of pages and chunks went to PostgreSQL: the
+ * transaction is rolled back; the storage connection then serves the next upload. */
+static void
+test_fail_half_way(void **state)
+{
+	cm_buf         bad, good;
+	pdf_upload_out out;
+	char           why[256];
+
+	(void)state;
+	make_long_pdf(&bad, 200, 400, "halfway");
+	assert_int_equal(upload_direct("hal", &bad, &out, why), CM_EPRECOND);
+	assert_non_null(strstr(why, "corrupt PDF: page 201"));
+	assert_true(out.store_batches >= 6); /* 6 batches of 32 pages, their chunks */
+	assert_nothing_stored(out.sha256);
+
+	make_long_pdf(&good, 200, 0, "whole");
+	assert_int_equal(upload_direct("hal", &good, &out, why), CM_OK);
+	assert_int_equal(count_rows("SELECT count(*) FROM pages WHERE sha256 = $1", out.sha256),
+	                 200);
+	assert_int_equal(count_rows("SELECT pages FROM blobs WHERE sha256 = $1", out.sha256), 200);
+	assert_true(count_rows("SELECT text_length FROM blobs WHERE sha256 = $1", out.sha256) >
+	            200 * 1200);
+	assert_true(count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1", out.sha256) > 50);
+	/* Searchable as soon as the upload returns. */
+	assert_int_equal(count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1 AND tsv @@"
+	                            " plainto_tsquery('simple', 'cells divide')",
+	                            out.sha256),
+	                 count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1", out.sha256));
+	cm_buf_fini(&bad);
+	cm_buf_fini(&good);
+}
+
+typedef struct killer {
+	int  pid;    /* the storage connection's backend */
+	bool killed; /* terminated while its transaction was open */
+} killer;
+
+/* Waits (deadline 20 s) until the backend is inside a transaction, then terminates it. */
+static void *
+kill_main(void *arg)
+{
+	killer       *k = arg;
+	cm_pg        *pg = NULL;
+	cm_pg_result *res = NULL;
+	char          pid[16];
+	const char   *p[] = {pid};
+	int64_t       end = cm_mono_ms() + 20000;
+
+	snprintf(pid, sizeof(pid), "%d", k->pid);
+	if (cm_pg_open(&pg, db_url, PDF_SCHEMA) != CM_OK)
+		return NULL;
+	while (!k->killed && cm_mono_ms() < end) {
+		if (cm_pg_exec(pg,
+		               "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+		               " WHERE pid = $1::int AND xact_start IS NOT NULL",
+		               1, p, &res) == CM_OK)
+			k->killed = cm_pg_nrows(res) == 1;
+		cm_pg_result_free(res);
+		res = NULL;
+	}
+	cm_pg_close(pg);
+	return NULL;
+}
+
+/* The storage connection dies in the middle (what a database restart does to it): the upload
+ * fails as unavailable, nothing is stored, and the next upload reconnects and succeeds. */
+static void
+test_storage_lost_mid_upload(void **state)
+{
+	cm_pg_result  *res = NULL;
+	cm_buf         pdf;
+	pdf_upload_out out;
+	killer         k = {0, false};
+	pthread_t      t;
+	char           why[256];
+	int64_t        pid = 0;
+	cm_err         err;
+
+	(void)state;
+	assert_int_equal(cm_pg_exec(W->store_pg, "SELECT pg_backend_pid()", 0, NULL, &res), CM_OK);
+	assert_true(cm_parse_i64(cm_pg_get(res, 0, 0), &pid));
+	cm_pg_result_free(res);
+	k.pid = (int)pid;
+	make_long_pdf(&pdf, 1500, 0, "lost");
+	assert_int_equal(pthread_create(&t, NULL, kill_main, &k), 0);
+	assert_int_equal(upload_direct("lou", &pdf, &out, why), CM_EUNAVAIL);
+	pthread_join(t, NULL);
+	assert_true(k.killed);
+	assert_nothing_stored(out.sha256);
+	/* The connection comes back after its back-off (CM_PG_RETRY_MS). */
+	for (int64_t end = cm_mono_ms() + 10000;
+	     (err = upload_direct("lou", &pdf, &out, why)) == CM_EUNAVAIL && cm_mono_ms() < end;)
+		usleep(50 * 1000);
+	assert_int_equal(err, CM_OK);
+	assert_int_equal(count_rows("SELECT count(*) FROM pages WHERE sha256 = $1", out.sha256),
+	                 1500);
+	cm_buf_fini(&pdf);
+}
+
 typedef struct racer {
 	pdf_worker   *w;
 	const char   *subject;
@@ -1034,6 +1186,8 @@ main(void)
 	    cmocka_unit_test(test_select_and_selected),
 	    cmocka_unit_test(test_bad_uploads),
 	    cmocka_unit_test(test_concurrent_same_file),
+	    cmocka_unit_test(test_fail_half_way),
+	    cmocka_unit_test(test_storage_lost_mid_upload),
 	    cmocka_unit_test(test_rpc_round_trip),
 	};
 

@@ -1,6 +1,7 @@
 /*
  * test_pdf_chunk.c - chunk.c: sizes within the window, boundary preference (paragraph, sentence,
- * white space, character), page numbers, UTF-8 safety, degenerate input.
+ * white space, character), page numbers, UTF-8 safety, degenerate input; the page-by-page
+ * chunker gives the same chunks as the whole document.
  * svc-pdf headers are included by path: tests see every service's directory, and names such as
  * config.h or server.h exist in several.
  */
@@ -195,6 +196,52 @@ test_no_crumb_at_the_end(void **state)
 	free(doc);
 }
 
+/* Pages of varied lengths (blank, short, longer than a chunk, prose with paragraphs), fed one
+ * at a time with the chunks taken whenever ready, against pdf_chunk_pages on the whole. */
+static void
+test_chunker_same_as_whole(void **state)
+{
+	static const size_t lens[] = {0, 300, 7000, 40, 0, 0, 2600, 150, 9000, 10, 4100, 0, 1};
+	enum { N = sizeof(lens) / sizeof(lens[0]) };
+	const char *pages[N];
+	char       *texts[N];
+	size_t      plen[N];
+	pdf_chunks  whole;
+	pdf_chunker c;
+	pdf_chunk   ch;
+	size_t      got = 0, early = 0;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		texts[i] = prose(lens[i], (size_t)(i % 3) * 700);
+		pages[i] = texts[i];
+		plen[i] = lens[i];
+	}
+	assert_int_equal(pdf_chunk_pages(pages, plen, N, 500, 900, &whole), CM_OK);
+	assert_true(whole.n > 20);
+	assert_int_equal(pdf_chunker_init(&c, 500, 900), CM_OK);
+	for (int i = 0; i <= N; i++) {
+		if (i < N)
+			assert_int_equal(pdf_chunker_add_page(&c, pages[i], plen[i]), CM_OK);
+		while (pdf_chunker_next(&c, i == N, &ch)) {
+			assert_true(got < whole.n);
+			assert_int_equal(ch.len, whole.v[got].len);
+			assert_memory_equal(ch.text, whole.v[got].text, ch.len);
+			assert_int_equal(ch.page_first, whole.v[got].page_first);
+			assert_int_equal(ch.page_last, whole.v[got].page_last);
+			got++;
+			if (i < N)
+				early++;
+		}
+	}
+	assert_int_equal(got, whole.n);
+	assert_true(early > whole.n / 2); /* most came before the last page */
+	pdf_chunker_fini(&c);
+	pdf_chunks_fini(&whole);
+	for (int i = 0; i < N; i++)
+		free(texts[i]);
+}
+
 int
 main(void)
 {
@@ -206,6 +253,7 @@ main(void)
 	    cmocka_unit_test(test_hard_cut_keeps_utf8),
 	    cmocka_unit_test(test_pages_of_chunks),
 	    cmocka_unit_test(test_no_crumb_at_the_end),
+	    cmocka_unit_test(test_chunker_same_as_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

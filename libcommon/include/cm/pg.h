@@ -47,6 +47,10 @@ void cm_pg_set_default_timeouts(int64_t statement_ms, int64_t lock_ms);
  * search_path on every (re)connect; NULL leaves the default. Both are copied. */
 CM_MUSTCHECK cm_err cm_pg_open(cm_pg **out, const char *conninfo, const char *schema);
 void                cm_pg_close(cm_pg *pg);
+/* A second, independent handle to the same database and schema as pg (its conninfo and schema
+ * are copied; nothing else is shared): for a thread that works beside pg's owner, such as a
+ * storage thread writing while the owner computes. Lazy like cm_pg_open. */
+CM_MUSTCHECK cm_err cm_pg_open_like(const cm_pg *pg, cm_pg **out);
 
 /* Sets the deadline of the statements that follow: absolute unix ms (cm_now_ms clock); 0 = none,
  * back to the ceiling. Contacts nothing; the handle's owner thread calls it (per RPC call).
@@ -71,6 +75,13 @@ bool cm_pg_ping(cm_pg *pg);
  * not NULL) holds the result, freed with cm_pg_result_free. */
 CM_MUSTCHECK cm_err cm_pg_exec(cm_pg *pg, const char *sql, int nparams, const char *const *params,
                                cm_pg_result **out);
+
+/* Runs sql, a "COPY ... FROM STDIN" (text format; code, never input), and sends data[0..len)
+ * as its rows, in one statement bounded like cm_pg_exec. The caller formats the rows (text
+ * format: columns separated by tabs, rows ended by '\n', '\\', tab, newline and carriage return
+ * escaped). Errors as cm_pg_exec: a row the server rejects fails the whole COPY (and an open
+ * transaction). */
+CM_MUSTCHECK cm_err cm_pg_copy_in(cm_pg *pg, const char *sql, const void *data, size_t len);
 
 int cm_pg_nrows(const cm_pg_result *r);
 /* Text value of (row, col); "" for NULL (see cm_pg_isnull). */
