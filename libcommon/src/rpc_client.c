@@ -338,6 +338,7 @@ call_attempt(rpc_call *call, const replica *avoid)
 	call->stage = RPC_STAGE_SEND;
 	call->cancelled_by_reaper = false;
 	call->attempts++;
+	cm_counter_add(r->m_calls, 1);
 	pthread_mutex_lock(&r->mtx);
 	call->next = r->calls;
 	call->prev = NULL;
@@ -425,6 +426,7 @@ call_cb(void *arg)
 	if (call->stage == RPC_STAGE_REJECT) {
 		result_set(&res, call->reject_status, call->reject_msg);
 		res.retry_after_s = call->reject_retry_s;
+		res.refused = true;
 		call_finish(call, &res);
 		return;
 	}

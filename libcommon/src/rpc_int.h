@@ -80,6 +80,7 @@ struct replica {
 	rpc_call       *calls;        /* in flight on this replica */
 	nng_aio        *reaper;       /* cancels in-flight calls when the last pipe goes */
 	atomic_bool     reaper_armed; /* the reaper is scheduled: never start the aio twice */
+	cm_counter     *m_calls;      /* attempts sent to it; NULL without a registry */
 	/* Resolver thread only: draining after removal from the set. */
 	int64_t  drain_until_ms;
 	replica *next_drain;
