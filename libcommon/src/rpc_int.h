@@ -148,8 +148,6 @@ replica *rpc_pick(cm_rpc_client *c, const replica *avoid);
 
 /* ---- discovery (rpc_resolve.c) ------------------------------------------------------------- */
 
-#define RPC_DNS_SCHEME "dns+tcp://"
-
 /* Parses a "dns+tcp://name:port" entry of group `group` into the resolver (allocated on first
  * use). CM_EINVAL on a malformed entry. */
 CM_MUSTCHECK cm_err rpc_resolver_add(cm_rpc_client *c, const char *entry, int group,
