@@ -80,6 +80,11 @@ rpc_done(void *arg, cm_rpc_result *res)
 {
 	edge_req *r = arg;
 
+	/* Refused by the breaker or the pending limit, nothing sent: the old backend may answer
+	 * (migrate.h). Any other answer means the new side saw the request. */
+	if (res->refused && r->may_fall_back && edge_migrate_fall_back(r))
+		return;
+	r->may_fall_back = false;
 	if (res->status != CM__STATUS__OK) {
 		if (res->retry_after_s > 0)
 			snprintf(r->retry_after, sizeof(r->retry_after), "%d",
@@ -117,7 +122,6 @@ call_payload(edge_req *r, const void *payload, size_t len)
 	const edge_route *rt = r->route;
 	cm_rpc_call_opts  o;
 	cm_err            err;
-	bool              may_fall_back = r->may_fall_back;
 
 	edge_req_opts(r, rt->rpc, (rt->flags & EDGE_R_IDEMPOTENT) != 0, &o);
 	if ((rt->flags & EDGE_R_LONG) != 0)
@@ -129,14 +133,14 @@ call_payload(edge_req *r, const void *payload, size_t len)
 			call_failed(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
 		return;
 	}
-	/* Cleared before the call: once started, r may be answered (and freed) at any moment, and
-	 * a request the new side has seen never goes to the old one. */
-	r->may_fall_back = false;
+	/* r->may_fall_back stays set for rpc_done, which clears it unless the call was refused
+	 * unsent; once started, r may be answered (and freed) at any moment, so nothing here
+	 * touches it after a started call. */
 	err = cm_rpc_call_async(r->e->up[rt->upstream], &o, payload, len, rpc_done, r);
 	if (err == CM_ETIMEDOUT) {
 		call_failed(r, CM__STATUS__DEADLINE_EXCEEDED, "deadline exceeded");
 	} else if (err != CM_OK) {
-		r->may_fall_back = may_fall_back; /* the call never started */
+		/* The call never started: no replica to send it to. */
 		if (err == CM_EUNAVAIL && edge_migrate_fall_back(r))
 			return;
 		cm_warn("EDGE-NO-UPSTREAM", "%s: no replica available", rt->rpc);

@@ -264,17 +264,6 @@ edge_migrate_decide(const edge_migrate *m, const edge_route *rt, const char *use
 	              user, client_addr);
 }
 
-/* True when the breaker of the route's service is open (libcommon's RPC client): the request
- * then goes to the old backend at once ("old_fallback") instead of failing fast with 503. A
- * half-open breaker lets the new side's probe calls through. */
-static bool
-new_side_open(const edge_req *r)
-{
-	cm_rpc_client *c = r->route->upstream != EDGE_UP_NONE ? r->e->up[r->route->upstream] : NULL;
-
-	return c != NULL && cm_rpc_client_breaker_state(c) == CM_BREAKER_OPEN;
-}
-
 static void
 send_old(edge_req *r, const char *routed)
 {
@@ -303,13 +292,11 @@ edge_migrate_route(edge_req *r)
 		break;
 	}
 	r->routed = "new";
-	if (!rules->fallback)
-		return false;
-	if (new_side_open(r)) {
-		send_old(r, "old_fallback");
-		return true;
-	}
-	r->may_fall_back = true;
+	/* The breaker is asked by the call itself: while it is open the call is refused unsent
+	 * and falls back (exchange.c), and once its open time is over the call is what turns it
+	 * half-open, so probes reach the new side and it can close again. Deciding here from its
+	 * state alone would keep it open for ever: no call would ever reach it. */
+	r->may_fall_back = rules->fallback;
 	return false;
 }
 

@@ -10,10 +10,12 @@
  *     is unchanged, on every edge replica (the hash is fixed, unseeded), and raising the share only
  *     moves users from the new side to the old one (lowering it, the other way).
  *   - EDGE_LEGACY_USERS: flagged user ids always go there.
- *   - EDGE_LEGACY_FALLBACK=1: a request decided for the new side whose service has no replica to
- *     call (the call fails UNAVAILABLE without reaching one, or the service is not configured) is
- *     answered by the old backend instead of 503. Only before any upstream call of the request has
- *     started: a call that reached a replica may have done its work, and is not repeated.
+ *   - EDGE_LEGACY_FALLBACK=1: a request decided for the new side whose call reaches no replica
+ *     (none connected and not ejected, the service not configured, or the call refused unsent by
+ *     the service's circuit breaker while it is open or by its pending limit) is answered by the
+ *     old backend instead of 503. Only before any upstream call of the request reached a replica:
+ *     one that did may have done its work, and is not repeated (so a half-open breaker's probe
+ *     that fails is the client's error).
  *   - EDGE_LEGACY_ROUTES: the route names taking part; empty = every legacy route but
  *     legacy_login and legacy_logout, which make and end the edge's own session cookie (the old
  *     backend has none to give) and cannot be named.
@@ -66,8 +68,9 @@ edge_migrate_target edge_migrate_decide(const edge_migrate *m, const edge_route 
 /* server.c, after authentication and before the route's start: decides for r, and when r goes to
  * the old backend forwards it there and returns true (r is consumed). */
 bool edge_migrate_route(edge_req *r);
-/* exchange.c, when an upstream call of r could not start for want of a replica: true when the old
- * backend takes r instead (r is consumed); false leaves r to the caller's 503. */
+/* exchange.c, when an upstream call of r reached no replica (none to call, or refused unsent):
+ * true when the old backend takes r instead (r is consumed); false leaves r to the caller's 503.
+ * Called on the event loop or on an nng thread (a refused call's answer). */
 bool edge_migrate_fall_back(edge_req *r);
 /* server.c, as r is answered: counts where it went (nothing when it took no part). */
 void edge_migrate_observe(edge_req *r);

@@ -26,6 +26,7 @@
 #include "cm/rpc.h"
 #include "cm/util.h"
 #include "proto/common.pb-c.h"
+#include "dns_int.h"
 #include "rpc_int.h"
 
 #define RETRY_BUDGET_MAX 10000 /* milli-tokens: at most 10 retries banked */
@@ -119,7 +120,7 @@ cm_rpc_client_open_opts(cm_rpc_client **out, const char *name, const char *urls,
 			tok++;
 		if (*tok == '\0')
 			continue;
-		if (strncmp(tok, RPC_DNS_SCHEME, strlen(RPC_DNS_SCHEME)) == 0) {
+		if (dns_is_entry(tok)) {
 			if ((err = rpc_resolver_add(c, tok, group, opts)) != CM_OK)
 				goto out;
 			continue;
@@ -338,6 +339,7 @@ call_attempt(rpc_call *call, const replica *avoid)
 	call->stage = RPC_STAGE_SEND;
 	call->cancelled_by_reaper = false;
 	call->attempts++;
+	cm_counter_add(r->m_calls, 1);
 	pthread_mutex_lock(&r->mtx);
 	call->next = r->calls;
 	call->prev = NULL;
@@ -425,6 +427,7 @@ call_cb(void *arg)
 	if (call->stage == RPC_STAGE_REJECT) {
 		result_set(&res, call->reject_status, call->reject_msg);
 		res.retry_after_s = call->reject_retry_s;
+		res.refused = true;
 		call_finish(call, &res);
 		return;
 	}

@@ -80,6 +80,7 @@ struct replica {
 	rpc_call       *calls;        /* in flight on this replica */
 	nng_aio        *reaper;       /* cancels in-flight calls when the last pipe goes */
 	atomic_bool     reaper_armed; /* the reaper is scheduled: never start the aio twice */
+	cm_counter     *m_calls;      /* attempts sent to it; NULL without a registry */
 	/* Resolver thread only: draining after removal from the set. */
 	int64_t  drain_until_ms;
 	replica *next_drain;
@@ -146,8 +147,6 @@ void rpc_replica_failure(replica *r);
 replica *rpc_pick(cm_rpc_client *c, const replica *avoid);
 
 /* ---- discovery (rpc_resolve.c) ------------------------------------------------------------- */
-
-#define RPC_DNS_SCHEME "dns+tcp://"
 
 /* Parses a "dns+tcp://name:port" entry of group `group` into the resolver (allocated on first
  * use). CM_EINVAL on a malformed entry. */

@@ -12,6 +12,7 @@
  * are cancelled from a task (never from inside the pipe callback, where nng holds locks) so they
  * fail fast instead of waiting out their deadline.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,13 @@ rpc_replica_open(cm_rpc_client *c, const char *url, int group)
 		return NULL;
 	}
 	r->sock_open = true;
+	if (c->metrics != NULL) {
+		char l[512]; /* a replica URL in a label */
+		snprintf(l, sizeof(l), "upstream=\"%s\",replica=\"%s\"", c->name, url);
+		r->m_calls =
+		    cm_metrics_counter(c->metrics, "upstream_replica_calls_total",
+		                       "Call attempts sent to each replica (retries included)", l);
+	}
 	nng_socket_set_ms(r->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, CM_MAX_RPC_MSG);
 	nng_socket_set_ms(r->sock, NNG_OPT_RECONNMINT, 100);

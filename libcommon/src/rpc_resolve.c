@@ -12,17 +12,14 @@
  * keeps the previous replicas: a DNS hiccup must not empty an upstream. Only this thread changes
  * the set after open, so it may compute the difference under the shared lock.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "cm/log.h"
 #include "cm/util.h"
+#include "dns_int.h"
 #include "rpc_int.h"
 
 #define DRAIN_TICK_MS 100
@@ -46,51 +43,14 @@ struct rpc_resolver {
 	replica          *draining;
 };
 
-/* getaddrinfo, numeric answers, duplicates dropped. */
-static cm_err
-resolve_system(void *arg, const char *name, cm_rpc_addrs *out)
-{
-	struct addrinfo hints, *res = NULL;
-	int             rv;
-
-	(void)arg;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rv = getaddrinfo(name, NULL, &hints, &res)) != 0) {
-		cm_warn("RPC-RESOLVE-FAIL", "%s: %s", name, gai_strerror(rv));
-		return CM_EUNAVAIL;
-	}
-	for (struct addrinfo *a = res; a != NULL && out->n < CM_RPC_MAX_REPLICAS; a = a->ai_next) {
-		char        buf[CM_RPC_MAX_ADDR];
-		const void *src =
-		    a->ai_family == AF_INET
-		        ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
-		        : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
-		bool dup = false;
-
-		if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
-		    inet_ntop(a->ai_family, src, buf, sizeof(buf)) == NULL)
-			continue;
-		for (size_t i = 0; i < out->n && !dup; i++)
-			dup = strcmp(out->addr[i], buf) == 0;
-		if (!dup)
-			cm_strlcpy(out->addr[out->n++], buf, CM_RPC_MAX_ADDR);
-	}
-	freeaddrinfo(res);
-	return CM_OK;
-}
-
 cm_err
 rpc_resolver_add(cm_rpc_client *c, const char *entry, int group, const cm_rpc_client_opts *opts)
 {
 	rpc_resolver *rs = c->resolver;
-	const char   *host = entry + strlen(RPC_DNS_SCHEME), *colon = strrchr(host, ':');
+	char          host[DNS_HOST_MAX], port[8];
 	dns_entry    *grown, *e;
-	int64_t       port;
 
-	if (colon == NULL || colon == host || !cm_parse_i64(colon + 1, &port) || port < 1 ||
-	    port > 65535 || (size_t)(colon - host) >= 254) {
+	if (!dns_parse(entry, host, port)) {
 		cm_error("RPC-DNS-BAD", "%s: bad entry %s (dns+tcp://name:port)", c->name, entry);
 		return CM_EINVAL;
 	}
@@ -105,17 +65,9 @@ rpc_resolver_add(cm_rpc_client *c, const char *entry, int group, const cm_rpc_cl
 			pthread_cond_init(&rs->cv, &ca);
 			pthread_condattr_destroy(&ca);
 		}
-		rs->fn = opts->resolve != NULL ? opts->resolve : resolve_system;
+		rs->fn = opts->resolve != NULL ? opts->resolve : dns_lookup;
 		rs->fn_arg = opts->resolve_arg;
-		rs->period_ms = opts->resolve_ms;
-		if (rs->period_ms <= 0) {
-			const char *env = getenv("CM_RPC_RESOLVE_MS");
-			int64_t     v;
-			rs->period_ms =
-			    env != NULL && cm_parse_i64(env, &v) && v > 0 && v < 86400000
-			        ? (int)v
-			        : CM_RPC_RESOLVE_MS;
-		}
+		rs->period_ms = dns_period_ms(opts->resolve_ms);
 		rs->drain_ms = opts->drain_ms > 0 ? opts->drain_ms : CM_RPC_DRAIN_MS;
 		c->resolver = rs;
 	}
@@ -123,9 +75,9 @@ rpc_resolver_add(cm_rpc_client *c, const char *entry, int group, const cm_rpc_cl
 		return CM_ENOMEM;
 	rs->entries = grown;
 	e = &rs->entries[rs->n];
-	if ((e->host = strndup(host, (size_t)(colon - host))) == NULL)
+	if ((e->host = strdup(host)) == NULL)
 		return CM_ENOMEM;
-	snprintf(e->port, sizeof(e->port), "%d", (int)port);
+	memcpy(e->port, port, sizeof(e->port));
 	e->group = group;
 	rs->n++;
 	return CM_OK;
@@ -134,10 +86,7 @@ rpc_resolver_add(cm_rpc_client *c, const char *entry, int group, const cm_rpc_cl
 static void
 url_of(const dns_entry *e, const char *addr, char *url, size_t n)
 {
-	if (strchr(addr, ':') != NULL)
-		snprintf(url, n, "tcp://[%s]:%s", addr, e->port);
-	else
-		snprintf(url, n, "tcp://%s:%s", addr, e->port);
+	dns_url(addr, e->port, url, n);
 }
 
 static bool

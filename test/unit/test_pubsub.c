@@ -1,5 +1,7 @@
 /*
- * test_pubsub.c - events over nng pub/sub: prefix filtering and payload integrity.
+ * test_pubsub.c - events over nng pub/sub: prefix filtering and payload integrity; publishers
+ * found by a dns+tcp:// name (a resolver the test answers, publishers on 127.0.0.1 and
+ * 127.0.0.2 at one port), dialled when they appear and hung up when they go.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -16,6 +18,7 @@
 #include "cm/util.h"
 
 #define URL "tcp://127.0.0.1:27811"
+#define DNS_PORT "27812"
 
 /* on_event runs on an nng thread, again for each event the loop below publishes, while the test
  * reads: the payload copy is guarded, and counted only once it is whole. */
@@ -81,11 +84,125 @@ test_prefix_subscription(void **state)
 	cm_pub_close(p);
 }
 
+/* ---- discovery ----------------------------------------------------------------------------- */
+
+static pthread_mutex_t dns_mu = PTHREAD_MUTEX_INITIALIZER;
+static const char     *dns_answer[2];
+static int             dns_n, dns_calls;
+static int             from[2]; /* events seen from publisher 0 (127.0.0.1) and 1 (127.0.0.2) */
+
+static cm_err
+resolve(void *arg, const char *name, cm_rpc_addrs *out)
+{
+	(void)arg;
+	if (strcmp(name, "events.test") != 0)
+		return CM_EUNAVAIL; /* no answer: the test's events never arrive */
+	pthread_mutex_lock(&dns_mu);
+	for (int i = 0; i < dns_n; i++)
+		cm_strlcpy(out->addr[out->n++], dns_answer[i], CM_RPC_MAX_ADDR);
+	dns_calls++;
+	pthread_mutex_unlock(&dns_mu);
+	return CM_OK;
+}
+
+static void
+answer(int n, const char *a, const char *b)
+{
+	pthread_mutex_lock(&dns_mu);
+	dns_n = n;
+	dns_answer[0] = a;
+	dns_answer[1] = b;
+	pthread_mutex_unlock(&dns_mu);
+}
+
+static int
+calls(void)
+{
+	int n;
+
+	pthread_mutex_lock(&dns_mu);
+	n = dns_calls;
+	pthread_mutex_unlock(&dns_mu);
+	return n;
+}
+
+static void
+on_from(void *arg, const char *topic, const char *type, const void *payload, size_t len)
+{
+	(void)arg;
+	(void)type;
+	(void)payload;
+	(void)len;
+	__atomic_add_fetch(&from[topic[4] == '1'], 1, __ATOMIC_SEQ_CST); /* "job.0" / "job.1" */
+}
+
+/* Publishes from p until publisher i's events arrive (at most ms); true when they did. */
+static bool
+reaches(cm_pub *p, int i, int64_t ms)
+{
+	const char *topic = i == 0 ? "job.0" : "job.1";
+	int         seen = __atomic_load_n(&from[i], __ATOMIC_SEQ_CST);
+
+	for (int64_t until = cm_mono_ms() + ms; cm_mono_ms() < until;) {
+		assert_int_equal(cm_pub_send(p, topic, "job.progress", NULL, 0), CM_OK);
+		if (__atomic_load_n(&from[i], __ATOMIC_SEQ_CST) > seen)
+			return true;
+		nng_msleep(10);
+	}
+	return false;
+}
+
+static void
+test_publishers_by_dns(void **state)
+{
+	cm_pub     *p0 = NULL, *p1 = NULL;
+	cm_sub     *s = NULL, *bad = NULL;
+	cm_sub_opts o = {.resolve_ms = 100, .resolve = resolve};
+	int         c;
+
+	(void)state;
+	answer(1, "127.0.0.1", NULL);
+	assert_int_equal(cm_pub_open(&p0, "tcp://127.0.0.1:" DNS_PORT), CM_OK);
+	assert_int_equal(cm_pub_open(&p1, "tcp://127.0.0.2:" DNS_PORT), CM_OK);
+	assert_int_equal(cm_sub_open_opts(&s, "dns+tcp://events.test:" DNS_PORT, on_from, NULL, &o),
+	                 CM_OK);
+	assert_int_equal(cm_sub_subscribe(s, "job."), CM_OK);
+	assert_true(reaches(p0, 0, 5000));
+
+	/* A publisher that appears under the name is dialled within a period. */
+	answer(2, "127.0.0.1", "127.0.0.2");
+	assert_true(reaches(p1, 1, 5000));
+	assert_true(reaches(p0, 0, 5000));
+
+	/* One that goes is hung up: once the resolver has applied the answer (two lookups later),
+	 * nothing it publishes arrives, while the other's events still do. */
+	answer(1, "127.0.0.2", NULL);
+	c = calls();
+	for (int64_t until = cm_mono_ms() + 5000; calls() < c + 2 && cm_mono_ms() < until;)
+		nng_msleep(10);
+	assert_true(calls() >= c + 2);
+	__atomic_store_n(&from[0], 0, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(cm_pub_send(p0, "job.0", "job.progress", NULL, 0), CM_OK);
+		nng_msleep(5);
+	}
+	assert_true(reaches(p1, 1, 5000));
+	assert_int_equal(__atomic_load_n(&from[0], __ATOMIC_SEQ_CST), 0);
+
+	/* A malformed entry is refused at open. */
+	assert_int_equal(cm_sub_open(&bad, "dns+tcp://events.test", on_from, NULL), CM_EINVAL);
+	assert_null(bad);
+	cm_sub_close(s);
+	cm_pub_close(p1);
+	cm_pub_close(p0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_prefix_subscription),
+	    cmocka_unit_test(test_publishers_by_dns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -202,11 +202,14 @@ typedef struct cm_rpc_call_opts {
 } cm_rpc_call_opts;
 
 /* The outcome of a call. `status` is the cm.Status value; UNAVAILABLE when no replica answered,
- * DEADLINE_EXCEEDED when the deadline passed. `payload` is the packed response message. */
+ * DEADLINE_EXCEEDED when the deadline passed. `payload` is the packed response message.
+ * `refused`: the breaker or the pending limit answered (UNAVAILABLE) and nothing was sent, so a
+ * caller may take the request elsewhere (the edge's fallback to the old backend). */
 typedef struct cm_rpc_result {
 	int      status;
 	char     message[CM_MAX_ERRMSG];
 	int32_t  retry_after_s;
+	bool     refused;
 	uint8_t *payload;
 	size_t   payload_len;
 } cm_rpc_result;
@@ -227,7 +230,8 @@ cm_err cm_rpc_call(cm_rpc_client *c, const cm_rpc_call_opts *opts, const Protobu
  * thread: it must not block. The result is valid only during `done`. Returns CM_OK when the call
  * was started; otherwise `done` is not called: CM_EUNAVAIL when no replica is connected,
  * CM_ETIMEDOUT when the deadline has already passed. A call the breaker or the pending limit
- * refuses is started: `done` receives UNAVAILABLE with retry_after_s (nothing was sent). */
+ * refuses is started: `done` receives UNAVAILABLE with retry_after_s and `refused` (nothing was
+ * sent). */
 typedef void (*cm_rpc_done_fn)(void *arg, cm_rpc_result *res);
 CM_MUSTCHECK cm_err cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts,
                                       const void *payload, size_t len, cm_rpc_done_fn done,
