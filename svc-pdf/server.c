@@ -15,6 +15,7 @@
 #include "cm/log.h"
 #include "files.h"
 #include "handlers.h"
+#include "indexer.h"
 #include "proto/common.pb-c.h"
 #include "proto/pdf.pb-c.h"
 #include "server.h"
@@ -71,6 +72,8 @@ pdf_service_init(pdf_service *s, const pdf_config *cfg, cm_metrics *m)
 	    "uploads refused because the user had PDF_USER_MAX_ACTIVE in progress", NULL);
 	s->uploads_active =
 	    cm_metrics_gauge(m, "uploads_in_progress", "uploads being handled right now", NULL);
+	s->chunks_indexed = cm_metrics_counter(
+	    m, "chunks_indexed_total", "chunks given their full-text vector after upload", NULL);
 out:
 	if (err != CM_OK)
 		pdf_service_fini(s);
@@ -123,7 +126,12 @@ pdf_worker_free(pdf_worker *w)
 static cm_err
 app_init(const cm_service_env *env, void *app)
 {
-	return pdf_service_init(app, env->config, env->metrics);
+	pdf_service *s = app;
+	cm_err       err = pdf_service_init(s, env->config, env->metrics);
+
+	s->database_url = env->common->database_url;
+	s->schema = env->schema;
+	return err;
 }
 
 static void
@@ -147,6 +155,24 @@ worker_fini(void *app, void *state)
 {
 	(void)app;
 	pdf_worker_free(state);
+}
+
+/* Background work: the chunks' full-text vectors (indexer.h). */
+static cm_err
+start(void *app)
+{
+	pdf_service *s = app;
+
+	return pdf_indexer_start(&s->indexer, s->database_url, s->schema, s->chunks_indexed);
+}
+
+static void
+stop(void *app)
+{
+	pdf_service *s = app;
+
+	pdf_indexer_stop(s->indexer);
+	s->indexer = NULL;
 }
 
 /* Beyond PostgreSQL (the skeleton's check): the files must be writable. */
@@ -179,5 +205,7 @@ const cm_service_def pdf_service_def = {
     .app_fini = app_fini,
     .worker_init = worker_init,
     .worker_fini = worker_fini,
+    .start = start,
+    .stop = stop,
     .ready = ready,
 };

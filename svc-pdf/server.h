@@ -34,6 +34,10 @@ typedef struct pdf_service {
 	cm_counter    *busy_refused;    /* pdf_uploads_refused_busy_total */
 	cm_gauge      *uploads_active;  /* pdf_uploads_in_progress */
 	pdf_gate      *gate;            /* PDF_USER_MAX_ACTIVE (gate.h) */
+	cm_counter    *chunks_indexed;  /* pdf_chunks_indexed_total */
+	const char    *database_url; /* the skeleton's DATABASE_URL (NULL in tests: no indexer) */
+	const char    *schema;
+	struct pdf_indexer *indexer; /* the chunks' vectors (indexer.h); NULL when stopped */
 } pdf_service;
 
 typedef struct pdf_worker {

@@ -610,6 +610,13 @@ pdf_store_chunks(cm_pg *pg, const char *owner, const char *id, int first, int la
 	    4, p, out, sha);
 }
 
+/* A chunk's full-text vector, and whether it matches tsquery q: the stored one, or, until the
+ * indexer has passed (indexer.h), one computed on the fly - the same answer, so a document is
+ * searchable the moment its upload commits. The OR keeps the GIN index usable for the stored. */
+#define CHUNK_TSV "coalesce(ch.tsv, to_tsvector('simple', ch.text))"
+#define CHUNK_MATCH(q)                                                                             \
+	"(ch.tsv @@ " q " OR (ch.tsv IS NULL AND to_tsvector('simple', ch.text) @@ " q "))"
+
 cm_err
 pdf_store_search(cm_pg *pg, const char *owner, const char *id, const char *query, int limit,
                  pdf_rows **out, const char **sha)
@@ -626,9 +633,12 @@ pdf_store_search(cm_pg *pg, const char *owner, const char *id, const char *query
 	    pg,
 	    "SELECT d.sha256, c.idx, c.page_first, c.page_last, c.text FROM documents d"
 	    " LEFT JOIN LATERAL (SELECT ch.idx, ch.page_first, ch.page_last, ch.text,"
-	    " ts_rank(ch.tsv, q) AS rank FROM chunks ch, plainto_tsquery('simple', $3) q"
-	    " WHERE ch.sha256 = d.sha256 AND ch.tsv @@ q ORDER BY rank DESC, ch.idx LIMIT $4::int)"
-	    " c ON true WHERE d.id = $1::uuid AND d.owner_id = $2 ORDER BY c.rank DESC, c.idx",
+	    " ts_rank(" CHUNK_TSV ", q) AS rank FROM chunks ch, plainto_tsquery('simple', $3) q"
+	    " WHERE ch.sha256 = d.sha256 AND " CHUNK_MATCH(
+	        "q") " ORDER BY rank DESC, ch.idx"
+	             " LIMIT $4::int)"
+	             " c ON true WHERE d.id = $1::uuid AND d.owner_id = $2 ORDER BY c.rank DESC, "
+	             "c.idx",
 	    4, p, out, sha);
 }
 
@@ -650,10 +660,12 @@ pdf_store_search_some(cm_pg *pg, const char *owner, const char *id, const char *
 	    "WITH tq AS (SELECT to_tsquery('simple', t) AS q FROM unnest($4::text[]) t)"
 	    " SELECT d.sha256, c.idx, c.page_first, c.page_last, c.text FROM documents d"
 	    " LEFT JOIN LATERAL (SELECT ch.idx, ch.page_first, ch.page_last, ch.text,"
-	    " (SELECT count(*) FROM tq WHERE ch.tsv @@ tq.q) AS hits, ts_rank(ch.tsv, q) AS rank"
-	    " FROM chunks ch, to_tsquery('simple', $3) q WHERE ch.sha256 = d.sha256 AND ch.tsv @@ q"
-	    " ORDER BY hits DESC, rank DESC, ch.idx LIMIT $5::int) c ON true"
-	    " WHERE d.id = $1::uuid AND d.owner_id = $2 ORDER BY c.hits DESC, c.rank DESC, c.idx",
+	    " (SELECT count(*) FROM tq WHERE " CHUNK_TSV " @@ tq.q) AS hits,"
+	    " ts_rank(" CHUNK_TSV ", q) AS rank FROM chunks ch, to_tsquery('simple', $3) q"
+	    " WHERE ch.sha256 = d.sha256 AND " CHUNK_MATCH(
+	        "q") " ORDER BY hits DESC, rank DESC, ch.idx LIMIT $5::int) c ON true"
+	             " WHERE d.id = $1::uuid AND d.owner_id = $2 ORDER BY c.hits DESC, c.rank "
+	             "DESC, c.idx",
 	    5, p, out, sha);
 }
 

@@ -21,6 +21,7 @@
 #include "proto/pdf.pb-c.h"
 #include "saver.h"
 #include "store.h"
+#include "indexer.h"
 #include "upload.h"
 
 #define PDF_CACHE_VERSION 1
@@ -269,6 +270,8 @@ store_new(pdf_worker *w, const pdf_upload_in *in, const char *sha, const char *n
 	}
 	err = pdf_saver_commit(sv, in->owner, name, out->id, &out->existing, &out->store_batches);
 	sv = NULL;
+	if (err == CM_OK)
+		pdf_indexer_wake(w->svc->indexer); /* its chunks have no vectors yet */
 	if (err == CM_OK && cached) {
 		cm_counter_add(w->svc->skipped, 1);
 		cm_info("PDF-DEDUP", "sha256=%s owner=%s source=cache: no extraction", sha,

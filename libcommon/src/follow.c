@@ -12,22 +12,20 @@
  * a cursor whose id changed between our read and our lock (another replica restarted it) is left
  * for the next round.
  *
- * Between rounds the thread waits on a condition variable (CLOCK_MONOTONIC), so stop and wake
- * take effect at once; the wait is poll_ms, none after a full batch, or the back-off after a
- * failure.
+ * Between rounds the thread pauses on a cm_waker (waker.h), so stop and wake take effect at
+ * once; the wait is poll_ms, none after a full batch, or the back-off after a failure.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cm/follow.h"
 #include "cm/limits.h"
 #include "cm/log.h"
 #include "cm/util.h"
+#include "cm/waker.h"
 #include "proto/common.pb-c.h"
 
 struct cm_follower {
@@ -37,9 +35,7 @@ struct cm_follower {
 	char              *database_url;
 	char              *schema;
 	pthread_t          thread;
-	pthread_mutex_t    mu;
-	pthread_cond_t     cv;
-	bool               stop, woken;
+	cm_waker           waker; /* between rounds */
 };
 
 /* The cursor, its row created when missing (one statement: the insert's snapshot hides the new
@@ -238,30 +234,6 @@ cm_follow_round(const cm_follower_config *cfg, cm_pg *pg, int *applied)
 
 /* ---- the thread ----------------------------------------------------------------------------- */
 
-/* Waits up to ms (or until woken or stopped); false when stopping. */
-static bool
-pause_for(cm_follower *f, int64_t ms)
-{
-	struct timespec until;
-	bool            go;
-
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += (time_t)(ms / 1000);
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&f->mu);
-	while (!f->stop && !f->woken && ms > 0)
-		if (pthread_cond_timedwait(&f->cv, &f->mu, &until) == ETIMEDOUT)
-			break;
-	f->woken = false;
-	go = !f->stop;
-	pthread_mutex_unlock(&f->mu);
-	return go;
-}
-
 static void *
 run(void *arg)
 {
@@ -303,7 +275,7 @@ run(void *arg)
 			wait = fetched >= batch_of(&f->cfg) ? 0 : f->cfg.poll_ms;
 		}
 		cm_log_set_request_id(NULL);
-	} while (pause_for(f, wait));
+	} while (cm_waker_pause(&f->waker, wait));
 	cm_pg_close(pg);
 	return NULL;
 }
@@ -321,10 +293,9 @@ follower_free(cm_follower *f)
 cm_err
 cm_follower_start(cm_follower **out, const cm_follower_config *cfg)
 {
-	cm_follower       *f = NULL;
-	pthread_condattr_t ca;
-	bool               sync_made = false;
-	cm_err             err = CM_EINVAL;
+	cm_follower *f = NULL;
+	bool         sync_made = false;
+	cm_err       err = CM_EINVAL;
 
 	*out = NULL;
 	if (cfg == NULL || cfg->source == NULL || cfg->client == NULL || cfg->method == NULL ||
@@ -343,15 +314,8 @@ cm_follower_start(cm_follower **out, const cm_follower_config *cfg)
 	f->cfg.method = f->method;
 	f->cfg.database_url = f->database_url;
 	f->cfg.schema = f->schema;
-	if (pthread_condattr_init(&ca) != 0)
+	if (cm_waker_init(&f->waker) != CM_OK)
 		goto out;
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (pthread_cond_init(&f->cv, &ca) != 0) {
-		pthread_condattr_destroy(&ca);
-		goto out;
-	}
-	pthread_condattr_destroy(&ca);
-	pthread_mutex_init(&f->mu, NULL);
 	sync_made = true;
 	if (pthread_create(&f->thread, NULL, run, f) != 0) {
 		err = CM_EINTERNAL;
@@ -361,10 +325,8 @@ cm_follower_start(cm_follower **out, const cm_follower_config *cfg)
 	f = NULL;
 	err = CM_OK;
 out:
-	if (f != NULL && sync_made) {
-		pthread_cond_destroy(&f->cv);
-		pthread_mutex_destroy(&f->mu);
-	}
+	if (f != NULL && sync_made)
+		cm_waker_fini(&f->waker);
 	follower_free(f);
 	return err;
 }
@@ -374,10 +336,7 @@ cm_follower_wake(cm_follower *f)
 {
 	if (f == NULL)
 		return;
-	pthread_mutex_lock(&f->mu);
-	f->woken = true;
-	pthread_cond_signal(&f->cv);
-	pthread_mutex_unlock(&f->mu);
+	cm_waker_wake(&f->waker);
 }
 
 void
@@ -385,12 +344,8 @@ cm_follower_stop(cm_follower *f)
 {
 	if (f == NULL)
 		return;
-	pthread_mutex_lock(&f->mu);
-	f->stop = true;
-	pthread_cond_signal(&f->cv);
-	pthread_mutex_unlock(&f->mu);
+	cm_waker_stop(&f->waker);
 	pthread_join(f->thread, NULL);
-	pthread_cond_destroy(&f->cv);
-	pthread_mutex_destroy(&f->mu);
+	cm_waker_fini(&f->waker);
 	follower_free(f);
 }

@@ -25,6 +25,7 @@
 #include "cm/service.h"
 #include "../../svc-pdf/files.h"
 #include "../../svc-pdf/handlers.h"
+#include "../../svc-pdf/indexer.h"
 #include "proto/pdf.pb-c.h"
 #include "../../svc-pdf/server.h"
 #include "../../svc-pdf/store.h"
@@ -968,6 +969,8 @@ test_fail_half_way(void **state)
 	cm_buf         bad, good;
 	pdf_upload_out out;
 	char           why[256];
+	long           all;
+	int            indexed;
 
 	(void)state;
 	make_long_pdf(&bad, 200, 400, "halfway");
@@ -984,13 +987,53 @@ test_fail_half_way(void **state)
 	assert_true(count_rows("SELECT text_length FROM blobs WHERE sha256 = $1", out.sha256) >
 	            200 * 1200);
 	assert_true(count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1", out.sha256) > 50);
-	/* Searchable as soon as the upload returns. */
+	/* Searchable as soon as the upload returns (vectors on the fly until the indexer has
+	 * passed), and the same once it has: then every chunk has its stored vector. */
+	all = count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1", out.sha256);
+	assert_int_equal(count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1 AND"
+	                            " coalesce(tsv, to_tsvector('simple', text)) @@"
+	                            " plainto_tsquery('simple', 'cells divide')",
+	                            out.sha256),
+	                 all);
+	do
+		assert_int_equal(pdf_index_batch(W->pg, 7, &indexed), CM_OK);
+	while (indexed > 0);
 	assert_int_equal(count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1 AND tsv @@"
 	                            " plainto_tsquery('simple', 'cells divide')",
 	                            out.sha256),
-	                 count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1", out.sha256));
+	                 all);
 	cm_buf_fini(&bad);
 	cm_buf_fini(&good);
+}
+
+/* The service's indexer (indexer.h): woken by the upload's commit, it gives every chunk its
+ * stored vector within a few seconds, counted in pdf_chunks_indexed_total. */
+static void
+test_indexer_thread(void **state)
+{
+	cm_buf         pdf;
+	pdf_upload_out out;
+	char           why[256];
+	uint64_t       before = metric("pdf_chunks_indexed_total");
+	long           chunks, left = -1;
+
+	(void)state;
+	assert_int_equal(pdf_indexer_start(&svc.indexer, db_url, PDF_SCHEMA, svc.chunks_indexed),
+	                 CM_OK);
+	make_long_pdf(&pdf, 60, 0, "indexer");
+	assert_int_equal(upload_direct("idx", &pdf, &out, why), CM_OK);
+	chunks = count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1", out.sha256);
+	assert_true(chunks > 10);
+	for (int64_t until = cm_mono_ms() + 10000; cm_mono_ms() < until; usleep(20000))
+		if ((left =
+		         count_rows("SELECT count(*) FROM chunks WHERE sha256 = $1 AND tsv IS NULL",
+		                    out.sha256)) == 0)
+			break;
+	assert_int_equal(left, 0);
+	assert_true(metric("pdf_chunks_indexed_total") >= before + (uint64_t)chunks);
+	pdf_indexer_stop(svc.indexer);
+	svc.indexer = NULL;
+	cm_buf_fini(&pdf);
 }
 
 typedef struct killer {
@@ -1187,6 +1230,7 @@ main(void)
 	    cmocka_unit_test(test_bad_uploads),
 	    cmocka_unit_test(test_concurrent_same_file),
 	    cmocka_unit_test(test_fail_half_way),
+	    cmocka_unit_test(test_indexer_thread),
 	    cmocka_unit_test(test_storage_lost_mid_upload),
 	    cmocka_unit_test(test_rpc_round_trip),
 	};
