@@ -170,6 +170,14 @@ qgen_plan_returned(qgen_plan *p, int asked, cm_err err)
 		p->fail_streak++;
 }
 
+void
+qgen_plan_delivered(qgen_plan *p, int n)
+{
+	p->asked -= n;
+	if (p->asked < 0)
+		p->asked = 0;
+}
+
 qgen_plan_state
 qgen_plan_check(const qgen_plan *p, size_t chosen)
 {

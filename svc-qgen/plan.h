@@ -109,6 +109,10 @@ bool qgen_plan_next(qgen_plan *p, size_t chosen, qgen_batch_plan *out);
  * provider refused: give up), anything else (a failure in a row). */
 void qgen_plan_returned(qgen_plan *p, int asked, cm_err err);
 
+/* n questions of a batch still out arrived ahead of it (a streamed call, batch.h): they are
+ * no longer asked; that batch later returns with qgen_plan_returned(count - delivered). */
+void qgen_plan_delivered(qgen_plan *p, int n);
+
 /* Where the job stands with `chosen` questions in the set. */
 qgen_plan_state qgen_plan_check(const qgen_plan *p, size_t chosen);
 
