@@ -123,6 +123,8 @@ stream_end(stream_ctx *sc, const cm_llm_req *rq, cm_llm_result *lr)
 		lr->completion_tokens = (int64_t)(sc->bytes + 3) / 4;
 	}
 	if (r->err == CM_ECANCELED) {
+		if (sc->bytes > 0)
+			cm_counter_add(sc->job->svc->streams_cut, 1);
 		r->tail_tokens = (int64_t)(sc->bytes - sc->scan.last_end + 3) / 4;
 		snprintf(r->why, sizeof(r->why), "canceled: its questions were not needed");
 	} else if (sc->err != CM_OK) {

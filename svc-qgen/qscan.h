@@ -42,7 +42,7 @@ typedef struct qgen_qscan {
 	bool          stopped;  /* the callback said stop */
 	char          key[16];  /* the root-level string being read (first bytes) */
 	size_t        key_len;
-	cm_buf        obj; /* the element being read */
+	cm_buf        obj;      /* the element being read */
 	size_t        fed;      /* bytes fed so far */
 	size_t        last_end; /* fed count at the end of the last element emitted */
 	int           emitted;  /* element objects handed to fn */

@@ -100,8 +100,8 @@ static const char Q2[] = "{\"question\":\"What does { mean in \\\\{x\\\\}? ]\",\
 static void
 test_plain_answer(void **state)
 {
-	char               text[1024];
-	const char *const  want[] = {Q1, Q2};
+	char              text[1024];
+	const char *const want[] = {Q1, Q2};
 
 	(void)state;
 	snprintf(text, sizeof(text), "{\"questions\": [%s, %s]}", Q1, Q2);
@@ -234,9 +234,9 @@ test_same_as_whole_answer(void **state)
 	         "\"answer\": \"It says y.\", \"page\": 40}]}",
 	         Q1, Q2);
 	qgen_qlist_init(&whole);
-	assert_int_equal(qgen_parse_questions(text, strlen(text), &ctx, &whole, &rejected, why,
-	                                      sizeof(why)),
-	                 CM_OK);
+	assert_int_equal(
+	    qgen_parse_questions(text, strlen(text), &ctx, &whole, &rejected, why, sizeof(why)),
+	    CM_OK);
 	assert_int_equal(whole.n, 3);
 	assert_int_equal(rejected, 1);
 	scan_cut(text, NULL, 0, &s, &sc);
