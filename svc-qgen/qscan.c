@@ -179,7 +179,7 @@ qgen_qscan_feed(qgen_qscan *s, const char *p, size_t n)
 		case QS_ELEM:
 		case QS_SKIP:
 			if (elem_byte(s, c)) {
-				bool keep = s->state == QS_ELEM;
+				bool keep = s->state == QS_ELEM && c == '}'; /* not {...] */
 
 				s->state = QS_ARRAY;
 				if (keep) {

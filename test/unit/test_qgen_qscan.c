@@ -168,6 +168,10 @@ test_truncated_and_garbage(void **state)
 	assert_true(s.n <= MAXOBJ);
 	qgen_qscan_fini(&sc);
 	seen_fini(&s);
+	{ /* an element closed by the wrong bracket is not an object */
+		const char *const b2[] = {"{\"b\":2}"};
+		expect("{\"questions\":[{\"a\":1], {\"b\":2}]}", b2, 1);
+	}
 	expect("no JSON here at all", NULL, 0);
 	expect("{\"questions\": {\"not\": \"an array\"}}", NULL, 0);
 }
