@@ -72,7 +72,15 @@ qgen_plan_init(qgen_plan *p, const qgen_plan_params *pp)
 	p->per = qgen_plan_per_call(pp->count, pp->parallel, pp->per_call);
 	p->first = (pp->count + p->per - 1) / p->per;
 	if (pp->spare_pct > 0) {
-		p->spare = pp->count * pp->spare_pct / 100 / p->per;
+		int budget = pp->count * pp->spare_pct / 100, pad = p->first * p->per - pp->count;
+
+		/* The short last call first: a full one is as quick as the others and brings
+		 * spare questions in a slot the set already holds. */
+		if (pad > 0 && pad <= budget) {
+			p->full_last = true;
+			budget -= pad;
+		}
+		p->spare = budget / p->per;
 		if (p->spare > pp->parallel - p->first)
 			p->spare = pp->parallel - p->first;
 		if (p->spare < 0)
@@ -141,7 +149,8 @@ qgen_plan_next(qgen_plan *p, size_t chosen, qgen_batch_plan *out)
 		return false;
 	while (p->cursor < p->first + p->spare) {
 		int idx = p->cursor++;
-		int left = idx < p->first ? p->count - idx * p->per : p->per; /* spares: per */
+		int left = idx < p->first && !p->full_last ? p->count - idx * p->per
+		                                           : p->per; /* spares: per */
 
 		if (!p->stored[idx]) {
 			hand_out(p, idx, left < p->per ? left : p->per, out);

@@ -10,8 +10,10 @@
  * Top-ups take the next idx past the first wave and past every batch a previous runner of the
  * job stored, and ask for what is still missing, per at most.
  *
- * Spares. With spare_pct > 0 the first wave has `spare` more batches of per questions (idx
- * first .. first + spare - 1), as many as free `parallel` slots and spare_pct % of count allow:
+ * Spares. With spare_pct > 0 the first wave's last batch asks per questions too when its
+ * padding fits in spare_pct % of count (25 at 3 a call: 9 calls of 3, not 8 of 3 and one of
+ * 1), and the wave has `spare` more batches of per questions (idx first .. first + spare - 1),
+ * as many as free `parallel` slots and what is left of spare_pct % of count allow:
  * the set is full once the fastest calls have answered, and the runner cancels the rest. Their
  * questions are in the ledger like any, so they also stand in for a failed call.
  *
@@ -66,6 +68,7 @@ typedef struct qgen_plan_params {
 
 typedef struct qgen_plan {
 	int      count, per, first, spare, max_batches;
+	bool     full_last; /* the first wave's last batch asks per, not the rest (spares) */
 	unsigned types;
 	int     *order; /* chunk indexes in visiting order (norder of them) */
 	size_t   norder;
