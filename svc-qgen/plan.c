@@ -165,6 +165,15 @@ qgen_plan_next(qgen_plan *p, size_t chosen, qgen_batch_plan *out)
 	return true;
 }
 
+bool
+qgen_plan_extra(qgen_plan *p, int n, qgen_batch_plan *out)
+{
+	if (n < 1 || p->issued >= p->max_batches || p->fail_streak >= QGEN_MAX_FAIL_STREAK)
+		return false;
+	hand_out(p, p->next_idx++, n < p->per ? n : p->per, out);
+	return true;
+}
+
 void
 qgen_plan_returned(qgen_plan *p, int asked, cm_err err)
 {

@@ -108,6 +108,10 @@ void qgen_plan_stored(qgen_plan *p, int idx);
  * to be asked now (call again after the next results). */
 bool qgen_plan_next(qgen_plan *p, size_t chosen, qgen_batch_plan *out);
 
+/* A top-up of n questions (per at most) asked ahead of need: the rest of a slow streamed call
+ * (runner.c's hedge_late). false when the plan has no batch left or is failing. */
+bool qgen_plan_extra(qgen_plan *p, int n, qgen_batch_plan *out);
+
 /* A batch of `asked` questions came back with err: CM_OK (whatever it held), CM_EPERM (the
  * provider refused: give up), anything else (a failure in a row). */
 void qgen_plan_returned(qgen_plan *p, int asked, cm_err err);

@@ -84,7 +84,9 @@ typedef struct job_run {
 	qgen_pool       *pool;   /* the run's calls; drained after the run ends (drain_calls) */
 	qgen_hedger      hedger; /* duplicates of late calls (hedge.h) */
 	qgen_qlist       chosen;
-	call_use        *uses; /* one per streamed call that handed questions over */
+	call_use        *uses;  /* one per streamed call that handed questions over */
+	int             *ahead; /* batches whose rest a top-up was asked for (hedge_late) */
+	size_t           nahead, maxahead;
 	size_t           nuses, maxuses;
 	int              valid;        /* valid questions the batches brought (progress) */
 	bool             resumed;      /* batches of an earlier runner were loaded */
@@ -568,6 +570,48 @@ submit_due(job_run *run, qgen_pool *pool)
 	}
 }
 
+static bool
+asked_ahead(const job_run *run, int idx)
+{
+	for (size_t i = 0; i < run->nahead; i++)
+		if (run->ahead[i] == idx)
+			return true;
+	return false;
+}
+
+/* A late call that streams questions already is slow, not stuck: a duplicate would write the
+ * same questions again, so the rest of its questions is asked of a new batch (another chunk)
+ * instead, and whichever brings them first fills the set; the other is cancelled with the
+ * rest when the set is full, and its unused part is counted as extra (charge_unused). */
+static void
+ask_ahead(job_run *run, const qgen_pool_call *c)
+{
+	qgen_batch_plan b;
+
+	if (run->nahead == run->maxahead) {
+		size_t cap = run->maxahead > 0 ? run->maxahead * 2 : 16;
+		int   *a = realloc(run->ahead, cap * sizeof(*a));
+		if (a == NULL)
+			return;
+		run->ahead = a;
+		run->maxahead = cap;
+	}
+	if (!qgen_plan_extra(&run->plan, c->count - c->pieces, &b))
+		return;
+	if (qgen_pool_submit(run->pool, &b) != CM_OK) {
+		qgen_plan_returned(&run->plan, b.count, CM_ENOMEM);
+		return;
+	}
+	run->ahead[run->nahead++] = c->idx;
+	run->hedger.hedged++;
+	cm_counter_add(run->svc->hedged_calls, 1);
+	cm_info("QGEN-HEDGE",
+	        "job %s batch %d: %d of %d questions in after %lld ms, past the median of %zu "
+	        "answers: batch %d asks for the rest",
+	        run->job_id, c->idx, c->pieces, c->count, (long long)(cm_mono_ms() - c->started_ms),
+	        run->hedger.nfinished, b.idx);
+}
+
 /* Starts a duplicate of the latest late call, when one is due (hedge.h): only while every call
  * the plan wants has a thread, within QGEN_PARALLEL, the provider's limits (the duplicate goes
  * through the same LLM client) and the extra-token budget. */
@@ -584,13 +628,20 @@ hedge_late(job_run *run)
 	if (run->hedger.hp.max_extra_pct <= 0 || queued > 0 || n == 0 ||
 	    (int64_t)n >= run->svc->cfg.parallel)
 		return;
-	/* A call that streams questions already is writing, not stuck: no duplicate. */
+	/* A call that streams questions already: its rest only (ask_ahead). */
 	for (size_t i = 0; i < n; i++)
-		hc[i] = (qgen_hedge_call){calls[i].idx, calls[i].count, now - calls[i].started_ms,
-		                          calls[i].hedge || calls[i].pieces > 0 ||
+		hc[i] = (qgen_hedge_call){calls[i].idx, calls[i].count - calls[i].pieces,
+		                          now - calls[i].started_ms,
+		                          calls[i].hedge || calls[i].pieces >= calls[i].count ||
+		                              asked_ahead(run, calls[i].idx) ||
 		                              qgen_hedger_has(&run->hedger, calls[i].idx)};
 	if ((pick = qgen_hedger_pick(&run->hedger, hc, n)) < 0)
 		return;
+	if (calls[pick].pieces > 0) {
+		if (hc[pick].count > 0)
+			ask_ahead(run, &calls[pick]);
+		return;
+	}
 	b = qgen_plan_batch(&run->plan, hc[pick].idx, hc[pick].count);
 	if (!qgen_hedger_started(&run->hedger, b.idx, b.count))
 		return;
@@ -830,6 +881,7 @@ run_fini(job_run *run)
 	drain_calls(run);
 	qgen_hedger_fini(&run->hedger);
 	free(run->uses);
+	free(run->ahead);
 	qgen_plan_fini(&run->plan);
 	qgen_qlist_fini(&run->chosen);
 	qgen_doc_fini(&run->doc);

@@ -359,6 +359,11 @@ test_delivered(void **state)
 	qgen_plan_returned(&p, 3 - 2, CM_OK);   /* the call ends without its third */
 	assert_true(qgen_plan_next(&p, 1, &b)); /* 1 + 4 out: one more */
 	assert_int_equal(b.count, 1);
+	/* The rest of a slow call asked ahead: a new batch, per questions at most. */
+	assert_true(qgen_plan_extra(&p, 5, &b));
+	assert_int_equal(b.count, 3);
+	assert_int_equal(b.idx, 4);
+	assert_false(qgen_plan_extra(&p, 0, &b));
 	qgen_plan_fini(&p);
 }
 
