@@ -9,7 +9,9 @@
 # Env: BUILD_DIR (build), C (provider concurrency and QGEN_PARALLEL, 10), TTFT_MS (1000),
 # TOKENS_PER_S (50), SCALE (0.1), SLOW_RATE (0.1), SLOW_FACTOR (4), QGEN_HEDGE_MAX_EXTRA (the
 # service's, 25; 0 turns hedging off for a comparison), QGEN_HEDGE_MIN_MS (1000 x SCALE: the
-# service's margin scaled like every modelled delay). Uses the test harness (test/harness: PostgreSQL, Redis, the
+# service's margin scaled like every modelled delay), QGEN_STREAM (the service's, true),
+# QGEN_SPARE_PCT (the service's, 0; 25 asks for a spare call in a free slot and cancels what is
+# left once the set is full). Uses the test harness (test/harness: PostgreSQL, Redis, the
 # services, the fake LLM and the edge on the fixture ports) in a temporary state dir, so do not
 # run it while the test suite runs. Results: bench/results/qgen-<time>.txt.
 set -euo pipefail

@@ -20,11 +20,15 @@ failing (2.5% 429, 2.5% 500/503), and Q=25/100 with a slow tail (--slow-rate of 
 --slow-factor times longer: the fake's slow_next, the first of the first wave's calls). Every run of ours reports the duplicates svc-qgen
 started for late calls (qgen_hedged_calls_total) and the tokens they cost
 (qgen_extra_tokens_total), scraped from both replicas' admin ports, beside the tokens the fake
-answered in that run. Standard library only.
+answered in that run, and the streams it cut off because the set was full
+(qgen_streams_cancelled_total). Extra tokens are what the set did not use: duplicates that lost,
+spare calls' questions not taken, and what a cut stream wrote after its last question (all of a
+call none of whose questions was taken). Standard library only.
 """
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -121,7 +125,8 @@ def chunks_of(pdf, size=2000):
 
 def qgen_counters(admins):
     """qgen_hedged_calls_total and qgen_extra_tokens_total, summed over the replicas."""
-    out = {"qgen_hedged_calls_total": 0, "qgen_extra_tokens_total": 0}
+    out = {"qgen_hedged_calls_total": 0, "qgen_extra_tokens_total": 0,
+           "qgen_streams_cancelled_total": 0}
     for url in admins:
         st, raw = http("GET", url + "/metrics")
         if st != 200:
@@ -146,7 +151,8 @@ def hedging(fake, admins, before):
     now = qgen_counters(admins)
     return (now["qgen_hedged_calls_total"] - before["qgen_hedged_calls_total"],
             now["qgen_extra_tokens_total"] - before["qgen_extra_tokens_total"],
-            st["prompt_tokens"] + st["completion_tokens"])
+            st["prompt_tokens"] + st["completion_tokens"],
+            now["qgen_streams_cancelled_total"] - before["qgen_streams_cancelled_total"])
 
 
 class Edge:
@@ -239,6 +245,10 @@ def main():
           "(figures below are measured; x%.0f for the unscaled provider); provider concurrency "
           "C=%d, output limit %d tokens" % (a.ttft_ms, a.tokens_per_s, a.scale, 1 / a.scale,
                                              a.concurrency, a.max_output))
+    print("svc-qgen: QGEN_STREAM=%s QGEN_SPARE_PCT=%s QGEN_HEDGE_MAX_EXTRA=%s" % (
+        os.environ.get("QGEN_STREAM", "true (default)"),
+        os.environ.get("QGEN_SPARE_PCT", "0 (default)"),
+        os.environ.get("QGEN_HEDGE_MAX_EXTRA", "25 (default)")))
     rows = []
     for q in [int(x) for x in a.counts.split(",")]:
         per = min(a.per_call, max(1, math.ceil(q / a.concurrency)))
@@ -287,8 +297,9 @@ def main():
         print("      ours: %d calls, peak concurrency %d, L(q=%d) = %.2f s (median of 3); its own "
               "calls: longest %.2f s, max(longest, work/C) = %.2f s, ours/that = %.2f; b2: %s" % (
                   calls, peak, per, lat, longest, wb, ours / wb, "ok" if b2_ok else b2_why))
-        print("      hedging: %d duplicate call(s), %d extra tokens (%.1f%% of the %d tokens "
-              "answered)" % (hedge[0], hedge[1], 100.0 * hedge[1] / max(1, hedge[2]), hedge[2]))
+        print("      extra: %d duplicate call(s), %d stream(s) cut when the set was full, %d "
+              "extra tokens (%.1f%% of the %d tokens answered)" % (
+                  hedge[0], hedge[3], hedge[1], 100.0 * hedge[1] / max(1, hedge[2]), hedge[2]))
 
     print()
     topic = "cache %s" % uuid.uuid4()
@@ -331,12 +342,12 @@ def main():
         st = fake.stats()
         hedge = hedging(fake, admins, before)
         print("slow tail (%.0f%% of calls %.0fx slower), Q=%d: ours %.2f s, %s, %d calls (%d "
-              "slow), ours/bound %.2f, %.2fx the run without; %d duplicate call(s), %d extra "
-              "tokens (%.1f%% of the %d answered)" % (
+              "slow), ours/bound %.2f, %.2fx the run without; %d duplicate call(s), %d "
+              "stream(s) cut, %d extra tokens (%.1f%% of the %d answered)" % (
                   100 * a.slow_rate, a.slow_factor, q, ours,
                   "exactly %d questions" % q if qs is not None and len(qs) == q else
                   "FAILED: %s" % err, st["calls"], st.get("faults", {}).get("slow", 0),
-                  ours / bound, ours / clean, hedge[0], hedge[1],
+                  ours / bound, ours / clean, hedge[0], hedge[3], hedge[1],
                   100.0 * hedge[1] / max(1, hedge[2]), hedge[2]))
     fake.reset(config=True)
 

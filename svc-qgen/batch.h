@@ -18,8 +18,21 @@
 #include "server.h"
 #include "types.h"
 
+struct qgen_batch_result;
+
+/* Hands a streamed question (a piece, below) of call `from` to the call's owner; set by the
+ * pool before the call starts, NULL when nobody takes pieces (the call then returns them all
+ * in its result). Takes ownership of piece. */
+typedef void (*qgen_batch_emit_fn)(void *ctx, struct qgen_batch_result *from,
+                                   struct qgen_batch_result *piece);
+
 /* One call, from its plan to what it brought. Owned by whoever holds it (the pool, then the
- * runner); free with qgen_batch_result_free. */
+ * runner); free with qgen_batch_result_free.
+ *
+ * Streamed calls (QGEN_STREAM, the default) hand each valid, grounded question over as soon as
+ * the model has written it: a piece is a result with `piece` set, the plan and hedge flag of
+ * its call, and one question in qs. The call's own result still comes last, with every
+ * question it handed over first in qs (`delivered` of them) and any it kept after them. */
 typedef struct qgen_batch_result {
 	qgen_batch_plan plan;
 	cm_err          err;                /* CM_OK: qs holds the valid questions (maybe none) */
@@ -27,13 +40,21 @@ typedef struct qgen_batch_result {
 	int             rejected;           /* questions the validity checks dropped */
 	int             verdicts[QGEN_GROUND_NVERDICTS]; /* valid ones; all but GROUNDED dropped */
 	qgen_qlist      qs;
-	const char     *model; /* the model that answered (the LLM client's string);
-	                          NULL when no call reached one */
-	int64_t     tokens;    /* prompt + completion the provider reported, all tries */
-	bool        hedge;     /* a duplicate of a batch already out (hedge.h) */
-	atomic_bool cancel;    /* set by the pool's owner: the call stops (CM_ECANCELED) */
-	int64_t     started_ms, ended_ms; /* monotonic; started_ms 0: it never started */
-	struct qgen_batch_result *next;   /* the pool's list */
+	const char     *model;   /* the model that answered (the LLM client's string);
+	                            NULL when no call reached one */
+	int64_t tokens;          /* prompt + completion the provider reported, all tries */
+	bool    hedge;           /* a duplicate of a batch already out (hedge.h) */
+	bool    piece;           /* one streamed question of a call still running (above) */
+	int64_t bytes;           /* piece: the bytes of its object in the answer */
+	int     delivered;       /* the call's result: questions handed over as pieces (qs[0..]) */
+	int     npieces;         /* pieces the pool passed on so far (under the pool's lock) */
+	int64_t prompt_tokens;   /* of the last try: reported, or estimated when cut off */
+	int64_t tail_tokens;     /* a cancelled stream: what came after its last question */
+	qgen_batch_emit_fn emit; /* see above; with emit_ctx */
+	void              *emit_ctx;
+	atomic_bool        cancel; /* set by the pool's owner: the call stops (CM_ECANCELED) */
+	int64_t            started_ms, ended_ms; /* monotonic; started_ms 0: it never started */
+	struct qgen_batch_result *next;          /* the pool's list */
 } qgen_batch_result;
 
 /* What every call of one job shares; read-only while calls run. */

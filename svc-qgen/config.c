@@ -46,7 +46,12 @@ qgen_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		    "... and at least this many ms past it"},
 		{"QGEN_SPARE_PCT", CM_CFG_INT, &c->spare_pct, "0", 0, 0, 100,
 		    "spare calls in the first wave, in free QGEN_PARALLEL slots: questions asked beyond "
-		    "the set in % of it; what is left when the set is full is cancelled (0: none)"},
+		    "the set in % of it; what is left when the set is full is cancelled (0: none; "
+		    "with QGEN_STREAM a set fills from the first questions of every call)"},
+		{"QGEN_STREAM", CM_CFG_BOOL, &c->stream, "true", 0, 0, 0,
+		    "stream the model's answers and use each question as soon as it is written, so "
+		    "a full set cancels the calls still writing (false: whole answers, for a "
+		    "provider that cannot stream)"},
 		{"QGEN_GROUND_MIN_OVERLAP", CM_CFG_INT, &c->ground_min_overlap, "60", 0, 0, 100,
 		    "percent of an answer's content words its cited page must hold (0: any answer)"},
 		{"QGEN_GROUND_WINDOW", CM_CFG_INT, &c->ground_window, "2", 0, 1, 5,

@@ -41,6 +41,7 @@ typedef struct qgen_config {
 	int64_t     hedge_after_pct;    /* a call is late this many % past the median */
 	int64_t     hedge_min_ms;       /* and this many ms past it */
 	int64_t     spare_pct;          /* first wave: questions asked beyond count, % (plan.h) */
+	bool        stream;             /* stream calls, use each question as it arrives */
 	int64_t     ground_min_overlap; /* percent of an answer's content words its passage holds */
 	int64_t     ground_window;      /* sentences a passage may span */
 	bool        ground_ambiguous;   /* reject an mcq whose distractor is as well supported */

@@ -7,7 +7,9 @@
  * (queueing, a busy replica) is not in the prompt, and a set must not get questions from two
  * answers to one batch, which the pair's single winner guarantees. The median is taken over
  * every answer of the job, not only the current wave's: top-up waves are short and their few
- * answers alone say little.
+ * answers alone say little. With streamed calls the first question of a pair settles it: the
+ * winner goes on streaming, the loser is cancelled, and the winner's own result, when it ends,
+ * is an ordinary one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -160,10 +162,27 @@ qgen_hedger_unused(qgen_hedger *h, int count, bool cancelled, int64_t tokens)
 }
 
 qgen_hedge_verdict
-qgen_hedger_result(qgen_hedger *h, int idx, int count, bool ok, bool cancelled, int64_t tokens,
-                   int64_t ms)
+qgen_hedger_piece(qgen_hedger *h, int idx, bool hedge)
+{
+	qgen_hedge_pair *p = find(h, idx);
+	int              who = hedge ? 2 : 1;
+
+	if (p == NULL || p->out == 0)
+		return QGEN_HEDGE_USE;
+	if (!p->settled) {
+		p->settled = true;
+		p->winner = who;
+		return QGEN_HEDGE_WON;
+	}
+	return p->winner == who ? QGEN_HEDGE_USE : QGEN_HEDGE_DROP;
+}
+
+qgen_hedge_verdict
+qgen_hedger_result(qgen_hedger *h, int idx, int count, bool hedge, bool ok, bool cancelled,
+                   int64_t tokens, int64_t ms)
 {
 	qgen_hedge_pair   *p = find(h, idx);
+	int                who = hedge ? 2 : 1;
 	qgen_hedge_verdict v;
 
 	if (ok && count > 0) {
@@ -175,12 +194,15 @@ qgen_hedger_result(qgen_hedger *h, int idx, int count, bool ok, bool cancelled, 
 	if (p == NULL || p->out == 0)
 		return QGEN_HEDGE_USE;
 	p->out--;
-	if (p->settled || (!ok && p->out > 0)) {
+	if (p->settled && p->winner == who) {
+		v = QGEN_HEDGE_USE; /* a stream that won with its first question, now ended */
+	} else if (p->settled || (!ok && p->out > 0)) {
 		/* Paid for and not used: what it reported, or a whole call when we cut it off. */
 		qgen_hedger_unused(h, count, cancelled, tokens);
 		v = QGEN_HEDGE_DROP;
 	} else if (ok) {
 		p->settled = true;
+		p->winner = who;
 		v = QGEN_HEDGE_WON;
 	} else {
 		v = QGEN_HEDGE_USE; /* both failed: the plan counts the failure once */

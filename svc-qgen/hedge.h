@@ -78,6 +78,7 @@ typedef struct qgen_hedge_pair {
 	int     idx;
 	int     out;     /* calls of the pair still out (2, 1, 0) */
 	bool    settled; /* one answered and won */
+	int     winner;  /* which: 1 the original, 2 the duplicate (0: none yet) */
 	int64_t est;     /* the duplicate's token estimate, held against the budget while out */
 } qgen_hedge_pair;
 
@@ -110,10 +111,17 @@ int qgen_hedger_pick(const qgen_hedger *h, const qgen_hedge_call *running, size_
  * then). */
 bool qgen_hedger_started(qgen_hedger *h, int idx, int count);
 
-/* A call of batch idx (count questions) came back: ok (it answered usable questions),
- * cancelled (stopped in flight by us), its tokens (0 when unknown) and how long it ran. */
-qgen_hedge_verdict qgen_hedger_result(qgen_hedger *h, int idx, int count, bool ok, bool cancelled,
-                                      int64_t tokens, int64_t ms);
+/* A call of batch idx (count questions; hedge: the duplicate) came back: ok (it answered
+ * usable questions), cancelled (stopped in flight by us), its tokens (0 when unknown) and how
+ * long it ran. The winner's own result after it won with a streamed question is USE. */
+qgen_hedge_verdict qgen_hedger_result(qgen_hedger *h, int idx, int count, bool hedge, bool ok,
+                                      bool cancelled, int64_t tokens, int64_t ms);
+
+/* A streamed question of a call of batch idx (hedge: the duplicate's) arrived. The first of a
+ * pair is WON (the other call is to be cancelled), the winner's next ones USE, the loser's
+ * DROP; a batch without a duplicate: USE. The call's result still comes through
+ * qgen_hedger_result. */
+qgen_hedge_verdict qgen_hedger_piece(qgen_hedger *h, int idx, bool hedge);
 
 /* A call whose answer the set did not need (it came after the set was full, or was cancelled
  * in flight when it was: spares, plan.h): counted as extra like a loser. */

@@ -72,7 +72,15 @@ qgen_plan_init(qgen_plan *p, const qgen_plan_params *pp)
 	p->per = qgen_plan_per_call(pp->count, pp->parallel, pp->per_call);
 	p->first = (pp->count + p->per - 1) / p->per;
 	if (pp->spare_pct > 0) {
-		p->spare = pp->count * pp->spare_pct / 100 / p->per;
+		int budget = pp->count * pp->spare_pct / 100, pad = p->first * p->per - pp->count;
+
+		/* The short last call first: a full one is as quick as the others and brings
+		 * spare questions in a slot the set already holds. */
+		if (pad > 0 && pad <= budget) {
+			p->full_last = true;
+			budget -= pad;
+		}
+		p->spare = budget / p->per;
 		if (p->spare > pp->parallel - p->first)
 			p->spare = pp->parallel - p->first;
 		if (p->spare < 0)
@@ -141,7 +149,8 @@ qgen_plan_next(qgen_plan *p, size_t chosen, qgen_batch_plan *out)
 		return false;
 	while (p->cursor < p->first + p->spare) {
 		int idx = p->cursor++;
-		int left = idx < p->first ? p->count - idx * p->per : p->per; /* spares: per */
+		int left = idx < p->first && !p->full_last ? p->count - idx * p->per
+		                                           : p->per; /* spares: per */
 
 		if (!p->stored[idx]) {
 			hand_out(p, idx, left < p->per ? left : p->per, out);
@@ -153,6 +162,15 @@ qgen_plan_next(qgen_plan *p, size_t chosen, qgen_batch_plan *out)
 	if (want <= 0 || p->issued >= p->max_batches)
 		return false;
 	hand_out(p, p->next_idx++, want < p->per ? want : p->per, out);
+	return true;
+}
+
+bool
+qgen_plan_extra(qgen_plan *p, int n, qgen_batch_plan *out)
+{
+	if (n < 1 || p->issued >= p->max_batches || p->fail_streak >= QGEN_MAX_FAIL_STREAK)
+		return false;
+	hand_out(p, p->next_idx++, n < p->per ? n : p->per, out);
 	return true;
 }
 
@@ -168,6 +186,14 @@ qgen_plan_returned(qgen_plan *p, int asked, cm_err err)
 		p->fail_streak = QGEN_MAX_FAIL_STREAK;
 	else if (p->fail_streak < QGEN_MAX_FAIL_STREAK)
 		p->fail_streak++;
+}
+
+void
+qgen_plan_delivered(qgen_plan *p, int n)
+{
+	p->asked -= n;
+	if (p->asked < 0)
+		p->asked = 0;
 }
 
 qgen_plan_state

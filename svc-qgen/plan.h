@@ -10,8 +10,10 @@
  * Top-ups take the next idx past the first wave and past every batch a previous runner of the
  * job stored, and ask for what is still missing, per at most.
  *
- * Spares. With spare_pct > 0 the first wave has `spare` more batches of per questions (idx
- * first .. first + spare - 1), as many as free `parallel` slots and spare_pct % of count allow:
+ * Spares. With spare_pct > 0 the first wave's last batch asks per questions too when its
+ * padding fits in spare_pct % of count (25 at 3 a call: 9 calls of 3, not 8 of 3 and one of
+ * 1), and the wave has `spare` more batches of per questions (idx first .. first + spare - 1),
+ * as many as free `parallel` slots and what is left of spare_pct % of count allow:
  * the set is full once the fastest calls have answered, and the runner cancels the rest. Their
  * questions are in the ledger like any, so they also stand in for a failed call.
  *
@@ -66,6 +68,7 @@ typedef struct qgen_plan_params {
 
 typedef struct qgen_plan {
 	int      count, per, first, spare, max_batches;
+	bool     full_last; /* the first wave's last batch asks per, not the rest (spares) */
 	unsigned types;
 	int     *order; /* chunk indexes in visiting order (norder of them) */
 	size_t   norder;
@@ -105,9 +108,17 @@ void qgen_plan_stored(qgen_plan *p, int idx);
  * to be asked now (call again after the next results). */
 bool qgen_plan_next(qgen_plan *p, size_t chosen, qgen_batch_plan *out);
 
+/* A top-up of n questions (per at most) asked ahead of need: the rest of a slow streamed call
+ * (runner.c's hedge_late). false when the plan has no batch left or is failing. */
+bool qgen_plan_extra(qgen_plan *p, int n, qgen_batch_plan *out);
+
 /* A batch of `asked` questions came back with err: CM_OK (whatever it held), CM_EPERM (the
  * provider refused: give up), anything else (a failure in a row). */
 void qgen_plan_returned(qgen_plan *p, int asked, cm_err err);
+
+/* n questions of a batch still out arrived ahead of it (a streamed call, batch.h): they are
+ * no longer asked; that batch later returns with qgen_plan_returned(count - delivered). */
+void qgen_plan_delivered(qgen_plan *p, int n);
 
 /* Where the job stands with `chosen` questions in the set. */
 qgen_plan_state qgen_plan_check(const qgen_plan *p, size_t chosen);

@@ -5,7 +5,8 @@
  * owner for results; every change broadcasts, which is cheap at a handful of threads. A result
  * is allocated at submit and travels queue -> a thread -> the done list -> the owner, so a
  * submitted plan can never be lost to a failed allocation on a call thread (the ledger in
- * plan.c counts on every plan coming back). Threads are started lazily by the owner (submit,
+ * plan.c counts on every plan coming back). A streamed call's pieces (batch.h) join the done
+ * list as they come, before their call's result. Threads are started lazily by the owner (submit,
  * take): a job whose set comes from stored batches never starts one.
  */
 #include <pthread.h>
@@ -51,6 +52,21 @@ drop_all(qgen_batch_result *r)
 	}
 }
 
+/* A streamed question of a call in flight (batch.h): to the done list at once. */
+static void
+pool_emit(void *ctx, qgen_batch_result *from, qgen_batch_result *piece)
+{
+	qgen_pool *p = ctx;
+
+	pthread_mutex_lock(&p->mu);
+	from->npieces++;
+	piece->started_ms = from->started_ms;
+	p->ndone++;
+	append(&p->done, &p->done_tail, piece);
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
 static void *
 call_thread(void *arg)
 {
@@ -75,6 +91,8 @@ call_thread(void *arg)
 		p->running[slot] = r;
 		if (!atomic_load(&r->cancel))
 			r->started_ms = cm_mono_ms(); /* under mu: qgen_pool_running reads it */
+		r->emit = pool_emit;
+		r->emit_ctx = p;
 		pthread_mutex_unlock(&p->mu);
 		if (r->started_ms == 0) {
 			r->err = CM_ECANCELED; /* cancelled while queued: no call */
@@ -231,6 +249,20 @@ qgen_pool_cancel_batch(qgen_pool *p, int idx)
 	pthread_mutex_unlock(&p->mu);
 }
 
+void
+qgen_pool_cancel_call(qgen_pool *p, int idx, bool hedge)
+{
+	pthread_mutex_lock(&p->mu);
+	for (qgen_batch_result *r = p->queue; r != NULL; r = r->next)
+		if (r->plan.idx == idx && r->hedge == hedge)
+			atomic_store(&r->cancel, true);
+	for (int i = 0; i < p->max; i++)
+		if (p->running[i] != NULL && p->running[i]->plan.idx == idx &&
+		    p->running[i]->hedge == hedge)
+			atomic_store(&p->running[i]->cancel, true);
+	pthread_mutex_unlock(&p->mu);
+}
+
 size_t
 qgen_pool_running(qgen_pool *p, qgen_pool_call *out, size_t cap, int *queued)
 {
@@ -242,7 +274,8 @@ qgen_pool_running(qgen_pool *p, qgen_pool_call *out, size_t cap, int *queued)
 
 		if (r == NULL || r->started_ms == 0)
 			continue; /* taken, not started yet: its clock has not begun */
-		out[n++] = (qgen_pool_call){r->plan.idx, r->plan.count, r->started_ms, r->hedge};
+		out[n++] = (qgen_pool_call){r->plan.idx, r->plan.count, r->started_ms, r->hedge,
+		                            r->npieces};
 	}
 	*queued = p->queued;
 	pthread_mutex_unlock(&p->mu);

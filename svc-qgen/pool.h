@@ -39,8 +39,8 @@ void qgen_pool_free(qgen_pool *p);
 CM_MUSTCHECK cm_err qgen_pool_submit(qgen_pool *p, const qgen_batch_plan *plan);
 
 /* The results finished since the last take, in completion order (a list through ->next that
- * the caller owns), or NULL. When none is ready and plans are queued or in flight, waits up to
- * timeout_ms for one. */
+ * the caller owns; a streamed call's pieces, batch.h, come before its result), or NULL. When none
+ * is ready and plans are queued or in flight, waits up to timeout_ms for one. */
 qgen_batch_result *qgen_pool_take(qgen_pool *p, int timeout_ms);
 
 /* No call starts after this returns; plans still queued are dropped; calls in flight are told
@@ -54,11 +54,16 @@ CM_MUSTCHECK cm_err qgen_pool_hedge(qgen_pool *p, const qgen_batch_plan *plan);
  * qgen_pool_take (a queued one without making its call, CM_ECANCELED). */
 void qgen_pool_cancel_batch(qgen_pool *p, int idx);
 
+/* Tells the one call of batch idx that is (or is not) its duplicate to stop: the loser of a
+ * hedged pair whose winner still streams. */
+void qgen_pool_cancel_call(qgen_pool *p, int idx, bool hedge);
+
 /* A call in flight. */
 typedef struct qgen_pool_call {
 	int     idx, count;
 	int64_t started_ms; /* monotonic */
 	bool    hedge;
+	int     pieces; /* streamed questions it handed over so far */
 } qgen_pool_call;
 
 /* The calls in flight now (at most cap of them, into out) and, in *queued, the plans waiting

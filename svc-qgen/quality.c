@@ -422,6 +422,26 @@ qgen_parse_questions(const char *json, size_t len, const qgen_batch_ctx *ctx, qg
 	return err;
 }
 
+cm_err
+qgen_parse_one(const char *json, size_t len, const qgen_batch_ctx *ctx, qgen_question *out,
+               char *why, size_t whylen)
+{
+	json_t *el = json_loadb(json, len, 0, NULL);
+	cm_err  err = CM_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(el)) {
+		snprintf(why, whylen, "a question is not a JSON object");
+		err = CM_EPROTO;
+	} else if (!read_question(el, out) || !qgen_check(out, ctx, why, whylen)) {
+		qgen_question_fini(out);
+		memset(out, 0, sizeof(*out));
+		err = CM_EPROTO;
+	}
+	json_decref(el);
+	return err;
+}
+
 /* ---- the set --------------------------------------------------------------------------------- */
 
 static bool

@@ -49,6 +49,12 @@ typedef struct qgen_batch_ctx {
 CM_MUSTCHECK cm_err qgen_parse_questions(const char *json, size_t len, const qgen_batch_ctx *ctx,
                                          qgen_qlist *out, int *rejected, char *why, size_t whylen);
 
+/* One element of that array (an object, as qgen_qscan hands it over, qscan.h), read and checked
+ * the same way: CM_OK with the question in *out (the caller owns it), CM_EPROTO when it does not
+ * parse or is invalid (*out zeroed; why says why when it is a check that failed). */
+CM_MUSTCHECK cm_err qgen_parse_one(const char *json, size_t len, const qgen_batch_ctx *ctx,
+                                   qgen_question *out, char *why, size_t whylen);
+
 /* Checks (and normalises in place: trims strings, fixes the page) one question. false with a
  * reason in why when it is invalid. */
 bool qgen_check(qgen_question *q, const qgen_batch_ctx *ctx, char *why, size_t whylen);

@@ -19,6 +19,11 @@
  * (the job and its set fail in one transaction), or stopped - cancelled, lease lost, this
  * replica stopping - where whoever holds the job now decides and this runner writes nothing.
  * Cancellation is polled every QGEN_TICK_MS: no call starts after it is seen.
+ *
+ * Streamed calls (QGEN_STREAM) hand their questions over one by one (batch.h); each joins the
+ * set as it comes, so with spare calls (QGEN_SPARE_PCT) the set is full while the slowest
+ * calls still write, and those are cancelled at once. What the set did not use of a call is
+ * counted as extra tokens (charge_unused), like a hedged call's loser.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +62,15 @@ static const char *const outcome_names[] = {
     [QGEN_LEASE_LOST] = "lease lost", [QGEN_STOPPING] = "stopping",
 };
 
+/* What a call's questions did for the set: the extra tokens of a streamed call are those the
+ * set did not use (charge_unused). */
+typedef struct call_use {
+	int     idx;
+	bool    hedge;
+	int     used;    /* its streamed questions that went into the set */
+	int64_t charged; /* tokens of its streamed questions counted as extra already */
+} call_use;
+
 typedef struct job_run {
 	qgen_service    *svc;
 	qgen_worker     *w;
@@ -70,6 +84,10 @@ typedef struct job_run {
 	qgen_pool       *pool;   /* the run's calls; drained after the run ends (drain_calls) */
 	qgen_hedger      hedger; /* duplicates of late calls (hedge.h) */
 	qgen_qlist       chosen;
+	call_use        *uses;  /* one per streamed call that handed questions over */
+	int             *ahead; /* batches whose rest a top-up was asked for (hedge_late) */
+	size_t           nahead, maxahead;
+	size_t           nuses, maxuses;
 	int              valid;        /* valid questions the batches brought (progress) */
 	bool             resumed;      /* batches of an earlier runner were loaded */
 	const char      *model;        /* the one model that made `chosen`; NULL when unknown */
@@ -370,19 +388,102 @@ run_offline(job_run *run)
 static void
 keep_batch(job_run *run, qgen_batch_result *r)
 {
-	uint8_t *blob = NULL;
-	size_t   len = 0;
-	bool     full = run->chosen.n >= (size_t)run->params->count;
+	uint8_t   *blob = NULL;
+	size_t     len = 0;
+	bool       full = run->chosen.n >= (size_t)run->params->count;
+	size_t     from = (size_t)r->delivered; /* offered to the set as they streamed in */
+	qgen_qlist rest = {r->qs.items + from, r->qs.n - from, r->qs.n - from};
 
-	run->valid += (int)r->qs.n;
+	run->valid += (int)rest.n;
 	note_model(run, r->model);
 	if (qgen_pack_questions(&r->qs, false, &blob, &len) == CM_OK)
 		note(qgen_store_put_batch(run->w->pg, run->job_id, r->plan.idx, blob, len),
 		     "qgen_store_put_batch");
 	free(blob);
-	if (full) /* a spare that came after the set was full: paid for, not needed */
+	if (full && !run->svc->cfg.stream) /* a spare that came after the set was full */
 		qgen_hedger_unused(&run->hedger, r->plan.count, false, r->tokens);
-	(void)qgen_select(&run->chosen, &r->qs, (size_t)run->params->count);
+	(void)qgen_select(&run->chosen, &rest, (size_t)run->params->count);
+}
+
+/* The use record of call (idx, hedge); NULL when there is no room (then nothing is recorded:
+ * its extra tokens are counted as if none of its questions was used). */
+static call_use *
+use_of(job_run *run, int idx, bool hedge)
+{
+	for (size_t i = 0; i < run->nuses; i++)
+		if (run->uses[i].idx == idx && run->uses[i].hedge == hedge)
+			return &run->uses[i];
+	if (run->nuses == run->maxuses) {
+		size_t    cap = run->maxuses > 0 ? run->maxuses * 2 : 32;
+		call_use *u = realloc(run->uses, cap * sizeof(*u));
+		if (u == NULL)
+			return NULL;
+		run->uses = u;
+		run->maxuses = cap;
+	}
+	run->uses[run->nuses] = (call_use){idx, hedge, 0, 0};
+	return &run->uses[run->nuses++];
+}
+
+/* The tokens of a streamed call the set did not need, when its result comes (the loser of a
+ * hedged pair is charged by the hedger): a call none of whose questions went into the set
+ * costs all it cost; one that gave some costs what it wrote after its last question when it
+ * was cut off. Without streaming, as before: a whole answer not needed, or a whole call's
+ * estimate when it was cut off. */
+static void
+charge_unused(job_run *run, const qgen_batch_result *r)
+{
+	bool      cut = r->err == CM_ECANCELED && r->started_ms > 0;
+	call_use *u;
+	int64_t   t;
+
+	if (!run->svc->cfg.stream) {
+		qgen_hedger_unused(&run->hedger, r->plan.count, cut,
+		                   r->err == CM_OK ? r->tokens : 0);
+		return;
+	}
+	u = use_of(run, r->plan.idx, r->hedge);
+	if (u != NULL && u->used > 0)
+		t = cut ? r->tail_tokens : 0;
+	else
+		t = r->tokens - (u != NULL ? u->charged : 0);
+	if (t > 0)
+		qgen_hedger_unused(&run->hedger, 0, false, t);
+}
+
+/* A streamed question (batch.h). While the run goes on it joins the set like any; after the
+ * run (ended) it is only counted. One that the set does not take costs its tokens. */
+static void
+take_piece(job_run *run, qgen_batch_result *r, bool ended)
+{
+	qgen_hedge_verdict v = qgen_hedger_piece(&run->hedger, r->plan.idx, r->hedge);
+	int64_t            tokens = (r->bytes + 3) / 4;
+	call_use          *u;
+	size_t             added = 0;
+
+	if (v == QGEN_HEDGE_DROP)
+		return; /* the pair's loser: its result is charged whole */
+	if (v == QGEN_HEDGE_WON) {
+		qgen_pool_cancel_call(run->pool, r->plan.idx, !r->hedge);
+		cm_debug("QGEN-HEDGE-WON", "job %s batch %d: the %s streamed first", run->job_id,
+		         r->plan.idx, r->hedge ? "duplicate" : "original");
+	}
+	if (!ended) {
+		qgen_plan_delivered(&run->plan, 1);
+		run->valid++;
+		/* The model its call asks first: a call's provider is known only when it ends;
+		 * one that failed over and was then cancelled goes unnoticed here. */
+		note_model(run, cm_llm_model(run->svc->llm));
+		added = qgen_select(&run->chosen, &r->qs, (size_t)run->params->count);
+	}
+	if ((u = use_of(run, r->plan.idx, r->hedge)) != NULL) {
+		if (added > 0)
+			u->used++;
+		else
+			u->charged += tokens;
+	}
+	if (added == 0) /* a duplicate, or the set was full */
+		qgen_hedger_unused(&run->hedger, 0, false, tokens);
 }
 
 static void
@@ -407,7 +508,7 @@ hedge_verdict(job_run *run, const qgen_batch_result *r)
 {
 	int64_t            ms = r->started_ms > 0 ? r->ended_ms - r->started_ms : 0;
 	qgen_hedge_verdict v =
-	    qgen_hedger_result(&run->hedger, r->plan.idx, r->plan.count, r->err == CM_OK,
+	    qgen_hedger_result(&run->hedger, r->plan.idx, r->plan.count, r->hedge, r->err == CM_OK,
 	                       r->err == CM_ECANCELED && r->started_ms > 0, r->tokens, ms);
 
 	if (v == QGEN_HEDGE_WON) {
@@ -419,19 +520,26 @@ hedge_verdict(job_run *run, const qgen_batch_result *r)
 	return v;
 }
 
-/* Results, in completion order; the list is consumed. */
+/* Results and streamed questions, in the order they came; the list is consumed. */
 static void
 take_results(job_run *run, qgen_batch_result *got)
 {
+	int valid0 = run->valid;
+
 	while (got != NULL) {
 		qgen_batch_result *r = got;
 
 		got = r->next;
+		if (r->piece) {
+			take_piece(run, r, false);
+			qgen_batch_result_free(r);
+			continue;
+		}
 		if (hedge_verdict(run, r) == QGEN_HEDGE_DROP) {
 			qgen_batch_result_free(r);
 			continue;
 		}
-		qgen_plan_returned(&run->plan, r->plan.count, r->err);
+		qgen_plan_returned(&run->plan, r->plan.count - r->delivered, r->err);
 		cm_counter_add(run->svc->rejected_invalid, (uint64_t)r->rejected);
 		for (int v = QGEN_UNGROUNDED; v < QGEN_GROUND_NVERDICTS; v++)
 			cm_counter_add(run->svc->rejected[v], (uint64_t)r->verdicts[v]);
@@ -439,9 +547,12 @@ take_results(job_run *run, qgen_batch_result *got)
 			keep_batch(run, r);
 		else
 			batch_failed(run, r);
+		if (run->svc->cfg.stream)
+			charge_unused(run, r);
 		qgen_batch_result_free(r);
-		report_progress(run, run->valid);
 	}
+	if (run->valid != valid0)
+		report_progress(run, run->valid);
 }
 
 /* Submits every batch the plan hands out now. */
@@ -457,6 +568,48 @@ submit_due(job_run *run, qgen_pool *pool)
 			break;
 		}
 	}
+}
+
+static bool
+asked_ahead(const job_run *run, int idx)
+{
+	for (size_t i = 0; i < run->nahead; i++)
+		if (run->ahead[i] == idx)
+			return true;
+	return false;
+}
+
+/* A late call that streams questions already is slow, not stuck: a duplicate would write the
+ * same questions again, so the rest of its questions is asked of a new batch (another chunk)
+ * instead, and whichever brings them first fills the set; the other is cancelled with the
+ * rest when the set is full, and its unused part is counted as extra (charge_unused). */
+static void
+ask_ahead(job_run *run, const qgen_pool_call *c)
+{
+	qgen_batch_plan b;
+
+	if (run->nahead == run->maxahead) {
+		size_t cap = run->maxahead > 0 ? run->maxahead * 2 : 16;
+		int   *a = realloc(run->ahead, cap * sizeof(*a));
+		if (a == NULL)
+			return;
+		run->ahead = a;
+		run->maxahead = cap;
+	}
+	if (!qgen_plan_extra(&run->plan, c->count - c->pieces, &b))
+		return;
+	if (qgen_pool_submit(run->pool, &b) != CM_OK) {
+		qgen_plan_returned(&run->plan, b.count, CM_ENOMEM);
+		return;
+	}
+	run->ahead[run->nahead++] = c->idx;
+	run->hedger.hedged++;
+	cm_counter_add(run->svc->hedged_calls, 1);
+	cm_info("QGEN-HEDGE",
+	        "job %s batch %d: %d of %d questions in after %lld ms, past the median of %zu "
+	        "answers: batch %d asks for the rest",
+	        run->job_id, c->idx, c->pieces, c->count, (long long)(cm_mono_ms() - c->started_ms),
+	        run->hedger.nfinished, b.idx);
 }
 
 /* Starts a duplicate of the latest late call, when one is due (hedge.h): only while every call
@@ -475,18 +628,26 @@ hedge_late(job_run *run)
 	if (run->hedger.hp.max_extra_pct <= 0 || queued > 0 || n == 0 ||
 	    (int64_t)n >= run->svc->cfg.parallel)
 		return;
+	/* A call that streams questions already: its rest only (ask_ahead). */
 	for (size_t i = 0; i < n; i++)
-		hc[i] = (qgen_hedge_call){calls[i].idx, calls[i].count, now - calls[i].started_ms,
-		                          calls[i].hedge ||
+		hc[i] = (qgen_hedge_call){calls[i].idx, calls[i].count - calls[i].pieces,
+		                          now - calls[i].started_ms,
+		                          calls[i].hedge || calls[i].pieces >= calls[i].count ||
+		                              asked_ahead(run, calls[i].idx) ||
 		                              qgen_hedger_has(&run->hedger, calls[i].idx)};
 	if ((pick = qgen_hedger_pick(&run->hedger, hc, n)) < 0)
 		return;
+	if (calls[pick].pieces > 0) {
+		if (hc[pick].count > 0)
+			ask_ahead(run, &calls[pick]);
+		return;
+	}
 	b = qgen_plan_batch(&run->plan, hc[pick].idx, hc[pick].count);
 	if (!qgen_hedger_started(&run->hedger, b.idx, b.count))
 		return;
 	if (qgen_pool_hedge(run->pool, &b) != CM_OK) {
 		/* Out of memory: the pair never forms; the original's result settles it. */
-		(void)qgen_hedger_result(&run->hedger, b.idx, b.count, false, false, 0, 0);
+		(void)qgen_hedger_result(&run->hedger, b.idx, b.count, true, false, false, 0, 0);
 		return;
 	}
 	cm_counter_add(run->svc->hedged_calls, 1);
@@ -582,8 +743,10 @@ run_model(job_run *run)
 		take_results(run,
 		             qgen_pool_take(run->pool, hp.max_extra_pct > 0 ? QGEN_HEDGE_TICK_MS
 		                                                            : QGEN_TICK_MS));
-		if (plan_ended(run, &o) || stopped(run, &wt, &o))
+		if (plan_ended(run, &o) || stopped(run, &wt, &o)) {
+			qgen_pool_cancel(run->pool); /* now: the calls still writing cost tokens */
 			break;
+		}
 		submit_due(run, run->pool);
 		hedge_late(run);
 	}
@@ -608,11 +771,11 @@ drain_calls(job_run *run)
 			qgen_batch_result *r = got;
 
 			got = r->next;
-			if (hedge_verdict(run, r) !=
-			    QGEN_HEDGE_DROP) /* a loser is counted already */
-				qgen_hedger_unused(h, r->plan.count,
-				                   r->err == CM_ECANCELED && r->started_ms > 0,
-				                   r->err == CM_OK ? r->tokens : 0);
+			if (r->piece)
+				take_piece(run, r, true);
+			else if (hedge_verdict(run, r) !=
+			         QGEN_HEDGE_DROP) /* a loser is counted already */
+				charge_unused(run, r);
 			qgen_batch_result_free(r);
 		}
 	}
@@ -717,6 +880,8 @@ run_fini(job_run *run)
 {
 	drain_calls(run);
 	qgen_hedger_fini(&run->hedger);
+	free(run->uses);
+	free(run->ahead);
 	qgen_plan_fini(&run->plan);
 	qgen_qlist_fini(&run->chosen);
 	qgen_doc_fini(&run->doc);

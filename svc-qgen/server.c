@@ -96,7 +96,13 @@ qgen_service_init(qgen_service *s, const cm_service_config *common, const char *
 	s->hedged_calls = cm_metrics_counter(m, "hedged_calls_total",
 	                                     "duplicates started for late generation calls", NULL);
 	s->extra_tokens = cm_metrics_counter(
-	    m, "extra_tokens_total", "tokens of calls a duplicate beat (hedging's cost)", NULL);
+	    m, "extra_tokens_total",
+	    "tokens the sets did not use: calls a duplicate beat, spare calls, streams cut off "
+	    "when the set was full",
+	    NULL);
+	s->streams_cut = cm_metrics_counter(
+	    m, "streams_cancelled_total",
+	    "streamed generation calls cancelled after their answer had begun", NULL);
 	s->jobs_succeeded = cm_metrics_counter(m, "jobs_succeeded_total", "sets generated", NULL);
 	s->jobs_failed = cm_metrics_counter(m, "jobs_failed_total", "sets that failed", NULL);
 	s->job_seconds =

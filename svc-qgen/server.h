@@ -50,7 +50,8 @@ typedef struct qgen_service {
 	cm_counter   *batches_failed;
 	cm_counter   *llm_calls;
 	cm_counter   *hedged_calls; /* duplicates of late calls started (hedge.h) */
-	cm_counter   *extra_tokens; /* tokens of calls whose answer a duplicate beat */
+	cm_counter   *extra_tokens; /* tokens the sets did not use (runner.c charge_unused) */
+	cm_counter   *streams_cut;  /* streamed calls cancelled after their answer began */
 	cm_counter   *jobs_succeeded;
 	cm_counter   *jobs_failed;
 	cm_histogram *job_seconds;

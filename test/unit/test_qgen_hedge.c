@@ -113,7 +113,7 @@ ledger(qgen_hedger *h)
 {
 	assert_int_equal(qgen_hedger_init(h, &HP, 25, 20), CM_OK);
 	for (int i = 0; i < 7; i++)
-		assert_int_equal(qgen_hedger_result(h, i, 3, true, false, 300, FINISHED[i]),
+		assert_int_equal(qgen_hedger_result(h, i, 3, false, true, false, 300, FINISHED[i]),
 		                 QGEN_HEDGE_USE);
 }
 
@@ -134,12 +134,14 @@ test_first_answer_wins(void **state)
 	assert_int_equal(h.inflight_est, 300);
 	/* The duplicate answers first and wins; the original, cancelled in flight, is dropped
 	 * and counted at a whole call's estimate. */
-	assert_int_equal(qgen_hedger_result(&h, 7, 3, true, false, 300, 400), QGEN_HEDGE_WON);
-	assert_int_equal(qgen_hedger_result(&h, 7, 3, false, true, 0, 1200), QGEN_HEDGE_DROP);
+	assert_int_equal(qgen_hedger_result(&h, 7, 3, true, true, false, 300, 400), QGEN_HEDGE_WON);
+	assert_int_equal(qgen_hedger_result(&h, 7, 3, false, false, true, 0, 1200),
+	                 QGEN_HEDGE_DROP);
 	assert_int_equal(h.extra_tokens, 300);
 	assert_int_equal(h.inflight_est, 0);
 	/* Batch 8 is not hedged: its result is the plan's. */
-	assert_int_equal(qgen_hedger_result(&h, 8, 3, true, false, 300, 700), QGEN_HEDGE_USE);
+	assert_int_equal(qgen_hedger_result(&h, 8, 3, false, true, false, 300, 700),
+	                 QGEN_HEDGE_USE);
 	qgen_hedger_fini(&h);
 }
 
@@ -151,9 +153,34 @@ test_loser_that_answered_counts_its_tokens(void **state)
 	(void)state;
 	ledger(&h);
 	assert_true(qgen_hedger_started(&h, 7, 3));
-	assert_int_equal(qgen_hedger_result(&h, 7, 3, true, false, 300, 900), QGEN_HEDGE_WON);
-	assert_int_equal(qgen_hedger_result(&h, 7, 3, true, false, 290, 950), QGEN_HEDGE_DROP);
+	assert_int_equal(qgen_hedger_result(&h, 7, 3, false, true, false, 300, 900),
+	                 QGEN_HEDGE_WON);
+	assert_int_equal(qgen_hedger_result(&h, 7, 3, true, true, false, 290, 950),
+	                 QGEN_HEDGE_DROP);
 	assert_int_equal(h.extra_tokens, 290);
+	qgen_hedger_fini(&h);
+}
+
+/* Streamed calls: the first question of a pair wins it while the winner still streams. */
+static void
+test_first_streamed_question_wins(void **state)
+{
+	qgen_hedger h;
+
+	(void)state;
+	ledger(&h);
+	assert_true(qgen_hedger_started(&h, 7, 3));
+	assert_int_equal(qgen_hedger_piece(&h, 7, true), QGEN_HEDGE_WON);
+	assert_int_equal(qgen_hedger_piece(&h, 7, true), QGEN_HEDGE_USE);
+	assert_int_equal(qgen_hedger_piece(&h, 7, false), QGEN_HEDGE_DROP); /* came too late */
+	/* The original, cancelled, costs what it reported; the winner's result is the plan's. */
+	assert_int_equal(qgen_hedger_result(&h, 7, 3, false, false, true, 120, 700),
+	                 QGEN_HEDGE_DROP);
+	assert_int_equal(h.extra_tokens, 120);
+	assert_int_equal(qgen_hedger_result(&h, 7, 3, true, true, false, 300, 900), QGEN_HEDGE_USE);
+	assert_int_equal(h.inflight_est, 0);
+	/* A batch without a duplicate: every question is the plan's. */
+	assert_int_equal(qgen_hedger_piece(&h, 8, false), QGEN_HEDGE_USE);
 	qgen_hedger_fini(&h);
 }
 
@@ -166,14 +193,16 @@ test_failure_waits_for_the_other(void **state)
 	ledger(&h);
 	assert_true(qgen_hedger_started(&h, 7, 3));
 	/* The original fails while the duplicate runs: the plan does not see it. */
-	assert_int_equal(qgen_hedger_result(&h, 7, 3, false, false, 0, 800), QGEN_HEDGE_DROP);
+	assert_int_equal(qgen_hedger_result(&h, 7, 3, false, false, false, 0, 800),
+	                 QGEN_HEDGE_DROP);
 	/* The duplicate answers: it is the batch's result. */
-	assert_int_equal(qgen_hedger_result(&h, 7, 3, true, false, 300, 500), QGEN_HEDGE_WON);
+	assert_int_equal(qgen_hedger_result(&h, 7, 3, true, true, false, 300, 500), QGEN_HEDGE_WON);
 	assert_int_equal(h.extra_tokens, 0);
 	/* Both fail: the second failure is the plan's, once. */
 	assert_true(qgen_hedger_started(&h, 9, 3));
-	assert_int_equal(qgen_hedger_result(&h, 9, 3, false, false, 0, 800), QGEN_HEDGE_DROP);
-	assert_int_equal(qgen_hedger_result(&h, 9, 3, false, false, 0, 900), QGEN_HEDGE_USE);
+	assert_int_equal(qgen_hedger_result(&h, 9, 3, false, false, false, 0, 800),
+	                 QGEN_HEDGE_DROP);
+	assert_int_equal(qgen_hedger_result(&h, 9, 3, true, false, false, 0, 900), QGEN_HEDGE_USE);
 	assert_int_equal(h.inflight_est, 0);
 	qgen_hedger_fini(&h);
 }
@@ -210,6 +239,7 @@ main(void)
 	    cmocka_unit_test(test_budget_limits_hedges),
 	    cmocka_unit_test(test_first_answer_wins),
 	    cmocka_unit_test(test_loser_that_answered_counts_its_tokens),
+	    cmocka_unit_test(test_first_streamed_question_wins),
 	    cmocka_unit_test(test_failure_waits_for_the_other),
 	    cmocka_unit_test(test_budget_spent_stops_hedging),
 	};

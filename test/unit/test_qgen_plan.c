@@ -278,9 +278,10 @@ test_exhausted(void **state)
 	qgen_plan_fini(&p);
 }
 
-/* Spares: 25 questions over 10 slots are 9 calls of 3 and, at QGEN_SPARE_PCT 25, one spare of 3
- * in the free slot (two would fit the percentage, not the slots); the set is complete before
- * the last call answers, and the spare also stands in for a failed call. */
+/* Spares: 25 questions over 10 slots are 9 calls of 3 and, at QGEN_SPARE_PCT 25 (6 questions),
+ * the ninth asks 3 rather than 1 and one spare of 3 takes the free slot (two would fit the
+ * percentage, not the slots): 30 asked. The set is complete before the last calls answer, and
+ * the spares also stand in for a failed call. */
 static void
 test_spares(void **state)
 {
@@ -301,26 +302,68 @@ test_spares(void **state)
 	for (int i = 0; i < 10; i++) {
 		assert_true(qgen_plan_next(&p, 0, &b));
 		assert_int_equal(b.idx, i);
-		assert_int_equal(b.count,
-		                 i == 8 ? 1 : 3); /* the last of the set's own asks the rest */
+		assert_int_equal(b.count, 3);
 		asked += b.count;
 	}
-	assert_int_equal(asked, 28);
-	assert_false(qgen_plan_next(&p, 0, &b)); /* 28 out cover 25 */
-	/* One call fails: 25 still out, no top-up. */
+	assert_int_equal(asked, 30);
+	assert_false(qgen_plan_next(&p, 0, &b)); /* 30 out cover 25 */
+	/* One call fails: 27 still out, no top-up. */
 	qgen_plan_returned(&p, 3, CM_EUNAVAIL);
 	assert_false(qgen_plan_next(&p, 0, &b));
-	/* Eight answer with 3 + the short one: 25, complete with a call still out. */
-	for (int i = 0; i < 7; i++)
+	/* Eight answer with 3: 24; a streamed question of the last call completes the set. */
+	for (int i = 0; i < 8; i++)
 		qgen_plan_returned(&p, 3, CM_OK);
-	qgen_plan_returned(&p, 1, CM_OK);
-	assert_int_equal(qgen_plan_check(&p, 22), QGEN_PLAN_RUNNING);
+	assert_int_equal(qgen_plan_check(&p, 24), QGEN_PLAN_RUNNING);
+	qgen_plan_delivered(&p, 1);
 	assert_int_equal(qgen_plan_check(&p, 25), QGEN_PLAN_COMPLETE);
 	qgen_plan_fini(&p);
-	/* Without free slots there is no spare. */
+	/* 5%: one question, too few to pad the short call (2) or make a spare; 25 asked. */
+	pp.spare_pct = 5;
+	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
+	assert_int_equal(p.spare, 0);
+	for (asked = 0; qgen_plan_next(&p, 0, &b);)
+		asked += b.count;
+	assert_int_equal(asked, 25);
+	qgen_plan_fini(&p);
+	/* Without free slots there is no spare (the padding still fits). */
+	pp.spare_pct = 25;
 	pp.parallel = 9;
 	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
 	assert_int_equal(p.spare, 0);
+	for (asked = 0; qgen_plan_next(&p, 0, &b);)
+		asked += b.count;
+	assert_int_equal(asked, 27);
+	qgen_plan_fini(&p);
+}
+
+/* A streamed question no longer counts as asked: a shortfall is topped up at once. */
+static void
+test_delivered(void **state)
+{
+	qgen_plan        p;
+	qgen_batch_plan  b;
+	qgen_plan_params pp = {
+	    .count = 6, .parallel = 2, .per_call = 3, .max_rounds = 4, .nchunks = 4};
+
+	(void)state;
+	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
+	assert_true(qgen_plan_next(&p, 0, &b));
+	assert_true(qgen_plan_next(&p, 0, &b));
+	assert_false(qgen_plan_next(&p, 0, &b));
+	/* Two questions of the first call arrive; the set took one (the other a duplicate): 1
+	 * chosen + 4 asked, one short, asked for while the call still writes. */
+	qgen_plan_delivered(&p, 2);
+	assert_true(qgen_plan_next(&p, 1, &b));
+	assert_int_equal(b.count, 1);
+	assert_false(qgen_plan_next(&p, 1, &b));
+	qgen_plan_returned(&p, 3 - 2, CM_OK);   /* the call ends without its third */
+	assert_true(qgen_plan_next(&p, 1, &b)); /* 1 + 4 out: one more */
+	assert_int_equal(b.count, 1);
+	/* The rest of a slow call asked ahead: a new batch, per questions at most. */
+	assert_true(qgen_plan_extra(&p, 5, &b));
+	assert_int_equal(b.count, 3);
+	assert_int_equal(b.idx, 4);
+	assert_false(qgen_plan_extra(&p, 0, &b));
 	qgen_plan_fini(&p);
 }
 
@@ -333,7 +376,7 @@ main(void)
 	    cmocka_unit_test(test_resume),     cmocka_unit_test(test_topic_order),
 	    cmocka_unit_test(test_types),      cmocka_unit_test(test_fail_streak),
 	    cmocka_unit_test(test_refused),    cmocka_unit_test(test_exhausted),
-	    cmocka_unit_test(test_spares),
+	    cmocka_unit_test(test_spares),     cmocka_unit_test(test_delivered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
