@@ -42,6 +42,8 @@ typedef struct edge_httpup    edge_httpup;
 typedef struct edge_migrate   edge_migrate;
 typedef struct edge_ws        edge_ws;
 typedef struct edge_revoked   edge_revoked;
+typedef struct edge_loops     edge_loops;
+typedef struct edge_loop      edge_loop;
 struct MHD_Daemon;
 struct MHD_Connection;
 struct MHD_Response;
@@ -112,8 +114,8 @@ typedef struct edge {
 	/* The configuration as it was at start. What a reload can change (reload.h) is read from
 	 * the live snapshot or from the component that owns it, never from here. */
 	edge_config          cfg;
-	_Atomic(edge_live *) live; /* the running configuration (reload.h); never NULL once set */
-	struct MHD_Daemon   *mhd;
+	_Atomic(edge_live *) live;  /* the running configuration (reload.h); never NULL once set */
+	edge_loops          *loops; /* the event loops and their daemons (loop.h) */
 	atomic_llong         body_bytes; /* request-body bytes held now (EDGE_BODY_BUDGET) */
 	/* Swapped by a reload (a changed EDGE_*_URLS): read the pointer once per call; the client
 	 * it names stays open until every call that could have read it has ended (reload.c). */
@@ -163,6 +165,7 @@ struct edge_route {
 struct edge_req {
 	edge                  *e;
 	struct MHD_Connection *conn;
+	edge_loop             *loop; /* whose daemon serves conn (loop.h) */
 	const edge_route      *route;
 	uint64_t               start_ns;
 	char                   request_id[CM_MAX_REQUEST_ID + 1];

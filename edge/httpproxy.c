@@ -2,18 +2,23 @@
  * httpproxy.c - the reverse proxy to the edge's HTTP upstreams on libcurl's multi interface
  * (httpproxy.h).
  *
- * DESIGN. The thread that runs a request (an event loop's, or an nng thread after a cookie renewal
- * or a failed call) builds its upstream header list (the suspended connection's headers are at
- * hand), queues the call and wakes the proxy thread. That one
- * thread owns the multi handle, its connection cache and a stack of spare easy handles: nothing of
- * curl's is shared, only the queue is locked. It adds queued calls, drives transfers, and on each
- * completion answers the request (edge_respond resumes the suspended connection, which is allowed
- * from any thread). Response headers are collected first and judged at the end, because a
- * Connection header may name headers that came before it, and a failed exchange must not leak the
- * app's headers (Set-Cookie) into the edge's 502. The body goes straight into r->out, whose cap
- * bounds it; a true streamed response would need a callback response in server.c. Every upstream
- * shares the thread and the multi handle: its connection cache keeps HTTPPROXY_MAX_CONNS per
- * upstream (curl counts them per host), so a slow old backend cannot take the frontend's.
+ * DESIGN. Every event loop (loop.h) has a lane of its own: a libcurl multi handle whose sockets
+ * and timer live in that loop's epoll, its connection cache and a stack of spare easy handles. A
+ * request forwarded on a loop's thread (the usual case: the handler runs there) builds its
+ * upstream header list (the suspended connection's headers are at hand), joins that loop's lane
+ * and is sent at once; its answer comes back on the same thread, which resumes the connection:
+ * no lock, no hand-off. A request forwarded from another thread (an nng thread after a cookie
+ * renewal or a failed call) is posted to a loop. Nothing of curl's is shared between threads.
+ * Response headers are collected first and judged at the end, because a Connection header may
+ * name headers that came before it, and a failed exchange must not leak the app's headers
+ * (Set-Cookie) into the edge's 502. The body goes straight into r->out, whose cap bounds it; a
+ * true streamed response would need a callback response in server.c. Every upstream shares a
+ * lane's multi handle: its connection cache keeps HTTPPROXY_MAX_CONNS per upstream (curl counts
+ * them per host), so a slow old backend cannot take the frontend's.
+ *
+ * Easy handles keep the options every transfer shares (set once, when made) and get only the
+ * request's own per use; a proxy of "" keeps curl from reading the *_proxy environment for every
+ * transfer (the upstreams are the edge's own neighbours, never reached through a proxy).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,13 +27,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <microhttpd.h>
 
 #include "cm/log.h"
+#include "cm/util.h"
 #include "httpproxy.h"
+#include "loop.h"
 #include "proxyhdr.h"
 #include "reload.h"
 #include "proto/common.pb-c.h"
@@ -39,9 +48,10 @@
 	 sizeof(((edge_req *)0)->query_buf) + 2)
 
 typedef struct proxy_call proxy_call;
+typedef struct lane       lane;
 
 struct proxy_call {
-	proxy_call        *next, *prev; /* the queue, then the thread's list of running calls */
+	proxy_call        *next, *prev; /* the lane's list of running calls */
 	edge_req          *r;
 	edge_httpup       *up;
 	CURL              *easy;
@@ -62,18 +72,24 @@ struct edge_httpup {
 };
 
 struct edge_httpproxy {
-	edge_httpup     ups[HTTPPROXY_UPSTREAMS_MAX];
-	int             n_ups;
-	CURLM          *multi;
-	pthread_t       thread;
-	bool            started;
-	pthread_mutex_t mu;
-	proxy_call     *queue, *queue_tail; /* under mu */
-	bool            stopping;           /* under mu */
-	/* the proxy thread's own */
-	proxy_call *running;
-	CURL       *spare[SPARE_EASY_MAX];
-	int         n_spare;
+	edge_httpup ups[HTTPPROXY_UPSTREAMS_MAX];
+	int         n_ups;
+	edge       *e; /* its loops; set at start */
+	bool        started;
+	atomic_int  lanes; /* lanes alive: the proxy outlives them */
+	atomic_bool stopping;
+};
+
+/* One loop's share of the proxy; its loop's thread alone touches it. */
+struct lane {
+	edge_httpproxy   *f;
+	edge_loop        *loop;
+	CURLM            *multi;
+	proxy_call       *running;
+	CURL             *spare[SPARE_EASY_MAX];
+	int               n_spare;
+	edge_loop_watch **watch; /* by fd: the loop's view of curl's sockets, reused */
+	int               n_watch;
 };
 
 static void
@@ -190,13 +206,31 @@ build_headers(edge_req *r, proxy_call *pc, const char *scheme)
 	return ok;
 }
 
+static bool  call_start(lane *ln, proxy_call *pc);
+static lane *lane_here(edge_httpproxy *f);
+
+/* On a loop's thread: a call forwarded from elsewhere joins this loop's lane. */
+static void
+start_posted(void *arg)
+{
+	proxy_call *pc = arg;
+	lane       *ln = lane_here(pc->up->proxy);
+
+	if (ln == NULL || !call_start(ln, pc)) {
+		edge_req *r = pc->r;
+		call_free(pc);
+		edge_fail(r, CM__STATUS__INTERNAL, "cannot start the upstream request");
+	}
+}
+
 void
 edge_httpup_forward(edge_req *r, edge_httpup *up)
 {
 	edge_httpproxy *f = up->proxy;
 	proxy_call     *pc;
 	const char     *scheme;
-	bool            stopping;
+	edge_loop      *l;
+	lane           *ln;
 	int             n;
 
 	r->upstream_name = up->name;
@@ -218,24 +252,25 @@ edge_httpup_forward(edge_req *r, edge_httpup *up)
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
 	}
-	pthread_mutex_lock(&f->mu);
-	if (!(stopping = f->stopping)) {
-		if (f->queue_tail != NULL)
-			f->queue_tail->next = pc;
-		else
-			f->queue = pc;
-		f->queue_tail = pc;
-	}
-	pthread_mutex_unlock(&f->mu);
-	if (stopping) {
+	if (!f->started || atomic_load(&f->stopping)) {
 		call_free(pc);
 		edge_fail_http(r, 503, "UNAVAILABLE", "the edge is stopping");
 		return;
 	}
-	curl_multi_wakeup(f->multi);
+	if ((ln = lane_here(f)) != NULL) {
+		if (!call_start(ln, pc)) {
+			call_free(pc);
+			edge_fail(r, CM__STATUS__INTERNAL, "cannot start the upstream request");
+		}
+		return;
+	}
+	if ((l = edge_loop_pick(f->e)) == NULL || !edge_loop_post(l, start_posted, pc)) {
+		call_free(pc);
+		edge_fail_http(r, 503, "UNAVAILABLE", "the edge is stopping");
+	}
 }
 
-/* ---- the exchange, on the proxy thread ----------------------------------------------------- */
+/* ---- the exchange, on the lane's loop ------------------------------------------------------ */
 
 static size_t
 on_header(char *p, size_t size, size_t n, void *arg)
@@ -286,24 +321,43 @@ on_body(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+/* A new easy handle with the options every transfer shares. */
+static int on_close_socket(void *clientp, curl_socket_t s);
+
 static CURL *
-easy_take(edge_httpproxy *f)
+easy_new(lane *ln)
 {
-	if (f->n_spare > 0) {
-		CURL *e = f->spare[--f->n_spare];
-		curl_easy_reset(e);
-		return e;
-	}
-	return curl_easy_init();
+	CURL *e = curl_easy_init();
+
+	if (e == NULL)
+		return NULL;
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, ln);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* the path as the browser sent it */
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)HTTPPROXY_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)HTTPPROXY_CONNECT_MS);
+	return e;
+}
+
+static CURL *
+easy_take(lane *ln)
+{
+	return ln->n_spare > 0 ? ln->spare[--ln->n_spare] : easy_new(ln);
 }
 
 static void
-easy_give(edge_httpproxy *f, CURL *e)
+easy_give(lane *ln, CURL *e)
 {
 	if (e == NULL)
 		return;
-	if (f->n_spare < SPARE_EASY_MAX)
-		f->spare[f->n_spare++] = e;
+	if (ln->n_spare < SPARE_EASY_MAX)
+		ln->spare[ln->n_spare++] = e;
 	else
 		curl_easy_cleanup(e);
 }
@@ -315,29 +369,27 @@ has_body(const edge_req *r)
 	       strcmp(r->method, "PATCH") == 0;
 }
 
-/* Sets up pc's transfer and adds it to the multi handle. */
+static void lane_check_done(lane *ln);
+
+/* Sets up pc's transfer, adds it to the lane's multi handle and sends what can be sent now. */
 static bool
-call_start(edge_httpproxy *f, proxy_call *pc)
+call_start(lane *ln, proxy_call *pc)
 {
 	edge_req *r = pc->r;
 	CURL     *e;
+	int       running;
 
-	if ((pc->easy = e = easy_take(f)) == NULL)
+	if ((pc->easy = e = easy_take(ln)) == NULL)
 		return false;
 	curl_easy_setopt(e, CURLOPT_URL, pc->url);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
-	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* the path as the browser sent it */
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, pc->headers);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, pc);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, pc);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, pc);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pc->err);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)HTTPPROXY_TIMEOUT_MS);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)HTTPPROXY_CONNECT_MS);
+	/* What the handle's last use set: back to a plain GET first. */
+	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
 	if (strcmp(r->method, "HEAD") == 0) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else if (has_body(r)) {
@@ -347,13 +399,19 @@ call_start(edge_httpproxy *f, proxy_call *pc)
 	} else if (strcmp(r->method, "GET") != 0) {
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 	}
-	if (curl_multi_add_handle(f->multi, e) != CURLM_OK)
+	if (curl_multi_add_handle(ln->multi, e) != CURLM_OK) {
+		easy_give(ln, e);
+		pc->easy = NULL;
 		return false;
+	}
 	pc->prev = NULL;
-	pc->next = f->running;
-	if (f->running != NULL)
-		f->running->prev = pc;
-	f->running = pc;
+	pc->next = ln->running;
+	if (ln->running != NULL)
+		ln->running->prev = pc;
+	ln->running = pc;
+	/* The new transfer is due at once (curl's timer says 0): start it without a loop turn. */
+	(void)curl_multi_socket_action(ln->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	lane_check_done(ln);
 	return true;
 }
 
@@ -403,22 +461,22 @@ apply_headers(proxy_call *pc)
 
 /* Ends a finished (or abandoned: rc CURLE_ABORTED_BY_CALLBACK) transfer and answers. */
 static void
-call_finish(edge_httpproxy *f, proxy_call *pc, CURLcode rc)
+call_finish(lane *ln, proxy_call *pc, CURLcode rc)
 {
 	edge_req *r = pc->r;
 	long      status = 0;
 	char      msg[128];
 
-	curl_multi_remove_handle(f->multi, pc->easy);
+	curl_multi_remove_handle(ln->multi, pc->easy);
 	if (pc->prev != NULL)
 		pc->prev->next = pc->next;
 	else
-		f->running = pc->next;
+		ln->running = pc->next;
 	if (pc->next != NULL)
 		pc->next->prev = pc->prev;
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(pc->easy, CURLINFO_RESPONSE_CODE, &status);
-	easy_give(f, pc->easy);
+	easy_give(ln, pc->easy);
 	pc->easy = NULL;
 	if (rc == CURLE_OK && status >= 200 && status <= 599) {
 		r->status = (uint16_t)status;
@@ -456,47 +514,199 @@ call_finish(edge_httpproxy *f, proxy_call *pc, CURLcode rc)
 	}
 }
 
-static void *
-proxy_main(void *arg)
+static void
+lane_check_done(lane *ln)
 {
-	edge_httpproxy *f = arg;
-	proxy_call     *q;
-	CURLMsg        *m;
-	int             running, left;
-	bool            stop;
+	CURLMsg *m;
+	int      left;
 
-	for (;;) {
-		pthread_mutex_lock(&f->mu);
-		q = f->queue;
-		f->queue = f->queue_tail = NULL;
-		stop = f->stopping;
-		pthread_mutex_unlock(&f->mu);
-		while (q != NULL) {
-			proxy_call *pc = q;
-			q = q->next;
-			if (!call_start(f, pc)) {
-				edge_req *r = pc->r;
-				easy_give(f, pc->easy);
-				call_free(pc);
-				edge_fail(r, CM__STATUS__INTERNAL,
-				          "cannot start the upstream request");
-			}
-		}
-		if (stop)
-			break;
-		(void)curl_multi_perform(f->multi, &running);
-		while ((m = curl_multi_info_read(f->multi, &left)) != NULL) {
-			proxy_call *pc = NULL;
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pc);
-			call_finish(f, pc, m->data.result);
-		}
-		(void)curl_multi_poll(f->multi, NULL, 0, 1000, NULL);
+	while ((m = curl_multi_info_read(ln->multi, &left)) != NULL) {
+		proxy_call *pc = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pc);
+		call_finish(ln, pc, m->data.result);
 	}
-	while (f->running != NULL)
-		call_finish(f, f->running, CURLE_ABORTED_BY_CALLBACK);
-	return NULL;
+}
+
+/* ---- the lane's sockets and timer in its loop ---------------------------------------------- */
+
+/* The loop's view of one of curl's sockets. It stays in the epoll set while its connection idles
+ * in curl's cache (curl says "remove" after every transfer and "watch" again for the next: two
+ * epoll_ctl calls a request otherwise); an event curl did not ask for takes it out then, and a
+ * close (curl's close-socket callback) forgets it, since the kernel drops a closed fd itself. */
+typedef struct sock_watch {
+	edge_loop_watch w; /* w.arg is the sock_watch */
+	lane           *ln;
+	uint32_t        in_set; /* the events registered in the loop's epoll, 0: not there */
+	bool            wanted; /* curl watches it now */
+} sock_watch;
+
+static void
+on_sock_event(void *arg, uint32_t events)
+{
+	sock_watch *sw = arg;
+	lane       *ln = sw->ln;
+	int         running, flags = 0;
+
+	if (!sw->wanted) { /* an idle connection closed or spoke: curl finds out on its next use */
+		edge_loop_watch_clear(ln->loop, &sw->w);
+		sw->in_set = 0;
+		return;
+	}
+	if (events & EPOLLIN)
+		flags |= CURL_CSELECT_IN;
+	if (events & EPOLLOUT)
+		flags |= CURL_CSELECT_OUT;
+	if (events & (EPOLLERR | EPOLLHUP))
+		flags |= CURL_CSELECT_ERR;
+	(void)curl_multi_socket_action(ln->multi, sw->w.fd, flags, &running);
+	lane_check_done(ln);
+}
+
+/* The watcher of fd s, made on first use (kept by fd and reused). */
+static sock_watch *
+watch_of(lane *ln, curl_socket_t s)
+{
+	sock_watch *sw;
+
+	if (s >= ln->n_watch) {
+		int               n = s + 64;
+		edge_loop_watch **grown = realloc(ln->watch, (size_t)n * sizeof(*grown));
+		if (grown == NULL)
+			return NULL;
+		memset(grown + ln->n_watch, 0, (size_t)(n - ln->n_watch) * sizeof(*grown));
+		ln->watch = grown;
+		ln->n_watch = n;
+	}
+	if ((sw = (sock_watch *)ln->watch[s]) == NULL) {
+		if ((sw = calloc(1, sizeof(*sw))) == NULL)
+			return NULL;
+		sw->w.fn = on_sock_event;
+		sw->w.arg = sw;
+		sw->w.fd = s;
+		sw->ln = ln;
+		ln->watch[s] = &sw->w;
+	}
+	return sw;
+}
+
+/* curl's socket callback: what to watch on s. */
+static int
+on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	lane       *ln = userp;
+	sock_watch *sw;
+	uint32_t    events = 0;
+
+	(void)easy;
+	(void)socketp;
+	if (s < 0 || (sw = watch_of(ln, s)) == NULL)
+		return -1;
+	if (what == CURL_POLL_REMOVE) {
+		sw->wanted = false;
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		events |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		events |= EPOLLOUT;
+	sw->wanted = true;
+	if (sw->in_set == events)
+		return 0;
+	if (!edge_loop_watch_set(ln->loop, &sw->w, events))
+		return -1;
+	sw->in_set = events;
+	return 0;
+}
+
+/* curl's close-socket callback: the kernel takes a closed fd out of every epoll set. */
+static int
+on_close_socket(void *clientp, curl_socket_t s)
+{
+	lane *ln = clientp;
+
+	if (s >= 0 && s < ln->n_watch && ln->watch[s] != NULL) {
+		((sock_watch *)ln->watch[s])->in_set = 0;
+		((sock_watch *)ln->watch[s])->wanted = false;
+	}
+	return close(s);
+}
+
+static void
+on_lane_timer(void *arg)
+{
+	lane *ln = arg;
+	int   running;
+
+	(void)curl_multi_socket_action(ln->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	lane_check_done(ln);
+}
+
+/* curl's timer callback: run on_lane_timer in timeout_ms (-1: no timer). */
+static int
+on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	lane *ln = userp;
+
+	(void)multi;
+	edge_loop_timer_set(ln->loop, timeout_ms < 0 ? -1 : cm_mono_ms() + timeout_ms,
+	                    on_lane_timer, ln);
+	return 0;
+}
+
+/* The loop stops: calls still running are answered 503, then the lane goes. */
+static void
+lane_free(void *v)
+{
+	lane           *ln = v;
+	edge_httpproxy *f = ln->f;
+
+	while (ln->running != NULL)
+		call_finish(ln, ln->running, CURLE_ABORTED_BY_CALLBACK);
+	while (ln->n_spare > 0)
+		curl_easy_cleanup(ln->spare[--ln->n_spare]);
+	if (ln->multi != NULL)
+		curl_multi_cleanup(ln->multi);
+	for (int i = 0; i < ln->n_watch; i++)
+		free(ln->watch[i]);
+	free(ln->watch);
+	free(ln);
+	atomic_fetch_sub(&f->lanes, 1);
+}
+
+/* The calling loop's lane, made on first use; NULL off the loops or without memory. */
+static lane *
+lane_here(edge_httpproxy *f)
+{
+	edge_loop *l = edge_loop_self();
+	lane      *ln;
+
+	if (l == NULL)
+		return NULL;
+	if ((ln = edge_loop_slot(l)) != NULL)
+		return ln;
+	if ((ln = calloc(1, sizeof(*ln))) == NULL)
+		return NULL;
+	ln->f = f;
+	ln->loop = l;
+	atomic_fetch_add(&f->lanes, 1);
+	if ((ln->multi = curl_multi_init()) == NULL ||
+	    curl_multi_setopt(ln->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+	                      (long)HTTPPROXY_MAX_CONNS) != CURLM_OK ||
+	    /* The cache holds each upstream's share; curl closes the oldest idle one beyond it. */
+	    curl_multi_setopt(ln->multi, CURLMOPT_MAXCONNECTS,
+	                      (long)HTTPPROXY_MAX_CONNS * (f->n_ups > 0 ? f->n_ups : 1)) !=
+	        CURLM_OK ||
+	    curl_multi_setopt(ln->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+	    curl_multi_setopt(ln->multi, CURLMOPT_SOCKETDATA, ln) != CURLM_OK ||
+	    curl_multi_setopt(ln->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+	    curl_multi_setopt(ln->multi, CURLMOPT_TIMERDATA, ln) != CURLM_OK) {
+		lane_free(ln);
+		return NULL;
+	}
+	edge_loop_slot_set(l, ln, lane_free);
+	return ln;
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
@@ -511,13 +721,6 @@ edge_httpproxy_open(edge_httpproxy **out)
 		return CM_EINTERNAL;
 	if ((f = calloc(1, sizeof(*f))) == NULL) {
 		curl_global_cleanup();
-		return CM_ENOMEM;
-	}
-	pthread_mutex_init(&f->mu, NULL);
-	if ((f->multi = curl_multi_init()) == NULL ||
-	    curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HTTPPROXY_MAX_CONNS) !=
-	        CURLM_OK) {
-		edge_httpproxy_close(f);
 		return CM_ENOMEM;
 	}
 	*out = f;
@@ -552,14 +755,9 @@ edge_httpproxy_add(edge_httpproxy *f, const char *name, const char *what, const 
 }
 
 cm_err
-edge_httpproxy_start(edge_httpproxy *f)
+edge_httpproxy_start(edge_httpproxy *f, edge *e)
 {
-	/* The cache holds each upstream's share; curl closes the oldest idle one beyond it. */
-	if (curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS,
-	                      (long)HTTPPROXY_MAX_CONNS * (f->n_ups > 0 ? f->n_ups : 1)) !=
-	        CURLM_OK ||
-	    pthread_create(&f->thread, NULL, proxy_main, f) != 0)
-		return CM_ENOMEM;
+	f->e = e;
 	f->started = true;
 	return CM_OK;
 }
@@ -569,18 +767,11 @@ edge_httpproxy_close(edge_httpproxy *f)
 {
 	if (f == NULL)
 		return;
-	if (f->started) {
-		pthread_mutex_lock(&f->mu);
-		f->stopping = true;
-		pthread_mutex_unlock(&f->mu);
-		curl_multi_wakeup(f->multi);
-		pthread_join(f->thread, NULL);
-	}
-	while (f->n_spare > 0)
-		curl_easy_cleanup(f->spare[--f->n_spare]);
-	if (f->multi != NULL)
-		curl_multi_cleanup(f->multi);
-	pthread_mutex_destroy(&f->mu);
+	atomic_store(&f->stopping, true);
+	/* Lanes go with their loops (edge_loops_stop). Loops left running by a drain that timed
+	 * out still hold theirs: the proxy is left to the process's exit with them. */
+	if (atomic_load(&f->lanes) > 0)
+		return;
 	free(f);
 	curl_global_cleanup();
 }

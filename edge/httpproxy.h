@@ -2,16 +2,18 @@
  * httpproxy.h - the edge's HTTP upstreams: the web app's own server (frontend.h) and the old
  * backend that legacy routes migrate away from (migrate.h), behind one pooled reverse proxy.
  *
- * One proxy on libcurl's multi interface, run by one thread of its own, serves every HTTP
- * upstream: requests are handed to it through a locked queue, and its connection cache keeps up
- * to HTTPPROXY_MAX_CONNS kept-alive connections to each upstream. Every end-to-end header crosses
+ * One proxy on libcurl's multi interface serves every HTTP upstream, run on the edge's event
+ * loops (loop.h): each loop has a lane of its own (a multi handle, whose connection cache keeps up
+ * to HTTPPROXY_MAX_CONNS kept-alive connections to each upstream), so a request is proxied on the
+ * thread that parsed it. Every end-to-end header crosses
  * both ways (proxyhdr.h), with X-Forwarded-For/-Proto/-Host and X-Request-Id added; redirects an
  * upstream aims at itself come back on the origin the browser used. The response body is
  * collected (up to r->out's cap) and answered with the edge's framing, request id and access log
  * line; 502 when the upstream fails, 504 when it is too slow.
  *
- * Lifecycle: open, add every upstream, start (the thread), then forward from any thread; close
- * stops the thread. Upstreams are immutable once added and live until close.
+ * Lifecycle: open, add every upstream, start (naming the edge whose loops run it), then forward
+ * from any thread; the lanes stop with the loops (edge_loops_stop), then close. Upstreams are
+ * immutable once added and live until close.
  */
 #ifndef EDGE_HTTPPROXY_H
 #define EDGE_HTTPPROXY_H
@@ -20,7 +22,7 @@
 
 #include "edge.h"
 
-#define HTTPPROXY_MAX_CONNS 32      /* kept-alive connections to each upstream */
+#define HTTPPROXY_MAX_CONNS 32      /* kept-alive connections to each upstream, per loop */
 #define HTTPPROXY_TIMEOUT_MS 30000  /* a whole exchange with an upstream */
 #define HTTPPROXY_CONNECT_MS 2000   /* connecting to it */
 #define HTTPPROXY_HEADERS_MAX 65536 /* bytes of one response's headers */
@@ -43,14 +45,15 @@ CM_MUSTCHECK cm_err edge_httpproxy_open(edge_httpproxy **out);
  * url, CM_EEXIST when HTTPPROXY_UPSTREAMS_MAX are there. */
 CM_MUSTCHECK cm_err edge_httpproxy_add(edge_httpproxy *p, const char *name, const char *what,
                                        const char *url, unsigned flags, edge_httpup **out);
-/* Starts the proxy thread. Call before any request can arrive. */
-CM_MUSTCHECK cm_err edge_httpproxy_start(edge_httpproxy *p);
-/* Stops the thread; requests still in flight are answered 503 (the edge is stopping). NULL: no-op.
- */
+/* Lets requests through, on e's loops (lanes are made by each loop as it first needs one). Call
+ * before any request can arrive; until then forwarding answers 503. */
+CM_MUSTCHECK cm_err edge_httpproxy_start(edge_httpproxy *p, edge *e);
+/* Frees the proxy once the loops have stopped (their lanes answer what was still in flight with
+ * 503, the edge is stopping). NULL: no-op. */
 void edge_httpproxy_close(edge_httpproxy *p);
 
-/* Proxies the request (its body already read) to up and answers from the proxy thread. Callable
- * from any thread. Consumes r. */
+/* Proxies the request (its body already read) to up and answers it from a loop: the calling
+ * loop's own thread, or (called from elsewhere) one it is posted to. Consumes r. */
 void edge_httpup_forward(edge_req *r, edge_httpup *up);
 
 #endif

@@ -52,7 +52,7 @@ open_upstreams(edge *e)
 	return CM_OK;
 }
 
-/* The HTTP upstreams, on one proxy thread and connection pool (httpproxy.h): the web app's
+/* The HTTP upstreams, on the event loops' pooled proxy (httpproxy.h): the web app's
  * server and the old backend legacy routes migrate from (migrate.h). */
 static cm_err
 open_http_upstreams(edge *e)
@@ -74,7 +74,7 @@ open_http_upstreams(edge *e)
 		cm_error("EDGE-MIGRATE-CONFIG", "%s", why[0] != '\0' ? why : cm_strerror(err));
 		return err;
 	}
-	return e->http != NULL ? edge_httpproxy_start(e->http) : CM_OK;
+	return e->http != NULL ? edge_httpproxy_start(e->http, e) : CM_OK;
 }
 
 /* The environment, then EDGE_CONFIG_FILE over it. *file keeps the strings e->cfg points at. */

@@ -44,6 +44,7 @@
 #include "errmap.h"
 #include "frontend.h"
 #include "local.h"
+#include "loop.h"
 #include "migrate.h"
 #include "ratelimit.h"
 #include "refresh.h"
@@ -199,8 +200,11 @@ edge_respond(edge_req *r)
 		access_log(r, status, bytes, secs);
 	/* From here r belongs to the engine: a suspended connection goes back to its loop, whose
 	 * next call of on_request queues the response (or closes, without one). */
-	if (r->suspended)
+	if (r->suspended) {
+		edge_loop *l = r->loop; /* r may be gone once resumed */
 		MHD_resume_connection(r->conn);
+		edge_loop_daemon_due(l);
+	}
 }
 
 const char *
@@ -323,6 +327,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	atomic_fetch_add(&e->inflight, 1);
 	r->e = e;
 	r->conn = conn;
+	r->loop = edge_loop_self();
 	r->start_ns = cm_mono_ns();
 	cm_buf_init(&r->body, 0);
 	cm_buf_init(&r->out, 1u << 24);
@@ -470,16 +475,22 @@ client_address(edge_req *r)
  */
 
 typedef struct ws_handoff {
-	edge       *e;
-	char        user[64];
-	const char *refuse_code; /* static strings */
-	const char *refuse_msg;
+	edge                             *e;
+	edge_loop                        *loop; /* whose daemon holds the socket */
+	struct MHD_UpgradeResponseHandle *urh;
+	char                              user[64];
+	const char                       *refuse_code; /* static strings */
+	const char                       *refuse_msg;
 } ws_handoff;
 
 static void
 ws_release(void *handle)
 {
-	(void)MHD_upgrade_action(handle, MHD_UPGRADE_ACTION_CLOSE);
+	ws_handoff *h = handle;
+	edge_loop  *l = h->loop; /* h goes with its request once the socket is closed */
+
+	(void)MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
+	edge_loop_daemon_due(l);
 }
 
 static void
@@ -491,11 +502,12 @@ on_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *e
 	edge_ws_socket s = {.fd = sock,
 	                    .extra = extra_in,
 	                    .extra_len = extra_in_size,
-	                    .handle = urh,
+	                    .handle = h,
 	                    .release = ws_release};
 
 	(void)cls;
 	(void)conn;
+	h->urh = urh;
 	/* MHD keeps r (con_cls) until the socket is released, then completes it: a socket is not a
 	 * request in flight, and drain must not wait for it. */
 	r->upgraded = true;
@@ -585,6 +597,7 @@ ws_upgrade(edge_req *r)
 		return;
 	}
 	h->e = r->e;
+	h->loop = r->loop;
 	if (ws_authenticate(r, &claims)) {
 		cm_strlcpy(h->user, claims.sub, sizeof(h->user));
 	} else {
@@ -938,37 +951,37 @@ edge_start(edge *e)
 	unsigned                threads = e->cfg.threads > 0 ? (unsigned)e->cfg.threads
 	                                  : cores > 0        ? (unsigned)cores
 	                                                     : 1;
-	unsigned                flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-	                 MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+	unsigned                flags =
+	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem opt[] = {
+	    {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, e},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, e},
+	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, e},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)e->cfg.idle_timeout_s, NULL},
+	    /* Room for headers half again our limit, so up to there the 431 is ours, in JSON. Not
+	     * more: MHD clears the whole pool for every request (measured: an 80 KiB pool cost
+	     * 12% of /healthz's CPU). */
+	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(e->cfg.header_max * 3 / 2 + 8192),
+	     NULL},
+	    {MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL},
+	    {MHD_OPTION_END, 0, NULL}};
+	cm_err err;
 
 	memset(&ss, 0, sizeof(ss));
-	if (e->cfg.addr[0] == '\0') {
-		/* Listening nowhere: sockets come through edge_serve_socket (the fuzzer). */
-		flags |= MHD_USE_NO_LISTEN_SOCKET;
-		ss.ss_family = AF_INET;
-	} else if (listen_addr(e->cfg.addr, &ss) != CM_OK) {
+	if (e->cfg.addr[0] != '\0' && listen_addr(e->cfg.addr, &ss) != CM_OK) {
 		cm_error("EDGE-LISTEN-FAIL", "bad address %s", e->cfg.addr);
 		return CM_EINVAL;
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	e->mhd = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, e, MHD_OPTION_SOCK_ADDR,
-	    e->cfg.addr[0] != '\0' ? (struct sockaddr *)&ss : NULL, MHD_OPTION_URI_LOG_CALLBACK,
-	    on_uri, e, MHD_OPTION_NOTIFY_COMPLETED, on_completed, e, MHD_OPTION_EXTERNAL_LOGGER,
-	    mhd_log, e, MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)e->cfg.max_connections,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)e->cfg.max_connections_per_addr,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)e->cfg.idle_timeout_s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    /* Room for headers half again our limit, so up to there the 431 is ours, in JSON. Not
-	     * more: MHD clears the whole pool for every request (measured: an 80 KiB pool cost
-	     * 12% of /healthz's CPU). */
-	    (size_t)e->cfg.header_max * 3 / 2 + 8192, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
-	if (e->mhd == NULL) {
+	/* Listening nowhere: sockets come through edge_serve_socket (the fuzzer). */
+	err = edge_loops_start(e, threads,
+	                       e->cfg.addr[0] != '\0' ? (const struct sockaddr *)&ss : NULL, flags,
+	                       (void *)on_request, opt, (unsigned)e->cfg.max_connections,
+	                       (unsigned)e->cfg.max_connections_per_addr);
+	if (err != CM_OK) {
 		cm_error("EDGE-LISTEN-FAIL", "cannot listen on %s", e->cfg.addr);
-		return CM_EEXIST;
+		return err;
 	}
 	cm_info("EDGE-LISTEN", "serving HTTP on %s (%u threads)", e->cfg.addr, threads);
 	return CM_OK;
@@ -977,15 +990,7 @@ edge_start(edge *e)
 cm_err
 edge_serve_socket(edge *e, int fd)
 {
-	struct sockaddr_in peer;
-
-	memset(&peer, 0, sizeof(peer));
-	peer.sin_family = AF_INET;
-	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return MHD_add_connection(e->mhd, fd, (const struct sockaddr *)&peer, sizeof(peer)) ==
-	               MHD_YES
-	           ? CM_OK
-	           : CM_EINTERNAL;
+	return edge_loop_add_socket(e, fd);
 }
 
 void
@@ -1011,9 +1016,8 @@ edge_drain_and_stop(edge *e)
 		 * connections and leave the rest to the process's exit. */
 		cm_warn("EDGE-DRAIN", "%d requests unfinished at the drain deadline",
 		        atomic_load(&e->inflight));
-		(void)MHD_quiesce_daemon(e->mhd);
+		edge_loops_quiesce(e);
 		return;
 	}
-	MHD_stop_daemon(e->mhd);
-	e->mhd = NULL;
+	edge_loops_stop(e);
 }

@@ -6,8 +6,9 @@
  * where it believes it lives (http://localhost:3100, or its own origin) comes back on the origin
  * the browser used, and only that kind; Next's navigation headers reach the app and its response
  * headers (two Set-Cookie among them) come back; hop-by-hop headers stay behind both ways; the
- * forwarding headers are the edge's, not the client's; page after page rides one kept-alive
- * upstream connection; a failing app is a 502 in the JSON error shape; X-Forwarded-Proto counts
+ * forwarding headers are the edge's, not the client's; page after page on one kept-alive client
+ * connection rides one kept-alive upstream connection (the pool of the edge's loop that serves
+ * it); a failing app is a 502 in the JSON error shape; X-Forwarded-Proto counts
  * only from a trusted proxy (the strict edge trusts 127.0.0.1).
  */
 #define _GNU_SOURCE /* strcasestr */
@@ -191,26 +192,33 @@ test_headers_both_ways(void **state)
 	http_resp_free(&r);
 }
 
-/* Page after page, from new client connections each time, rides one upstream connection. */
+/* Page after page on one client connection rides one upstream connection: the client's
+ * connection stays on one of the edge's event loops, and that loop's pool keeps the upstream one
+ * alive (a new client connection may land on another loop, with a pool of its own). */
 static void
 test_one_upstream_connection(void **state)
 {
-	http_resp  r;
-	json_int_t first;
+	http_session *s = http_session_open();
+	http_resp     r;
+	json_int_t    first;
 
 	(void)state;
-	assert_int_equal(http_do("GET", "/_echo", NULL, NULL, 0, &r), 0);
+	assert_non_null(s);
+	assert_int_equal(http_session_do(s, "GET", "/_echo", NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 200);
 	first = upstream_conn(&r);
 	assert_true(first > 0);
 	http_resp_free(&r);
 	for (int i = 0; i < 8; i++) {
-		assert_int_equal(http_do(i % 2 == 0 ? "GET" : "POST", "/_echo", NULL, "{}", 2, &r),
-		                 0);
+		assert_int_equal(
+		    http_session_do(s, i % 2 == 0 ? "GET" : "POST", "/_echo", NULL, "{}", 2, &r),
+		    0);
 		assert_int_equal(r.status, 200);
 		assert_int_equal(upstream_conn(&r), first);
 		http_resp_free(&r);
 	}
+	assert_int_equal(http_session_connects(s), 1);
+	http_session_close(s);
 }
 
 static void
@@ -222,6 +230,11 @@ test_app_failures(void **state)
 	(void)state;
 	/* The app's server closes without answering (curl retries once on a fresh connection). */
 	assert_int_equal(http_do("GET", "/_hangup", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 502);
+	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "UNAVAILABLE");
+	http_resp_free(&r);
+	/* An app that dies mid-body: the edge never passes the torn answer off as a whole one. */
+	assert_int_equal(http_do("GET", "/_cut", NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 502);
 	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "UNAVAILABLE");
 	http_resp_free(&r);

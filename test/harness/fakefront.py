@@ -14,6 +14,7 @@ way Next.js does toward a proxy:
   /_redirect_ext    302 to https://example.com/away
   /_big?n=BYTES     a body of n bytes
   /_hangup          closes the connection without answering
+  /_cut             promises 1,000 bytes (Content-Length), sends 10, closes: an app dying mid-body
 HTTP/1.1 with keep-alive, one thread per connection.
 """
 import argparse
@@ -92,6 +93,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             n = int(urllib.parse.parse_qs(url.query).get("n", ["0"])[0])
             return self._send(200, b"x" * n, "application/octet-stream")
         if url.path == "/_hangup":
+            self.close_connection = True
+            return None
+        if url.path == "/_cut":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
             self.close_connection = True
             return None
         rel = "index.html" if url.path == "/" else url.path.lstrip("/")
