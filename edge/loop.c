@@ -59,11 +59,11 @@ struct edge_loop {
 	post              *posts, *posts_tail; /* under mu */
 	atomic_bool        stopping;
 	atomic_bool        daemon_due; /* run the daemon on the next turn */
-	int64_t            timer_due; /* -1: none */
+	int64_t            timer_due;  /* -1: none */
 	void (*timer_fn)(void *arg);
-	void           *timer_arg;
-	void           *slot;
-	void            (*slot_cleanup)(void *v);
+	void *timer_arg;
+	void *slot;
+	void (*slot_cleanup)(void *v);
 	edge_loop_watch mhd_watch, wake_watch;
 };
 
@@ -320,8 +320,8 @@ static int
 listen_on(const struct sockaddr *sa)
 {
 	int       fd, one = 1;
-	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-	                                          : sizeof(struct sockaddr_in);
+	socklen_t len =
+	    sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 
 	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		return -1;
@@ -339,21 +339,22 @@ static cm_err
 loop_open(edge_loops *ls, edge_loop *l, unsigned flags, MHD_AccessHandlerCallback handler,
           const struct MHD_OptionItem *options, unsigned connection_max)
 {
-	struct MHD_OptionItem           opt[OPTIONS_MAX];
-	int                             k = 0;
-	const union MHD_DaemonInfo     *di;
-	struct epoll_event              ev;
+	struct MHD_OptionItem       opt[OPTIONS_MAX];
+	int                         k = 0;
+	const union MHD_DaemonInfo *di;
+	struct epoll_event          ev;
 
 	for (; options[k].option != MHD_OPTION_END && k < OPTIONS_MAX - 5; k++)
 		opt[k] = options[k];
 	opt[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, connection_max, NULL};
-	opt[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection,
-	                                   ls};
+	opt[k++] =
+	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, ls};
 	if (ls->listen_fd >= 0)
 		opt[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, ls->listen_fd, NULL};
 	opt[k] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-	l->mhd = MHD_start_daemon(flags | (ls->listen_fd < 0 ? MHD_USE_NO_LISTEN_SOCKET : 0), 0,
-	                          on_accept, ls, handler, l->e, MHD_OPTION_ARRAY, opt, MHD_OPTION_END);
+	l->mhd =
+	    MHD_start_daemon(flags | (ls->listen_fd < 0 ? MHD_USE_NO_LISTEN_SOCKET : 0), 0,
+	                     on_accept, ls, handler, l->e, MHD_OPTION_ARRAY, opt, MHD_OPTION_END);
 	if (l->mhd == NULL ||
 	    (di = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD)) == NULL ||
 	    (l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
@@ -404,8 +405,8 @@ edge_loops_start(edge *e, unsigned threads, const struct sockaddr *addr, unsigne
 		pthread_mutex_init(&ls->loop[i].mu, NULL);
 	}
 	for (unsigned i = 0; i < threads; i++) {
-		if ((err = loop_open(ls, &ls->loop[i], flags, (MHD_AccessHandlerCallback)handler, options, share > 0 ? share : 1)) !=
-		    CM_OK)
+		if ((err = loop_open(ls, &ls->loop[i], flags, (MHD_AccessHandlerCallback)handler,
+		                     options, share > 0 ? share : 1)) != CM_OK)
 			goto out;
 	}
 	for (unsigned i = 0; i < threads; i++) {
@@ -497,7 +498,8 @@ edge_loops_quiesce(edge *e)
 	if (ls == NULL)
 		return;
 	for (int i = 0; i < ls->n; i++)
-		if (ls->loop[i].started && !edge_loop_post(&ls->loop[i], quiesce_here, &ls->loop[i]))
+		if (ls->loop[i].started &&
+		    !edge_loop_post(&ls->loop[i], quiesce_here, &ls->loop[i]))
 			cm_warn("EDGE-LOOP", "cannot stop loop %d accepting (no memory)", i);
 }
 
@@ -518,7 +520,8 @@ edge_loops_stop(edge *e)
 	}
 	for (int i = 0; i < ls->n; i++) {
 		edge_loop *l = &ls->loop[i];
-		/* The listening socket is shared: each daemon gives it back instead of closing it. */
+		/* The listening socket is shared: each daemon gives it back instead of closing it.
+		 */
 		if (l->mhd != NULL) {
 			if (ls->listen_fd >= 0)
 				(void)MHD_quiesce_daemon(l->mhd);

@@ -39,14 +39,15 @@ typedef struct edge_loop_watch {
 
 /* Starts `threads` loops listening on addr (NULL: listening nowhere, sockets come through
  * edge_loop_add_socket), their daemons built with flags (external epoll: no thread flag), the
- * request handler (an MHD_AccessHandlerCallback, called with e) and options (an MHD_OPTION_ARRAY list; the loops add the listening socket, their share of
- * connection_max and the per-address check). per_addr_max > 0 caps one client address's sockets
- * across every loop (two loops accepting from one address at the same instant may each let one
- * through). CM_EEXIST when the address cannot be bound. */
+ * request handler (an MHD_AccessHandlerCallback, called with e) and options (an MHD_OPTION_ARRAY
+ * list; the loops add the listening socket, their share of connection_max and the per-address
+ * check). per_addr_max > 0 caps one client address's sockets across every loop (two loops accepting
+ * from one address at the same instant may each let one through). CM_EEXIST when the address cannot
+ * be bound. */
 CM_MUSTCHECK cm_err edge_loops_start(edge *e, unsigned threads, const struct sockaddr *addr,
                                      unsigned flags, void *handler,
-                                     const struct MHD_OptionItem *options,
-                                     unsigned connection_max, unsigned per_addr_max);
+                                     const struct MHD_OptionItem *options, unsigned connection_max,
+                                     unsigned per_addr_max);
 /* Serves a connected socket on the first loop (the fuzzer), as if from 127.0.0.1. */
 CM_MUSTCHECK cm_err edge_loop_add_socket(edge *e, int fd);
 /* Stops every loop's daemon from accepting (drain). */

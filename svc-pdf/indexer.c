@@ -83,7 +83,8 @@ run(void *arg)
 		if (err != CM_OK) {
 			if (!failing)
 				cm_warn("PDF-INDEX-FAIL", "indexing chunks: %s (%s); retrying",
-				        cm_strerror(err), pg != NULL ? cm_pg_errmsg(pg) : "no connection");
+				        cm_strerror(err),
+				        pg != NULL ? cm_pg_errmsg(pg) : "no connection");
 			failing = true;
 			cm_pg_close(pg); /* a fresh connection next time */
 			pg = NULL;
