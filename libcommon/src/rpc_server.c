@@ -21,6 +21,12 @@
  * - the metric series of each method and status are looked up once and kept (the registry's
  *   lookup walks every series under one mutex).
  *
+ * A batch (method CM_RPC_BATCH_METHOD, cm/rpc.h BATCHING) is run by the worker that received it:
+ * each of its calls goes through the same steps as a call alone (its own envelope, deadline,
+ * method, hooks, metrics), one after the other, in a second arena reset after each; the replies
+ * are packed one after the other into one BatchReply and sent as one message. A batch inside a
+ * batch is an unknown method. The batch itself counts in rpc_requests_total{method="cm.Batch"}.
+ *
  * Stopping therefore lets a handler that is running finish and send its reply (graceful drain),
  * and only then is the socket closed.
  *
@@ -38,6 +44,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "cm/buf.h"
 #include "cm/log.h"
 #include "cm/metrics.h"
 #include "cm/rpc.h"
@@ -47,6 +54,7 @@
 
 /* cm.Status values are 0..16 (proto/common.proto); one past the last for the series table. */
 #define N_STATUS (CM__STATUS__UNAUTHENTICATED + 1)
+#define BATCH_OUT_KEEP (1u << 20) /* a worker keeps a batch reply buffer up to this size */
 
 typedef struct rpc_worker {
 	cm_rpc_server *srv;
@@ -57,7 +65,9 @@ typedef struct rpc_worker {
 	nng_ctx        ctx;
 	nng_aio       *recv_aio;
 	nng_aio       *send_aio;
-	cm_arena       arena; /* per-call allocations, reset after each call */
+	cm_arena       arena;      /* per-call allocations, reset after each call */
+	cm_arena       call_arena; /* a batch's inner call (the batch itself is in arena) */
+	cm_buf         batch_out;  /* a batch's replies, packed one after the other */
 	void          *state;
 } rpc_worker;
 
@@ -73,7 +83,7 @@ struct cm_rpc_server {
 	nng_socket           sock;
 	bool                 sock_open;
 	rpc_worker          *workers;
-	rpc_series          *series; /* one per method, then one for "?" */
+	rpc_series          *series; /* one per method, then one for "?", one for cm.Batch */
 	atomic_bool          stopping;
 	atomic_int           inflight;
 	pthread_mutex_t      init_mu; /* workers report their start-up to cm_rpc_server_start */
@@ -205,26 +215,172 @@ observe(cm_rpc_server *srv, size_t method_index, const char *method, int status,
 	cm_histogram_observe(h, (double)(cm_mono_ns() - start_ns) / 1e9);
 }
 
+/* Runs one call whose envelope is unpacked: method, deadline, payload, handler, response packed
+ * into `arena`. Returns the status; *out and *out_len the packed response (status OK), ctx->message
+ * and ctx->retry_after_s the reason otherwise. Counts the call in its method's series. */
+static int
+run_call(rpc_worker *w, cm_arena *arena, const Cm__Request *rq, cm_rpc_ctx *ctx, uint8_t **out,
+         size_t *out_len)
+{
+	cm_rpc_server       *srv = w->srv;
+	uint64_t             start = cm_mono_ns();
+	ProtobufCAllocator   pa = {arena_pb_alloc, arena_pb_free, arena};
+	ProtobufCMessage    *req = NULL;
+	ProtobufCMessage    *resp = NULL;
+	const cm_rpc_method *m = NULL;
+	size_t               mi;
+	int                  status = CM__STATUS__OK;
+	const char          *method_name = "?";
+	cm_err               err;
+
+	*out = NULL;
+	*out_len = 0;
+	if ((mi = find_method(srv, rq->method)) == srv->cfg.n_methods) {
+		status = CM__STATUS__UNIMPLEMENTED;
+		snprintf(ctx->message, sizeof(ctx->message), "unknown method");
+		goto out;
+	}
+	m = &srv->cfg.methods[mi];
+	method_name = m->name;
+	if (rq->deadline_ms > 0 && cm_now_ms() >= rq->deadline_ms) {
+		status = CM__STATUS__DEADLINE_EXCEEDED;
+		snprintf(ctx->message, sizeof(ctx->message), "deadline passed before handling");
+		goto out;
+	}
+	req = protobuf_c_message_unpack(m->req_desc, &pa, rq->payload.len, rq->payload.data);
+	if (req == NULL) {
+		status = CM__STATUS__INVALID_ARGUMENT;
+		snprintf(ctx->message, sizeof(ctx->message), "malformed %s payload", m->name);
+		goto out;
+	}
+	if ((resp = cm_arena_alloc(arena, m->resp_desc->sizeof_message)) == NULL) {
+		status = CM__STATUS__INTERNAL;
+		snprintf(ctx->message, sizeof(ctx->message), "out of memory");
+		goto out;
+	}
+	m->resp_desc->message_init(resp);
+
+	ctx->method = rq->method;
+	ctx->request_id = rq->request_id;
+	ctx->deadline_ms = rq->deadline_ms;
+	ctx->subject = rq->subject;
+	ctx->session_id = rq->session_id;
+	ctx->client_addr = rq->client_addr;
+	ctx->n_roles = rq->n_roles;
+	ctx->roles = rq->roles;
+	ctx->worker_state = w->state;
+
+	if (srv->cfg.call_begin != NULL)
+		srv->cfg.call_begin(srv->cfg.arg, w->index, ctx);
+	err = m->fn(ctx, req, resp);
+	if (srv->cfg.call_end != NULL)
+		srv->cfg.call_end(srv->cfg.arg, w->index);
+	status = cm_err_to_status(err);
+	if (err == CM_OK) {
+		size_t n = protobuf_c_message_get_packed_size(resp);
+		if ((*out = cm_arena_alloc(arena, n + 1)) == NULL) {
+			status = CM__STATUS__INTERNAL;
+			snprintf(ctx->message, sizeof(ctx->message), "out of memory");
+			goto out;
+		}
+		protobuf_c_message_pack(resp, *out);
+		*out_len = n;
+	} else if (ctx->message[0] == '\0') {
+		snprintf(ctx->message, sizeof(ctx->message), "%s", cm_strerror(err));
+	}
+	if (status == CM__STATUS__INTERNAL)
+		cm_error("RPC-INTERNAL", "%s failed: %s", m->name, ctx->message);
+out:
+	observe(srv, mi, method_name, status, start);
+	return status;
+}
+
+/* Appends one field-1 length-delimited record header (tag, varint length) to b. */
+static cm_err
+put_record_header(cm_buf *b, size_t len)
+{
+	uint8_t h[1 + 10];
+	size_t  n = 0;
+
+	h[n++] = 0x0a; /* field 1, wire type 2 */
+	do {
+		h[n++] = (uint8_t)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+		len >>= 7;
+	} while (len > 0);
+	return cm_buf_append(b, h, n);
+}
+
+/* cm.Batch: every inner call runs as a single call would, in order, each in the worker's call
+ * arena reset after it (the Batch itself lives in the worker arena until the reply is packed).
+ * The replies are packed one after the other into w->batch_out as a BatchReply's repeated field.
+ * False only when out of memory. */
+static bool
+handle_batch(rpc_worker *w, nng_msg *msg, const Cm__Request *outer)
+{
+	cm_rpc_server     *srv = w->srv;
+	uint64_t           start = cm_mono_ns();
+	ProtobufCAllocator pa = {arena_pb_alloc, arena_pb_free, &w->arena};
+	Cm__Batch         *batch;
+	cm_buf            *b = &w->batch_out;
+	bool               ok = false;
+
+	batch = cm__batch__unpack(&pa, outer->payload.len, outer->payload.data);
+	if (batch == NULL) {
+		observe(srv, srv->cfg.n_methods + 1, CM_RPC_BATCH_METHOD,
+		        CM__STATUS__INVALID_ARGUMENT, start);
+		return pack_response(msg, CM__STATUS__INVALID_ARGUMENT,
+		                     "malformed cm.Batch payload", 0, NULL, 0);
+	}
+	cm_buf_reset(b);
+	for (size_t i = 0; i < batch->n_calls; i++) {
+		Cm__Response rsp = CM__RESPONSE__INIT;
+		cm_rpc_ctx   ctx;
+		uint8_t     *out, *packed;
+		size_t       out_len, n;
+
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.arena = &w->call_arena;
+		cm_log_set_request_id(batch->calls[i]->request_id);
+		rsp.status =
+		    (Cm__Status)run_call(w, &w->call_arena, batch->calls[i], &ctx, &out, &out_len);
+		rsp.message = ctx.message;
+		rsp.retry_after_s = ctx.retry_after_s;
+		rsp.payload.data = out;
+		rsp.payload.len = out_len;
+		n = cm__response__get_packed_size(&rsp);
+		if ((packed = cm_arena_alloc(&w->call_arena, n + 1)) == NULL ||
+		    put_record_header(b, n) != CM_OK)
+			goto out;
+		cm__response__pack(&rsp, packed);
+		if (cm_buf_append(b, packed, n) != CM_OK)
+			goto out;
+		cm_arena_reset(&w->call_arena);
+	}
+	ok = pack_response(msg, CM__STATUS__OK, NULL, 0, (const uint8_t *)b->data, b->len);
+	observe(srv, srv->cfg.n_methods + 1, CM_RPC_BATCH_METHOD, CM__STATUS__OK, start);
+out:
+	if (b->cap > BATCH_OUT_KEEP) { /* an unusually large reply: give the memory back */
+		cm_buf_fini(b);
+		cm_buf_init(b, CM_MAX_RPC_MSG);
+	}
+	cm_arena_reset(&w->call_arena);
+	cm_log_set_request_id(NULL);
+	return ok;
+}
+
 /* Handles one request message and turns it into the reply; false when the reply could not be
  * built (out of memory): the message is then the caller's to free. */
 static bool
 handle(rpc_worker *w, nng_msg *msg)
 {
-	cm_rpc_server       *srv = w->srv;
-	uint64_t             start = cm_mono_ns();
-	ProtobufCAllocator   pa = {arena_pb_alloc, arena_pb_free, &w->arena};
-	Cm__Request         *rq = NULL;
-	ProtobufCMessage    *req = NULL;
-	ProtobufCMessage    *resp = NULL;
-	const cm_rpc_method *m = NULL;
-	size_t               mi = srv->cfg.n_methods;
-	cm_rpc_ctx           ctx;
-	uint8_t             *out_payload = NULL;
-	size_t               out_len = 0;
-	int                  status = CM__STATUS__OK;
-	const char          *method_name = "?";
-	bool                 ok;
-	cm_err               err;
+	cm_rpc_server     *srv = w->srv;
+	ProtobufCAllocator pa = {arena_pb_alloc, arena_pb_free, &w->arena};
+	Cm__Request       *rq = NULL;
+	cm_rpc_ctx         ctx;
+	uint8_t           *out_payload = NULL;
+	size_t             out_len = 0;
+	int                status;
+	bool               ok;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.arena = &w->arena;
@@ -236,68 +392,16 @@ handle(rpc_worker *w, nng_msg *msg)
 		status = CM__STATUS__INVALID_ARGUMENT;
 		snprintf(ctx.message, sizeof(ctx.message), "malformed request envelope");
 		cm_warn("RPC-BAD-ENVELOPE", "dropped a message that is not a request envelope");
-		goto out;
+		observe(srv, srv->cfg.n_methods, "?", status, cm_mono_ns());
+	} else if (strcmp(rq->method, CM_RPC_BATCH_METHOD) == 0) {
+		ok = handle_batch(w, msg, rq);
+		cm_arena_reset(&w->arena);
+		return ok;
+	} else {
+		cm_log_set_request_id(rq->request_id);
+		status = run_call(w, &w->arena, rq, &ctx, &out_payload, &out_len);
 	}
-	cm_log_set_request_id(rq->request_id);
-	if ((mi = find_method(srv, rq->method)) == srv->cfg.n_methods) {
-		status = CM__STATUS__UNIMPLEMENTED;
-		snprintf(ctx.message, sizeof(ctx.message), "unknown method");
-		goto out;
-	}
-	m = &srv->cfg.methods[mi];
-	method_name = m->name;
-	if (rq->deadline_ms > 0 && cm_now_ms() >= rq->deadline_ms) {
-		status = CM__STATUS__DEADLINE_EXCEEDED;
-		snprintf(ctx.message, sizeof(ctx.message), "deadline passed before handling");
-		goto out;
-	}
-	req = protobuf_c_message_unpack(m->req_desc, &pa, rq->payload.len, rq->payload.data);
-	if (req == NULL) {
-		status = CM__STATUS__INVALID_ARGUMENT;
-		snprintf(ctx.message, sizeof(ctx.message), "malformed %s payload", m->name);
-		goto out;
-	}
-	if ((resp = cm_arena_alloc(&w->arena, m->resp_desc->sizeof_message)) == NULL) {
-		status = CM__STATUS__INTERNAL;
-		snprintf(ctx.message, sizeof(ctx.message), "out of memory");
-		goto out;
-	}
-	m->resp_desc->message_init(resp);
-
-	ctx.method = rq->method;
-	ctx.request_id = rq->request_id;
-	ctx.deadline_ms = rq->deadline_ms;
-	ctx.subject = rq->subject;
-	ctx.session_id = rq->session_id;
-	ctx.client_addr = rq->client_addr;
-	ctx.n_roles = rq->n_roles;
-	ctx.roles = rq->roles;
-	ctx.worker_state = w->state;
-
-	if (srv->cfg.call_begin != NULL)
-		srv->cfg.call_begin(srv->cfg.arg, w->index, &ctx);
-	err = m->fn(&ctx, req, resp);
-	if (srv->cfg.call_end != NULL)
-		srv->cfg.call_end(srv->cfg.arg, w->index);
-	status = cm_err_to_status(err);
-	if (err == CM_OK) {
-		out_len = protobuf_c_message_get_packed_size(resp);
-		if ((out_payload = cm_arena_alloc(&w->arena, out_len + 1)) == NULL) {
-			status = CM__STATUS__INTERNAL;
-			snprintf(ctx.message, sizeof(ctx.message), "out of memory");
-			out_len = 0;
-			goto out;
-		}
-		protobuf_c_message_pack(resp, out_payload);
-	} else if (ctx.message[0] == '\0') {
-		snprintf(ctx.message, sizeof(ctx.message), "%s", cm_strerror(err));
-	}
-	if (status == CM__STATUS__INTERNAL)
-		cm_error("RPC-INTERNAL", "%s failed: %s", m->name, ctx.message);
-
-out:
 	ok = pack_response(msg, status, ctx.message, ctx.retry_after_s, out_payload, out_len);
-	observe(srv, mi, method_name, status, start);
 	/* rq and req live in the arena; a handler's allocations too. */
 	cm_arena_reset(&w->arena);
 	cm_log_set_request_id(NULL);
@@ -382,7 +486,7 @@ cm_rpc_server_start(cm_rpc_server **out, const cm_rpc_server_config *cfg)
 	pthread_mutex_init(&srv->init_mu, NULL);
 	pthread_cond_init(&srv->init_cv, NULL);
 	if ((srv->workers = calloc((size_t)cfg->workers, sizeof(rpc_worker))) == NULL ||
-	    (srv->series = calloc(cfg->n_methods + 1, sizeof(rpc_series))) == NULL) {
+	    (srv->series = calloc(cfg->n_methods + 2, sizeof(rpc_series))) == NULL) {
 		err = CM_ENOMEM;
 		goto fail;
 	}
@@ -395,6 +499,8 @@ cm_rpc_server_start(cm_rpc_server **out, const cm_rpc_server_config *cfg)
 		w->srv = srv;
 		w->index = i;
 		cm_arena_init(&w->arena);
+		cm_arena_init(&w->call_arena);
+		cm_buf_init(&w->batch_out, CM_MAX_RPC_MSG);
 		if ((rv = nng_ctx_open(&w->ctx, srv->sock)) != 0 ||
 		    (rv = nng_aio_alloc(&w->recv_aio, NULL, NULL)) != 0 ||
 		    (rv = nng_aio_alloc(&w->send_aio, NULL, NULL)) != 0)
@@ -458,6 +564,8 @@ cm_rpc_server_stop(cm_rpc_server *srv)
 		if (srv->workers[i].send_aio != NULL)
 			nng_aio_free(srv->workers[i].send_aio);
 		cm_arena_fini(&srv->workers[i].arena);
+		cm_arena_fini(&srv->workers[i].call_arena);
+		cm_buf_fini(&srv->workers[i].batch_out);
 	}
 	free(srv->workers);
 	free(srv->series);

@@ -38,6 +38,9 @@
 #define CM_RPC_BREAKER_CONSECUTIVE 10  /* or after this many failed calls in a row */
 #define CM_RPC_BREAKER_OPEN_MS 2000    /* then rejects at once this long */
 #define CM_RPC_BREAKER_PROBES 3        /* calls let through at once when half-open */
+#define CM_RPC_BATCH_INFLIGHT 2   /* batches in flight per replica (env CM_RPC_BATCH_INFLIGHT) */
+#define CM_RPC_BATCH_MAX_CALLS 64 /* calls per batch */
+#define CM_RPC_BATCH_MAX_BYTES (1 << 20) /* packed calls per batch */
 
 /* A limit as the text a config table's default wants (plain decimal limits only):
  * CM_LIMIT_STR(CM_MAX_JSON_BODY) is "65536". */

@@ -34,6 +34,16 @@
  * UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE or DATA_LOSS, or not answered at all; a
  * replica answering one of them counts it as a failure too (so a replica that fails every call
  * is ejected), and an idempotent call is retried on another replica.
+ *
+ * BATCHING (rpc_batch.c). A call marked `batchable` (short, cheap calls only: the server runs a
+ * batch's calls one after the other on one worker) goes out at once while its replica has fewer
+ * than batch_inflight batches in flight; otherwise it waits, and the waiting calls leave together
+ * as ONE message (method CM_RPC_BATCH_METHOD, proto/common.proto Batch) as soon as a batch in
+ * flight completes: no added delay, the per-message cost (nng's thread hand-offs on both sides)
+ * paid once for many calls. Each call keeps its own deadline (one that passes while waiting
+ * fails DEADLINE_EXCEEDED unsent), status, admission, retry, and metrics; a batch that fails as a
+ * whole fails each of its calls as if it had been sent alone. A server without batching answers
+ * UNIMPLEMENTED: the client then sends one by one to that upstream for a while.
  */
 #ifndef CM_RPC_H
 #define CM_RPC_H
@@ -80,6 +90,10 @@ typedef struct cm_rpc_method {
 	const ProtobufCMessageDescriptor *resp_desc;
 	cm_rpc_handler_fn                 fn;
 } cm_rpc_method;
+
+/* The method of a batch of calls (proto/common.proto Batch / BatchReply); handled by the server
+ * itself, never in a service's method table. */
+#define CM_RPC_BATCH_METHOD "cm.Batch"
 
 /* The role of a service calling as itself, not for a user (cm_rpc_call_opts.role). The edge never
  * sends a role, so a method that requires this one cannot be reached from outside. */
@@ -147,16 +161,21 @@ typedef cm_err (*cm_rpc_resolve_fn)(void *arg, const char *name, cm_rpc_addrs *o
 
 /* Options of a client; a field left 0 takes its default from cm/limits.h (CM_RPC_*). */
 typedef struct cm_rpc_client_opts {
-	int               resolve_ms;  /* dns+tcp:// period; 0 = env CM_RPC_RESOLVE_MS or 5000 */
-	int               drain_ms;    /* a removed replica is closed after this at the latest */
-	int               max_pending; /* calls in flight per upstream; < 0 = no limit */
-	int               breaker_window_ms;
-	int               breaker_min_calls;
-	int               breaker_error_pct;   /* > 100 = never opens on the error rate */
-	int               breaker_consecutive; /* < 0 = never opens on a run of failures */
-	int               breaker_open_ms;
-	int               breaker_probes;
-	cm_rpc_resolve_fn resolve; /* NULL = getaddrinfo; tests give their own answers */
+	int resolve_ms;  /* dns+tcp:// period; 0 = env CM_RPC_RESOLVE_MS or 5000 */
+	int drain_ms;    /* a removed replica is closed after this at the latest */
+	int max_pending; /* calls in flight per upstream; < 0 = no limit */
+	int breaker_window_ms;
+	int breaker_min_calls;
+	int breaker_error_pct;   /* > 100 = never opens on the error rate */
+	int breaker_consecutive; /* < 0 = never opens on a run of failures */
+	int breaker_open_ms;
+	int breaker_probes;
+	int batch_inflight;                /* batches in flight per replica before calls wait to be
+	                                    * batched; 0 = env CM_RPC_BATCH_INFLIGHT or 2; < 0 = no
+	                                    * batching (batchable calls go one by one) */
+	int               batch_max_calls; /* calls per batch; 0 = CM_RPC_BATCH_MAX_CALLS */
+	int               batch_max_bytes; /* packed calls per batch; 0 = CM_RPC_BATCH_MAX_BYTES */
+	cm_rpc_resolve_fn resolve;         /* NULL = getaddrinfo; tests give their own answers */
 	void             *resolve_arg;
 } cm_rpc_client_opts;
 
@@ -166,7 +185,8 @@ typedef struct cm_rpc_client_opts {
  * upstream_requests_total{upstream,method,code}, upstream_duration_seconds{upstream,method},
  * upstream_errors_total, upstream_retries_total, upstream_ejections_total,
  * upstream_rejections_total{reason: breaker_open, pending_limit, no_replica},
- * upstream_breaker_state (cm_rpc_breaker_state), upstream_pending, upstream_replicas. */
+ * upstream_breaker_state (cm_rpc_breaker_state), upstream_pending, upstream_replicas,
+ * upstream_batches_total and upstream_batched_calls_total (their ratio: calls per batch). */
 CM_MUSTCHECK cm_err cm_rpc_client_open(cm_rpc_client **out, const char *name, const char *urls,
                                        cm_metrics *metrics);
 /* The same with options (NULL = defaults). */
@@ -199,6 +219,8 @@ typedef struct cm_rpc_call_opts {
 	const char *client_addr; /* may be NULL */
 	bool        idempotent;  /* may be retried on another replica after a timeout/UNAVAILABLE */
 	const char *role;        /* NULL = none; CM_ROLE_SERVICE for a service's own call */
+	bool        batchable;   /* may share one message with other calls (see BATCHING): only
+	                          * for calls the server answers quickly */
 } cm_rpc_call_opts;
 
 /* The outcome of a call. `status` is the cm.Status value; UNAVAILABLE when no replica answered,
