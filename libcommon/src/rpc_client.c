@@ -12,7 +12,8 @@
  * a failure status) counts against that replica; an idempotent one is retried once on another
  * replica while the deadline allows and the retry budget (10% of calls, plus a small floor) has
  * tokens. Only the final outcome feeds the breaker, so a replica whose failures retries hide does
- * not open it.
+ * not open it. A batchable call is handed to the batcher (rpc_batch.c) once admitted; its aio is
+ * then allocated only if it has to go alone (a retry, a server without batching).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,8 @@ cm_rpc_client_open_opts(cm_rpc_client **out, const char *name, const char *urls,
 	err = CM_EINVAL;
 	if (c->n == 0 && c->resolver == NULL)
 		goto out;
+	if ((err = rpc_batcher_open(c, opts)) != CM_OK)
+		goto out;
 	atomic_store(&c->n_live, (int)c->n);
 	cm_gauge_set(c->m_replicas, (int64_t)c->n);
 	if (c->resolver != NULL && (err = rpc_resolver_start(c)) != CM_OK)
@@ -153,8 +156,10 @@ cm_rpc_client_close(cm_rpc_client *c)
 	if (c == NULL)
 		return;
 	rpc_resolver_stop(c);
+	rpc_batcher_close(c);
 	for (size_t i = 0; c->reps != NULL && i < c->n; i++)
 		rpc_replica_free(c->reps[i]);
+	rpc_batcher_free(c);
 	free(c->reps);
 	rpc_breaker_fini(&c->breaker);
 	pthread_rwlock_destroy(&c->lock);
@@ -285,7 +290,8 @@ static void
 call_free(rpc_call *call)
 {
 	nng_msg_free(call->request);
-	nng_aio_free(call->aio);
+	if (call->aio != NULL)
+		nng_aio_free(call->aio);
 	free(call);
 }
 
@@ -308,9 +314,12 @@ call_finish(rpc_call *call, cm_rpc_result *res)
 	call->done(call->arg, res);
 	cm_rpc_result_fini(res);
 	nng_msg_free(call->request);
-	nng_aio_reap(call->aio); /* we run inside its callback: free it from nng's reaper */
+	if (call->aio != NULL)
+		nng_aio_reap(call->aio); /* we may run inside its callback: nng's reaper frees it */
 	free(call);
 }
+
+static void call_cb(void *arg);
 
 /* Starts (or restarts) an attempt on a replica. Returns false when no replica is usable; true
  * once the call is in nng's hands, where it may already have finished and been freed. */
@@ -321,6 +330,8 @@ call_attempt(rpc_call *call, const replica *avoid)
 	nng_msg *m;
 	int64_t  left = call->deadline_ms - cm_now_ms();
 
+	if (call->aio == NULL && nng_aio_alloc(&call->aio, call_cb, call) != 0)
+		return false; /* a batchable call going alone: its aio comes now */
 	if (left <= 0)
 		return false;
 	if ((r = rpc_pick(call->client, avoid)) == NULL)
@@ -386,31 +397,77 @@ call_retry(rpc_call *call, replica *r)
 	return true;
 }
 
-static void
-call_failed_attempt(rpc_call *call, replica *r, int rv)
+void
+rpc_call_failed(rpc_call *call, replica *r, int rv, bool reaped)
 {
 	cm_rpc_result res;
-	bool          reaped = call->cancelled_by_reaper;
-	nng_msg      *msg;
 
-	if (call->stage == RPC_STAGE_SEND && (msg = nng_aio_get_msg(call->aio)) != NULL)
-		nng_msg_free(msg);
-	call_detach(call);
 	/* ECLOSED without the reaper: the client is closing, nothing to count or retry. */
 	if (rv != NNG_ECLOSED || reaped) {
 		rpc_replica_failure(r);
-		if (call_retry(call, r)) {
-			rpc_replica_rele(r);
+		if (call_retry(call, r))
 			return;
-		}
 	}
-	rpc_replica_rele(r);
 	if (rv == NNG_ETIMEDOUT)
 		result_set(&res, CM__STATUS__DEADLINE_EXCEEDED, "upstream deadline exceeded");
 	else if (reaped)
 		result_set(&res, CM__STATUS__UNAVAILABLE, "upstream replica went away");
 	else
 		result_set(&res, CM__STATUS__UNAVAILABLE, nng_strerror(rv));
+	call_finish(call, &res);
+}
+
+static void
+call_failed_attempt(rpc_call *call, replica *r, int rv)
+{
+	bool     reaped = call->cancelled_by_reaper;
+	nng_msg *msg;
+
+	if (call->stage == RPC_STAGE_SEND && (msg = nng_aio_get_msg(call->aio)) != NULL)
+		nng_msg_free(msg);
+	call_detach(call);
+	rpc_call_failed(call, r, rv, reaped);
+	rpc_replica_rele(r);
+}
+
+void
+rpc_call_end(rpc_call *call, int status, const char *message)
+{
+	cm_rpc_result res;
+
+	result_set(&res, status, message);
+	call_finish(call, &res);
+}
+
+bool
+rpc_call_send_alone(rpc_call *call)
+{
+	call->attempts = 0;
+	return call_attempt(call, NULL);
+}
+
+void
+rpc_call_answered(rpc_call *call, replica *r, const Cm__Response *rsp)
+{
+	cm_rpc_result res;
+
+	if (status_failed((int)rsp->status)) {
+		rpc_replica_failure(r);
+		if (call_retry(call, r))
+			return;
+	} else {
+		rpc_replica_success(r);
+	}
+	result_set(&res, (int)rsp->status, rsp->message);
+	res.retry_after_s = rsp->retry_after_s;
+	if (rsp->payload.len > 0) {
+		if ((res.payload = malloc(rsp->payload.len)) == NULL) {
+			result_set(&res, CM__STATUS__INTERNAL, "out of memory");
+		} else {
+			memcpy(res.payload, rsp->payload.data, rsp->payload.len);
+			res.payload_len = rsp->payload.len;
+		}
+	}
 	call_finish(call, &res);
 }
 
@@ -452,29 +509,9 @@ call_cb(void *arg)
 		call_finish(call, &res);
 		return;
 	}
-	if (status_failed((int)rsp->status)) {
-		rpc_replica_failure(r);
-		if (call_retry(call, r)) {
-			rpc_replica_rele(r);
-			cm__response__free_unpacked(rsp, NULL);
-			return;
-		}
-	} else {
-		rpc_replica_success(r);
-	}
+	rpc_call_answered(call, r, rsp);
 	rpc_replica_rele(r);
-	result_set(&res, (int)rsp->status, rsp->message);
-	res.retry_after_s = rsp->retry_after_s;
-	if (rsp->payload.len > 0) {
-		if ((res.payload = malloc(rsp->payload.len)) == NULL) {
-			result_set(&res, CM__STATUS__INTERNAL, "out of memory");
-		} else {
-			memcpy(res.payload, rsp->payload.data, rsp->payload.len);
-			res.payload_len = rsp->payload.len;
-		}
-	}
 	cm__response__free_unpacked(rsp, NULL);
-	call_finish(call, &res);
 }
 
 static nng_msg *
@@ -576,7 +613,8 @@ cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *pa
 	call->deadline_ms =
 	    opts->deadline_ms > 0 ? opts->deadline_ms : cm_now_ms() + CM_DEFAULT_DEADLINE_MS;
 	cm_strlcpy(call->method, opts->method, sizeof(call->method));
-	if (nng_aio_alloc(&call->aio, call_cb, call) != 0) {
+	if (!(opts->batchable && c->batcher != NULL) &&
+	    nng_aio_alloc(&call->aio, call_cb, call) != 0) {
 		free(call);
 		return CM_ENOMEM;
 	}
@@ -589,6 +627,10 @@ cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *pa
 		return CM_ETIMEDOUT;
 	}
 	if (!call_admit(call)) {
+		if (call->aio == NULL && nng_aio_alloc(&call->aio, call_cb, call) != 0) {
+			call_free(call);
+			return CM_ENOMEM;
+		}
 		nng_sleep_aio(0, call->aio); /* answered from an nng thread, like any call */
 		return CM_OK;
 	}
@@ -597,6 +639,8 @@ cm_rpc_call_async(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *pa
 	if (t + RETRY_EARN > RETRY_BUDGET_MAX)
 		atomic_fetch_sub(&c->retry_tokens, RETRY_EARN);
 
+	if (opts->batchable && c->batcher != NULL && rpc_batch_submit(c, call))
+		return CM_OK;
 	if (!call_attempt(call, NULL)) {
 		call_unadmit(call);
 		cm_counter_add(c->m_rej_noreplica, 1);

@@ -1,6 +1,7 @@
 /*
  * rpc_int.h - private to the RPC client (rpc_client.c, rpc_replica.c, rpc_resolve.c,
- * rpc_breaker.c) and its unit tests: the client, its replicas, the breaker and the resolver.
+ * rpc_breaker.c, rpc_batch.c) and its unit tests: the client, its replicas, the breaker, the
+ * resolver and the batcher.
  *
  * LOCKING. The set of replicas (`reps`) changes only on the resolver thread (after open) and is
  * read by every call: readers take `lock` shared, the resolver takes it exclusively to insert or
@@ -20,6 +21,7 @@
 
 #include "cm/metrics.h"
 #include "cm/rpc.h"
+#include "proto/common.pb-c.h"
 
 /* ---- breaker (rpc_breaker.c): pure state, no I/O, the clock passed in --------------------- */
 
@@ -64,6 +66,8 @@ void rpc_breaker_unprobe(rpc_breaker *b);
 typedef struct rpc_call     rpc_call;
 typedef struct replica      replica;
 typedef struct rpc_resolver rpc_resolver;
+typedef struct rpc_batch    rpc_batch;
+typedef struct rpc_batcher  rpc_batcher;
 
 struct replica {
 	cm_rpc_client  *client;
@@ -76,11 +80,13 @@ struct replica {
 	atomic_int      failures;    /* consecutive */
 	atomic_int      ejections;   /* consecutive ejections, for back-off */
 	_Atomic int64_t ejected_until_ms;
-	pthread_mutex_t mtx;          /* guards calls */
-	rpc_call       *calls;        /* in flight on this replica */
-	nng_aio        *reaper;       /* cancels in-flight calls when the last pipe goes */
-	atomic_bool     reaper_armed; /* the reaper is scheduled: never start the aio twice */
-	cm_counter     *m_calls;      /* attempts sent to it; NULL without a registry */
+	rpc_batch      *batches;        /* in flight on this replica (guarded by mtx) */
+	int             batch_inflight; /* their number (guarded by the batcher's mutex) */
+	pthread_mutex_t mtx;            /* guards calls and batches */
+	rpc_call       *calls;          /* in flight on this replica */
+	nng_aio        *reaper;         /* cancels in-flight calls when the last pipe goes */
+	atomic_bool     reaper_armed;   /* the reaper is scheduled: never start the aio twice */
+	cm_counter     *m_calls;        /* attempts sent to it; NULL without a registry */
 	/* Resolver thread only: draining after removal from the set. */
 	int64_t  drain_until_ms;
 	replica *next_drain;
@@ -99,6 +105,7 @@ struct cm_rpc_client {
 	int              max_pending;
 	rpc_breaker      breaker;
 	rpc_resolver    *resolver; /* NULL when every entry is a static URL */
+	rpc_batcher     *batcher;  /* NULL when batching is off */
 	/* Per-upstream metrics, looked up once (NULL without a registry). */
 	cm_counter *m_errors, *m_retries, *m_ejections;
 	cm_counter *m_rej_breaker, *m_rej_pending, *m_rej_noreplica;
@@ -130,7 +137,17 @@ struct rpc_call {
 	char           method[CM_MAX_METHOD_NAME];
 	cm_rpc_done_fn done;
 	void          *arg;
+	rpc_call      *qnext; /* waiting to be batched (rpc_batch.c) */
 };
+
+/* For rpc_batch.c: the outcomes of a call that was part of a batch on `r` (held by the batch),
+ * each exactly as for a call sent alone (failure accounting, retry elsewhere, result, done). */
+void rpc_call_answered(rpc_call *call, replica *r, const Cm__Response *rsp);
+void rpc_call_failed(rpc_call *call, replica *r, int rv, bool reaped);
+/* Finishes a call that was never sent (or whose batch could not be) with `status`. */
+void rpc_call_end(rpc_call *call, int status, const char *message);
+/* Sends a call alone (a batch the server did not know): false when no replica is usable. */
+bool rpc_call_send_alone(rpc_call *call);
 
 /* Opens a replica's socket and starts dialling `url` (non-blocking). NULL on a bad address or
  * no memory (logged). */
@@ -145,6 +162,20 @@ void rpc_replica_failure(replica *r);
 /* Picks a replica other than `avoid` when another is usable and holds it (rpc_replica_rele);
  * NULL when none has a connection. */
 replica *rpc_pick(cm_rpc_client *c, const replica *avoid);
+
+/* ---- batching (rpc_batch.c) ------------------------------------------------------------- */
+
+/* Sets c->batcher from the options (NULL when batching is off). CM_ENOMEM only. */
+CM_MUSTCHECK cm_err rpc_batcher_open(cm_rpc_client *c, const cm_rpc_client_opts *opts);
+/* Fails the calls still waiting (UNAVAILABLE) and refuses new ones; before the replicas close. */
+void rpc_batcher_close(cm_rpc_client *c);
+/* Frees the batcher, once every replica is closed. */
+void rpc_batcher_free(cm_rpc_client *c);
+/* Takes an admitted batchable call: sent now in a batch, or waiting for one. False when batching
+ * is off for now (the caller sends it alone). */
+bool rpc_batch_submit(cm_rpc_client *c, rpc_call *call);
+/* The reaper (rpc_replica.c, under r->mtx): cancels the batches in flight on r. */
+void rpc_batch_reap_locked(replica *r);
 
 /* ---- discovery (rpc_resolve.c) ------------------------------------------------------------- */
 

@@ -10,7 +10,7 @@
  * outlier detection); if every connected replica is ejected, ejection is ignored (panic mode)
  * rather than failing everything. When a replica's last connection drops, its in-flight calls
  * are cancelled from a task (never from inside the pipe callback, where nng holds locks) so they
- * fail fast instead of waiting out their deadline.
+ * fail fast instead of waiting out their deadline; so are its batches (rpc_batch.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +59,7 @@ reap_calls(void *arg)
 		c->cancelled_by_reaper = true;
 		nng_aio_cancel(c->aio);
 	}
+	rpc_batch_reap_locked(r);
 	pthread_mutex_unlock(&r->mtx);
 }
 
