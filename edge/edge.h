@@ -145,6 +145,10 @@ typedef void (*edge_reply_fn)(edge_req *r, cm_rpc_result *res);
 #define EDGE_R_IDEMPOTENT 0x08u /* may be retried on another replica */
 #define EDGE_R_UPLOAD 0x10u     /* body limit is EDGE_UPLOAD_MAX, not EDGE_JSON_BODY_MAX */
 #define EDGE_R_LONG 0x20u       /* the call's deadline is EDGE_CHAT_TIMEOUT_MS (streamed answers) */
+/* The call may share one RPC message with others to the same upstream (cm/rpc.h BATCHING): only
+ * cheap reads the service answers in well under a millisecond, since a batch's calls run one
+ * after the other on one worker. Never uploads, logins (Argon2), chat sends or long calls. */
+#define EDGE_R_BATCH 0x40u
 
 struct edge_route {
 	const char                       *method;

@@ -124,6 +124,7 @@ call_payload(edge_req *r, const void *payload, size_t len)
 	cm_err            err;
 
 	edge_req_opts(r, rt->rpc, (rt->flags & EDGE_R_IDEMPOTENT) != 0, &o);
+	o.batchable = (rt->flags & EDGE_R_BATCH) != 0;
 	if ((rt->flags & EDGE_R_LONG) != 0)
 		o.deadline_ms = cm_now_ms() + r->e->cfg.chat_timeout_ms;
 	r->upstream_name = edge_upstream_name(rt->upstream);
