@@ -107,10 +107,10 @@ rpc_batcher_open(cm_rpc_client *c, const cm_rpc_client_opts *opts)
 	}
 	pthread_mutex_init(&b->mtx, NULL);
 	b->inflight_max = k;
-	b->max_calls = (size_t)(opts->batch_max_calls > 0 ? opts->batch_max_calls
-	                                                  : CM_RPC_BATCH_MAX_CALLS);
-	b->max_bytes = (size_t)(opts->batch_max_bytes > 0 ? opts->batch_max_bytes
-	                                                  : CM_RPC_BATCH_MAX_BYTES);
+	b->max_calls =
+	    (size_t)(opts->batch_max_calls > 0 ? opts->batch_max_calls : CM_RPC_BATCH_MAX_CALLS);
+	b->max_bytes =
+	    (size_t)(opts->batch_max_bytes > 0 ? opts->batch_max_bytes : CM_RPC_BATCH_MAX_BYTES);
 	if (c->metrics != NULL) {
 		snprintf(l, sizeof(l), "upstream=\"%s\"", c->name);
 		b->m_batches = cm_metrics_counter(c->metrics, "upstream_batches_total",
@@ -413,7 +413,9 @@ rpc_batch_submit(cm_rpc_client *c, rpc_call *call)
 	}
 	pthread_mutex_unlock(&b->mtx);
 	if (arm)
-		nng_sleep_aio((nng_duration)(delay < 1 ? 1 : delay > SWEEP_MAX_MS ? SWEEP_MAX_MS : delay),
+		nng_sleep_aio((nng_duration)(delay < 1              ? 1
+		                             : delay > SWEEP_MAX_MS ? SWEEP_MAX_MS
+		                                                    : delay),
 		              b->sweep);
 	return true;
 }
@@ -466,7 +468,8 @@ batch_done(cm_rpc_client *c, replica *r)
 	while (alone != NULL) {
 		rpc_call *next = alone->qnext;
 		if (!rpc_call_send_alone(alone))
-			rpc_call_end(alone, CM__STATUS__UNAVAILABLE, "no upstream replica is connected");
+			rpc_call_end(alone, CM__STATUS__UNAVAILABLE,
+			             "no upstream replica is connected");
 		alone = next;
 	}
 }
@@ -509,8 +512,9 @@ batch_turn_off(cm_rpc_client *c, const rpc_batch *bt)
 	int64_t now = cm_mono_ms();
 
 	if (atomic_exchange(&c->batcher->off_until_ms, now + BATCH_OFF_MS) <= now)
-		cm_warn("RPC-BATCH-OFF", "%s replica %s does not take batches: calls go alone for %d s",
-		        c->name, bt->rep->url, BATCH_OFF_MS / 1000);
+		cm_warn("RPC-BATCH-OFF",
+		        "%s replica %s does not take batches: calls go alone for %d s", c->name,
+		        bt->rep->url, BATCH_OFF_MS / 1000);
 }
 
 static void
@@ -573,7 +577,8 @@ batch_cb(void *arg)
 	batch_free(bt, true);
 }
 
-/* ---- waiting calls' deadlines ----------------------------------------------------------------- */
+/* ---- waiting calls' deadlines -----------------------------------------------------------------
+ */
 
 static void
 sweep_cb(void *arg)
