@@ -354,6 +354,7 @@ batch_send(rpc_batch *bt)
 	pthread_mutex_unlock(&r->mtx);
 	cm_counter_add(c->batcher->m_batches, 1);
 	cm_counter_add(c->batcher->m_calls, bt->n);
+	cm_counter_add(r->m_calls, bt->n); /* upstream_replica_calls_total: each call an attempt */
 	left = deadline - cm_now_ms();
 	nng_aio_set_timeout(bt->aio, (nng_duration)(left > 0 ? left : 1));
 	nng_aio_set_msg(bt->aio, msg);

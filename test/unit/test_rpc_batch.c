@@ -42,9 +42,9 @@ extern char **environ;
 
 /* ---- the echo service ------------------------------------------------------------------------ */
 
-static const char *served_url = "";  /* the topic of every answer: who answered */
-static atomic_int  marks;            /* calls of type "mark" the handler ran */
-static int         sleep_ms = 300;   /* a "sleep" call's length */
+static const char *served_url = ""; /* the topic of every answer: who answered */
+static atomic_int  marks;           /* calls of type "mark" the handler ran */
+static int         sleep_ms = 300;  /* a "sleep" call's length */
 
 /* Echo: type "echo:<type>", topic the serving URL; "fail" fails NOT_FOUND, "sleep" sleeps. */
 static cm_err
@@ -257,7 +257,8 @@ test_per_call_errors(void **state)
 	assert_int_equal(b.status, CM__STATUS__OK);
 	assert_string_equal(b.type, "echo:b");
 	/* The server ran each inner call as a call, and the batches as cm.Batch. */
-	assert_int_equal(metric(m, "rpc_requests_total{method=\"test.Echo\",code=\"NOT_FOUND\"}"), 1);
+	assert_int_equal(metric(m, "rpc_requests_total{method=\"test.Echo\",code=\"NOT_FOUND\"}"),
+	                 1);
 	assert_int_equal(metric(m, "rpc_requests_total{method=\"test.Echo\",code=\"OK\"}"), 3);
 	assert_int_equal(metric(m, "rpc_requests_total{method=\"cm.Batch\",code=\"OK\"}"), 2);
 
@@ -319,7 +320,7 @@ test_replica_killed_with_batch_in_flight(void **state)
 
 	(void)state;
 	assert_int_equal(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ), 0);
-	c = client(URL_A "," URL_B, m); /* B is not up yet: everything goes to A */
+	c = client(URL_A "," URL_B, m);    /* B is not up yet: everything goes to A */
 	call(c, "sleep", true, 0, &first); /* 1 s on A, holding the slot */
 	call(c, "sleep", true, 0, &i1);
 	call(c, "sleep", true, 0, &i2);
