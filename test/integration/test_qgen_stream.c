@@ -37,7 +37,7 @@
 #define SLOW_FACTOR 30 /* the slow call: about 30 x 0.6 s */
 #define RUN_TIMEOUT_MS 60000 /* a set's job, run on this thread, has ended by then */
 
-static test_pdf          pdf;
+static test_pdf          psvc;
 static test_qgen         qg;
 static cm_service_config common;
 static pid_t             fake_pid = -1;
@@ -89,7 +89,7 @@ setup(void **state)
 	setenv("LLM_MODEL", "fake", 1);
 	setenv("LLM_MAX_CONCURRENCY", "8", 1);
 	setenv("LLM_BACKOFF_BASE_MS", "20", 1);
-	if (test_pdf_start(&pdf, "/tmp/qgen-stest-XXXXXX", db_url, test_redis_port(), PDF_RPC,
+	if (test_pdf_start(&psvc, "/tmp/qgen-stest-XXXXXX", db_url, test_redis_port(), PDF_RPC,
 	                   "127.0.0.1:29295", 2) != CM_OK)
 		return -1;
 
@@ -123,7 +123,7 @@ setup(void **state)
 	cm_buf_init(&b, 1u << 20);
 	/* a document of this run's own */
 	if (cran_manual_pdf(nonce, &b) != CM_OK ||
-	    test_pdf_upload(&pdf, user, "SuppDists.pdf", b.data, b.len, doc_id, NULL) != CM_OK)
+	    test_pdf_upload(&psvc, user, "SuppDists.pdf", b.data, b.len, doc_id, NULL) != CM_OK)
 		return -1;
 	cm_buf_fini(&b);
 	return 0;
@@ -135,7 +135,7 @@ teardown(void **state)
 	(void)state;
 	test_qgen_stop(&qg);
 	(void)test_fake_stop(fake_pid);
-	return test_pdf_stop(&pdf);
+	return test_pdf_stop(&psvc);
 }
 
 /* ---- a set ----------------------------------------------------------------------------------- */
