@@ -166,8 +166,8 @@ qr_upload(qr_services *s, const char *filename, const void *pdf, size_t len, cha
 	rq.filename = (char *)filename;
 	rq.content.data = (uint8_t *)pdf;
 	rq.content.len = len;
-	err = invoke(&a, s->pdf.w, pdf_handle_upload, s->user, &rq, &pdf__upload_response__descriptor,
-	             (void **)&rs);
+	err = invoke(&a, s->pdf.w, pdf_handle_upload, s->user, &rq,
+	             &pdf__upload_response__descriptor, (void **)&rs);
 	if (err != CM_OK) {
 		fprintf(stderr, "quality: upload of %s: %s\n", filename, cm_strerror(err));
 		goto out;

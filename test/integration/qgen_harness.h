@@ -38,10 +38,10 @@
 /* ---- svc-pdf ------------------------------------------------------------------------------- */
 
 typedef struct test_pdf {
-	cm_service *srv;   /* svc-pdf, run by the skeleton as its main.c does */
-	pdf_worker *w;     /* a worker of that service's, for uploading directly */
-	cm_pg      *pg;    /* w's connections */
-	cm_redis   *redis; /* no Redis: the upload works without the cache */
+	cm_service *srv;      /* svc-pdf, run by the skeleton as its main.c does */
+	pdf_worker *w;        /* a worker of that service's, for uploading directly */
+	cm_pg      *pg;       /* w's connections */
+	cm_redis   *redis;    /* no Redis: the upload works without the cache */
 	char        dir[64];  /* its data directory (mkdtemp), removed at stop */
 	char        url[128]; /* its RPC address: svc-qgen's pdf_urls */
 } test_pdf;
@@ -112,8 +112,8 @@ test_pdf_stop(test_pdf *p)
 /* Uploads PDF bytes as subject through svc-pdf's Upload handler; fills the document id and,
  * unless NULL, its page count. */
 static __attribute__((unused)) cm_err
-test_pdf_upload(test_pdf *p, const char *subject, const char *filename, const void *pdf,
-                size_t len, char doc[40], int *npages)
+test_pdf_upload(test_pdf *p, const char *subject, const char *filename, const void *pdf, size_t len,
+                char doc[40], int *npages)
 {
 	Pdf__UploadRequest   rq = PDF__UPLOAD_REQUEST__INIT;
 	Pdf__UploadResponse *rs = NULL;

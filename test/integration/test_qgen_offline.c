@@ -38,7 +38,7 @@
 #define RUN_TIMEOUT_MS 60000 /* a set's job, run on this thread, has ended by then */
 
 static test_pdf          psvc; /* svc-pdf, and its worker for uploading directly */
-static test_qgen         qg;  /* svc-qgen and its worker */
+static test_qgen         qg;   /* svc-qgen and its worker */
 static cm_service_config common;
 static char              doc_id[40], user[48], schema[40];
 
@@ -153,8 +153,8 @@ create(const char *subject, const char *doc, int count, bool both, char *job, ch
 	rq.difficulty = (char *)"easy";
 	snprintf(topic, sizeof(topic), "t%d", count); /* not cached from an earlier run */
 	rq.topic = topic;
-	err = test_invoke(&c, qg.w, qgen_handle_create, subject, &rq, &qgen__create_response__descriptor,
-	             (void **)&rs);
+	err = test_invoke(&c, qg.w, qgen_handle_create, subject, &rq,
+	                  &qgen__create_response__descriptor, (void **)&rs);
 	if (err == CM_OK) {
 		snprintf(job, 40, "%s", rs->job_id);
 		snprintf(set, 40, "%s", rs->question_set_id);
@@ -211,9 +211,9 @@ on_cited_page(const Qgen__Question *q)
 	         from);
 	rq.id = doc_id;
 	rq.page = q->page;
-	assert_int_equal(
-	    test_invoke(&c, psvc.w, pdf_handle_get_page, user, &rq, &pdf__page__descriptor, (void **)&pg),
-	    CM_OK);
+	assert_int_equal(test_invoke(&c, psvc.w, pdf_handle_get_page, user, &rq,
+	                             &pdf__page__descriptor, (void **)&pg),
+	                 CM_OK);
 	n = strlen(pg->text) + 1;
 	assert_non_null(np = malloc(n));
 	qgen_normalize(pg->text, np, n);
@@ -246,7 +246,7 @@ test_offline_set(void **state)
 	rq.id = set;
 	rq.include_answers = true;
 	assert_int_equal(test_invoke(&c, qg.w, qgen_handle_get_set, user, &rq,
-	                        &qgen__question_set__descriptor, (void **)&qs),
+	                             &qgen__question_set__descriptor, (void **)&qs),
 	                 CM_OK);
 	assert_string_equal(qs->status, "succeeded");
 	assert_int_equal(qs->n_questions, 8);
@@ -323,7 +323,7 @@ survey_set(const char *doc, int count, bool both, const char *label, survey *sv)
 	rq.id = set;
 	rq.include_answers = true;
 	assert_int_equal(test_invoke(&c, qg.w, qgen_handle_get_set, user, &rq,
-	                        &qgen__question_set__descriptor, (void **)&qs),
+	                             &qgen__question_set__descriptor, (void **)&qs),
 	                 CM_OK);
 	assert_string_equal(qs->status, "succeeded");
 	assert_int_equal(qs->n_questions, (size_t)count);

@@ -78,8 +78,8 @@ create_on(qgen_worker *w, const tuser *u, int count, char job[40], int *retry_s)
 	rq.types = types;
 	rq.n_types = 1;
 	rq.topic = (char *)"";
-	err = test_invoke(&c, w, qgen_handle_create, u->name, &rq, &qgen__create_response__descriptor,
-	             (void **)&rs);
+	err = test_invoke(&c, w, qgen_handle_create, u->name, &rq,
+	                  &qgen__create_response__descriptor, (void **)&rs);
 	if (err == CM_OK)
 		snprintf(job, 40, "%s", rs->job_id);
 	if (retry_s != NULL)
@@ -254,8 +254,8 @@ test_parallel_burst(void **state)
 	new_user("burst", &u);
 	assert_int_equal(pthread_barrier_init(&start, NULL, BURST), 0);
 	for (int i = 0; i < BURST; i++) {
-		assert_int_equal(test_worker_open(&common, schema, &qg.jo, qgen_worker_init, &qg.svc,
-		                                  &conns[i], &st[i]),
+		assert_int_equal(test_worker_open(&common, schema, &qg.jo, qgen_worker_init,
+		                                  &qg.svc, &conns[i], &st[i]),
 		                 CM_OK);
 		b[i] = (burster){&u, st[i], &start, CM_EINTERNAL};
 	}

@@ -34,7 +34,7 @@
 #define FAKE_PORT 28522
 #define FAKE_URL "http://127.0.0.1:28522"
 #define COUNT 10
-#define SLOW_FACTOR 30 /* the slow call: about 30 x 0.6 s */
+#define SLOW_FACTOR 30       /* the slow call: about 30 x 0.6 s */
 #define RUN_TIMEOUT_MS 60000 /* a set's job, run on this thread, has ended by then */
 
 static test_pdf          psvc;
@@ -159,7 +159,7 @@ create(int count, char *job, char *set)
 	snprintf(topic, sizeof(topic), "stream %s", hex);
 	rq.topic = topic;
 	assert_int_equal(test_invoke(&c, qg.w, qgen_handle_create, user, &rq,
-	                        &qgen__create_response__descriptor, (void **)&rs),
+	                             &qgen__create_response__descriptor, (void **)&rs),
 	                 CM_OK);
 	snprintf(job, 40, "%s", rs->job_id);
 	snprintf(set, 40, "%s", rs->question_set_id);
@@ -184,7 +184,7 @@ expect_set(const char *set, int count)
 	rq.id = (char *)set;
 	rq.include_answers = true;
 	assert_int_equal(test_invoke(&c, qg.w, qgen_handle_get_set, user, &rq,
-	                        &qgen__question_set__descriptor, (void **)&qs),
+	                             &qgen__question_set__descriptor, (void **)&qs),
 	                 CM_OK);
 	assert_string_equal(qs->status, "succeeded");
 	assert_int_equal(qs->n_questions, (size_t)count);

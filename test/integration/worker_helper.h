@@ -90,8 +90,7 @@ typedef struct test_call {
  * CM_ENOMEM when the response cannot be allocated; else what the handler returns. */
 static __attribute__((unused)) cm_err
 test_handle(cm_arena *arena, cm_rpc_ctx *ctx, int64_t timeout_ms, void *w, cm_rpc_handler_fn fn,
-            const char *subject, const void *req, const ProtobufCMessageDescriptor *d,
-            void **resp)
+            const char *subject, const void *req, const ProtobufCMessageDescriptor *d, void **resp)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->method = "test";
