@@ -147,6 +147,27 @@ typedef struct test_qgen {
 	bool             schema_made, svc_on, worker_on;
 } test_qgen;
 
+/* The configuration the tests start from, set by hand (not from QGEN_*): events off, svc-pdf
+ * at pdf_url, one runner, 4 calls of 5 at once, 4 rounds, a 15 s lease, a 60 s set cache, and
+ * grounding at the QGEN_GROUND_* defaults. pdf_url must outlive qc. */
+static __attribute__((unused)) void
+test_qgen_config(qgen_config *qc, const char *pdf_url)
+{
+	memset(qc, 0, sizeof(*qc));
+	qc->events_url = "";
+	qc->pdf_urls = pdf_url;
+	qc->runners = 1;
+	qc->parallel = 4;
+	qc->per_call = 5;
+	qc->max_rounds = 4;
+	qc->lease_ms = 15000;
+	qc->cache_ttl_s = 60;
+	qc->poll_ms = 100;
+	qc->ground_min_overlap = 60;
+	qc->ground_window = 2;
+	qc->ground_ambiguous = true;
+}
+
 /* Creates the schema (migrations up on common->database_url), then the service with the
  * caller's qc and one worker. common must outlive q (the worker's connections name it). On
  * failure test_qgen_stop still undoes what was made. */

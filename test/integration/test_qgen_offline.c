@@ -73,7 +73,6 @@ setup(void **state)
 	cm_buf      b;
 	char        nonce[17], r[8];
 	const char *pages[4];
-	int64_t     redis_port = 0;
 
 	(void)state;
 	cm_log_init("qgen-test", CM_LOG_WARN);
@@ -83,21 +82,8 @@ setup(void **state)
 	                   "127.0.0.1:29193", 2) != CM_OK)
 		return -1;
 
-	(void)cm_parse_i64(test_redis_port(), &redis_port);
-	test_common_config(&common, db_url, redis_port, "tcp://127.0.0.1:27194", "127.0.0.1:29194");
-	memset(&qc, 0, sizeof(qc));
-	qc.events_url = "";
-	qc.pdf_urls = PDF_RPC;
-	qc.runners = 1;
-	qc.parallel = 4;
-	qc.per_call = 5;
-	qc.max_rounds = 4;
-	qc.lease_ms = 15000;
-	qc.cache_ttl_s = 60;
-	qc.poll_ms = 100;
-	qc.ground_min_overlap = 60; /* QGEN_GROUND_* defaults */
-	qc.ground_window = 2;
-	qc.ground_ambiguous = true;
+	test_fixture_config(&common, "tcp://127.0.0.1:27194", "127.0.0.1:29194");
+	test_qgen_config(&qc, PDF_RPC); /* 4 calls of 5 at once, a 60 s set cache */
 	/* A schema of its own: the e2e stack's svc-qgen replicas, if up, must not claim our jobs.
 	 */
 	cm_random_bytes(r, sizeof(r));

@@ -120,7 +120,6 @@ setup(void **state)
 	char         r[8];
 	cm_cfg_entry t[32];
 	size_t       nt;
-	int64_t      redis_port = 0;
 
 	(void)state;
 	cm_log_init("qgen-quota-test", CM_LOG_WARN);
@@ -132,8 +131,7 @@ setup(void **state)
 	                   "127.0.0.1:29291", 4) != CM_OK)
 		return -1;
 
-	(void)cm_parse_i64(test_redis_port(), &redis_port);
-	test_common_config(&common, db_url, redis_port, "tcp://127.0.0.1:27292", "127.0.0.1:29292");
+	test_fixture_config(&common, "tcp://127.0.0.1:27292", "127.0.0.1:29292");
 	/* The shipped defaults (the quotas among them), with events off and our svc-pdf. */
 	memset(&qc, 0, sizeof(qc));
 	nt = qgen_config_table(&qc, t, sizeof(t) / sizeof(t[0]));

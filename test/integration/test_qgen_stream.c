@@ -78,7 +78,6 @@ setup(void **state)
 	const char *db_url = getenv("CM_TEST_PG");
 	cm_buf      b;
 	char        nonce[17], r[8];
-	int64_t     redis_port = 0;
 
 	(void)state;
 	cm_log_init("qgen-stream-test", CM_LOG_WARN);
@@ -93,24 +92,13 @@ setup(void **state)
 	                   "127.0.0.1:29295", 2) != CM_OK)
 		return -1;
 
-	(void)cm_parse_i64(test_redis_port(), &redis_port);
-	test_common_config(&common, db_url, redis_port, "tcp://127.0.0.1:27296", "127.0.0.1:29296");
-	memset(&qc, 0, sizeof(qc));
-	qc.events_url = "";
-	qc.pdf_urls = PDF_RPC;
-	qc.runners = 1;
-	qc.parallel = 6; /* 10 questions: 5 calls of 2, and a free slot for a spare */
-	qc.per_call = 5;
-	qc.max_rounds = 4;
-	qc.lease_ms = 15000;
-	qc.cache_ttl_s = 0; /* every set is made, none read from the cache */
-	qc.poll_ms = 100;
+	test_fixture_config(&common, "tcp://127.0.0.1:27296", "127.0.0.1:29296");
+	test_qgen_config(&qc, PDF_RPC);
+	qc.parallel = 6;        /* 10 questions: 5 calls of 2, and a free slot for a spare */
+	qc.cache_ttl_s = 0;     /* every set is made, none read from the cache */
 	qc.hedge_max_extra = 0; /* no duplicates: the spare alone stands in for the slow call */
 	qc.spare_pct = 25;
 	qc.stream = true;
-	qc.ground_min_overlap = 60;
-	qc.ground_window = 2;
-	qc.ground_ambiguous = true;
 	cm_random_bytes(r, sizeof(r));
 	cm_hex(r, 4, nonce);
 	snprintf(schema, sizeof(schema), "qgen_st_%s", nonce);

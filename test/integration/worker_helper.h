@@ -77,6 +77,16 @@ test_redis_port(void)
 	return p != NULL ? p : "26379";
 }
 
+/* test_common_config on the pgredis fixture's PostgreSQL (CM_TEST_PG) and Redis. */
+static __attribute__((unused)) void
+test_fixture_config(cm_service_config *c, const char *rpc_url, const char *admin_addr)
+{
+	int64_t redis_port = 0;
+
+	(void)cm_parse_i64(test_redis_port(), &redis_port);
+	test_common_config(c, getenv("CM_TEST_PG"), redis_port, rpc_url, admin_addr);
+}
+
 /* ---- handler calls ------------------------------------------------------------------------- */
 
 /* One handler call: its arena (the response lives there) and its context. */
