@@ -25,7 +25,6 @@
 
 #include "cm/buf.h"
 #include "cm/log.h"
-#include "../../svc-pdf/testpdf.h"
 #include "../../test/integration/cran_manual.h"
 #include "measure.h"
 #include "services.h"
@@ -68,21 +67,10 @@ out:
 static int
 cran_doc(qr_doc *d)
 {
-	static char pages[CRAN_MANUAL_PAGES][2048];
-	const char *pv[CRAN_MANUAL_PAGES];
-	pdf_testpdf o;
-	cm_buf      b;
+	cm_buf b;
 
-	for (size_t i = 0; i < CRAN_MANUAL_PAGES; i++) {
-		cran_wrap(cran_manual[i], pages[i], sizeof(pages[i]));
-		pv[i] = pages[i];
-	}
-	memset(&o, 0, sizeof(o));
-	o.npages = (int)CRAN_MANUAL_PAGES;
-	o.pages = pv;
-	o.title = "SuppDists";
 	cm_buf_init(&b, 1u << 20);
-	if (pdf_testpdf_build(&o, &b) != CM_OK || (d->pdf = malloc(b.len)) == NULL) {
+	if (cran_manual_pdf("SuppDists", &b) != CM_OK || (d->pdf = malloc(b.len)) == NULL) {
 		cm_buf_fini(&b);
 		return -1;
 	}

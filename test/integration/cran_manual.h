@@ -2,13 +2,17 @@
  * cran_manual.h - a CRAN-like package manual of nine pages (the SuppDists package's kind of
  * text: URLs, e-mail addresses, calls, options, paths and formulas among the prose), the
  * document on which the offline provider once blanked inside URLs. Shared by the offline
- * integration test and the quality report (bench/quality), which build it into a PDF with
- * pdf_testpdf_build after cran_wrap has cut each page into lines.
+ * integration tests and the quality report (bench/quality), which build it into a PDF with
+ * cran_manual_pdf (pdf_testpdf_build after cran_wrap has cut each page into lines).
  */
 #ifndef TEST_CRAN_MANUAL_H
 #define TEST_CRAN_MANUAL_H
 
 #include <stddef.h>
+#include <string.h>
+
+#include "cm/buf.h"
+#include "../../svc-pdf/testpdf.h"
 
 /* A CRAN-like package manual: the kind of text the offline provider once blanked inside URLs. */
 static const char *const cran_manual[] = {
@@ -95,6 +99,26 @@ cran_wrap(const char *in, char *out, size_t n)
 		line++;
 	}
 	out[o] = '\0';
+}
+
+/* The manual as a PDF, its title `title`, appended to b (initialised by the caller). Not
+ * thread-safe: the wrapped pages are kept in a static buffer. */
+static __attribute__((unused)) cm_err
+cran_manual_pdf(const char *title, cm_buf *b)
+{
+	static char pages[CRAN_MANUAL_PAGES][2048];
+	const char *pv[CRAN_MANUAL_PAGES];
+	pdf_testpdf o;
+
+	for (size_t i = 0; i < CRAN_MANUAL_PAGES; i++) {
+		cran_wrap(cran_manual[i], pages[i], sizeof(pages[i]));
+		pv[i] = pages[i];
+	}
+	memset(&o, 0, sizeof(o));
+	o.npages = (int)CRAN_MANUAL_PAGES;
+	o.pages = pv;
+	o.title = title;
+	return pdf_testpdf_build(&o, b);
 }
 
 #endif

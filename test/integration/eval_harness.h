@@ -19,13 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <jansson.h>
 
+#include "fakellm_helper.h"
 #include "worker_helper.h"
 #include "cm/arena.h"
 #include "cm/buf.h"
@@ -266,36 +265,15 @@ static const cm_rpc_method qgen_methods_stub[] = {
 
 /* ---- the fake LLM -------------------------------------------------------------------------- */
 
-static __attribute__((unused)) size_t
-collect(char *p, size_t size, size_t n, void *arg)
-{
-	return cm_buf_append(arg, p, size * n) == CM_OK ? size * n : 0;
-}
-
 static __attribute__((unused)) json_t *
 fake(const char *method, const char *path, const char *body)
 {
-	CURL   *c = curl_easy_init();
 	cm_buf  b;
-	char    url[256];
 	json_t *j = NULL;
-	long    status = 0;
 
 	cm_buf_init(&b, 4u << 20);
-	snprintf(url, sizeof(url), "%s%s", FAKE_URL, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	if (strcmp(method, "POST") == 0)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? body : "{}");
-	if (curl_easy_perform(c) == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-		if (status == 200)
-			j = json_loadb(b.data != NULL ? b.data : "", b.len, 0, NULL);
-	}
-	curl_easy_cleanup(c);
+	if (test_fake_call(FAKE_URL, method, path, body, &b))
+		j = json_loadb(b.data != NULL ? b.data : "", b.len, 0, NULL);
 	cm_buf_fini(&b);
 	return j;
 }
@@ -330,57 +308,15 @@ stat(const char *name)
 	return v;
 }
 
-static __attribute__((unused)) int
-start_fake(void)
-{
-	char        script[512], port[16];
-	const char *harness = getenv("CM_TEST_HARNESS");
-	json_t     *j;
-
-	if (harness == NULL || (j = fake("GET", "/healthz", NULL)) != NULL) {
-		fprintf(stderr, "no harness, or something already answers on %d\n", FAKE_PORT);
-		return -1;
-	}
-	snprintf(script, sizeof(script), "%s/../fakellm/fakellm.py", harness);
-	snprintf(port, sizeof(port), "%d", FAKE_PORT);
-	if ((fake_pid = fork()) == 0) {
-		execlp("python3", "python3", script, "--port", port, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100; i++) {
-		if ((j = fake("GET", "/healthz", NULL)) != NULL) {
-			json_decref(j);
-			return 0;
-		}
-		usleep(100000);
-	}
-	return -1;
-}
-
 /* ---- calls --------------------------------------------------------------------------------- */
 
-typedef struct call {
-	cm_arena   arena;
-	cm_rpc_ctx ctx;
-} call;
+typedef test_call call; /* worker_helper.h */
 
 static __attribute__((unused)) cm_err
 invoke(call *c, eval_worker *wk, cm_rpc_handler_fn fn, const char *subject, const void *req,
        const ProtobufCMessageDescriptor *d, void **resp)
 {
-	cm_arena_init(&c->arena);
-	memset(&c->ctx, 0, sizeof(c->ctx));
-	c->ctx.method = "test";
-	c->ctx.request_id = "";
-	c->ctx.subject = subject;
-	c->ctx.session_id = "";
-	c->ctx.client_addr = "";
-	c->ctx.deadline_ms = cm_now_ms() + 30000;
-	c->ctx.worker_state = wk;
-	c->ctx.arena = &c->arena;
-	*resp = cm_arena_alloc(&c->arena, d->sizeof_message);
-	d->message_init(*resp);
-	return fn(&c->ctx, req, *resp);
+	return test_invoke(c, wk, fn, subject, req, d, resp);
 }
 
 /* Answers to the set: MCQ by index, open answers as given (NULL: not answered). */
@@ -590,7 +526,8 @@ setup(void **state)
 	cm_uuid_v4(set_id);
 	cm_uuid_v4(set2_id);
 	build_sets();
-	if (start_fake() != 0 || start_stub(&pdf_srv, PDF_RPC, pdf_methods, 4) != CM_OK ||
+	if ((fake_pid = test_fake_start(FAKE_PORT, NULL)) < 0 ||
+	    start_stub(&pdf_srv, PDF_RPC, pdf_methods, 4) != CM_OK ||
 	    start_stub(&qgen_srv, QGEN_RPC, qgen_methods_stub, 1) != CM_OK ||
 	    (metrics = cm_metrics_alloc("eval_")) == NULL)
 		return -1;
@@ -640,10 +577,7 @@ teardown(void **state)
 	cm_rpc_server_stop(pdf_srv);
 	cm_rpc_server_stop(qgen_srv);
 	cm_metrics_free(metrics);
-	if (fake_pid > 0) {
-		kill(fake_pid, SIGTERM);
-		waitpid(fake_pid, NULL, 0);
-	}
+	(void)test_fake_stop(fake_pid);
 	for (int i = 0; i < NMCQ + NOPEN; i++)
 		free(questions[i]);
 	curl_global_cleanup();

@@ -14,19 +14,18 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
 
+#include "fakellm_helper.h"
 #include "worker_helper.h"
 #include "cm/buf.h"
 #include "cm/log.h"
@@ -45,7 +44,7 @@
 #include "proto/chat.pb-c.h"
 #include "proto/pdf.pb-c.h"
 
-#define FAKE_PORT "28521"
+#define FAKE_PORT 28521
 #define FAKE_URL "http://127.0.0.1:28521"
 #define PDF_URL "tcp://127.0.0.1:27181"
 #define CHAT_URL "tcp://127.0.0.1:27182"
@@ -77,36 +76,11 @@ static const char *const prose[] = {
 
 /* ---- the fake LLM -------------------------------------------------------------------------- */
 
-static size_t
-collect(char *p, size_t size, size_t n, void *arg)
-{
-	return cm_buf_append(arg, p, size * n) == CM_OK ? size * n : 0;
-}
-
 /* One request to the fake's control API; its body in out (may be NULL). */
 static bool
 fake(const char *method, const char *path, const char *body, cm_buf *out)
 {
-	CURL  *c = curl_easy_init();
-	cm_buf b;
-	char   url[128];
-	long   status = 0;
-	bool   ok;
-
-	cm_buf_init(&b, 1u << 20);
-	snprintf(url, sizeof(url), "%s%s", FAKE_URL, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, out != NULL ? out : &b);
-	if (strcmp(method, "POST") == 0)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? body : "{}");
-	ok = curl_easy_perform(c) == CURLE_OK &&
-	     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200;
-	curl_easy_cleanup(c);
-	cm_buf_fini(&b);
-	return ok;
+	return test_fake_call(FAKE_URL, method, path, body, out);
 }
 
 static void
@@ -131,27 +105,6 @@ fake_chat(const char *name)
 		v = strtol(p + strlen(key), NULL, 10);
 	cm_buf_fini(&b);
 	return v;
-}
-
-static bool
-start_fake(void)
-{
-	char        script[512];
-	const char *harness = getenv("CM_TEST_HARNESS");
-
-	if (harness == NULL || fake("GET", "/healthz", NULL, NULL))
-		return false; /* not under ctest, or the port is taken */
-	snprintf(script, sizeof(script), "%s/../fakellm/fakellm.py", harness);
-	if ((fake_pid = fork()) == 0) {
-		execlp("python3", "python3", script, "--port", FAKE_PORT, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100; i++) {
-		if (fake("GET", "/healthz", NULL, NULL))
-			return true;
-		usleep(100000);
-	}
-	return false;
 }
 
 /* ---- RPC ------------------------------------------------------------------------------------ */
@@ -373,10 +326,8 @@ setup(void **state)
 	if (getenv("CM_TEST_PG") == NULL)
 		return -1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (!start_fake()) {
-		fprintf(stderr, "fakellm did not start on %s\n", FAKE_PORT);
+	if ((fake_pid = test_fake_start(FAKE_PORT, NULL)) < 0)
 		return -1;
-	}
 	cm_random_bytes(r, sizeof(r));
 	cm_hex(r, sizeof(r), nonce);
 	snprintf(schema, sizeof(schema), "chat_it_%.8s", nonce);
@@ -440,7 +391,6 @@ teardown(void **state)
 	cm_migration migs[8];
 	size_t       n = chat_migrations_all(migs, 8);
 	char         cmd[128];
-	int          status;
 
 	(void)state;
 	cm_rpc_client_close(off_c);
@@ -450,10 +400,7 @@ teardown(void **state)
 	cm_service_stop(chat_svc);
 	cm_service_stop(pdf_svc);
 	test_schema_drop(schema, migs, n);
-	if (fake_pid > 0) {
-		kill(fake_pid, SIGTERM);
-		waitpid(fake_pid, &status, 0);
-	}
+	(void)test_fake_stop(fake_pid);
 	curl_global_cleanup();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", datadir);
 	return system(cmd) == 0 ? 0 : -1;

@@ -10,14 +10,12 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,6 +27,7 @@
 #include "cm/metrics.h"
 #include "cm/redis.h"
 #include "cm/util.h"
+#include "fakellm_helper.h"
 
 #define FAKE_PORT 28510
 #define FAKE_URL "http://127.0.0.1:28510"
@@ -38,38 +37,17 @@ static char  prefix[80];
 
 /* ---- the fake ------------------------------------------------------------------------------ */
 
-static size_t
-collect(char *p, size_t size, size_t n, void *arg)
-{
-	return cm_buf_append(arg, p, size * n) == CM_OK ? size * n : 0;
-}
-
 /* One request to the fake's control API; the answer's JSON (caller decrefs) or NULL. */
 static json_t *
 fake(const char *method, const char *path, const char *body)
 {
-	CURL        *c = curl_easy_init();
 	cm_buf       b;
-	char         url[256];
 	json_t      *j = NULL;
 	json_error_t jerr;
-	long         status = 0;
 
 	cm_buf_init(&b, 1u << 20);
-	snprintf(url, sizeof(url), "%s%s", FAKE_URL, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	if (strcmp(method, "POST") == 0)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? body : "{}");
-	if (curl_easy_perform(c) == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-		if (status == 200)
-			j = json_loadb(b.data != NULL ? b.data : "", b.len, 0, &jerr);
-	}
-	curl_easy_cleanup(c);
+	if (test_fake_call(FAKE_URL, method, path, body, &b))
+		j = json_loadb(b.data != NULL ? b.data : "", b.len, 0, &jerr);
 	cm_buf_fini(&b);
 	return j;
 }
@@ -110,45 +88,18 @@ stat_sub(const char *obj, const char *name)
 static int
 group_setup(void **state)
 {
-	char        script[512], pidfile[512], port[16], id[37];
-	const char *harness = getenv("CM_TEST_HARNESS");
+	char        pidfile[512], id[37];
 	const char *st = getenv("CM_TEST_STATE");
-	json_t     *j = NULL;
 
 	cm_uuid_v4(id);
 	snprintf(prefix, sizeof(prefix), "cmtest:llm:%s:", id);
-	if (harness == NULL || st == NULL) {
-		fprintf(stderr, "CM_TEST_HARNESS / CM_TEST_STATE not set (run under ctest)\n");
+	if (st == NULL) {
+		fprintf(stderr, "CM_TEST_STATE not set (run under ctest)\n");
 		return -1;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if ((j = fake("GET", "/healthz", NULL)) != NULL) {
-		json_decref(j);
-		fprintf(stderr, "something already answers on port %d\n", FAKE_PORT);
-		return -1;
-	}
-	snprintf(script, sizeof(script), "%s/../fakellm/fakellm.py", harness);
 	snprintf(pidfile, sizeof(pidfile), "%s/fakellm-%d.pid", st, FAKE_PORT);
-	snprintf(port, sizeof(port), "%d", FAKE_PORT);
-	if ((fake_pid = fork()) == 0) {
-		execlp("python3", "python3", script, "--port", port, "--pid-file", pidfile,
-		       (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100; i++) { /* up to 10 s */
-		int status;
-		if (waitpid(fake_pid, &status, WNOHANG) == fake_pid) {
-			fake_pid = -1;
-			fprintf(stderr, "fakellm.py exited at start\n");
-			return -1;
-		}
-		if ((j = fake("GET", "/healthz", NULL)) != NULL) {
-			json_decref(j);
-			return 0;
-		}
-		usleep(100000);
-	}
-	return -1;
+	return (fake_pid = test_fake_start(FAKE_PORT, pidfile)) < 0 ? -1 : 0;
 }
 
 static int
@@ -156,10 +107,8 @@ group_teardown(void **state)
 {
 	if (fake_pid > 0) {
 		int64_t t0 = cm_mono_ms();
-		int     status;
+		int     status = test_fake_stop(fake_pid);
 
-		kill(fake_pid, SIGTERM);
-		waitpid(fake_pid, &status, 0);
 		fprintf(stderr, "MEASURE fakellm SIGTERM -> exit %lld ms (status %d)\n",
 		        (long long)(cm_mono_ms() - t0), status);
 	}

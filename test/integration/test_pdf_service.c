@@ -23,6 +23,7 @@
 #include "cm/log.h"
 #include "cm/util.h"
 #include "cm/service.h"
+#include "worker_helper.h"
 #include "../../svc-pdf/files.h"
 #include "../../svc-pdf/handlers.h"
 #include "../../svc-pdf/indexer.h"
@@ -45,30 +46,17 @@ static int         seq;       /* and each PDF within the run */
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-typedef struct call {
-	cm_arena   arena;
-	cm_rpc_ctx ctx;
-} call;
+typedef test_call call; /* worker_helper.h */
 
 /* Calls handler fn as `subject` with a response of descriptor d; the response lives in c. */
 static cm_err
 invoke(call *c, pdf_worker *w, cm_rpc_handler_fn fn, const char *subject, const void *req,
        const ProtobufCMessageDescriptor *d, void **resp)
 {
-	cm_arena_init(&c->arena);
-	memset(&c->ctx, 0, sizeof(c->ctx));
-	c->ctx.method = "test";
-	c->ctx.request_id = "";
-	c->ctx.subject = subject;
-	c->ctx.session_id = "";
-	c->ctx.client_addr = "";
-	c->ctx.deadline_ms = cm_now_ms() + 30000;
-	c->ctx.worker_state = w;
-	c->ctx.arena = &c->arena;
-	*resp = cm_arena_alloc(&c->arena, d->sizeof_message);
+	cm_err err = test_invoke(c, w, fn, subject, req, d, resp);
+
 	assert_non_null(*resp);
-	d->message_init(*resp);
-	return fn(&c->ctx, req, *resp);
+	return err;
 }
 
 static void

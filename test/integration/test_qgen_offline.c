@@ -25,73 +25,28 @@
 #include "cm/arena.h"
 #include "cm/log.h"
 #include "cm/util.h"
-#include "cm/service.h"
 #include "cran_manual.h"
 #include "offline_survey.h"
-#include "worker_helper.h"
-#include "../../svc-pdf/handlers.h"
-#include "../../svc-pdf/server.h"
+#include "qgen_harness.h"
 #include "../../svc-pdf/testpdf.h"
-#include "../../svc-qgen/handlers.h"
 #include "../../svc-qgen/quality.h"
-#include "../../svc-qgen/server.h"
 #include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
 
 #define PDF_RPC "tcp://127.0.0.1:27193"
 
-static cm_service      *psrv; /* svc-pdf, run by the skeleton as its main.c does */
-static pdf_worker      *pw;   /* a worker of that service's, for uploading directly */
-static cm_pg           *pw_pg;
-static cm_redis        *pw_redis; /* no Redis: the upload works without the cache */
-static qgen_service     qsvc;
-static qgen_worker     *qw;
-static cm_service_conns qw_conns; /* qw's connections (worker_helper.h) */
-static cm_metrics      *qm;
-static char             datadir[64], doc_id[40], user[48], schema[40];
+#define RUN_TIMEOUT_MS 60000 /* a set's job, run on this thread, has ended by then */
 
-typedef struct call {
-	cm_arena   arena;
-	cm_rpc_ctx ctx;
-} call;
-
-static cm_err
-invoke(call *c, void *w, cm_rpc_handler_fn fn, const char *subject, const void *req,
-       const ProtobufCMessageDescriptor *d, void **resp)
-{
-	cm_arena_init(&c->arena);
-	memset(&c->ctx, 0, sizeof(c->ctx));
-	c->ctx.method = "test";
-	c->ctx.request_id = "";
-	c->ctx.subject = subject;
-	c->ctx.session_id = "";
-	c->ctx.client_addr = "";
-	c->ctx.deadline_ms = cm_now_ms() + 30000;
-	c->ctx.worker_state = w;
-	c->ctx.arena = &c->arena;
-	*resp = cm_arena_alloc(&c->arena, d->sizeof_message);
-	d->message_init(*resp);
-	return fn(&c->ctx, req, *resp);
-}
+static test_pdf          psvc; /* svc-pdf, and its worker for uploading directly */
+static test_qgen         qg;   /* svc-qgen and its worker */
+static cm_service_config common;
+static char              doc_id[40], user[48], schema[40];
 
 /* Uploads PDF bytes as the user; fills the document id. */
 static cm_err
 upload(const char *subject, const char *filename, const void *pdf, size_t len, char *doc)
 {
-	Pdf__UploadRequest   rq = PDF__UPLOAD_REQUEST__INIT;
-	Pdf__UploadResponse *rs = NULL;
-	call                 c;
-	cm_err               err;
-
-	rq.filename = (char *)filename;
-	rq.content.data = (uint8_t *)pdf;
-	rq.content.len = len;
-	err = invoke(&c, pw, pdf_handle_upload, subject, &rq, &pdf__upload_response__descriptor,
-	             (void **)&rs);
-	if (err == CM_OK)
-		snprintf(doc, 40, "%s", rs->document->id);
-	cm_arena_fini(&c.arena);
-	return err;
+	return test_pdf_upload(&psvc, subject, filename, pdf, len, doc, NULL);
 }
 
 static const char *const prose[] = {
@@ -112,82 +67,30 @@ static const char *const prose[] = {
 static int
 setup(void **state)
 {
-	qgen_config       qc;
-	cm_service_config common;
-	cm_jobs_options   jo;
-	void             *qst = NULL;
-	pdf_service      *papp = NULL;
-	const char       *db_url = getenv("CM_TEST_PG");
-	pdf_testpdf       o;
-	cm_buf            b;
-	char              nonce[17], r[8], redis_port[8];
-	const char       *pages[4];
-	cm_pg            *pg = NULL;
-	cm_migration      migs[16];
-	size_t            n = qgen_migrations_all(migs, 16);
+	qgen_config qc;
+	const char *db_url = getenv("CM_TEST_PG");
+	pdf_testpdf o;
+	cm_buf      b;
+	char        nonce[17], r[8];
+	const char *pages[4];
 
 	(void)state;
 	cm_log_init("qgen-test", CM_LOG_WARN);
 	unsetenv("LLM_BASE_URL");
 	unsetenv("LLM_PROVIDERS");
-	snprintf(redis_port, sizeof(redis_port), "%s",
-	         getenv("CM_TEST_REDIS_PORT") != NULL ? getenv("CM_TEST_REDIS_PORT") : "26379");
-
-	snprintf(datadir, sizeof(datadir), "/tmp/qgen-itest-XXXXXX");
-	if (db_url == NULL || mkdtemp(datadir) == NULL)
-		return -1;
-	setenv("LOG_LEVEL", "warn", 1);
-	setenv("DATABASE_URL", db_url, 1);
-	setenv("REDIS_HOST", "127.0.0.1", 1);
-	setenv("REDIS_PORT", redis_port, 1);
-	setenv("PDF_RPC_URL", PDF_RPC, 1);
-	setenv("PDF_ADMIN_ADDR", "127.0.0.1:29193", 1);
-	setenv("PDF_WORKERS", "2", 1);
-	setenv("PDF_DATA_DIR", datadir, 1);
-	if (cm_service_start(&pdf_service_def, &psrv, (void **)&papp) != CM_OK ||
-	    cm_pg_open(&pw_pg, db_url, PDF_SCHEMA) != CM_OK ||
-	    cm_redis_open(&pw_redis, "", 0, CM_REDIS_TIMEOUT_MS) != CM_OK ||
-	    pdf_worker_alloc(papp, pw_pg, pw_redis, &pw) != CM_OK)
+	if (test_pdf_start(&psvc, "/tmp/qgen-itest-XXXXXX", db_url, test_redis_port(), PDF_RPC,
+	                   "127.0.0.1:29193", 2) != CM_OK)
 		return -1;
 
-	memset(&common, 0, sizeof(common));
-	common.log_level = "warn";
-	common.database_url = db_url;
-	common.redis_host = "127.0.0.1";
-	(void)cm_parse_i64(redis_port, &common.redis_port);
-	common.rpc_url = "tcp://127.0.0.1:27194";
-	common.admin_addr = "127.0.0.1:29194";
-	common.workers = 1;
-	memset(&qc, 0, sizeof(qc));
-	qc.events_url = "";
-	qc.pdf_urls = PDF_RPC;
-	qc.runners = 1;
-	qc.parallel = 4;
-	qc.per_call = 5;
-	qc.max_rounds = 4;
-	qc.lease_ms = 15000;
-	qc.cache_ttl_s = 60;
-	qc.poll_ms = 100;
-	qc.ground_min_overlap = 60; /* QGEN_GROUND_* defaults */
-	qc.ground_window = 2;
-	qc.ground_ambiguous = true;
+	test_fixture_config(&common, "tcp://127.0.0.1:27194", "127.0.0.1:29194");
+	test_qgen_config(&qc, PDF_RPC); /* 4 calls of 5 at once, a 60 s set cache */
 	/* A schema of its own: the e2e stack's svc-qgen replicas, if up, must not claim our jobs.
 	 */
 	cm_random_bytes(r, sizeof(r));
 	cm_hex(r, 4, nonce);
 	snprintf(schema, sizeof(schema), "qgen_it_%s", nonce);
-	if (cm_pg_open(&pg, db_url, schema) != CM_OK ||
-	    cm_pg_migrate_up(pg, schema, migs, n) != CM_OK)
+	if (test_qgen_start(&qg, &common, schema, &qc) != CM_OK || qg.svc.llm != NULL)
 		return -1;
-	cm_pg_close(pg);
-	if ((qm = cm_metrics_alloc("qgen_")) == NULL ||
-	    qgen_service_init(&qsvc, &common, schema, &qc, qm) != CM_OK || qsvc.llm != NULL)
-		return -1;
-	qgen_jobs_options(&qsvc, &jo);
-	if (test_worker_open(&common, schema, &jo, qgen_worker_init, &qsvc, &qw_conns, &qst) !=
-	    CM_OK)
-		return -1;
-	qw = qst;
 
 	/* A 4-page document, unique to this run, owned by this run's user. */
 	cm_random_bytes(r, sizeof(r));
@@ -213,22 +116,9 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	test_worker_close(qgen_worker_fini, &qsvc, qw, &qw_conns);
-	qgen_service_fini(&qsvc);
-	{ /* drop this run's schema */
-		cm_migration migs[16];
-		test_schema_drop(schema, migs, qgen_migrations_all(migs, 16));
-	}
-	pdf_worker_free(pw);
-	cm_redis_close(pw_redis);
-	cm_pg_close(pw_pg);
-	cm_service_stop(psrv);
-	cm_metrics_free(qm);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", datadir);
-	return system(cmd) == 0 ? 0 : -1;
+	test_qgen_stop(&qg);
+	return test_pdf_stop(&psvc);
 }
 
 /* Creates a set as the user; returns the status and fills job/set ids. */
@@ -238,7 +128,7 @@ create(const char *subject, const char *doc, int count, bool both, char *job, ch
 	Qgen__CreateRequest   rq = QGEN__CREATE_REQUEST__INIT;
 	Qgen__CreateResponse *rs = NULL;
 	char                 *types[2] = {(char *)"mcq", (char *)"open"};
-	call                  c;
+	test_call             c;
 	cm_err                err;
 	char                  topic[48];
 
@@ -249,8 +139,8 @@ create(const char *subject, const char *doc, int count, bool both, char *job, ch
 	rq.difficulty = (char *)"easy";
 	snprintf(topic, sizeof(topic), "t%d", count); /* not cached from an earlier run */
 	rq.topic = topic;
-	err = invoke(&c, qw, qgen_handle_create, subject, &rq, &qgen__create_response__descriptor,
-	             (void **)&rs);
+	err = test_invoke(&c, qg.w, qgen_handle_create, subject, &rq,
+	                  &qgen__create_response__descriptor, (void **)&rs);
 	if (err == CM_OK) {
 		snprintf(job, 40, "%s", rs->job_id);
 		snprintf(set, 40, "%s", rs->question_set_id);
@@ -263,37 +153,14 @@ create(const char *subject, const char *doc, int count, bool both, char *job, ch
 static void
 run_until_done(const char *job)
 {
-	for (int i = 0; i < 50; i++) {
-		cm_jobs_info info;
-		bool         ran = false;
-		assert_int_equal(cm_jobs_get(qw->jobs, job, NULL, &info), CM_OK);
-		if (info.status != CM_JOB_QUEUED && info.status != CM_JOB_RUNNING)
-			return;
-		assert_int_equal(qgen_runner_run_one(&qsvc, qw, &ran), CM_OK);
-		if (!ran)
-			usleep(50 * 1000);
-	}
-	fail_msg("job %s did not end", job);
+	assert_int_equal(test_qgen_run_until_done(&qg, job, RUN_TIMEOUT_MS, NULL), CM_OK);
 }
 
 /* The value of svc-qgen's metric line `name` (with labels), -1 when absent. */
 static long long
 metric(const char *name)
 {
-	cm_buf      b;
-	long long   v = -1;
-	const char *p;
-
-	cm_buf_init(&b, 1u << 20);
-	if (cm_metrics_render(qm, &b) == CM_OK && b.data != NULL) {
-		for (p = b.data; (p = strstr(p, name)) != NULL; p += strlen(name))
-			if ((p == b.data || p[-1] == '\n') && p[strlen(name)] == ' ') {
-				v = strtoll(p + strlen(name) + 1, NULL, 10);
-				break;
-			}
-	}
-	cm_buf_fini(&b);
-	return v;
+	return test_metric(qg.metrics, name);
 }
 
 /* True when a's letters and digits appear, in order, among quote's (qgen_normalize). */
@@ -315,7 +182,7 @@ on_cited_page(const Qgen__Question *q)
 {
 	Pdf__GetPageRequest rq = PDF__GET_PAGE_REQUEST__INIT;
 	Pdf__Page          *pg = NULL;
-	call                c;
+	test_call           c;
 	char                sentence[QGEN_MAX_TEXT + 1], ns[QGEN_MAX_TEXT + 1], *np = NULL;
 	const char         *from = q->reference;
 	size_t              n, k = 0;
@@ -330,9 +197,9 @@ on_cited_page(const Qgen__Question *q)
 	         from);
 	rq.id = doc_id;
 	rq.page = q->page;
-	assert_int_equal(
-	    invoke(&c, pw, pdf_handle_get_page, user, &rq, &pdf__page__descriptor, (void **)&pg),
-	    CM_OK);
+	assert_int_equal(test_invoke(&c, psvc.w, pdf_handle_get_page, user, &rq,
+	                             &pdf__page__descriptor, (void **)&pg),
+	                 CM_OK);
 	n = strlen(pg->text) + 1;
 	assert_non_null(np = malloc(n));
 	qgen_normalize(pg->text, np, n);
@@ -356,7 +223,7 @@ test_offline_set(void **state)
 	char                job[40], set[40];
 	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
 	Qgen__QuestionSet  *qs = NULL;
-	call                c;
+	test_call           c;
 	int                 open = 0;
 
 	(void)state;
@@ -364,8 +231,8 @@ test_offline_set(void **state)
 	run_until_done(job);
 	rq.id = set;
 	rq.include_answers = true;
-	assert_int_equal(invoke(&c, qw, qgen_handle_get_set, user, &rq,
-	                        &qgen__question_set__descriptor, (void **)&qs),
+	assert_int_equal(test_invoke(&c, qg.w, qgen_handle_get_set, user, &rq,
+	                             &qgen__question_set__descriptor, (void **)&qs),
 	                 CM_OK);
 	assert_string_equal(qs->status, "succeeded");
 	assert_int_equal(qs->n_questions, 8);
@@ -405,7 +272,7 @@ test_offline_too_many(void **state)
 	(void)state;
 	assert_int_equal(create(user, doc_id, 150, false, job, set), CM_OK);
 	run_until_done(job);
-	assert_int_equal(cm_jobs_get(qw->jobs, job, NULL, &info), CM_OK);
+	assert_int_equal(cm_jobs_get(qg.w->jobs, job, NULL, &info), CM_OK);
 	assert_int_equal(info.status, CM_JOB_FAILED);
 	assert_non_null(strstr(info.error, "without a model"));
 }
@@ -430,7 +297,7 @@ survey_set(const char *doc, int count, bool both, const char *label, survey *sv)
 	char                job[40], set[40];
 	Qgen__GetSetRequest rq = QGEN__GET_SET_REQUEST__INIT;
 	Qgen__QuestionSet  *qs = NULL;
-	call                c;
+	test_call           c;
 	const char        **opts = calloc((size_t)count * 4, sizeof(*opts));
 	int                *ans = calloc((size_t)count, sizeof(*ans)), nm = 0;
 
@@ -441,8 +308,8 @@ survey_set(const char *doc, int count, bool both, const char *label, survey *sv)
 	run_until_done(job);
 	rq.id = set;
 	rq.include_answers = true;
-	assert_int_equal(invoke(&c, qw, qgen_handle_get_set, user, &rq,
-	                        &qgen__question_set__descriptor, (void **)&qs),
+	assert_int_equal(test_invoke(&c, qg.w, qgen_handle_get_set, user, &rq,
+	                             &qgen__question_set__descriptor, (void **)&qs),
 	                 CM_OK);
 	assert_string_equal(qs->status, "succeeded");
 	assert_int_equal(qs->n_questions, (size_t)count);
@@ -506,24 +373,13 @@ test_offline_quality_real_manual(void **state)
 static void
 test_offline_quality_cran_manual(void **state)
 {
-	static char pages[CRAN_MANUAL_PAGES][2048];
-	const char *pv[CRAN_MANUAL_PAGES];
-	pdf_testpdf o;
-	cm_buf      b;
-	char        doc[40];
-	survey      sv;
+	cm_buf b;
+	char   doc[40];
+	survey sv;
 
 	(void)state;
-	for (size_t i = 0; i < CRAN_MANUAL_PAGES; i++) {
-		cran_wrap(cran_manual[i], pages[i], sizeof(pages[i]));
-		pv[i] = pages[i];
-	}
-	memset(&o, 0, sizeof(o));
-	o.npages = (int)CRAN_MANUAL_PAGES;
-	o.pages = pv;
-	o.title = "SuppDists";
 	cm_buf_init(&b, 1u << 20);
-	assert_int_equal(pdf_testpdf_build(&o, &b), CM_OK);
+	assert_int_equal(cran_manual_pdf("SuppDists", &b), CM_OK);
 	assert_int_equal(upload(user, "SuppDists.pdf", b.data, b.len, doc), CM_OK);
 	cm_buf_fini(&b);
 

@@ -20,54 +20,17 @@
 #include "cm/arena.h"
 #include "cm/log.h"
 #include "cm/util.h"
-#include "cm/service.h"
-#include "worker_helper.h"
-#include "../../svc-pdf/handlers.h"
-#include "../../svc-pdf/server.h"
+#include "qgen_harness.h"
 #include "../../svc-pdf/testpdf.h"
-#include "../../svc-qgen/handlers.h"
-#include "../../svc-qgen/server.h"
-#include "proto/pdf.pb-c.h"
 #include "proto/qgen.pb-c.h"
 
 #define PDF_RPC "tcp://127.0.0.1:27291"
 #define BURST 12 /* parallel creates of one user */
 
-static cm_service       *psrv; /* svc-pdf, run by the skeleton as its main.c does */
-static pdf_worker       *pw;   /* a worker of that service's, for uploading directly */
-static cm_pg            *pw_pg;
-static cm_redis         *pw_redis;
-static qgen_service      qsvc;
+static test_pdf          psvc; /* svc-pdf, and its worker for uploading directly */
+static test_qgen         qg;   /* svc-qgen and its worker */
 static cm_service_config common;
-static cm_jobs_options   jo;
-static qgen_worker      *qw;
-static cm_service_conns  qw_conns;
-static cm_metrics       *qm;
-static char              datadir[64], schema[40], nonce[17];
-
-typedef struct call {
-	cm_arena   arena;
-	cm_rpc_ctx ctx;
-} call;
-
-static cm_err
-invoke(call *c, void *w, cm_rpc_handler_fn fn, const char *subject, const void *req,
-       const ProtobufCMessageDescriptor *d, void **resp)
-{
-	cm_arena_init(&c->arena);
-	memset(&c->ctx, 0, sizeof(c->ctx));
-	c->ctx.method = "test";
-	c->ctx.request_id = "";
-	c->ctx.subject = subject;
-	c->ctx.session_id = "";
-	c->ctx.client_addr = "";
-	c->ctx.deadline_ms = cm_now_ms() + 30000;
-	c->ctx.worker_state = w;
-	c->ctx.arena = &c->arena;
-	*resp = cm_arena_alloc(&c->arena, d->sizeof_message);
-	d->message_init(*resp);
-	return fn(&c->ctx, req, *resp);
-}
+static char              schema[40], nonce[17];
 
 /* A user of this run ("<tag>-<nonce>") and a document of theirs. */
 typedef struct tuser {
@@ -82,13 +45,10 @@ new_user(const char *tag, tuser *u)
 	    "Photosynthesis converts light energy into chemical energy stored in glucose. The "
 	    "Calvin cycle fixes carbon dioxide into sugars using ATP and NADPH. Mitochondria "
 	    "produce most of the ATP that a eukaryotic cell needs for growth and repair.";
-	Pdf__UploadRequest   rq = PDF__UPLOAD_REQUEST__INIT;
-	Pdf__UploadResponse *rs = NULL;
-	char                 text[512];
-	const char          *pages[1] = {text};
-	pdf_testpdf          o;
-	cm_buf               b;
-	call                 c;
+	char        text[512];
+	const char *pages[1] = {text};
+	pdf_testpdf o;
+	cm_buf      b;
 
 	snprintf(u->name, sizeof(u->name), "%s-%s", tag, nonce);
 	snprintf(text, sizeof(text), "%s User %s.", prose, u->name);
@@ -97,14 +57,8 @@ new_user(const char *tag, tuser *u)
 	o.pages = pages;
 	cm_buf_init(&b, 1u << 20);
 	assert_int_equal(pdf_testpdf_build(&o, &b), CM_OK);
-	rq.filename = (char *)"notes.pdf";
-	rq.content.data = (uint8_t *)b.data;
-	rq.content.len = b.len;
-	assert_int_equal(invoke(&c, pw, pdf_handle_upload, u->name, &rq,
-	                        &pdf__upload_response__descriptor, (void **)&rs),
+	assert_int_equal(test_pdf_upload(&psvc, u->name, "notes.pdf", b.data, b.len, u->doc, NULL),
 	                 CM_OK);
-	snprintf(u->doc, sizeof(u->doc), "%s", rs->document->id);
-	cm_arena_fini(&c.arena);
 	cm_buf_fini(&b);
 }
 
@@ -116,7 +70,7 @@ create_on(qgen_worker *w, const tuser *u, int count, char job[40], int *retry_s)
 	Qgen__CreateRequest   rq = QGEN__CREATE_REQUEST__INIT;
 	Qgen__CreateResponse *rs = NULL;
 	char                 *types[1] = {(char *)"mcq"};
-	call                  c;
+	test_call             c;
 	cm_err                err;
 
 	rq.document_id = (char *)u->doc;
@@ -124,8 +78,8 @@ create_on(qgen_worker *w, const tuser *u, int count, char job[40], int *retry_s)
 	rq.types = types;
 	rq.n_types = 1;
 	rq.topic = (char *)"";
-	err = invoke(&c, w, qgen_handle_create, u->name, &rq, &qgen__create_response__descriptor,
-	             (void **)&rs);
+	err = test_invoke(&c, w, qgen_handle_create, u->name, &rq,
+	                  &qgen__create_response__descriptor, (void **)&rs);
 	if (err == CM_OK)
 		snprintf(job, 40, "%s", rs->job_id);
 	if (retry_s != NULL)
@@ -137,7 +91,7 @@ create_on(qgen_worker *w, const tuser *u, int count, char job[40], int *retry_s)
 static cm_err
 create(const tuser *u, int count, char job[40], int *retry_s)
 {
-	return create_on(qw, u, count, job, retry_s);
+	return create_on(qg.w, u, count, job, retry_s);
 }
 
 /* u's jobs that are queued or running, counted in the database. */
@@ -148,7 +102,7 @@ open_jobs(const tuser *u)
 	const char   *p[1] = {u->name};
 	int64_t       n = -1;
 
-	assert_int_equal(cm_pg_exec(qw->pg,
+	assert_int_equal(cm_pg_exec(qg.w->pg,
 	                            "SELECT count(*) FROM jobs WHERE owner = $1"
 	                            " AND status IN ('queued', 'running')",
 	                            1, p, &r),
@@ -162,13 +116,8 @@ static int
 setup(void **state)
 {
 	qgen_config  qc;
-	void        *qst = NULL;
-	pdf_service *papp = NULL;
 	const char  *db_url = getenv("CM_TEST_PG");
-	char         r[8], redis_port[8];
-	cm_pg       *pg = NULL;
-	cm_migration migs[16];
-	size_t       n = qgen_migrations_all(migs, 16);
+	char         r[8];
 	cm_cfg_entry t[32];
 	size_t       nt;
 
@@ -176,36 +125,13 @@ setup(void **state)
 	cm_log_init("qgen-quota-test", CM_LOG_WARN);
 	unsetenv("LLM_BASE_URL");
 	unsetenv("LLM_PROVIDERS");
-	snprintf(redis_port, sizeof(redis_port), "%s",
-	         getenv("CM_TEST_REDIS_PORT") != NULL ? getenv("CM_TEST_REDIS_PORT") : "26379");
 	cm_random_bytes(r, sizeof(r));
 	cm_hex(r, sizeof(r), nonce);
-
-	snprintf(datadir, sizeof(datadir), "/tmp/qgen-quota-XXXXXX");
-	if (db_url == NULL || mkdtemp(datadir) == NULL)
-		return -1;
-	setenv("LOG_LEVEL", "warn", 1);
-	setenv("DATABASE_URL", db_url, 1);
-	setenv("REDIS_HOST", "127.0.0.1", 1);
-	setenv("REDIS_PORT", redis_port, 1);
-	setenv("PDF_RPC_URL", PDF_RPC, 1);
-	setenv("PDF_ADMIN_ADDR", "127.0.0.1:29291", 1);
-	setenv("PDF_WORKERS", "4", 1);
-	setenv("PDF_DATA_DIR", datadir, 1);
-	if (cm_service_start(&pdf_service_def, &psrv, (void **)&papp) != CM_OK ||
-	    cm_pg_open(&pw_pg, db_url, PDF_SCHEMA) != CM_OK ||
-	    cm_redis_open(&pw_redis, "", 0, CM_REDIS_TIMEOUT_MS) != CM_OK ||
-	    pdf_worker_alloc(papp, pw_pg, pw_redis, &pw) != CM_OK)
+	if (test_pdf_start(&psvc, "/tmp/qgen-quota-XXXXXX", db_url, test_redis_port(), PDF_RPC,
+	                   "127.0.0.1:29291", 4) != CM_OK)
 		return -1;
 
-	memset(&common, 0, sizeof(common));
-	common.log_level = "warn";
-	common.database_url = db_url;
-	common.redis_host = "127.0.0.1";
-	(void)cm_parse_i64(redis_port, &common.redis_port);
-	common.rpc_url = "tcp://127.0.0.1:27292";
-	common.admin_addr = "127.0.0.1:29292";
-	common.workers = 1;
+	test_fixture_config(&common, "tcp://127.0.0.1:27292", "127.0.0.1:29292");
 	/* The shipped defaults (the quotas among them), with events off and our svc-pdf. */
 	memset(&qc, 0, sizeof(qc));
 	nt = qgen_config_table(&qc, t, sizeof(t) / sizeof(t[0]));
@@ -216,40 +142,17 @@ setup(void **state)
 	/* A schema of its own: the e2e stack's svc-qgen replicas, if up, must not claim our jobs.
 	 */
 	snprintf(schema, sizeof(schema), "qgen_q_%.8s", nonce);
-	if (cm_pg_open(&pg, db_url, schema) != CM_OK ||
-	    cm_pg_migrate_up(pg, schema, migs, n) != CM_OK)
+	if (test_qgen_start(&qg, &common, schema, &qc) != CM_OK || qg.svc.llm != NULL)
 		return -1;
-	cm_pg_close(pg);
-	if ((qm = cm_metrics_alloc("qgen_")) == NULL ||
-	    qgen_service_init(&qsvc, &common, schema, &qc, qm) != CM_OK || qsvc.llm != NULL)
-		return -1;
-	qgen_jobs_options(&qsvc, &jo);
-	if (test_worker_open(&common, schema, &jo, qgen_worker_init, &qsvc, &qw_conns, &qst) !=
-	    CM_OK)
-		return -1;
-	qw = qst;
 	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	test_worker_close(qgen_worker_fini, &qsvc, qw, &qw_conns);
-	qgen_service_fini(&qsvc);
-	{ /* drop this run's schema */
-		cm_migration migs[16];
-		test_schema_drop(schema, migs, qgen_migrations_all(migs, 16));
-	}
-	pdf_worker_free(pw);
-	cm_redis_close(pw_redis);
-	cm_pg_close(pw_pg);
-	cm_service_stop(psrv);
-	cm_metrics_free(qm);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", datadir);
-	return system(cmd) == 0 ? 0 : -1;
+	test_qgen_stop(&qg);
+	return test_pdf_stop(&psvc);
 }
 
 /* The defaults: 5 open sets per user. The 6th waits; another user does not; a finished set
@@ -263,31 +166,31 @@ test_sixth_set_refused(void **state)
 	int          retry = 0, n = 0;
 
 	(void)state;
-	assert_int_equal(qsvc.cfg.user_max_sets, 5);
-	assert_int_equal(qsvc.cfg.user_max_questions, 500);
+	assert_int_equal(qg.svc.cfg.user_max_sets, 5);
+	assert_int_equal(qg.svc.cfg.user_max_questions, 500);
 	new_user("hog", &hog);
 	new_user("meek", &meek);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(create(&hog, 5, jobs[i], NULL), CM_OK);
 	assert_int_equal(create(&hog, 5, job, &retry), CM_ELIMIT);
-	assert_int_equal(retry, qsvc.cfg.retry_after_s);
+	assert_int_equal(retry, qg.svc.cfg.retry_after_s);
 	assert_true(retry > 0);
 	assert_int_equal(open_jobs(&hog), 5);
 	assert_int_equal(create(&meek, 5, meek_job, &retry), CM_OK);
 	assert_int_equal(retry, 0);
 
 	/* Cancelling one of hog's sets makes room for exactly one more. */
-	assert_int_equal(cm_jobs_cancel(qw->jobs, jobs[4], hog.name), CM_OK);
+	assert_int_equal(cm_jobs_cancel(qg.w->jobs, jobs[4], hog.name), CM_OK);
 	assert_int_equal(create(&hog, 5, jobs[4], NULL), CM_OK);
 	assert_int_equal(create(&hog, 5, job, NULL), CM_ELIMIT);
 
 	/* Fair claims: hog's oldest first (the older of two first turns), then meek's, although
 	 * hog has four older jobs still queued. */
-	assert_int_equal(cm_jobs_claim(qw->jobs, t, 1, &n), CM_OK);
+	assert_int_equal(cm_jobs_claim(qg.w->jobs, t, 1, &n), CM_OK);
 	assert_int_equal(n, 1);
 	assert_string_equal(t[0].job_id, jobs[0]);
 	cm_jobs_tasks_fini(t, n);
-	assert_int_equal(cm_jobs_claim(qw->jobs, t, 1, &n), CM_OK);
+	assert_int_equal(cm_jobs_claim(qg.w->jobs, t, 1, &n), CM_OK);
 	assert_int_equal(n, 1);
 	assert_string_equal(t[0].job_id, meek_job);
 	cm_jobs_tasks_fini(t, n);
@@ -308,7 +211,7 @@ test_question_quota(void **state)
 	assert_int_equal(create(&u, 200, job, NULL), CM_OK);
 	assert_int_equal(create(&u, 200, job, NULL), CM_OK);
 	assert_int_equal(create(&u, 200, job, &retry), CM_ELIMIT);
-	assert_int_equal(retry, qsvc.cfg.retry_after_s);
+	assert_int_equal(retry, qg.svc.cfg.retry_after_s);
 	assert_int_equal(create(&u, 100, job, NULL), CM_OK);
 	assert_int_equal(create(&u, 1, job, NULL), CM_ELIMIT);
 	assert_int_equal(open_jobs(&u), 3);
@@ -349,8 +252,8 @@ test_parallel_burst(void **state)
 	new_user("burst", &u);
 	assert_int_equal(pthread_barrier_init(&start, NULL, BURST), 0);
 	for (int i = 0; i < BURST; i++) {
-		assert_int_equal(test_worker_open(&common, schema, &jo, qgen_worker_init, &qsvc,
-		                                  &conns[i], &st[i]),
+		assert_int_equal(test_worker_open(&common, schema, &qg.jo, qgen_worker_init,
+		                                  &qg.svc, &conns[i], &st[i]),
 		                 CM_OK);
 		b[i] = (burster){&u, st[i], &start, CM_EINTERNAL};
 	}
@@ -364,7 +267,7 @@ test_parallel_burst(void **state)
 			ok++;
 		else if (b[i].err == CM_ELIMIT)
 			limited++;
-		test_worker_close(qgen_worker_fini, &qsvc, st[i], &conns[i]);
+		test_worker_close(qgen_worker_fini, &qg.svc, st[i], &conns[i]);
 	}
 	assert_int_equal(ok, 5);
 	assert_int_equal(limited, BURST - 5);
