@@ -346,12 +346,14 @@ cm_sub_close(cm_sub *s)
 		pthread_mutex_unlock(&s->mtx);
 		pthread_join(s->thread, NULL);
 	}
+	/* The receive loop first: its callback re-arms the receive, and one re-armed on a socket
+	 * being closed is the kind of race after which nng 1.5.2's reaper can wait for ever
+	 * (nanomsg/nng#1543). Stopped, the aio refuses any new receive. */
+	if (s->aio != NULL)
+		nng_aio_stop(s->aio);
 	if (s->sock_open)
 		nng_close(s->sock); /* and its dialers */
-	if (s->aio != NULL) {
-		nng_aio_stop(s->aio);
-		nng_aio_free(s->aio);
-	}
+	nng_aio_free(s->aio);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mtx);
 	free(s->names);

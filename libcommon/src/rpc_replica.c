@@ -107,12 +107,14 @@ rpc_replica_free(replica *r)
 {
 	if (r == NULL)
 		return;
+	/* The reaper first, so that the pipes the close removes cannot start it on a socket being
+	 * closed (nng 1.5.2's reaper can then wait for ever, nanomsg/nng#1543); stopped, it refuses
+	 * to start. */
+	if (r->reaper != NULL)
+		nng_aio_stop(r->reaper);
 	if (r->sock_open)
 		nng_close(r->sock); /* aborts in-flight calls: their callbacks run */
-	if (r->reaper != NULL) {
-		nng_aio_stop(r->reaper);
-		nng_aio_free(r->reaper);
-	}
+	nng_aio_free(r->reaper);
 	pthread_mutex_destroy(&r->mtx);
 	free(r->url);
 	free(r);

@@ -174,17 +174,23 @@ test_publishers_by_dns(void **state)
 	assert_true(reaches(p1, 1, 5000));
 	assert_true(reaches(p0, 0, 5000));
 
-	/* One that goes is hung up: once the resolver has applied the answer (two lookups later),
-	 * nothing it publishes arrives, while the other's events still do. */
+	/* One that goes (its process ended, as a removed pod's does) is hung up: once the resolver
+	 * has applied the answer (two lookups later), a publisher started again at its old address
+	 * is never dialled - for longer than the dialer's longest reconnect wait (2 s) - while the
+	 * other's events still arrive. (The publisher goes first: nng 1.5.2 can hang its reaper
+	 * when a dialer is closed under a live pipe that is still sending, nanomsg/nng#1543.) */
+	cm_pub_close(p0);
+	p0 = NULL;
 	answer(1, "127.0.0.2", NULL);
 	c = calls();
 	for (int64_t until = cm_mono_ms() + 5000; calls() < c + 2 && cm_mono_ms() < until;)
 		nng_msleep(10);
 	assert_true(calls() >= c + 2);
+	assert_int_equal(cm_pub_open(&p0, "tcp://127.0.0.1:" DNS_PORT), CM_OK);
 	__atomic_store_n(&from[0], 0, __ATOMIC_SEQ_CST);
-	for (int i = 0; i < 20; i++) {
+	for (int64_t until = cm_mono_ms() + 2500; cm_mono_ms() < until;) {
 		assert_int_equal(cm_pub_send(p0, "job.0", "job.progress", NULL, 0), CM_OK);
-		nng_msleep(5);
+		nng_msleep(20);
 	}
 	assert_true(reaches(p1, 1, 5000));
 	assert_int_equal(__atomic_load_n(&from[0], __ATOMIC_SEQ_CST), 0);
