@@ -28,16 +28,21 @@
 #include "cm/buf.h"
 #include "cm/util.h"
 #include "http_client.h"
+#include "../../svc-pdf/testpdf.h"
 
 #define FAKE "http://127.0.0.1:28500"
 
 static char user[4200];
 
-/* Sentences for the one-page document, as PDF string bytes (WinAnsiEncoding: \351 e-acute,
- * \374 u-umlaut, \337 sharp s, \200 Euro, \253 \273 guillemets; \\ is one backslash). Each holds
- * every special, so whichever sentences the model quotes, the set carries them all. */
+/* Sentences for the one-page document, as WinAnsiEncoding bytes (the font of svc-pdf/testpdf.h:
+ * \xE9 e-acute, \xFC u-umlaut, \xDF sharp s, \x80 Euro, \xAB \xBB guillemets; the builder
+ * escapes the backslash and parentheses). Each holds every special, so whichever sentences the
+ * model quotes, the set carries them all. */
 #define SPECIALS                                                                                   \
-	"~ = # {x}: \\\\ \"q\" 'q', a;b <t> & caf\\351 \\374ber gro\\337 \\2005 \\253ok\\273"
+	"~ = # {x}: \\ \"q\" 'q', a;b <t> & caf\xE9 \xFC"                                          \
+	"ber gro\xDF \x80"                                                                         \
+	"5 \xAB"                                                                                   \
+	"ok\xBB"
 static const char *const SPECIAL_LINES[] = {
     "The tilde marks a home directory " SPECIALS " before the command runs.",
     "An assignment stores text without spaces " SPECIALS " around its equals sign.",
@@ -51,51 +56,22 @@ static const char *const SPECIAL_LINES[] = {
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-/* A one-page PDF, one line per entry of lines (PDF string syntax), Helvetica in WinAnsi. */
+/* A one-page PDF, one line per entry of lines (svc-pdf/testpdf.h: Helvetica in WinAnsi). */
 static void
 lines_pdf(cm_buf *b, const char *const *lines, size_t n)
 {
-	cm_buf c;
-	size_t off[6], xref;
+	cm_buf      text;
+	pdf_testpdf o = {.npages = 1};
+	const char *pages[1];
 
-	cm_buf_init(&c, 1u << 16);
-	assert_int_equal(cm_buf_appends(&c, "BT /F1 8 Tf 12 TL 40 740 Td"), CM_OK);
+	cm_buf_init(&text, 1u << 16);
 	for (size_t i = 0; i < n; i++)
-		assert_int_equal(cm_buf_printf(&c, " (%s) Tj T*", lines[i]), CM_OK);
-	assert_int_equal(cm_buf_appends(&c, " ET"), CM_OK);
-
+		assert_int_equal(cm_buf_printf(&text, "%s%s", i > 0 ? "\n" : "", lines[i]), CM_OK);
+	pages[0] = text.data;
+	o.pages = pages;
 	cm_buf_init(b, 1u << 20);
-	assert_int_equal(cm_buf_appends(b, "%PDF-1.4\n"), CM_OK);
-	off[1] = b->len;
-	assert_int_equal(cm_buf_appends(b, "1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"),
-	                 CM_OK);
-	off[2] = b->len;
-	assert_int_equal(
-	    cm_buf_appends(b, "2 0 obj << /Type /Pages /Count 1 /Kids [3 0 R] >> endobj\n"), CM_OK);
-	off[3] = b->len;
-	assert_int_equal(
-	    cm_buf_appends(b, "3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792]"
-	                      " /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
-	                      " endobj\n"),
-	    CM_OK);
-	off[4] = b->len;
-	assert_int_equal(
-	    cm_buf_appends(b, "4 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica"
-	                      " /Encoding /WinAnsiEncoding >> endobj\n"),
-	    CM_OK);
-	off[5] = b->len;
-	assert_int_equal(cm_buf_printf(b,
-	                               "5 0 obj << /Length %zu >> stream\n%s\nendstream endobj\n",
-	                               c.len, c.data),
-	                 CM_OK);
-	xref = b->len;
-	assert_int_equal(cm_buf_appends(b, "xref\n0 6\n0000000000 65535 f \n"), CM_OK);
-	for (int i = 1; i <= 5; i++)
-		assert_int_equal(cm_buf_printf(b, "%010zu 00000 n \n", off[i]), CM_OK);
-	assert_int_equal(
-	    cm_buf_printf(b, "trailer << /Size 6 /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", xref),
-	    CM_OK);
-	cm_buf_fini(&c);
+	assert_int_equal(pdf_testpdf_build(&o, b), CM_OK);
+	cm_buf_fini(&text);
 }
 
 static void
