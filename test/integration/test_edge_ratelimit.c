@@ -28,6 +28,7 @@
 #include "cm/util.h"
 #include "edge.h"
 #include "ratelimit.h"
+#include "worker_helper.h"
 
 static edge_config
 shared_config(int64_t rate, int64_t burst, const char *routes)
@@ -49,26 +50,6 @@ fresh_addr(char *out, size_t len, const char *what)
 
 	cm_uuid_v4(id);
 	snprintf(out, len, "%s-%s", what, id);
-}
-
-/* The value of one series of m ("name{labels}"), -1 when absent. */
-static long long
-metric(cm_metrics *m, const char *series)
-{
-	cm_buf      b;
-	const char *p;
-	long long   v = -1;
-
-	cm_buf_init(&b, 1 << 20);
-	assert_int_equal(cm_metrics_render(m, &b), CM_OK);
-	for (p = b.data; p != NULL && (p = strstr(p, series)) != NULL; p++) {
-		if ((p == b.data || p[-1] == '\n') && p[strlen(series)] == ' ') {
-			v = strtoll(p + strlen(series) + 1, NULL, 10);
-			break;
-		}
-	}
-	cm_buf_fini(&b);
-	return v;
 }
 
 static int
@@ -209,9 +190,9 @@ test_route_override_shared(void **state)
 	}
 	assert_false(edge_limiter_take_route(a, "v1_login", "another-address", addr, &retry));
 	assert_int_equal(
-	    metric(m, "edge_ratelimit_rejected_total{route=\"v1_login\",scope=\"addr\"}"), 1);
-	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"redis\"}"), 1);
-	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"local\"}"), 0);
+	    test_metric(m, "edge_ratelimit_rejected_total{route=\"v1_login\",scope=\"addr\"}"), 1);
+	assert_int_equal(test_metric(m, "edge_ratelimit_backend{backend=\"redis\"}"), 1);
+	assert_int_equal(test_metric(m, "edge_ratelimit_backend{backend=\"local\"}"), 0);
 	edge_limiter_free(a);
 	edge_limiter_free(b);
 	cm_metrics_free(m);
@@ -273,8 +254,8 @@ test_fallback_when_redis_down(void **state)
 	assert_true(worst < 100);
 	assert_false(edge_limiter_shared(a));
 	assert_false(edge_limiter_shared(b));
-	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"local\"}"), 1);
-	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"redis\"}"), 0);
+	assert_int_equal(test_metric(m, "edge_ratelimit_backend{backend=\"local\"}"), 1);
+	assert_int_equal(test_metric(m, "edge_ratelimit_backend{backend=\"redis\"}"), 0);
 
 	harness("start-redis");
 	for (int64_t until = cm_mono_ms() + 10000; !shared && cm_mono_ms() < until;) {
@@ -286,8 +267,8 @@ test_fallback_when_redis_down(void **state)
 			usleep(50 * 1000);
 	}
 	assert_true(shared);
-	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"redis\"}"), 1);
-	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"local\"}"), 0);
+	assert_int_equal(test_metric(m, "edge_ratelimit_backend{backend=\"redis\"}"), 1);
+	assert_int_equal(test_metric(m, "edge_ratelimit_backend{backend=\"local\"}"), 0);
 	fresh_addr(addr, sizeof(addr), "after");
 	assert_int_equal(admitted(a, NULL, addr, 3), 3);
 	assert_int_equal(admitted(b, NULL, addr, 1), 0);

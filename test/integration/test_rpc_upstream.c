@@ -31,6 +31,7 @@
 #include "cm/rpc.h"
 #include "cm/util.h"
 #include "proto/common.pb-c.h"
+#include "worker_helper.h"
 
 extern char **environ;
 
@@ -226,23 +227,6 @@ wait_healthy(cm_rpc_client *c, int want, int64_t ms)
 	return false;
 }
 
-/* The value of a metric line `name{labels} value` from the registry, -1 when absent. */
-static long
-metric(cm_metrics *m, const char *series)
-{
-	cm_buf      b;
-	const char *p;
-	long        v = -1;
-
-	cm_buf_init(&b, 1 << 20);
-	assert_int_equal(cm_metrics_render(m, &b), CM_OK);
-	assert_int_equal(cm_buf_append(&b, "", 1), CM_OK);
-	if ((p = strstr(b.data, series)) != NULL)
-		v = strtol(p + strlen(series) + 1, NULL, 10);
-	cm_buf_fini(&b);
-	return v;
-}
-
 /* ---- must show: a replica SIGKILLed under load, then restarted ---------------------------- */
 
 static void
@@ -312,8 +296,8 @@ test_failing_replica_ejected(void **state)
 	cm_rpc_client_close(c);
 	for (int i = 0; i < 3; i++)
 		kill_replica(pids[i]);
-	retries = metric(m, "upstream_retries_total{upstream=\"bad\"}");
-	ejections = metric(m, "upstream_ejections_total{upstream=\"bad\"}");
+	retries = test_metric(m, "upstream_retries_total{upstream=\"bad\"}");
+	ejections = test_metric(m, "upstream_ejections_total{upstream=\"bad\"}");
 	cm_metrics_free(m);
 
 	printf("# bad replica: %ld calls, %ld errors, %ld retries, %ld ejections\n",

@@ -21,26 +21,7 @@
 #include "cm/util.h"
 #include "edge.h"
 #include "ratelimit.h"
-
-/* The value of one metric line ("name{labels}"), -1 when absent. */
-static long long
-metric(cm_metrics *m, const char *series)
-{
-	cm_buf      b;
-	const char *p;
-	long long   v = -1;
-
-	cm_buf_init(&b, 1 << 20);
-	assert_int_equal(cm_metrics_render(m, &b), CM_OK);
-	for (p = b.data; p != NULL && (p = strstr(p, series)) != NULL; p++) {
-		if ((p == b.data || p[-1] == '\n') && p[strlen(series)] == ' ') {
-			v = strtoll(p + strlen(series) + 1, NULL, 10);
-			break;
-		}
-	}
-	cm_buf_fini(&b);
-	return v;
-}
+#include "../integration/worker_helper.h"
 
 static int
 admitted(edge_limiter *l, const char *route, const char *addr, const char *user, int n,
@@ -73,9 +54,9 @@ test_route_override(void **state)
 	assert_int_equal(admitted(l, "v1_me", "10.0.0.1", NULL, 100, &retry), 100);
 	assert_int_equal(admitted(l, NULL, "10.0.0.1", NULL, 100, &retry), 100);
 	assert_int_equal(
-	    metric(m, "edge_ratelimit_rejected_total{route=\"v1_login\",scope=\"addr\"}"), 6);
-	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"local\"}"), 1);
-	assert_int_equal(metric(m, "edge_ratelimit_backend{backend=\"redis\"}"), 0);
+	    test_metric(m, "edge_ratelimit_rejected_total{route=\"v1_login\",scope=\"addr\"}"), 6);
+	assert_int_equal(test_metric(m, "edge_ratelimit_backend{backend=\"local\"}"), 1);
+	assert_int_equal(test_metric(m, "edge_ratelimit_backend{backend=\"redis\"}"), 0);
 	assert_false(edge_limiter_shared(l));
 	edge_limiter_free(l);
 	cm_metrics_free(m);
@@ -102,10 +83,11 @@ test_default_and_user_scope(void **state)
 	assert_int_equal(admitted(l, "v1_me", "10.1.0.2", "u", 2, &retry), 1);
 	assert_int_equal(admitted(l, "v1_me", "10.1.0.3", "u", 1, &retry), 0);
 	assert_true(retry >= 1);
-	assert_int_equal(metric(m, "edge_ratelimit_rejected_total{route=\"v1_me\",scope=\"user\"}"),
-	                 2);
 	assert_int_equal(
-	    metric(m, "edge_ratelimit_rejected_total{route=\"v1_doc_list\",scope=\"addr\"}"), 1);
+	    test_metric(m, "edge_ratelimit_rejected_total{route=\"v1_me\",scope=\"user\"}"), 2);
+	assert_int_equal(
+	    test_metric(m, "edge_ratelimit_rejected_total{route=\"v1_doc_list\",scope=\"addr\"}"),
+	    1);
 	edge_limiter_free(l);
 	cm_metrics_free(m);
 }
