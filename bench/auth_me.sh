@@ -16,6 +16,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=../scripts/lib/servers.sh
 . scripts/lib/servers.sh
+# shellcheck source=lib/stack.sh
+. bench/lib/stack.sh
 
 DUR=${DUR:-10}
 CONNS=${CONNS:-10 100 1000}
@@ -42,16 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pg_start "$state" "$PG_PORT"
-redis_start "$state" "$REDIS_PORT"
-export LOG_LEVEL=warn
-JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
-export JWT_SECRET
-export DATABASE_URL="host=127.0.0.1 port=$PG_PORT dbname=postgres user=postgres"
-export REDIS_HOST=127.0.0.1 REDIS_PORT
-proc_start svc-auth "$run" "$state/svc-auth.log" env AUTH_RPC_URL="tcp://127.0.0.1:$AUTH_PORT" \
-  AUTH_ADMIN_ADDR="127.0.0.1:$AUTH_ADMIN" "$BUILD_DIR/svc-auth/svc-auth"
-wait_http "http://127.0.0.1:$AUTH_ADMIN/readyz" 60 || { tail -n 20 "$state/svc-auth.log" >&2; exit 1; }
+bench_base_start "$state" "$run" "$BUILD_DIR"
 proc_start edge "$run" "$state/edge.log" env EDGE_ADDR="$EDGE" \
   EDGE_AUTH_URLS="tcp://127.0.0.1:$AUTH_PORT" EDGE_RATE_PER_S=0 EDGE_MAX_CONNECTIONS_PER_ADDR=0 \
   "$BUILD_DIR/edge/edge"

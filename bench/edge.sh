@@ -25,6 +25,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=../scripts/lib/servers.sh
 . scripts/lib/servers.sh
+# shellcheck source=lib/stack.sh
+. bench/lib/stack.sh
 # shellcheck source=lib/wrk.sh
 . bench/lib/wrk.sh
 
@@ -60,16 +62,7 @@ cleanup() {
 trap cleanup EXIT
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-pg_start "$state" "$PG_PORT"
-redis_start "$state" "$REDIS_PORT"
-export LOG_LEVEL=warn
-JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
-export JWT_SECRET
-export DATABASE_URL="host=127.0.0.1 port=$PG_PORT dbname=postgres user=postgres"
-export REDIS_HOST=127.0.0.1 REDIS_PORT
-proc_start svc-auth "$run" "$state/svc-auth.log" env AUTH_RPC_URL="tcp://127.0.0.1:$AUTH_PORT" \
-  AUTH_ADMIN_ADDR="127.0.0.1:$AUTH_ADMIN" "$BUILD_DIR/svc-auth/svc-auth"
-wait_http "http://127.0.0.1:$AUTH_ADMIN/readyz" 60 || { tail -n 20 "$state/svc-auth.log" >&2; exit 1; }
+bench_base_start "$state" "$run" "$BUILD_DIR"
 
 # The backend (also "nginx fixed response"), then nginx and haproxy as proxies in front of it.
 body='{"status":"ok","n":12345}'

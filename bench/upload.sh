@@ -25,6 +25,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=../scripts/lib/servers.sh
 . scripts/lib/servers.sh
+# shellcheck source=lib/stack.sh
+. bench/lib/stack.sh
 
 RUNS=${RUNS:-3}
 PAGES=${PAGES:-2000}
@@ -62,23 +64,15 @@ cleanup() {
 trap cleanup EXIT
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-pg_start "$state" "$PG_PORT"
+bench_base_start "$state" "$run" "$BUILD_DIR"
 # Every statement goes to PostgreSQL's log with its time (not its parameters: megabytes).
 psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres \
   -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "ALTER SYSTEM SET log_parameter_max_length = 0" \
   -c "SELECT pg_reload_conf()" >/dev/null
-redis_start "$state" "$REDIS_PORT"
-JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
-export JWT_SECRET
-export DATABASE_URL="host=127.0.0.1 port=$PG_PORT dbname=postgres user=postgres"
-export REDIS_HOST=127.0.0.1 REDIS_PORT
-proc_start svc-auth "$run" "$state/svc-auth.log" env LOG_LEVEL=warn \
-  AUTH_RPC_URL="tcp://127.0.0.1:$AUTH_PORT" AUTH_ADMIN_ADDR="127.0.0.1:$AUTH_ADMIN" \
-  "$BUILD_DIR/svc-auth/svc-auth"
 proc_start svc-pdf "$run" "$state/svc-pdf.log" env LOG_LEVEL=info PDF_DATA_DIR="$state/pdfs" \
   PDF_RPC_URL="tcp://127.0.0.1:$PDF_PORT" PDF_ADMIN_ADDR="127.0.0.1:$PDF_ADMIN" \
   "$BUILD_DIR/svc-pdf/svc-pdf"
-for url in "http://127.0.0.1:$AUTH_ADMIN/readyz" "http://127.0.0.1:$PDF_ADMIN/readyz"; do
+for url in "http://127.0.0.1:$PDF_ADMIN/readyz"; do
   wait_http "$url" 60 || { tail -n 20 "$state"/svc-*.log >&2; exit 1; }
 done
 proc_start edge "$run" "$state/edge.log" env LOG_LEVEL=warn EDGE_ADDR="$EDGE" \
