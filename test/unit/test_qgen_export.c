@@ -20,68 +20,26 @@
 #include "cm/buf.h"
 #include "../../svc-qgen/export.h"
 
-#define S(x) ((char *)(x))
-#define MAXQ 8
-#define SET_ID "0b6c1f5e-2f6a-4b7e-9d61-0f5b7a1c2d3e"
 #define DECL "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 
-/* ---- building sets -------------------------------------------------------------------------- */
+#include "qset_builder.h"
 
-static Qgen__Question    qv[MAXQ];
-static Qgen__Question   *qp[MAXQ];
-static char             *ov[MAXQ][4];
-static Qgen__QuestionSet set;
+/* ---- building sets -------------------------------------------------------------------------- */
 
 static void
 reset_set(void)
 {
-	Qgen__QuestionSet s = QGEN__QUESTION_SET__INIT;
-
-	set = s;
-	set.id = S(SET_ID);
-	set.status = S("succeeded");
-	set.questions = qp;
+	reset_set_topic(NULL);
 }
 
+/* A multiple-choice question with its four options spelled out. */
 static Qgen__Question *
-add_q(const char *type, const char *text, const char *expl)
+add_mcq4(const char *text, const char *o0, const char *o1, const char *o2, const char *o3, int ans,
+         const char *expl)
 {
-	Qgen__Question  init = QGEN__QUESTION__INIT;
-	size_t          n = set.n_questions++;
-	Qgen__Question *q = &qv[n];
+	const char *const opt[4] = {o0, o1, o2, o3};
 
-	assert_true(n < MAXQ);
-	*q = init;
-	q->id = S("7d3f2c1a-0000-4000-8000-00000000000a");
-	q->type = S(type);
-	q->text = S(text);
-	q->explanation = S(expl);
-	q->difficulty = S("medium");
-	qp[n] = q;
-	return q;
-}
-
-static Qgen__Question *
-add_mcq(const char *text, const char *o0, const char *o1, const char *o2, const char *o3, int ans,
-        const char *expl)
-{
-	Qgen__Question *q = add_q("mcq", text, expl);
-	size_t          n = (size_t)(q - qv);
-
-	ov[n][0] = S(o0), ov[n][1] = S(o1), ov[n][2] = S(o2), ov[n][3] = S(o3);
-	q->options = ov[n];
-	q->n_options = 4;
-	q->answer_index = ans;
-	return q;
-}
-
-static Qgen__Question *
-add_open(const char *text, const char *ref, const char *expl)
-{
-	Qgen__Question *q = add_q("open", text, expl);
-
-	q->reference = S(ref);
-	return q;
+	return add_mcq(text, opt, ans, expl);
 }
 
 /* Renders into a fresh buffer; the caller frees *out. */
@@ -218,7 +176,7 @@ test_errors_leave_out_unchanged(void **state)
 	for (size_t i = 0; i < 3; i++) {
 		reset_set();
 		add_open("fine", "ref", "");
-		q = add_mcq("q", "a", "b", "c", "d", 4, "");
+		q = add_mcq4("q", "a", "b", "c", "d", 4, "");
 		expect_fail(fs[i], 1u << 20, CM_EINVAL);
 		q->answer_index = -1;
 		expect_fail(fs[i], 1u << 20, CM_EINVAL);
@@ -267,7 +225,7 @@ test_gift_answer_marking(void **state)
 
 	(void)state;
 	reset_set();
-	add_mcq("What is {x}?", "1", "2", "3=x", "~4", 2, "Because\nof #math.");
+	add_mcq4("What is {x}?", "1", "2", "3=x", "~4", 2, "Because\nof #math.");
 	add_open("Explain: why?", "A ref {answer}", "More.");
 	add_open("No key", "", "");
 	out = render_ok(QGEN_EXPORT_GIFT, NULL);
@@ -311,8 +269,8 @@ test_gift_round_trip(void **state)
 	(void)state;
 	reset_set();
 	for (size_t i = 0; i < NTRICKY; i++)
-		add_mcq(TRICKY[i], TRICKY[(i + 1) % NTRICKY], "plain", TRICKY[(i + 2) % NTRICKY],
-		        "x", (int)(i % 4), TRICKY[(i + 3) % NTRICKY]);
+		add_mcq4(TRICKY[i], TRICKY[(i + 1) % NTRICKY], "plain", TRICKY[(i + 2) % NTRICKY],
+		         "x", (int)(i % 4), TRICKY[(i + 3) % NTRICKY]);
 	out = render_ok(QGEN_EXPORT_GIFT, NULL);
 	assert_null(strchr(out, '\r'));
 	for (blk = out; *blk != '\0'; blk = end, nblocks++) {
@@ -433,9 +391,9 @@ test_csv_round_trip(void **state)
 	(void)state;
 	reset_set();
 	for (size_t i = 0; i < NTRICKY; i++)
-		add_mcq(TRICKY[i], TRICKY[(i + 1) % NTRICKY], "o,2", "\"o3\"",
-		        TRICKY[(i + 2) % NTRICKY], (int)(i % 4),
-		        i == 0 ? "" : TRICKY[(i + 3) % NTRICKY]);
+		add_mcq4(TRICKY[i], TRICKY[(i + 1) % NTRICKY], "o,2", "\"o3\"",
+		         TRICKY[(i + 2) % NTRICKY], (int)(i % 4),
+		         i == 0 ? "" : TRICKY[(i + 3) % NTRICKY]);
 	add_open(TRICKY[1], TRICKY[3], TRICKY[0]);
 	out = render_ok(QGEN_EXPORT_CSV, NULL);
 	assert_memory_equal(out, CSV_HEADER, strlen(CSV_HEADER));
@@ -733,11 +691,11 @@ sample_set(void)
 {
 	reset_set();
 	set.topic = S("C \"pointers\" & <arrays>");
-	add_mcq(TRICKY[0], TRICKY[3], "b", "<c>", "d", 2, TRICKY[1]);
+	add_mcq4(TRICKY[0], TRICKY[3], "b", "<c>", "d", 2, TRICKY[1]);
 	add_open(TRICKY[2], TRICKY[4], "Why: it <works>.");
-	add_mcq("No explanation here", "a", "b", "c", "d", 0, "");
+	add_mcq4("No explanation here", "a", "b", "c", "d", 0, "");
 	add_open("No key at all", "", "");
-	add_mcq("Last", "w", "x", "y", "z", 3, "z!");
+	add_mcq4("Last", "w", "x", "y", "z", 3, "z!");
 }
 
 static void
@@ -905,7 +863,7 @@ test_source_quote(void **state)
 
 	(void)state;
 	reset_set();
-	add_mcq("Which enzyme?", "Rubisco", "b", "c", "d", 0, "");
+	add_mcq4("Which enzyme?", "Rubisco", "b", "c", "d", 0, "");
 	qv[0].quote = S("Rubisco {fixes} CO2,\nsee \"p. 2\" & <more>.");
 	qv[0].page = 7;
 	add_open("No quote", "ref", "");

@@ -31,64 +31,14 @@
 #include "cm/buf.h"
 #include "../../svc-qgen/export.h"
 
-#define S(x) ((char *)(x))
-#define MAXQ 8
+#include "qset_builder.h"
 
-static Qgen__Question    qv[MAXQ];
-static Qgen__Question   *qp[MAXQ];
-static char             *ov[MAXQ][4];
-static Qgen__QuestionSet set;
-static char              dir[512];
-
-/* ---- the sets ------------------------------------------------------------------------------- */
-
-static Qgen__Question *
-add_q(const char *type, const char *text, const char *expl)
-{
-	Qgen__Question  init = QGEN__QUESTION__INIT;
-	size_t          n = set.n_questions++;
-	Qgen__Question *q = &qv[n];
-
-	assert_true(n < MAXQ);
-	*q = init;
-	q->id = S("7d3f2c1a-0000-4000-8000-00000000000a");
-	q->type = S(type);
-	q->text = S(text);
-	q->explanation = S(expl);
-	q->difficulty = S("medium");
-	qp[n] = q;
-	return q;
-}
-
-static void
-add_mcq(const char *text, const char *const opt[4], int ans, const char *expl)
-{
-	Qgen__Question *q = add_q("mcq", text, expl);
-	size_t          n = (size_t)(q - qv);
-
-	for (size_t j = 0; j < 4; j++)
-		ov[n][j] = S(opt[j]);
-	q->options = ov[n];
-	q->n_options = 4;
-	q->answer_index = ans;
-}
-
-static void
-add_open(const char *text, const char *ref, const char *expl)
-{
-	add_q("open", text, expl)->reference = S(ref);
-}
+static char dir[512];
 
 static void
 reset_set(void)
 {
-	Qgen__QuestionSet s = QGEN__QUESTION_SET__INIT;
-
-	set = s;
-	set.id = S("0b6c1f5e-2f6a-4b7e-9d61-0f5b7a1c2d3e");
-	set.status = S("succeeded");
-	set.topic = S("C \"pointers\" & <arrays>: {~=#}");
-	set.questions = qp;
+	reset_set_topic("C \"pointers\" & <arrays>: {~=#}");
 }
 
 /* Every special character of every format, in texts, options, keys and feedback. */
