@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,6 +89,12 @@ test_fake_start(int port, const char *pidfile)
 	snprintf(script, sizeof(script), "%s/../fakellm/fakellm.py", harness);
 	snprintf(ports, sizeof(ports), "%d", port);
 	if ((pid = fork()) == 0) {
+		/* The fake dies with the test (a test killed at its timeout must not leave it
+		 * holding the port) and keeps none of the test's descriptors (such as the lock
+		 * ctest runs under). */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
 		if (pidfile != NULL)
 			execlp("python3", "python3", script, "--port", ports, "--pid-file", pidfile,
 			       (char *)NULL);
