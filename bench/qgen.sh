@@ -10,8 +10,8 @@
 # TOKENS_PER_S (50), SCALE (0.1), SLOW_RATE (0.1), SLOW_FACTOR (4), QGEN_HEDGE_MAX_EXTRA (the
 # service's, 25; 0 turns hedging off for a comparison), QGEN_HEDGE_MIN_MS (1000 x SCALE: the
 # service's margin scaled like every modelled delay), QGEN_STREAM (the service's, true),
-# QGEN_SPARE_PCT (the service's, 0; 25 asks for a spare call in a free slot and cancels what is
-# left once the set is full). Uses the test harness (test/harness: PostgreSQL, Redis, the
+# QGEN_SPARE_PCT (the service's, 25: the first wave asks 25% more questions, spread over its
+# calls and the free slots, and what is still being written once the set is full is cancelled). Uses the test harness (test/harness: PostgreSQL, Redis, the
 # services, the fake LLM and the edge on the fixture ports) in a temporary state dir, so do not
 # run it while the test suite runs. Results: bench/results/qgen-<time>.txt.
 set -euo pipefail
@@ -30,6 +30,8 @@ chmod 755 "$state"
 export CM_TEST_PG_PORT=25432 CM_TEST_REDIS_PORT=26379
 # The service may run as many calls as the provider admits.
 export QGEN_PARALLEL=$C LLM_MAX_CONCURRENCY=$C LOG_LEVEL=warn
+# The service's default spares (the test stack turns them off for its hedging test).
+export QGEN_SPARE_PCT=${QGEN_SPARE_PCT:-25}
 export QGEN_HEDGE_MIN_MS=${QGEN_HEDGE_MIN_MS:-$(awk -v s="${SCALE:-0.1}" 'BEGIN { printf "%d", 1000 * s }')}
 
 cleanup() {

@@ -44,10 +44,10 @@ qgen_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		    "job's answered calls"},
 		{"QGEN_HEDGE_MIN_MS", CM_CFG_INT, &c->hedge_min_ms, "1000", 0, 0, 600000,
 		    "... and at least this many ms past it"},
-		{"QGEN_SPARE_PCT", CM_CFG_INT, &c->spare_pct, "0", 0, 0, 100,
-		    "spare calls in the first wave, in free QGEN_PARALLEL slots: questions asked beyond "
-		    "the set in % of it; what is left when the set is full is cancelled (0: none; "
-		    "with QGEN_STREAM a set fills from the first questions of every call)"},
+		{"QGEN_SPARE_PCT", CM_CFG_INT, &c->spare_pct, "25", 0, 0, 100,
+		    "spare questions: the first wave asks this % of the set more, spread over its "
+		    "calls and the QGEN_PARALLEL slots they leave free; streamed, what is still being "
+		    "written when the set is full is cancelled (0: none)"},
 		{"QGEN_STREAM", CM_CFG_BOOL, &c->stream, "true", 0, 0, 0,
 		    "stream the model's answers and use each question as soon as it is written, so "
 		    "a full set cancels the calls still writing (false: whole answers, for a "

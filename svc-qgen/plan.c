@@ -71,25 +71,27 @@ qgen_plan_init(qgen_plan *p, const qgen_plan_params *pp)
 	p->types = pp->types != 0 ? pp->types : QGEN_TYPE_MASK(QGEN_MCQ);
 	p->per = qgen_plan_per_call(pp->count, pp->parallel, pp->per_call);
 	p->first = (pp->count + p->per - 1) / p->per;
-	if (pp->spare_pct > 0) {
-		int budget = pp->count * pp->spare_pct / 100, pad = p->first * p->per - pp->count;
+	p->wave_asks = pp->count;
+	if (pp->spare_pct > 0 && pp->count * pp->spare_pct / 100 > 0) {
+		int asks = pp->count + pp->count * pp->spare_pct / 100;
+		int calls = (asks + p->per - 1) / p->per;
+		int slots = pp->parallel > p->first ? pp->parallel : p->first;
 
-		/* The short last call first: a full one is as quick as the others and brings
-		 * spare questions in a slot the set already holds. */
-		if (pad > 0 && pad <= budget) {
-			p->full_last = true;
-			budget -= pad;
-		}
-		p->spare = budget / p->per;
-		if (p->spare > pp->parallel - p->first)
-			p->spare = pp->parallel - p->first;
-		if (p->spare < 0)
-			p->spare = 0;
+		/* As many calls as the spares need at per each, within the slots the set's own
+		 * calls leave free; the questions spread evenly over them, per_call at most. */
+		if (calls > slots)
+			calls = slots;
+		if (calls < p->first)
+			calls = p->first;
+		if (asks > calls * pp->per_call)
+			asks = calls * pp->per_call;
+		p->first = calls;
+		p->wave_asks = asks;
 	}
-	p->max_batches = p->first * pp->max_rounds + p->spare + 4;
-	p->next_idx = p->first + p->spare;
+	p->max_batches = p->first * pp->max_rounds + 4;
+	p->next_idx = p->first;
 	if ((err = build_order(p, pp)) != CM_OK ||
-	    (p->stored = calloc((size_t)(p->first + p->spare), sizeof(bool))) == NULL) {
+	    (p->stored = calloc((size_t)p->first, sizeof(bool))) == NULL) {
 		qgen_plan_fini(p);
 		return err != CM_OK ? err : CM_ENOMEM;
 	}
@@ -126,10 +128,22 @@ qgen_plan_stored(qgen_plan *p, int idx)
 {
 	if (idx < 0)
 		return;
-	if (idx < p->first + p->spare)
+	if (idx < p->first)
 		p->stored[idx] = true;
 	if (idx + 1 > p->next_idx)
 		p->next_idx = idx + 1;
+}
+
+/* Questions first-wave batch idx asks: per each and the last the rest, or, with spares, the
+ * wave's questions spread evenly (the first calls one more). */
+static int
+first_ask(const qgen_plan *p, int idx)
+{
+	int left = p->count - idx * p->per;
+
+	if (p->wave_asks == p->count)
+		return left < p->per ? left : p->per;
+	return p->wave_asks / p->first + (idx < p->wave_asks % p->first ? 1 : 0);
 }
 
 static void
@@ -147,13 +161,11 @@ qgen_plan_next(qgen_plan *p, size_t chosen, qgen_batch_plan *out)
 
 	if (chosen >= (size_t)p->count || p->fail_streak >= QGEN_MAX_FAIL_STREAK)
 		return false;
-	while (p->cursor < p->first + p->spare) {
+	while (p->cursor < p->first) {
 		int idx = p->cursor++;
-		int left = idx < p->first && !p->full_last ? p->count - idx * p->per
-		                                           : p->per; /* spares: per */
 
 		if (!p->stored[idx]) {
-			hand_out(p, idx, left < p->per ? left : p->per, out);
+			hand_out(p, idx, first_ask(p, idx), out);
 			return true;
 		}
 	}
@@ -203,7 +215,7 @@ qgen_plan_check(const qgen_plan *p, size_t chosen)
 		return QGEN_PLAN_COMPLETE;
 	if (p->fail_streak >= QGEN_MAX_FAIL_STREAK)
 		return QGEN_PLAN_FAILING;
-	if (p->asked == 0 && p->cursor >= p->first + p->spare && p->issued >= p->max_batches)
+	if (p->asked == 0 && p->cursor >= p->first && p->issued >= p->max_batches)
 		return QGEN_PLAN_EXHAUSTED;
 	return QGEN_PLAN_RUNNING;
 }

@@ -6,16 +6,18 @@
  *
  * Batches. Batch idx reads chunk order[idx % norder] with variant idx / norder (a chunk read
  * again is asked for other questions). The first wave, batches 0 .. first-1 with
- * first = ceil(count / per), asks for the whole set: per questions each, the last one the rest.
+ * first = ceil(count / per) (more with spares), asks for the whole set: per questions each, the
+ * last one the rest.
  * Top-ups take the next idx past the first wave and past every batch a previous runner of the
  * job stored, and ask for what is still missing, per at most.
  *
- * Spares. With spare_pct > 0 the first wave's last batch asks per questions too when its
- * padding fits in spare_pct % of count (25 at 3 a call: 9 calls of 3, not 8 of 3 and one of
- * 1), and the wave has `spare` more batches of per questions (idx first .. first + spare - 1),
- * as many as free `parallel` slots and what is left of spare_pct % of count allow:
- * the set is full once the fastest calls have answered, and the runner cancels the rest. Their
- * questions are in the ledger like any, so they also stand in for a failed call.
+ * Spares. With spare_pct > 0 the first wave asks count + spare_pct % of count questions,
+ * spread evenly (per_call at most each) over as many calls as that takes at per a call, within
+ * the `parallel` slots the set's own calls leave free: 25 questions at 25% over 10 slots are 10
+ * calls, one of 4 and nine of 3 (31 asked). Streamed, the set is full once the calls have
+ * written about count / calls questions each, and the runner cancels what is still writing;
+ * the spares also stand in for a failed or slow call. Their questions are in the ledger like
+ * any.
  *
  * The ledger. `asked` is the questions of batches handed out and not yet returned. After each
  * round of results, what those batches cannot bring - count - chosen - asked, when a call
@@ -67,12 +69,12 @@ typedef struct qgen_plan_params {
 } qgen_plan_params;
 
 typedef struct qgen_plan {
-	int      count, per, first, spare, max_batches;
-	bool     full_last; /* the first wave's last batch asks per, not the rest (spares) */
+	int      count, per, first, max_batches;
+	int      wave_asks; /* questions the first wave asks in all: count, or more with spares */
 	unsigned types;
 	int     *order; /* chunk indexes in visiting order (norder of them) */
 	size_t   norder;
-	bool    *stored;   /* first-wave batches a previous runner stored (first + spare) */
+	bool    *stored;   /* first-wave batches a previous runner stored (first of them) */
 	int      cursor;   /* next first-wave idx to consider */
 	int      next_idx; /* next top-up idx */
 	int      asked;    /* questions of batches handed out, not returned */

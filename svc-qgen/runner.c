@@ -475,6 +475,9 @@ take_piece(job_run *run, qgen_batch_result *r, bool ended)
 		 * one that failed over and was then cancelled goes unnoticed here. */
 		note_model(run, cm_llm_model(run->svc->llm));
 		added = qgen_select(&run->chosen, &r->qs, (size_t)run->params->count);
+		cm_debug("QGEN-PIECE", "job %s batch %d%s: a question, %s; the set holds %zu of %d",
+		         run->job_id, r->plan.idx, r->hedge ? " (duplicate)" : "",
+		         added > 0 ? "taken" : "not taken", run->chosen.n, run->params->count);
 	}
 	if ((u = use_of(run, r->plan.idx, r->hedge)) != NULL) {
 		if (added > 0)

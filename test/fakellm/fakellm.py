@@ -115,6 +115,9 @@ class State:
         # streams' actual time to first token: (question or "", arrival, first content written),
         # monotonic seconds (CLOCK_MONOTONIC, comparable with clients on this machine)
         self.first_tokens = deque(maxlen=2000)
+        # quiz prompts answered, in order: what a benchmark replays to time its baselines on
+        # the very passages the service asked about
+        self.quiz_calls = deque(maxlen=1000)
         self.req_window = deque()   # admission times (monotonic)
         self.tok_window = deque()   # (time, tokens)
 
@@ -140,6 +143,8 @@ class State:
             "ungrounded_items": list(self.ungrounded_items),
             "first_tokens": [{"question": q, "arrived": round(a, 6), "first": round(f, 6)}
                              for q, a, f in self.first_tokens],
+            "quiz_calls": [{"count": c, "page": pg, "text": t, "variant": v, "type": ty}
+                           for c, pg, t, v, ty in self.quiz_calls],
         }
 
 
@@ -516,6 +521,8 @@ def make_content(messages, json_mode, state=None):
     if quiz is not None:
         qs = make_questions(*quiz)
         if state is not None:
+            with state.lock:
+                state.quiz_calls.append(quiz)
             make_ungrounded(qs, quiz[2], state)
         return json.dumps(qs, ensure_ascii=False), True
     chat = parse_chat_prompt(messages) if not json_mode else None

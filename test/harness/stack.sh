@@ -64,6 +64,10 @@ start_auth() {
 export LLM_BASE_URL=http://127.0.0.1:28500/v1 LLM_MODEL=fake LLM_MAX_CONCURRENCY=${LLM_MAX_CONCURRENCY:-8}
 export LLM_TIMEOUT_MS=20000 LLM_BACKOFF_BASE_MS=100 LLM_BACKOFF_MAX_MS=1000 LLM_QUOTA_COOLDOWN_S=2
 export QGEN_LEASE_MS=3000 QGEN_PDF_URLS=tcp://127.0.0.1:27102
+# No spare questions (the service's default is 25%): test/e2e/test_qgen_hedge.c proves the
+# duplicates of a late call, which spares would make unneeded; test/integration/test_qgen_stream.c
+# proves the spares. bench/qgen.sh sets the service's default.
+export QGEN_SPARE_PCT=${QGEN_SPARE_PCT:-0}
 export EVAL_LEASE_MS=3000 EVAL_PDF_URLS=tcp://127.0.0.1:27102
 # Open answers per grading call and calls more for a batch the model botched (svc-eval's
 # defaults): test/e2e/test_eval.c reads the same variables to count the calls an attempt costs.

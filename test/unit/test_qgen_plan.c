@@ -278,10 +278,9 @@ test_exhausted(void **state)
 	qgen_plan_fini(&p);
 }
 
-/* Spares: 25 questions over 10 slots are 9 calls of 3 and, at QGEN_SPARE_PCT 25 (6 questions),
- * the ninth asks 3 rather than 1 and one spare of 3 takes the free slot (two would fit the
- * percentage, not the slots): 30 asked. The set is complete before the last calls answer, and
- * the spares also stand in for a failed call. */
+/* Spares: 25 questions over 10 slots are 9 calls of 3; at QGEN_SPARE_PCT 25 (6 questions) the
+ * wave asks 31, spread over the 10 slots: one call of 4 and nine of 3. The set is complete
+ * before the last calls answer, and the spares also stand in for a failed call. */
 static void
 test_spares(void **state)
 {
@@ -297,17 +296,16 @@ test_spares(void **state)
 
 	(void)state;
 	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
-	assert_int_equal(p.first, 9);
-	assert_int_equal(p.spare, 1);
+	assert_int_equal(p.first, 10);
 	for (int i = 0; i < 10; i++) {
 		assert_true(qgen_plan_next(&p, 0, &b));
 		assert_int_equal(b.idx, i);
-		assert_int_equal(b.count, 3);
+		assert_int_equal(b.count, i == 0 ? 4 : 3);
 		asked += b.count;
 	}
-	assert_int_equal(asked, 30);
-	assert_false(qgen_plan_next(&p, 0, &b)); /* 30 out cover 25 */
-	/* One call fails: 27 still out, no top-up. */
+	assert_int_equal(asked, 31);
+	assert_false(qgen_plan_next(&p, 0, &b)); /* 31 out cover 25 */
+	/* One call fails: 28 still out, no top-up. */
 	qgen_plan_returned(&p, 3, CM_EUNAVAIL);
 	assert_false(qgen_plan_next(&p, 0, &b));
 	/* Eight answer with 3: 24; a streamed question of the last call completes the set. */
@@ -317,22 +315,49 @@ test_spares(void **state)
 	qgen_plan_delivered(&p, 1);
 	assert_int_equal(qgen_plan_check(&p, 25), QGEN_PLAN_COMPLETE);
 	qgen_plan_fini(&p);
-	/* 5%: one question, too few to pad the short call (2) or make a spare; 25 asked. */
+	/* 50%: 37 over the 10 slots, 4 for the first seven, 3 for the last three. */
+	pp.spare_pct = 50;
+	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
+	for (asked = 0; qgen_plan_next(&p, 0, &b);) {
+		assert_int_equal(b.count, b.idx < 7 ? 4 : 3);
+		asked += b.count;
+	}
+	assert_int_equal(asked, 37);
+	qgen_plan_fini(&p);
+	/* 5%: one question more, in the set's own 9 calls (8 of 3, 1 of 2): 26 asked. */
 	pp.spare_pct = 5;
 	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
-	assert_int_equal(p.spare, 0);
+	assert_int_equal(p.first, 9);
 	for (asked = 0; qgen_plan_next(&p, 0, &b);)
 		asked += b.count;
+	assert_int_equal(asked, 26);
+	qgen_plan_fini(&p);
+	/* 3%: no whole question: the set's own calls, 8 of 3 and the last of 1. */
+	pp.spare_pct = 3;
+	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
+	for (asked = 0; qgen_plan_next(&p, 0, &b);) {
+		assert_int_equal(b.count, b.idx < 8 ? 3 : 1);
+		asked += b.count;
+	}
 	assert_int_equal(asked, 25);
 	qgen_plan_fini(&p);
-	/* Without free slots there is no spare (the padding still fits). */
+	/* Without free slots the spares go into the set's own calls: 31 over 9 calls. */
 	pp.spare_pct = 25;
 	pp.parallel = 9;
 	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
-	assert_int_equal(p.spare, 0);
+	assert_int_equal(p.first, 9);
 	for (asked = 0; qgen_plan_next(&p, 0, &b);)
 		asked += b.count;
-	assert_int_equal(asked, 27);
+	assert_int_equal(asked, 31);
+	qgen_plan_fini(&p);
+	/* ... and never past per_call: 100 questions are 20 calls of 5 at most, whatever the %. */
+	pp.count = 100;
+	pp.parallel = 10;
+	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
+	assert_int_equal(p.first, 20);
+	for (asked = 0; qgen_plan_next(&p, 0, &b);)
+		asked += b.count;
+	assert_int_equal(asked, 100);
 	qgen_plan_fini(&p);
 }
 
