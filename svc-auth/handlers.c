@@ -257,15 +257,83 @@ auth_h_logout(cm_rpc_ctx *ctx, const void *req, void *resp)
 	return CM_OK;
 }
 
+/* Room for n more prefetched sessions; false when out of memory. */
+static bool
+prefetch_room(auth_worker *w, size_t n)
+{
+	size_t       cap = w->npre + n;
+	const char **sids, **uids;
+	bool        *live;
+	auth_user   *users;
+
+	if (cap <= w->maxpre)
+		return true;
+	if ((sids = realloc(w->pre_sids, cap * sizeof(*sids))) != NULL)
+		w->pre_sids = sids;
+	if ((uids = realloc(w->pre_uids, cap * sizeof(*uids))) != NULL)
+		w->pre_uids = uids;
+	if ((live = realloc(w->pre_live, cap * sizeof(*live))) != NULL)
+		w->pre_live = live;
+	if ((users = realloc(w->pre_users, cap * sizeof(*users))) != NULL)
+		w->pre_users = users;
+	if (sids == NULL || uids == NULL || live == NULL || users == NULL)
+		return false;
+	w->maxpre = cap;
+	return true;
+}
+
+void
+auth_prefetch_sessions(void *worker_state, const cm_rpc_ctx *calls, size_t n)
+{
+	auth_worker *w = worker_state;
+	size_t       at = w->npre;
+
+	if (n == 0) {
+		w->npre = 0;
+		return;
+	}
+	if (!prefetch_room(w, n))
+		return; /* each call queries alone */
+	for (size_t i = 0; i < n; i++) {
+		w->pre_sids[at + i] = calls[i].session_id;
+		w->pre_uids[at + i] = calls[i].subject;
+	}
+	/* On an error nothing is kept: each call then queries alone and reports it. */
+	if (auth_store_session_users(w->pg, w->pre_sids + at, w->pre_uids + at, n, w->pre_live + at,
+	                             w->pre_users + at) == CM_OK)
+		w->npre = at + n;
+}
+
+/* What the batch's prefetch found for (session, user): NULL when it did not look. */
+static const auth_user *
+prefetched(const auth_worker *w, const char *session_id, const char *user_id, bool *live)
+{
+	for (size_t i = 0; i < w->npre; i++)
+		if (strcmp(w->pre_sids[i], session_id) == 0 &&
+		    strcmp(w->pre_uids[i], user_id) == 0) {
+			*live = w->pre_live[i];
+			return &w->pre_users[i];
+		}
+	return NULL;
+}
+
 /* The caller's user, when the session of the envelope is live (a revoked session ends here,
  * even while its access token has not expired). */
 static cm_err
 current_user(cm_rpc_ctx *ctx, auth_user *u)
 {
-	cm_err err;
+	const auth_user *pre;
+	bool             live = false;
+	cm_err           err;
 
 	if (ctx->subject[0] == '\0')
 		return cm_rpc_fail(ctx, CM_EAUTH, "not authenticated");
+	if ((pre = prefetched(W(ctx), ctx->session_id, ctx->subject, &live)) != NULL) {
+		if (!live)
+			return cm_rpc_fail(ctx, CM_EAUTH, "session expired or revoked");
+		*u = *pre;
+		return CM_OK;
+	}
 	err = auth_store_session_user(W(ctx)->pg, ctx->session_id, ctx->subject, u);
 	if (err == CM_EAUTH)
 		return cm_rpc_fail(ctx, CM_EAUTH, "session expired or revoked");

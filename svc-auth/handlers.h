@@ -14,6 +14,10 @@ cm_err auth_h_logout(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err auth_h_me(cm_rpc_ctx *ctx, const void *req, void *resp);
 cm_err auth_h_verify(cm_rpc_ctx *ctx, const void *req, void *resp);
 
+/* The prefetch of auth.Me and auth.Verify (cm/rpc.h): the users of a batch's sessions in one
+ * query, found by current_user instead of a query each. */
+void auth_prefetch_sessions(void *worker_state, const cm_rpc_ctx *calls, size_t n);
+
 /* Exposed for tests: e-mail syntax as accepted at registration. */
 bool auth_email_valid(const char *email);
 

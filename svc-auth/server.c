@@ -17,15 +17,17 @@
 
 const cm_rpc_method auth_methods[] = {
     {"auth.Register", &auth__register_request__descriptor, &auth__register_response__descriptor,
-     auth_h_register},
-    {"auth.Login", &auth__login_request__descriptor, &auth__token_pair__descriptor, auth_h_login},
+     auth_h_register, NULL},
+    {"auth.Login", &auth__login_request__descriptor, &auth__token_pair__descriptor, auth_h_login,
+     NULL},
     {"auth.Refresh", &auth__refresh_request__descriptor, &auth__token_pair__descriptor,
-     auth_h_refresh},
+     auth_h_refresh, NULL},
     {"auth.Logout", &auth__logout_request__descriptor, &auth__logout_response__descriptor,
-     auth_h_logout},
-    {"auth.Me", &auth__me_request__descriptor, &auth__user__descriptor, auth_h_me},
+     auth_h_logout, NULL},
+    {"auth.Me", &auth__me_request__descriptor, &auth__user__descriptor, auth_h_me,
+     auth_prefetch_sessions},
     {"auth.Verify", &auth__verify_request__descriptor, &auth__verify_response__descriptor,
-     auth_h_verify},
+     auth_h_verify, auth_prefetch_sessions},
 };
 const size_t auth_methods_count = sizeof(auth_methods) / sizeof(auth_methods[0]);
 
@@ -131,8 +133,16 @@ auth_worker_init(void *app, const cm_service_conns *conns, void **state)
 void
 auth_worker_fini(void *app, void *state)
 {
+	auth_worker *w = state;
+
 	(void)app;
-	free(state);
+	if (w == NULL)
+		return;
+	free(w->pre_sids);
+	free(w->pre_uids);
+	free(w->pre_live);
+	free(w->pre_users);
+	free(w);
 }
 
 const cm_service_def auth_service_def = {

@@ -19,6 +19,7 @@
 #include "cm/service.h"
 #include "config.h"
 #include "revoke.h"
+#include "store.h"
 #include "throttle.h"
 
 typedef struct cm_metrics cm_metrics;
@@ -37,6 +38,13 @@ typedef struct auth_worker {
 	const auth_app *app;
 	cm_pg          *pg;
 	cm_redis       *redis;
+	/* What a batch's prefetch found (auth_prefetch_sessions): its calls' session and user ids
+	 * (pointing into the batch, valid while it runs), whether each session is live, and its
+	 * user. Emptied after the batch. */
+	const char **pre_sids, **pre_uids;
+	bool        *pre_live;
+	auth_user   *pre_users;
+	size_t       npre, maxpre;
 } auth_worker;
 
 /* The service: schema "auth", methods auth.Register/Login/Refresh/Logout/Me/Verify. */

@@ -2,8 +2,10 @@
  * store.c - svc-auth's SQL. Times leave PostgreSQL already formatted as RFC 3339 UTC.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cm/buf.h"
 #include "cm/log.h"
 #include "cm/util.h"
 #include "store.h"
@@ -270,4 +272,80 @@ auth_store_session_user(cm_pg *pg, const char *session_id, const char *user_id, 
 	    "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
 	    2, p, out);
 	return err == CM_ENOTFOUND ? CM_EAUTH : err;
+}
+
+/* Appends "{a,b,...}" items: UUIDs only (checked by the caller), so nothing needs quoting. */
+static cm_err
+uuid_array_add(cm_buf *b, const char *id)
+{
+	cm_err err = b->len > 1 ? cm_buf_append(b, ",", 1) : CM_OK;
+
+	return err != CM_OK ? err : cm_buf_appends(b, id);
+}
+
+cm_err
+auth_store_session_users(cm_pg *pg, const char *const *session_ids, const char *const *user_ids,
+                         size_t n, bool *live, auth_user *out)
+{
+	cm_buf        sids, uids;
+	size_t       *at = calloc(n + 1, sizeof(*at)); /* the k-th pair asked is pair at[k] */
+	size_t        k = 0;
+	cm_pg_result *r = NULL;
+	cm_err        err = CM_ENOMEM;
+
+	memset(live, 0, n * sizeof(*live));
+	cm_buf_init(&sids, 64 + n * 37);
+	cm_buf_init(&uids, 64 + n * 37);
+	if (at == NULL || cm_buf_append(&sids, "{", 1) != CM_OK ||
+	    cm_buf_append(&uids, "{", 1) != CM_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (!cm_uuid_valid(session_ids[i]) || !cm_uuid_valid(user_ids[i]))
+			continue;
+		if (uuid_array_add(&sids, session_ids[i]) != CM_OK ||
+		    uuid_array_add(&uids, user_ids[i]) != CM_OK)
+			goto out;
+		at[k++] = i;
+	}
+	if (k == 0) {
+		err = CM_OK;
+		goto out;
+	}
+	if (cm_buf_append(&sids, "}", 2) != CM_OK || cm_buf_append(&uids, "}", 2) != CM_OK)
+		goto out;
+	{
+		const char *p[2] = {sids.data, uids.data};
+
+		err = cm_pg_exec(
+		    pg,
+		    "SELECT k.i, u.id::text, u.email, u.name, "
+		    "to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+		    "FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(sid, uid, i) "
+		    "JOIN sessions s ON s.id = k.sid AND s.user_id = k.uid "
+		    "JOIN users u ON u.id = s.user_id "
+		    "WHERE s.revoked_at IS NULL AND s.expires_at > now()",
+		    2, p, &r);
+	}
+	if (err != CM_OK)
+		goto out;
+	for (int row = 0; row < cm_pg_nrows(r); row++) {
+		long       ord = strtol(cm_pg_get(r, row, 0), NULL, 10);
+		auth_user *u;
+
+		if (ord < 1 || (size_t)ord > k)
+			continue;
+		u = &out[at[ord - 1]];
+		cm_strlcpy(u->id, cm_pg_get(r, row, 1), sizeof(u->id));
+		cm_strlcpy(u->email, cm_pg_get(r, row, 2), sizeof(u->email));
+		cm_strlcpy(u->name, cm_pg_get(r, row, 3), sizeof(u->name));
+		cm_strlcpy(u->created_at, cm_pg_get(r, row, 4), sizeof(u->created_at));
+		u->password_hash[0] = '\0';
+		live[at[ord - 1]] = true;
+	}
+	cm_pg_result_free(r);
+out:
+	cm_buf_fini(&sids);
+	cm_buf_fini(&uids);
+	free(at);
+	return err;
 }

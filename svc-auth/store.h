@@ -54,8 +54,15 @@ CM_MUSTCHECK cm_err auth_store_revoke_session(cm_pg *pg, const char *session_id,
                                               const char *user_id, char revoked[37]);
 
 /* The user of a live session (one round trip): CM_EAUTH when the session does not exist, is not
- * the user's, is revoked or has expired. */
+ * the user's, is revoked or has expired. auth_store_session_users below is the same for many. */
 CM_MUSTCHECK cm_err auth_store_session_user(cm_pg *pg, const char *session_id, const char *user_id,
                                             auth_user *out);
+
+/* auth_store_session_user for n (session_ids[i], user_ids[i]) pairs in one statement: live[i]
+ * and out[i] for each (live false as the one-pair version's CM_EAUTH; a pair of which either
+ * is not a UUID is not live). An error leaves live[] all false. */
+CM_MUSTCHECK cm_err auth_store_session_users(cm_pg *pg, const char *const *session_ids,
+                                             const char *const *user_ids, size_t n, bool *live,
+                                             auth_user *out);
 
 #endif

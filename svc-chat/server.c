@@ -22,15 +22,17 @@ extern const cm_migration chat_migrations[];
 extern const size_t       chat_migrations_count;
 
 const cm_rpc_method chat_methods[] = {
-    {"chat.Create", &chat__create_request__descriptor, &chat__chat__descriptor, chat_handle_create},
-    {"chat.Get", &chat__chat_ref__descriptor, &chat__chat__descriptor, chat_handle_get},
+    {"chat.Create", &chat__create_request__descriptor, &chat__chat__descriptor, chat_handle_create,
+     NULL},
+    {"chat.Get", &chat__chat_ref__descriptor, &chat__chat__descriptor, chat_handle_get, NULL},
     {"chat.ListMessages", &chat__list_request__descriptor, &chat__message_list__descriptor,
-     chat_handle_list},
-    {"chat.Send", &chat__send_request__descriptor, &chat__message__descriptor, chat_handle_send},
+     chat_handle_list, NULL},
+    {"chat.Send", &chat__send_request__descriptor, &chat__message__descriptor, chat_handle_send,
+     NULL},
     {"chat.History", &chat__history_request__descriptor, &chat__history__descriptor,
-     chat_handle_history},
+     chat_handle_history, NULL},
     {"chat.Clear", &chat__history_request__descriptor, &chat__clear_response__descriptor,
-     chat_handle_clear},
+     chat_handle_clear, NULL},
 };
 const size_t chat_n_methods = sizeof(chat_methods) / sizeof(chat_methods[0]);
 

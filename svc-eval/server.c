@@ -24,10 +24,10 @@ extern const size_t       eval_migrations_count;
 
 const cm_rpc_method eval_methods[] = {
     {"eval.Submit", &eval__submit_request__descriptor, &eval__attempt__descriptor,
-     eval_handle_submit},
+     eval_handle_submit, NULL},
     {"eval.GetAttempt", &eval__attempt_ref__descriptor, &eval__attempt__descriptor,
-     eval_handle_get_attempt},
-    {"eval.GetJob", &eval__job_ref__descriptor, &eval__job__descriptor, eval_handle_get_job},
+     eval_handle_get_attempt, NULL},
+    {"eval.GetJob", &eval__job_ref__descriptor, &eval__job__descriptor, eval_handle_get_job, NULL},
 };
 const size_t eval_n_methods = sizeof(eval_methods) / sizeof(eval_methods[0]);
 

@@ -26,13 +26,14 @@ extern const size_t       qgen_migrations_count;
 
 const cm_rpc_method qgen_methods[] = {
     {"qgen.Create", &qgen__create_request__descriptor, &qgen__create_response__descriptor,
-     qgen_handle_create},
-    {"qgen.GetJob", &qgen__job_ref__descriptor, &qgen__job__descriptor, qgen_handle_get_job},
-    {"qgen.CancelJob", &qgen__job_ref__descriptor, &qgen__job__descriptor, qgen_handle_cancel_job},
+     qgen_handle_create, NULL},
+    {"qgen.GetJob", &qgen__job_ref__descriptor, &qgen__job__descriptor, qgen_handle_get_job, NULL},
+    {"qgen.CancelJob", &qgen__job_ref__descriptor, &qgen__job__descriptor, qgen_handle_cancel_job,
+     NULL},
     {"qgen.GetSet", &qgen__get_set_request__descriptor, &qgen__question_set__descriptor,
-     qgen_handle_get_set},
+     qgen_handle_get_set, NULL},
     {"qgen.Export", &qgen__export_request__descriptor, &qgen__export_response__descriptor,
-     qgen_handle_export},
+     qgen_handle_export, NULL},
 };
 const size_t qgen_n_methods = sizeof(qgen_methods) / sizeof(qgen_methods[0]);
 

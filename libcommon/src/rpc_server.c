@@ -26,6 +26,8 @@
  * method, hooks, metrics), one after the other, in a second arena reset after each; the replies
  * are packed one after the other into one BatchReply and sent as one message. A batch inside a
  * batch is an unknown method. The batch itself counts in rpc_requests_total{method="cm.Batch"}.
+ * A method may have a prefetch (cm/rpc.h): its calls in a batch first go to it together, so
+ * that one query answers what they would each have asked (auth.Me: the users of n sessions).
  *
  * Stopping therefore lets a handler that is running finish and send its reply (graceful drain),
  * and only then is the socket closed.
@@ -310,10 +312,72 @@ put_record_header(cm_buf *b, size_t len)
 	return cm_buf_append(b, h, n);
 }
 
+/* ---- prefetch (cm_rpc_method.prefetch) ---------------------------------------------------- */
+
+#define PREFETCH_MAX 64 /* methods of a table whose prefetch a batch can use */
+
+/* Forgets what the batch's prefetches hold (held[mi]: method mi's prefetch was called). */
+static void
+prefetch_forget(rpc_worker *w, bool *held)
+{
+	const cm_rpc_server *srv = w->srv;
+
+	for (size_t mi = 0; mi < srv->cfg.n_methods && mi < PREFETCH_MAX; mi++)
+		if (held[mi]) {
+			srv->cfg.methods[mi].prefetch(w->state, NULL, 0);
+			held[mi] = false;
+		}
+}
+
+/* Before a batch's calls run: each method with a prefetch and at least two calls in the batch
+ * whose deadline has not passed gets them, as contexts built from their envelopes (in the
+ * worker arena, which holds the batch until its reply is packed). mis[i] is call i's method
+ * index (n_methods when unknown). */
+static void
+prefetch_start(rpc_worker *w, const Cm__Batch *batch, const size_t *mis, bool *held)
+{
+	const cm_rpc_server *srv = w->srv;
+	int64_t              now = cm_now_ms();
+
+	for (size_t mi = 0; mi < srv->cfg.n_methods && mi < PREFETCH_MAX; mi++) {
+		const cm_rpc_method *m = &srv->cfg.methods[mi];
+		cm_rpc_ctx          *calls;
+		size_t               n = 0;
+
+		if (m->prefetch == NULL)
+			continue;
+		for (size_t i = 0; i < batch->n_calls; i++)
+			n += mis[i] == mi;
+		if (n < 2 || (calls = cm_arena_alloc(&w->arena, n * sizeof(*calls))) == NULL)
+			continue;
+		n = 0;
+		for (size_t i = 0; i < batch->n_calls; i++) {
+			const Cm__Request *rq = batch->calls[i];
+
+			if (mis[i] != mi || (rq->deadline_ms > 0 && now >= rq->deadline_ms))
+				continue;
+			calls[n++] = (cm_rpc_ctx){.method = rq->method,
+			                          .request_id = rq->request_id,
+			                          .deadline_ms = rq->deadline_ms,
+			                          .subject = rq->subject,
+			                          .session_id = rq->session_id,
+			                          .client_addr = rq->client_addr,
+			                          .n_roles = rq->n_roles,
+			                          .roles = rq->roles,
+			                          .worker_state = w->state};
+		}
+		if (n >= 2) {
+			m->prefetch(w->state, calls, n);
+			held[mi] = true;
+		}
+	}
+}
+
 /* cm.Batch: every inner call runs as a single call would, in order, each in the worker's call
  * arena reset after it (the Batch itself lives in the worker arena until the reply is packed).
  * The replies are packed one after the other into w->batch_out as a BatchReply's repeated field.
- * False only when out of memory. */
+ * Methods with a prefetch get theirs first (what it holds is forgotten before a call of a method
+ * without one, and after the batch). False only when out of memory. */
 static bool
 handle_batch(rpc_worker *w, nng_msg *msg, const Cm__Request *outer)
 {
@@ -323,6 +387,8 @@ handle_batch(rpc_worker *w, nng_msg *msg, const Cm__Request *outer)
 	Cm__Batch         *batch;
 	cm_buf            *b = &w->batch_out;
 	bool               ok = false;
+	bool               held[PREFETCH_MAX] = {false};
+	size_t            *mis;
 
 	batch = cm__batch__unpack(&pa, outer->payload.len, outer->payload.data);
 	if (batch == NULL) {
@@ -331,6 +397,11 @@ handle_batch(rpc_worker *w, nng_msg *msg, const Cm__Request *outer)
 		return pack_response(msg, CM__STATUS__INVALID_ARGUMENT,
 		                     "malformed cm.Batch payload", 0, NULL, 0);
 	}
+	if ((mis = cm_arena_alloc(&w->arena, (batch->n_calls + 1) * sizeof(*mis))) == NULL)
+		return false;
+	for (size_t i = 0; i < batch->n_calls; i++)
+		mis[i] = find_method(srv, batch->calls[i]->method);
+	prefetch_start(w, batch, mis, held);
 	cm_buf_reset(b);
 	for (size_t i = 0; i < batch->n_calls; i++) {
 		Cm__Response rsp = CM__RESPONSE__INIT;
@@ -338,6 +409,8 @@ handle_batch(rpc_worker *w, nng_msg *msg, const Cm__Request *outer)
 		uint8_t     *out, *packed;
 		size_t       out_len, n;
 
+		if (mis[i] == srv->cfg.n_methods || srv->cfg.methods[mis[i]].prefetch == NULL)
+			prefetch_forget(w, held);
 		memset(&ctx, 0, sizeof(ctx));
 		ctx.arena = &w->call_arena;
 		cm_log_set_request_id(batch->calls[i]->request_id);
@@ -359,6 +432,7 @@ handle_batch(rpc_worker *w, nng_msg *msg, const Cm__Request *outer)
 	ok = pack_response(msg, CM__STATUS__OK, NULL, 0, (const uint8_t *)b->data, b->len);
 	observe(srv, srv->cfg.n_methods + 1, CM_RPC_BATCH_METHOD, CM__STATUS__OK, start);
 out:
+	prefetch_forget(w, held);
 	if (b->cap > BATCH_OUT_KEEP) { /* an unusually large reply: give the memory back */
 		cm_buf_fini(b);
 		cm_buf_init(b, CM_MAX_RPC_MSG);

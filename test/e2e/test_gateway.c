@@ -61,8 +61,9 @@ h_fail(cm_rpc_ctx *ctx, const void *req, void *resp)
 }
 
 static const cm_rpc_method failing_methods[] = {
-    {"auth.Me", &auth__me_request__descriptor, &auth__user__descriptor, h_fail},
-    {"auth.Verify", &auth__verify_request__descriptor, &auth__verify_response__descriptor, h_fail},
+    {"auth.Me", &auth__me_request__descriptor, &auth__user__descriptor, h_fail, NULL},
+    {"auth.Verify", &auth__verify_request__descriptor, &auth__verify_response__descriptor, h_fail,
+     NULL},
 };
 
 static int

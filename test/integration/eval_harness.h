@@ -252,15 +252,16 @@ qgen_get_set(cm_rpc_ctx *ctx, const void *req, void *resp)
 }
 
 static const cm_rpc_method pdf_methods[] = {
-    {"pdf.Get", &pdf__get_request__descriptor, &pdf__document__descriptor, pdf_get},
+    {"pdf.Get", &pdf__get_request__descriptor, &pdf__document__descriptor, pdf_get, NULL},
     {"pdf.Selected", &pdf__selected_request__descriptor, &pdf__selected_response__descriptor,
-     pdf_selected},
-    {"pdf.GetPage", &pdf__get_page_request__descriptor, &pdf__page__descriptor, pdf_get_page},
-    {"pdf.Search", &pdf__search_request__descriptor, &pdf__chunks_response__descriptor, pdf_search},
+     pdf_selected, NULL},
+    {"pdf.GetPage", &pdf__get_page_request__descriptor, &pdf__page__descriptor, pdf_get_page, NULL},
+    {"pdf.Search", &pdf__search_request__descriptor, &pdf__chunks_response__descriptor, pdf_search,
+     NULL},
 };
 static const cm_rpc_method qgen_methods_stub[] = {
     {"qgen.GetSet", &qgen__get_set_request__descriptor, &qgen__question_set__descriptor,
-     qgen_get_set},
+     qgen_get_set, NULL},
 };
 
 /* ---- the fake LLM -------------------------------------------------------------------------- */

@@ -1104,6 +1104,54 @@ test_me_and_verify(void **state)
 	call_end(&c);
 }
 
+/* A batch's prefetch (auth_prefetch_sessions, one query for all its calls) answers as the calls
+ * alone would: two live sessions, a crossed user and session, an unknown, a junk and a revoked
+ * one. While it holds, Me answers from it (a session expired after the prefetch is still seen
+ * live: the snapshot of the batch's start); once forgotten, from PostgreSQL again. */
+static void
+test_me_prefetched(void **state)
+{
+	enum { N = 6 };
+	char        email[128], email2[128], email3[128], got[128], uid[37], uid3[37], rid[37];
+	pair        p, o, r;
+	cm_rpc_ctx  calls[N];
+	const char *subs[N], *sids[N];
+	cm_err      want[N] = {CM_OK, CM_OK, CM_EAUTH, CM_EAUTH, CM_EAUTH, CM_EAUTH};
+
+	(void)state;
+	new_account(email, uid, "pre");
+	new_account(email2, NULL, "pre");
+	new_account(email3, uid3, "pre");
+	assert_int_equal(h_login(email, PW, &p), CM_OK);
+	assert_int_equal(h_login(email2, PW, &o), CM_OK);
+	assert_int_equal(h_login(email3, PW, &r), CM_OK);
+	assert_int_equal(h_logout("", uid3, r.claims.sid), CM_OK);
+	cm_uuid_v4(rid);
+	subs[0] = uid, sids[0] = p.claims.sid;
+	subs[1] = o.claims.sub, sids[1] = o.claims.sid;
+	subs[2] = uid, sids[2] = o.claims.sid;
+	subs[3] = uid, sids[3] = rid;
+	subs[4] = uid, sids[4] = "'; DROP TABLE users; --";
+	subs[5] = uid3, sids[5] = r.claims.sid;
+	for (int i = 0; i < N; i++)
+		calls[i] =
+		    (cm_rpc_ctx){.subject = subs[i], .session_id = sids[i], .worker_state = w};
+	auth_prefetch_sessions(w, calls, N);
+	assert_int_equal(w->npre, N);
+	sql_do("UPDATE sessions SET expires_at = now() - interval '1 s' WHERE id = $1",
+	       p.claims.sid);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(h_me(subs[i], sids[i], i < 2 ? got : NULL), want[i]);
+	assert_string_equal(got, email2);
+	assert_int_equal(h_me(uid, p.claims.sid, got), CM_OK);
+	assert_string_equal(got, email);
+
+	auth_prefetch_sessions(w, NULL, 0);
+	assert_int_equal(w->npre, 0);
+	assert_int_equal(h_me(uid, p.claims.sid, NULL), CM_EAUTH);
+	assert_int_equal(h_me(o.claims.sub, o.claims.sid, NULL), CM_OK);
+}
+
 /* ---- start-up: legacy account, migrations --------------------------------------------------- */
 
 static void
@@ -1436,6 +1484,7 @@ main(void)
 	    cmocka_unit_test(test_revocation_published),
 	    cmocka_unit_test(test_revocation_deferred),
 	    cmocka_unit_test(test_me_and_verify),
+	    cmocka_unit_test(test_me_prefetched),
 	    cmocka_unit_test(test_legacy_account),
 	    cmocka_unit_test(test_replicas_start_together),
 	    cmocka_unit_test(test_migrations_down_up),

@@ -70,7 +70,7 @@ h_echo(cm_rpc_ctx *ctx, const void *req, void *resp)
 }
 
 static const cm_rpc_method methods[] = {
-    {"t.Echo", &cm__event__descriptor, &cm__event__descriptor, h_echo},
+    {"t.Echo", &cm__event__descriptor, &cm__event__descriptor, h_echo, NULL},
 };
 
 static cm_err

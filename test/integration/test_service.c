@@ -102,8 +102,8 @@ h_sleep(cm_rpc_ctx *ctx, const void *req, void *resp)
 }
 
 static const cm_rpc_method methods[] = {
-    {"test.Greet", &cm__event__descriptor, &cm__event__descriptor, h_greet},
-    {"test.Sleep", &cm__event__descriptor, &cm__event__descriptor, h_sleep},
+    {"test.Greet", &cm__event__descriptor, &cm__event__descriptor, h_greet, NULL},
+    {"test.Sleep", &cm__event__descriptor, &cm__event__descriptor, h_sleep, NULL},
 };
 static const size_t n_methods = 2;
 

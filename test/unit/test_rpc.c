@@ -43,7 +43,7 @@ h_echo(cm_rpc_ctx *ctx, const void *req, void *resp)
 }
 
 static const cm_rpc_method methods[] = {
-    {"test.Echo", &cm__event__descriptor, &cm__event__descriptor, h_echo},
+    {"test.Echo", &cm__event__descriptor, &cm__event__descriptor, h_echo, NULL},
 };
 
 static int worker_states;

@@ -2,7 +2,8 @@
  * test_rpc_batch.c - batching of concurrent calls (cm/rpc.h BATCHING, rpc_batch.c) over real nng
  * TCP sockets on loopback: concurrent calls coalesce, each call keeps its own answer and error, a
  * deadline that passes while a call waits, a replica SIGKILLed with a batch in flight (its calls
- * retried or failed exactly as calls sent alone), and a server that does not know cm.Batch.
+ * retried or failed exactly as calls sent alone), a server that does not know cm.Batch, and a
+ * method's prefetch (one call for all its calls in a batch, forgotten before another method's).
  *
  * A client with batch_inflight = 1 makes batches predictable: while one batch is in flight every
  * new call waits, and the waiting calls leave together when it completes. A "sleep" call holds
@@ -66,16 +67,55 @@ h_echo(cm_rpc_ctx *ctx, const void *req, void *resp)
 	return CM_OK;
 }
 
+/* test.Pre: a method with a prefetch. The prefetch records each batch's subjects; the handler
+ * answers "pre:<subject>" when its subject was prefetched, "alone:<subject>" otherwise. One
+ * batch is in flight at a time (batch_inflight 1), so plain globals do. */
+static char pre_subjects[16][16];
+static int  npre, prefetch_calls, prefetch_sizes[8], forgets;
+
+static void
+pre_fetch(void *state, const cm_rpc_ctx *calls, size_t n)
+{
+	(void)state;
+	if (n == 0) {
+		forgets++;
+		npre = 0;
+		return;
+	}
+	if (prefetch_calls < 8)
+		prefetch_sizes[prefetch_calls] = (int)n;
+	prefetch_calls++;
+	for (size_t i = 0; i < n && npre < 16; i++)
+		cm_strlcpy(pre_subjects[npre++], calls[i].subject, sizeof(pre_subjects[0]));
+}
+
+static cm_err
+h_pre(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	Cm__Event *out = resp;
+	char       buf[64];
+	bool       found = false;
+
+	(void)req;
+	for (int i = 0; i < npre; i++)
+		found = found || strcmp(pre_subjects[i], ctx->subject) == 0;
+	snprintf(buf, sizeof(buf), "%s:%s", found ? "pre" : "alone", ctx->subject);
+	out->type = cm_rpc_strdup(ctx, buf);
+	return CM_OK;
+}
+
 static const cm_rpc_method methods[] = {
-    {"test.Echo", &cm__event__descriptor, &cm__event__descriptor, h_echo},
+    {"test.Echo", &cm__event__descriptor, &cm__event__descriptor, h_echo, NULL},
+    {"test.Pre", &cm__event__descriptor, &cm__event__descriptor, h_pre, pre_fetch},
 };
+#define N_METHODS (sizeof(methods) / sizeof(methods[0]))
 
 static cm_rpc_server *
 start(const char *url, cm_metrics *m)
 {
 	cm_rpc_server       *s = NULL;
 	cm_rpc_server_config cfg = {
-	    .url = url, .workers = 4, .methods = methods, .n_methods = 1, .metrics = m};
+	    .url = url, .workers = 4, .methods = methods, .n_methods = N_METHODS, .metrics = m};
 
 	served_url = url;
 	assert_int_equal(cm_rpc_server_start(&s, &cfg), CM_OK);
@@ -87,7 +127,8 @@ static int
 serve_main(const char *url)
 {
 	cm_rpc_server       *s;
-	cm_rpc_server_config cfg = {.url = url, .workers = 4, .methods = methods, .n_methods = 1};
+	cm_rpc_server_config cfg = {
+	    .url = url, .workers = 4, .methods = methods, .n_methods = N_METHODS};
 
 	/* A test that dies must not leave a replica holding the fixed port. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -158,6 +199,16 @@ call(cm_rpc_client *c, const char *type, bool idempotent, int64_t deadline_ms, o
 	ev.topic = (char *)"t";
 	n = cm__event__pack(&ev, buf);
 	assert_int_equal(cm_rpc_call_async(c, &opts, buf, n, on_done, o), CM_OK);
+}
+
+/* Starts a batchable test.Pre for `subject`. */
+static void
+call_pre(cm_rpc_client *c, const char *subject, outcome *o)
+{
+	cm_rpc_call_opts opts = {.method = "test.Pre", .subject = subject, .batchable = true};
+
+	memset(o, 0, sizeof(*o));
+	assert_int_equal(cm_rpc_call_async(c, &opts, NULL, 0, on_done, o), CM_OK);
 }
 
 static void
@@ -270,6 +321,47 @@ test_per_call_errors(void **state)
 	cm_rpc_client_close(c);
 	cm_rpc_server_stop(s);
 	cm_metrics_free(m);
+}
+
+/* A batch of test.Pre for s1, s2, s3, a test.Echo, and test.Pre for s4: the prefetch gets the
+ * four Pre calls at once before any runs; the Echo makes the server forget it, so s4 runs
+ * alone. A Pre call alone in its batch gets no prefetch. */
+static void
+test_prefetch(void **state)
+{
+	cm_rpc_server *s = start(URL_A, NULL);
+	cm_rpc_client *c = client(URL_A, NULL);
+	outcome        sl, p[4], e, one;
+	const char    *subjects[4] = {"s1", "s2", "s3", "s4"};
+	char           want[32];
+
+	(void)state;
+	prefetch_calls = forgets = npre = 0;
+	sleep_ms = 200;
+	call(c, "sleep", true, 0, &sl);
+	for (int i = 0; i < 3; i++)
+		call_pre(c, subjects[i], &p[i]);
+	call(c, "between", true, 0, &e);
+	call_pre(c, subjects[3], &p[3]);
+	wait_done(&sl);
+	wait_done(&e);
+	for (int i = 0; i < 4; i++) {
+		wait_done(&p[i]);
+		assert_int_equal(p[i].status, CM__STATUS__OK);
+		snprintf(want, sizeof(want), "%s:%s", i < 3 ? "pre" : "alone", subjects[i]);
+		assert_string_equal(p[i].type, want);
+	}
+	assert_int_equal(e.status, CM__STATUS__OK);
+	assert_int_equal(prefetch_calls, 1);
+	assert_int_equal(prefetch_sizes[0], 4);
+	assert_int_equal(forgets, 1); /* before the Echo; nothing held after the batch */
+
+	call_pre(c, "lone", &one);
+	wait_done(&one);
+	assert_string_equal(one.type, "alone:lone");
+	assert_int_equal(prefetch_calls, 1);
+	cm_rpc_client_close(c);
+	cm_rpc_server_stop(s);
 }
 
 /* A call waiting behind a 400 ms batch with a 60 ms deadline is answered DEADLINE_EXCEEDED near
@@ -439,6 +531,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_concurrent_calls_coalesce),
 	    cmocka_unit_test(test_per_call_errors),
+	    cmocka_unit_test(test_prefetch),
 	    cmocka_unit_test(test_deadline_while_waiting),
 	    cmocka_unit_test(test_server_without_batches),
 	    cmocka_unit_test(test_replica_killed_with_batch_in_flight),

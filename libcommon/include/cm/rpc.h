@@ -84,11 +84,22 @@ typedef struct cm_rpc_ctx {
  * Returns CM_OK, or an error after cm_rpc_fail() set the message. */
 typedef cm_err (*cm_rpc_handler_fn)(cm_rpc_ctx *ctx, const void *req, void *resp);
 
+/* Prefetch (optional, for batchable methods): the worker that runs a batch calls it once with the
+ * calls of this method in the batch (n >= 2), before any of them runs, so that ONE round trip
+ * can fetch what they all need (one query for n users instead of n queries); each ctx holds
+ * its call's envelope fields and worker_state, not its payload. It keeps what it found in its
+ * worker state for the handlers, which must give the same answers without it (they look it up,
+ * and query alone when it is not there). Called again with calls == NULL and n == 0 to forget
+ * it: after the batch, and before a call of a method without a prefetch runs in the same batch
+ * (it may change what was fetched). */
+typedef void (*cm_rpc_prefetch_fn)(void *worker_state, const cm_rpc_ctx *calls, size_t n);
+
 typedef struct cm_rpc_method {
 	const char                       *name; /* e.g. "auth.Login" */
 	const ProtobufCMessageDescriptor *req_desc;
 	const ProtobufCMessageDescriptor *resp_desc;
 	cm_rpc_handler_fn                 fn;
+	cm_rpc_prefetch_fn                prefetch; /* NULL: none */
 } cm_rpc_method;
 
 /* The method of a batch of calls (proto/common.proto Batch / BatchReply); handled by the server
