@@ -24,6 +24,7 @@ CONNS=${CONNS:-10 100 1000}
 PERF=${PERF:-0}
 BUILD_DIR=${BUILD_DIR:-$root/build}
 PG_PORT=25632 REDIS_PORT=26579 AUTH_PORT=27301 AUTH_ADMIN=29301 EDGE=127.0.0.1:28280 NGINX_PORT=28181
+EDGE_ADMIN=127.0.0.1:29380
 for tool in wrk nginx curl python3 pgbench psql; do
   command -v "$tool" >/dev/null || { echo "auth_me: $tool is required (scripts/install-deps.sh)" >&2; exit 1; }
 done
@@ -45,7 +46,7 @@ cleanup() {
 trap cleanup EXIT
 
 bench_base_start "$state" "$run" "$BUILD_DIR"
-proc_start edge "$run" "$state/edge.log" env EDGE_ADDR="$EDGE" \
+proc_start edge "$run" "$state/edge.log" env EDGE_ADDR="$EDGE" EDGE_ADMIN_ADDR="$EDGE_ADMIN" \
   EDGE_AUTH_URLS="tcp://127.0.0.1:$AUTH_PORT" EDGE_RATE_PER_S=0 EDGE_MAX_CONNECTIONS_PER_ADDR=0 \
   "$BUILD_DIR/edge/edge"
 wait_http "http://$EDGE/readyz" 60 || { tail -n 20 "$state/edge.log" >&2; exit 1; }
@@ -111,6 +112,13 @@ perf_stop() {
   for p in "${perf_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" || true; done
   perf_pids=()
 }
+# batched: "batches calls" the edge has sent to svc-auth so far (its upstream batching metrics).
+batched() {
+  curl -fsS "http://$EDGE_ADMIN/metrics" | awk '
+    /^edge_upstream_batches_total\{upstream="auth"\}/ { b = $2 }
+    /^edge_upstream_batched_calls_total\{upstream="auth"\}/ { c = $2 }
+    END { printf "%d %d\n", b, c }'
+}
 # cost NAME: "cpu_ticks context_switches" of NAME's process so far (all its threads), so each run
 # can say what a request cost svc-auth and the edge whatever else the machine was doing.
 cost() {
@@ -123,15 +131,17 @@ cost() {
 tick=$(getconf CLK_TCK)
 for c in $CONNS; do
   if [ "$PERF" = 1 ] && [ "$c" = 100 ]; then perf_start svc-auth; perf_start edge; fi
-  a0=$(cost svc-auth) e0=$(cost edge)
+  a0=$(cost svc-auth) e0=$(cost edge) b0=$(batched)
   bench "edge_me_$c" "$c" "http://$EDGE/api/v1/auth/me" -H "Authorization: Bearer $token"
-  a1=$(cost svc-auth) e1=$(cost edge)
+  a1=$(cost svc-auth) e1=$(cost edge) b1=$(batched)
   [ "$PERF" = 1 ] && [ "$c" = 100 ] && perf_stop
   n=$(awk '/requests in/ { print $1 }' "$raw/edge_me_$c.txt")
-  awk -v n="$n" -v t="$tick" -v a0="$a0" -v a1="$a1" -v e0="$e0" -v e1="$e1" 'BEGIN {
+  awk -v n="$n" -v t="$tick" -v a0="$a0" -v a1="$a1" -v e0="$e0" -v e1="$e1" -v b0="$b0" -v b1="$b1" 'BEGIN {
     split(a0, x, " "); split(a1, y, " "); split(e0, u, " "); split(e1, v, " ");
-    printf "per request: svc-auth %.1f us CPU, %.2f context switches; edge %.1f us CPU, %.2f context switches\n",
-           (y[1] - x[1]) * 1e6 / t / n, (y[2] - x[2]) / n, (v[1] - u[1]) * 1e6 / t / n, (v[2] - u[2]) / n }' \
+    split(b0, p, " "); split(b1, q, " ");
+    printf "per request: svc-auth %.1f us CPU, %.2f context switches; edge %.1f us CPU, %.2f context switches; %.1f calls a batch\n",
+           (y[1] - x[1]) * 1e6 / t / n, (y[2] - x[2]) / n, (v[1] - u[1]) * 1e6 / t / n, (v[2] - u[2]) / n,
+           (q[1] > p[1] ? (q[2] - p[2]) / (q[1] - p[1]) : 0) }' \
     >"$raw/cost_$c.txt"
 done
 bench nginx 100 "http://127.0.0.1:$NGINX_PORT/"

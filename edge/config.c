@@ -259,6 +259,15 @@
 		     65536,                                                                        \
 		     17179869184,                                                                  \
 		     "bytes of request bodies held at once (503 beyond)"},                         \
+		    {"EDGE_ACCESS_LOG_FLUSH_MS",                                                   \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->access_log_flush_ms,                                                    \
+		     "100",                                                                        \
+		     0,                                                                            \
+		     0,                                                                            \
+		     10000,                                                                        \
+		     "access log lines are buffered and written at least this often (0: each at "  \
+		     "once)"},                                                                     \
 		    {"EDGE_WS_IDLE_S",                                                             \
 		     CM_CFG_INT,                                                                   \
 		     &(c)->ws_idle_s,                                                              \

@@ -82,6 +82,8 @@ typedef struct edge_config {
 	int64_t     header_max;     /* bytes of request line + headers (431 beyond) */
 	int64_t     body_budget;    /* bytes of request bodies held at once, all requests (503) */
 	int64_t     ws_idle_s;      /* a WebSocket silent this long is closed */
+	int64_t     access_log_flush_ms; /* access lines buffered this long at most (0: written
+	                                    one by one) */
 	int64_t     ws_max_sockets;
 	int64_t     rate_per_s; /* every route's limit per client address and per user (0 = off) */
 	int64_t     rate_burst;

@@ -131,6 +131,9 @@ main(void)
 	}
 	cm_log_init("edge", cm_log_level_parse(e.cfg.log_level));
 	edge_config_log(&e.cfg, origins);
+	/* Access lines: one write for many (log_buffer.c); the rest of the log is never held. */
+	if (e.cfg.access_log_flush_ms > 0 && !cm_log_buffer_start((int)e.cfg.access_log_flush_ms))
+		cm_warn("EDGE-ACCESS-LOG", "access log lines are written one by one (no memory)");
 	if (edge_reloader_alloc(&rl, &e, origins) != CM_OK)
 		goto out;
 
@@ -193,5 +196,6 @@ out:
 	edge_reloader_free(rl);
 	cm_cfg_file_free(file);
 	free(pem);
+	cm_log_buffer_stop();
 	return rc;
 }

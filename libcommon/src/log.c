@@ -21,6 +21,7 @@
 #include "cm/limits.h"
 #include "cm/log.h"
 #include "cm/util.h"
+#include "log_int.h"
 
 #define CM_LOG_MAX_MSG 16384
 #define CM_LOG_MAX_LINE (8 * CM_LOG_MAX_MSG)
@@ -73,8 +74,8 @@ cm_log_request_id(void)
 	return cm_log_rid;
 }
 
-static void
-cm_log_write(const char *p, size_t n)
+void
+cm_log_write_all(const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(STDERR_FILENO, p, n);
@@ -149,9 +150,9 @@ cm_log_(cm_log_level level, const char *id, const char *fmt, ...)
 	if (err == CM_OK)
 		err = cm_buf_appends(&line, "\"}\n");
 	if (err == CM_OK)
-		cm_log_write(line.data, line.len);
+		cm_log_write_all(line.data, line.len);
 	else
-		cm_log_write(fallback, sizeof(fallback) - 1);
+		cm_log_write_all(fallback, sizeof(fallback) - 1);
 	cm_buf_fini(&line);
 	free(heap);
 }
@@ -161,10 +162,10 @@ cm_log_raw_json(const char *json, size_t len)
 {
 	cm_buf line;
 
-	if (json == NULL || len >= CM_LOG_MAX_LINE)
+	if (json == NULL || len >= CM_LOG_MAX_LINE || cm_log_buffer_put(json, len))
 		return;
 	cm_buf_init(&line, len + 1);
 	if (cm_buf_append(&line, json, len) == CM_OK && cm_buf_append(&line, "\n", 1) == CM_OK)
-		cm_log_write(line.data, line.len);
+		cm_log_write_all(line.data, line.len);
 	cm_buf_fini(&line);
 }

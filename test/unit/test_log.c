@@ -4,8 +4,10 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -16,38 +18,46 @@
 
 #include "cm/limits.h"
 #include "cm/log.h"
+#include "cm/util.h"
 
-static int       cm_test_saved = -1;
-static int       cm_test_pipe[2] = {-1, -1};
-static pthread_t cm_test_reader;
-static char     *cm_test_out;
-static size_t    cm_test_len;
+static int             cm_test_saved = -1;
+static int             cm_test_pipe[2] = {-1, -1};
+static pthread_t       cm_test_reader;
+static char           *cm_test_out; /* NUL-terminated so far, under cm_test_mu while capturing */
+static size_t          cm_test_len;
+static pthread_mutex_t cm_test_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Drains the pipe while the test writes, so writers never block on a full pipe. */
 static void *
 capture_reader(void *arg)
 {
-	size_t cap = 1 << 16;
+	size_t  cap = 1 << 16;
+	char    chunk[4096];
+	ssize_t n;
 
+	(void)arg;
+	pthread_mutex_lock(&cm_test_mu);
 	cm_test_len = 0;
-	cm_test_out = malloc(cap);
-	if (cm_test_out == NULL)
-		return NULL;
-	for (;;) {
-		ssize_t n;
-		if (cap - cm_test_len < 4096) {
-			char *p = realloc(cm_test_out, cap * 2);
-			if (p == NULL)
+	if ((cm_test_out = malloc(cap)) != NULL)
+		cm_test_out[0] = '\0';
+	pthread_mutex_unlock(&cm_test_mu);
+	while (cm_test_out != NULL && (n = read(cm_test_pipe[0], chunk, sizeof(chunk))) > 0) {
+		pthread_mutex_lock(&cm_test_mu);
+		if (cap - cm_test_len <= (size_t)n) {
+			char *p = realloc(cm_test_out, cap * 2 + (size_t)n);
+
+			if (p == NULL) {
+				pthread_mutex_unlock(&cm_test_mu);
 				break;
+			}
 			cm_test_out = p;
-			cap *= 2;
+			cap = cap * 2 + (size_t)n;
 		}
-		n = read(cm_test_pipe[0], cm_test_out + cm_test_len, cap - cm_test_len - 1);
-		if (n <= 0)
-			break;
+		memcpy(cm_test_out + cm_test_len, chunk, (size_t)n);
 		cm_test_len += (size_t)n;
+		cm_test_out[cm_test_len] = '\0';
+		pthread_mutex_unlock(&cm_test_mu);
 	}
-	cm_test_out[cm_test_len] = '\0';
 	return NULL;
 }
 
@@ -289,6 +299,87 @@ test_raw_json(void **state)
 	free(out);
 }
 
+/* Buffered raw lines (access logs): 4 threads x 500 lines while the buffer is on; a line is on
+ * stderr within the flush period without any stop (polled), and after the stop every line is
+ * there once, whole, and nothing is left behind. Lines are large enough (~900 bytes) to need
+ * several PIPE_BUF pieces per flush and to fill half the buffer between flushes. */
+#define BUF_THREADS 4
+#define BUF_LINES 500
+
+static void *
+buffered_thread(void *arg)
+{
+	int  t = *(int *)arg;
+	char line[1024], pad[860];
+
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	for (int i = 0; i < BUF_LINES; i++) {
+		int n = snprintf(line, sizeof(line),
+		                 "{\"type\":\"access\",\"t\":%d,\"i\":%d,\"p\":\"%s\"}", t, i, pad);
+		cm_log_raw_json(line, (size_t)n);
+	}
+	return NULL;
+}
+
+static void
+test_buffered_raw_lines(void **state)
+{
+	pthread_t   th[BUF_THREADS];
+	int         ids[BUF_THREADS];
+	char       *out, *p, *nl;
+	size_t      len;
+	int         seen[BUF_THREADS][BUF_LINES] = {{0}};
+	int64_t     until;
+	const char *first = "{\"type\":\"access\",\"first\":1}", *after = "{\"after\":1}";
+
+	(void)state;
+	capture_begin();
+	assert_true(cm_log_buffer_start(50));
+	cm_log_raw_json(first, strlen(first));
+	/* Written by the flusher, not by a stop: the pipe holds it within the period. */
+	for (until = cm_mono_ms() + 5000; cm_mono_ms() < until;) {
+		bool there;
+
+		pthread_mutex_lock(&cm_test_mu);
+		there = cm_test_out != NULL && strstr(cm_test_out, "\"first\":1") != NULL;
+		pthread_mutex_unlock(&cm_test_mu);
+		if (there)
+			break;
+		usleep(5000);
+	}
+	assert_true(cm_mono_ms() < until);
+	for (int t = 0; t < BUF_THREADS; t++) {
+		ids[t] = t;
+		assert_int_equal(pthread_create(&th[t], NULL, buffered_thread, &ids[t]), 0);
+	}
+	for (int t = 0; t < BUF_THREADS; t++)
+		pthread_join(th[t], NULL);
+	cm_log_buffer_stop();
+	cm_log_raw_json(after, strlen(after)); /* at once again */
+	out = capture_end(&len);
+	assert_int_equal(count_lines(out), 2 + BUF_THREADS * BUF_LINES);
+	for (p = out; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		json_error_t jerr;
+		json_t      *j = json_loadb(p, (size_t)(nl - p), 0, &jerr);
+
+		assert_non_null(j); /* whole: no other line inside it */
+		if (json_object_get(j, "t") != NULL) {
+			int t = (int)json_integer_value(json_object_get(j, "t"));
+			int i = (int)json_integer_value(json_object_get(j, "i"));
+
+			assert_true(t >= 0 && t < BUF_THREADS && i >= 0 && i < BUF_LINES);
+			seen[t][i]++;
+		}
+		json_decref(j);
+	}
+	for (int t = 0; t < BUF_THREADS; t++)
+		for (int i = 0; i < BUF_LINES; i++)
+			assert_int_equal(seen[t][i], 1);
+	assert_non_null(strstr(out, "{\"after\":1}\n"));
+	free(out);
+}
+
 struct burst {
 	int id;
 };
@@ -348,6 +439,7 @@ main(void)
 	    cmocka_unit_test(test_level_parse),
 	    cmocka_unit_test(test_long_message_truncated_but_valid),
 	    cmocka_unit_test(test_raw_json),
+	    cmocka_unit_test(test_buffered_raw_lines),
 	    cmocka_unit_test(test_concurrent_lines_do_not_interleave),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,4 +48,13 @@ void cm_log_(cm_log_level level, const char *id, const char *fmt, ...)
 /* Writes one preformatted JSON object (no trailing newline) as its own line: access logs. */
 void cm_log_raw_json(const char *json, size_t len);
 
+/* From cm_log_buffer_start on, cm_log_raw_json's lines are buffered and written by a thread of
+ * their own at least every flush_ms (sooner when the buffer fills), in writes of whole lines of
+ * at most PIPE_BUF bytes (atomic on a pipe: never torn by another thread's line). A crash loses
+ * at most the last flush_ms of them, as nginx's buffered access_log. False when the buffer or
+ * thread could not be had (lines are then written at once). cm_log_buffer_stop writes what is
+ * left and goes back to writing at once. Other log lines are never buffered. */
+bool cm_log_buffer_start(int flush_ms);
+void cm_log_buffer_stop(void);
+
 #endif
