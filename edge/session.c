@@ -7,7 +7,13 @@
  * algorithm pinned (cm_jwt_verify); services trust the subject the edge puts in the envelope. A
  * token of a revoked session (logout, refresh-token reuse) is refused like an invalid one, as
  * soon as the revoked set (revoked.h) has it.
+ *
+ * Each thread that verifies (the event loops) keeps the tokens it verified in a cache of its own
+ * (cm_jwt_verify_cached, TOKEN_CACHE_SLOTS of them): a client sends the same token on every
+ * request, and its signature and JSON are checked once; expiry, type and revocation are checked
+ * on every request all the same.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,41 @@
 
 #define COOKIE_NAME "session"
 #define LEEWAY_S 30
+#define TOKEN_CACHE_SLOTS 1024 /* per thread, ~1.4 MB */
+
+static pthread_key_t  cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static bool           cache_key_ok;
+
+static void
+cache_free(void *c)
+{
+	cm_jwt_cache_free(c);
+}
+
+static void
+cache_key_make(void)
+{
+	cache_key_ok = pthread_key_create(&cache_key, cache_free) == 0;
+}
+
+/* This thread's cache, made on its first use; NULL without memory (then no cache). */
+static cm_jwt_cache *
+thread_cache(void)
+{
+	cm_jwt_cache *c;
+
+	(void)pthread_once(&cache_once, cache_key_make);
+	if (!cache_key_ok)
+		return NULL;
+	if ((c = pthread_getspecific(cache_key)) == NULL &&
+	    (c = cm_jwt_cache_alloc(TOKEN_CACHE_SLOTS)) != NULL &&
+	    pthread_setspecific(cache_key, c) != 0) {
+		cm_jwt_cache_free(c);
+		c = NULL;
+	}
+	return c;
+}
 
 static char *
 dup_n(const char *s, size_t n)
@@ -86,8 +127,8 @@ edge_token_verify(const edge *e, const char *tok, cm_jwt_claims *claims)
 
 	if (tok == NULL || tok[0] == '\0')
 		return false;
-	if (cm_jwt_verify(e->jwt, tok, cm_now_ms() / 1000, LEEWAY_S, "access", claims, &why) ==
-	    CM_OK) {
+	if (cm_jwt_verify_cached(thread_cache(), e->jwt, tok, cm_now_ms() / 1000, LEEWAY_S,
+	                         "access", claims, &why) == CM_OK) {
 		if (!edge_revoked_has(e->revoked, claims->sid))
 			return true;
 		why = "session revoked";

@@ -129,6 +129,94 @@ test_round_trips(void **state)
 	cm_jwt_key_free(rs_pub);
 }
 
+/* The per-thread cache of verified tokens answers as cm_jwt_verify would: time, type and key
+ * checked again on a hit, failures and other keys never answered from memory, a slot taken by
+ * another token only evicts. */
+static void
+test_cache(void **state)
+{
+	cm_jwt_key   *k = NULL, *k2 = NULL;
+	cm_jwt_cache *c = cm_jwt_cache_alloc(8), *one = cm_jwt_cache_alloc(1);
+	cm_jwt_claims cl, out;
+	char         *tok = NULL, *early = NULL, *other = NULL, forged[1024];
+	const char   *why;
+	char          junk[2000];
+
+	(void)state;
+	assert_non_null(c);
+	assert_non_null(one);
+	assert_int_equal(cm_jwt_key_hs256(&k, SECRET, strlen(SECRET)), CM_OK);
+	assert_int_equal(cm_jwt_key_hs256(&k2, SECRET, strlen(SECRET)), CM_OK);
+	claims(&cl, NOW + 900);
+	assert_int_equal(cm_jwt_sign(k, &cl, &tok), CM_OK);
+
+	/* Verified once, then from memory with the same claims. */
+	assert_int_equal(cm_jwt_verify_cached(c, k, tok, NOW, 30, "access", &out, &why), CM_OK);
+	assert_int_equal(cm_jwt_cache_hits(c), 0);
+	memset(&out, 0x55, sizeof(out));
+	assert_int_equal(cm_jwt_verify_cached(c, k, tok, NOW, 30, "access", &out, &why), CM_OK);
+	assert_int_equal(cm_jwt_cache_hits(c), 1);
+	assert_null(why);
+	assert_string_equal(out.sub, "user-1");
+	assert_string_equal(out.sid, "session-1");
+	assert_true(out.exp == NOW + 900);
+
+	/* What depends on the moment and the caller is checked on a hit. */
+	assert_int_equal(cm_jwt_verify_cached(c, k, tok, NOW + 931, 30, "access", &out, &why),
+	                 CM_EAUTH);
+	assert_string_equal(why, "expired");
+	assert_string_equal(out.sub, "");
+	assert_int_equal(cm_jwt_verify_cached(c, k, tok, NOW + 930, 30, "access", &out, &why),
+	                 CM_OK);
+	assert_int_equal(cm_jwt_verify_cached(c, k, tok, NOW, 30, "refresh", &out, &why), CM_EAUTH);
+	assert_string_equal(why, "wrong token type");
+	assert_int_equal(cm_jwt_cache_hits(c), 4);
+
+	claims(&cl, NOW + 900);
+	cl.nbf = NOW + 600;
+	assert_int_equal(cm_jwt_sign(k, &cl, &early), CM_OK);
+	assert_int_equal(cm_jwt_verify_cached(c, k, early, NOW + 700, 30, "access", &out, &why),
+	                 CM_OK);
+	assert_int_equal(cm_jwt_verify_cached(c, k, early, NOW, 30, "access", &out, &why),
+	                 CM_EAUTH);
+	assert_string_equal(why, "not yet valid");
+	assert_int_equal(cm_jwt_cache_hits(c), 5);
+
+	/* Another key (the same secret) is a miss; so are a forged copy and junk, never kept. */
+	assert_int_equal(cm_jwt_verify_cached(c, k2, tok, NOW, 30, "access", &out, &why), CM_OK);
+	cm_strlcpy(forged, tok, sizeof(forged));
+	forged[strlen(forged) - 2] = forged[strlen(forged) - 2] == 'A' ? 'B' : 'A';
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(cm_jwt_verify_cached(c, k, forged, NOW, 30, "access", &out, &why),
+		                 CM_EAUTH);
+	memset(junk, 'a', sizeof(junk) - 1);
+	junk[sizeof(junk) - 1] = '\0';
+	assert_int_equal(cm_jwt_verify_cached(c, k, junk, NOW, 30, "access", &out, &why), CM_EAUTH);
+	assert_int_equal(cm_jwt_cache_hits(c), 5);
+
+	/* One slot: a second token takes it, the first is verified again, then remembered. */
+	claims(&cl, NOW + 800);
+	assert_int_equal(cm_jwt_sign(k, &cl, &other), CM_OK);
+	assert_int_equal(cm_jwt_verify_cached(one, k, tok, NOW, 30, "access", &out, &why), CM_OK);
+	assert_int_equal(cm_jwt_verify_cached(one, k, other, NOW, 30, "access", &out, &why), CM_OK);
+	assert_true(out.exp == NOW + 800);
+	assert_int_equal(cm_jwt_verify_cached(one, k, tok, NOW, 30, "access", &out, &why), CM_OK);
+	assert_true(out.exp == NOW + 900);
+	assert_int_equal(cm_jwt_cache_hits(one), 0);
+	assert_int_equal(cm_jwt_verify_cached(one, k, tok, NOW, 30, "access", &out, &why), CM_OK);
+	assert_int_equal(cm_jwt_cache_hits(one), 1);
+
+	/* No cache: plain verification. */
+	assert_int_equal(cm_jwt_verify_cached(NULL, k, tok, NOW, 30, "access", &out, &why), CM_OK);
+	free(tok);
+	free(early);
+	free(other);
+	cm_jwt_cache_free(c);
+	cm_jwt_cache_free(one);
+	cm_jwt_key_free(k);
+	cm_jwt_key_free(k2);
+}
+
 static void
 test_claims_checked(void **state)
 {
@@ -489,7 +577,7 @@ main(void)
 	    cmocka_unit_test(test_round_trips),  cmocka_unit_test(test_claims_checked),
 	    cmocka_unit_test(test_forgeries),    cmocka_unit_test(test_signature_and_key_mismatch),
 	    cmocka_unit_test(test_claim_shapes), cmocka_unit_test(test_alg_none_variants),
-	    cmocka_unit_test(test_size_limit),
+	    cmocka_unit_test(test_size_limit),   cmocka_unit_test(test_cache),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
