@@ -182,7 +182,7 @@ typedef struct cm_rpc_client_opts {
 	int breaker_open_ms;
 	int breaker_probes;
 	int batch_inflight;                /* batches in flight per replica before calls wait to be
-	                                    * batched; 0 = env CM_RPC_BATCH_INFLIGHT or 2; < 0 = no
+	                                    * batched; 0 = env CM_RPC_BATCH_INFLIGHT or 1; < 0 = no
 	                                    * batching (batchable calls go one by one) */
 	int               batch_max_calls; /* calls per batch; 0 = CM_RPC_BATCH_MAX_CALLS */
 	int               batch_max_bytes; /* packed calls per batch; 0 = CM_RPC_BATCH_MAX_BYTES */
