@@ -516,6 +516,43 @@ quote(const char *text, size_t len, const gwords *t, const passage *p, const uin
 	copy_quote(text, t->v[lo].start, end, out);
 }
 
+/* The sentence of the passage the question is about - the one holding most of the answer's and
+ * the question's words, the first of equals - its bounds, and its first matched word (its start
+ * when none matched), into res. */
+static void
+locate(const gwords *t, const passage *p, const uint64_t *abits, const uint64_t *qbits, size_t nq,
+       const uint64_t *match, qgen_ground_result *res)
+{
+	uint32_t best = p->s;
+	int      most = -1;
+	size_t   i, lo = t->n, hi = 0;
+
+	for (uint32_t s = p->s; s < p->s + p->w; s++) {
+		int n = __builtin_popcountll(abits[s]) + __builtin_popcountll(qbits[s]);
+
+		if (n > most) {
+			most = n;
+			best = s;
+		}
+	}
+	for (i = 0; i < t->n; i++)
+		if (t->v[i].sent == best) {
+			lo = i < lo ? i : lo;
+			hi = i;
+		}
+	if (lo > hi)
+		return;
+	res->stem_share = nq > 0 ? (double)__builtin_popcountll(qbits[best]) / (double)nq : 0;
+	res->sent_start = t->v[lo].start;
+	res->sent_end = t->v[hi].end;
+	res->at = res->sent_start;
+	for (i = lo; i <= hi; i++)
+		if (match[i / 64] & (1ull << (i % 64))) {
+			res->at = t->v[i].start;
+			break;
+		}
+}
+
 /* ---- the check ------------------------------------------------------------------------------ */
 
 cm_err
@@ -574,6 +611,7 @@ qgen_ground_text(const qgen_question *q, const char *text, size_t len, const qge
 		if (phrase ? has_word(&aw, t.v[i].w) : (t.v[i].content && has_word(&aw, t.v[i].w)))
 			match[i / 64] |= 1ull << (i % 64);
 	quote(text, len, &t, &p, match, res->quote);
+	locate(&t, &p, abits, qbits, nq, match, res);
 	for (int k = 0; q->type == QGEN_MCQ && cfg->ambiguity && k < QGEN_OPTIONS; k++) {
 		double share;
 		if (k == q->answer || q->options[k] == NULL)
@@ -614,6 +652,7 @@ qgen_ground_question(qgen_question *q, const qgen_chunk *chunks, size_t n,
 {
 	qgen_ground_result best, r;
 	bool               on_page = false, have = false;
+	size_t             from = 0; /* the chunk of best */
 	cm_err             err;
 
 	*v = QGEN_UNGROUNDED;
@@ -630,6 +669,7 @@ qgen_ground_question(qgen_question *q, const qgen_chunk *chunks, size_t n,
 			return err;
 		if (!have || better(&r, &best)) {
 			best = r;
+			from = i;
 			have = true;
 		}
 		if (best.verdict == QGEN_GROUNDED && best.overlap >= 1.0)
@@ -644,6 +684,12 @@ qgen_ground_question(qgen_question *q, const qgen_chunk *chunks, size_t n,
 			return CM_ENOMEM;
 		free(q->quote);
 		q->quote = qt;
+		/* Only where the sentence found is the question's own: a common answer word
+		 * ("parameter") is also found in other sentences of the page. */
+		if (chunks[from].page_at != NULL && best.stem_share + GW_EPS >= cfg->min_overlap &&
+		    (q->page < qgen_chunk_page(&chunks[from], best.sent_start) ||
+		     q->page > qgen_chunk_page(&chunks[from], best.sent_end)))
+			q->page = qgen_chunk_page(&chunks[from], best.at);
 	}
 	return CM_OK;
 }

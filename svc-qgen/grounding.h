@@ -70,6 +70,10 @@ typedef struct qgen_ground_result {
 	int                 distractor; /* QGEN_AMBIGUOUS: the option; else -1 */
 	char quote[QGEN_QUOTE_MAX + 1]; /* the best passage, white space collapsed, clipped around
 	                                   the answer's words ("" when no word was found) */
+	/* Grounded: where, in the text, the first of the answer's words is, and where the sentence
+	 * that holds it starts and ends (byte offsets). */
+	size_t at, sent_start, sent_end;
+	double stem_share; /* of the question's own content words, the share in that sentence */
 } qgen_ground_result;
 
 /*
@@ -82,7 +86,11 @@ CM_MUSTCHECK cm_err qgen_ground_text(const qgen_question *q, const char *text, s
 /*
  * Checks q against every chunk whose pages include q->page (its cited page; all chunks when
  * none does) and keeps the best verdict (grounded, then ambiguous, then ungrounded). Grounded:
- * q->quote is set (replacing any earlier one). CM_ENOMEM.
+ * q->quote is set (replacing any earlier one), and when the chunk knows where its pages start
+ * (page_at), the sentence found is the question's own (it holds cfg->min_overlap of the
+ * question's content words) and it is on none of q->page, q->page becomes the page of the
+ * answer: a model cites the page its prompt names, the chunk's first, while the sentence may be
+ * on a later one. CM_ENOMEM.
  */
 CM_MUSTCHECK cm_err qgen_ground_question(qgen_question *q, const qgen_chunk *chunks, size_t n,
                                          const qgen_ground_cfg *cfg, qgen_ground_verdict *v);

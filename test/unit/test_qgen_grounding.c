@@ -387,6 +387,56 @@ test_question_against_its_page(void **state)
 	qgen_question_fini(&copy);
 }
 
+/* A chunk of pages 4-6 (page_at known): a question citing the chunk's first page for a sentence
+ * on page 5 is re-cited to 5; one citing a page its sentence touches keeps it (the sentence
+ * starts on 5 and ends on 6, cited 6); one whose answer is a common word found in another
+ * sentence, not the question's own, keeps its page; without page_at nothing moves. */
+static void
+test_cited_page_follows_the_sentence(void **state)
+{
+	static const char text[] =
+	    "Enzymes speed up reactions in every cell. "                      /* page 4 */
+	    "Rubisco captures carbon dioxide in the stroma of chloroplasts. " /* page 5 */
+	    "The Calvin cycle then turns it into sugars over several "        /* 5, ends on 6 */
+	    "steps that need energy. Mitochondria release that energy.";      /* page 6 */
+	size_t              at[2];
+	qgen_chunk          c = {text, sizeof(text) - 1, 4, 6, at};
+	qgen_ground_verdict v;
+	qgen_question q = mcq("Which enzyme captures carbon dioxide in the stroma of chloroplasts?",
+	                      "Rubisco", "Pepsin", "Lipase", "Amylase", 0);
+	qgen_question calvin =
+	    mcq("Which cycle turns carbon dioxide into sugars over several steps?", "Calvin",
+	        "Krebs", "Cori", "Urea", 0);
+	qgen_question loose = mcq("What do the mitochondria of a liver need for transport?",
+	                          "energy", "water", "salt", "light", 0);
+
+	(void)state;
+	at[0] = (size_t)(strstr(text, "Rubisco") - text);
+	at[1] = (size_t)(strstr(text, "steps that") - text);
+	q.page = 4;
+	assert_int_equal(qgen_ground_question(&q, &c, 1, &qgen_ground_defaults, &v), CM_OK);
+	assert_int_equal(v, QGEN_GROUNDED);
+	assert_int_equal(q.page, 5);
+	calvin.page = 6;
+	assert_int_equal(qgen_ground_question(&calvin, &c, 1, &qgen_ground_defaults, &v), CM_OK);
+	assert_int_equal(v, QGEN_GROUNDED);
+	assert_int_equal(calvin.page, 6);
+	calvin.page = 4;
+	assert_int_equal(qgen_ground_question(&calvin, &c, 1, &qgen_ground_defaults, &v), CM_OK);
+	assert_int_equal(calvin.page, 5);
+	loose.page = 4;
+	assert_int_equal(qgen_ground_question(&loose, &c, 1, &qgen_ground_defaults, &v), CM_OK);
+	assert_int_equal(v, QGEN_GROUNDED);
+	assert_int_equal(loose.page, 4);
+	c.page_at = NULL;
+	q.page = 4;
+	assert_int_equal(qgen_ground_question(&q, &c, 1, &qgen_ground_defaults, &v), CM_OK);
+	assert_int_equal(q.page, 4);
+	free(q.quote);
+	free(calvin.quote);
+	free(loose.quote);
+}
+
 static cm_err
 push_copy(qgen_qlist *l, qgen_question q)
 {
@@ -485,6 +535,7 @@ main(void)
 	    cmocka_unit_test(test_sentences),
 	    cmocka_unit_test(test_line_break_hyphen),
 	    cmocka_unit_test(test_question_against_its_page),
+	    cmocka_unit_test(test_cited_page_follows_the_sentence),
 	    cmocka_unit_test(test_list_and_storage),
 	    cmocka_unit_test(test_nothing_to_check),
 	};
