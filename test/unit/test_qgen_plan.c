@@ -278,6 +278,25 @@ test_exhausted(void **state)
 	qgen_plan_fini(&p);
 }
 
+/* The first wave of pp's plan: `first` batches, those before idx `split` asking `big`
+ * questions, the others `small`; returns the questions asked. */
+static int
+first_wave(const qgen_plan_params *pp, int first, int split, int big, int small)
+{
+	qgen_plan       p;
+	qgen_batch_plan b;
+	int             asked = 0;
+
+	assert_int_equal(qgen_plan_init(&p, pp), CM_OK);
+	assert_int_equal(p.first, first);
+	while (qgen_plan_next(&p, 0, &b)) {
+		assert_int_equal(b.count, b.idx < split ? big : small);
+		asked += b.count;
+	}
+	qgen_plan_fini(&p);
+	return asked;
+}
+
 /* Spares: 25 questions over 10 slots are 9 calls of 3; at QGEN_SPARE_PCT 25 (6 questions) the
  * wave asks 31, spread over the 10 slots: one call of 4 and nine of 3. The set is complete
  * before the last calls answer, and the spares also stand in for a failed call. */
@@ -317,48 +336,21 @@ test_spares(void **state)
 	qgen_plan_fini(&p);
 	/* 50%: 37 over the 10 slots, 4 for the first seven, 3 for the last three. */
 	pp.spare_pct = 50;
-	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
-	for (asked = 0; qgen_plan_next(&p, 0, &b);) {
-		assert_int_equal(b.count, b.idx < 7 ? 4 : 3);
-		asked += b.count;
-	}
-	assert_int_equal(asked, 37);
-	qgen_plan_fini(&p);
-	/* 5%: one question more, in the set's own 9 calls (8 of 3, 1 of 2): 26 asked. */
+	assert_int_equal(first_wave(&pp, 10, 7, 4, 3), 37);
+	/* 5%: one question more, in the set's own 9 calls (8 of 3, 1 of 2). */
 	pp.spare_pct = 5;
-	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
-	assert_int_equal(p.first, 9);
-	for (asked = 0; qgen_plan_next(&p, 0, &b);)
-		asked += b.count;
-	assert_int_equal(asked, 26);
-	qgen_plan_fini(&p);
+	assert_int_equal(first_wave(&pp, 9, 8, 3, 2), 26);
 	/* 3%: no whole question: the set's own calls, 8 of 3 and the last of 1. */
 	pp.spare_pct = 3;
-	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
-	for (asked = 0; qgen_plan_next(&p, 0, &b);) {
-		assert_int_equal(b.count, b.idx < 8 ? 3 : 1);
-		asked += b.count;
-	}
-	assert_int_equal(asked, 25);
-	qgen_plan_fini(&p);
+	assert_int_equal(first_wave(&pp, 9, 8, 3, 1), 25);
 	/* Without free slots the spares go into the set's own calls: 31 over 9 calls. */
 	pp.spare_pct = 25;
 	pp.parallel = 9;
-	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
-	assert_int_equal(p.first, 9);
-	for (asked = 0; qgen_plan_next(&p, 0, &b);)
-		asked += b.count;
-	assert_int_equal(asked, 31);
-	qgen_plan_fini(&p);
+	assert_int_equal(first_wave(&pp, 9, 4, 4, 3), 31);
 	/* ... and never past per_call: 100 questions are 20 calls of 5 at most, whatever the %. */
 	pp.count = 100;
 	pp.parallel = 10;
-	assert_int_equal(qgen_plan_init(&p, &pp), CM_OK);
-	assert_int_equal(p.first, 20);
-	for (asked = 0; qgen_plan_next(&p, 0, &b);)
-		asked += b.count;
-	assert_int_equal(asked, 100);
-	qgen_plan_fini(&p);
+	assert_int_equal(first_wave(&pp, 20, 20, 5, 5), 100);
 }
 
 /* A streamed question no longer counts as asked: a shortfall is topped up at once. */
