@@ -66,16 +66,6 @@ static const char poll_lua[] =
     "  ARGV[2]) "
     "table.insert(r, 1, keep) table.insert(r, 1, now) return r";
 
-static uint64_t
-hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 static table *
 table_alloc(size_t want)
 {
@@ -92,7 +82,7 @@ table_alloc(size_t want)
 static entry *
 table_slot(table *t, const char *sid)
 {
-	size_t i = (size_t)hash(sid) & (t->cap - 1);
+	size_t i = (size_t)cm_hash_str(sid) & (t->cap - 1);
 
 	while (t->e[i].sid[0] != '\0' && strcmp(t->e[i].sid, sid) != 0)
 		i = (i + 1) & (t->cap - 1);

@@ -1,7 +1,7 @@
 /*
  * jwt_cache.c - verified tokens kept per thread (cm/jwt.h: cm_jwt_verify_cached).
  *
- * DESIGN. A direct-mapped table: slot = FNV-1a(token) % slots. A hit needs the same key and the
+ * DESIGN. A direct-mapped table: slot = cm_hash(token) % slots. A hit needs the same key and the
  * same bytes; the claims it holds are those cm_jwt_verify returned, so the answer is the one a
  * fresh verification would give except for the checks that depend on the moment, which are
  * repeated here exactly as jwt.c makes them. A failure is never kept (a forged token costs its
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cm/jwt.h"
+#include "cm/util.h"
 
 typedef struct entry {
 	const cm_jwt_key *key; /* NULL: empty */
@@ -54,16 +55,6 @@ cm_jwt_cache_hits(const cm_jwt_cache *c)
 	return c != NULL ? c->hits : 0;
 }
 
-static uint64_t
-fnv1a(const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-	return h;
-}
-
 /* Equal bytes, in time that depends on n only. */
 static bool
 same_bytes(const char *a, const char *b, size_t n)
@@ -77,8 +68,7 @@ same_bytes(const char *a, const char *b, size_t n)
 
 cm_err
 cm_jwt_verify_cached(cm_jwt_cache *c, const cm_jwt_key *k, const char *token, int64_t now_s,
-                     int64_t leeway_s, const char *want_typ, cm_jwt_claims *out,
-                     const char **why)
+                     int64_t leeway_s, const char *want_typ, cm_jwt_claims *out, const char **why)
 {
 	size_t len;
 	entry *e;
@@ -87,7 +77,7 @@ cm_jwt_verify_cached(cm_jwt_cache *c, const cm_jwt_key *k, const char *token, in
 	if (c == NULL || k == NULL || token == NULL ||
 	    (len = strnlen(token, CM_JWT_CACHE_TOKEN_MAX)) == CM_JWT_CACHE_TOKEN_MAX || len == 0)
 		return cm_jwt_verify(k, token, now_s, leeway_s, want_typ, out, why);
-	e = &c->slot[fnv1a(token, len) % c->n];
+	e = &c->slot[cm_hash(token, len) % c->n];
 	if (e->key == k && e->len == len && same_bytes(e->token, token, len)) {
 		const char *reason = NULL;
 

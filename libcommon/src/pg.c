@@ -352,16 +352,6 @@ map_error(cm_pg *pg, PGresult *r, bool in_tx)
 	return err;
 }
 
-static uint64_t
-sql_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ull;
-	return h;
-}
-
 /* Runs a statement, prepared once per connection: a hot query skips parsing and planning on
  * every later call. The cache keys on the SQL text (a hash, then the text), so SQL built at run
  * time is safe too. Past STMT_CACHE distinct texts, statements run unprepared. */
@@ -370,7 +360,7 @@ run(cm_pg *pg, const char *sql, int nparams, const char *const *params)
 {
 	PGresult *r;
 	pg_stmt  *st = NULL;
-	uint64_t  h = sql_hash(sql);
+	uint64_t  h = cm_hash_str(sql);
 
 	for (int i = 0; i < pg->n_stmts; i++) {
 		if (pg->stmts[i].hash == h && strcmp(pg->stmts[i].sql, sql) == 0) {

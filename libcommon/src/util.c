@@ -46,6 +46,27 @@ cm_mono_ms(void)
 }
 
 uint64_t
+cm_hash(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t             h = 14695981039346656037ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+uint64_t
+cm_hash_str(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+uint64_t
 cm_mono_ns(void)
 {
 	struct timespec ts;

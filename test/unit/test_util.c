@@ -216,6 +216,18 @@ test_read_file(void **state)
 	assert_null(cm_read_file("", 64));
 }
 
+/* FNV-1a 64: the published test vectors, and the string form equal to the byte form. */
+static void
+test_hash(void **state)
+{
+	(void)state;
+	assert_true(cm_hash("", 0) == 0xcbf29ce484222325ull);
+	assert_true(cm_hash("a", 1) == 0xaf63dc4c8601ec8cull);
+	assert_true(cm_hash("foobar", 6) == 0x85944171f73967e8ull);
+	assert_true(cm_hash_str("foobar") == cm_hash("foobar", 6));
+	assert_true(cm_hash_str("") == cm_hash("", 0));
+}
+
 int
 main(void)
 {
@@ -231,6 +243,7 @@ main(void)
 	    cmocka_unit_test(test_strlcpy),
 	    cmocka_unit_test(test_signals),
 	    cmocka_unit_test(test_read_file),
+	    cmocka_unit_test(test_hash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,7 @@
  * never idle under load and a batch carries as many calls as came meanwhile; a second lane only
  * split them (/me at 100 connections: 45-48k req/s at 1, 37k at 2, 31k at 4; bench/README.md). */
 #define CM_RPC_BATCH_INFLIGHT 1
-#define CM_RPC_BATCH_MAX_CALLS 64 /* calls per batch */
+#define CM_RPC_BATCH_MAX_CALLS 64        /* calls per batch */
 #define CM_RPC_BATCH_MAX_BYTES (1 << 20) /* packed calls per batch */
 
 /* A limit as the text a config table's default wants (plain decimal limits only):

@@ -10,6 +10,10 @@
 
 #include "cm/err.h"
 
+/* FNV-1a, 64 bits, of n bytes (cm_hash_str: up to the NUL): for tables, never for security. */
+uint64_t cm_hash(const void *p, size_t n);
+uint64_t cm_hash_str(const char *s);
+
 int64_t  cm_now_ms(void);  /* wall clock, unix milliseconds */
 int64_t  cm_mono_ms(void); /* monotonic milliseconds, for durations */
 uint64_t cm_mono_ns(void);
