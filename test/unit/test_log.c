@@ -27,21 +27,19 @@ static char           *cm_test_out; /* NUL-terminated so far, under cm_test_mu w
 static size_t          cm_test_len;
 static pthread_mutex_t cm_test_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Drains the pipe while the test writes, so writers never block on a full pipe. */
+#define CAPTURE_CAP0 (1u << 16)
+
+/* Drains the pipe while the test writes, so writers never block on a full pipe. The buffer is
+ * capture_begin's, made before this thread starts (a test may look at it at once). */
 static void *
 capture_reader(void *arg)
 {
-	size_t  cap = 1 << 16;
+	size_t  cap = CAPTURE_CAP0;
 	char    chunk[4096];
 	ssize_t n;
 
 	(void)arg;
-	pthread_mutex_lock(&cm_test_mu);
-	cm_test_len = 0;
-	if ((cm_test_out = malloc(cap)) != NULL)
-		cm_test_out[0] = '\0';
-	pthread_mutex_unlock(&cm_test_mu);
-	while (cm_test_out != NULL && (n = read(cm_test_pipe[0], chunk, sizeof(chunk))) > 0) {
+	while ((n = read(cm_test_pipe[0], chunk, sizeof(chunk))) > 0) {
 		pthread_mutex_lock(&cm_test_mu);
 		if (cap - cm_test_len <= (size_t)n) {
 			char *p = realloc(cm_test_out, cap * 2 + (size_t)n);
@@ -65,6 +63,10 @@ static void
 capture_begin(void)
 {
 	assert_int_equal(pipe(cm_test_pipe), 0);
+	cm_test_len = 0;
+	cm_test_out = malloc(CAPTURE_CAP0);
+	assert_non_null(cm_test_out);
+	cm_test_out[0] = '\0';
 	cm_test_saved = dup(STDERR_FILENO);
 	assert_true(cm_test_saved >= 0);
 	assert_true(dup2(cm_test_pipe[1], STDERR_FILENO) >= 0);
@@ -75,15 +77,19 @@ capture_begin(void)
 static char *
 capture_end(size_t *lenp)
 {
+	char *out;
+
 	assert_true(dup2(cm_test_saved, STDERR_FILENO) >= 0);
 	close(cm_test_saved);
 	close(cm_test_pipe[1]);
 	pthread_join(cm_test_reader, NULL);
 	close(cm_test_pipe[0]);
-	assert_non_null(cm_test_out);
+	out = cm_test_out;
+	cm_test_out = NULL; /* the caller's now */
+	assert_non_null(out);
 	if (lenp != NULL)
 		*lenp = cm_test_len;
-	return cm_test_out;
+	return out;
 }
 
 static int
