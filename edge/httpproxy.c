@@ -1,28 +1,30 @@
 /*
- * httpproxy.c - the reverse proxy to the edge's HTTP upstreams on libcurl's multi interface
- * (httpproxy.h).
+ * httpproxy.c - the reverse proxy to the edge's HTTP upstreams: an HTTP/1.1 client of its own on
+ * the edge's event loops (httpproxy.h).
  *
- * DESIGN. Every event loop (loop.h) has a lane of its own: a libcurl multi handle whose sockets
- * and timer live in that loop's epoll, its connection cache and a stack of spare easy handles. A
- * request forwarded on a loop's thread (the usual case: the handler runs there) builds its
- * upstream header list (the suspended connection's headers are at hand), joins that loop's lane
- * and is sent at once; its answer comes back on the same thread, which resumes the connection:
- * no lock, no hand-off. A request forwarded from another thread (an nng thread after a cookie
- * renewal or a failed call) is posted to a loop. Nothing of curl's is shared between threads.
- * Response headers are collected first and judged at the end, because a Connection header may
- * name headers that came before it, and a failed exchange must not leak the app's headers
- * (Set-Cookie) into the edge's 502. The body goes straight into r->out, whose cap bounds it; a
- * true streamed response would need a callback response in server.c. Every upstream shares a
- * lane's multi handle: its connection cache keeps HTTPPROXY_MAX_CONNS per upstream (curl counts
- * them per host), so a slow old backend cannot take the frontend's.
+ * DESIGN. Every event loop (loop.h) has a lane of its own: per upstream, a stack of idle
+ * kept-alive connections (at most HTTPPROXY_MAX_CONNS kept; as many open as calls need), the
+ * calls running, and the loop's timer for their deadlines. A request forwarded on a loop's thread
+ * (the usual case: the handler runs there) is written into one buffer (request line, headers,
+ * body), sent on an idle connection or a new non-blocking one, and its answer is read and parsed
+ * as it arrives (httpresp.h: the body straight into r->out, whose cap bounds it) on the same
+ * thread, which resumes the connection: no lock, no hand-off, two system calls a request on a
+ * kept-alive connection. A request forwarded from another thread (an nng thread after a cookie
+ * renewal or a failed call) is posted to a loop. It replaced libcurl's multi interface, whose own
+ * work per transfer was most of what a proxied request cost the edge (bench/README.md).
  *
- * Easy handles keep the options every transfer shares (set once, when made) and get only the
- * request's own per use; a proxy of "" keeps curl from reading the *_proxy environment for every
- * transfer (the upstreams are the edge's own neighbours, never reached through a proxy).
+ * A kept-alive connection the upstream closed while it idled is noticed in the epoll set (it
+ * stays there, read-watched) and closed; one that dies under a request before any byte of the
+ * answer came is retried once on a fresh connection, as browsers and curl do. Response headers
+ * are collected first and judged at the end, because a Connection header may name headers that
+ * came before it, and a failed exchange must not leak the app's headers (Set-Cookie) into the
+ * edge's 502. A response followed by more bytes than it framed leaves its connection closed.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
-#include <pthread.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,44 +33,50 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <microhttpd.h>
 
 #include "cm/log.h"
 #include "cm/util.h"
 #include "httpproxy.h"
+#include "httpresp.h"
 #include "loop.h"
 #include "proxyhdr.h"
 #include "reload.h"
 #include "proto/common.pb-c.h"
 
-#define SPARE_EASY_MAX 64 /* idle easy handles kept for reuse */
-#define URL_MAX                                                                                    \
-	(EDGE_ORIGIN_MAX + sizeof(((edge_req *)0)->raw_path) +                                     \
-	 sizeof(((edge_req *)0)->query_buf) + 2)
+#define REQUEST_HEAD_MAX 65536 /* bytes of the request line and headers sent upstream */
+#define RESOLVE_EVERY_MS 10000 /* an upstream's name is looked up again after this */
+#define READ_CHUNK 16384
 
 typedef struct proxy_call proxy_call;
 typedef struct lane       lane;
+typedef struct upconn     upconn;
 
 struct proxy_call {
-	proxy_call        *next, *prev; /* the lane's list of running calls */
-	edge_req          *r;
-	edge_httpup       *up;
-	CURL              *easy;
-	struct curl_slist *headers;
-	char               url[URL_MAX];
-	char               public_origin[EDGE_ORIGIN_MAX]; /* "" when Location is left alone */
-	cm_buf             resp; /* the response's headers: "name\0value\0" records */
-	bool               in_body;
-	bool               toobig;
-	char               err[CURL_ERROR_SIZE];
+	proxy_call   *next, *prev; /* the lane's list of running calls */
+	edge_req     *r;
+	edge_httpup  *up;
+	upconn       *conn;
+	cm_buf        req; /* what is sent: request line, headers, body */
+	size_t        sent;
+	edge_httpresp parser;
+	bool          parsing;              /* parser initialised */
+	cm_buf        resp;                 /* the response's headers: "name\0value\0" records */
+	int64_t       deadline, connect_by; /* monotonic ms; connect_by 0 once connected */
+	bool          reused, got_bytes, retried;
+	char          public_origin[EDGE_ORIGIN_MAX]; /* "" when Location is left alone */
+	char          err[128];
 };
 
 struct edge_httpup {
 	edge_httpproxy *proxy;
 	const char     *name, *what;
 	char            origin[EDGE_ORIGIN_MAX]; /* "http://host:port" of its URL */
-	unsigned        flags;                   /* EDGE_HTTPUP_* */
+	char            host[EDGE_ORIGIN_MAX];   /* for getaddrinfo: no brackets */
+	char            port[8];
+	char            host_header[EDGE_ORIGIN_MAX];
+	int             index; /* in the proxy's ups */
+	unsigned        flags; /* EDGE_HTTPUP_* */
 };
 
 struct edge_httpproxy {
@@ -80,22 +88,35 @@ struct edge_httpproxy {
 	atomic_bool stopping;
 };
 
+/* One connection to an upstream, busy with a call or idle in its lane. */
+struct upconn {
+	edge_loop_watch w; /* w.arg is the upconn */
+	lane           *ln;
+	int             up;     /* index of its upstream */
+	proxy_call     *pc;     /* NULL: idle */
+	upconn         *next;   /* the idle stack */
+	uint32_t        events; /* registered in the loop's epoll, 0: not there */
+	bool            connecting;
+};
+
 /* One loop's share of the proxy; its loop's thread alone touches it. */
 struct lane {
-	edge_httpproxy   *f;
-	edge_loop        *loop;
-	CURLM            *multi;
-	proxy_call       *running;
-	CURL             *spare[SPARE_EASY_MAX];
-	int               n_spare;
-	edge_loop_watch **watch; /* by fd: the loop's view of curl's sockets, reused */
-	int               n_watch;
+	edge_httpproxy         *f;
+	edge_loop              *loop;
+	proxy_call             *running;
+	upconn                 *idle[HTTPPROXY_UPSTREAMS_MAX];
+	int                     n_idle[HTTPPROXY_UPSTREAMS_MAX];
+	struct sockaddr_storage addr[HTTPPROXY_UPSTREAMS_MAX];
+	socklen_t               addrlen[HTTPPROXY_UPSTREAMS_MAX];
+	int64_t                 resolved_at[HTTPPROXY_UPSTREAMS_MAX]; /* 0: never */
 };
 
 static void
 call_free(proxy_call *pc)
 {
-	curl_slist_free_all(pc->headers);
+	if (pc->parsing)
+		edge_httpresp_fini(&pc->parser);
+	cm_buf_fini(&pc->req);
 	cm_buf_fini(&pc->resp);
 	free(pc);
 }
@@ -127,19 +148,12 @@ join_connection(void *arg, const char *name, const char *value)
 		w->failed = true;
 }
 
-/* Appends "name: value" to *list ("name;" for an empty value: curl's way to send one). */
+/* Appends "name: value\r\n" to the request. */
 static bool
-add_header(struct curl_slist **list, const char *name, const char *value)
+add_header(cm_buf *req, const char *name, const char *value)
 {
-	char               line[8192];
-	struct curl_slist *n;
-	int len = value[0] != '\0' ? snprintf(line, sizeof(line), "%s: %s", name, value)
-	                           : snprintf(line, sizeof(line), "%s;", name);
-
-	if (len < 0 || (size_t)len >= sizeof(line) || (n = curl_slist_append(*list, line)) == NULL)
-		return false;
-	*list = n;
-	return true;
+	return cm_buf_appends(req, name) == CM_OK && cm_buf_append(req, ": ", 2) == CM_OK &&
+	       cm_buf_appends(req, value) == CM_OK && cm_buf_append(req, "\r\n", 2) == CM_OK;
 }
 
 static void
@@ -152,7 +166,7 @@ pass_request_header(void *arg, const char *name, const char *value)
 		return;
 	w->accept |= strcasecmp(name, "Accept") == 0;
 	w->content_type |= strcasecmp(name, "Content-Type") == 0;
-	if (!add_header(&w->pc->headers, name, value))
+	if (!add_header(&w->pc->req, name, value))
 		w->failed = true;
 }
 
@@ -179,29 +193,45 @@ peer_trusted(edge_req *r)
 	return peer[0] != '\0' && edge_cidrs_contain(trusted, peer);
 }
 
-/* The upstream request's headers: the client's end-to-end ones, then the proxy's own. */
 static bool
-build_headers(edge_req *r, proxy_call *pc, const char *scheme)
+has_body(const edge_req *r)
+{
+	return r->body.len > 0 || strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
+	       strcmp(r->method, "PATCH") == 0;
+}
+
+/* The upstream request: its line, Host, the client's end-to-end headers, the proxy's own, the
+ * framing, the body. */
+static bool
+build_request(edge_req *r, proxy_call *pc, const char *scheme)
 {
 	req_walk    w = {.pc = pc};
 	const char *host = edge_header(r, "Host");
+	char        len[32];
 	bool        ok;
 
 	cm_buf_init(&w.connection, 8192);
-	edge_header_each(r, join_connection, &w);
-	if (!w.failed)
+	ok = cm_buf_appends(&pc->req, r->method) == CM_OK &&
+	     cm_buf_append(&pc->req, " ", 1) == CM_OK &&
+	     cm_buf_appends(&pc->req, r->raw_path) == CM_OK &&
+	     (r->query[0] == '\0' || (cm_buf_append(&pc->req, "?", 1) == CM_OK &&
+	                              cm_buf_appends(&pc->req, r->query) == CM_OK)) &&
+	     cm_buf_appends(&pc->req, " HTTP/1.1\r\n") == CM_OK &&
+	     add_header(&pc->req, "Host", pc->up->host_header);
+	if (ok)
+		edge_header_each(r, join_connection, &w);
+	if (ok && !w.failed)
 		edge_header_each(r, pass_request_header, &w);
-	ok = !w.failed && add_header(&pc->headers, "X-Forwarded-For", r->client_addr) &&
-	     add_header(&pc->headers, "X-Forwarded-Proto", scheme) &&
-	     (host == NULL || add_header(&pc->headers, "X-Forwarded-Host", host)) &&
-	     add_header(&pc->headers, "X-Request-Id", r->request_id) &&
+	snprintf(len, sizeof(len), "%zu", r->body.len);
+	ok = ok && !w.failed && add_header(&pc->req, "X-Forwarded-For", r->client_addr) &&
+	     add_header(&pc->req, "X-Forwarded-Proto", scheme) &&
+	     (host == NULL || add_header(&pc->req, "X-Forwarded-Host", host)) &&
+	     add_header(&pc->req, "X-Request-Id", r->request_id) &&
 	     ((pc->up->flags & EDGE_HTTPUP_IDENTITY) == 0 || !r->authed ||
-	      add_header(&pc->headers, "X-User-Id", r->claims.sub)) &&
-	     /* curl's own defaults, unless the client sent them: none of them is the browser's */
-	     (pc->headers = curl_slist_append(pc->headers, "Expect:")) != NULL &&
-	     (w.accept || (pc->headers = curl_slist_append(pc->headers, "Accept:")) != NULL) &&
-	     (w.content_type ||
-	      (pc->headers = curl_slist_append(pc->headers, "Content-Type:")) != NULL);
+	      add_header(&pc->req, "X-User-Id", r->claims.sub)) &&
+	     (!has_body(r) || add_header(&pc->req, "Content-Length", len)) &&
+	     cm_buf_append(&pc->req, "\r\n", 2) == CM_OK &&
+	     (r->body.len == 0 || cm_buf_append(&pc->req, r->body.data, r->body.len) == CM_OK);
 	cm_buf_fini(&w.connection);
 	return ok;
 }
@@ -231,7 +261,6 @@ edge_httpup_forward(edge_req *r, edge_httpup *up)
 	const char     *scheme;
 	edge_loop      *l;
 	lane           *ln;
-	int             n;
 
 	r->upstream_name = up->name;
 	if ((pc = calloc(1, sizeof(*pc))) == NULL) {
@@ -241,13 +270,12 @@ edge_httpup_forward(edge_req *r, edge_httpup *up)
 	pc->r = r;
 	pc->up = up;
 	cm_buf_init(&pc->resp, HTTPPROXY_HEADERS_MAX);
+	cm_buf_init(&pc->req, REQUEST_HEAD_MAX + r->body.len);
 	scheme = edge_proxy_scheme(edge_header(r, "X-Forwarded-Proto"), peer_trusted(r));
 	if (!edge_proxy_public_origin(scheme, edge_header(r, "Host"), pc->public_origin,
 	                              sizeof(pc->public_origin)))
 		pc->public_origin[0] = '\0';
-	n = snprintf(pc->url, sizeof(pc->url), "%s%s%s%s", up->origin, r->raw_path,
-	             r->query[0] != '\0' ? "?" : "", r->query);
-	if (n < 0 || (size_t)n >= sizeof(pc->url) || !build_headers(r, pc, scheme)) {
+	if (!build_request(r, pc, scheme)) {
 		call_free(pc);
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
@@ -270,149 +298,101 @@ edge_httpup_forward(edge_req *r, edge_httpup *up)
 	}
 }
 
-/* ---- the exchange, on the lane's loop ------------------------------------------------------ */
+/* ---- connections ---------------------------------------------------------------------------- */
 
-static size_t
-on_header(char *p, size_t size, size_t n, void *arg)
+static void on_conn_event(void *arg, uint32_t events);
+
+static bool
+conn_watch(upconn *c, uint32_t events)
 {
-	proxy_call *pc = arg;
-	size_t      len = size * n, k;
-	const char *colon, *v;
-	size_t      vlen;
-
-	while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == '\n'))
-		len--;
-	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-		cm_buf_reset(&pc->resp); /* a status line: what a 1xx said does not count */
-		return size * n;
-	}
-	/* Blank, folded, malformed and NUL-carrying lines are dropped, and so are trailers. */
-	if (pc->in_body || len == 0 || p[0] == ' ' || p[0] == '\t' ||
-	    memchr(p, '\0', len) != NULL || (colon = memchr(p, ':', len)) == NULL)
-		return size * n;
-	k = (size_t)(colon - p);
-	v = colon + 1;
-	vlen = len - k - 1;
-	while (vlen > 0 && (*v == ' ' || *v == '\t')) {
-		v++;
-		vlen--;
-	}
-	while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-		vlen--;
-	if (cm_buf_append(&pc->resp, p, k) != CM_OK || cm_buf_append(&pc->resp, "", 1) != CM_OK ||
-	    cm_buf_append(&pc->resp, v, vlen) != CM_OK ||
-	    cm_buf_append(&pc->resp, "", 1) != CM_OK) {
-		pc->toobig = true;
-		return 0;
-	}
-	return size * n;
-}
-
-static size_t
-on_body(char *p, size_t size, size_t n, void *arg)
-{
-	proxy_call *pc = arg;
-
-	pc->in_body = true;
-	if (cm_buf_append(&pc->r->out, p, size * n) != CM_OK) {
-		pc->toobig = true;
-		return 0;
-	}
-	return size * n;
-}
-
-/* A new easy handle with the options every transfer shares. */
-static int on_close_socket(void *clientp, curl_socket_t s);
-
-static CURL *
-easy_new(lane *ln)
-{
-	CURL *e = curl_easy_init();
-
-	if (e == NULL)
-		return NULL;
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, ln);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
-	curl_easy_setopt(e, CURLOPT_PROXY, "");
-	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* the path as the browser sent it */
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)HTTPPROXY_TIMEOUT_MS);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)HTTPPROXY_CONNECT_MS);
-	return e;
-}
-
-static CURL *
-easy_take(lane *ln)
-{
-	return ln->n_spare > 0 ? ln->spare[--ln->n_spare] : easy_new(ln);
+	if (c->events == events)
+		return true;
+	if (!edge_loop_watch_set(c->ln->loop, &c->w, events))
+		return false;
+	c->events = events;
+	return true;
 }
 
 static void
-easy_give(lane *ln, CURL *e)
+conn_close(upconn *c)
 {
-	if (e == NULL)
-		return;
-	if (ln->n_spare < SPARE_EASY_MAX)
-		ln->spare[ln->n_spare++] = e;
+	if (c->events != 0)
+		edge_loop_watch_clear(c->ln->loop, &c->w);
+	close(c->w.fd);
+	free(c);
+}
+
+/* The upstream's address, looked up again every RESOLVE_EVERY_MS (a failed lookup keeps the
+ * last one). The lookup blocks this loop: it happens only when a connection is opened. */
+static bool
+resolve(lane *ln, const edge_httpup *up)
+{
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	int64_t          now = cm_mono_ms();
+	int              i = up->index;
+
+	if (ln->resolved_at[i] != 0 && now - ln->resolved_at[i] < RESOLVE_EVERY_MS)
+		return true;
+	if (getaddrinfo(up->host, up->port, &hints, &ai) == 0 && ai != NULL &&
+	    ai->ai_addrlen <= sizeof(ln->addr[i])) {
+		memcpy(&ln->addr[i], ai->ai_addr, ai->ai_addrlen);
+		ln->addrlen[i] = ai->ai_addrlen;
+		ln->resolved_at[i] = now;
+	}
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	return ln->addrlen[i] > 0;
+}
+
+/* A new connection to up, connecting; NULL with errno set. */
+static upconn *
+conn_open(lane *ln, const edge_httpup *up)
+{
+	upconn *c;
+	int     fd, one = 1, i = up->index;
+
+	if (!resolve(ln, up)) {
+		errno = EHOSTUNREACH;
+		return NULL;
+	}
+	if ((fd = socket(ln->addr[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return NULL;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)&ln->addr[i], ln->addrlen[i]) != 0 &&
+	    errno != EINPROGRESS) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	c->w = (edge_loop_watch){on_conn_event, c, fd};
+	c->ln = ln;
+	c->up = i;
+	c->connecting = true;
+	return c;
+}
+
+/* ---- the calls ------------------------------------------------------------------------------- */
+
+static void lane_arm(lane *ln);
+
+static void
+unlink_call(lane *ln, proxy_call *pc)
+{
+	if (pc->prev != NULL)
+		pc->prev->next = pc->next;
 	else
-		curl_easy_cleanup(e);
-}
-
-static bool
-has_body(const edge_req *r)
-{
-	return r->body.len > 0 || strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
-	       strcmp(r->method, "PATCH") == 0;
-}
-
-static void lane_check_done(lane *ln);
-
-/* Sets up pc's transfer, adds it to the lane's multi handle and sends what can be sent now. */
-static bool
-call_start(lane *ln, proxy_call *pc)
-{
-	edge_req *r = pc->r;
-	CURL     *e;
-	int       running;
-
-	if ((pc->easy = e = easy_take(ln)) == NULL)
-		return false;
-	curl_easy_setopt(e, CURLOPT_URL, pc->url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, pc->headers);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, pc);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, pc);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, pc);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pc->err);
-	/* What the handle's last use set: back to a plain GET first. */
-	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
-	if (strcmp(r->method, "HEAD") == 0) {
-		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-	} else if (has_body(r)) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.len > 0 ? r->body.data : "");
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
-	} else if (strcmp(r->method, "GET") != 0) {
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
-	}
-	if (curl_multi_add_handle(ln->multi, e) != CURLM_OK) {
-		easy_give(ln, e);
-		pc->easy = NULL;
-		return false;
-	}
-	pc->prev = NULL;
-	pc->next = ln->running;
-	if (ln->running != NULL)
-		ln->running->prev = pc;
-	ln->running = pc;
-	/* The new transfer is due at once (curl's timer says 0): start it without a loop turn. */
-	(void)curl_multi_socket_action(ln->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	lane_check_done(ln);
-	return true;
+		ln->running = pc->next;
+	if (pc->next != NULL)
+		pc->next->prev = pc->prev;
+	pc->next = pc->prev = NULL;
 }
 
 /* Copies the collected response headers that cross onto r; Location and Content-Location are
@@ -423,8 +403,9 @@ apply_headers(proxy_call *pc)
 	edge_req   *r = pc->r;
 	cm_buf      conn;
 	const char *p, *end = pc->resp.data + pc->resp.len;
-	char        rewritten[sizeof(pc->url) + EDGE_ORIGIN_MAX];
-	int         dropped = 0;
+	char rewritten[sizeof(((edge_req *)0)->raw_path) + sizeof(((edge_req *)0)->query_buf) +
+	               2 * EDGE_ORIGIN_MAX];
+	int  dropped = 0;
 
 	cm_buf_init(&conn, HTTPPROXY_HEADERS_MAX);
 	for (p = pc->resp.data; p != NULL && p < end; p += strlen(p) + 1, p += strlen(p) + 1) {
@@ -459,203 +440,329 @@ apply_headers(proxy_call *pc)
 		        r->request_id, dropped, r->raw_path, pc->up->name);
 }
 
-/* Ends a finished (or abandoned: rc CURLE_ABORTED_BY_CALLBACK) transfer and answers. */
+/* Ends pc (its connection already closed or back in the idle stack) with the upstream's answer. */
 static void
-call_finish(lane *ln, proxy_call *pc, CURLcode rc)
+call_answer(lane *ln, proxy_call *pc)
 {
 	edge_req *r = pc->r;
-	long      status = 0;
+
+	unlink_call(ln, pc);
+	lane_arm(ln);
+	r->status = (uint16_t)pc->parser.status;
+	apply_headers(pc);
+	if (r->content_type == NULL)
+		r->content_type = "application/octet-stream";
+	call_free(pc);
+	edge_respond(r);
+}
+
+typedef enum call_outcome {
+	CALL_FAILED,   /* 502: the upstream failed or said something unreadable */
+	CALL_TOOBIG,   /* 502: its answer is larger than the edge holds */
+	CALL_TIMEDOUT, /* 504 */
+	CALL_STOPPING, /* 503: the loop stops */
+} call_outcome;
+
+/* Ends pc without an answer: its connection is closed and the client gets the edge's error. */
+static void
+call_fail(lane *ln, proxy_call *pc, call_outcome why)
+{
+	edge_req *r = pc->r;
 	char      msg[128];
 
-	curl_multi_remove_handle(ln->multi, pc->easy);
-	if (pc->prev != NULL)
-		pc->prev->next = pc->next;
-	else
-		ln->running = pc->next;
-	if (pc->next != NULL)
-		pc->next->prev = pc->prev;
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(pc->easy, CURLINFO_RESPONSE_CODE, &status);
-	easy_give(ln, pc->easy);
-	pc->easy = NULL;
-	if (rc == CURLE_OK && status >= 200 && status <= 599) {
-		r->status = (uint16_t)status;
-		apply_headers(pc);
-		if (r->content_type == NULL)
-			r->content_type = "application/octet-stream";
-		call_free(pc);
-		edge_respond(r);
-		return;
+	if (pc->conn != NULL) {
+		conn_close(pc->conn);
+		pc->conn = NULL;
 	}
-	if (rc == CURLE_ABORTED_BY_CALLBACK) {
+	unlink_call(ln, pc);
+	lane_arm(ln);
+	cm_buf_reset(&r->out); /* what a cut answer brought is not the error's body */
+	switch (why) {
+	case CALL_STOPPING:
 		call_free(pc);
 		edge_fail_http(r, 503, "UNAVAILABLE", "the edge is stopping");
 		return;
-	}
-	/* Messages name the upstream ("the old backend is unavailable"). */
-	if (pc->toobig) {
+	case CALL_TOOBIG:
 		cm_warn("EDGE-PROXY-BIG", "rid=%s: %s's answer to %s is too large", r->request_id,
 		        pc->up->name, r->raw_path);
 		snprintf(msg, sizeof(msg), "%s sent a response too large", pc->up->what);
 		call_free(pc);
 		edge_fail_http(r, 502, "UNAVAILABLE", msg);
-	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
-		cm_warn("EDGE-PROXY-SLOW", "rid=%s: %s: %s", r->request_id, pc->up->name, pc->err);
+		return;
+	case CALL_TIMEDOUT:
+		cm_warn("EDGE-PROXY-SLOW", "rid=%s: %s: %s", r->request_id, pc->up->name,
+		        pc->connect_by != 0 ? "connect timed out" : "no answer in time");
 		snprintf(msg, sizeof(msg), "%s did not answer in time", pc->up->what);
 		call_free(pc);
 		edge_fail_http(r, 504, "DEADLINE_EXCEEDED", msg);
-	} else {
-		cm_warn("EDGE-PROXY-FAIL", "rid=%s: %s: %s (status %ld)", r->request_id,
-		        pc->up->name, pc->err[0] != '\0' ? pc->err : curl_easy_strerror(rc),
-		        status);
-		snprintf(msg, sizeof(msg), "%s is unavailable", pc->up->what);
-		call_free(pc);
-		edge_fail_http(r, 502, "UNAVAILABLE", msg);
+		return;
+	case CALL_FAILED:
+		break;
 	}
+	cm_warn("EDGE-PROXY-FAIL", "rid=%s: %s: %s", r->request_id, pc->up->name,
+	        pc->err[0] != '\0' ? pc->err : "failed");
+	snprintf(msg, sizeof(msg), "%s is unavailable", pc->up->what);
+	call_free(pc);
+	edge_fail_http(r, 502, "UNAVAILABLE", msg);
 }
 
+static bool conn_send(upconn *c);
+
+/* Puts pc on connection c (idle or new) and starts sending. */
 static void
-lane_check_done(lane *ln)
+call_attach(lane *ln, proxy_call *pc, upconn *c, bool reused)
 {
-	CURLMsg *m;
-	int      left;
-
-	while ((m = curl_multi_info_read(ln->multi, &left)) != NULL) {
-		proxy_call *pc = NULL;
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pc);
-		call_finish(ln, pc, m->data.result);
-	}
-}
-
-/* ---- the lane's sockets and timer in its loop ---------------------------------------------- */
-
-/* The loop's view of one of curl's sockets. It stays in the epoll set while its connection idles
- * in curl's cache (curl says "remove" after every transfer and "watch" again for the next: two
- * epoll_ctl calls a request otherwise); an event curl did not ask for takes it out then, and a
- * close (curl's close-socket callback) forgets it, since the kernel drops a closed fd itself. */
-typedef struct sock_watch {
-	edge_loop_watch w; /* w.arg is the sock_watch */
-	lane           *ln;
-	uint32_t        in_set; /* the events registered in the loop's epoll, 0: not there */
-	bool            wanted; /* curl watches it now */
-} sock_watch;
-
-static void
-on_sock_event(void *arg, uint32_t events)
-{
-	sock_watch *sw = arg;
-	lane       *ln = sw->ln;
-	int         running, flags = 0;
-
-	if (!sw->wanted) { /* an idle connection closed or spoke: curl finds out on its next use */
-		edge_loop_watch_clear(ln->loop, &sw->w);
-		sw->in_set = 0;
+	pc->conn = c;
+	pc->reused = reused;
+	pc->sent = 0;
+	c->pc = pc;
+	pc->connect_by = c->connecting ? cm_mono_ms() + HTTPPROXY_CONNECT_MS : 0;
+	lane_arm(ln);
+	if (c->connecting) {
+		if (!conn_watch(c, EPOLLOUT)) {
+			snprintf(pc->err, sizeof(pc->err), "cannot watch the connection");
+			call_fail(ln, pc, CALL_FAILED);
+		}
 		return;
 	}
-	if (events & EPOLLIN)
-		flags |= CURL_CSELECT_IN;
-	if (events & EPOLLOUT)
-		flags |= CURL_CSELECT_OUT;
-	if (events & (EPOLLERR | EPOLLHUP))
-		flags |= CURL_CSELECT_ERR;
-	(void)curl_multi_socket_action(ln->multi, sw->w.fd, flags, &running);
-	lane_check_done(ln);
+	(void)conn_send(c);
 }
 
-/* The watcher of fd s, made on first use (kept by fd and reused). */
-static sock_watch *
-watch_of(lane *ln, curl_socket_t s)
+/* A connection failed under pc (err: errno): tried again once on a fresh connection when it was
+ * a kept-alive one that died before any byte of the answer (the upstream closed it as it idled),
+ * else 502. */
+static void
+call_conn_failed(lane *ln, proxy_call *pc, int err)
 {
-	sock_watch *sw;
+	upconn *c;
 
-	if (s >= ln->n_watch) {
-		int               n = s + 64;
-		edge_loop_watch **grown = realloc(ln->watch, (size_t)n * sizeof(*grown));
-		if (grown == NULL)
-			return NULL;
-		memset(grown + ln->n_watch, 0, (size_t)(n - ln->n_watch) * sizeof(*grown));
-		ln->watch = grown;
-		ln->n_watch = n;
+	if (pc->conn != NULL) {
+		conn_close(pc->conn);
+		pc->conn = NULL;
 	}
-	if ((sw = (sock_watch *)ln->watch[s]) == NULL) {
-		if ((sw = calloc(1, sizeof(*sw))) == NULL)
-			return NULL;
-		sw->w.fn = on_sock_event;
-		sw->w.arg = sw;
-		sw->w.fd = s;
-		sw->ln = ln;
-		ln->watch[s] = &sw->w;
+	if (pc->reused && !pc->got_bytes && !pc->retried) {
+		pc->retried = true;
+		if ((c = conn_open(ln, pc->up)) != NULL) {
+			call_attach(ln, pc, c, false);
+			return;
+		}
+		err = errno;
 	}
-	return sw;
+	snprintf(pc->err, sizeof(pc->err), "%s", strerror(err));
+	call_fail(ln, pc, CALL_FAILED);
 }
 
-/* curl's socket callback: what to watch on s. */
-static int
-on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+/* Sends what is left of the request; false when pc ended (failed). */
+static bool
+conn_send(upconn *c)
 {
-	lane       *ln = userp;
-	sock_watch *sw;
-	uint32_t    events = 0;
+	proxy_call *pc = c->pc;
 
-	(void)easy;
-	(void)socketp;
-	if (s < 0 || (sw = watch_of(ln, s)) == NULL)
-		return -1;
-	if (what == CURL_POLL_REMOVE) {
-		sw->wanted = false;
-		return 0;
+	while (pc->sent < pc->req.len) {
+		ssize_t n = send(c->w.fd, pc->req.data + pc->sent, pc->req.len - pc->sent,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			pc->sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (conn_watch(c, EPOLLIN | EPOLLOUT))
+				return true;
+			errno = ENOMEM;
+		}
+		call_conn_failed(c->ln, pc, n < 0 ? errno : EPIPE);
+		return false;
 	}
-	if (what & CURL_POLL_IN)
-		events |= EPOLLIN;
-	if (what & CURL_POLL_OUT)
-		events |= EPOLLOUT;
-	sw->wanted = true;
-	if (sw->in_set == events)
-		return 0;
-	if (!edge_loop_watch_set(ln->loop, &sw->w, events))
-		return -1;
-	sw->in_set = events;
-	return 0;
+	if (!conn_watch(c, EPOLLIN)) {
+		call_conn_failed(c->ln, pc, ENOMEM);
+		return false;
+	}
+	return true;
 }
 
-/* curl's close-socket callback: the kernel takes a closed fd out of every epoll set. */
-static int
-on_close_socket(void *clientp, curl_socket_t s)
+/* The answer is whole: the connection goes back to the idle stack when it may carry another
+ * request (and there is room), else it is closed; then the client gets the answer. */
+static void
+call_done(lane *ln, proxy_call *pc, bool reusable)
 {
-	lane *ln = clientp;
+	upconn *c = pc->conn;
 
-	if (s >= 0 && s < ln->n_watch && ln->watch[s] != NULL) {
-		((sock_watch *)ln->watch[s])->in_set = 0;
-		((sock_watch *)ln->watch[s])->wanted = false;
+	pc->conn = NULL;
+	c->pc = NULL;
+	if (reusable && !atomic_load(&ln->f->stopping) && ln->n_idle[c->up] < HTTPPROXY_MAX_CONNS &&
+	    conn_watch(c, EPOLLIN)) {
+		c->next = ln->idle[c->up];
+		ln->idle[c->up] = c;
+		ln->n_idle[c->up]++;
+	} else {
+		conn_close(c);
 	}
-	return close(s);
+	call_answer(ln, pc);
+}
+
+/* Reads what the upstream sent and feeds the call's parser. */
+static void
+conn_recv(upconn *c)
+{
+	proxy_call *pc = c->pc;
+	char        buf[READ_CHUNK];
+
+	for (;;) {
+		ssize_t      n = recv(c->w.fd, buf, sizeof(buf), MSG_DONTWAIT);
+		size_t       used;
+		edge_resp_rc rc;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0) {
+			call_conn_failed(c->ln, pc, errno);
+			return;
+		}
+		if (n == 0) {
+			if (pc->got_bytes && edge_httpresp_eof(&pc->parser) == EDGE_RESP_DONE) {
+				call_done(c->ln, pc, false);
+				return;
+			}
+			if (pc->got_bytes)
+				snprintf(pc->err, sizeof(pc->err), "the answer was cut short");
+			call_conn_failed(c->ln, pc, ECONNRESET);
+			return;
+		}
+		pc->got_bytes = true;
+		rc = edge_httpresp_feed(&pc->parser, buf, (size_t)n, &used);
+		if (rc == EDGE_RESP_DONE) {
+			/* Bytes past the answer: the upstream is out of step, never reuse it. */
+			call_done(c->ln, pc, pc->parser.keep_alive && used == (size_t)n);
+			return;
+		}
+		if (rc == EDGE_RESP_TOOBIG) {
+			call_fail(c->ln, pc, CALL_TOOBIG);
+			return;
+		}
+		if (rc == EDGE_RESP_BAD) {
+			snprintf(pc->err, sizeof(pc->err), "a malformed answer");
+			call_fail(c->ln, pc, CALL_FAILED);
+			return;
+		}
+	}
+}
+
+/* Takes c out of its upstream's idle stack. */
+static void
+idle_remove(lane *ln, upconn *c)
+{
+	for (upconn **p = &ln->idle[c->up]; *p != NULL; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			ln->n_idle[c->up]--;
+			return;
+		}
+}
+
+static void
+on_conn_event(void *arg, uint32_t events)
+{
+	upconn     *c = arg;
+	proxy_call *pc = c->pc;
+
+	if (pc == NULL) { /* an idle connection closed, or spoke out of turn: done with it */
+		idle_remove(c->ln, c);
+		conn_close(c);
+		return;
+	}
+	if (c->connecting) {
+		int       err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(c->w.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+		if (err != 0) {
+			call_conn_failed(c->ln, pc, err);
+			return;
+		}
+		c->connecting = false;
+		pc->connect_by = 0;
+		lane_arm(c->ln);
+		(void)conn_send(c);
+		return;
+	}
+	if ((events & EPOLLOUT) && pc->sent < pc->req.len && !conn_send(c))
+		return;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		conn_recv(c);
+}
+
+/* Sets pc off on a kept-alive connection, or a new one. */
+static bool
+call_start(lane *ln, proxy_call *pc)
+{
+	edge_req *r = pc->r;
+	int       i = pc->up->index;
+	upconn   *c;
+	bool      reused = false;
+
+	edge_httpresp_init(&pc->parser, strcmp(r->method, "HEAD") == 0, &pc->resp, &r->out);
+	pc->parsing = true;
+	pc->deadline = cm_mono_ms() + HTTPPROXY_TIMEOUT_MS;
+	pc->prev = NULL;
+	pc->next = ln->running;
+	if (ln->running != NULL)
+		ln->running->prev = pc;
+	ln->running = pc;
+	if ((c = ln->idle[i]) != NULL) {
+		ln->idle[i] = c->next;
+		ln->n_idle[i]--;
+		reused = true;
+	} else if ((c = conn_open(ln, pc->up)) == NULL) {
+		snprintf(pc->err, sizeof(pc->err), "%s", strerror(errno));
+		call_fail(ln, pc, CALL_FAILED);
+		return true;
+	}
+	call_attach(ln, pc, c, reused);
+	return true;
+}
+
+/* ---- the lane's timer ------------------------------------------------------------------------ */
+
+static int64_t
+due_of(const proxy_call *pc)
+{
+	return pc->connect_by != 0 && pc->connect_by < pc->deadline ? pc->connect_by : pc->deadline;
 }
 
 static void
 on_lane_timer(void *arg)
 {
-	lane *ln = arg;
-	int   running;
+	lane       *ln = arg;
+	int64_t     now = cm_mono_ms();
+	proxy_call *pc, *next;
 
-	(void)curl_multi_socket_action(ln->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	lane_check_done(ln);
+	for (pc = ln->running; pc != NULL; pc = next) {
+		next = pc->next;
+		if (due_of(pc) <= now)
+			call_fail(ln, pc, CALL_TIMEDOUT); /* re-arms */
+	}
+	lane_arm(ln);
 }
 
-/* curl's timer callback: run on_lane_timer in timeout_ms (-1: no timer). */
-static int
-on_timer(CURLM *multi, long timeout_ms, void *userp)
+/* The loop's timer at the nearest deadline of the running calls (none: off). */
+static void
+lane_arm(lane *ln)
 {
-	lane *ln = userp;
+	int64_t due = -1;
 
-	(void)multi;
-	edge_loop_timer_set(ln->loop, timeout_ms < 0 ? -1 : cm_mono_ms() + timeout_ms,
-	                    on_lane_timer, ln);
-	return 0;
+	for (const proxy_call *pc = ln->running; pc != NULL; pc = pc->next)
+		if (due < 0 || due_of(pc) < due)
+			due = due_of(pc);
+	edge_loop_timer_set(ln->loop, due, on_lane_timer, ln);
 }
 
-/* The loop stops: calls still running are answered 503, then the lane goes. */
+/* The loop stops: calls still running are answered 503, idle connections closed, then the lane
+ * goes. */
 static void
 lane_free(void *v)
 {
@@ -663,14 +770,13 @@ lane_free(void *v)
 	edge_httpproxy *f = ln->f;
 
 	while (ln->running != NULL)
-		call_finish(ln, ln->running, CURLE_ABORTED_BY_CALLBACK);
-	while (ln->n_spare > 0)
-		curl_easy_cleanup(ln->spare[--ln->n_spare]);
-	if (ln->multi != NULL)
-		curl_multi_cleanup(ln->multi);
-	for (int i = 0; i < ln->n_watch; i++)
-		free(ln->watch[i]);
-	free(ln->watch);
+		call_fail(ln, ln->running, CALL_STOPPING);
+	for (int i = 0; i < HTTPPROXY_UPSTREAMS_MAX; i++)
+		while (ln->idle[i] != NULL) {
+			upconn *c = ln->idle[i];
+			ln->idle[i] = c->next;
+			conn_close(c);
+		}
 	free(ln);
 	atomic_fetch_sub(&f->lanes, 1);
 }
@@ -691,20 +797,6 @@ lane_here(edge_httpproxy *f)
 	ln->f = f;
 	ln->loop = l;
 	atomic_fetch_add(&f->lanes, 1);
-	if ((ln->multi = curl_multi_init()) == NULL ||
-	    curl_multi_setopt(ln->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-	                      (long)HTTPPROXY_MAX_CONNS) != CURLM_OK ||
-	    /* The cache holds each upstream's share; curl closes the oldest idle one beyond it. */
-	    curl_multi_setopt(ln->multi, CURLMOPT_MAXCONNECTS,
-	                      (long)HTTPPROXY_MAX_CONNS * (f->n_ups > 0 ? f->n_ups : 1)) !=
-	        CURLM_OK ||
-	    curl_multi_setopt(ln->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-	    curl_multi_setopt(ln->multi, CURLMOPT_SOCKETDATA, ln) != CURLM_OK ||
-	    curl_multi_setopt(ln->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
-	    curl_multi_setopt(ln->multi, CURLMOPT_TIMERDATA, ln) != CURLM_OK) {
-		lane_free(ln);
-		return NULL;
-	}
 	edge_loop_slot_set(l, ln, lane_free);
 	return ln;
 }
@@ -717,14 +809,37 @@ edge_httpproxy_open(edge_httpproxy **out)
 	edge_httpproxy *f;
 
 	*out = NULL;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return CM_EINTERNAL;
-	if ((f = calloc(1, sizeof(*f))) == NULL) {
-		curl_global_cleanup();
+	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return CM_ENOMEM;
-	}
 	*out = f;
 	return CM_OK;
+}
+
+/* host and port of up->origin ("http://host:port", "[v6]" bracketed), and the Host header it
+ * gets ("host:port", or "host" on port 80). */
+static bool
+split_origin(edge_httpup *up)
+{
+	const char *h = up->origin + 7, *colon = strrchr(h, ':');
+	size_t      hl;
+	int         n;
+
+	if (strncmp(up->origin, "http://", 7) != 0 || colon == NULL || colon == h ||
+	    strlen(colon + 1) >= sizeof(up->port))
+		return false;
+	hl = (size_t)(colon - h);
+	if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+		memcpy(up->host, h + 1, hl - 2);
+		up->host[hl - 2] = '\0';
+	} else {
+		memcpy(up->host, h, hl);
+		up->host[hl] = '\0';
+	}
+	cm_strlcpy(up->port, colon + 1, sizeof(up->port));
+	n = strcmp(up->port, "80") == 0
+	        ? snprintf(up->host_header, sizeof(up->host_header), "%.*s", (int)hl, h)
+	        : snprintf(up->host_header, sizeof(up->host_header), "%s", h);
+	return n > 0 && (size_t)n < sizeof(up->host_header);
 }
 
 cm_err
@@ -745,10 +860,13 @@ edge_httpproxy_add(edge_httpproxy *f, const char *name, const char *what, const 
 	up = &f->ups[f->n_ups];
 	if (!edge_proxy_origin(url, up->origin, sizeof(up->origin)))
 		return CM_EINVAL;
+	if (!split_origin(up))
+		return CM_EINVAL;
 	up->proxy = f;
 	up->name = name;
 	up->what = what;
 	up->flags = flags;
+	up->index = f->n_ups;
 	f->n_ups++;
 	*out = up;
 	return CM_OK;
@@ -773,5 +891,4 @@ edge_httpproxy_close(edge_httpproxy *f)
 	if (atomic_load(&f->lanes) > 0)
 		return;
 	free(f);
-	curl_global_cleanup();
 }
