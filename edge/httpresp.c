@@ -23,7 +23,7 @@ enum {
 	S_DONE,
 };
 
-#define LINE_MAX 4096           /* one chunk-size or trailer line */
+#define LINE_MAX 4096          /* one chunk-size or trailer line */
 #define CHUNK_MAX (1ull << 40) /* a chunk size past this is not a size we believe */
 #define NO_LENGTH UINT64_MAX
 
@@ -44,7 +44,8 @@ edge_httpresp_fini(edge_httpresp *p)
 	cm_buf_fini(&p->line);
 }
 
-/* ---- the head --------------------------------------------------------------------------------- */
+/* ---- the head ---------------------------------------------------------------------------------
+ */
 
 /* Index just past the blank line that ends a head in s[0..len), searching from `from`; 0 when
  * it is not there yet. */
@@ -52,8 +53,8 @@ static size_t
 head_end(const char *s, size_t len, size_t from)
 {
 	for (size_t i = from; i < len; i++)
-		if (s[i] == '\n' &&
-		    ((i >= 1 && s[i - 1] == '\n') || (i >= 2 && s[i - 1] == '\r' && s[i - 2] == '\n')))
+		if (s[i] == '\n' && ((i >= 1 && s[i - 1] == '\n') ||
+		                     (i >= 2 && s[i - 1] == '\r' && s[i - 2] == '\n')))
 			return i + 1;
 	return 0;
 }
@@ -173,7 +174,8 @@ header_line(edge_httpresp *p, const char *s, size_t len, bool interim, bool *te)
 			p->keep_alive = true; /* only read for HTTP/1.0 */
 	}
 	if (cm_buf_append(p->headers, s, k) != CM_OK || cm_buf_append(p->headers, "", 1) != CM_OK ||
-	    cm_buf_append(p->headers, v, vlen) != CM_OK || cm_buf_append(p->headers, "", 1) != CM_OK)
+	    cm_buf_append(p->headers, v, vlen) != CM_OK ||
+	    cm_buf_append(p->headers, "", 1) != CM_OK)
 		return EDGE_RESP_TOOBIG;
 	return EDGE_RESP_MORE;
 }
@@ -246,7 +248,8 @@ parse_head(edge_httpresp *p)
 	return EDGE_RESP_MORE;
 }
 
-/* ---- the body --------------------------------------------------------------------------------- */
+/* ---- the body ---------------------------------------------------------------------------------
+ */
 
 /* Gathers a line into p->line; true (and *took) once its '\n' came. */
 static bool
@@ -343,7 +346,8 @@ edge_httpresp_feed(edge_httpresp *p, const char *data, size_t n, size_t *used)
 				k = p->line.max - old;
 			if (cm_buf_append(&p->line, d, k) != CM_OK)
 				return EDGE_RESP_TOOBIG;
-			if ((e = head_end(p->line.data, p->line.len, old >= 2 ? old - 2 : 0)) == 0) {
+			if ((e = head_end(p->line.data, p->line.len, old >= 2 ? old - 2 : 0)) ==
+			    0) {
 				if (p->line.len >= p->line.max)
 					return EDGE_RESP_TOOBIG;
 				i += k;

@@ -74,8 +74,8 @@ perform(CURL *c, const char *method, const char *path, const char *const *header
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	if (strcmp(method, "HEAD") == 0)
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	/* Set either way: a session's handle keeps what its previous request set. */
+	curl_easy_setopt(c, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
 	for (; headers != NULL && *headers != NULL; headers++)
 		h = curl_slist_append(h, *headers);
 	h = curl_slist_append(h, "Expect:");

@@ -221,6 +221,53 @@ test_one_upstream_connection(void **state)
 	http_session_close(s);
 }
 
+/* Framings an app's server uses: a chunked page (extension and trailer dropped), a 204, a HEAD
+ * answered with a Content-Length and no body; and a kept-alive upstream connection the app closes
+ * after its answer (its keep-alive timeout): the next request still gets its page, on a fresh
+ * connection, on the same client connection. */
+static void
+test_framings_and_stale_connections(void **state)
+{
+	http_session *s = http_session_open();
+	http_resp     r;
+	json_int_t    before, after;
+
+	(void)state;
+	assert_non_null(s);
+	assert_int_equal(http_session_do(s, "GET", "/_chunked", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, strlen("<html><body>streamed</body></html>"));
+	assert_memory_equal(r.body, "<html><body>streamed</body></html>", r.len);
+	http_resp_free(&r);
+	assert_int_equal(http_session_do(s, "GET", "/_empty", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 204);
+	assert_int_equal(r.len, 0);
+	http_resp_free(&r);
+	assert_int_equal(http_session_do(s, "HEAD", "/", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	http_resp_free(&r);
+
+	assert_int_equal(http_session_do(s, "GET", "/_echo", NULL, NULL, 0, &r), 0);
+	before = upstream_conn(&r);
+	http_resp_free(&r);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(http_session_do(s, "GET", "/_drop_after", NULL, NULL, 0, &r), 0);
+		assert_int_equal(r.status, 200);
+		assert_memory_equal(r.body, "dropped after", r.len);
+		http_resp_free(&r);
+		/* At once, while the close may still be on its way. */
+		assert_int_equal(http_session_do(s, "GET", "/_echo", NULL, NULL, 0, &r), 0);
+		assert_int_equal(r.status, 200);
+		after = upstream_conn(&r);
+		assert_true(after != before);
+		before = after;
+		http_resp_free(&r);
+	}
+	assert_int_equal(http_session_connects(s), 1);
+	http_session_close(s);
+}
+
 static void
 test_app_failures(void **state)
 {
@@ -228,7 +275,7 @@ test_app_failures(void **state)
 	char      path[64];
 
 	(void)state;
-	/* The app's server closes without answering (curl retries once on a fresh connection). */
+	/* The app's server closes without answering (retried once on a fresh connection). */
 	assert_int_equal(http_do("GET", "/_hangup", NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 502);
 	assert_string_equal(js(json_object_get(r.json, "error"), "code"), "UNAVAILABLE");
@@ -304,6 +351,7 @@ main(void)
 	    cmocka_unit_test(test_redirects_stay_on_the_edge),
 	    cmocka_unit_test(test_headers_both_ways),
 	    cmocka_unit_test(test_one_upstream_connection),
+	    cmocka_unit_test(test_framings_and_stale_connections),
 	    cmocka_unit_test(test_app_failures),
 	    cmocka_unit_test(test_public_origin_from_trusted_proxy),
 	};

@@ -15,6 +15,11 @@ way Next.js does toward a proxy:
   /_big?n=BYTES     a body of n bytes
   /_hangup          closes the connection without answering
   /_cut             promises 1,000 bytes (Content-Length), sends 10, closes: an app dying mid-body
+  /_chunked         a body in chunks (Transfer-Encoding: chunked, an extension, a trailer), as
+                    Next.js streams a page
+  /_drop_after      answers (kept alive, as far as the client can tell), then closes the connection
+                    as an app does when its keep-alive timeout passes
+  /_empty           204, no body
 HTTP/1.1 with keep-alive, one thread per connection.
 """
 import argparse
@@ -103,6 +108,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"x" * 10)
             self.wfile.flush()
             self.close_connection = True
+            return None
+        if url.path == "/_chunked":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"<html>", b"<body>streamed", b"</body></html>"):
+                self.wfile.write(b"%x;part=1\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\nX-Checksum: 1\r\n\r\n")
+            return None
+        if url.path == "/_drop_after":
+            self._send(200, b"dropped after", "text/plain")
+            self.wfile.flush()
+            self.close_connection = True
+            return None
+        if url.path == "/_empty":
+            self.send_response(204)
+            self.end_headers()
             return None
         rel = "index.html" if url.path == "/" else url.path.lstrip("/")
         full = os.path.realpath(os.path.join(self.server.root, rel))

@@ -30,8 +30,7 @@ typedef struct outcome {
 
 /* Feeds s in pieces of `step` bytes (0: whole), then EOF when `eof` and still MORE. */
 static void
-run(const char *s, size_t n, bool head, size_t step, bool eof, size_t hmax, size_t bmax,
-    outcome *o)
+run(const char *s, size_t n, bool head, size_t step, bool eof, size_t hmax, size_t bmax, outcome *o)
 {
 	cm_buf        h, b;
 	edge_httpresp p;
@@ -125,9 +124,10 @@ header(const outcome *o, const char *name)
 static void
 test_content_length(void **state)
 {
-	static const char r[] = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n"
-	                        "X-A:   spaced  \r\n\r\nhello";
-	outcome           o;
+	static const char r[] =
+	    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n"
+	    "X-A:   spaced  \r\n\r\nhello";
+	outcome o;
 
 	(void)state;
 	parse(r, false, false, &o);
@@ -161,8 +161,9 @@ test_chunked(void **state)
 	static const char r[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
 	                        "5;name=value\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\n"
 	                        "X-Trailer: t\r\n\r\n";
-	static const char lf[] = "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\nA\n0123456789\n0\n\n";
-	outcome           o;
+	static const char lf[] =
+	    "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\nA\n0123456789\n0\n\n";
+	outcome o;
 
 	(void)state;
 	parse(r, false, false, &o);
@@ -320,9 +321,10 @@ test_refused(void **state)
 static void
 test_bounds(void **state)
 {
-	static const char r[] = "HTTP/1.1 200 OK\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
-	                        "Content-Length: 10\r\n\r\n0123456789";
-	outcome           o;
+	static const char r[] =
+	    "HTTP/1.1 200 OK\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+	    "Content-Length: 10\r\n\r\n0123456789";
+	outcome o;
 
 	(void)state;
 	run(r, strlen(r), false, 0, false, 40, 4096, &o); /* the head past its cap */
