@@ -2,10 +2,10 @@
  * httpproxy.h - the edge's HTTP upstreams: the web app's own server (frontend.h) and the old
  * backend that legacy routes migrate away from (migrate.h), behind one pooled reverse proxy.
  *
- * One proxy on libcurl's multi interface serves every HTTP upstream, run on the edge's event
- * loops (loop.h): each loop has a lane of its own (a multi handle, whose connection cache keeps up
- * to HTTPPROXY_MAX_CONNS kept-alive connections to each upstream), so a request is proxied on the
- * thread that parsed it. Every end-to-end header crosses
+ * One proxy, an HTTP/1.1 client of the edge's own, serves every HTTP upstream, run on the edge's
+ * event loops (loop.h): each loop has a lane of its own (up to HTTPPROXY_MAX_CONNS kept-alive
+ * connections kept idle for each upstream, its answers parsed by httpresp.h), so a request is
+ * proxied on the thread that parsed it. Every end-to-end header crosses
  * both ways (proxyhdr.h), with X-Forwarded-For/-Proto/-Host and X-Request-Id added; redirects an
  * upstream aims at itself come back on the origin the browser used. The response body is
  * collected (up to r->out's cap) and answered with the edge's framing, request id and access log

@@ -1,11 +1,11 @@
 /*
  * loop.h - the edge's event loops: one thread per core, each running its own libmicrohttpd daemon
- * and whatever else wants that thread's epoll (the HTTP proxy's libcurl sockets, httpproxy.h).
+ * and whatever else wants that thread's epoll (the HTTP proxy's upstream sockets, httpproxy.h).
  *
  * Why not libmicrohttpd's own thread pool: its epoll sets cannot take other sockets, so the proxy
- * ran libcurl on a thread of its own, and every proxied request crossed two threads (a wake-up and
- * a context switch each way: measured, a quarter of the proxy's CPU). Here a request proxied from
- * a loop's handler is sent, answered and resumed on that same thread.
+ * once ran its HTTP client (libcurl then) on a thread of its own, and every proxied request crossed
+ * two threads (a wake-up and a context switch each way: measured, a quarter of the proxy's CPU).
+ * Here a request proxied from a loop's handler is sent, answered and resumed on that same thread.
  *
  * The daemons share one listening socket (whichever loop accepts first serves the connection);
  * the global connection cap is split between them as libmicrohttpd splits it between its own

@@ -54,11 +54,11 @@ run(const char *s, size_t n, bool head, size_t step, bool eof, size_t hmax, size
 	o->used = at;
 	o->status = p.status;
 	o->keep_alive = p.keep_alive;
-	if (h.len <= sizeof(o->headers)) {
+	if (h.len > 0 && h.len <= sizeof(o->headers)) {
 		memcpy(o->headers, h.data, h.len);
 		o->nheaders = h.len;
 	}
-	if (b.len <= sizeof(o->body)) {
+	if (b.len > 0 && b.len <= sizeof(o->body)) {
 		memcpy(o->body, b.data, b.len);
 		o->nbody = b.len;
 	}
@@ -80,7 +80,8 @@ parse(const char *s, bool head, bool eof, outcome *o)
 	if (o->rc == EDGE_RESP_DONE) {
 		assert_int_equal(x.used, o->used);
 		assert_int_equal(x.nbody, o->nbody);
-		assert_memory_equal(x.body, o->body, o->nbody);
+		if (o->nbody > 0)
+			assert_memory_equal(x.body, o->body, o->nbody);
 	}
 	for (size_t cut = 1; cut < n; cut++) {
 		cm_buf        h, b;
@@ -100,7 +101,8 @@ parse(const char *s, bool head, bool eof, outcome *o)
 		if (rc == EDGE_RESP_DONE) {
 			assert_int_equal(used + u2, o->used);
 			assert_int_equal(b.len, o->nbody);
-			assert_memory_equal(b.data, o->body, o->nbody);
+			if (o->nbody > 0)
+				assert_memory_equal(b.data, o->body, o->nbody);
 			assert_int_equal(p.status, o->status);
 			assert_int_equal(p.keep_alive, o->keep_alive);
 		}
