@@ -16,7 +16,8 @@
 # The edge runs with EDGE_RATE_PER_S=0 and EDGE_MAX_CONNECTIONS_PER_ADDR=0 (wrk is one address),
 # its default EDGE_THREADS (one per core) and LOG_LEVEL=warn; it still writes one access-log line
 # per request (to a file), which nginx and haproxy do not.
-# Env: DUR, CONNS, BUILD_DIR (build), KEEP=1 (keep the state dir and PostgreSQL's files, logs
+# Env: DUR, CONNS, BUILD_DIR (build), PERF=1 (perf record -g on the edge while it proxies, into
+# bench/results/edge-proxy-<time>.perf), KEEP=1 (keep the state dir and PostgreSQL's files, logs
 # included, to look at afterwards). Private loopback ports 31400-31499 (the test fixtures use
 # 25xxx-29xxx, scripts/up.sh its defaults), a temporary state dir, everything stopped at the end.
 # Results: bench/results/edge-<time>.txt (the summary, the load average, wrk's raw output).
@@ -127,7 +128,14 @@ for r in "${runs[@]}"; do
   IFS='|' read -r name conns url _ <<<"$r"
   args=()
   [[ $name == edge_me_* ]] && args=(-H "Authorization: Bearer $token")
+  perf_pid=""
+  if [ "${PERF:-0}" = 1 ] && [ "$name" = edge_proxy ]; then
+    perf record -g -o "$out/edge-proxy-$(date -u +%Y%m%dT%H%M%SZ).perf" -p "$(cat "$run/edge.pid")" \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   wrk_run "$raw/$name.txt" "$conns" "$DUR" "$url" "${args[@]}"
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" || true; fi
   fig[$name]=$(wrk_figures "$raw/$name.txt")
   sleep 1 # let closed connections settle before the next target
 done

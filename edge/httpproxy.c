@@ -47,6 +47,8 @@
 #define REQUEST_HEAD_MAX 65536 /* bytes of the request line and headers sent upstream */
 #define RESOLVE_EVERY_MS 10000 /* an upstream's name is looked up again after this */
 #define READ_CHUNK 16384
+#define SPARE_CALLS 64         /* finished calls a lane keeps, buffers and all, for the next */
+#define SPARE_KEEP_BYTES 65536 /* ... unless one of their buffers grew past this */
 
 typedef struct proxy_call proxy_call;
 typedef struct lane       lane;
@@ -109,6 +111,8 @@ struct lane {
 	struct sockaddr_storage addr[HTTPPROXY_UPSTREAMS_MAX];
 	socklen_t               addrlen[HTTPPROXY_UPSTREAMS_MAX];
 	int64_t                 resolved_at[HTTPPROXY_UPSTREAMS_MAX]; /* 0: never */
+	proxy_call             *spare; /* finished calls kept for reuse (next) */
+	int                     n_spare;
 };
 
 static void
@@ -119,6 +123,51 @@ call_free(proxy_call *pc)
 	cm_buf_fini(&pc->req);
 	cm_buf_fini(&pc->resp);
 	free(pc);
+}
+
+/* A call for r to up: one the lane (may be NULL) kept, its buffers emptied, or a new one. */
+static proxy_call *
+call_new(lane *ln, edge_req *r, edge_httpup *up)
+{
+	proxy_call *pc = NULL;
+
+	if (ln != NULL && (pc = ln->spare) != NULL) {
+		ln->spare = pc->next;
+		ln->n_spare--;
+		cm_buf_reset(&pc->req);
+		cm_buf_reset(&pc->resp);
+	} else if ((pc = calloc(1, sizeof(*pc))) != NULL) {
+		cm_buf_init(&pc->req, 0);
+		cm_buf_init(&pc->resp, HTTPPROXY_HEADERS_MAX);
+	} else {
+		return NULL;
+	}
+	pc->req.max = REQUEST_HEAD_MAX + r->body.len;
+	pc->next = pc->prev = NULL;
+	pc->r = r;
+	pc->up = up;
+	pc->conn = NULL;
+	pc->sent = 0;
+	pc->deadline = pc->connect_by = 0;
+	pc->reused = pc->got_bytes = pc->retried = false;
+	pc->public_origin[0] = pc->err[0] = '\0';
+	return pc; /* parsing and the parser stay: call_start reuses its memory */
+}
+
+/* Done with pc: kept by the lane (may be NULL) for the next call, or freed. */
+static void
+call_release(lane *ln, proxy_call *pc)
+{
+	if (ln == NULL || ln->n_spare >= SPARE_CALLS || pc->req.cap > SPARE_KEEP_BYTES ||
+	    pc->resp.cap > SPARE_KEEP_BYTES ||
+	    (pc->parsing && pc->parser.line.cap > SPARE_KEEP_BYTES)) {
+		call_free(pc);
+		return;
+	}
+	pc->r = NULL;
+	pc->next = ln->spare;
+	ln->spare = pc;
+	ln->n_spare++;
 }
 
 /* ---- the request, on the event-loop thread ------------------------------------------------- */
@@ -248,7 +297,7 @@ start_posted(void *arg)
 
 	if (ln == NULL || !call_start(ln, pc)) {
 		edge_req *r = pc->r;
-		call_free(pc);
+		call_release(ln, pc);
 		edge_fail(r, CM__STATUS__INTERNAL, "cannot start the upstream request");
 	}
 }
@@ -263,31 +312,28 @@ edge_httpup_forward(edge_req *r, edge_httpup *up)
 	lane           *ln;
 
 	r->upstream_name = up->name;
-	if ((pc = calloc(1, sizeof(*pc))) == NULL) {
+	ln = f->started && !atomic_load(&f->stopping) ? lane_here(f) : NULL;
+	if ((pc = call_new(ln, r, up)) == NULL) {
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
 	}
-	pc->r = r;
-	pc->up = up;
-	cm_buf_init(&pc->resp, HTTPPROXY_HEADERS_MAX);
-	cm_buf_init(&pc->req, REQUEST_HEAD_MAX + r->body.len);
 	scheme = edge_proxy_scheme(edge_header(r, "X-Forwarded-Proto"), peer_trusted(r));
 	if (!edge_proxy_public_origin(scheme, edge_header(r, "Host"), pc->public_origin,
 	                              sizeof(pc->public_origin)))
 		pc->public_origin[0] = '\0';
 	if (!build_request(r, pc, scheme)) {
-		call_free(pc);
+		call_release(ln, pc);
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
 	}
 	if (!f->started || atomic_load(&f->stopping)) {
-		call_free(pc);
+		call_release(ln, pc);
 		edge_fail_http(r, 503, "UNAVAILABLE", "the edge is stopping");
 		return;
 	}
-	if ((ln = lane_here(f)) != NULL) {
+	if (ln != NULL) {
 		if (!call_start(ln, pc)) {
-			call_free(pc);
+			call_release(ln, pc);
 			edge_fail(r, CM__STATUS__INTERNAL, "cannot start the upstream request");
 		}
 		return;
@@ -452,7 +498,7 @@ call_answer(lane *ln, proxy_call *pc)
 	apply_headers(pc);
 	if (r->content_type == NULL)
 		r->content_type = "application/octet-stream";
-	call_free(pc);
+	call_release(ln, pc);
 	edge_respond(r);
 }
 
@@ -479,21 +525,21 @@ call_fail(lane *ln, proxy_call *pc, call_outcome why)
 	cm_buf_reset(&r->out); /* what a cut answer brought is not the error's body */
 	switch (why) {
 	case CALL_STOPPING:
-		call_free(pc);
+		call_release(ln, pc);
 		edge_fail_http(r, 503, "UNAVAILABLE", "the edge is stopping");
 		return;
 	case CALL_TOOBIG:
 		cm_warn("EDGE-PROXY-BIG", "rid=%s: %s's answer to %s is too large", r->request_id,
 		        pc->up->name, r->raw_path);
 		snprintf(msg, sizeof(msg), "%s sent a response too large", pc->up->what);
-		call_free(pc);
+		call_release(ln, pc);
 		edge_fail_http(r, 502, "UNAVAILABLE", msg);
 		return;
 	case CALL_TIMEDOUT:
 		cm_warn("EDGE-PROXY-SLOW", "rid=%s: %s: %s", r->request_id, pc->up->name,
 		        pc->connect_by != 0 ? "connect timed out" : "no answer in time");
 		snprintf(msg, sizeof(msg), "%s did not answer in time", pc->up->what);
-		call_free(pc);
+		call_release(ln, pc);
 		edge_fail_http(r, 504, "DEADLINE_EXCEEDED", msg);
 		return;
 	case CALL_FAILED:
@@ -502,7 +548,7 @@ call_fail(lane *ln, proxy_call *pc, call_outcome why)
 	cm_warn("EDGE-PROXY-FAIL", "rid=%s: %s: %s", r->request_id, pc->up->name,
 	        pc->err[0] != '\0' ? pc->err : "failed");
 	snprintf(msg, sizeof(msg), "%s is unavailable", pc->up->what);
-	call_free(pc);
+	call_release(ln, pc);
 	edge_fail_http(r, 502, "UNAVAILABLE", msg);
 }
 
@@ -705,7 +751,11 @@ call_start(lane *ln, proxy_call *pc)
 	upconn   *c;
 	bool      reused = false;
 
-	edge_httpresp_init(&pc->parser, strcmp(r->method, "HEAD") == 0, &pc->resp, &r->out);
+	if (pc->parsing)
+		edge_httpresp_reuse(&pc->parser, strcmp(r->method, "HEAD") == 0, &pc->resp,
+		                    &r->out);
+	else
+		edge_httpresp_init(&pc->parser, strcmp(r->method, "HEAD") == 0, &pc->resp, &r->out);
 	pc->parsing = true;
 	pc->deadline = cm_mono_ms() + HTTPPROXY_TIMEOUT_MS;
 	pc->prev = NULL;
@@ -777,6 +827,11 @@ lane_free(void *v)
 			ln->idle[i] = c->next;
 			conn_close(c);
 		}
+	while (ln->spare != NULL) {
+		proxy_call *pc = ln->spare;
+		ln->spare = pc->next;
+		call_free(pc);
+	}
 	free(ln);
 	atomic_fetch_sub(&f->lanes, 1);
 }

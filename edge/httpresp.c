@@ -39,6 +39,21 @@ edge_httpresp_init(edge_httpresp *p, bool head_request, cm_buf *headers, cm_buf 
 }
 
 void
+edge_httpresp_reuse(edge_httpresp *p, bool head_request, cm_buf *headers, cm_buf *body)
+{
+	cm_buf line = p->line;
+
+	memset(p, 0, sizeof(*p));
+	p->head_request = head_request;
+	p->headers = headers;
+	p->body = body;
+	p->clen = NO_LENGTH;
+	p->line = line;
+	cm_buf_reset(&p->line);
+	p->line.max = headers->max;
+}
+
+void
 edge_httpresp_fini(edge_httpresp *p)
 {
 	cm_buf_fini(&p->line);

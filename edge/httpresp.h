@@ -50,6 +50,8 @@ typedef struct edge_httpresp {
 /* Starts a response to a request (head_request: it was HEAD). headers and body must be
  * initialised by the caller (their caps are the limits) and outlive the parser. */
 void edge_httpresp_init(edge_httpresp *p, bool head_request, cm_buf *headers, cm_buf *body);
+/* edge_httpresp_init for a parser used before (not finished), keeping its memory. */
+void edge_httpresp_reuse(edge_httpresp *p, bool head_request, cm_buf *headers, cm_buf *body);
 void edge_httpresp_fini(edge_httpresp *p);
 
 /* Takes n bytes of the upstream's stream. *used gets how many were taken: all of them unless

@@ -84,8 +84,11 @@ access_log(edge_req *r, uint16_t status, size_t bytes, double secs)
 	    cm_buf_append_json_str(&line, r->method) == CM_OK &&
 	    cm_buf_appends(&line, "\",\"path\":\"") == CM_OK &&
 	    cm_buf_append_json_str(&line, r->path) == CM_OK &&
-	    cm_buf_printf(&line, "\",\"status\":%u,\"bytes\":%zu,\"dur_ms\":%.3f,\"route\":\"%s\"",
-	                  status, bytes, secs * 1000.0,
+	    /* dur_ms with three decimals from whole microseconds: no floating-point printf */
+	    cm_buf_printf(&line,
+	                  "\",\"status\":%u,\"bytes\":%zu,\"dur_ms\":%llu.%03llu,\"route\":\"%s\"",
+	                  status, bytes, (unsigned long long)(secs * 1e6) / 1000,
+	                  (unsigned long long)(secs * 1e6) % 1000,
 	                  r->route != NULL ? r->route->name : "-") == CM_OK &&
 	    cm_buf_printf(&line, ",\"upstream\":\"%s\",\"client\":\"",
 	                  r->upstream_name != NULL ? r->upstream_name : "") == CM_OK &&
@@ -97,21 +100,43 @@ access_log(edge_req *r, uint16_t status, size_t bytes, double secs)
 	cm_buf_fini(&line);
 }
 
+/* A thread's last series looked up per (route, status): the registry's lookup formats labels
+ * and walks its series under one mutex, and a route answers the same status most of the time.
+ * Series live as long as the registry, which lives as long as the edge. */
+#define SERIES_CACHE 64
+
+typedef struct series_slot {
+	const void   *route; /* r->route (NULL for no route) */
+	uint16_t      status;
+	cm_metrics   *metrics;
+	cm_counter   *requests;
+	cm_histogram *duration;
+} series_slot;
+
 static void
 observe(edge_req *r, uint16_t status, double secs)
 {
-	char labels[160];
+	static _Thread_local series_slot cache[SERIES_CACHE];
+	series_slot *s = &cache[(((uintptr_t)r->route >> 4) ^ status) % SERIES_CACHE];
+	char         labels[160];
 
-	snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%u\"",
-	         r->route != NULL ? r->route->name : "none", status);
-	cm_counter_add(cm_metrics_counter(r->e->metrics, "http_requests_total",
-	                                  "HTTP requests answered, by route and status", labels),
-	               1);
-	snprintf(labels, sizeof(labels), "route=\"%s\"",
-	         r->route != NULL ? r->route->name : "none");
-	cm_histogram_observe(cm_metrics_histogram(r->e->metrics, "http_request_duration_seconds",
-	                                          "HTTP request latency, by route", labels),
-	                     secs);
+	if (s->requests == NULL || s->route != (const void *)r->route || s->status != status ||
+	    s->metrics != r->e->metrics) {
+		snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%u\"",
+		         r->route != NULL ? r->route->name : "none", status);
+		s->requests =
+		    cm_metrics_counter(r->e->metrics, "http_requests_total",
+		                       "HTTP requests answered, by route and status", labels);
+		snprintf(labels, sizeof(labels), "route=\"%s\"",
+		         r->route != NULL ? r->route->name : "none");
+		s->duration = cm_metrics_histogram(r->e->metrics, "http_request_duration_seconds",
+		                                   "HTTP request latency, by route", labels);
+		s->route = r->route;
+		s->status = status;
+		s->metrics = r->e->metrics;
+	}
+	cm_counter_add(s->requests, 1);
+	cm_histogram_observe(s->duration, secs);
 	edge_migrate_observe(r); /* edge_routing_total: which side answered (migrate.h) */
 }
 

@@ -166,25 +166,40 @@ cm_uuid_valid(const char *s)
 void
 cm_format_time_ms(int64_t unix_ms, char out[32])
 {
-	int64_t   sec = unix_ms / 1000;
-	int64_t   ms = unix_ms % 1000;
-	time_t    t;
-	struct tm tm;
-	int       n;
+	/* The second's text is kept per thread: a busy log formats it once a second. */
+	static _Thread_local int64_t prefix_sec = INT64_MIN;
+	static _Thread_local char    prefix[32];
+	static _Thread_local int     prefix_len;
+	int64_t                      sec = unix_ms / 1000;
+	int64_t                      ms = unix_ms % 1000;
 
 	if (ms < 0) { /* floor division for times before 1970 */
 		ms += 1000;
 		sec -= 1;
 	}
-	t = (time_t)sec;
-	if (gmtime_r(&t, &tm) == NULL) {
-		cm_strlcpy(out, "1970-01-01T00:00:00.000Z", 32);
-		return;
+	if (sec != prefix_sec) {
+		time_t    t = (time_t)sec;
+		struct tm tm;
+		int       n = -1;
+
+		if (gmtime_r(&t, &tm) != NULL)
+			n = snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d.",
+			             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			             tm.tm_min, tm.tm_sec);
+		if (n < 0 || n > 27) {
+			cm_strlcpy(out, "1970-01-01T00:00:00.000Z", 32);
+			prefix_sec = INT64_MIN;
+			return;
+		}
+		prefix_len = n;
+		prefix_sec = sec;
 	}
-	n = snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-	             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
-	if (n < 0 || n >= 32)
-		cm_strlcpy(out, "1970-01-01T00:00:00.000Z", 32);
+	memcpy(out, prefix, (size_t)prefix_len);
+	out[prefix_len] = (char)('0' + ms / 100);
+	out[prefix_len + 1] = (char)('0' + ms / 10 % 10);
+	out[prefix_len + 2] = (char)('0' + ms % 10);
+	out[prefix_len + 3] = 'Z';
+	out[prefix_len + 4] = '\0';
 }
 
 void

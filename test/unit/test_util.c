@@ -71,6 +71,13 @@ test_format_time(void **state)
 	assert_string_equal(out, "2026-11-28T15:24:28.123Z");
 	cm_format_time_ms(-1, out);
 	assert_string_equal(out, "1969-12-31T23:59:59.999Z");
+	/* The same second again (kept per thread), then the next one. */
+	cm_format_time_ms(1795879468007LL, out);
+	assert_string_equal(out, "2026-11-28T15:24:28.007Z");
+	cm_format_time_ms(1795879468999LL, out);
+	assert_string_equal(out, "2026-11-28T15:24:28.999Z");
+	cm_format_time_ms(1795879469000LL, out);
+	assert_string_equal(out, "2026-11-28T15:24:29.000Z");
 }
 
 static void
