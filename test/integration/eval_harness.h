@@ -527,20 +527,23 @@ setup(void **state)
 	cm_uuid_v4(set_id);
 	cm_uuid_v4(set2_id);
 	build_sets();
-	if ((fake_pid = test_fake_start(FAKE_PORT, NULL)) < 0 ||
-	    start_stub(&pdf_srv, PDF_RPC, pdf_methods, 4) != CM_OK ||
-	    start_stub(&qgen_srv, QGEN_RPC, qgen_methods_stub, 1) != CM_OK ||
-	    (metrics = cm_metrics_alloc("eval_")) == NULL)
-		return -1;
+	/* Set before any thread runs, and later only replaced (never added or removed): threads
+	 * read the environment (libpq when it connects, the resolver), and adding or removing a
+	 * name may move it under them (test_chat.c saw getenv crash that way). */
 	setenv("LLM_BASE_URL", FAKE_URL "/v1", 1);
 	setenv("LLM_MODEL", model, 1);
 	setenv("LLM_MAX_ATTEMPTS", "3", 1);
 	setenv("LLM_BACKOFF_BASE_MS", "20", 1);
 	setenv("LLM_BACKOFF_MAX_MS", "100", 1);
 	setenv("LLM_TIMEOUT_MS", "10000", 1);
+	if ((fake_pid = test_fake_start(FAKE_PORT, NULL)) < 0 ||
+	    start_stub(&pdf_srv, PDF_RPC, pdf_methods, 4) != CM_OK ||
+	    start_stub(&qgen_srv, QGEN_RPC, qgen_methods_stub, 1) != CM_OK ||
+	    (metrics = cm_metrics_alloc("eval_")) == NULL)
+		return -1;
 	if (open_service(&svc, schema, &w, &w_conns) != CM_OK || svc.llm == NULL)
 		return -1;
-	unsetenv("LLM_BASE_URL");
+	setenv("LLM_BASE_URL", "", 1); /* the same service without a model */
 	if (open_service(&off, off_schema, &ow, &ow_conns) != CM_OK || off.llm != NULL)
 		return -1;
 	/* The stand-ins must be connected before the first call. */

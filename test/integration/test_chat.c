@@ -337,14 +337,15 @@ setup(void **state)
 	if (mkdtemp(datadir) == NULL)
 		return -1;
 
+	/* Every variable is in the environment before the first service starts: its threads read
+	 * the environment (libpq reads PG* when it connects), and setenv adding a name may move the
+	 * environment under them (a crash in getenv, seen under ASan). Later setenv calls only
+	 * replace values of names already there, which never moves it. */
 	common_env();
 	setenv("PDF_RPC_URL", PDF_URL, 1);
 	setenv("PDF_ADMIN_ADDR", "127.0.0.1:29181", 1);
 	setenv("PDF_WORKERS", "4", 1);
 	setenv("PDF_DATA_DIR", datadir, 1);
-	if (cm_service_start(&pdf_service_def, &pdf_svc, NULL) != CM_OK)
-		return -1;
-
 	/* svc-chat with the fake model: short generation bound, one retry, quick backoff. */
 	setenv("CHAT_RPC_URL", CHAT_URL, 1);
 	setenv("CHAT_ADMIN_ADDR", "127.0.0.1:29182", 1);
@@ -360,6 +361,8 @@ setup(void **state)
 	setenv("LLM_BACKOFF_BASE_MS", "10", 1);
 	setenv("LLM_BACKOFF_MAX_MS", "50", 1);
 	setenv("LLM_MAX_CONCURRENCY", "16", 1);
+	if (cm_service_start(&pdf_service_def, &pdf_svc, NULL) != CM_OK)
+		return -1;
 	chat_def = chat_service_def;
 	chat_def.schema = schema;
 	if (cm_service_start(&chat_def, &chat_svc, (void **)&chat_app) != CM_OK ||
@@ -369,7 +372,7 @@ setup(void **state)
 	setenv("CHAT_RPC_URL", OFF_URL, 1);
 	setenv("CHAT_ADMIN_ADDR", "127.0.0.1:29183", 1);
 	setenv("CHAT_EVENTS_URL", "", 1);
-	unsetenv("LLM_BASE_URL");
+	setenv("LLM_BASE_URL", "", 1); /* no model; unsetenv would move the environment */
 	off_def = chat_def;
 	if (cm_service_start(&off_def, &off_svc, NULL) != CM_OK)
 		return -1;
