@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -59,7 +60,7 @@ struct proxy_call {
 	edge_req     *r;
 	edge_httpup  *up;
 	upconn       *conn;
-	cm_buf        req; /* what is sent: request line, headers, body */
+	cm_buf        req; /* the request line and headers (the body is sent from r->body) */
 	size_t        sent;
 	edge_httpresp parser;
 	bool          parsing;              /* parser initialised */
@@ -137,12 +138,11 @@ call_new(lane *ln, edge_req *r, edge_httpup *up)
 		cm_buf_reset(&pc->req);
 		cm_buf_reset(&pc->resp);
 	} else if ((pc = calloc(1, sizeof(*pc))) != NULL) {
-		cm_buf_init(&pc->req, 0);
+		cm_buf_init(&pc->req, REQUEST_HEAD_MAX);
 		cm_buf_init(&pc->resp, HTTPPROXY_HEADERS_MAX);
 	} else {
 		return NULL;
 	}
-	pc->req.max = REQUEST_HEAD_MAX + r->body.len;
 	pc->next = pc->prev = NULL;
 	pc->r = r;
 	pc->up = up;
@@ -279,8 +279,7 @@ build_request(edge_req *r, proxy_call *pc, const char *scheme)
 	     ((pc->up->flags & EDGE_HTTPUP_IDENTITY) == 0 || !r->authed ||
 	      add_header(&pc->req, "X-User-Id", r->claims.sub)) &&
 	     (!has_body(r) || add_header(&pc->req, "Content-Length", len)) &&
-	     cm_buf_append(&pc->req, "\r\n", 2) == CM_OK &&
-	     (r->body.len == 0 || cm_buf_append(&pc->req, r->body.data, r->body.len) == CM_OK);
+	     cm_buf_append(&pc->req, "\r\n", 2) == CM_OK;
 	cm_buf_fini(&w.connection);
 	return ok;
 }
@@ -554,6 +553,13 @@ call_fail(lane *ln, proxy_call *pc, call_outcome why)
 
 static bool conn_send(upconn *c);
 
+/* Bytes of the request sent upstream: the head in pc->req, then the client's body as it is. */
+static size_t
+request_len(const proxy_call *pc)
+{
+	return pc->req.len + pc->r->body.len;
+}
+
 /* Puts pc on connection c (idle or new) and starts sending. */
 static void
 call_attach(lane *ln, proxy_call *pc, upconn *c, bool reused)
@@ -604,9 +610,22 @@ conn_send(upconn *c)
 {
 	proxy_call *pc = c->pc;
 
-	while (pc->sent < pc->req.len) {
-		ssize_t n = send(c->w.fd, pc->req.data + pc->sent, pc->req.len - pc->sent,
-		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (pc->sent < request_len(pc)) {
+		/* The head from its buffer, the body from the request's own (never copied). */
+		struct iovec  iov[2];
+		struct msghdr mh = {.msg_iov = iov};
+		ssize_t       n;
+
+		if (pc->sent < pc->req.len) {
+			iov[mh.msg_iovlen++] =
+			    (struct iovec){pc->req.data + pc->sent, pc->req.len - pc->sent};
+			iov[mh.msg_iovlen++] = (struct iovec){pc->r->body.data, pc->r->body.len};
+		} else {
+			size_t off = pc->sent - pc->req.len;
+			iov[mh.msg_iovlen++] =
+			    (struct iovec){pc->r->body.data + off, pc->r->body.len - off};
+		}
+		n = sendmsg(c->w.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			pc->sent += (size_t)n;
 			continue;
@@ -736,7 +755,7 @@ on_conn_event(void *arg, uint32_t events)
 		(void)conn_send(c);
 		return;
 	}
-	if ((events & EPOLLOUT) && pc->sent < pc->req.len && !conn_send(c))
+	if ((events & EPOLLOUT) && pc->sent < request_len(pc) && !conn_send(c))
 		return;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		conn_recv(c);
@@ -871,7 +890,7 @@ edge_httpproxy_open(edge_httpproxy **out)
 }
 
 /* host and port of up->origin ("http://host:port", "[v6]" bracketed), and the Host header it
- * gets ("host:port", or "host" on port 80). */
+ * sends ("host:port", or "host" on port 80). */
 static bool
 split_origin(edge_httpup *up)
 {

@@ -268,6 +268,27 @@ test_framings_and_stale_connections(void **state)
 	http_session_close(s);
 }
 
+/* A body as large as the route takes reaches the app whole, the head sent from the proxy's
+ * buffer and the body straight from the request's (one sendmsg, two pieces). */
+static void
+test_large_body(void **state)
+{
+	enum { N = 60000 }; /* under the route's body cap (EDGE_JSON_BODY_MAX) */
+	const char *const h[] = {"Content-Type: application/octet-stream", NULL};
+	char             *body = malloc(N);
+	http_resp         r;
+
+	(void)state;
+	assert_non_null(body);
+	memset(body, 'b', N);
+	assert_int_equal(http_do("POST", "/_echo", h, body, N, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(r.json);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "body_len")), N);
+	http_resp_free(&r);
+	free(body);
+}
+
 static void
 test_app_failures(void **state)
 {
@@ -352,6 +373,7 @@ main(void)
 	    cmocka_unit_test(test_headers_both_ways),
 	    cmocka_unit_test(test_one_upstream_connection),
 	    cmocka_unit_test(test_framings_and_stale_connections),
+	    cmocka_unit_test(test_large_body),
 	    cmocka_unit_test(test_app_failures),
 	    cmocka_unit_test(test_public_origin_from_trusted_proxy),
 	};
