@@ -141,3 +141,31 @@ edge_client_addr(const edge_cidrs *trusted, const char *peer, const char *xff, c
 		end = start - 1; /* the comma */
 	}
 }
+
+void
+edge_peer_text(const struct sockaddr *sa, char out[EDGE_ADDR_LEN])
+{
+	out[0] = '\0';
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		/* Every request formats its peer: inet_ntop's IPv4 path is a sprintf. */
+		const uint8_t *b =
+		    (const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		size_t n = 0;
+		for (int i = 0; i < 4; i++) {
+			if (i > 0)
+				out[n++] = '.';
+			if (b[i] >= 100)
+				out[n++] = (char)('0' + b[i] / 100);
+			if (b[i] >= 10)
+				out[n++] = (char)('0' + b[i] / 10 % 10);
+			out[n++] = (char)('0' + b[i] % 10);
+		}
+		out[n] = '\0';
+	} else if (sa->sa_family == AF_INET6 &&
+	           inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+	                     out, EDGE_ADDR_LEN) == NULL) {
+		out[0] = '\0';
+	}
+}

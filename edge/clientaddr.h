@@ -15,6 +15,8 @@
 
 #include "cm/err.h"
 
+struct sockaddr;
+
 #define EDGE_MAX_TRUSTED 32
 #define EDGE_ADDR_LEN 64 /* room for any textual IPv6 address */
 
@@ -34,6 +36,8 @@ typedef struct edge_cidrs {
 CM_MUSTCHECK cm_err edge_cidrs_parse(const char *s, edge_cidrs *out);
 /* True when the textual address lies in one of the ranges (IPv4-mapped IPv6 counts as IPv4). */
 bool edge_cidrs_contain(const edge_cidrs *c, const char *addr);
+/* A socket address's text ("" for another family or a NULL sa), IPv4 without printf. */
+void edge_peer_text(const struct sockaddr *sa, char out[EDGE_ADDR_LEN]);
 /* The client address for a request from peer carrying xff (NULL when absent) into out. */
 void edge_client_addr(const edge_cidrs *trusted, const char *peer, const char *xff, char *out,
                       size_t outlen);

@@ -225,20 +225,13 @@ peer_trusted(edge_req *r)
 {
 	const union MHD_ConnectionInfo *ci;
 	const edge_cidrs               *trusted = edge_live_trusted(r->e); /* one snapshot */
-	char                            peer[EDGE_ADDR_LEN] = "";
+	char                            peer[EDGE_ADDR_LEN];
 
 	if (trusted->n == 0 || r->conn == NULL ||
 	    (ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) == NULL ||
 	    ci->client_addr == NULL)
 		return false;
-	if (ci->client_addr->sa_family == AF_INET)
-		inet_ntop(AF_INET,
-		          &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr,
-		          peer, sizeof(peer));
-	else if (ci->client_addr->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-		          &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr,
-		          peer, sizeof(peer));
+	edge_peer_text(ci->client_addr, peer);
 	return peer[0] != '\0' && edge_cidrs_contain(trusted, peer);
 }
 
@@ -271,7 +264,8 @@ build_request(edge_req *r, proxy_call *pc, const char *scheme)
 		edge_header_each(r, join_connection, &w);
 	if (ok && !w.failed)
 		edge_header_each(r, pass_request_header, &w);
-	snprintf(len, sizeof(len), "%zu", r->body.len);
+	if (has_body(r))
+		snprintf(len, sizeof(len), "%zu", r->body.len);
 	ok = ok && !w.failed && add_header(&pc->req, "X-Forwarded-For", r->client_addr) &&
 	     add_header(&pc->req, "X-Forwarded-Proto", scheme) &&
 	     (host == NULL || add_header(&pc->req, "X-Forwarded-Host", host)) &&

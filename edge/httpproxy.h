@@ -22,7 +22,7 @@
 
 #include "edge.h"
 
-#define HTTPPROXY_MAX_CONNS 32      /* kept-alive connections to each upstream, per loop */
+#define HTTPPROXY_MAX_CONNS 64      /* kept-alive connections to each upstream, per loop */
 #define HTTPPROXY_TIMEOUT_MS 30000  /* a whole exchange with an upstream */
 #define HTTPPROXY_CONNECT_MS 2000   /* connecting to it */
 #define HTTPPROXY_HEADERS_MAX 65536 /* bytes of one response's headers */

@@ -70,28 +70,46 @@ static void stage_authed(edge_req *r);
 
 /* ---- response ------------------------------------------------------------------------------ */
 
+static bool
+append_3digits(cm_buf *b, unsigned v)
+{
+	char d[3] = {(char)('0' + v / 100 % 10), (char)('0' + v / 10 % 10), (char)('0' + v % 10)};
+
+	return cm_buf_append(b, d, 3) == CM_OK;
+}
+
 static void
 access_log(edge_req *r, uint16_t status, size_t bytes, double secs)
 {
-	cm_buf line;
-	char   ts[32];
+	unsigned long long us = (unsigned long long)(secs * 1e6);
+	cm_buf             line;
+	char               ts[32];
 
+	/* One line per request: built without printf, in one allocation the allocator's per-thread
+	 * cache serves (a usual line is 300 - 400 bytes). */
 	cm_buf_init(&line, 4096);
 	cm_format_time_ms(cm_now_ms(), ts);
-	if (cm_buf_printf(&line, "{\"ts\":\"%s\",\"type\":\"access\",\"rid\":\"", ts) == CM_OK &&
+	if (cm_buf_reserve(&line, 960) == CM_OK && cm_buf_appends(&line, "{\"ts\":\"") == CM_OK &&
+	    cm_buf_appends(&line, ts) == CM_OK &&
+	    cm_buf_appends(&line, "\",\"type\":\"access\",\"rid\":\"") == CM_OK &&
 	    cm_buf_append_json_str(&line, r->request_id) == CM_OK &&
 	    cm_buf_appends(&line, "\",\"method\":\"") == CM_OK &&
 	    cm_buf_append_json_str(&line, r->method) == CM_OK &&
 	    cm_buf_appends(&line, "\",\"path\":\"") == CM_OK &&
 	    cm_buf_append_json_str(&line, r->path) == CM_OK &&
-	    /* dur_ms with three decimals from whole microseconds: no floating-point printf */
-	    cm_buf_printf(&line,
-	                  "\",\"status\":%u,\"bytes\":%zu,\"dur_ms\":%llu.%03llu,\"route\":\"%s\"",
-	                  status, bytes, (unsigned long long)(secs * 1e6) / 1000,
-	                  (unsigned long long)(secs * 1e6) % 1000,
-	                  r->route != NULL ? r->route->name : "-") == CM_OK &&
-	    cm_buf_printf(&line, ",\"upstream\":\"%s\",\"client\":\"",
-	                  r->upstream_name != NULL ? r->upstream_name : "") == CM_OK &&
+	    cm_buf_appends(&line, "\",\"status\":") == CM_OK &&
+	    cm_buf_append_u64(&line, status) == CM_OK &&
+	    cm_buf_appends(&line, ",\"bytes\":") == CM_OK &&
+	    cm_buf_append_u64(&line, bytes) == CM_OK &&
+	    /* dur_ms with three decimals from whole microseconds */
+	    cm_buf_appends(&line, ",\"dur_ms\":") == CM_OK &&
+	    cm_buf_append_u64(&line, us / 1000) == CM_OK && cm_buf_append(&line, ".", 1) == CM_OK &&
+	    append_3digits(&line, (unsigned)(us % 1000)) &&
+	    cm_buf_appends(&line, ",\"route\":\"") == CM_OK &&
+	    cm_buf_appends(&line, r->route != NULL ? r->route->name : "-") == CM_OK &&
+	    cm_buf_appends(&line, "\",\"upstream\":\"") == CM_OK &&
+	    cm_buf_appends(&line, r->upstream_name != NULL ? r->upstream_name : "") == CM_OK &&
+	    cm_buf_appends(&line, "\",\"client\":\"") == CM_OK &&
 	    cm_buf_append_json_str(&line, r->client_addr) == CM_OK &&
 	    cm_buf_appends(&line, "\",\"user\":\"") == CM_OK &&
 	    cm_buf_append_json_str(&line, r->authed ? r->claims.sub : "") == CM_OK &&
@@ -479,19 +497,9 @@ client_address(edge_req *r)
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	char peer[EDGE_ADDR_LEN] = "";
+	char peer[EDGE_ADDR_LEN];
 
-	if (ci != NULL && ci->client_addr != NULL) {
-		const struct sockaddr *sa = ci->client_addr;
-		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET,
-			          &((const struct sockaddr_in *)(const void *)sa)->sin_addr, peer,
-			          sizeof(peer));
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-			          &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, peer,
-			          sizeof(peer));
-	}
+	edge_peer_text(ci != NULL ? ci->client_addr : NULL, peer);
 	edge_client_addr(edge_live_trusted(r->e), peer, edge_header(r, "X-Forwarded-For"),
 	                 r->client_addr, sizeof(r->client_addr));
 }

@@ -44,7 +44,7 @@ cm_buf_reset(cm_buf *b)
 }
 
 /* Makes room for `extra` more bytes plus the NUL. */
-static cm_err
+cm_err
 cm_buf_reserve(cm_buf *b, size_t extra)
 {
 	size_t need, cap;
@@ -88,6 +88,19 @@ cm_err
 cm_buf_appends(cm_buf *b, const char *s)
 {
 	return cm_buf_append(b, s, strlen(s));
+}
+
+cm_err
+cm_buf_append_u64(cm_buf *b, unsigned long long v)
+{
+	char   digits[20]; /* 18446744073709551615 */
+	size_t n = sizeof(digits);
+
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return cm_buf_append(b, digits + n, sizeof(digits) - n);
 }
 
 cm_err

@@ -113,6 +113,29 @@ check_json(const char *in, const char *want)
 }
 
 static void
+test_append_u64(void **state)
+{
+	cm_buf b;
+
+	(void)state;
+	cm_buf_init(&b, 64);
+	assert_int_equal(cm_buf_append_u64(&b, 0), CM_OK);
+	assert_int_equal(cm_buf_appends(&b, ","), CM_OK);
+	assert_int_equal(cm_buf_append_u64(&b, 7), CM_OK);
+	assert_int_equal(cm_buf_appends(&b, ","), CM_OK);
+	assert_int_equal(cm_buf_append_u64(&b, 1000), CM_OK);
+	assert_int_equal(cm_buf_appends(&b, ","), CM_OK);
+	assert_int_equal(cm_buf_append_u64(&b, 18446744073709551615ULL), CM_OK);
+	assert_string_equal(b.data, "0,7,1000,18446744073709551615");
+	cm_buf_fini(&b);
+	cm_buf_init(&b, 3); /* all or nothing at the cap */
+	assert_int_equal(cm_buf_append_u64(&b, 12), CM_OK);
+	assert_int_equal(cm_buf_append_u64(&b, 345), CM_ETOOBIG);
+	assert_string_equal(b.data, "12");
+	cm_buf_fini(&b);
+}
+
+static void
 test_json_escape(void **state)
 {
 	check_json("plain", "plain");
@@ -196,6 +219,7 @@ main(void)
 	    cmocka_unit_test(test_huge_append_does_not_overflow),
 	    cmocka_unit_test(test_printf),
 	    cmocka_unit_test(test_printf_exact_cap),
+	    cmocka_unit_test(test_append_u64),
 	    cmocka_unit_test(test_json_escape),
 	    cmocka_unit_test(test_json_escape_cap_all_or_nothing),
 	    cmocka_unit_test(test_take),

@@ -1,10 +1,14 @@
 /*
  * test_edge_clientaddr.c - trusted-proxy ranges and the X-Forwarded-For walk (edge/clientaddr.h).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -68,12 +72,40 @@ test_client_address(void **state)
 	assert_string_equal(out, "10.0.0.5");
 }
 
+/* The peer's text, IPv4 formatted by hand: every octet width, and IPv6 as inet_ntop writes it. */
+static void
+test_peer_text(void **state)
+{
+	static const char  *v4[] = {"0.0.0.0",         "127.0.0.1",  "10.20.30.40",
+	                            "255.255.255.255", "1.99.100.9", "192.168.0.10"};
+	struct sockaddr_in  sin = {.sin_family = AF_INET};
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+	struct sockaddr     other = {.sa_family = AF_UNIX};
+	char                out[EDGE_ADDR_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v4) / sizeof(v4[0]); i++) {
+		assert_int_equal(inet_pton(AF_INET, v4[i], &sin.sin_addr), 1);
+		edge_peer_text((const struct sockaddr *)&sin, out);
+		assert_string_equal(out, v4[i]);
+	}
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &sin6.sin6_addr), 1);
+	edge_peer_text((const struct sockaddr *)&sin6, out);
+	assert_string_equal(out, "2001:db8::1");
+	memset(out, 'x', sizeof(out));
+	edge_peer_text(&other, out);
+	assert_string_equal(out, "");
+	edge_peer_text(NULL, out);
+	assert_string_equal(out, "");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cidrs_parse),
 	    cmocka_unit_test(test_client_address),
+	    cmocka_unit_test(test_peer_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,12 +25,18 @@ void cm_buf_init(cm_buf *b, size_t max);
 void cm_buf_fini(cm_buf *b);  /* frees the data; the buffer can be used again after init */
 void cm_buf_reset(cm_buf *b); /* len = 0, keeps the memory */
 
+/* Makes room for `extra` more bytes at once (a line whose usual size is known grows by one
+ * allocation instead of doubling from 64). */
+CM_MUSTCHECK cm_err cm_buf_reserve(cm_buf *b, size_t extra);
 CM_MUSTCHECK cm_err cm_buf_append(cm_buf *b, const void *p, size_t n);
 CM_MUSTCHECK cm_err cm_buf_appends(cm_buf *b, const char *s);
 CM_MUSTCHECK cm_err cm_buf_printf(cm_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 CM_MUSTCHECK cm_err cm_buf_vprintf(cm_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
+
+/* Appends v in decimal (no printf: for lines written per request). */
+CM_MUSTCHECK cm_err cm_buf_append_u64(cm_buf *b, unsigned long long v);
 
 /* Appends s as the inside of a JSON string (quotes not included), escaping as JSON requires. */
 CM_MUSTCHECK cm_err cm_buf_append_json_str(cm_buf *b, const char *s);
