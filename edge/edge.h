@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 #include <nng/nng.h>
@@ -243,6 +244,21 @@ void                edge_drain_and_stop(edge *e);
 
 /* Finishes the exchange with r->status, r->out, r->content_type. Consumes r. */
 void edge_respond(edge_req *r);
+/* A streamed body, as libmicrohttpd pulls it (the same types as its MHD_ContentReaderCallback
+ * and MHD_ContentReaderFreeCallback): read writes up to max bytes into buf and says how many,
+ * 0 for none yet (after suspending the connection: MHD would call again at once), or MHD's
+ * end-of-stream / end-with-error values; done runs when the response is destroyed. */
+typedef ssize_t (*edge_body_read)(void *cls, uint64_t pos, char *buf, size_t max);
+typedef void (*edge_body_done)(void *cls);
+#define EDGE_BODY_SIZE_UNKNOWN UINT64_MAX /* MHD_SIZE_UNKNOWN: sent chunked */
+
+/* Finishes the exchange with r->status and a body pulled by read(cls, ...) as the client takes
+ * it, size bytes (or EDGE_BODY_SIZE_UNKNOWN); done(cls) runs once, when the response is
+ * destroyed, sent or not, or at once when there is no memory for it. Called on r's loop, whose
+ * thread alone calls read. Consumes r. The access line is written now, its bytes size (0 when
+ * unknown). */
+void edge_respond_stream(edge_req *r, uint64_t size, edge_body_read read, void *cls,
+                         edge_body_done done);
 /* Error response with the route's shape; status is a cm.Status. Consumes r. */
 void edge_fail(edge_req *r, int rpc_status, const char *message);
 /* Error with an explicit HTTP status and code name (413, 411, 415...). Consumes r. */

@@ -19,6 +19,15 @@
  * are collected first and judged at the end, because a Connection header may name headers that
  * came before it, and a failed exchange must not leak the app's headers (Set-Cookie) into the
  * edge's 502. A response followed by more bytes than it framed leaves its connection closed.
+ *
+ * Streamed answers (should_stream: a Content-Length over STREAM_AFTER, chunks, or until the
+ * close) give up that clean 502 for memory and time to first byte: once the head is in, it is
+ * judged and sent (edge_respond_stream) and the body moves to a proxy_stream that the MHD
+ * response owns. The parser appends to it, libmicrohttpd's callback takes from it; an empty
+ * stream suspends the client's connection until the next read wakes it, a full one
+ * (STREAM_HIGH) takes the upstream socket out of epoll until the client has taken enough.
+ * Both sides run on the loop of the client's connection (a call posted from an nng thread goes
+ * to that loop), so the stream needs no lock.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,18 +59,25 @@
 #define READ_CHUNK 16384
 #define SPARE_CALLS 64         /* finished calls a lane keeps, buffers and all, for the next */
 #define SPARE_KEEP_BYTES 65536 /* ... unless one of their buffers grew past this */
+#define STREAM_AFTER 65536     /* a body framed larger, or not framed by its length, is streamed */
+#define STREAM_HIGH 262144 /* a streamed body's bytes held before reading waits for the client */
+#define STREAM_LOW 65536   /* ... and read again below this */
+#define STREAM_BUF_MAX 1048576
 
-typedef struct proxy_call proxy_call;
-typedef struct lane       lane;
-typedef struct upconn     upconn;
+typedef struct proxy_call   proxy_call;
+typedef struct proxy_stream proxy_stream;
+typedef struct lane         lane;
+typedef struct upconn       upconn;
 
 struct proxy_call {
 	proxy_call   *next, *prev; /* the lane's list of running calls */
-	edge_req     *r;
+	edge_req     *r;           /* NULL once a streamed answer's head went out */
 	edge_httpup  *up;
 	upconn       *conn;
-	cm_buf        req; /* the request line and headers (the body is sent from r->body) */
-	size_t        sent;
+	proxy_stream *stream; /* the answer's body, when it is streamed */
+	cm_buf        req;    /* the request line and headers */
+	char         *body;   /* the request's body (r->body: sent from there, never copied) */
+	size_t        body_len, sent;
 	edge_httpresp parser;
 	bool          parsing;              /* parser initialised */
 	cm_buf        resp;                 /* the response's headers: "name\0value\0" records */
@@ -116,6 +132,23 @@ struct lane {
 	int                     n_spare;
 };
 
+/* A streamed answer's body between the upstream (the call writes, through its parser) and
+ * libmicrohttpd (stream_read takes, as the client's socket takes it). Owned by the MHD response:
+ * stream_done frees it, ending the call if it still runs. Only the lane's loop touches it, the
+ * loop whose daemon holds the client's connection. */
+struct proxy_stream {
+	cm_buf                 buf; /* bytes from rd on are the client's next */
+	size_t                 rd;
+	proxy_call            *pc; /* NULL once the call ended */
+	lane                  *ln;
+	struct MHD_Connection *conn;
+	edge_loop             *loop;
+	bool done, failed;   /* the call ended: whole, or cut (the client's connection is closed) */
+	bool client_waiting; /* its connection is suspended until more comes */
+	bool paused;         /* the upstream socket is out of epoll until the client catches up */
+	bool starting, gone; /* MHD gave it back before the head went out */
+};
+
 static void
 call_free(proxy_call *pc)
 {
@@ -147,6 +180,9 @@ call_new(lane *ln, edge_req *r, edge_httpup *up)
 	pc->r = r;
 	pc->up = up;
 	pc->conn = NULL;
+	pc->stream = NULL;
+	pc->body = r->body.data;
+	pc->body_len = r->body.len;
 	pc->sent = 0;
 	pc->deadline = pc->connect_by = 0;
 	pc->reused = pc->got_bytes = pc->retried = false;
@@ -331,7 +367,10 @@ edge_httpup_forward(edge_req *r, edge_httpup *up)
 		}
 		return;
 	}
-	if ((l = edge_loop_pick(f->e)) == NULL || !edge_loop_post(l, start_posted, pc)) {
+	/* To the loop of r's connection: a streamed answer is read there (the pick is for requests
+	 * born off the loops, which have none). */
+	l = r->loop != NULL ? r->loop : edge_loop_pick(f->e);
+	if (l == NULL || !edge_loop_post(l, start_posted, pc)) {
 		call_free(pc);
 		edge_fail_http(r, 503, "UNAVAILABLE", "the edge is stopping");
 	}
@@ -495,6 +534,8 @@ call_answer(lane *ln, proxy_call *pc)
 	edge_respond(r);
 }
 
+static void stream_end(lane *ln, proxy_call *pc, bool whole);
+
 typedef enum call_outcome {
 	CALL_FAILED,   /* 502: the upstream failed or said something unreadable */
 	CALL_TOOBIG,   /* 502: its answer is larger than the edge holds */
@@ -515,6 +556,15 @@ call_fail(lane *ln, proxy_call *pc, call_outcome why)
 	}
 	unlink_call(ln, pc);
 	lane_arm(ln);
+	if (pc->stream != NULL) { /* the head went out: all the client can learn is the cut */
+		cm_warn("EDGE-PROXY-CUT", "%s's streamed answer ended early: %s", pc->up->name,
+		        why == CALL_TIMEDOUT   ? "no progress in time"
+		        : why == CALL_STOPPING ? "the edge is stopping"
+		        : pc->err[0] != '\0'   ? pc->err
+		                               : "failed");
+		stream_end(ln, pc, false);
+		return;
+	}
 	cm_buf_reset(&r->out); /* what a cut answer brought is not the error's body */
 	switch (why) {
 	case CALL_STOPPING:
@@ -551,7 +601,149 @@ static bool conn_send(upconn *c);
 static size_t
 request_len(const proxy_call *pc)
 {
-	return pc->req.len + pc->r->body.len;
+	return pc->req.len + pc->body_len;
+}
+
+/* ---- streamed answers ------------------------------------------------------------------------ */
+
+/* The client's connection waits for bytes: they came, or the call ended. */
+static void
+stream_wake(proxy_stream *s)
+{
+	if (!s->client_waiting)
+		return;
+	s->client_waiting = false;
+	MHD_resume_connection(s->conn);
+	edge_loop_daemon_due(s->loop);
+}
+
+/* The call under a stream ended (its connection closed or back in the idle stack, the call out of
+ * the running list): the stream keeps what it has for the client, and whether it was whole. */
+static void
+stream_end(lane *ln, proxy_call *pc, bool whole)
+{
+	proxy_stream *s = pc->stream;
+
+	pc->stream = NULL;
+	s->pc = NULL;
+	s->done = whole;
+	s->failed = !whole;
+	call_release(ln, pc);
+	stream_wake(s);
+}
+
+/* MHD wants up to max bytes of the body for the client. */
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	proxy_stream *s = cls;
+	size_t        avail = s->buf.len - s->rd;
+
+	(void)pos;
+	if (avail > 0) {
+		size_t n = avail < max ? avail : max;
+
+		memcpy(out, s->buf.data + s->rd, n);
+		s->rd += n;
+		if (s->rd == s->buf.len) {
+			s->rd = 0;
+			cm_buf_reset(&s->buf);
+		}
+		if (s->pc != NULL) {
+			s->pc->deadline = cm_mono_ms() + HTTPPROXY_TIMEOUT_MS; /* progress */
+			if (s->paused && s->buf.len - s->rd < STREAM_LOW && s->pc->conn != NULL &&
+			    conn_watch(s->pc->conn, EPOLLIN))
+				s->paused =
+				    false; /* level-triggered: what waits is read next round */
+		}
+		return (ssize_t)n;
+	}
+	if (s->failed)
+		return MHD_CONTENT_READER_END_WITH_ERROR; /* MHD closes: the client sees the cut */
+	if (s->done)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Nothing yet: MHD would call again at once, so the connection sleeps until stream_wake. */
+	s->client_waiting = true;
+	MHD_suspend_connection(s->conn);
+	return 0;
+}
+
+/* MHD is done with the response (sent, or the client went): a call still running is ended. */
+static void
+stream_done(void *cls)
+{
+	proxy_stream *s = cls;
+	proxy_call   *pc = s->pc;
+
+	if (s->starting) { /* from inside stream_start: it cleans up */
+		s->gone = true;
+		return;
+	}
+	if (pc != NULL) {
+		if (pc->conn != NULL) {
+			conn_close(pc->conn); /* mid-answer: never reusable */
+			pc->conn = NULL;
+		}
+		unlink_call(s->ln, pc);
+		lane_arm(s->ln);
+		pc->stream = NULL;
+		call_release(s->ln, pc);
+	}
+	cm_buf_fini(&s->buf);
+	free(s);
+}
+
+/* The head is in and the body is large or of unknown length: the answer's head goes out now and
+ * its body follows as it comes, at most STREAM_HIGH bytes of it held. False when pc ended. */
+static bool
+stream_start(lane *ln, proxy_call *pc)
+{
+	edge_req     *r = pc->r;
+	proxy_stream *s = calloc(1, sizeof(*s));
+	int64_t       size = edge_httpresp_body_size(&pc->parser);
+
+	if (s == NULL)
+		return true; /* collected as usual */
+	s->buf = r->out;     /* what came with the head */
+	s->buf.max = STREAM_BUF_MAX;
+	cm_buf_init(&r->out, 0);
+	edge_httpresp_set_body(&pc->parser, &s->buf);
+	s->pc = pc;
+	s->ln = ln;
+	s->conn = r->conn;
+	s->loop = r->loop;
+	pc->stream = s;
+	r->status = (uint16_t)pc->parser.status;
+	apply_headers(pc);
+	if (r->content_type == NULL)
+		r->content_type = "application/octet-stream";
+	pc->r = NULL;
+	pc->deadline = cm_mono_ms() + HTTPPROXY_TIMEOUT_MS;
+	s->starting = true;
+	edge_respond_stream(r, size >= 0 ? (uint64_t)size : EDGE_BODY_SIZE_UNKNOWN, stream_read, s,
+	                    stream_done);
+	s->starting = false;
+	if (!s->gone)
+		return true;
+	s->pc = NULL; /* no memory for the response: the client's connection closes */
+	pc->stream = NULL;
+	cm_buf_fini(&s->buf);
+	free(s);
+	call_fail(ln, pc, CALL_FAILED);
+	return false;
+}
+
+/* Whether the answer now coming on pc is streamed rather than collected. */
+static bool
+should_stream(const lane *ln, const proxy_call *pc)
+{
+	int64_t size;
+
+	if (pc->stream != NULL || pc->r == NULL || pc->parser.status == 0 ||
+	    pc->sent < request_len(pc) || ln->loop != pc->r->loop)
+		return false;
+	size = edge_httpresp_body_size(&pc->parser);
+	return size < 0 || size > STREAM_AFTER || pc->r->out.len > STREAM_AFTER;
 }
 
 /* Puts pc on connection c (idle or new) and starts sending. */
@@ -613,11 +805,10 @@ conn_send(upconn *c)
 		if (pc->sent < pc->req.len) {
 			iov[mh.msg_iovlen++] =
 			    (struct iovec){pc->req.data + pc->sent, pc->req.len - pc->sent};
-			iov[mh.msg_iovlen++] = (struct iovec){pc->r->body.data, pc->r->body.len};
+			iov[mh.msg_iovlen++] = (struct iovec){pc->body, pc->body_len};
 		} else {
 			size_t off = pc->sent - pc->req.len;
-			iov[mh.msg_iovlen++] =
-			    (struct iovec){pc->r->body.data + off, pc->r->body.len - off};
+			iov[mh.msg_iovlen++] = (struct iovec){pc->body + off, pc->body_len - off};
 		}
 		n = sendmsg(c->w.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
@@ -658,7 +849,32 @@ call_done(lane *ln, proxy_call *pc, bool reusable)
 	} else {
 		conn_close(c);
 	}
+	if (pc->stream != NULL) {
+		unlink_call(ln, pc);
+		lane_arm(ln);
+		stream_end(ln, pc, true);
+		return;
+	}
 	call_answer(ln, pc);
+}
+
+/* Whether a stream has room for another read, after dropping what the client took; when not,
+ * the upstream's socket leaves epoll until stream_read drains it (TCP then slows the app). */
+static bool
+stream_room(upconn *c, proxy_stream *s)
+{
+	if (s->rd >= STREAM_HIGH / 2) {
+		memmove(s->buf.data, s->buf.data + s->rd, s->buf.len - s->rd);
+		s->buf.len -= s->rd;
+		s->buf.data[s->buf.len] = '\0';
+		s->rd = 0;
+	}
+	if (s->buf.len - s->rd < STREAM_HIGH)
+		return true;
+	edge_loop_watch_clear(c->ln->loop, &c->w);
+	c->events = 0;
+	s->paused = true;
+	return false;
 }
 
 /* Reads what the upstream sent and feeds the call's parser. */
@@ -669,10 +885,13 @@ conn_recv(upconn *c)
 	char        buf[READ_CHUNK];
 
 	for (;;) {
-		ssize_t      n = recv(c->w.fd, buf, sizeof(buf), MSG_DONTWAIT);
+		ssize_t      n;
 		size_t       used;
 		edge_resp_rc rc;
 
+		if (pc->stream != NULL && !stream_room(c, pc->stream))
+			return;
+		n = recv(c->w.fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -705,6 +924,12 @@ conn_recv(upconn *c)
 		if (rc == EDGE_RESP_BAD) {
 			snprintf(pc->err, sizeof(pc->err), "a malformed answer");
 			call_fail(c->ln, pc, CALL_FAILED);
+			return;
+		}
+		if (pc->stream != NULL) {
+			pc->deadline = cm_mono_ms() + HTTPPROXY_TIMEOUT_MS; /* progress */
+			stream_wake(pc->stream);
+		} else if (should_stream(c->ln, pc) && !stream_start(c->ln, pc)) {
 			return;
 		}
 	}

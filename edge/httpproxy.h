@@ -7,9 +7,11 @@
  * connections kept idle for each upstream, its answers parsed by httpresp.h), so a request is
  * proxied on the thread that parsed it. Every end-to-end header crosses
  * both ways (proxyhdr.h), with X-Forwarded-For/-Proto/-Host and X-Request-Id added; redirects an
- * upstream aims at itself come back on the origin the browser used. The response body is
- * collected (up to r->out's cap) and answered with the edge's framing, request id and access log
- * line; 502 when the upstream fails, 504 when it is too slow.
+ * upstream aims at itself come back on the origin the browser used. An answer of at most 64 KiB
+ * by its Content-Length is collected and answered whole with the edge's framing, request id and
+ * access log line (502 when the upstream fails, 504 when it is too slow); a larger or unframed
+ * one is streamed to the client as it comes (its head first; a failure after it cuts the
+ * client's connection).
  *
  * Lifecycle: open, add every upstream, start (naming the edge whose loops run it), then forward
  * from any thread; the lanes stop with the loops (edge_loops_stop), then close. Upstreams are
@@ -23,7 +25,7 @@
 #include "edge.h"
 
 #define HTTPPROXY_MAX_CONNS 64      /* kept-alive connections to each upstream, per loop */
-#define HTTPPROXY_TIMEOUT_MS 30000  /* a whole exchange with an upstream */
+#define HTTPPROXY_TIMEOUT_MS 30000  /* an exchange with an upstream (streamed: since progress) */
 #define HTTPPROXY_CONNECT_MS 2000   /* connecting to it */
 #define HTTPPROXY_HEADERS_MAX 65536 /* bytes of one response's headers */
 #define HTTPPROXY_UPSTREAMS_MAX 4

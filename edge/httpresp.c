@@ -439,3 +439,17 @@ edge_httpresp_eof(edge_httpresp *p)
 		return done(p);
 	return EDGE_RESP_BAD;
 }
+
+int64_t
+edge_httpresp_body_size(const edge_httpresp *p)
+{
+	if (p->status == 0 || p->state == S_CSIZE || p->state == S_CLOSE || p->chunked)
+		return -1;
+	return p->clen != NO_LENGTH && p->clen <= (uint64_t)INT64_MAX ? (int64_t)p->clen : -1;
+}
+
+void
+edge_httpresp_set_body(edge_httpresp *p, cm_buf *body)
+{
+	p->body = body;
+}

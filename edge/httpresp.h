@@ -58,6 +58,11 @@ void edge_httpresp_fini(edge_httpresp *p);
  * DONE (bytes after a response are the caller's business: more than one response was sent). */
 edge_resp_rc edge_httpresp_feed(edge_httpresp *p, const char *data, size_t n, size_t *used);
 
+/* Once the head is parsed (status != 0): the body's size by its Content-Length, -1 when it is
+ * chunked or runs until the close (or the head is not in yet). */
+int64_t edge_httpresp_body_size(const edge_httpresp *p);
+/* Where the body's bytes go from now on (a streamed answer gives them a buffer of its own). */
+void edge_httpresp_set_body(edge_httpresp *p, cm_buf *body);
 /* The upstream closed its side: DONE when the body runs until the close (and the head is
  * whole), BAD otherwise (the response was cut). */
 edge_resp_rc edge_httpresp_eof(edge_httpresp *p);

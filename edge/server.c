@@ -173,23 +173,11 @@ has_extra_header(const edge_req *r, const char *name)
 	return false;
 }
 
-/* The finished response for r (its body taken from r->out), or NULL without memory. */
+/* The edge's headers on res, the response to r with status: framing is MHD's, the rest ours. */
 static struct MHD_Response *
-build_response(edge_req *r, uint16_t status)
+add_headers(edge_req *r, struct MHD_Response *res, uint16_t status, bool has_body)
 {
-	struct MHD_Response *res;
-	char                *body = NULL;
-	size_t               len = 0;
-
-	if (r->out.len > 0 && cm_buf_take(&r->out, &body, &len) != CM_OK)
-		return NULL;
-	res = len > 0 ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
-	              : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-	if (res == NULL) {
-		free(body);
-		return NULL;
-	}
-	if (len > 0 || (status != 204 && status != 304))
+	if (has_body || (status != 204 && status != 304))
 		set_header(res, "Content-Type",
 		           r->content_type != NULL ? r->content_type : "application/json");
 	set_header(res, "X-Request-Id", r->request_id);
@@ -218,6 +206,25 @@ build_response(edge_req *r, uint16_t status)
 	return res;
 }
 
+/* The finished response for r (its body taken from r->out), or NULL without memory. */
+static struct MHD_Response *
+build_response(edge_req *r, uint16_t status)
+{
+	struct MHD_Response *res;
+	char                *body = NULL;
+	size_t               len = 0;
+
+	if (r->out.len > 0 && cm_buf_take(&r->out, &body, &len) != CM_OK)
+		return NULL;
+	res = len > 0 ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
+	              : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (res == NULL) {
+		free(body);
+		return NULL;
+	}
+	return add_headers(r, res, status, len > 0);
+}
+
 /* A load balancer's or Prometheus's successful poll: counted in the metrics, not logged (every
  * few seconds per replica, it would drown the log; nginx setups say `access_log off` for them). */
 static bool
@@ -228,16 +235,12 @@ quiet_probe(const edge_req *r, uint16_t status)
 	        strcmp(r->path, "/metrics") == 0);
 }
 
-void
-edge_respond(edge_req *r)
+/* The response is built: measured, logged, and handed to the engine with the connection. */
+static void
+respond_built(edge_req *r, uint16_t status, size_t bytes)
 {
-	uint16_t status = r->status != 0 ? r->status : 200;
-	size_t   bytes = r->out.len;
-	double   secs;
+	double secs = (double)(cm_mono_ns() - r->start_ns) / 1e9;
 
-	r->status = status;
-	r->response = build_response(r, status);
-	secs = (double)(cm_mono_ns() - r->start_ns) / 1e9;
 	observe(r, status, secs);
 	if (!quiet_probe(r, status))
 		access_log(r, status, bytes, secs);
@@ -248,6 +251,31 @@ edge_respond(edge_req *r)
 		MHD_resume_connection(r->conn);
 		edge_loop_daemon_due(l);
 	}
+}
+
+void
+edge_respond(edge_req *r)
+{
+	uint16_t status = r->status != 0 ? r->status : 200;
+	size_t   bytes = r->out.len;
+
+	r->status = status;
+	r->response = build_response(r, status);
+	respond_built(r, status, bytes);
+}
+
+void
+edge_respond_stream(edge_req *r, uint64_t size, edge_body_read read, void *cls, edge_body_done done)
+{
+	uint16_t status = r->status != 0 ? r->status : 200;
+
+	r->status = status;
+	r->response = MHD_create_response_from_callback(size, 32 * 1024, read, cls, done);
+	if (r->response == NULL)
+		done(cls); /* MHD never took it: the connection closes without an answer */
+	else
+		r->response = add_headers(r, r->response, status, true);
+	respond_built(r, status, size == EDGE_BODY_SIZE_UNKNOWN ? 0 : (size_t)size);
 }
 
 const char *

@@ -91,13 +91,12 @@ fill(int fd, long long deadline)
 	return (int)n;
 }
 
-int
-raw_response(int fd, char *buf, size_t cap, int timeout_ms)
+/* Waits for a whole head in the carry buffer: its length (through the blank line) and status.
+ * 1 when it is there, 0 when the peer closed first, -1 on timeout or a malformed status line. */
+static int
+wait_head(int fd, long long deadline, size_t *len, int *status)
 {
-	long long deadline = now_ms() + timeout_ms;
-	char     *end;
-	size_t    head, body = 0, total;
-	int       status;
+	char *end;
 
 	for (;;) {
 		carry[fd][carried[fd] < CARRY ? carried[fd] : CARRY - 1] = '\0';
@@ -107,10 +106,31 @@ raw_response(int fd, char *buf, size_t cap, int timeout_ms)
 		if (n <= 0)
 			return n;
 	}
-	head = (size_t)(end + 4 - carry[fd]);
-	if (sscanf(carry[fd], "HTTP/1.%*d %d", &status) != 1)
-		return -1;
-	for (char *h = strcasestr(carry[fd], "\r\nContent-Length:"); h != NULL && h < end;) {
+	*len = (size_t)(end + 4 - carry[fd]);
+	return sscanf(carry[fd], "HTTP/1.%*d %d", status) == 1 ? 1 : -1;
+}
+
+/* Moves the carry buffer's first n bytes into buf (NUL-terminated). */
+static void
+take(int fd, char *buf, size_t n)
+{
+	memcpy(buf, carry[fd], n);
+	buf[n] = '\0';
+	memmove(carry[fd], carry[fd] + n, carried[fd] - n);
+	carried[fd] -= n;
+}
+
+int
+raw_response(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	size_t    head, body = 0, total;
+	int       status, rc = wait_head(fd, deadline, &head, &status);
+
+	if (rc <= 0)
+		return rc;
+	for (char *h = strcasestr(carry[fd], "\r\nContent-Length:");
+	     h != NULL && h < carry[fd] + head;) {
 		body = strtoul(h + 17, NULL, 10);
 		break;
 	}
@@ -124,11 +144,48 @@ raw_response(int fd, char *buf, size_t cap, int timeout_ms)
 	}
 	if (total + 1 > cap)
 		return -1;
-	memcpy(buf, carry[fd], total);
-	buf[total] = '\0';
-	memmove(carry[fd], carry[fd] + total, carried[fd] - total);
-	carried[fd] -= total;
+	take(fd, buf, total);
 	return status;
+}
+
+int
+raw_head(int fd, char *head, size_t cap, int timeout_ms)
+{
+	size_t n;
+	int    status, rc = wait_head(fd, now_ms() + timeout_ms, &n, &status);
+
+	if (rc <= 0)
+		return rc;
+	if (n + 1 > cap)
+		return -1;
+	take(fd, head, n);
+	return status;
+}
+
+bool
+raw_read(int fd, char *buf, size_t cap, size_t *len, size_t want, int timeout_ms, bool *closed)
+{
+	long long deadline = now_ms() + timeout_ms;
+
+	*closed = false;
+	if (want > cap)
+		return false;
+	for (;;) {
+		size_t take = carried[fd] < cap - *len ? carried[fd] : cap - *len;
+		memcpy(buf + *len, carry[fd], take);
+		*len += take;
+		memmove(carry[fd], carry[fd] + take, carried[fd] - take);
+		carried[fd] -= take;
+		if (*len >= want)
+			return true;
+		int n = fill(fd, deadline);
+		if (n == 0) {
+			*closed = true;
+			return true;
+		}
+		if (n < 0)
+			return false;
+	}
 }
 
 bool

@@ -20,6 +20,13 @@ way Next.js does toward a proxy:
   /_drop_after      answers (kept alive, as far as the client can tell), then closes the connection
                     as an app does when its keep-alive timeout passes
   /_empty           204, no body
+  /_gated?id=ID&first=N&rest=M[&chunked=1]
+                    a body of N + M bytes ("a" then "b"; Content-Length, or chunked): the first N
+                    at once, the rest only once /_release?id=ID came (or 30 s passed), so a
+                    test can see the first part reach the client while the app still holds the rest
+  /_release?id=ID   lets that answer finish (204)
+  /_cut_big         promises 1,000,000 bytes, sends 200,000, closes: dying mid-way through a body
+                    large enough to be streamed
 HTTP/1.1 with keep-alive, one thread per connection.
 """
 import argparse
@@ -33,6 +40,13 @@ import urllib.parse
 
 _conn_ids = itertools.count(1)
 _conn_lock = threading.Lock()
+_gates = {}  # id -> threading.Event, for /_gated and /_release
+_gates_lock = threading.Lock()
+
+
+def _gate(gate_id):
+    with _gates_lock:
+        return _gates.setdefault(gate_id, threading.Event())
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -121,6 +135,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return None
         if url.path == "/_drop_after":
             self._send(200, b"dropped after", "text/plain")
+            self.wfile.flush()
+            self.close_connection = True
+            return None
+        if url.path == "/_gated":
+            q = urllib.parse.parse_qs(url.query)
+            first, rest = int(q["first"][0]), int(q["rest"][0])
+            chunked = q.get("chunked", ["0"])[0] == "1"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(first + rest))
+            self.end_headers()
+            for part, byte in ((first, b"a"), (rest, b"b")):
+                if byte == b"b":
+                    _gate(q["id"][0]).wait(30)
+                data = byte * part
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                self.wfile.flush()
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+            return None
+        if url.path == "/_release":
+            _gate(urllib.parse.parse_qs(url.query)["id"][0]).set()
+            self.send_response(204)
+            self.end_headers()
+            return None
+        if url.path == "/_cut_big":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.write(b"x" * 200000)
             self.wfile.flush()
             self.close_connection = True
             return None

@@ -339,15 +339,71 @@ test_bounds(void **state)
 	assert_int_equal(o.rc, EDGE_RESP_DONE);
 }
 
+/* The size a streamed answer announces, known from the head alone; the body moved to another
+ * buffer half-way keeps its bytes in order. */
+static void
+test_body_size_and_moved_body(void **state)
+{
+	static const struct {
+		const char *head;
+		int64_t     size;
+	} cases[] = {
+	    {"HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n", 70000},
+	    {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", -1},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", -1},
+	    {"HTTP/1.0 200 OK\r\n\r\n", -1},
+	    {"HTTP/1.1 200 OK\r\nContent-Len", -1}, /* the head is not in yet */
+	};
+	cm_buf        h, b, moved;
+	edge_httpresp p;
+	size_t        used;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cm_buf_init(&h, 4096);
+		cm_buf_init(&b, 4096);
+		edge_httpresp_init(&p, false, &h, &b);
+		(void)edge_httpresp_feed(&p, cases[i].head, strlen(cases[i].head), &used);
+		assert_int_equal(edge_httpresp_body_size(&p), cases[i].size);
+		edge_httpresp_fini(&p);
+		cm_buf_fini(&h);
+		cm_buf_fini(&b);
+	}
+	cm_buf_init(&h, 4096);
+	cm_buf_init(&b, 4096);
+	cm_buf_init(&moved, 4096);
+	edge_httpresp_init(&p, false, &h, &b);
+	assert_int_equal(
+	    edge_httpresp_feed(&p, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc",
+	                       strlen("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc"), &used),
+	    EDGE_RESP_MORE);
+	assert_string_equal(b.data, "abc");
+	edge_httpresp_set_body(&p, &moved);
+	assert_int_equal(edge_httpresp_feed(&p, "def", 3, &used), EDGE_RESP_DONE);
+	assert_string_equal(moved.data, "def");
+	assert_int_equal(b.len, 3);
+	edge_httpresp_fini(&p);
+	cm_buf_fini(&h);
+	cm_buf_fini(&b);
+	cm_buf_fini(&moved);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_content_length), cmocka_unit_test(test_stops_at_the_end),
-	    cmocka_unit_test(test_chunked),        cmocka_unit_test(test_until_close),
-	    cmocka_unit_test(test_no_body),        cmocka_unit_test(test_interim),
-	    cmocka_unit_test(test_keep_alive),     cmocka_unit_test(test_dropped_lines),
-	    cmocka_unit_test(test_refused),        cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_content_length),
+	    cmocka_unit_test(test_stops_at_the_end),
+	    cmocka_unit_test(test_chunked),
+	    cmocka_unit_test(test_until_close),
+	    cmocka_unit_test(test_no_body),
+	    cmocka_unit_test(test_interim),
+	    cmocka_unit_test(test_keep_alive),
+	    cmocka_unit_test(test_dropped_lines),
+	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_body_size_and_moved_body),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
