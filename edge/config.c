@@ -326,6 +326,14 @@
 		     10,                                                                           \
 		     600000,                                                                       \
 		     "deadline of an upstream call"},                                              \
+		    {"EDGE_PROXY_TIMEOUT_MS",                                                      \
+		     CM_CFG_INT,                                                                   \
+		     &(c)->proxy_timeout_ms,                                                       \
+		     "30000",                                                                      \
+		     0,                                                                            \
+		     100,                                                                          \
+		     3600000,                                                                      \
+		     "an HTTP upstream's answer (streamed: between its pieces)"},                  \
 		    {"EDGE_SESSION_TTL_S",                                                         \
 		     CM_CFG_INT,                                                                   \
 		     &(c)->session_ttl_s,                                                          \

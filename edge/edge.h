@@ -92,8 +92,9 @@ typedef struct edge_config {
 	int64_t     rate_redis_timeout_ms; /* a shared decision waits no longer (then local) */
 	int64_t     drain_s;
 	int64_t     rpc_timeout_ms;
-	int64_t     session_ttl_s; /* Max-Age of the session cookie */
-	const char *redis_host;    /* revoked sessions, shared rate limits; "" = neither */
+	int64_t     proxy_timeout_ms; /* an HTTP upstream's exchange (streamed: since progress) */
+	int64_t     session_ttl_s;    /* Max-Age of the session cookie */
+	const char *redis_host;       /* revoked sessions, shared rate limits; "" = neither */
 	int64_t     redis_port;
 	const char
 	    *config_file; /* EDGE_CONFIG_FILE: KEY=VALUE over the environment, re-read on HUP */

@@ -59,7 +59,8 @@
 #define READ_CHUNK 16384
 #define SPARE_CALLS 64         /* finished calls a lane keeps, buffers and all, for the next */
 #define SPARE_KEEP_BYTES 65536 /* ... unless one of their buffers grew past this */
-#define STREAM_AFTER 65536     /* a body framed larger, or not framed by its length, is streamed */
+#define TIMEOUT_MS(pc) ((pc)->up->proxy->timeout_ms) /* EDGE_PROXY_TIMEOUT_MS */
+#define STREAM_AFTER 65536 /* a body framed larger, or not framed by its length, is streamed */
 #define STREAM_HIGH 262144 /* a streamed body's bytes held before reading waits for the client */
 #define STREAM_LOW 65536   /* ... and read again below this */
 #define STREAM_BUF_MAX 1048576
@@ -101,7 +102,8 @@ struct edge_httpup {
 struct edge_httpproxy {
 	edge_httpup ups[HTTPPROXY_UPSTREAMS_MAX];
 	int         n_ups;
-	edge       *e; /* its loops; set at start */
+	edge       *e;          /* its loops; set at start */
+	int64_t     timeout_ms; /* EDGE_PROXY_TIMEOUT_MS, read at start */
 	bool        started;
 	atomic_int  lanes; /* lanes alive: the proxy outlives them */
 	atomic_bool stopping;
@@ -650,7 +652,7 @@ stream_read(void *cls, uint64_t pos, char *out, size_t max)
 			cm_buf_reset(&s->buf);
 		}
 		if (s->pc != NULL) {
-			s->pc->deadline = cm_mono_ms() + HTTPPROXY_TIMEOUT_MS; /* progress */
+			s->pc->deadline = cm_mono_ms() + TIMEOUT_MS(s->pc); /* progress */
 			if (s->paused && s->buf.len - s->rd < STREAM_LOW && s->pc->conn != NULL &&
 			    conn_watch(s->pc->conn, EPOLLIN))
 				s->paused =
@@ -718,7 +720,7 @@ stream_start(lane *ln, proxy_call *pc)
 	if (r->content_type == NULL)
 		r->content_type = "application/octet-stream";
 	pc->r = NULL;
-	pc->deadline = cm_mono_ms() + HTTPPROXY_TIMEOUT_MS;
+	pc->deadline = cm_mono_ms() + TIMEOUT_MS(pc);
 	s->starting = true;
 	edge_respond_stream(r, size >= 0 ? (uint64_t)size : EDGE_BODY_SIZE_UNKNOWN, stream_read, s,
 	                    stream_done);
@@ -927,7 +929,7 @@ conn_recv(upconn *c)
 			return;
 		}
 		if (pc->stream != NULL) {
-			pc->deadline = cm_mono_ms() + HTTPPROXY_TIMEOUT_MS; /* progress */
+			pc->deadline = cm_mono_ms() + TIMEOUT_MS(pc); /* progress */
 			stream_wake(pc->stream);
 		} else if (should_stream(c->ln, pc) && !stream_start(c->ln, pc)) {
 			return;
@@ -995,7 +997,7 @@ call_start(lane *ln, proxy_call *pc)
 	else
 		edge_httpresp_init(&pc->parser, strcmp(r->method, "HEAD") == 0, &pc->resp, &r->out);
 	pc->parsing = true;
-	pc->deadline = cm_mono_ms() + HTTPPROXY_TIMEOUT_MS;
+	pc->deadline = cm_mono_ms() + TIMEOUT_MS(pc);
 	pc->prev = NULL;
 	pc->next = ln->running;
 	if (ln->running != NULL)
@@ -1104,6 +1106,7 @@ edge_httpproxy_open(edge_httpproxy **out)
 	*out = NULL;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return CM_ENOMEM;
+	f->timeout_ms = HTTPPROXY_TIMEOUT_MS;
 	*out = f;
 	return CM_OK;
 }
@@ -1169,6 +1172,8 @@ cm_err
 edge_httpproxy_start(edge_httpproxy *f, edge *e)
 {
 	f->e = e;
+	if (e->cfg.proxy_timeout_ms > 0)
+		f->timeout_ms = e->cfg.proxy_timeout_ms;
 	f->started = true;
 	return CM_OK;
 }

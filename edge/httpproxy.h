@@ -25,7 +25,7 @@
 #include "edge.h"
 
 #define HTTPPROXY_MAX_CONNS 64      /* kept-alive connections to each upstream, per loop */
-#define HTTPPROXY_TIMEOUT_MS 30000  /* an exchange with an upstream (streamed: since progress) */
+#define HTTPPROXY_TIMEOUT_MS 30000  /* EDGE_PROXY_TIMEOUT_MS's default */
 #define HTTPPROXY_CONNECT_MS 2000   /* connecting to it */
 #define HTTPPROXY_HEADERS_MAX 65536 /* bytes of one response's headers */
 #define HTTPPROXY_UPSTREAMS_MAX 4

@@ -8,8 +8,10 @@
  * headers (two Set-Cookie among them) come back; hop-by-hop headers stay behind both ways; the
  * forwarding headers are the edge's, not the client's; page after page on one kept-alive client
  * connection rides one kept-alive upstream connection (the pool of the edge's loop that serves
- * it); a failing app is a 502 in the JSON error shape; X-Forwarded-Proto counts
- * only from a trusted proxy (the strict edge trusts 127.0.0.1).
+ * it); a failing app is a 502 in the JSON error shape; large and unframed answers are streamed
+ * (the first part reaches the client while the app holds the rest), cut short when the app dies
+ * or stalls after the head, and ended when the client leaves; a slow app is a 504;
+ * X-Forwarded-Proto counts only from a trusted proxy (the strict edge trusts 127.0.0.1).
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <setjmp.h>
@@ -442,6 +444,44 @@ test_streamed_answer_cut(void **state)
 	}
 }
 
+/* An app too slow, on the strict edge (EDGE_PROXY_TIMEOUT_MS=1500): no answer in time is a 504 in
+ * the JSON error shape; a streamed answer that stops coming is cut once nothing came for that
+ * long (its head went out: the client's connection closes short of the announced length). */
+static void
+test_app_too_slow(void **state)
+{
+	static char body[200000];
+	const char *strict = getenv("CM_TEST_EDGE_STRICT");
+	char        req[256], head[4096];
+	size_t      len = 0;
+	bool        closed;
+	http_resp   r;
+	int         fd;
+
+	(void)state;
+	assert_non_null(strict);
+	assert_true((fd = raw_open(strict)) >= 0);
+	snprintf(req, sizeof(req), "GET /_stall?id=slow HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_true(raw_send(fd, req, strlen(req)));
+	assert_int_equal(raw_response(fd, head, sizeof(head), 10000), 504);
+	assert_non_null(strstr(head, "\"code\":\"DEADLINE_EXCEEDED\""));
+	raw_close(fd);
+	assert_int_equal(http_do("GET", "/_release?id=slow", NULL, NULL, 0, &r), 0);
+	http_resp_free(&r);
+
+	assert_true((fd = raw_open(strict)) >= 0);
+	snprintf(req, sizeof(req),
+	         "GET /_gated?id=stalled&first=100000&rest=100000 HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_true(raw_send(fd, req, strlen(req)));
+	assert_int_equal(raw_head(fd, head, sizeof(head), 10000), 200);
+	assert_true(raw_read(fd, body, sizeof(body), &len, sizeof(body), 10000, &closed));
+	assert_true(closed);
+	assert_int_equal(len, 100000);
+	raw_close(fd);
+	assert_int_equal(http_do("GET", "/_release?id=stalled", NULL, NULL, 0, &r), 0);
+	http_resp_free(&r);
+}
+
 /* A raw GET of path to base with Host and extra header lines; the Location it gets, into out. */
 static void
 raw_location(const char *base, const char *path, const char *host, const char *extra, char *out,
@@ -499,6 +539,7 @@ main(void)
 	    cmocka_unit_test(test_app_failures),
 	    cmocka_unit_test(test_streamed_answers),
 	    cmocka_unit_test(test_streamed_answer_cut),
+	    cmocka_unit_test(test_app_too_slow),
 	    cmocka_unit_test(test_public_origin_from_trusted_proxy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

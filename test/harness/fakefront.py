@@ -25,6 +25,7 @@ way Next.js does toward a proxy:
                     at once, the rest only once /_release?id=ID came (or 30 s passed), so a
                     test can see the first part reach the client while the app still holds the rest
   /_release?id=ID   lets that answer finish (204)
+  /_stall?id=ID     answers nothing until /_release?id=ID came (or 30 s passed): an app too slow
   /_cut_big         promises 1,000,000 bytes, sends 200,000, closes: dying mid-way through a body
                     large enough to be streamed
 HTTP/1.1 with keep-alive, one thread per connection.
@@ -158,6 +159,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if chunked:
                 self.wfile.write(b"0\r\n\r\n")
             return None
+        if url.path == "/_stall":
+            _gate(urllib.parse.parse_qs(url.query)["id"][0]).wait(30)
+            return self._send(200, b"late")
         if url.path == "/_release":
             _gate(urllib.parse.parse_qs(url.query)["id"][0]).set()
             self.send_response(204)
