@@ -727,11 +727,16 @@ stream_start(lane *ln, proxy_call *pc)
 	s->starting = false;
 	if (!s->gone)
 		return true;
-	s->pc = NULL; /* no memory for the response: the client's connection closes */
+	/* No memory for the response: r is gone (its connection closes without an answer), and so
+	 * is the call, its connection mid-answer. */
 	pc->stream = NULL;
 	cm_buf_fini(&s->buf);
 	free(s);
-	call_fail(ln, pc, CALL_FAILED);
+	conn_close(pc->conn);
+	pc->conn = NULL;
+	unlink_call(ln, pc);
+	lane_arm(ln);
+	call_release(ln, pc);
 	return false;
 }
 
