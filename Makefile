@@ -1,7 +1,7 @@
 # Convenience targets; the scripts are the source of truth (see README.md).
 FUZZ_SECONDS ?= 60
 
-.PHONY: build up down test test-asan test-tsan fuzz bench bench-auth bench-extract bench-qgen bench-jobs bench-eval bench-chat bench-edge bench-upload bench-quality check format clean
+.PHONY: build up down test test-asan test-tsan fuzz bench bench-auth bench-extract bench-qgen bench-jobs bench-eval bench-chat bench-edge bench-proxy-stream bench-upload bench-quality check format clean
 
 build:
 	./scripts/build.sh
@@ -17,7 +17,7 @@ test-tsan:
 	./scripts/test.sh --tsan
 fuzz:
 	./scripts/test.sh --fuzz $(FUZZ_SECONDS)
-bench: bench-auth bench-extract bench-qgen bench-jobs bench-eval bench-chat bench-edge bench-upload bench-quality
+bench: bench-auth bench-extract bench-qgen bench-jobs bench-eval bench-chat bench-edge bench-proxy-stream bench-upload bench-quality
 bench-auth:
 	./bench/auth_me.sh
 bench-extract:
@@ -35,6 +35,8 @@ bench-chat:
 	./bench/chat.sh
 bench-edge:
 	./bench/edge.sh
+bench-proxy-stream:
+	./bench/proxy_stream.sh
 bench-upload:
 	./bench/upload.sh
 bench-quality:
