@@ -1,7 +1,8 @@
 /*
  * test_migrate.c - gradual migration through the edge (edge/migrate.h, issue #12): a share of
- * the users on the old backend, sticky per user; flagged users there always; the user's identity
- * passed by the edge alone; the old backend answering when the new service cannot be reached.
+ * the users on the old backend, sticky per user; flagged users there always (an 8 MiB upload too,
+ * sent whole); the user's identity passed by the edge alone; the old backend answering when the new
+ * service cannot be reached.
  *
  * It talks to the stack's third edge (CM_TEST_EDGE_MIGRATE, test/harness/stack.sh):
  * EDGE_LEGACY_SHARE=10, EDGE_LEGACY_FALLBACK=1, two flagged users (FLAGGED_*), every legacy route
@@ -295,6 +296,38 @@ test_flagged_users(void **state)
 	}
 }
 
+/* A flagged user's upload goes to the old backend whole and in order: 8 MiB is more than a
+ * loopback socket takes in one send, so the edge's proxy sends it in pieces as the old backend
+ * reads (the resume after EAGAIN), from the request's own buffer. */
+static void
+test_flagged_upload_sent_whole(void **state)
+{
+	enum { N = 8 * 1024 * 1024 };
+	char      auth[1024], v[64];
+	char     *body = malloc(N);
+	http_resp r;
+	json_t   *j;
+
+	(void)state;
+	assert_non_null(body);
+	for (size_t i = 0; i < N; i++)
+		body[i] = (char)(i % 251);
+	bearer_for(FLAGGED_1, auth, sizeof(auth));
+	{
+		const char *h[] = {auth, "Content-Type: multipart/form-data; boundary=x", NULL};
+		assert_int_equal(http_do("POST", "/api/pdf/upload", h, body, N, &r), 0);
+	}
+	assert_true(from_old(&r));
+	assert_non_null(http_header(&r, "X-Old-User", v, sizeof(v)));
+	assert_string_equal(v, FLAGGED_1);
+	assert_int_equal(r.status, 200);
+	assert_non_null(j = r.json);
+	assert_int_equal(json_integer_value(json_object_get(j, "received")), N);
+	assert_true(json_is_true(json_object_get(j, "intact")));
+	http_resp_free(&r);
+	free(body);
+}
+
 /* svc-chat cannot be reached from this edge: the legacy chat routes of a user on the new side
  * are answered by the old backend, not 503, and counted as fallbacks; a v1 chat route (which
  * takes no part) on the same dead service is a 503. */
@@ -368,6 +401,7 @@ main(void)
 	    cmocka_unit_test(test_share_sticky_per_user),
 	    cmocka_unit_test(test_identity_from_the_edge),
 	    cmocka_unit_test(test_flagged_users),
+	    cmocka_unit_test(test_flagged_upload_sent_whole),
 	    cmocka_unit_test(test_fallback_when_the_new_service_is_down),
 	    cmocka_unit_test(test_frontend_beside_the_old_backend),
 	};
