@@ -320,6 +320,20 @@ test_app_failures(void **state)
 	http_resp_free(&r);
 }
 
+/* A raw GET of path to base whose answer's head (200) is read into head; the connection. */
+static int
+get_head(const char *base, const char *path, char *head, size_t cap)
+{
+	char req[512];
+	int  fd = raw_open(base);
+
+	assert_true(fd >= 0);
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	assert_true(raw_send(fd, req, strlen(req)));
+	assert_int_equal(raw_head(fd, head, cap, 10000), 200);
+	return fd;
+}
+
 /* A chunked body's decoded length, -1 while its last chunk has not come (or on bad framing). */
 static long
 chunked_len(const char *p, size_t n)
@@ -362,11 +376,7 @@ test_streamed_answers(void **state)
 
 	(void)state;
 	/* Content-Length framed, larger than what is collected. */
-	assert_true((fd = raw_open(http_base())) >= 0);
-	snprintf(req, sizeof(req),
-	         "GET /_gated?id=len&first=150000&rest=50000 HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_true(raw_send(fd, req, strlen(req)));
-	assert_int_equal(raw_head(fd, head, sizeof(head), 10000), 200);
+	fd = get_head(http_base(), "/_gated?id=len&first=150000&rest=50000", head, sizeof(head));
 	assert_non_null(strcasestr(head, "\r\nContent-Length: 200000\r\n"));
 	len = 0;
 	assert_true(raw_read(fd, body, sizeof(body), &len, 150000, 5000, &closed));
@@ -412,28 +422,21 @@ static void
 test_streamed_answer_cut(void **state)
 {
 	static char body[1000000];
-	char        req[256], head[4096];
+	char        head[4096];
 	size_t      len = 0;
 	bool        closed;
 	http_resp   r;
 	int         fd;
 
 	(void)state;
-	assert_true((fd = raw_open(http_base())) >= 0);
-	snprintf(req, sizeof(req), "GET /_cut_big HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_true(raw_send(fd, req, strlen(req)));
-	assert_int_equal(raw_head(fd, head, sizeof(head), 10000), 200);
+	fd = get_head(http_base(), "/_cut_big", head, sizeof(head));
 	assert_non_null(strcasestr(head, "\r\nContent-Length: 1000000\r\n"));
 	assert_true(raw_read(fd, body, sizeof(body), &len, sizeof(body), 10000, &closed));
 	assert_true(closed);
 	assert_int_equal(len, 200000);
 	raw_close(fd);
 
-	assert_true((fd = raw_open(http_base())) >= 0);
-	snprintf(req, sizeof(req),
-	         "GET /_gated?id=gone&first=100000&rest=100000 HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_true(raw_send(fd, req, strlen(req)));
-	assert_int_equal(raw_head(fd, head, sizeof(head), 10000), 200);
+	fd = get_head(http_base(), "/_gated?id=gone&first=100000&rest=100000", head, sizeof(head));
 	raw_close(fd);
 	assert_int_equal(http_do("GET", "/_release?id=gone", NULL, NULL, 0, &r), 0);
 	http_resp_free(&r);
@@ -469,11 +472,7 @@ test_app_too_slow(void **state)
 	assert_int_equal(http_do("GET", "/_release?id=slow", NULL, NULL, 0, &r), 0);
 	http_resp_free(&r);
 
-	assert_true((fd = raw_open(strict)) >= 0);
-	snprintf(req, sizeof(req),
-	         "GET /_gated?id=stalled&first=100000&rest=100000 HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_true(raw_send(fd, req, strlen(req)));
-	assert_int_equal(raw_head(fd, head, sizeof(head), 10000), 200);
+	fd = get_head(strict, "/_gated?id=stalled&first=100000&rest=100000", head, sizeof(head));
 	assert_true(raw_read(fd, body, sizeof(body), &len, sizeof(body), 10000, &closed));
 	assert_true(closed);
 	assert_int_equal(len, 100000);
