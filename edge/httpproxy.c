@@ -520,20 +520,45 @@ apply_headers(proxy_call *pc)
 		        r->request_id, dropped, r->raw_path, pc->up->name);
 }
 
+/* A HEAD answer's body: never asked for (MHD sends none for HEAD), it only carries the size. */
+static ssize_t
+head_body(void *cls, uint64_t pos, char *out, size_t max)
+{
+	(void)cls;
+	(void)pos;
+	(void)out;
+	(void)max;
+	return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void
+head_done(void *cls)
+{
+	(void)cls;
+}
+
 /* Ends pc (its connection already closed or back in the idle stack) with the upstream's answer. */
 static void
 call_answer(lane *ln, proxy_call *pc)
 {
 	edge_req *r = pc->r;
+	int64_t   size = edge_httpresp_body_size(&pc->parser);
+	int       status = pc->parser.status;
 
 	unlink_call(ln, pc);
 	lane_arm(ln);
-	r->status = (uint16_t)pc->parser.status;
+	r->status = (uint16_t)status;
 	apply_headers(pc);
 	if (r->content_type == NULL)
 		r->content_type = "application/octet-stream";
 	call_release(ln, pc);
-	edge_respond(r);
+	/* HEAD: the framing the app announced for GET (its Content-Length, or chunked), not the
+	 * empty body's "Content-Length: 0" (download managers size files by HEAD). */
+	if (strcmp(r->method, "HEAD") == 0 && status >= 200 && status != 204 && status != 304)
+		edge_respond_stream(r, size >= 0 ? (uint64_t)size : EDGE_BODY_SIZE_UNKNOWN,
+		                    head_body, NULL, head_done);
+	else
+		edge_respond(r);
 }
 
 static void stream_end(lane *ln, proxy_call *pc, bool whole);

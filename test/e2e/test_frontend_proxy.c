@@ -86,6 +86,15 @@ test_pages(void **state)
 	assert_int_equal(http_do("HEAD", "/static/app.js", NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, 0);
+	/* HEAD announces the size GET would send (20 bytes), not the empty body's. */
+	assert_non_null(http_header(&r, "Content-Length", buf, sizeof(buf)));
+	assert_string_equal(buf, "20");
+	http_resp_free(&r);
+	assert_int_equal(http_do("HEAD", "/_big?n=300000", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	assert_non_null(http_header(&r, "Content-Length", buf, sizeof(buf)));
+	assert_string_equal(buf, "300000");
 	http_resp_free(&r);
 	assert_int_equal(http_do("GET", "/no/such/page", NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 404); /* the app's own answer */
