@@ -678,10 +678,11 @@ stream_read(void *cls, uint64_t pos, char *out, size_t max)
 		}
 		if (s->pc != NULL) {
 			s->pc->deadline = cm_mono_ms() + TIMEOUT_MS(s->pc); /* progress */
+			/* The client caught up: the upstream's socket back in epoll
+			 * (level-triggered: what waits in it is read on the loop's next round). */
 			if (s->paused && s->buf.len - s->rd < STREAM_LOW && s->pc->conn != NULL &&
 			    conn_watch(s->pc->conn, EPOLLIN))
-				s->paused =
-				    false; /* level-triggered: what waits is read next round */
+				s->paused = false;
 		}
 		return (ssize_t)n;
 	}
