@@ -696,27 +696,31 @@ stream_read(void *cls, uint64_t pos, char *out, size_t max)
 	return 0;
 }
 
+/* Ends a streamed call whose client is gone: its connection is mid-answer, never reusable. */
+static void
+stream_call_drop(lane *ln, proxy_call *pc)
+{
+	if (pc->conn != NULL)
+		conn_close(pc->conn);
+	pc->conn = NULL;
+	unlink_call(ln, pc);
+	lane_arm(ln);
+	pc->stream = NULL;
+	call_release(ln, pc);
+}
+
 /* MHD is done with the response (sent, or the client went): a call still running is ended. */
 static void
 stream_done(void *cls)
 {
 	proxy_stream *s = cls;
-	proxy_call   *pc = s->pc;
 
 	if (s->starting) { /* from inside stream_start: it cleans up */
 		s->gone = true;
 		return;
 	}
-	if (pc != NULL) {
-		if (pc->conn != NULL) {
-			conn_close(pc->conn); /* mid-answer: never reusable */
-			pc->conn = NULL;
-		}
-		unlink_call(s->ln, pc);
-		lane_arm(s->ln);
-		pc->stream = NULL;
-		call_release(s->ln, pc);
-	}
+	if (s->pc != NULL)
+		stream_call_drop(s->ln, s->pc);
 	cm_buf_fini(&s->buf);
 	free(s);
 }
@@ -755,14 +759,9 @@ stream_start(lane *ln, proxy_call *pc)
 		return true;
 	/* No memory for the response: r is gone (its connection closes without an answer), and so
 	 * is the call, its connection mid-answer. */
-	pc->stream = NULL;
 	cm_buf_fini(&s->buf);
 	free(s);
-	conn_close(pc->conn);
-	pc->conn = NULL;
-	unlink_call(ln, pc);
-	lane_arm(ln);
-	call_release(ln, pc);
+	stream_call_drop(ln, pc);
 	return false;
 }
 
@@ -776,7 +775,7 @@ should_stream(const lane *ln, const proxy_call *pc)
 	    pc->sent < request_len(pc) || ln->loop != pc->r->loop)
 		return false;
 	size = edge_httpresp_body_size(&pc->parser);
-	return size < 0 || size > STREAM_AFTER || pc->r->out.len > STREAM_AFTER;
+	return size < 0 || size > STREAM_AFTER;
 }
 
 /* Puts pc on connection c (idle or new) and starts sending. */

@@ -443,7 +443,7 @@ edge_httpresp_eof(edge_httpresp *p)
 int64_t
 edge_httpresp_body_size(const edge_httpresp *p)
 {
-	if (p->status == 0 || p->state == S_CSIZE || p->state == S_CLOSE || p->chunked)
+	if (p->status == 0 || p->chunked || p->state == S_CLOSE)
 		return -1;
 	return p->clen != NO_LENGTH && p->clen <= (uint64_t)INT64_MAX ? (int64_t)p->clen : -1;
 }
