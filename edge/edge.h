@@ -204,6 +204,12 @@ struct edge_req {
 	bool   has_body;      /* Content-Length > 0 or chunked */
 	size_t discarded;     /* body bytes dropped after an early answer */
 	bool   renew;         /* cookie renewal runs once the body is in */
+	/* an upload body streamed to svc-pdf in pieces (upload.h) */
+	bool     body_streamed;
+	char     upload_id[33];    /* "" until the first piece leaves */
+	uint64_t upload_sent;      /* bytes of the pieces svc-pdf has */
+	size_t   upload_piece_len; /* the piece in flight */
+	bool     upload_ended;     /* pdf.UploadBody sent: the spool is svc-pdf's to remove */
 
 	/* response */
 	uint16_t    status;
@@ -253,6 +259,9 @@ typedef ssize_t (*edge_body_read)(void *cls, uint64_t pos, char *buf, size_t max
 typedef void (*edge_body_done)(void *cls);
 #define EDGE_BODY_SIZE_UNKNOWN UINT64_MAX /* MHD_SIZE_UNKNOWN: sent chunked */
 
+/* Resumes r's connection, suspended while a piece of its body was sent on (upload.h), to read
+ * the rest. Any thread. */
+void edge_body_resume(edge_req *r);
 /* Finishes the exchange with r->status and a body pulled by read(cls, ...) as the client takes
  * it, size bytes (or EDGE_BODY_SIZE_UNKNOWN); done(cls) runs once, when the response is
  * destroyed, sent or not, or at once when there is no memory for it. Called on r's loop, whose

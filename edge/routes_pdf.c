@@ -2,9 +2,12 @@
  * routes_pdf.c - document routes: uploads (raw application/pdf or multipart field `file`),
  * listing with v1 cursors or legacy offsets, pages, deletion, and the legacy "selected PDF".
  *
- * The upload body was already read whole by server.c under EDGE_UPLOAD_MAX; the protobuf request
- * points into it (no copy) and svc-pdf does everything else: hashing, storing, extraction. The
- * legacy shapes are the contract's METADATA / list item objects, built here from pdf.Document.
+ * An upload's body reaches svc-pdf as pdf.UploadBody: its tail (the whole body when it was
+ * collected, the rest after the pieces streamed before, upload.h). svc-pdf picks the file out
+ * (multipart field `file` or the raw body) and does everything else: hashing, storing,
+ * extraction; its verdict on a body without an acceptable PDF is worded here, per route. The
+ * Content-Type is judged here too, at the headers, before any of the body comes. The legacy shapes
+ * are the contract's METADATA / list item objects, built here from pdf.Document.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,98 +15,64 @@
 #include <strings.h>
 
 #include "cm/util.h"
-#include "multipart.h"
+#include "cm/multipart.h"
 #include "pbjson.h"
 #include "proto/common.pb-c.h"
 #include "proto/pdf.pb-c.h"
 #include "routes_pdf.h"
 
-static bool
-looks_like_pdf_name(const char *name, size_t len)
+bool
+edge_upload_type_ok(edge_req *r)
 {
-	return len >= 4 && strncasecmp(name + len - 4, ".pdf", 4) == 0;
-}
+	const char *ct = edge_header(r, "Content-Type");
+	char        boundary[CM_MP_MAX_BOUNDARY + 1];
 
-/* "%PDF-" within the first 1024 bytes, svc-pdf's own test (pdf_looks_like_pdf). The v1 contract
- * answers bytes that are not a PDF with 415, a media-type verdict, so the edge makes it; svc-pdf
- * still refuses such bytes itself (INVALID_ARGUMENT, which the legacy routes relay as 400). */
-static bool
-has_pdf_header(const uint8_t *p, size_t len)
-{
-	size_t n = len < 1024 ? len : 1024;
-
-	for (size_t i = 0; i + 5 <= n; i++) {
-		if (p[i] == '%' && memcmp(p + i, "%PDF-", 5) == 0)
+	if (ct != NULL && strncasecmp(ct, "multipart/form-data", 19) == 0) {
+		if (cm_multipart_boundary(ct, boundary, sizeof(boundary)))
 			return true;
+		edge_fail_http(r, 400, "INVALID_ARGUMENT",
+		               "multipart body without a valid boundary");
+		return false;
 	}
+	if (ct == NULL || strncasecmp(ct, "application/pdf", 15) == 0 ||
+	    strncasecmp(ct, "application/octet-stream", 24) == 0) {
+		if (!r->legacy)
+			return true;
+		edge_fail_http(r, 400, "INVALID_ARGUMENT", "Only PDF files are allowed");
+		return false;
+	}
+	edge_fail_http(r, r->legacy ? 400 : 415, "INVALID_ARGUMENT",
+	               r->legacy ? "Only PDF files are allowed"
+	                         : "send application/pdf or multipart/form-data with field 'file'");
 	return false;
 }
 
 void
 edge_start_upload(edge_req *r)
 {
-	Pdf__UploadRequest rq = PDF__UPLOAD_REQUEST__INIT;
-	const char        *ct = edge_header(r, "Content-Type");
-	char               boundary[128], why[160], name[256];
-	edge_mp_part       part;
-	cm_err             err;
+	Pdf__UploadBodyRequest rq = PDF__UPLOAD_BODY_REQUEST__INIT;
+	const char            *ct = edge_header(r, "Content-Type");
+	char                   name[256];
 
-	if (r->body.len == 0) {
+	rq.size = r->upload_sent + r->body.len;
+	if (rq.size == 0) {
 		edge_fail_http(r, r->legacy ? 422 : 400, "INVALID_ARGUMENT",
 		               r->legacy ? "field 'file' is required" : "empty upload");
 		return;
 	}
-	if (ct != NULL && strncasecmp(ct, "multipart/form-data", 19) == 0) {
-		if (!edge_multipart_boundary(ct, boundary, sizeof(boundary))) {
-			edge_fail_http(r, 400, "INVALID_ARGUMENT",
-			               "multipart body without a valid boundary");
-			return;
-		}
-		err = edge_multipart_find((const uint8_t *)r->body.data, r->body.len, boundary,
-		                          "file", &part, why, sizeof(why));
-		if (err == CM_ENOTFOUND) {
-			edge_fail_http(r, 422, "INVALID_ARGUMENT", "field 'file' is required");
-			return;
-		}
-		if (err != CM_OK) {
-			edge_fail_http(r, 400, "INVALID_ARGUMENT", why);
-			return;
-		}
-		if (r->legacy && !looks_like_pdf_name(part.filename != NULL ? part.filename : "",
-		                                      part.filename_len)) {
-			edge_fail_http(r, 400, "INVALID_ARGUMENT", "Only PDF files are allowed");
-			return;
-		}
-		rq.filename = cm_arena_strndup(
-		    &r->arena, part.filename != NULL ? part.filename : "", part.filename_len);
-		rq.content.data = (uint8_t *)part.data;
-		rq.content.len = part.len;
-	} else if (ct == NULL || strncasecmp(ct, "application/pdf", 15) == 0 ||
-	           strncasecmp(ct, "application/octet-stream", 24) == 0) {
-		if (r->legacy) {
-			edge_fail_http(r, 400, "INVALID_ARGUMENT", "Only PDF files are allowed");
-			return;
-		}
-		rq.filename = cm_arena_strndup(&r->arena, "", 0);
-		if (edge_query_param(r, "filename", name, sizeof(name)) != NULL)
-			rq.filename = cm_arena_strndup(&r->arena, name, strlen(name));
-		rq.content.data = (uint8_t *)r->body.data;
-		rq.content.len = r->body.len;
-	} else {
-		edge_fail_http(
-		    r, r->legacy ? 400 : 415, "INVALID_ARGUMENT",
-		    r->legacy ? "Only PDF files are allowed"
-		              : "send application/pdf or multipart/form-data with field 'file'");
-		return;
-	}
-	if (rq.filename == NULL) {
+	/* The Content-Type was judged at the headers (server.c). */
+	rq.upload_id = r->upload_id;
+	rq.tail.data = (uint8_t *)r->body.data;
+	rq.tail.len = r->body.len;
+	rq.content_type = (char *)(ct != NULL ? ct : "");
+	rq.filename = (char *)"";
+	if (edge_query_param(r, "filename", name, sizeof(name)) != NULL &&
+	    (rq.filename = cm_arena_strndup(&r->arena, name, strlen(name))) == NULL) {
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
 	}
-	if (!r->legacy && rq.content.len > 0 && !has_pdf_header(rq.content.data, rq.content.len)) {
-		edge_fail_http(r, 415, "INVALID_ARGUMENT", "not a PDF");
-		return;
-	}
+	rq.require_pdf_name = r->legacy;
+	r->upload_ended = true; /* from here svc-pdf removes the spool, whatever happens */
 	edge_call(r, &rq.base);
 }
 
@@ -134,42 +103,72 @@ v1_document(const Pdf__Document *d)
 	return edge_pb_to_json(&d->base);
 }
 
-/* The upload response with its document, or NULL after answering the error. */
-static Pdf__UploadResponse *
+/* The upload's result, or NULL after answering the error or the verdict on the body. */
+static Pdf__UploadBodyResponse *
 unpack_upload(edge_req *r, cm_rpc_result *res)
 {
-	Pdf__UploadResponse *u;
+	Pdf__UploadBodyResponse *u;
+	const char              *detail;
 
-	if ((u = (Pdf__UploadResponse *)edge_reply_unpack(
-	         r, res, &pdf__upload_response__descriptor)) == NULL)
+	if ((u = (Pdf__UploadBodyResponse *)edge_reply_unpack(
+	         r, res, &pdf__upload_body_response__descriptor)) == NULL)
 		return NULL;
-	if (u->document == NULL) {
-		pdf__upload_response__free_unpacked(u, NULL);
+	detail = u->detail != NULL && u->detail[0] != '\0' ? u->detail : "malformed upload";
+	switch (u->verdict) {
+	case PDF__UPLOAD_BODY_RESPONSE__VERDICT__ACCEPTED:
+		if (u->upload != NULL && u->upload->document != NULL)
+			return u;
 		edge_fail(r, CM__STATUS__INTERNAL, "malformed upstream response");
-		return NULL;
+		break;
+	case PDF__UPLOAD_BODY_RESPONSE__VERDICT__EMPTY:
+		edge_fail_http(r, r->legacy ? 422 : 400, "INVALID_ARGUMENT",
+		               r->legacy ? "field 'file' is required" : "empty upload");
+		break;
+	case PDF__UPLOAD_BODY_RESPONSE__VERDICT__NO_FILE_FIELD:
+		edge_fail_http(r, 422, "INVALID_ARGUMENT", "field 'file' is required");
+		break;
+	case PDF__UPLOAD_BODY_RESPONSE__VERDICT__NOT_PDF_NAME:
+		edge_fail_http(r, 400, "INVALID_ARGUMENT", "Only PDF files are allowed");
+		break;
+	case PDF__UPLOAD_BODY_RESPONSE__VERDICT__NOT_PDF:
+		/* v1 answers bytes that are not a PDF as a media type (415); the legacy route
+		 * as svc-pdf's refusal of them (400). */
+		if (r->legacy)
+			edge_fail(r, CM__STATUS__INVALID_ARGUMENT, "not a PDF");
+		else
+			edge_fail_http(r, 415, "INVALID_ARGUMENT", "not a PDF");
+		break;
+	default: /* MALFORMED, and any verdict newer than this edge */
+		edge_fail_http(r, 400, "INVALID_ARGUMENT", detail);
+		break;
 	}
-	return u;
+	pdf__upload_body_response__free_unpacked(u, NULL);
+	return NULL;
 }
 
 void
 edge_reply_upload_v1(edge_req *r, cm_rpc_result *res)
 {
-	Pdf__UploadResponse *u;
+	Pdf__UploadBodyResponse *b;
+	Pdf__UploadResponse     *u;
 
-	if ((u = unpack_upload(r, res)) == NULL)
+	if ((b = unpack_upload(r, res)) == NULL)
 		return;
+	u = b->upload;
 	edge_set_json(r, u->existing ? 200 : 201, v1_document(u->document));
-	pdf__upload_response__free_unpacked(u, NULL);
+	pdf__upload_body_response__free_unpacked(b, NULL);
 	edge_respond(r);
 }
 
 void
 edge_reply_upload_legacy(edge_req *r, cm_rpc_result *res)
 {
-	Pdf__UploadResponse *u;
+	Pdf__UploadBodyResponse *b;
+	Pdf__UploadResponse     *u;
 
-	if ((u = unpack_upload(r, res)) == NULL)
+	if ((b = unpack_upload(r, res)) == NULL)
 		return;
+	u = b->upload;
 	edge_set_json(r, 200,
 	              json_pack("{s:s, s:s, s:o, s:I}", "message",
 	                        u->existing ? "PDF already uploaded; selected it"
@@ -177,7 +176,7 @@ edge_reply_upload_legacy(edge_req *r, cm_rpc_result *res)
 	                        "filename", u->document->filename, "metadata",
 	                        legacy_metadata(u->document), "text_length",
 	                        (json_int_t)u->document->text_length));
-	pdf__upload_response__free_unpacked(u, NULL);
+	pdf__upload_body_response__free_unpacked(b, NULL);
 	edge_respond(r);
 }
 

@@ -6,6 +6,9 @@
 
 #include "edge.h"
 
+/* The upload's Content-Type: multipart/form-data with a valid boundary, or (v1 only) a raw PDF
+ * body. False after answering 400/415 (r consumed). */
+bool edge_upload_type_ok(edge_req *r);
 void edge_start_upload(edge_req *r);
 void edge_reply_upload_v1(edge_req *r, cm_rpc_result *res);
 void edge_reply_upload_legacy(edge_req *r, cm_rpc_result *res);

@@ -49,6 +49,8 @@
 #include "ratelimit.h"
 #include "refresh.h"
 #include "reload.h"
+#include "routes_pdf.h"
+#include "upload.h"
 #include "ws.h"
 #include "proto/common.pb-c.h"
 
@@ -254,6 +256,16 @@ respond_built(edge_req *r, uint16_t status, size_t bytes)
 }
 
 void
+edge_body_resume(edge_req *r)
+{
+	edge_loop *l = r->loop; /* r may be gone once resumed */
+
+	r->suspended = false;
+	MHD_resume_connection(r->conn);
+	edge_loop_daemon_due(l);
+}
+
+void
 edge_respond(edge_req *r)
 {
 	uint16_t status = r->status != 0 ? r->status : 200;
@@ -331,9 +343,20 @@ body_reserve(edge_req *r, size_t n)
 	return true;
 }
 
+/* The body bytes r holds at once, of a body of len: a streamed one's piece (plus what one read
+ * of the engine may add past it), anything else's whole. */
+static size_t
+body_held_max(const edge_req *r, size_t len)
+{
+	size_t piece = EDGE_UPLOAD_PIECE + DISCARD_MAX;
+
+	return r->body_streamed && len > piece ? piece : len;
+}
+
 static void
 req_free(edge_req *r)
 {
+	edge_upload_abandon(r);
 	body_release(r);
 	if (r->response != NULL)
 		MHD_destroy_response(r->response);
@@ -791,6 +814,11 @@ stage_head(edge_req *r, const char *method)
 
 	r->body_max = (r->route->flags & EDGE_R_UPLOAD) ? (size_t)e->cfg.upload_max
 	                                                : (size_t)e->cfg.json_body_max;
+	/* An upload's Content-Type is judged before its body comes (a streamed one leaves in
+	 * pieces at once). */
+	if ((r->route->flags & EDGE_R_UPLOAD) != 0 && !edge_upload_type_ok(r))
+		return;
+	r->body_streamed = edge_upload_streams(r);
 	cm_buf_init(&r->body, r->body_max);
 	if (cl != NULL && te == NULL) {
 		if ((size_t)len > r->body_max) {
@@ -799,7 +827,7 @@ stage_head(edge_req *r, const char *method)
 			edge_fail_http(r, 413, "OUT_OF_RANGE", msg);
 			return;
 		}
-		if (len > 0 && !body_reserve(r, (size_t)len)) {
+		if (len > 0 && !body_reserve(r, body_held_max(r, (size_t)len))) {
 			cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
 			edge_fail_http(r, 503, "UNAVAILABLE",
 			               "too many uploads in progress; try again");
@@ -814,7 +842,7 @@ body_piece(edge_req *r, const char *data, size_t n)
 {
 	char msg[128];
 
-	if (r->body.len + n > r->body_max) {
+	if (r->upload_sent + r->body.len + n > r->body_max) {
 		snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", r->body_max);
 		edge_fail_http(r, 413, "OUT_OF_RANGE", msg);
 		return false;
@@ -827,13 +855,14 @@ body_piece(edge_req *r, const char *data, size_t n)
 		return false;
 	}
 	if (r->body.data == NULL && r->content_length > 0) {
-		/* Sized once from Content-Length (<= the route's limit), not doubled as it grows.
-		 */
-		if ((r->body.data = malloc(r->content_length + 1)) == NULL) {
+		/* Sized once from Content-Length (<= the route's limit; a streamed body's piece),
+		 * not doubled as it grows. */
+		size_t cap = body_held_max(r, r->content_length) + 1;
+		if ((r->body.data = malloc(cap)) == NULL) {
 			edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
 			return false;
 		}
-		r->body.cap = r->content_length + 1;
+		r->body.cap = cap;
 	}
 	if (cm_buf_append(&r->body, data, n) != CM_OK) {
 		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
@@ -947,7 +976,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 				set_header(r->response, "Connection", "close");
 			return queue(r);
 		}
-		return body_piece(r, upload_data, n) ? MHD_YES : queue(r);
+		if (!body_piece(r, upload_data, n))
+			return queue(r);
+		if (r->body_streamed && r->body.len >= EDGE_UPLOAD_PIECE) {
+			/* Read no more until svc-pdf has this piece (upload.h). */
+			r->suspended = true;
+			MHD_suspend_connection(r->conn);
+			edge_upload_send_piece(r);
+		}
+		return MHD_YES;
 	}
 	if (r->response != NULL)
 		return queue(r);

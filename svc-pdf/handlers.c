@@ -127,41 +127,38 @@ one_doc(cm_rpc_ctx *ctx, pdf_rows *rows, Pdf__Document **out, const char **selec
 }
 
 cm_err
-pdf_handle_upload(cm_rpc_ctx *ctx, const void *req, void *resp)
+pdf_handler_begin(cm_rpc_ctx *ctx, pdf_worker **w)
 {
-	const Pdf__UploadRequest *rq = req;
-	Pdf__UploadResponse      *rs = resp;
-	pdf_worker               *w = NULL;
-	pdf_rows                 *rows = NULL;
-	pdf_upload_in             in;
-	pdf_upload_out            out;
-	char                      why[CM_MAX_ERRMSG];
-	bool                      entered = false;
-	cm_err                    err;
+	return begin(ctx, w);
+}
 
-	if ((err = begin(ctx, &w)) != CM_OK)
-		goto out;
+cm_err
+pdf_upload_bytes(cm_rpc_ctx *ctx, pdf_worker *w, const char *filename, const uint8_t *data,
+                 size_t len, Pdf__UploadResponse *rs)
+{
+	pdf_rows      *rows = NULL;
+	pdf_upload_in  in;
+	pdf_upload_out out;
+	char           why[CM_MAX_ERRMSG];
+	cm_err         err;
+
 	/* One user holds at most PDF_USER_MAX_ACTIVE workers (gate.h); the place is given back
 	 * below, on the one way out. */
 	if ((err = pdf_gate_enter(w->svc->gate, ctx->subject)) != CM_OK) {
 		if (err == CM_ELIMIT) {
 			ctx->retry_after_s = (int32_t)w->svc->cfg.retry_after_s;
 			cm_counter_add(w->svc->busy_refused, 1);
-			err = cm_rpc_fail(
-			    ctx, err,
-			    "another upload of yours is still being processed; try again "
-			    "when it has finished");
-		} else {
-			err = cm_rpc_fail(ctx, err, "out of memory");
+			return cm_rpc_fail(ctx, err,
+			                   "another upload of yours is still being processed; try "
+			                   "again when it has finished");
 		}
-		goto out;
+		return cm_rpc_fail(ctx, err, "out of memory");
 	}
-	entered = true;
 	cm_gauge_add(w->svc->uploads_active, 1);
 	in.owner = ctx->subject;
-	in.filename = rq->filename;
-	in.data = rq->content.data;
-	in.len = rq->content.len;
+	in.filename = filename;
+	in.data = data;
+	in.len = len;
 	in.deadline_ms = ctx->deadline_ms;
 	if ((err = pdf_upload(w, &in, &out, why, sizeof(why))) != CM_OK) {
 		err = cm_rpc_fail(ctx, err, "%s", why[0] != '\0' ? why : cm_strerror(err));
@@ -175,12 +172,22 @@ pdf_handle_upload(cm_rpc_ctx *ctx, const void *req, void *resp)
 	rs->existing = out.existing;
 	rs->extracted = out.extracted;
 out:
-	if (entered) {
-		cm_gauge_add(w->svc->uploads_active, -1);
-		pdf_gate_leave(w->svc->gate, ctx->subject);
-	}
+	cm_gauge_add(w->svc->uploads_active, -1);
+	pdf_gate_leave(w->svc->gate, ctx->subject);
 	pdf_rows_free(rows);
 	return err;
+}
+
+cm_err
+pdf_handle_upload(cm_rpc_ctx *ctx, const void *req, void *resp)
+{
+	const Pdf__UploadRequest *rq = req;
+	pdf_worker               *w = NULL;
+	cm_err                    err;
+
+	if ((err = begin(ctx, &w)) != CM_OK)
+		return err;
+	return pdf_upload_bytes(ctx, w, rq->filename, rq->content.data, rq->content.len, resp);
 }
 
 cm_err

@@ -19,10 +19,17 @@
 #include "proto/common.pb-c.h"
 #include "proto/pdf.pb-c.h"
 #include "server.h"
+#include "spool.h"
 
 const cm_rpc_method pdf_methods[] = {
     {"pdf.Upload", &pdf__upload_request__descriptor, &pdf__upload_response__descriptor,
      pdf_handle_upload, NULL},
+    {"pdf.UploadPart", &pdf__upload_part__descriptor, &pdf__upload_part_response__descriptor,
+     pdf_handle_upload_part, NULL},
+    {"pdf.UploadBody", &pdf__upload_body_request__descriptor,
+     &pdf__upload_body_response__descriptor, pdf_handle_upload_body, NULL},
+    {"pdf.UploadAbort", &pdf__upload_abort_request__descriptor,
+     &pdf__upload_part_response__descriptor, pdf_handle_upload_abort, NULL},
     {"pdf.List", &pdf__list_request__descriptor, &pdf__list_response__descriptor, pdf_handle_list,
      NULL},
     {"pdf.Get", &pdf__get_request__descriptor, &pdf__document__descriptor, pdf_handle_get, NULL},
@@ -52,6 +59,7 @@ pdf_service_init(pdf_service *s, const pdf_config *cfg, cm_metrics *m)
 	s->cfg = *cfg;
 	s->metrics = m;
 	if ((err = pdf_files_init(s->cfg.data_dir)) != CM_OK ||
+	    (err = pdf_spool_init(s->cfg.data_dir)) != CM_OK ||
 	    (err = pdf_gate_alloc(&s->gate, (int)s->cfg.user_max_active)) != CM_OK)
 		goto out;
 	if ((err = pdf_extractor_alloc(&s->extractor)) != CM_OK) {

@@ -11,12 +11,14 @@
 #ifndef PDF_SERVER_H
 #define PDF_SERVER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "cm/err.h"
 #include "cm/metrics.h"
 #include "cm/pg.h"
 #include "cm/redis.h"
+
 #include "cm/rpc.h"
 #include "cm/service.h"
 #include "config.h"
@@ -37,7 +39,8 @@ typedef struct pdf_service {
 	cm_counter    *chunks_indexed;  /* pdf_chunks_indexed_total */
 	const char    *database_url; /* the skeleton's DATABASE_URL (NULL in tests: no indexer) */
 	const char    *schema;
-	struct pdf_indexer *indexer; /* the chunks' vectors (indexer.h); NULL when stopped */
+	struct pdf_indexer *indexer;        /* the chunks' vectors (indexer.h); NULL when stopped */
+	_Atomic int64_t     spool_swept_ms; /* last sweep of abandoned upload spools (body.c) */
 } pdf_service;
 
 typedef struct pdf_worker {
@@ -66,8 +69,9 @@ void                pdf_worker_free(pdf_worker *w);
  * writable. */
 extern const cm_service_def pdf_service_def;
 
-/* The method table: pdf.Upload, pdf.List, pdf.Get, pdf.GetPage, pdf.Delete, pdf.Select,
- * pdf.Selected, pdf.Chunks, pdf.Search, and pdf.Deletions (services only). */
+/* The method table: pdf.Upload, pdf.UploadPart, pdf.UploadBody, pdf.UploadAbort, pdf.List, pdf.Get,
+ * pdf.GetPage, pdf.Delete, pdf.Select, pdf.Selected, pdf.Chunks, pdf.Search, and pdf.Deletions
+ * (services only). */
 extern const cm_rpc_method pdf_methods[];
 extern const size_t        pdf_n_methods;
 

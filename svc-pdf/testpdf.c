@@ -220,6 +220,11 @@ pdf_testpdf_build(const pdf_testpdf *o, cm_buf *out)
 			           content.len);
 	}
 
+	for (size_t pad = 0; pad < o->padding && w.err == CM_OK; pad += 100)
+		putf(&w,
+		     "%% padding line %012zx ..........................................."
+		     "..................\n",
+		     pad / 100);
 	xref = out->len - w.base;
 	putf(&w, "xref\n0 %d\n0000000000 65535 f \n", w.nobj);
 	for (int i = 1; i < w.nobj; i++) {

@@ -30,6 +30,9 @@ typedef struct pdf_testpdf {
 	bool               self_kid;      /* the root Pages lists itself among its kids */
 	int                tree_depth;    /* page-tree nodes between the root and the pages */
 	int                array_depth;   /* [[[...]]] nested this deep in the catalog */
+	size_t             padding;       /* about this many bytes of comment lines before the
+	                                   * xref (a large upload without many pages); each line
+	                                   * differs, so bytes out of place change the sha256 */
 } pdf_testpdf;
 
 /* Appends the PDF to out. */

@@ -1,7 +1,8 @@
 /*
  * test_documents.c - documents end to end through the edge to svc-pdf: v1 raw and multipart
- * uploads, legacy upload/select/info/metadata/list, pages, ownership, dedupe, and bad uploads.
- * The PDFs are written here (make_pdf), with real text, metadata and N pages.
+ * uploads, legacy upload/select/info/metadata/list, pages, ownership, dedupe, bad uploads, and
+ * uploads large enough to be streamed to svc-pdf in pieces (edge/upload.h). The PDFs are written
+ * here (make_pdf), with real text, metadata and N pages, or by pdf_testpdf_build with padding.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,10 +13,15 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <sodium.h>
+#include <unistd.h>
 
 #include "cm/buf.h"
 #include "cm/util.h"
 #include "http_client.h"
+#include "raw_conn.h"
+#include "../../svc-pdf/testpdf.h"
 
 /* A valid PDF with `pages` pages; page i says "Page <i> of <title>: <unique>". */
 static void
@@ -367,6 +373,234 @@ test_bad_uploads(void **state)
 	}
 }
 
+/* ---- uploads streamed in pieces (edge/upload.h: 1 MiB pieces) ---------------------------- */
+
+#define PIECE (1024 * 1024)
+
+/* The edge's count of pieces sent to svc-pdf, from its /metrics. */
+static long long
+pieces_sent(void)
+{
+	http_resp   r;
+	const char *p;
+	long long   v = 0;
+
+	assert_int_equal(http_do("GET", "/metrics", NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	if ((p = strstr(r.body, "\nedge_upload_pieces_total ")) != NULL)
+		v = strtoll(p + strlen("\nedge_upload_pieces_total "), NULL, 10);
+	http_resp_free(&r);
+	return v;
+}
+
+/* A PDF of about `size` bytes: three pages of text and comment lines that all differ. */
+static void
+big_pdf(cm_buf *b, size_t size, const char *title)
+{
+	static const char *const pages[] = {"Streamed page one: mitochondria.",
+	                                    "Streamed page two: ribosomes.",
+	                                    "Streamed page three: chloroplasts."};
+	pdf_testpdf              o = {.npages = 3, .pages = pages, .title = title};
+
+	o.padding = size;
+	cm_buf_init(b, 64u << 20);
+	assert_int_equal(pdf_testpdf_build(&o, b), CM_OK);
+}
+
+static void
+sha256_hex(const cm_buf *b, char out[65])
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, (const unsigned char *)b->data, b->len);
+	cm_hex(h, sizeof(h), out);
+}
+
+/* Spool files svc-pdf holds now (the stack's data volume). */
+static int
+spools(void)
+{
+	char           dir[1024];
+	DIR           *d;
+	struct dirent *de;
+	int            n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/pdfs/spool", getenv("CM_TEST_STATE"));
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static bool
+spools_gone_within(int ms)
+{
+	int64_t until = cm_mono_ms() + ms;
+
+	while (spools() != 0) {
+		if (cm_mono_ms() > until)
+			return false;
+		usleep(20000);
+	}
+	return true;
+}
+
+/* Bodies over a piece reach svc-pdf whole and in order (the document's sha256 is the file's),
+ * through both routes and as a raw body; the edge sent one piece per full MiB, and no spool is
+ * left behind. */
+static void
+test_streamed_uploads(void **state)
+{
+	cm_buf      pdf, body;
+	http_resp   r;
+	char        sha[65], ct[128], path[128];
+	const char *hm[] = {user_a, ct, NULL};
+	const char *hl[] = {cookie_a, ct, NULL};
+	const char *hp[] = {user_a, "Content-Type: application/pdf", NULL};
+	long long   before;
+
+	(void)state;
+	big_pdf(&pdf, 3500000, "Streamed Multipart");
+	sha256_hex(&pdf, sha);
+	multipart(&body, "----WebKitFormBoundaryS1", "file", "big.pdf", &pdf);
+	snprintf(ct, sizeof(ct),
+	         "Content-Type: multipart/form-data; boundary=----WebKitFormBoundaryS1");
+	before = pieces_sent();
+	assert_int_equal(http_do("POST", "/api/v1/documents", hm, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 201);
+	assert_string_equal(js(r.json, "sha256"), sha);
+	assert_true(json_integer_value(json_object_get(r.json, "size_bytes")) ==
+	            (json_int_t)pdf.len);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "pages")), 3);
+	assert_int_equal(pieces_sent() - before, (long long)(body.len / PIECE));
+	snprintf(path, sizeof(path), "/api/v1/documents/%s/pages/3", js(r.json, "id"));
+	http_resp_free(&r);
+	{
+		const char *ha[] = {user_a, NULL};
+		assert_int_equal(http_do("GET", path, ha, NULL, 0, &r), 0);
+		assert_int_equal(r.status, 200);
+		assert_non_null(strstr(js(r.json, "text"), "chloroplasts"));
+		http_resp_free(&r);
+	}
+	cm_buf_fini(&body);
+	cm_buf_fini(&pdf);
+
+	/* The legacy route with the session cookie, as the old frontend sends it. */
+	big_pdf(&pdf, 2500000, "Streamed Legacy");
+	multipart(&body, "----WebKitFormBoundaryS2", "file", "legacy-big.pdf", &pdf);
+	snprintf(ct, sizeof(ct),
+	         "Content-Type: multipart/form-data; boundary=----WebKitFormBoundaryS2");
+	assert_int_equal(http_do("POST", "/api/pdf/upload", hl, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(js(r.json, "message"), "PDF uploaded and processed");
+	assert_string_equal(js(json_object_get(r.json, "metadata"), "title"), "Streamed Legacy");
+	assert_true(json_integer_value(json_object_get(json_object_get(r.json, "metadata"),
+	                                               "file_size")) == (json_int_t)pdf.len);
+	http_resp_free(&r);
+	cm_buf_fini(&body);
+
+	/* Exactly two pieces and nothing after them: the body's end carries an empty tail. */
+	cm_buf_fini(&pdf);
+	big_pdf(&pdf, 2 * PIECE, "Streamed Raw");
+	pdf.len = 2 * PIECE; /* cut short of its xref: mupdf rebuilds it from the objects */
+	sha256_hex(&pdf, sha);
+	before = pieces_sent();
+	assert_int_equal(
+	    http_do("POST", "/api/v1/documents?filename=raw.pdf", hp, pdf.data, pdf.len, &r), 0);
+	assert_int_equal(r.status, 201);
+	assert_string_equal(js(r.json, "sha256"), sha);
+	assert_string_equal(js(r.json, "filename"), "raw.pdf");
+	assert_int_equal(pieces_sent() - before, 2);
+	http_resp_free(&r);
+	cm_buf_fini(&pdf);
+	assert_true(spools_gone_within(5000));
+}
+
+/* A streamed body without an acceptable file gets the same answers as a small one; a type the
+ * route does not take is refused at the headers, before any piece leaves. */
+static void
+test_streamed_bad_bodies(void **state)
+{
+	cm_buf      pdf, body;
+	http_resp   r;
+	char        ct[128];
+	const char *h[] = {cookie_a, ct, NULL};
+	const char *hv[] = {user_a, ct, NULL};
+	long long   before;
+
+	(void)state;
+	big_pdf(&pdf, 1500000, "No Field");
+	multipart(&body, "b0undary", "document", "notes.pdf", &pdf);
+	snprintf(ct, sizeof(ct), "Content-Type: multipart/form-data; boundary=b0undary");
+	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 422);
+	assert_string_equal(js(r.json, "detail"), "field 'file' is required");
+	http_resp_free(&r);
+	cm_buf_fini(&body);
+	multipart(&body, "b0undary", "file", "notes.txt", &pdf);
+	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(js(r.json, "detail"), "Only PDF files are allowed");
+	http_resp_free(&r);
+	/* The close delimiter cut off: malformed, whatever came before. */
+	body.len -= 8;
+	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 400);
+	http_resp_free(&r);
+	cm_buf_fini(&body);
+	/* 1.5 MB that are not a PDF: v1's 415. */
+	memset(pdf.data, 'x', pdf.len);
+	snprintf(ct, sizeof(ct), "Content-Type: application/pdf");
+	assert_int_equal(http_do("POST", "/api/v1/documents", hv, pdf.data, pdf.len, &r), 0);
+	assert_int_equal(r.status, 415);
+	assert_string_equal(js(json_object_get(r.json, "error"), "message"), "not a PDF");
+	http_resp_free(&r);
+	before = pieces_sent();
+	snprintf(ct, sizeof(ct), "Content-Type: text/plain");
+	assert_int_equal(http_do("POST", "/api/v1/documents", hv, pdf.data, pdf.len, &r), 0);
+	assert_int_equal(r.status, 415);
+	http_resp_free(&r);
+	assert_int_equal(pieces_sent(), before);
+	cm_buf_fini(&pdf);
+	assert_true(spools_gone_within(5000));
+}
+
+/* A client that leaves half-way: its spool goes at once (pdf.UploadAbort), and its next upload
+ * is served (nothing of the first holds its place). */
+static void
+test_streamed_upload_abandoned(void **state)
+{
+	cm_buf    pdf;
+	http_resp r;
+	char      head[8192];
+	int       fd, n;
+
+	(void)state;
+	big_pdf(&pdf, 4000000, "Abandoned");
+	n = snprintf(head, sizeof(head),
+	             "POST /api/v1/documents HTTP/1.1\r\nHost: x\r\n%s\r\n"
+	             "Content-Type: application/pdf\r\nContent-Length: %zu\r\n\r\n",
+	             user_a, pdf.len);
+	assert_true((fd = raw_open(http_base())) >= 0);
+	assert_true(raw_send(fd, head, (size_t)n));
+	assert_true(raw_send(fd, pdf.data, 2 * PIECE + 5000));
+	/* Wait until the first two pieces are on the volume, then leave. */
+	for (int64_t until = cm_mono_ms() + 5000; spools() == 0; usleep(10000))
+		assert_true(cm_mono_ms() < until);
+	raw_close(fd);
+	assert_true(spools_gone_within(5000));
+	{
+		const char *hp[] = {user_a, "Content-Type: application/pdf", NULL};
+		assert_int_equal(
+		    http_do("POST", "/api/v1/documents?filename=x.pdf", hp, pdf.data, pdf.len, &r),
+		    0);
+		assert_int_equal(r.status, 201);
+		http_resp_free(&r);
+	}
+	cm_buf_fini(&pdf);
+}
+
 int
 main(void)
 {
@@ -374,6 +608,9 @@ main(void)
 	    cmocka_unit_test(test_v1_upload_pages_dedupe),
 	    cmocka_unit_test(test_legacy_flow),
 	    cmocka_unit_test(test_bad_uploads),
+	    cmocka_unit_test(test_streamed_uploads),
+	    cmocka_unit_test(test_streamed_bad_bodies),
+	    cmocka_unit_test(test_streamed_upload_abandoned),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -10,7 +10,7 @@
  * It talks to the stack's second edge (CM_TEST_EDGE_STRICT, test/harness/stack.sh), configured
  * with small limits so each one can be reached quickly: idle timeout 2 s, 1 request/s with a
  * burst of 10 per address and per user, X-Forwarded-For trusted from 127.0.0.1, 24 connections
- * per address, an 8 KiB header limit and a 1 MiB body budget. Raw sockets (raw_conn.h) show what
+ * per address, an 8 KiB header limit and a 2.5 MiB body budget. Raw sockets (raw_conn.h) show what
  * an HTTP library would hide.
  */
 #include <setjmp.h>
@@ -24,9 +24,11 @@
 
 #include <cmocka.h>
 
+#include "cm/buf.h"
 #include "cm/util.h"
 #include "http_client.h"
 #include "raw_conn.h"
+#include "../../svc-pdf/testpdf.h"
 
 #define SMUGGLED "GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
 #define HEALTHZ "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -436,27 +438,56 @@ test_connection_cap_per_address(void **state)
 	}
 }
 
-/* Bodies in flight share a memory budget (1 MiB here): an upload that would exceed it is refused
- * with 503 and Retry-After before its body is read. */
+/* Opens an upload of `len` bytes on the strict edge from `addr` and sends its first `sent`. */
+static int
+upload_open(const char *bearer, const char *addr, size_t len, const char *data, size_t sent)
+{
+	char req[2600];
+	int  fd, n;
+
+	n = snprintf(req, sizeof(req),
+	             "POST /api/v1/documents HTTP/1.1\r\nHost: x\r\n%s\r\n"
+	             "X-Forwarded-For: %s\r\nContent-Type: application/pdf\r\n"
+	             "Content-Length: %zu\r\n\r\n",
+	             bearer, addr, len);
+	assert_true((fd = raw_open(strict)) >= 0);
+	assert_true(raw_send(fd, req, (size_t)n));
+	if (sent > 0)
+		assert_true(raw_send(fd, data, sent));
+	return fd;
+}
+
+/* Bodies in flight share a memory budget (2.5 MiB here), but an upload is streamed to svc-pdf in
+ * 1 MiB pieces, so it holds at most a piece of it (edge/upload.h): a 6 MB upload, larger than the
+ * whole budget, goes through; two uploads held half-way hold a piece each; a third that would
+ * pass the budget is refused with 503 and Retry-After before its body is read. */
 static void
 test_body_budget(void **state)
 {
-	char bearer[2048], req[2600];
-	int  fd, n;
+	char        bearer[2048];
+	cm_buf      pdf;
+	pdf_testpdf o = {.npages = 2, .title = "Over Budget", .padding = 6000000};
+	int         held[2], fd, status;
 
 	(void)state;
 	assert_int_equal(http_new_user("budget", "budget-pass-1", bearer, sizeof(bearer)), 0);
-	n = snprintf(req, sizeof(req),
-	             "POST /api/v1/documents HTTP/1.1\r\nHost: x\r\n%s\r\n"
-	             "X-Forwarded-For: 198.51.100.60\r\nContent-Type: application/pdf\r\n"
-	             "Content-Length: 2000000\r\n\r\n",
-	             bearer);
-	assert_true((fd = raw_open(strict)) >= 0);
-	assert_true(raw_send(fd, req, (size_t)n));
+	cm_buf_init(&pdf, 16u << 20);
+	assert_int_equal(pdf_testpdf_build(&o, &pdf), CM_OK);
+	fd = upload_open(bearer, "198.51.100.60", pdf.len, pdf.data, pdf.len);
+	status = raw_response(fd, resp, sizeof(resp), 20000);
+	raw_close(fd);
+	assert_int_equal(status, 201);
+
+	held[0] = upload_open(bearer, "198.51.100.61", 8000000, pdf.data, 1200000);
+	held[1] = upload_open(bearer, "198.51.100.62", 8000000, pdf.data, 1200000);
+	fd = upload_open(bearer, "198.51.100.63", 2000000, NULL, 0);
 	assert_int_equal(raw_response(fd, resp, sizeof(resp), 5000), 503);
 	assert_non_null(strstr(resp, "Retry-After: 1"));
 	assert_non_null(strstr(resp, "\"code\":\"UNAVAILABLE\""));
 	raw_close(fd);
+	raw_close(held[0]);
+	raw_close(held[1]);
+	cm_buf_fini(&pdf);
 }
 
 int

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "multipart.h"
+#include "cm/multipart.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,9 +29,9 @@ check_in(const uint8_t *body, size_t len, const void *p, size_t n)
 }
 
 static void
-check_ok(const uint8_t *body, size_t len, const char *bd, const char *field, const edge_mp_part *p)
+check_ok(const uint8_t *body, size_t len, const char *bd, const char *field, const cm_mp_part *p)
 {
-	char   delim[4 + EDGE_MP_MAX_BOUNDARY + 1] = "\r\n--";
+	char   delim[4 + CM_MP_MAX_BOUNDARY + 1] = "\r\n--";
 	size_t dl = 4 + strlen(bd);
 	char  *dec;
 
@@ -44,8 +44,7 @@ check_ok(const uint8_t *body, size_t len, const char *bd, const char *field, con
 		abort();
 	if ((dec = malloc(p->name_len + 1)) == NULL)
 		return;
-	if (!edge_mp_unescape(p->name, p->name_len, dec, p->name_len + 1) ||
-	    strcmp(dec, field) != 0)
+	if (!cm_mp_unescape(p->name, p->name_len, dec, p->name_len + 1) || strcmp(dec, field) != 0)
 		abort();
 	free(dec);
 	if ((size_t)(body + len - (p->data + p->len)) < dl ||
@@ -55,7 +54,7 @@ check_ok(const uint8_t *body, size_t len, const char *bd, const char *field, con
 		if (memcmp(p->data + i, delim, dl) == 0)
 			abort();
 	if (p->filename != NULL && (dec = malloc(p->filename_len + 1)) != NULL) {
-		if (!edge_mp_unescape(p->filename, p->filename_len, dec, p->filename_len + 1))
+		if (!cm_mp_unescape(p->filename, p->filename_len, dec, p->filename_len + 1))
 			abort();
 		free(dec);
 	}
@@ -66,10 +65,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const fields[] = {"file", "", "f"};
 	const uint8_t           *nl;
-	char                     bd[EDGE_MP_MAX_BOUNDARY + 1], why[128], *ct;
+	char                     bd[CM_MP_MAX_BOUNDARY + 1], why[128], *ct;
 	size_t                   ctlen, len;
 	uint8_t                 *body;
-	edge_mp_part             p, p2;
+	cm_mp_part               p, p2;
 
 	if (size > 1 << 18)
 		return 0;
@@ -79,7 +78,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(ct, data, ctlen);
 	ct[ctlen] = '\0';
-	if (!edge_multipart_boundary(ct, bd, sizeof(bd))) {
+	if (!cm_multipart_boundary(ct, bd, sizeof(bd))) {
 		if (bd[0] != '\0')
 			abort();
 		memcpy(bd, "b", 2);
@@ -91,8 +90,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(body, nl != NULL ? nl + 1 : data, len);
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		cm_err err = edge_multipart_find(body, len, bd, fields[i], &p, why, sizeof(why));
-		cm_err again = edge_multipart_find(body, len, bd, fields[i], &p2, NULL, 0);
+		cm_err err = cm_multipart_find(body, len, bd, fields[i], &p, why, sizeof(why));
+		cm_err again = cm_multipart_find(body, len, bd, fields[i], &p2, NULL, 0);
 
 		if (err != again || memcmp(&p, &p2, sizeof(p)) != 0)
 			abort();

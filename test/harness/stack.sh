@@ -155,7 +155,7 @@ case $cmd in
       EDGE_PDF_URLS="$pdf_urls" EDGE_QGEN_URLS="$qgen_urls" EDGE_FRONTEND_URL=http://127.0.0.1:28090 \
       EDGE_CORS_ORIGINS=http://localhost:3000 EDGE_RATE_PER_S=1 EDGE_RATE_BURST=10 \
       EDGE_TRUSTED_PROXIES=127.0.0.1/32 EDGE_IDLE_TIMEOUT_S=2 EDGE_MAX_CONNECTIONS_PER_ADDR=24 \
-      EDGE_HEADER_MAX=8192 EDGE_BODY_BUDGET=1048576 EDGE_PROXY_TIMEOUT_MS=1500 \
+      EDGE_HEADER_MAX=8192 EDGE_BODY_BUDGET=2621440 EDGE_PROXY_TIMEOUT_MS=1500 \
       EDGE_REDIS_HOST=127.0.0.1 EDGE_REDIS_PORT="$REDIS_PORT" \
       proc_start edge_strict "$run" "$logs/edge_strict.log" "$build/edge/edge"
     wait_http "http://127.0.0.1:28081/readyz" 60 || { tail -n 30 "$logs/edge_strict.log" >&2; exit 1; }

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -30,6 +32,7 @@
 #include "proto/pdf.pb-c.h"
 #include "../../svc-pdf/server.h"
 #include "../../svc-pdf/store.h"
+#include "../../svc-pdf/spool.h"
 #include "../../svc-pdf/testpdf.h"
 #include "../../svc-pdf/upload.h"
 
@@ -305,9 +308,12 @@ test_upload_get_and_file(void **state)
 	assert_true(u.document->text_length > 300);
 	assert_int_equal(metric("pdf_extractions_total"), x0 + 1);
 	assert_true(file_exists(sha));
-	/* Nothing but <sha>.pdf files in the data dir (no temp files left). */
+	/* Nothing but <sha>.pdf files in the data dir (no temp files left), and the upload
+	 * spools' directory (spool.h). */
 	assert_non_null(dir = opendir(datadir));
 	while ((de = readdir(dir)) != NULL) {
+		if (strcmp(de->d_name, "spool") == 0)
+			continue;
 		if (de->d_name[0] != '.')
 			assert_int_equal(strlen(de->d_name), 64 + 4);
 		else
@@ -1139,11 +1145,99 @@ test_concurrent_same_file(void **state)
 	cm_buf_fini(&pdf);
 }
 
+/* Starts the real service at url (admin at admin), as its main.c would, on the test's volume. */
+static cm_service *
+start_replica(const char *url, const char *admin)
+{
+	cm_service *srv = NULL;
+	char        port[16];
+
+	snprintf(port, sizeof(port), "%lld", (long long)redis_port);
+	setenv("LOG_LEVEL", "warn", 1);
+	setenv("DATABASE_URL", db_url, 1);
+	setenv("REDIS_HOST", "127.0.0.1", 1);
+	setenv("REDIS_PORT", port, 1);
+	setenv("PDF_RPC_URL", url, 1);
+	setenv("PDF_ADMIN_ADDR", admin, 1);
+	setenv("PDF_WORKERS", "2", 1);
+	setenv("PDF_DATA_DIR", datadir, 1);
+	assert_int_equal(cm_service_start(&pdf_service_def, &srv, NULL), CM_OK);
+	return srv;
+}
+
+static cm_rpc_client *
+client_of(const char *url)
+{
+	cm_rpc_client *cl = NULL;
+
+	assert_int_equal(cm_rpc_client_open(&cl, "pdf", url, NULL), CM_OK);
+	for (int i = 0; i < 250 && cm_rpc_client_healthy(cl) == 0; i++)
+		usleep(20000);
+	assert_int_equal(cm_rpc_client_healthy(cl), 1);
+	return cl;
+}
+
+/* One pdf.UploadPart of data[off, off + len) as `subject`; the call's status. */
+static cm_err
+send_part(cm_rpc_client *cl, const char *subject, const char *id, const cm_buf *data, size_t off,
+          size_t len)
+{
+	Pdf__UploadPart     rq = PDF__UPLOAD_PART__INIT;
+	cm_rpc_call_opts    o = {.method = "pdf.UploadPart", .subject = subject};
+	ProtobufCMessage   *rs = NULL;
+	cm_rpc_result       res;
+	cm_err              err;
+
+	rq.upload_id = (char *)id;
+	rq.offset = off;
+	rq.data.data = (uint8_t *)data->data + off;
+	rq.data.len = len;
+	err = cm_rpc_call(cl, &o, &rq.base, &pdf__upload_part_response__descriptor, &rs, &res);
+	if (rs != NULL)
+		protobuf_c_message_free_unpacked(rs, NULL);
+	cm_rpc_result_fini(&res);
+	return err;
+}
+
+/* pdf.UploadBody for a body of size bytes whose last tail_len are sent with it. */
+static cm_err
+send_body(cm_rpc_client *cl, const char *subject, const char *id, const cm_buf *data,
+          size_t tail_len, const char *ct, Pdf__UploadBodyResponse **out, cm_rpc_result *res)
+{
+	Pdf__UploadBodyRequest rq = PDF__UPLOAD_BODY_REQUEST__INIT;
+	cm_rpc_call_opts       o = {.method = "pdf.UploadBody", .subject = subject};
+
+	rq.upload_id = (char *)id;
+	rq.size = data->len;
+	rq.tail.data = (uint8_t *)data->data + data->len - tail_len;
+	rq.tail.len = tail_len;
+	rq.content_type = (char *)ct;
+	rq.filename = (char *)"pieces.pdf";
+	o.deadline_ms = cm_now_ms() + 20000;
+	return cm_rpc_call(cl, &o, &rq.base, &pdf__upload_body_response__descriptor,
+	                   (ProtobufCMessage **)out, res);
+}
+
+static int
+spool_files(void)
+{
+	char           dir[128];
+	DIR           *d;
+	struct dirent *de;
+	int            n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/spool", datadir);
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 static void
 test_rpc_round_trip(void **state)
 {
 	cm_service          *srv = NULL;
-	char                 port[16];
 	cm_rpc_client       *cl = NULL;
 	Pdf__UploadRequest   rq = PDF__UPLOAD_REQUEST__INIT;
 	Pdf__UploadResponse *rs = NULL;
@@ -1155,19 +1249,8 @@ test_rpc_round_trip(void **state)
 
 	(void)state;
 	/* The real service, as its main.c runs it: the skeleton reads the environment. */
-	snprintf(port, sizeof(port), "%lld", (long long)redis_port);
-	setenv("LOG_LEVEL", "warn", 1);
-	setenv("DATABASE_URL", db_url, 1);
-	setenv("REDIS_HOST", "127.0.0.1", 1);
-	setenv("REDIS_PORT", port, 1);
-	setenv("PDF_RPC_URL", RPC_URL, 1);
-	setenv("PDF_ADMIN_ADDR", "127.0.0.1:29192", 1);
-	setenv("PDF_WORKERS", "2", 1);
-	setenv("PDF_DATA_DIR", datadir, 1);
-	assert_int_equal(cm_service_start(&pdf_service_def, &srv, NULL), CM_OK);
-	assert_int_equal(cm_rpc_client_open(&cl, "pdf", RPC_URL, NULL), CM_OK);
-	for (int i = 0; i < 100 && cm_rpc_client_healthy(cl) == 0; i++)
-		usleep(20000);
+	srv = start_replica(RPC_URL, "127.0.0.1:29192");
+	cl = client_of(RPC_URL);
 	make_pdf(&pdf, 2, "Over RPC", "rpc");
 	rq.filename = (char *)"rpc.pdf";
 	rq.content.data = (uint8_t *)pdf.data;
@@ -1203,6 +1286,101 @@ test_rpc_round_trip(void **state)
 	cm_buf_fini(&pdf);
 }
 
+/* An upload body in pieces over two replicas sharing the volume: pieces out of order, one sent
+ * twice (a retry), on either replica; the body's end on the other one gives the document of the
+ * whole file. A spool is its owner's: another user cannot end it. A piece lost is an incomplete
+ * body (UNAVAILABLE), never a document with a hole; an abandoned spool goes on UploadAbort, and
+ * one left idle is swept. */
+static void
+test_upload_in_pieces_two_replicas(void **state)
+{
+	const char              *url_b = "tcp://127.0.0.1:27198";
+	cm_service              *a, *b;
+	cm_rpc_client           *ca, *cb;
+	Pdf__UploadBodyResponse *rs = NULL;
+	cm_rpc_result            res;
+	cm_buf                   pdf;
+	char                     sha[65], path[256];
+	const char              *id = "0123456789abcdef0123456789abcdef";
+	const size_t             piece = 100000;
+
+	(void)state;
+	a = start_replica(RPC_URL, "127.0.0.1:29192");
+	b = start_replica(url_b, "127.0.0.1:29198");
+	ca = client_of(RPC_URL);
+	cb = client_of(url_b);
+	{
+		pdf_testpdf o = {.npages = 3, .title = "In Pieces", .padding = 300000};
+		cm_buf_init(&pdf, 1u << 20);
+		assert_int_equal(pdf_testpdf_build(&o, &pdf), CM_OK);
+	}
+	assert_true(pdf.len > 2 * piece);
+	pdf_sha256_hex(pdf.data, pdf.len, sha);
+
+	/* Second piece first, on b; first on a; the second again on a. */
+	assert_int_equal(send_part(cb, "rita", id, &pdf, piece, piece), CM_OK);
+	assert_int_equal(send_part(ca, "rita", id, &pdf, 0, piece), CM_OK);
+	assert_int_equal(send_part(ca, "rita", id, &pdf, piece, piece), CM_OK);
+	/* Another user's end of rita's spool finds nothing of theirs: incomplete. */
+	assert_int_equal(send_body(cb, "sam", id, &pdf, pdf.len - 2 * piece, "application/pdf", &rs,
+	                           &res),
+	                 CM_EUNAVAIL);
+	cm_rpc_result_fini(&res);
+	assert_int_equal(spool_files(), 1);
+	assert_int_equal(send_body(cb, "rita", id, &pdf, pdf.len - 2 * piece, "application/pdf",
+	                           &rs, &res),
+	                 CM_OK);
+	assert_int_equal(rs->verdict, PDF__UPLOAD_BODY_RESPONSE__VERDICT__ACCEPTED);
+	assert_string_equal(rs->upload->document->sha256, sha);
+	assert_int_equal(rs->upload->document->pages, 3);
+	assert_string_equal(rs->upload->document->title, "In Pieces");
+	assert_string_equal(rs->upload->document->filename, "pieces.pdf");
+	pdf__upload_body_response__free_unpacked(rs, NULL);
+	cm_rpc_result_fini(&res);
+	assert_int_equal(spool_files(), 0);
+
+	/* A piece lost: the spool is short of the body's size. */
+	assert_int_equal(send_part(ca, "rita", id, &pdf, 0, piece), CM_OK);
+	assert_int_equal(send_body(ca, "rita", id, &pdf, pdf.len - 2 * piece, "application/pdf",
+	                           &rs, &res),
+	                 CM_EUNAVAIL);
+	assert_string_equal(res.message, "the upload arrived incomplete; try again");
+	cm_rpc_result_fini(&res);
+	assert_int_equal(spool_files(), 0);
+
+	/* Bad ids never name a file; abort; sweep. */
+	assert_int_equal(send_part(ca, "rita", "../../etc/passwd", &pdf, 0, 10), CM_EINVAL);
+	assert_int_equal(send_part(ca, "rita", id, &pdf, 0, piece), CM_OK);
+	{
+		Pdf__UploadAbortRequest ab = PDF__UPLOAD_ABORT_REQUEST__INIT;
+		cm_rpc_call_opts        o = {.method = "pdf.UploadAbort", .subject = "rita"};
+		ProtobufCMessage       *r2 = NULL;
+		ab.upload_id = (char *)id;
+		assert_int_equal(cm_rpc_call(cb, &o, &ab.base, &pdf__upload_part_response__descriptor,
+		                             &r2, &res),
+		                 CM_OK);
+		protobuf_c_message_free_unpacked(r2, NULL);
+		cm_rpc_result_fini(&res);
+	}
+	assert_int_equal(spool_files(), 0);
+	assert_int_equal(send_part(ca, "rita", id, &pdf, 0, piece), CM_OK);
+	assert_int_equal(pdf_spool_sweep(datadir, PDF_SPOOL_IDLE_S), 0); /* fresh: kept */
+	snprintf(path, sizeof(path), "%s/spool/rita-%s", datadir, id);
+	{
+		struct timeval old[2] = {{time(NULL) - PDF_SPOOL_IDLE_S - 5, 0},
+		                         {time(NULL) - PDF_SPOOL_IDLE_S - 5, 0}};
+		assert_int_equal(utimes(path, old), 0);
+	}
+	assert_int_equal(pdf_spool_sweep(datadir, PDF_SPOOL_IDLE_S), 1);
+	assert_int_equal(spool_files(), 0);
+
+	cm_rpc_client_close(ca);
+	cm_rpc_client_close(cb);
+	cm_service_stop(a);
+	cm_service_stop(b);
+	cm_buf_fini(&pdf);
+}
+
 int
 main(void)
 {
@@ -1221,6 +1399,7 @@ main(void)
 	    cmocka_unit_test(test_indexer_thread),
 	    cmocka_unit_test(test_storage_lost_mid_upload),
 	    cmocka_unit_test(test_rpc_round_trip),
+	    cmocka_unit_test(test_upload_in_pieces_two_replicas),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

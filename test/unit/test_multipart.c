@@ -12,18 +12,18 @@
 #include <cmocka.h>
 
 #include "cm/buf.h"
-#include "multipart.h"
+#include "cm/multipart.h"
 
 #define B "XyZ123"
 #define CD "Content-Disposition: form-data"
 
-static edge_mp_part part;
-static char         why[200];
+static cm_mp_part part;
+static char       why[200];
 
 static cm_err
 find_n(const void *body, size_t len, const char *bd, const char *field)
 {
-	return edge_multipart_find(body, len, bd, field, &part, why, sizeof(why));
+	return cm_multipart_find(body, len, bd, field, &part, why, sizeof(why));
 }
 
 static cm_err
@@ -40,14 +40,14 @@ assert_span(const void *p, size_t n, const char *want)
 	assert_memory_equal(p, want, n);
 }
 
-/* ---- edge_multipart_boundary ---- */
+/* ---- cm_multipart_boundary ---- */
 
 #define MFD "multipart/form-data"
 
 static bool
 bnd(const char *ct, char *out)
 {
-	return edge_multipart_boundary(ct, out, 71);
+	return cm_multipart_boundary(ct, out, 71);
 }
 
 static void
@@ -85,7 +85,7 @@ test_boundary_rejects(void **state)
 	char big[128];
 
 	(void)state;
-	assert_false(edge_multipart_boundary(NULL, out, sizeof(out)));
+	assert_false(cm_multipart_boundary(NULL, out, sizeof(out)));
 	assert_false(bnd(MFD, out));
 	assert_false(bnd("multipart/mixed; boundary=abc", out));
 	assert_false(bnd("application/pdf", out));
@@ -101,11 +101,11 @@ test_boundary_rejects(void **state)
 	memset(big, 'a', sizeof(big));
 	memcpy(big, MFD ";boundary=", 29);
 	big[29 + 71] = '\0';
-	assert_false(edge_multipart_boundary(big, out, sizeof(out)));
+	assert_false(cm_multipart_boundary(big, out, sizeof(out)));
 	big[29 + 70] = '\0';
-	assert_true(edge_multipart_boundary(big, out, sizeof(out)));
+	assert_true(cm_multipart_boundary(big, out, sizeof(out)));
 	assert_int_equal(strlen(out), 70);
-	assert_false(edge_multipart_boundary(big, out, 70)); /* no room for the NUL */
+	assert_false(cm_multipart_boundary(big, out, 70)); /* no room for the NUL */
 	assert_string_equal(out, "");
 }
 
@@ -119,7 +119,7 @@ test_boundary_twice_is_ambiguous(void **state)
 	assert_false(bnd(MFD "; boundary=a; Boundary=\"a\"", out));
 }
 
-/* ---- edge_multipart_find ---- */
+/* ---- cm_multipart_find ---- */
 
 static void
 test_simple_part(void **state)
@@ -176,9 +176,9 @@ test_filename_raw_and_escaped(void **state)
 	(void)state;
 	assert_int_equal(find(body, "file"), CM_OK);
 	assert_span(part.filename, part.filename_len, "..\\\\..\\/etc/my \\\"q\\\".pdf");
-	assert_true(edge_mp_unescape(part.filename, part.filename_len, dec, sizeof(dec)));
+	assert_true(cm_mp_unescape(part.filename, part.filename_len, dec, sizeof(dec)));
 	assert_string_equal(dec, "..\\../etc/my \"q\".pdf");
-	assert_false(edge_mp_unescape(part.filename, part.filename_len, dec, 5));
+	assert_false(cm_mp_unescape(part.filename, part.filename_len, dec, 5));
 	assert_string_equal(dec, "");
 }
 
@@ -370,22 +370,22 @@ static void
 test_header_line_too_long(void **state)
 {
 	cm_buf b;
-	char   pad[EDGE_MP_MAX_LINE + 8];
+	char   pad[CM_MP_MAX_LINE + 8];
 	size_t fixed = strlen("X-Pad: ");
 
 	(void)state;
 	memset(pad, 'a', sizeof(pad));
-	/* exactly EDGE_MP_MAX_LINE bytes: accepted */
+	/* exactly CM_MP_MAX_LINE bytes: accepted */
 	cm_buf_init(&b, 8192);
 	assert_int_equal(cm_buf_appends(&b, "--" B "\r\n" CD "; name=\"file\"\r\nX-Pad: "), CM_OK);
-	assert_int_equal(cm_buf_append(&b, pad, EDGE_MP_MAX_LINE - fixed), CM_OK);
+	assert_int_equal(cm_buf_append(&b, pad, CM_MP_MAX_LINE - fixed), CM_OK);
 	assert_int_equal(cm_buf_appends(&b, "\r\n\r\nx\r\n--" B "--"), CM_OK);
 	assert_int_equal(find_n(b.data, b.len, B, "file"), CM_OK);
 	cm_buf_fini(&b);
 	/* one more: refused */
 	cm_buf_init(&b, 8192);
 	assert_int_equal(cm_buf_appends(&b, "--" B "\r\n" CD "; name=\"file\"\r\nX-Pad: "), CM_OK);
-	assert_int_equal(cm_buf_append(&b, pad, EDGE_MP_MAX_LINE - fixed + 1), CM_OK);
+	assert_int_equal(cm_buf_append(&b, pad, CM_MP_MAX_LINE - fixed + 1), CM_OK);
 	assert_int_equal(cm_buf_appends(&b, "\r\n\r\nx\r\n--" B "--"), CM_OK);
 	assert_int_equal(find_n(b.data, b.len, B, "file"), CM_EINVAL);
 	assert_non_null(strstr(why, "too long"));
@@ -398,14 +398,14 @@ test_too_many_headers(void **state)
 	cm_buf b;
 
 	(void)state;
-	for (int n = EDGE_MP_MAX_HEADERS; n <= EDGE_MP_MAX_HEADERS + 1; n++) {
+	for (int n = CM_MP_MAX_HEADERS; n <= CM_MP_MAX_HEADERS + 1; n++) {
 		cm_buf_init(&b, 8192);
 		assert_int_equal(cm_buf_appends(&b, "--" B "\r\n" CD "; name=\"file\"\r\n"), CM_OK);
 		for (int i = 1; i < n; i++)
 			assert_int_equal(cm_buf_printf(&b, "X-H%d: v\r\n", i), CM_OK);
 		assert_int_equal(cm_buf_appends(&b, "\r\nx\r\n--" B "--"), CM_OK);
 		assert_int_equal(find_n(b.data, b.len, B, "file"),
-		                 n <= EDGE_MP_MAX_HEADERS ? CM_OK : CM_EINVAL);
+		                 n <= CM_MP_MAX_HEADERS ? CM_OK : CM_EINVAL);
 		cm_buf_fini(&b);
 	}
 }
@@ -416,7 +416,7 @@ test_too_many_parts(void **state)
 	cm_buf b;
 
 	(void)state;
-	for (int n = EDGE_MP_MAX_PARTS; n <= EDGE_MP_MAX_PARTS + 1; n++) {
+	for (int n = CM_MP_MAX_PARTS; n <= CM_MP_MAX_PARTS + 1; n++) {
 		cm_buf_init(&b, 8192);
 		for (int i = 0; i < n; i++)
 			assert_int_equal(
@@ -425,8 +425,8 @@ test_too_many_parts(void **state)
 			    CM_OK);
 		assert_int_equal(cm_buf_appends(&b, "--" B "--\r\n"), CM_OK);
 		assert_int_equal(find_n(b.data, b.len, B, "f3"),
-		                 n <= EDGE_MP_MAX_PARTS ? CM_OK : CM_EINVAL);
-		if (n > EDGE_MP_MAX_PARTS)
+		                 n <= CM_MP_MAX_PARTS ? CM_OK : CM_EINVAL);
+		if (n > CM_MP_MAX_PARTS)
 			assert_non_null(strstr(why, "too many parts"));
 		else
 			assert_span(part.data, part.len, "3");
@@ -445,10 +445,10 @@ test_bad_arguments(void **state)
 	assert_int_equal(find_n(body, strlen(body), NULL, "file"), CM_EINVAL);
 	assert_int_equal(find_n(body, strlen(body), B, NULL), CM_EINVAL);
 	assert_int_equal(
-	    edge_multipart_find((const uint8_t *)body, strlen(body), B, "file", NULL, NULL, 0),
+	    cm_multipart_find((const uint8_t *)body, strlen(body), B, "file", NULL, NULL, 0),
 	    CM_EINVAL);
 	assert_int_equal(
-	    edge_multipart_find((const uint8_t *)body, strlen(body), B, "file", &part, NULL, 0),
+	    cm_multipart_find((const uint8_t *)body, strlen(body), B, "file", &part, NULL, 0),
 	    CM_OK);
 }
 

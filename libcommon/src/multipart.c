@@ -10,7 +10,7 @@
  * Finding the delimiter "\r\n--boundary" is memchr for '\r' then a compare. That is linear:
  * every candidate that gets past "\r\n--" is at least 4 bytes from the previous one (the boundary
  * has no CR, '\n' and '-' are not CR), so at most len/4 candidates cost at most 70 compared
- * bytes each, whatever the body holds. Header lines are capped (EDGE_MP_MAX_LINE), so reading
+ * bytes each, whatever the body holds. Header lines are capped (CM_MP_MAX_LINE), so reading
  * them is bounded per part, and parts are capped too.
  */
 #include <stdio.h>
@@ -18,7 +18,7 @@
 #include <strings.h>
 
 #include "cm/limits.h"
-#include "multipart.h"
+#include "cm/multipart.h"
 
 #define NONE ((size_t)-1)
 
@@ -146,7 +146,7 @@ ieq(const char *s, size_t n, const char *lit)
 }
 
 bool
-edge_mp_unescape(const char *raw, size_t len, char *out, size_t outlen)
+cm_mp_unescape(const char *raw, size_t len, char *out, size_t outlen)
 {
 	size_t o = 0;
 
@@ -184,9 +184,9 @@ unescaped_equal(const char *raw, size_t len, const char *field)
 static size_t
 boundary_len(const char *b)
 {
-	size_t n = strnlen(b, EDGE_MP_MAX_BOUNDARY + 1);
+	size_t n = strnlen(b, CM_MP_MAX_BOUNDARY + 1);
 
-	if (n == 0 || n > EDGE_MP_MAX_BOUNDARY || b[n - 1] == ' ')
+	if (n == 0 || n > CM_MP_MAX_BOUNDARY || b[n - 1] == ' ')
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (!is_bchar((unsigned char)b[i]))
@@ -195,9 +195,9 @@ boundary_len(const char *b)
 }
 
 bool
-edge_multipart_boundary(const char *content_type, char *out, size_t outlen)
+cm_multipart_boundary(const char *content_type, char *out, size_t outlen)
 {
-	char        tmp[EDGE_MP_MAX_BOUNDARY + 2];
+	char        tmp[CM_MP_MAX_BOUNDARY + 2];
 	bool        seen = false;
 	span        s;
 	param       pr;
@@ -228,7 +228,7 @@ edge_multipart_boundary(const char *content_type, char *out, size_t outlen)
 		if (seen)
 			return false; /* two boundaries: which one would the sender mean? */
 		seen = true;
-		if (!edge_mp_unescape(pr.val, pr.val_len, tmp, sizeof(tmp)))
+		if (!cm_mp_unescape(pr.val, pr.val_len, tmp, sizeof(tmp)))
 			return false;
 	}
 	if (r < 0 || !seen || (n = boundary_len(tmp)) == 0 || n >= outlen)
@@ -300,7 +300,7 @@ after_boundary(const mp *m, size_t *pos, int part, cm_err *err)
 }
 
 static cm_err
-parse_disposition(const mp *m, int part, span *s, edge_mp_part *p)
+parse_disposition(const mp *m, int part, span *s, cm_mp_part *p)
 {
 	const char *t;
 	size_t      n;
@@ -331,7 +331,7 @@ parse_disposition(const mp *m, int part, span *s, edge_mp_part *p)
 
 /* *pos is at the first header line; on CM_OK it is just after the blank line. */
 static cm_err
-parse_headers(const mp *m, int part, size_t *pos, edge_mp_part *p)
+parse_headers(const mp *m, int part, size_t *pos, cm_mp_part *p)
 {
 	bool   have_cd = false;
 	int    nh = 0;
@@ -344,7 +344,7 @@ parse_headers(const mp *m, int part, size_t *pos, edge_mp_part *p)
 		size_t      n;
 		span        s;
 
-		lim = avail < EDGE_MP_MAX_LINE + 1 ? avail : EDGE_MP_MAX_LINE + 1;
+		lim = avail < CM_MP_MAX_LINE + 1 ? avail : CM_MP_MAX_LINE + 1;
 		for (i = 0; i < lim && line[i] != '\r'; i++) {
 			if (line[i] == '\n')
 				return fail(m, part, "bare LF in part headers");
@@ -353,7 +353,7 @@ parse_headers(const mp *m, int part, size_t *pos, edge_mp_part *p)
 		}
 		if (i == lim)
 			return fail(m, part,
-			            avail <= EDGE_MP_MAX_LINE
+			            avail <= CM_MP_MAX_LINE
 			                ? "truncated part headers (no blank line)"
 			                : "part header line too long");
 		if (avail - i < 2)
@@ -363,7 +363,7 @@ parse_headers(const mp *m, int part, size_t *pos, edge_mp_part *p)
 		*pos = start + i + 2;
 		if (i == 0)
 			return have_cd ? CM_OK : fail(m, part, "no Content-Disposition");
-		if (++nh > EDGE_MP_MAX_HEADERS)
+		if (++nh > CM_MP_MAX_HEADERS)
 			return fail(m, part, "too many part headers");
 		s.p = line;
 		s.end = line + i;
@@ -388,14 +388,14 @@ parse_headers(const mp *m, int part, size_t *pos, edge_mp_part *p)
 }
 
 cm_err
-edge_multipart_find(const uint8_t *body, size_t len, const char *boundary, const char *field,
-                    edge_mp_part *out, char *why, size_t whylen)
+cm_multipart_find(const uint8_t *body, size_t len, const char *boundary, const char *field,
+                  cm_mp_part *out, char *why, size_t whylen)
 {
-	mp           m = {body, len, boundary, 0, why, whylen};
-	edge_mp_part cur, hit;
-	size_t       pos, d;
-	int          nparts = 0, found = 0;
-	cm_err       err = CM_OK;
+	mp         m = {body, len, boundary, 0, why, whylen};
+	cm_mp_part cur, hit;
+	size_t     pos, d;
+	int        nparts = 0, found = 0;
+	cm_err     err = CM_OK;
 
 	if (why != NULL && whylen > 0)
 		why[0] = '\0';
@@ -422,7 +422,7 @@ edge_multipart_find(const uint8_t *body, size_t len, const char *boundary, const
 			return err;
 		if (r == 1)
 			break;
-		if (++nparts > EDGE_MP_MAX_PARTS)
+		if (++nparts > CM_MP_MAX_PARTS)
 			return fail(&m, 0, "too many parts");
 		memset(&cur, 0, sizeof(cur));
 		if ((err = parse_headers(&m, nparts, &pos, &cur)) != CM_OK)
