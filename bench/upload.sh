@@ -18,7 +18,9 @@
 # streaming it to svc-pdf in 1 MiB pdf.UploadPart pieces, the last RPC there and back), and
 # outside the edge (curl's time_total minus dur_ms: the headers' trip, connection, response).
 # The services run with their defaults (svc-pdf: 2 workers, EDGE_RPC_TIMEOUT_MS 10 s), unpinned.
-# Env: RUNS, PAGES (2000), BUILD_DIR (build), KEEP=1 (keep the state dir and PostgreSQL's files,
+# Then HELD (10) uploads announce 50 MB, send 40 MB and stall: the edge's resident memory with them
+# held, and the spools svc-pdf removes once they leave (pdf.UploadAbort).
+# Env: RUNS, PAGES (2000), HELD, BUILD_DIR (build), KEEP=1 (keep the state dir and PostgreSQL's files,
 # logs included). Private loopback ports 31500-31599, a temporary state dir, everything stopped
 # at the end. Results: bench/results/upload-<time>.txt.
 set -euo pipefail
@@ -142,6 +144,52 @@ for i in $(seq "$RUNS"); do
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# Held uploads (issue 9: "10 stalled uploads: +500 MB"): HELD connections each announce a
+# 50,000,000-byte body, send 40 MB of it as fast as the edge reads, and stall. The edge's
+# resident memory before, with all of them held, and whether their spools go once they leave.
+HELD=${HELD:-10}
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$run/edge.pid")/status"; }
+rss_before=$(rss_kb)
+held_out=$(python3 - "$EDGE" "$token" "$HELD" "$state/pdfs/spool" "$(cat "$run/edge.pid")" <<'PY'
+import os, socket, sys, time
+edge, token, n, spool, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+host, port = edge.rsplit(":", 1)
+chunk = b"%PDF-1.4\n" + b"x" * (1 << 20)
+socks = []
+for i in range(n):
+    s = socket.create_connection((host, int(port)))
+    s.sendall(("POST /api/v1/documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               "Content-Type: application/pdf\r\nContent-Length: 50000000\r\n\r\n" % token).encode())
+    socks.append(s)
+sent = 0
+for s in socks:
+    left = 40_000_000
+    while left > 0:
+        left -= s.send(chunk[:min(left, len(chunk))])
+    sent += 40_000_000
+def rss():
+    with open("/proc/%s/status" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+def hwm():
+    with open("/proc/%s/status" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+# Until the edge has passed on all it can (the spools stop growing).
+def spooled():
+    return sum(os.path.getsize(os.path.join(spool, f)) for f in os.listdir(spool))
+last, t = -1, time.time()
+while spooled() != last and time.time() - t < 30:
+    last = spooled(); time.sleep(0.5)
+held_rss, peak = rss(), hwm()
+for s in socks:
+    s.close()
+t0 = time.time()
+while os.listdir(spool) and time.time() - t0 < 10:
+    time.sleep(0.02)
+print(held_rss, peak, last, len(os.listdir(spool)), int((time.time() - t0) * 1000))
+PY
+)
+read -r held_rss held_hwm held_spooled held_left held_gone_ms <<<"$held_out"
+
 col() { awk -v c="$1" '{ print $c }' "$rows" | median; }
 m=$(col 1) b=$(col 2) up=$(col 3)
 result=$out/upload-$(date -u +%Y%m%dT%H%M%SZ).txt
@@ -155,6 +203,9 @@ result=$out/upload-$(date -u +%Y%m%dT%H%M%SZ).txt
   awk -v m="$m" -v b="$b" -v u="$up" 'BEGIN {
     printf "upload end to end / our bare extraction: %.2fx (goal <= 1.3: %s); / mutool: %.2fx\n",
            u / b, u / b <= 1.3 ? "met" : "missed", u / m }'
+  echo "held uploads: $HELD x 40 MB sent of 50 MB, stalled: the edge's RSS $((rss_before / 1024)) MB before," \
+    "$((held_rss / 1024)) MB held (peak $((held_hwm / 1024)) MB), $((held_spooled / 1000000)) MB in svc-pdf's spools;" \
+    "$held_left spools left ${held_gone_ms} ms after the clients left"
   echo "(handler_rest: the spool read back, hash, dedup lookups, the file, pages and chunks into"
   echo " PostgreSQL; edge_ms: the body read and streamed in 1 MiB pieces, pdf.UploadBody both ways;"
   echo " pieces_ms: svc-pdf writing the pieces (pdf.UploadPart), inside edge_ms, while the body comes;"
