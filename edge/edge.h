@@ -283,6 +283,9 @@ void edge_rpc_opts(const edge *e, const char *method, const char *request_id, co
 /* edge_rpc_opts for a call made for r: its request id, its authenticated caller, its client. */
 void edge_req_opts(const edge_req *r, const char *method, bool idempotent, cm_rpc_call_opts *o);
 
+/* Answers a failed upstream call of r that is not the route's own (method names it in the log):
+ * its status and message, with Retry-After as for the route's calls. Consumes r. */
+void edge_fail_call(edge_req *r, const char *method, const cm_rpc_result *res);
 /* Starts the route's RPC with a packed-from-message payload; reply goes to route->reply. */
 void edge_call(edge_req *r, const ProtobufCMessage *msg);
 /* For reply adapters: on an OK result, the unpacked response of type d (free it with

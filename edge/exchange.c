@@ -75,6 +75,29 @@ edge_set_json(edge_req *r, uint16_t status, json_t *v)
 
 /* ---- RPC ----------------------------------------------------------------------------------- */
 
+/* A failed call's Retry-After (the service's, or 1 s for a busy or unavailable one), and a
+ * warning for the failures that are not the client's. */
+static void
+note_failure(edge_req *r, const char *method, const cm_rpc_result *res)
+{
+	if (res->retry_after_s > 0)
+		snprintf(r->retry_after, sizeof(r->retry_after), "%d", (int)res->retry_after_s);
+	else if (res->status == CM__STATUS__RESOURCE_EXHAUSTED ||
+	         res->status == CM__STATUS__UNAVAILABLE)
+		cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
+	if (res->status == CM__STATUS__UNAVAILABLE || res->status == CM__STATUS__INTERNAL ||
+	    res->status == CM__STATUS__DEADLINE_EXCEEDED)
+		cm_warn("EDGE-UPSTREAM-FAIL", "%s %s: %s", method, cm_status_name(res->status),
+		        res->message);
+}
+
+void
+edge_fail_call(edge_req *r, const char *method, const cm_rpc_result *res)
+{
+	note_failure(r, method, res);
+	edge_fail(r, res->status, res->message);
+}
+
 static void
 rpc_done(void *arg, cm_rpc_result *res)
 {
@@ -85,18 +108,8 @@ rpc_done(void *arg, cm_rpc_result *res)
 	if (res->refused && r->may_fall_back && edge_migrate_fall_back(r))
 		return;
 	r->may_fall_back = false;
-	if (res->status != CM__STATUS__OK) {
-		if (res->retry_after_s > 0)
-			snprintf(r->retry_after, sizeof(r->retry_after), "%d",
-			         (int)res->retry_after_s);
-		else if (res->status == CM__STATUS__RESOURCE_EXHAUSTED ||
-		         res->status == CM__STATUS__UNAVAILABLE)
-			cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
-		if (res->status == CM__STATUS__UNAVAILABLE || res->status == CM__STATUS__INTERNAL ||
-		    res->status == CM__STATUS__DEADLINE_EXCEEDED)
-			cm_warn("EDGE-UPSTREAM-FAIL", "%s %s: %s", r->route->rpc,
-			        cm_status_name(res->status), res->message);
-	}
+	if (res->status != CM__STATUS__OK)
+		note_failure(r, r->route->rpc, res);
 	if (r->route->reply != NULL)
 		r->route->reply(r, res);
 	else
@@ -110,9 +123,7 @@ call_failed(edge_req *r, int status, const char *message)
 {
 	cm_rpc_result res;
 
-	memset(&res, 0, sizeof(res));
-	res.status = status;
-	cm_strlcpy(res.message, message, sizeof(res.message));
+	cm_rpc_result_set(&res, status, message);
 	rpc_done(r, &res);
 }
 

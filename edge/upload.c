@@ -33,7 +33,7 @@ piece_done(void *arg, cm_rpc_result *res)
 	edge_req *r = arg;
 
 	if (res->status != CM__STATUS__OK) {
-		edge_fail(r, res->status, res->message);
+		edge_fail_call(r, "pdf.UploadPart", res);
 		return;
 	}
 	r->upload_sent += r->upload_piece_len;
@@ -41,6 +41,16 @@ piece_done(void *arg, cm_rpc_result *res)
 	                                  "Pieces of upload bodies streamed to svc-pdf", NULL),
 	               1);
 	edge_body_resume(r);
+}
+
+/* A piece that could not even leave is answered as a failed call. */
+static void
+fail_unsent(edge_req *r, int status, const char *message)
+{
+	cm_rpc_result res;
+
+	cm_rpc_result_set(&res, status, message);
+	edge_fail_call(r, "pdf.UploadPart", &res);
 }
 
 void
@@ -59,7 +69,7 @@ edge_upload_send_piece(edge_req *r)
 		cm_hex(id, sizeof(id), r->upload_id);
 	}
 	if (pdf == NULL) {
-		edge_fail(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
+		fail_unsent(r, CM__STATUS__UNAVAILABLE, "this service is not configured");
 		return;
 	}
 	rq.upload_id = r->upload_id;
@@ -80,12 +90,11 @@ edge_upload_send_piece(edge_req *r)
 	r->upstream_name = edge_upstream_name(EDGE_UP_PDF);
 	err = cm_rpc_call_async(pdf, &o, buf, n, piece_done, r);
 	free(buf); /* the call holds its own copy */
-	if (err != CM_OK) {
-		cm_warn("EDGE-NO-UPSTREAM", "pdf.UploadPart: no replica available");
-		edge_fail(r, err == CM_ETIMEDOUT ? CM__STATUS__DEADLINE_EXCEEDED
-		                                 : CM__STATUS__UNAVAILABLE,
-		          "service temporarily unavailable");
-	}
+	if (err != CM_OK)
+		fail_unsent(
+		    r,
+		    err == CM_ETIMEDOUT ? CM__STATUS__DEADLINE_EXCEEDED : CM__STATUS__UNAVAILABLE,
+		    err == CM_ETIMEDOUT ? "deadline exceeded" : "service temporarily unavailable");
 }
 
 static void

@@ -4,13 +4,13 @@
  * An upload route's body (EDGE_R_UPLOAD) whose caller is known at the headers (a verified access
  * token, no cookie renewal pending) and that the old backend cannot take (migrate.h: it needs
  * the body whole) is streamed: each time EDGE_UPLOAD_PIECE bytes have come, they leave as one
- * pdf.UploadPart of exactly that size (written at its offset into a spool on svc-pdf's shared volume, so any replica
- * may take it, and a retried piece writes the same bytes again) while the connection is
- * suspended, so the client is read no faster than svc-pdf stores (TCP does the rest); the body's
- * end goes with the route's pdf.UploadBody as its tail. The body budget (EDGE_BODY_BUDGET) is
- * charged at most one piece per upload. A streamed request that ends without its UploadBody (the
- * client left, an error was answered) sends pdf.UploadAbort so the spool goes at once; svc-pdf
- * also sweeps spools left idle.
+ * pdf.UploadPart of exactly that size (written at its offset into a spool on svc-pdf's shared
+ * volume, so any replica may take it, and a retried piece writes the same bytes again) while the
+ * connection is suspended, so the client is read no faster than svc-pdf stores (TCP does the rest);
+ * the body's end goes with the route's pdf.UploadBody as its tail. The body budget
+ * (EDGE_BODY_BUDGET) is charged at most one piece per upload. A streamed request that ends without
+ * its UploadBody (the client left, an error was answered) sends pdf.UploadAbort so the spool goes
+ * at once; svc-pdf also sweeps spools left idle.
  *
  * Other upload bodies are collected whole as before (still under the budget) and sent as
  * UploadBody's tail alone.

@@ -35,9 +35,9 @@ int
 pdf_body_pick(const uint8_t *body, size_t len, const char *content_type, bool require_pdf_name,
               pdf_body_file *out, char *detail, size_t detaillen)
 {
-	char         boundary[CM_MP_MAX_BOUNDARY + 1];
-	cm_mp_part   part;
-	cm_err       err;
+	char       boundary[CM_MP_MAX_BOUNDARY + 1];
+	cm_mp_part part;
+	cm_err     err;
 
 	memset(out, 0, sizeof(*out));
 	detail[0] = '\0';
@@ -92,15 +92,35 @@ pdf_handle_upload_part(cm_rpc_ctx *ctx, const void *req, void *resp)
 {
 	const Pdf__UploadPart *rq = req;
 	pdf_worker            *w = NULL;
+	const pdf_config      *cfg;
 	cm_err                 err;
 
 	(void)resp;
 	if ((err = pdf_handler_begin(ctx, &w)) != CM_OK)
 		return err;
+	cfg = &w->svc->cfg;
 	if (rq->offset == 0)
 		sweep_maybe(w->svc);
-	err = pdf_spool_write(w->svc->cfg.data_dir, ctx->subject, rq->upload_id, rq->offset,
-	                      rq->data.data, rq->data.len, body_max(w));
+	/* A new upload body: the user's share of the volume, and room left on it. */
+	if (!pdf_spool_exists(cfg->data_dir, ctx->subject, rq->upload_id)) {
+		if (cfg->user_max_spools > 0 &&
+		    pdf_spool_count(cfg->data_dir, ctx->subject) >= cfg->user_max_spools) {
+			ctx->retry_after_s = (int32_t)cfg->retry_after_s;
+			return cm_rpc_fail(
+			    ctx, CM_ELIMIT,
+			    "too many uploads of yours are arriving at once; try again "
+			    "when one has finished");
+		}
+		if (!pdf_spool_room(cfg->data_dir, cfg->spool_min_free_mb)) {
+			cm_warn("PDF-SPOOL-FULL", "%s: under %lld MB free: upload refused",
+			        cfg->data_dir, (long long)cfg->spool_min_free_mb);
+			ctx->retry_after_s = (int32_t)cfg->retry_after_s;
+			return cm_rpc_fail(ctx, CM_EUNAVAIL,
+			                   "no room for uploads now; try again later");
+		}
+	}
+	err = pdf_spool_write(cfg->data_dir, ctx->subject, rq->upload_id, rq->offset, rq->data.data,
+	                      rq->data.len, body_max(w));
 	switch (err) {
 	case CM_OK:
 		return CM_OK;

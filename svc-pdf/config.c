@@ -29,6 +29,10 @@ pdf_config_table(void *config, cm_cfg_entry *out, size_t cap)
 		    "uploads one user may have in progress in this replica (0: no bound)"},
 		{"PDF_RETRY_AFTER_S", CM_CFG_INT, &c->retry_after_s, "5", 0, 1, 3600,
 		    "retry_after_s given to a user over PDF_USER_MAX_ACTIVE"},
+		{"PDF_USER_MAX_SPOOLS", CM_CFG_INT, &c->user_max_spools, "4", 0, 0, 1024,
+		    "upload bodies one user may have arriving at once, all replicas (0: no bound)"},
+		{"PDF_SPOOL_MIN_FREE_MB", CM_CFG_INT, &c->spool_min_free_mb, "512", 0, 0, 1048576,
+		    "free space on the data volume below which no new upload body is taken"},
 	};
 	/* clang-format on */
 

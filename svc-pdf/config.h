@@ -37,8 +37,10 @@ typedef struct pdf_config {
 	int64_t     extract_timeout_ms;
 	int64_t     max_memory_mb;
 	int64_t     max_upload;
-	int64_t     user_max_active; /* concurrent uploads per user and replica; 0: no bound */
-	int64_t     retry_after_s;   /* given with RESOURCE_EXHAUSTED at that bound */
+	int64_t     user_max_active;   /* concurrent uploads per user and replica; 0: no bound */
+	int64_t     retry_after_s;     /* given with RESOURCE_EXHAUSTED at that bound */
+	int64_t     user_max_spools;   /* upload bodies arriving at once per user (spool.h) */
+	int64_t     spool_min_free_mb; /* no new spool below this much free space */
 } pdf_config;
 
 /* The table of svc-pdf's own keys, targets in *config (a pdf_config); returns how many entries

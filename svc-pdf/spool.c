@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +146,45 @@ out:
 	return err;
 }
 
+bool
+pdf_spool_exists(const char *dir, const char *owner, const char *id)
+{
+	char        path[4096];
+	struct stat st;
+
+	return spool_path(dir, owner, id, path, sizeof(path)) && stat(path, &st) == 0;
+}
+
+int
+pdf_spool_count(const char *dir, const char *owner)
+{
+	char           path[4096];
+	DIR           *d;
+	struct dirent *de;
+	size_t         n = strlen(owner);
+	int            count = 0;
+
+	if (!valid_owner(owner) ||
+	    snprintf(path, sizeof(path), "%s/spool", dir) >= (int)sizeof(path) ||
+	    (d = opendir(path)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		count += strncmp(de->d_name, owner, n) == 0 && de->d_name[n] == '-' &&
+		         valid_id(de->d_name + n + 1);
+	closedir(d);
+	return count;
+}
+
+bool
+pdf_spool_room(const char *dir, int64_t min_free_mb)
+{
+	struct statvfs vfs;
+
+	if (min_free_mb <= 0 || statvfs(dir, &vfs) != 0)
+		return true;
+	return (uint64_t)vfs.f_bavail * vfs.f_frsize > (uint64_t)min_free_mb << 20;
+}
+
 void
 pdf_spool_remove(const char *dir, const char *owner, const char *id)
 {
@@ -171,8 +211,8 @@ pdf_spool_sweep(const char *dir, int idle_s)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
-		    now - st.st_mtime < idle_s)
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode) || now - st.st_mtime < idle_s)
 			continue;
 		if (unlinkat(fd, de->d_name, 0) == 0)
 			n++;

@@ -16,6 +16,7 @@
 #ifndef PDF_SPOOL_H
 #define PDF_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,15 @@ CM_MUSTCHECK cm_err pdf_spool_write(const char *dir, const char *owner, const ch
  * is none; CM_EUNAVAIL on an I/O failure. */
 CM_MUSTCHECK cm_err pdf_spool_read(const char *dir, const char *owner, const char *id, void *buf,
                                    size_t len);
+
+/* True when the owner's spool `id` exists (a piece of it came before). */
+bool pdf_spool_exists(const char *dir, const char *owner, const char *id);
+
+/* The owner's spools now (upload bodies arriving, on every replica). */
+int pdf_spool_count(const char *dir, const char *owner);
+
+/* True when the volume has more than min_free_mb MiB free (statvfs; true when it cannot tell). */
+bool pdf_spool_room(const char *dir, int64_t min_free_mb);
 
 /* Removes the spool; a missing one is fine. */
 void pdf_spool_remove(const char *dir, const char *owner, const char *id);

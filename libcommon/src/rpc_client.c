@@ -211,8 +211,8 @@ cm_rpc_result_fini(cm_rpc_result *r)
 
 /* ---- calls --------------------------------------------------------------------------------- */
 
-static void
-result_set(cm_rpc_result *res, int status, const char *msg)
+void
+cm_rpc_result_set(cm_rpc_result *res, int status, const char *msg)
 {
 	memset(res, 0, sizeof(*res));
 	res->status = status;
@@ -409,11 +409,12 @@ rpc_call_failed(rpc_call *call, replica *r, int rv, bool reaped)
 			return;
 	}
 	if (rv == NNG_ETIMEDOUT)
-		result_set(&res, CM__STATUS__DEADLINE_EXCEEDED, "upstream deadline exceeded");
+		cm_rpc_result_set(&res, CM__STATUS__DEADLINE_EXCEEDED,
+		                  "upstream deadline exceeded");
 	else if (reaped)
-		result_set(&res, CM__STATUS__UNAVAILABLE, "upstream replica went away");
+		cm_rpc_result_set(&res, CM__STATUS__UNAVAILABLE, "upstream replica went away");
 	else
-		result_set(&res, CM__STATUS__UNAVAILABLE, nng_strerror(rv));
+		cm_rpc_result_set(&res, CM__STATUS__UNAVAILABLE, nng_strerror(rv));
 	call_finish(call, &res);
 }
 
@@ -435,7 +436,7 @@ rpc_call_end(rpc_call *call, int status, const char *message)
 {
 	cm_rpc_result res;
 
-	result_set(&res, status, message);
+	cm_rpc_result_set(&res, status, message);
 	call_finish(call, &res);
 }
 
@@ -458,11 +459,11 @@ rpc_call_answered(rpc_call *call, replica *r, const Cm__Response *rsp)
 	} else {
 		rpc_replica_success(r);
 	}
-	result_set(&res, (int)rsp->status, rsp->message);
+	cm_rpc_result_set(&res, (int)rsp->status, rsp->message);
 	res.retry_after_s = rsp->retry_after_s;
 	if (rsp->payload.len > 0) {
 		if ((res.payload = malloc(rsp->payload.len)) == NULL) {
-			result_set(&res, CM__STATUS__INTERNAL, "out of memory");
+			cm_rpc_result_set(&res, CM__STATUS__INTERNAL, "out of memory");
 		} else {
 			memcpy(res.payload, rsp->payload.data, rsp->payload.len);
 			res.payload_len = rsp->payload.len;
@@ -482,7 +483,7 @@ call_cb(void *arg)
 	Cm__Response *rsp;
 
 	if (call->stage == RPC_STAGE_REJECT) {
-		result_set(&res, call->reject_status, call->reject_msg);
+		cm_rpc_result_set(&res, call->reject_status, call->reject_msg);
 		res.retry_after_s = call->reject_retry_s;
 		res.refused = true;
 		call_finish(call, &res);
@@ -505,7 +506,7 @@ call_cb(void *arg)
 	if (rsp == NULL) {
 		rpc_replica_failure(r);
 		rpc_replica_rele(r);
-		result_set(&res, CM__STATUS__INTERNAL, "malformed response envelope");
+		cm_rpc_result_set(&res, CM__STATUS__INTERNAL, "malformed response envelope");
 		call_finish(call, &res);
 		return;
 	}
@@ -706,10 +707,10 @@ cm_rpc_call_raw(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payl
 	w.res = res;
 	err = cm_rpc_call_async(c, &o, payload, len, sync_done, &w);
 	if (err != CM_OK) {
-		result_set(res, cm_err_to_status(err),
-		           err == CM_EUNAVAIL    ? "no upstream replica is connected"
-		           : err == CM_ETIMEDOUT ? "deadline passed before the call"
-		                                 : cm_strerror(err));
+		cm_rpc_result_set(res, cm_err_to_status(err),
+		                  err == CM_EUNAVAIL    ? "no upstream replica is connected"
+		                  : err == CM_ETIMEDOUT ? "deadline passed before the call"
+		                                        : cm_strerror(err));
 	} else {
 		pthread_mutex_lock(&w.mtx);
 		while (!w.done)
@@ -730,7 +731,7 @@ cm_rpc_call(cm_rpc_client *c, const cm_rpc_call_opts *opts, const ProtobufCMessa
 
 	*resp_out = NULL;
 	if ((buf = malloc(n + 1)) == NULL) {
-		result_set(res, CM__STATUS__INTERNAL, "out of memory");
+		cm_rpc_result_set(res, CM__STATUS__INTERNAL, "out of memory");
 		return CM_ENOMEM;
 	}
 	protobuf_c_message_pack(req, buf);
@@ -740,7 +741,7 @@ cm_rpc_call(cm_rpc_client *c, const cm_rpc_call_opts *opts, const ProtobufCMessa
 		return cm_err_from_status(res->status);
 	*resp_out = protobuf_c_message_unpack(resp_desc, NULL, res->payload_len, res->payload);
 	if (*resp_out == NULL) {
-		result_set(res, CM__STATUS__INTERNAL, "malformed response payload");
+		cm_rpc_result_set(res, CM__STATUS__INTERNAL, "malformed response payload");
 		return CM_EPROTO;
 	}
 	return CM_OK;

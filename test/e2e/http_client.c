@@ -3,6 +3,7 @@
  * connection and cookies live across requests); raw socket requests for framing tests.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,4 +359,21 @@ http_new_user(const char *tag, const char *password, char *bearer, size_t n)
 	}
 	http_resp_free(&r);
 	return rc;
+}
+
+int
+stack_spools(void)
+{
+	char           dir[1024];
+	DIR           *d;
+	struct dirent *de;
+	int            n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/pdfs/spool", getenv("CM_TEST_STATE"));
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
 }

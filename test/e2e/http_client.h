@@ -68,4 +68,8 @@ int http_register(const char *tag, const char *password, char *email, size_t n);
 /* Registers and logs in a new user: "Authorization: Bearer <access token>" into bearer. 0 or -1. */
 int http_new_user(const char *tag, const char *password, char *bearer, size_t n);
 
+/* Upload spools on the stack's svc-pdf volume now (CM_TEST_STATE/pdfs/spool: bodies streamed in
+ * pieces, edge/upload.h); 0 when the directory is not there. */
+int stack_spools(void);
+
 #endif

@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <dirent.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -416,29 +415,12 @@ sha256_hex(const cm_buf *b, char out[65])
 	cm_hex(h, sizeof(h), out);
 }
 
-/* Spool files svc-pdf holds now (the stack's data volume). */
-static int
-spools(void)
-{
-	char           dir[1024];
-	DIR           *d;
-	struct dirent *de;
-	int            n = 0;
-
-	snprintf(dir, sizeof(dir), "%s/pdfs/spool", getenv("CM_TEST_STATE"));
-	assert_non_null(d = opendir(dir));
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static bool
 spools_gone_within(int ms)
 {
 	int64_t until = cm_mono_ms() + ms;
 
-	while (spools() != 0) {
+	while (stack_spools() != 0) {
 		if (cm_mono_ms() > until)
 			return false;
 		usleep(20000);
@@ -586,7 +568,7 @@ test_streamed_upload_abandoned(void **state)
 	assert_true(raw_send(fd, head, (size_t)n));
 	assert_true(raw_send(fd, pdf.data, 2 * PIECE + 5000));
 	/* Wait until the first two pieces are on the volume, then leave. */
-	for (int64_t until = cm_mono_ms() + 5000; spools() == 0; usleep(10000))
+	for (int64_t until = cm_mono_ms() + 5000; stack_spools() == 0; usleep(10000))
 		assert_true(cm_mono_ms() < until);
 	raw_close(fd);
 	assert_true(spools_gone_within(5000));

@@ -1,8 +1,9 @@
 /*
  * test_faults.c - the stack under faults: PostgreSQL restarted while requests flow, Redis
- * stopped, and an svc-auth replica killed. Runs after the other tests that use the servers
- * (ctest DEPENDS, test/CMakeLists.txt), and every test's teardown starts again whatever it
- * stopped, whether its assertions passed or not (starting what runs is a no-op).
+ * stopped, an svc-auth replica killed, and svc-pdf killed in the middle of a streamed upload. Runs
+ * after the other tests that use the servers (ctest DEPENDS, test/CMakeLists.txt), and every test's
+ * teardown starts again whatever it stopped, whether its assertions passed or not (starting what
+ * runs is a no-op).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,8 +16,11 @@
 
 #include <cmocka.h>
 
+#include "cm/buf.h"
 #include "cm/util.h"
 #include "http_client.h"
+#include "raw_conn.h"
+#include "../../svc-pdf/testpdf.h"
 
 static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
 static char              auth_hdr[4200];
@@ -179,6 +183,64 @@ test_all_auth_replicas_down(void **state)
 	assert_int_equal(me(), 200);
 }
 
+/* svc-pdf dies after the first 1 MiB piece of an upload reached its spool: the second piece
+ * finds no replica and the client gets an honest 503 with Retry-After at once (the edge read
+ * exactly the bytes that made the piece, so the answer is not lost to a reset), and once svc-pdf
+ * is back the same upload goes through. */
+static void
+test_pdf_killed_mid_upload(void **state)
+{
+	static char piece[1 << 20];
+	char        head[8192], resp[8192], extra[600];
+	int         fd, n;
+	size_t      len = 3u << 20; /* announced; answered before it is all sent */
+
+	(void)state;
+	memset(piece, 'x', sizeof(piece));
+	memcpy(piece, "%PDF-1.4\n", 9);
+	n = snprintf(head, sizeof(head),
+	             "POST /api/v1/documents HTTP/1.1\r\nHost: x\r\n%s\r\n"
+	             "Content-Type: application/pdf\r\nContent-Length: %zu\r\n\r\n",
+	             auth_hdr, len);
+	assert_true((fd = raw_open(http_base())) >= 0);
+	assert_true(raw_send(fd, head, (size_t)n));
+	assert_true(raw_send(fd, piece, sizeof(piece)));
+	assert_true(raw_send(fd, piece, 10));
+	for (int64_t until = cm_mono_ms() + 5000; stack_spools() == 0; usleep(10000))
+		assert_true(cm_mono_ms() < until);
+	snprintf(extra, sizeof(extra), "%s", getenv("CM_TEST_BIN"));
+	harness("stack.sh", "kill-pdf", extra);
+	assert_true(raw_send(fd, piece, sizeof(piece) - 10));
+	assert_int_equal(raw_response(fd, resp, sizeof(resp), 5000), 503);
+	assert_non_null(strstr(resp, "Retry-After: 1"));
+	assert_non_null(strstr(resp, "\"code\":\"UNAVAILABLE\""));
+	raw_close(fd);
+
+	harness("stack.sh", "start", getenv("CM_TEST_BIN"));
+	{
+		pdf_testpdf o = {.npages = 2, .title = "After The Crash", .padding = 3000000};
+		const char *h[] = {auth_hdr, "Content-Type: application/pdf", NULL};
+		cm_buf      pdf;
+		http_resp   r;
+		long        status = 0;
+
+		cm_buf_init(&pdf, 8u << 20);
+		assert_int_equal(pdf_testpdf_build(&o, &pdf), CM_OK);
+		/* The edge's client reconnects by itself: polled, within a deadline. */
+		for (int64_t until = cm_mono_ms() + 10000; cm_mono_ms() < until; usleep(100000)) {
+			assert_int_equal(http_do("POST", "/api/v1/documents?filename=after.pdf", h,
+			                         pdf.data, pdf.len, &r),
+			                 0);
+			status = r.status;
+			http_resp_free(&r);
+			if (status != 503)
+				break;
+		}
+		assert_int_equal(status, 201);
+		cm_buf_fini(&pdf);
+	}
+}
+
 int
 main(void)
 {
@@ -187,6 +249,7 @@ main(void)
 	    cmocka_unit_test_teardown(test_redis_down_auth_works, restore),
 	    cmocka_unit_test_teardown(test_replica_killed, restore),
 	    cmocka_unit_test_teardown(test_all_auth_replicas_down, restore),
+	    cmocka_unit_test_teardown(test_pdf_killed_mid_upload, restore),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

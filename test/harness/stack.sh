@@ -24,6 +24,7 @@
 #                                                   test_reload.c rewrites before a SIGHUP)
 # usage: stack.sh start|stop STATE_DIR BUILD_DIR
 #        stack.sh kill-auth STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-auth replica)
+#        stack.sh kill-pdf STATE_DIR BUILD_DIR        (SIGKILL svc-pdf; `start` brings it back)
 #        stack.sh kill-qgen STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-qgen replica)
 #        stack.sh start-qgen STATE_DIR BUILD_DIR 0|1  (start it again)
 #        stack.sh kill-eval STATE_DIR BUILD_DIR 0|1   (SIGKILL one svc-eval replica)
@@ -205,6 +206,9 @@ case $cmd in
     case ${4:-} in 0 | 1) ;; *) echo "$0: kill-auth needs replica 0 or 1" >&2; exit 2 ;; esac
     proc_stop "auth$4" "$run" KILL
     ;;
+  kill-pdf)
+    proc_stop pdf "$run" KILL
+    ;;
   kill-qgen | start-qgen)
     case ${4:-} in 0 | 1) ;; *) echo "$0: $cmd needs replica 0 or 1" >&2; exit 2 ;; esac
     if [ "$cmd" = kill-qgen ]; then proc_stop "qgen$4" "$run" KILL; else start_qgen "$4"; fi
@@ -217,5 +221,5 @@ case $cmd in
     case ${4:-} in 0 | 1) ;; *) echo "$0: $cmd needs replica 0 or 1" >&2; exit 2 ;; esac
     if [ "$cmd" = kill-chat ]; then proc_stop "chat$4" "$run" KILL; else start_chat "$4"; fi
     ;;
-  *) echo "usage: $0 start|stop|kill-auth|kill-qgen|start-qgen|kill-eval|start-eval|kill-chat|start-chat STATE_DIR BUILD_DIR [replica]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|kill-auth|kill-pdf|kill-qgen|start-qgen|kill-eval|start-eval|kill-chat|start-chat STATE_DIR BUILD_DIR [replica]" >&2; exit 2 ;;
 esac

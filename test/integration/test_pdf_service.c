@@ -1182,11 +1182,11 @@ static cm_err
 send_part(cm_rpc_client *cl, const char *subject, const char *id, const cm_buf *data, size_t off,
           size_t len)
 {
-	Pdf__UploadPart     rq = PDF__UPLOAD_PART__INIT;
-	cm_rpc_call_opts    o = {.method = "pdf.UploadPart", .subject = subject};
-	ProtobufCMessage   *rs = NULL;
-	cm_rpc_result       res;
-	cm_err              err;
+	Pdf__UploadPart   rq = PDF__UPLOAD_PART__INIT;
+	cm_rpc_call_opts  o = {.method = "pdf.UploadPart", .subject = subject};
+	ProtobufCMessage *rs = NULL;
+	cm_rpc_result     res;
+	cm_err            err;
 
 	rq.upload_id = (char *)id;
 	rq.offset = off;
@@ -1290,7 +1290,7 @@ test_rpc_round_trip(void **state)
  * twice (a retry), on either replica; the body's end on the other one gives the document of the
  * whole file. A spool is its owner's: another user cannot end it. A piece lost is an incomplete
  * body (UNAVAILABLE), never a document with a hole; an abandoned spool goes on UploadAbort, and
- * one left idle is swept. */
+ * one left idle is swept. A user's bodies at once are bounded, and so is the volume's use. */
 static void
 test_upload_in_pieces_two_replicas(void **state)
 {
@@ -1322,14 +1322,14 @@ test_upload_in_pieces_two_replicas(void **state)
 	assert_int_equal(send_part(ca, "rita", id, &pdf, 0, piece), CM_OK);
 	assert_int_equal(send_part(ca, "rita", id, &pdf, piece, piece), CM_OK);
 	/* Another user's end of rita's spool finds nothing of theirs: incomplete. */
-	assert_int_equal(send_body(cb, "sam", id, &pdf, pdf.len - 2 * piece, "application/pdf", &rs,
-	                           &res),
-	                 CM_EUNAVAIL);
+	assert_int_equal(
+	    send_body(cb, "sam", id, &pdf, pdf.len - 2 * piece, "application/pdf", &rs, &res),
+	    CM_EUNAVAIL);
 	cm_rpc_result_fini(&res);
 	assert_int_equal(spool_files(), 1);
-	assert_int_equal(send_body(cb, "rita", id, &pdf, pdf.len - 2 * piece, "application/pdf",
-	                           &rs, &res),
-	                 CM_OK);
+	assert_int_equal(
+	    send_body(cb, "rita", id, &pdf, pdf.len - 2 * piece, "application/pdf", &rs, &res),
+	    CM_OK);
 	assert_int_equal(rs->verdict, PDF__UPLOAD_BODY_RESPONSE__VERDICT__ACCEPTED);
 	assert_string_equal(rs->upload->document->sha256, sha);
 	assert_int_equal(rs->upload->document->pages, 3);
@@ -1341,9 +1341,9 @@ test_upload_in_pieces_two_replicas(void **state)
 
 	/* A piece lost: the spool is short of the body's size. */
 	assert_int_equal(send_part(ca, "rita", id, &pdf, 0, piece), CM_OK);
-	assert_int_equal(send_body(ca, "rita", id, &pdf, pdf.len - 2 * piece, "application/pdf",
-	                           &rs, &res),
-	                 CM_EUNAVAIL);
+	assert_int_equal(
+	    send_body(ca, "rita", id, &pdf, pdf.len - 2 * piece, "application/pdf", &rs, &res),
+	    CM_EUNAVAIL);
 	assert_string_equal(res.message, "the upload arrived incomplete; try again");
 	cm_rpc_result_fini(&res);
 	assert_int_equal(spool_files(), 0);
@@ -1356,8 +1356,8 @@ test_upload_in_pieces_two_replicas(void **state)
 		cm_rpc_call_opts        o = {.method = "pdf.UploadAbort", .subject = "rita"};
 		ProtobufCMessage       *r2 = NULL;
 		ab.upload_id = (char *)id;
-		assert_int_equal(cm_rpc_call(cb, &o, &ab.base, &pdf__upload_part_response__descriptor,
-		                             &r2, &res),
+		assert_int_equal(cm_rpc_call(cb, &o, &ab.base,
+		                             &pdf__upload_part_response__descriptor, &r2, &res),
 		                 CM_OK);
 		protobuf_c_message_free_unpacked(r2, NULL);
 		cm_rpc_result_fini(&res);
@@ -1373,6 +1373,38 @@ test_upload_in_pieces_two_replicas(void **state)
 	}
 	assert_int_equal(pdf_spool_sweep(datadir, PDF_SPOOL_IDLE_S), 1);
 	assert_int_equal(spool_files(), 0);
+
+	/* A user's bodies arriving at once are bounded over all replicas (PDF_USER_MAX_SPOOLS, 4):
+	 * the fifth is RESOURCE_EXHAUSTED with a retry time; more of one already begun is fine. */
+	{
+		char ids[5][33];
+		for (int i = 0; i < 5; i++)
+			snprintf(ids[i], sizeof(ids[i]), "%032x", 0xabc0 + i);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(send_part(i % 2 ? ca : cb, "tom", ids[i], &pdf, 0, 10),
+			                 CM_OK);
+		assert_int_equal(send_part(ca, "tom", ids[4], &pdf, 0, 10), CM_ELIMIT);
+		assert_int_equal(send_part(cb, "tom", ids[0], &pdf, 10, 10), CM_OK);
+		assert_int_equal(send_part(cb, "rita", ids[4], &pdf, 0, 10), CM_OK);
+		assert_int_equal(pdf_spool_count(datadir, "tom"), 4);
+		for (int i = 0; i < 5; i++) {
+			pdf_spool_remove(datadir, "tom", ids[i]);
+			pdf_spool_remove(datadir, "rita", ids[i]);
+		}
+	}
+	/* A volume short of PDF_SPOOL_MIN_FREE_MB takes no new body: UNAVAILABLE. */
+	{
+		cm_service    *c;
+		cm_rpc_client *cc;
+		setenv("PDF_SPOOL_MIN_FREE_MB", "1048576", 1);
+		c = start_replica("tcp://127.0.0.1:27186", "127.0.0.1:29186");
+		unsetenv("PDF_SPOOL_MIN_FREE_MB");
+		cc = client_of("tcp://127.0.0.1:27186");
+		assert_int_equal(send_part(cc, "rita", id, &pdf, 0, 10), CM_EUNAVAIL);
+		assert_int_equal(spool_files(), 0);
+		cm_rpc_client_close(cc);
+		cm_service_stop(c);
+	}
 
 	cm_rpc_client_close(ca);
 	cm_rpc_client_close(cb);

@@ -27,10 +27,10 @@ test_multipart_file(void **state)
 {
 	pdf_body_file f;
 	char          detail[160];
-	const char   *b = "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n"
-	                  "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; "
-	                  "filename=\"Notes.PDF\"\r\nContent-Type: application/pdf\r\n\r\n" PDF
-	                  "\r\n--XyZ--\r\n";
+	const char   *b =
+	    "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n"
+	    "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; "
+	    "filename=\"Notes.PDF\"\r\nContent-Type: application/pdf\r\n\r\n" PDF "\r\n--XyZ--\r\n";
 
 	(void)state;
 	assert_int_equal(pick(b, CT, true, &f, detail),

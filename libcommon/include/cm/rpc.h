@@ -248,6 +248,8 @@ typedef struct cm_rpc_result {
 } cm_rpc_result;
 
 void cm_rpc_result_fini(cm_rpc_result *r);
+/* A result made by the caller (a call that never started): status, message, nothing else. */
+void cm_rpc_result_set(cm_rpc_result *res, int status, const char *message);
 
 /* Blocking call with an already packed request payload. Always fills *res (fini it after). */
 void cm_rpc_call_raw(cm_rpc_client *c, const cm_rpc_call_opts *opts, const void *payload,
