@@ -210,6 +210,8 @@ struct edge_req {
 	uint64_t upload_sent;      /* bytes of the pieces svc-pdf has */
 	size_t   upload_piece_len; /* the piece in flight */
 	bool     upload_ended;     /* pdf.UploadBody sent: the spool is svc-pdf's to remove */
+	bool     drain_body;       /* answered half-way: the rest is read and dropped, whatever
+	                            * its size, and the answer goes out at its end */
 
 	/* response */
 	uint16_t    status;

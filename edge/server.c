@@ -969,7 +969,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		*upload_data_size = 0;
 		if (r->response != NULL) { /* answered early: the body is read and dropped */
 			r->discarded += n;
-			if (r->discarded <= DISCARD_MAX)
+			if (r->discarded <= DISCARD_MAX || r->drain_body)
 				return MHD_YES;
 			/* Too much to drop (a chunked body): answer and close, the rest unread. */
 			if (r->response != NULL)

@@ -5,7 +5,10 @@
  * control there is (libmicrohttpd stops reading a suspended connection) and the order of the
  * pieces needs no bookkeeping. The piece's call completes on an nng thread; it only counts the
  * bytes and resumes the connection (server.c, edge_body_resume), or answers the error, which
- * resumes it too; the loop thread then goes on reading the body (or drops it after an answer).
+ * resumes it too; the loop thread then goes on reading the body, or after an answer drops the
+ * rest of it (drain_body): libmicrohttpd 0.9.75 can send an answer only at the headers or once
+ * the body is all in, so a piece that fails is answered when the client has sent its body
+ * (bounded by EDGE_UPLOAD_MAX, and the connection stays usable).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,7 @@ piece_done(void *arg, cm_rpc_result *res)
 	edge_req *r = arg;
 
 	if (res->status != CM__STATUS__OK) {
+		r->drain_body = true;
 		edge_fail_call(r, "pdf.UploadPart", res);
 		return;
 	}
@@ -50,6 +54,7 @@ fail_unsent(edge_req *r, int status, const char *message)
 	cm_rpc_result res;
 
 	cm_rpc_result_set(&res, status, message);
+	r->drain_body = true;
 	edge_fail_call(r, "pdf.UploadPart", &res);
 }
 

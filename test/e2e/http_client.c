@@ -362,18 +362,36 @@ http_new_user(const char *tag, const char *password, char *bearer, size_t n)
 }
 
 int
-stack_spools(void)
+stack_spools(const char *owner)
 {
 	char           dir[1024];
 	DIR           *d;
 	struct dirent *de;
+	size_t         len = strlen(owner);
 	int            n = 0;
 
 	snprintf(dir, sizeof(dir), "%s/pdfs/spool", getenv("CM_TEST_STATE"));
 	if ((d = opendir(dir)) == NULL)
 		return 0;
 	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
+		n += strncmp(de->d_name, owner, len) == 0 && de->d_name[len] == '-';
 	closedir(d);
 	return n;
+}
+
+int
+http_user_id(const char *auth, char *id, size_t n)
+{
+	const char *h[] = {auth, NULL};
+	http_resp   r;
+	int         rc = -1;
+
+	if (http_do("GET", "/api/v1/auth/me", h, NULL, 0, &r) != 0)
+		return -1;
+	if (r.status == 200 && js(r.json, "id")[0] != '\0') {
+		cm_strlcpy(id, js(r.json, "id"), n);
+		rc = 0;
+	}
+	http_resp_free(&r);
+	return rc;
 }

@@ -68,8 +68,12 @@ int http_register(const char *tag, const char *password, char *email, size_t n);
 /* Registers and logs in a new user: "Authorization: Bearer <access token>" into bearer. 0 or -1. */
 int http_new_user(const char *tag, const char *password, char *bearer, size_t n);
 
-/* Upload spools on the stack's svc-pdf volume now (CM_TEST_STATE/pdfs/spool: bodies streamed in
- * pieces, edge/upload.h); 0 when the directory is not there. */
-int stack_spools(void);
+/* Upload spools of user `owner` (its id) on the stack's svc-pdf volume now
+ * (CM_TEST_STATE/pdfs/spool/<owner>-<upload id>: bodies streamed in pieces, edge/upload.h); 0
+ * when the directory is not there. Per user: another test's leftovers do not count. */
+int stack_spools(const char *owner);
+/* The id of the user whose "Authorization: Bearer ..." header line auth is (GET /auth/me) into
+ * id (37 bytes). 0 or -1. */
+int http_user_id(const char *auth, char *id, size_t n);
 
 #endif

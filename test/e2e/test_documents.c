@@ -83,7 +83,7 @@ make_pdf(cm_buf *b, int pages, const char *title, const char *unique)
 	free(off);
 }
 
-static char user_a[4200], user_b[4200], cookie_a[8400];
+static char user_a[4200], user_b[4200], cookie_a[8400], id_a[37];
 
 static void
 login_new_user(char *bearer, size_t n, char *cookie, size_t cn)
@@ -114,6 +114,7 @@ setup(void **state)
 {
 	(void)state;
 	login_new_user(user_a, sizeof(user_a), cookie_a, sizeof(cookie_a));
+	assert_int_equal(http_user_id(user_a, id_a, sizeof(id_a)), 0);
 	login_new_user(user_b, sizeof(user_b), NULL, 0);
 	return 0;
 }
@@ -415,12 +416,13 @@ sha256_hex(const cm_buf *b, char out[65])
 	cm_hex(h, sizeof(h), out);
 }
 
+/* user_a's spools gone within ms (polled). */
 static bool
 spools_gone_within(int ms)
 {
 	int64_t until = cm_mono_ms() + ms;
 
-	while (stack_spools() != 0) {
+	while (stack_spools(id_a) != 0) {
 		if (cm_mono_ms() > until)
 			return false;
 		usleep(20000);
@@ -568,7 +570,7 @@ test_streamed_upload_abandoned(void **state)
 	assert_true(raw_send(fd, head, (size_t)n));
 	assert_true(raw_send(fd, pdf.data, 2 * PIECE + 5000));
 	/* Wait until the first two pieces are on the volume, then leave. */
-	for (int64_t until = cm_mono_ms() + 5000; stack_spools() == 0; usleep(10000))
+	for (int64_t until = cm_mono_ms() + 5000; stack_spools(id_a) == 0; usleep(10000))
 		assert_true(cm_mono_ms() < until);
 	raw_close(fd);
 	assert_true(spools_gone_within(5000));

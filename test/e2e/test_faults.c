@@ -184,18 +184,19 @@ test_all_auth_replicas_down(void **state)
 }
 
 /* svc-pdf dies after the first 1 MiB piece of an upload reached its spool: the second piece
- * finds no replica and the client gets an honest 503 with Retry-After at once (the edge read
- * exactly the bytes that made the piece, so the answer is not lost to a reset), and once svc-pdf
- * is back the same upload goes through. */
+ * finds no replica, the rest of the body is read and dropped (libmicrohttpd answers only once a
+ * body is in) and the client gets an honest 503 with Retry-After on a connection that stays
+ * usable; once svc-pdf is back the same user's upload goes through. */
 static void
 test_pdf_killed_mid_upload(void **state)
 {
 	static char piece[1 << 20];
-	char        head[8192], resp[8192], extra[600];
+	char        head[8192], resp[8192], extra[600], id[37];
 	int         fd, n;
-	size_t      len = 3u << 20; /* announced; answered before it is all sent */
+	size_t      len = 3u << 20;
 
 	(void)state;
+	assert_int_equal(http_user_id(auth_hdr, id, sizeof(id)), 0);
 	memset(piece, 'x', sizeof(piece));
 	memcpy(piece, "%PDF-1.4\n", 9);
 	n = snprintf(head, sizeof(head),
@@ -206,14 +207,20 @@ test_pdf_killed_mid_upload(void **state)
 	assert_true(raw_send(fd, head, (size_t)n));
 	assert_true(raw_send(fd, piece, sizeof(piece)));
 	assert_true(raw_send(fd, piece, 10));
-	for (int64_t until = cm_mono_ms() + 5000; stack_spools() == 0; usleep(10000))
+	for (int64_t until = cm_mono_ms() + 5000; stack_spools(id) == 0; usleep(10000))
 		assert_true(cm_mono_ms() < until);
 	snprintf(extra, sizeof(extra), "%s", getenv("CM_TEST_BIN"));
 	harness("stack.sh", "kill-pdf", extra);
 	assert_true(raw_send(fd, piece, sizeof(piece) - 10));
+	assert_true(raw_send(fd, piece, sizeof(piece)));
 	assert_int_equal(raw_response(fd, resp, sizeof(resp), 5000), 503);
 	assert_non_null(strstr(resp, "Retry-After: 1"));
 	assert_non_null(strstr(resp, "\"code\":\"UNAVAILABLE\""));
+	{
+		const char *next = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+		assert_true(raw_send(fd, next, strlen(next)));
+	}
+	assert_int_equal(raw_response(fd, resp, sizeof(resp), 5000), 200);
 	raw_close(fd);
 
 	harness("stack.sh", "start", getenv("CM_TEST_BIN"));
