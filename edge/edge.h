@@ -7,8 +7,9 @@
  * upstream is decided: preflight, local answers, 404/405, CSRF, authentication of the token, rate
  * limits, body limits. An answer decided there waits for the end of a small body (which is read
  * and dropped, so it is never taken for the next request) or is sent at once with the connection
- * closed. Otherwise the body is collected under the route's limit and a global memory budget;
- * then the connection is suspended and the request runs: cookie renewal through svc-auth when
+ * closed. Otherwise the body is collected under the route's limit and a global memory budget
+ * (an upload's is streamed to svc-pdf in pieces instead, upload.h); then the connection is
+ * suspended and the request runs: cookie renewal through svc-auth when
  * needed -> the migration decision (migrate.h: a legacy route's request may go to the old backend
  * over HTTP instead, and comes back there when the new service has no replica to call) -> route's
  * start() -> async RPC -> route's reply() -> edge_respond(), which builds the
