@@ -211,6 +211,8 @@ struct edge_req {
 	uint64_t upload_sent;      /* bytes of the pieces svc-pdf has */
 	size_t   upload_piece_len; /* the piece in flight */
 	bool     upload_ended;     /* pdf.UploadBody sent: the spool is svc-pdf's to remove */
+	bool     renew_at_head;    /* an upload's cookie renewed before its body comes */
+	bool     head_renewed;     /* ... done: the engine calls for the headers once more */
 	bool     drain_body;       /* answered half-way: the rest is read and dropped, whatever
 	                            * its size, and the answer goes out at its end */
 

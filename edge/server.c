@@ -350,7 +350,7 @@ body_held_max(const edge_req *r, size_t len)
 {
 	size_t piece = EDGE_UPLOAD_PIECE + DISCARD_MAX;
 
-	return r->body_streamed && len > piece ? piece : len;
+	return (r->body_streamed || r->renew_at_head) && len > piece ? piece : len;
 }
 
 static void
@@ -819,6 +819,7 @@ stage_head(edge_req *r, const char *method)
 	if ((r->route->flags & EDGE_R_UPLOAD) != 0 && !edge_upload_type_ok(r))
 		return;
 	r->body_streamed = edge_upload_streams(r);
+	r->renew_at_head = edge_upload_renews_at_head(r);
 	cm_buf_init(&r->body, r->body_max);
 	if (cl != NULL && te == NULL) {
 		if ((size_t)len > r->body_max) {
@@ -884,33 +885,55 @@ stage_route(edge_req *r)
 		edge_start_generic(r);
 }
 
-static void
-stage_authed(edge_req *r)
+/* After a cookie renewal: the caller as the route needs it (401, or 503 when svc-auth could not
+ * be asked) and within the rate limit it was not counted against before (429). False after
+ * answering. */
+static bool
+renewed_caller_ok(edge_req *r)
 {
 	int64_t retry_s;
 
-	if (!r->renew) {
-		stage_route(r);
-		return;
-	}
 	r->renew = false;
 	if (!r->authed && (r->route->flags & EDGE_R_AUTH)) {
 		if (r->renew_unavailable) {
 			cm_strlcpy(r->retry_after, "1", sizeof(r->retry_after));
 			edge_fail(r, CM__STATUS__UNAVAILABLE, "session service unavailable");
-			return;
+			return false;
 		}
 		edge_fail(r, CM__STATUS__UNAUTHENTICATED,
 		          r->legacy ? "Not authenticated" : "missing or invalid access token");
-		return;
+		return false;
 	}
 	if (!edge_limiter_take_route(r->e->limiter, r->route->name, r->client_addr,
 	                             r->authed ? r->claims.sub : NULL, &retry_s)) {
 		snprintf(r->retry_after, sizeof(r->retry_after), "%lld", (long long)retry_s);
 		edge_fail(r, CM__STATUS__RESOURCE_EXHAUSTED, "too many requests");
+		return false;
+	}
+	return true;
+}
+
+static void
+stage_authed(edge_req *r)
+{
+	if (!r->renew) {
+		stage_route(r);
 		return;
 	}
-	stage_route(r);
+	if (renewed_caller_ok(r))
+		stage_route(r);
+}
+
+/* An upload's session renewed at its headers (upload.h): the caller known, its body may come
+ * (streamed); the engine calls the handler once more for the headers when resumed. */
+static void
+head_renewed(edge_req *r)
+{
+	if (!renewed_caller_ok(r))
+		return;
+	r->body_streamed = true;
+	r->head_renewed = true;
+	edge_body_resume(r);
 }
 
 /* The body is in: run the request, with the connection suspended until edge_respond. */
@@ -962,6 +985,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			set_header(r->response, "Connection", "close");
 			return queue(r);
 		}
+		if (r->response == NULL && r->renew_at_head) {
+			/* The session first, then the body (streamed as the renewed caller's). */
+			r->suspended = true;
+			MHD_suspend_connection(r->conn);
+			edge_session_renew(r, head_renewed);
+		}
+		return MHD_YES;
+	}
+	if (r->head_renewed && n == 0) { /* the headers again, after the renewal at them */
+		r->head_renewed = false;
 		return MHD_YES;
 	}
 	(void)conn;

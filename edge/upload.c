@@ -30,6 +30,16 @@ edge_upload_streams(const edge_req *r)
 	           EDGE_MIGRATE_NONE;
 }
 
+bool
+edge_upload_renews_at_head(const edge_req *r)
+{
+	/* Before the renewal the user is unknown: only a route that takes no part in a migration
+	 * is decided (NONE whoever the caller turns out to be). */
+	return (r->route->flags & EDGE_R_UPLOAD) != 0 && r->renew &&
+	       edge_migrate_decide(r->e->migrate, r->route, NULL, r->client_addr) ==
+	           EDGE_MIGRATE_NONE;
+}
+
 static void
 piece_done(void *arg, cm_rpc_result *res)
 {

@@ -395,3 +395,37 @@ http_user_id(const char *auth, char *id, size_t n)
 	http_resp_free(&r);
 	return rc;
 }
+
+void
+http_multipart(cm_buf *body, const char *boundary, const char *field, const char *filename,
+               const cm_buf *pdf)
+{
+	cm_buf_init(body, 64u << 20);
+	if (cm_buf_printf(body,
+	                  "--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+	                  "Content-Type: application/pdf\r\n\r\n",
+	                  boundary, field, filename) != CM_OK ||
+	    cm_buf_append(body, pdf->data, pdf->len) != CM_OK ||
+	    cm_buf_printf(body, "\r\n--%s--\r\n", boundary) != CM_OK)
+		abort(); /* 64 MiB: the tests' bodies fit */
+}
+
+long long
+http_metric(const char *series)
+{
+	http_resp   r;
+	const char *p;
+	long long   v = 0;
+	size_t      n = strlen(series);
+
+	if (http_do("GET", "/metrics", NULL, NULL, 0, &r) != 0)
+		return -1;
+	for (p = r.body; p != NULL && (p = strstr(p, series)) != NULL; p += n) {
+		if ((p == r.body || p[-1] == '\n') && p[n] == ' ') {
+			v = strtoll(p + n + 1, NULL, 10);
+			break;
+		}
+	}
+	http_resp_free(&r);
+	return v;
+}

@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "cm/buf.h"
+
 typedef struct http_resp {
 	long    status;
 	char   *body; /* NUL-terminated */
@@ -67,6 +69,13 @@ long http_json(const char *auth, const char *method, const char *path, const cha
 int http_register(const char *tag, const char *password, char *email, size_t n);
 /* Registers and logs in a new user: "Authorization: Bearer <access token>" into bearer. 0 or -1. */
 int http_new_user(const char *tag, const char *password, char *bearer, size_t n);
+
+/* A multipart/form-data body with one file part: field, filename, the pdf's bytes, as a browser's
+ * FormData sends it (cm_buf_fini it). */
+void http_multipart(cm_buf *body, const char *boundary, const char *field, const char *filename,
+                    const cm_buf *pdf);
+/* The value of one series (a metric without labels) on the edge's /metrics; 0 when absent. */
+long long http_metric(const char *series);
 
 /* Upload spools of user `owner` (its id) on the stack's svc-pdf volume now
  * (CM_TEST_STATE/pdfs/spool/<owner>-<upload id>: bodies streamed in pieces, edge/upload.h); 0

@@ -18,6 +18,7 @@
 #include "cm/pg.h"
 #include "cm/util.h"
 #include "http_client.h"
+#include "../../svc-pdf/testpdf.h"
 
 #define JSON_CT "Content-Type: application/json"
 
@@ -319,6 +320,32 @@ test_key(void)
 	return k;
 }
 
+/* A session cookie ("session=<access>~<refresh>") as a browser has it once its access token
+ * has expired: the same user and session, the access token re-signed to have expired two
+ * minutes ago, the refresh token as it was. */
+static void
+expire_access(cm_jwt_key *k, const char *cookie, char *out, size_t n)
+{
+	const char   *tilde = strchr(cookie, '~');
+	cm_jwt_claims c;
+	char          access[4096], *tok = NULL;
+	size_t        alen;
+	int64_t       now = cm_now_ms() / 1000;
+
+	assert_non_null(tilde);
+	assert_true(strncmp(cookie, "session=", 8) == 0);
+	alen = (size_t)(tilde - cookie) - 8;
+	assert_true(alen < sizeof(access));
+	memcpy(access, cookie + 8, alen);
+	access[alen] = '\0';
+	assert_int_equal(cm_jwt_verify(k, access, now, 30, "access", &c, NULL), CM_OK);
+	c.iat = now - 1000;
+	c.exp = now - 120;
+	assert_int_equal(cm_jwt_sign(k, &c, &tok), CM_OK);
+	snprintf(out, n, "session=%s%s", tok, tilde);
+	free(tok);
+}
+
 typedef struct renew_arg {
 	const char *hdr;
 	long        status;
@@ -346,36 +373,20 @@ renew_thread(void *p)
 static void
 test_cookie_session_renewal(void **state)
 {
-	char          cookie[8300], stale[8600], hdr[8700], *tok = NULL, *tilde;
-	cm_jwt_key   *k = test_key();
-	cm_jwt_claims c = {0};
-	http_resp     r;
-	pthread_t     th[6];
-	renew_arg     args[6];
-	int64_t       now = cm_now_ms() / 1000;
+	char        cookie[8300], stale[8600], hdr[8700];
+	cm_jwt_key *k = test_key();
+	http_resp   r;
+	pthread_t   th[6];
+	renew_arg   args[6];
 
 	(void)state;
 	post_json("/api/auth/login", "{\"username\":\"vsbec\",\"password\":\"vsbec\"}", &r);
 	assert_int_equal(r.status, 200);
 	assert_non_null(http_session_cookie(&r, cookie, sizeof(cookie)));
 	http_resp_free(&r);
-	assert_non_null(tilde = strchr(cookie, '~'));
 
 	/* Same user and session, but the access token expired a minute ago. */
-	{
-		cm_jwt_claims cur;
-		char          access[4096];
-		size_t        alen = (size_t)(tilde - cookie) - 8;
-		memcpy(access, cookie + 8, alen);
-		access[alen] = '\0';
-		assert_int_equal(cm_jwt_verify(k, access, now, 30, "access", &cur, NULL), CM_OK);
-		c = cur;
-	}
-	c.iat = now - 1000;
-	c.exp = now - 120;
-	assert_int_equal(cm_jwt_sign(k, &c, &tok), CM_OK);
-	snprintf(stale, sizeof(stale), "session=%s%s", tok, tilde);
-	free(tok);
+	expire_access(k, cookie, stale, sizeof(stale));
 	snprintf(hdr, sizeof(hdr), "Cookie: %s", stale);
 
 	for (int i = 0; i < 6; i++) {
@@ -395,6 +406,68 @@ test_cookie_session_renewal(void **state)
 	get_with("/api/auth/verify", hdr, &r);
 	assert_int_equal(r.status, 200);
 	http_resp_free(&r);
+	cm_jwt_key_free(k);
+}
+
+/* A browser whose access token expired uploads: its cookie is renewed at the headers, before the
+ * body comes, so the body is streamed in pieces like any other (edge/upload.h): the pieces are
+ * counted, the file arrives whole, and the answer carries the renewed cookie. A cookie that does
+ * not renew gets its 401 before any piece leaves. */
+static void
+test_upload_renewed_at_head(void **state)
+{
+	char        mail[128], body_json[256], cookie[8300], stale[8600], hdr[8700], got[8300];
+	char        unique[37];
+	cm_jwt_key *k = test_key();
+	pdf_testpdf o = {.npages = 2, .padding = 2500000};
+	cm_buf      pdf, body;
+	http_resp   r;
+	long long   before;
+	const char *h[] = {
+	    hdr, "Content-Type: multipart/form-data; boundary=----WebKitFormBoundaryR", NULL};
+
+	(void)state;
+	assert_int_equal(http_register("renewup", "renew at the head", mail, sizeof(mail)), 0);
+	snprintf(body_json, sizeof(body_json),
+	         "{\"email\":\"%s\",\"password\":\"renew at the head\"}", mail);
+	post_json("/api/v1/auth/login", body_json, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(http_session_cookie(&r, cookie, sizeof(cookie)));
+	http_resp_free(&r);
+	expire_access(k, cookie, stale, sizeof(stale));
+	snprintf(hdr, sizeof(hdr), "Cookie: %s", stale);
+
+	cm_uuid_v4(unique);
+	o.title = unique;
+	cm_buf_init(&pdf, 8u << 20);
+	assert_int_equal(pdf_testpdf_build(&o, &pdf), CM_OK);
+	http_multipart(&body, "----WebKitFormBoundaryR", "file", "renewed.pdf", &pdf);
+	before = http_metric("edge_upload_pieces_total");
+	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(js(r.json, "message"), "PDF uploaded and processed");
+	assert_true(json_integer_value(json_object_get(json_object_get(r.json, "metadata"),
+	                                               "file_size")) == (json_int_t)pdf.len);
+	assert_non_null(http_session_cookie(&r, got, sizeof(got)));
+	assert_string_not_equal(got, stale);
+	http_resp_free(&r);
+	assert_int_equal(http_metric("edge_upload_pieces_total") - before,
+	                 (long long)(body.len / (1024 * 1024)));
+	/* A refresh token that does not renew: 401 before any of the body is taken. */
+	{
+		char *tilde = strchr(stale, '~');
+		assert_non_null(tilde);
+		snprintf(hdr, sizeof(hdr), "Cookie: %.*s~not-a-refresh-token", (int)(tilde - stale),
+		         stale);
+	}
+	before = http_metric("edge_upload_pieces_total");
+	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
+	assert_int_equal(r.status, 401);
+	assert_string_equal(js(r.json, "detail"), "Not authenticated");
+	http_resp_free(&r);
+	assert_int_equal(http_metric("edge_upload_pieces_total"), before);
+	cm_buf_fini(&body);
+	cm_buf_fini(&pdf);
 	cm_jwt_key_free(k);
 }
 
@@ -443,12 +516,9 @@ test_logout_ends_access_everywhere(void **state)
 static void
 stale_cookie(char *out, size_t n)
 {
-	char          cookie[8300], access[4096], *tok = NULL, *tilde;
-	cm_jwt_key   *k = test_key();
-	cm_jwt_claims c;
-	http_resp     r;
-	int64_t       now = cm_now_ms() / 1000;
-	size_t        alen;
+	char        cookie[8300];
+	cm_jwt_key *k = test_key();
+	http_resp   r;
 
 	snprintf(cookie, sizeof(cookie), "{\"email\":\"%s\",\"password\":\"correct horse\"}",
 	         email);
@@ -456,16 +526,7 @@ stale_cookie(char *out, size_t n)
 	assert_int_equal(r.status, 200);
 	assert_non_null(http_session_cookie(&r, cookie, sizeof(cookie)));
 	http_resp_free(&r);
-	assert_non_null(tilde = strchr(cookie, '~'));
-	alen = (size_t)(tilde - cookie) - 8;
-	memcpy(access, cookie + 8, alen);
-	access[alen] = '\0';
-	assert_int_equal(cm_jwt_verify(k, access, now, 30, "access", &c, NULL), CM_OK);
-	c.iat = now - 1000;
-	c.exp = now - 120;
-	assert_int_equal(cm_jwt_sign(k, &c, &tok), CM_OK);
-	snprintf(out, n, "session=%s%s", tok, tilde);
-	free(tok);
+	expire_access(k, cookie, out, n);
 	cm_jwt_key_free(k);
 }
 
@@ -598,6 +659,7 @@ main(void)
 	    cmocka_unit_test(test_password_hash_is_argon2id),
 	    cmocka_unit_test(test_account_throttling),
 	    cmocka_unit_test(test_cookie_session_renewal),
+	    cmocka_unit_test(test_upload_renewed_at_head),
 	    cmocka_unit_test(test_forged_tokens),
 	    cmocka_unit_test(test_logout_ends_access_everywhere),
 	    cmocka_unit_test(test_cookie_replay_by_other_client),

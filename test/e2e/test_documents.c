@@ -130,21 +130,6 @@ upload_raw(const char *auth, const cm_buf *pdf, const char *name, http_resp *r)
 }
 
 static void
-multipart(cm_buf *body, const char *boundary, const char *field, const char *filename,
-          const cm_buf *pdf)
-{
-	cm_buf_init(body, 64u << 20);
-	assert_int_equal(
-	    cm_buf_printf(body,
-	                  "--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
-	                  "Content-Type: application/pdf\r\n\r\n",
-	                  boundary, field, filename),
-	    CM_OK);
-	assert_int_equal(cm_buf_append(body, pdf->data, pdf->len), CM_OK);
-	assert_int_equal(cm_buf_printf(body, "\r\n--%s--\r\n", boundary), CM_OK);
-}
-
-static void
 test_v1_upload_pages_dedupe(void **state)
 {
 	cm_buf      pdf;
@@ -224,7 +209,8 @@ test_legacy_flow(void **state)
 	(void)state;
 	cm_uuid_v4(uniq);
 	make_pdf(&pdf, 3, "Legacy Upload", uniq);
-	multipart(&body, "----WebKitFormBoundaryX7", "file", "C:\\Users\\me\\..\\notes.pdf", &pdf);
+	http_multipart(&body, "----WebKitFormBoundaryX7", "file", "C:\\Users\\me\\..\\notes.pdf",
+	               &pdf);
 	snprintf(ct, sizeof(ct),
 	         "Content-Type: multipart/form-data; boundary=----WebKitFormBoundaryX7");
 	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
@@ -282,14 +268,14 @@ test_legacy_flow(void **state)
 	cm_buf_fini(&body);
 
 	/* Not a PDF by name; missing field; doubled boundary parameter. */
-	multipart(&body, "b0undary", "file", "notes.txt", &pdf);
+	http_multipart(&body, "b0undary", "file", "notes.txt", &pdf);
 	snprintf(ct, sizeof(ct), "Content-Type: multipart/form-data; boundary=b0undary");
 	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
 	assert_int_equal(r.status, 400);
 	assert_string_equal(js(r.json, "detail"), "Only PDF files are allowed");
 	http_resp_free(&r);
 	cm_buf_fini(&body);
-	multipart(&body, "b0undary", "document", "notes.pdf", &pdf);
+	http_multipart(&body, "b0undary", "document", "notes.pdf", &pdf);
 	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
 	assert_int_equal(r.status, 422);
 	http_resp_free(&r);
@@ -377,22 +363,6 @@ test_bad_uploads(void **state)
 
 #define PIECE (1024 * 1024)
 
-/* The edge's count of pieces sent to svc-pdf, from its /metrics. */
-static long long
-pieces_sent(void)
-{
-	http_resp   r;
-	const char *p;
-	long long   v = 0;
-
-	assert_int_equal(http_do("GET", "/metrics", NULL, NULL, 0, &r), 0);
-	assert_int_equal(r.status, 200);
-	if ((p = strstr(r.body, "\nedge_upload_pieces_total ")) != NULL)
-		v = strtoll(p + strlen("\nedge_upload_pieces_total "), NULL, 10);
-	http_resp_free(&r);
-	return v;
-}
-
 /* A PDF of about `size` bytes: three pages of text and comment lines that all differ. */
 static void
 big_pdf(cm_buf *b, size_t size, const char *title)
@@ -447,17 +417,18 @@ test_streamed_uploads(void **state)
 	(void)state;
 	big_pdf(&pdf, 3500000, "Streamed Multipart");
 	sha256_hex(&pdf, sha);
-	multipart(&body, "----WebKitFormBoundaryS1", "file", "big.pdf", &pdf);
+	http_multipart(&body, "----WebKitFormBoundaryS1", "file", "big.pdf", &pdf);
 	snprintf(ct, sizeof(ct),
 	         "Content-Type: multipart/form-data; boundary=----WebKitFormBoundaryS1");
-	before = pieces_sent();
+	before = http_metric("edge_upload_pieces_total");
 	assert_int_equal(http_do("POST", "/api/v1/documents", hm, body.data, body.len, &r), 0);
 	assert_int_equal(r.status, 201);
 	assert_string_equal(js(r.json, "sha256"), sha);
 	assert_true(json_integer_value(json_object_get(r.json, "size_bytes")) ==
 	            (json_int_t)pdf.len);
 	assert_int_equal(json_integer_value(json_object_get(r.json, "pages")), 3);
-	assert_int_equal(pieces_sent() - before, (long long)(body.len / PIECE));
+	assert_int_equal(http_metric("edge_upload_pieces_total") - before,
+	                 (long long)(body.len / PIECE));
 	snprintf(path, sizeof(path), "/api/v1/documents/%s/pages/3", js(r.json, "id"));
 	http_resp_free(&r);
 	{
@@ -472,7 +443,7 @@ test_streamed_uploads(void **state)
 
 	/* The legacy route with the session cookie, as the old frontend sends it. */
 	big_pdf(&pdf, 2500000, "Streamed Legacy");
-	multipart(&body, "----WebKitFormBoundaryS2", "file", "legacy-big.pdf", &pdf);
+	http_multipart(&body, "----WebKitFormBoundaryS2", "file", "legacy-big.pdf", &pdf);
 	snprintf(ct, sizeof(ct),
 	         "Content-Type: multipart/form-data; boundary=----WebKitFormBoundaryS2");
 	assert_int_equal(http_do("POST", "/api/pdf/upload", hl, body.data, body.len, &r), 0);
@@ -489,13 +460,13 @@ test_streamed_uploads(void **state)
 	big_pdf(&pdf, 2 * PIECE, "Streamed Raw");
 	pdf.len = 2 * PIECE; /* cut short of its xref: mupdf rebuilds it from the objects */
 	sha256_hex(&pdf, sha);
-	before = pieces_sent();
+	before = http_metric("edge_upload_pieces_total");
 	assert_int_equal(
 	    http_do("POST", "/api/v1/documents?filename=raw.pdf", hp, pdf.data, pdf.len, &r), 0);
 	assert_int_equal(r.status, 201);
 	assert_string_equal(js(r.json, "sha256"), sha);
 	assert_string_equal(js(r.json, "filename"), "raw.pdf");
-	assert_int_equal(pieces_sent() - before, 2);
+	assert_int_equal(http_metric("edge_upload_pieces_total") - before, 2);
 	http_resp_free(&r);
 	cm_buf_fini(&pdf);
 	assert_true(spools_gone_within(5000));
@@ -515,14 +486,14 @@ test_streamed_bad_bodies(void **state)
 
 	(void)state;
 	big_pdf(&pdf, 1500000, "No Field");
-	multipart(&body, "b0undary", "document", "notes.pdf", &pdf);
+	http_multipart(&body, "b0undary", "document", "notes.pdf", &pdf);
 	snprintf(ct, sizeof(ct), "Content-Type: multipart/form-data; boundary=b0undary");
 	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
 	assert_int_equal(r.status, 422);
 	assert_string_equal(js(r.json, "detail"), "field 'file' is required");
 	http_resp_free(&r);
 	cm_buf_fini(&body);
-	multipart(&body, "b0undary", "file", "notes.txt", &pdf);
+	http_multipart(&body, "b0undary", "file", "notes.txt", &pdf);
 	assert_int_equal(http_do("POST", "/api/pdf/upload", h, body.data, body.len, &r), 0);
 	assert_int_equal(r.status, 400);
 	assert_string_equal(js(r.json, "detail"), "Only PDF files are allowed");
@@ -540,12 +511,12 @@ test_streamed_bad_bodies(void **state)
 	assert_int_equal(r.status, 415);
 	assert_string_equal(js(json_object_get(r.json, "error"), "message"), "not a PDF");
 	http_resp_free(&r);
-	before = pieces_sent();
+	before = http_metric("edge_upload_pieces_total");
 	snprintf(ct, sizeof(ct), "Content-Type: text/plain");
 	assert_int_equal(http_do("POST", "/api/v1/documents", hv, pdf.data, pdf.len, &r), 0);
 	assert_int_equal(r.status, 415);
 	http_resp_free(&r);
-	assert_int_equal(pieces_sent(), before);
+	assert_int_equal(http_metric("edge_upload_pieces_total"), before);
 	cm_buf_fini(&pdf);
 	assert_true(spools_gone_within(5000));
 }
