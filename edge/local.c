@@ -70,6 +70,9 @@ edge_local_handle(edge_req *r)
 		cm_gauge_set(cm_metrics_gauge(r->e->metrics, "http_inflight_requests",
 		                              "HTTP requests being handled", ""),
 		             atomic_load(&r->e->inflight));
+		cm_gauge_set(cm_metrics_gauge(r->e->metrics, "request_body_bytes",
+		                              "Request-body bytes held now (EDGE_BODY_BUDGET)", ""),
+		             (int64_t)atomic_load(&r->e->body_bytes));
 		if (cm_metrics_render(r->e->metrics, &r->out) != CM_OK)
 			cm_buf_reset(&r->out);
 		edge_respond(r);

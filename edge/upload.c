@@ -93,7 +93,7 @@ edge_upload_send_piece(edge_req *r)
 	rq.data.len = EDGE_UPLOAD_PIECE; /* exactly: the number of pieces is the body's business */
 	n = pdf__upload_part__get_packed_size(&rq);
 	if ((buf = malloc(n)) == NULL) {
-		edge_fail(r, CM__STATUS__INTERNAL, "out of memory");
+		fail_unsent(r, CM__STATUS__INTERNAL, "out of memory");
 		return;
 	}
 	pdf__upload_part__pack(&rq, buf);

@@ -58,15 +58,15 @@ on_header(char *p, size_t size, size_t n, void *arg)
 /* Sets up one request on c (a fresh or reset handle) and performs it; mime, when not NULL, is
  * the body. */
 static int
-perform(CURL *c, const char *method, const char *path, const char *const *headers, const char *body,
-        size_t len, curl_mime *mime, http_resp *out)
+perform(CURL *c, const char *base, const char *method, const char *path, const char *const *headers,
+        const char *body, size_t len, curl_mime *mime, http_resp *out)
 {
 	struct curl_slist *h = NULL;
 	char               url[1024];
 	CURLcode           rc;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(url, sizeof(url), "%s%s", http_base(), path);
+	snprintf(url, sizeof(url), "%s%s", base, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -108,7 +108,7 @@ http_do(const char *method, const char *path, const char *const *headers, const 
 	memset(out, 0, sizeof(*out));
 	if (c == NULL)
 		return -1;
-	rc = perform(c, method, path, headers, body, len, NULL, out);
+	rc = perform(c, http_base(), method, path, headers, body, len, NULL, out);
 	curl_easy_cleanup(c);
 	return rc;
 }
@@ -145,7 +145,7 @@ session_perform(http_session *s, const char *method, const char *path, const cha
 	 * request's method and body; perform() sets this one's. */
 	curl_easy_setopt(s->c, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(s->c, CURLOPT_MIMEPOST, NULL);
-	rc = perform(s->c, method, path, headers, body, len, mime, out);
+	rc = perform(s->c, http_base(), method, path, headers, body, len, mime, out);
 	if (curl_easy_getinfo(s->c, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK)
 		s->connects += n;
 	return rc;
@@ -411,14 +411,20 @@ http_multipart(cm_buf *body, const char *boundary, const char *field, const char
 }
 
 long long
-http_metric(const char *series)
+http_metric_at(const char *base, const char *series)
 {
 	http_resp   r;
 	const char *p;
 	long long   v = 0;
 	size_t      n = strlen(series);
+	CURL       *c = curl_easy_init();
+	int         rc;
 
-	if (http_do("GET", "/metrics", NULL, NULL, 0, &r) != 0)
+	if (c == NULL)
+		return -1;
+	rc = perform(c, base, "GET", "/metrics", NULL, NULL, 0, NULL, &r);
+	curl_easy_cleanup(c);
+	if (rc != 0)
 		return -1;
 	for (p = r.body; p != NULL && (p = strstr(p, series)) != NULL; p += n) {
 		if ((p == r.body || p[-1] == '\n') && p[n] == ' ') {
@@ -428,4 +434,10 @@ http_metric(const char *series)
 	}
 	http_resp_free(&r);
 	return v;
+}
+
+long long
+http_metric(const char *series)
+{
+	return http_metric_at(http_base(), series);
 }

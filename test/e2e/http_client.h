@@ -74,8 +74,10 @@ int http_new_user(const char *tag, const char *password, char *bearer, size_t n)
  * FormData sends it (cm_buf_fini it). */
 void http_multipart(cm_buf *body, const char *boundary, const char *field, const char *filename,
                     const cm_buf *pdf);
-/* The value of one series (a metric without labels) on the edge's /metrics; 0 when absent. */
+/* The value of one series (a metric without labels) on the edge's /metrics; 0 when absent, -1
+ * without an answer. http_metric_at asks the edge at base ("http://127.0.0.1:28081"). */
 long long http_metric(const char *series);
+long long http_metric_at(const char *base, const char *series);
 
 /* Upload spools of user `owner` (its id) on the stack's svc-pdf volume now
  * (CM_TEST_STATE/pdfs/spool/<owner>-<upload id>: bodies streamed in pieces, edge/upload.h); 0

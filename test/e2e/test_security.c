@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -477,9 +478,18 @@ test_body_budget(void **state)
 	status = raw_response(fd, resp, sizeof(resp), 20000);
 	raw_close(fd);
 	assert_int_equal(status, 201);
+	/* Its budget is given back as the edge finishes the request, a moment after the answer. */
+	for (int64_t until = cm_mono_ms() + 5000;
+	     http_metric_at(strict, "edge_request_body_bytes") != 0; usleep(10000))
+		assert_true(cm_mono_ms() < until);
 
 	held[0] = upload_open(bearer, "198.51.100.61", 8000000, pdf.data, 1200000);
 	held[1] = upload_open(bearer, "198.51.100.62", 8000000, pdf.data, 1200000);
+	/* Both admitted (the edge's loops take connections in either order): a piece each. */
+	for (int64_t until = cm_mono_ms() + 5000;
+	     http_metric_at(strict, "edge_request_body_bytes") < 2 * (1024 * 1024 + 65536);
+	     usleep(10000))
+		assert_true(cm_mono_ms() < until);
 	fd = upload_open(bearer, "198.51.100.63", 2000000, NULL, 0);
 	assert_int_equal(raw_response(fd, resp, sizeof(resp), 5000), 503);
 	assert_non_null(strstr(resp, "Retry-After: 1"));
