@@ -72,7 +72,10 @@ bench_base_start "$state" "$run" "$BUILD_DIR"
 psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres \
   -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "ALTER SYSTEM SET log_parameter_max_length = 0" \
   -c "SELECT pg_reload_conf()" >/dev/null
+# The held uploads below are one user's: PDF_USER_MAX_SPOOLS lets all of them arrive at once (the
+# default, 4, would refuse the others, which is the quota's job, not what is measured here).
 proc_start svc-pdf "$run" "$state/svc-pdf.log" env LOG_LEVEL=info PDF_DATA_DIR="$state/pdfs" \
+  PDF_USER_MAX_SPOOLS="${HELD:-10}" \
   PDF_RPC_URL="tcp://127.0.0.1:$PDF_PORT" PDF_ADMIN_ADDR="127.0.0.1:$PDF_ADMIN" \
   "$BUILD_DIR/svc-pdf/svc-pdf"
 for url in "http://127.0.0.1:$PDF_ADMIN/readyz"; do
