@@ -815,8 +815,9 @@ stage_head(edge_req *r, const char *method)
 	r->body_max = (r->route->flags & EDGE_R_UPLOAD) ? (size_t)e->cfg.upload_max
 	                                                : (size_t)e->cfg.json_body_max;
 	/* An upload's Content-Type is judged before its body comes (a streamed one leaves in
-	 * pieces at once). */
-	if ((r->route->flags & EDGE_R_UPLOAD) != 0 && !edge_upload_type_ok(r))
+	 * pieces at once); one without a body is the route's to refuse ("field 'file' is
+	 * required"), whatever its type, as before. */
+	if ((r->route->flags & EDGE_R_UPLOAD) != 0 && r->has_body && !edge_upload_type_ok(r))
 		return;
 	r->body_streamed = edge_upload_streams(r);
 	r->renew_at_head = edge_upload_renews_at_head(r);

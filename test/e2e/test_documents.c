@@ -290,8 +290,13 @@ test_legacy_flow(void **state)
 	http_resp_free(&r);
 	cm_buf_fini(&body);
 
-	/* Not a PDF by name; missing field; doubled boundary parameter. */
+	/* Not a PDF by name; missing field; no body at all (the old backend's 422 too); doubled
+	 * boundary parameter. */
 	legacy_refusals(&pdf);
+	assert_int_equal(http_do("POST", "/api/pdf/upload", hc, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 422);
+	assert_string_equal(js(r.json, "detail"), "field 'file' is required");
+	http_resp_free(&r);
 	http_multipart(&body, "b0undary", "document", "notes.pdf", &pdf);
 	snprintf(ct, sizeof(ct),
 	         "Content-Type: multipart/form-data; boundary=a; boundary=b0undary");
