@@ -237,6 +237,16 @@ quiet_probe(const edge_req *r, uint16_t status)
 	        strcmp(r->path, "/metrics") == 0);
 }
 
+/* Gives r's suspended connection back to its loop (any thread); r may be gone on return. */
+static void
+resume(edge_req *r)
+{
+	edge_loop *l = r->loop;
+
+	MHD_resume_connection(r->conn);
+	edge_loop_daemon_due(l);
+}
+
 /* The response is built: measured, logged, and handed to the engine with the connection. */
 static void
 respond_built(edge_req *r, uint16_t status, size_t bytes)
@@ -247,22 +257,17 @@ respond_built(edge_req *r, uint16_t status, size_t bytes)
 	if (!quiet_probe(r, status))
 		access_log(r, status, bytes, secs);
 	/* From here r belongs to the engine: a suspended connection goes back to its loop, whose
-	 * next call of on_request queues the response (or closes, without one). */
-	if (r->suspended) {
-		edge_loop *l = r->loop; /* r may be gone once resumed */
-		MHD_resume_connection(r->conn);
-		edge_loop_daemon_due(l);
-	}
+	 * next call of on_request queues the response (or closes, without one: r->suspended stays
+	 * set to tell it). */
+	if (r->suspended)
+		resume(r);
 }
 
 void
 edge_body_resume(edge_req *r)
 {
-	edge_loop *l = r->loop; /* r may be gone once resumed */
-
 	r->suspended = false;
-	MHD_resume_connection(r->conn);
-	edge_loop_daemon_due(l);
+	resume(r);
 }
 
 void

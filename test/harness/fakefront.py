@@ -14,7 +14,8 @@ way Next.js does toward a proxy:
   /_redirect_ext    302 to https://example.com/away
   /_big?n=BYTES     a body of n bytes
   /_hangup          closes the connection without answering
-  /_cut             promises 1,000 bytes (Content-Length), sends 10, closes: an app dying mid-body
+  /_cut?len=&sent=  promises len bytes (Content-Length, 1,000), sends sent (10), closes: an app
+                    dying mid-body (len=1000000&sent=200000: mid-way through a streamed one)
   /_chunked         a body in chunks (Transfer-Encoding: chunked, an extension, a trailer), as
                     Next.js streams a page
   /_drop_after      answers (kept alive, as far as the client can tell), then closes the connection
@@ -26,8 +27,6 @@ way Next.js does toward a proxy:
                     test can see the first part reach the client while the app still holds the rest
   /_release?id=ID   lets that answer finish (204)
   /_stall?id=ID     answers nothing until /_release?id=ID came (or 30 s passed): an app too slow
-  /_cut_big         promises 1,000,000 bytes, sends 200,000, closes: dying mid-way through a body
-                    large enough to be streamed
 HTTP/1.1 with keep-alive, one thread per connection.
 """
 import argparse
@@ -116,11 +115,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         if url.path == "/_cut":
+            # Announces len bytes (default 1000), sends sent (default 10), then hangs up.
+            q = urllib.parse.parse_qs(url.query)
+            announced = int(q.get("len", ["1000"])[0])
+            sent = int(q.get("sent", ["10"])[0])
             self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", "1000")
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(announced))
             self.end_headers()
-            self.wfile.write(b"x" * 10)
+            self.wfile.write(b"x" * sent)
             self.wfile.flush()
             self.close_connection = True
             return None
@@ -166,15 +169,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             _gate(urllib.parse.parse_qs(url.query)["id"][0]).set()
             self.send_response(204)
             self.end_headers()
-            return None
-        if url.path == "/_cut_big":
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", "1000000")
-            self.end_headers()
-            self.wfile.write(b"x" * 200000)
-            self.wfile.flush()
-            self.close_connection = True
             return None
         if url.path == "/_empty":
             self.send_response(204)
